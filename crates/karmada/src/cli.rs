@@ -1,0 +1,38 @@
+//! Command-line surface of the `karmada` binary.
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::bench;
+
+#[derive(Parser, Debug)]
+#[command(name = "karmada", version, about = "karmada-rs: a multi-cluster Kubernetes control plane")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Measure a component and print a table of numbers.
+    Bench {
+        #[command(subcommand)]
+        target: bench::Target,
+    },
+}
+
+pub fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Bench { target } => bench::run(target).await,
+        }
+    })
+}

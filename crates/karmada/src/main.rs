@@ -1,0 +1,8 @@
+//! The `karmada` binary: parses the command line and hands over to the component it names.
+
+mod bench;
+mod cli;
+
+fn main() -> anyhow::Result<()> {
+    cli::main()
+}
