@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::bench;
+use crate::{apiserver_cmd, bench};
 
 #[derive(Parser, Debug)]
 #[command(name = "karmada", version, about = "karmada-rs: a multi-cluster Kubernetes control plane")]
@@ -14,6 +14,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Serve the control plane's Kubernetes-compatible API.
+    Apiserver(apiserver_cmd::Args),
     /// Measure a component and print a table of numbers.
     Bench {
         #[command(subcommand)]
@@ -33,6 +35,30 @@ pub fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Command::Bench { target } => bench::run(target).await,
+            Command::Apiserver(args) => apiserver_cmd::run(args).await,
         }
     })
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

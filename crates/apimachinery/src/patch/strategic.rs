@@ -77,6 +77,22 @@ fn lookup(ty: &str, field: &str) -> (&'static str, &'static str) {
         .map_or(("", ""), |(_, _, child, key)| (*child, *key))
 }
 
+/// The merge key of the list at `path` (field names from the root of a `kind` object), if the
+/// list merges by key (`$set` for sets of primitives).
+pub fn merge_key_at(kind: &str, path: &[&str]) -> Option<&'static str> {
+    let (last, parents) = path.split_last()?;
+    let mut ty = kind;
+    for field in parents {
+        let (child, _) = lookup(ty, field);
+        if child.is_empty() {
+            return None;
+        }
+        ty = child;
+    }
+    let (_, key) = lookup(ty, last);
+    (!key.is_empty()).then_some(key)
+}
+
 /// Applies a strategic merge patch to an object of built-in `kind`.
 pub fn apply(target: &mut Value, patch: &Value, kind: &str) -> Result<(), PatchError> {
     let Value::Object(patch) = patch else {

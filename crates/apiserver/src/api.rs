@@ -1,0 +1,1256 @@
+//! Request handling: from a decoded request to a response, per verb. The store is reached only
+//! through [`Api::guaranteed_update`], `create`, `list` and `watch`.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use apimachinery::managed;
+use apimachinery::object::{self, meta_str};
+use apimachinery::patch::{self, PatchError};
+use apimachinery::selector::{FieldSelector, LabelSelector};
+use apimachinery::{ApiError, Cause};
+use base64::Engine as _;
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, Method, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use serde_json::{Value, json};
+use store::{ListOptions, Revision, Store, StoreError};
+
+use crate::codec;
+use crate::crd;
+use crate::discovery;
+use crate::metrics::Metrics;
+use crate::registry::{Registry, ResourceDef};
+use crate::request::{self, BodyType, Query, Route, Target, Wanted};
+use crate::strategy::{self, Part};
+use crate::table::{IncludeObject, TableBuilder};
+
+pub type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// The largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// An authenticated caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub groups: Vec<String>,
+}
+
+/// What a write does, for admission plugins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    Create,
+    Update,
+    Delete,
+}
+
+pub struct AdmissionRequest<'a> {
+    pub operation: Operation,
+    pub def: &'a ResourceDef,
+    pub old: Option<&'a Value>,
+    pub subresource: Option<&'a str>,
+    pub user: &'a User,
+}
+
+/// Mutating and validating admission, run inside the API server (what upstream does in
+/// webhooks). `object` is the object to be stored (for deletes: the stored object).
+pub trait Admission: Send + Sync {
+    fn admit(&self, request: &AdmissionRequest<'_>, object: &mut Value) -> Result<(), ApiError>;
+}
+
+/// Decides whether `user` may perform a request. The default allows every authenticated user.
+pub trait Authorizer: Send + Sync {
+    fn authorize(&self, user: &User, verb: &str, target: Option<&Target>, path: &str) -> Result<(), ApiError>;
+}
+
+pub struct AllowAll;
+
+impl Authorizer for AllowAll {
+    fn authorize(&self, _: &User, _: &str, _: Option<&Target>, _: &str) -> Result<(), ApiError> {
+        Ok(())
+    }
+}
+
+/// Shared state of a running API server.
+pub struct Api {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) admission: Vec<Arc<dyn Admission>>,
+    pub(crate) authorizer: Arc<dyn Authorizer>,
+    pub(crate) git_version: String,
+    pub(crate) server_address: String,
+    pub(crate) metrics: Metrics,
+    pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The longest a watch without `timeoutSeconds` stays open.
+    pub(crate) default_watch_timeout: Duration,
+    pub(crate) bookmark_interval: Duration,
+}
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
+
+pub fn respond(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut response = Response::new(full(body));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Ok(v) = content_type.parse() {
+        response.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    response
+}
+
+pub fn json_response(status: u16, value: &Value) -> Response<Body> {
+    respond(status, "application/json", serde_json::to_vec(value).unwrap_or_default())
+}
+
+pub fn error_response(error: &ApiError) -> Response<Body> {
+    let mut response = json_response(error.code, &error.to_status());
+    if let Some(seconds) = error.retry_after
+        && let Ok(v) = seconds.to_string().parse()
+    {
+        response.headers_mut().insert(http::header::RETRY_AFTER, v);
+    }
+    response
+}
+
+pub fn now_seconds() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+pub fn now_rfc3339() -> String {
+    apimachinery::time::format_rfc3339(now_seconds())
+}
+
+pub fn store_error(def: &ResourceDef, name: &str, error: StoreError) -> ApiError {
+    match error {
+        StoreError::NotFound { .. } => ApiError::not_found(&def.plural, &def.group, name),
+        StoreError::AlreadyExists { .. } => ApiError::already_exists(&def.plural, &def.group, name),
+        StoreError::Conflict { .. } => ApiError::conflict(&def.plural, &def.group, name),
+        StoreError::Compacted { requested, compacted } => {
+            ApiError::expired(format!("too old resource version: {requested} ({compacted})"))
+        }
+        StoreError::FutureRevision { requested, current } => {
+            ApiError::timeout(format!("Too large resource version: {requested}, current: {current}"))
+        }
+        StoreError::TooLarge { .. } => ApiError::too_large("etcdserver: request is too large"),
+        StoreError::Unavailable { message, .. } => ApiError::service_unavailable(format!("storage unavailable: {message}")),
+        StoreError::Corrupt { message } => ApiError::internal(format!("storage is corrupt: {message}")),
+    }
+}
+
+/// The outcome of a write.
+pub enum Decision {
+    Create(Value),
+    Update(Value),
+    Delete,
+    Unchanged,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Written {
+    Created,
+    Updated,
+    Deleted,
+    Unchanged,
+}
+
+/// Label and field selectors of a list or watch.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub labels: Option<LabelSelector>,
+    pub fields: Option<FieldSelector>,
+}
+
+impl Filter {
+    pub fn parse(def: &ResourceDef, query: &Query) -> Result<Filter, ApiError> {
+        let labels = match query.get("labelSelector") {
+            Some(s) => {
+                let parsed = LabelSelector::parse(s)
+                    .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
+                (!parsed.is_empty()).then_some(parsed)
+            }
+            None => None,
+        };
+        let fields = match query.get("fieldSelector") {
+            Some(s) => {
+                let parsed = FieldSelector::parse(s).map_err(ApiError::bad_request)?;
+                for r in &parsed.requirements {
+                    if !strategy::supported_field(def, &r.field) {
+                        return Err(ApiError::bad_request(format!(
+                            "field label not supported: {}",
+                            r.field
+                        )));
+                    }
+                }
+                (!parsed.is_empty()).then_some(parsed)
+            }
+            None => None,
+        };
+        Ok(Filter { labels, fields })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_none() && self.fields.is_none()
+    }
+
+    pub fn matches(&self, def: &ResourceDef, object: &Value) -> bool {
+        if let Some(labels) = &self.labels
+            && !labels.matches(&apimachinery::selector::labels_of(object))
+        {
+            return false;
+        }
+        if let Some(fields) = &self.fields
+            && !fields.matches(&|f| strategy::field_value(def, object, f))
+        {
+            return false;
+        }
+        true
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ContinueToken {
+    rv: u64,
+    start: String,
+}
+
+pub fn encode_continue(rv: u64, key: &[u8]) -> String {
+    let token = ContinueToken { rv, start: String::from_utf8_lossy(key).into_owned() };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&token).unwrap_or_default())
+}
+
+fn decode_continue(token: &str) -> Result<ContinueToken, ApiError> {
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.trim_end_matches('='))
+        .map_err(|_| ApiError::bad_request("continue key is not valid: illegal base64 data"))?;
+    serde_json::from_slice(&raw).map_err(|_| ApiError::bad_request("continue key is not valid"))
+}
+
+fn dry_run(query: &Query) -> Result<bool, ApiError> {
+    match query.get("dryRun") {
+        None => Ok(false),
+        Some("All") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "Invalid dry run value {other:?}: supported values: \"All\""
+        ))),
+    }
+}
+
+fn field_manager(query: &Query, headers: &HeaderMap) -> String {
+    if let Some(m) = query.get("fieldManager") {
+        return m.to_owned();
+    }
+    headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ua| ua.split('/').next())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("unknown")
+        .to_owned()
+}
+
+fn random_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    uuid::Uuid::new_v4().as_bytes()[..5].iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
+}
+
+/// Parses a write body (JSON or YAML), refusing other media types with a clear message.
+fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+    match request::body_type(headers) {
+        BodyType::Json => request::parse_document(body, false),
+        BodyType::Yaml => request::parse_document(body, true),
+        BodyType::Protobuf => Err(ApiError::unsupported_media_type(
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (karmada-rs does not decode Kubernetes protobuf: use `kubectl create -f FILE` or pass --output=json)",
+        )),
+        _ => Err(ApiError::unsupported_media_type(
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
+        )),
+    }
+}
+
+fn strict(query: &Query) -> bool {
+    query.get("fieldValidation") == Some("Strict")
+}
+
+impl Api {
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Handles one request from an authenticated (or anonymous) caller.
+    pub async fn handle(self: &Arc<Self>, req: http::Request<hyper::body::Incoming>, user: Option<User>) -> Response<Body> {
+        let started = Instant::now();
+        let (parts, body) = req.into_parts();
+        let path = parts.uri.path().to_owned();
+        let query = Query::parse(parts.uri.query());
+        let route = request::route(&path);
+        let (verb, resource) = describe(&parts.method, &route, &query);
+        let public = matches!(route, Some(Route::Version | Route::Health(_)));
+        let response = match (&user, public) {
+            (None, false) => error_response(&ApiError::unauthorized()),
+            _ => {
+                let user = user.unwrap_or_else(|| User { name: "system:anonymous".into(), groups: vec!["system:unauthenticated".into()] });
+                let target = match &route {
+                    Some(Route::Resource(t)) => Some(t),
+                    _ => None,
+                };
+                match self.authorizer.authorize(&user, &verb, target, &path) {
+                    Err(e) => error_response(&e),
+                    Ok(()) => {
+                        let body_bytes = if matches!(parts.method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE) {
+                            match http_body_util::Limited::new(body, MAX_BODY_BYTES).collect().await {
+                                Ok(collected) => Ok(collected.to_bytes()),
+                                Err(e) => {
+                                    if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                                        Err(ApiError::too_large(format!("the request body is larger than {MAX_BODY_BYTES} bytes")))
+                                    } else {
+                                        Err(ApiError::bad_request(format!("reading the request body: {e}")))
+                                    }
+                                }
+                            }
+                        } else {
+                            Ok(Bytes::new())
+                        };
+                        match body_bytes {
+                            Err(e) => error_response(&e),
+                            Ok(bytes) => match self.dispatch(&parts, route, &query, bytes, &user).await {
+                                Ok(r) => r,
+                                Err(e) => error_response(&e),
+                            },
+                        }
+                    }
+                }
+            }
+        };
+        if verb != "watch" {
+            self.metrics.observe(&verb, &resource, response.status().as_u16(), started.elapsed());
+        } else {
+            self.metrics.observe(&verb, &resource, response.status().as_u16(), Duration::ZERO);
+        }
+        response
+    }
+
+    async fn dispatch(
+        self: &Arc<Self>,
+        parts: &http::request::Parts,
+        route: Option<Route>,
+        query: &Query,
+        body: Bytes,
+        user: &User,
+    ) -> Result<Response<Body>, ApiError> {
+        let Some(route) = route else { return Err(ApiError::path_not_found()) };
+        let get_only = |m: &Method| if *m == Method::GET || *m == Method::HEAD { Ok(()) } else { Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource")) };
+        match route {
+            Route::Version => {
+                get_only(&parts.method)?;
+                Ok(json_response(200, &discovery::version(&self.git_version)))
+            }
+            Route::Health(_) => Ok(respond(200, "text/plain; charset=utf-8", "ok")),
+            Route::Metrics => Ok(respond(200, "text/plain; version=0.0.4", self.metrics.render())),
+            Route::OpenApiV2 => {
+                // An empty protobuf Document: kubectl accepts it and falls back to its compiled-in
+                // types; see KUBE-API-COMPAT.md §0.3.
+                Ok(respond(200, "application/com.github.proto-openapi.spec.v2.v1.0+protobuf", Bytes::new()))
+            }
+            Route::OpenApiV3Index => Ok(json_response(200, &discovery::openapi_v3_index(&self.registry))),
+            Route::OpenApiV3(gv) => match discovery::openapi_v3_doc(&self.registry, &gv) {
+                Some(doc) => Ok(json_response(200, &doc)),
+                None => Err(ApiError::path_not_found()),
+            },
+            Route::CoreGroup => {
+                get_only(&parts.method)?;
+                match request::aggregated_discovery(&parts.headers) {
+                    Some(v) => Ok(respond(200, &discovery::aggregated_content_type(v), serde_json::to_vec(&discovery::aggregated(&self.registry, true, v)).unwrap_or_default())),
+                    None => Ok(json_response(200, &discovery::core_versions(&self.server_address))),
+                }
+            }
+            Route::Groups => {
+                get_only(&parts.method)?;
+                match request::aggregated_discovery(&parts.headers) {
+                    Some(v) => Ok(respond(200, &discovery::aggregated_content_type(v), serde_json::to_vec(&discovery::aggregated(&self.registry, false, v)).unwrap_or_default())),
+                    None => Ok(json_response(200, &discovery::groups(&self.registry))),
+                }
+            }
+            Route::Group(name) => {
+                get_only(&parts.method)?;
+                discovery::group(&self.registry, &name).map(|g| json_response(200, &g)).ok_or_else(ApiError::path_not_found)
+            }
+            Route::ResourceList { group, version } => {
+                get_only(&parts.method)?;
+                discovery::resource_list(&self.registry, &group, &version)
+                    .map(|l| json_response(200, &l))
+                    .ok_or_else(ApiError::path_not_found)
+            }
+            Route::Resource(target) => self.resource(parts, target, query, body, user).await,
+        }
+    }
+
+    async fn resource(
+        self: &Arc<Self>,
+        parts: &http::request::Parts,
+        target: Target,
+        query: &Query,
+        body: Bytes,
+        user: &User,
+    ) -> Result<Response<Body>, ApiError> {
+        let def = self
+            .registry
+            .get(&target.group, &target.version, &target.resource)
+            .ok_or_else(ApiError::path_not_found)?;
+        if !def.namespaced && target.namespace.is_some() {
+            return Err(ApiError::path_not_found());
+        }
+        if def.namespaced && target.namespace.is_none() && target.name.is_some() {
+            return Err(ApiError::path_not_found());
+        }
+        let ns = target.namespace.as_deref();
+        let headers = &parts.headers;
+        match (&parts.method, target.name.as_deref(), target.subresource.as_deref()) {
+            (&Method::GET, None, None) => {
+                let wanted = request::negotiate(headers)?;
+                if query.flag("watch") {
+                    crate::watch::watch(Arc::clone(self), def, ns.map(str::to_owned), query.clone(), wanted).await
+                } else {
+                    self.list(&def, ns, query, wanted).await
+                }
+            }
+            (&Method::GET, Some(name), sub @ (None | Some("status"))) => {
+                let _ = sub;
+                let wanted = request::negotiate(headers)?;
+                self.get(&def, ns, name, query, wanted).await
+            }
+            (&Method::GET, Some(name), Some("scale")) => {
+                let object = self.read(&def, ns, name).await?;
+                Ok(json_response(200, &strategy::scale_of(&def, &object)?))
+            }
+            (&Method::POST, None, None) => self.create(&def, ns, headers, &body, query, user).await,
+            (&Method::PUT, Some(name), sub) => self.update(&def, ns, name, sub, headers, &body, query, user).await,
+            (&Method::PATCH, Some(name), sub) => self.patch(&def, ns, name, sub, headers, &body, query, user).await,
+            (&Method::DELETE, Some(name), None) => self.delete(&def, ns, name, &body, query, user).await,
+            (&Method::DELETE, None, None) => self.delete_collection(&def, ns, &body, query, user).await,
+            (_, Some(_), Some(sub)) if !matches!(sub, "status" | "scale") || (sub == "status" && !def.status) || (sub == "scale" && def.scale.is_none()) => {
+                Err(ApiError::path_not_found())
+            }
+            _ => Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource")),
+        }
+    }
+
+    /// Reads one object (current state), as stored plus its resourceVersion.
+    pub async fn read(&self, def: &ResourceDef, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
+        let key = def.key(ns, name);
+        match self.store.get(key.as_bytes(), None).await.map_err(|e| store_error(def, name, e))? {
+            Some(kv) => Ok(self.convert_out(def, codec::decode(&kv.value, kv.mod_revision.0))),
+            None => Err(ApiError::not_found(&def.plural, &def.group, name)),
+        }
+    }
+
+    /// Sets the apiVersion a client asked for (all served versions share one schema shape).
+    fn convert_out(&self, def: &ResourceDef, mut object: Value) -> Value {
+        if def.version != def.storage_version {
+            object["apiVersion"] = json!(def.api_version());
+        }
+        object
+    }
+
+    fn convert_in(&self, def: &ResourceDef, mut object: Value) -> Value {
+        if def.version != def.storage_version {
+            let group = &def.group;
+            object["apiVersion"] = json!(if group.is_empty() { def.storage_version.clone() } else { format!("{group}/{}", def.storage_version) });
+        }
+        object
+    }
+
+    async fn get(&self, def: &ResourceDef, ns: Option<&str>, name: &str, query: &Query, wanted: Wanted) -> Result<Response<Body>, ApiError> {
+        let object = self.read(def, ns, name).await?;
+        Ok(match wanted {
+            Wanted::Json => json_response(200, &object),
+            Wanted::Metadata => json_response(200, &json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": object["metadata"]})),
+            Wanted::Table => {
+                let builder = TableBuilder::new(def, IncludeObject::parse(query.get("includeObject")), now_seconds());
+                let meta = json!({"resourceVersion": meta_str(&object, "resourceVersion").unwrap_or_default()});
+                json_response(200, &builder.table(vec![builder.row(&object)], meta, true))
+            }
+        })
+    }
+
+    /// Resolves the revision a list reads at, and where it starts.
+    async fn list_position(&self, def: &ResourceDef, query: &Query) -> Result<(Revision, Option<Bytes>), ApiError> {
+        let rv = query.get("resourceVersion");
+        let rvm = query.get("resourceVersionMatch");
+        let cont = query.get("continue");
+        let invalid = |field: &str, value: &str, detail: &str| {
+            ApiError::invalid("ListOptions", "meta.k8s.io", "", vec![Cause::invalid(field, &json!(value), detail)])
+        };
+        if query.get("sendInitialEvents").is_some() {
+            return Err(ApiError::invalid("ListOptions", "meta.k8s.io", "", vec![Cause::forbidden("sendInitialEvents", "sendInitialEvents is forbidden for list")]));
+        }
+        if let Some(m) = rvm {
+            if !matches!(m, "NotOlderThan" | "Exact") {
+                return Err(invalid("resourceVersionMatch", m, "supported values: \"Exact\", \"NotOlderThan\""));
+            }
+            if rv.is_none() {
+                return Err(ApiError::invalid("ListOptions", "meta.k8s.io", "", vec![Cause::forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden unless resourceVersion is provided")]));
+            }
+            if cont.is_some() {
+                return Err(ApiError::invalid("ListOptions", "meta.k8s.io", "", vec![Cause::forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden when continue is provided")]));
+            }
+            if m == "Exact" && rv == Some("0") {
+                return Err(ApiError::invalid("ListOptions", "meta.k8s.io", "", vec![Cause::forbidden("resourceVersionMatch", "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"")]));
+            }
+        }
+        if let Some(token) = cont {
+            let token = decode_continue(token)?;
+            return Ok((Revision(token.rv), Some(Bytes::from(token.start.into_bytes()))));
+        }
+        let current = self.store.current_revision().await.map_err(|e| store_error(def, "", e))?;
+        match rv {
+            None | Some("0") => Ok((current, None)),
+            Some(v) => {
+                let n: u64 = v.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version: {v:?}")))?;
+                if rvm == Some("Exact") {
+                    return Ok((Revision(n), None));
+                }
+                if n > current.0 {
+                    // Wait briefly for the revision to arrive (another apiserver may have written it).
+                    let deadline = Instant::now() + Duration::from_secs(3);
+                    loop {
+                        let now = self.store.current_revision().await.map_err(|e| store_error(def, "", e))?;
+                        if now.0 >= n {
+                            return Ok((now, None));
+                        }
+                        if Instant::now() > deadline {
+                            return Err(ApiError::timeout(format!("Too large resource version: {n}, current: {}", now.0))
+                                .with_cause(Cause { reason: "ResourceVersionTooLarge".into(), message: "Too large resource version".into(), field: String::new() }));
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+                Ok((current, None))
+            }
+        }
+    }
+
+    /// Lists matching objects: returns (objects as stored-with-rv bytes, revision, continue).
+    pub async fn list_raw(
+        &self,
+        def: &ResourceDef,
+        ns: Option<&str>,
+        filter: &Filter,
+        revision: Revision,
+        start_after: Option<Bytes>,
+        limit: Option<usize>,
+    ) -> Result<(Vec<(Bytes, u64, Option<Value>)>, Revision, Option<String>), ApiError> {
+        let prefix = def.collection_prefix(ns);
+        let mut items = Vec::new();
+        let mut start = start_after;
+        let chunk = limit.map(|l| l.clamp(1, 10_000)).unwrap_or(usize::MAX);
+        loop {
+            let options = ListOptions { revision: Some(revision), limit: std::num::NonZeroUsize::new(chunk.min(10_000).max(1)).filter(|_| chunk != usize::MAX), start_after: start.clone() };
+            let page = self.store.list(prefix.as_bytes(), options).await.map_err(|e| match e {
+                StoreError::Compacted { .. } if start.is_some() => ApiError::expired("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter."),
+                other => store_error(def, "", other),
+            })?;
+            let page_len = page.items.len();
+            for (i, kv) in page.items.into_iter().enumerate() {
+                let decoded = if filter.is_empty() { None } else { Some(codec::decode(&kv.value, kv.mod_revision.0)) };
+                if let Some(obj) = &decoded
+                    && !filter.matches(def, obj)
+                {
+                    continue;
+                }
+                items.push((kv.value, kv.mod_revision.0, decoded));
+                if let Some(l) = limit
+                    && items.len() == l
+                {
+                    let more = i + 1 < page_len || page.next_after.is_some();
+                    let token = more.then(|| encode_continue(revision.0, &kv.key));
+                    return Ok((items, revision, token));
+                }
+            }
+            match page.next_after {
+                Some(after) => start = Some(after),
+                None => return Ok((items, revision, None)),
+            }
+        }
+    }
+
+    async fn list(&self, def: &ResourceDef, ns: Option<&str>, query: &Query, wanted: Wanted) -> Result<Response<Body>, ApiError> {
+        let filter = Filter::parse(def, query)?;
+        let (revision, start) = self.list_position(def, query).await?;
+        let limit = query.int("limit")?.filter(|l| *l > 0).map(|l| l as usize);
+        let (items, revision, token) = self.list_raw(def, ns, &filter, revision, start, limit).await?;
+        let mut meta = json!({"resourceVersion": revision.0.to_string()});
+        if let Some(token) = &token {
+            meta["continue"] = json!(token);
+        }
+        match wanted {
+            Wanted::Json if def.version == def.storage_version => {
+                let mut out = BytesMut::with_capacity(items.iter().map(|(b, _, _)| b.len() + 32).sum::<usize>() + 256);
+                out.extend_from_slice(format!("{{\"kind\":\"{}\",\"apiVersion\":\"{}\",\"metadata\":", def.list_kind(), def.api_version()).as_bytes());
+                out.extend_from_slice(&serde_json::to_vec(&meta).unwrap_or_default());
+                out.extend_from_slice(b",\"items\":[");
+                for (i, (stored, rv, _)) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.extend_from_slice(b",");
+                    }
+                    codec::splice_into(&mut out, stored, *rv);
+                }
+                out.extend_from_slice(b"]}");
+                Ok(respond(200, "application/json", out.freeze()))
+            }
+            Wanted::Json => {
+                let objects: Vec<Value> = items.into_iter().map(|(b, rv, d)| self.convert_out(def, d.unwrap_or_else(|| codec::decode(&b, rv)))).collect();
+                Ok(json_response(200, &json!({"kind": def.list_kind(), "apiVersion": def.api_version(), "metadata": meta, "items": objects})))
+            }
+            Wanted::Metadata => {
+                let objects: Vec<Value> = items
+                    .into_iter()
+                    .map(|(b, rv, d)| {
+                        let o = d.unwrap_or_else(|| codec::decode(&b, rv));
+                        json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]})
+                    })
+                    .collect();
+                Ok(json_response(200, &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": objects})))
+            }
+            Wanted::Table => {
+                let builder = TableBuilder::new(def, IncludeObject::parse(query.get("includeObject")), now_seconds());
+                let rows: Vec<Value> = items
+                    .into_iter()
+                    .map(|(b, rv, d)| builder.row(&self.convert_out(def, d.unwrap_or_else(|| codec::decode(&b, rv)))))
+                    .collect();
+                Ok(json_response(200, &builder.table(rows, meta, true)))
+            }
+        }
+    }
+
+    fn admit(&self, request: &AdmissionRequest<'_>, object: &mut Value) -> Result<(), ApiError> {
+        for plugin in &self.admission {
+            plugin.admit(request, object)?;
+        }
+        Ok(())
+    }
+
+    /// Checks that a namespace exists and is not terminating, for creates inside it.
+    async fn check_namespace_open(&self, ns: &str) -> Result<(), ApiError> {
+        let key = format!("/registry/core/namespaces/{ns}");
+        match self.store.get(key.as_bytes(), None).await {
+            Ok(Some(kv)) => {
+                let object: Value = serde_json::from_slice(&kv.value).unwrap_or_default();
+                if meta_str(&object, "deletionTimestamp").is_some() {
+                    return Err(ApiError::forbidden(format!(
+                        "unable to create new content in namespace {ns} because it is being terminated"
+                    )));
+                }
+                Ok(())
+            }
+            Ok(None) => Err(ApiError::not_found("namespaces", "", ns)),
+            Err(e) => Err(ApiError::service_unavailable(format!("storage unavailable: {e}"))),
+        }
+    }
+
+    /// Validation and defaulting shared by creates and updates of custom resources.
+    fn custom_checks(&self, def: &ResourceDef, object: &mut Value, query: &Query) -> Result<(), ApiError> {
+        if let Some(schema) = &def.schema {
+            let unknown = crd::prune(schema, object);
+            if strict(query) && !unknown.is_empty() {
+                return Err(ApiError::bad_request(format!(
+                    "strict decoding error: {}",
+                    unknown.iter().map(|f| format!("unknown field {f:?}")).collect::<Vec<_>>().join(", ")
+                )));
+            }
+            let causes = crd::validate(schema, object);
+            if !causes.is_empty() {
+                return Err(ApiError::invalid(&def.kind, &def.group, object::name(object), causes));
+            }
+        }
+        if def.kind == "CustomResourceDefinition" && def.group == "apiextensions.k8s.io" {
+            crd::validate_crd(object)?;
+        }
+        Ok(())
+    }
+
+    /// Builds a new object for storage: type and namespace checks, name generation, server
+    /// metadata, custom-resource schema, admission and ownership.
+    #[allow(clippy::too_many_arguments)]
+    fn new_object(
+        &self,
+        def: &ResourceDef,
+        ns: Option<&str>,
+        mut object: Value,
+        query: &Query,
+        manager: &str,
+        user: &User,
+        apply: bool,
+    ) -> Result<Value, ApiError> {
+        strategy::check_type(def, &mut object)?;
+        strategy::check_namespace(def, &mut object, ns)?;
+        if object::name(&object).is_empty() {
+            match meta_str(&object, "generateName") {
+                Some(prefix) if !prefix.is_empty() => {
+                    let name = format!("{prefix}{}", random_suffix());
+                    object::set_meta(&mut object, "name", json!(name));
+                }
+                _ => {
+                    return Err(ApiError::invalid(&def.kind, &def.group, "", vec![Cause::required("metadata.name", "name or generateName is required")]));
+                }
+            }
+        }
+        strategy::validate_meta(def, &object)?;
+        let now = now_rfc3339();
+        let uid = uuid::Uuid::new_v4().to_string();
+        let applied = object.clone();
+        strategy::prepare_create(def, &mut object, &now, &uid)?;
+        self.custom_checks(def, &mut object, query)?;
+        self.admit(&AdmissionRequest { operation: Operation::Create, def, old: None, subresource: None, user }, &mut object)?;
+        object::remove_meta(&mut object, "managedFields");
+        if apply {
+            let lists = |path: &[&str]| strategy::list_kind(def, path);
+            let mut entries = Vec::new();
+            let mut scoped = applied.clone();
+            if def.status {
+                if let Value::Object(m) = &mut scoped {
+                    m.remove("status");
+                }
+            }
+            let _ = managed::apply(&json!({}), &mut entries, &scoped, manager, &def.api_version(), &now, None, true, &lists);
+            strategy::set_entries(&mut object, &entries);
+        } else {
+            strategy::record_managed(def, None, &mut object, manager, &now, Part::Main);
+        }
+        Ok(object)
+    }
+
+    async fn create(
+        &self,
+        def: &ResourceDef,
+        ns: Option<&str>,
+        headers: &HeaderMap,
+        body: &[u8],
+        query: &Query,
+        user: &User,
+    ) -> Result<Response<Body>, ApiError> {
+        let dry = dry_run(query)?;
+        let object = decode_body(headers, body)?;
+        let manager = field_manager(query, headers);
+        if let Some(ns) = ns {
+            self.check_namespace_open(ns).await?;
+        }
+        let generated = object::name(&object).is_empty();
+        for _attempt in 0..8 {
+            let prepared = self.new_object(def, ns, object.clone(), query, &manager, user, false)?;
+            if dry {
+                return Ok(json_response(201, &prepared));
+            }
+            let created = self.store_create(def, ns, prepared).await;
+            match created {
+                Err(e) if generated && e.code == 409 => continue,
+                Err(e) => return Err(e),
+                Ok(object) => return Ok(json_response(201, &object)),
+            }
+        }
+        Err(ApiError::already_exists(&def.plural, &def.group, "generated name"))
+    }
+
+    /// Stores a new object and returns it with its resourceVersion.
+    pub async fn store_create(&self, def: &ResourceDef, ns: Option<&str>, object: Value) -> Result<Value, ApiError> {
+        let object = self.convert_in(def, object);
+        let name = object::name(&object).to_owned();
+        let key = def.key(ns, &name);
+        let kv = self
+            .store
+            .create(Bytes::from(key.into_bytes()), Bytes::from(codec::encode(&object)))
+            .await
+            .map_err(|e| store_error(def, &name, e))?;
+        let created = self.convert_out(def, codec::decode(&kv.value, kv.mod_revision.0));
+        self.after_write(def, &created, Written::Created);
+        Ok(created)
+    }
+
+    /// Effects of a committed write that must be visible before the response: a CRD's kinds
+    /// are served as soon as the CRD is stored.
+    fn after_write(&self, def: &ResourceDef, object: &Value, written: Written) {
+        if def.kind == "CustomResourceDefinition" && def.group == "apiextensions.k8s.io" {
+            crd::sync_registry(self, object, written == Written::Deleted);
+        }
+    }
+
+    /// The optimistic-concurrency loop behind every update, patch and delete: read, decide,
+    /// compare-and-swap, retry on a concurrent change (the decision re-checks any client
+    /// precondition against the fresh object).
+    pub async fn guaranteed_update(
+        &self,
+        def: &ResourceDef,
+        ns: Option<&str>,
+        name: &str,
+        dry: bool,
+        decide: &mut (dyn FnMut(Option<&Value>) -> Result<Decision, ApiError> + Send),
+    ) -> Result<(Value, Written), ApiError> {
+        let key = def.key(ns, name);
+        for _attempt in 0..32 {
+            let kv = self.store.get(key.as_bytes(), None).await.map_err(|e| store_error(def, name, e))?;
+            let current = kv.as_ref().map(|kv| self.convert_out(def, codec::decode(&kv.value, kv.mod_revision.0)));
+            let decision = decide(current.as_ref())?;
+            let decision = match decision {
+                Decision::Update(new) if meta_str(&new, "deletionTimestamp").is_some() && object::finalizers(&new).is_empty()
+                    && !(def.kind == "Namespace" && def.group.is_empty() && new.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty())) => Decision::Delete,
+                other => other,
+            };
+            match (decision, kv, current) {
+                (Decision::Unchanged, _, Some(current)) => return Ok((current, Written::Unchanged)),
+                (Decision::Unchanged, _, None) => return Err(ApiError::not_found(&def.plural, &def.group, name)),
+                (Decision::Create(object), None, _) => {
+                    if dry {
+                        return Ok((object, Written::Created));
+                    }
+                    match self.store_create(def, ns, object).await {
+                        Ok(created) => return Ok((created, Written::Created)),
+                        Err(e) if e.code == 409 => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                (Decision::Create(_), Some(_), _) => continue,
+                (Decision::Update(object), Some(kv), _) => {
+                    if dry {
+                        return Ok((object, Written::Updated));
+                    }
+                    let object = self.convert_in(def, object);
+                    match self.store.update(Bytes::from(key.clone().into_bytes()), Bytes::from(codec::encode(&object)), kv.mod_revision).await {
+                        Ok(new) => {
+                            let updated = self.convert_out(def, codec::decode(&new.value, new.mod_revision.0));
+                            self.after_write(def, &updated, Written::Updated);
+                            return Ok((updated, Written::Updated));
+                        }
+                        Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => continue,
+                        Err(e) => return Err(store_error(def, name, e)),
+                    }
+                }
+                (Decision::Delete, Some(kv), Some(current)) => {
+                    if dry {
+                        return Ok((current, Written::Deleted));
+                    }
+                    match self.store.delete(key.as_bytes(), Some(kv.mod_revision)).await {
+                        Ok(deleted) => {
+                            let mut last = current;
+                            object::set_meta(&mut last, "resourceVersion", json!(deleted.revision.0.to_string()));
+                            self.after_write(def, &last, Written::Deleted);
+                            return Ok((last, Written::Deleted));
+                        }
+                        Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => continue,
+                        Err(e) => return Err(store_error(def, name, e)),
+                    }
+                }
+                (Decision::Update(_) | Decision::Delete, _, _) => {
+                    return Err(ApiError::not_found(&def.plural, &def.group, name));
+                }
+            }
+        }
+        Err(ApiError::conflict_because(&def.plural, &def.group, name, "too many concurrent modifications; please retry"))
+    }
+
+    /// The shared part of update and patch: from the desired object to a decision.
+    #[allow(clippy::too_many_arguments)]
+    fn decide_update(
+        &self,
+        def: &ResourceDef,
+        current: &Value,
+        desired: Value,
+        part: Part,
+        query: &Query,
+        manager: &str,
+        user: &User,
+        record: bool,
+    ) -> Result<Decision, ApiError> {
+        let mut new = strategy::prepare_update(def, current, desired, part)?;
+        strategy::validate_meta(def, &new)?;
+        self.custom_checks(def, &mut new, query)?;
+        let subresource = (part == Part::Status).then_some("status");
+        self.admit(&AdmissionRequest { operation: Operation::Update, def, old: Some(current), subresource, user }, &mut new)?;
+        if record {
+            strategy::record_managed(def, Some(current), &mut new, manager, &now_rfc3339(), part);
+        }
+        if strategy::same_object(current, &new) {
+            return Ok(Decision::Unchanged);
+        }
+        Ok(Decision::Update(new))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn update(
+        &self,
+        def: &ResourceDef,
+        ns: Option<&str>,
+        name: &str,
+        sub: Option<&str>,
+        headers: &HeaderMap,
+        body: &[u8],
+        query: &Query,
+        user: &User,
+    ) -> Result<Response<Body>, ApiError> {
+        let dry = dry_run(query)?;
+        let mut desired = decode_body(headers, body)?;
+        let manager = field_manager(query, headers);
+        if sub == Some("scale") {
+            let precondition = meta_str(&desired, "resourceVersion").map(str::to_owned);
+            let (object, _) = self
+                .guaranteed_update(def, ns, name, dry, &mut |current| {
+                    let Some(current) = current else { return Err(ApiError::not_found(&def.plural, &def.group, name)) };
+                    if let Some(rv) = &precondition
+                        && meta_str(current, "resourceVersion") != Some(rv.as_str())
+                    {
+                        return Err(ApiError::conflict(&def.plural, &def.group, name));
+                    }
+                    let mut new = current.clone();
+                    strategy::apply_scale(def, &mut new, &desired)?;
+                    self.decide_update(def, current, new, Part::Main, query, &manager, user, true)
+                })
+                .await?;
+            return Ok(json_response(200, &strategy::scale_of(def, &object)?));
+        }
+        let part = if sub == Some("status") { Part::Status } else { Part::Main };
+        strategy::check_type(def, &mut desired)?;
+        strategy::check_namespace(def, &mut desired, ns)?;
+        if object::name(&desired) != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                object::name(&desired)
+            )));
+        }
+        let precondition = meta_str(&desired, "resourceVersion").filter(|s| !s.is_empty()).map(str::to_owned);
+        let (object, _) = self
+            .guaranteed_update(def, ns, name, dry, &mut |current| {
+                let Some(current) = current else { return Err(ApiError::not_found(&def.plural, &def.group, name)) };
+                if let Some(rv) = &precondition
+                    && meta_str(current, "resourceVersion") != Some(rv.as_str())
+                {
+                    return Err(ApiError::conflict(&def.plural, &def.group, name));
+                }
+                self.decide_update(def, current, desired.clone(), part, query, &manager, user, true)
+            })
+            .await?;
+        Ok(json_response(200, &object))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn patch(
+        &self,
+        def: &ResourceDef,
+        ns: Option<&str>,
+        name: &str,
+        sub: Option<&str>,
+        headers: &HeaderMap,
+        body: &[u8],
+        query: &Query,
+        user: &User,
+    ) -> Result<Response<Body>, ApiError> {
+        let dry = dry_run(query)?;
+        let kind = request::body_type(headers);
+        let force = query.get("force");
+        if kind != BodyType::ApplyPatch && force.is_some() {
+            return Err(ApiError::invalid("PatchOptions", "meta.k8s.io", "", vec![Cause::forbidden("force", "may not be specified for non-apply patch")]));
+        }
+        let patch_doc = match kind {
+            BodyType::JsonPatch | BodyType::MergePatch | BodyType::StrategicPatch | BodyType::Json => request::parse_document(body, false)?,
+            BodyType::ApplyPatch => request::parse_document(body, true)?,
+            _ => {
+                return Err(ApiError::unsupported_media_type(
+                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+                ));
+            }
+        };
+        if kind == BodyType::StrategicPatch && !def.strategic {
+            return Err(ApiError::unsupported_media_type(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+            ));
+        }
+        if kind == BodyType::ApplyPatch {
+            return self.apply(def, ns, name, sub, patch_doc, query, force == Some("true"), dry, user).await;
+        }
+        let manager = field_manager(query, headers);
+        let part = if sub == Some("status") { Part::Status } else { Part::Main };
+        let apply_patch = |target: &mut Value| -> Result<(), ApiError> {
+            let result = match kind {
+                BodyType::JsonPatch => patch::json::apply(target, &patch_doc),
+                BodyType::StrategicPatch => patch::strategic::apply(target, &patch_doc, if sub == Some("scale") { "Scale" } else { &def.kind }),
+                _ => {
+                    if !patch_doc.is_object() {
+                        return Err(ApiError::bad_request("a merge patch must be a JSON object"));
+                    }
+                    patch::merge::apply(target, &patch_doc);
+                    Ok(())
+                }
+            };
+            result.map_err(|e| match e {
+                PatchError::Malformed(m) => ApiError::bad_request(m),
+                PatchError::Failed(m) => ApiError::unprocessable(m),
+            })
+        };
+        let (object, written) = self
+            .guaranteed_update(def, ns, name, dry, &mut |current| {
+                let Some(current) = current else { return Err(ApiError::not_found(&def.plural, &def.group, name)) };
+                let current_rv = meta_str(current, "resourceVersion").unwrap_or_default().to_owned();
+                if sub == Some("scale") {
+                    let mut scale = strategy::scale_of(def, current)?;
+                    apply_patch(&mut scale)?;
+                    if meta_str(&scale, "resourceVersion").is_some_and(|rv| rv != current_rv) {
+                        return Err(ApiError::conflict(&def.plural, &def.group, name));
+                    }
+                    let mut new = current.clone();
+                    strategy::apply_scale(def, &mut new, &scale)?;
+                    return self.decide_update(def, current, new, Part::Main, query, &manager, user, true);
+                }
+                let mut patched = current.clone();
+                apply_patch(&mut patched)?;
+                if let Some(rv) = meta_str(&patched, "resourceVersion")
+                    && rv != current_rv
+                {
+                    return Err(ApiError::conflict(&def.plural, &def.group, name));
+                }
+                strategy::check_type(def, &mut patched)?;
+                // A patch that replaces managedFields (kubectl's CSA→SSA migration) is kept as is.
+                let replaced_managed = patched.pointer("/metadata/managedFields") != current.pointer("/metadata/managedFields");
+                self.decide_update(def, current, patched, part, query, &manager, user, !replaced_managed)
+            })
+            .await?;
+        let _ = written;
+        if sub == Some("scale") {
+            return Ok(json_response(200, &strategy::scale_of(def, &object)?));
+        }
+        Ok(json_response(200, &object))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn apply(
+        &self,
+        def: &ResourceDef,
+        ns: Option<&str>,
+        name: &str,
+        sub: Option<&str>,
+        mut applied: Value,
+        query: &Query,
+        force: bool,
+        dry: bool,
+        user: &User,
+    ) -> Result<Response<Body>, ApiError> {
+        let Some(manager) = query.get("fieldManager").map(str::to_owned) else {
+            return Err(ApiError::invalid("PatchOptions", "meta.k8s.io", "", vec![Cause::required("fieldManager", "is required for apply patch")]));
+        };
+        if !applied.is_object() {
+            return Err(ApiError::bad_request("an apply patch must be an object"));
+        }
+        strategy::check_type(def, &mut applied)?;
+        strategy::check_namespace(def, &mut applied, ns)?;
+        if object::name(&applied) != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                object::name(&applied)
+            )));
+        }
+        let part = if sub == Some("status") { Part::Status } else { Part::Main };
+        if let Some(ns) = ns {
+            self.check_namespace_open(ns).await?;
+        }
+        let lists = |path: &[&str]| strategy::list_kind(def, path);
+        let precondition = meta_str(&applied, "resourceVersion").filter(|s| !s.is_empty()).map(str::to_owned);
+        let (object, written) = self
+            .guaranteed_update(def, ns, name, dry, &mut |current| {
+                let Some(current) = current else {
+                    if part == Part::Status {
+                        return Err(ApiError::not_found(&def.plural, &def.group, name));
+                    }
+                    let created = self.new_object(def, ns, applied.clone(), query, &manager, user, true)?;
+                    return Ok(Decision::Create(created));
+                };
+                if let Some(rv) = &precondition
+                    && meta_str(current, "resourceVersion") != Some(rv.as_str())
+                {
+                    return Err(ApiError::conflict(&def.plural, &def.group, name));
+                }
+                let mut entries = managed::decode_entries(current);
+                let mut scoped_applied = applied.clone();
+                if let Value::Object(m) = &mut scoped_applied {
+                    m.remove("status");
+                    if let Some(meta) = m.get_mut("metadata").and_then(Value::as_object_mut) {
+                        meta.remove("resourceVersion");
+                        meta.remove("managedFields");
+                    }
+                }
+                if part == Part::Status {
+                    scoped_applied = json!({"status": applied.get("status").cloned().unwrap_or(json!({}))});
+                }
+                let subresource = (part == Part::Status).then_some("status");
+                let merged = managed::apply(current, &mut entries, &scoped_applied, &manager, &def.api_version(), &now_rfc3339(), subresource, force, &lists)
+                    .map_err(|conflicts| {
+                        let mut error = ApiError::new(409, "Conflict", managed::conflict_message(&conflicts));
+                        error.causes = conflicts
+                            .iter()
+                            .map(|c| Cause {
+                                reason: "FieldManagerConflict".into(),
+                                message: if c.operation == "Update" { format!("conflict with {:?} using {}", c.manager, c.api_version) } else { format!("conflict with {:?}", c.manager) },
+                                field: c.field.clone(),
+                            })
+                            .collect();
+                        error
+                    })?;
+                let mut merged = merged;
+                strategy::set_entries(&mut merged, &entries);
+                self.decide_update(def, current, merged, part, query, &manager, user, false)
+            })
+            .await?;
+        let status = if written == Written::Created { 201 } else { 200 };
+        Ok(json_response(status, &object))
+    }
+
+    async fn delete(&self, def: &ResourceDef, ns: Option<&str>, name: &str, body: &[u8], query: &Query, user: &User) -> Result<Response<Body>, ApiError> {
+        let options = delete_options(body, query)?;
+        let dry = dry_run(query)? || options.dry_run;
+        let (object, written) = self.delete_object(def, ns, name, &options, dry, user).await?;
+        let status = if written == Written::Deleted || written == Written::Updated || written == Written::Unchanged { 200 } else { 202 };
+        Ok(json_response(status, &object))
+    }
+
+    /// Deletes one object under the given options (finalizers and propagation honoured).
+    pub async fn delete_object(&self, def: &ResourceDef, ns: Option<&str>, name: &str, options: &DeleteOptions, dry: bool, user: &User) -> Result<(Value, Written), ApiError> {
+        self.guaranteed_update(def, ns, name, dry, &mut |current| {
+            let Some(current) = current else { return Err(ApiError::not_found(&def.plural, &def.group, name)) };
+            if let Some(uid) = &options.uid
+                && meta_str(current, "uid") != Some(uid.as_str())
+            {
+                return Err(ApiError::conflict_because(&def.plural, &def.group, name, &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    meta_str(current, "uid").unwrap_or_default()
+                )));
+            }
+            if let Some(rv) = &options.resource_version
+                && meta_str(current, "resourceVersion") != Some(rv.as_str())
+            {
+                return Err(ApiError::conflict_because(&def.plural, &def.group, name, &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    meta_str(current, "resourceVersion").unwrap_or_default()
+                )));
+            }
+            let mut check = current.clone();
+            self.admit(&AdmissionRequest { operation: Operation::Delete, def, old: Some(current), subresource: None, user }, &mut check)?;
+            let mut finalizers = object::finalizers(current);
+            let policy_finalizer = match options.propagation.as_deref() {
+                Some("Foreground") => Some("foregroundDeletion"),
+                Some("Orphan") => Some("orphan"),
+                _ if options.orphan_dependents == Some(true) => Some("orphan"),
+                _ => None,
+            };
+            let namespace_finalizing = def.kind == "Namespace" && def.group.is_empty()
+                && current.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+            let deleting = meta_str(current, "deletionTimestamp").is_some();
+            if let Some(f) = policy_finalizer
+                && !finalizers.iter().any(|x| x == f)
+                && !deleting
+            {
+                finalizers.push(f.to_owned());
+            }
+            if finalizers.is_empty() && !namespace_finalizing {
+                return Ok(Decision::Delete);
+            }
+            if deleting {
+                return Ok(Decision::Unchanged);
+            }
+            let mut new = current.clone();
+            object::set_meta(&mut new, "deletionTimestamp", json!(now_rfc3339()));
+            object::set_meta(&mut new, "deletionGracePeriodSeconds", json!(0));
+            object::set_meta(&mut new, "finalizers", json!(finalizers));
+            if namespace_finalizing {
+                new["status"]["phase"] = json!("Terminating");
+            }
+            Ok(Decision::Update(new))
+        })
+        .await
+    }
+
+    async fn delete_collection(&self, def: &ResourceDef, ns: Option<&str>, body: &[u8], query: &Query, user: &User) -> Result<Response<Body>, ApiError> {
+        let options = delete_options(body, query)?;
+        let dry = dry_run(query)? || options.dry_run;
+        let filter = Filter::parse(def, query)?;
+        let revision = self.store.current_revision().await.map_err(|e| store_error(def, "", e))?;
+        let (items, _, _) = self.list_raw(def, ns, &filter, revision, None, None).await?;
+        let mut deleted = Vec::new();
+        for (stored, rv, decoded) in items {
+            let object = decoded.unwrap_or_else(|| codec::decode(&stored, rv));
+            let name = object::name(&object).to_owned();
+            let item_ns = if def.namespaced { Some(object::namespace(&object).to_owned()) } else { None };
+            match self.delete_object(def, item_ns.as_deref(), &name, &options, dry, user).await {
+                Ok((object, _)) => deleted.push(object),
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(json_response(200, &json!({"kind": def.list_kind(), "apiVersion": def.api_version(), "metadata": {}, "items": deleted})))
+    }
+}
+
+/// The parts of `DeleteOptions` the server honours.
+#[derive(Clone, Debug, Default)]
+pub struct DeleteOptions {
+    pub propagation: Option<String>,
+    pub orphan_dependents: Option<bool>,
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+    pub dry_run: bool,
+}
+
+fn delete_options(body: &[u8], query: &Query) -> Result<DeleteOptions, ApiError> {
+    let mut options = DeleteOptions::default();
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let v: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?;
+        options.propagation = v.get("propagationPolicy").and_then(Value::as_str).map(str::to_owned);
+        options.orphan_dependents = v.get("orphanDependents").and_then(Value::as_bool);
+        options.uid = v.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_owned);
+        options.resource_version = v.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_owned);
+        options.dry_run = v.get("dryRun").and_then(Value::as_array).is_some_and(|d| d.iter().any(|x| x == "All"));
+    }
+    if let Some(p) = query.get("propagationPolicy") {
+        options.propagation = Some(p.to_owned());
+    }
+    if let Some(p) = &options.propagation
+        && !matches!(p.as_str(), "Background" | "Foreground" | "Orphan")
+    {
+        return Err(ApiError::invalid("DeleteOptions", "meta.k8s.io", "", vec![Cause::not_supported("propagationPolicy", &json!(p), &["Background", "Foreground", "Orphan"])]));
+    }
+    Ok(options)
+}
+
+/// (verb, resource) for metrics and authorization.
+fn describe(method: &Method, route: &Option<Route>, query: &Query) -> (String, String) {
+    let Some(Route::Resource(t)) = route else {
+        return (method.as_str().to_lowercase(), String::new());
+    };
+    let verb = match (method, t.name.is_some()) {
+        (&Method::GET, false) if query.flag("watch") => "watch",
+        (&Method::GET, false) => "list",
+        (&Method::GET, true) => "get",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, true) => "delete",
+        (&Method::DELETE, false) => "deletecollection",
+        _ => "unknown",
+    };
+    let resource = match &t.subresource {
+        Some(sub) => format!("{}/{sub}", t.resource),
+        None => t.resource.clone(),
+    };
+    (verb.to_owned(), resource)
+}
+
+/// Group/kind lookups for owner references.
+pub fn kinds_by_api_version(registry: &Registry) -> HashMap<(String, String), Arc<ResourceDef>> {
+    let mut out = HashMap::new();
+    for def in registry.all() {
+        out.insert((def.api_version(), def.kind.clone()), def);
+    }
+    out
+}

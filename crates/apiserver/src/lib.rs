@@ -1,0 +1,302 @@
+//! The Kubernetes-compatible API server of karmada-rs.
+//!
+//! It serves built-in Kubernetes kinds as stored objects (the control plane runs no pods),
+//! Karmada's kinds (registered by the binary), and any CRD created at run time, over HTTPS with
+//! client-certificate or token authentication, so that the real `kubectl` and `kube-rs` work
+//! unchanged. The same server, on the memory store, is the API of simulated member clusters.
+//!
+//! Layers: wire decoding (`request`: routes, queries, negotiation) → handlers (`api`: verbs,
+//! the optimistic-concurrency loop; `watch`; `discovery`; `table`) → per-resource rules
+//! (`strategy`, `crd`) → the store (`store::Store`, objects encoded by `codec`). Background
+//! loops (`crd` controller, `gc` garbage collector and namespace finalizer) run in-process and
+//! use the same handlers.
+//!
+//! It knows nothing of Karmada's scheduling or propagation: those are API clients.
+
+pub mod api;
+pub mod codec;
+pub mod crd;
+pub mod discovery;
+pub mod gc;
+pub mod metrics;
+pub mod pki;
+pub mod registry;
+pub mod request;
+pub mod strategy;
+pub mod table;
+pub mod watch;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use api::{Admission, AdmissionRequest, Api, Authorizer, Operation, User};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+pub use registry::{Registry, ResourceDef};
+use store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch as signal;
+use tokio_rustls::TlsAcceptor;
+
+/// How to start an API server.
+pub struct Config {
+    /// Certificates and the kubeconfig are kept here.
+    pub data_dir: PathBuf,
+    /// Port 0 picks a free port.
+    pub bind: SocketAddr,
+    pub store: Arc<dyn Store>,
+    /// Where to write the admin kubeconfig (default `data_dir/karmada-apiserver.config`).
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (and cluster/user) name.
+    pub context: String,
+    /// Reported by `/version` (its minor picks the kubectl the dispatcher runs).
+    pub kubernetes_version: String,
+    /// Extra names for the serving certificate.
+    pub extra_sans: Vec<String>,
+    /// Resources served in addition to the built-ins (e.g. Karmada's kinds).
+    pub resources: Vec<ResourceDef>,
+    pub admission: Vec<Arc<dyn Admission>>,
+    pub authorizer: Arc<dyn Authorizer>,
+    /// Static bearer tokens.
+    pub tokens: HashMap<String, User>,
+    /// A watch without `timeoutSeconds` lasts this long times a random factor in [1, 2).
+    pub watch_timeout: Duration,
+    pub bookmark_interval: Duration,
+    /// Run the garbage collector and namespace finalizer.
+    pub gc: bool,
+}
+
+impl Config {
+    pub fn new(data_dir: impl Into<PathBuf>, bind: SocketAddr, store: Arc<dyn Store>) -> Config {
+        Config {
+            data_dir: data_dir.into(),
+            bind,
+            store,
+            kubeconfig: None,
+            context: "karmada-apiserver".into(),
+            kubernetes_version: "v1.32.0".into(),
+            extra_sans: Vec::new(),
+            resources: Vec::new(),
+            admission: Vec::new(),
+            authorizer: Arc::new(api::AllowAll),
+            tokens: HashMap::new(),
+            watch_timeout: Duration::from_secs(1800),
+            bookmark_interval: Duration::from_secs(60),
+            gc: true,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("certificates: {0}")]
+    Pki(#[from] pki::PkiError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("store: {0}")]
+    Store(#[from] store::StoreError),
+}
+
+/// A running API server. Dropping it does not stop it; call [`Server::shutdown`].
+pub struct Server {
+    pub addr: SocketAddr,
+    /// `https://127.0.0.1:PORT`
+    pub url: String,
+    pub kubeconfig: PathBuf,
+    pub ca_pem: String,
+    pub admin: pki::Issued,
+    pub api: Arc<Api>,
+    shutdown: signal::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Stops accepting, ends watches and background loops, and waits for them.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+    }
+
+    /// The kubeconfig entry for this server with the admin credentials.
+    pub fn kubeconfig_entry(&self, name: &str) -> pki::KubeconfigEntry {
+        pki::KubeconfigEntry {
+            name: name.to_owned(),
+            server: self.url.clone(),
+            ca_pem: self.ca_pem.clone(),
+            client: Some(self.admin.clone()),
+            token: None,
+        }
+    }
+}
+
+/// Starts the server: certificates, listener, background loops. Returns once it accepts.
+pub async fn start(config: Config) -> Result<Server, StartError> {
+    let pki_dir = config.data_dir.join("pki");
+    let authority = pki::Authority::load_or_create(&pki_dir, &format!("{}-ca", config.context))?;
+    let listener = TcpListener::bind(config.bind).await.map_err(|source| StartError::Bind { addr: config.bind, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.bind, source })?;
+    let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), addr.ip().to_string()];
+    hosts.extend(config.extra_sans.iter().cloned());
+    let serving = authority.serving(&hosts)?;
+    let admin = authority.client_in(&pki_dir, "admin", "admin", &["system:masters"])?;
+    let tls = TlsAcceptor::from(authority.server_config(&serving)?);
+    let host = if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
+    let url = format!("https://{host}:{}", addr.port());
+
+    let registry = Arc::new(Registry::with_builtins());
+    let mut by_group: std::collections::BTreeMap<String, Vec<ResourceDef>> = Default::default();
+    for def in config.resources {
+        by_group.entry(def.group.clone()).or_default().push(def);
+    }
+    for (group, defs) in by_group {
+        registry.register(&format!("static:{group}"), defs);
+    }
+    let (shutdown_tx, shutdown_rx) = signal::channel(false);
+    let api = Arc::new(Api {
+        store: Arc::clone(&config.store),
+        registry,
+        admission: config.admission,
+        authorizer: config.authorizer,
+        git_version: config.kubernetes_version,
+        server_address: format!("{host}:{}", addr.port()),
+        metrics: metrics::Metrics::default(),
+        shutdown: shutdown_rx.clone(),
+        default_watch_timeout: config.watch_timeout,
+        bookmark_interval: config.bookmark_interval,
+    });
+    let crd_revision = crd::load_all(&api).await?;
+    ensure_default_namespaces(&api).await;
+
+    let kubeconfig = config.kubeconfig.unwrap_or_else(|| config.data_dir.join("karmada-apiserver.config"));
+    let entry = pki::KubeconfigEntry {
+        name: config.context.clone(),
+        server: url.clone(),
+        ca_pem: authority.cert_pem().to_owned(),
+        client: Some(admin.clone()),
+        token: None,
+    };
+    pki::write_kubeconfig(&kubeconfig, &[entry], None)?;
+
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(crd::run_controller(Arc::clone(&api), crd_revision)));
+    if config.gc {
+        tasks.push(tokio::spawn(gc::run(Arc::clone(&api))));
+    }
+    tasks.push(tokio::spawn(serve(listener, tls, Arc::clone(&api), Arc::new(config.tokens), shutdown_rx)));
+    tracing::info!(%url, kubeconfig = %kubeconfig.display(), "apiserver listening");
+    Ok(Server {
+        addr,
+        url,
+        kubeconfig,
+        ca_pem: authority.cert_pem().to_owned(),
+        admin,
+        api,
+        shutdown: shutdown_tx,
+        tasks,
+    })
+}
+
+/// `default`, `kube-system`, `kube-public` and `kube-node-lease` exist from the start.
+async fn ensure_default_namespaces(api: &Arc<Api>) {
+    let Some(def) = api.registry.get("", "v1", "namespaces") else { return };
+    for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        if api.read(&def, None, name).await.is_ok() {
+            continue;
+        }
+        let mut object = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        let now = api::now_rfc3339();
+        let uid = uuid::Uuid::new_v4().to_string();
+        if strategy::prepare_create(&def, &mut object, &now, &uid).is_ok()
+            && let Err(e) = api.store_create(&def, None, object).await
+            && e.code != 409
+        {
+            tracing::warn!(namespace = name, error = %e, "could not create a default namespace");
+        }
+    }
+}
+
+fn authenticate(
+    peer: Option<&(String, Vec<String>)>,
+    headers: &http::HeaderMap,
+    tokens: &HashMap<String, User>,
+) -> Option<User> {
+    if let Some(auth) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+        && let Some(token) = auth.strip_prefix("Bearer ")
+    {
+        return tokens.get(token.trim()).cloned();
+    }
+    peer.map(|(name, groups)| User { name: name.clone(), groups: groups.clone() })
+}
+
+async fn serve(
+    listener: TcpListener,
+    tls: TlsAcceptor,
+    api: Arc<Api>,
+    tokens: Arc<HashMap<String, User>>,
+    mut shutdown: signal::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.changed() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (tcp, _) = match accepted {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let tls = tls.clone();
+        let api = Arc::clone(&api);
+        let tokens = Arc::clone(&tokens);
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let peer = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|certs| certs.first())
+                .and_then(pki::identity_of);
+            let peer = Arc::new(peer);
+            let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let api = Arc::clone(&api);
+                let user = authenticate(peer.as_ref().as_ref(), req.headers(), &tokens);
+                async move { Ok::<_, std::convert::Infallible>(api.handle(req, user).await) }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                }
+                _ = shutdown.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(2), connection).await;
+                }
+            }
+        });
+    }
+}

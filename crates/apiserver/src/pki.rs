@@ -1,0 +1,281 @@
+//! Certificates: a CA generated on first start and kept in the data dir, a serving certificate
+//! for the bind address, client certificates, the rustls server config, and kubeconfig files.
+
+use std::io;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("certificate generation failed: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("invalid PEM in {path}: {message}")]
+    Pem { path: String, message: String },
+    #[error("tls configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("client verifier: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> PkiError {
+    let context = context.into();
+    move |source| PkiError::Io { context, source }
+}
+
+/// A certificate authority whose key lives in a directory.
+pub struct Authority {
+    params: CertificateParams,
+    key: KeyPair,
+    cert_pem: String,
+}
+
+/// A certificate with its private key, PEM-encoded.
+#[derive(Clone, Debug)]
+pub struct Issued {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+fn ca_params(common_name: &str) -> Result<CertificateParams, PkiError> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    params.distinguished_name = dn;
+    params.key_usages =
+        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.not_before = rcgen::date_time_ymd(2024, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2124, 1, 1);
+    Ok(params)
+}
+
+fn write_private(path: &Path, contents: &str) -> Result<(), PkiError> {
+    std::fs::write(path, contents).map_err(io_err(format!("write {}", path.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(io_err(format!("chmod {}", path.display())))?;
+    }
+    Ok(())
+}
+
+impl Authority {
+    /// Loads `ca.crt`/`ca.key` from `dir`, creating them on first use.
+    pub fn load_or_create(dir: &Path, common_name: &str) -> Result<Authority, PkiError> {
+        std::fs::create_dir_all(dir).map_err(io_err(format!("create {}", dir.display())))?;
+        let (cert_path, key_path) = (dir.join("ca.crt"), dir.join("ca.key"));
+        let params = ca_params(common_name)?;
+        if cert_path.exists() && key_path.exists() {
+            let key_pem = std::fs::read_to_string(&key_path)
+                .map_err(io_err(format!("read {}", key_path.display())))?;
+            let key = KeyPair::from_pem(&key_pem)?;
+            let cert_pem = std::fs::read_to_string(&cert_path)
+                .map_err(io_err(format!("read {}", cert_path.display())))?;
+            return Ok(Authority { params, key, cert_pem });
+        }
+        let key = KeyPair::generate()?;
+        let cert = params.self_signed(&key)?;
+        let cert_pem = cert.pem();
+        write_private(&key_path, &key.serialize_pem())?;
+        std::fs::write(&cert_path, &cert_pem)
+            .map_err(io_err(format!("write {}", cert_path.display())))?;
+        Ok(Authority { params, key, cert_pem })
+    }
+
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    fn issue(&self, params: CertificateParams) -> Result<Issued, PkiError> {
+        let key = KeyPair::generate()?;
+        let issuer = Issuer::from_params(&self.params, &self.key);
+        let cert = params.signed_by(&key, &issuer)?;
+        Ok(Issued { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    }
+
+    /// A serving certificate for `hosts` (DNS names or IP addresses).
+    pub fn serving(&self, hosts: &[String]) -> Result<Issued, PkiError> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name.push(DnType::CommonName, "karmada-apiserver");
+        for host in hosts {
+            let san = match host.parse::<IpAddr>() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName(host.clone().try_into()?),
+            };
+            if !params.subject_alt_names.contains(&san) {
+                params.subject_alt_names.push(san);
+            }
+        }
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.not_before = rcgen::date_time_ymd(2024, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2124, 1, 1);
+        self.issue(params)
+    }
+
+    /// A client certificate: CN = user, O = groups (Kubernetes' x509 authentication).
+    pub fn client(&self, user: &str, groups: &[&str]) -> Result<Issued, PkiError> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name.push(DnType::CommonName, user);
+        for group in groups {
+            params.distinguished_name.push(DnType::OrganizationName, *group);
+        }
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.not_before = rcgen::date_time_ymd(2024, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2124, 1, 1);
+        self.issue(params)
+    }
+
+    /// A client certificate kept in `dir/<file>.crt|.key`, created on first use.
+    pub fn client_in(&self, dir: &Path, file: &str, user: &str, groups: &[&str]) -> Result<Issued, PkiError> {
+        let (cert_path, key_path) = (dir.join(format!("{file}.crt")), dir.join(format!("{file}.key")));
+        if cert_path.exists() && key_path.exists() {
+            let read = |p: &PathBuf| std::fs::read_to_string(p).map_err(io_err(format!("read {}", p.display())));
+            return Ok(Issued { cert_pem: read(&cert_path)?, key_pem: read(&key_path)? });
+        }
+        let issued = self.client(user, groups)?;
+        std::fs::write(&cert_path, &issued.cert_pem)
+            .map_err(io_err(format!("write {}", cert_path.display())))?;
+        write_private(&key_path, &issued.key_pem)?;
+        Ok(issued)
+    }
+
+    /// A rustls server config that serves `serving` and verifies (optional) client certificates
+    /// against this CA. HTTP/2 and HTTP/1.1 are offered through ALPN.
+    pub fn server_config(&self, serving: &Issued) -> Result<Arc<rustls::ServerConfig>, PkiError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(self.cert_pem.as_bytes()) {
+            let cert = cert.map_err(|e| PkiError::Pem { path: "ca.crt".into(), message: e.to_string() })?;
+            roots.add(cert)?;
+        }
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .allow_unauthenticated()
+            .build()?;
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(serving.cert_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|e| PkiError::Pem { path: "serving cert".into(), message: e.to_string() })?;
+        let key = PrivateKeyDer::from_pem_slice(serving.key_pem.as_bytes())
+            .map_err(|e| PkiError::Pem { path: "serving key".into(), message: e.to_string() })?;
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain, key)?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+/// The user and groups named by a client certificate (CN and O).
+pub fn identity_of(cert: &CertificateDer<'_>) -> Option<(String, Vec<String>)> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let subject = parsed.subject();
+    let user = subject.iter_common_name().next()?.as_str().ok()?.to_owned();
+    let groups = subject
+        .iter_organization()
+        .filter_map(|o| o.as_str().ok().map(str::to_owned))
+        .collect();
+    Some((user, groups))
+}
+
+/// One context of a kubeconfig file.
+#[derive(Clone, Debug)]
+pub struct KubeconfigEntry {
+    /// Used as the cluster, user and context name.
+    pub name: String,
+    pub server: String,
+    pub ca_pem: String,
+    pub client: Option<Issued>,
+    pub token: Option<String>,
+}
+
+fn b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s.as_bytes())
+}
+
+/// Writes (or merges into) a kubeconfig file: entries with the same name are replaced, others
+/// kept. `current` becomes the current context when given (or when the file had none).
+pub fn write_kubeconfig(path: &Path, entries: &[KubeconfigEntry], current: Option<&str>) -> Result<(), PkiError> {
+    let mut doc: serde_json::Value = match std::fs::read_to_string(path) {
+        Ok(text) if !text.trim().is_empty() => serde_yaml::from_str(&text).unwrap_or_else(|_| serde_json::json!({})),
+        _ => serde_json::json!({}),
+    };
+    if !doc.is_object() {
+        doc = serde_json::json!({});
+    }
+    doc["apiVersion"] = "v1".into();
+    doc["kind"] = "Config".into();
+    for (section, make) in [
+        ("clusters", 0usize),
+        ("users", 1),
+        ("contexts", 2),
+    ] {
+        let mut list: Vec<serde_json::Value> = doc[section].as_array().cloned().unwrap_or_default();
+        for entry in entries {
+            list.retain(|item| item["name"] != entry.name.as_str());
+            let item = match make {
+                0 => serde_json::json!({"name": entry.name, "cluster": {
+                    "server": entry.server, "certificate-authority-data": b64(&entry.ca_pem)}}),
+                1 => {
+                    let mut user = serde_json::Map::new();
+                    if let Some(client) = &entry.client {
+                        user.insert("client-certificate-data".into(), b64(&client.cert_pem).into());
+                        user.insert("client-key-data".into(), b64(&client.key_pem).into());
+                    }
+                    if let Some(token) = &entry.token {
+                        user.insert("token".into(), token.clone().into());
+                    }
+                    serde_json::json!({"name": entry.name, "user": user})
+                }
+                _ => serde_json::json!({"name": entry.name, "context": {"cluster": entry.name, "user": entry.name}}),
+            };
+            list.push(item);
+        }
+        doc[section] = serde_json::Value::Array(list);
+    }
+    let has_current = doc["current-context"].as_str().is_some_and(|s| !s.is_empty());
+    match current {
+        Some(name) => doc["current-context"] = name.into(),
+        None if !has_current => {
+            if let Some(first) = entries.first() {
+                doc["current-context"] = first.name.clone().into();
+            }
+        }
+        None => {}
+    }
+    if doc.get("preferences").is_none() {
+        doc["preferences"] = serde_json::json!({});
+    }
+    let text = serde_yaml::to_string(&doc).map_err(|e| PkiError::Io {
+        context: "render kubeconfig".into(),
+        source: io::Error::other(e),
+    })?;
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(io_err(format!("create {}", parent.display())))?;
+    }
+    // Write atomically so that concurrent readers (kubectl) never see half a file.
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    write_private(&tmp, &text)?;
+    std::fs::rename(&tmp, path).map_err(io_err(format!("rename to {}", path.display())))?;
+    Ok(())
+}

@@ -1,0 +1,364 @@
+//! The resource registry: every kind the server serves (built-ins from one table, Karmada's
+//! kinds and CRDs added at run time), and the discovery documents derived from it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::RwLock;
+use serde_json::Value;
+
+/// How `/scale` maps onto an object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScaleDef {
+    pub spec_replicas_path: String,
+    pub status_replicas_path: String,
+    /// A path to the selector: a `LabelSelector` object for built-ins, a string for CRDs.
+    pub label_selector_path: Option<String>,
+}
+
+/// A CRD printer column.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Column {
+    pub name: String,
+    pub type_: String,
+    pub format: String,
+    pub description: String,
+    pub priority: i64,
+    pub json_path: String,
+}
+
+/// How objects of a resource print as `kubectl get` rows.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Printer {
+    /// A built-in printer, keyed by kind (see `table`).
+    Builtin,
+    /// CRD-style columns (Name is always first; no Age unless listed).
+    Columns(Vec<Column>),
+}
+
+/// Everything the server needs to know to serve one resource at one version.
+#[derive(Debug, Clone)]
+pub struct ResourceDef {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    pub plural: String,
+    pub singular: String,
+    pub namespaced: bool,
+    pub short_names: Vec<String>,
+    pub categories: Vec<String>,
+    /// A `/status` subresource: main-resource writes keep the old status, status writes keep
+    /// everything else.
+    pub status: bool,
+    pub scale: Option<ScaleDef>,
+    /// Maintain `metadata.generation` (bumped on changes outside metadata and status).
+    pub generation: bool,
+    pub printer: Printer,
+    /// Strategic merge patch is accepted (built-in kinds only; CRs get 415).
+    pub strategic: bool,
+    /// For custom resources: the structural schema of this version (validation and pruning).
+    pub schema: Option<Arc<Value>>,
+    /// Served from a CRD (not a built-in).
+    pub custom: bool,
+    /// The version objects are stored in (other versions are converted on the way in and out).
+    pub storage_version: String,
+}
+
+impl ResourceDef {
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    pub fn list_kind(&self) -> String {
+        format!("{}List", self.kind)
+    }
+
+    /// The store prefix holding every object of this resource (all versions share it).
+    pub fn prefix(&self) -> String {
+        let group = if self.group.is_empty() { "core" } else { &self.group };
+        format!("/registry/{group}/{}/", self.plural)
+    }
+
+    /// The store prefix of a collection: one namespace, or all of them.
+    pub fn collection_prefix(&self, namespace: Option<&str>) -> String {
+        match (self.namespaced, namespace) {
+            (true, Some(ns)) => format!("{}{ns}/", self.prefix()),
+            _ => self.prefix(),
+        }
+    }
+
+    pub fn key(&self, namespace: Option<&str>, name: &str) -> String {
+        match (self.namespaced, namespace) {
+            (true, Some(ns)) => format!("{}{ns}/{name}", self.prefix()),
+            _ => format!("{}{name}", self.prefix()),
+        }
+    }
+
+    /// `plural.group` (as in error messages).
+    pub fn group_resource(&self) -> String {
+        apimachinery::status::qualified(&self.plural, &self.group)
+    }
+}
+
+struct Builtin {
+    group: &'static str,
+    version: &'static str,
+    kind: &'static str,
+    plural: &'static str,
+    namespaced: bool,
+    short: &'static [&'static str],
+    all: bool,
+    status: bool,
+    scale: bool,
+    generation: bool,
+}
+
+const fn b(
+    group: &'static str,
+    version: &'static str,
+    kind: &'static str,
+    plural: &'static str,
+    namespaced: bool,
+    short: &'static [&'static str],
+) -> Builtin {
+    Builtin { group, version, kind, plural, namespaced, short, all: false, status: false, scale: false, generation: false }
+}
+
+impl Builtin {
+    const fn all(mut self) -> Self {
+        self.all = true;
+        self
+    }
+    const fn status(mut self) -> Self {
+        self.status = true;
+        self
+    }
+    const fn workload(mut self) -> Self {
+        self.status = true;
+        self.generation = true;
+        self
+    }
+    const fn scale(mut self) -> Self {
+        self.scale = true;
+        self
+    }
+}
+
+/// Built-in kinds, in discovery order. Adding a kind is one line here (plus, optionally, a
+/// printer in `table`).
+const BUILTINS: &[Builtin] = &[
+    b("", "v1", "Namespace", "namespaces", false, &["ns"]).status(),
+    b("", "v1", "ConfigMap", "configmaps", true, &["cm"]),
+    b("", "v1", "Secret", "secrets", true, &[]),
+    b("", "v1", "Service", "services", true, &["svc"]).all().status(),
+    b("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"]),
+    b("", "v1", "Endpoints", "endpoints", true, &["ep"]),
+    b("", "v1", "Event", "events", true, &["ev"]),
+    b("", "v1", "Pod", "pods", true, &["po"]).all().status(),
+    b("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true, &["pvc"]).status(),
+    b("", "v1", "PersistentVolume", "persistentvolumes", false, &["pv"]).status(),
+    b("", "v1", "ResourceQuota", "resourcequotas", true, &["quota"]).status(),
+    b("", "v1", "LimitRange", "limitranges", true, &["limits"]),
+    b("", "v1", "Node", "nodes", false, &["no"]).status(),
+    b("", "v1", "ReplicationController", "replicationcontrollers", true, &["rc"]).all().workload().scale(),
+    b("", "v1", "PodTemplate", "podtemplates", true, &[]),
+    b("apps", "v1", "Deployment", "deployments", true, &["deploy"]).all().workload().scale(),
+    b("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"]).all().workload().scale(),
+    b("apps", "v1", "DaemonSet", "daemonsets", true, &["ds"]).all().workload(),
+    b("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"]).all().workload().scale(),
+    b("apps", "v1", "ControllerRevision", "controllerrevisions", true, &[]),
+    b("batch", "v1", "Job", "jobs", true, &[]).all().workload(),
+    b("batch", "v1", "CronJob", "cronjobs", true, &["cj"]).all().workload(),
+    b("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true, &["hpa"]).all().status(),
+    b("networking.k8s.io", "v1", "Ingress", "ingresses", true, &["ing"]).status(),
+    b("networking.k8s.io", "v1", "IngressClass", "ingressclasses", false, &[]),
+    b("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true, &["netpol"]),
+    b("rbac.authorization.k8s.io", "v1", "Role", "roles", true, &[]),
+    b("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true, &[]),
+    b("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false, &[]),
+    b("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false, &[]),
+    b("coordination.k8s.io", "v1", "Lease", "leases", true, &[]),
+    b("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true, &["pdb"]).status(),
+    b("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true, &[]),
+    b("storage.k8s.io", "v1", "StorageClass", "storageclasses", false, &["sc"]),
+    b("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", false, &["pc"]),
+    b("events.k8s.io", "v1", "Event", "events", true, &["ev"]),
+    b("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", false, &["crd", "crds"]).status(),
+];
+
+fn builtin_def(b: &Builtin) -> ResourceDef {
+    let scale = b.scale.then(|| ScaleDef {
+        spec_replicas_path: ".spec.replicas".into(),
+        status_replicas_path: ".status.replicas".into(),
+        label_selector_path: Some(".spec.selector".into()),
+    });
+    ResourceDef {
+        group: b.group.into(),
+        version: b.version.into(),
+        kind: b.kind.into(),
+        plural: b.plural.into(),
+        singular: b.kind.to_lowercase(),
+        namespaced: b.namespaced,
+        short_names: b.short.iter().map(|s| (*s).to_owned()).collect(),
+        categories: if b.all { vec!["all".into()] } else { vec![] },
+        status: b.status,
+        scale,
+        generation: b.generation,
+        printer: Printer::Builtin,
+        strategic: true,
+        schema: None,
+        custom: false,
+        storage_version: b.version.into(),
+    }
+}
+
+/// Who registered a set of resources (so a CRD's kinds can be replaced or removed as a unit).
+pub type Owner = String;
+
+#[derive(Default)]
+struct State {
+    /// (group, version, plural) → definition, plus its owner.
+    resources: BTreeMap<(String, String, String), (Arc<ResourceDef>, Owner)>,
+    /// Group order for discovery: built-ins first, then in registration order.
+    group_order: Vec<String>,
+}
+
+/// The set of served resources. Cheap to read; changes bump a generation counter (used to
+/// cache discovery documents and OpenAPI hashes).
+#[derive(Default)]
+pub struct Registry {
+    state: RwLock<State>,
+    generation: AtomicU64,
+}
+
+impl Registry {
+    pub fn with_builtins() -> Registry {
+        let registry = Registry::default();
+        registry.register("builtin", BUILTINS.iter().map(builtin_def).collect());
+        registry
+    }
+
+    /// Adds (or replaces) `defs` under `owner`, dropping the owner's previous definitions.
+    pub fn register(&self, owner: &str, defs: Vec<ResourceDef>) {
+        let mut state = self.state.write();
+        state.resources.retain(|_, (_, o)| o != owner);
+        for def in defs {
+            if !state.group_order.contains(&def.group) {
+                state.group_order.push(def.group.clone());
+            }
+            let key = (def.group.clone(), def.version.clone(), def.plural.clone());
+            state.resources.insert(key, (Arc::new(def), owner.to_owned()));
+        }
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Removes everything `owner` registered.
+    pub fn unregister(&self, owner: &str) {
+        let mut state = self.state.write();
+        state.resources.retain(|_, (_, o)| o != owner);
+        let groups: Vec<String> = state.resources.values().map(|(d, _)| d.group.clone()).collect();
+        state.group_order.retain(|g| groups.contains(g));
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    pub fn get(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceDef>> {
+        let state = self.state.read();
+        state
+            .resources
+            .get(&(group.to_owned(), version.to_owned(), plural.to_owned()))
+            .map(|(d, _)| Arc::clone(d))
+    }
+
+    /// The definition objects are stored with, for a (group, plural).
+    pub fn storage_def(&self, group: &str, plural: &str) -> Option<Arc<ResourceDef>> {
+        let state = self.state.read();
+        state
+            .resources
+            .values()
+            .map(|(d, _)| d)
+            .find(|d| d.group == group && d.plural == plural && d.version == d.storage_version)
+            .cloned()
+    }
+
+    /// Every definition, in discovery order (groups in order, versions as registered).
+    pub fn all(&self) -> Vec<Arc<ResourceDef>> {
+        let state = self.state.read();
+        let mut out = Vec::new();
+        for group in &state.group_order {
+            let mut defs: Vec<&Arc<ResourceDef>> =
+                state.resources.values().map(|(d, _)| d).filter(|d| &d.group == group).collect();
+            // Stable: by version preference (storage version first), then by table order.
+            defs.sort_by_key(|d| (d.version != d.storage_version, version_rank(&d.version)));
+            out.extend(defs.into_iter().cloned());
+        }
+        out
+    }
+
+    /// Versions served for a group, preferred first.
+    pub fn group_versions(&self, group: &str) -> Vec<String> {
+        let mut versions: Vec<String> = Vec::new();
+        for def in self.all() {
+            if def.group == group && !versions.contains(&def.version) {
+                versions.push(def.version.clone());
+            }
+        }
+        versions
+    }
+
+    pub fn groups(&self) -> Vec<String> {
+        self.state.read().group_order.clone()
+    }
+
+    /// Finds a definition by (group, kind) at its storage version (for owner references and GC).
+    pub fn by_kind(&self, group: &str, kind: &str) -> Option<Arc<ResourceDef>> {
+        self.all().into_iter().find(|d| d.group == group && d.kind == kind && d.version == d.storage_version)
+    }
+}
+
+/// Kubernetes' version priority: GA > beta > alpha, higher numbers first.
+fn version_rank(version: &str) -> (u8, i64, i64) {
+    let digits: String = version.trim_start_matches('v').chars().take_while(char::is_ascii_digit).collect();
+    let major: i64 = digits.parse().unwrap_or(0);
+    let rest = &version.trim_start_matches('v')[digits.len()..];
+    let (stage, minor) = if let Some(n) = rest.strip_prefix("beta") {
+        (1, n.parse().unwrap_or(0))
+    } else if let Some(n) = rest.strip_prefix("alpha") {
+        (2, n.parse().unwrap_or(0))
+    } else if rest.is_empty() {
+        (0, 0)
+    } else {
+        (3, 0)
+    };
+    (stage, -major, -minor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_are_served() {
+        let registry = Registry::with_builtins();
+        let deploy = registry.get("apps", "v1", "deployments").expect("deployments");
+        assert!(deploy.namespaced && deploy.status && deploy.scale.is_some());
+        assert_eq!(deploy.key(Some("default"), "web"), "/registry/apps/deployments/default/web");
+        assert_eq!(registry.get("", "v1", "namespaces").unwrap().key(None, "x"), "/registry/core/namespaces/x");
+        assert_eq!(registry.groups()[0], "");
+    }
+
+    #[test]
+    fn version_priority() {
+        let mut versions = vec!["v1alpha1", "v1", "v2beta1", "v1beta1", "v2", "foo"];
+        versions.sort_by_key(|v| version_rank(v));
+        assert_eq!(versions, vec!["v2", "v1", "v2beta1", "v1beta1", "v1alpha1", "foo"]);
+    }
+}

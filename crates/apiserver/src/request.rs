@@ -1,0 +1,358 @@
+//! Wire decoding: URL paths to targets, query strings, content negotiation.
+
+use std::collections::HashMap;
+
+use apimachinery::ApiError;
+use http::HeaderMap;
+
+/// What a request path names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    Version,
+    Health(&'static str),
+    Metrics,
+    OpenApiV2,
+    OpenApiV3Index,
+    OpenApiV3(String),
+    /// `/api`
+    CoreGroup,
+    /// `/apis`
+    Groups,
+    /// `/apis/<group>`
+    Group(String),
+    /// `/api/v1` or `/apis/<group>/<version>`
+    ResourceList { group: String, version: String },
+    Resource(Target),
+}
+
+/// A resource request: `[namespaces/<ns>/]<resource>[/<name>[/<subresource>]]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub group: String,
+    pub version: String,
+    pub resource: String,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub subresource: Option<String>,
+}
+
+pub fn route(path: &str) -> Option<Route> {
+    let path = path.trim_end_matches('/');
+    match path {
+        "/version" => return Some(Route::Version),
+        "/healthz" => return Some(Route::Health("healthz")),
+        "/livez" => return Some(Route::Health("livez")),
+        "/readyz" => return Some(Route::Health("readyz")),
+        "/metrics" => return Some(Route::Metrics),
+        "/openapi/v2" | "/swagger-2.0.0.pb-v1" | "/swagger.json" => return Some(Route::OpenApiV2),
+        "/openapi/v3" => return Some(Route::OpenApiV3Index),
+        "/api" => return Some(Route::CoreGroup),
+        "/apis" => return Some(Route::Groups),
+        _ => {}
+    }
+    if let Some(rest) = path.strip_prefix("/openapi/v3/") {
+        return Some(Route::OpenApiV3(rest.to_owned()));
+    }
+    if let Some(rest) = path.strip_prefix("/healthz/").or_else(|| path.strip_prefix("/readyz/")).or_else(|| path.strip_prefix("/livez/")) {
+        let _ = rest;
+        return Some(Route::Health("check"));
+    }
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let (group, version, rest) = match segments.as_slice() {
+        ["api", version, rest @ ..] => (String::new(), (*version).to_owned(), rest),
+        ["apis", group] => return Some(Route::Group((*group).to_owned())),
+        ["apis", group, version, rest @ ..] => ((*group).to_owned(), (*version).to_owned(), rest),
+        _ => return None,
+    };
+    if rest.is_empty() {
+        return Some(Route::ResourceList { group, version });
+    }
+    if rest.iter().any(|s| s.is_empty()) {
+        return None;
+    }
+    let owned = |s: &&str| Some((*s).to_owned());
+    let target = match rest {
+        // A namespace's own subresources.
+        ["namespaces", name, sub @ ("status" | "finalize")] => Target {
+            group, version, resource: "namespaces".into(), namespace: None, name: owned(name), subresource: owned(sub),
+        },
+        ["namespaces", ns, resource, tail @ ..] => match tail {
+            [] => Target { group, version, resource: (*resource).into(), namespace: owned(ns), name: None, subresource: None },
+            [name] => Target { group, version, resource: (*resource).into(), namespace: owned(ns), name: owned(name), subresource: None },
+            [name, sub] => Target { group, version, resource: (*resource).into(), namespace: owned(ns), name: owned(name), subresource: owned(sub) },
+            _ => return None,
+        },
+        [resource] => Target { group, version, resource: (*resource).into(), namespace: None, name: None, subresource: None },
+        [resource, name] => Target { group, version, resource: (*resource).into(), namespace: None, name: owned(name), subresource: None },
+        [resource, name, sub] => Target { group, version, resource: (*resource).into(), namespace: None, name: owned(name), subresource: owned(sub) },
+        _ => return None,
+    };
+    Some(Route::Resource(target))
+}
+
+/// Decoded query parameters (the last occurrence of a key wins; empty pairs are ignored, as
+/// kube-rs sends `?&limit=500`).
+#[derive(Clone, Debug, Default)]
+pub struct Query(HashMap<String, String>);
+
+impl Query {
+    pub fn parse(raw: Option<&str>) -> Query {
+        let mut map = HashMap::new();
+        for pair in raw.unwrap_or_default().split('&') {
+            if pair.is_empty() {
+                continue;
+            }
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            map.insert(percent_decode(k), percent_decode(v));
+        }
+        Query(map)
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str).filter(|s| !s.is_empty())
+    }
+
+    pub fn flag(&self, key: &str) -> bool {
+        matches!(self.get(key), Some("true" | "1" | "True"))
+    }
+
+    pub fn int(&self, key: &str) -> Result<Option<i64>, ApiError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| ApiError::bad_request(format!("invalid value {v:?} for query parameter {key}"))),
+        }
+    }
+}
+
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What the client accepts, reduced to what we can answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wanted {
+    Json,
+    Table,
+    /// `as=PartialObjectMetadata` / `PartialObjectMetadataList`.
+    Metadata,
+}
+
+struct MediaType {
+    essence: String,
+    params: HashMap<String, String>,
+}
+
+fn parse_media_types(header: &str) -> Vec<MediaType> {
+    header
+        .split(',')
+        .filter_map(|part| {
+            let mut pieces = part.split(';');
+            let essence = pieces.next()?.trim().to_ascii_lowercase();
+            if essence.is_empty() {
+                return None;
+            }
+            let params = pieces
+                .filter_map(|p| {
+                    let (k, v) = p.split_once('=')?;
+                    Some((k.trim().to_ascii_lowercase(), v.trim().trim_matches('"').to_owned()))
+                })
+                .collect();
+            Some(MediaType { essence, params })
+        })
+        .collect()
+}
+
+/// Picks the response form from the Accept header, in the client's order of preference.
+pub fn negotiate(headers: &HeaderMap) -> Result<Wanted, ApiError> {
+    let Some(accept) = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Ok(Wanted::Json);
+    };
+    let types = parse_media_types(accept);
+    if types.is_empty() {
+        return Ok(Wanted::Json);
+    }
+    for t in &types {
+        match t.essence.as_str() {
+            "application/json" | "application/yaml" | "*/*" | "application/*" => {
+                match t.params.get("as").map(String::as_str) {
+                    None => return Ok(Wanted::Json),
+                    Some("Table") if t.params.get("g").map(String::as_str) == Some("meta.k8s.io") => {
+                        return Ok(Wanted::Table);
+                    }
+                    Some("PartialObjectMetadata" | "PartialObjectMetadataList")
+                        if t.params.get("g").map(String::as_str) == Some("meta.k8s.io") =>
+                    {
+                        return Ok(Wanted::Metadata);
+                    }
+                    Some(_) => continue,
+                }
+            }
+            _ => continue,
+        }
+    }
+    Err(ApiError::not_acceptable(format!(
+        "only the following media types are accepted: application/json, application/yaml, application/json;as=Table;v=v1;g=meta.k8s.io (asked for {accept:?})"
+    )))
+}
+
+/// Which aggregated discovery version the client asked for, if any.
+pub fn aggregated_discovery(headers: &HeaderMap) -> Option<&'static str> {
+    let accept = headers.get(http::header::ACCEPT)?.to_str().ok()?;
+    for t in parse_media_types(accept) {
+        if t.essence == "application/json" || t.essence == "*/*" {
+            let g = t.params.get("g").map(String::as_str);
+            let a = t.params.get("as").map(String::as_str);
+            if g == Some("apidiscovery.k8s.io") && a == Some("APIGroupDiscoveryList") {
+                match t.params.get("v").map(String::as_str) {
+                    Some("v2") => return Some("v2"),
+                    Some("v2beta1") => return Some("v2beta1"),
+                    _ => continue,
+                }
+            }
+            if t.params.is_empty() {
+                return None;
+            }
+        }
+    }
+    None
+}
+
+/// The body formats a write may carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyType {
+    Json,
+    Yaml,
+    JsonPatch,
+    MergePatch,
+    StrategicPatch,
+    ApplyPatch,
+    Protobuf,
+    Other,
+}
+
+pub fn body_type(headers: &HeaderMap) -> BodyType {
+    let Some(ct) = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        // kubectl scale --current-replicas sends no Content-Type.
+        return BodyType::Json;
+    };
+    let essence = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    match essence.as_str() {
+        "" | "application/json" => BodyType::Json,
+        "application/yaml" | "text/yaml" | "application/x-yaml" => BodyType::Yaml,
+        "application/json-patch+json" => BodyType::JsonPatch,
+        "application/merge-patch+json" => BodyType::MergePatch,
+        "application/strategic-merge-patch+json" => BodyType::StrategicPatch,
+        "application/apply-patch+yaml" | "application/apply-patch+json" => BodyType::ApplyPatch,
+        "application/vnd.kubernetes.protobuf" => BodyType::Protobuf,
+        _ => BodyType::Other,
+    }
+}
+
+/// Parses a JSON or YAML document into a value.
+pub fn parse_document(body: &[u8], yaml: bool) -> Result<serde_json::Value, ApiError> {
+    if yaml {
+        serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
+    } else {
+        serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!("the body of the request could not be decoded as JSON: {e}"))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(group: &str, resource: &str, ns: Option<&str>, name: Option<&str>, sub: Option<&str>) -> Route {
+        Route::Resource(Target {
+            group: group.into(),
+            version: "v1".into(),
+            resource: resource.into(),
+            namespace: ns.map(Into::into),
+            name: name.map(Into::into),
+            subresource: sub.map(Into::into),
+        })
+    }
+
+    #[test]
+    fn routes() {
+        let cases = [
+            ("/api/v1/namespaces", Some(t("", "namespaces", None, None, None))),
+            ("/api/v1/namespaces/default", Some(t("", "namespaces", None, Some("default"), None))),
+            ("/api/v1/namespaces/x/status", Some(t("", "namespaces", None, Some("x"), Some("status")))),
+            ("/api/v1/namespaces/default/configmaps", Some(t("", "configmaps", Some("default"), None, None))),
+            ("/api/v1/namespaces/default/configmaps/a", Some(t("", "configmaps", Some("default"), Some("a"), None))),
+            ("/apis/example.com/v1/namespaces/d/widgets/w/scale", Some(t("example.com", "widgets", Some("d"), Some("w"), Some("scale")))),
+            ("/apis/example.com/v1/widgets", Some(t("example.com", "widgets", None, None, None))),
+            ("/apis/example.com/v1", Some(Route::ResourceList { group: "example.com".into(), version: "v1".into() })),
+            ("/apis/example.com", Some(Route::Group("example.com".into()))),
+            ("/apis", Some(Route::Groups)),
+            ("/version", Some(Route::Version)),
+            ("/nope", None),
+        ];
+        for (path, want) in cases {
+            assert_eq!(route(path), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn queries() {
+        let q = Query::parse(Some("&limit=500&labelSelector=app%3Ddemo&x=a+b&&watch=true"));
+        assert_eq!(q.get("limit"), Some("500"));
+        assert_eq!(q.get("labelSelector"), Some("app=demo"));
+        assert_eq!(q.get("x"), Some("a b"));
+        assert!(q.flag("watch"));
+        assert_eq!(percent_decode("%zz%"), "%zz%");
+    }
+
+    #[test]
+    fn negotiation() {
+        let mut headers = HeaderMap::new();
+        let mut check = |accept: &str| {
+            headers.insert(http::header::ACCEPT, accept.parse().unwrap());
+            negotiate(&headers)
+        };
+        assert_eq!(check("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"), Ok(Wanted::Table));
+        assert_eq!(check("application/vnd.kubernetes.protobuf,application/json"), Ok(Wanted::Json));
+        assert_eq!(check("application/json, */*"), Ok(Wanted::Json));
+        assert!(check("application/vnd.kubernetes.protobuf").is_err());
+        let mut h = HeaderMap::new();
+        h.insert(http::header::ACCEPT, "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json".parse().unwrap());
+        assert_eq!(aggregated_discovery(&h), Some("v2beta1"));
+        h.insert(http::header::ACCEPT, "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json".parse().unwrap());
+        assert_eq!(aggregated_discovery(&h), Some("v2"));
+        h.insert(http::header::ACCEPT, "application/json, */*".parse().unwrap());
+        assert_eq!(aggregated_discovery(&h), None);
+    }
+}
