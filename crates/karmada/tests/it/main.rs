@@ -1,0 +1,6 @@
+//! End-to-end tests: the real `karmada` binary driven by the real `kubectl`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod apiserver_kubectl;
+mod harness;
