@@ -504,13 +504,13 @@ mod tests {
         let mut object = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
             "spec": {"size": 3, "bogus": 1, "free": {"anything": {"goes": 1}}}, "extra": true});
         let unknown = prune(&schema, &mut object);
-        assert_eq!(unknown, vec!["spec.bogus".to_owned(), "extra".to_owned()]);
+        assert_eq!(unknown, vec!["extra".to_owned(), "spec.bogus".to_owned()]);
         assert_eq!(object["spec"], json!({"size": 3, "free": {"anything": {"goes": 1}}}));
         assert!(validate(&schema, &object).is_empty());
         let bad = json!({"spec": {"size": "x", "color": "green"}});
         let causes = validate(&schema, &bad);
         assert_eq!(causes.len(), 2, "{causes:?}");
-        assert_eq!(causes[0].field, "spec.size");
+        assert!(causes.iter().any(|c| c.field == "spec.size") && causes.iter().any(|c| c.field == "spec.color"));
         let missing = validate(&schema, &json!({"spec": {}}));
         assert_eq!(missing[0].field, "spec.size");
         let negative = validate(&schema, &json!({"spec": {"size": -1}}));
