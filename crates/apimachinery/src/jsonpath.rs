@@ -126,7 +126,7 @@ impl JsonPath {
 fn loosely_equal(got: &Value, want: &Value) -> bool {
     match (got, want) {
         (Value::String(a), Value::String(b)) => a == b,
-        (a, Value::String(b)) => a.to_string() == *b,
+        (a, Value::String(b)) => serde_json::to_string(a).is_ok_and(|rendered| rendered == *b),
         (a, b) => a == b,
     }
 }

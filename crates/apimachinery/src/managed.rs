@@ -177,7 +177,7 @@ pub fn remove_at(value: &mut Value, path: &[Elem], lists: ListKeys<'_>) {
         }
         Elem::Value(v) => {
             if let Some(a) = cursor.as_array_mut() {
-                a.retain(|i| i.to_string() != *v);
+                a.retain(|i| i.to_string().as_str() != v.as_str());
             }
         }
     }
@@ -375,7 +375,7 @@ pub fn record_update(
         return;
     }
     for e in entries.iter_mut() {
-        e.fields.retain(|p| !removed.contains(p) && !(changed.contains(p) && e.manager != manager));
+        e.fields.retain(|p| !(removed.contains(p) || changed.contains(p) && e.manager != manager));
     }
     match entries.iter_mut().find(|e| same_entry(e, manager, "Update", subresource)) {
         Some(e) => {

@@ -552,7 +552,7 @@ impl Api {
         let mut start = start_after;
         let chunk = limit.map(|l| l.clamp(1, 10_000)).unwrap_or(usize::MAX);
         loop {
-            let options = ListOptions { revision: Some(revision), limit: std::num::NonZeroUsize::new(chunk.min(10_000).max(1)).filter(|_| chunk != usize::MAX), start_after: start.clone() };
+            let options = ListOptions { revision: Some(revision), limit: std::num::NonZeroUsize::new(chunk.clamp(1, 10_000)).filter(|_| chunk != usize::MAX), start_after: start.clone() };
             let page = self.store.list(prefix.as_bytes(), options).await.map_err(|e| match e {
                 StoreError::Compacted { .. } if start.is_some() => ApiError::expired("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter."),
                 other => store_error(def, "", other),
@@ -714,10 +714,10 @@ impl Api {
             let lists = |path: &[&str]| strategy::list_kind(def, path);
             let mut entries = Vec::new();
             let mut scoped = applied.clone();
-            if def.status {
-                if let Value::Object(m) = &mut scoped {
-                    m.remove("status");
-                }
+            if def.status
+                && let Value::Object(m) = &mut scoped
+            {
+                m.remove("status");
             }
             let _ = managed::apply(&json!({}), &mut entries, &scoped, manager, &def.api_version(), &now, None, true, &lists);
             strategy::set_entries(&mut object, &entries);

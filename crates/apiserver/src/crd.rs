@@ -107,7 +107,7 @@ pub fn validate_crd(crd: &Value) -> Result<(), ApiError> {
         causes.push(Cause::required("spec.names.kind", ""));
     }
     if !plural.is_empty() && !group.is_empty() && name != format!("{plural}.{group}") {
-        causes.push(Cause::invalid("metadata.name", &json!(name), &format!("must be spec.names.plural+\".\"+spec.group")));
+        causes.push(Cause::invalid("metadata.name", &json!(name), "must be spec.names.plural+\".\"+spec.group"));
     }
     match s(crd, "/spec/scope") {
         Some("Namespaced" | "Cluster") => {}

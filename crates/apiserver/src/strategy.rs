@@ -162,7 +162,7 @@ pub fn validate_meta(def: &ResourceDef, object: &Value) -> Result<(), ApiError> 
                 match v.as_str() {
                     Some(s) if field == "labels" => {
                         if let Err(e) = selector::validate_label_value(s) {
-                            causes.push(Cause::invalid(format!("metadata.labels"), &json!(s), &e));
+                            causes.push(Cause::invalid("metadata.labels", &json!(s), &e));
                         }
                     }
                     Some(_) => {}
@@ -201,10 +201,16 @@ pub fn prepare_create(def: &ResourceDef, object: &mut Value, now: &str, uid: &st
     if def.generation || def.custom {
         meta.insert("generation".into(), json!(1));
     }
-    if def.status && def.kind != "Namespace" && def.kind != "Node" && def.kind != "Pod" && def.kind != "Service" && def.kind != "PersistentVolumeClaim" && def.kind != "PersistentVolume" {
-        if let Value::Object(m) = object {
-            m.remove("status");
-        }
+    // Status is the server's (or a controller's) to set: clear it, as Kubernetes does,
+    // except for Nodes (whose registrant reports status at creation).
+    if def.status
+        && def.kind != "Node"
+        && let Value::Object(m) = object
+    {
+        m.remove("status");
+    }
+    if def.kind == "Pod" && def.group.is_empty() {
+        object["status"] = json!({"phase": "Pending"});
     }
     if def.kind == "Namespace" && def.group.is_empty() {
         let name = object::name(object).to_owned();
@@ -296,10 +302,10 @@ pub fn prepare_update(def: &ResourceDef, old: &Value, mut new: Value, part: Part
             }
         }
     }
-    if def.namespaced {
-        if let Some(ns) = old_meta.get("namespace") {
-            meta.insert("namespace".into(), ns.clone());
-        }
+    if def.namespaced
+        && let Some(ns) = old_meta.get("namespace")
+    {
+        meta.insert("namespace".into(), ns.clone());
     }
     if !meta.contains_key("managedFields")
         && let Some(fields) = old_meta.get("managedFields")
@@ -465,6 +471,6 @@ pub fn supported_field(def: &ResourceDef, field: &str) -> bool {
         ("", "Namespace") => field == "status.phase",
         ("", "Node") => field == "spec.unschedulable",
         ("batch", "Job") => field == "status.successful",
-        _ => def.custom && def.schema.is_some() && false,
+        _ => false,
     }
 }

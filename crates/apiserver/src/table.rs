@@ -111,10 +111,10 @@ fn pod_status(v: &Value) -> String {
             if let Some(r) = c.pointer("/state/waiting/reason").and_then(Value::as_str) {
                 return r.to_owned();
             }
-            if let Some(r) = c.pointer("/state/terminated/reason").and_then(Value::as_str) {
-                if s(v, "/status/phase").and_then(Value::as_str) != Some("Running") {
-                    return r.to_owned();
-                }
+            if let Some(r) = c.pointer("/state/terminated/reason").and_then(Value::as_str)
+                && s(v, "/status/phase").and_then(Value::as_str) != Some("Running")
+            {
+                return r.to_owned();
             }
         }
     }
@@ -375,10 +375,13 @@ fn name_column_description() -> &'static str {
     "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names"
 }
 
+/// Computes one cell of a row.
+type Cell = Box<dyn Fn(&Value) -> Value + Send + Sync>;
+
 /// Renders objects as a Table. `include_object`: `None`, `Metadata` (default) or `Object`.
 pub struct TableBuilder {
     columns: Vec<Value>,
-    cells: Vec<Box<dyn Fn(&Value) -> Value + Send + Sync>>,
+    cells: Vec<Cell>,
     include_object: IncludeObject,
 }
 
@@ -417,7 +420,7 @@ fn crd_cell(column: &Column, path: &JsonPath, object: &Value, now: i64) -> Value
 impl TableBuilder {
     pub fn new(def: &ResourceDef, include_object: IncludeObject, now: i64) -> TableBuilder {
         let mut columns = Vec::new();
-        let mut cells: Vec<Box<dyn Fn(&Value) -> Value + Send + Sync>> = Vec::new();
+        let mut cells: Vec<Cell> = Vec::new();
         match &def.printer {
             Printer::Builtin => {
                 for c in builtin_columns(&def.kind) {

@@ -197,7 +197,7 @@ fn merge_list(
     if replace {
         *orig = patch
             .iter()
-            .filter(|v| !v.as_object().is_some_and(|m| directive(m).is_some()))
+            .filter(|v| v.as_object().is_none_or(|m| directive(m).is_none()))
             .map(|v| strip(v, ""))
             .collect();
         return Ok(());

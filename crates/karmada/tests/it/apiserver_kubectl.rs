@@ -324,6 +324,7 @@ fn watch_with_kubectl_and_wait() {
     s.kubectl(&["patch", "wg", "w1", "--type", "merge", "-p", "{\"spec\":{\"size\":42}}"]).ok();
     std::thread::sleep(Duration::from_millis(500));
     let _ = watcher.kill();
+    let _ = watcher.wait();
     let mut out = String::new();
     watcher.stdout.take().unwrap().read_to_string(&mut out).unwrap();
     let updated = out.lines().find(|l| l.contains("42")).unwrap_or_else(|| panic!("no updated row in {out:?}"));
@@ -356,7 +357,7 @@ fn restart_on_redb_keeps_objects_and_resource_versions() {
     // The CRD is served again after the restart, and the object is unchanged.
     let after = eventually(Duration::from_secs(20), "widgets after restart", || {
         let out = s.kubectl(&["get", "wg", "w1", "-o", "jsonpath={.metadata.uid} {.metadata.resourceVersion}"]);
-        (out.code == 0).then(|| out.stdout)
+        (out.code == 0).then_some(out.stdout)
     });
     assert_eq!(after, before);
     let rv_before: u64 = before.split(' ').nth(1).unwrap().parse().unwrap();

@@ -137,12 +137,6 @@ impl ApiServer {
         std::fs::write(&path, contents).expect("write manifest");
         path.to_str().expect("utf-8").to_owned()
     }
-
-    pub async fn client(&self) -> kube::Client {
-        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig");
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.expect("kube config");
-        kube::Client::try_from(config).expect("kube client")
-    }
 }
 
 impl Drop for ApiServer {
