@@ -87,6 +87,7 @@ pub struct Api {
     /// The longest a watch without `timeoutSeconds` stays open.
     pub(crate) default_watch_timeout: Duration,
     pub(crate) bookmark_interval: Duration,
+    pub(crate) watch_lines: crate::watch::SharedLines,
 }
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {

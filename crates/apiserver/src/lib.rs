@@ -172,6 +172,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         shutdown: shutdown_rx.clone(),
         default_watch_timeout: config.watch_timeout,
         bookmark_interval: config.bookmark_interval,
+        watch_lines: Default::default(),
     });
     let crd_revision = crd::load_all(&api).await?;
     ensure_default_namespaces(&api).await;

@@ -20,16 +20,53 @@ use crate::registry::ResourceDef;
 use crate::request::{Query, Wanted};
 use crate::table::{IncludeObject, TableBuilder};
 
+/// Recently encoded watch lines, shared by every watcher that needs the same bytes (plain
+/// JSON, no selector): an event is serialized once however many watchers receive it.
+#[derive(Default)]
+pub struct SharedLines {
+    lines: parking_lot::Mutex<std::collections::VecDeque<(u64, &'static str, Bytes)>>,
+}
+
+const SHARED_LINES: usize = 4096;
+
+impl SharedLines {
+    fn get_or_encode(&self, rv: u64, kind: &'static str, encode: impl FnOnce() -> Bytes) -> Bytes {
+        {
+            let lines = self.lines.lock();
+            // Recent events are at the back.
+            if let Some((_, _, line)) = lines.iter().rev().take(256).find(|(r, k, _)| *r == rv && *k == kind) {
+                return line.clone();
+            }
+        }
+        let line = encode();
+        let mut lines = self.lines.lock();
+        if lines.len() >= SHARED_LINES {
+            lines.pop_front();
+        }
+        lines.push_back((rv, kind, line.clone()));
+        line
+    }
+}
+
 /// Encodes events for one watcher.
 struct Encoder {
     def: Arc<ResourceDef>,
     wanted: Wanted,
     table: Option<TableBuilder>,
     columns_sent: bool,
+    shared: Arc<Api>,
 }
 
 impl Encoder {
-    fn event(&mut self, kind: &str, stored: &[u8], rv: u64, decoded: Option<Value>) -> Bytes {
+    fn event(&mut self, kind: &'static str, stored: &[u8], rv: u64, decoded: Option<Value>) -> Bytes {
+        if self.wanted == Wanted::Json && self.def.version == self.def.storage_version {
+            let api = Arc::clone(&self.shared);
+            return api.watch_lines.get_or_encode(rv, kind, || self.encode(kind, stored, rv, decoded));
+        }
+        self.encode(kind, stored, rv, decoded)
+    }
+
+    fn encode(&mut self, kind: &str, stored: &[u8], rv: u64, decoded: Option<Value>) -> Bytes {
         let mut out = BytesMut::with_capacity(stored.len() + 64);
         out.extend_from_slice(b"{\"type\":\"");
         out.extend_from_slice(kind.as_bytes());
@@ -141,6 +178,7 @@ pub async fn watch(api: Arc<Api>, def: Arc<ResourceDef>, ns: Option<String>, que
         wanted,
         table: (wanted == Wanted::Table).then(|| TableBuilder::new(&def, IncludeObject::parse(query.get("includeObject")), now_seconds())),
         columns_sent: false,
+        shared: Arc::clone(&api),
     };
     let prefix = def.collection_prefix(ns.as_deref());
     let stream = match api.store.watch(prefix.as_bytes(), start).await {

@@ -54,7 +54,7 @@ pub struct RedbOptions {
 
 impl Default for RedbOptions {
     fn default() -> Self {
-        RedbOptions { retention: Retention::default(), max_batch: 4096, cache_bytes: 64 << 20 }
+        RedbOptions { retention: Retention::default(), max_batch: 4096, cache_bytes: 8 << 20 }
     }
 }
 

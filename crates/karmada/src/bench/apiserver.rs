@@ -1,0 +1,316 @@
+//! `karmada bench apiserver`: the API server over HTTPS, measured from a client process
+//! against a separate `karmada apiserver` process (so its RSS is its own).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::Args as ClapArgs;
+use futures::{AsyncBufReadExt, StreamExt};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, PostParams};
+
+use super::report::{Report, Samples};
+
+#[derive(ClapArgs, Debug)]
+pub struct Args {
+    /// How long the create and get phases run, in seconds.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Concurrent clients in the create and get phases.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Objects in the listed namespace.
+    #[arg(long, default_value_t = 10_000)]
+    list_objects: usize,
+    /// Concurrent watchers for the delivery-latency phase.
+    #[arg(long, default_value_t = 1_000)]
+    watchers: usize,
+    /// Events written while the watchers listen.
+    #[arg(long, default_value_t = 100)]
+    events: usize,
+    /// The server's store: `redb` or `memory`.
+    #[arg(long, default_value = "redb")]
+    store: String,
+    /// Skip measuring the raw store (the apiserver/store ratio).
+    #[arg(long)]
+    skip_store: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+struct ServerProcess {
+    child: Child,
+    _dir: tempfile::TempDir,
+    kubeconfig: std::path::PathBuf,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_server(store: &str) -> anyhow::Result<ServerProcess> {
+    let dir = tempfile::tempdir()?;
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["apiserver", "--bind", "127.0.0.1:0", "--store", store, "--data-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stderr = child.stderr.take().ok_or_else(|| anyhow::anyhow!("no stderr"))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.starts_with("karmada-apiserver listening on ") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60)).map_err(|_| anyhow::anyhow!("the apiserver did not start"))?;
+    let kubeconfig = dir.path().join("karmada-apiserver.config");
+    Ok(ServerProcess { child, _dir: dir, kubeconfig })
+}
+
+fn rss_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn now_micros() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0)
+}
+
+fn configmap(name: &str, payload: &str) -> ConfigMap {
+    let mut cm = ConfigMap::default();
+    cm.metadata.name = Some(name.to_owned());
+    cm.data = Some([("payload".to_owned(), payload.to_owned())].into_iter().collect());
+    cm
+}
+
+async fn ensure_namespace(client: &kube::Client, name: &str) -> anyhow::Result<()> {
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let mut ns = k8s_openapi::api::core::v1::Namespace::default();
+    ns.metadata.name = Some(name.to_owned());
+    match api.create(&PostParams::default(), &ns).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let mut report = Report::default();
+    let subject = format!("apiserver({})", args.store);
+    let server = spawn_server(&args.store)?;
+    let kubeconfig = kube::config::Kubeconfig::read_from(&server.kubeconfig)?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    let client = kube::Client::try_from(config)?;
+    let payload: String = "x".repeat(2048);
+    let phase = Duration::from_secs_f64(args.seconds);
+
+    // 1. Durable creates of 2 KiB ConfigMaps from many clients.
+    ensure_namespace(&client, "bench").await?;
+    let deadline = Instant::now() + phase;
+    let mut tasks = Vec::new();
+    for c in 0..args.clients {
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), "bench");
+        let payload = payload.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut samples = Samples::default();
+            let mut n = 0usize;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                api.create(&PostParams::default(), &configmap(&format!("c{c}-{n}"), &payload)).await?;
+                samples.push(t.elapsed());
+                n += 1;
+            }
+            anyhow::Ok((n, samples))
+        }));
+    }
+    let mut created = 0;
+    let mut per_client = Vec::new();
+    let mut latency = Samples::default();
+    for t in tasks {
+        let (n, s) = t.await??;
+        created += n;
+        per_client.push(n.max(1));
+        latency.extend(s);
+    }
+    let creates_per_sec = created as f64 / phase.as_secs_f64();
+    report.add(&subject, &format!("create/s (2 KiB ConfigMap, {} clients)", args.clients), creates_per_sec, "ops/s");
+    report.latency(&subject, "create latency", &mut latency);
+
+    // 2. Gets of the objects just created.
+    let deadline = Instant::now() + phase;
+    let mut tasks = Vec::new();
+    for c in 0..args.clients {
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), "bench");
+        let per_client = per_client[c];
+        tasks.push(tokio::spawn(async move {
+            let mut samples = Samples::default();
+            let mut n = 0usize;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let _ = api.get(&format!("c{c}-{}", n % per_client)).await?;
+                samples.push(t.elapsed());
+                n += 1;
+            }
+            anyhow::Ok((n, samples))
+        }));
+    }
+    let mut gets = 0;
+    let mut latency = Samples::default();
+    for t in tasks {
+        let (n, s) = t.await??;
+        gets += n;
+        latency.extend(s);
+    }
+    report.add(&subject, &format!("get/s ({} clients)", args.clients), gets as f64 / phase.as_secs_f64(), "ops/s");
+    report.latency(&subject, "get latency", &mut latency);
+
+    // 3. LIST of a namespace holding `list_objects` objects (raw bytes: server cost + transfer).
+    ensure_namespace(&client, "list").await?;
+    let mut tasks = Vec::new();
+    let small = "y".repeat(256);
+    for c in 0..args.clients {
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), "list");
+        let (n, clients, small) = (args.list_objects, args.clients, small.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in (c..n).step_by(clients) {
+                api.create(&PostParams::default(), &configmap(&format!("l{i}"), &small)).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let mut lists = Samples::default();
+    let mut bytes = 0;
+    for _ in 0..10 {
+        let request = http::Request::get("/api/v1/namespaces/list/configmaps").body(Vec::new())?;
+        let t = Instant::now();
+        let body = client.request_text(request).await?;
+        lists.push(t.elapsed());
+        bytes = body.len();
+    }
+    let metric = format!("LIST of {} objects", args.list_objects);
+    for p in [50.0, 99.0] {
+        report.add(&subject, &format!("{metric} p{p}"), lists.percentile(p).as_secs_f64() * 1e3, "ms");
+    }
+    report.add(&subject, &format!("{metric}, response size"), bytes as f64 / 1024.0, "KiB");
+
+    // 4. Watch delivery latency with many concurrent watchers.
+    ensure_namespace(&client, "watch").await?;
+    let received = Arc::new(parking_lot_free::Collector::default());
+    let mut watchers = Vec::new();
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(args.watchers);
+    for _ in 0..args.watchers {
+        let client = client.clone();
+        let received = Arc::clone(&received);
+        let ready = ready_tx.clone();
+        let expected = args.events;
+        watchers.push(tokio::spawn(async move {
+            let request = http::Request::get("/api/v1/namespaces/watch/configmaps?watch=true&resourceVersion=1&timeoutSeconds=120").body(Vec::new())?;
+            let stream = client.request_stream(request).await?;
+            let _ = ready.send(()).await;
+            let mut lines = stream.lines();
+            let mut seen = 0;
+            while let Some(line) = lines.next().await {
+                let line = line?;
+                if let Some(i) = line.find("\"sent\":\"") {
+                    let rest = &line[i + 8..];
+                    if let Some(end) = rest.find('"')
+                        && let Ok(sent) = rest[..end].parse::<u128>()
+                    {
+                        received.push(Duration::from_micros(now_micros().saturating_sub(sent) as u64));
+                        seen += 1;
+                        if seen == expected {
+                            break;
+                        }
+                    }
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    drop(ready_tx);
+    for _ in 0..args.watchers {
+        if ready_rx.recv().await.is_none() {
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "watch");
+    for i in 0..args.events {
+        let mut cm = configmap(&format!("w{i}"), "v");
+        cm.data.get_or_insert_default().insert("sent".into(), now_micros().to_string());
+        api.create(&PostParams::default(), &cm).await?;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let watch_deadline = Instant::now() + Duration::from_secs(60);
+    for w in watchers {
+        let left = watch_deadline.saturating_duration_since(Instant::now());
+        let _ = tokio::time::timeout(left, w).await;
+    }
+    let mut delivered = received.take();
+    let expected = args.events * args.watchers;
+    report.add(&subject, &format!("watch events delivered ({} watchers)", args.watchers), delivered.len() as f64, "events");
+    report.add(&subject, "watch events expected", expected as f64, "events");
+    for p in [50.0, 99.0] {
+        report.add(&subject, &format!("watch delivery p{p}"), delivered.percentile(p).as_secs_f64() * 1e3, "ms");
+    }
+
+    // 5. Memory: server RSS against the encoded size of what it stores.
+    let rss = rss_bytes(server.child.id());
+    let stored_objects = created + args.list_objects + args.events;
+    let encoded = (created * (payload.len() + 250) + args.list_objects * (small.len() + 250) + args.events * 300) as f64;
+    report.add(&subject, "stored objects", stored_objects as f64, "objects");
+    report.add(&subject, "encoded size of stored objects (approx.)", encoded / (1 << 20) as f64, "MiB");
+    report.add(&subject, "server RSS", rss as f64 / (1 << 20) as f64, "MiB");
+    report.add(&subject, "RSS budget (2 x encoded + 100 MiB)", (2.0 * encoded + 100.0 * (1 << 20) as f64) / (1 << 20) as f64, "MiB");
+    drop(server);
+
+    if !args.skip_store {
+        let dir = tempfile::tempdir()?;
+        let store: Arc<dyn store::Store> = Arc::new(store_redb::RedbStore::open(dir.path().join("s.redb"), store_redb::RedbOptions::default())?);
+        let store_rate = super::store::concurrent_writes(&store, args.clients, 2048, Duration::from_secs(2)).await?;
+        report.add("store(redb)", &format!("create/s, {} writers, 2 KiB", args.clients), store_rate, "ops/s");
+        report.add("apiserver/store", "create throughput ratio", creates_per_sec / store_rate, "x");
+    }
+    report.print(args.json)
+}
+
+/// A tiny thread-safe sample collector.
+mod parking_lot_free {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::Samples;
+
+    #[derive(Default)]
+    pub struct Collector(Mutex<Samples>);
+
+    impl Collector {
+        pub fn push(&self, d: Duration) {
+            if let Ok(mut s) = self.0.lock() {
+                s.push(d);
+            }
+        }
+
+        pub fn take(&self) -> Samples {
+            self.0.lock().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default()
+        }
+    }
+}
