@@ -433,17 +433,19 @@ fn split_unescaped(input: &str, sep: char) -> Vec<String> {
 }
 
 fn find_unescaped(s: &str, pat: &str) -> Option<usize> {
-    let bytes = s.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' {
-            i += 2;
+    let mut escaped = false;
+    for (i, c) in s.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        if c == '\\' {
+            escaped = true;
             continue;
         }
         if s[i..].starts_with(pat) {
             return Some(i);
         }
-        i += 1;
     }
     None
 }
