@@ -142,7 +142,7 @@ impl Server {
 pub async fn start(config: Config) -> Result<Server, StartError> {
     let pki_dir = config.data_dir.join("pki");
     let authority = pki::Authority::load_or_create(&pki_dir, &format!("{}-ca", config.context))?;
-    let listener = TcpListener::bind(config.bind).await.map_err(|source| StartError::Bind { addr: config.bind, source })?;
+    let listener = listen(config.bind).map_err(|source| StartError::Bind { addr: config.bind, source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.bind, source })?;
     let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), addr.ip().to_string()];
     hosts.extend(config.extra_sans.iter().cloned());
@@ -204,6 +204,15 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         shutdown: shutdown_tx,
         tasks,
     })
+}
+
+/// Listens with SO_REUSEADDR, so that a restarted server gets its port back even while
+/// connections of the previous process linger in TIME_WAIT.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 /// `default`, `kube-system`, `kube-public` and `kube-node-lease` exist from the start.

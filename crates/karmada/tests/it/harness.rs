@@ -41,9 +41,9 @@ pub struct ApiServer {
     store: String,
 }
 
-fn spawn(dir: &Path, store: &str) -> (Child, String) {
+fn spawn(dir: &Path, store: &str, bind: &str) -> (Child, String) {
     let mut child = Command::new(KARMADA)
-        .args(["apiserver", "--bind", "127.0.0.1:0", "--store", store, "--data-dir"])
+        .args(["apiserver", "--bind", bind, "--store", store, "--data-dir"])
         .arg(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -65,18 +65,19 @@ fn spawn(dir: &Path, store: &str) -> (Child, String) {
 impl ApiServer {
     pub fn start(store: &str) -> ApiServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (child, url) = spawn(dir.path(), store);
+        let (child, url) = spawn(dir.path(), store, "127.0.0.1:0");
         let kubeconfig = dir.path().join("karmada-apiserver.config");
         ApiServer { child: Some(child), dir, kubeconfig, url, store: store.into() }
     }
 
-    /// Stops the process (SIGKILL) and starts it again on the same data dir.
+    /// Stops the process (SIGKILL) and starts it again on the same data dir and port.
     pub fn restart(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let (child, url) = spawn(self.dir.path(), &self.store);
+        let bind = self.url.trim_start_matches("https://").to_owned();
+        let (child, url) = spawn(self.dir.path(), &self.store, &bind);
         self.child = Some(child);
         self.url = url;
     }
@@ -129,6 +130,12 @@ impl ApiServer {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn kubectl")
+    }
+
+    pub async fn client(&self) -> kube::Client {
+        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.expect("kube config");
+        kube::Client::try_from(config).expect("kube client")
     }
 
     /// Writes a manifest into the server's temp dir and returns its path.
