@@ -26,7 +26,7 @@ mod fuzz {
         let leaf = prop_oneof![
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(|n| Value::from(n)),
+            any::<i64>().prop_map(Value::from),
             "[a-z$/~0-9.:-]{0,8}".prop_map(Value::String),
         ];
         leaf.prop_recursive(4, 32, 5, |inner| {

@@ -57,6 +57,7 @@ pub fn defs_from_crd(crd: &Value) -> Vec<ResourceDef> {
                             description: c.get("description").and_then(Value::as_str).unwrap_or_default().to_owned(),
                             priority: c.get("priority").and_then(Value::as_i64).unwrap_or(0),
                             json_path: c.get("jsonPath").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                            default_value: None,
                         })
                         .collect()
                 })

@@ -26,6 +26,8 @@ pub struct Column {
     pub description: String,
     pub priority: i64,
     pub json_path: String,
+    /// Printed when the path selects nothing (e.g. `Unknown` for a missing condition).
+    pub default_value: Option<String>,
 }
 
 /// How objects of a resource print as `kubectl get` rows.

@@ -187,8 +187,25 @@ pub fn validate_meta(def: &ResourceDef, object: &Value) -> Result<(), ApiError> 
     }
 }
 
+/// Secrets: `stringData` is write-only; it is merged into `data` (base64), as Kubernetes does.
+fn fold_string_data(def: &ResourceDef, object: &mut Value) {
+    use base64::Engine as _;
+    if def.kind != "Secret" || !def.group.is_empty() {
+        return;
+    }
+    let Some(Value::Object(strings)) = object.as_object_mut().and_then(|m| m.remove("stringData")) else { return };
+    let data = object.as_object_mut().map(|m| m.entry("data").or_insert_with(|| json!({})));
+    if let Some(Value::Object(data)) = data {
+        for (k, v) in strings {
+            let text = v.as_str().unwrap_or_default();
+            data.insert(k, json!(base64::engine::general_purpose::STANDARD.encode(text)));
+        }
+    }
+}
+
 /// Prepares an object for creation: server-set metadata, status and generation rules.
 pub fn prepare_create(def: &ResourceDef, object: &mut Value, now: &str, uid: &str) -> Result<(), ApiError> {
+    fold_string_data(def, object);
     if meta_str(object, "resourceVersion").is_some_and(|rv| !rv.is_empty()) {
         return Err(ApiError::bad_request("resourceVersion should not be set on objects to be created"));
     }
@@ -276,6 +293,7 @@ pub fn prepare_update(def: &ResourceDef, old: &Value, mut new: Value, part: Part
         }
         Part::Main => {
             check_finalizers(def, old, &new)?;
+            fold_string_data(def, &mut new);
             if def.status {
                 match old.get("status") {
                     Some(status) => new["status"] = status.clone(),

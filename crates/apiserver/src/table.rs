@@ -404,7 +404,9 @@ impl IncludeObject {
 
 fn crd_cell(column: &Column, path: &JsonPath, object: &Value, now: i64) -> Value {
     let found = path.find(object);
-    let Some(first) = found.first() else { return Value::Null };
+    let Some(first) = found.first() else {
+        return column.default_value.as_ref().map_or(Value::Null, |d| json!(d));
+    };
     match column.type_.as_str() {
         "integer" => first.as_i64().map_or(Value::Null, |n| json!(n)),
         "number" => first.as_f64().map_or(Value::Null, |n| json!(n)),
@@ -483,5 +485,6 @@ pub fn default_crd_columns() -> Vec<Column> {
         description: "CreationTimestamp is a timestamp representing the server time when this object was created.".into(),
         priority: 0,
         json_path: ".metadata.creationTimestamp".into(),
+        default_value: None,
     }]
 }

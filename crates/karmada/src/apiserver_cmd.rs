@@ -42,6 +42,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let store = open_store(&args.store, &args.data_dir)?;
     let mut config = apiserver::Config::new(&args.data_dir, args.bind, store);
     config.kubeconfig = args.kubeconfig;
+    crate::karmada_apis::install(&mut config);
     let server = apiserver::start(config).await?;
     eprintln!("karmada-apiserver listening on {}", server.url);
     eprintln!("kubeconfig: {}", server.kubeconfig.display());

@@ -2,6 +2,7 @@
 
 mod apiserver_cmd;
 mod bench;
+mod karmada_apis;
 mod cli;
 
 fn main() -> anyhow::Result<()> {

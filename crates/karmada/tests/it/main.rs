@@ -4,3 +4,4 @@
 
 mod apiserver_kubectl;
 mod harness;
+mod karmada_apis;

@@ -1,0 +1,100 @@
+//! Every Karmada kind the control plane serves, as plain data (the API server turns these into
+//! its resource definitions). Printer columns follow upstream's CRDs.
+
+/// A printer column: (name, type, JSONPath, priority, value printed when the path is empty).
+pub type Column = (&'static str, &'static str, &'static str, i64, Option<&'static str>);
+
+pub struct Kind {
+    pub group: &'static str,
+    /// Served versions; the first is the storage version.
+    pub versions: &'static [&'static str],
+    pub kind: &'static str,
+    pub plural: &'static str,
+    pub namespaced: bool,
+    pub short_names: &'static [&'static str],
+    pub status: bool,
+    pub columns: &'static [Column],
+}
+
+pub const CATEGORY: &str = "karmada-io";
+
+const AGE: Column = ("Age", "date", ".metadata.creationTimestamp", 0, None);
+const POLICY_COLUMNS: &[Column] = &[
+    ("Conflict-Resolution", "string", ".spec.conflictResolution", 0, None),
+    ("Priority", "integer", ".spec.priority", 0, None),
+    AGE,
+];
+const BINDING_COLUMNS: &[Column] = &[
+    ("Scheduled", "string", ".status.conditions[?(@.type==\"Scheduled\")].status", 0, None),
+    ("FullyApplied", "string", ".status.conditions[?(@.type==\"FullyApplied\")].status", 0, None),
+    AGE,
+];
+const HPA_COLUMNS: &[Column] = &[
+    ("Reference-Kind", "string", ".spec.scaleTargetRef.kind", 0, None),
+    ("Reference-Name", "string", ".spec.scaleTargetRef.name", 0, None),
+    ("MinPods", "integer", ".spec.minReplicas", 0, None),
+    ("MaxPods", "integer", ".spec.maxReplicas", 0, None),
+    ("Replicas", "integer", ".status.currentReplicas", 0, None),
+    AGE,
+];
+
+const fn k(
+    group: &'static str,
+    versions: &'static [&'static str],
+    kind: &'static str,
+    plural: &'static str,
+    namespaced: bool,
+    short_names: &'static [&'static str],
+    status: bool,
+    columns: &'static [Column],
+) -> Kind {
+    Kind { group, versions, kind, plural, namespaced, short_names, status, columns }
+}
+
+pub const KINDS: &[Kind] = &[
+    k("cluster.karmada.io", &["v1alpha1"], "Cluster", "clusters", false, &[], true, &[
+        ("Version", "string", ".status.kubernetesVersion", 0, None),
+        ("Mode", "string", ".spec.syncMode", 0, None),
+        ("Ready", "string", ".status.conditions[?(@.type==\"Ready\")].status", 0, Some("Unknown")),
+        AGE,
+        ("Zones", "string", ".spec.zones", 1, None),
+        ("Region", "string", ".spec.region", 1, None),
+        ("Provider", "string", ".spec.provider", 1, None),
+        ("API-Endpoint", "string", ".spec.apiEndpoint", 1, None),
+        ("Proxy-URL", "string", ".spec.proxyURL", 1, None),
+    ]),
+    k("policy.karmada.io", &["v1alpha1"], "PropagationPolicy", "propagationpolicies", true, &["pp"], false, POLICY_COLUMNS),
+    k("policy.karmada.io", &["v1alpha1"], "ClusterPropagationPolicy", "clusterpropagationpolicies", false, &["cpp"], false, POLICY_COLUMNS),
+    k("policy.karmada.io", &["v1alpha1"], "OverridePolicy", "overridepolicies", true, &["op"], false, &[AGE]),
+    k("policy.karmada.io", &["v1alpha1"], "ClusterOverridePolicy", "clusteroverridepolicies", false, &["cop"], false, &[AGE]),
+    k("policy.karmada.io", &["v1alpha1"], "FederatedResourceQuota", "federatedresourcequotas", true, &["frq"], true, &[AGE]),
+    k("policy.karmada.io", &["v1alpha1"], "ClusterTaintPolicy", "clustertaintpolicies", false, &[], false, &[AGE]),
+    k("work.karmada.io", &["v1alpha1"], "Work", "works", true, &["wk"], true, &[
+        ("Workload-Kind", "string", ".spec.workload.manifests[*].kind", 0, None),
+        ("Applied", "string", ".status.conditions[?(@.type==\"Applied\")].status", 0, None),
+        AGE,
+    ]),
+    k("work.karmada.io", &["v1alpha2", "v1alpha1"], "ResourceBinding", "resourcebindings", true, &["rb"], true, BINDING_COLUMNS),
+    k("work.karmada.io", &["v1alpha2", "v1alpha1"], "ClusterResourceBinding", "clusterresourcebindings", false, &["crb"], true, BINDING_COLUMNS),
+    k("config.karmada.io", &["v1alpha1"], "ResourceInterpreterCustomization", "resourceinterpretercustomizations", false, &["ric"], false, &[
+        ("Target-API-Version", "string", ".spec.target.apiVersion", 0, None),
+        ("Target-Kind", "string", ".spec.target.kind", 0, None),
+        AGE,
+    ]),
+    k("config.karmada.io", &["v1alpha1"], "ResourceInterpreterWebhookConfiguration", "resourceinterpreterwebhookconfigurations", false, &[], false, &[AGE]),
+    k("autoscaling.karmada.io", &["v1alpha1"], "FederatedHPA", "federatedhpas", true, &["fhpa"], true, HPA_COLUMNS),
+    k("autoscaling.karmada.io", &["v1alpha1"], "CronFederatedHPA", "cronfederatedhpas", true, &["cronfhpa"], true, &[
+        ("Reference-Kind", "string", ".spec.scaleTargetRef.kind", 0, None),
+        ("Reference-Name", "string", ".spec.scaleTargetRef.name", 0, None),
+        AGE,
+    ]),
+    k("networking.karmada.io", &["v1alpha1"], "MultiClusterService", "multiclusterservices", true, &["mcs"], true, &[AGE]),
+    k("networking.karmada.io", &["v1alpha1"], "MultiClusterIngress", "multiclusteringresses", true, &["mci"], true, &[AGE]),
+    k("apps.karmada.io", &["v1alpha1"], "WorkloadRebalancer", "workloadrebalancers", false, &[], true, &[AGE]),
+    k("search.karmada.io", &["v1alpha1"], "ResourceRegistry", "resourceregistries", false, &[], true, &[AGE]),
+];
+
+/// The Karmada API groups (templates in these groups are never propagated).
+pub fn is_karmada_group(group: &str) -> bool {
+    group.ends_with(".karmada.io") || group == "karmada.io"
+}

@@ -1,0 +1,180 @@
+//! Karmada's APIs in the control plane: every upstream sample manifest applies with the real
+//! kubectl and reads back without loss; printing, defaulting and validation as upstream.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::harness::ApiServer;
+
+/// `../shared/upstream`, which CI provides beside the checkout.
+fn upstream_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/upstream");
+    assert!(
+        dir.is_dir(),
+        "the upstream Karmada samples are missing: expected them at {} (shared/upstream beside the checkout)",
+        dir.display()
+    );
+    dir
+}
+
+fn manifests(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Every field of `want` is in `got` with the same value.
+fn contains(got: &Value, want: &Value, path: &str, problems: &mut Vec<String>) {
+    match (got, want) {
+        (Value::Object(g), Value::Object(w)) => {
+            for (k, wv) in w {
+                match g.get(k) {
+                    Some(gv) => contains(gv, wv, &format!("{path}.{k}"), problems),
+                    None if wv.is_null() => {}
+                    None => problems.push(format!("{path}.{k} missing")),
+                }
+            }
+        }
+        (Value::Array(g), Value::Array(w)) if g.len() == w.len() => {
+            for (i, (gv, wv)) in g.iter().zip(w).enumerate() {
+                contains(gv, wv, &format!("{path}[{i}]"), problems);
+            }
+        }
+        (g, w) if g == w => {}
+        (g, w) => problems.push(format!("{path}: stored {g} != applied {w}")),
+    }
+}
+
+/// Test fixtures for the two sample CRs whose CRDs upstream ships elsewhere.
+const FIXTURE_CRDS: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: guestbooks.webapp.my.domain}
+spec:
+  group: webapp.my.domain
+  scope: Namespaced
+  names: {plural: guestbooks, singular: guestbook, kind: Guestbook}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: workloads.workload.example.io}
+spec:
+  group: workload.example.io
+  scope: Namespaced
+  names: {plural: workloads, singular: workload, kind: Workload}
+  versions:
+  - name: v1alpha1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+"#;
+
+#[test]
+fn every_upstream_sample_applies_and_reads_back() {
+    let s = ApiServer::start("memory");
+    let fixtures = s.file("fixture-crds.yaml", FIXTURE_CRDS);
+    s.kubectl(&["apply", "-f", &fixtures]).ok();
+    s.kubectl(&["wait", "--for", "condition=established", "crd/guestbooks.webapp.my.domain", "crd/workloads.workload.example.io", "--timeout=10s"]).ok();
+    s.kubectl_stdin(&["apply", "-f", "-"], "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: karmada-cluster\n").ok();
+    let mut applied = 0;
+    for path in manifests(&upstream_dir()) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let docs: Vec<Value> = text
+            .split("\n---")
+            .filter_map(|d| serde_yaml::from_str::<Value>(d).ok())
+            .filter(|d| d.get("apiVersion").is_some() && d.get("kind").is_some())
+            .collect();
+        if docs.is_empty() {
+            // Not a Kubernetes manifest (e.g. the interpreter's status-file.yaml).
+            continue;
+        }
+        let file = path.to_str().unwrap();
+        let out = s.kubectl(&["apply", "-f", file]);
+        assert_eq!(out.code, 0, "{file}: {out:?}");
+        let read = s.kubectl(&["get", "-f", file, "-o", "json"]);
+        let read: Value = serde_json::from_str(read.ok()).unwrap();
+        let items: Vec<Value> = match read.get("items") {
+            Some(Value::Array(items)) => items.clone(),
+            _ => vec![read.clone()],
+        };
+        for (doc, got) in docs.iter().zip(&items) {
+            let mut want = doc.clone();
+            // Secrets' stringData is write-only: it reads back base64-encoded in data.
+            if let Some(strings) = want.as_object_mut().and_then(|m| m.remove("stringData")) {
+                for (k, _) in strings.as_object().unwrap() {
+                    assert!(got["data"].get(k).is_some(), "{file}: stringData.{k} not in data");
+                }
+            }
+            // Status is written through /status, never by apply (as in Kubernetes).
+            if let Some(m) = want.as_object_mut() {
+                m.remove("status");
+            }
+            // A cluster-scoped object ignores a namespace in the manifest.
+            if got["metadata"].get("namespace").is_none()
+                && let Some(meta) = want.get_mut("metadata").and_then(Value::as_object_mut)
+            {
+                meta.remove("namespace");
+            }
+            let mut problems = Vec::new();
+            contains(got, &want, "", &mut problems);
+            assert!(problems.is_empty(), "{file}: {problems:?}");
+            applied += 1;
+        }
+    }
+    assert!(applied >= 25, "applied only {applied} upstream objects");
+}
+
+#[test]
+fn karmada_printing_defaulting_and_validation() {
+    let s = ApiServer::start("memory");
+    let cluster = "apiVersion: cluster.karmada.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: member1\nspec:\n  syncMode: Push\n  apiEndpoint: https://127.0.0.1:6443\n  region: eu\n  provider: sim\n  zones: [a, b]\n";
+    s.kubectl_stdin(&["apply", "-f", "-"], cluster).ok();
+    let out = s.kubectl(&["get", "clusters"]);
+    let lines: Vec<Vec<&str>> = out.ok().lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines[0], ["NAME", "VERSION", "MODE", "READY", "AGE"]);
+    assert_eq!(&lines[1][..3], ["member1", "Push", "Unknown"], "{}", out.stdout);
+    let wide = s.kubectl(&["get", "clusters", "-o", "wide"]);
+    let header: Vec<&str> = wide.ok().lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "VERSION", "MODE", "READY", "AGE", "ZONES", "REGION", "PROVIDER", "API-ENDPOINT", "PROXY-URL"]);
+    let pp = "apiVersion: policy.karmada.io/v1alpha1\nkind: PropagationPolicy\nmetadata:\n  name: nginx\nspec:\n  resourceSelectors:\n  - apiVersion: apps/v1\n    kind: Deployment\n    name: nginx\n  placement:\n    spreadConstraints:\n    - maxGroups: 2\n";
+    s.kubectl_stdin(&["apply", "-f", "-"], pp).ok();
+    let got: Value = serde_json::from_str(s.kubectl(&["get", "pp", "nginx", "-o", "json"]).ok()).unwrap();
+    assert_eq!(got["spec"]["resourceSelectors"][0]["namespace"], "default");
+    assert_eq!(got["spec"]["placement"]["spreadConstraints"][0]["spreadByField"], "cluster");
+    assert_eq!(got["spec"]["placement"]["spreadConstraints"][0]["minGroups"], 1);
+    assert!(got["metadata"]["labels"]["propagationpolicy.karmada.io/permanent-id"].as_str().is_some_and(|id| id.len() == 36));
+    let header: Vec<String> = s.kubectl(&["get", "pp"]).ok().lines().next().unwrap().split_whitespace().map(str::to_owned).collect();
+    assert_eq!(header, ["NAME", "CONFLICT-RESOLUTION", "PRIORITY", "AGE"]);
+    let bad = "apiVersion: policy.karmada.io/v1alpha1\nkind: PropagationPolicy\nmetadata:\n  name: bad\nspec:\n  resourceSelectors:\n  - apiVersion: apps/v1\n    kind: Deployment\n  placement:\n    clusterAffinity: {clusterNames: [m1]}\n    clusterAffinities:\n    - affinityName: a\n";
+    let out = s.kubectl_stdin(&["apply", "-f", "-"], bad);
+    assert!(out.fails().contains("clusterAffinities cannot co-exist with clusterAffinity"), "{}", out.stderr);
+    let bad_cluster = "apiVersion: cluster.karmada.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: nomode\nspec: {}\n";
+    let out = s.kubectl_stdin(&["apply", "-f", "-"], bad_cluster);
+    assert!(out.fails().contains("spec.syncMode: Required value"), "{}", out.stderr);
+    // Deletion protection works for any object.
+    s.kubectl_stdin(&["apply", "-f", "-"], "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: keep\n  labels:\n    resourcetemplate.karmada.io/deletion-protected: Always\n").ok();
+    let out = s.kubectl(&["delete", "cm", "keep"]);
+    assert!(out.fails().contains("This resource is protected"), "{}", out.stderr);
+    s.kubectl(&["label", "cm", "keep", "resourcetemplate.karmada.io/deletion-protected-"]).ok();
+    s.kubectl(&["delete", "cm", "keep"]).ok();
+    // Short names and the category.
+    s.kubectl(&["get", "cpp,op,cop,rb,crb,work"]).ok();
+    assert!(s.kubectl(&["get", "karmada-io"]).ok().contains("cluster.cluster.karmada.io/member1"));
+}
