@@ -9,6 +9,7 @@ pub mod jsonpath;
 pub mod managed;
 pub mod object;
 pub mod patch;
+pub mod quantity;
 pub mod selector;
 pub mod status;
 pub mod time;
@@ -84,6 +85,7 @@ mod fuzz {
             let _ = crate::jsonpath::JsonPath::parse(&input);
             let _ = crate::time::parse_rfc3339(&input);
             let _ = crate::selector::validate_label_key(&input);
+            let _ = crate::quantity::parse_milli(&input);
         }
 
         #[test]

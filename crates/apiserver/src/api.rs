@@ -88,6 +88,25 @@ pub struct Api {
     pub(crate) default_watch_timeout: Duration,
     pub(crate) bookmark_interval: Duration,
     pub(crate) watch_lines: crate::watch::SharedLines,
+    /// Fault injection (simulated members): stop answering, or fail health checks.
+    pub availability: Availability,
+}
+
+/// Switches for simulating an unreachable or unhealthy server.
+#[derive(Default)]
+pub struct Availability {
+    pub unreachable: std::sync::atomic::AtomicBool,
+    pub unhealthy: std::sync::atomic::AtomicBool,
+}
+
+impl Availability {
+    pub fn is_unreachable(&self) -> bool {
+        self.unreachable.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn is_unhealthy(&self) -> bool {
+        self.unhealthy.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
@@ -285,8 +304,17 @@ impl Api {
         &self.store
     }
 
+    /// The Kubernetes version this server reports.
+    pub fn git_version(&self) -> &str {
+        &self.git_version
+    }
+
     /// Handles one request from an authenticated (or anonymous) caller.
     pub async fn handle(self: &Arc<Self>, req: http::Request<hyper::body::Incoming>, user: Option<User>) -> Response<Body> {
+        // An "unreachable" server never answers: hold the request until it is reachable again.
+        while self.availability.is_unreachable() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         let started = Instant::now();
         let (parts, body) = req.into_parts();
         let path = parts.uri.path().to_owned();
@@ -352,6 +380,9 @@ impl Api {
             Route::Version => {
                 get_only(&parts.method)?;
                 Ok(json_response(200, &discovery::version(&self.git_version)))
+            }
+            Route::Health(_) if self.availability.is_unhealthy() => {
+                Ok(respond(500, "text/plain; charset=utf-8", "[-]etcd failed: reason withheld\nhealthz check failed"))
             }
             Route::Health(_) => Ok(respond(200, "text/plain; charset=utf-8", "ok")),
             Route::Metrics => Ok(respond(200, "text/plain; version=0.0.4", self.metrics.render())),
@@ -757,6 +788,14 @@ impl Api {
             }
         }
         Err(ApiError::already_exists(&def.plural, &def.group, "generated name"))
+    }
+
+    /// Creates an object as an in-process controller would through the API (defaulting,
+    /// validation, admission and ownership included).
+    pub async fn create_object(&self, def: &ResourceDef, ns: Option<&str>, object: Value, manager: &str) -> Result<Value, ApiError> {
+        let user = User { name: manager.to_owned(), groups: vec!["system:masters".into()] };
+        let prepared = self.new_object(def, ns, object, &Query::default(), manager, &user, false)?;
+        self.store_create(def, ns, prepared).await
     }
 
     /// Stores a new object and returns it with its resourceVersion.

@@ -173,6 +173,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         default_watch_timeout: config.watch_timeout,
         bookmark_interval: config.bookmark_interval,
         watch_lines: Default::default(),
+        availability: Default::default(),
     });
     let crd_revision = crd::load_all(&api).await?;
     ensure_default_namespaces(&api).await;
@@ -268,6 +269,11 @@ async fn serve(
             }
         };
         let _ = tcp.set_nodelay(true);
+        if api.availability.is_unreachable() {
+            // Unreachable: accept nothing useful (the connection is dropped unanswered).
+            drop(tcp);
+            continue;
+        }
         let tls = tls.clone();
         let api = Arc::clone(&api);
         let tokens = Arc::clone(&tokens);

@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::{apiserver_cmd, bench};
+use crate::{apiserver_cmd, bench, member_cmd};
 
 #[derive(Parser, Debug)]
 #[command(name = "karmada", version, about = "karmada-rs: a multi-cluster Kubernetes control plane")]
@@ -16,6 +16,10 @@ struct Cli {
 enum Command {
     /// Serve the control plane's Kubernetes-compatible API.
     Apiserver(apiserver_cmd::Args),
+    /// Run simulated member clusters (an API server plus simulated nodes and workloads).
+    Member(Box<member_cmd::Args>),
+    /// Inject or clear faults in a running simulated member.
+    Fault(member_cmd::FaultArgs),
     /// Measure a component and print a table of numbers.
     Bench {
         #[command(subcommand)]
@@ -36,6 +40,8 @@ pub fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Bench { target } => bench::run(target).await,
             Command::Apiserver(args) => apiserver_cmd::run(args).await,
+            Command::Member(args) => member_cmd::run(*args).await,
+            Command::Fault(args) => member_cmd::fault(args),
         }
     })
 }

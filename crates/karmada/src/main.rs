@@ -3,6 +3,7 @@
 mod apiserver_cmd;
 mod bench;
 mod karmada_apis;
+mod member_cmd;
 mod cli;
 
 fn main() -> anyhow::Result<()> {

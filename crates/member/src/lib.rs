@@ -1,0 +1,224 @@
+//! Simulated member clusters.
+//!
+//! A member is our API server on the in-memory store, plus a simulation that makes workloads
+//! behave as on a real cluster: Ready nodes with capacity, a scheduler that binds pods by
+//! resource requests, node selectors and tolerations (or leaves them Pending/Unschedulable), a
+//! kubelet that starts bound pods after a short delay, and controllers for Deployments,
+//! ReplicaSets, StatefulSets, DaemonSets, Jobs, CronJobs and Services. Everything a control
+//! plane sees goes through the standard Kubernetes API, so it cannot tell a simulated member
+//! from a real cluster. Many members can share one process (`start_many`).
+//!
+//! Faults (unreachable, unhealthy, node NotReady, failing workload pods) are switched through a
+//! small JSON file per member (see [`Faults`]) so that tests and the `karmada fault` command can
+//! script them.
+
+mod sim;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use apimachinery::ApiError;
+use apiserver::{Admission, AdmissionRequest, Operation, Server};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+pub use sim::SimConfig;
+
+/// How to start one simulated member.
+#[derive(Clone, Debug)]
+pub struct MemberConfig {
+    pub name: String,
+    pub bind: SocketAddr,
+    /// Certificates and the fault file live in `data_dir/<name>`.
+    pub data_dir: PathBuf,
+    /// The kubeconfig file a context named `name` is merged into.
+    pub kubeconfig: PathBuf,
+    pub kubernetes_version: String,
+    pub sim: SimConfig,
+}
+
+/// Fault injection switches, read from `data_dir/<name>/faults.json` (absent: no faults).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Faults {
+    /// Stop answering API requests.
+    pub unreachable: bool,
+    /// Fail `/readyz`, `/healthz` and `/livez`.
+    pub unhealthy: bool,
+    /// Nodes to report NotReady.
+    pub not_ready_nodes: Vec<String>,
+    /// Workloads (`namespace/name` of a Deployment, StatefulSet, DaemonSet or Job) whose pods
+    /// crash-loop.
+    pub failing_workloads: Vec<String>,
+}
+
+impl Faults {
+    pub fn path(data_dir: &Path, member: &str) -> PathBuf {
+        data_dir.join(member).join("faults.json")
+    }
+
+    pub fn load(path: &Path) -> Faults {
+        std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    }
+
+    /// Writes the faults for a member (atomically).
+    pub fn save(&self, data_dir: &Path, member: &str) -> std::io::Result<()> {
+        let path = Faults::path(data_dir, member);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?)?;
+        std::fs::rename(tmp, path)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MemberError {
+    #[error("starting the API server of {name}: {source}")]
+    Start {
+        name: String,
+        #[source]
+        source: apiserver::StartError,
+    },
+    #[error("writing the kubeconfig {path}: {source}")]
+    Kubeconfig {
+        path: String,
+        #[source]
+        source: apiserver::pki::PkiError,
+    },
+}
+
+/// A running simulated member.
+pub struct Member {
+    pub name: String,
+    pub server: Server,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Member {
+    pub async fn shutdown(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.server.shutdown().await;
+    }
+
+    pub fn url(&self) -> &str {
+        &self.server.url
+    }
+}
+
+/// Allocates Service cluster IPs and node ports, as a real cluster's API server does.
+struct ServiceAllocator {
+    next: std::sync::atomic::AtomicU32,
+}
+
+impl Admission for ServiceAllocator {
+    fn admit(&self, request: &AdmissionRequest<'_>, object: &mut Value) -> Result<(), ApiError> {
+        if request.def.kind != "Service" || !request.def.group.is_empty() || request.subresource.is_some() {
+            return Ok(());
+        }
+        match request.operation {
+            Operation::Create => {
+                let spec_type = object.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP").to_owned();
+                object["spec"]["type"] = json!(spec_type);
+                let headless = object.pointer("/spec/clusterIP").and_then(Value::as_str) == Some("None");
+                if !headless && spec_type != "ExternalName" && object.pointer("/spec/clusterIP").and_then(Value::as_str).is_none_or(str::is_empty) {
+                    let n = self.next.fetch_add(1, Ordering::SeqCst);
+                    let ip = format!("10.96.{}.{}", (n / 250) % 250, n % 250 + 1);
+                    object["spec"]["clusterIP"] = json!(ip);
+                    object["spec"]["clusterIPs"] = json!([ip]);
+                }
+                if matches!(spec_type.as_str(), "NodePort" | "LoadBalancer")
+                    && let Some(ports) = object.pointer_mut("/spec/ports").and_then(Value::as_array_mut)
+                {
+                    for port in ports {
+                        if port.get("nodePort").is_none() {
+                            let n = self.next.fetch_add(1, Ordering::SeqCst);
+                            port["nodePort"] = json!(30000 + (n % 2768));
+                        }
+                    }
+                }
+            }
+            Operation::Update => {
+                // The allocated address is the member's: keep it across updates.
+                if let Some(old) = request.old {
+                    for field in ["clusterIP", "clusterIPs"] {
+                        if let Some(v) = old.pointer(&format!("/spec/{field}"))
+                            && object.pointer(&format!("/spec/{field}")).is_none_or(|n| n.is_null() || n == "")
+                        {
+                            object["spec"][field] = v.clone();
+                        }
+                    }
+                }
+            }
+            Operation::Delete => {}
+        }
+        Ok(())
+    }
+}
+
+async fn start_server(config: &MemberConfig, store: Arc<dyn store::Store>) -> Result<Server, MemberError> {
+    let dir = config.data_dir.join(&config.name);
+    let mut api_config = apiserver::Config::new(&dir, config.bind, store);
+    api_config.context = config.name.clone();
+    api_config.kubeconfig = Some(dir.join("kubeconfig"));
+    api_config.kubernetes_version = config.kubernetes_version.clone();
+    api_config.admission.push(Arc::new(ServiceAllocator { next: std::sync::atomic::AtomicU32::new(10) }));
+    apiserver::start(api_config).await.map_err(|source| MemberError::Start { name: config.name.clone(), source })
+}
+
+/// Starts one member and merges its context into `config.kubeconfig`.
+pub async fn start(config: MemberConfig) -> Result<Member, MemberError> {
+    let mut members = start_many(vec![config]).await?;
+    Ok(members.remove(0))
+}
+
+/// Starts several members (one port each) and merges all their contexts at once.
+pub async fn start_many(configs: Vec<MemberConfig>) -> Result<Vec<Member>, MemberError> {
+    let mut members = Vec::new();
+    let mut entries: Vec<(PathBuf, apiserver::pki::KubeconfigEntry)> = Vec::new();
+    for config in configs {
+        let store: Arc<dyn store::Store> = Arc::new(store_memory::MemoryStore::default());
+        let server = start_server(&config, store).await?;
+        entries.push((config.kubeconfig.clone(), server.kubeconfig_entry(&config.name)));
+        let api = Arc::clone(&server.api);
+        let fault_file = Faults::path(&config.data_dir, &config.name);
+        let faults = Arc::new(parking_lot::RwLock::new(Faults::load(&fault_file)));
+        let tasks = vec![
+            tokio::spawn(watch_faults(Arc::clone(&api), fault_file, Arc::clone(&faults))),
+            tokio::spawn(sim::run(api, config.sim.clone(), faults)),
+        ];
+        members.push(Member { name: config.name.clone(), server, tasks });
+    }
+    // One write per kubeconfig file, so that many members do not race on it.
+    let mut by_file: std::collections::BTreeMap<PathBuf, Vec<apiserver::pki::KubeconfigEntry>> = Default::default();
+    for (path, entry) in entries {
+        by_file.entry(path).or_default().push(entry);
+    }
+    for (path, entries) in by_file {
+        apiserver::pki::write_kubeconfig(&path, &entries, None)
+            .map_err(|source| MemberError::Kubeconfig { path: path.display().to_string(), source })?;
+    }
+    Ok(members)
+}
+
+/// Applies the fault file to the server switches, re-reading it a few times a second.
+async fn watch_faults(api: Arc<apiserver::Api>, path: PathBuf, faults: Arc<parking_lot::RwLock<Faults>>) {
+    let mut last: Option<std::time::SystemTime> = None;
+    loop {
+        let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        if modified != last {
+            last = modified;
+            let current = Faults::load(&path);
+            api.availability.unreachable.store(current.unreachable, Ordering::SeqCst);
+            api.availability.unhealthy.store(current.unhealthy, Ordering::SeqCst);
+            *faults.write() = current;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
