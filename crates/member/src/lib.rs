@@ -219,6 +219,6 @@ async fn watch_faults(api: Arc<apiserver::Api>, path: PathBuf, faults: Arc<parki
             api.availability.unhealthy.store(current.unhealthy, Ordering::SeqCst);
             *faults.write() = current;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

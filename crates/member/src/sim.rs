@@ -117,6 +117,10 @@ struct Sim {
     bound_at: HashMap<Key, Instant>,
     user: User,
     pod_ips: u32,
+    /// Pods without a node (the scheduler's queue).
+    unscheduled: BTreeSet<Key>,
+    /// Bound pods whose observed state may not match what the kubelet wants.
+    kubelet_queue: BTreeSet<Key>,
 }
 
 fn owner(object: &Value) -> Option<(Kind, String)> {
@@ -718,10 +722,13 @@ impl Sim {
 
     /// The scheduler: binds pending pods to nodes that fit.
     async fn schedule(&mut self) {
-        let pending: Vec<(Key, Value)> = self
-            .all(Kind::Pod)
-            .filter(|(_, p)| p.pointer("/spec/nodeName").is_none() && !deleting(p) && !terminated(p))
-            .map(|(k, v)| (k.clone(), v.clone()))
+        let queue = std::mem::take(&mut self.unscheduled);
+        let pending: Vec<(Key, Value)> = queue
+            .into_iter()
+            .filter_map(|(ns, name)| {
+                let p = self.get(Kind::Pod, &ns, &name)?;
+                (p.pointer("/spec/nodeName").is_none() && !deleting(p) && !terminated(p)).then(|| ((ns, name), p.clone()))
+            })
             .collect();
         if pending.is_empty() {
             return;
@@ -800,10 +807,13 @@ impl Sim {
     /// finishes Job pods.
     async fn kubelet(&mut self) {
         let now = Instant::now();
-        let pods: Vec<(Key, Value)> = self
-            .all(Kind::Pod)
-            .filter(|(_, p)| p.pointer("/spec/nodeName").is_some() && !deleting(p) && !terminated(p))
-            .map(|(k, v)| (k.clone(), v.clone()))
+        let queue = std::mem::take(&mut self.kubelet_queue);
+        let pods: Vec<(Key, Value)> = queue
+            .into_iter()
+            .filter_map(|(ns, name)| {
+                let p = self.get(Kind::Pod, &ns, &name)?;
+                (p.pointer("/spec/nodeName").is_some() && !deleting(p) && !terminated(p)).then(|| ((ns, name), p.clone()))
+            })
             .collect();
         for ((ns, name), pod) in pods {
             let key = (ns.clone(), name.clone());
@@ -815,7 +825,11 @@ impl Sim {
             let node = pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or_default().to_owned();
             let node_ok = self.get(Kind::Node, "", &node).is_some_and(node_ready);
             if now.duration_since(since) < self.config.start_delay {
+                self.kubelet_queue.insert(key);
                 continue;
+            }
+            if is_job && running && !failing && now.duration_since(since) < self.config.start_delay + self.config.job_duration {
+                self.kubelet_queue.insert(key.clone());
             }
             if is_job && running && !failing && now.duration_since(since) >= self.config.start_delay + self.config.job_duration {
                 let containers = container_statuses(&pod, false, true);
@@ -887,6 +901,16 @@ impl Sim {
         self.kubelet().await;
     }
 
+    fn requeue_unschedulable(&mut self) {
+        let waiting: Vec<Key> = self.all(Kind::Pod).filter(|(_, p)| p.pointer("/spec/nodeName").is_none()).map(|(k, _)| k.clone()).collect();
+        self.unscheduled.extend(waiting);
+    }
+
+    /// Whether anything is waiting for a pass.
+    fn busy(&self) -> bool {
+        !self.dirty.is_empty() || !self.unscheduled.is_empty() || !self.kubelet_queue.is_empty()
+    }
+
     /// Records a change and marks what it affects.
     fn observe(&mut self, kind: Kind, ns: String, name: String, object: Option<Value>) {
         let key = (ns.clone(), name.clone());
@@ -897,8 +921,23 @@ impl Sim {
         let subject = object.as_ref().or(previous.as_ref());
         match kind {
             Kind::Pod => {
-                if object.is_none() {
-                    self.bound_at.remove(&key);
+                match &object {
+                    None => {
+                        self.bound_at.remove(&key);
+                        if previous.as_ref().is_some_and(|p| p.pointer("/spec/nodeName").is_some()) {
+                            self.requeue_unschedulable();
+                        }
+                    }
+                    Some(pod) if pod.pointer("/spec/nodeName").is_none() => {
+                        // A Pending pod that was already found unschedulable waits for a change in capacity.
+                        let unschedulable = pod.pointer("/status/conditions/0/reason") == Some(&json!("Unschedulable"));
+                        if !unschedulable {
+                            self.unscheduled.insert(key.clone());
+                        }
+                    }
+                    Some(_) => {
+                        self.kubelet_queue.insert(key.clone());
+                    }
                 }
                 if let Some((owner_kind, owner_name)) = subject.and_then(owner) {
                     self.dirty.insert((owner_kind, ns.clone(), owner_name));
@@ -915,6 +954,13 @@ impl Sim {
                 }
             }
             Kind::Node => {
+                self.requeue_unschedulable();
+                let bound: Vec<Key> = self
+                    .all(Kind::Pod)
+                    .filter(|(_, p)| p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(name.as_str()))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                self.kubelet_queue.extend(bound);
                 let daemonsets: Vec<Key> = self.all(Kind::DaemonSet).map(|(k, _)| k.clone()).collect();
                 for (n, d) in daemonsets {
                     self.dirty.insert((Kind::DaemonSet, n, d));
@@ -971,6 +1017,8 @@ pub async fn run(api: Arc<Api>, config: SimConfig, faults: Arc<RwLock<Faults>>) 
         bound_at: HashMap::new(),
         user: User { name: "system:karmada-member-simulator".into(), groups: vec!["system:masters".into()] },
         pod_ips: 0,
+        unscheduled: BTreeSet::new(),
+        kubelet_queue: BTreeSet::new(),
     };
     let store = Arc::clone(api.store());
     let Ok(page) = store.list(b"/registry/", ListOptions::default()).await else { return };
@@ -982,8 +1030,8 @@ pub async fn run(api: Arc<Api>, config: SimConfig, faults: Arc<RwLock<Faults>>) 
     }
     let mut after = page.revision;
     sim.ensure_nodes().await;
-    let mut tick = tokio::time::interval(Duration::from_millis(50));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_faults = sim.faults.read().clone();
+    let mut next_pass = tokio::time::Instant::now();
     loop {
         let mut stream = match store.watch(b"/registry/", after).await {
             Ok(s) => s,
@@ -1007,6 +1055,7 @@ pub async fn run(api: Arc<Api>, config: SimConfig, faults: Arc<RwLock<Faults>>) 
                     Some(Err(_)) => break,
                     Some(Ok(event)) => {
                         after = event.revision();
+                        next_pass = next_pass.min(tokio::time::Instant::now() + Duration::from_millis(20));
                         match event {
                             Event::Put { kv, .. } => {
                                 if let Some((kind, ns, name)) = kind_of_key(&kv.key) {
@@ -1021,14 +1070,24 @@ pub async fn run(api: Arc<Api>, config: SimConfig, faults: Arc<RwLock<Faults>>) 
                         }
                     }
                 },
-                _ = tick.tick() => {
+                () = tokio::time::sleep_until(next_pass) => {
                     let cronjobs: Vec<Key> = sim.all(Kind::CronJob).map(|(k, _)| k.clone()).collect();
                     for (ns, name) in cronjobs {
                         sim.dirty.insert((Kind::CronJob, ns, name));
                     }
+                    let faults = sim.faults.read().clone();
+                    if faults != last_faults {
+                        // Failing workloads start or stop: every bound pod gets another look.
+                        let bound: Vec<Key> = sim.all(Kind::Pod).map(|(k, _)| k.clone()).collect();
+                        sim.kubelet_queue.extend(bound);
+                        last_faults = faults;
+                    }
                     sim.sync_node_faults().await;
                     sim.ensure_nodes().await;
                     sim.reconcile().await;
+                    // Busy: another pass soon. Idle: wake for events, or once a second.
+                    let pause = if sim.busy() { Duration::from_millis(50) } else { Duration::from_secs(1) };
+                    next_pass = tokio::time::Instant::now() + pause;
                 }
             }
         }

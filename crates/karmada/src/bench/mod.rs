@@ -1,6 +1,7 @@
 //! `karmada bench ...`: benchmarks that print numbers (never timed tests).
 
 mod apiserver;
+mod member;
 mod report;
 mod store;
 
@@ -12,11 +13,14 @@ pub enum Target {
     Store(store::Args),
     /// The API server over HTTPS: creates, gets, lists, watch delivery latency, memory.
     Apiserver(apiserver::Args),
+    /// Simulated members: 1,000 clusters in one process, and pods/s to Running.
+    Member(member::Args),
 }
 
 pub async fn run(target: Target) -> anyhow::Result<()> {
     match target {
         Target::Store(args) => store::run(args).await,
         Target::Apiserver(args) => apiserver::run(args).await,
+        Target::Member(args) => member::run(args).await,
     }
 }

@@ -5,3 +5,4 @@
 mod apiserver_kubectl;
 mod harness;
 mod karmada_apis;
+mod member_kubectl;

@@ -1,0 +1,119 @@
+//! `karmada member` and `karmada fault` as a user runs them, with the real kubectl.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::harness::{KARMADA, eventually};
+
+struct Members {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Members {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Members {
+    fn start(args: &[&str], expect: usize) -> Members {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(KARMADA)
+            .arg("member")
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path().join("members"))
+            .arg("--kubeconfig")
+            .arg(dir.path().join("members.config"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("simulated member(s) running") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(60)).expect("members started");
+        let _ = expect;
+        Members { child, dir }
+    }
+
+    fn kubectl(&self, context: &str, args: &[&str]) -> crate::harness::Out {
+        let output = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(self.dir.path().join("members.config"))
+            .arg("--context")
+            .arg(context)
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("cache"))
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap();
+        crate::harness::Out {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    fn fault(&self, name: &str, args: &[&str]) {
+        let status = Command::new(KARMADA)
+            .args(["fault", name, "--data-dir"])
+            .arg(self.dir.path().join("members"))
+            .args(args)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+#[test]
+fn a_member_is_a_live_cluster_for_kubectl() {
+    let m = Members::start(&["member1", "--nodes", "2", "--zones", "z1,z2", "--region", "eu-west"], 1);
+    let nodes = m.kubectl("member1", &["get", "nodes", "-L", "topology.kubernetes.io/zone"]);
+    assert!(nodes.ok().contains("node-1") && nodes.stdout.contains("z2"), "{}", nodes.stdout);
+    let deploy = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: nginx\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: nginx}\n  template:\n    metadata:\n      labels: {app: nginx}\n    spec:\n      containers:\n      - {name: nginx, image: nginx}\n";
+    let file = m.dir.path().join("d.yaml");
+    std::fs::write(&file, deploy).unwrap();
+    m.kubectl("member1", &["apply", "-f", file.to_str().unwrap()]).ok();
+    eventually(Duration::from_secs(10), "nginx 2/2", || {
+        let out = m.kubectl("member1", &["get", "deploy", "nginx", "--no-headers"]);
+        out.stdout.contains("2/2").then_some(())
+    });
+    let all = m.kubectl("member1", &["get", "nodes,pods,deploy", "-A"]);
+    assert_eq!(all.ok().matches("Running").count(), 2, "{}", all.stdout);
+    // Fault injection from the command line.
+    m.fault("member1", &["--fail-workload", "default/nginx"]);
+    eventually(Duration::from_secs(10), "nginx 0/2", || {
+        let out = m.kubectl("member1", &["get", "deploy", "nginx", "--no-headers"]);
+        out.stdout.contains("0/2").then_some(())
+    });
+    m.fault("member1", &["--clear"]);
+    eventually(Duration::from_secs(10), "nginx 2/2 again", || {
+        let out = m.kubectl("member1", &["get", "deploy", "nginx", "--no-headers"]);
+        out.stdout.contains("2/2").then_some(())
+    });
+}
+
+#[test]
+fn many_members_in_one_process() {
+    let m = Members::start(&["--count", "5", "--name-prefix", "member"], 5);
+    for i in 1..=5 {
+        let out = m.kubectl(&format!("member{i}"), &["get", "nodes", "--no-headers"]);
+        assert_eq!(out.ok().lines().count(), 3, "member{i}: {}", out.stdout);
+    }
+    let ids: std::collections::BTreeSet<String> = (1..=5)
+        .map(|i| m.kubectl(&format!("member{i}"), &["get", "ns", "kube-system", "-o", "jsonpath={.metadata.uid}"]).ok().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 5, "every member has its own cluster id");
+}
