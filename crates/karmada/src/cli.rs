@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::{apiserver_cmd, bench, member_cmd};
+use crate::{apiserver_cmd, bench, controller_manager_cmd, member_cmd};
 
 #[derive(Parser, Debug)]
 #[command(name = "karmada", version, about = "karmada-rs: a multi-cluster Kubernetes control plane")]
@@ -16,6 +16,8 @@ struct Cli {
 enum Command {
     /// Serve the control plane's Kubernetes-compatible API.
     Apiserver(apiserver_cmd::Args),
+    /// Run the control plane's controllers (cluster, cluster-status, ...).
+    ControllerManager(controller_manager_cmd::Args),
     /// Run simulated member clusters (an API server plus simulated nodes and workloads).
     Member(Box<member_cmd::Args>),
     /// Inject or clear faults in a running simulated member.
@@ -31,7 +33,7 @@ pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,kube_client::client::builder=off")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -41,6 +43,7 @@ pub fn main() -> anyhow::Result<()> {
             Command::Bench { target } => bench::run(target).await,
             Command::Apiserver(args) => apiserver_cmd::run(args).await,
             Command::Member(args) => member_cmd::run(*args).await,
+            Command::ControllerManager(args) => controller_manager_cmd::run(args).await,
             Command::Fault(args) => member_cmd::fault(args),
         }
     })

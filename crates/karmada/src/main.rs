@@ -2,6 +2,7 @@
 
 mod apiserver_cmd;
 mod bench;
+mod controller_manager_cmd;
 mod karmada_apis;
 mod member_cmd;
 mod cli;

@@ -121,6 +121,8 @@ struct Sim {
     unscheduled: BTreeSet<Key>,
     /// Bound pods whose observed state may not match what the kubelet wants.
     kubelet_queue: BTreeSet<Key>,
+    /// Pods by the uid of their controller.
+    pods_by_owner: HashMap<String, BTreeSet<Key>>,
 }
 
 fn owner(object: &Value) -> Option<(Kind, String)> {
@@ -490,9 +492,13 @@ impl Sim {
     }
 
     fn live_pods_of(&self, ns: &str, parent: &Value) -> Vec<(String, Value)> {
-        self.all(Kind::Pod)
-            .filter(|((n, _), p)| n == ns && owned_by(p, parent) && !deleting(p))
-            .map(|((_, k), v)| (k.clone(), v.clone()))
+        let Some(keys) = self.pods_by_owner.get(&uid(parent)) else { return Vec::new() };
+        keys.iter()
+            .filter(|(n, _)| n == ns)
+            .filter_map(|(n, k)| {
+                let p = self.get(Kind::Pod, n, k)?;
+                (owned_by(p, parent) && !deleting(p)).then(|| (k.clone(), p.clone()))
+            })
             .collect()
     }
 
@@ -919,6 +925,22 @@ impl Sim {
             None => self.objects.entry(kind).or_default().remove(&key),
         };
         let subject = object.as_ref().or(previous.as_ref());
+        if kind == Kind::Pod {
+            let owners = |o: &Value| -> Vec<String> {
+                o.pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array)
+                    .map(|refs| refs.iter().filter_map(|r| r.get("uid").and_then(Value::as_str).map(str::to_owned)).collect())
+                    .unwrap_or_default()
+            };
+            for owner_uid in previous.as_ref().map(owners).unwrap_or_default() {
+                if let Some(set) = self.pods_by_owner.get_mut(&owner_uid) {
+                    set.remove(&key);
+                }
+            }
+            for owner_uid in object.as_ref().map(owners).unwrap_or_default() {
+                self.pods_by_owner.entry(owner_uid).or_default().insert(key.clone());
+            }
+        }
         match kind {
             Kind::Pod => {
                 match &object {
@@ -1019,6 +1041,7 @@ pub async fn run(api: Arc<Api>, config: SimConfig, faults: Arc<RwLock<Faults>>) 
         pod_ips: 0,
         unscheduled: BTreeSet::new(),
         kubelet_queue: BTreeSet::new(),
+        pods_by_owner: HashMap::new(),
     };
     let store = Arc::clone(api.store());
     let Ok(page) = store.list(b"/registry/", ListOptions::default()).await else { return };

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod apiserver_kubectl;
+mod clusters;
 mod harness;
 mod karmada_apis;
 mod member_kubectl;

@@ -1,0 +1,256 @@
+//! The cluster-status controller: for every push-mode cluster, every
+//! `cluster_status_update_frequency`, probe the member and write what it finds into
+//! `Cluster.status` (only when something changed).
+//!
+//! Memory stays bounded: pods are summarised page by page into request totals, never kept.
+
+use std::collections::BTreeMap;
+
+use apimachinery::quantity::{self, Resources};
+use futures::future::join_all;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use karmada_api::cluster::{ApiEnablement, ApiResourceRef, Cluster, ClusterStatus, NodeSummary, ResourceSummary};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use serde_json::{Value, json};
+
+use crate::Settings;
+use crate::member_client;
+
+/// What a probe of a member found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Health {
+    Ready,
+    /// Reachable, but its health endpoint did not say ok.
+    NotReady(String),
+    /// Not reachable at all.
+    Unreachable(String),
+}
+
+/// The Ready condition for a probe result, keeping the transition time when unchanged.
+pub fn ready_condition(health: &Health, previous: Option<&Condition>, now: &str, generation: i64) -> Condition {
+    let (status, reason, message) = match health {
+        Health::Ready => ("True", "ClusterReady", "cluster is healthy and ready to accept workloads".to_owned()),
+        Health::NotReady(detail) => ("False", "ClusterNotReady", format!("cluster is reachable but health endpoint responded without ok: {detail}")),
+        Health::Unreachable(detail) => ("False", "ClusterNotReachable", format!("cluster is not reachable: {detail}")),
+    };
+    let since = previous
+        .filter(|p| p.status == status && p.reason == reason)
+        .map(|p| p.last_transition_time.clone())
+        .unwrap_or_else(|| Time(now.parse().unwrap_or_default()));
+    Condition {
+        type_: "Ready".into(),
+        status: status.into(),
+        reason: reason.into(),
+        message,
+        last_transition_time: since,
+        observed_generation: Some(generation),
+    }
+}
+
+async fn probe(client: &kube::Client) -> Health {
+    let get = |path: &str| {
+        let request = http::Request::get(path).body(Vec::new()).expect("static request");
+        client.request_text(request)
+    };
+    match get("/readyz").await {
+        Ok(body) if body.trim() == "ok" => Health::Ready,
+        Ok(body) => Health::NotReady(body),
+        Err(kube::Error::Api(status)) if status.code == 404 => match get("/healthz").await {
+            Ok(body) if body.trim() == "ok" => Health::Ready,
+            Ok(body) => Health::NotReady(body),
+            Err(kube::Error::Api(s)) => Health::NotReady(format!("/healthz returned {}", s.code)),
+            Err(e) => Health::Unreachable(e.to_string()),
+        },
+        Err(kube::Error::Api(status)) => Health::NotReady(format!("/readyz returned {}", status.code)),
+        Err(e) => Health::Unreachable(e.to_string()),
+    }
+}
+
+async fn api_enablements(client: &kube::Client) -> Result<Vec<ApiEnablement>, kube::Error> {
+    let discovery = kube::Discovery::new(client.clone()).run().await?;
+    let mut out: BTreeMap<String, Vec<ApiResourceRef>> = BTreeMap::new();
+    for group in discovery.groups() {
+        for version in group.versions() {
+            let gv = if group.name().is_empty() { version.to_owned() } else { format!("{}/{version}", group.name()) };
+            let entry = out.entry(gv).or_default();
+            for (resource, _caps) in group.versioned_resources(version) {
+                entry.push(ApiResourceRef { name: resource.plural.clone(), kind: resource.kind.clone() });
+            }
+        }
+    }
+    Ok(out
+        .into_iter()
+        .map(|(group_version, mut resources)| {
+            resources.sort_by(|a, b| a.name.cmp(&b.name));
+            ApiEnablement { group_version, resources }
+        })
+        .collect())
+}
+
+fn pod_requests(pod: &Pod) -> Resources {
+    let value = serde_json::to_value(pod).unwrap_or(Value::Null);
+    let per_container = |c: &Value| {
+        let mut r = quantity::parse_list(c.pointer("/resources/limits"));
+        for (k, v) in quantity::parse_list(c.pointer("/resources/requests")) {
+            r.insert(k, v);
+        }
+        r
+    };
+    let mut total = Resources::new();
+    for c in value.pointer("/spec/containers").and_then(Value::as_array).into_iter().flatten() {
+        quantity::add(&mut total, &per_container(c));
+    }
+    for c in value.pointer("/spec/initContainers").and_then(Value::as_array).into_iter().flatten() {
+        quantity::max(&mut total, &per_container(c));
+    }
+    total.insert("pods".into(), 1000);
+    total
+}
+
+fn to_quantities(r: &Resources) -> BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity> {
+    r.iter()
+        .map(|(k, v)| (k.clone(), k8s_openapi::apimachinery::pkg::api::resource::Quantity(quantity::format_milli(*v))))
+        .collect()
+}
+
+async fn summaries(client: &kube::Client) -> Result<(NodeSummary, ResourceSummary), kube::Error> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let mut summary = NodeSummary::default();
+    let mut allocatable = Resources::new();
+    for node in nodes.list(&ListParams::default()).await?.items {
+        summary.total_num += 1;
+        let status = node.status.unwrap_or_default();
+        let ready = status.conditions.unwrap_or_default().iter().any(|c| c.type_ == "Ready" && c.status == "True");
+        if ready {
+            summary.ready_num += 1;
+            let value = serde_json::to_value(&status.allocatable).unwrap_or(Value::Null);
+            quantity::add(&mut allocatable, &quantity::parse_list(Some(&value)));
+        }
+    }
+    let pods: Api<Pod> = Api::all(client.clone());
+    let (mut allocated, mut allocating) = (Resources::new(), Resources::new());
+    let mut params = ListParams::default().limit(500);
+    loop {
+        let page = pods.list(&params).await?;
+        for pod in &page.items {
+            let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
+            if matches!(phase, "Succeeded" | "Failed") {
+                continue;
+            }
+            let requests = pod_requests(pod);
+            if pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some() {
+                quantity::add(&mut allocated, &requests);
+            } else {
+                quantity::add(&mut allocating, &requests);
+            }
+        }
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => params = params.continue_token(&token),
+            _ => break,
+        }
+    }
+    let resources = ResourceSummary {
+        allocatable: to_quantities(&allocatable),
+        allocating: to_quantities(&allocating),
+        allocated: to_quantities(&allocated),
+        allocatable_modelings: Vec::new(),
+    };
+    Ok((summary, resources))
+}
+
+/// Computes the status of one cluster.
+pub async fn observe(control: &kube::Client, cluster: &Cluster, settings: &Settings) -> ClusterStatus {
+    let now = apimachinery::time::format_rfc3339(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0),
+    );
+    let previous = cluster.status.clone().unwrap_or_default();
+    let previous_ready = previous.conditions.iter().find(|c| c.type_ == "Ready");
+    let generation = cluster.metadata.generation.unwrap_or(0);
+    let client = match member_client::for_cluster(control, cluster, settings.probe_timeout).await {
+        Ok(c) => c,
+        Err(e) => {
+            let mut status = previous.clone();
+            status.conditions = vec![ready_condition(&Health::Unreachable(e.to_string()), previous_ready, &now, generation)];
+            return status;
+        }
+    };
+    let health = match tokio::time::timeout(settings.probe_timeout, probe(&client)).await {
+        Ok(h) => h,
+        Err(_) => Health::Unreachable(format!("no answer within {:?}", settings.probe_timeout)),
+    };
+    let mut status = previous.clone();
+    status.conditions = vec![ready_condition(&health, previous_ready, &now, generation)];
+    if health != Health::Ready {
+        return status;
+    }
+    let detail = async {
+        let version = client.apiserver_version().await?;
+        let enablements = api_enablements(&client).await?;
+        let (nodes, resources) = summaries(&client).await?;
+        Ok::<_, kube::Error>((version.git_version, enablements, nodes, resources))
+    };
+    match tokio::time::timeout(settings.probe_timeout * 4, detail).await {
+        Ok(Ok((version, enablements, nodes, resources))) => {
+            status.kubernetes_version = version;
+            status.api_enablements = enablements;
+            status.node_summary = Some(nodes);
+            status.resource_summary = Some(resources);
+        }
+        Ok(Err(e)) => tracing::warn!(cluster = ?cluster.metadata.name, error = %e, "collecting cluster details failed"),
+        Err(_) => tracing::warn!(cluster = ?cluster.metadata.name, "collecting cluster details timed out"),
+    }
+    status
+}
+
+/// Writes the status when it differs from what is stored.
+async fn write(control: &kube::Client, cluster: &Cluster, status: ClusterStatus) -> Result<(), kube::Error> {
+    if cluster.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let clusters: Api<Cluster> = Api::all(control.clone());
+    let name = cluster.metadata.name.clone().unwrap_or_default();
+    clusters.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": status}))).await?;
+    Ok(())
+}
+
+pub async fn run(control: kube::Client, settings: Settings) -> anyhow::Result<()> {
+    let clusters: Api<Cluster> = Api::all(control.clone());
+    loop {
+        match clusters.list(&ListParams::default()).await {
+            Ok(list) => {
+                let work = list.items.into_iter().filter(|c| c.spec.sync_mode != "Pull" && c.metadata.deletion_timestamp.is_none()).map(|cluster| {
+                    let control = control.clone();
+                    let settings = settings.clone();
+                    async move {
+                        let status = observe(&control, &cluster, &settings).await;
+                        if let Err(e) = write(&control, &cluster, status).await {
+                            tracing::warn!(cluster = ?cluster.metadata.name, error = %e, "writing cluster status failed");
+                        }
+                    }
+                });
+                join_all(work).await;
+            }
+            Err(e) => tracing::warn!(error = %e, "listing clusters failed"),
+        }
+        tokio::time::sleep(settings.cluster_status_update_frequency).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_condition_keeps_transition_time() {
+        let first = ready_condition(&Health::Ready, None, "2026-01-01T00:00:00Z", 1);
+        assert_eq!((first.status.as_str(), first.reason.as_str()), ("True", "ClusterReady"));
+        let again = ready_condition(&Health::Ready, Some(&first), "2026-01-01T00:05:00Z", 1);
+        assert_eq!(again.last_transition_time, first.last_transition_time);
+        let down = ready_condition(&Health::Unreachable("refused".into()), Some(&again), "2026-01-01T00:06:00Z", 1);
+        assert_eq!((down.status.as_str(), down.reason.as_str()), ("False", "ClusterNotReachable"));
+        assert_ne!(down.last_transition_time, first.last_transition_time);
+        let sick = ready_condition(&Health::NotReady("500".into()), Some(&down), "2026-01-01T00:07:00Z", 1);
+        assert_eq!(sick.reason, "ClusterNotReady");
+    }
+}

@@ -1,0 +1,58 @@
+//! Controllers of the karmada-rs control plane. Every controller is an API client: it talks to
+//! the control plane (and to member clusters) only through the Kubernetes API, with `kube`, so
+//! it works unchanged against upstream's API server and real member clusters.
+//!
+//! - [`cluster`]: keeps `Cluster` objects true: execution namespaces, cleanup on removal, and
+//!   the not-ready/unreachable taints after a grace period.
+//! - [`cluster_status`]: probes push-mode members and writes their status (Ready condition,
+//!   version, API enablements, node and resource summaries).
+//! - [`member_client`]: builds a kube client for a member from its Cluster and Secret.
+
+pub mod cluster;
+pub mod cluster_status;
+pub mod member_client;
+
+use std::time::Duration;
+
+/// Tunables shared by the controllers (defaults as upstream).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How often each push cluster's status is refreshed.
+    pub cluster_status_update_frequency: Duration,
+    /// How long a cluster may stay not-ready before it is tainted.
+    pub cluster_monitor_grace_period: Duration,
+    /// How often the cluster controller re-checks health.
+    pub cluster_monitor_period: Duration,
+    /// Timeout for one probe of a member.
+    pub probe_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            cluster_status_update_frequency: Duration::from_secs(10),
+            cluster_monitor_grace_period: Duration::from_secs(40),
+            cluster_monitor_period: Duration::from_secs(5),
+            probe_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The namespace holding a cluster's Works.
+pub fn execution_namespace(cluster: &str) -> String {
+    format!("karmada-es-{cluster}")
+}
+
+/// The namespace holding member credentials.
+pub const CLUSTER_NAMESPACE: &str = "karmada-cluster";
+
+/// Runs every controller until the future is dropped.
+pub async fn run(client: kube::Client, settings: Settings) -> anyhow::Result<()> {
+    let cluster = tokio::spawn(cluster::run(client.clone(), settings.clone()));
+    let status = tokio::spawn(cluster_status::run(client, settings));
+    tokio::select! {
+        r = cluster => r??,
+        r = status => r??,
+    }
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! Kube clients for member clusters, from a Cluster's `apiEndpoint` and its credentials Secret
+//! (`caBundle`, and `token` or `tls.crt`/`tls.key`).
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use k8s_openapi::ByteString;
+use karmada_api::cluster::Cluster;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cluster {0} has no apiEndpoint")]
+    NoEndpoint(String),
+    #[error("cluster {0} has no secretRef")]
+    NoSecret(String),
+    #[error("reading secret {namespace}/{name}: {source}")]
+    Secret {
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("building a client for {cluster}: {message}")]
+    Build { cluster: String, message: String },
+}
+
+/// Credentials for one member, as stored in its Secret.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Credentials {
+    pub ca_pem: Vec<u8>,
+    pub token: Option<String>,
+    pub cert_pem: Option<Vec<u8>>,
+    pub key_pem: Option<Vec<u8>>,
+}
+
+impl Credentials {
+    pub fn to_secret_data(&self) -> BTreeMap<String, ByteString> {
+        let mut data = BTreeMap::new();
+        data.insert("caBundle".to_owned(), ByteString(self.ca_pem.clone()));
+        if let Some(t) = &self.token {
+            data.insert("token".to_owned(), ByteString(t.as_bytes().to_vec()));
+        }
+        if let Some(c) = &self.cert_pem {
+            data.insert("tls.crt".to_owned(), ByteString(c.clone()));
+        }
+        if let Some(k) = &self.key_pem {
+            data.insert("tls.key".to_owned(), ByteString(k.clone()));
+        }
+        data
+    }
+
+    pub fn from_secret_data(data: &BTreeMap<String, ByteString>) -> Credentials {
+        Credentials {
+            ca_pem: data.get("caBundle").map(|b| b.0.clone()).unwrap_or_default(),
+            token: data.get("token").map(|b| String::from_utf8_lossy(&b.0).into_owned()),
+            cert_pem: data.get("tls.crt").map(|b| b.0.clone()),
+            key_pem: data.get("tls.key").map(|b| b.0.clone()),
+        }
+    }
+}
+
+/// A client for `endpoint` with `credentials`.
+pub async fn client_for(name: &str, endpoint: &str, credentials: &Credentials, timeout: std::time::Duration) -> Result<kube::Client, ClientError> {
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let mut user = serde_json::Map::new();
+    if let Some(t) = &credentials.token {
+        user.insert("token".into(), t.clone().into());
+    }
+    if let (Some(c), Some(k)) = (&credentials.cert_pem, &credentials.key_pem) {
+        user.insert("client-certificate-data".into(), b64(c).into());
+        user.insert("client-key-data".into(), b64(k).into());
+    }
+    let mut cluster = serde_json::json!({"server": endpoint});
+    if !credentials.ca_pem.is_empty() {
+        cluster["certificate-authority-data"] = b64(&credentials.ca_pem).into();
+    }
+    let doc = serde_json::json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": name, "cluster": cluster}],
+        "users": [{"name": name, "user": user}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
+        "current-context": name,
+    });
+    let build = |message: String| ClientError::Build { cluster: name.to_owned(), message };
+    let kubeconfig: kube::config::Kubeconfig = serde_json::from_value(doc).map_err(|e| build(e.to_string()))?;
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.map_err(|e| build(e.to_string()))?;
+    config.connect_timeout = Some(timeout);
+    config.read_timeout = Some(timeout);
+    config.write_timeout = Some(timeout);
+    kube::Client::try_from(config).map_err(|e| build(e.to_string()))
+}
+
+/// A client for a joined cluster, from its Secret in the control plane.
+pub async fn for_cluster(control: &kube::Client, cluster: &Cluster, timeout: std::time::Duration) -> Result<kube::Client, ClientError> {
+    let name = cluster.metadata.name.clone().unwrap_or_default();
+    if cluster.spec.api_endpoint.is_empty() {
+        return Err(ClientError::NoEndpoint(name));
+    }
+    let secret_ref = cluster.spec.secret_ref.clone().ok_or_else(|| ClientError::NoSecret(name.clone()))?;
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> = kube::Api::namespaced(control.clone(), &secret_ref.namespace);
+    let secret = secrets.get(&secret_ref.name).await.map_err(|source| ClientError::Secret {
+        namespace: secret_ref.namespace.clone(),
+        name: secret_ref.name.clone(),
+        source,
+    })?;
+    let credentials = Credentials::from_secret_data(&secret.data.unwrap_or_default());
+    client_for(&name, &cluster.spec.api_endpoint, &credentials, timeout).await
+}

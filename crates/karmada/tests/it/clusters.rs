@@ -1,0 +1,156 @@
+//! Clusters end to end: karmadactl join/unjoin, the cluster and cluster-status controllers,
+//! cordon and taints, against the real binaries and simulated members.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::harness::{ApiServer, KARMADA, Out, eventually};
+
+fn karmadactl_path() -> PathBuf {
+    let path = PathBuf::from(KARMADA).with_file_name("karmadactl");
+    assert!(path.exists(), "karmadactl is not built at {} (run the tests with --workspace)", path.display());
+    path
+}
+
+struct ControlPlane {
+    api: ApiServer,
+    children: Vec<Child>,
+    members_dir: PathBuf,
+    members_config: PathBuf,
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl ControlPlane {
+    fn start(members: usize) -> ControlPlane {
+        let api = ApiServer::start("memory");
+        let members_dir = api.dir.path().join("members");
+        let members_config = api.dir.path().join("members.config");
+        let mut children = Vec::new();
+        children.push(
+            Command::new(KARMADA)
+                .args(["controller-manager", "--cluster-status-update-frequency", "1s", "--cluster-monitor-grace-period", "3s", "--cluster-monitor-period", "1s", "--kubeconfig"])
+                .arg(&api.kubeconfig)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let mut member = Command::new(KARMADA);
+        member.args(["member", "--count", &members.to_string(), "--data-dir"]).arg(&members_dir).arg("--kubeconfig").arg(&members_config);
+        children.push(member.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+        eventually(Duration::from_secs(30), "members kubeconfig", || {
+            let text = std::fs::read_to_string(&members_config).ok()?;
+            (text.matches("name: member").count() >= members * 3).then_some(())
+        });
+        ControlPlane { api, children, members_dir, members_config }
+    }
+
+    fn karmadactl(&self, args: &[&str]) -> Out {
+        let output = Command::new(karmadactl_path()).arg("--kubeconfig").arg(&self.api.kubeconfig).args(args).output().unwrap();
+        Out {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    fn join(&self, name: &str) -> Out {
+        self.karmadactl(&["join", name, "--cluster-kubeconfig", self.members_config.to_str().unwrap(), "--cluster-context", name, "--cluster-region", "eu"])
+    }
+
+    fn fault(&self, name: &str, args: &[&str]) {
+        let status = Command::new(KARMADA).args(["fault", name, "--data-dir"]).arg(&self.members_dir).args(args).stderr(Stdio::null()).status().unwrap();
+        assert!(status.success());
+    }
+
+    fn jsonpath(&self, cluster: &str, path: &str) -> String {
+        self.api.kubectl(&["get", "cluster", cluster, "-o", &format!("jsonpath={path}")]).stdout
+    }
+}
+
+#[test]
+fn join_status_faults_taints_and_unjoin() {
+    let cp = ControlPlane::start(3);
+    for name in ["member1", "member2", "member3"] {
+        assert!(cp.join(name).ok().contains(&format!("cluster({name}) is joined successfully")));
+    }
+    eventually(Duration::from_secs(15), "three Ready clusters", || {
+        let out = cp.api.kubectl(&["get", "clusters", "--no-headers"]);
+        let ready = out.stdout.lines().filter(|l| l.split_whitespace().nth(3) == Some("True")).count();
+        (ready == 3).then_some(())
+    });
+    let table = cp.api.kubectl(&["get", "clusters"]);
+    assert!(table.ok().contains("v1.32.0   Push   True"), "{}", table.stdout);
+    eventually(Duration::from_secs(10), "resource summary", || {
+        let allocatable = cp.jsonpath("member1", "{.status.resourceSummary.allocatable.cpu}");
+        let nodes = cp.jsonpath("member1", "{.status.nodeSummary.readyNum}");
+        (allocatable == "24" && nodes == "3").then_some(())
+    });
+    assert!(cp.jsonpath("member1", "{.status.apiEnablements[*].groupVersion}").contains("apps/v1"));
+    assert_eq!(cp.api.kubectl(&["get", "ns", "karmada-es-member1", "-o", "name"]).ok().trim(), "namespace/karmada-es-member1");
+    // Joining again is idempotent: still one cluster.
+    cp.join("member1").ok();
+    assert_eq!(cp.api.kubectl(&["get", "clusters", "--no-headers"]).ok().lines().count(), 3);
+    // A name already used by another cluster is refused.
+    let other = cp.karmadactl(&["join", "member1", "--cluster-kubeconfig", cp.members_config.to_str().unwrap(), "--cluster-context", "member2"]);
+    assert!(other.fails().contains("already joined"), "{}", other.stderr);
+    // Unreachable: Ready False (ClusterNotReachable), then the unreachable taint.
+    cp.fault("member2", &["--unreachable", "true"]);
+    eventually(Duration::from_secs(20), "member2 unreachable and tainted", || {
+        let reason = cp.jsonpath("member2", "{.status.conditions[?(@.type==\"Ready\")].reason}");
+        let taints = cp.jsonpath("member2", "{.spec.taints[*].key}");
+        (reason == "ClusterNotReachable" && taints.contains("cluster.karmada.io/unreachable")).then_some(())
+    });
+    cp.fault("member2", &["--clear"]);
+    eventually(Duration::from_secs(20), "member2 recovered", || {
+        let status = cp.jsonpath("member2", "{.status.conditions[?(@.type==\"Ready\")].status}");
+        let taints = cp.jsonpath("member2", "{.spec.taints}");
+        (status == "True" && (taints.is_empty() || taints == "[]")).then_some(())
+    });
+    // Unhealthy: the not-ready taint.
+    cp.fault("member3", &["--unhealthy", "true"]);
+    eventually(Duration::from_secs(20), "member3 not ready", || {
+        let reason = cp.jsonpath("member3", "{.status.conditions[?(@.type==\"Ready\")].reason}");
+        let taints = cp.jsonpath("member3", "{.spec.taints[*].key}");
+        (reason == "ClusterNotReady" && taints.contains("cluster.karmada.io/not-ready")).then_some(())
+    });
+    cp.fault("member3", &["--clear"]);
+    // Cordon, taint and their removal.
+    cp.karmadactl(&["cordon", "member1"]).ok();
+    assert!(cp.jsonpath("member1", "{.spec.taints[*].key}").contains("cluster.karmada.io/unschedulable"));
+    cp.karmadactl(&["uncordon", "member1"]).ok();
+    assert!(!cp.jsonpath("member1", "{.spec.taints[*].key}").contains("unschedulable"));
+    cp.karmadactl(&["taint", "clusters", "member1", "team=a:NoExecute"]).ok();
+    assert_eq!(cp.jsonpath("member1", "{.spec.taints[0].effect}"), "NoExecute");
+    assert!(!cp.jsonpath("member1", "{.spec.taints[0].timeAdded}").is_empty(), "NoExecute taints get timeAdded");
+    cp.karmadactl(&["taint", "clusters", "member1", "team:NoExecute-"]).ok();
+    assert!(matches!(cp.jsonpath("member1", "{.spec.taints}").as_str(), "" | "[]"));
+    let listed = cp.karmadactl(&["get", "clusters"]);
+    assert_eq!(listed.ok().lines().count(), 4, "{}", listed.stdout);
+    // Unjoin removes the Cluster, its Secret and its execution namespace.
+    cp.karmadactl(&["unjoin", "member1", "--wait"]).ok();
+    cp.api.kubectl(&["get", "cluster", "member1"]).fails();
+    cp.api.kubectl(&["get", "secret", "member1", "-n", "karmada-cluster"]).fails();
+    eventually(Duration::from_secs(10), "execution namespace removed", || (cp.api.kubectl(&["get", "ns", "karmada-es-member1"]).code != 0).then_some(()));
+}
+
+#[test]
+fn joining_an_unreachable_cluster_fails_clearly_and_creates_nothing() {
+    let cp = ControlPlane::start(1);
+    cp.fault("member1", &["--unreachable", "true"]);
+    std::thread::sleep(Duration::from_millis(700));
+    let out = cp.join("member1");
+    let err = out.fails().to_owned();
+    assert!(err.contains("member1") && (err.contains("cannot reach") || err.contains("did not answer")), "{err}");
+    assert_eq!(cp.api.kubectl(&["get", "clusters", "-o", "name"]).ok().trim(), "");
+    cp.api.kubectl(&["get", "secret", "member1", "-n", "karmada-cluster"]).fails();
+}
