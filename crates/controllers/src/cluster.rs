@@ -160,7 +160,8 @@ mod tests {
     fn taints_follow_readiness_after_grace() {
         let grace = Duration::from_secs(40);
         let user = Taint { key: "team".into(), value: "a".into(), effect: "NoSchedule".into(), time_added: None };
-        let cases: Vec<(Vec<Taint>, Option<Condition>, i64, Vec<&str>)> = vec![
+        type Case = (Vec<Taint>, Option<Condition>, i64, Vec<&'static str>);
+        let cases: Vec<Case> = vec![
             (vec![], None, 100, vec![]),
             (vec![], Some(cond("True", "ClusterReady", 0)), 100, vec![]),
             (vec![], Some(cond("False", "ClusterNotReachable", 90)), 100, vec![]),
