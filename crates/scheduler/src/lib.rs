@@ -1,0 +1,183 @@
+//! The scheduling core of karmada-rs: a pure pipeline over a snapshot of clusters —
+//! filter → score → select (spread constraints) → assign replicas — turning a binding's
+//! placement into target clusters and replica counts. No IO, no clock, no runtime: the
+//! scheduler process feeds it snapshots and writes its decisions.
+//!
+//! Plugins are named registry entries ([`FILTERS`], [`SCORES`]) that can be disabled with
+//! `*,-Name`. "Nothing fits" is a typed [`Unschedulable`] with a per-cluster diagnosis.
+
+pub mod assign;
+pub mod estimate;
+pub mod filter;
+pub mod select;
+
+use std::collections::BTreeMap;
+
+use karmada_api::cluster::Taint;
+use karmada_api::policy::Placement;
+use karmada_api::work::TargetCluster;
+
+pub use estimate::Capacity;
+
+/// What the scheduler knows about one cluster.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClusterInfo {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub provider: String,
+    pub region: String,
+    pub zones: Vec<String>,
+    pub taints: Vec<Taint>,
+    /// `group/version/Kind` (or `v1/Kind`) of every API the cluster serves; `None`: unknown
+    /// (not reported yet), which the API-enablement filter treats as "serves everything".
+    pub enabled_apis: Option<std::collections::BTreeSet<String>>,
+    pub capacity: Option<Capacity>,
+    pub deleting: bool,
+}
+
+/// What the scheduler needs of one binding.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BindingInfo {
+    /// `group/version/Kind` of the resource template.
+    pub gvk: String,
+    pub replicas: i32,
+    /// Per-replica requests in milli-units (`cpu`, `memory`, ...).
+    pub requests: BTreeMap<String, i128>,
+    pub placement: Placement,
+    /// The current assignment (for locality, scale up/down and eviction).
+    pub previous: Vec<TargetCluster>,
+    /// Clusters the binding is being evicted from.
+    pub evicting: Vec<String>,
+    /// A from-scratch assignment was requested (`rescheduleTriggeredAt` > last schedule).
+    pub fresh: bool,
+}
+
+/// One cluster's reason for not being picked.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Rejection {
+    pub cluster: String,
+    pub plugin: &'static str,
+    pub reason: String,
+}
+
+/// Why a binding could not be scheduled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unschedulable {
+    /// No cluster passed the filters.
+    NoClusterFit { total: usize, rejections: Vec<Rejection> },
+    /// Clusters fit, but not in the numbers or with the capacity asked for.
+    NotEnough { message: String },
+}
+
+impl Unschedulable {
+    /// The condition reason (`NoClusterFit` or `Unschedulable`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Unschedulable::NoClusterFit { .. } => "NoClusterFit",
+            Unschedulable::NotEnough { .. } => "Unschedulable",
+        }
+    }
+
+    /// `0/N clusters are available: 2 cluster(s) did not match the placement cluster affinity constraint, ...`
+    pub fn message(&self) -> String {
+        match self {
+            Unschedulable::NoClusterFit { total, rejections } => {
+                let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+                for r in rejections {
+                    *counts.entry(r.reason.as_str()).or_default() += 1;
+                }
+                let parts: Vec<String> = counts.iter().map(|(reason, n)| format!("{n} {reason}")).collect();
+                format!("0/{total} clusters are available: {}.", parts.join(", "))
+            }
+            Unschedulable::NotEnough { message } => message.clone(),
+        }
+    }
+}
+
+/// Which plugins run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plugins {
+    disabled: Vec<String>,
+}
+
+impl Plugins {
+    /// Parses `--plugins=*,-TaintToleration` style lists.
+    pub fn parse(spec: &str) -> Result<Plugins, String> {
+        let mut disabled = Vec::new();
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match item.strip_prefix('-') {
+                Some(name) => {
+                    let known = filter::FILTERS.iter().map(|(n, _)| *n).chain(SCORES.iter().copied()).any(|n| n == name);
+                    if !known {
+                        return Err(format!("unknown plugin {name:?}"));
+                    }
+                    disabled.push(name.to_owned());
+                }
+                None if item == "*" => {}
+                None => {
+                    let known = filter::FILTERS.iter().map(|(n, _)| *n).chain(SCORES.iter().copied()).any(|n| n == item);
+                    if !known {
+                        return Err(format!("unknown plugin {item:?}"));
+                    }
+                }
+            }
+        }
+        Ok(Plugins { disabled })
+    }
+
+    pub fn enabled(&self, name: &str) -> bool {
+        !self.disabled.iter().any(|d| d == name)
+    }
+}
+
+/// Score plugins, in order.
+pub const SCORES: &[&str] = &["ClusterLocality", "ClusterAffinity"];
+
+/// A scheduling decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub clusters: Vec<TargetCluster>,
+    /// The `clusterAffinities` term used, if the placement has ordered terms.
+    pub affinity_name: Option<String>,
+}
+
+/// Schedules one binding over a snapshot of clusters.
+pub fn schedule(binding: &BindingInfo, clusters: &[ClusterInfo], plugins: &Plugins) -> Result<Decision, Unschedulable> {
+    let placement = &binding.placement;
+    // Ordered affinity terms: try each until one yields a decision.
+    if !placement.cluster_affinities.is_empty() {
+        let mut last = None;
+        for term in &placement.cluster_affinities {
+            match schedule_with(binding, clusters, plugins, Some(&term.affinity)) {
+                Ok(clusters) => return Ok(Decision { clusters, affinity_name: Some(term.affinity_name.clone()) }),
+                Err(e) => last = Some(e),
+            }
+        }
+        return Err(last.unwrap_or(Unschedulable::NoClusterFit { total: clusters.len(), rejections: Vec::new() }));
+    }
+    let clusters = schedule_with(binding, clusters, plugins, placement.cluster_affinity.as_ref())?;
+    Ok(Decision { clusters, affinity_name: None })
+}
+
+fn schedule_with(
+    binding: &BindingInfo,
+    clusters: &[ClusterInfo],
+    plugins: &Plugins,
+    affinity: Option<&karmada_api::policy::ClusterAffinity>,
+) -> Result<Vec<TargetCluster>, Unschedulable> {
+    let (feasible, rejections) = filter::run(binding, clusters, plugins, affinity);
+    if feasible.is_empty() {
+        return Err(Unschedulable::NoClusterFit { total: clusters.len(), rejections });
+    }
+    let scored: Vec<(&ClusterInfo, i64)> = feasible.iter().map(|c| (*c, score(binding, c, plugins))).collect();
+    let selected = select::run(binding, &scored)?;
+    assign::run(binding, &selected)
+}
+
+fn score(binding: &BindingInfo, cluster: &ClusterInfo, plugins: &Plugins) -> i64 {
+    let mut total = 0;
+    if plugins.enabled("ClusterLocality") && binding.previous.iter().any(|t| t.name == cluster.name) {
+        total += 100;
+    }
+    total
+}
