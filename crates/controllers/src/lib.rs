@@ -11,6 +11,7 @@
 pub mod cluster;
 pub mod cluster_status;
 pub mod member_client;
+pub mod scheduling;
 
 use std::time::Duration;
 

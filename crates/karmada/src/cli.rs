@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::{apiserver_cmd, bench, controller_manager_cmd, member_cmd};
+use crate::{apiserver_cmd, bench, controller_manager_cmd, member_cmd, scheduler_cmd};
 
 #[derive(Parser, Debug)]
 #[command(name = "karmada", version, about = "karmada-rs: a multi-cluster Kubernetes control plane")]
@@ -18,6 +18,8 @@ enum Command {
     Apiserver(apiserver_cmd::Args),
     /// Run the control plane's controllers (cluster, cluster-status, ...).
     ControllerManager(controller_manager_cmd::Args),
+    /// Run the scheduler (fills ResourceBinding spec.clusters from the placement).
+    Scheduler(scheduler_cmd::Args),
     /// Run simulated member clusters (an API server plus simulated nodes and workloads).
     Member(Box<member_cmd::Args>),
     /// Inject or clear faults in a running simulated member.
@@ -44,6 +46,7 @@ pub fn main() -> anyhow::Result<()> {
             Command::Apiserver(args) => apiserver_cmd::run(args).await,
             Command::Member(args) => member_cmd::run(*args).await,
             Command::ControllerManager(args) => controller_manager_cmd::run(args).await,
+            Command::Scheduler(args) => scheduler_cmd::run(args).await,
             Command::Fault(args) => member_cmd::fault(args),
         }
     })

@@ -5,6 +5,7 @@ mod bench;
 mod controller_manager_cmd;
 mod karmada_apis;
 mod member_cmd;
+mod scheduler_cmd;
 mod cli;
 
 fn main() -> anyhow::Result<()> {

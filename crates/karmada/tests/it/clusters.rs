@@ -154,3 +154,52 @@ fn joining_an_unreachable_cluster_fails_clearly_and_creates_nothing() {
     assert_eq!(cp.api.kubectl(&["get", "clusters", "-o", "name"]).ok().trim(), "");
     cp.api.kubectl(&["get", "secret", "member1", "-n", "karmada-cluster"]).fails();
 }
+
+#[test]
+fn the_scheduler_places_bindings_on_joined_clusters() {
+    let mut cp = ControlPlane::start(2);
+    cp.children.push(
+        Command::new(KARMADA).args(["scheduler", "--kubeconfig"]).arg(&cp.api.kubeconfig).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap(),
+    );
+    cp.join("member1").ok();
+    cp.join("member2").ok();
+    eventually(Duration::from_secs(15), "clusters Ready", || {
+        let out = cp.api.kubectl(&["get", "clusters", "--no-headers"]);
+        (out.stdout.lines().filter(|l| l.contains(" True ")).count() == 2).then_some(())
+    });
+    // A binding as the detector writes it for the quick start (Divided 1:1 over two clusters).
+    let binding = r#"
+apiVersion: work.karmada.io/v1alpha2
+kind: ResourceBinding
+metadata:
+  name: nginx-deployment
+spec:
+  resource: {apiVersion: apps/v1, kind: Deployment, namespace: default, name: nginx}
+  replicas: 2
+  placement:
+    clusterAffinity: {clusterNames: [member1, member2]}
+    replicaScheduling:
+      replicaSchedulingType: Divided
+      replicaDivisionPreference: Weighted
+      weightPreference:
+        staticWeightList:
+        - {targetCluster: {clusterNames: [member1]}, weight: 1}
+        - {targetCluster: {clusterNames: [member2]}, weight: 1}
+"#;
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], binding).ok();
+    let placed = eventually(Duration::from_secs(15), "binding scheduled", || {
+        let out = cp.api.kubectl(&["get", "rb", "nginx-deployment", "-o", "jsonpath={.spec.clusters}"]);
+        (out.code == 0 && out.stdout.contains("member2")).then_some(out.stdout)
+    });
+    assert_eq!(placed, r#"[{"name":"member1","replicas":1},{"name":"member2","replicas":1}]"#);
+    let table = cp.api.kubectl(&["get", "rb"]);
+    assert!(table.ok().contains("nginx-deployment   True"), "{}", table.stdout);
+    // Nothing fits: a clear NoClusterFit condition.
+    let impossible = binding.replace("nginx-deployment", "nowhere").replace("[member1, member2]}", "[member9]}");
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], &impossible).ok();
+    let message = eventually(Duration::from_secs(15), "NoClusterFit", || {
+        let out = cp.api.kubectl(&["get", "rb", "nowhere", "-o", "jsonpath={.status.conditions[0].reason}: {.status.conditions[0].message}"]);
+        out.stdout.starts_with("NoClusterFit").then_some(out.stdout)
+    });
+    assert!(message.contains("0/2 clusters are available: 2 cluster(s) did not match the placement cluster affinity constraint."), "{message}");
+}

@@ -1,0 +1,30 @@
+//! `karmada scheduler`: places bindings on clusters (an API client of the control plane).
+
+use std::path::PathBuf;
+
+use clap::Args as ClapArgs;
+
+#[derive(ClapArgs, Debug)]
+pub struct Args {
+    /// Kubeconfig of the control plane.
+    #[arg(long)]
+    kubeconfig: PathBuf,
+    /// Context in that kubeconfig (default: current).
+    #[arg(long)]
+    context: Option<String>,
+    /// Enabled plugins: `*` (all), `*,-Name` to disable one.
+    #[arg(long, default_value = "*")]
+    plugins: String,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let plugins = scheduler::Plugins::parse(&args.plugins).map_err(|e| anyhow::anyhow!("--plugins: {e}"))?;
+    let kubeconfig = kube::config::Kubeconfig::read_from(&args.kubeconfig)?;
+    let options = kube::config::KubeConfigOptions { context: args.context.clone(), ..Default::default() };
+    let client = kube::Client::try_from(kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?)?;
+    eprintln!("karmada scheduler running");
+    tokio::select! {
+        result = controllers::scheduling::run(client, plugins) => result,
+        () = crate::cli::wait_for_signal() => Ok(()),
+    }
+}
