@@ -239,12 +239,10 @@ pub async fn run(client: kube::Client, plugins: scheduler::Plugins) -> anyhow::R
     let _ = reader.wait_until_ready().await;
     let changes = |tx: &tokio::sync::broadcast::Sender<()>| {
         futures::stream::unfold(tx.subscribe(), |mut rx| async move {
-            loop {
-                match rx.recv().await {
-                    Ok(()) => return Some(((), rx)),
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return Some(((), rx)),
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-                }
+            // A lagging receiver still means "clusters changed".
+            match rx.recv().await {
+                Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Some(((), rx)),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
             }
         })
     };
