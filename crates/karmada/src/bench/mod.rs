@@ -3,6 +3,7 @@
 mod apiserver;
 mod member;
 mod report;
+mod scheduler;
 mod store;
 
 use clap::Subcommand;
@@ -15,6 +16,8 @@ pub enum Target {
     Apiserver(apiserver::Args),
     /// Simulated members: 1,000 clusters in one process, and pods/s to Running.
     Member(member::Args),
+    /// The scheduling algorithm alone: decisions/s over 100 and 1,000 clusters.
+    Scheduler(scheduler::Args),
 }
 
 pub async fn run(target: Target) -> anyhow::Result<()> {
@@ -22,5 +25,6 @@ pub async fn run(target: Target) -> anyhow::Result<()> {
         Target::Store(args) => store::run(args).await,
         Target::Apiserver(args) => apiserver::run(args).await,
         Target::Member(args) => member::run(args).await,
+        Target::Scheduler(args) => scheduler::run(args).await,
     }
 }
