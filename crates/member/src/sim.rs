@@ -1094,6 +1094,36 @@ pub async fn run(api: Arc<Api>, config: SimConfig, faults: Arc<RwLock<Faults>>) 
                     }
                 },
                 () = tokio::time::sleep_until(next_pass) => {
+                    // Catch the index up with every committed write first: acting on a stale
+                    // index would, e.g., create pods that already exist.
+                    let target = store.current_revision().await.unwrap_or(after);
+                    let mut broken = false;
+                    while after < target {
+                        match stream.next().await {
+                            Some(Ok(event)) => {
+                                after = event.revision();
+                                match event {
+                                    Event::Put { kv, .. } => {
+                                        if let Some((kind, ns, name)) = kind_of_key(&kv.key) {
+                                            sim.observe(kind, ns, name, Some(apiserver::codec::decode(&kv.value, kv.mod_revision.0)));
+                                        }
+                                    }
+                                    Event::Delete { prev, .. } => {
+                                        if let Some((kind, ns, name)) = kind_of_key(&prev.key) {
+                                            sim.observe(kind, ns, name, None);
+                                        }
+                                    }
+                                }
+                            }
+                            _ => {
+                                broken = true;
+                                break;
+                            }
+                        }
+                    }
+                    if broken {
+                        break;
+                    }
                     let cronjobs: Vec<Key> = sim.all(Kind::CronJob).map(|(k, _)| k.clone()).collect();
                     for (ns, name) in cronjobs {
                         sim.dirty.insert((Kind::CronJob, ns, name));
