@@ -105,6 +105,27 @@ pub fn max(into: &mut Resources, other: &Resources) {
     }
 }
 
+/// What one pod asks for: the sum over its containers (limits standing in for missing
+/// requests), or its largest init container if that is larger, plus one `pods`.
+pub fn pod_requests(pod: &Value) -> Resources {
+    let per_container = |c: &Value| {
+        let mut r = parse_list(c.pointer("/resources/limits"));
+        for (k, v) in parse_list(c.pointer("/resources/requests")) {
+            r.insert(k, v);
+        }
+        r
+    };
+    let mut total = Resources::new();
+    for c in pod.pointer("/spec/containers").and_then(Value::as_array).into_iter().flatten() {
+        add(&mut total, &per_container(c));
+    }
+    for c in pod.pointer("/spec/initContainers").and_then(Value::as_array).into_iter().flatten() {
+        max(&mut total, &per_container(c));
+    }
+    total.insert("pods".into(), 1000);
+    total
+}
+
 pub fn to_json(resources: &Resources) -> Value {
     Value::Object(resources.iter().map(|(k, v)| (k.clone(), Value::String(format_milli(*v)))).collect())
 }
@@ -138,5 +159,18 @@ mod tests {
         }
         assert_eq!(format_milli(1500), "1500m");
         assert_eq!(format_milli(2000), "2");
+    }
+
+    #[test]
+    fn pod_requests_sum_containers_and_respect_init_containers() {
+        let pod = serde_json::json!({"spec": {
+            "containers": [
+                {"resources": {"requests": {"cpu": "100m"}, "limits": {"cpu": "1", "memory": "64Mi"}}},
+                {"resources": {"requests": {"cpu": "200m", "memory": "32Mi"}}}],
+            "initContainers": [{"resources": {"requests": {"cpu": "2"}}}]}});
+        let r = pod_requests(&pod);
+        assert_eq!(r["cpu"], 2000, "the init container is larger");
+        assert_eq!(r["memory"], (64 + 32) * 1024 * 1024 * 1000, "limits stand in for missing requests");
+        assert_eq!(r["pods"], 1000);
     }
 }

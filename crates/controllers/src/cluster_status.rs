@@ -89,23 +89,7 @@ async fn api_enablements(client: &kube::Client) -> Result<Vec<ApiEnablement>, ku
 }
 
 fn pod_requests(pod: &Pod) -> Resources {
-    let value = serde_json::to_value(pod).unwrap_or(Value::Null);
-    let per_container = |c: &Value| {
-        let mut r = quantity::parse_list(c.pointer("/resources/limits"));
-        for (k, v) in quantity::parse_list(c.pointer("/resources/requests")) {
-            r.insert(k, v);
-        }
-        r
-    };
-    let mut total = Resources::new();
-    for c in value.pointer("/spec/containers").and_then(Value::as_array).into_iter().flatten() {
-        quantity::add(&mut total, &per_container(c));
-    }
-    for c in value.pointer("/spec/initContainers").and_then(Value::as_array).into_iter().flatten() {
-        quantity::max(&mut total, &per_container(c));
-    }
-    total.insert("pods".into(), 1000);
-    total
+    quantity::pod_requests(&serde_json::to_value(pod).unwrap_or(Value::Null))
 }
 
 fn to_quantities(r: &Resources) -> BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity> {

@@ -175,26 +175,7 @@ fn pod_ready(pod: &Value) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }
 
-/// A pod's resource requests: the sum over containers (limits stand in for missing requests),
-/// or the largest init container if larger, plus one pod.
-fn pod_requests(pod: &Value) -> Resources {
-    let per_container = |c: &Value| {
-        let mut r = quantity::parse_list(c.pointer("/resources/limits"));
-        for (k, v) in quantity::parse_list(c.pointer("/resources/requests")) {
-            r.insert(k, v);
-        }
-        r
-    };
-    let mut total = Resources::new();
-    for c in pod.pointer("/spec/containers").and_then(Value::as_array).into_iter().flatten() {
-        quantity::add(&mut total, &per_container(c));
-    }
-    for c in pod.pointer("/spec/initContainers").and_then(Value::as_array).into_iter().flatten() {
-        quantity::max(&mut total, &per_container(c));
-    }
-    total.insert("pods".into(), 1000);
-    total
-}
+use apimachinery::quantity::pod_requests;
 
 fn tolerates(pod: &Value, taint: &Value) -> bool {
     let effect = taint.get("effect").and_then(Value::as_str).unwrap_or_default();
@@ -917,6 +898,22 @@ impl Sim {
         !self.dirty.is_empty() || !self.unscheduled.is_empty() || !self.kubelet_queue.is_empty()
     }
 
+    /// Applies one store event to the index.
+    fn apply(&mut self, event: Event) {
+        match event {
+            Event::Put { kv, .. } => {
+                if let Some((kind, ns, name)) = kind_of_key(&kv.key) {
+                    self.observe(kind, ns, name, Some(apiserver::codec::decode(&kv.value, kv.mod_revision.0)));
+                }
+            }
+            Event::Delete { prev, .. } => {
+                if let Some((kind, ns, name)) = kind_of_key(&prev.key) {
+                    self.observe(kind, ns, name, None);
+                }
+            }
+        }
+    }
+
     /// Records a change and marks what it affects.
     fn observe(&mut self, kind: Kind, ns: String, name: String, object: Option<Value>) {
         let key = (ns.clone(), name.clone());
@@ -1079,18 +1076,7 @@ pub async fn run(api: Arc<Api>, config: SimConfig, faults: Arc<RwLock<Faults>>) 
                     Some(Ok(event)) => {
                         after = event.revision();
                         next_pass = next_pass.min(tokio::time::Instant::now() + Duration::from_millis(20));
-                        match event {
-                            Event::Put { kv, .. } => {
-                                if let Some((kind, ns, name)) = kind_of_key(&kv.key) {
-                                    sim.observe(kind, ns, name, Some(apiserver::codec::decode(&kv.value, kv.mod_revision.0)));
-                                }
-                            }
-                            Event::Delete { prev, .. } => {
-                                if let Some((kind, ns, name)) = kind_of_key(&prev.key) {
-                                    sim.observe(kind, ns, name, None);
-                                }
-                            }
-                        }
+                        sim.apply(event);
                     }
                 },
                 () = tokio::time::sleep_until(next_pass) => {
@@ -1102,18 +1088,7 @@ pub async fn run(api: Arc<Api>, config: SimConfig, faults: Arc<RwLock<Faults>>) 
                         match stream.next().await {
                             Some(Ok(event)) => {
                                 after = event.revision();
-                                match event {
-                                    Event::Put { kv, .. } => {
-                                        if let Some((kind, ns, name)) = kind_of_key(&kv.key) {
-                                            sim.observe(kind, ns, name, Some(apiserver::codec::decode(&kv.value, kv.mod_revision.0)));
-                                        }
-                                    }
-                                    Event::Delete { prev, .. } => {
-                                        if let Some((kind, ns, name)) = kind_of_key(&prev.key) {
-                                            sim.observe(kind, ns, name, None);
-                                        }
-                                    }
-                                }
+                                sim.apply(event);
                             }
                             _ => {
                                 broken = true;
