@@ -127,10 +127,54 @@ pub fn needs_scheduling(spec: &ResourceBindingSpec, status: Option<&ResourceBind
     replicas_changed || spec.reschedule_triggered_at.as_ref().is_some_and(|t| *t > last)
 }
 
+/// Requests promised to clusters by recent decisions, until the cluster's status catches up
+/// (a new resourceVersion): concurrent bindings never overcommit a cluster (karmada#1385).
+#[derive(Default)]
+pub struct InFlight {
+    by_cluster: std::sync::Mutex<BTreeMap<String, (String, BTreeMap<String, i128>)>>,
+}
+
+impl InFlight {
+    /// Deducts promised requests from each cluster's capacity in the snapshot.
+    pub fn apply(&self, clusters: &mut [scheduler::ClusterInfo], versions: &BTreeMap<String, String>) {
+        let Ok(mut map) = self.by_cluster.lock() else { return };
+        map.retain(|name, (rv, _)| versions.get(name) == Some(rv));
+        for c in clusters.iter_mut() {
+            if let (Some((_, promised)), Some(capacity)) = (map.get(&c.name), c.capacity.as_mut()) {
+                for (k, v) in promised {
+                    *capacity.allocating.entry(k.clone()).or_default() += v;
+                }
+            }
+        }
+    }
+
+    /// Records a decision.
+    pub fn promise(&self, decision: &[TargetCluster], previous: &[TargetCluster], requests: &BTreeMap<String, i128>, versions: &BTreeMap<String, String>) {
+        let Ok(mut map) = self.by_cluster.lock() else { return };
+        for target in decision {
+            let before = previous.iter().find(|p| p.name == target.name).map_or(0, |p| p.replicas);
+            let added = i128::from((target.replicas - before).max(0));
+            if added == 0 {
+                continue;
+            }
+            let rv = versions.get(&target.name).cloned().unwrap_or_default();
+            let entry = map.entry(target.name.clone()).or_insert_with(|| (rv.clone(), BTreeMap::new()));
+            if entry.0 != rv {
+                *entry = (rv, BTreeMap::new());
+            }
+            for (k, v) in requests {
+                *entry.1.entry(k.clone()).or_default() += v * added;
+            }
+            *entry.1.entry("pods".into()).or_default() += 1000 * added;
+        }
+    }
+}
+
 struct Context {
     client: kube::Client,
     clusters: Store<Cluster>,
     plugins: scheduler::Plugins,
+    in_flight: Arc<InFlight>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -150,7 +194,13 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
     if scheduler_name != SCHEDULER_NAME || suspended || binding.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    let clusters: Vec<scheduler::ClusterInfo> = ctx.clusters.state().iter().map(|c| cluster_info(c)).collect();
+    let snapshot = ctx.clusters.state();
+    let versions: BTreeMap<String, String> = snapshot
+        .iter()
+        .map(|c| (c.metadata.name.clone().unwrap_or_default(), c.metadata.resource_version.clone().unwrap_or_default()))
+        .collect();
+    let mut clusters: Vec<scheduler::ClusterInfo> = snapshot.iter().map(|c| cluster_info(c)).collect();
+    ctx.in_flight.apply(&mut clusters, &versions);
     let applied = binding.meta().annotations.as_ref().and_then(|a| a.get(APPLIED_PLACEMENT)).map(String::as_str);
     if !needs_scheduling(spec, binding.status(), applied, &clusters) {
         return Ok(Action::await_change());
@@ -167,6 +217,7 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
     let _span = tracing::info_span!("schedule", binding = %name).entered();
     let (condition, clusters_out, affinity) = match scheduler::schedule(&info, &clusters, &ctx.plugins) {
         Ok(decision) => {
+            ctx.in_flight.promise(&decision.clusters, &spec.clusters, &info.requests, &versions);
             let message = "Binding has been scheduled successfully.".to_owned();
             (condition("True", "Success", &message, generation), Some(decision.clusters), decision.affinity_name)
         }
@@ -210,9 +261,15 @@ fn error_policy<B: Binding>(_: Arc<B>, error: &Error, _: Arc<Context>) -> Action
     Action::requeue(Duration::from_secs(1))
 }
 
-async fn run_for<B: Binding>(client: kube::Client, clusters: Store<Cluster>, cluster_changes: impl futures::Stream<Item = ()> + Send + 'static, plugins: scheduler::Plugins) {
+async fn run_for<B: Binding>(
+    client: kube::Client,
+    clusters: Store<Cluster>,
+    cluster_changes: impl futures::Stream<Item = ()> + Send + 'static,
+    plugins: scheduler::Plugins,
+    in_flight: Arc<InFlight>,
+) {
     let api: Api<B> = Api::all(client.clone());
-    let ctx = Arc::new(Context { client, clusters, plugins });
+    let ctx = Arc::new(Context { client, clusters, plugins, in_flight });
     Controller::new(api, watcher::Config::default())
         .reconcile_all_on(cluster_changes)
         .run(reconcile::<B>, error_policy::<B>, ctx)
@@ -246,9 +303,62 @@ pub async fn run(client: kube::Client, plugins: scheduler::Plugins) -> anyhow::R
             }
         })
     };
-    let namespaced = run_for::<ResourceBinding>(client.clone(), reader.clone(), changes(&tx), plugins.clone());
-    let cluster_scoped = run_for::<ClusterResourceBinding>(client, reader, changes(&tx), plugins);
+    let in_flight = Arc::new(InFlight::default());
+    let namespaced = run_for::<ResourceBinding>(client.clone(), reader.clone(), changes(&tx), plugins.clone(), Arc::clone(&in_flight));
+    let cluster_scoped = run_for::<ClusterResourceBinding>(client, reader, changes(&tx), plugins, in_flight);
     tokio::join!(namespaced, cluster_scoped);
     cluster_stream.abort();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(name: &str, cpu: i128) -> scheduler::ClusterInfo {
+        scheduler::ClusterInfo {
+            name: name.into(),
+            capacity: Some(scheduler::Capacity { allocatable: [("cpu".to_string(), cpu), ("pods".to_string(), 110_000)].into_iter().collect(), ..Default::default() }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn promised_replicas_are_deducted_until_the_cluster_reports() {
+        let in_flight = InFlight::default();
+        let requests: BTreeMap<String, i128> = [("cpu".to_string(), 1000)].into_iter().collect();
+        let versions: BTreeMap<String, String> = [("m1".to_string(), "5".to_string())].into_iter().collect();
+        in_flight.promise(&[TargetCluster { name: "m1".into(), replicas: 3 }], &[], &requests, &versions);
+        let mut snapshot = vec![cluster("m1", 4000)];
+        in_flight.apply(&mut snapshot, &versions);
+        let available = scheduler::estimate::available_replicas(snapshot[0].capacity.as_ref(), &requests, 0);
+        assert_eq!(available, 1, "3 of 4 cores are promised");
+        // The cluster reported a new status: the promise is dropped.
+        let newer: BTreeMap<String, String> = [("m1".to_string(), "6".to_string())].into_iter().collect();
+        let mut snapshot = vec![cluster("m1", 4000)];
+        in_flight.apply(&mut snapshot, &newer);
+        assert_eq!(scheduler::estimate::available_replicas(snapshot[0].capacity.as_ref(), &requests, 0), 4);
+    }
+
+    #[test]
+    fn scheduling_is_due_only_when_something_changed() {
+        let spec: ResourceBindingSpec = serde_json::from_value(json!({
+            "resource": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "nginx", "namespace": "default"},
+            "replicas": 2, "placement": {"clusterAffinity": {"clusterNames": ["m1"]}},
+            "clusters": [{"name": "m1", "replicas": 2}]
+        }))
+        .unwrap();
+        let applied = serde_json::to_string(spec.placement.as_ref().unwrap()).unwrap();
+        let clusters = vec![cluster("m1", 1000)];
+        assert!(!needs_scheduling(&spec, None, Some(&applied), &clusters));
+        assert!(needs_scheduling(&spec, None, None, &clusters), "placement never applied");
+        let mut scaled = spec.clone();
+        scaled.replicas = 3;
+        assert!(needs_scheduling(&scaled, None, Some(&applied), &clusters), "replicas changed");
+        assert!(needs_scheduling(&spec, None, Some(&applied), &[]), "the target cluster left");
+        let mut rescheduled = spec.clone();
+        rescheduled.reschedule_triggered_at = Some("2026-01-02T00:00:00Z".into());
+        let status: ResourceBindingStatus = serde_json::from_value(json!({"lastScheduledTime": "2026-01-01T00:00:00Z"})).unwrap();
+        assert!(needs_scheduling(&rescheduled, Some(&status), Some(&applied), &clusters), "reschedule requested");
+    }
 }
