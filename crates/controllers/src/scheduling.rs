@@ -131,8 +131,11 @@ pub fn needs_scheduling(spec: &ResourceBindingSpec, status: Option<&ResourceBind
 /// (a new resourceVersion): concurrent bindings never overcommit a cluster (karmada#1385).
 #[derive(Default)]
 pub struct InFlight {
-    by_cluster: std::sync::Mutex<BTreeMap<String, (String, BTreeMap<String, i128>)>>,
+    /// cluster → (the resourceVersion the promise was made against, promised requests).
+    by_cluster: std::sync::Mutex<BTreeMap<String, Promise>>,
 }
+
+type Promise = (String, BTreeMap<String, i128>);
 
 impl InFlight {
     /// Deducts promised requests from each cluster's capacity in the snapshot.
