@@ -16,6 +16,10 @@ pub struct Args {
     /// Cluster counts to measure.
     #[arg(long, value_delimiter = ',', default_value = "100,1000")]
     clusters: Vec<usize>,
+    /// Also measure end to end through the API server (watch → decide → write), with this
+    /// many bindings over 100 clusters (0 skips it).
+    #[arg(long, default_value_t = 5_000)]
+    e2e_bindings: usize,
     #[arg(long)]
     json: bool,
 }
@@ -80,5 +84,109 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         report.latency(&subject, "decision latency", &mut samples);
         report.add(&subject, "unschedulable decisions", failed as f64, "bindings");
     }
+    if args.e2e_bindings > 0 {
+        end_to_end(args.e2e_bindings, &mut report).await?;
+    }
     report.print(args.json)
+}
+
+/// Watch → decide → write through a real API server (in this process, memory store).
+async fn end_to_end(count: usize, report: &mut Report) -> anyhow::Result<()> {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use futures::StreamExt;
+    use karmada_api::cluster::Cluster;
+    use karmada_api::work::ResourceBinding;
+    use kube::api::{Api, Patch, PatchParams, PostParams};
+    use kube::runtime::watcher;
+
+    let dir = tempfile::tempdir()?;
+    let store: Arc<dyn store::Store> = Arc::new(store_memory::MemoryStore::default());
+    let mut config = apiserver::Config::new(dir.path(), "127.0.0.1:0".parse()?, store);
+    crate::karmada_apis::install(&mut config);
+    let server = apiserver::start(config).await?;
+    let kubeconfig = kube::config::Kubeconfig::read_from(&server.kubeconfig)?;
+    let client = kube::Client::try_from(kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?)?;
+    let clusters: Api<Cluster> = Api::all(client.clone());
+    let n_clusters = 100;
+    for i in 0..n_clusters {
+        let cluster: Cluster = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": format!("member{i}")},
+            "spec": {"syncMode": "Push", "apiEndpoint": "https://127.0.0.1:1", "region": format!("region{}", i % 5)}
+        }))?;
+        clusters.create(&PostParams::default(), &cluster).await?;
+        let status = serde_json::json!({"status": {
+            "conditions": [{"type": "Ready", "status": "True", "reason": "ClusterReady", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+            "resourceSummary": {"allocatable": {"cpu": "1000", "memory": "4Ti", "pods": "100000"}}
+        }});
+        clusters.patch_status(&format!("member{i}"), &PatchParams::default(), &Patch::Merge(status)).await?;
+    }
+    let scheduler_task = tokio::spawn(controllers::scheduling::run(client.clone(), Plugins::default()));
+    let bindings: Api<ResourceBinding> = Api::namespaced(client.clone(), "default");
+    let scheduled_at: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
+    let seen = Arc::clone(&scheduled_at);
+    let watch = tokio::spawn(watcher::watcher(bindings.clone(), watcher::Config::default()).for_each(move |event| {
+        if let Ok(watcher::Event::Apply(rb) | watcher::Event::InitApply(rb)) = event
+            && !rb.spec.clusters.is_empty()
+            && let Ok(mut map) = seen.lock()
+        {
+            map.entry(rb.metadata.name.unwrap_or_default()).or_insert_with(Instant::now);
+        }
+        async {}
+    }));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let created_at: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
+    let mut tasks = Vec::new();
+    let writers = 32;
+    for w in 0..writers {
+        let bindings = bindings.clone();
+        let created_at = Arc::clone(&created_at);
+        tasks.push(tokio::spawn(async move {
+            for i in (w..count).step_by(writers) {
+                let names: Vec<String> = (0..3).map(|k| format!("member{}", (i + k * 7) % n_clusters)).collect();
+                let rb: ResourceBinding = serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": format!("b{i}")},
+                    "spec": {"resource": {"apiVersion": "apps/v1", "kind": "Deployment", "namespace": "default", "name": format!("d{i}")},
+                        "replicas": 6, "replicaRequirements": {"resourceRequest": {"cpu": "100m"}},
+                        "placement": {"clusterAffinity": {"clusterNames": names}, "replicaScheduling": {"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Weighted"}}}
+                }))?;
+                let t = Instant::now();
+                bindings.create(&PostParams::default(), &rb).await?;
+                if let Ok(mut map) = created_at.lock() {
+                    map.insert(format!("b{i}"), t);
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let deadline = Instant::now() + std::time::Duration::from_secs(300);
+    loop {
+        let done = scheduled_at.lock().map(|m| m.len()).unwrap_or(0);
+        if done >= count || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let elapsed = started.elapsed();
+    let scheduled = scheduled_at.lock().map(|m| m.clone()).unwrap_or_default();
+    let created = created_at.lock().map(|m| m.clone()).unwrap_or_default();
+    let mut latency = Samples::default();
+    for (name, at) in &scheduled {
+        if let Some(c) = created.get(name) {
+            latency.push(at.saturating_duration_since(*c));
+        }
+    }
+    let subject = "scheduler e2e, 100 clusters (apiserver on memory)";
+    report.add(subject, "bindings scheduled", scheduled.len() as f64, "bindings");
+    report.add(subject, "bindings/s (create → scheduled, all)", scheduled.len() as f64 / elapsed.as_secs_f64(), "ops/s");
+    report.latency(subject, "scheduling latency (created → clusters set)", &mut latency);
+    watch.abort();
+    scheduler_task.abort();
+    server.shutdown().await;
+    Ok(())
 }
