@@ -12,6 +12,7 @@
 //! small JSON file per member (see [`Faults`]) so that tests and the `karmada fault` command can
 //! script them.
 
+mod cron;
 mod sim;
 
 use std::net::SocketAddr;

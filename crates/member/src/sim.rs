@@ -431,8 +431,40 @@ impl Sim {
                 "spec": {"replicas": desired, "selector": selector, "template": rs_template}});
             self.create(Kind::ReplicaSet, ns, rs).await;
         }
+        // Rolling update: the new ReplicaSet grows within maxSurge, old ones shrink while at
+        // least desired − maxUnavailable pods stay ready (defaults 25% each).
+        let percent = |v: Option<&Value>, round_up: bool| -> i64 {
+            match v {
+                Some(Value::Number(n)) => n.as_i64().unwrap_or(0),
+                Some(Value::String(s)) if s.ends_with('%') => {
+                    let p: i64 = s.trim_end_matches('%').parse().unwrap_or(25);
+                    if round_up { (desired * p + 99) / 100 } else { desired * p / 100 }
+                }
+                _ => if round_up { (desired * 25 + 99) / 100 } else { desired * 25 / 100 },
+            }
+        };
+        let recreate = d.pointer("/spec/strategy/type").and_then(Value::as_str) == Some("Recreate");
+        let max_surge = percent(d.pointer("/spec/strategy/rollingUpdate/maxSurge"), true);
+        let max_unavailable = percent(d.pointer("/spec/strategy/rollingUpdate/maxUnavailable"), false);
+        let (max_surge, max_unavailable) = if max_surge == 0 && max_unavailable == 0 { (1, 0) } else { (max_surge, max_unavailable) };
+        let old_total: i64 = owned.iter().filter(|(n, _)| *n != rs_name).map(|(_, rs)| replicas(rs)).sum();
+        let old_ready: i64 = owned.iter().filter(|(n, _)| *n != rs_name).map(|(_, rs)| rs.pointer("/status/readyReplicas").and_then(Value::as_i64).unwrap_or(0)).sum();
+        let new_ready = owned.iter().find(|(n, _)| *n == rs_name).and_then(|(_, rs)| rs.pointer("/status/readyReplicas").and_then(Value::as_i64)).unwrap_or(0);
+        let new_target = if recreate {
+            if old_total > 0 { 0 } else { desired }
+        } else {
+            desired.min((desired + max_surge - old_total).max(0))
+        };
+        let mut may_remove = if recreate { old_total } else { (old_ready + new_ready - (desired - max_unavailable)).max(0) };
         for (rs_name_i, rs) in &owned {
-            let want = if *rs_name_i == rs_name { desired } else { 0 };
+            let want = if *rs_name_i == rs_name {
+                new_target.max(replicas(rs).min(desired))
+            } else {
+                let current = replicas(rs);
+                let cut = current.min(may_remove);
+                may_remove -= cut;
+                current - cut
+            };
             if replicas(rs) != want {
                 self.update(Kind::ReplicaSet, ns, rs_name_i, move |o| o["spec"]["replicas"] = json!(want)).await;
             }
@@ -628,13 +660,16 @@ impl Sim {
         if deleting(&cj) || cj.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true) {
             return;
         }
-        // Simulated schedule: one run per minute-aligned tick of `*/N`, else every minute.
-        let schedule = cj.pointer("/spec/schedule").and_then(Value::as_str).unwrap_or("* * * * *");
-        let every = schedule.split_whitespace().next().and_then(|m| m.strip_prefix("*/")).and_then(|n| n.parse::<i64>().ok()).unwrap_or(1).max(1) * 60;
+        // Runs at the minutes the (UTC) schedule names; a missed minute is not caught up.
+        let text = cj.pointer("/spec/schedule").and_then(Value::as_str).unwrap_or_default();
+        let Ok(schedule) = crate::cron::Schedule::parse(text) else {
+            tracing::debug!(cronjob = name, schedule = text, "unparsable schedule");
+            return;
+        };
         let now = apiserver::api::now_seconds();
-        let slot = now - now % every;
+        let slot = now - now.rem_euclid(60);
         let last = cj.pointer("/status/lastScheduleTime").and_then(Value::as_str).and_then(apimachinery::time::parse_rfc3339).unwrap_or(0);
-        if last >= slot {
+        if last >= slot || !schedule.matches(slot) {
             return;
         }
         let job_name = format!("{name}-{}", slot / 60);
