@@ -318,16 +318,30 @@ fn watch_with_kubectl_and_wait() {
     s.install_widgets();
     let w1 = s.file("w1.yaml", &widget("w1", 1, ""));
     s.kubectl(&["create", "-f", &w1]).ok();
-    // 61: Table watch rows with the full column set.
-    let mut watcher = s.kubectl_spawn(&["get", "wg", "-w", "--request-timeout=8s"]);
-    std::thread::sleep(Duration::from_millis(1500));
-    s.kubectl(&["patch", "wg", "w1", "--type", "merge", "-p", "{\"spec\":{\"size\":42}}"]).ok();
-    std::thread::sleep(Duration::from_millis(500));
+    // 61: Table watch rows with the full column set. Patch until the watcher prints the
+    // change (it may take a moment to attach).
+    let mut watcher = s.kubectl_spawn(&["get", "wg", "-w", "--request-timeout=30s"]);
+    let stdout = watcher.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut updated = None;
+    'outer: for size in 40..100 {
+        s.kubectl(&["patch", "wg", "w1", "--type", "merge", "-p", &format!("{{\"spec\":{{\"size\":{size}}}}}")]).ok();
+        while let Ok(line) = rx.recv_timeout(Duration::from_millis(300)) {
+            if line.split_whitespace().nth(1).is_some_and(|c| c.parse::<i64>().is_ok_and(|n| n >= 40)) {
+                updated = Some(line);
+                break 'outer;
+            }
+        }
+    }
     let _ = watcher.kill();
     let _ = watcher.wait();
-    let mut out = String::new();
-    watcher.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    let updated = out.lines().find(|l| l.contains("42")).unwrap_or_else(|| panic!("no updated row in {out:?}"));
+    let updated = updated.expect("kubectl get -w printed an updated row");
     assert!(updated.starts_with("w1") && updated.split_whitespace().count() == 3, "{updated:?}");
     // 68
     let mut waiter = s.kubectl_spawn(&["wait", "--for=condition=Ready", "wg/w1", "--timeout=20s"]);
