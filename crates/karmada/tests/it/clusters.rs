@@ -147,7 +147,17 @@ fn join_status_faults_taints_and_unjoin() {
 fn joining_an_unreachable_cluster_fails_clearly_and_creates_nothing() {
     let cp = ControlPlane::start(1);
     cp.fault("member1", &["--unreachable", "true"]);
-    std::thread::sleep(Duration::from_millis(700));
+    let members_config = cp.members_config.clone();
+    eventually(Duration::from_secs(10), "member1 unreachable", || {
+        let out = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&members_config)
+            .args(["--context", "member1", "--request-timeout=1s", "get", "ns"])
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap();
+        (!out.status.success()).then_some(())
+    });
     let out = cp.join("member1");
     let err = out.fails().to_owned();
     assert!(err.contains("member1") && (err.contains("cannot reach") || err.contains("did not answer")), "{err}");
