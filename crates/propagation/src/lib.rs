@@ -4,6 +4,8 @@
 //!
 //! No IO: the detector feeds templates and policies and writes what these functions decide.
 
+pub mod interpreter;
+
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 

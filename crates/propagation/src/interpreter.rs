@@ -1,0 +1,269 @@
+//! The resource interpreter for built-in kinds (upstream's defaults): replicas and per-replica
+//! requirements, replica revision, retention of member-owned fields, health, and status
+//! aggregation. Pure functions over JSON objects.
+
+use std::collections::BTreeMap;
+
+use apimachinery::quantity::{self, Resources};
+use serde_json::{Map, Value, json};
+
+/// What one replica needs, for scheduling.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Requirements {
+    pub node_selector: BTreeMap<String, String>,
+    pub tolerations: Vec<Value>,
+    pub required_node_affinity: Option<Value>,
+    /// Milli-units per resource (without `pods`).
+    pub requests: Resources,
+    pub priority_class_name: String,
+}
+
+fn pod_template(kind: &str, object: &Value) -> Option<Value> {
+    match kind {
+        "Pod" => Some(json!({"spec": object.get("spec").cloned().unwrap_or(json!({}))})),
+        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Job" => object.pointer("/spec/template").cloned(),
+        "CronJob" => object.pointer("/spec/jobTemplate/spec/template").cloned(),
+        _ => None,
+    }
+}
+
+fn requirements(template: &Value) -> Requirements {
+    let spec = template.get("spec").cloned().unwrap_or(json!({}));
+    let mut requests = quantity::pod_requests(template);
+    requests.remove("pods");
+    for (k, v) in quantity::parse_list(spec.get("overhead")) {
+        *requests.entry(k).or_default() += v;
+    }
+    Requirements {
+        node_selector: spec
+            .get("nodeSelector")
+            .and_then(Value::as_object)
+            .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
+            .unwrap_or_default(),
+        tolerations: spec.get("tolerations").and_then(Value::as_array).cloned().unwrap_or_default(),
+        required_node_affinity: spec.pointer("/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution").cloned(),
+        requests,
+        priority_class_name: spec.get("priorityClassName").and_then(Value::as_str).unwrap_or_default().to_owned(),
+    }
+}
+
+/// Replicas of a workload and what each needs; `None` for kinds without replicas.
+pub fn get_replicas(kind: &str, object: &Value) -> Option<(i32, Requirements)> {
+    let int = |p: &str| object.pointer(p).and_then(Value::as_i64).map(|n| n as i32);
+    let replicas = match kind {
+        "Deployment" | "ReplicaSet" | "StatefulSet" => int("/spec/replicas").unwrap_or(1),
+        "Job" => {
+            let parallelism = int("/spec/parallelism").unwrap_or(1);
+            match int("/spec/completions") {
+                Some(c) if c < parallelism => c,
+                _ => parallelism,
+            }
+        }
+        "Pod" => 1,
+        _ => return None,
+    };
+    let template = pod_template(kind, object)?;
+    Some((replicas, requirements(&template)))
+}
+
+/// The object with its replica count set for one cluster.
+pub fn revise_replica(kind: &str, object: &mut Value, replicas: i32) {
+    match kind {
+        "Deployment" | "ReplicaSet" | "StatefulSet" => object["spec"]["replicas"] = json!(replicas),
+        "Job" => object["spec"]["parallelism"] = json!(replicas),
+        _ => {}
+    }
+}
+
+/// Keeps fields the member cluster owns when Karmada updates an object there.
+pub fn retain(kind: &str, desired: &mut Value, observed: &Value) {
+    let copy = |desired: &mut Value, pointer: &str| {
+        if let Some(v) = observed.pointer(pointer) {
+            let path: Vec<&str> = pointer.trim_start_matches('/').split('/').collect();
+            apimachinery::object::set_path(desired, &path, v.clone());
+        }
+    };
+    match kind {
+        "Service" => {
+            for p in ["/spec/clusterIP", "/spec/clusterIPs", "/spec/healthCheckNodePort"] {
+                copy(desired, p);
+            }
+            // Allocated node ports stay.
+            if let (Some(obs), Some(want)) = (observed.pointer("/spec/ports").and_then(Value::as_array).cloned(), desired.pointer_mut("/spec/ports").and_then(Value::as_array_mut)) {
+                for port in want {
+                    if port.get("nodePort").is_none()
+                        && let Some(o) = obs.iter().find(|o| o.get("port") == port.get("port") && o.get("protocol") == port.get("protocol"))
+                        && let Some(np) = o.get("nodePort")
+                    {
+                        port["nodePort"] = np.clone();
+                    }
+                }
+            }
+        }
+        "Pod" => copy(desired, "/spec/nodeName"),
+        "Job" => {
+            copy(desired, "/spec/selector");
+            if let Some(labels) = observed.pointer("/spec/template/metadata/labels") {
+                apimachinery::object::set_path(desired, &["spec", "template", "metadata", "labels"], labels.clone());
+            }
+        }
+        "ServiceAccount" => copy(desired, "/secrets"),
+        _ => {}
+    }
+    let retain_replicas = apimachinery::object::label(desired, "resourcetemplate.karmada.io/retain-replicas") == Some("true");
+    if retain_replicas && matches!(kind, "Deployment" | "ReplicaSet" | "StatefulSet") {
+        copy(desired, "/spec/replicas");
+    }
+}
+
+/// Whether a member's copy of a workload is healthy.
+pub fn is_healthy(kind: &str, object: &Value) -> Option<bool> {
+    let int = |p: &str| object.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+    let generation = int("/metadata/generation");
+    let observed = int("/status/observedGeneration");
+    Some(match kind {
+        "Deployment" | "ReplicaSet" | "StatefulSet" => {
+            let desired = object.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
+            let updated = if kind == "ReplicaSet" { int("/status/replicas") } else { int("/status/updatedReplicas") };
+            let available = if kind == "StatefulSet" { int("/status/readyReplicas") } else { int("/status/availableReplicas") };
+            observed >= generation && updated >= desired && available >= desired
+        }
+        "DaemonSet" => observed >= generation && int("/status/updatedNumberScheduled") >= int("/status/desiredNumberScheduled") && int("/status/numberAvailable") >= int("/status/desiredNumberScheduled"),
+        "Pod" => {
+            let phase = object.pointer("/status/phase").and_then(Value::as_str).unwrap_or_default();
+            phase == "Succeeded" || (phase == "Running" && object.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")))
+        }
+        "Service" => {
+            object.pointer("/spec/type").and_then(Value::as_str) != Some("LoadBalancer")
+                || object.pointer("/status/loadBalancer/ingress").and_then(Value::as_array).is_some_and(|i| !i.is_empty())
+        }
+        "PersistentVolumeClaim" => object.pointer("/status/phase").and_then(Value::as_str) == Some("Bound"),
+        "PodDisruptionBudget" => int("/status/currentHealthy") >= int("/status/desiredHealthy"),
+        _ => return None,
+    })
+}
+
+/// One member's reflected status (as the Work status controller records it).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemberStatus {
+    pub cluster: String,
+    pub status: Value,
+    /// The member's `metadata.generation` and `status.observedGeneration`, when known.
+    pub generation: Option<i64>,
+    pub observed_generation: Option<i64>,
+}
+
+/// The template's status from its members' statuses (sums, as upstream), or `None` for kinds
+/// without an aggregation. `template_generation` becomes `observedGeneration` only once every
+/// member has observed its own current generation.
+pub fn aggregate_status(kind: &str, members: &[MemberStatus], template_generation: i64) -> Option<Value> {
+    let sum_fields: &[&str] = match kind {
+        "Deployment" => &["replicas", "readyReplicas", "updatedReplicas", "availableReplicas", "unavailableReplicas"],
+        "ReplicaSet" => &["replicas", "readyReplicas", "availableReplicas", "fullyLabeledReplicas"],
+        "StatefulSet" => &["replicas", "readyReplicas", "currentReplicas", "updatedReplicas", "availableReplicas"],
+        "DaemonSet" => &["currentNumberScheduled", "desiredNumberScheduled", "numberAvailable", "numberMisscheduled", "numberReady", "updatedNumberScheduled", "numberUnavailable"],
+        "Job" => &["active", "succeeded", "failed"],
+        _ => return None,
+    };
+    let mut out = Map::new();
+    for field in sum_fields {
+        let total: i64 = members.iter().filter_map(|m| m.status.get(*field).and_then(Value::as_i64)).sum();
+        if total != 0 {
+            out.insert((*field).to_owned(), json!(total));
+        }
+    }
+    let all_observed = !members.is_empty() && members.iter().all(|m| m.generation.is_some() && m.generation == m.observed_generation);
+    if all_observed && kind != "Job" {
+        out.insert("observedGeneration".into(), json!(template_generation));
+    }
+    if kind == "Job" {
+        let complete = !members.is_empty()
+            && members.iter().all(|m| m.status.pointer("/conditions").and_then(Value::as_array).is_some_and(|cs| cs.iter().any(|c| c["type"] == "Complete" && c["status"] == "True")));
+        if complete {
+            out.insert("conditions".into(), json!([{"type": "Complete", "status": "True", "reason": "Completed", "message": "Job completed in every member cluster"}]));
+        }
+        if let Some(start) = members.iter().filter_map(|m| m.status.get("startTime").and_then(Value::as_str)).min() {
+            out.insert("startTime".into(), json!(start));
+        }
+        if complete && let Some(end) = members.iter().filter_map(|m| m.status.get("completionTime").and_then(Value::as_str)).max() {
+            out.insert("completionTime".into(), json!(end));
+        }
+    }
+    Some(Value::Object(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deploy() -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "nginx", "generation": 3},
+            "spec": {"replicas": 4, "template": {"spec": {
+                "nodeSelector": {"disk": "ssd"},
+                "tolerations": [{"key": "k", "operator": "Exists"}],
+                "overhead": {"cpu": "10m"},
+                "containers": [{"name": "a", "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}, {"name": "b", "resources": {"limits": {"cpu": "200m"}}}],
+                "initContainers": [{"name": "i", "resources": {"requests": {"cpu": "500m"}}}]}}}})
+    }
+
+    #[test]
+    fn replicas_and_requirements() {
+        let (replicas, req) = get_replicas("Deployment", &deploy()).unwrap();
+        assert_eq!(replicas, 4);
+        assert_eq!(req.requests["cpu"], 510, "max(init 500m, containers 300m) + overhead 10m");
+        assert_eq!(req.requests["memory"], 64 * 1024 * 1024 * 1000);
+        assert_eq!(req.node_selector["disk"], "ssd");
+        assert_eq!(req.tolerations.len(), 1);
+        let job = json!({"spec": {"parallelism": 5, "completions": 3, "template": {"spec": {"containers": []}}}});
+        assert_eq!(get_replicas("Job", &job).unwrap().0, 3);
+        let job = json!({"spec": {"parallelism": 2, "template": {"spec": {"containers": []}}}});
+        assert_eq!(get_replicas("Job", &job).unwrap().0, 2);
+        assert_eq!(get_replicas("Pod", &json!({"spec": {"containers": []}})).unwrap().0, 1);
+        assert!(get_replicas("ConfigMap", &json!({})).is_none());
+        let mut d = deploy();
+        revise_replica("Deployment", &mut d, 2);
+        assert_eq!(d["spec"]["replicas"], 2);
+    }
+
+    #[test]
+    fn retention() {
+        let mut desired = json!({"spec": {"ports": [{"port": 80, "protocol": "TCP"}]}});
+        let observed = json!({"spec": {"clusterIP": "10.96.0.5", "clusterIPs": ["10.96.0.5"], "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080}]}});
+        retain("Service", &mut desired, &observed);
+        assert_eq!(desired["spec"]["clusterIP"], "10.96.0.5");
+        assert_eq!(desired["spec"]["ports"][0]["nodePort"], 30080);
+        let mut d = deploy();
+        d["metadata"]["labels"] = json!({"resourcetemplate.karmada.io/retain-replicas": "true"});
+        retain("Deployment", &mut d, &json!({"spec": {"replicas": 9}}));
+        assert_eq!(d["spec"]["replicas"], 9);
+        let mut plain = deploy();
+        retain("Deployment", &mut plain, &json!({"spec": {"replicas": 9}}));
+        assert_eq!(plain["spec"]["replicas"], 4);
+    }
+
+    #[test]
+    fn health() {
+        let healthy = json!({"metadata": {"generation": 2}, "spec": {"replicas": 2}, "status": {"observedGeneration": 2, "updatedReplicas": 2, "availableReplicas": 2}});
+        assert_eq!(is_healthy("Deployment", &healthy), Some(true));
+        let stale = json!({"metadata": {"generation": 3}, "spec": {"replicas": 2}, "status": {"observedGeneration": 2, "updatedReplicas": 2, "availableReplicas": 2}});
+        assert_eq!(is_healthy("Deployment", &stale), Some(false));
+        assert_eq!(is_healthy("Service", &json!({"spec": {"type": "LoadBalancer"}})), Some(false));
+        assert_eq!(is_healthy("ConfigMap", &json!({})), None);
+    }
+
+    #[test]
+    fn aggregation() {
+        let m = |cluster: &str, ready: i64, generation: i64, observed: i64| MemberStatus {
+            cluster: cluster.into(),
+            status: json!({"replicas": 1, "readyReplicas": ready, "updatedReplicas": 1, "availableReplicas": ready}),
+            generation: Some(generation),
+            observed_generation: Some(observed),
+        };
+        let status = aggregate_status("Deployment", &[m("m1", 1, 1, 1), m("m2", 1, 2, 2)], 5).unwrap();
+        assert_eq!(status, json!({"replicas": 2, "readyReplicas": 2, "updatedReplicas": 2, "availableReplicas": 2, "observedGeneration": 5}));
+        let lagging = aggregate_status("Deployment", &[m("m1", 1, 2, 1), m("m2", 0, 1, 1)], 5).unwrap();
+        assert!(lagging.get("observedGeneration").is_none(), "a member has not observed its generation yet");
+        assert_eq!(lagging["readyReplicas"], 1);
+        assert!(aggregate_status("ConfigMap", &[], 1).is_none());
+    }
+}
