@@ -5,6 +5,7 @@
 //! No IO: the detector feeds templates and policies and writes what these functions decide.
 
 pub mod interpreter;
+pub mod overrides;
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
