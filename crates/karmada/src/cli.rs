@@ -52,6 +52,13 @@ pub fn main() -> anyhow::Result<()> {
     })
 }
 
+/// A kube client from a kubeconfig file (and context, or its current one).
+pub async fn kube_client(path: &std::path::Path, context: Option<&str>) -> anyhow::Result<kube::Client> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
+    let options = kube::config::KubeConfigOptions { context: context.map(str::to_owned), ..Default::default() };
+    Ok(kube::Client::try_from(kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?)?)
+}
+
 /// Waits for Ctrl-C or SIGTERM.
 pub async fn wait_for_signal() {
     #[cfg(unix)]

@@ -34,9 +34,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let kubeconfig = kube::config::Kubeconfig::read_from(&args.kubeconfig)?;
-    let options = kube::config::KubeConfigOptions { context: args.context.clone(), ..Default::default() };
-    let client = kube::Client::try_from(kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?)?;
+    let client = crate::cli::kube_client(&args.kubeconfig, args.context.as_deref()).await?;
     let settings = controllers::Settings {
         cluster_status_update_frequency: args.cluster_status_update_frequency,
         cluster_monitor_grace_period: args.cluster_monitor_grace_period,

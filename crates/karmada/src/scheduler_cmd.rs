@@ -19,9 +19,7 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let plugins = scheduler::Plugins::parse(&args.plugins).map_err(|e| anyhow::anyhow!("--plugins: {e}"))?;
-    let kubeconfig = kube::config::Kubeconfig::read_from(&args.kubeconfig)?;
-    let options = kube::config::KubeConfigOptions { context: args.context.clone(), ..Default::default() };
-    let client = kube::Client::try_from(kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?)?;
+    let client = crate::cli::kube_client(&args.kubeconfig, args.context.as_deref()).await?;
     eprintln!("karmada scheduler running");
     tokio::select! {
         result = controllers::scheduling::run(client, plugins) => result,

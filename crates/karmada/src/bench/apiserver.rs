@@ -113,9 +113,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut report = Report::default();
     let subject = format!("apiserver({})", args.store);
     let server = spawn_server(&args.store)?;
-    let kubeconfig = kube::config::Kubeconfig::read_from(&server.kubeconfig)?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
-    let client = kube::Client::try_from(config)?;
+    let client = crate::cli::kube_client(&server.kubeconfig, None).await?;
     let payload: String = "x".repeat(2048);
     let phase = Duration::from_secs_f64(args.seconds);
 

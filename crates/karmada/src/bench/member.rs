@@ -64,9 +64,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let nodes = args.pods / 100 + 1;
     let sim = SimConfig { nodes, node_pods: 110, ..SimConfig::default() };
     let m = member::start(config("big".into(), dir.path(), sim)).await?;
-    let kubeconfig = kube::config::Kubeconfig::read_from(dir.path().join("members.config"))?;
-    let options = kube::config::KubeConfigOptions { context: Some("big".into()), ..Default::default() };
-    let client = kube::Client::try_from(kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?)?;
+    let client = crate::cli::kube_client(&dir.path().join("members.config"), Some("big")).await?;
     let deploys: Api<Deployment> = Api::namespaced(client, "default");
     let deployment: Deployment = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "load"},

@@ -106,8 +106,7 @@ async fn end_to_end(count: usize, report: &mut Report) -> anyhow::Result<()> {
     let mut config = apiserver::Config::new(dir.path(), "127.0.0.1:0".parse()?, store);
     crate::karmada_apis::install(&mut config);
     let server = apiserver::start(config).await?;
-    let kubeconfig = kube::config::Kubeconfig::read_from(&server.kubeconfig)?;
-    let client = kube::Client::try_from(kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?)?;
+    let client = crate::cli::kube_client(&server.kubeconfig, None).await?;
     let clusters: Api<Cluster> = Api::all(client.clone());
     let n_clusters = 100;
     for i in 0..n_clusters {
