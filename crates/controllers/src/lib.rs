@@ -7,9 +7,12 @@
 //! - [`cluster_status`]: probes push-mode members and writes their status (Ready condition,
 //!   version, API enablements, node and resource summaries).
 //! - [`member_client`]: builds a kube client for a member from its Cluster and Secret.
+//! - [`detector`]: matches resource templates to propagation policies and writes bindings.
+//! - [`scheduling`]: the scheduler loop (run by `karmada scheduler`).
 
 pub mod cluster;
 pub mod cluster_status;
+pub mod detector;
 pub mod member_client;
 pub mod scheduling;
 
@@ -50,10 +53,12 @@ pub const CLUSTER_NAMESPACE: &str = "karmada-cluster";
 /// Runs every controller until the future is dropped.
 pub async fn run(client: kube::Client, settings: Settings) -> anyhow::Result<()> {
     let cluster = tokio::spawn(cluster::run(client.clone(), settings.clone()));
-    let status = tokio::spawn(cluster_status::run(client, settings));
+    let status = tokio::spawn(cluster_status::run(client.clone(), settings));
+    let detector = tokio::spawn(detector::run(client));
     tokio::select! {
         r = cluster => r??,
         r = status => r??,
+        r = detector => r??,
     }
     Ok(())
 }

@@ -213,3 +213,34 @@ spec:
     });
     assert!(message.contains("0/2 clusters are available: 2 cluster(s) did not match the placement cluster affinity constraint."), "{message}");
 }
+
+#[test]
+fn the_quick_start_deployment_gets_a_scheduled_binding() {
+    let mut cp = ControlPlane::start(2);
+    cp.children.push(
+        Command::new(KARMADA).args(["scheduler", "--kubeconfig"]).arg(&cp.api.kubeconfig).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap(),
+    );
+    cp.join("member1").ok();
+    cp.join("member2").ok();
+    eventually(Duration::from_secs(15), "clusters Ready", || {
+        let out = cp.api.kubectl(&["get", "clusters", "--no-headers"]);
+        (out.stdout.lines().filter(|l| l.contains(" True ")).count() == 2).then_some(())
+    });
+    let upstream = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/upstream/nginx");
+    assert!(upstream.is_dir(), "the upstream samples are missing at {}", upstream.display());
+    // The template first, the policy after: the detector picks it up when the policy arrives.
+    cp.api.kubectl(&["create", "-f", upstream.join("deployment.yaml").to_str().unwrap()]).ok();
+    cp.api.kubectl(&["create", "-f", upstream.join("propagationpolicy.yaml").to_str().unwrap()]).ok();
+    let clusters = eventually(Duration::from_secs(20), "nginx binding scheduled", || {
+        let out = cp.api.kubectl(&["get", "rb", "nginx-deployment", "-o", "jsonpath={.spec.clusters}"]);
+        (out.code == 0 && out.stdout.contains("member2")).then_some(out.stdout)
+    });
+    assert_eq!(clusters, r#"[{"name":"member1","replicas":1},{"name":"member2","replicas":1}]"#);
+    let labels = cp.api.kubectl(&["get", "deploy", "nginx", "-o", "jsonpath={.metadata.labels.propagationpolicy\\.karmada\\.io/name}"]);
+    assert_eq!(labels.ok(), "nginx-propagation");
+    let owner = cp.api.kubectl(&["get", "rb", "nginx-deployment", "-o", "jsonpath={.metadata.ownerReferences[0].kind} {.spec.replicas}"]);
+    assert_eq!(owner.ok(), "Deployment 2");
+    // Deleting the template removes its binding (owner reference).
+    cp.api.kubectl(&["delete", "deploy", "nginx"]).ok();
+    eventually(Duration::from_secs(20), "binding collected", || (cp.api.kubectl(&["get", "rb", "nginx-deployment"]).code != 0).then_some(()));
+}

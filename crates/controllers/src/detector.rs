@@ -1,0 +1,263 @@
+//! The resource detector: watches every resource type the control plane serves (found by
+//! discovery; Karmada's own groups and bookkeeping kinds excluded), matches templates to the
+//! highest-priority PropagationPolicy or ClusterPropagationPolicy (`propagation` crate), labels
+//! the template with its claim, and writes one ResourceBinding (namespaced templates) or
+//! ClusterResourceBinding (cluster-scoped ones) per template, owned by the template.
+//! A template created before its policy is picked up when the policy arrives.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use futures::StreamExt;
+use karmada_api::policy::{ClusterPropagationPolicy, PropagationPolicy};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::discovery::{Discovery, Scope, verbs};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use propagation::{Policy, Template};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+/// Namespaces whose templates are never propagated.
+pub fn reserved_namespace(ns: &str) -> bool {
+    ns == "karmada-system" || ns == "karmada-cluster" || ns.starts_with("karmada-es-") || ns.starts_with("kube-")
+}
+
+/// Groups and kinds that are not resource templates.
+fn skipped(resource: &ApiResource) -> bool {
+    karmada_api::kinds::is_karmada_group(&resource.group)
+        || matches!(resource.group.as_str(), "coordination.k8s.io" | "events.k8s.io" | "discovery.k8s.io" | "apiextensions.k8s.io")
+        || (resource.group.is_empty() && matches!(resource.plural.as_str(), "events" | "namespaces" | "nodes" | "pods" | "endpoints" | "componentstatuses"))
+}
+
+type TemplateKey = (String, String, String); // (group/version/plural, namespace, name)
+
+struct State {
+    client: kube::Client,
+    pps: Store<PropagationPolicy>,
+    cpps: Store<ClusterPropagationPolicy>,
+    templates: BTreeMap<TemplateKey, (ApiResource, bool, DynamicObject)>,
+}
+
+fn key(ar: &ApiResource, obj: &DynamicObject) -> TemplateKey {
+    (
+        format!("{}/{}", ar.api_version, ar.plural),
+        obj.metadata.namespace.clone().unwrap_or_default(),
+        obj.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+impl State {
+    async fn reconcile(&self, ar: &ApiResource, namespaced: bool, template: &DynamicObject) -> Result<(), kube::Error> {
+        let ns = template.metadata.namespace.clone().unwrap_or_default();
+        if reserved_namespace(&ns) || template.metadata.deletion_timestamp.is_some() {
+            return Ok(());
+        }
+        let mut object = serde_json::to_value(template).unwrap_or_default();
+        object["apiVersion"] = json!(ar.api_version);
+        object["kind"] = json!(ar.kind);
+        let t = Template::from_object(&object);
+        let pp_list = self.pps.state();
+        let cpp_list = self.cpps.state();
+        let pps: Vec<Policy<'_>> = pp_list
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .map(|p| Policy { namespace: p.metadata.namespace.as_deref().unwrap_or_default(), name: p.metadata.name.as_deref().unwrap_or_default(), spec: &p.spec })
+            .collect();
+        let cpps: Vec<Policy<'_>> = cpp_list
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .map(|p| Policy { namespace: "", name: p.metadata.name.as_deref().unwrap_or_default(), spec: &p.spec })
+            .collect();
+        let labels = template.metadata.labels.clone().unwrap_or_default();
+        // A claimed template keeps its policy unless a preempting policy outranks it.
+        let claimed_pp = labels.get("propagationpolicy.karmada.io/name").and_then(|n| pps.iter().find(|p| p.name == n && p.namespace == ns));
+        let claimed_cpp = labels.get("clusterpropagationpolicy.karmada.io/name").and_then(|n| cpps.iter().find(|p| p.name == n));
+        let holder = claimed_pp.or(claimed_cpp).and_then(|p| propagation::policy_matches(p, &t).map(|i| (p, i)));
+        // A cluster-scoped template can only match ClusterPropagationPolicies.
+        let namespace_policies: &[Policy<'_>] = if namespaced { &pps } else { &[] };
+        let best = propagation::best_policy(&t, namespace_policies, &cpps)
+            .and_then(|p| propagation::policy_matches(p, &t).map(|i| (p, i)));
+        let chosen = match (holder, best) {
+            (Some(h), Some(b)) if b.0.name != h.0.name || b.0.namespace != h.0.namespace => {
+                if propagation::may_preempt(b, h) { Some(b.0) } else { Some(h.0) }
+            }
+            (Some(h), _) => Some(h.0),
+            (None, b) => b.map(|(p, _)| p),
+        };
+        let Some(policy) = chosen else { return Ok(()) };
+        let policy_id = if policy.cluster_scoped() {
+            cpp_list.iter().find(|p| p.metadata.name.as_deref() == Some(policy.name)).and_then(|p| p.metadata.labels.as_ref()?.get("clusterpropagationpolicy.karmada.io/permanent-id").cloned())
+        } else {
+            pp_list
+                .iter()
+                .find(|p| p.metadata.name.as_deref() == Some(policy.name) && p.metadata.namespace.as_deref() == Some(policy.namespace))
+                .and_then(|p| p.metadata.labels.as_ref()?.get("propagationpolicy.karmada.io/permanent-id").cloned())
+        }
+        .unwrap_or_default();
+        // Claim the template.
+        let claim = propagation::claim_labels(policy, &policy_id);
+        let name = template.metadata.name.clone().unwrap_or_default();
+        let templates: Api<DynamicObject> = if namespaced { Api::namespaced_with(self.client.clone(), &ns, ar) } else { Api::all_with(self.client.clone(), ar) };
+        if claim.iter().any(|(k, v)| labels.get(k) != Some(v)) {
+            templates.patch(&name, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": claim}}))).await?;
+        }
+        // The binding.
+        let replicas = propagation::interpreter::get_replicas(&ar.kind, &object);
+        let mut spec = json!({
+            "resource": {"apiVersion": ar.api_version, "kind": ar.kind, "name": name,
+                "uid": template.metadata.uid, "resourceVersion": template.metadata.resource_version},
+            "placement": policy.spec.placement,
+            "schedulerName": if policy.spec.scheduler_name.is_empty() { "default-scheduler" } else { policy.spec.scheduler_name.as_str() },
+            "conflictResolution": if policy.spec.conflict_resolution.is_empty() { "Abort" } else { policy.spec.conflict_resolution.as_str() },
+        });
+        if namespaced {
+            spec["resource"]["namespace"] = json!(ns);
+        }
+        if policy.spec.propagate_deps {
+            spec["propagateDeps"] = json!(true);
+        }
+        for (field, value) in [
+            ("failover", serde_json::to_value(&policy.spec.failover).unwrap_or(Value::Null)),
+            ("suspension", serde_json::to_value(&policy.spec.suspension).unwrap_or(Value::Null)),
+            ("preserveResourcesOnDeletion", serde_json::to_value(policy.spec.preserve_resources_on_deletion).unwrap_or(Value::Null)),
+        ] {
+            if !value.is_null() {
+                spec[field] = value;
+            }
+        }
+        if let Some((count, req)) = replicas {
+            spec["replicas"] = json!(count);
+            let requests: serde_json::Map<String, Value> = req.requests.iter().map(|(k, v)| (k.clone(), json!(apimachinery::quantity::format_milli(*v)))).collect();
+            let mut requirements = json!({"resourceRequest": requests});
+            if !req.node_selector.is_empty() || !req.tolerations.is_empty() {
+                requirements["nodeClaim"] = json!({"nodeSelector": req.node_selector, "tolerations": req.tolerations});
+            }
+            spec["replicaRequirements"] = requirements;
+        }
+        let binding_name = propagation::binding_name(&ar.kind, &name);
+        let (api_version, kind, plural) = ("work.karmada.io/v1alpha2", if namespaced { "ResourceBinding" } else { "ClusterResourceBinding" }, if namespaced { "resourcebindings" } else { "clusterresourcebindings" });
+        let mut binding = json!({
+            "apiVersion": api_version, "kind": kind,
+            "metadata": {"name": binding_name, "labels": claim,
+                "ownerReferences": [{"apiVersion": ar.api_version, "kind": ar.kind, "name": name, "uid": template.metadata.uid, "controller": true, "blockOwnerDeletion": true}]},
+            "spec": spec,
+        });
+        if namespaced {
+            binding["metadata"]["namespace"] = json!(ns);
+        }
+        let binding_ar = ApiResource { group: "work.karmada.io".into(), version: "v1alpha2".into(), api_version: api_version.into(), kind: kind.into(), plural: plural.into() };
+        let bindings: Api<DynamicObject> = if namespaced { Api::namespaced_with(self.client.clone(), &ns, &binding_ar) } else { Api::all_with(self.client.clone(), &binding_ar) };
+        bindings.patch(&binding_name, &PatchParams::apply("karmada-detector").force(), &Patch::Apply(&binding)).await?;
+        Ok(())
+    }
+}
+
+enum Change {
+    Template(Box<(ApiResource, bool, DynamicObject)>),
+    Policies,
+}
+
+/// Runs the detector until the future is dropped.
+pub async fn run(client: kube::Client) -> anyhow::Result<()> {
+    let (pp_reader, pp_writer) = reflector::store::<PropagationPolicy>();
+    let (cpp_reader, cpp_writer) = reflector::store::<ClusterPropagationPolicy>();
+    let (tx, mut rx) = mpsc::channel::<Change>(4096);
+    let mut tasks = Vec::new();
+    {
+        let tx = tx.clone();
+        let api: Api<PropagationPolicy> = Api::all(client.clone());
+        tasks.push(tokio::spawn(watcher::watcher(api, watcher::Config::default()).default_backoff().reflect(pp_writer).applied_objects().for_each(move |_| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(Change::Policies).await;
+            }
+        })));
+    }
+    {
+        let tx = tx.clone();
+        let api: Api<ClusterPropagationPolicy> = Api::all(client.clone());
+        tasks.push(tokio::spawn(watcher::watcher(api, watcher::Config::default()).default_backoff().reflect(cpp_writer).applied_objects().for_each(move |_| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(Change::Policies).await;
+            }
+        })));
+    }
+    let _ = pp_reader.wait_until_ready().await;
+    let _ = cpp_reader.wait_until_ready().await;
+    // Templates of every served type; new types (CRDs) are found by re-running discovery.
+    let mut watched: HashSet<String> = HashSet::new();
+    let mut rediscover = tokio::time::interval(Duration::from_secs(5));
+    let mut state = State { client: client.clone(), pps: pp_reader, cpps: cpp_reader, templates: BTreeMap::new() };
+    loop {
+        tokio::select! {
+            _ = rediscover.tick() => {
+                let Ok(discovery) = Discovery::new(client.clone()).run().await else { continue };
+                for group in discovery.groups() {
+                    for (ar, caps) in group.recommended_resources() {
+                        let id = format!("{}/{}", ar.api_version, ar.plural);
+                        if skipped(&ar) || !caps.supports_operation(verbs::WATCH) || ar.plural.contains('/') || !watched.insert(id) {
+                            continue;
+                        }
+                        let namespaced = caps.scope == Scope::Namespaced;
+                        let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+                        let tx = tx.clone();
+                        tasks.push(tokio::spawn(watcher::watcher(api, watcher::Config::default()).default_backoff().applied_objects().for_each(move |obj| {
+                            let tx = tx.clone();
+                            let ar = ar.clone();
+                            async move {
+                                if let Ok(obj) = obj {
+                                    let _ = tx.send(Change::Template(Box::new((ar, namespaced, obj)))).await;
+                                }
+                            }
+                        })));
+                    }
+                }
+            }
+            change = rx.recv() => {
+                let Some(change) = change else { break };
+                match change {
+                    Change::Template(boxed) => {
+                        let (ar, namespaced, obj) = *boxed;
+                        if let Err(e) = state.reconcile(&ar, namespaced, &obj).await {
+                            tracing::warn!(error = %e, template = ?obj.metadata.name, "detector reconcile failed");
+                        }
+                        state.templates.insert(key(&ar, &obj), (ar, namespaced, obj));
+                    }
+                    Change::Policies => {
+                        // Policies changed: every known template gets another look.
+                        let all: Vec<(ApiResource, bool, DynamicObject)> = state.templates.values().cloned().collect();
+                        for (ar, namespaced, obj) in all {
+                            if let Err(e) = state.reconcile(&ar, namespaced, &obj).await {
+                                tracing::warn!(error = %e, template = ?obj.metadata.name, "detector reconcile failed");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for t in tasks {
+        t.abort();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_and_skipped() {
+        for ns in ["karmada-system", "karmada-cluster", "karmada-es-member1", "kube-system", "kube-public"] {
+            assert!(reserved_namespace(ns), "{ns}");
+        }
+        assert!(!reserved_namespace("default"));
+        let ar = |group: &str, plural: &str| ApiResource { group: group.into(), version: "v1".into(), api_version: "v1".into(), kind: "K".into(), plural: plural.into() };
+        assert!(skipped(&ar("policy.karmada.io", "propagationpolicies")));
+        assert!(skipped(&ar("", "events")));
+        assert!(!skipped(&ar("apps", "deployments")));
+        assert!(!skipped(&ar("", "configmaps")));
+    }
+}
