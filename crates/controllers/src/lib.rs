@@ -8,8 +8,10 @@
 //!   version, API enablements, node and resource summaries).
 //! - [`member_client`]: builds a kube client for a member from its Cluster and Secret.
 //! - [`detector`]: matches resource templates to propagation policies and writes bindings.
+//! - [`binding`]: renders each scheduled binding into one Work per target cluster.
 //! - [`scheduling`]: the scheduler loop (run by `karmada scheduler`).
 
+pub mod binding;
 pub mod cluster;
 pub mod cluster_status;
 pub mod detector;
@@ -54,11 +56,13 @@ pub const CLUSTER_NAMESPACE: &str = "karmada-cluster";
 pub async fn run(client: kube::Client, settings: Settings) -> anyhow::Result<()> {
     let cluster = tokio::spawn(cluster::run(client.clone(), settings.clone()));
     let status = tokio::spawn(cluster_status::run(client.clone(), settings));
-    let detector = tokio::spawn(detector::run(client));
+    let detector = tokio::spawn(detector::run(client.clone()));
+    let binding = tokio::spawn(binding::run(client));
     tokio::select! {
         r = cluster => r??,
         r = status => r??,
         r = detector => r??,
+        r = binding => r??,
     }
     Ok(())
 }

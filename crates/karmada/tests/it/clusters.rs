@@ -240,7 +240,22 @@ fn the_quick_start_deployment_gets_a_scheduled_binding() {
     assert_eq!(labels.ok(), "nginx-propagation");
     let owner = cp.api.kubectl(&["get", "rb", "nginx-deployment", "-o", "jsonpath={.metadata.ownerReferences[0].kind} {.spec.replicas}"]);
     assert_eq!(owner.ok(), "Deployment 2");
-    // Deleting the template removes its binding (owner reference).
+    // One Work per cluster, with that cluster's share and its overrides.
+    cp.api.kubectl(&["create", "-f", upstream.join("overridepolicy.yaml").to_str().unwrap()]).ok();
+    let manifest = |cluster: &str, path: &str| {
+        let out = cp.api.kubectl(&["get", "work", "-n", &format!("karmada-es-{cluster}"), "-o", &format!("jsonpath={{.items[0].spec.workload.manifests[0]{path}}}")]);
+        out.stdout
+    };
+    eventually(Duration::from_secs(40), "Works with overrides", || {
+        let ok = manifest("member1", ".spec.replicas") == "1"
+            && manifest("member2", ".spec.replicas") == "1"
+            && manifest("member2", ".metadata.labels.env") == "skoala-dev"
+            && manifest("member1", ".metadata.annotations.env") == "skoala-stage";
+        ok.then_some(())
+    });
+    assert_eq!(manifest("member1", ".metadata.labels.karmada\\.io/managed"), "true");
+    assert_eq!(manifest("member2", ".metadata.uid"), "", "server-owned metadata is stripped");
+    // Deleting the template removes its binding (owner reference), and then its Works.
     cp.api.kubectl(&["delete", "deploy", "nginx"]).ok();
     eventually(Duration::from_secs(20), "binding collected", || (cp.api.kubectl(&["get", "rb", "nginx-deployment"]).code != 0).then_some(()));
 }
