@@ -23,6 +23,7 @@ use crate::execution_namespace;
 pub const BINDING_NAMESPACE_LABEL: &str = "resourcebinding.karmada.io/namespace";
 pub const BINDING_NAME_LABEL: &str = "resourcebinding.karmada.io/name";
 pub const MANAGED_LABEL: &str = "karmada.io/managed";
+pub const FINALIZER: &str = "karmada.io/binding-controller";
 
 /// The Work name for a binding: readable, and unique across namespaces.
 pub fn work_name(namespace: &str, binding: &str) -> String {
@@ -80,6 +81,25 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
             let api: Api<Work> = Api::namespaced(ctx.client.clone(), work.metadata.namespace.as_deref().unwrap_or_default());
             let _ = api.delete(work.metadata.name.as_deref().unwrap_or_default(), &DeleteParams::default()).await;
         }
+    }
+    let bindings: Api<ResourceBinding> = Api::namespaced(ctx.client.clone(), &ns);
+    let finalizers = rb.metadata.finalizers.clone().unwrap_or_default();
+    if rb.metadata.deletion_timestamp.is_some() {
+        // Works go first (their own finalizers clean the members), then the binding.
+        let remaining = works_all.list(&ListParams::default().labels(&selector)).await?.items;
+        if !remaining.is_empty() {
+            return Ok(Action::requeue(Duration::from_millis(500)));
+        }
+        if finalizers.iter().any(|f| f == FINALIZER) {
+            let rest: Vec<String> = finalizers.into_iter().filter(|f| f != FINALIZER).collect();
+            bindings.patch(&name, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": rest}}))).await?;
+        }
+        return Ok(Action::await_change());
+    }
+    if !finalizers.iter().any(|f| f == FINALIZER) {
+        let mut all = finalizers.clone();
+        all.push(FINALIZER.to_owned());
+        bindings.patch(&name, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": all}}))).await?;
     }
     if targets.is_empty() {
         return Ok(Action::await_change());

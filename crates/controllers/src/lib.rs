@@ -9,12 +9,14 @@
 //! - [`member_client`]: builds a kube client for a member from its Cluster and Secret.
 //! - [`detector`]: matches resource templates to propagation policies and writes bindings.
 //! - [`binding`]: renders each scheduled binding into one Work per target cluster.
+//! - [`execution`]: applies Works to push-mode members and removes what they applied.
 //! - [`scheduling`]: the scheduler loop (run by `karmada scheduler`).
 
 pub mod binding;
 pub mod cluster;
 pub mod cluster_status;
 pub mod detector;
+pub mod execution;
 pub mod member_client;
 pub mod scheduling;
 
@@ -55,14 +57,17 @@ pub const CLUSTER_NAMESPACE: &str = "karmada-cluster";
 /// Runs every controller until the future is dropped.
 pub async fn run(client: kube::Client, settings: Settings) -> anyhow::Result<()> {
     let cluster = tokio::spawn(cluster::run(client.clone(), settings.clone()));
+    let timeout = settings.probe_timeout;
     let status = tokio::spawn(cluster_status::run(client.clone(), settings));
     let detector = tokio::spawn(detector::run(client.clone()));
-    let binding = tokio::spawn(binding::run(client));
+    let binding = tokio::spawn(binding::run(client.clone()));
+    let execution = tokio::spawn(execution::run(client, timeout));
     tokio::select! {
         r = cluster => r??,
         r = status => r??,
         r = detector => r??,
         r = binding => r??,
+        r = execution => r??,
     }
     Ok(())
 }

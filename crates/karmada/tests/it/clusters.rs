@@ -255,7 +255,31 @@ fn the_quick_start_deployment_gets_a_scheduled_binding() {
     });
     assert_eq!(manifest("member1", ".metadata.labels.karmada\\.io/managed"), "true");
     assert_eq!(manifest("member2", ".metadata.uid"), "", "server-owned metadata is stripped");
+    // The execution controller runs each share in its member.
+    let member = |cluster: &str, args: &[&str]| {
+        let out = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&cp.members_config)
+            .args(["--context", cluster])
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    eventually(Duration::from_secs(30), "nginx 1/1 in both members", || {
+        let m1 = member("member1", &["get", "deploy", "nginx", "-o", "jsonpath={.status.readyReplicas}"]);
+        let m2 = member("member2", &["get", "deploy", "nginx", "-o", "jsonpath={.status.readyReplicas}"]);
+        (m1 == "1" && m2 == "1").then_some(())
+    });
+    assert_eq!(member("member2", &["get", "deploy", "nginx", "-o", "jsonpath={.metadata.labels.env}"]), "skoala-dev");
+    let applied = cp.api.kubectl(&["get", "work", "-n", "karmada-es-member1", "-o", "jsonpath={.items[0].status.conditions[0].status}"]);
+    assert_eq!(applied.ok(), "True");
     // Deleting the template removes its binding (owner reference), and then its Works.
     cp.api.kubectl(&["delete", "deploy", "nginx"]).ok();
     eventually(Duration::from_secs(20), "binding collected", || (cp.api.kubectl(&["get", "rb", "nginx-deployment"]).code != 0).then_some(()));
+    eventually(Duration::from_secs(30), "member copies removed", || {
+        let gone = member("member1", &["get", "deploy", "-o", "name"]).trim().is_empty() && member("member2", &["get", "deploy", "-o", "name"]).trim().is_empty();
+        gone.then_some(())
+    });
 }
