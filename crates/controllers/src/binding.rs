@@ -146,8 +146,89 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
         let api: Api<Work> = Api::namespaced(ctx.client.clone(), &execution_namespace(&target.name));
         api.patch(&work_name, &PatchParams::apply("karmada-binding-controller").force(), &Patch::Apply(&work)).await?;
     }
-    let _: &ApiResource = &ar;
+    aggregate(&ctx, &rb, &existing, &ar, &templates, &template).await?;
     Ok(Action::requeue(Duration::from_secs(30)))
+}
+
+/// Binding `aggregatedStatus` and `FullyApplied` from the Works, and the template's status
+/// from its members' statuses (only written when they change).
+async fn aggregate(
+    ctx: &Context,
+    rb: &ResourceBinding,
+    works: &[Work],
+    ar: &ApiResource,
+    templates: &Api<DynamicObject>,
+    template: &DynamicObject,
+) -> Result<(), kube::Error> {
+    let mut items = Vec::new();
+    let mut members = Vec::new();
+    for work in works {
+        let cluster = work.metadata.namespace.as_deref().and_then(|n| n.strip_prefix("karmada-es-")).unwrap_or_default().to_owned();
+        if !rb.spec.clusters.iter().any(|t| t.name == cluster) {
+            continue;
+        }
+        let status = work.status.clone().unwrap_or_default();
+        let applied = status.conditions.iter().find(|c| c.type_ == "Applied");
+        let manifest = status.manifest_statuses.first();
+        let mut item = json!({"clusterName": cluster, "applied": applied.is_some_and(|c| c.status == "True")});
+        if let Some(c) = applied.filter(|c| c.status != "True") {
+            item["appliedMessage"] = json!(c.message);
+        }
+        if let Some(m) = manifest {
+            if let Some(s) = &m.status {
+                item["status"] = s.clone();
+                members.push(propagation::interpreter::MemberStatus {
+                    cluster: cluster.clone(),
+                    status: s.clone(),
+                    generation: s.get("generation").and_then(Value::as_i64),
+                    observed_generation: s.get("observedGeneration").and_then(Value::as_i64),
+                });
+            }
+            item["health"] = json!(m.health);
+        }
+        items.push(item);
+    }
+    items.sort_by(|a, b| a["clusterName"].as_str().cmp(&b["clusterName"].as_str()));
+    let fully = !rb.spec.clusters.is_empty() && items.len() == rb.spec.clusters.len() && items.iter().all(|i| i["applied"] == true);
+    let current = serde_json::to_value(rb.status.as_ref().map(|s| &s.aggregated_status)).unwrap_or(Value::Null);
+    let was_fully = rb.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "FullyApplied")).map(|c| c.status == "True");
+    if current != json!(items) || was_fully != Some(fully) {
+        let now = apimachinery::time::format_rfc3339(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0));
+        let mut conditions: Vec<Value> = rb.status.as_ref().map(|s| s.conditions.iter().filter(|c| c.type_ != "FullyApplied").map(|c| serde_json::to_value(c).unwrap_or_default()).collect()).unwrap_or_default();
+        conditions.push(json!({"type": "FullyApplied", "status": if fully { "True" } else { "False" },
+            "reason": if fully { "FullyAppliedSuccess" } else { "FullyAppliedFailed" },
+            "message": if fully { "All works have been successfully applied" } else { "Not every Work has been applied yet" },
+            "lastTransitionTime": now}));
+        let bindings: Api<ResourceBinding> = Api::namespaced(ctx.client.clone(), rb.metadata.namespace.as_deref().unwrap_or_default());
+        // Against the version the conditions were read from (shared with the scheduler).
+        bindings
+            .patch_status(
+                rb.metadata.name.as_deref().unwrap_or_default(),
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"resourceVersion": rb.metadata.resource_version}, "status": {"aggregatedStatus": items, "conditions": conditions}})),
+            )
+            .await?;
+    }
+    let generation = template.metadata.generation.unwrap_or(0);
+    if let Some(status) = propagation::interpreter::aggregate_status(&ar.kind, &members, generation) {
+        let current = template.data.get("status").cloned().unwrap_or(Value::Null);
+        if current != status {
+            let mut patch = status.clone();
+            // Fields that dropped out of the aggregate are removed.
+            if let (Some(p), Some(c)) = (patch.as_object_mut(), current.as_object()) {
+                for k in c.keys() {
+                    p.entry(k.clone()).or_insert(Value::Null);
+                }
+            }
+            match templates.patch_status(template.metadata.name.as_deref().unwrap_or_default(), &PatchParams::default(), &Patch::Merge(json!({"status": patch}))).await {
+                Ok(_) => {}
+                // A kind without a status subresource keeps its status as is.
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
 }
 
 fn error_policy(_: Arc<ResourceBinding>, error: &Error, _: Arc<Context>) -> Action {
@@ -162,8 +243,15 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
     let bindings: Api<ResourceBinding> = Api::all(client.clone());
     let ops = watcher::watcher(Api::<OverridePolicy>::all(client.clone()), watcher::Config::default()).default_backoff().touched_objects().map(|_| ());
     let cops = watcher::watcher(Api::<ClusterOverridePolicy>::all(client.clone()), watcher::Config::default()).default_backoff().touched_objects().map(|_| ());
-    let ctx = Arc::new(Context { client });
+    let ctx = Arc::new(Context { client: client.clone() });
+    let works: Api<Work> = Api::all(client.clone());
     Controller::new(bindings, watcher::Config::default())
+        .watches(works, watcher::Config::default().labels(BINDING_NAME_LABEL), |work: Work| {
+            let labels = work.metadata.labels.unwrap_or_default();
+            let name = labels.get(BINDING_NAME_LABEL)?;
+            let ns = labels.get(BINDING_NAMESPACE_LABEL)?;
+            Some(kube::runtime::reflector::ObjectRef::new(name).within(ns))
+        })
         .reconcile_all_on(futures::stream::select(ops, cops))
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})

@@ -147,15 +147,40 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
         return Ok(Action::await_change());
     }
     let Some(cluster) = cluster else { return Ok(Action::requeue(Duration::from_secs(2))) };
+    let mut manifest_statuses = Vec::new();
+    let mut all_healthy = true;
     let (applied, message) = match ctx.member(&cluster).await {
         Err(e) => (false, format!("cannot reach cluster {cluster_name}: {e}")),
         Ok(member) => {
             let mut problems = Vec::new();
-            for manifest in &work.spec.workload.manifests {
+            for (ordinal, manifest) in work.spec.workload.manifests.iter().enumerate() {
                 match apply_manifest(&member, manifest).await {
                     Ok(None) => {}
                     Ok(Some(reason)) => problems.push(reason),
                     Err(e) => problems.push(format!("applying to {cluster_name} failed: {e}")),
+                }
+                // Reflect the member's view of the object (status and health).
+                if let Ok((ar, _)) = kube::discovery::pinned_kind(&member, &gvk_of(manifest)).await {
+                    let namespace = manifest.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
+                    let name = manifest.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+                    if let Ok(Some(observed)) = target_api(&member, &ar, namespace).get_opt(name).await {
+                        let observed = serde_json::to_value(&observed).unwrap_or_default();
+                        let health = match propagation::interpreter::is_healthy(&ar.kind, &observed) {
+                            Some(true) => "Healthy",
+                            Some(false) => "Unhealthy",
+                            None => "Unknown",
+                        };
+                        all_healthy &= health != "Unhealthy";
+                        let mut status = observed.get("status").cloned().unwrap_or(Value::Null);
+                        if let (Some(s), Some(generation)) = (status.as_object_mut(), observed.pointer("/metadata/generation")) {
+                            s.insert("generation".into(), generation.clone());
+                        }
+                        manifest_statuses.push(json!({
+                            "identifier": {"ordinal": ordinal, "group": ar.group, "version": ar.version, "kind": ar.kind,
+                                "resource": ar.plural, "namespace": namespace, "name": name},
+                            "status": status, "health": health,
+                        }));
+                    }
                 }
             }
             if problems.is_empty() { (true, "Manifest has been successfully applied".to_owned()) } else { (false, problems.join("; ")) }
@@ -163,14 +188,18 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
     };
     let current = work.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Applied"));
     let status_word = if applied { "True" } else { "False" };
-    if current.is_none_or(|c| c.status != status_word || c.message != message) {
+    let statuses_now = serde_json::to_value(work.status.as_ref().map(|s| &s.manifest_statuses)).unwrap_or(Value::Null);
+    let changed_statuses = statuses_now != json!(manifest_statuses) && !(statuses_now.is_null() && manifest_statuses.is_empty());
+    if current.is_none_or(|c| c.status != status_word || c.message != message) || changed_statuses {
         let now = apimachinery::time::format_rfc3339(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0));
+        let since = current.filter(|c| c.status == status_word).map_or(json!(now), |c| json!(c.last_transition_time));
         let condition = json!({"type": "Applied", "status": status_word, "reason": if applied { "AppliedSuccessful" } else { "AppliedFailed" },
-            "message": message, "lastTransitionTime": now});
-        works.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": {"conditions": [condition]}}))).await?;
+            "message": message, "lastTransitionTime": since});
+        works.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": {"conditions": [condition], "manifestStatuses": manifest_statuses}}))).await?;
     }
-    // Re-check periodically: restores objects edited or deleted by hand in the member.
-    Ok(Action::requeue(if applied { Duration::from_secs(30) } else { Duration::from_secs(5) }))
+    // Re-check: quickly while the member converges, then periodically (which also restores
+    // objects edited or deleted by hand in the member).
+    Ok(Action::requeue(if applied && all_healthy { Duration::from_secs(30) } else { Duration::from_secs(1) }))
 }
 
 fn error_policy(_: Arc<Work>, error: &Error, _: Arc<Context>) -> Action {

@@ -233,8 +233,14 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
         patch["spec"] = json!({"clusters": clusters});
     }
     api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    // Keep the other controllers' conditions (a merge patch replaces the whole list).
+    let mut conditions: Vec<serde_json::Value> = binding
+        .status()
+        .map(|s| s.conditions.iter().filter(|c| c.type_ != "Scheduled").map(|c| serde_json::to_value(c).unwrap_or_default()).collect())
+        .unwrap_or_default();
+    conditions.push(serde_json::to_value(&condition).unwrap_or_default());
     let mut status = json!({
-        "conditions": [condition],
+        "conditions": conditions,
         "schedulerObservedGeneration": generation,
     });
     if clusters_out.is_some() {
@@ -243,7 +249,10 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
     if let Some(a) = affinity {
         status["schedulerObservingAffinityName"] = json!(a);
     }
-    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": status}))).await?;
+    // The condition list is shared with other controllers: write it only against the version
+    // it was computed from (a conflict retries with a fresh view), so no update is lost.
+    let rv = api.get(&name).await?.metadata.resource_version;
+    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"resourceVersion": rv}, "status": status}))).await?;
     let _: Option<Vec<TargetCluster>> = clusters_out;
     Ok(Action::await_change())
 }

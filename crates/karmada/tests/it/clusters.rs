@@ -275,6 +275,16 @@ fn the_quick_start_deployment_gets_a_scheduled_binding() {
     assert_eq!(member("member2", &["get", "deploy", "nginx", "-o", "jsonpath={.metadata.labels.env}"]), "skoala-dev");
     let applied = cp.api.kubectl(&["get", "work", "-n", "karmada-es-member1", "-o", "jsonpath={.items[0].status.conditions[0].status}"]);
     assert_eq!(applied.ok(), "True");
+    // Status comes back: the control plane shows 2/2 and the binding is fully applied.
+    let ready = eventually(Duration::from_secs(30), "nginx 2/2 on the control plane", || {
+        let out = cp.api.kubectl(&["get", "deploy", "nginx", "--no-headers"]);
+        out.stdout.contains("2/2").then_some(out.stdout)
+    });
+    assert!(ready.split_whitespace().collect::<Vec<_>>()[..4] == ["nginx", "2/2", "2", "2"], "{ready}");
+    eventually(Duration::from_secs(30), "binding scheduled and fully applied", || {
+        let rb = cp.api.kubectl(&["get", "rb", "nginx-deployment", "--no-headers"]);
+        rb.stdout.contains("True   True").then_some(())
+    });
     // Deleting the template removes its binding (owner reference), and then its Works.
     cp.api.kubectl(&["delete", "deploy", "nginx"]).ok();
     eventually(Duration::from_secs(20), "binding collected", || (cp.api.kubectl(&["get", "rb", "nginx-deployment"]).code != 0).then_some(()));
