@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::{apiserver_cmd, bench, controller_manager_cmd, member_cmd, scheduler_cmd};
+use crate::{apiserver_cmd, bench, controller_manager_cmd, member_cmd, scheduler_cmd, up_cmd};
 
 #[derive(Parser, Debug)]
 #[command(name = "karmada", version, about = "karmada-rs: a multi-cluster Kubernetes control plane")]
@@ -14,6 +14,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Start a local Karmada: control plane, controllers, scheduler and simulated members.
+    Up(up_cmd::Args),
     /// Serve the control plane's Kubernetes-compatible API.
     Apiserver(apiserver_cmd::Args),
     /// Run the control plane's controllers (cluster, cluster-status, ...).
@@ -44,6 +46,7 @@ pub fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Bench { target } => bench::run(target).await,
             Command::Apiserver(args) => apiserver_cmd::run(args).await,
+            Command::Up(args) => up_cmd::run(args).await,
             Command::Member(args) => member_cmd::run(*args).await,
             Command::ControllerManager(args) => controller_manager_cmd::run(args).await,
             Command::Scheduler(args) => scheduler_cmd::run(args).await,

@@ -6,6 +6,7 @@ mod controller_manager_cmd;
 mod karmada_apis;
 mod member_cmd;
 mod scheduler_cmd;
+mod up_cmd;
 mod cli;
 
 fn main() -> anyhow::Result<()> {

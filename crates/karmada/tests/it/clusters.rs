@@ -293,3 +293,58 @@ fn the_quick_start_deployment_gets_a_scheduled_binding() {
         gone.then_some(())
     });
 }
+
+#[test]
+fn karmada_up_runs_the_quick_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("karmada.config");
+    let mut up = Command::new(KARMADA)
+        .args(["up", "--members", "2", "--port", "0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = up.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let running = rx.recv_timeout(Duration::from_secs(60));
+    let kill = |mut up: Child| {
+        let _ = up.kill();
+        let _ = up.wait();
+    };
+    if running.as_deref() != Ok("Local Karmada is running.") {
+        kill(up);
+        panic!("karmada up did not start: {running:?}");
+    }
+    let kubectl = |context: &str, args: &[&str]| {
+        let out = Command::new("kubectl").arg("--kubeconfig").arg(&kubeconfig).args(["--context", context]).args(args).env_remove("KUBECONFIG").output().unwrap();
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let (_, clusters) = kubectl("karmada-apiserver", &["get", "clusters", "--no-headers"]);
+        assert_eq!(clusters.lines().filter(|l| l.contains(" True ")).count(), 2, "{clusters}");
+        let upstream = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/upstream/nginx");
+        for file in ["deployment.yaml", "propagationpolicy.yaml"] {
+            let (code, _) = kubectl("karmada-apiserver", &["create", "-f", upstream.join(file).to_str().unwrap()]);
+            assert_eq!(code, 0, "{file}");
+        }
+        eventually(Duration::from_secs(30), "nginx 2/2 on the control plane", || {
+            let (_, out) = kubectl("karmada-apiserver", &["get", "deployment", "nginx", "--no-headers"]);
+            out.contains("2/2").then_some(())
+        });
+        let (_, pods) = kubectl("member1", &["get", "pods", "--no-headers"]);
+        assert!(pods.contains("Running"), "{pods}");
+    }));
+    kill(up);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}

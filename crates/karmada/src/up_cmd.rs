@@ -1,0 +1,145 @@
+//! `karmada up`: a local Karmada in one process — the API server (redb in the data dir), the
+//! controller-manager, the scheduler and N simulated members joined in push mode — with every
+//! context in one kubeconfig.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Args as ClapArgs;
+use controllers::CLUSTER_NAMESPACE;
+use controllers::member_client::Credentials;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use karmada_api::cluster::Cluster;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use member::{MemberConfig, SimConfig};
+use serde_json::json;
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from)
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct Args {
+    /// Simulated member clusters to start and join.
+    #[arg(long, default_value_t = 3)]
+    members: usize,
+    /// The kubeconfig holding every context (default ~/.kube/karmada.config).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Where state lives (default ~/.karmada); a second run reuses it.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// The control plane's port (0 picks a free one).
+    #[arg(long, default_value_t = 5443)]
+    port: u16,
+}
+
+async fn join(control: &kube::Client, name: &str, server: &apiserver::Server) -> anyhow::Result<()> {
+    let credentials = Credentials {
+        ca_pem: server.ca_pem.as_bytes().to_vec(),
+        token: None,
+        cert_pem: Some(server.admin.cert_pem.as_bytes().to_vec()),
+        key_pem: Some(server.admin.key_pem.as_bytes().to_vec()),
+    };
+    let member = controllers::member_client::client_for(name, &server.url, &credentials, Duration::from_secs(10)).await?;
+    let id = Api::<Namespace>::all(member).get("kube-system").await?.metadata.uid.unwrap_or_default();
+    let namespaces: Api<Namespace> = Api::all(control.clone());
+    if namespaces.get_opt(CLUSTER_NAMESPACE).await?.is_none() {
+        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": CLUSTER_NAMESPACE}}))?;
+        let _ = namespaces.create(&PostParams::default(), &ns).await;
+    }
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta { name: Some(name.into()), namespace: Some(CLUSTER_NAMESPACE.into()), ..Default::default() },
+        data: Some(credentials.to_secret_data()),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(control.clone(), CLUSTER_NAMESPACE).patch(name, &PatchParams::apply("karmada-up").force(), &Patch::Apply(&secret)).await?;
+    let cluster = json!({"apiVersion": "cluster.karmada.io/v1alpha1", "kind": "Cluster", "metadata": {"name": name},
+        "spec": {"id": id, "syncMode": "Push", "apiEndpoint": server.url, "secretRef": {"namespace": CLUSTER_NAMESPACE, "name": name}}});
+    Api::<Cluster>::all(control.clone()).patch(name, &PatchParams::apply("karmada-up").force(), &Patch::Apply(&cluster)).await?;
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let data_dir = args.data_dir.unwrap_or_else(|| home().join(".karmada"));
+    let kubeconfig = args.kubeconfig.unwrap_or_else(|| home().join(".kube/karmada.config"));
+    std::fs::create_dir_all(&data_dir)?;
+    let progress = |step: &str| eprintln!("[{:>5.1}s] {step}", started.elapsed().as_secs_f64());
+
+    progress("starting the control plane");
+    let store = crate::apiserver_cmd::open_store("redb", &data_dir)?;
+    let mut config = apiserver::Config::new(&data_dir, SocketAddr::from(([127, 0, 0, 1], args.port)), store);
+    config.kubeconfig = Some(kubeconfig.clone());
+    crate::karmada_apis::install(&mut config);
+    let server = apiserver::start(config).await?;
+    let control = crate::cli::kube_client(&kubeconfig, Some("karmada-apiserver")).await?;
+
+    progress(&format!("starting {} simulated member cluster(s)", args.members));
+    let configs: Vec<MemberConfig> = (1..=args.members)
+        .map(|i| MemberConfig {
+            name: format!("member{i}"),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.join("members"),
+            kubeconfig: kubeconfig.clone(),
+            kubernetes_version: "v1.32.0".into(),
+            sim: SimConfig {
+                nodes: 3,
+                node_cpu_milli: 8_000 * i as i128,
+                region: format!("region-{i}"),
+                zones: vec![format!("zone-{i}a"), format!("zone-{i}b")],
+                provider: "karmada-rs".into(),
+                ..SimConfig::default()
+            },
+        })
+        .collect();
+    let members = member::start_many(configs).await?;
+
+    progress("starting the controller-manager and the scheduler");
+    let settings = controllers::Settings { cluster_status_update_frequency: Duration::from_secs(2), ..controllers::Settings::default() };
+    let controller_manager = tokio::spawn(controllers::run(control.clone(), settings));
+    let scheduler = tokio::spawn(controllers::scheduling::run(control.clone(), scheduler::Plugins::default()));
+
+    progress("joining the members (push mode)");
+    for m in &members {
+        join(&control, &m.name, &m.server).await?;
+    }
+    let clusters: Api<Cluster> = Api::all(control.clone());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let list = clusters.list(&ListParams::default()).await?;
+        let ready = list.items.iter().filter(|c| c.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))).count();
+        if ready >= members.len() {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "only {ready} of {} clusters became Ready within 60 s", members.len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    progress("every cluster is Ready");
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "Local Karmada is running.")?;
+    writeln!(out)?;
+    writeln!(out, "Kubeconfig: {}", kubeconfig.display())?;
+    writeln!(out, "  export KUBECONFIG={}", kubeconfig.display())?;
+    writeln!(out)?;
+    writeln!(out, "{:<20} SERVER", "CONTEXT")?;
+    writeln!(out, "{:<20} {}", "karmada-apiserver", server.url)?;
+    for m in &members {
+        writeln!(out, "{:<20} {}", m.name, m.url())?;
+    }
+    writeln!(out)?;
+    writeln!(out, "Press Ctrl-C to stop.")?;
+    out.flush()?;
+    drop(out);
+    crate::cli::wait_for_signal().await;
+    progress("stopping");
+    controller_manager.abort();
+    scheduler.abort();
+    futures::future::join_all(members.into_iter().map(member::Member::shutdown)).await;
+    server.shutdown().await;
+    Ok(())
+}
