@@ -173,6 +173,31 @@ async fn start_server(config: &MemberConfig, store: Arc<dyn store::Store>) -> Re
     apiserver::start(api_config).await.map_err(|source| MemberError::Start { name: config.name.clone(), source })
 }
 
+/// A simulated member's identity (its kube-system namespace UID) is kept in
+/// `data_dir/<name>/cluster-id`, so that a member restarted on the same data dir is the same
+/// cluster to a control plane that joined it before.
+async fn seed_identity(config: &MemberConfig, store: &Arc<dyn store::Store>) {
+    let path = config.data_dir.join(&config.name).join("cluster-id");
+    let id = match std::fs::read_to_string(&path) {
+        Ok(id) if id.trim().len() == 36 => id.trim().to_owned(),
+        _ => {
+            let id = uuid::Uuid::new_v4().to_string();
+            if let Some(parent) = path.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            let _ = std::fs::write(&path, &id);
+            id
+        }
+    };
+    let registry = apiserver::Registry::with_builtins();
+    let Some(def) = registry.get("", "v1", "namespaces") else { return };
+    let mut namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}});
+    if apiserver::strategy::prepare_create(&def, &mut namespace, &apiserver::api::now_rfc3339(), &id).is_ok() {
+        let key = def.key(None, "kube-system");
+        let _ = store.create(bytes::Bytes::from(key.into_bytes()), bytes::Bytes::from(apiserver::codec::encode(&namespace))).await;
+    }
+}
+
 /// Starts one member and merges its context into `config.kubeconfig`.
 pub async fn start(config: MemberConfig) -> Result<Member, MemberError> {
     let mut members = start_many(vec![config]).await?;
@@ -185,6 +210,7 @@ pub async fn start_many(configs: Vec<MemberConfig>) -> Result<Vec<Member>, Membe
     let mut entries: Vec<(PathBuf, apiserver::pki::KubeconfigEntry)> = Vec::new();
     for config in configs {
         let store: Arc<dyn store::Store> = Arc::new(store_memory::MemoryStore::default());
+        seed_identity(&config, &store).await;
         let server = start_server(&config, store).await?;
         entries.push((config.kubeconfig.clone(), server.kubeconfig_entry(&config.name)));
         let api = Arc::clone(&server.api);

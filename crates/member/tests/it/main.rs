@@ -198,3 +198,27 @@ async fn version_and_cluster_id() {
     assert_eq!(uid.len(), 36, "the kube-system namespace UID identifies the cluster");
     c.member.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_member_keeps_its_cluster_id() {
+    let c = start(SimConfig::default()).await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(c.client.clone());
+    let first = namespaces.get("kube-system").await.unwrap().metadata.uid.unwrap();
+    let dir = c.dir;
+    c.member.shutdown().await;
+    let config = MemberConfig {
+        name: "member1".into(),
+        bind: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().join("members"),
+        kubeconfig: dir.path().join("members.config"),
+        kubernetes_version: "v1.31.4".into(),
+        sim: SimConfig::default(),
+    };
+    let again = member::start(config).await.unwrap();
+    let kubeconfig = kube::config::Kubeconfig::read_from(dir.path().join("members.config")).unwrap();
+    let options = kube::config::KubeConfigOptions { context: Some("member1".into()), ..Default::default() };
+    let client = kube::Client::try_from(kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.unwrap()).unwrap();
+    let second = Api::<k8s_openapi::api::core::v1::Namespace>::all(client).get("kube-system").await.unwrap().metadata.uid.unwrap();
+    assert_eq!(first, second);
+    again.shutdown().await;
+}
