@@ -44,9 +44,19 @@ fn ignored(path: &[&str]) -> bool {
         path,
         ["apiVersion"]
             | ["kind"]
-            | ["metadata", "name" | "namespace" | "uid" | "resourceVersion" | "generation"
-                | "creationTimestamp" | "deletionTimestamp" | "deletionGracePeriodSeconds"
-                | "managedFields" | "selfLink"]
+            | [
+                "metadata",
+                "name"
+                    | "namespace"
+                    | "uid"
+                    | "resourceVersion"
+                    | "generation"
+                    | "creationTimestamp"
+                    | "deletionTimestamp"
+                    | "deletionGracePeriodSeconds"
+                    | "managedFields"
+                    | "selfLink"
+            ]
     )
 }
 
@@ -130,7 +140,8 @@ pub fn get_at<'a>(value: &'a Value, path: &[Elem], lists: ListKeys<'_>) -> Optio
             }
             Elem::Key(k) => {
                 let ListKind::Map(keys) = lists(&names) else { return None };
-                cursor = cursor.as_array()?.iter().find(|i| key_of(i, &keys).as_deref() == Some(k))?;
+                cursor =
+                    cursor.as_array()?.iter().find(|i| key_of(i, &keys).as_deref() == Some(k))?;
             }
             Elem::Value(v) => {
                 cursor = cursor.as_array()?.iter().find(|i| i.to_string() == *v)?;
@@ -154,7 +165,9 @@ pub fn remove_at(value: &mut Value, path: &[Elem], lists: ListKeys<'_>) {
             Elem::Key(k) => {
                 let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
                 let ListKind::Map(keys) = lists(&name_refs) else { return };
-                cursor.as_array_mut().and_then(|a| a.iter_mut().find(|i| key_of(i, &keys).as_deref() == Some(k)))
+                cursor
+                    .as_array_mut()
+                    .and_then(|a| a.iter_mut().find(|i| key_of(i, &keys).as_deref() == Some(k)))
             }
             Elem::Value(_) => None,
         };
@@ -283,7 +296,8 @@ pub fn decode_fields(value: &Value) -> FieldSet {
     let mut out = FieldSet::new();
     fn go(v: &Value, path: &mut Path, out: &mut FieldSet) {
         let Some(map) = v.as_object() else { return };
-        let children: Vec<(&String, &Value)> = map.iter().filter(|(k, _)| k.as_str() != ".").collect();
+        let children: Vec<(&String, &Value)> =
+            map.iter().filter(|(k, _)| k.as_str() != ".").collect();
         if map.contains_key(".") || (children.is_empty() && !path.is_empty()) {
             out.insert(path.clone());
         }
@@ -309,10 +323,21 @@ pub fn decode_entries(object: &Value) -> Vec<Entry> {
                 .filter_map(|e| {
                     Some(Entry {
                         manager: e.get("manager")?.as_str()?.to_owned(),
-                        operation: e.get("operation").and_then(Value::as_str).unwrap_or("Update").to_owned(),
-                        api_version: e.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                        operation: e
+                            .get("operation")
+                            .and_then(Value::as_str)
+                            .unwrap_or("Update")
+                            .to_owned(),
+                        api_version: e
+                            .get("apiVersion")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned(),
                         time: e.get("time").and_then(Value::as_str).unwrap_or_default().to_owned(),
-                        subresource: e.get("subresource").and_then(Value::as_str).map(str::to_owned),
+                        subresource: e
+                            .get("subresource")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned),
                         fields: e.get("fieldsV1").map(decode_fields).unwrap_or_default(),
                     })
                 })
@@ -471,7 +496,8 @@ pub fn apply(
     let mut result = current.clone();
     for path in previous.difference(&applied_fields) {
         let owned_elsewhere = entries.iter().any(|e| {
-            !(e.manager == manager && e.operation == "Apply") && e.fields.iter().any(|p| p.starts_with(path))
+            !(e.manager == manager && e.operation == "Apply")
+                && e.fields.iter().any(|p| p.starts_with(path))
         });
         if !owned_elsewhere {
             remove_at(&mut result, path, lists);
@@ -483,7 +509,9 @@ pub fn apply(
         if same_entry(e, manager, "Apply", subresource) {
             continue;
         }
-        e.fields.retain(|p| !(applied_fields.contains(p) && get_at(current, p, lists) != get_at(applied, p, lists)));
+        e.fields.retain(|p| {
+            !(applied_fields.contains(p) && get_at(current, p, lists) != get_at(applied, p, lists))
+        });
     }
     match entries.iter_mut().find(|e| same_entry(e, manager, "Apply", subresource)) {
         Some(e) => {
@@ -516,7 +544,8 @@ pub fn conflict_message(conflicts: &[Conflict]) -> String {
     match conflicts {
         [one] => format!("Apply failed with 1 conflict: {}: {}", describe(one), one.field),
         many => {
-            let lines: Vec<String> = many.iter().map(|c| format!("{}:\n- {}", describe(c), c.field)).collect();
+            let lines: Vec<String> =
+                many.iter().map(|c| format!("{}:\n- {}", describe(c), c.field)).collect();
             format!("Apply failed with {} conflicts: {}", many.len(), lines.join("\n"))
         }
     }
@@ -528,7 +557,9 @@ mod tests {
 
     fn lists(path: &[&str]) -> ListKind {
         match path {
-            ["spec", "template", "spec", "containers"] | ["spec", "containers"] => ListKind::Map(vec!["name".into()]),
+            ["spec", "template", "spec", "containers"] | ["spec", "containers"] => {
+                ListKind::Map(vec!["name".into()])
+            }
             ["metadata", "finalizers"] => ListKind::Set,
             _ => ListKind::Atomic,
         }
@@ -540,10 +571,13 @@ mod tests {
                          "spec": {"size": 1, "args": ["a", "b"], "containers": [{"name": "c", "image": "i"}]}});
         let fields = fields_of(&obj, &lists);
         let encoded = encode_fields(&fields);
-        assert_eq!(encoded, json!({
-            "f:metadata": {"f:labels": {"f:app": {}}, "f:finalizers": {"v:\"x\"": {}}},
-            "f:spec": {"f:size": {}, "f:args": {}, "f:containers": {"k:{\"name\":\"c\"}": {".": {}, "f:name": {}, "f:image": {}}}}
-        }));
+        assert_eq!(
+            encoded,
+            json!({
+                "f:metadata": {"f:labels": {"f:app": {}}, "f:finalizers": {"v:\"x\"": {}}},
+                "f:spec": {"f:size": {}, "f:args": {}, "f:containers": {"k:{\"name\":\"c\"}": {".": {}, "f:name": {}, "f:image": {}}}}
+            })
+        );
         assert_eq!(decode_fields(&encoded), fields);
     }
 
@@ -553,15 +587,54 @@ mod tests {
         let base = json!({"apiVersion": "example.com/v1", "kind": "W", "metadata": {"name": "w"}});
         // A client-side write owns spec.size.
         let v1 = json!({"apiVersion": "example.com/v1", "kind": "W", "metadata": {"name": "w"}, "spec": {"size": 1, "color": "red"}});
-        record_update(&mut entries, &base, &v1, "kubectl-client-side-apply", "example.com/v1", "t", None, &lists);
+        record_update(
+            &mut entries,
+            &base,
+            &v1,
+            "kubectl-client-side-apply",
+            "example.com/v1",
+            "t",
+            None,
+            &lists,
+        );
         let applied = json!({"apiVersion": "example.com/v1", "kind": "W", "metadata": {"name": "w"}, "spec": {"size": 9}});
-        let conflicts = apply(&v1, &mut entries.clone(), &applied, "kubectl", "example.com/v1", "t", None, false, &lists).unwrap_err();
+        let conflicts = apply(
+            &v1,
+            &mut entries.clone(),
+            &applied,
+            "kubectl",
+            "example.com/v1",
+            "t",
+            None,
+            false,
+            &lists,
+        )
+        .unwrap_err();
         assert_eq!(conflicts.len(), 1);
         assert_eq!(conflicts[0].field, ".spec.size");
-        assert_eq!(conflict_message(&conflicts), "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using example.com/v1: .spec.size");
-        let forced = apply(&v1, &mut entries, &applied, "kubectl", "example.com/v1", "t", None, true, &lists).unwrap();
+        assert_eq!(
+            conflict_message(&conflicts),
+            "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using example.com/v1: .spec.size"
+        );
+        let forced = apply(
+            &v1,
+            &mut entries,
+            &applied,
+            "kubectl",
+            "example.com/v1",
+            "t",
+            None,
+            true,
+            &lists,
+        )
+        .unwrap();
         assert_eq!(forced["spec"], json!({"size": 9, "color": "red"}));
-        let owner = entries.iter().find(|e| e.fields.contains(&vec![Elem::Field("spec".into()), Elem::Field("size".into())])).unwrap();
+        let owner = entries
+            .iter()
+            .find(|e| {
+                e.fields.contains(&vec![Elem::Field("spec".into()), Elem::Field("size".into())])
+            })
+            .unwrap();
         assert_eq!(owner.manager, "kubectl");
 
         // SSA removal: the applier drops a field only it owned.
@@ -578,6 +651,9 @@ mod tests {
         let current = json!({"spec": {"containers": [{"name": "a", "image": "1"}, {"name": "b", "image": "1"}]}});
         let mut target = current.clone();
         merge(&mut target, &json!({"spec": {"containers": [{"name": "b", "image": "2"}]}}), &lists);
-        assert_eq!(target, json!({"spec": {"containers": [{"name": "a", "image": "1"}, {"name": "b", "image": "2"}]}}));
+        assert_eq!(
+            target,
+            json!({"spec": {"containers": [{"name": "a", "image": "1"}, {"name": "b", "image": "2"}]}})
+        );
     }
 }

@@ -12,13 +12,16 @@ pub fn parse_milli(s: &str) -> Option<i128> {
     if s.is_empty() {
         return None;
     }
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
+        .unwrap_or(s.len());
     let (number, suffix) = s.split_at(split);
-    let (mantissa, exp10): (&str, i32) = if let Some(e) = suffix.strip_prefix('e').or_else(|| suffix.strip_prefix('E')) {
-        (number, e.parse().ok()?)
-    } else {
-        (number, 0)
-    };
+    let (mantissa, exp10): (&str, i32) =
+        if let Some(e) = suffix.strip_prefix('e').or_else(|| suffix.strip_prefix('E')) {
+            (number, e.parse().ok()?)
+        } else {
+            (number, 0)
+        };
     let (multiplier, exp): (i128, i32) = match suffix {
         _ if exp10 != 0 || suffix.starts_with('e') || suffix.starts_with('E') => (1, exp10),
         "" => (1, 0),
@@ -43,7 +46,9 @@ pub fn parse_milli(s: &str) -> Option<i128> {
     if int_part.is_empty() && frac_part.is_empty() {
         return None;
     }
-    if !int_part.bytes().all(|b| b.is_ascii_digit()) || !frac_part.bytes().all(|b| b.is_ascii_digit()) {
+    if !int_part.bytes().all(|b| b.is_ascii_digit())
+        || !frac_part.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     // value = (int.frac) * multiplier * 10^exp * 1000
@@ -127,7 +132,9 @@ pub fn pod_requests(pod: &Value) -> Resources {
 }
 
 pub fn to_json(resources: &Resources) -> Value {
-    Value::Object(resources.iter().map(|(k, v)| (k.clone(), Value::String(format_milli(*v)))).collect())
+    Value::Object(
+        resources.iter().map(|(k, v)| (k.clone(), Value::String(format_milli(*v)))).collect(),
+    )
 }
 
 #[cfg(test)]
@@ -170,7 +177,11 @@ mod tests {
             "initContainers": [{"resources": {"requests": {"cpu": "2"}}}]}});
         let r = pod_requests(&pod);
         assert_eq!(r["cpu"], 2000, "the init container is larger");
-        assert_eq!(r["memory"], (64 + 32) * 1024 * 1024 * 1000, "limits stand in for missing requests");
+        assert_eq!(
+            r["memory"],
+            (64 + 32) * 1024 * 1024 * 1000,
+            "limits stand in for missing requests"
+        );
         assert_eq!(r["pods"], 1000);
     }
 }

@@ -501,7 +501,9 @@ mod tests {
 
     #[test]
     fn bad_string_selectors_are_errors() {
-        for input in ["app in demo", "app=demo,", "=x", "app in (a", "app === b", "-bad=x", "app=b c"] {
+        for input in
+            ["app in demo", "app=demo,", "=x", "app in (a", "app === b", "-bad=x", "app=b c"]
+        {
             assert!(LabelSelector::parse(input).is_err(), "{input} should fail");
         }
     }
@@ -516,8 +518,18 @@ mod tests {
         assert!(selector.matches(&labels(&[("app", "demo"), ("tier", "db")])));
         assert!(!selector.matches(&labels(&[("app", "demo")])));
         assert_eq!(selector.to_selector_string(), "app=demo,tier in (web,db)");
-        assert!(LabelSelector::from_object(&json!({"matchExpressions": [{"key": "a", "operator": "In"}]})).is_err());
-        assert!(LabelSelector::from_object(&json!({"matchExpressions": [{"key": "a", "operator": "Bogus"}]})).is_err());
+        assert!(
+            LabelSelector::from_object(
+                &json!({"matchExpressions": [{"key": "a", "operator": "In"}]})
+            )
+            .is_err()
+        );
+        assert!(
+            LabelSelector::from_object(
+                &json!({"matchExpressions": [{"key": "a", "operator": "Bogus"}]})
+            )
+            .is_err()
+        );
         assert!(LabelSelector::from_object(&json!({})).unwrap().is_empty());
     }
 
@@ -541,7 +553,10 @@ mod tests {
         }
         let escaped = FieldSelector::parse(r"metadata.name=a\,b").unwrap();
         assert_eq!(escaped.requirements[0].value, "a,b");
-        assert_eq!(FieldSelector::parse("metadata.name=x").unwrap().exact("metadata.name"), Some("x"));
+        assert_eq!(
+            FieldSelector::parse("metadata.name=x").unwrap().exact("metadata.name"),
+            Some("x")
+        );
         assert!(FieldSelector::parse("nonsense").is_err());
     }
 

@@ -157,7 +157,10 @@ impl ApiError {
         ApiError::new(
             409,
             "Conflict",
-            format!("Operation cannot be fulfilled on {} {name:?}: {why}", qualified(resource, group)),
+            format!(
+                "Operation cannot be fulfilled on {} {name:?}: {why}",
+                qualified(resource, group)
+            ),
         )
         .with_details(name, group, resource)
     }
@@ -275,16 +278,29 @@ mod tests {
     #[test]
     fn messages_match_kubernetes() {
         let cases = [
-            (ApiError::not_found("widgets", "example.com", "nope"), 404, "widgets.example.com \"nope\" not found"),
+            (
+                ApiError::not_found("widgets", "example.com", "nope"),
+                404,
+                "widgets.example.com \"nope\" not found",
+            ),
             (ApiError::not_found("configmaps", "", "nope"), 404, "configmaps \"nope\" not found"),
-            (ApiError::already_exists("widgets", "example.com", "w1"), 409, "widgets.example.com \"w1\" already exists"),
+            (
+                ApiError::already_exists("widgets", "example.com", "w1"),
+                409,
+                "widgets.example.com \"w1\" already exists",
+            ),
             (
                 ApiError::conflict("widgets", "example.com", "w1"),
                 409,
                 "Operation cannot be fulfilled on widgets.example.com \"w1\": the object has been modified; please apply your changes to the latest version and try again",
             ),
             (
-                ApiError::invalid("Widget", "example.com", "", vec![Cause::required("metadata.name", "name or generateName is required")]),
+                ApiError::invalid(
+                    "Widget",
+                    "example.com",
+                    "",
+                    vec![Cause::required("metadata.name", "name or generateName is required")],
+                ),
                 422,
                 "Widget.example.com \"\" is invalid: metadata.name: Required value: name or generateName is required",
             ),

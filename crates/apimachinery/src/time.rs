@@ -6,12 +6,7 @@ pub fn format_rfc3339(unix_seconds: i64) -> String {
     let days = unix_seconds.div_euclid(86_400);
     let secs = unix_seconds.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        (secs % 3600) / 60,
-        secs % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, (secs % 3600) / 60, secs % 60)
 }
 
 /// Like [`format_rfc3339`] with microseconds (`MicroTime`, used by Leases and events).
@@ -140,7 +135,13 @@ mod tests {
         assert_eq!(parse_rfc3339("2026-11-18T12:06:40+01:00"), Some(1_795_000_000));
         assert_eq!(parse_rfc3339("2026-11-18T11:06:40.123456Z"), Some(1_795_000_000));
         assert_eq!(format_rfc3339_micros(1_795_000_000_000_042), "2026-11-18T11:06:40.000042Z");
-        for bad in ["", "2026-11-18", "2026-13-18T08:26:40Z", "2026-11-18T08:26:40", "x026-11-18T08:26:40Z"] {
+        for bad in [
+            "",
+            "2026-11-18",
+            "2026-13-18T08:26:40Z",
+            "2026-11-18T08:26:40",
+            "x026-11-18T08:26:40Z",
+        ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
     }
@@ -148,10 +149,24 @@ mod tests {
     #[test]
     fn human_durations_match_kubectl() {
         let cases = [
-            (-5, "<invalid>"), (0, "0s"), (5, "5s"), (119, "119s"), (120, "2m"), (150, "2m30s"),
-            (600, "10m"), (179 * 60, "179m"), (3 * 3600, "3h"), (3 * 3600 + 120, "3h2m"),
-            (8 * 3600, "8h"), (47 * 3600, "47h"), (48 * 3600, "2d"), (50 * 3600, "2d2h"),
-            (8 * 86_400, "8d"), (400 * 86_400, "400d"), (731 * 86_400, "2y1d"), (9 * 365 * 86_400, "9y"),
+            (-5, "<invalid>"),
+            (0, "0s"),
+            (5, "5s"),
+            (119, "119s"),
+            (120, "2m"),
+            (150, "2m30s"),
+            (600, "10m"),
+            (179 * 60, "179m"),
+            (3 * 3600, "3h"),
+            (3 * 3600 + 120, "3h2m"),
+            (8 * 3600, "8h"),
+            (47 * 3600, "47h"),
+            (48 * 3600, "2d"),
+            (50 * 3600, "2d2h"),
+            (8 * 86_400, "8d"),
+            (400 * 86_400, "400d"),
+            (731 * 86_400, "2y1d"),
+            (9 * 365 * 86_400, "9y"),
         ];
         for (secs, want) in cases {
             assert_eq!(human_duration(secs), want, "{secs}");

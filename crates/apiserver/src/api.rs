@@ -1,7 +1,6 @@
 //! Request handling: from a decoded request to a response, per verb. The store is reached only
 //! through [`Api::guaranteed_update`], `create`, `list` and `watch`.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -63,7 +62,13 @@ pub trait Admission: Send + Sync {
 
 /// Decides whether `user` may perform a request. The default allows every authenticated user.
 pub trait Authorizer: Send + Sync {
-    fn authorize(&self, user: &User, verb: &str, target: Option<&Target>, path: &str) -> Result<(), ApiError>;
+    fn authorize(
+        &self,
+        user: &User,
+        verb: &str,
+        target: Option<&Target>,
+        path: &str,
+    ) -> Result<(), ApiError>;
 }
 
 pub struct AllowAll;
@@ -115,7 +120,8 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 
 pub fn respond(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
     let mut response = Response::new(full(body));
-    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if let Ok(v) = content_type.parse() {
         response.headers_mut().insert(http::header::CONTENT_TYPE, v);
     }
@@ -152,12 +158,16 @@ pub fn store_error(def: &ResourceDef, name: &str, error: StoreError) -> ApiError
         StoreError::Compacted { requested, compacted } => {
             ApiError::expired(format!("too old resource version: {requested} ({compacted})"))
         }
-        StoreError::FutureRevision { requested, current } => {
-            ApiError::timeout(format!("Too large resource version: {requested}, current: {current}"))
-        }
+        StoreError::FutureRevision { requested, current } => ApiError::timeout(format!(
+            "Too large resource version: {requested}, current: {current}"
+        )),
         StoreError::TooLarge { .. } => ApiError::too_large("etcdserver: request is too large"),
-        StoreError::Unavailable { message, .. } => ApiError::service_unavailable(format!("storage unavailable: {message}")),
-        StoreError::Corrupt { message } => ApiError::internal(format!("storage is corrupt: {message}")),
+        StoreError::Unavailable { message, .. } => {
+            ApiError::service_unavailable(format!("storage unavailable: {message}"))
+        }
+        StoreError::Corrupt { message } => {
+            ApiError::internal(format!("storage is corrupt: {message}"))
+        }
     }
 }
 
@@ -188,8 +198,9 @@ impl Filter {
     pub fn parse(def: &ResourceDef, query: &Query) -> Result<Filter, ApiError> {
         let labels = match query.get("labelSelector") {
             Some(s) => {
-                let parsed = LabelSelector::parse(s)
-                    .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
+                let parsed = LabelSelector::parse(s).map_err(|e| {
+                    ApiError::bad_request(format!("unable to parse requirement: {e}"))
+                })?;
                 (!parsed.is_empty()).then_some(parsed)
             }
             None => None,
@@ -239,7 +250,8 @@ struct ContinueToken {
 
 pub fn encode_continue(rv: u64, key: &[u8]) -> String {
     let token = ContinueToken { rv, start: String::from_utf8_lossy(key).into_owned() };
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&token).unwrap_or_default())
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&token).unwrap_or_default())
 }
 
 fn decode_continue(token: &str) -> Result<ContinueToken, ApiError> {
@@ -274,7 +286,10 @@ fn field_manager(query: &Query, headers: &HeaderMap) -> String {
 
 fn random_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    uuid::Uuid::new_v4().as_bytes()[..5].iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
+    uuid::Uuid::new_v4().as_bytes()[..5]
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
 }
 
 /// Parses a write body (JSON or YAML), refusing other media types with a clear message.
@@ -310,7 +325,11 @@ impl Api {
     }
 
     /// Handles one request from an authenticated (or anonymous) caller.
-    pub async fn handle(self: &Arc<Self>, req: http::Request<hyper::body::Incoming>, user: Option<User>) -> Response<Body> {
+    pub async fn handle(
+        self: &Arc<Self>,
+        req: http::Request<hyper::body::Incoming>,
+        user: Option<User>,
+    ) -> Response<Body> {
         // An "unreachable" server never answers: hold the request until it is reachable again.
         while self.availability.is_unreachable() {
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -325,7 +344,10 @@ impl Api {
         let response = match (&user, public) {
             (None, false) => error_response(&ApiError::unauthorized()),
             _ => {
-                let user = user.unwrap_or_else(|| User { name: "system:anonymous".into(), groups: vec!["system:unauthenticated".into()] });
+                let user = user.unwrap_or_else(|| User {
+                    name: "system:anonymous".into(),
+                    groups: vec!["system:unauthenticated".into()],
+                });
                 let target = match &route {
                     Some(Route::Resource(t)) => Some(t),
                     _ => None,
@@ -333,14 +355,24 @@ impl Api {
                 match self.authorizer.authorize(&user, &verb, target, &path) {
                     Err(e) => error_response(&e),
                     Ok(()) => {
-                        let body_bytes = if matches!(parts.method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE) {
-                            match http_body_util::Limited::new(body, MAX_BODY_BYTES).collect().await {
+                        let body_bytes = if matches!(
+                            parts.method,
+                            Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+                        ) {
+                            match http_body_util::Limited::new(body, MAX_BODY_BYTES).collect().await
+                            {
                                 Ok(collected) => Ok(collected.to_bytes()),
                                 Err(e) => {
-                                    if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                                        Err(ApiError::too_large(format!("the request body is larger than {MAX_BODY_BYTES} bytes")))
+                                    if e.downcast_ref::<http_body_util::LengthLimitError>()
+                                        .is_some()
+                                    {
+                                        Err(ApiError::too_large(format!(
+                                            "the request body is larger than {MAX_BODY_BYTES} bytes"
+                                        )))
                                     } else {
-                                        Err(ApiError::bad_request(format!("reading the request body: {e}")))
+                                        Err(ApiError::bad_request(format!(
+                                            "reading the request body: {e}"
+                                        )))
                                     }
                                 }
                             }
@@ -349,10 +381,12 @@ impl Api {
                         };
                         match body_bytes {
                             Err(e) => error_response(&e),
-                            Ok(bytes) => match self.dispatch(&parts, route, &query, bytes, &user).await {
-                                Ok(r) => r,
-                                Err(e) => error_response(&e),
-                            },
+                            Ok(bytes) => {
+                                match self.dispatch(&parts, route, &query, bytes, &user).await {
+                                    Ok(r) => r,
+                                    Err(e) => error_response(&e),
+                                }
+                            }
                         }
                     }
                 }
@@ -375,23 +409,39 @@ impl Api {
         user: &User,
     ) -> Result<Response<Body>, ApiError> {
         let Some(route) = route else { return Err(ApiError::path_not_found()) };
-        let get_only = |m: &Method| if *m == Method::GET || *m == Method::HEAD { Ok(()) } else { Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource")) };
+        let get_only = |m: &Method| {
+            if *m == Method::GET || *m == Method::HEAD {
+                Ok(())
+            } else {
+                Err(ApiError::method_not_allowed(
+                    "the server does not allow this method on the requested resource",
+                ))
+            }
+        };
         match route {
             Route::Version => {
                 get_only(&parts.method)?;
                 Ok(json_response(200, &discovery::version(&self.git_version)))
             }
-            Route::Health(_) if self.availability.is_unhealthy() => {
-                Ok(respond(500, "text/plain; charset=utf-8", "[-]etcd failed: reason withheld\nhealthz check failed"))
-            }
+            Route::Health(_) if self.availability.is_unhealthy() => Ok(respond(
+                500,
+                "text/plain; charset=utf-8",
+                "[-]etcd failed: reason withheld\nhealthz check failed",
+            )),
             Route::Health(_) => Ok(respond(200, "text/plain; charset=utf-8", "ok")),
             Route::Metrics => Ok(respond(200, "text/plain; version=0.0.4", self.metrics.render())),
             Route::OpenApiV2 => {
                 // An empty protobuf Document: kubectl accepts it and falls back to its compiled-in
                 // types; see KUBE-API-COMPAT.md §0.3.
-                Ok(respond(200, "application/com.github.proto-openapi.spec.v2.v1.0+protobuf", Bytes::new()))
+                Ok(respond(
+                    200,
+                    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+                    Bytes::new(),
+                ))
             }
-            Route::OpenApiV3Index => Ok(json_response(200, &discovery::openapi_v3_index(&self.registry))),
+            Route::OpenApiV3Index => {
+                Ok(json_response(200, &discovery::openapi_v3_index(&self.registry)))
+            }
             Route::OpenApiV3(gv) => match discovery::openapi_v3_doc(&self.registry, &gv) {
                 Some(doc) => Ok(json_response(200, &doc)),
                 None => Err(ApiError::path_not_found()),
@@ -399,20 +449,32 @@ impl Api {
             Route::CoreGroup => {
                 get_only(&parts.method)?;
                 match request::aggregated_discovery(&parts.headers) {
-                    Some(v) => Ok(respond(200, &discovery::aggregated_content_type(v), serde_json::to_vec(&discovery::aggregated(&self.registry, true, v)).unwrap_or_default())),
+                    Some(v) => Ok(respond(
+                        200,
+                        &discovery::aggregated_content_type(v),
+                        serde_json::to_vec(&discovery::aggregated(&self.registry, true, v))
+                            .unwrap_or_default(),
+                    )),
                     None => Ok(json_response(200, &discovery::core_versions(&self.server_address))),
                 }
             }
             Route::Groups => {
                 get_only(&parts.method)?;
                 match request::aggregated_discovery(&parts.headers) {
-                    Some(v) => Ok(respond(200, &discovery::aggregated_content_type(v), serde_json::to_vec(&discovery::aggregated(&self.registry, false, v)).unwrap_or_default())),
+                    Some(v) => Ok(respond(
+                        200,
+                        &discovery::aggregated_content_type(v),
+                        serde_json::to_vec(&discovery::aggregated(&self.registry, false, v))
+                            .unwrap_or_default(),
+                    )),
                     None => Ok(json_response(200, &discovery::groups(&self.registry))),
                 }
             }
             Route::Group(name) => {
                 get_only(&parts.method)?;
-                discovery::group(&self.registry, &name).map(|g| json_response(200, &g)).ok_or_else(ApiError::path_not_found)
+                discovery::group(&self.registry, &name)
+                    .map(|g| json_response(200, &g))
+                    .ok_or_else(ApiError::path_not_found)
             }
             Route::ResourceList { group, version } => {
                 get_only(&parts.method)?;
@@ -448,7 +510,14 @@ impl Api {
             (&Method::GET, None, None) => {
                 let wanted = request::negotiate(headers)?;
                 if query.flag("watch") {
-                    crate::watch::watch(Arc::clone(self), def, ns.map(str::to_owned), query.clone(), wanted).await
+                    crate::watch::watch(
+                        Arc::clone(self),
+                        def,
+                        ns.map(str::to_owned),
+                        query.clone(),
+                        wanted,
+                    )
+                    .await
                 } else {
                     self.list(&def, ns, query, wanted).await
                 }
@@ -463,19 +532,38 @@ impl Api {
                 Ok(json_response(200, &strategy::scale_of(&def, &object)?))
             }
             (&Method::POST, None, None) => self.create(&def, ns, headers, &body, query, user).await,
-            (&Method::PUT, Some(name), sub) => self.update(&def, ns, name, sub, headers, &body, query, user).await,
-            (&Method::PATCH, Some(name), sub) => self.patch(&def, ns, name, sub, headers, &body, query, user).await,
-            (&Method::DELETE, Some(name), None) => self.delete(&def, ns, name, &body, query, user).await,
-            (&Method::DELETE, None, None) => self.delete_collection(&def, ns, &body, query, user).await,
-            (_, Some(_), Some(sub)) if !matches!(sub, "status" | "scale") || (sub == "status" && !def.status) || (sub == "scale" && def.scale.is_none()) => {
+            (&Method::PUT, Some(name), sub) => {
+                self.update(&def, ns, name, sub, headers, &body, query, user).await
+            }
+            (&Method::PATCH, Some(name), sub) => {
+                self.patch(&def, ns, name, sub, headers, &body, query, user).await
+            }
+            (&Method::DELETE, Some(name), None) => {
+                self.delete(&def, ns, name, &body, query, user).await
+            }
+            (&Method::DELETE, None, None) => {
+                self.delete_collection(&def, ns, &body, query, user).await
+            }
+            (_, Some(_), Some(sub))
+                if !matches!(sub, "status" | "scale")
+                    || (sub == "status" && !def.status)
+                    || (sub == "scale" && def.scale.is_none()) =>
+            {
                 Err(ApiError::path_not_found())
             }
-            _ => Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource")),
+            _ => Err(ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            )),
         }
     }
 
     /// Reads one object (current state), as stored plus its resourceVersion.
-    pub async fn read(&self, def: &ResourceDef, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
+    pub async fn read(
+        &self,
+        def: &ResourceDef,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
         let key = def.key(ns, name);
         match self.store.get(key.as_bytes(), None).await.map_err(|e| store_error(def, name, e))? {
             Some(kv) => Ok(self.convert_out(def, codec::decode(&kv.value, kv.mod_revision.0))),
@@ -494,18 +582,36 @@ impl Api {
     fn convert_in(&self, def: &ResourceDef, mut object: Value) -> Value {
         if def.version != def.storage_version {
             let group = &def.group;
-            object["apiVersion"] = json!(if group.is_empty() { def.storage_version.clone() } else { format!("{group}/{}", def.storage_version) });
+            object["apiVersion"] = json!(if group.is_empty() {
+                def.storage_version.clone()
+            } else {
+                format!("{group}/{}", def.storage_version)
+            });
         }
         object
     }
 
-    async fn get(&self, def: &ResourceDef, ns: Option<&str>, name: &str, query: &Query, wanted: Wanted) -> Result<Response<Body>, ApiError> {
+    async fn get(
+        &self,
+        def: &ResourceDef,
+        ns: Option<&str>,
+        name: &str,
+        query: &Query,
+        wanted: Wanted,
+    ) -> Result<Response<Body>, ApiError> {
         let object = self.read(def, ns, name).await?;
         Ok(match wanted {
             Wanted::Json => json_response(200, &object),
-            Wanted::Metadata => json_response(200, &json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": object["metadata"]})),
+            Wanted::Metadata => json_response(
+                200,
+                &json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": object["metadata"]}),
+            ),
             Wanted::Table => {
-                let builder = TableBuilder::new(def, IncludeObject::parse(query.get("includeObject")), now_seconds());
+                let builder = TableBuilder::new(
+                    def,
+                    IncludeObject::parse(query.get("includeObject")),
+                    now_seconds(),
+                );
                 let meta = json!({"resourceVersion": meta_str(&object, "resourceVersion").unwrap_or_default()});
                 json_response(200, &builder.table(vec![builder.row(&object)], meta, true))
             }
@@ -513,28 +619,73 @@ impl Api {
     }
 
     /// Resolves the revision a list reads at, and where it starts.
-    async fn list_position(&self, def: &ResourceDef, query: &Query) -> Result<(Revision, Option<Bytes>), ApiError> {
+    async fn list_position(
+        &self,
+        def: &ResourceDef,
+        query: &Query,
+    ) -> Result<(Revision, Option<Bytes>), ApiError> {
         let rv = query.get("resourceVersion");
         let rvm = query.get("resourceVersionMatch");
         let cont = query.get("continue");
         let invalid = |field: &str, value: &str, detail: &str| {
-            ApiError::invalid("ListOptions", "meta.k8s.io", "", vec![Cause::invalid(field, &json!(value), detail)])
+            ApiError::invalid(
+                "ListOptions",
+                "meta.k8s.io",
+                "",
+                vec![Cause::invalid(field, &json!(value), detail)],
+            )
         };
         if query.get("sendInitialEvents").is_some() {
-            return Err(ApiError::invalid("ListOptions", "meta.k8s.io", "", vec![Cause::forbidden("sendInitialEvents", "sendInitialEvents is forbidden for list")]));
+            return Err(ApiError::invalid(
+                "ListOptions",
+                "meta.k8s.io",
+                "",
+                vec![Cause::forbidden(
+                    "sendInitialEvents",
+                    "sendInitialEvents is forbidden for list",
+                )],
+            ));
         }
         if let Some(m) = rvm {
             if !matches!(m, "NotOlderThan" | "Exact") {
-                return Err(invalid("resourceVersionMatch", m, "supported values: \"Exact\", \"NotOlderThan\""));
+                return Err(invalid(
+                    "resourceVersionMatch",
+                    m,
+                    "supported values: \"Exact\", \"NotOlderThan\"",
+                ));
             }
             if rv.is_none() {
-                return Err(ApiError::invalid("ListOptions", "meta.k8s.io", "", vec![Cause::forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden unless resourceVersion is provided")]));
+                return Err(ApiError::invalid(
+                    "ListOptions",
+                    "meta.k8s.io",
+                    "",
+                    vec![Cause::forbidden(
+                        "resourceVersionMatch",
+                        "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                    )],
+                ));
             }
             if cont.is_some() {
-                return Err(ApiError::invalid("ListOptions", "meta.k8s.io", "", vec![Cause::forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden when continue is provided")]));
+                return Err(ApiError::invalid(
+                    "ListOptions",
+                    "meta.k8s.io",
+                    "",
+                    vec![Cause::forbidden(
+                        "resourceVersionMatch",
+                        "resourceVersionMatch is forbidden when continue is provided",
+                    )],
+                ));
             }
             if m == "Exact" && rv == Some("0") {
-                return Err(ApiError::invalid("ListOptions", "meta.k8s.io", "", vec![Cause::forbidden("resourceVersionMatch", "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"")]));
+                return Err(ApiError::invalid(
+                    "ListOptions",
+                    "meta.k8s.io",
+                    "",
+                    vec![Cause::forbidden(
+                        "resourceVersionMatch",
+                        "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+                    )],
+                ));
             }
         }
         if let Some(token) = cont {
@@ -545,7 +696,9 @@ impl Api {
         match rv {
             None | Some("0") => Ok((current, None)),
             Some(v) => {
-                let n: u64 = v.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version: {v:?}")))?;
+                let n: u64 = v.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid resource version: {v:?}"))
+                })?;
                 if rvm == Some("Exact") {
                     return Ok((Revision(n), None));
                 }
@@ -553,13 +706,24 @@ impl Api {
                     // Wait briefly for the revision to arrive (another apiserver may have written it).
                     let deadline = Instant::now() + Duration::from_secs(3);
                     loop {
-                        let now = self.store.current_revision().await.map_err(|e| store_error(def, "", e))?;
+                        let now = self
+                            .store
+                            .current_revision()
+                            .await
+                            .map_err(|e| store_error(def, "", e))?;
                         if now.0 >= n {
                             return Ok((now, None));
                         }
                         if Instant::now() > deadline {
-                            return Err(ApiError::timeout(format!("Too large resource version: {n}, current: {}", now.0))
-                                .with_cause(Cause { reason: "ResourceVersionTooLarge".into(), message: "Too large resource version".into(), field: String::new() }));
+                            return Err(ApiError::timeout(format!(
+                                "Too large resource version: {n}, current: {}",
+                                now.0
+                            ))
+                            .with_cause(Cause {
+                                reason: "ResourceVersionTooLarge".into(),
+                                message: "Too large resource version".into(),
+                                field: String::new(),
+                            }));
                         }
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
@@ -584,14 +748,23 @@ impl Api {
         let mut start = start_after;
         let chunk = limit.map(|l| l.clamp(1, 10_000)).unwrap_or(usize::MAX);
         loop {
-            let options = ListOptions { revision: Some(revision), limit: std::num::NonZeroUsize::new(chunk.clamp(1, 10_000)).filter(|_| chunk != usize::MAX), start_after: start.clone() };
+            let options = ListOptions {
+                revision: Some(revision),
+                limit: std::num::NonZeroUsize::new(chunk.clamp(1, 10_000))
+                    .filter(|_| chunk != usize::MAX),
+                start_after: start.clone(),
+            };
             let page = self.store.list(prefix.as_bytes(), options).await.map_err(|e| match e {
                 StoreError::Compacted { .. } if start.is_some() => ApiError::expired("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter."),
                 other => store_error(def, "", other),
             })?;
             let page_len = page.items.len();
             for (i, kv) in page.items.into_iter().enumerate() {
-                let decoded = if filter.is_empty() { None } else { Some(codec::decode(&kv.value, kv.mod_revision.0)) };
+                let decoded = if filter.is_empty() {
+                    None
+                } else {
+                    Some(codec::decode(&kv.value, kv.mod_revision.0))
+                };
                 if let Some(obj) = &decoded
                     && !filter.matches(def, obj)
                 {
@@ -613,19 +786,35 @@ impl Api {
         }
     }
 
-    async fn list(&self, def: &ResourceDef, ns: Option<&str>, query: &Query, wanted: Wanted) -> Result<Response<Body>, ApiError> {
+    async fn list(
+        &self,
+        def: &ResourceDef,
+        ns: Option<&str>,
+        query: &Query,
+        wanted: Wanted,
+    ) -> Result<Response<Body>, ApiError> {
         let filter = Filter::parse(def, query)?;
         let (revision, start) = self.list_position(def, query).await?;
         let limit = query.int("limit")?.filter(|l| *l > 0).map(|l| l as usize);
-        let (items, revision, token) = self.list_raw(def, ns, &filter, revision, start, limit).await?;
+        let (items, revision, token) =
+            self.list_raw(def, ns, &filter, revision, start, limit).await?;
         let mut meta = json!({"resourceVersion": revision.0.to_string()});
         if let Some(token) = &token {
             meta["continue"] = json!(token);
         }
         match wanted {
             Wanted::Json if def.version == def.storage_version => {
-                let mut out = BytesMut::with_capacity(items.iter().map(|(b, _, _)| b.len() + 32).sum::<usize>() + 256);
-                out.extend_from_slice(format!("{{\"kind\":\"{}\",\"apiVersion\":\"{}\",\"metadata\":", def.list_kind(), def.api_version()).as_bytes());
+                let mut out = BytesMut::with_capacity(
+                    items.iter().map(|(b, _, _)| b.len() + 32).sum::<usize>() + 256,
+                );
+                out.extend_from_slice(
+                    format!(
+                        "{{\"kind\":\"{}\",\"apiVersion\":\"{}\",\"metadata\":",
+                        def.list_kind(),
+                        def.api_version()
+                    )
+                    .as_bytes(),
+                );
                 out.extend_from_slice(&serde_json::to_vec(&meta).unwrap_or_default());
                 out.extend_from_slice(b",\"items\":[");
                 for (i, (stored, rv, _)) in items.iter().enumerate() {
@@ -638,8 +827,16 @@ impl Api {
                 Ok(respond(200, "application/json", out.freeze()))
             }
             Wanted::Json => {
-                let objects: Vec<Value> = items.into_iter().map(|(b, rv, d)| self.convert_out(def, d.unwrap_or_else(|| codec::decode(&b, rv)))).collect();
-                Ok(json_response(200, &json!({"kind": def.list_kind(), "apiVersion": def.api_version(), "metadata": meta, "items": objects})))
+                let objects: Vec<Value> = items
+                    .into_iter()
+                    .map(|(b, rv, d)| {
+                        self.convert_out(def, d.unwrap_or_else(|| codec::decode(&b, rv)))
+                    })
+                    .collect();
+                Ok(json_response(
+                    200,
+                    &json!({"kind": def.list_kind(), "apiVersion": def.api_version(), "metadata": meta, "items": objects}),
+                ))
             }
             Wanted::Metadata => {
                 let objects: Vec<Value> = items
@@ -649,13 +846,23 @@ impl Api {
                         json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]})
                     })
                     .collect();
-                Ok(json_response(200, &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": objects})))
+                Ok(json_response(
+                    200,
+                    &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": objects}),
+                ))
             }
             Wanted::Table => {
-                let builder = TableBuilder::new(def, IncludeObject::parse(query.get("includeObject")), now_seconds());
+                let builder = TableBuilder::new(
+                    def,
+                    IncludeObject::parse(query.get("includeObject")),
+                    now_seconds(),
+                );
                 let rows: Vec<Value> = items
                     .into_iter()
-                    .map(|(b, rv, d)| builder.row(&self.convert_out(def, d.unwrap_or_else(|| codec::decode(&b, rv)))))
+                    .map(|(b, rv, d)| {
+                        builder
+                            .row(&self.convert_out(def, d.unwrap_or_else(|| codec::decode(&b, rv))))
+                    })
                     .collect();
                 Ok(json_response(200, &builder.table(rows, meta, true)))
             }
@@ -688,13 +895,22 @@ impl Api {
     }
 
     /// Validation and defaulting shared by creates and updates of custom resources.
-    fn custom_checks(&self, def: &ResourceDef, object: &mut Value, query: &Query) -> Result<(), ApiError> {
+    fn custom_checks(
+        &self,
+        def: &ResourceDef,
+        object: &mut Value,
+        query: &Query,
+    ) -> Result<(), ApiError> {
         if let Some(schema) = &def.schema {
             let unknown = crd::prune(schema, object);
             if strict(query) && !unknown.is_empty() {
                 return Err(ApiError::bad_request(format!(
                     "strict decoding error: {}",
-                    unknown.iter().map(|f| format!("unknown field {f:?}")).collect::<Vec<_>>().join(", ")
+                    unknown
+                        .iter()
+                        .map(|f| format!("unknown field {f:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             }
             let causes = crd::validate(schema, object);
@@ -730,7 +946,12 @@ impl Api {
                     object::set_meta(&mut object, "name", json!(name));
                 }
                 _ => {
-                    return Err(ApiError::invalid(&def.kind, &def.group, "", vec![Cause::required("metadata.name", "name or generateName is required")]));
+                    return Err(ApiError::invalid(
+                        &def.kind,
+                        &def.group,
+                        "",
+                        vec![Cause::required("metadata.name", "name or generateName is required")],
+                    ));
                 }
             }
         }
@@ -740,7 +961,16 @@ impl Api {
         let applied = object.clone();
         strategy::prepare_create(def, &mut object, &now, &uid)?;
         self.custom_checks(def, &mut object, query)?;
-        self.admit(&AdmissionRequest { operation: Operation::Create, def, old: None, subresource: None, user }, &mut object)?;
+        self.admit(
+            &AdmissionRequest {
+                operation: Operation::Create,
+                def,
+                old: None,
+                subresource: None,
+                user,
+            },
+            &mut object,
+        )?;
         object::remove_meta(&mut object, "managedFields");
         if apply {
             let lists = |path: &[&str]| strategy::list_kind(def, path);
@@ -751,7 +981,17 @@ impl Api {
             {
                 m.remove("status");
             }
-            let _ = managed::apply(&json!({}), &mut entries, &scoped, manager, &def.api_version(), &now, None, true, &lists);
+            let _ = managed::apply(
+                &json!({}),
+                &mut entries,
+                &scoped,
+                manager,
+                &def.api_version(),
+                &now,
+                None,
+                true,
+                &lists,
+            );
             strategy::set_entries(&mut object, &entries);
         } else {
             strategy::record_managed(def, None, &mut object, manager, &now, Part::Main);
@@ -776,7 +1016,8 @@ impl Api {
         }
         let generated = object::name(&object).is_empty();
         for _attempt in 0..8 {
-            let prepared = self.new_object(def, ns, object.clone(), query, &manager, user, false)?;
+            let prepared =
+                self.new_object(def, ns, object.clone(), query, &manager, user, false)?;
             if dry {
                 return Ok(json_response(201, &prepared));
             }
@@ -792,14 +1033,26 @@ impl Api {
 
     /// Creates an object as an in-process controller would through the API (defaulting,
     /// validation, admission and ownership included).
-    pub async fn create_object(&self, def: &ResourceDef, ns: Option<&str>, object: Value, manager: &str) -> Result<Value, ApiError> {
+    pub async fn create_object(
+        &self,
+        def: &ResourceDef,
+        ns: Option<&str>,
+        object: Value,
+        manager: &str,
+    ) -> Result<Value, ApiError> {
         let user = User { name: manager.to_owned(), groups: vec!["system:masters".into()] };
-        let prepared = self.new_object(def, ns, object, &Query::default(), manager, &user, false)?;
+        let prepared =
+            self.new_object(def, ns, object, &Query::default(), manager, &user, false)?;
         self.store_create(def, ns, prepared).await
     }
 
     /// Stores a new object and returns it with its resourceVersion.
-    pub async fn store_create(&self, def: &ResourceDef, ns: Option<&str>, object: Value) -> Result<Value, ApiError> {
+    pub async fn store_create(
+        &self,
+        def: &ResourceDef,
+        ns: Option<&str>,
+        object: Value,
+    ) -> Result<Value, ApiError> {
         let object = self.convert_in(def, object);
         let name = object::name(&object).to_owned();
         let key = def.key(ns, &name);
@@ -834,17 +1087,37 @@ impl Api {
     ) -> Result<(Value, Written), ApiError> {
         let key = def.key(ns, name);
         for _attempt in 0..32 {
-            let kv = self.store.get(key.as_bytes(), None).await.map_err(|e| store_error(def, name, e))?;
-            let current = kv.as_ref().map(|kv| self.convert_out(def, codec::decode(&kv.value, kv.mod_revision.0)));
+            let kv = self
+                .store
+                .get(key.as_bytes(), None)
+                .await
+                .map_err(|e| store_error(def, name, e))?;
+            let current = kv
+                .as_ref()
+                .map(|kv| self.convert_out(def, codec::decode(&kv.value, kv.mod_revision.0)));
             let decision = decide(current.as_ref())?;
             let decision = match decision {
-                Decision::Update(new) if meta_str(&new, "deletionTimestamp").is_some() && object::finalizers(&new).is_empty()
-                    && !(def.kind == "Namespace" && def.group.is_empty() && new.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty())) => Decision::Delete,
+                Decision::Update(new)
+                    if meta_str(&new, "deletionTimestamp").is_some()
+                        && object::finalizers(&new).is_empty()
+                        && !(def.kind == "Namespace"
+                            && def.group.is_empty()
+                            && new
+                                .pointer("/spec/finalizers")
+                                .and_then(Value::as_array)
+                                .is_some_and(|f| !f.is_empty())) =>
+                {
+                    Decision::Delete
+                }
                 other => other,
             };
             match (decision, kv, current) {
-                (Decision::Unchanged, _, Some(current)) => return Ok((current, Written::Unchanged)),
-                (Decision::Unchanged, _, None) => return Err(ApiError::not_found(&def.plural, &def.group, name)),
+                (Decision::Unchanged, _, Some(current)) => {
+                    return Ok((current, Written::Unchanged));
+                }
+                (Decision::Unchanged, _, None) => {
+                    return Err(ApiError::not_found(&def.plural, &def.group, name));
+                }
                 (Decision::Create(object), None, _) => {
                     if dry {
                         return Ok((object, Written::Created));
@@ -861,9 +1134,18 @@ impl Api {
                         return Ok((object, Written::Updated));
                     }
                     let object = self.convert_in(def, object);
-                    match self.store.update(Bytes::from(key.clone().into_bytes()), Bytes::from(codec::encode(&object)), kv.mod_revision).await {
+                    match self
+                        .store
+                        .update(
+                            Bytes::from(key.clone().into_bytes()),
+                            Bytes::from(codec::encode(&object)),
+                            kv.mod_revision,
+                        )
+                        .await
+                    {
                         Ok(new) => {
-                            let updated = self.convert_out(def, codec::decode(&new.value, new.mod_revision.0));
+                            let updated = self
+                                .convert_out(def, codec::decode(&new.value, new.mod_revision.0));
                             self.after_write(def, &updated, Written::Updated);
                             return Ok((updated, Written::Updated));
                         }
@@ -878,7 +1160,11 @@ impl Api {
                     match self.store.delete(key.as_bytes(), Some(kv.mod_revision)).await {
                         Ok(deleted) => {
                             let mut last = current;
-                            object::set_meta(&mut last, "resourceVersion", json!(deleted.revision.0.to_string()));
+                            object::set_meta(
+                                &mut last,
+                                "resourceVersion",
+                                json!(deleted.revision.0.to_string()),
+                            );
                             self.after_write(def, &last, Written::Deleted);
                             return Ok((last, Written::Deleted));
                         }
@@ -891,7 +1177,12 @@ impl Api {
                 }
             }
         }
-        Err(ApiError::conflict_because(&def.plural, &def.group, name, "too many concurrent modifications; please retry"))
+        Err(ApiError::conflict_because(
+            &def.plural,
+            &def.group,
+            name,
+            "too many concurrent modifications; please retry",
+        ))
     }
 
     /// The shared part of update and patch: from the desired object to a decision.
@@ -911,7 +1202,16 @@ impl Api {
         strategy::validate_meta(def, &new)?;
         self.custom_checks(def, &mut new, query)?;
         let subresource = (part == Part::Status).then_some("status");
-        self.admit(&AdmissionRequest { operation: Operation::Update, def, old: Some(current), subresource, user }, &mut new)?;
+        self.admit(
+            &AdmissionRequest {
+                operation: Operation::Update,
+                def,
+                old: Some(current),
+                subresource,
+                user,
+            },
+            &mut new,
+        )?;
         if record {
             strategy::record_managed(def, Some(current), &mut new, manager, &now_rfc3339(), part);
         }
@@ -940,7 +1240,9 @@ impl Api {
             let precondition = meta_str(&desired, "resourceVersion").map(str::to_owned);
             let (object, _) = self
                 .guaranteed_update(def, ns, name, dry, &mut |current| {
-                    let Some(current) = current else { return Err(ApiError::not_found(&def.plural, &def.group, name)) };
+                    let Some(current) = current else {
+                        return Err(ApiError::not_found(&def.plural, &def.group, name));
+                    };
                     if let Some(rv) = &precondition
                         && meta_str(current, "resourceVersion") != Some(rv.as_str())
                     {
@@ -962,10 +1264,13 @@ impl Api {
                 object::name(&desired)
             )));
         }
-        let precondition = meta_str(&desired, "resourceVersion").filter(|s| !s.is_empty()).map(str::to_owned);
+        let precondition =
+            meta_str(&desired, "resourceVersion").filter(|s| !s.is_empty()).map(str::to_owned);
         let (object, _) = self
             .guaranteed_update(def, ns, name, dry, &mut |current| {
-                let Some(current) = current else { return Err(ApiError::not_found(&def.plural, &def.group, name)) };
+                let Some(current) = current else {
+                    return Err(ApiError::not_found(&def.plural, &def.group, name));
+                };
                 if let Some(rv) = &precondition
                     && meta_str(current, "resourceVersion") != Some(rv.as_str())
                 {
@@ -993,10 +1298,18 @@ impl Api {
         let kind = request::body_type(headers);
         let force = query.get("force");
         if kind != BodyType::ApplyPatch && force.is_some() {
-            return Err(ApiError::invalid("PatchOptions", "meta.k8s.io", "", vec![Cause::forbidden("force", "may not be specified for non-apply patch")]));
+            return Err(ApiError::invalid(
+                "PatchOptions",
+                "meta.k8s.io",
+                "",
+                vec![Cause::forbidden("force", "may not be specified for non-apply patch")],
+            ));
         }
         let patch_doc = match kind {
-            BodyType::JsonPatch | BodyType::MergePatch | BodyType::StrategicPatch | BodyType::Json => request::parse_document(body, false)?,
+            BodyType::JsonPatch
+            | BodyType::MergePatch
+            | BodyType::StrategicPatch
+            | BodyType::Json => request::parse_document(body, false)?,
             BodyType::ApplyPatch => request::parse_document(body, true)?,
             _ => {
                 return Err(ApiError::unsupported_media_type(
@@ -1010,14 +1323,20 @@ impl Api {
             ));
         }
         if kind == BodyType::ApplyPatch {
-            return self.apply(def, ns, name, sub, patch_doc, query, force == Some("true"), dry, user).await;
+            return self
+                .apply(def, ns, name, sub, patch_doc, query, force == Some("true"), dry, user)
+                .await;
         }
         let manager = field_manager(query, headers);
         let part = if sub == Some("status") { Part::Status } else { Part::Main };
         let apply_patch = |target: &mut Value| -> Result<(), ApiError> {
             let result = match kind {
                 BodyType::JsonPatch => patch::json::apply(target, &patch_doc),
-                BodyType::StrategicPatch => patch::strategic::apply(target, &patch_doc, if sub == Some("scale") { "Scale" } else { &def.kind }),
+                BodyType::StrategicPatch => patch::strategic::apply(
+                    target,
+                    &patch_doc,
+                    if sub == Some("scale") { "Scale" } else { &def.kind },
+                ),
                 _ => {
                     if !patch_doc.is_object() {
                         return Err(ApiError::bad_request("a merge patch must be a JSON object"));
@@ -1033,8 +1352,11 @@ impl Api {
         };
         let (object, written) = self
             .guaranteed_update(def, ns, name, dry, &mut |current| {
-                let Some(current) = current else { return Err(ApiError::not_found(&def.plural, &def.group, name)) };
-                let current_rv = meta_str(current, "resourceVersion").unwrap_or_default().to_owned();
+                let Some(current) = current else {
+                    return Err(ApiError::not_found(&def.plural, &def.group, name));
+                };
+                let current_rv =
+                    meta_str(current, "resourceVersion").unwrap_or_default().to_owned();
                 if sub == Some("scale") {
                     let mut scale = strategy::scale_of(def, current)?;
                     apply_patch(&mut scale)?;
@@ -1043,7 +1365,16 @@ impl Api {
                     }
                     let mut new = current.clone();
                     strategy::apply_scale(def, &mut new, &scale)?;
-                    return self.decide_update(def, current, new, Part::Main, query, &manager, user, true);
+                    return self.decide_update(
+                        def,
+                        current,
+                        new,
+                        Part::Main,
+                        query,
+                        &manager,
+                        user,
+                        true,
+                    );
                 }
                 let mut patched = current.clone();
                 apply_patch(&mut patched)?;
@@ -1054,8 +1385,18 @@ impl Api {
                 }
                 strategy::check_type(def, &mut patched)?;
                 // A patch that replaces managedFields (kubectl's CSA→SSA migration) is kept as is.
-                let replaced_managed = patched.pointer("/metadata/managedFields") != current.pointer("/metadata/managedFields");
-                self.decide_update(def, current, patched, part, query, &manager, user, !replaced_managed)
+                let replaced_managed = patched.pointer("/metadata/managedFields")
+                    != current.pointer("/metadata/managedFields");
+                self.decide_update(
+                    def,
+                    current,
+                    patched,
+                    part,
+                    query,
+                    &manager,
+                    user,
+                    !replaced_managed,
+                )
             })
             .await?;
         let _ = written;
@@ -1079,7 +1420,12 @@ impl Api {
         user: &User,
     ) -> Result<Response<Body>, ApiError> {
         let Some(manager) = query.get("fieldManager").map(str::to_owned) else {
-            return Err(ApiError::invalid("PatchOptions", "meta.k8s.io", "", vec![Cause::required("fieldManager", "is required for apply patch")]));
+            return Err(ApiError::invalid(
+                "PatchOptions",
+                "meta.k8s.io",
+                "",
+                vec![Cause::required("fieldManager", "is required for apply patch")],
+            ));
         };
         if !applied.is_object() {
             return Err(ApiError::bad_request("an apply patch must be an object"));
@@ -1097,14 +1443,16 @@ impl Api {
             self.check_namespace_open(ns).await?;
         }
         let lists = |path: &[&str]| strategy::list_kind(def, path);
-        let precondition = meta_str(&applied, "resourceVersion").filter(|s| !s.is_empty()).map(str::to_owned);
+        let precondition =
+            meta_str(&applied, "resourceVersion").filter(|s| !s.is_empty()).map(str::to_owned);
         let (object, written) = self
             .guaranteed_update(def, ns, name, dry, &mut |current| {
                 let Some(current) = current else {
                     if part == Part::Status {
                         return Err(ApiError::not_found(&def.plural, &def.group, name));
                     }
-                    let created = self.new_object(def, ns, applied.clone(), query, &manager, user, true)?;
+                    let created =
+                        self.new_object(def, ns, applied.clone(), query, &manager, user, true)?;
                     return Ok(Decision::Create(created));
                 };
                 if let Some(rv) = &precondition
@@ -1122,22 +1470,38 @@ impl Api {
                     }
                 }
                 if part == Part::Status {
-                    scoped_applied = json!({"status": applied.get("status").cloned().unwrap_or(json!({}))});
+                    scoped_applied =
+                        json!({"status": applied.get("status").cloned().unwrap_or(json!({}))});
                 }
                 let subresource = (part == Part::Status).then_some("status");
-                let merged = managed::apply(current, &mut entries, &scoped_applied, &manager, &def.api_version(), &now_rfc3339(), subresource, force, &lists)
-                    .map_err(|conflicts| {
-                        let mut error = ApiError::new(409, "Conflict", managed::conflict_message(&conflicts));
-                        error.causes = conflicts
-                            .iter()
-                            .map(|c| Cause {
-                                reason: "FieldManagerConflict".into(),
-                                message: if c.operation == "Update" { format!("conflict with {:?} using {}", c.manager, c.api_version) } else { format!("conflict with {:?}", c.manager) },
-                                field: c.field.clone(),
-                            })
-                            .collect();
-                        error
-                    })?;
+                let merged = managed::apply(
+                    current,
+                    &mut entries,
+                    &scoped_applied,
+                    &manager,
+                    &def.api_version(),
+                    &now_rfc3339(),
+                    subresource,
+                    force,
+                    &lists,
+                )
+                .map_err(|conflicts| {
+                    let mut error =
+                        ApiError::new(409, "Conflict", managed::conflict_message(&conflicts));
+                    error.causes = conflicts
+                        .iter()
+                        .map(|c| Cause {
+                            reason: "FieldManagerConflict".into(),
+                            message: if c.operation == "Update" {
+                                format!("conflict with {:?} using {}", c.manager, c.api_version)
+                            } else {
+                                format!("conflict with {:?}", c.manager)
+                            },
+                            field: c.field.clone(),
+                        })
+                        .collect();
+                    error
+                })?;
                 let mut merged = merged;
                 strategy::set_entries(&mut merged, &entries);
                 self.decide_update(def, current, merged, part, query, &manager, user, false)
@@ -1147,16 +1511,39 @@ impl Api {
         Ok(json_response(status, &object))
     }
 
-    async fn delete(&self, def: &ResourceDef, ns: Option<&str>, name: &str, body: &[u8], query: &Query, user: &User) -> Result<Response<Body>, ApiError> {
+    async fn delete(
+        &self,
+        def: &ResourceDef,
+        ns: Option<&str>,
+        name: &str,
+        body: &[u8],
+        query: &Query,
+        user: &User,
+    ) -> Result<Response<Body>, ApiError> {
         let options = delete_options(body, query)?;
         let dry = dry_run(query)? || options.dry_run;
         let (object, written) = self.delete_object(def, ns, name, &options, dry, user).await?;
-        let status = if written == Written::Deleted || written == Written::Updated || written == Written::Unchanged { 200 } else { 202 };
+        let status = if written == Written::Deleted
+            || written == Written::Updated
+            || written == Written::Unchanged
+        {
+            200
+        } else {
+            202
+        };
         Ok(json_response(status, &object))
     }
 
     /// Deletes one object under the given options (finalizers and propagation honoured).
-    pub async fn delete_object(&self, def: &ResourceDef, ns: Option<&str>, name: &str, options: &DeleteOptions, dry: bool, user: &User) -> Result<(Value, Written), ApiError> {
+    pub async fn delete_object(
+        &self,
+        def: &ResourceDef,
+        ns: Option<&str>,
+        name: &str,
+        options: &DeleteOptions,
+        dry: bool,
+        user: &User,
+    ) -> Result<(Value, Written), ApiError> {
         self.guaranteed_update(def, ns, name, dry, &mut |current| {
             let Some(current) = current else { return Err(ApiError::not_found(&def.plural, &def.group, name)) };
             if let Some(uid) = &options.uid
@@ -1211,7 +1598,14 @@ impl Api {
         .await
     }
 
-    async fn delete_collection(&self, def: &ResourceDef, ns: Option<&str>, body: &[u8], query: &Query, user: &User) -> Result<Response<Body>, ApiError> {
+    async fn delete_collection(
+        &self,
+        def: &ResourceDef,
+        ns: Option<&str>,
+        body: &[u8],
+        query: &Query,
+        user: &User,
+    ) -> Result<Response<Body>, ApiError> {
         let options = delete_options(body, query)?;
         let dry = dry_run(query)? || options.dry_run;
         let filter = Filter::parse(def, query)?;
@@ -1221,14 +1615,18 @@ impl Api {
         for (stored, rv, decoded) in items {
             let object = decoded.unwrap_or_else(|| codec::decode(&stored, rv));
             let name = object::name(&object).to_owned();
-            let item_ns = if def.namespaced { Some(object::namespace(&object).to_owned()) } else { None };
+            let item_ns =
+                if def.namespaced { Some(object::namespace(&object).to_owned()) } else { None };
             match self.delete_object(def, item_ns.as_deref(), &name, &options, dry, user).await {
                 Ok((object, _)) => deleted.push(object),
                 Err(e) if e.code == 404 => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(json_response(200, &json!({"kind": def.list_kind(), "apiVersion": def.api_version(), "metadata": {}, "items": deleted})))
+        Ok(json_response(
+            200,
+            &json!({"kind": def.list_kind(), "apiVersion": def.api_version(), "metadata": {}, "items": deleted}),
+        ))
     }
 }
 
@@ -1245,12 +1643,15 @@ pub struct DeleteOptions {
 fn delete_options(body: &[u8], query: &Query) -> Result<DeleteOptions, ApiError> {
     let mut options = DeleteOptions::default();
     if !body.iter().all(u8::is_ascii_whitespace) {
-        let v: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?;
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?;
         options.propagation = v.get("propagationPolicy").and_then(Value::as_str).map(str::to_owned);
         options.orphan_dependents = v.get("orphanDependents").and_then(Value::as_bool);
         options.uid = v.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_owned);
-        options.resource_version = v.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_owned);
-        options.dry_run = v.get("dryRun").and_then(Value::as_array).is_some_and(|d| d.iter().any(|x| x == "All"));
+        options.resource_version =
+            v.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_owned);
+        options.dry_run =
+            v.get("dryRun").and_then(Value::as_array).is_some_and(|d| d.iter().any(|x| x == "All"));
     }
     if let Some(p) = query.get("propagationPolicy") {
         options.propagation = Some(p.to_owned());
@@ -1258,7 +1659,16 @@ fn delete_options(body: &[u8], query: &Query) -> Result<DeleteOptions, ApiError>
     if let Some(p) = &options.propagation
         && !matches!(p.as_str(), "Background" | "Foreground" | "Orphan")
     {
-        return Err(ApiError::invalid("DeleteOptions", "meta.k8s.io", "", vec![Cause::not_supported("propagationPolicy", &json!(p), &["Background", "Foreground", "Orphan"])]));
+        return Err(ApiError::invalid(
+            "DeleteOptions",
+            "meta.k8s.io",
+            "",
+            vec![Cause::not_supported(
+                "propagationPolicy",
+                &json!(p),
+                &["Background", "Foreground", "Orphan"],
+            )],
+        ));
     }
     Ok(options)
 }
@@ -1284,13 +1694,4 @@ fn describe(method: &Method, route: &Option<Route>, query: &Query) -> (String, S
         None => t.resource.clone(),
     };
     (verb.to_owned(), resource)
-}
-
-/// Group/kind lookups for owner references.
-pub fn kinds_by_api_version(registry: &Registry) -> HashMap<(String, String), Arc<ResourceDef>> {
-    let mut out = HashMap::new();
-    for def in registry.all() {
-        out.insert((def.api_version(), def.kind.clone()), def);
-    }
-    out
 }

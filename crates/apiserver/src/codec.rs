@@ -14,7 +14,8 @@ pub fn encode(object: &Value) -> Vec<u8> {
         return serde_json::to_vec(object).unwrap_or_default();
     };
     out.extend_from_slice(b"{\"metadata\":");
-    let mut meta = map.get("metadata").cloned().unwrap_or_else(|| Value::Object(Default::default()));
+    let mut meta =
+        map.get("metadata").cloned().unwrap_or_else(|| Value::Object(Default::default()));
     if let Value::Object(m) = &mut meta {
         m.remove("resourceVersion");
     }
@@ -61,7 +62,8 @@ pub fn splice(stored: &[u8], rv: u64) -> Bytes {
 
 /// Decodes a stored object and sets its `resourceVersion`.
 pub fn decode(stored: &[u8], rv: u64) -> Value {
-    let mut value: Value = serde_json::from_slice(stored).unwrap_or_else(|_| Value::Object(Default::default()));
+    let mut value: Value =
+        serde_json::from_slice(stored).unwrap_or_else(|_| Value::Object(Default::default()));
     apimachinery::object::set_meta(&mut value, "resourceVersion", Value::String(rv.to_string()));
     value
 }

@@ -32,9 +32,11 @@ pub fn defs_from_crd(crd: &Value) -> Vec<ResourceDef> {
     let group = s(crd, "/spec/group").unwrap_or_default().to_owned();
     let plural = s(crd, "/spec/names/plural").unwrap_or_default().to_owned();
     let kind = s(crd, "/spec/names/kind").unwrap_or_default().to_owned();
-    let singular = s(crd, "/spec/names/singular").map(str::to_owned).unwrap_or_else(|| kind.to_lowercase());
+    let singular =
+        s(crd, "/spec/names/singular").map(str::to_owned).unwrap_or_else(|| kind.to_lowercase());
     let namespaced = s(crd, "/spec/scope") != Some("Cluster");
-    let versions = crd.pointer("/spec/versions").and_then(Value::as_array).cloned().unwrap_or_default();
+    let versions =
+        crd.pointer("/spec/versions").and_then(Value::as_array).cloned().unwrap_or_default();
     let storage_version = versions
         .iter()
         .find(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
@@ -51,12 +53,32 @@ pub fn defs_from_crd(crd: &Value) -> Vec<ResourceDef> {
                 .map(|cols| {
                     cols.iter()
                         .map(|c| Column {
-                            name: c.get("name").and_then(Value::as_str).unwrap_or_default().to_owned(),
-                            type_: c.get("type").and_then(Value::as_str).unwrap_or("string").to_owned(),
-                            format: c.get("format").and_then(Value::as_str).unwrap_or_default().to_owned(),
-                            description: c.get("description").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                            name: c
+                                .get("name")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_owned(),
+                            type_: c
+                                .get("type")
+                                .and_then(Value::as_str)
+                                .unwrap_or("string")
+                                .to_owned(),
+                            format: c
+                                .get("format")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_owned(),
+                            description: c
+                                .get("description")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_owned(),
                             priority: c.get("priority").and_then(Value::as_i64).unwrap_or(0),
-                            json_path: c.get("jsonPath").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                            json_path: c
+                                .get("jsonPath")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_owned(),
                             default_value: None,
                         })
                         .collect()
@@ -64,8 +86,12 @@ pub fn defs_from_crd(crd: &Value) -> Vec<ResourceDef> {
                 .unwrap_or_default();
             let columns = if columns.is_empty() { default_crd_columns() } else { columns };
             let scale = v.pointer("/subresources/scale").map(|sc| ScaleDef {
-                spec_replicas_path: s(sc, "/specReplicasPath").unwrap_or(".spec.replicas").to_owned(),
-                status_replicas_path: s(sc, "/statusReplicasPath").unwrap_or(".status.replicas").to_owned(),
+                spec_replicas_path: s(sc, "/specReplicasPath")
+                    .unwrap_or(".spec.replicas")
+                    .to_owned(),
+                status_replicas_path: s(sc, "/statusReplicasPath")
+                    .unwrap_or(".status.replicas")
+                    .to_owned(),
                 label_selector_path: s(sc, "/labelSelectorPath").map(str::to_owned),
             });
             ResourceDef {
@@ -99,7 +125,11 @@ pub fn validate_crd(crd: &Value) -> Result<(), ApiError> {
     if group.is_empty() {
         causes.push(Cause::required("spec.group", ""));
     } else if !group.contains('.') {
-        causes.push(Cause::invalid("spec.group", &json!(group), "should be a domain with at least one dot"));
+        causes.push(Cause::invalid(
+            "spec.group",
+            &json!(group),
+            "should be a domain with at least one dot",
+        ));
     }
     if plural.is_empty() {
         causes.push(Cause::required("spec.names.plural", ""));
@@ -108,19 +138,36 @@ pub fn validate_crd(crd: &Value) -> Result<(), ApiError> {
         causes.push(Cause::required("spec.names.kind", ""));
     }
     if !plural.is_empty() && !group.is_empty() && name != format!("{plural}.{group}") {
-        causes.push(Cause::invalid("metadata.name", &json!(name), "must be spec.names.plural+\".\"+spec.group"));
+        causes.push(Cause::invalid(
+            "metadata.name",
+            &json!(name),
+            "must be spec.names.plural+\".\"+spec.group",
+        ));
     }
     match s(crd, "/spec/scope") {
         Some("Namespaced" | "Cluster") => {}
-        other => causes.push(Cause::not_supported("spec.scope", &json!(other), &["Cluster", "Namespaced"])),
+        other => causes.push(Cause::not_supported(
+            "spec.scope",
+            &json!(other),
+            &["Cluster", "Namespaced"],
+        )),
     }
-    let versions = crd.pointer("/spec/versions").and_then(Value::as_array).cloned().unwrap_or_default();
+    let versions =
+        crd.pointer("/spec/versions").and_then(Value::as_array).cloned().unwrap_or_default();
     if versions.is_empty() {
-        causes.push(Cause::required("spec.versions", "must have exactly one version marked as storage version"));
+        causes.push(Cause::required(
+            "spec.versions",
+            "must have exactly one version marked as storage version",
+        ));
     }
-    let storage = versions.iter().filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true)).count();
+    let storage =
+        versions.iter().filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true)).count();
     if !versions.is_empty() && storage != 1 {
-        causes.push(Cause::invalid("spec.versions", &json!(storage), "must have exactly one version marked as storage version"));
+        causes.push(Cause::invalid(
+            "spec.versions",
+            &json!(storage),
+            "must have exactly one version marked as storage version",
+        ));
     }
     if causes.is_empty() {
         Ok(())
@@ -174,14 +221,17 @@ fn prune_value(schema: &Value, value: &mut Value, path: &str, unknown: &mut Vec<
             let keys: Vec<String> = map.keys().cloned().collect();
             for key in keys {
                 let child_path = format!("{path}.{key}");
-                let child_schema = props.and_then(|p| p.get(&key)).or_else(|| additional.filter(|a| a.is_object()));
+                let child_schema = props
+                    .and_then(|p| p.get(&key))
+                    .or_else(|| additional.filter(|a| a.is_object()));
                 match child_schema {
                     Some(cs) => {
                         if let Some(v) = map.get_mut(&key) {
                             prune_value(cs, v, &child_path, unknown);
                         }
                     }
-                    None if additional == Some(&Value::Bool(true)) || preserves_unknown(schema) => {}
+                    None if additional == Some(&Value::Bool(true)) || preserves_unknown(schema) => {
+                    }
                     None if props.is_none() && additional.is_none() => {}
                     None => {
                         map.remove(&key);
@@ -204,7 +254,9 @@ fn prune_value(schema: &Value, value: &mut Value, path: &str, unknown: &mut Vec<
 /// Validates a custom resource against its structural schema (types, required, enums, bounds).
 pub fn validate(schema: &Value, object: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
-    if let (Some(props), Some(map)) = (schema.get("properties").and_then(Value::as_object), object.as_object()) {
+    if let (Some(props), Some(map)) =
+        (schema.get("properties").and_then(Value::as_object), object.as_object())
+    {
         for (key, child) in props {
             if matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
                 continue;
@@ -214,7 +266,9 @@ pub fn validate(schema: &Value, object: &Value) -> Vec<Cause> {
             }
         }
         for required in strings(schema, "/required") {
-            if !matches!(required.as_str(), "apiVersion" | "kind" | "metadata") && !map.contains_key(&required) {
+            if !matches!(required.as_str(), "apiVersion" | "kind" | "metadata")
+                && !map.contains_key(&required)
+            {
                 causes.push(Cause::required(required, ""));
             }
         }
@@ -236,14 +290,27 @@ fn type_name(v: &Value) -> &'static str {
 
 fn check(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause>) {
     if value.is_null() {
-        if schema.get("nullable").and_then(Value::as_bool) != Some(true) && schema.get("type").is_some() {
-            causes.push(Cause::invalid(path, value, &format!("{path} in body must be of type {}: \"null\"", schema["type"].as_str().unwrap_or("object"))));
+        if schema.get("nullable").and_then(Value::as_bool) != Some(true)
+            && schema.get("type").is_some()
+        {
+            causes.push(Cause::invalid(
+                path,
+                value,
+                &format!(
+                    "{path} in body must be of type {}: \"null\"",
+                    schema["type"].as_str().unwrap_or("object")
+                ),
+            ));
         }
         return;
     }
     if schema.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true) {
         if !matches!(type_name(value), "integer" | "string") {
-            causes.push(Cause::invalid(path, value, &format!("{path} in body must be of type integer-or-string")));
+            causes.push(Cause::invalid(
+                path,
+                value,
+                &format!("{path} in body must be of type integer-or-string"),
+            ));
         }
         return;
     }
@@ -251,14 +318,21 @@ fn check(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause>) {
         let actual = type_name(value);
         let ok = actual == expected || (expected == "number" && actual == "integer");
         if !ok {
-            causes.push(Cause::invalid(path, value, &format!("{path} in body must be of type {expected}: \"{actual}\"")));
+            causes.push(Cause::invalid(
+                path,
+                value,
+                &format!("{path} in body must be of type {expected}: \"{actual}\""),
+            ));
             return;
         }
     }
     if let Some(options) = schema.get("enum").and_then(Value::as_array)
         && !options.contains(value)
     {
-        let supported: Vec<String> = options.iter().map(|o| o.as_str().map(str::to_owned).unwrap_or_else(|| o.to_string())).collect();
+        let supported: Vec<String> = options
+            .iter()
+            .map(|o| o.as_str().map(str::to_owned).unwrap_or_else(|| o.to_string()))
+            .collect();
         let refs: Vec<&str> = supported.iter().map(String::as_str).collect();
         causes.push(Cause::not_supported(path, value, &refs));
     }
@@ -266,12 +340,20 @@ fn check(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause>) {
         if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
             && n < min
         {
-            causes.push(Cause::invalid(path, value, &format!("{path} in body should be greater than or equal to {min}")));
+            causes.push(Cause::invalid(
+                path,
+                value,
+                &format!("{path} in body should be greater than or equal to {min}"),
+            ));
         }
         if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
             && n > max
         {
-            causes.push(Cause::invalid(path, value, &format!("{path} in body should be less than or equal to {max}")));
+            causes.push(Cause::invalid(
+                path,
+                value,
+                &format!("{path} in body should be less than or equal to {max}"),
+            ));
         }
     }
     if let Some(text) = value.as_str() {
@@ -279,19 +361,29 @@ fn check(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause>) {
         if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
             && len < min
         {
-            causes.push(Cause::invalid(path, value, &format!("{path} in body should be at least {min} chars long")));
+            causes.push(Cause::invalid(
+                path,
+                value,
+                &format!("{path} in body should be at least {min} chars long"),
+            ));
         }
         if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
             && len > max
         {
-            causes.push(Cause::invalid(path, value, &format!("{path} in body should be at most {max} chars long")));
+            causes.push(Cause::invalid(
+                path,
+                value,
+                &format!("{path} in body should be at most {max} chars long"),
+            ));
         }
     }
     match value {
         Value::Object(map) => {
             let props = schema.get("properties").and_then(Value::as_object);
             for (key, v) in map {
-                let child = props.and_then(|p| p.get(key)).or_else(|| schema.get("additionalProperties").filter(|a| a.is_object()));
+                let child = props
+                    .and_then(|p| p.get(key))
+                    .or_else(|| schema.get("additionalProperties").filter(|a| a.is_object()));
                 if let Some(child) = child {
                     check(child, v, &format!("{path}.{key}"), causes);
                 }
@@ -306,12 +398,20 @@ fn check(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause>) {
             if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
                 && (items.len() as u64) < min
             {
-                causes.push(Cause::invalid(path, value, &format!("{path} in body should have at least {min} items")));
+                causes.push(Cause::invalid(
+                    path,
+                    value,
+                    &format!("{path} in body should have at least {min} items"),
+                ));
             }
             if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
                 && (items.len() as u64) > max
             {
-                causes.push(Cause::invalid(path, value, &format!("{path} in body should have at most {max} items")));
+                causes.push(Cause::invalid(
+                    path,
+                    value,
+                    &format!("{path} in body should have at most {max} items"),
+                ));
             }
             if let Some(item_schema) = schema.get("items") {
                 for (i, item) in items.iter().enumerate() {
@@ -338,11 +438,15 @@ pub fn sync_registry(api: &Api, crd: &Value, deleted: bool) {
 
 fn desired_status(crd: &Value) -> Value {
     let now = crate::api::now_rfc3339();
-    let existing = crd.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();
+    let existing =
+        crd.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();
     let condition = |type_: &str, reason: &str, message: &str| {
         let since = existing
             .iter()
-            .find(|c| c.get("type").and_then(Value::as_str) == Some(type_) && c.get("status").and_then(Value::as_str) == Some("True"))
+            .find(|c| {
+                c.get("type").and_then(Value::as_str) == Some(type_)
+                    && c.get("status").and_then(Value::as_str) == Some("True")
+            })
             .and_then(|c| c.get("lastTransitionTime").cloned())
             .unwrap_or_else(|| json!(now));
         json!({"type": type_, "status": "True", "reason": reason, "message": message, "lastTransitionTime": since})
@@ -350,7 +454,12 @@ fn desired_status(crd: &Value) -> Value {
     let versions: Vec<Value> = crd
         .pointer("/spec/versions")
         .and_then(Value::as_array)
-        .map(|vs| vs.iter().filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true)).filter_map(|v| v.get("name").cloned()).collect())
+        .map(|vs| {
+            vs.iter()
+                .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+                .filter_map(|v| v.get("name").cloned())
+                .collect()
+        })
         .unwrap_or_default();
     json!({
         "conditions": [
@@ -452,7 +561,8 @@ async fn establish(api: &Api, def: &ResourceDef, name: &str) {
 async fn remove_objects(api: &Api, def: &ResourceDef) {
     let prefix = def.prefix();
     loop {
-        let options = store::ListOptions { limit: std::num::NonZeroUsize::new(1000), ..Default::default() };
+        let options =
+            store::ListOptions { limit: std::num::NonZeroUsize::new(1000), ..Default::default() };
         let Ok(page) = api.store.list(prefix.as_bytes(), options).await else { return };
         if page.items.is_empty() {
             return;
@@ -490,7 +600,10 @@ mod tests {
         let defs = defs_from_crd(&widget_crd());
         assert_eq!(defs.len(), 1);
         let d = &defs[0];
-        assert_eq!((d.group.as_str(), d.version.as_str(), d.plural.as_str(), d.kind.as_str()), ("example.com", "v1", "widgets", "Widget"));
+        assert_eq!(
+            (d.group.as_str(), d.version.as_str(), d.plural.as_str(), d.kind.as_str()),
+            ("example.com", "v1", "widgets", "Widget")
+        );
         assert!(d.namespaced && d.status && d.scale.is_some() && d.custom);
         assert!(validate_crd(&widget_crd()).is_ok());
         let mut bad = widget_crd();
@@ -511,7 +624,10 @@ mod tests {
         let bad = json!({"spec": {"size": "x", "color": "green"}});
         let causes = validate(&schema, &bad);
         assert_eq!(causes.len(), 2, "{causes:?}");
-        assert!(causes.iter().any(|c| c.field == "spec.size") && causes.iter().any(|c| c.field == "spec.color"));
+        assert!(
+            causes.iter().any(|c| c.field == "spec.size")
+                && causes.iter().any(|c| c.field == "spec.color")
+        );
         let missing = validate(&schema, &json!({"spec": {}}));
         assert_eq!(missing[0].field, "spec.size");
         let negative = validate(&schema, &json!({"spec": {"size": -1}}));

@@ -4,7 +4,8 @@ use serde_json::{Value, json};
 
 use crate::registry::{Registry, ResourceDef};
 
-const VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+const VERBS: &[&str] =
+    &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 
 fn subresource_verbs() -> Value {
     json!(["get", "patch", "update"])
@@ -12,12 +13,7 @@ fn subresource_verbs() -> Value {
 
 /// `/version`.
 pub fn version(git_version: &str) -> Value {
-    let minor = git_version
-        .trim_start_matches('v')
-        .split('.')
-        .nth(1)
-        .unwrap_or("32")
-        .to_owned();
+    let minor = git_version.trim_start_matches('v').split('.').nth(1).unwrap_or("32").to_owned();
     json!({
         "major": "1",
         "minor": minor,
@@ -49,8 +45,12 @@ fn group_entry(registry: &Registry, group: &str) -> Value {
 
 /// `/apis` (legacy form).
 pub fn groups(registry: &Registry) -> Value {
-    let groups: Vec<Value> =
-        registry.groups().iter().filter(|g| !g.is_empty()).map(|g| group_entry(registry, g)).collect();
+    let groups: Vec<Value> = registry
+        .groups()
+        .iter()
+        .filter(|g| !g.is_empty())
+        .map(|g| group_entry(registry, g))
+        .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
@@ -95,8 +95,11 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
                 "verbs": subresource_verbs()}));
         }
     }
-    let group_version = if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}))
+    let group_version =
+        if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}),
+    )
 }
 
 fn aggregated_resource(def: &ResourceDef) -> Value {
@@ -116,7 +119,9 @@ fn aggregated_resource(def: &ResourceDef) -> Value {
     }
     let mut subs = Vec::new();
     if def.status {
-        subs.push(json!({"subresource": "status", "responseKind": kind, "verbs": subresource_verbs()}));
+        subs.push(
+            json!({"subresource": "status", "responseKind": kind, "verbs": subresource_verbs()}),
+        );
     }
     if def.scale.is_some() {
         subs.push(json!({"subresource": "scale",
@@ -146,7 +151,9 @@ pub fn aggregated(registry: &Registry, legacy: bool, version: &str) -> Value {
                 .collect();
             versions.push(json!({"version": v, "resources": resources, "freshness": "Current"}));
         }
-        items.push(json!({"metadata": {"name": group, "creationTimestamp": null}, "versions": versions}));
+        items.push(
+            json!({"metadata": {"name": group, "creationTimestamp": null}, "versions": versions}),
+        );
     }
     json!({"kind": "APIGroupDiscoveryList", "apiVersion": format!("apidiscovery.k8s.io/{version}"),
            "metadata": {}, "items": items})
@@ -165,9 +172,16 @@ pub fn openapi_v3_index(registry: &Registry) -> Value {
     let mut paths = serde_json::Map::new();
     let mut seen = Vec::new();
     for def in registry.all() {
-        let gv = if def.group.is_empty() { "api/v1".to_owned() } else { format!("apis/{}/{}", def.group, def.version) };
+        let gv = if def.group.is_empty() {
+            "api/v1".to_owned()
+        } else {
+            format!("apis/{}/{}", def.group, def.version)
+        };
         if !seen.contains(&gv) {
-            paths.insert(gv.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{gv}?hash={hash}")}));
+            paths.insert(
+                gv.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{gv}?hash={hash}")}),
+            );
             seen.push(gv);
         }
     }
@@ -180,20 +194,26 @@ pub fn openapi_v3_doc(registry: &Registry, gv_path: &str) -> Option<Value> {
         ["apis", g, v] => ((*g).to_owned(), (*v).to_owned()),
         _ => return None,
     };
-    let defs: Vec<_> = registry.all().into_iter().filter(|d| d.group == group && d.version == version).collect();
+    let defs: Vec<_> =
+        registry.all().into_iter().filter(|d| d.group == group && d.version == version).collect();
     if defs.is_empty() {
         return None;
     }
     let mut paths = serde_json::Map::new();
     let mut schemas = serde_json::Map::new();
     for def in defs {
-        let base = if group.is_empty() { "/api/v1".to_owned() } else { format!("/apis/{group}/{version}") };
+        let base = if group.is_empty() {
+            "/api/v1".to_owned()
+        } else {
+            format!("/apis/{group}/{version}")
+        };
         let path = if def.namespaced {
             format!("{base}/namespaces/{{namespace}}/{}/{{name}}", def.plural)
         } else {
             format!("{base}/{}/{{name}}", def.plural)
         };
-        let schema_name = format!("{}.{}.{}", if group.is_empty() { "core" } else { &group }, version, def.kind);
+        let schema_name =
+            format!("{}.{}.{}", if group.is_empty() { "core" } else { &group }, version, def.kind);
         let body_schema = json!({"$ref": format!("#/components/schemas/{schema_name}")});
         let gvk = json!({"group": def.group, "version": def.version, "kind": def.kind});
         paths.insert(path, json!({"patch": {
@@ -212,7 +232,8 @@ pub fn openapi_v3_doc(registry: &Registry, gv_path: &str) -> Option<Value> {
             }},
             "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": body_schema}}}}
         }}));
-        let mut schema = def.schema.as_deref().cloned().unwrap_or_else(|| json!({"type": "object"}));
+        let mut schema =
+            def.schema.as_deref().cloned().unwrap_or_else(|| json!({"type": "object"}));
         schema["x-kubernetes-group-version-kind"] = json!([gvk]);
         schemas.insert(schema_name, schema);
     }

@@ -33,8 +33,18 @@ fn parse_key(key: &[u8]) -> Option<ObjectKey> {
     let parts: Vec<&str> = key.strip_prefix("/registry/")?.split('/').collect();
     let group = |g: &str| if g == "core" { String::new() } else { g.to_owned() };
     match parts.as_slice() {
-        [g, plural, ns, name] => Some(ObjectKey { group: group(g), plural: (*plural).into(), namespace: Some((*ns).into()), name: (*name).into() }),
-        [g, plural, name] => Some(ObjectKey { group: group(g), plural: (*plural).into(), namespace: None, name: (*name).into() }),
+        [g, plural, ns, name] => Some(ObjectKey {
+            group: group(g),
+            plural: (*plural).into(),
+            namespace: Some((*ns).into()),
+            name: (*name).into(),
+        }),
+        [g, plural, name] => Some(ObjectKey {
+            group: group(g),
+            plural: (*plural).into(),
+            namespace: None,
+            name: (*name).into(),
+        }),
         _ => None,
     }
 }
@@ -56,7 +66,11 @@ impl Index {
         let owners: Vec<String> = object
             .pointer("/metadata/ownerReferences")
             .and_then(Value::as_array)
-            .map(|refs| refs.iter().filter_map(|r| r.get("uid").and_then(Value::as_str).map(str::to_owned)).collect())
+            .map(|refs| {
+                refs.iter()
+                    .filter_map(|r| r.get("uid").and_then(Value::as_str).map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
         for owner in &owners {
             self.dependents.entry(owner.clone()).or_default().insert(key.clone());
@@ -85,14 +99,19 @@ impl Index {
 
     fn orphaned(&self, key: &ObjectKey) -> bool {
         match self.objects.get(key) {
-            Some((_, owners)) => !owners.is_empty() && owners.iter().all(|o| !self.uids.contains_key(o)),
+            Some((_, owners)) => {
+                !owners.is_empty() && owners.iter().all(|o| !self.uids.contains_key(o))
+            }
             None => false,
         }
     }
 }
 
 fn system_user() -> User {
-    User { name: "system:serviceaccount:kube-system:generic-garbage-collector".into(), groups: vec!["system:masters".into()] }
+    User {
+        name: "system:serviceaccount:kube-system:generic-garbage-collector".into(),
+        groups: vec!["system:masters".into()],
+    }
 }
 
 struct Collector {
@@ -110,7 +129,18 @@ impl Collector {
     async fn delete(&self, key: &ObjectKey, propagation: &str) {
         let Some(def) = self.def(key) else { return };
         let options = DeleteOptions { propagation: Some(propagation.into()), ..Default::default() };
-        match self.api.delete_object(&def, key.namespace.as_deref(), &key.name, &options, false, &system_user()).await {
+        match self
+            .api
+            .delete_object(
+                &def,
+                key.namespace.as_deref(),
+                &key.name,
+                &options,
+                false,
+                &system_user(),
+            )
+            .await
+        {
             Ok(_) => {}
             Err(e) if e.code == 404 => {}
             Err(e) => tracing::warn!(object = ?key, error = %e, "garbage collection delete failed"),
@@ -126,7 +156,8 @@ impl Collector {
                 let Some(current) = current else { return Ok(Decision::Unchanged) };
                 let mut new = current.clone();
                 if let Some(f) = finalizer {
-                    let rest: Vec<String> = object::finalizers(current).into_iter().filter(|x| x != f).collect();
+                    let rest: Vec<String> =
+                        object::finalizers(current).into_iter().filter(|x| x != f).collect();
                     object::set_meta(&mut new, "finalizers", json!(rest));
                     if rest.is_empty() {
                         object::remove_meta(&mut new, "finalizers");
@@ -150,7 +181,11 @@ impl Collector {
         let finalizers = object::finalizers(object);
         let is_namespace = key.group.is_empty() && key.plural == "namespaces";
         if finalizers.iter().any(|f| f == "foregroundDeletion" || f == "orphan")
-            || (is_namespace && object.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty()))
+            || (is_namespace
+                && object
+                    .pointer("/spec/finalizers")
+                    .and_then(Value::as_array)
+                    .is_some_and(|f| !f.is_empty()))
         {
             self.pending.insert(key.clone());
         }
@@ -170,7 +205,12 @@ impl Collector {
             };
             let uid = meta_str(&object, "uid").unwrap_or_default().to_owned();
             let finalizers = object::finalizers(&object);
-            let dependents: Vec<ObjectKey> = self.index.dependents.get(&uid).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+            let dependents: Vec<ObjectKey> = self
+                .index
+                .dependents
+                .get(&uid)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default();
             if finalizers.iter().any(|f| f == "orphan") {
                 for dependent in &dependents {
                     self.strip_owner(dependent, &uid).await;
@@ -206,7 +246,9 @@ impl Collector {
             .guaranteed_update(&def, key.namespace.as_deref(), &key.name, false, &mut |current| {
                 let Some(current) = current else { return Ok(Decision::Unchanged) };
                 let mut new = current.clone();
-                if let Some(refs) = new.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut) {
+                if let Some(refs) =
+                    new.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut)
+                {
                     refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(owner_uid));
                 }
                 object::tidy_metadata(&mut new);
@@ -224,7 +266,8 @@ impl Collector {
                 continue;
             }
             let prefix = def.collection_prefix(Some(namespace));
-            let Ok(page) = self.api.store.list(prefix.as_bytes(), ListOptions::default()).await else {
+            let Ok(page) = self.api.store.list(prefix.as_bytes(), ListOptions::default()).await
+            else {
                 empty = false;
                 continue;
             };
@@ -247,7 +290,12 @@ impl Collector {
         let owners = self.index.objects.get(key).map(|(_, o)| o.clone()).unwrap_or_default();
         self.index.remove(key);
         if let Some(uid) = uid {
-            let dependents: Vec<ObjectKey> = self.index.dependents.get(&uid).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+            let dependents: Vec<ObjectKey> = self
+                .index
+                .dependents
+                .get(&uid)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default();
             for dependent in dependents {
                 if self.index.orphaned(&dependent) {
                     self.delete(&dependent, "Background").await;
@@ -268,7 +316,8 @@ impl Collector {
 /// Runs until the server shuts down.
 pub async fn run(api: Arc<Api>) {
     let mut shutdown = api.shutdown.clone();
-    let mut collector = Collector { api: Arc::clone(&api), index: Index::default(), pending: BTreeSet::new() };
+    let mut collector =
+        Collector { api: Arc::clone(&api), index: Index::default(), pending: BTreeSet::new() };
     let Ok(page) = api.store.list(b"/registry/", ListOptions::default()).await else {
         tracing::error!("garbage collector could not list objects");
         return;
@@ -351,11 +400,23 @@ mod tests {
     fn keys() {
         assert_eq!(
             parse_key(b"/registry/core/configmaps/default/a"),
-            Some(ObjectKey { group: String::new(), plural: "configmaps".into(), namespace: Some("default".into()), name: "a".into() })
+            Some(ObjectKey {
+                group: String::new(),
+                plural: "configmaps".into(),
+                namespace: Some("default".into()),
+                name: "a".into()
+            })
         );
         assert_eq!(
-            parse_key(b"/registry/apiextensions.k8s.io/customresourcedefinitions/widgets.example.com"),
-            Some(ObjectKey { group: "apiextensions.k8s.io".into(), plural: "customresourcedefinitions".into(), namespace: None, name: "widgets.example.com".into() })
+            parse_key(
+                b"/registry/apiextensions.k8s.io/customresourcedefinitions/widgets.example.com"
+            ),
+            Some(ObjectKey {
+                group: "apiextensions.k8s.io".into(),
+                plural: "customresourcedefinitions".into(),
+                namespace: None,
+                name: "widgets.example.com".into()
+            })
         );
         assert_eq!(parse_key(b"/other/x"), None);
     }

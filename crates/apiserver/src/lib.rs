@@ -142,14 +142,17 @@ impl Server {
 pub async fn start(config: Config) -> Result<Server, StartError> {
     let pki_dir = config.data_dir.join("pki");
     let authority = pki::Authority::load_or_create(&pki_dir, &format!("{}-ca", config.context))?;
-    let listener = listen(config.bind).map_err(|source| StartError::Bind { addr: config.bind, source })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.bind, source })?;
+    let listener =
+        listen(config.bind).map_err(|source| StartError::Bind { addr: config.bind, source })?;
+    let addr =
+        listener.local_addr().map_err(|source| StartError::Bind { addr: config.bind, source })?;
     let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), addr.ip().to_string()];
     hosts.extend(config.extra_sans.iter().cloned());
     let serving = authority.serving(&hosts)?;
     let admin = authority.client_in(&pki_dir, "admin", "admin", &["system:masters"])?;
     let tls = TlsAcceptor::from(authority.server_config(&serving)?);
-    let host = if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
+    let host =
+        if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
     let url = format!("https://{host}:{}", addr.port());
 
     let registry = Arc::new(Registry::with_builtins());
@@ -178,7 +181,8 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let crd_revision = crd::load_all(&api).await?;
     ensure_default_namespaces(&api).await;
 
-    let kubeconfig = config.kubeconfig.unwrap_or_else(|| config.data_dir.join("karmada-apiserver.config"));
+    let kubeconfig =
+        config.kubeconfig.unwrap_or_else(|| config.data_dir.join("karmada-apiserver.config"));
     let entry = pki::KubeconfigEntry {
         name: config.context.clone(),
         server: url.clone(),
@@ -193,7 +197,13 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     if config.gc {
         tasks.push(tokio::spawn(gc::run(Arc::clone(&api))));
     }
-    tasks.push(tokio::spawn(serve(listener, tls, Arc::clone(&api), Arc::new(config.tokens), shutdown_rx)));
+    tasks.push(tokio::spawn(serve(
+        listener,
+        tls,
+        Arc::clone(&api),
+        Arc::new(config.tokens),
+        shutdown_rx,
+    )));
     tracing::info!(%url, kubeconfig = %kubeconfig.display(), "apiserver listening");
     Ok(Server {
         addr,
@@ -210,7 +220,11 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
 /// Listens with SO_REUSEADDR, so that a restarted server gets its port back even while
 /// connections of the previous process linger in TIME_WAIT.
 fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(1024)
@@ -279,7 +293,8 @@ async fn serve(
         let tokens = Arc::clone(&tokens);
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
-            let stream = match tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await {
+            let stream = match tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await
+            {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, "TLS handshake failed");

@@ -45,18 +45,32 @@ impl Metrics {
         out.push_str("# HELP apiserver_request_total Requests by verb, resource and HTTP code.\n");
         out.push_str("# TYPE apiserver_request_total counter\n");
         for ((verb, resource, code), n) in self.requests.lock().iter() {
-            let _ = writeln!(out, "apiserver_request_total{{verb=\"{verb}\",resource=\"{resource}\",code=\"{code}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "apiserver_request_total{{verb=\"{verb}\",resource=\"{resource}\",code=\"{code}\"}} {n}"
+            );
         }
-        out.push_str("# HELP apiserver_request_duration_seconds Request latency by verb and resource.\n");
+        out.push_str(
+            "# HELP apiserver_request_duration_seconds Request latency by verb and resource.\n",
+        );
         out.push_str("# TYPE apiserver_request_duration_seconds histogram\n");
         for ((verb, resource), h) in self.latency.lock().iter() {
             let labels = format!("verb=\"{verb}\",resource=\"{resource}\"");
             for (i, bound) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(out, "apiserver_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {}", h.counts[i]);
+                let _ = writeln!(
+                    out,
+                    "apiserver_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {}",
+                    h.counts[i]
+                );
             }
-            let _ = writeln!(out, "apiserver_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}", h.total);
+            let _ = writeln!(
+                out,
+                "apiserver_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                h.total
+            );
             let _ = writeln!(out, "apiserver_request_duration_seconds_sum{{{labels}}} {}", h.sum);
-            let _ = writeln!(out, "apiserver_request_duration_seconds_count{{{labels}}} {}", h.total);
+            let _ =
+                writeln!(out, "apiserver_request_duration_seconds_count{{{labels}}} {}", h.total);
         }
         out
     }

@@ -58,8 +58,11 @@ fn ca_params(common_name: &str) -> Result<CertificateParams, PkiError> {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, common_name);
     params.distinguished_name = dn;
-    params.key_usages =
-        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     params.not_before = rcgen::date_time_ymd(2024, 1, 1);
     params.not_after = rcgen::date_time_ymd(2124, 1, 1);
     Ok(params)
@@ -124,7 +127,8 @@ impl Authority {
             }
         }
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.key_usages =
+            vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         params.not_before = rcgen::date_time_ymd(2024, 1, 1);
         params.not_after = rcgen::date_time_ymd(2124, 1, 1);
         self.issue(params)
@@ -138,17 +142,27 @@ impl Authority {
             params.distinguished_name.push(DnType::OrganizationName, *group);
         }
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.key_usages =
+            vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         params.not_before = rcgen::date_time_ymd(2024, 1, 1);
         params.not_after = rcgen::date_time_ymd(2124, 1, 1);
         self.issue(params)
     }
 
     /// A client certificate kept in `dir/<file>.crt|.key`, created on first use.
-    pub fn client_in(&self, dir: &Path, file: &str, user: &str, groups: &[&str]) -> Result<Issued, PkiError> {
-        let (cert_path, key_path) = (dir.join(format!("{file}.crt")), dir.join(format!("{file}.key")));
+    pub fn client_in(
+        &self,
+        dir: &Path,
+        file: &str,
+        user: &str,
+        groups: &[&str],
+    ) -> Result<Issued, PkiError> {
+        let (cert_path, key_path) =
+            (dir.join(format!("{file}.crt")), dir.join(format!("{file}.key")));
         if cert_path.exists() && key_path.exists() {
-            let read = |p: &PathBuf| std::fs::read_to_string(p).map_err(io_err(format!("read {}", p.display())));
+            let read = |p: &PathBuf| {
+                std::fs::read_to_string(p).map_err(io_err(format!("read {}", p.display())))
+            };
             return Ok(Issued { cert_pem: read(&cert_path)?, key_pem: read(&key_path)? });
         }
         let issued = self.client(user, groups)?;
@@ -164,15 +178,19 @@ impl Authority {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(self.cert_pem.as_bytes()) {
-            let cert = cert.map_err(|e| PkiError::Pem { path: "ca.crt".into(), message: e.to_string() })?;
+            let cert =
+                cert.map_err(|e| PkiError::Pem { path: "ca.crt".into(), message: e.to_string() })?;
             roots.add(cert)?;
         }
-        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .allow_unauthenticated()
-            .build()?;
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(serving.cert_pem.as_bytes())
-            .collect::<Result<_, _>>()
-            .map_err(|e| PkiError::Pem { path: "serving cert".into(), message: e.to_string() })?;
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .allow_unauthenticated()
+                .build()?;
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(
+            serving.cert_pem.as_bytes(),
+        )
+        .collect::<Result<_, _>>()
+        .map_err(|e| PkiError::Pem { path: "serving cert".into(), message: e.to_string() })?;
         let key = PrivateKeyDer::from_pem_slice(serving.key_pem.as_bytes())
             .map_err(|e| PkiError::Pem { path: "serving key".into(), message: e.to_string() })?;
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -189,10 +207,8 @@ pub fn identity_of(cert: &CertificateDer<'_>) -> Option<(String, Vec<String>)> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
     let subject = parsed.subject();
     let user = subject.iter_common_name().next()?.as_str().ok()?.to_owned();
-    let groups = subject
-        .iter_organization()
-        .filter_map(|o| o.as_str().ok().map(str::to_owned))
-        .collect();
+    let groups =
+        subject.iter_organization().filter_map(|o| o.as_str().ok().map(str::to_owned)).collect();
     Some((user, groups))
 }
 
@@ -213,9 +229,15 @@ fn b64(s: &str) -> String {
 
 /// Writes (or merges into) a kubeconfig file: entries with the same name are replaced, others
 /// kept. `current` becomes the current context when given (or when the file had none).
-pub fn write_kubeconfig(path: &Path, entries: &[KubeconfigEntry], current: Option<&str>) -> Result<(), PkiError> {
+pub fn write_kubeconfig(
+    path: &Path,
+    entries: &[KubeconfigEntry],
+    current: Option<&str>,
+) -> Result<(), PkiError> {
     let mut doc: serde_json::Value = match std::fs::read_to_string(path) {
-        Ok(text) if !text.trim().is_empty() => serde_yaml::from_str(&text).unwrap_or_else(|_| serde_json::json!({})),
+        Ok(text) if !text.trim().is_empty() => {
+            serde_yaml::from_str(&text).unwrap_or_else(|_| serde_json::json!({}))
+        }
         _ => serde_json::json!({}),
     };
     if !doc.is_object() {
@@ -223,11 +245,7 @@ pub fn write_kubeconfig(path: &Path, entries: &[KubeconfigEntry], current: Optio
     }
     doc["apiVersion"] = "v1".into();
     doc["kind"] = "Config".into();
-    for (section, make) in [
-        ("clusters", 0usize),
-        ("users", 1),
-        ("contexts", 2),
-    ] {
+    for (section, make) in [("clusters", 0usize), ("users", 1), ("contexts", 2)] {
         let mut list: Vec<serde_json::Value> = doc[section].as_array().cloned().unwrap_or_default();
         for entry in entries {
             list.retain(|item| item["name"] != entry.name.as_str());
@@ -245,7 +263,9 @@ pub fn write_kubeconfig(path: &Path, entries: &[KubeconfigEntry], current: Optio
                     }
                     serde_json::json!({"name": entry.name, "user": user})
                 }
-                _ => serde_json::json!({"name": entry.name, "context": {"cluster": entry.name, "user": entry.name}}),
+                _ => {
+                    serde_json::json!({"name": entry.name, "context": {"cluster": entry.name, "user": entry.name}})
+                }
             };
             list.push(item);
         }

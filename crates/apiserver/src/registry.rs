@@ -128,7 +128,18 @@ const fn b(
     namespaced: bool,
     short: &'static [&'static str],
 ) -> Builtin {
-    Builtin { group, version, kind, plural, namespaced, short, all: false, status: false, scale: false, generation: false }
+    Builtin {
+        group,
+        version,
+        kind,
+        plural,
+        namespaced,
+        short,
+        all: false,
+        status: false,
+        scale: false,
+        generation: false,
+    }
 }
 
 impl Builtin {
@@ -167,7 +178,10 @@ const BUILTINS: &[Builtin] = &[
     b("", "v1", "ResourceQuota", "resourcequotas", true, &["quota"]).status(),
     b("", "v1", "LimitRange", "limitranges", true, &["limits"]),
     b("", "v1", "Node", "nodes", false, &["no"]).status(),
-    b("", "v1", "ReplicationController", "replicationcontrollers", true, &["rc"]).all().workload().scale(),
+    b("", "v1", "ReplicationController", "replicationcontrollers", true, &["rc"])
+        .all()
+        .workload()
+        .scale(),
     b("", "v1", "PodTemplate", "podtemplates", true, &[]),
     b("apps", "v1", "Deployment", "deployments", true, &["deploy"]).all().workload().scale(),
     b("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"]).all().workload().scale(),
@@ -176,7 +190,9 @@ const BUILTINS: &[Builtin] = &[
     b("apps", "v1", "ControllerRevision", "controllerrevisions", true, &[]),
     b("batch", "v1", "Job", "jobs", true, &[]).all().workload(),
     b("batch", "v1", "CronJob", "cronjobs", true, &["cj"]).all().workload(),
-    b("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true, &["hpa"]).all().status(),
+    b("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true, &["hpa"])
+        .all()
+        .status(),
     b("networking.k8s.io", "v1", "Ingress", "ingresses", true, &["ing"]).status(),
     b("networking.k8s.io", "v1", "IngressClass", "ingressclasses", false, &[]),
     b("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true, &["netpol"]),
@@ -190,7 +206,15 @@ const BUILTINS: &[Builtin] = &[
     b("storage.k8s.io", "v1", "StorageClass", "storageclasses", false, &["sc"]),
     b("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", false, &["pc"]),
     b("events.k8s.io", "v1", "Event", "events", true, &["ev"]),
-    b("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", false, &["crd", "crds"]).status(),
+    b(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        false,
+        &["crd", "crds"],
+    )
+    .status(),
 ];
 
 fn builtin_def(b: &Builtin) -> ResourceDef {
@@ -322,13 +346,16 @@ impl Registry {
 
     /// Finds a definition by (group, kind) at its storage version (for owner references and GC).
     pub fn by_kind(&self, group: &str, kind: &str) -> Option<Arc<ResourceDef>> {
-        self.all().into_iter().find(|d| d.group == group && d.kind == kind && d.version == d.storage_version)
+        self.all()
+            .into_iter()
+            .find(|d| d.group == group && d.kind == kind && d.version == d.storage_version)
     }
 }
 
 /// Kubernetes' version priority: GA > beta > alpha, higher numbers first.
 fn version_rank(version: &str) -> (u8, i64, i64) {
-    let digits: String = version.trim_start_matches('v').chars().take_while(char::is_ascii_digit).collect();
+    let digits: String =
+        version.trim_start_matches('v').chars().take_while(char::is_ascii_digit).collect();
     let major: i64 = digits.parse().unwrap_or(0);
     let rest = &version.trim_start_matches('v')[digits.len()..];
     let (stage, minor) = if let Some(n) = rest.strip_prefix("beta") {
@@ -353,7 +380,10 @@ mod tests {
         let deploy = registry.get("apps", "v1", "deployments").expect("deployments");
         assert!(deploy.namespaced && deploy.status && deploy.scale.is_some());
         assert_eq!(deploy.key(Some("default"), "web"), "/registry/apps/deployments/default/web");
-        assert_eq!(registry.get("", "v1", "namespaces").unwrap().key(None, "x"), "/registry/core/namespaces/x");
+        assert_eq!(
+            registry.get("", "v1", "namespaces").unwrap().key(None, "x"),
+            "/registry/core/namespaces/x"
+        );
         assert_eq!(registry.groups()[0], "");
     }
 

@@ -21,7 +21,10 @@ pub enum Route {
     /// `/apis/<group>`
     Group(String),
     /// `/api/v1` or `/apis/<group>/<version>`
-    ResourceList { group: String, version: String },
+    ResourceList {
+        group: String,
+        version: String,
+    },
     Resource(Target),
 }
 
@@ -53,7 +56,11 @@ pub fn route(path: &str) -> Option<Route> {
     if let Some(rest) = path.strip_prefix("/openapi/v3/") {
         return Some(Route::OpenApiV3(rest.to_owned()));
     }
-    if let Some(rest) = path.strip_prefix("/healthz/").or_else(|| path.strip_prefix("/readyz/")).or_else(|| path.strip_prefix("/livez/")) {
+    if let Some(rest) = path
+        .strip_prefix("/healthz/")
+        .or_else(|| path.strip_prefix("/readyz/"))
+        .or_else(|| path.strip_prefix("/livez/"))
+    {
         let _ = rest;
         return Some(Route::Health("check"));
     }
@@ -74,17 +81,64 @@ pub fn route(path: &str) -> Option<Route> {
     let target = match rest {
         // A namespace's own subresources.
         ["namespaces", name, sub @ ("status" | "finalize")] => Target {
-            group, version, resource: "namespaces".into(), namespace: None, name: owned(name), subresource: owned(sub),
+            group,
+            version,
+            resource: "namespaces".into(),
+            namespace: None,
+            name: owned(name),
+            subresource: owned(sub),
         },
         ["namespaces", ns, resource, tail @ ..] => match tail {
-            [] => Target { group, version, resource: (*resource).into(), namespace: owned(ns), name: None, subresource: None },
-            [name] => Target { group, version, resource: (*resource).into(), namespace: owned(ns), name: owned(name), subresource: None },
-            [name, sub] => Target { group, version, resource: (*resource).into(), namespace: owned(ns), name: owned(name), subresource: owned(sub) },
+            [] => Target {
+                group,
+                version,
+                resource: (*resource).into(),
+                namespace: owned(ns),
+                name: None,
+                subresource: None,
+            },
+            [name] => Target {
+                group,
+                version,
+                resource: (*resource).into(),
+                namespace: owned(ns),
+                name: owned(name),
+                subresource: None,
+            },
+            [name, sub] => Target {
+                group,
+                version,
+                resource: (*resource).into(),
+                namespace: owned(ns),
+                name: owned(name),
+                subresource: owned(sub),
+            },
             _ => return None,
         },
-        [resource] => Target { group, version, resource: (*resource).into(), namespace: None, name: None, subresource: None },
-        [resource, name] => Target { group, version, resource: (*resource).into(), namespace: None, name: owned(name), subresource: None },
-        [resource, name, sub] => Target { group, version, resource: (*resource).into(), namespace: None, name: owned(name), subresource: owned(sub) },
+        [resource] => Target {
+            group,
+            version,
+            resource: (*resource).into(),
+            namespace: None,
+            name: None,
+            subresource: None,
+        },
+        [resource, name] => Target {
+            group,
+            version,
+            resource: (*resource).into(),
+            namespace: None,
+            name: owned(name),
+            subresource: None,
+        },
+        [resource, name, sub] => Target {
+            group,
+            version,
+            resource: (*resource).into(),
+            namespace: None,
+            name: owned(name),
+            subresource: owned(sub),
+        },
         _ => return None,
     };
     Some(Route::Resource(target))
@@ -119,10 +173,9 @@ impl Query {
     pub fn int(&self, key: &str) -> Result<Option<i64>, ApiError> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v
-                .parse()
-                .map(Some)
-                .map_err(|_| ApiError::bad_request(format!("invalid value {v:?} for query parameter {key}"))),
+            Some(v) => v.parse().map(Some).map_err(|_| {
+                ApiError::bad_request(format!("invalid value {v:?} for query parameter {key}"))
+            }),
         }
     }
 }
@@ -134,7 +187,9 @@ pub fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(b) => {
                         out.push(b);
@@ -207,7 +262,9 @@ pub fn negotiate(headers: &HeaderMap) -> Result<Wanted, ApiError> {
             "application/json" | "application/yaml" | "*/*" | "application/*" => {
                 match t.params.get("as").map(String::as_str) {
                     None => return Ok(Wanted::Json),
-                    Some("Table") if t.params.get("g").map(String::as_str) == Some("meta.k8s.io") => {
+                    Some("Table")
+                        if t.params.get("g").map(String::as_str) == Some("meta.k8s.io") =>
+                    {
                         return Ok(Wanted::Table);
                     }
                     Some("PartialObjectMetadata" | "PartialObjectMetadataList")
@@ -282,10 +339,13 @@ pub fn body_type(headers: &HeaderMap) -> BodyType {
 /// Parses a JSON or YAML document into a value.
 pub fn parse_document(body: &[u8], yaml: bool) -> Result<serde_json::Value, ApiError> {
     if yaml {
-        serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
+        serde_yaml::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
     } else {
         serde_json::from_slice(body).map_err(|e| {
-            ApiError::bad_request(format!("the body of the request could not be decoded as JSON: {e}"))
+            ApiError::bad_request(format!(
+                "the body of the request could not be decoded as JSON: {e}"
+            ))
         })
     }
 }
@@ -294,7 +354,13 @@ pub fn parse_document(body: &[u8], yaml: bool) -> Result<serde_json::Value, ApiE
 mod tests {
     use super::*;
 
-    fn t(group: &str, resource: &str, ns: Option<&str>, name: Option<&str>, sub: Option<&str>) -> Route {
+    fn t(
+        group: &str,
+        resource: &str,
+        ns: Option<&str>,
+        name: Option<&str>,
+        sub: Option<&str>,
+    ) -> Route {
         Route::Resource(Target {
             group: group.into(),
             version: "v1".into(),
@@ -310,12 +376,27 @@ mod tests {
         let cases = [
             ("/api/v1/namespaces", Some(t("", "namespaces", None, None, None))),
             ("/api/v1/namespaces/default", Some(t("", "namespaces", None, Some("default"), None))),
-            ("/api/v1/namespaces/x/status", Some(t("", "namespaces", None, Some("x"), Some("status")))),
-            ("/api/v1/namespaces/default/configmaps", Some(t("", "configmaps", Some("default"), None, None))),
-            ("/api/v1/namespaces/default/configmaps/a", Some(t("", "configmaps", Some("default"), Some("a"), None))),
-            ("/apis/example.com/v1/namespaces/d/widgets/w/scale", Some(t("example.com", "widgets", Some("d"), Some("w"), Some("scale")))),
+            (
+                "/api/v1/namespaces/x/status",
+                Some(t("", "namespaces", None, Some("x"), Some("status"))),
+            ),
+            (
+                "/api/v1/namespaces/default/configmaps",
+                Some(t("", "configmaps", Some("default"), None, None)),
+            ),
+            (
+                "/api/v1/namespaces/default/configmaps/a",
+                Some(t("", "configmaps", Some("default"), Some("a"), None)),
+            ),
+            (
+                "/apis/example.com/v1/namespaces/d/widgets/w/scale",
+                Some(t("example.com", "widgets", Some("d"), Some("w"), Some("scale"))),
+            ),
             ("/apis/example.com/v1/widgets", Some(t("example.com", "widgets", None, None, None))),
-            ("/apis/example.com/v1", Some(Route::ResourceList { group: "example.com".into(), version: "v1".into() })),
+            (
+                "/apis/example.com/v1",
+                Some(Route::ResourceList { group: "example.com".into(), version: "v1".into() }),
+            ),
             ("/apis/example.com", Some(Route::Group("example.com".into()))),
             ("/apis", Some(Route::Groups)),
             ("/version", Some(Route::Version)),
@@ -343,7 +424,12 @@ mod tests {
             headers.insert(http::header::ACCEPT, accept.parse().unwrap());
             negotiate(&headers)
         };
-        assert_eq!(check("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"), Ok(Wanted::Table));
+        assert_eq!(
+            check(
+                "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+            ),
+            Ok(Wanted::Table)
+        );
         assert_eq!(check("application/vnd.kubernetes.protobuf,application/json"), Ok(Wanted::Json));
         assert_eq!(check("application/json, */*"), Ok(Wanted::Json));
         assert!(check("application/vnd.kubernetes.protobuf").is_err());

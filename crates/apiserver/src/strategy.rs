@@ -63,7 +63,11 @@ pub fn list_kind(def: &ResourceDef, path: &[&str]) -> ListKind {
 
 /// The schema of property `step` under `cursor` (stepping into list items first).
 fn schema_child<'a>(cursor: &'a Value, step: &str) -> Option<&'a Value> {
-    let c = if cursor.get("type").and_then(Value::as_str) == Some("array") { cursor.get("items")? } else { cursor };
+    let c = if cursor.get("type").and_then(Value::as_str) == Some("array") {
+        cursor.get("items")?
+    } else {
+        cursor
+    };
     c.get("properties")
         .and_then(|p| p.get(step))
         .or_else(|| c.get("additionalProperties").filter(|v| v.is_object()))
@@ -113,7 +117,11 @@ pub fn check_type(def: &ResourceDef, object: &mut Value) -> Result<(), ApiError>
 }
 
 /// Checks the body's namespace against the URL's, filling it in.
-pub fn check_namespace(def: &ResourceDef, object: &mut Value, namespace: Option<&str>) -> Result<(), ApiError> {
+pub fn check_namespace(
+    def: &ResourceDef,
+    object: &mut Value,
+    namespace: Option<&str>,
+) -> Result<(), ApiError> {
     if !def.namespaced {
         object::remove_meta(object, "namespace");
         return Ok(());
@@ -138,7 +146,11 @@ pub fn validate_meta(def: &ResourceDef, object: &Value) -> Result<(), ApiError> 
     let name_ok = if def.kind == "Namespace" {
         selector::is_dns1123_label(name)
     } else {
-        !name.is_empty() && name.len() <= 253 && !name.contains('/') && name != "." && name != ".."
+        !name.is_empty()
+            && name.len() <= 253
+            && !name.contains('/')
+            && name != "."
+            && name != ".."
             && (def.custom || selector::is_dns1123_subdomain(name) || name.contains(':'))
     };
     if !name_ok {
@@ -152,7 +164,11 @@ pub fn validate_meta(def: &ResourceDef, object: &Value) -> Result<(), ApiError> 
     for field in ["labels", "annotations"] {
         if let Some(map) = object.pointer(&format!("/metadata/{field}")) {
             let Some(map) = map.as_object() else {
-                causes.push(Cause::invalid(format!("metadata.{field}"), map, "must be a map of strings"));
+                causes.push(Cause::invalid(
+                    format!("metadata.{field}"),
+                    map,
+                    "must be a map of strings",
+                ));
                 continue;
             };
             for (k, v) in map {
@@ -166,7 +182,11 @@ pub fn validate_meta(def: &ResourceDef, object: &Value) -> Result<(), ApiError> 
                         }
                     }
                     Some(_) => {}
-                    None => causes.push(Cause::invalid(format!("metadata.{field}.{k}"), v, "must be a string")),
+                    None => causes.push(Cause::invalid(
+                        format!("metadata.{field}.{k}"),
+                        v,
+                        "must be a string",
+                    )),
                 }
             }
         }
@@ -175,7 +195,10 @@ pub fn validate_meta(def: &ResourceDef, object: &Value) -> Result<(), ApiError> 
         for (i, r) in refs.iter().enumerate() {
             for field in ["apiVersion", "kind", "name", "uid"] {
                 if r.get(field).and_then(Value::as_str).is_none_or(str::is_empty) {
-                    causes.push(Cause::required(format!("metadata.ownerReferences[{i}].{field}"), ""));
+                    causes.push(Cause::required(
+                        format!("metadata.ownerReferences[{i}].{field}"),
+                        "",
+                    ));
                 }
             }
         }
@@ -193,7 +216,10 @@ fn fold_string_data(def: &ResourceDef, object: &mut Value) {
     if def.kind != "Secret" || !def.group.is_empty() {
         return;
     }
-    let Some(Value::Object(strings)) = object.as_object_mut().and_then(|m| m.remove("stringData")) else { return };
+    let Some(Value::Object(strings)) = object.as_object_mut().and_then(|m| m.remove("stringData"))
+    else {
+        return;
+    };
     let data = object.as_object_mut().map(|m| m.entry("data").or_insert_with(|| json!({})));
     if let Some(Value::Object(data)) = data {
         for (k, v) in strings {
@@ -204,10 +230,17 @@ fn fold_string_data(def: &ResourceDef, object: &mut Value) {
 }
 
 /// Prepares an object for creation: server-set metadata, status and generation rules.
-pub fn prepare_create(def: &ResourceDef, object: &mut Value, now: &str, uid: &str) -> Result<(), ApiError> {
+pub fn prepare_create(
+    def: &ResourceDef,
+    object: &mut Value,
+    now: &str,
+    uid: &str,
+) -> Result<(), ApiError> {
     fold_string_data(def, object);
     if meta_str(object, "resourceVersion").is_some_and(|rv| !rv.is_empty()) {
-        return Err(ApiError::bad_request("resourceVersion should not be set on objects to be created"));
+        return Err(ApiError::bad_request(
+            "resourceVersion should not be set on objects to be created",
+        ));
     }
     let meta = object::metadata_mut(object);
     for field in SERVER_META {
@@ -231,7 +264,8 @@ pub fn prepare_create(def: &ResourceDef, object: &mut Value, now: &str, uid: &st
     }
     if def.kind == "Namespace" && def.group.is_empty() {
         let name = object::name(object).to_owned();
-        object::string_map_mut(object, "labels").insert("kubernetes.io/metadata.name".into(), json!(name));
+        object::string_map_mut(object, "labels")
+            .insert("kubernetes.io/metadata.name".into(), json!(name));
         object["spec"] = json!({"finalizers": ["kubernetes"]});
         object["status"] = json!({"phase": "Active"});
     }
@@ -245,7 +279,8 @@ fn check_finalizers(def: &ResourceDef, old: &Value, new: &Value) -> Result<(), A
         return Ok(());
     }
     let before = object::finalizers(old);
-    let added: Vec<String> = object::finalizers(new).into_iter().filter(|f| !before.contains(f)).collect();
+    let added: Vec<String> =
+        object::finalizers(new).into_iter().filter(|f| !before.contains(f)).collect();
     if added.is_empty() {
         return Ok(());
     }
@@ -253,7 +288,12 @@ fn check_finalizers(def: &ResourceDef, old: &Value, new: &Value) -> Result<(), A
         &def.kind,
         &def.group,
         object::name(old),
-        vec![Cause::forbidden("metadata.finalizers", &format!("no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"))],
+        vec![Cause::forbidden(
+            "metadata.finalizers",
+            &format!(
+                "no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"
+            ),
+        )],
     ))
 }
 
@@ -266,7 +306,12 @@ pub enum Part {
 
 /// Merges an update into the stored object according to the resource's rules. `new` is the
 /// complete desired object (after patching).
-pub fn prepare_update(def: &ResourceDef, old: &Value, mut new: Value, part: Part) -> Result<Value, ApiError> {
+pub fn prepare_update(
+    def: &ResourceDef,
+    old: &Value,
+    mut new: Value,
+    part: Part,
+) -> Result<Value, ApiError> {
     if object::name(&new) != object::name(old) {
         return Err(ApiError::bad_request(format!(
             "the name of the object ({}) does not match the name on the URL ({})",
@@ -330,7 +375,10 @@ pub fn prepare_update(def: &ResourceDef, old: &Value, mut new: Value, part: Part
     {
         meta.insert("managedFields".into(), fields.clone());
     }
-    if (def.generation || def.custom) && part == Part::Main && spec_part(def, old) != spec_part(def, &result) {
+    if (def.generation || def.custom)
+        && part == Part::Main
+        && spec_part(def, old) != spec_part(def, &result)
+    {
         let generation = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(0) + 1;
         object::set_meta(&mut result, "generation", json!(generation));
     }
@@ -390,7 +438,16 @@ pub fn record_managed(
         ),
     };
     let subresource = (part == Part::Status).then_some("status");
-    managed::record_update(&mut entries, &scope_old, &scope_new, manager, &def.api_version(), now, subresource, &lists);
+    managed::record_update(
+        &mut entries,
+        &scope_old,
+        &scope_new,
+        manager,
+        &def.api_version(),
+        now,
+        subresource,
+        &lists,
+    );
     set_entries(new, &entries);
 }
 
@@ -417,11 +474,16 @@ pub fn scale_of(def: &ResourceDef, object: &Value) -> Result<Value, ApiError> {
         return Err(ApiError::path_not_found());
     };
     let path_value = |path: &str| object::get_path(object, &object::dotted(path)).cloned();
-    let replicas = path_value(&scale.spec_replicas_path).and_then(|v| v.as_i64()).unwrap_or(if def.custom { 0 } else { 1 });
-    let status_replicas = path_value(&scale.status_replicas_path).and_then(|v| v.as_i64()).unwrap_or(0);
+    let replicas = path_value(&scale.spec_replicas_path)
+        .and_then(|v| v.as_i64())
+        .unwrap_or(if def.custom { 0 } else { 1 });
+    let status_replicas =
+        path_value(&scale.status_replicas_path).and_then(|v| v.as_i64()).unwrap_or(0);
     let selector = scale.label_selector_path.as_deref().and_then(path_value).map(|v| match v {
         Value::String(s) => s,
-        obj @ Value::Object(_) => selector::LabelSelector::from_object(&obj).map(|s| s.to_selector_string()).unwrap_or_default(),
+        obj @ Value::Object(_) => selector::LabelSelector::from_object(&obj)
+            .map(|s| s.to_selector_string())
+            .unwrap_or_default(),
         _ => String::new(),
     });
     let mut metadata = json!({});
@@ -444,14 +506,23 @@ pub fn apply_scale(def: &ResourceDef, object: &mut Value, scale: &Value) -> Resu
         return Err(ApiError::path_not_found());
     };
     let replicas = scale.pointer("/spec/replicas").and_then(Value::as_i64).ok_or_else(|| {
-        ApiError::invalid("Scale", "autoscaling", object::name(object), vec![Cause::required("spec.replicas", "")])
+        ApiError::invalid(
+            "Scale",
+            "autoscaling",
+            object::name(object),
+            vec![Cause::required("spec.replicas", "")],
+        )
     })?;
     if replicas < 0 {
         return Err(ApiError::invalid(
             "Scale",
             "autoscaling",
             object::name(object),
-            vec![Cause::invalid("spec.replicas", &json!(replicas), "must be greater than or equal to 0")],
+            vec![Cause::invalid(
+                "spec.replicas",
+                &json!(replicas),
+                "must be greater than or equal to 0",
+            )],
         ));
     }
     object::set_path(object, &object::dotted(&scale_def.spec_replicas_path), json!(replicas));
@@ -483,8 +554,24 @@ pub fn supported_field(def: &ResourceDef, field: &str) -> bool {
         return true;
     }
     match (def.group.as_str(), def.kind.as_str()) {
-        ("", "Pod") => matches!(field, "spec.nodeName" | "spec.restartPolicy" | "spec.schedulerName" | "spec.serviceAccountName" | "status.phase" | "status.podIP" | "status.nominatedNodeName"),
-        ("", "Event") | ("events.k8s.io", "Event") => field.starts_with("involvedObject.") || field.starts_with("regarding.") || matches!(field, "reason" | "source" | "type" | "reportingComponent" | "reportingController"),
+        ("", "Pod") => matches!(
+            field,
+            "spec.nodeName"
+                | "spec.restartPolicy"
+                | "spec.schedulerName"
+                | "spec.serviceAccountName"
+                | "status.phase"
+                | "status.podIP"
+                | "status.nominatedNodeName"
+        ),
+        ("", "Event") | ("events.k8s.io", "Event") => {
+            field.starts_with("involvedObject.")
+                || field.starts_with("regarding.")
+                || matches!(
+                    field,
+                    "reason" | "source" | "type" | "reportingComponent" | "reportingController"
+                )
+        }
         ("", "Secret") => field == "type",
         ("", "Namespace") => field == "status.phase",
         ("", "Node") => field == "spec.unschedulable",

@@ -14,7 +14,12 @@ struct Col {
     cell: fn(&Value, i64) -> Value,
 }
 
-const fn col(name: &'static str, type_: &'static str, priority: i64, cell: fn(&Value, i64) -> Value) -> Col {
+const fn col(
+    name: &'static str,
+    type_: &'static str,
+    priority: i64,
+    cell: fn(&Value, i64) -> Value,
+) -> Col {
     Col { name, type_, priority, cell }
 }
 
@@ -122,9 +127,9 @@ fn pod_status(v: &Value) -> String {
 }
 
 fn pod_restarts(v: &Value) -> i64 {
-    s(v, "/status/containerStatuses")
-        .and_then(Value::as_array)
-        .map_or(0, |cs| cs.iter().map(|c| c.get("restartCount").and_then(Value::as_i64).unwrap_or(0)).sum())
+    s(v, "/status/containerStatuses").and_then(Value::as_array).map_or(0, |cs| {
+        cs.iter().map(|c| c.get("restartCount").and_then(Value::as_i64).unwrap_or(0)).sum()
+    })
 }
 
 fn service_ports(v: &Value) -> String {
@@ -160,7 +165,9 @@ fn external_ip(v: &Value) -> String {
     }
     match s(v, "/spec/type").and_then(Value::as_str) {
         Some("LoadBalancer") => "<pending>".into(),
-        Some("ExternalName") => s(v, "/spec/externalName").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        Some("ExternalName") => {
+            s(v, "/spec/externalName").and_then(Value::as_str).unwrap_or_default().to_owned()
+        }
         _ => "<none>".into(),
     }
 }
@@ -189,13 +196,19 @@ fn node_status(v: &Value) -> String {
 fn node_roles(v: &Value) -> String {
     let roles: Vec<String> = s(v, "/metadata/labels")
         .and_then(Value::as_object)
-        .map(|m| m.keys().filter_map(|k| k.strip_prefix("node-role.kubernetes.io/").map(str::to_owned)).collect())
+        .map(|m| {
+            m.keys()
+                .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/").map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     if roles.is_empty() { "<none>".into() } else { roles.join(",") }
 }
 
 fn job_status(v: &Value) -> String {
-    for (cond, label) in [("Complete", "Complete"), ("Failed", "Failed"), ("Suspended", "Suspended")] {
+    for (cond, label) in
+        [("Complete", "Complete"), ("Failed", "Failed"), ("Suspended", "Suspended")]
+    {
         if condition_status(v, cond).as_deref() == Some("True") {
             return label.into();
         }
@@ -217,14 +230,18 @@ fn builtin_columns(kind: &str) -> Vec<Col> {
     let mut cols = vec![col("Name", "string", 0, name)];
     let extra: Vec<Col> = match kind {
         "Namespace" => vec![col("Status", "string", 0, |v, _| text(v, "/status/phase"))],
-        "ConfigMap" => vec![col("Data", "integer", 0, |v, _| json!(count(v, "/data") + count(v, "/binaryData")))],
+        "ConfigMap" => vec![col("Data", "integer", 0, |v, _| {
+            json!(count(v, "/data") + count(v, "/binaryData"))
+        })],
         "Secret" => vec![
             col("Type", "string", 0, |v, _| text(v, "/type")),
             col("Data", "integer", 0, |v, _| json!(count(v, "/data"))),
         ],
         "Service" => vec![
             col("Type", "string", 0, |v, _| text(v, "/spec/type")),
-            col("Cluster-IP", "string", 0, |v, _| or_none(text(v, "/spec/clusterIP").as_str().unwrap_or("").to_owned())),
+            col("Cluster-IP", "string", 0, |v, _| {
+                or_none(text(v, "/spec/clusterIP").as_str().unwrap_or("").to_owned())
+            }),
             col("External-IP", "string", 0, |v, _| json!(external_ip(v))),
             col("Port(s)", "string", 0, |v, _| json!(service_ports(v))),
         ],
@@ -239,18 +256,28 @@ fn builtin_columns(kind: &str) -> Vec<Col> {
         ],
         "Deployment" => vec![
             col("Ready", "string", 0, |v, _| {
-                json!(format!("{}/{}", int(v, "/status/readyReplicas"), s(v, "/spec/replicas").and_then(Value::as_i64).unwrap_or(1)))
+                json!(format!(
+                    "{}/{}",
+                    int(v, "/status/readyReplicas"),
+                    s(v, "/spec/replicas").and_then(Value::as_i64).unwrap_or(1)
+                ))
             }),
             col("Up-to-date", "integer", 0, |v, _| json!(int(v, "/status/updatedReplicas"))),
             col("Available", "integer", 0, |v, _| json!(int(v, "/status/availableReplicas"))),
         ],
         "ReplicaSet" | "ReplicationController" => vec![
-            col("Desired", "integer", 0, |v, _| json!(s(v, "/spec/replicas").and_then(Value::as_i64).unwrap_or(1))),
+            col("Desired", "integer", 0, |v, _| {
+                json!(s(v, "/spec/replicas").and_then(Value::as_i64).unwrap_or(1))
+            }),
             col("Current", "integer", 0, |v, _| json!(int(v, "/status/replicas"))),
             col("Ready", "integer", 0, |v, _| json!(int(v, "/status/readyReplicas"))),
         ],
         "StatefulSet" => vec![col("Ready", "string", 0, |v, _| {
-            json!(format!("{}/{}", int(v, "/status/readyReplicas"), s(v, "/spec/replicas").and_then(Value::as_i64).unwrap_or(1)))
+            json!(format!(
+                "{}/{}",
+                int(v, "/status/readyReplicas"),
+                s(v, "/spec/replicas").and_then(Value::as_i64).unwrap_or(1)
+            ))
         })],
         "DaemonSet" => vec![
             col("Desired", "integer", 0, |v, _| json!(int(v, "/status/desiredNumberScheduled"))),
@@ -258,19 +285,29 @@ fn builtin_columns(kind: &str) -> Vec<Col> {
             col("Ready", "integer", 0, |v, _| json!(int(v, "/status/numberReady"))),
             col("Up-to-date", "integer", 0, |v, _| json!(int(v, "/status/updatedNumberScheduled"))),
             col("Available", "integer", 0, |v, _| json!(int(v, "/status/numberAvailable"))),
-            col("Node Selector", "string", 0, |v, _| or_none(map_pairs(v, "/spec/template/spec/nodeSelector"))),
+            col("Node Selector", "string", 0, |v, _| {
+                or_none(map_pairs(v, "/spec/template/spec/nodeSelector"))
+            }),
         ],
         "Job" => vec![
             col("Status", "string", 0, |v, _| json!(job_status(v))),
             col("Completions", "string", 0, |v, _| {
-                json!(format!("{}/{}", int(v, "/status/succeeded"), s(v, "/spec/completions").and_then(Value::as_i64).unwrap_or(1)))
+                json!(format!(
+                    "{}/{}",
+                    int(v, "/status/succeeded"),
+                    s(v, "/spec/completions").and_then(Value::as_i64).unwrap_or(1)
+                ))
             }),
             col("Duration", "string", 0, job_duration),
         ],
         "CronJob" => vec![
             col("Schedule", "string", 0, |v, _| text(v, "/spec/schedule")),
-            col("Timezone", "string", 0, |v, _| or_none(text(v, "/spec/timeZone").as_str().unwrap_or("").to_owned())),
-            col("Suspend", "boolean", 0, |v, _| json!(s(v, "/spec/suspend").and_then(Value::as_bool).unwrap_or(false))),
+            col("Timezone", "string", 0, |v, _| {
+                or_none(text(v, "/spec/timeZone").as_str().unwrap_or("").to_owned())
+            }),
+            col("Suspend", "boolean", 0, |v, _| {
+                json!(s(v, "/spec/suspend").and_then(Value::as_bool).unwrap_or(false))
+            }),
             col("Active", "integer", 0, |v, _| json!(count(v, "/status/active"))),
             col("Last Schedule", "string", 0, |v, now| match s(v, "/status/lastScheduleTime") {
                 Some(_) => age_of(v, "/status/lastScheduleTime", now),
@@ -285,15 +322,19 @@ fn builtin_columns(kind: &str) -> Vec<Col> {
             col("Type", "string", 0, |v, _| text(v, "/type")),
             col("Reason", "string", 0, |v, _| text(v, "/reason")),
             col("Object", "string", 0, |v, _| {
-                let kind = v.pointer("/involvedObject/kind").or_else(|| v.pointer("/regarding/kind"));
-                let name = v.pointer("/involvedObject/name").or_else(|| v.pointer("/regarding/name"));
+                let kind =
+                    v.pointer("/involvedObject/kind").or_else(|| v.pointer("/regarding/kind"));
+                let name =
+                    v.pointer("/involvedObject/name").or_else(|| v.pointer("/regarding/name"));
                 json!(format!(
                     "{}/{}",
                     kind.and_then(Value::as_str).unwrap_or_default().to_lowercase(),
                     name.and_then(Value::as_str).unwrap_or_default()
                 ))
             }),
-            col("Message", "string", 0, |v, _| v.get("message").or_else(|| v.get("note")).cloned().unwrap_or(json!(""))),
+            col("Message", "string", 0, |v, _| {
+                v.get("message").or_else(|| v.get("note")).cloned().unwrap_or(json!(""))
+            }),
         ],
         "Lease" => vec![col("Holder", "string", 0, |v, _| text(v, "/spec/holderIdentity"))],
         "Endpoints" => vec![col("Endpoints", "string", 0, |v, _| {
@@ -318,27 +359,47 @@ fn builtin_columns(kind: &str) -> Vec<Col> {
             col("Storage Class", "string", 0, |v, _| text(v, "/spec/storageClassName")),
         ],
         "Ingress" => vec![
-            col("Class", "string", 0, |v, _| or_none(text(v, "/spec/ingressClassName").as_str().unwrap_or("").to_owned())),
+            col("Class", "string", 0, |v, _| {
+                or_none(text(v, "/spec/ingressClassName").as_str().unwrap_or("").to_owned())
+            }),
             col("Hosts", "string", 0, |v, _| {
                 let hosts: Vec<String> = s(v, "/spec/rules")
                     .and_then(Value::as_array)
-                    .map(|r| r.iter().filter_map(|x| x.get("host")?.as_str().map(str::to_owned)).collect())
+                    .map(|r| {
+                        r.iter()
+                            .filter_map(|x| x.get("host")?.as_str().map(str::to_owned))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 json!(if hosts.is_empty() { "*".to_owned() } else { hosts.join(",") })
             }),
         ],
         "HorizontalPodAutoscaler" => vec![
             col("Reference", "string", 0, |v, _| {
-                json!(format!("{}/{}", text(v, "/spec/scaleTargetRef/kind").as_str().unwrap_or(""), text(v, "/spec/scaleTargetRef/name").as_str().unwrap_or("")))
+                json!(format!(
+                    "{}/{}",
+                    text(v, "/spec/scaleTargetRef/kind").as_str().unwrap_or(""),
+                    text(v, "/spec/scaleTargetRef/name").as_str().unwrap_or("")
+                ))
             }),
-            col("MinPods", "string", 0, |v, _| json!(s(v, "/spec/minReplicas").and_then(Value::as_i64).unwrap_or(1).to_string())),
+            col("MinPods", "string", 0, |v, _| {
+                json!(s(v, "/spec/minReplicas").and_then(Value::as_i64).unwrap_or(1).to_string())
+            }),
             col("MaxPods", "string", 0, |v, _| json!(int(v, "/spec/maxReplicas").to_string())),
-            col("Replicas", "string", 0, |v, _| json!(int(v, "/status/currentReplicas").to_string())),
+            col("Replicas", "string", 0, |v, _| {
+                json!(int(v, "/status/currentReplicas").to_string())
+            }),
         ],
         "PodDisruptionBudget" => vec![
-            col("Min Available", "string", 0, |v, _| or_none(text(v, "/spec/minAvailable").as_str().unwrap_or("").to_owned())),
-            col("Max Unavailable", "string", 0, |v, _| or_none(text(v, "/spec/maxUnavailable").as_str().unwrap_or("").to_owned())),
-            col("Allowed Disruptions", "integer", 0, |v, _| json!(int(v, "/status/disruptionsAllowed"))),
+            col("Min Available", "string", 0, |v, _| {
+                or_none(text(v, "/spec/minAvailable").as_str().unwrap_or("").to_owned())
+            }),
+            col("Max Unavailable", "string", 0, |v, _| {
+                or_none(text(v, "/spec/maxUnavailable").as_str().unwrap_or("").to_owned())
+            }),
+            col("Allowed Disruptions", "integer", 0, |v, _| {
+                json!(int(v, "/status/disruptionsAllowed"))
+            }),
         ],
         "StorageClass" => vec![col("Provisioner", "string", 0, |v, _| text(v, "/provisioner"))],
         "PriorityClass" => vec![col("Value", "integer", 0, |v, _| json!(int(v, "/value")))],
@@ -360,11 +421,19 @@ fn builtin_columns(kind: &str) -> Vec<Col> {
             col("Selector", "string", 1, |v, _| json!(selector_string(v, "/spec/selector"))),
         ],
         "Pod" => vec![
-            col("IP", "string", 1, |v, _| or_none(text(v, "/status/podIP").as_str().unwrap_or("").to_owned())),
-            col("Node", "string", 1, |v, _| or_none(text(v, "/spec/nodeName").as_str().unwrap_or("").to_owned())),
+            col("IP", "string", 1, |v, _| {
+                or_none(text(v, "/status/podIP").as_str().unwrap_or("").to_owned())
+            }),
+            col("Node", "string", 1, |v, _| {
+                or_none(text(v, "/spec/nodeName").as_str().unwrap_or("").to_owned())
+            }),
         ],
-        "Service" => vec![col("Selector", "string", 1, |v, _| or_none(map_pairs(v, "/spec/selector")))],
-        "Node" => vec![col("Version", "string", 0, |v, _| text(v, "/status/nodeInfo/kubeletVersion"))],
+        "Service" => {
+            vec![col("Selector", "string", 1, |v, _| or_none(map_pairs(v, "/spec/selector")))]
+        }
+        "Node" => {
+            vec![col("Version", "string", 0, |v, _| text(v, "/status/nodeInfo/kubeletVersion"))]
+        }
         _ => vec![],
     };
     cols.extend(wide);
@@ -439,8 +508,10 @@ impl TableBuilder {
                     "description": name_column_description(), "priority": 0}));
                 cells.push(Box::new(|v| text(v, "/metadata/name")));
                 for column in list {
-                    columns.push(json!({"name": column.name, "type": column.type_, "format": column.format,
-                        "description": column.description, "priority": column.priority}));
+                    columns.push(
+                        json!({"name": column.name, "type": column.type_, "format": column.format,
+                        "description": column.description, "priority": column.priority}),
+                    );
                     let column = column.clone();
                     match JsonPath::parse(&column.json_path) {
                         Ok(path) => cells.push(Box::new(move |v| crd_cell(&column, &path, v, now))),

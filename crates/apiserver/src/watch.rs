@@ -34,7 +34,9 @@ impl SharedLines {
         {
             let lines = self.lines.lock();
             // Recent events are at the back.
-            if let Some((_, _, line)) = lines.iter().rev().take(256).find(|(r, k, _)| *r == rv && *k == kind) {
+            if let Some((_, _, line)) =
+                lines.iter().rev().take(256).find(|(r, k, _)| *r == rv && *k == kind)
+            {
                 return line.clone();
             }
         }
@@ -58,10 +60,18 @@ struct Encoder {
 }
 
 impl Encoder {
-    fn event(&mut self, kind: &'static str, stored: &[u8], rv: u64, decoded: Option<Value>) -> Bytes {
+    fn event(
+        &mut self,
+        kind: &'static str,
+        stored: &[u8],
+        rv: u64,
+        decoded: Option<Value>,
+    ) -> Bytes {
         if self.wanted == Wanted::Json && self.def.version == self.def.storage_version {
             let api = Arc::clone(&self.shared);
-            return api.watch_lines.get_or_encode(rv, kind, || self.encode(kind, stored, rv, decoded));
+            return api
+                .watch_lines
+                .get_or_encode(rv, kind, || self.encode(kind, stored, rv, decoded));
         }
         self.encode(kind, stored, rv, decoded)
     }
@@ -72,7 +82,9 @@ impl Encoder {
         out.extend_from_slice(kind.as_bytes());
         out.extend_from_slice(b"\",\"object\":");
         match (self.wanted, &self.table) {
-            (Wanted::Json, _) if self.def.version == self.def.storage_version => codec::splice_into(&mut out, stored, rv),
+            (Wanted::Json, _) if self.def.version == self.def.storage_version => {
+                codec::splice_into(&mut out, stored, rv)
+            }
             (Wanted::Table, Some(builder)) => {
                 let object = self.convert(decoded.unwrap_or_else(|| codec::decode(stored, rv)));
                 let meta = json!({"resourceVersion": rv.to_string()});
@@ -126,14 +138,22 @@ fn stream_response(rx: mpsc::Receiver<Bytes>) -> Response<Body> {
         rx.recv().await.map(|chunk| (Ok::<_, std::convert::Infallible>(Frame::data(chunk)), rx))
     });
     let mut response = Response::new(BodyExt::boxed(StreamBody::new(stream)));
-    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     response
         .headers_mut()
         .insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-cache, private"));
     response
 }
 
-pub async fn watch(api: Arc<Api>, def: Arc<ResourceDef>, ns: Option<String>, query: Query, wanted: Wanted) -> Result<Response<Body>, ApiError> {
+pub async fn watch(
+    api: Arc<Api>,
+    def: Arc<ResourceDef>,
+    ns: Option<String>,
+    query: Query,
+    wanted: Wanted,
+) -> Result<Response<Body>, ApiError> {
     let filter = Filter::parse(&def, &query)?;
     let rv = query.get("resourceVersion").map(str::to_owned);
     let rvm = query.get("resourceVersionMatch");
@@ -142,10 +162,26 @@ pub async fn watch(api: Arc<Api>, def: Arc<ResourceDef>, ns: Option<String>, que
     match (send_initial, rvm) {
         (Some(_), Some("NotOlderThan")) => {}
         (Some(_), _) => {
-            return Err(ApiError::invalid("ListOptions", "meta.k8s.io", "", vec![Cause::forbidden("resourceVersionMatch", "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan")]));
+            return Err(ApiError::invalid(
+                "ListOptions",
+                "meta.k8s.io",
+                "",
+                vec![Cause::forbidden(
+                    "resourceVersionMatch",
+                    "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+                )],
+            ));
         }
         (None, Some(_)) => {
-            return Err(ApiError::invalid("ListOptions", "meta.k8s.io", "", vec![Cause::forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided")]));
+            return Err(ApiError::invalid(
+                "ListOptions",
+                "meta.k8s.io",
+                "",
+                vec![Cause::forbidden(
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+                )],
+            ));
         }
         (None, None) => {}
     }
@@ -161,22 +197,23 @@ pub async fn watch(api: Arc<Api>, def: Arc<ResourceDef>, ns: Option<String>, que
         Some(flag) => flag,
         None => rv.as_deref().is_none_or(|v| v == "0"),
     };
-    let current = api.store.current_revision().await.map_err(|e| crate::api::store_error(&def, "", e))?;
+    let current =
+        api.store.current_revision().await.map_err(|e| crate::api::store_error(&def, "", e))?;
     let start = if initial {
         current
     } else {
-        let n: u64 = rv
-            .as_deref()
-            .unwrap_or("0")
-            .parse()
-            .map_err(|_| ApiError::bad_request(format!("invalid resource version: {:?}", rv.unwrap_or_default())))?;
+        let n: u64 = rv.as_deref().unwrap_or("0").parse().map_err(|_| {
+            ApiError::bad_request(format!("invalid resource version: {:?}", rv.unwrap_or_default()))
+        })?;
         Revision(n)
     };
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     let mut encoder = Encoder {
         def: Arc::clone(&def),
         wanted,
-        table: (wanted == Wanted::Table).then(|| TableBuilder::new(&def, IncludeObject::parse(query.get("includeObject")), now_seconds())),
+        table: (wanted == Wanted::Table).then(|| {
+            TableBuilder::new(&def, IncludeObject::parse(query.get("includeObject")), now_seconds())
+        }),
         columns_sent: false,
         shared: Arc::clone(&api),
     };
@@ -185,7 +222,9 @@ pub async fn watch(api: Arc<Api>, def: Arc<ResourceDef>, ns: Option<String>, que
         Ok(s) => s,
         Err(StoreError::Compacted { requested, compacted }) => {
             // kube-rs relists only on an in-stream 410 (KUBE-API-COMPAT.md §0.5).
-            let _ = tx.try_send(expired_event(format!("too old resource version: {requested} ({compacted})")));
+            let _ = tx.try_send(expired_event(format!(
+                "too old resource version: {requested} ({compacted})"
+            )));
             drop(tx);
             return Ok(stream_response(rx));
         }
@@ -205,13 +244,19 @@ pub async fn watch(api: Arc<Api>, def: Arc<ResourceDef>, ns: Option<String>, que
                 return;
             }
         }
-        if send_initial == Some(true) && bookmarks && tx.send(encoder.bookmark(start.0, true)).await.is_err() {
+        if send_initial == Some(true)
+            && bookmarks
+            && tx.send(encoder.bookmark(start.0, true)).await.is_err()
+        {
             return;
         }
         let mut last = start.0;
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
-        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + bookmark_interval, bookmark_interval);
+        let mut ticker = tokio::time::interval_at(
+            tokio::time::Instant::now() + bookmark_interval,
+            bookmark_interval,
+        );
         let mut stream = stream;
         loop {
             tokio::select! {
@@ -264,7 +309,9 @@ fn encode_event(encoder: &mut Encoder, filter: &Filter, event: Event) -> Option<
             }
             let now = codec::decode(&kv.value, kv.mod_revision.0);
             let matched_now = filter.matches(&def, &now);
-            let matched_before = prev.as_ref().is_some_and(|p| filter.matches(&def, &codec::decode(&p.value, p.mod_revision.0)));
+            let matched_before = prev
+                .as_ref()
+                .is_some_and(|p| filter.matches(&def, &codec::decode(&p.value, p.mod_revision.0)));
             let kind = match (matched_before, matched_now) {
                 (false, true) => "ADDED",
                 (true, true) => "MODIFIED",
@@ -278,7 +325,9 @@ fn encode_event(encoder: &mut Encoder, filter: &Filter, event: Event) -> Option<
                 return Some(encoder.event("DELETED", &prev.value, revision.0, None));
             }
             let last = codec::decode(&prev.value, revision.0);
-            filter.matches(&def, &last).then(|| encoder.event("DELETED", &prev.value, revision.0, Some(last)))
+            filter
+                .matches(&def, &last)
+                .then(|| encoder.event("DELETED", &prev.value, revision.0, Some(last)))
         }
     }
 }

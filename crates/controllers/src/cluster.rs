@@ -23,7 +23,12 @@ pub const TAINT_NOT_READY: &str = "cluster.karmada.io/not-ready";
 pub const TAINT_UNREACHABLE: &str = "cluster.karmada.io/unreachable";
 
 /// The taints a cluster should carry, given its Ready condition and the time.
-pub fn desired_taints(current: &[Taint], ready: Option<&Condition>, now_secs: i64, grace: Duration) -> Vec<Taint> {
+pub fn desired_taints(
+    current: &[Taint],
+    ready: Option<&Condition>,
+    now_secs: i64,
+    grace: Duration,
+) -> Vec<Taint> {
     let mut taints: Vec<Taint> = current.to_vec();
     let Some(ready) = ready else { return taints };
     let since = ready.last_transition_time.0.as_second();
@@ -37,11 +42,20 @@ pub fn desired_taints(current: &[Taint], ready: Option<&Condition>, now_secs: i6
     } else {
         Some(TAINT_NOT_READY)
     };
-    taints.retain(|t| !((t.key == TAINT_NOT_READY || t.key == TAINT_UNREACHABLE) && Some(t.key.as_str()) != want && t.effect == "NoSchedule"));
+    taints.retain(|t| {
+        !((t.key == TAINT_NOT_READY || t.key == TAINT_UNREACHABLE)
+            && Some(t.key.as_str()) != want
+            && t.effect == "NoSchedule")
+    });
     if let Some(key) = want
         && !taints.iter().any(|t| t.key == key && t.effect == "NoSchedule")
     {
-        taints.push(Taint { key: key.to_owned(), value: String::new(), effect: "NoSchedule".into(), time_added: None });
+        taints.push(Taint {
+            key: key.to_owned(),
+            value: String::new(),
+            effect: "NoSchedule".into(),
+            time_added: None,
+        });
     }
     taints
 }
@@ -58,7 +72,10 @@ pub enum Error {
 }
 
 fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -80,7 +97,12 @@ async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action, E
         };
         for work in &remaining {
             if work.metadata.deletion_timestamp.is_none() {
-                let _ = works.delete(work.metadata.name.as_deref().unwrap_or_default(), &DeleteParams::default()).await;
+                let _ = works
+                    .delete(
+                        work.metadata.name.as_deref().unwrap_or_default(),
+                        &DeleteParams::default(),
+                    )
+                    .await;
             }
         }
         if !remaining.is_empty() {
@@ -95,7 +117,13 @@ async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action, E
             }
             None => {
                 let rest: Vec<String> = finalizers.into_iter().filter(|f| f != FINALIZER).collect();
-                clusters.patch(&name, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": rest}}))).await?;
+                clusters
+                    .patch(
+                        &name,
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({"metadata": {"finalizers": rest}})),
+                    )
+                    .await?;
                 return Ok(Action::await_change());
             }
         }
@@ -103,20 +131,41 @@ async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action, E
     if !finalizers.iter().any(|f| f == FINALIZER) {
         let mut all = finalizers.clone();
         all.push(FINALIZER.to_owned());
-        clusters.patch(&name, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": all}}))).await?;
+        clusters
+            .patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"finalizers": all}})),
+            )
+            .await?;
     }
     if namespaces.get_opt(&es).await?.is_none() {
-        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": es, "labels": {"karmada.io/managed": "true"}}})).unwrap_or_default();
+        let ns: Namespace = serde_json::from_value(
+            json!({"metadata": {"name": es, "labels": {"karmada.io/managed": "true"}}}),
+        )
+        .unwrap_or_default();
         match namespaces.create(&PostParams::default(), &ns).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 409 => {}
             Err(e) => return Err(e.into()),
         }
     }
-    let ready = cluster.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
-    let taints = desired_taints(&cluster.spec.taints, ready, now_secs(), ctx.settings.cluster_monitor_grace_period);
+    let ready =
+        cluster.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
+    let taints = desired_taints(
+        &cluster.spec.taints,
+        ready,
+        now_secs(),
+        ctx.settings.cluster_monitor_grace_period,
+    );
     if taints != cluster.spec.taints {
-        clusters.patch(&name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"taints": taints}}))).await?;
+        clusters
+            .patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"taints": taints}})),
+            )
+            .await?;
     }
     Ok(Action::requeue(ctx.settings.cluster_monitor_period))
 }
@@ -159,7 +208,12 @@ mod tests {
     #[test]
     fn taints_follow_readiness_after_grace() {
         let grace = Duration::from_secs(40);
-        let user = Taint { key: "team".into(), value: "a".into(), effect: "NoSchedule".into(), time_added: None };
+        let user = Taint {
+            key: "team".into(),
+            value: "a".into(),
+            effect: "NoSchedule".into(),
+            time_added: None,
+        };
         type Case = (Vec<Taint>, Option<Condition>, i64, Vec<&'static str>);
         let cases: Vec<Case> = vec![
             (vec![], None, 100, vec![]),
@@ -167,16 +221,33 @@ mod tests {
             (vec![], Some(cond("False", "ClusterNotReachable", 90)), 100, vec![]),
             (vec![], Some(cond("False", "ClusterNotReachable", 0)), 100, vec![TAINT_UNREACHABLE]),
             (vec![], Some(cond("False", "ClusterNotReady", 0)), 100, vec![TAINT_NOT_READY]),
-            (vec![user.clone()], Some(cond("Unknown", "", 0)), 100, vec!["team", TAINT_UNREACHABLE]),
             (
-                vec![user.clone(), Taint { key: TAINT_UNREACHABLE.into(), value: String::new(), effect: "NoSchedule".into(), time_added: None }],
+                vec![user.clone()],
+                Some(cond("Unknown", "", 0)),
+                100,
+                vec!["team", TAINT_UNREACHABLE],
+            ),
+            (
+                vec![
+                    user.clone(),
+                    Taint {
+                        key: TAINT_UNREACHABLE.into(),
+                        value: String::new(),
+                        effect: "NoSchedule".into(),
+                        time_added: None,
+                    },
+                ],
                 Some(cond("True", "ClusterReady", 95)),
                 100,
                 vec!["team"],
             ),
         ];
         for (current, ready, now, want) in cases {
-            assert_eq!(keys(&desired_taints(&current, ready.as_ref(), now, grace)), want, "{ready:?}");
+            assert_eq!(
+                keys(&desired_taints(&current, ready.as_ref(), now, grace)),
+                want,
+                "{ready:?}"
+            );
         }
     }
 }

@@ -10,7 +10,9 @@ use apimachinery::quantity::{self, Resources};
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use karmada_api::cluster::{ApiEnablement, ApiResourceRef, Cluster, ClusterStatus, NodeSummary, ResourceSummary};
+use karmada_api::cluster::{
+    ApiEnablement, ApiResourceRef, Cluster, ClusterStatus, NodeSummary, ResourceSummary,
+};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
@@ -28,11 +30,24 @@ pub enum Health {
 }
 
 /// The Ready condition for a probe result, keeping the transition time when unchanged.
-pub fn ready_condition(health: &Health, previous: Option<&Condition>, now: &str, generation: i64) -> Condition {
+pub fn ready_condition(
+    health: &Health,
+    previous: Option<&Condition>,
+    now: &str,
+    generation: i64,
+) -> Condition {
     let (status, reason, message) = match health {
-        Health::Ready => ("True", "ClusterReady", "cluster is healthy and ready to accept workloads".to_owned()),
-        Health::NotReady(detail) => ("False", "ClusterNotReady", format!("cluster is reachable but health endpoint responded without ok: {detail}")),
-        Health::Unreachable(detail) => ("False", "ClusterNotReachable", format!("cluster is not reachable: {detail}")),
+        Health::Ready => {
+            ("True", "ClusterReady", "cluster is healthy and ready to accept workloads".to_owned())
+        }
+        Health::NotReady(detail) => (
+            "False",
+            "ClusterNotReady",
+            format!("cluster is reachable but health endpoint responded without ok: {detail}"),
+        ),
+        Health::Unreachable(detail) => {
+            ("False", "ClusterNotReachable", format!("cluster is not reachable: {detail}"))
+        }
     };
     let since = previous
         .filter(|p| p.status == status && p.reason == reason)
@@ -62,7 +77,9 @@ async fn probe(client: &kube::Client) -> Health {
             Err(kube::Error::Api(s)) => Health::NotReady(format!("/healthz returned {}", s.code)),
             Err(e) => Health::Unreachable(e.to_string()),
         },
-        Err(kube::Error::Api(status)) => Health::NotReady(format!("/readyz returned {}", status.code)),
+        Err(kube::Error::Api(status)) => {
+            Health::NotReady(format!("/readyz returned {}", status.code))
+        }
         Err(e) => Health::Unreachable(e.to_string()),
     }
 }
@@ -72,10 +89,17 @@ async fn api_enablements(client: &kube::Client) -> Result<Vec<ApiEnablement>, ku
     let mut out: BTreeMap<String, Vec<ApiResourceRef>> = BTreeMap::new();
     for group in discovery.groups() {
         for version in group.versions() {
-            let gv = if group.name().is_empty() { version.to_owned() } else { format!("{}/{version}", group.name()) };
+            let gv = if group.name().is_empty() {
+                version.to_owned()
+            } else {
+                format!("{}/{version}", group.name())
+            };
             let entry = out.entry(gv).or_default();
             for (resource, _caps) in group.versioned_resources(version) {
-                entry.push(ApiResourceRef { name: resource.plural.clone(), kind: resource.kind.clone() });
+                entry.push(ApiResourceRef {
+                    name: resource.plural.clone(),
+                    kind: resource.kind.clone(),
+                });
             }
         }
     }
@@ -92,9 +116,16 @@ fn pod_requests(pod: &Pod) -> Resources {
     quantity::pod_requests(&serde_json::to_value(pod).unwrap_or(Value::Null))
 }
 
-fn to_quantities(r: &Resources) -> BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity> {
+fn to_quantities(
+    r: &Resources,
+) -> BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity> {
     r.iter()
-        .map(|(k, v)| (k.clone(), k8s_openapi::apimachinery::pkg::api::resource::Quantity(quantity::format_milli(*v))))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity(quantity::format_milli(*v)),
+            )
+        })
         .collect()
 }
 
@@ -105,7 +136,11 @@ async fn summaries(client: &kube::Client) -> Result<(NodeSummary, ResourceSummar
     for node in nodes.list(&ListParams::default()).await?.items {
         summary.total_num += 1;
         let status = node.status.unwrap_or_default();
-        let ready = status.conditions.unwrap_or_default().iter().any(|c| c.type_ == "Ready" && c.status == "True");
+        let ready = status
+            .conditions
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
         if ready {
             summary.ready_num += 1;
             let value = serde_json::to_value(&status.allocatable).unwrap_or(Value::Null);
@@ -144,9 +179,16 @@ async fn summaries(client: &kube::Client) -> Result<(NodeSummary, ResourceSummar
 }
 
 /// Computes the status of one cluster.
-pub async fn observe(control: &kube::Client, cluster: &Cluster, settings: &Settings) -> ClusterStatus {
+pub async fn observe(
+    control: &kube::Client,
+    cluster: &Cluster,
+    settings: &Settings,
+) -> ClusterStatus {
     let now = apimachinery::time::format_rfc3339(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0),
     );
     let previous = cluster.status.clone().unwrap_or_default();
     let previous_ready = previous.conditions.iter().find(|c| c.type_ == "Ready");
@@ -155,7 +197,12 @@ pub async fn observe(control: &kube::Client, cluster: &Cluster, settings: &Setti
         Ok(c) => c,
         Err(e) => {
             let mut status = previous.clone();
-            status.conditions = vec![ready_condition(&Health::Unreachable(e.to_string()), previous_ready, &now, generation)];
+            status.conditions = vec![ready_condition(
+                &Health::Unreachable(e.to_string()),
+                previous_ready,
+                &now,
+                generation,
+            )];
             return status;
         }
     };
@@ -181,20 +228,30 @@ pub async fn observe(control: &kube::Client, cluster: &Cluster, settings: &Setti
             status.node_summary = Some(nodes);
             status.resource_summary = Some(resources);
         }
-        Ok(Err(e)) => tracing::warn!(cluster = ?cluster.metadata.name, error = %e, "collecting cluster details failed"),
-        Err(_) => tracing::warn!(cluster = ?cluster.metadata.name, "collecting cluster details timed out"),
+        Ok(Err(e)) => {
+            tracing::warn!(cluster = ?cluster.metadata.name, error = %e, "collecting cluster details failed")
+        }
+        Err(_) => {
+            tracing::warn!(cluster = ?cluster.metadata.name, "collecting cluster details timed out")
+        }
     }
     status
 }
 
 /// Writes the status when it differs from what is stored.
-async fn write(control: &kube::Client, cluster: &Cluster, status: ClusterStatus) -> Result<(), kube::Error> {
+async fn write(
+    control: &kube::Client,
+    cluster: &Cluster,
+    status: ClusterStatus,
+) -> Result<(), kube::Error> {
     if cluster.status.as_ref() == Some(&status) {
         return Ok(());
     }
     let clusters: Api<Cluster> = Api::all(control.clone());
     let name = cluster.metadata.name.clone().unwrap_or_default();
-    clusters.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": status}))).await?;
+    clusters
+        .patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": status})))
+        .await?;
     Ok(())
 }
 
@@ -231,10 +288,20 @@ mod tests {
         assert_eq!((first.status.as_str(), first.reason.as_str()), ("True", "ClusterReady"));
         let again = ready_condition(&Health::Ready, Some(&first), "2026-01-01T00:05:00Z", 1);
         assert_eq!(again.last_transition_time, first.last_transition_time);
-        let down = ready_condition(&Health::Unreachable("refused".into()), Some(&again), "2026-01-01T00:06:00Z", 1);
+        let down = ready_condition(
+            &Health::Unreachable("refused".into()),
+            Some(&again),
+            "2026-01-01T00:06:00Z",
+            1,
+        );
         assert_eq!((down.status.as_str(), down.reason.as_str()), ("False", "ClusterNotReachable"));
         assert_ne!(down.last_transition_time, first.last_transition_time);
-        let sick = ready_condition(&Health::NotReady("500".into()), Some(&down), "2026-01-01T00:07:00Z", 1);
+        let sick = ready_condition(
+            &Health::NotReady("500".into()),
+            Some(&down),
+            "2026-01-01T00:07:00Z",
+            1,
+        );
         assert_eq!(sick.reason, "ClusterNotReady");
     }
 }

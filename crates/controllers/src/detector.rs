@@ -20,14 +20,24 @@ use tokio::sync::mpsc;
 
 /// Namespaces whose templates are never propagated.
 pub fn reserved_namespace(ns: &str) -> bool {
-    ns == "karmada-system" || ns == "karmada-cluster" || ns.starts_with("karmada-es-") || ns.starts_with("kube-")
+    ns == "karmada-system"
+        || ns == "karmada-cluster"
+        || ns.starts_with("karmada-es-")
+        || ns.starts_with("kube-")
 }
 
 /// Groups and kinds that are not resource templates.
 fn skipped(resource: &ApiResource) -> bool {
     karmada_api::kinds::is_karmada_group(&resource.group)
-        || matches!(resource.group.as_str(), "coordination.k8s.io" | "events.k8s.io" | "discovery.k8s.io" | "apiextensions.k8s.io")
-        || (resource.group.is_empty() && matches!(resource.plural.as_str(), "events" | "namespaces" | "nodes" | "pods" | "endpoints" | "componentstatuses"))
+        || matches!(
+            resource.group.as_str(),
+            "coordination.k8s.io" | "events.k8s.io" | "discovery.k8s.io" | "apiextensions.k8s.io"
+        )
+        || (resource.group.is_empty()
+            && matches!(
+                resource.plural.as_str(),
+                "events" | "namespaces" | "nodes" | "pods" | "endpoints" | "componentstatuses"
+            ))
 }
 
 type TemplateKey = (String, String, String); // (group/version/plural, namespace, name)
@@ -48,7 +58,12 @@ fn key(ar: &ApiResource, obj: &DynamicObject) -> TemplateKey {
 }
 
 impl State {
-    async fn reconcile(&self, ar: &ApiResource, namespaced: bool, template: &DynamicObject) -> Result<(), kube::Error> {
+    async fn reconcile(
+        &self,
+        ar: &ApiResource,
+        namespaced: bool,
+        template: &DynamicObject,
+    ) -> Result<(), kube::Error> {
         let ns = template.metadata.namespace.clone().unwrap_or_default();
         if reserved_namespace(&ns) || template.metadata.deletion_timestamp.is_some() {
             return Ok(());
@@ -62,45 +77,90 @@ impl State {
         let pps: Vec<Policy<'_>> = pp_list
             .iter()
             .filter(|p| p.metadata.deletion_timestamp.is_none())
-            .map(|p| Policy { namespace: p.metadata.namespace.as_deref().unwrap_or_default(), name: p.metadata.name.as_deref().unwrap_or_default(), spec: &p.spec })
+            .map(|p| Policy {
+                namespace: p.metadata.namespace.as_deref().unwrap_or_default(),
+                name: p.metadata.name.as_deref().unwrap_or_default(),
+                spec: &p.spec,
+            })
             .collect();
         let cpps: Vec<Policy<'_>> = cpp_list
             .iter()
             .filter(|p| p.metadata.deletion_timestamp.is_none())
-            .map(|p| Policy { namespace: "", name: p.metadata.name.as_deref().unwrap_or_default(), spec: &p.spec })
+            .map(|p| Policy {
+                namespace: "",
+                name: p.metadata.name.as_deref().unwrap_or_default(),
+                spec: &p.spec,
+            })
             .collect();
         let labels = template.metadata.labels.clone().unwrap_or_default();
         // A claimed template keeps its policy unless a preempting policy outranks it.
-        let claimed_pp = labels.get("propagationpolicy.karmada.io/name").and_then(|n| pps.iter().find(|p| p.name == n && p.namespace == ns));
-        let claimed_cpp = labels.get("clusterpropagationpolicy.karmada.io/name").and_then(|n| cpps.iter().find(|p| p.name == n));
-        let holder = claimed_pp.or(claimed_cpp).and_then(|p| propagation::policy_matches(p, &t).map(|i| (p, i)));
+        let claimed_pp = labels
+            .get("propagationpolicy.karmada.io/name")
+            .and_then(|n| pps.iter().find(|p| p.name == n && p.namespace == ns));
+        let claimed_cpp = labels
+            .get("clusterpropagationpolicy.karmada.io/name")
+            .and_then(|n| cpps.iter().find(|p| p.name == n));
+        let holder = claimed_pp
+            .or(claimed_cpp)
+            .and_then(|p| propagation::policy_matches(p, &t).map(|i| (p, i)));
         // A cluster-scoped template can only match ClusterPropagationPolicies.
         let namespace_policies: &[Policy<'_>] = if namespaced { &pps } else { &[] };
         let best = propagation::best_policy(&t, namespace_policies, &cpps)
             .and_then(|p| propagation::policy_matches(p, &t).map(|i| (p, i)));
         let chosen = match (holder, best) {
             (Some(h), Some(b)) if b.0.name != h.0.name || b.0.namespace != h.0.namespace => {
-                if propagation::may_preempt(b, h) { Some(b.0) } else { Some(h.0) }
+                if propagation::may_preempt(b, h) {
+                    Some(b.0)
+                } else {
+                    Some(h.0)
+                }
             }
             (Some(h), _) => Some(h.0),
             (None, b) => b.map(|(p, _)| p),
         };
         let Some(policy) = chosen else { return Ok(()) };
         let policy_id = if policy.cluster_scoped() {
-            cpp_list.iter().find(|p| p.metadata.name.as_deref() == Some(policy.name)).and_then(|p| p.metadata.labels.as_ref()?.get("clusterpropagationpolicy.karmada.io/permanent-id").cloned())
+            cpp_list.iter().find(|p| p.metadata.name.as_deref() == Some(policy.name)).and_then(
+                |p| {
+                    p.metadata
+                        .labels
+                        .as_ref()?
+                        .get("clusterpropagationpolicy.karmada.io/permanent-id")
+                        .cloned()
+                },
+            )
         } else {
             pp_list
                 .iter()
-                .find(|p| p.metadata.name.as_deref() == Some(policy.name) && p.metadata.namespace.as_deref() == Some(policy.namespace))
-                .and_then(|p| p.metadata.labels.as_ref()?.get("propagationpolicy.karmada.io/permanent-id").cloned())
+                .find(|p| {
+                    p.metadata.name.as_deref() == Some(policy.name)
+                        && p.metadata.namespace.as_deref() == Some(policy.namespace)
+                })
+                .and_then(|p| {
+                    p.metadata
+                        .labels
+                        .as_ref()?
+                        .get("propagationpolicy.karmada.io/permanent-id")
+                        .cloned()
+                })
         }
         .unwrap_or_default();
         // Claim the template.
         let claim = propagation::claim_labels(policy, &policy_id);
         let name = template.metadata.name.clone().unwrap_or_default();
-        let templates: Api<DynamicObject> = if namespaced { Api::namespaced_with(self.client.clone(), &ns, ar) } else { Api::all_with(self.client.clone(), ar) };
+        let templates: Api<DynamicObject> = if namespaced {
+            Api::namespaced_with(self.client.clone(), &ns, ar)
+        } else {
+            Api::all_with(self.client.clone(), ar)
+        };
         if claim.iter().any(|(k, v)| labels.get(k) != Some(v)) {
-            templates.patch(&name, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": claim}}))).await?;
+            templates
+                .patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"metadata": {"labels": claim}})),
+                )
+                .await?;
         }
         // The binding.
         let replicas = propagation::interpreter::get_replicas(&ar.kind, &object);
@@ -120,7 +180,11 @@ impl State {
         for (field, value) in [
             ("failover", serde_json::to_value(&policy.spec.failover).unwrap_or(Value::Null)),
             ("suspension", serde_json::to_value(&policy.spec.suspension).unwrap_or(Value::Null)),
-            ("preserveResourcesOnDeletion", serde_json::to_value(policy.spec.preserve_resources_on_deletion).unwrap_or(Value::Null)),
+            (
+                "preserveResourcesOnDeletion",
+                serde_json::to_value(policy.spec.preserve_resources_on_deletion)
+                    .unwrap_or(Value::Null),
+            ),
         ] {
             if !value.is_null() {
                 spec[field] = value;
@@ -128,15 +192,24 @@ impl State {
         }
         if let Some((count, req)) = replicas {
             spec["replicas"] = json!(count);
-            let requests: serde_json::Map<String, Value> = req.requests.iter().map(|(k, v)| (k.clone(), json!(apimachinery::quantity::format_milli(*v)))).collect();
+            let requests: serde_json::Map<String, Value> = req
+                .requests
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(apimachinery::quantity::format_milli(*v))))
+                .collect();
             let mut requirements = json!({"resourceRequest": requests});
             if !req.node_selector.is_empty() || !req.tolerations.is_empty() {
-                requirements["nodeClaim"] = json!({"nodeSelector": req.node_selector, "tolerations": req.tolerations});
+                requirements["nodeClaim"] =
+                    json!({"nodeSelector": req.node_selector, "tolerations": req.tolerations});
             }
             spec["replicaRequirements"] = requirements;
         }
         let binding_name = propagation::binding_name(&ar.kind, &name);
-        let (api_version, kind, plural) = ("work.karmada.io/v1alpha2", if namespaced { "ResourceBinding" } else { "ClusterResourceBinding" }, if namespaced { "resourcebindings" } else { "clusterresourcebindings" });
+        let (api_version, kind, plural) = (
+            "work.karmada.io/v1alpha2",
+            if namespaced { "ResourceBinding" } else { "ClusterResourceBinding" },
+            if namespaced { "resourcebindings" } else { "clusterresourcebindings" },
+        );
         let mut binding = json!({
             "apiVersion": api_version, "kind": kind,
             "metadata": {"name": binding_name, "labels": claim,
@@ -146,9 +219,25 @@ impl State {
         if namespaced {
             binding["metadata"]["namespace"] = json!(ns);
         }
-        let binding_ar = ApiResource { group: "work.karmada.io".into(), version: "v1alpha2".into(), api_version: api_version.into(), kind: kind.into(), plural: plural.into() };
-        let bindings: Api<DynamicObject> = if namespaced { Api::namespaced_with(self.client.clone(), &ns, &binding_ar) } else { Api::all_with(self.client.clone(), &binding_ar) };
-        bindings.patch(&binding_name, &PatchParams::apply("karmada-detector").force(), &Patch::Apply(&binding)).await?;
+        let binding_ar = ApiResource {
+            group: "work.karmada.io".into(),
+            version: "v1alpha2".into(),
+            api_version: api_version.into(),
+            kind: kind.into(),
+            plural: plural.into(),
+        };
+        let bindings: Api<DynamicObject> = if namespaced {
+            Api::namespaced_with(self.client.clone(), &ns, &binding_ar)
+        } else {
+            Api::all_with(self.client.clone(), &binding_ar)
+        };
+        bindings
+            .patch(
+                &binding_name,
+                &PatchParams::apply("karmada-detector").force(),
+                &Patch::Apply(&binding),
+            )
+            .await?;
         Ok(())
     }
 }
@@ -167,29 +256,46 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
     {
         let tx = tx.clone();
         let api: Api<PropagationPolicy> = Api::all(client.clone());
-        tasks.push(tokio::spawn(watcher::watcher(api, watcher::Config::default()).default_backoff().reflect(pp_writer).applied_objects().for_each(move |_| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(Change::Policies).await;
-            }
-        })));
+        tasks.push(tokio::spawn(
+            watcher::watcher(api, watcher::Config::default())
+                .default_backoff()
+                .reflect(pp_writer)
+                .applied_objects()
+                .for_each(move |_| {
+                    let tx = tx.clone();
+                    async move {
+                        let _ = tx.send(Change::Policies).await;
+                    }
+                }),
+        ));
     }
     {
         let tx = tx.clone();
         let api: Api<ClusterPropagationPolicy> = Api::all(client.clone());
-        tasks.push(tokio::spawn(watcher::watcher(api, watcher::Config::default()).default_backoff().reflect(cpp_writer).applied_objects().for_each(move |_| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(Change::Policies).await;
-            }
-        })));
+        tasks.push(tokio::spawn(
+            watcher::watcher(api, watcher::Config::default())
+                .default_backoff()
+                .reflect(cpp_writer)
+                .applied_objects()
+                .for_each(move |_| {
+                    let tx = tx.clone();
+                    async move {
+                        let _ = tx.send(Change::Policies).await;
+                    }
+                }),
+        ));
     }
     let _ = pp_reader.wait_until_ready().await;
     let _ = cpp_reader.wait_until_ready().await;
     // Templates of every served type; new types (CRDs) are found by re-running discovery.
     let mut watched: HashSet<String> = HashSet::new();
     let mut rediscover = tokio::time::interval(Duration::from_secs(5));
-    let mut state = State { client: client.clone(), pps: pp_reader, cpps: cpp_reader, templates: BTreeMap::new() };
+    let mut state = State {
+        client: client.clone(),
+        pps: pp_reader,
+        cpps: cpp_reader,
+        templates: BTreeMap::new(),
+    };
     loop {
         tokio::select! {
             _ = rediscover.tick() => {
@@ -250,11 +356,23 @@ mod tests {
 
     #[test]
     fn reserved_and_skipped() {
-        for ns in ["karmada-system", "karmada-cluster", "karmada-es-member1", "kube-system", "kube-public"] {
+        for ns in [
+            "karmada-system",
+            "karmada-cluster",
+            "karmada-es-member1",
+            "kube-system",
+            "kube-public",
+        ] {
             assert!(reserved_namespace(ns), "{ns}");
         }
         assert!(!reserved_namespace("default"));
-        let ar = |group: &str, plural: &str| ApiResource { group: group.into(), version: "v1".into(), api_version: "v1".into(), kind: "K".into(), plural: plural.into() };
+        let ar = |group: &str, plural: &str| ApiResource {
+            group: group.into(),
+            version: "v1".into(),
+            api_version: "v1".into(),
+            kind: "K".into(),
+            plural: plural.into(),
+        };
         assert!(skipped(&ar("policy.karmada.io", "propagationpolicies")));
         assert!(skipped(&ar("", "events")));
         assert!(!skipped(&ar("apps", "deployments")));

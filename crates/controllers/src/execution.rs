@@ -44,7 +44,8 @@ impl Context {
     /// A cached client for a member (rebuilt when its Cluster changes).
     async fn member(&self, cluster: &Cluster) -> Result<kube::Client, Error> {
         let name = cluster.metadata.name.clone().unwrap_or_default();
-        let version = format!("{}/{}", cluster.spec.api_endpoint, cluster.metadata.generation.unwrap_or(0));
+        let version =
+            format!("{}/{}", cluster.spec.api_endpoint, cluster.metadata.generation.unwrap_or(0));
         if let Ok(cache) = self.members.lock()
             && let Some((v, client)) = cache.get(&name)
             && *v == version
@@ -62,11 +63,19 @@ impl Context {
 fn gvk_of(manifest: &Value) -> GroupVersionKind {
     let api_version = manifest.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    GroupVersionKind::gvk(group, version, manifest.get("kind").and_then(Value::as_str).unwrap_or_default())
+    GroupVersionKind::gvk(
+        group,
+        version,
+        manifest.get("kind").and_then(Value::as_str).unwrap_or_default(),
+    )
 }
 
 fn target_api(member: &kube::Client, ar: &ApiResource, namespace: &str) -> Api<DynamicObject> {
-    if namespace.is_empty() { Api::all_with(member.clone(), ar) } else { Api::namespaced_with(member.clone(), namespace, ar) }
+    if namespace.is_empty() {
+        Api::all_with(member.clone(), ar)
+    } else {
+        Api::namespaced_with(member.clone(), namespace, ar)
+    }
 }
 
 async fn ensure_namespace(member: &kube::Client, namespace: &str) -> Result<(), kube::Error> {
@@ -75,7 +84,8 @@ async fn ensure_namespace(member: &kube::Client, namespace: &str) -> Result<(), 
     }
     let namespaces: Api<Namespace> = Api::all(member.clone());
     if namespaces.get_opt(namespace).await?.is_none() {
-        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap_or_default();
+        let ns: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap_or_default();
         match namespaces.create(&PostParams::default(), &ns).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 409 => {}
@@ -88,13 +98,18 @@ async fn ensure_namespace(member: &kube::Client, namespace: &str) -> Result<(), 
 /// Applies one manifest; `Ok(Some(reason))` when it was deliberately not applied.
 async fn apply_manifest(member: &kube::Client, manifest: &Value) -> Result<Option<String>, Error> {
     let (ar, _) = kube::discovery::pinned_kind(member, &gvk_of(manifest)).await?;
-    let namespace = manifest.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
+    let namespace =
+        manifest.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
     let name = manifest.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
     ensure_namespace(member, namespace).await?;
     let api = target_api(member, &ar, namespace);
     if let Some(existing) = api.get_opt(name).await? {
-        let managed = existing.metadata.labels.as_ref().is_some_and(|l| l.get(MANAGED_LABEL).is_some());
-        let overwrite = manifest.pointer(&format!("/metadata/annotations/{}", CONFLICT_ANNOTATION.replace('/', "~1"))).and_then(Value::as_str) == Some("overwrite");
+        let managed =
+            existing.metadata.labels.as_ref().is_some_and(|l| l.get(MANAGED_LABEL).is_some());
+        let overwrite = manifest
+            .pointer(&format!("/metadata/annotations/{}", CONFLICT_ANNOTATION.replace('/', "~1")))
+            .and_then(Value::as_str)
+            == Some("overwrite");
         if !managed && !overwrite {
             return Ok(Some(format!(
                 "{} {namespace}/{name} already exists in the member cluster and is not managed by Karmada (conflictResolution Abort)",
@@ -107,10 +122,13 @@ async fn apply_manifest(member: &kube::Client, manifest: &Value) -> Result<Optio
 }
 
 async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let Some(cluster_name) = work.metadata.namespace.as_deref().and_then(|n| n.strip_prefix("karmada-es-")) else {
+    let Some(cluster_name) =
+        work.metadata.namespace.as_deref().and_then(|n| n.strip_prefix("karmada-es-"))
+    else {
         return Ok(Action::await_change());
     };
-    let works: Api<Work> = Api::namespaced(ctx.client.clone(), work.metadata.namespace.as_deref().unwrap_or_default());
+    let works: Api<Work> =
+        Api::namespaced(ctx.client.clone(), work.metadata.namespace.as_deref().unwrap_or_default());
     let name = work.metadata.name.clone().unwrap_or_default();
     let finalizers = work.metadata.finalizers.clone().unwrap_or_default();
     let cluster = Api::<Cluster>::all(ctx.client.clone()).get_opt(cluster_name).await?;
@@ -123,10 +141,20 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
             && let Ok(member) = ctx.member(cluster).await
         {
             for manifest in &work.spec.workload.manifests {
-                if let Ok((ar, _)) = kube::discovery::pinned_kind(&member, &gvk_of(manifest)).await {
-                    let namespace = manifest.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
-                    let name = manifest.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-                    match target_api(&member, &ar, namespace).delete(name, &DeleteParams::default()).await {
+                if let Ok((ar, _)) = kube::discovery::pinned_kind(&member, &gvk_of(manifest)).await
+                {
+                    let namespace = manifest
+                        .pointer("/metadata/namespace")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    let name = manifest
+                        .pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    match target_api(&member, &ar, namespace)
+                        .delete(name, &DeleteParams::default())
+                        .await
+                    {
                         Ok(_) => {}
                         Err(kube::Error::Api(s)) if s.code == 404 => {}
                         Err(e) => return Err(e.into()),
@@ -135,13 +163,25 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
             }
         }
         let rest: Vec<String> = finalizers.into_iter().filter(|f| f != FINALIZER).collect();
-        works.patch(&name, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": rest}}))).await?;
+        works
+            .patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"finalizers": rest}})),
+            )
+            .await?;
         return Ok(Action::await_change());
     }
     if !finalizers.iter().any(|f| f == FINALIZER) {
         let mut all = finalizers.clone();
         all.push(FINALIZER.to_owned());
-        works.patch(&name, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": all}}))).await?;
+        works
+            .patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"finalizers": all}})),
+            )
+            .await?;
     }
     if work.spec.suspend_dispatching == Some(true) {
         return Ok(Action::await_change());
@@ -160,19 +200,31 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
                     Err(e) => problems.push(format!("applying to {cluster_name} failed: {e}")),
                 }
                 // Reflect the member's view of the object (status and health).
-                if let Ok((ar, _)) = kube::discovery::pinned_kind(&member, &gvk_of(manifest)).await {
-                    let namespace = manifest.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
-                    let name = manifest.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-                    if let Ok(Some(observed)) = target_api(&member, &ar, namespace).get_opt(name).await {
+                if let Ok((ar, _)) = kube::discovery::pinned_kind(&member, &gvk_of(manifest)).await
+                {
+                    let namespace = manifest
+                        .pointer("/metadata/namespace")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    let name = manifest
+                        .pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    if let Ok(Some(observed)) =
+                        target_api(&member, &ar, namespace).get_opt(name).await
+                    {
                         let observed = serde_json::to_value(&observed).unwrap_or_default();
-                        let health = match propagation::interpreter::is_healthy(&ar.kind, &observed) {
+                        let health = match propagation::interpreter::is_healthy(&ar.kind, &observed)
+                        {
                             Some(true) => "Healthy",
                             Some(false) => "Unhealthy",
                             None => "Unknown",
                         };
                         all_healthy &= health != "Unhealthy";
                         let mut status = observed.get("status").cloned().unwrap_or(Value::Null);
-                        if let (Some(s), Some(generation)) = (status.as_object_mut(), observed.pointer("/metadata/generation")) {
+                        if let (Some(s), Some(generation)) =
+                            (status.as_object_mut(), observed.pointer("/metadata/generation"))
+                        {
                             s.insert("generation".into(), generation.clone());
                         }
                         manifest_statuses.push(json!({
@@ -183,23 +235,41 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
                     }
                 }
             }
-            if problems.is_empty() { (true, "Manifest has been successfully applied".to_owned()) } else { (false, problems.join("; ")) }
+            if problems.is_empty() {
+                (true, "Manifest has been successfully applied".to_owned())
+            } else {
+                (false, problems.join("; "))
+            }
         }
     };
-    let current = work.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Applied"));
+    let current =
+        work.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Applied"));
     let status_word = if applied { "True" } else { "False" };
-    let statuses_now = serde_json::to_value(work.status.as_ref().map(|s| &s.manifest_statuses)).unwrap_or(Value::Null);
-    let changed_statuses = statuses_now != json!(manifest_statuses) && !(statuses_now.is_null() && manifest_statuses.is_empty());
+    let statuses_now = serde_json::to_value(work.status.as_ref().map(|s| &s.manifest_statuses))
+        .unwrap_or(Value::Null);
+    let changed_statuses = statuses_now != json!(manifest_statuses)
+        && !(statuses_now.is_null() && manifest_statuses.is_empty());
     if current.is_none_or(|c| c.status != status_word || c.message != message) || changed_statuses {
-        let now = apimachinery::time::format_rfc3339(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0));
-        let since = current.filter(|c| c.status == status_word).map_or(json!(now), |c| json!(c.last_transition_time));
+        let now = apimachinery::time::format_rfc3339(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0),
+        );
+        let since = current
+            .filter(|c| c.status == status_word)
+            .map_or(json!(now), |c| json!(c.last_transition_time));
         let condition = json!({"type": "Applied", "status": status_word, "reason": if applied { "AppliedSuccessful" } else { "AppliedFailed" },
             "message": message, "lastTransitionTime": since});
         works.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": {"conditions": [condition], "manifestStatuses": manifest_statuses}}))).await?;
     }
     // Re-check: quickly while the member converges, then periodically (which also restores
     // objects edited or deleted by hand in the member).
-    Ok(Action::requeue(if applied && all_healthy { Duration::from_secs(30) } else { Duration::from_secs(1) }))
+    Ok(Action::requeue(if applied && all_healthy {
+        Duration::from_secs(30)
+    } else {
+        Duration::from_secs(1)
+    }))
 }
 
 fn error_policy(_: Arc<Work>, error: &Error, _: Arc<Context>) -> Action {
@@ -210,6 +280,9 @@ fn error_policy(_: Arc<Work>, error: &Error, _: Arc<Context>) -> Action {
 pub async fn run(client: kube::Client, timeout: Duration) -> anyhow::Result<()> {
     let works: Api<Work> = Api::all(client.clone());
     let ctx = Arc::new(Context { client, members: Mutex::new(HashMap::new()), timeout });
-    Controller::new(works, watcher::Config::default()).run(reconcile, error_policy, ctx).for_each(|_| async {}).await;
+    Controller::new(works, watcher::Config::default())
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| async {})
+        .await;
     Ok(())
 }

@@ -60,7 +60,12 @@ impl Credentials {
 }
 
 /// A client for `endpoint` with `credentials`.
-pub async fn client_for(name: &str, endpoint: &str, credentials: &Credentials, timeout: std::time::Duration) -> Result<kube::Client, ClientError> {
+pub async fn client_for(
+    name: &str,
+    endpoint: &str,
+    credentials: &Credentials,
+    timeout: std::time::Duration,
+) -> Result<kube::Client, ClientError> {
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     let mut user = serde_json::Map::new();
     if let Some(t) = &credentials.token {
@@ -82,8 +87,11 @@ pub async fn client_for(name: &str, endpoint: &str, credentials: &Credentials, t
         "current-context": name,
     });
     let build = |message: String| ClientError::Build { cluster: name.to_owned(), message };
-    let kubeconfig: kube::config::Kubeconfig = serde_json::from_value(doc).map_err(|e| build(e.to_string()))?;
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.map_err(|e| build(e.to_string()))?;
+    let kubeconfig: kube::config::Kubeconfig =
+        serde_json::from_value(doc).map_err(|e| build(e.to_string()))?;
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .map_err(|e| build(e.to_string()))?;
     config.connect_timeout = Some(timeout);
     config.read_timeout = Some(timeout);
     config.write_timeout = Some(timeout);
@@ -91,13 +99,19 @@ pub async fn client_for(name: &str, endpoint: &str, credentials: &Credentials, t
 }
 
 /// A client for a joined cluster, from its Secret in the control plane.
-pub async fn for_cluster(control: &kube::Client, cluster: &Cluster, timeout: std::time::Duration) -> Result<kube::Client, ClientError> {
+pub async fn for_cluster(
+    control: &kube::Client,
+    cluster: &Cluster,
+    timeout: std::time::Duration,
+) -> Result<kube::Client, ClientError> {
     let name = cluster.metadata.name.clone().unwrap_or_default();
     if cluster.spec.api_endpoint.is_empty() {
         return Err(ClientError::NoEndpoint(name));
     }
-    let secret_ref = cluster.spec.secret_ref.clone().ok_or_else(|| ClientError::NoSecret(name.clone()))?;
-    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> = kube::Api::namespaced(control.clone(), &secret_ref.namespace);
+    let secret_ref =
+        cluster.spec.secret_ref.clone().ok_or_else(|| ClientError::NoSecret(name.clone()))?;
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(control.clone(), &secret_ref.namespace);
     let secret = secrets.get(&secret_ref.name).await.map_err(|source| ClientError::Secret {
         namespace: secret_ref.namespace.clone(),
         name: secret_ref.name.clone(),

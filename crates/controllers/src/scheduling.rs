@@ -12,7 +12,10 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use karmada_api::cluster::Cluster;
-use karmada_api::work::{ClusterResourceBinding, ResourceBinding, ResourceBindingSpec, ResourceBindingStatus, TargetCluster};
+use karmada_api::work::{
+    ClusterResourceBinding, ResourceBinding, ResourceBindingSpec, ResourceBindingStatus,
+    TargetCluster,
+};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, Store};
@@ -25,7 +28,16 @@ pub const APPLIED_PLACEMENT: &str = "policy.karmada.io/applied-placement";
 pub const SCHEDULER_NAME: &str = "default-scheduler";
 
 /// Access to the parts of a binding the scheduler reads and writes.
-pub trait Binding: kube::Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Serialize + Send + Sync + 'static {
+pub trait Binding:
+    kube::Resource<DynamicType = ()>
+    + Clone
+    + Debug
+    + DeserializeOwned
+    + Serialize
+    + Send
+    + Sync
+    + 'static
+{
     fn spec(&self) -> &ResourceBindingSpec;
     fn status(&self) -> Option<&ResourceBindingStatus>;
 }
@@ -55,7 +67,9 @@ pub fn cluster_info(cluster: &Cluster) -> scheduler::ClusterInfo {
         status
             .api_enablements
             .iter()
-            .flat_map(|e| e.resources.iter().map(move |r| format!("{}/{}", e.group_version, r.kind)))
+            .flat_map(|e| {
+                e.resources.iter().map(move |r| format!("{}/{}", e.group_version, r.kind))
+            })
             .collect()
     });
     let milli = |m: &BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>| -> BTreeMap<String, i128> {
@@ -84,14 +98,22 @@ pub fn cluster_info(cluster: &Cluster) -> scheduler::ClusterInfo {
 }
 
 /// What the scheduler needs of a binding.
-pub fn binding_info(spec: &ResourceBindingSpec, status: Option<&ResourceBindingStatus>) -> Option<scheduler::BindingInfo> {
+pub fn binding_info(
+    spec: &ResourceBindingSpec,
+    status: Option<&ResourceBindingStatus>,
+) -> Option<scheduler::BindingInfo> {
     let placement = spec.placement.clone()?;
     let resource = &spec.resource;
     let gvk = format!("{}/{}", resource.api_version, resource.kind);
     let requests = spec
         .replica_requirements
         .as_ref()
-        .map(|r| r.resource_request.iter().filter_map(|(k, v)| Some((k.clone(), apimachinery::quantity::parse_milli(&v.0)?))).collect())
+        .map(|r| {
+            r.resource_request
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), apimachinery::quantity::parse_milli(&v.0)?)))
+                .collect()
+        })
         .unwrap_or_default();
     let last = status.and_then(|s| s.last_scheduled_time.clone()).unwrap_or_default();
     let fresh = spec.reschedule_triggered_at.as_ref().is_some_and(|t| *t > last);
@@ -108,21 +130,35 @@ pub fn binding_info(spec: &ResourceBindingSpec, status: Option<&ResourceBindingS
 
 /// Whether a decision is due: nothing scheduled yet, the placement or replicas changed, a
 /// target cluster went away, or a reschedule was requested.
-pub fn needs_scheduling(spec: &ResourceBindingSpec, status: Option<&ResourceBindingStatus>, applied: Option<&str>, clusters: &[scheduler::ClusterInfo]) -> bool {
+pub fn needs_scheduling(
+    spec: &ResourceBindingSpec,
+    status: Option<&ResourceBindingStatus>,
+    applied: Option<&str>,
+    clusters: &[scheduler::ClusterInfo],
+) -> bool {
     let Some(placement) = &spec.placement else { return false };
     let applied_now = serde_json::to_string(placement).unwrap_or_default();
     if applied != Some(applied_now.as_str()) {
         return true;
     }
     if spec.clusters.is_empty() {
-        return status.is_none_or(|s| !s.conditions.iter().any(|c| c.type_ == "Scheduled" && c.status == "False"));
+        return status.is_none_or(|s| {
+            !s.conditions.iter().any(|c| c.type_ == "Scheduled" && c.status == "False")
+        });
     }
     if spec.clusters.iter().any(|t| !clusters.iter().any(|c| c.name == t.name && !c.deleting)) {
         return true;
     }
-    let divided = placement.replica_scheduling.as_ref().is_some_and(|r| r.replica_scheduling_type == "Divided");
+    let divided = placement
+        .replica_scheduling
+        .as_ref()
+        .is_some_and(|r| r.replica_scheduling_type == "Divided");
     let assigned: i32 = spec.clusters.iter().map(|t| t.replicas).sum();
-    let replicas_changed = if divided { assigned != spec.replicas } else { spec.clusters.iter().any(|t| t.replicas != spec.replicas) };
+    let replicas_changed = if divided {
+        assigned != spec.replicas
+    } else {
+        spec.clusters.iter().any(|t| t.replicas != spec.replicas)
+    };
     let last = status.and_then(|s| s.last_scheduled_time.clone()).unwrap_or_default();
     replicas_changed || spec.reschedule_triggered_at.as_ref().is_some_and(|t| *t > last)
 }
@@ -139,7 +175,11 @@ type Promise = (String, BTreeMap<String, i128>);
 
 impl InFlight {
     /// Deducts promised requests from each cluster's capacity in the snapshot.
-    pub fn apply(&self, clusters: &mut [scheduler::ClusterInfo], versions: &BTreeMap<String, String>) {
+    pub fn apply(
+        &self,
+        clusters: &mut [scheduler::ClusterInfo],
+        versions: &BTreeMap<String, String>,
+    ) {
         let Ok(mut map) = self.by_cluster.lock() else { return };
         map.retain(|name, (rv, _)| versions.get(name) == Some(rv));
         for c in clusters.iter_mut() {
@@ -152,7 +192,13 @@ impl InFlight {
     }
 
     /// Records a decision.
-    pub fn promise(&self, decision: &[TargetCluster], previous: &[TargetCluster], requests: &BTreeMap<String, i128>, versions: &BTreeMap<String, String>) {
+    pub fn promise(
+        &self,
+        decision: &[TargetCluster],
+        previous: &[TargetCluster],
+        requests: &BTreeMap<String, i128>,
+        versions: &BTreeMap<String, String>,
+    ) {
         let Ok(mut map) = self.by_cluster.lock() else { return };
         for target in decision {
             let before = previous.iter().find(|p| p.name == target.name).map_or(0, |p| p.replicas);
@@ -161,7 +207,8 @@ impl InFlight {
                 continue;
             }
             let rv = versions.get(&target.name).cloned().unwrap_or_default();
-            let entry = map.entry(target.name.clone()).or_insert_with(|| (rv.clone(), BTreeMap::new()));
+            let entry =
+                map.entry(target.name.clone()).or_insert_with(|| (rv.clone(), BTreeMap::new()));
             if entry.0 != rv {
                 *entry = (rv, BTreeMap::new());
             }
@@ -187,45 +234,77 @@ pub enum Error {
 }
 
 fn now() -> String {
-    apimachinery::time::format_rfc3339(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0))
+    apimachinery::time::format_rfc3339(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0),
+    )
 }
 
 async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Action, Error> {
     let spec = binding.spec();
-    let scheduler_name = if spec.scheduler_name.is_empty() { SCHEDULER_NAME } else { spec.scheduler_name.as_str() };
+    let scheduler_name =
+        if spec.scheduler_name.is_empty() { SCHEDULER_NAME } else { spec.scheduler_name.as_str() };
     let suspended = spec.suspension.as_ref().and_then(|s| s.scheduling) == Some(true);
-    if scheduler_name != SCHEDULER_NAME || suspended || binding.meta().deletion_timestamp.is_some() {
+    if scheduler_name != SCHEDULER_NAME || suspended || binding.meta().deletion_timestamp.is_some()
+    {
         return Ok(Action::await_change());
     }
     let snapshot = ctx.clusters.state();
     let versions: BTreeMap<String, String> = snapshot
         .iter()
-        .map(|c| (c.metadata.name.clone().unwrap_or_default(), c.metadata.resource_version.clone().unwrap_or_default()))
+        .map(|c| {
+            (
+                c.metadata.name.clone().unwrap_or_default(),
+                c.metadata.resource_version.clone().unwrap_or_default(),
+            )
+        })
         .collect();
-    let mut clusters: Vec<scheduler::ClusterInfo> = snapshot.iter().map(|c| cluster_info(c)).collect();
+    let mut clusters: Vec<scheduler::ClusterInfo> =
+        snapshot.iter().map(|c| cluster_info(c)).collect();
     ctx.in_flight.apply(&mut clusters, &versions);
-    let applied = binding.meta().annotations.as_ref().and_then(|a| a.get(APPLIED_PLACEMENT)).map(String::as_str);
+    let applied = binding
+        .meta()
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(APPLIED_PLACEMENT))
+        .map(String::as_str);
     if !needs_scheduling(spec, binding.status(), applied, &clusters) {
         return Ok(Action::await_change());
     }
-    let Some(info) = binding_info(spec, binding.status()) else { return Ok(Action::await_change()) };
+    let Some(info) = binding_info(spec, binding.status()) else {
+        return Ok(Action::await_change());
+    };
     let name = binding.meta().name.clone().unwrap_or_default();
     let resource = kube::discovery::ApiResource::erase::<B>(&());
     let api: Api<kube::api::DynamicObject> = match &binding.meta().namespace {
         Some(ns) => Api::namespaced_with(ctx.client.clone(), ns, &resource),
         None => Api::all_with(ctx.client.clone(), &resource),
     };
-    let placement = serde_json::to_string(spec.placement.as_ref().expect("checked by binding_info")).unwrap_or_default();
+    let placement =
+        serde_json::to_string(spec.placement.as_ref().expect("checked by binding_info"))
+            .unwrap_or_default();
     let generation = binding.meta().generation.unwrap_or(0);
     let _span = tracing::info_span!("schedule", binding = %name).entered();
-    let (condition, clusters_out, affinity) = match scheduler::schedule(&info, &clusters, &ctx.plugins) {
-        Ok(decision) => {
-            ctx.in_flight.promise(&decision.clusters, &spec.clusters, &info.requests, &versions);
-            let message = "Binding has been scheduled successfully.".to_owned();
-            (condition("True", "Success", &message, generation), Some(decision.clusters), decision.affinity_name)
-        }
-        Err(e) => (condition("False", e.reason(), &e.message(), generation), None, None),
-    };
+    let (condition, clusters_out, affinity) =
+        match scheduler::schedule(&info, &clusters, &ctx.plugins) {
+            Ok(decision) => {
+                ctx.in_flight.promise(
+                    &decision.clusters,
+                    &spec.clusters,
+                    &info.requests,
+                    &versions,
+                );
+                let message = "Binding has been scheduled successfully.".to_owned();
+                (
+                    condition("True", "Success", &message, generation),
+                    Some(decision.clusters),
+                    decision.affinity_name,
+                )
+            }
+            Err(e) => (condition("False", e.reason(), &e.message(), generation), None, None),
+        };
     drop(_span);
     // One write for the decision (spec + annotation), one for the condition.
     let mut patch = json!({"metadata": {"annotations": {APPLIED_PLACEMENT: placement}}});
@@ -236,7 +315,13 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
     // Keep the other controllers' conditions (a merge patch replaces the whole list).
     let mut conditions: Vec<serde_json::Value> = binding
         .status()
-        .map(|s| s.conditions.iter().filter(|c| c.type_ != "Scheduled").map(|c| serde_json::to_value(c).unwrap_or_default()).collect())
+        .map(|s| {
+            s.conditions
+                .iter()
+                .filter(|c| c.type_ != "Scheduled")
+                .map(|c| serde_json::to_value(c).unwrap_or_default())
+                .collect()
+        })
         .unwrap_or_default();
     conditions.push(serde_json::to_value(&condition).unwrap_or_default());
     let mut status = json!({
@@ -252,8 +337,12 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
     // The condition list is shared with other controllers: write it only against the version
     // it was computed from (a conflict retries with a fresh view), so no update is lost.
     let rv = api.get(&name).await?.metadata.resource_version;
-    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"resourceVersion": rv}, "status": status}))).await?;
-    let _: Option<Vec<TargetCluster>> = clusters_out;
+    api.patch_status(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"resourceVersion": rv}, "status": status})),
+    )
+    .await?;
     Ok(Action::await_change())
 }
 
@@ -316,8 +405,15 @@ pub async fn run(client: kube::Client, plugins: scheduler::Plugins) -> anyhow::R
         })
     };
     let in_flight = Arc::new(InFlight::default());
-    let namespaced = run_for::<ResourceBinding>(client.clone(), reader.clone(), changes(&tx), plugins.clone(), Arc::clone(&in_flight));
-    let cluster_scoped = run_for::<ClusterResourceBinding>(client, reader, changes(&tx), plugins, in_flight);
+    let namespaced = run_for::<ResourceBinding>(
+        client.clone(),
+        reader.clone(),
+        changes(&tx),
+        plugins.clone(),
+        Arc::clone(&in_flight),
+    );
+    let cluster_scoped =
+        run_for::<ClusterResourceBinding>(client, reader, changes(&tx), plugins, in_flight);
     tokio::join!(namespaced, cluster_scoped);
     cluster_stream.abort();
     Ok(())
@@ -330,7 +426,12 @@ mod tests {
     fn cluster(name: &str, cpu: i128) -> scheduler::ClusterInfo {
         scheduler::ClusterInfo {
             name: name.into(),
-            capacity: Some(scheduler::Capacity { allocatable: [("cpu".to_string(), cpu), ("pods".to_string(), 110_000)].into_iter().collect(), ..Default::default() }),
+            capacity: Some(scheduler::Capacity {
+                allocatable: [("cpu".to_string(), cpu), ("pods".to_string(), 110_000)]
+                    .into_iter()
+                    .collect(),
+                ..Default::default()
+            }),
             ..Default::default()
         }
     }
@@ -339,17 +440,28 @@ mod tests {
     fn promised_replicas_are_deducted_until_the_cluster_reports() {
         let in_flight = InFlight::default();
         let requests: BTreeMap<String, i128> = [("cpu".to_string(), 1000)].into_iter().collect();
-        let versions: BTreeMap<String, String> = [("m1".to_string(), "5".to_string())].into_iter().collect();
-        in_flight.promise(&[TargetCluster { name: "m1".into(), replicas: 3 }], &[], &requests, &versions);
+        let versions: BTreeMap<String, String> =
+            [("m1".to_string(), "5".to_string())].into_iter().collect();
+        in_flight.promise(
+            &[TargetCluster { name: "m1".into(), replicas: 3 }],
+            &[],
+            &requests,
+            &versions,
+        );
         let mut snapshot = vec![cluster("m1", 4000)];
         in_flight.apply(&mut snapshot, &versions);
-        let available = scheduler::estimate::available_replicas(snapshot[0].capacity.as_ref(), &requests, 0);
+        let available =
+            scheduler::estimate::available_replicas(snapshot[0].capacity.as_ref(), &requests, 0);
         assert_eq!(available, 1, "3 of 4 cores are promised");
         // The cluster reported a new status: the promise is dropped.
-        let newer: BTreeMap<String, String> = [("m1".to_string(), "6".to_string())].into_iter().collect();
+        let newer: BTreeMap<String, String> =
+            [("m1".to_string(), "6".to_string())].into_iter().collect();
         let mut snapshot = vec![cluster("m1", 4000)];
         in_flight.apply(&mut snapshot, &newer);
-        assert_eq!(scheduler::estimate::available_replicas(snapshot[0].capacity.as_ref(), &requests, 0), 4);
+        assert_eq!(
+            scheduler::estimate::available_replicas(snapshot[0].capacity.as_ref(), &requests, 0),
+            4
+        );
     }
 
     #[test]
@@ -370,7 +482,11 @@ mod tests {
         assert!(needs_scheduling(&spec, None, Some(&applied), &[]), "the target cluster left");
         let mut rescheduled = spec.clone();
         rescheduled.reschedule_triggered_at = Some("2026-01-02T00:00:00Z".into());
-        let status: ResourceBindingStatus = serde_json::from_value(json!({"lastScheduledTime": "2026-01-01T00:00:00Z"})).unwrap();
-        assert!(needs_scheduling(&rescheduled, Some(&status), Some(&applied), &clusters), "reschedule requested");
+        let status: ResourceBindingStatus =
+            serde_json::from_value(json!({"lastScheduledTime": "2026-01-01T00:00:00Z"})).unwrap();
+        assert!(
+            needs_scheduling(&rescheduled, Some(&status), Some(&applied), &clusters),
+            "reschedule requested"
+        );
     }
 }

@@ -42,10 +42,20 @@ fn invalid(kind: &str, group: &str, object: &Value, causes: Vec<Cause>) -> Resul
     }
 }
 
-fn decode<T: serde::de::DeserializeOwned>(kind: &str, group: &str, object: &Value, field: &str) -> Result<T, ApiError> {
+fn decode<T: serde::de::DeserializeOwned>(
+    kind: &str,
+    group: &str,
+    object: &Value,
+    field: &str,
+) -> Result<T, ApiError> {
     let part = object.get(field).cloned().unwrap_or(json!({}));
     serde_json::from_value(part).map_err(|e| {
-        ApiError::invalid(kind, group, apimachinery::object::name(object), vec![Cause::invalid(field, &json!(null), &e.to_string())])
+        ApiError::invalid(
+            kind,
+            group,
+            apimachinery::object::name(object),
+            vec![Cause::invalid(field, &json!(null), &e.to_string())],
+        )
     })
 }
 
@@ -66,16 +76,35 @@ fn ensure_id_label(object: &mut Value, label: &str, env: &Env<'_>, old: Option<&
 }
 
 /// Defaults and validates a create or update of a Karmada kind. Other kinds pass untouched.
-pub fn admit(group: &str, kind: &str, operation: Operation, old: Option<&Value>, object: &mut Value, env: &Env<'_>) -> Result<(), ApiError> {
+pub fn admit(
+    group: &str,
+    kind: &str,
+    operation: Operation,
+    old: Option<&Value>,
+    object: &mut Value,
+    env: &Env<'_>,
+) -> Result<(), ApiError> {
     let _ = operation;
     match (group, kind) {
         ("policy.karmada.io", "PropagationPolicy" | "ClusterPropagationPolicy") => {
             let namespaced = kind == "PropagationPolicy";
             default_propagation(object, namespaced, env);
-            let label = if namespaced { "propagationpolicy.karmada.io/permanent-id" } else { "clusterpropagationpolicy.karmada.io/permanent-id" };
+            let label = if namespaced {
+                "propagationpolicy.karmada.io/permanent-id"
+            } else {
+                "clusterpropagationpolicy.karmada.io/permanent-id"
+            };
             ensure_id_label(object, label, env, old);
             let spec: PropagationSpec = decode(kind, group, object, "spec")?;
-            invalid(kind, group, object, validate_propagation(&spec, namespaced.then(|| apimachinery::object::namespace(object))))
+            invalid(
+                kind,
+                group,
+                object,
+                validate_propagation(
+                    &spec,
+                    namespaced.then(|| apimachinery::object::namespace(object)),
+                ),
+            )
         }
         ("policy.karmada.io", "OverridePolicy" | "ClusterOverridePolicy") => {
             let namespaced = kind == "OverridePolicy";
@@ -83,7 +112,15 @@ pub fn admit(group: &str, kind: &str, operation: Operation, old: Option<&Value>,
                 default_selector_namespaces(object);
             }
             let spec: OverrideSpec = decode(kind, group, object, "spec")?;
-            invalid(kind, group, object, validate_override(&spec, namespaced.then(|| apimachinery::object::namespace(object))))
+            invalid(
+                kind,
+                group,
+                object,
+                validate_override(
+                    &spec,
+                    namespaced.then(|| apimachinery::object::namespace(object)),
+                ),
+            )
         }
         ("cluster.karmada.io", "Cluster") => {
             default_cluster(object, env);
@@ -115,7 +152,9 @@ pub fn admit(group: &str, kind: &str, operation: Operation, old: Option<&Value>,
 
 fn default_selector_namespaces(object: &mut Value) {
     let namespace = apimachinery::object::namespace(object).to_owned();
-    if let Some(selectors) = object.pointer_mut("/spec/resourceSelectors").and_then(Value::as_array_mut) {
+    if let Some(selectors) =
+        object.pointer_mut("/spec/resourceSelectors").and_then(Value::as_array_mut)
+    {
         for s in selectors {
             if s.get("namespace").and_then(Value::as_str).is_none_or(str::is_empty) {
                 s["namespace"] = json!(namespace);
@@ -129,15 +168,25 @@ fn default_propagation(object: &mut Value, namespaced: bool, _env: &Env<'_>) {
         default_selector_namespaces(object);
     }
     let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) else { return };
-    for (field, value) in [("schedulerName", "default-scheduler"), ("conflictResolution", "Abort"), ("preemption", "Never")] {
+    for (field, value) in [
+        ("schedulerName", "default-scheduler"),
+        ("conflictResolution", "Abort"),
+        ("preemption", "Never"),
+    ] {
         if spec.get(field).and_then(Value::as_str).is_none_or(str::is_empty) {
             spec.insert(field.to_owned(), json!(value));
         }
     }
-    if let Some(constraints) = spec.get_mut("placement").and_then(|p| p.get_mut("spreadConstraints")).and_then(Value::as_array_mut) {
+    if let Some(constraints) = spec
+        .get_mut("placement")
+        .and_then(|p| p.get_mut("spreadConstraints"))
+        .and_then(Value::as_array_mut)
+    {
         for c in constraints {
-            let by_field = c.get("spreadByField").and_then(Value::as_str).unwrap_or_default().is_empty();
-            let by_label = c.get("spreadByLabel").and_then(Value::as_str).unwrap_or_default().is_empty();
+            let by_field =
+                c.get("spreadByField").and_then(Value::as_str).unwrap_or_default().is_empty();
+            let by_label =
+                c.get("spreadByLabel").and_then(Value::as_str).unwrap_or_default().is_empty();
             if by_field && by_label {
                 c["spreadByField"] = json!("cluster");
             }
@@ -146,14 +195,24 @@ fn default_propagation(object: &mut Value, namespaced: bool, _env: &Env<'_>) {
             }
         }
     }
-    if let Some(rs) = spec.get_mut("placement").and_then(|p| p.get_mut("replicaScheduling")).and_then(Value::as_object_mut)
+    if let Some(rs) = spec
+        .get_mut("placement")
+        .and_then(|p| p.get_mut("replicaScheduling"))
+        .and_then(Value::as_object_mut)
         && rs.get("replicaSchedulingType").and_then(Value::as_str) == Some("Divided")
         && rs.get("replicaDivisionPreference").and_then(Value::as_str).is_none_or(str::is_empty)
     {
         rs.insert("replicaDivisionPreference".into(), json!("Weighted"));
     }
-    if let Some(app) = spec.get_mut("failover").and_then(|f| f.get_mut("application")).and_then(Value::as_object_mut) {
-        let graceful = matches!(app.get("purgeMode").and_then(Value::as_str), Some("Gracefully" | "Graciously"));
+    if let Some(app) = spec
+        .get_mut("failover")
+        .and_then(|f| f.get_mut("application"))
+        .and_then(Value::as_object_mut)
+    {
+        let graceful = matches!(
+            app.get("purgeMode").and_then(Value::as_str),
+            Some("Gracefully" | "Graciously")
+        );
         if graceful && app.get("gracePeriodSeconds").is_none() {
             app.insert("gracePeriodSeconds".into(), json!(600));
         }
@@ -163,14 +222,20 @@ fn default_propagation(object: &mut Value, namespaced: bool, _env: &Env<'_>) {
 fn default_cluster(object: &mut Value, env: &Env<'_>) {
     if let Some(taints) = object.pointer_mut("/spec/taints").and_then(Value::as_array_mut) {
         for t in taints {
-            if t.get("effect").and_then(Value::as_str) == Some("NoExecute") && t.get("timeAdded").is_none_or(Value::is_null) {
+            if t.get("effect").and_then(Value::as_str) == Some("NoExecute")
+                && t.get("timeAdded").is_none_or(Value::is_null)
+            {
                 t["timeAdded"] = json!(env.now);
             }
         }
     }
 }
 
-fn validate_label_selector(selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector, field: &str, causes: &mut Vec<Cause>) {
+fn validate_label_selector(
+    selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    field: &str,
+    causes: &mut Vec<Cause>,
+) {
     let value = serde_json::to_value(selector).unwrap_or(Value::Null);
     if let Err(e) = LabelSelector::from_object(&value) {
         causes.push(Cause::invalid(field, &value, &e));
@@ -193,10 +258,18 @@ fn validate_affinity(affinity: &ClusterAffinity, field: &str, causes: &mut Vec<C
         for (i, req) in fs.match_expressions.iter().enumerate() {
             let path = format!("{field}.fieldSelector.matchExpressions[{i}]");
             if !matches!(req.key.as_str(), "provider" | "region" | "zone") {
-                causes.push(Cause::invalid(format!("{path}.key"), &json!(req.key), &format!("unsupported key {:?}, must be provider, region, or zone", req.key)));
+                causes.push(Cause::invalid(
+                    format!("{path}.key"),
+                    &json!(req.key),
+                    &format!("unsupported key {:?}, must be provider, region, or zone", req.key),
+                ));
             }
             if !matches!(req.operator.as_str(), "In" | "NotIn") {
-                causes.push(Cause::invalid(format!("{path}.operator"), &json!(req.operator), &format!("unsupported operator {:?}, must be In or NotIn", req.operator)));
+                causes.push(Cause::invalid(
+                    format!("{path}.operator"),
+                    &json!(req.operator),
+                    &format!("unsupported operator {:?}, must be In or NotIn", req.operator),
+                ));
             }
         }
     }
@@ -206,7 +279,8 @@ fn validate_affinity(affinity: &ClusterAffinity, field: &str, causes: &mut Vec<C
 pub fn validate_propagation(spec: &PropagationSpec, namespace: Option<&str>) -> Vec<Cause> {
     let mut causes = Vec::new();
     if spec.resource_selectors.is_empty() {
-        causes.push(Cause::required("spec.resourceSelectors", "resourceSelectors must not be empty"));
+        causes
+            .push(Cause::required("spec.resourceSelectors", "resourceSelectors must not be empty"));
     }
     for (i, rs) in spec.resource_selectors.iter().enumerate() {
         let field = format!("spec.resourceSelectors[{i}]");
@@ -220,7 +294,11 @@ pub fn validate_propagation(spec: &PropagationSpec, namespace: Option<&str>) -> 
             && !rs.namespace.is_empty()
             && rs.namespace != ns
         {
-            causes.push(Cause::invalid(format!("{field}.namespace"), &json!(rs.namespace), "the namespace of resourceSelector should be the same as the namespace of policy"));
+            causes.push(Cause::invalid(
+                format!("{field}.namespace"),
+                &json!(rs.namespace),
+                "the namespace of resourceSelector should be the same as the namespace of policy",
+            ));
         }
         if let Some(ls) = &rs.label_selector {
             validate_label_selector(ls, &format!("{field}.labelSelector"), &mut causes);
@@ -230,17 +308,33 @@ pub fn validate_propagation(spec: &PropagationSpec, namespace: Option<&str>) -> 
         }
     }
     if !matches!(spec.preemption.as_str(), "" | "Always" | "Never") {
-        causes.push(Cause::not_supported("spec.preemption", &json!(spec.preemption), &["Always", "Never"]));
+        causes.push(Cause::not_supported(
+            "spec.preemption",
+            &json!(spec.preemption),
+            &["Always", "Never"],
+        ));
     }
     if !matches!(spec.conflict_resolution.as_str(), "" | "Abort" | "Overwrite") {
-        causes.push(Cause::not_supported("spec.conflictResolution", &json!(spec.conflict_resolution), &["Abort", "Overwrite"]));
+        causes.push(Cause::not_supported(
+            "spec.conflictResolution",
+            &json!(spec.conflict_resolution),
+            &["Abort", "Overwrite"],
+        ));
     }
     if !matches!(spec.activation_preference.as_str(), "" | "Lazy") {
-        causes.push(Cause::not_supported("spec.activationPreference", &json!(spec.activation_preference), &["", "Lazy"]));
+        causes.push(Cause::not_supported(
+            "spec.activationPreference",
+            &json!(spec.activation_preference),
+            &["", "Lazy"],
+        ));
     }
     let placement = &spec.placement;
     if placement.cluster_affinity.is_some() && !placement.cluster_affinities.is_empty() {
-        causes.push(Cause::invalid("spec.placement", &json!(null), "clusterAffinities cannot co-exist with clusterAffinity"));
+        causes.push(Cause::invalid(
+            "spec.placement",
+            &json!(null),
+            "clusterAffinities cannot co-exist with clusterAffinity",
+        ));
     }
     if let Some(affinity) = &placement.cluster_affinity {
         validate_affinity(affinity, "spec.placement.clusterAffinity", &mut causes);
@@ -248,22 +342,44 @@ pub fn validate_propagation(spec: &PropagationSpec, namespace: Option<&str>) -> 
     let mut names = std::collections::BTreeSet::new();
     for (i, term) in placement.cluster_affinities.iter().enumerate() {
         if !names.insert(term.affinity_name.as_str()) {
-            causes.push(Cause::invalid(format!("spec.placement.clusterAffinities[{i}].affinityName"), &json!(term.affinity_name), "each affinity term in a policy must have a unique name"));
+            causes.push(Cause::invalid(
+                format!("spec.placement.clusterAffinities[{i}].affinityName"),
+                &json!(term.affinity_name),
+                "each affinity term in a policy must have a unique name",
+            ));
         }
-        validate_affinity(&term.affinity, &format!("spec.placement.clusterAffinities[{i}]"), &mut causes);
+        validate_affinity(
+            &term.affinity,
+            &format!("spec.placement.clusterAffinities[{i}]"),
+            &mut causes,
+        );
     }
     for (i, t) in placement.cluster_tolerations.iter().enumerate() {
         let field = format!("spec.placement.clusterTolerations[{i}]");
         match t.operator.as_deref() {
             None | Some("" | "Equal" | "Exists") => {}
-            Some(other) => causes.push(Cause::not_supported(format!("{field}.operator"), &json!(other), &["Equal", "Exists"])),
+            Some(other) => causes.push(Cause::not_supported(
+                format!("{field}.operator"),
+                &json!(other),
+                &["Equal", "Exists"],
+            )),
         }
-        if t.operator.as_deref() == Some("Exists") && t.value.as_deref().is_some_and(|v| !v.is_empty()) {
-            causes.push(Cause::invalid(format!("{field}.operator"), &json!(t.value), "value must be empty when `operator` is 'Exists'"));
+        if t.operator.as_deref() == Some("Exists")
+            && t.value.as_deref().is_some_and(|v| !v.is_empty())
+        {
+            causes.push(Cause::invalid(
+                format!("{field}.operator"),
+                &json!(t.value),
+                "value must be empty when `operator` is 'Exists'",
+            ));
         }
         match t.effect.as_deref() {
             None | Some("" | "NoSchedule" | "PreferNoSchedule" | "NoExecute") => {}
-            Some(other) => causes.push(Cause::not_supported(format!("{field}.effect"), &json!(other), &["NoSchedule", "PreferNoSchedule", "NoExecute"])),
+            Some(other) => causes.push(Cause::not_supported(
+                format!("{field}.effect"),
+                &json!(other),
+                &["NoSchedule", "PreferNoSchedule", "NoExecute"],
+            )),
         }
     }
     let constraints = &placement.spread_constraints;
@@ -272,43 +388,77 @@ pub fn validate_propagation(spec: &PropagationSpec, namespace: Option<&str>) -> 
     for (i, c) in constraints.iter().enumerate() {
         let field = format!("spec.placement.spreadConstraints[{i}]");
         if !c.spread_by_field.is_empty() && !c.spread_by_label.is_empty() {
-            causes.push(Cause::invalid(field.clone(), &json!(null), "spreadByLabel should not co-exist with spreadByField"));
+            causes.push(Cause::invalid(
+                field.clone(),
+                &json!(null),
+                "spreadByLabel should not co-exist with spreadByField",
+            ));
         }
         if !c.spread_by_field.is_empty() {
             any_field = true;
             if !matches!(c.spread_by_field.as_str(), "cluster" | "region" | "zone" | "provider") {
-                causes.push(Cause::not_supported(format!("{field}.spreadByField"), &json!(c.spread_by_field), &["cluster", "region", "zone", "provider"]));
+                causes.push(Cause::not_supported(
+                    format!("{field}.spreadByField"),
+                    &json!(c.spread_by_field),
+                    &["cluster", "region", "zone", "provider"],
+                ));
             }
         }
         if c.spread_by_field == "cluster" {
             cluster_constraints += 1;
         }
         if c.max_groups > 0 && c.max_groups < c.min_groups {
-            causes.push(Cause::invalid(field, &json!(c.max_groups), "maxGroups lower than minGroups is not allowed"));
+            causes.push(Cause::invalid(
+                field,
+                &json!(c.max_groups),
+                "maxGroups lower than minGroups is not allowed",
+            ));
         }
     }
     if cluster_constraints > 1 {
-        causes.push(Cause::invalid("spec.placement.spreadConstraints", &json!(null), "multiple cluster spread constraints are not allowed"));
+        causes.push(Cause::invalid(
+            "spec.placement.spreadConstraints",
+            &json!(null),
+            "multiple cluster spread constraints are not allowed",
+        ));
     }
     if any_field && cluster_constraints == 0 {
         causes.push(Cause::invalid("spec.placement.spreadConstraints", &json!(null), "the cluster spread constraint must be enabled in one of the constraints in case of SpreadByField is enabled"));
     }
     if let Some(rs) = &placement.replica_scheduling {
         if !matches!(rs.replica_scheduling_type.as_str(), "" | "Duplicated" | "Divided") {
-            causes.push(Cause::not_supported("spec.placement.replicaScheduling.replicaSchedulingType", &json!(rs.replica_scheduling_type), &["Duplicated", "Divided"]));
+            causes.push(Cause::not_supported(
+                "spec.placement.replicaScheduling.replicaSchedulingType",
+                &json!(rs.replica_scheduling_type),
+                &["Duplicated", "Divided"],
+            ));
         }
         if !matches!(rs.replica_division_preference.as_str(), "" | "Aggregated" | "Weighted") {
-            causes.push(Cause::not_supported("spec.placement.replicaScheduling.replicaDivisionPreference", &json!(rs.replica_division_preference), &["Aggregated", "Weighted"]));
+            causes.push(Cause::not_supported(
+                "spec.placement.replicaScheduling.replicaDivisionPreference",
+                &json!(rs.replica_division_preference),
+                &["Aggregated", "Weighted"],
+            ));
         }
         if let Some(wp) = &rs.weight_preference {
             if !matches!(wp.dynamic_weight.as_str(), "" | "AvailableReplicas") {
-                causes.push(Cause::not_supported("spec.placement.replicaScheduling.weightPreference.dynamicWeight", &json!(wp.dynamic_weight), &["AvailableReplicas"]));
+                causes.push(Cause::not_supported(
+                    "spec.placement.replicaScheduling.weightPreference.dynamicWeight",
+                    &json!(wp.dynamic_weight),
+                    &["AvailableReplicas"],
+                ));
             }
             for (i, w) in wp.static_weight_list.iter().enumerate() {
                 if w.weight <= 0 {
                     causes.push(Cause::invalid(format!("spec.placement.replicaScheduling.weightPreference.staticWeightList[{i}].weight"), &json!(w.weight), "must be greater than 0"));
                 }
-                validate_affinity(&w.target_cluster, &format!("spec.placement.replicaScheduling.weightPreference.staticWeightList[{i}].targetCluster"), &mut causes);
+                validate_affinity(
+                    &w.target_cluster,
+                    &format!(
+                        "spec.placement.replicaScheduling.weightPreference.staticWeightList[{i}].targetCluster"
+                    ),
+                    &mut causes,
+                );
             }
         }
     }
@@ -316,17 +466,36 @@ pub fn validate_propagation(spec: &PropagationSpec, namespace: Option<&str>) -> 
         && let Some(app) = &failover.application
     {
         if app.decision_conditions.toleration_seconds.is_some_and(|s| s < 0) {
-            causes.push(Cause::invalid("spec.failover.application.decisionConditions.tolerationSeconds", &json!(app.decision_conditions.toleration_seconds), "must be greater than or equal to 0"));
+            causes.push(Cause::invalid(
+                "spec.failover.application.decisionConditions.tolerationSeconds",
+                &json!(app.decision_conditions.toleration_seconds),
+                "must be greater than or equal to 0",
+            ));
         }
-        if !matches!(app.purge_mode.as_str(), "" | "Directly" | "Gracefully" | "Never" | "Immediately" | "Graciously") {
-            causes.push(Cause::not_supported("spec.failover.application.purgeMode", &json!(app.purge_mode), &["Directly", "Gracefully", "Never"]));
+        if !matches!(
+            app.purge_mode.as_str(),
+            "" | "Directly" | "Gracefully" | "Never" | "Immediately" | "Graciously"
+        ) {
+            causes.push(Cause::not_supported(
+                "spec.failover.application.purgeMode",
+                &json!(app.purge_mode),
+                &["Directly", "Gracefully", "Never"],
+            ));
         }
         let graceful = matches!(app.purge_mode.as_str(), "Gracefully" | "Graciously");
         if let Some(g) = app.grace_period_seconds {
             if !graceful {
-                causes.push(Cause::invalid("spec.failover.application.gracePeriodSeconds", &json!(g), "only takes effect when purgeMode is Gracefully"));
+                causes.push(Cause::invalid(
+                    "spec.failover.application.gracePeriodSeconds",
+                    &json!(g),
+                    "only takes effect when purgeMode is Gracefully",
+                ));
             } else if g <= 0 {
-                causes.push(Cause::invalid("spec.failover.application.gracePeriodSeconds", &json!(g), "must be greater than 0"));
+                causes.push(Cause::invalid(
+                    "spec.failover.application.gracePeriodSeconds",
+                    &json!(g),
+                    "must be greater than 0",
+                ));
             }
         }
     }
@@ -334,7 +503,11 @@ pub fn validate_propagation(spec: &PropagationSpec, namespace: Option<&str>) -> 
         && s.dispatching == Some(true)
         && s.dispatching_on_clusters.as_ref().is_some_and(|c| !c.cluster_names.is_empty())
     {
-        causes.push(Cause::invalid("spec.suspension", &json!(null), "dispatching and dispatchingOnClusters cannot be set at the same time"));
+        causes.push(Cause::invalid(
+            "spec.suspension",
+            &json!(null),
+            "dispatching and dispatchingOnClusters cannot be set at the same time",
+        ));
     }
     causes
 }
@@ -345,48 +518,88 @@ fn validate_overriders(o: &Overriders, field: &str, causes: &mut Vec<Cause>) {
         match p.operator.as_str() {
             "add" | "replace" => {
                 if p.value.is_none() {
-                    causes.push(Cause::required(format!("{f}.value"), &format!("value is required for {} operation", p.operator)));
+                    causes.push(Cause::required(
+                        format!("{f}.value"),
+                        &format!("value is required for {} operation", p.operator),
+                    ));
                 }
             }
             "remove" => {
                 if p.value.as_ref().is_some_and(|v| !v.is_null()) {
-                    causes.push(Cause::invalid(format!("{f}.value"), p.value.as_ref().unwrap_or(&Value::Null), "value is not allowed for remove operation"));
+                    causes.push(Cause::invalid(
+                        format!("{f}.value"),
+                        p.value.as_ref().unwrap_or(&Value::Null),
+                        "value is not allowed for remove operation",
+                    ));
                 }
             }
-            other => causes.push(Cause::not_supported(format!("{f}.operator"), &json!(other), &["add", "remove", "replace"])),
+            other => causes.push(Cause::not_supported(
+                format!("{f}.operator"),
+                &json!(other),
+                &["add", "remove", "replace"],
+            )),
         }
         if !p.path.starts_with('/') {
-            causes.push(Cause::invalid(format!("{f}.path"), &json!(p.path), "must be a JSON pointer starting with '/'"));
+            causes.push(Cause::invalid(
+                format!("{f}.path"),
+                &json!(p.path),
+                "must be a JSON pointer starting with '/'",
+            ));
         }
     }
     for (i, img) in o.image_overrider.iter().enumerate() {
         let f = format!("{field}.imageOverrider[{i}]");
         if !matches!(img.component.as_str(), "Registry" | "Repository" | "Tag") {
-            causes.push(Cause::not_supported(format!("{f}.component"), &json!(img.component), &["Registry", "Repository", "Tag"]));
+            causes.push(Cause::not_supported(
+                format!("{f}.component"),
+                &json!(img.component),
+                &["Registry", "Repository", "Tag"],
+            ));
         }
         if !matches!(img.operator.as_str(), "add" | "remove" | "replace") {
-            causes.push(Cause::not_supported(format!("{f}.operator"), &json!(img.operator), &["add", "remove", "replace"]));
+            causes.push(Cause::not_supported(
+                format!("{f}.operator"),
+                &json!(img.operator),
+                &["add", "remove", "replace"],
+            ));
         }
         if img.predicate.as_ref().is_some_and(|p| !p.path.starts_with('/')) {
-            causes.push(Cause::invalid(format!("{f}.predicate.path"), &json!(img.predicate.as_ref().map(|p| p.path.clone())), "must be a JSON pointer starting with '/'"));
+            causes.push(Cause::invalid(
+                format!("{f}.predicate.path"),
+                &json!(img.predicate.as_ref().map(|p| p.path.clone())),
+                "must be a JSON pointer starting with '/'",
+            ));
         }
     }
-    for (name, list) in [("commandOverrider", &o.command_overrider), ("argsOverrider", &o.args_overrider)] {
+    for (name, list) in
+        [("commandOverrider", &o.command_overrider), ("argsOverrider", &o.args_overrider)]
+    {
         for (i, c) in list.iter().enumerate() {
             let f = format!("{field}.{name}[{i}]");
             if c.container_name.is_empty() {
                 causes.push(Cause::required(format!("{f}.containerName"), ""));
             }
             if !matches!(c.operator.as_str(), "add" | "remove") {
-                causes.push(Cause::not_supported(format!("{f}.operator"), &json!(c.operator), &["add", "remove"]));
+                causes.push(Cause::not_supported(
+                    format!("{f}.operator"),
+                    &json!(c.operator),
+                    &["add", "remove"],
+                ));
             }
         }
     }
-    for (name, list, labels) in [("labelsOverrider", &o.labels_overrider, true), ("annotationsOverrider", &o.annotations_overrider, false)] {
+    for (name, list, labels) in [
+        ("labelsOverrider", &o.labels_overrider, true),
+        ("annotationsOverrider", &o.annotations_overrider, false),
+    ] {
         for (i, l) in list.iter().enumerate() {
             let f = format!("{field}.{name}[{i}]");
             if !matches!(l.operator.as_str(), "add" | "remove" | "replace") {
-                causes.push(Cause::not_supported(format!("{f}.operator"), &json!(l.operator), &["add", "remove", "replace"]));
+                causes.push(Cause::not_supported(
+                    format!("{f}.operator"),
+                    &json!(l.operator),
+                    &["add", "remove", "replace"],
+                ));
             }
             for (k, v) in &l.value {
                 if let Err(e) = selector::validate_label_key(k) {
@@ -401,16 +614,32 @@ fn validate_overriders(o: &Overriders, field: &str, causes: &mut Vec<Cause>) {
     for (i, fo) in o.field_overrider.iter().enumerate() {
         let f = format!("{field}.fieldOverrider[{i}]");
         match (fo.json.is_empty(), fo.yaml.is_empty()) {
-            (false, false) => causes.push(Cause::invalid(f.clone(), &json!(null), "FieldOverrider has both YAML and JSON set. Only one is allowed")),
-            (true, true) => causes.push(Cause::invalid(f.clone(), &json!(null), "FieldOverrider must have either YAML or JSON set")),
+            (false, false) => causes.push(Cause::invalid(
+                f.clone(),
+                &json!(null),
+                "FieldOverrider has both YAML and JSON set. Only one is allowed",
+            )),
+            (true, true) => causes.push(Cause::invalid(
+                f.clone(),
+                &json!(null),
+                "FieldOverrider must have either YAML or JSON set",
+            )),
             _ => {}
         }
         if !fo.field_path.starts_with('/') {
-            causes.push(Cause::invalid(format!("{f}.fieldPath"), &json!(fo.field_path), "must be a JSON pointer starting with '/'"));
+            causes.push(Cause::invalid(
+                format!("{f}.fieldPath"),
+                &json!(fo.field_path),
+                "must be a JSON pointer starting with '/'",
+            ));
         }
         for op in fo.json.iter().chain(&fo.yaml) {
             if !matches!(op.operator.as_str(), "add" | "remove" | "replace") {
-                causes.push(Cause::not_supported(format!("{f}.operator"), &json!(op.operator), &["add", "remove", "replace"]));
+                causes.push(Cause::not_supported(
+                    format!("{f}.operator"),
+                    &json!(op.operator),
+                    &["add", "remove", "replace"],
+                ));
             }
         }
     }
@@ -424,15 +653,26 @@ pub fn validate_override(spec: &OverrideSpec, namespace: Option<&str>) -> Vec<Ca
             && !rs.namespace.is_empty()
             && rs.namespace != ns
         {
-            causes.push(Cause::invalid(format!("spec.resourceSelectors[{i}].namespace"), &json!(rs.namespace), "the namespace of resourceSelector should be the same as the namespace of policy"));
+            causes.push(Cause::invalid(
+                format!("spec.resourceSelectors[{i}].namespace"),
+                &json!(rs.namespace),
+                "the namespace of resourceSelector should be the same as the namespace of policy",
+            ));
         }
         if rs.api_version.is_empty() || rs.kind.is_empty() {
-            causes.push(Cause::required(format!("spec.resourceSelectors[{i}]"), "apiVersion and kind are required"));
+            causes.push(Cause::required(
+                format!("spec.resourceSelectors[{i}]"),
+                "apiVersion and kind are required",
+            ));
         }
     }
     let legacy = spec.target_cluster.is_some() || !spec.overriders.is_empty();
     if legacy && !spec.override_rules.is_empty() {
-        causes.push(Cause::invalid("spec", &json!(null), "overrideRules and (overriders or targetCluster) can't be set at the same time"));
+        causes.push(Cause::invalid(
+            "spec",
+            &json!(null),
+            "overrideRules and (overriders or targetCluster) can't be set at the same time",
+        ));
     }
     if let Some(tc) = &spec.target_cluster {
         validate_affinity(tc, "spec.targetCluster", &mut causes);
@@ -442,7 +682,11 @@ pub fn validate_override(spec: &OverrideSpec, namespace: Option<&str>) -> Vec<Ca
         if let Some(tc) = &rule.target_cluster {
             validate_affinity(tc, &format!("spec.overrideRules[{i}].targetCluster"), &mut causes);
         }
-        validate_overriders(&rule.overriders, &format!("spec.overrideRules[{i}].overriders"), &mut causes);
+        validate_overriders(
+            &rule.overriders,
+            &format!("spec.overrideRules[{i}].overriders"),
+            &mut causes,
+        );
     }
     causes
 }
@@ -452,23 +696,35 @@ pub fn validate_cluster(object: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
     let name = apimachinery::object::name(object);
     if name.len() > 48 {
-        causes.push(Cause::invalid("metadata.name", &json!(name), "must be no more than 48 characters"));
+        causes.push(Cause::invalid(
+            "metadata.name",
+            &json!(name),
+            "must be no more than 48 characters",
+        ));
     } else if !selector::is_dns1123_label(name) {
         causes.push(Cause::invalid("metadata.name", &json!(name), "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"));
     }
     match object.pointer("/spec/syncMode").and_then(Value::as_str) {
         Some("Push" | "Pull") => {}
         None | Some("") => causes.push(Cause::required("spec.syncMode", "")),
-        Some(other) => causes.push(Cause::not_supported("spec.syncMode", &json!(other), &["Push", "Pull"])),
+        Some(other) => {
+            causes.push(Cause::not_supported("spec.syncMode", &json!(other), &["Push", "Pull"]))
+        }
     }
-    for (i, t) in object.pointer("/spec/taints").and_then(Value::as_array).into_iter().flatten().enumerate() {
+    for (i, t) in
+        object.pointer("/spec/taints").and_then(Value::as_array).into_iter().flatten().enumerate()
+    {
         let key = t.get("key").and_then(Value::as_str).unwrap_or_default();
         if let Err(e) = selector::validate_label_key(key) {
             causes.push(Cause::invalid(format!("spec.taints[{i}].key"), &json!(key), &e));
         }
         match t.get("effect").and_then(Value::as_str) {
             Some("NoSchedule" | "PreferNoSchedule" | "NoExecute") => {}
-            other => causes.push(Cause::not_supported(format!("spec.taints[{i}].effect"), &json!(other), &["NoSchedule", "PreferNoSchedule", "NoExecute"])),
+            other => causes.push(Cause::not_supported(
+                format!("spec.taints[{i}].effect"),
+                &json!(other),
+                &["NoSchedule", "PreferNoSchedule", "NoExecute"],
+            )),
         }
     }
     causes
@@ -479,7 +735,10 @@ mod tests {
     use super::*;
 
     fn env() -> Env<'static> {
-        Env { new_id: &|| "11111111-2222-3333-4444-555555555555".to_owned(), now: "2026-11-25T00:00:00Z" }
+        Env {
+            new_id: &|| "11111111-2222-3333-4444-555555555555".to_owned(),
+            now: "2026-11-25T00:00:00Z",
+        }
     }
 
     fn pp(spec: Value) -> Value {
@@ -488,10 +747,21 @@ mod tests {
 
     fn check_pp(spec: Value, expect: Option<&str>) {
         let mut object = pp(spec.clone());
-        let result = admit("policy.karmada.io", "PropagationPolicy", Operation::Create, None, &mut object, &env());
+        let result = admit(
+            "policy.karmada.io",
+            "PropagationPolicy",
+            Operation::Create,
+            None,
+            &mut object,
+            &env(),
+        );
         match (expect, result) {
             (None, Ok(())) => {}
-            (Some(message), Err(e)) => assert!(e.message.contains(message), "{spec}: expected {message:?} in {:?}", e.message),
+            (Some(message), Err(e)) => assert!(
+                e.message.contains(message),
+                "{spec}: expected {message:?} in {:?}",
+                e.message
+            ),
             (None, Err(e)) => panic!("{spec}: unexpected error {}", e.message),
             (Some(message), Ok(())) => panic!("{spec}: expected an error with {message:?}"),
         }
@@ -507,20 +777,74 @@ mod tests {
     fn propagation_validation_rules() {
         let cases: Vec<(Value, Option<&str>)> = vec![
             (spec(json!({"clusterAffinity": {"clusterNames": ["m1"]}})), None),
-            (spec(json!({"clusterAffinity": {}, "clusterAffinities": [{"affinityName": "a"}]})), Some("clusterAffinities cannot co-exist with clusterAffinity")),
-            (spec(json!({"clusterAffinities": [{"affinityName": "a"}, {"affinityName": "a"}]})), Some("each affinity term in a policy must have a unique name")),
-            (spec(json!({"spreadConstraints": [{"spreadByField": "cluster", "minGroups": 3, "maxGroups": 2}]})), Some("maxGroups lower than minGroups is not allowed")),
-            (spec(json!({"spreadConstraints": [{"spreadByField": "cluster"}, {"spreadByField": "cluster"}]})), Some("multiple cluster spread constraints are not allowed")),
-            (spec(json!({"spreadConstraints": [{"spreadByField": "region"}]})), Some("the cluster spread constraint must be enabled in one of the constraints in case of SpreadByField is enabled")),
-            (spec(json!({"spreadConstraints": [{"spreadByField": "region", "minGroups": 1}, {"spreadByField": "cluster"}]})), None),
-            (spec(json!({"clusterAffinity": {"fieldSelector": {"matchExpressions": [{"key": "foo", "operator": "In", "values": ["x"]}]}}})), Some("unsupported key \"foo\", must be provider, region, or zone")),
-            (spec(json!({"clusterTolerations": [{"key": "a", "operator": "Lt", "value": "1"}]})), Some("Unsupported value")),
-            (spec(json!({"replicaScheduling": {"replicaSchedulingType": "Sharded"}})), Some("Unsupported value")),
-            (json!({"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment"}], "preemption": "Always", "placement": {}}), Some("name cannot be empty if preemption is Always")),
-            (json!({"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment", "namespace": "other"}], "placement": {}}), Some("the namespace of resourceSelector should be the same as the namespace of policy")),
-            (json!({"resourceSelectors": [], "placement": {}}), Some("resourceSelectors must not be empty")),
-            (json!({"resourceSelectors": serde_json::from_str::<Value>(SEL).unwrap(), "suspension": {"dispatching": true, "dispatchingOnClusters": {"clusterNames": ["m1"]}}}), Some("cannot be set at the same time")),
-            (json!({"resourceSelectors": serde_json::from_str::<Value>(SEL).unwrap(), "failover": {"application": {"decisionConditions": {"tolerationSeconds": 10}, "purgeMode": "Directly", "gracePeriodSeconds": 5}}}), Some("only takes effect when purgeMode is Gracefully")),
+            (
+                spec(json!({"clusterAffinity": {}, "clusterAffinities": [{"affinityName": "a"}]})),
+                Some("clusterAffinities cannot co-exist with clusterAffinity"),
+            ),
+            (
+                spec(json!({"clusterAffinities": [{"affinityName": "a"}, {"affinityName": "a"}]})),
+                Some("each affinity term in a policy must have a unique name"),
+            ),
+            (
+                spec(
+                    json!({"spreadConstraints": [{"spreadByField": "cluster", "minGroups": 3, "maxGroups": 2}]}),
+                ),
+                Some("maxGroups lower than minGroups is not allowed"),
+            ),
+            (
+                spec(
+                    json!({"spreadConstraints": [{"spreadByField": "cluster"}, {"spreadByField": "cluster"}]}),
+                ),
+                Some("multiple cluster spread constraints are not allowed"),
+            ),
+            (
+                spec(json!({"spreadConstraints": [{"spreadByField": "region"}]})),
+                Some(
+                    "the cluster spread constraint must be enabled in one of the constraints in case of SpreadByField is enabled",
+                ),
+            ),
+            (
+                spec(
+                    json!({"spreadConstraints": [{"spreadByField": "region", "minGroups": 1}, {"spreadByField": "cluster"}]}),
+                ),
+                None,
+            ),
+            (
+                spec(
+                    json!({"clusterAffinity": {"fieldSelector": {"matchExpressions": [{"key": "foo", "operator": "In", "values": ["x"]}]}}}),
+                ),
+                Some("unsupported key \"foo\", must be provider, region, or zone"),
+            ),
+            (
+                spec(json!({"clusterTolerations": [{"key": "a", "operator": "Lt", "value": "1"}]})),
+                Some("Unsupported value"),
+            ),
+            (
+                spec(json!({"replicaScheduling": {"replicaSchedulingType": "Sharded"}})),
+                Some("Unsupported value"),
+            ),
+            (
+                json!({"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment"}], "preemption": "Always", "placement": {}}),
+                Some("name cannot be empty if preemption is Always"),
+            ),
+            (
+                json!({"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment", "namespace": "other"}], "placement": {}}),
+                Some(
+                    "the namespace of resourceSelector should be the same as the namespace of policy",
+                ),
+            ),
+            (
+                json!({"resourceSelectors": [], "placement": {}}),
+                Some("resourceSelectors must not be empty"),
+            ),
+            (
+                json!({"resourceSelectors": serde_json::from_str::<Value>(SEL).unwrap(), "suspension": {"dispatching": true, "dispatchingOnClusters": {"clusterNames": ["m1"]}}}),
+                Some("cannot be set at the same time"),
+            ),
+            (
+                json!({"resourceSelectors": serde_json::from_str::<Value>(SEL).unwrap(), "failover": {"application": {"decisionConditions": {"tolerationSeconds": 10}, "purgeMode": "Directly", "gracePeriodSeconds": 5}}}),
+                Some("only takes effect when purgeMode is Gracefully"),
+            ),
         ];
         for (spec, expect) in cases {
             check_pp(spec, expect);
@@ -534,29 +858,66 @@ mod tests {
             "placement": {"spreadConstraints": [{"maxGroups": 2}], "replicaScheduling": {"replicaSchedulingType": "Divided"}},
             "failover": {"application": {"decisionConditions": {}, "purgeMode": "Gracefully"}}
         }));
-        admit("policy.karmada.io", "PropagationPolicy", Operation::Create, None, &mut object, &env()).unwrap();
+        admit(
+            "policy.karmada.io",
+            "PropagationPolicy",
+            Operation::Create,
+            None,
+            &mut object,
+            &env(),
+        )
+        .unwrap();
         assert_eq!(object["spec"]["resourceSelectors"][0]["namespace"], "default");
-        assert_eq!(object["spec"]["placement"]["spreadConstraints"][0], json!({"spreadByField": "cluster", "maxGroups": 2, "minGroups": 1}));
-        assert_eq!(object["spec"]["placement"]["replicaScheduling"]["replicaDivisionPreference"], "Weighted");
+        assert_eq!(
+            object["spec"]["placement"]["spreadConstraints"][0],
+            json!({"spreadByField": "cluster", "maxGroups": 2, "minGroups": 1})
+        );
+        assert_eq!(
+            object["spec"]["placement"]["replicaScheduling"]["replicaDivisionPreference"],
+            "Weighted"
+        );
         assert_eq!(object["spec"]["failover"]["application"]["gracePeriodSeconds"], 600);
         assert_eq!(object["spec"]["conflictResolution"], "Abort");
         assert_eq!(object["spec"]["schedulerName"], "default-scheduler");
-        assert_eq!(object["metadata"]["labels"]["propagationpolicy.karmada.io/permanent-id"], "11111111-2222-3333-4444-555555555555");
+        assert_eq!(
+            object["metadata"]["labels"]["propagationpolicy.karmada.io/permanent-id"],
+            "11111111-2222-3333-4444-555555555555"
+        );
         // The permanent id survives updates that drop it.
         let old = object.clone();
         let mut updated = object.clone();
         updated["metadata"]["labels"] = json!({});
         let other = Env { new_id: &|| "changed".to_owned(), now: "x" };
-        admit("policy.karmada.io", "PropagationPolicy", Operation::Update, Some(&old), &mut updated, &other).unwrap();
-        assert_eq!(updated["metadata"]["labels"]["propagationpolicy.karmada.io/permanent-id"], "11111111-2222-3333-4444-555555555555");
+        admit(
+            "policy.karmada.io",
+            "PropagationPolicy",
+            Operation::Update,
+            Some(&old),
+            &mut updated,
+            &other,
+        )
+        .unwrap();
+        assert_eq!(
+            updated["metadata"]["labels"]["propagationpolicy.karmada.io/permanent-id"],
+            "11111111-2222-3333-4444-555555555555"
+        );
     }
 
     fn check_op(spec: Value, expect: Option<&str>) {
         let mut object = json!({"apiVersion": "policy.karmada.io/v1alpha1", "kind": "OverridePolicy", "metadata": {"name": "o", "namespace": "default"}, "spec": spec});
-        let result = admit("policy.karmada.io", "OverridePolicy", Operation::Create, None, &mut object, &env());
+        let result = admit(
+            "policy.karmada.io",
+            "OverridePolicy",
+            Operation::Create,
+            None,
+            &mut object,
+            &env(),
+        );
         match (expect, result) {
             (None, Ok(())) => {}
-            (Some(message), Err(e)) => assert!(e.message.contains(message), "expected {message:?} in {:?}", e.message),
+            (Some(message), Err(e)) => {
+                assert!(e.message.contains(message), "expected {message:?} in {:?}", e.message)
+            }
             (None, Err(e)) => panic!("unexpected error {}", e.message),
             (Some(message), Ok(())) => panic!("expected an error with {message:?}"),
         }
@@ -565,15 +926,50 @@ mod tests {
     #[test]
     fn override_validation_rules() {
         let rule = |overriders: Value| json!({"resourceSelectors": serde_json::from_str::<Value>(SEL).unwrap(), "overrideRules": [{"overriders": overriders}]});
-        check_op(rule(json!({"plaintext": [{"path": "/spec/replicas", "operator": "replace", "value": 1}]})), None);
-        check_op(rule(json!({"plaintext": [{"path": "/spec/replicas", "operator": "replace"}]})), Some("value is required for replace operation"));
-        check_op(rule(json!({"plaintext": [{"path": "/spec/replicas", "operator": "remove", "value": 1}]})), Some("value is not allowed for remove operation"));
-        check_op(rule(json!({"fieldOverrider": [{"fieldPath": "/data/a", "json": [{"subPath": "/x", "operator": "add", "value": 1}], "yaml": [{"subPath": "/y", "operator": "add", "value": 1}]}]})), Some("Only one is allowed"));
-        check_op(rule(json!({"fieldOverrider": [{"fieldPath": "/data/a"}]})), Some("must have either YAML or JSON set"));
-        check_op(rule(json!({"labelsOverrider": [{"operator": "add", "value": {"bad key": "x"}}]})), Some("invalid label key"));
-        check_op(rule(json!({"imageOverrider": [{"component": "Host", "operator": "replace", "value": "x"}]})), Some("Unsupported value"));
-        check_op(json!({"resourceSelectors": serde_json::from_str::<Value>(SEL).unwrap(), "overrideRules": [{"overriders": {}}], "overriders": {"plaintext": [{"path": "/a", "operator": "remove"}]}}), Some("can't be set at the same time"));
-        check_op(json!({"targetCluster": {"clusterNames": ["m1"]}, "overriders": {"plaintext": [{"path": "/a", "operator": "remove"}]}}), None);
+        check_op(
+            rule(
+                json!({"plaintext": [{"path": "/spec/replicas", "operator": "replace", "value": 1}]}),
+            ),
+            None,
+        );
+        check_op(
+            rule(json!({"plaintext": [{"path": "/spec/replicas", "operator": "replace"}]})),
+            Some("value is required for replace operation"),
+        );
+        check_op(
+            rule(
+                json!({"plaintext": [{"path": "/spec/replicas", "operator": "remove", "value": 1}]}),
+            ),
+            Some("value is not allowed for remove operation"),
+        );
+        check_op(
+            rule(
+                json!({"fieldOverrider": [{"fieldPath": "/data/a", "json": [{"subPath": "/x", "operator": "add", "value": 1}], "yaml": [{"subPath": "/y", "operator": "add", "value": 1}]}]}),
+            ),
+            Some("Only one is allowed"),
+        );
+        check_op(
+            rule(json!({"fieldOverrider": [{"fieldPath": "/data/a"}]})),
+            Some("must have either YAML or JSON set"),
+        );
+        check_op(
+            rule(json!({"labelsOverrider": [{"operator": "add", "value": {"bad key": "x"}}]})),
+            Some("invalid label key"),
+        );
+        check_op(
+            rule(
+                json!({"imageOverrider": [{"component": "Host", "operator": "replace", "value": "x"}]}),
+            ),
+            Some("Unsupported value"),
+        );
+        check_op(
+            json!({"resourceSelectors": serde_json::from_str::<Value>(SEL).unwrap(), "overrideRules": [{"overriders": {}}], "overriders": {"plaintext": [{"path": "/a", "operator": "remove"}]}}),
+            Some("can't be set at the same time"),
+        );
+        check_op(
+            json!({"targetCluster": {"clusterNames": ["m1"]}, "overriders": {"plaintext": [{"path": "/a", "operator": "remove"}]}}),
+            None,
+        );
     }
 
     #[test]
@@ -582,23 +978,38 @@ mod tests {
         admit("cluster.karmada.io", "Cluster", Operation::Create, None, &mut ok, &env()).unwrap();
         assert_eq!(ok["spec"]["taints"][0]["timeAdded"], "2026-11-25T00:00:00Z");
         let mut long = json!({"metadata": {"name": "a".repeat(49)}, "spec": {"syncMode": "Push"}});
-        let e = admit("cluster.karmada.io", "Cluster", Operation::Create, None, &mut long, &env()).unwrap_err();
+        let e = admit("cluster.karmada.io", "Cluster", Operation::Create, None, &mut long, &env())
+            .unwrap_err();
         assert!(e.message.contains("must be no more than 48 characters"), "{}", e.message);
         let mut no_mode = json!({"metadata": {"name": "m"}, "spec": {}});
-        let e = admit("cluster.karmada.io", "Cluster", Operation::Create, None, &mut no_mode, &env()).unwrap_err();
+        let e =
+            admit("cluster.karmada.io", "Cluster", Operation::Create, None, &mut no_mode, &env())
+                .unwrap_err();
         assert!(e.message.contains("spec.syncMode: Required value"), "{}", e.message);
         let old = json!({"metadata": {"name": "m"}, "spec": {"syncMode": "Push", "id": "a"}});
-        let mut changed = json!({"metadata": {"name": "m"}, "spec": {"syncMode": "Push", "id": "b"}});
-        let e = admit("cluster.karmada.io", "Cluster", Operation::Update, Some(&old), &mut changed, &env()).unwrap_err();
+        let mut changed =
+            json!({"metadata": {"name": "m"}, "spec": {"syncMode": "Push", "id": "b"}});
+        let e = admit(
+            "cluster.karmada.io",
+            "Cluster",
+            Operation::Update,
+            Some(&old),
+            &mut changed,
+            &env(),
+        )
+        .unwrap_err();
         assert!(e.message.contains("field is immutable"), "{}", e.message);
     }
 
     #[test]
     fn deletion_protection() {
-        let protected = json!({"metadata": {"name": "x", "labels": {DELETION_PROTECTION_LABEL: "Always"}}});
+        let protected =
+            json!({"metadata": {"name": "x", "labels": {DELETION_PROTECTION_LABEL: "Always"}}});
         let e = check_delete(&protected).unwrap_err();
         assert_eq!(e.code, 403);
-        assert!(e.message.contains("remove the label: resourcetemplate.karmada.io/deletion-protected"));
+        assert!(
+            e.message.contains("remove the label: resourcetemplate.karmada.io/deletion-protected")
+        );
         assert!(check_delete(&json!({"metadata": {"name": "x"}})).is_ok());
     }
 }

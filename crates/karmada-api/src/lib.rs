@@ -49,11 +49,60 @@ macro_rules! resource {
 
 use kube_core::{ClusterResourceScope, NamespaceResourceScope};
 
-resource!(policy::PropagationPolicy, "policy.karmada.io", "v1alpha1", "PropagationPolicy", "propagationpolicies", NamespaceResourceScope);
-resource!(policy::ClusterPropagationPolicy, "policy.karmada.io", "v1alpha1", "ClusterPropagationPolicy", "clusterpropagationpolicies", ClusterResourceScope);
-resource!(policy::OverridePolicy, "policy.karmada.io", "v1alpha1", "OverridePolicy", "overridepolicies", NamespaceResourceScope);
-resource!(policy::ClusterOverridePolicy, "policy.karmada.io", "v1alpha1", "ClusterOverridePolicy", "clusteroverridepolicies", ClusterResourceScope);
-resource!(work::ResourceBinding, "work.karmada.io", "v1alpha2", "ResourceBinding", "resourcebindings", NamespaceResourceScope);
-resource!(work::ClusterResourceBinding, "work.karmada.io", "v1alpha2", "ClusterResourceBinding", "clusterresourcebindings", ClusterResourceScope);
+resource!(
+    policy::PropagationPolicy,
+    "policy.karmada.io",
+    "v1alpha1",
+    "PropagationPolicy",
+    "propagationpolicies",
+    NamespaceResourceScope
+);
+resource!(
+    policy::ClusterPropagationPolicy,
+    "policy.karmada.io",
+    "v1alpha1",
+    "ClusterPropagationPolicy",
+    "clusterpropagationpolicies",
+    ClusterResourceScope
+);
+resource!(
+    policy::OverridePolicy,
+    "policy.karmada.io",
+    "v1alpha1",
+    "OverridePolicy",
+    "overridepolicies",
+    NamespaceResourceScope
+);
+resource!(
+    policy::ClusterOverridePolicy,
+    "policy.karmada.io",
+    "v1alpha1",
+    "ClusterOverridePolicy",
+    "clusteroverridepolicies",
+    ClusterResourceScope
+);
+resource!(
+    work::ResourceBinding,
+    "work.karmada.io",
+    "v1alpha2",
+    "ResourceBinding",
+    "resourcebindings",
+    NamespaceResourceScope
+);
+resource!(
+    work::ClusterResourceBinding,
+    "work.karmada.io",
+    "v1alpha2",
+    "ClusterResourceBinding",
+    "clusterresourcebindings",
+    ClusterResourceScope
+);
 resource!(work::Work, "work.karmada.io", "v1alpha1", "Work", "works", NamespaceResourceScope);
-resource!(cluster::Cluster, "cluster.karmada.io", "v1alpha1", "Cluster", "clusters", ClusterResourceScope);
+resource!(
+    cluster::Cluster,
+    "cluster.karmada.io",
+    "v1alpha1",
+    "Cluster",
+    "clusters",
+    ClusterResourceScope
+);

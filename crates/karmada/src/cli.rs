@@ -6,7 +6,11 @@ use tracing_subscriber::EnvFilter;
 use crate::{apiserver_cmd, bench, controller_manager_cmd, member_cmd, scheduler_cmd, up_cmd};
 
 #[derive(Parser, Debug)]
-#[command(name = "karmada", version, about = "karmada-rs: a multi-cluster Kubernetes control plane")]
+#[command(
+    name = "karmada",
+    version,
+    about = "karmada-rs: a multi-cluster Kubernetes control plane"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -37,7 +41,8 @@ pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,kube_client::client::builder=off")),
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("warn,kube_client::client::builder=off")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -56,9 +61,15 @@ pub fn main() -> anyhow::Result<()> {
 }
 
 /// A kube client from a kubeconfig file (and context, or its current one).
-pub async fn kube_client(path: &std::path::Path, context: Option<&str>) -> anyhow::Result<kube::Client> {
+pub async fn kube_client(
+    path: &std::path::Path,
+    context: Option<&str>,
+) -> anyhow::Result<kube::Client> {
     let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
-    let options = kube::config::KubeConfigOptions { context: context.map(str::to_owned), ..Default::default() };
+    let options = kube::config::KubeConfigOptions {
+        context: context.map(str::to_owned),
+        ..Default::default()
+    };
     Ok(kube::Client::try_from(kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?)?)
 }
 

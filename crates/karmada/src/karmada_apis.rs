@@ -67,7 +67,14 @@ impl Admission for KarmadaAdmission {
         let now = apiserver::api::now_rfc3339();
         let new_id = || uuid::Uuid::new_v4().to_string();
         let env = Env { new_id: &new_id, now: &now };
-        admission::admit(&request.def.group, &request.def.kind, operation, request.old, object, &env)
+        admission::admit(
+            &request.def.group,
+            &request.def.kind,
+            operation,
+            request.old,
+            object,
+            &env,
+        )
     }
 }
 

@@ -2,12 +2,12 @@
 
 mod apiserver_cmd;
 mod bench;
+mod cli;
 mod controller_manager_cmd;
 mod karmada_apis;
 mod member_cmd;
 mod scheduler_cmd;
 mod up_cmd;
-mod cli;
 
 fn main() -> anyhow::Result<()> {
     cli::main()

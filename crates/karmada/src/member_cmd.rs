@@ -60,7 +60,8 @@ pub struct Args {
 impl Args {
     pub fn configs(&self) -> anyhow::Result<Vec<MemberConfig>> {
         let parse = |what: &str, s: &str| {
-            apimachinery::quantity::parse_milli(s).ok_or_else(|| anyhow::anyhow!("invalid {what} quantity {s:?}"))
+            apimachinery::quantity::parse_milli(s)
+                .ok_or_else(|| anyhow::anyhow!("invalid {what} quantity {s:?}"))
         };
         let sim = SimConfig {
             nodes: self.nodes,
@@ -80,7 +81,8 @@ impl Args {
             (None, None) => anyhow::bail!("give the member's NAME (or --count N for N members)"),
         };
         let data_dir = self.data_dir.clone().unwrap_or_else(|| home().join(".karmada/members"));
-        let kubeconfig = self.kubeconfig.clone().unwrap_or_else(|| home().join(".kube/members.config"));
+        let kubeconfig =
+            self.kubeconfig.clone().unwrap_or_else(|| home().join(".kube/members.config"));
         Ok(names
             .into_iter()
             .map(|name| MemberConfig {
@@ -100,7 +102,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let kubeconfig = configs[0].kubeconfig.clone();
     let members = member::start_many(configs).await?;
     for m in &members {
-        eprintln!("member {} listening on {} (context {} in {})", m.name, m.url(), m.name, kubeconfig.display());
+        eprintln!(
+            "member {} listening on {} (context {} in {})",
+            m.name,
+            m.url(),
+            m.name,
+            kubeconfig.display()
+        );
     }
     eprintln!("{} simulated member(s) running; Ctrl-C to stop", members.len());
     crate::cli::wait_for_signal().await;

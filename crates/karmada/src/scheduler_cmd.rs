@@ -18,7 +18,8 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let plugins = scheduler::Plugins::parse(&args.plugins).map_err(|e| anyhow::anyhow!("--plugins: {e}"))?;
+    let plugins =
+        scheduler::Plugins::parse(&args.plugins).map_err(|e| anyhow::anyhow!("--plugins: {e}"))?;
     let client = crate::cli::kube_client(&args.kubeconfig, args.context.as_deref()).await?;
     eprintln!("karmada scheduler running");
     tokio::select! {

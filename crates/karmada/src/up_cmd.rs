@@ -36,30 +36,50 @@ pub struct Args {
     port: u16,
 }
 
-async fn join(control: &kube::Client, name: &str, server: &apiserver::Server) -> anyhow::Result<()> {
+async fn join(
+    control: &kube::Client,
+    name: &str,
+    server: &apiserver::Server,
+) -> anyhow::Result<()> {
     let credentials = Credentials {
         ca_pem: server.ca_pem.as_bytes().to_vec(),
         token: None,
         cert_pem: Some(server.admin.cert_pem.as_bytes().to_vec()),
         key_pem: Some(server.admin.key_pem.as_bytes().to_vec()),
     };
-    let member = controllers::member_client::client_for(name, &server.url, &credentials, Duration::from_secs(10)).await?;
-    let id = Api::<Namespace>::all(member).get("kube-system").await?.metadata.uid.unwrap_or_default();
+    let member = controllers::member_client::client_for(
+        name,
+        &server.url,
+        &credentials,
+        Duration::from_secs(10),
+    )
+    .await?;
+    let id =
+        Api::<Namespace>::all(member).get("kube-system").await?.metadata.uid.unwrap_or_default();
     let namespaces: Api<Namespace> = Api::all(control.clone());
     if namespaces.get_opt(CLUSTER_NAMESPACE).await?.is_none() {
-        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": CLUSTER_NAMESPACE}}))?;
+        let ns: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": CLUSTER_NAMESPACE}}))?;
         let _ = namespaces.create(&PostParams::default(), &ns).await;
     }
     let secret = Secret {
-        metadata: kube::api::ObjectMeta { name: Some(name.into()), namespace: Some(CLUSTER_NAMESPACE.into()), ..Default::default() },
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(CLUSTER_NAMESPACE.into()),
+            ..Default::default()
+        },
         data: Some(credentials.to_secret_data()),
         type_: Some("Opaque".into()),
         ..Default::default()
     };
-    Api::<Secret>::namespaced(control.clone(), CLUSTER_NAMESPACE).patch(name, &PatchParams::apply("karmada-up").force(), &Patch::Apply(&secret)).await?;
+    Api::<Secret>::namespaced(control.clone(), CLUSTER_NAMESPACE)
+        .patch(name, &PatchParams::apply("karmada-up").force(), &Patch::Apply(&secret))
+        .await?;
     let cluster = json!({"apiVersion": "cluster.karmada.io/v1alpha1", "kind": "Cluster", "metadata": {"name": name},
         "spec": {"id": id, "syncMode": "Push", "apiEndpoint": server.url, "secretRef": {"namespace": CLUSTER_NAMESPACE, "name": name}}});
-    Api::<Cluster>::all(control.clone()).patch(name, &PatchParams::apply("karmada-up").force(), &Patch::Apply(&cluster)).await?;
+    Api::<Cluster>::all(control.clone())
+        .patch(name, &PatchParams::apply("karmada-up").force(), &Patch::Apply(&cluster))
+        .await?;
     Ok(())
 }
 
@@ -73,7 +93,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     progress("starting the control plane");
     let store = crate::apiserver_cmd::open_store("redb", &data_dir)?;
-    let mut config = apiserver::Config::new(&data_dir, SocketAddr::from(([127, 0, 0, 1], args.port)), store);
+    let mut config =
+        apiserver::Config::new(&data_dir, SocketAddr::from(([127, 0, 0, 1], args.port)), store);
     config.kubeconfig = Some(kubeconfig.clone());
     crate::karmada_apis::install(&mut config);
     let server = apiserver::start(config).await?;
@@ -100,9 +121,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let members = member::start_many(configs).await?;
 
     progress("starting the controller-manager and the scheduler");
-    let settings = controllers::Settings { cluster_status_update_frequency: Duration::from_secs(2), ..controllers::Settings::default() };
+    let settings = controllers::Settings {
+        cluster_status_update_frequency: Duration::from_secs(2),
+        ..controllers::Settings::default()
+    };
     let controller_manager = tokio::spawn(controllers::run(control.clone(), settings));
-    let scheduler = tokio::spawn(controllers::scheduling::run(control.clone(), scheduler::Plugins::default()));
+    let scheduler =
+        tokio::spawn(controllers::scheduling::run(control.clone(), scheduler::Plugins::default()));
 
     progress("joining the members (push mode)");
     for m in &members {
@@ -112,11 +137,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let list = clusters.list(&ListParams::default()).await?;
-        let ready = list.items.iter().filter(|c| c.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))).count();
+        let ready = list
+            .items
+            .iter()
+            .filter(|c| {
+                c.status.as_ref().is_some_and(|s| {
+                    s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                })
+            })
+            .count();
         if ready >= members.len() {
             break;
         }
-        anyhow::ensure!(Instant::now() < deadline, "only {ready} of {} clusters became Ready within 60 s", members.len());
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {ready} of {} clusters became Ready within 60 s",
+            members.len()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     progress("every cluster is Ready");

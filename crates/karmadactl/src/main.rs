@@ -118,22 +118,34 @@ fn default_kubeconfig() -> PathBuf {
     if let Some(k) = std::env::var_os("KUBECONFIG").and_then(|v| std::env::split_paths(&v).next()) {
         return k;
     }
-    std::env::var_os("HOME").map_or_else(|| PathBuf::from(".kube/config"), |h| PathBuf::from(h).join(".kube/config"))
+    std::env::var_os("HOME")
+        .map_or_else(|| PathBuf::from(".kube/config"), |h| PathBuf::from(h).join(".kube/config"))
 }
 
 async fn client(path: &Path, context: Option<&str>) -> anyhow::Result<kube::Client> {
-    let kubeconfig = kube::config::Kubeconfig::read_from(path).with_context(|| format!("reading kubeconfig {}", path.display()))?;
-    let options = kube::config::KubeConfigOptions { context: context.map(str::to_owned), ..Default::default() };
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-        .await
-        .with_context(|| format!("using kubeconfig {} (context {})", path.display(), context.unwrap_or("current")))?;
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)
+        .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+    let options = kube::config::KubeConfigOptions {
+        context: context.map(str::to_owned),
+        ..Default::default()
+    };
+    let config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.with_context(|| {
+            format!(
+                "using kubeconfig {} (context {})",
+                path.display(),
+                context.unwrap_or("current")
+            )
+        })?;
     Ok(kube::Client::try_from(config)?)
 }
 
 /// The member's endpoint and credentials, read from its kubeconfig.
 fn member_credentials(path: &Path, context: Option<&str>) -> anyhow::Result<(String, Credentials)> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let doc: Value = serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let doc: Value =
+        serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     let context = match context {
         Some(c) => c.to_owned(),
         None => doc["current-context"].as_str().unwrap_or_default().to_owned(),
@@ -141,20 +153,30 @@ fn member_credentials(path: &Path, context: Option<&str>) -> anyhow::Result<(Str
     let find = |section: &str, name: &str| -> Option<Value> {
         doc[section].as_array()?.iter().find(|e| e["name"] == name).cloned()
     };
-    let ctx = find("contexts", &context).with_context(|| format!("context {context:?} not found in {}", path.display()))?;
-    let cluster = find("clusters", ctx["context"]["cluster"].as_str().unwrap_or_default()).context("the context's cluster is missing")?;
-    let user = find("users", ctx["context"]["user"].as_str().unwrap_or_default()).unwrap_or(json!({"user": {}}));
+    let ctx = find("contexts", &context)
+        .with_context(|| format!("context {context:?} not found in {}", path.display()))?;
+    let cluster = find("clusters", ctx["context"]["cluster"].as_str().unwrap_or_default())
+        .context("the context's cluster is missing")?;
+    let user = find("users", ctx["context"]["user"].as_str().unwrap_or_default())
+        .unwrap_or(json!({"user": {}}));
     let dir = path.parent().unwrap_or(Path::new("."));
     let data = |v: &Value, inline: &str, file: &str| -> anyhow::Result<Option<Vec<u8>>> {
         if let Some(b64) = v[inline].as_str() {
-            return Ok(Some(base64::engine::general_purpose::STANDARD.decode(b64.trim()).context("invalid base64 in kubeconfig")?));
+            return Ok(Some(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64.trim())
+                    .context("invalid base64 in kubeconfig")?,
+            ));
         }
         if let Some(f) = v[file].as_str() {
             return Ok(Some(std::fs::read(dir.join(f)).with_context(|| format!("reading {f}"))?));
         }
         Ok(None)
     };
-    let server = cluster["cluster"]["server"].as_str().context("the member's cluster has no server")?.to_owned();
+    let server = cluster["cluster"]["server"]
+        .as_str()
+        .context("the member's cluster has no server")?
+        .to_owned();
     let u = &user["user"];
     let token = match (u["token"].as_str(), u["tokenFile"].as_str()) {
         (Some(t), _) => Some(t.to_owned()),
@@ -164,7 +186,12 @@ fn member_credentials(path: &Path, context: Option<&str>) -> anyhow::Result<(Str
     Ok((
         server,
         Credentials {
-            ca_pem: data(&cluster["cluster"], "certificate-authority-data", "certificate-authority")?.unwrap_or_default(),
+            ca_pem: data(
+                &cluster["cluster"],
+                "certificate-authority-data",
+                "certificate-authority",
+            )?
+            .unwrap_or_default(),
             token,
             cert_pem: data(u, "client-certificate-data", "client-certificate")?,
             key_pem: data(u, "client-key-data", "client-key")?,
@@ -173,7 +200,8 @@ fn member_credentials(path: &Path, context: Option<&str>) -> anyhow::Result<(Str
 }
 
 async fn join(control: kube::Client, args: JoinArgs) -> anyhow::Result<()> {
-    let (server, credentials) = member_credentials(&args.cluster_kubeconfig, args.cluster_context.as_deref())?;
+    let (server, credentials) =
+        member_credentials(&args.cluster_kubeconfig, args.cluster_context.as_deref())?;
     let member = client_for(&args.name, &server, &credentials, Duration::from_secs(10)).await?;
     let version = tokio::time::timeout(Duration::from_secs(15), member.apiserver_version())
         .await
@@ -183,7 +211,12 @@ async fn join(control: kube::Client, args: JoinArgs) -> anyhow::Result<()> {
     let id = namespaces
         .get("kube-system")
         .await
-        .with_context(|| format!("reading the kube-system namespace of {} (its UID is the cluster id)", args.name))?
+        .with_context(|| {
+            format!(
+                "reading the kube-system namespace of {} (its UID is the cluster id)",
+                args.name
+            )
+        })?
         .metadata
         .uid
         .unwrap_or_default();
@@ -201,22 +234,32 @@ async fn join(control: kube::Client, args: JoinArgs) -> anyhow::Result<()> {
         );
     }
     if args.dry_run {
-        println!("cluster({}) would be joined: endpoint {server}, version {}, id {id}", args.name, version.git_version);
+        println!(
+            "cluster({}) would be joined: endpoint {server}, version {}, id {id}",
+            args.name, version.git_version
+        );
         return Ok(());
     }
     let control_namespaces: Api<Namespace> = Api::all(control.clone());
     if control_namespaces.get_opt(CLUSTER_NAMESPACE).await?.is_none() {
-        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": CLUSTER_NAMESPACE}}))?;
+        let ns: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": CLUSTER_NAMESPACE}}))?;
         let _ = control_namespaces.create(&PostParams::default(), &ns).await;
     }
     let secrets: Api<Secret> = Api::namespaced(control.clone(), CLUSTER_NAMESPACE);
     let secret = Secret {
-        metadata: kube::api::ObjectMeta { name: Some(args.name.clone()), namespace: Some(CLUSTER_NAMESPACE.into()), ..Default::default() },
+        metadata: kube::api::ObjectMeta {
+            name: Some(args.name.clone()),
+            namespace: Some(CLUSTER_NAMESPACE.into()),
+            ..Default::default()
+        },
         data: Some(credentials.to_secret_data()),
         type_: Some("Opaque".into()),
         ..Default::default()
     };
-    secrets.patch(&args.name, &PatchParams::apply("karmadactl").force(), &Patch::Apply(&secret)).await?;
+    secrets
+        .patch(&args.name, &PatchParams::apply("karmadactl").force(), &Patch::Apply(&secret))
+        .await?;
     let mut spec = json!({
         "id": id, "syncMode": "Push", "apiEndpoint": server,
         "secretRef": LocalSecretReference { namespace: CLUSTER_NAMESPACE.into(), name: args.name.clone() },
@@ -231,7 +274,9 @@ async fn join(control: kube::Client, args: JoinArgs) -> anyhow::Result<()> {
         spec["zones"] = json!(args.cluster_zones);
     }
     let cluster = json!({"apiVersion": "cluster.karmada.io/v1alpha1", "kind": "Cluster", "metadata": {"name": args.name}, "spec": spec});
-    clusters.patch(&args.name, &PatchParams::apply("karmadactl").force(), &Patch::Apply(&cluster)).await?;
+    clusters
+        .patch(&args.name, &PatchParams::apply("karmadactl").force(), &Patch::Apply(&cluster))
+        .await?;
     println!("cluster({}) is joined successfully", args.name);
     Ok(())
 }
@@ -239,13 +284,22 @@ async fn join(control: kube::Client, args: JoinArgs) -> anyhow::Result<()> {
 async fn unjoin(control: kube::Client, args: UnjoinArgs) -> anyhow::Result<()> {
     let clusters: Api<Cluster> = Api::all(control.clone());
     if clusters.get_opt(&args.name).await?.is_none() {
-        bail!("cluster {:?} is not joined (karmadactl get clusters lists the joined ones)", args.name);
+        bail!(
+            "cluster {:?} is not joined (karmadactl get clusters lists the joined ones)",
+            args.name
+        );
     }
     if args.keep_resources {
         let works: Api<Work> = Api::namespaced(control.clone(), &execution_namespace(&args.name));
         for work in works.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default() {
             let name = work.metadata.name.clone().unwrap_or_default();
-            works.patch(&name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"preserveResourcesOnDeletion": true}}))).await?;
+            works
+                .patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"preserveResourcesOnDeletion": true}})),
+                )
+                .await?;
         }
     }
     clusters.delete(&args.name, &DeleteParams::default()).await?;
@@ -258,7 +312,11 @@ async fn unjoin(control: kube::Client, args: UnjoinArgs) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + args.timeout.0;
         while clusters.get_opt(&args.name).await?.is_some() {
             if tokio::time::Instant::now() > deadline {
-                bail!("cluster {} is still being removed after {:?}; is the controller-manager running?", args.name, args.timeout.0);
+                bail!(
+                    "cluster {} is still being removed after {:?}; is the controller-manager running?",
+                    args.name,
+                    args.timeout.0
+                );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -275,22 +333,34 @@ fn parse_taint(spec: &str) -> anyhow::Result<(Taint, bool)> {
     let (kv, effect) = match body.split_once(':') {
         Some((kv, e)) => (kv, e.to_owned()),
         None if remove => (body, String::new()),
-        None => bail!("invalid taint {spec:?}: use KEY[=VALUE]:EFFECT to add or KEY[:EFFECT]- to remove"),
+        None => bail!(
+            "invalid taint {spec:?}: use KEY[=VALUE]:EFFECT to add or KEY[:EFFECT]- to remove"
+        ),
     };
-    if !effect.is_empty() && !matches!(effect.as_str(), "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
+    if !effect.is_empty()
+        && !matches!(effect.as_str(), "NoSchedule" | "PreferNoSchedule" | "NoExecute")
+    {
         bail!("invalid taint effect {effect:?}: use NoSchedule, PreferNoSchedule or NoExecute");
     }
     let (key, value) = kv.split_once('=').unwrap_or((kv, ""));
-    apimachinery::selector::validate_label_key(key).map_err(|e| anyhow::anyhow!("invalid taint key: {e}"))?;
+    apimachinery::selector::validate_label_key(key)
+        .map_err(|e| anyhow::anyhow!("invalid taint key: {e}"))?;
     Ok((Taint { key: key.to_owned(), value: value.to_owned(), effect, time_added: None }, remove))
 }
 
-async fn change_taints(control: kube::Client, name: &str, changes: Vec<(Taint, bool)>, overwrite: bool) -> anyhow::Result<()> {
+async fn change_taints(
+    control: kube::Client,
+    name: &str,
+    changes: Vec<(Taint, bool)>,
+    overwrite: bool,
+) -> anyhow::Result<()> {
     let clusters: Api<Cluster> = Api::all(control);
-    let cluster = clusters.get_opt(name).await?.with_context(|| format!("cluster {name:?} not found"))?;
+    let cluster =
+        clusters.get_opt(name).await?.with_context(|| format!("cluster {name:?} not found"))?;
     let mut taints = cluster.spec.taints.clone();
     for (taint, remove) in changes {
-        let same = |t: &Taint| t.key == taint.key && (taint.effect.is_empty() || t.effect == taint.effect);
+        let same =
+            |t: &Taint| t.key == taint.key && (taint.effect.is_empty() || t.effect == taint.effect);
         if remove {
             let before = taints.len();
             taints.retain(|t| !same(t));
@@ -299,14 +369,19 @@ async fn change_taints(control: kube::Client, name: &str, changes: Vec<(Taint, b
             }
         } else if let Some(existing) = taints.iter_mut().find(|t| same(t)) {
             if !overwrite && existing.value != taint.value {
-                bail!("cluster {name} already has taint {} with a different value; use --overwrite", taint.key);
+                bail!(
+                    "cluster {name} already has taint {} with a different value; use --overwrite",
+                    taint.key
+                );
             }
             existing.value = taint.value;
         } else {
             taints.push(taint);
         }
     }
-    clusters.patch(name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"taints": taints}}))).await?;
+    clusters
+        .patch(name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"taints": taints}})))
+        .await?;
     Ok(())
 }
 
@@ -320,20 +395,39 @@ async fn get_clusters(control: kube::Client, name: Option<String>) -> anyhow::Re
         .iter()
         .map(|c| {
             let status = c.status.clone().unwrap_or_default();
-            let ready = status.conditions.iter().find(|c| c.type_ == "Ready").map_or("Unknown".to_owned(), |c| c.status.clone());
-            [c.metadata.name.clone().unwrap_or_default(), status.kubernetes_version, c.spec.sync_mode.clone(), ready]
+            let ready = status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == "Ready")
+                .map_or("Unknown".to_owned(), |c| c.status.clone());
+            [
+                c.metadata.name.clone().unwrap_or_default(),
+                status.kubernetes_version,
+                c.spec.sync_mode.clone(),
+                ready,
+            ]
         })
         .collect();
     let headers = ["NAME", "VERSION", "MODE", "READY"];
-    let widths: Vec<usize> = (0..4).map(|i| rows.iter().map(|r| r[i].len()).chain([headers[i].len()]).max().unwrap_or(0)).collect();
-    let line = |cells: [&str; 4]| cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("   ").trim_end().to_owned();
+    let widths: Vec<usize> = (0..4)
+        .map(|i| rows.iter().map(|r| r[i].len()).chain([headers[i].len()]).max().unwrap_or(0))
+        .collect();
+    let line = |cells: [&str; 4]| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("   ")
+            .trim_end()
+            .to_owned()
+    };
     println!("{}", line(headers));
     for r in &rows {
         println!("{}", line([&r[0], &r[1], &r[2], &r[3]]));
     }
     Ok(())
 }
-
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let path = cli.kubeconfig.clone().unwrap_or_else(default_kubeconfig);
@@ -343,13 +437,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Join(args) => join(control, args).await,
         Command::Unjoin(args) => unjoin(control, args).await,
         Command::Cordon { name } => {
-            let t = Taint { key: "cluster.karmada.io/unschedulable".into(), value: String::new(), effect: "NoSchedule".into(), time_added: None };
+            let t = Taint {
+                key: "cluster.karmada.io/unschedulable".into(),
+                value: String::new(),
+                effect: "NoSchedule".into(),
+                time_added: None,
+            };
             change_taints(control, &name, vec![(t, false)], true).await?;
             println!("cluster/{name} cordoned");
             Ok(())
         }
         Command::Uncordon { name } => {
-            let t = Taint { key: "cluster.karmada.io/unschedulable".into(), value: String::new(), effect: "NoSchedule".into(), time_added: None };
+            let t = Taint {
+                key: "cluster.karmada.io/unschedulable".into(),
+                value: String::new(),
+                effect: "NoSchedule".into(),
+                time_added: None,
+            };
             let clusters: Api<Cluster> = Api::all(control.clone());
             let cordoned = clusters.get(&name).await?.spec.taints.iter().any(|x| x.key == t.key);
             if cordoned {
@@ -360,9 +464,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Taint { resource, name, taints, overwrite } => {
             if !matches!(resource.as_str(), "cluster" | "clusters") {
-                bail!("karmadactl taint only works on clusters: karmadactl taint clusters NAME KEY=VALUE:EFFECT");
+                bail!(
+                    "karmadactl taint only works on clusters: karmadactl taint clusters NAME KEY=VALUE:EFFECT"
+                );
             }
-            let changes = taints.iter().map(|t| parse_taint(t)).collect::<anyhow::Result<Vec<_>>>()?;
+            let changes =
+                taints.iter().map(|t| parse_taint(t)).collect::<anyhow::Result<Vec<_>>>()?;
             change_taints(control, &name, changes, overwrite).await?;
             println!("cluster/{name} tainted");
             Ok(())

@@ -5,8 +5,16 @@ use std::process::Command;
 const KARMADACTL: &str = env!("CARGO_BIN_EXE_karmadactl");
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(KARMADACTL).args(args).env("KUBECONFIG", "/nonexistent/kubeconfig").output().expect("run karmadactl");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(KARMADACTL)
+        .args(args)
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .output()
+        .expect("run karmadactl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]

@@ -27,7 +27,10 @@ fn field(text: &str, min: u32, max: u32) -> Result<(Vec<bool>, bool), String> {
         let (lo, hi) = if range == "*" || range == "?" {
             (min, max)
         } else if let Some((a, b)) = range.split_once('-') {
-            (a.parse().map_err(|_| format!("invalid value in {part:?}"))?, b.parse().map_err(|_| format!("invalid value in {part:?}"))?)
+            (
+                a.parse().map_err(|_| format!("invalid value in {part:?}"))?,
+                b.parse().map_err(|_| format!("invalid value in {part:?}"))?,
+            )
         } else {
             let v: u32 = range.parse().map_err(|_| format!("invalid value {range:?}"))?;
             (v, if part.contains('/') { max } else { v })
@@ -66,7 +69,15 @@ impl Schedule {
         if weekdays[7] {
             weekdays[0] = true;
         }
-        Ok(Schedule { minutes, hours, days, months, weekdays, days_restricted, weekdays_restricted })
+        Ok(Schedule {
+            minutes,
+            hours,
+            days,
+            months,
+            weekdays,
+            days_restricted,
+            weekdays_restricted,
+        })
     }
 
     /// Whether the minute starting at `unix_minute * 60` (UTC) is scheduled.
@@ -82,7 +93,10 @@ impl Schedule {
             (false, true) => self.weekdays[weekday as usize],
             (false, false) => true,
         };
-        self.minutes[minute as usize] && self.hours[hour as usize] && self.months[month as usize] && day_ok
+        self.minutes[minute as usize]
+            && self.hours[hour as usize]
+            && self.months[month as usize]
+            && day_ok
     }
 }
 

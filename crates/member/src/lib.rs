@@ -120,22 +120,37 @@ struct ServiceAllocator {
 
 impl Admission for ServiceAllocator {
     fn admit(&self, request: &AdmissionRequest<'_>, object: &mut Value) -> Result<(), ApiError> {
-        if request.def.kind != "Service" || !request.def.group.is_empty() || request.subresource.is_some() {
+        if request.def.kind != "Service"
+            || !request.def.group.is_empty()
+            || request.subresource.is_some()
+        {
             return Ok(());
         }
         match request.operation {
             Operation::Create => {
-                let spec_type = object.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP").to_owned();
+                let spec_type = object
+                    .pointer("/spec/type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("ClusterIP")
+                    .to_owned();
                 object["spec"]["type"] = json!(spec_type);
-                let headless = object.pointer("/spec/clusterIP").and_then(Value::as_str) == Some("None");
-                if !headless && spec_type != "ExternalName" && object.pointer("/spec/clusterIP").and_then(Value::as_str).is_none_or(str::is_empty) {
+                let headless =
+                    object.pointer("/spec/clusterIP").and_then(Value::as_str) == Some("None");
+                if !headless
+                    && spec_type != "ExternalName"
+                    && object
+                        .pointer("/spec/clusterIP")
+                        .and_then(Value::as_str)
+                        .is_none_or(str::is_empty)
+                {
                     let n = self.next.fetch_add(1, Ordering::SeqCst);
                     let ip = format!("10.96.{}.{}", (n / 250) % 250, n % 250 + 1);
                     object["spec"]["clusterIP"] = json!(ip);
                     object["spec"]["clusterIPs"] = json!([ip]);
                 }
                 if matches!(spec_type.as_str(), "NodePort" | "LoadBalancer")
-                    && let Some(ports) = object.pointer_mut("/spec/ports").and_then(Value::as_array_mut)
+                    && let Some(ports) =
+                        object.pointer_mut("/spec/ports").and_then(Value::as_array_mut)
                 {
                     for port in ports {
                         if port.get("nodePort").is_none() {
@@ -150,7 +165,9 @@ impl Admission for ServiceAllocator {
                 if let Some(old) = request.old {
                     for field in ["clusterIP", "clusterIPs"] {
                         if let Some(v) = old.pointer(&format!("/spec/{field}"))
-                            && object.pointer(&format!("/spec/{field}")).is_none_or(|n| n.is_null() || n == "")
+                            && object
+                                .pointer(&format!("/spec/{field}"))
+                                .is_none_or(|n| n.is_null() || n == "")
                         {
                             object["spec"][field] = v.clone();
                         }
@@ -163,14 +180,21 @@ impl Admission for ServiceAllocator {
     }
 }
 
-async fn start_server(config: &MemberConfig, store: Arc<dyn store::Store>) -> Result<Server, MemberError> {
+async fn start_server(
+    config: &MemberConfig,
+    store: Arc<dyn store::Store>,
+) -> Result<Server, MemberError> {
     let dir = config.data_dir.join(&config.name);
     let mut api_config = apiserver::Config::new(&dir, config.bind, store);
     api_config.context = config.name.clone();
     api_config.kubeconfig = Some(dir.join("kubeconfig"));
     api_config.kubernetes_version = config.kubernetes_version.clone();
-    api_config.admission.push(Arc::new(ServiceAllocator { next: std::sync::atomic::AtomicU32::new(10) }));
-    apiserver::start(api_config).await.map_err(|source| MemberError::Start { name: config.name.clone(), source })
+    api_config
+        .admission
+        .push(Arc::new(ServiceAllocator { next: std::sync::atomic::AtomicU32::new(10) }));
+    apiserver::start(api_config)
+        .await
+        .map_err(|source| MemberError::Start { name: config.name.clone(), source })
 }
 
 /// A simulated member's identity (its kube-system namespace UID) is kept in
@@ -191,10 +215,23 @@ async fn seed_identity(config: &MemberConfig, store: &Arc<dyn store::Store>) {
     };
     let registry = apiserver::Registry::with_builtins();
     let Some(def) = registry.get("", "v1", "namespaces") else { return };
-    let mut namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}});
-    if apiserver::strategy::prepare_create(&def, &mut namespace, &apiserver::api::now_rfc3339(), &id).is_ok() {
+    let mut namespace =
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}});
+    if apiserver::strategy::prepare_create(
+        &def,
+        &mut namespace,
+        &apiserver::api::now_rfc3339(),
+        &id,
+    )
+    .is_ok()
+    {
         let key = def.key(None, "kube-system");
-        let _ = store.create(bytes::Bytes::from(key.into_bytes()), bytes::Bytes::from(apiserver::codec::encode(&namespace))).await;
+        let _ = store
+            .create(
+                bytes::Bytes::from(key.into_bytes()),
+                bytes::Bytes::from(apiserver::codec::encode(&namespace)),
+            )
+            .await;
     }
 }
 
@@ -223,19 +260,25 @@ pub async fn start_many(configs: Vec<MemberConfig>) -> Result<Vec<Member>, Membe
         members.push(Member { name: config.name.clone(), server, tasks });
     }
     // One write per kubeconfig file, so that many members do not race on it.
-    let mut by_file: std::collections::BTreeMap<PathBuf, Vec<apiserver::pki::KubeconfigEntry>> = Default::default();
+    let mut by_file: std::collections::BTreeMap<PathBuf, Vec<apiserver::pki::KubeconfigEntry>> =
+        Default::default();
     for (path, entry) in entries {
         by_file.entry(path).or_default().push(entry);
     }
     for (path, entries) in by_file {
-        apiserver::pki::write_kubeconfig(&path, &entries, None)
-            .map_err(|source| MemberError::Kubeconfig { path: path.display().to_string(), source })?;
+        apiserver::pki::write_kubeconfig(&path, &entries, None).map_err(|source| {
+            MemberError::Kubeconfig { path: path.display().to_string(), source }
+        })?;
     }
     Ok(members)
 }
 
 /// Applies the fault file to the server switches, re-reading it a few times a second.
-async fn watch_faults(api: Arc<apiserver::Api>, path: PathBuf, faults: Arc<parking_lot::RwLock<Faults>>) {
+async fn watch_faults(
+    api: Arc<apiserver::Api>,
+    path: PathBuf,
+    faults: Arc<parking_lot::RwLock<Faults>>,
+) {
     let mut last: Option<std::time::SystemTime> = None;
     loop {
         let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use apimachinery::object::{self, meta_str};
 use apimachinery::quantity::{self, Resources};
-use apimachinery::selector::LabelSelector;
 use apiserver::Api;
 use apiserver::api::{Decision, DeleteOptions, User, now_rfc3339};
 use apiserver::registry::ResourceDef;
@@ -140,10 +139,9 @@ fn uid(object: &Value) -> String {
 
 fn owned_by(child: &Value, parent: &Value) -> bool {
     let parent_uid = uid(parent);
-    child
-        .pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .is_some_and(|refs| refs.iter().any(|r| r.get("uid").and_then(Value::as_str) == Some(parent_uid.as_str())))
+    child.pointer("/metadata/ownerReferences").and_then(Value::as_array).is_some_and(|refs| {
+        refs.iter().any(|r| r.get("uid").and_then(Value::as_str) == Some(parent_uid.as_str()))
+    })
 }
 
 fn owner_ref(parent: &Value, kind: &str, api_version: &str) -> Value {
@@ -200,11 +198,14 @@ fn node_selects(pod: &Value, node: &Value) -> bool {
         .pointer("/spec/nodeSelector")
         .and_then(Value::as_object)
         .is_none_or(|sel| sel.iter().all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str()));
-    let taints_ok = node
-        .pointer("/spec/taints")
-        .and_then(Value::as_array)
-        .is_none_or(|taints| taints.iter().all(|t| t.get("effect") == Some(&json!("PreferNoSchedule")) || tolerates(pod, t)));
-    selector_ok && taints_ok && node.pointer("/spec/unschedulable").and_then(Value::as_bool) != Some(true)
+    let taints_ok = node.pointer("/spec/taints").and_then(Value::as_array).is_none_or(|taints| {
+        taints
+            .iter()
+            .all(|t| t.get("effect") == Some(&json!("PreferNoSchedule")) || tolerates(pod, t))
+    });
+    selector_ok
+        && taints_ok
+        && node.pointer("/spec/unschedulable").and_then(Value::as_bool) != Some(true)
 }
 
 fn node_ready(node: &Value) -> bool {
@@ -222,13 +223,6 @@ fn short_hash(text: &str) -> String {
     }
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     (0..10).map(|i| ALPHABET[((h >> (i * 6)) % ALPHABET.len() as u64) as usize] as char).collect()
-}
-
-fn selector_matches(selector: Option<&Value>, labels: &BTreeMap<String, String>) -> bool {
-    match selector {
-        Some(s) => LabelSelector::from_object(s).is_ok_and(|sel| !sel.is_empty() && sel.matches(labels)),
-        None => false,
-    }
 }
 
 fn condition(type_: &str, status: bool, reason: &str, message: &str) -> Value {
@@ -255,7 +249,10 @@ impl Sim {
 
     async fn create(&self, kind: Kind, ns: &str, object: Value) {
         let def = self.def(kind);
-        if let Err(e) = self.api.create_object(&def, Sim::namespaced(ns), object, "karmada-member-simulator").await
+        if let Err(e) = self
+            .api
+            .create_object(&def, Sim::namespaced(ns), object, "karmada-member-simulator")
+            .await
             && e.code != 409
         {
             tracing::debug!(error = %e, ?kind, "simulated create failed");
@@ -264,11 +261,27 @@ impl Sim {
 
     async fn delete(&self, kind: Kind, ns: &str, name: &str) {
         let def = self.def(kind);
-        let _ = self.api.delete_object(&def, Sim::namespaced(ns), name, &DeleteOptions::default(), false, &self.user).await;
+        let _ = self
+            .api
+            .delete_object(
+                &def,
+                Sim::namespaced(ns),
+                name,
+                &DeleteOptions::default(),
+                false,
+                &self.user,
+            )
+            .await;
     }
 
     /// Rewrites an object with `change` (skipped if nothing changes).
-    async fn update(&self, kind: Kind, ns: &str, name: &str, change: impl Fn(&mut Value) + Send + Sync) {
+    async fn update(
+        &self,
+        kind: Kind,
+        ns: &str,
+        name: &str,
+        change: impl Fn(&mut Value) + Send + Sync,
+    ) {
         let def = self.def(kind);
         let result = self
             .api
@@ -290,11 +303,19 @@ impl Sim {
         self.update(kind, ns, name, move |o| {
             // Keep condition transition times when nothing else changed.
             let mut status = status.clone();
-            if let (Some(old), Some(new)) = (o.pointer("/status/conditions").and_then(Value::as_array), status.get_mut("conditions").and_then(Value::as_array_mut)) {
+            if let (Some(old), Some(new)) = (
+                o.pointer("/status/conditions").and_then(Value::as_array),
+                status.get_mut("conditions").and_then(Value::as_array_mut),
+            ) {
                 for c in new.iter_mut() {
-                    if let Some(prev) = old.iter().find(|p| p["type"] == c["type"] && p["status"] == c["status"] && p["reason"] == c["reason"]) {
+                    if let Some(prev) = old.iter().find(|p| {
+                        p["type"] == c["type"]
+                            && p["status"] == c["status"]
+                            && p["reason"] == c["reason"]
+                    }) {
                         c["lastTransitionTime"] = prev["lastTransitionTime"].clone();
-                        c["lastUpdateTime"] = prev.get("lastUpdateTime").cloned().unwrap_or(Value::Null);
+                        c["lastUpdateTime"] =
+                            prev.get("lastUpdateTime").cloned().unwrap_or(Value::Null);
                         if c["lastUpdateTime"].is_null() {
                             c.as_object_mut().map(|m| m.remove("lastUpdateTime"));
                         }
@@ -310,7 +331,8 @@ impl Sim {
         let name = format!("node-{}", i + 1);
         let mut labels = json!({"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"});
         if !self.config.zones.is_empty() {
-            labels["topology.kubernetes.io/zone"] = json!(self.config.zones[i % self.config.zones.len()]);
+            labels["topology.kubernetes.io/zone"] =
+                json!(self.config.zones[i % self.config.zones.len()]);
         }
         if !self.config.region.is_empty() {
             labels["topology.kubernetes.io/region"] = json!(self.config.region);
@@ -354,7 +376,8 @@ impl Sim {
 
     async fn sync_node_faults(&self) {
         let failing: Vec<String> = self.faults.read().not_ready_nodes.clone();
-        let nodes: Vec<(String, bool)> = self.all(Kind::Node).map(|((_, n), v)| (n.clone(), node_ready(v))).collect();
+        let nodes: Vec<(String, bool)> =
+            self.all(Kind::Node).map(|((_, n), v)| (n.clone(), node_ready(v))).collect();
         for (name, ready) in nodes {
             let should = !failing.contains(&name);
             if ready != should {
@@ -372,7 +395,14 @@ impl Sim {
         }
     }
 
-    fn pod_template(&self, template: &Value, name: &str, ns: &str, owner_refs: Value, extra_labels: &BTreeMap<String, String>) -> Value {
+    fn pod_template(
+        &self,
+        template: &Value,
+        name: &str,
+        ns: &str,
+        owner_refs: Value,
+        extra_labels: &BTreeMap<String, String>,
+    ) -> Value {
         let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": template.get("metadata").cloned().unwrap_or(json!({})),
             "spec": template.get("spec").cloned().unwrap_or(json!({}))});
         object::set_meta(&mut pod, "name", json!(name));
@@ -440,22 +470,46 @@ impl Sim {
                     let p: i64 = s.trim_end_matches('%').parse().unwrap_or(25);
                     if round_up { (desired * p + 99) / 100 } else { desired * p / 100 }
                 }
-                _ => if round_up { (desired * 25 + 99) / 100 } else { desired * 25 / 100 },
+                _ => {
+                    if round_up {
+                        (desired * 25 + 99) / 100
+                    } else {
+                        desired * 25 / 100
+                    }
+                }
             }
         };
         let recreate = d.pointer("/spec/strategy/type").and_then(Value::as_str) == Some("Recreate");
         let max_surge = percent(d.pointer("/spec/strategy/rollingUpdate/maxSurge"), true);
-        let max_unavailable = percent(d.pointer("/spec/strategy/rollingUpdate/maxUnavailable"), false);
-        let (max_surge, max_unavailable) = if max_surge == 0 && max_unavailable == 0 { (1, 0) } else { (max_surge, max_unavailable) };
-        let old_total: i64 = owned.iter().filter(|(n, _)| *n != rs_name).map(|(_, rs)| replicas(rs)).sum();
-        let old_ready: i64 = owned.iter().filter(|(n, _)| *n != rs_name).map(|(_, rs)| rs.pointer("/status/readyReplicas").and_then(Value::as_i64).unwrap_or(0)).sum();
-        let new_ready = owned.iter().find(|(n, _)| *n == rs_name).and_then(|(_, rs)| rs.pointer("/status/readyReplicas").and_then(Value::as_i64)).unwrap_or(0);
+        let max_unavailable =
+            percent(d.pointer("/spec/strategy/rollingUpdate/maxUnavailable"), false);
+        let (max_surge, max_unavailable) = if max_surge == 0 && max_unavailable == 0 {
+            (1, 0)
+        } else {
+            (max_surge, max_unavailable)
+        };
+        let old_total: i64 =
+            owned.iter().filter(|(n, _)| *n != rs_name).map(|(_, rs)| replicas(rs)).sum();
+        let old_ready: i64 = owned
+            .iter()
+            .filter(|(n, _)| *n != rs_name)
+            .map(|(_, rs)| rs.pointer("/status/readyReplicas").and_then(Value::as_i64).unwrap_or(0))
+            .sum();
+        let new_ready = owned
+            .iter()
+            .find(|(n, _)| *n == rs_name)
+            .and_then(|(_, rs)| rs.pointer("/status/readyReplicas").and_then(Value::as_i64))
+            .unwrap_or(0);
         let new_target = if recreate {
             if old_total > 0 { 0 } else { desired }
         } else {
             desired.min((desired + max_surge - old_total).max(0))
         };
-        let mut may_remove = if recreate { old_total } else { (old_ready + new_ready - (desired - max_unavailable)).max(0) };
+        let mut may_remove = if recreate {
+            old_total
+        } else {
+            (old_ready + new_ready - (desired - max_unavailable)).max(0)
+        };
         for (rs_name_i, rs) in &owned {
             let want = if *rs_name_i == rs_name {
                 new_target.max(replicas(rs).min(desired))
@@ -466,9 +520,15 @@ impl Sim {
                 current - cut
             };
             if replicas(rs) != want {
-                self.update(Kind::ReplicaSet, ns, rs_name_i, move |o| o["spec"]["replicas"] = json!(want)).await;
+                self.update(Kind::ReplicaSet, ns, rs_name_i, move |o| {
+                    o["spec"]["replicas"] = json!(want)
+                })
+                .await;
             }
-            if want == 0 && *rs_name_i != rs_name && rs.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0) == 0 {
+            if want == 0
+                && *rs_name_i != rs_name
+                && rs.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0) == 0
+            {
                 self.delete(Kind::ReplicaSet, ns, rs_name_i).await;
             }
         }
@@ -521,17 +581,27 @@ impl Sim {
             return;
         }
         let desired = replicas(&rs).max(0) as usize;
-        let mut pods: Vec<(String, Value)> = self.live_pods_of(ns, &rs).into_iter().filter(|(_, p)| !terminated(p)).collect();
+        let mut pods: Vec<(String, Value)> =
+            self.live_pods_of(ns, &rs).into_iter().filter(|(_, p)| !terminated(p)).collect();
         let template = rs.pointer("/spec/template").cloned().unwrap_or(json!({}));
         while pods.len() < desired {
-            let pod_name = format!("{name}-{}", &short_hash(&uuid::Uuid::new_v4().to_string())[..5]);
-            let pod = self.pod_template(&template, &pod_name, ns, owner_ref(&rs, "ReplicaSet", "apps/v1"), &BTreeMap::new());
+            let pod_name =
+                format!("{name}-{}", &short_hash(&uuid::Uuid::new_v4().to_string())[..5]);
+            let pod = self.pod_template(
+                &template,
+                &pod_name,
+                ns,
+                owner_ref(&rs, "ReplicaSet", "apps/v1"),
+                &BTreeMap::new(),
+            );
             self.create(Kind::Pod, ns, pod.clone()).await;
             pods.push((pod_name, pod));
         }
         if pods.len() > desired {
             // Delete unscheduled pods first, then not-ready ones, then the newest.
-            pods.sort_by_key(|(n, p)| (p.pointer("/spec/nodeName").is_some(), pod_ready(p), std::cmp::Reverse(n.clone())));
+            pods.sort_by_key(|(n, p)| {
+                (p.pointer("/spec/nodeName").is_some(), pod_ready(p), std::cmp::Reverse(n.clone()))
+            });
             for (pod_name, _) in pods.drain(..pods.len() - desired) {
                 self.delete(Kind::Pod, ns, &pod_name).await;
             }
@@ -558,8 +628,17 @@ impl Sim {
         for i in 0..desired {
             let pod_name = format!("{name}-{i}");
             if !pods.iter().any(|(n, _)| *n == pod_name) {
-                let extra: BTreeMap<String, String> = [("statefulset.kubernetes.io/pod-name".to_owned(), pod_name.clone())].into_iter().collect();
-                let mut pod = self.pod_template(&template, &pod_name, ns, owner_ref(&sts, "StatefulSet", "apps/v1"), &extra);
+                let extra: BTreeMap<String, String> =
+                    [("statefulset.kubernetes.io/pod-name".to_owned(), pod_name.clone())]
+                        .into_iter()
+                        .collect();
+                let mut pod = self.pod_template(
+                    &template,
+                    &pod_name,
+                    ns,
+                    owner_ref(&sts, "StatefulSet", "apps/v1"),
+                    &extra,
+                );
                 pod["spec"]["hostname"] = json!(pod_name);
                 self.create(Kind::Pod, ns, pod).await;
             }
@@ -587,12 +666,24 @@ impl Sim {
         }
         let template = ds.pointer("/spec/template").cloned().unwrap_or(json!({}));
         let probe = json!({"spec": template.get("spec").cloned().unwrap_or(json!({}))});
-        let eligible: Vec<String> = self.all(Kind::Node).filter(|(_, n)| node_selects(&probe, n)).map(|((_, n), _)| n.clone()).collect();
+        let eligible: Vec<String> = self
+            .all(Kind::Node)
+            .filter(|(_, n)| node_selects(&probe, n))
+            .map(|((_, n), _)| n.clone())
+            .collect();
         let pods = self.live_pods_of(ns, &ds);
         for node in &eligible {
-            if !pods.iter().any(|(_, p)| p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node.as_str())) {
+            if !pods.iter().any(|(_, p)| {
+                p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node.as_str())
+            }) {
                 let pod_name = format!("{name}-{}", &short_hash(&format!("{name}/{node}"))[..5]);
-                let mut pod = self.pod_template(&template, &pod_name, ns, owner_ref(&ds, "DaemonSet", "apps/v1"), &BTreeMap::new());
+                let mut pod = self.pod_template(
+                    &template,
+                    &pod_name,
+                    ns,
+                    owner_ref(&ds, "DaemonSet", "apps/v1"),
+                    &BTreeMap::new(),
+                );
                 pod["spec"]["nodeName"] = json!(node);
                 self.create(Kind::Pod, ns, pod).await;
             }
@@ -618,15 +709,23 @@ impl Sim {
         let completions = job.pointer("/spec/completions").and_then(Value::as_i64).unwrap_or(1);
         let parallelism = job.pointer("/spec/parallelism").and_then(Value::as_i64).unwrap_or(1);
         let pods = self.live_pods_of(ns, &job);
-        let succeeded = pods.iter().filter(|(_, p)| p.pointer("/status/phase") == Some(&json!("Succeeded"))).count() as i64;
-        let failed = pods.iter().filter(|(_, p)| p.pointer("/status/phase") == Some(&json!("Failed"))).count() as i64;
+        let succeeded = pods
+            .iter()
+            .filter(|(_, p)| p.pointer("/status/phase") == Some(&json!("Succeeded")))
+            .count() as i64;
+        let failed = pods
+            .iter()
+            .filter(|(_, p)| p.pointer("/status/phase") == Some(&json!("Failed")))
+            .count() as i64;
         let active = pods.iter().filter(|(_, p)| !terminated(p)).count() as i64;
         let suspended = job.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true);
-        let want_active = if suspended { 0 } else { parallelism.min(completions - succeeded).max(0) };
+        let want_active =
+            if suspended { 0 } else { parallelism.min(completions - succeeded).max(0) };
         let template = job.pointer("/spec/template").cloned().unwrap_or(json!({}));
         let controller_uid = uid(&job);
         for _ in active..want_active {
-            let pod_name = format!("{name}-{}", &short_hash(&uuid::Uuid::new_v4().to_string())[..5]);
+            let pod_name =
+                format!("{name}-{}", &short_hash(&uuid::Uuid::new_v4().to_string())[..5]);
             let extra: BTreeMap<String, String> = [
                 ("batch.kubernetes.io/controller-uid".to_owned(), controller_uid.clone()),
                 ("batch.kubernetes.io/job-name".to_owned(), name.to_owned()),
@@ -634,18 +733,37 @@ impl Sim {
             ]
             .into_iter()
             .collect();
-            let pod = self.pod_template(&template, &pod_name, ns, owner_ref(&job, "Job", "batch/v1"), &extra);
+            let pod = self.pod_template(
+                &template,
+                &pod_name,
+                ns,
+                owner_ref(&job, "Job", "batch/v1"),
+                &extra,
+            );
             self.create(Kind::Pod, ns, pod).await;
         }
-        let start = job.pointer("/status/startTime").cloned().unwrap_or_else(|| json!(now_rfc3339()));
-        let mut status = json!({"startTime": start, "active": active, "succeeded": succeeded, "failed": failed});
+        let start =
+            job.pointer("/status/startTime").cloned().unwrap_or_else(|| json!(now_rfc3339()));
+        let mut status =
+            json!({"startTime": start, "active": active, "succeeded": succeeded, "failed": failed});
         if succeeded >= completions {
-            let done = job.pointer("/status/completionTime").cloned().unwrap_or_else(|| json!(now_rfc3339()));
+            let done = job
+                .pointer("/status/completionTime")
+                .cloned()
+                .unwrap_or_else(|| json!(now_rfc3339()));
             status["completionTime"] = done;
             status["active"] = json!(0);
-            status["conditions"] = json!([condition("Complete", true, "", ""), condition("SuccessCriteriaMet", true, "", "")]);
+            status["conditions"] = json!([
+                condition("Complete", true, "", ""),
+                condition("SuccessCriteriaMet", true, "", "")
+            ]);
         } else if failed > job.pointer("/spec/backoffLimit").and_then(Value::as_i64).unwrap_or(6) {
-            status["conditions"] = json!([condition("Failed", true, "BackoffLimitExceeded", "Job has reached the specified backoff limit")]);
+            status["conditions"] = json!([condition(
+                "Failed",
+                true,
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit"
+            )]);
         }
         for field in ["active", "succeeded", "failed"] {
             if status[field] == 0 {
@@ -668,7 +786,11 @@ impl Sim {
         };
         let now = apiserver::api::now_seconds();
         let slot = now - now.rem_euclid(60);
-        let last = cj.pointer("/status/lastScheduleTime").and_then(Value::as_str).and_then(apimachinery::time::parse_rfc3339).unwrap_or(0);
+        let last = cj
+            .pointer("/status/lastScheduleTime")
+            .and_then(Value::as_str)
+            .and_then(apimachinery::time::parse_rfc3339)
+            .unwrap_or(0);
         if last >= slot || !schedule.matches(slot) {
             return;
         }
@@ -680,7 +802,10 @@ impl Sim {
         object::set_meta(&mut job, "ownerReferences", owner_ref(&cj, "CronJob", "batch/v1"));
         self.create(Kind::Job, ns, job).await;
         let time = apimachinery::time::format_rfc3339(slot);
-        self.update(Kind::CronJob, ns, name, move |o| o["status"]["lastScheduleTime"] = json!(time)).await;
+        self.update(Kind::CronJob, ns, name, move |o| {
+            o["status"]["lastScheduleTime"] = json!(time)
+        })
+        .await;
     }
 
     async fn sync_service(&mut self, ns: &str, name: &str) {
@@ -691,12 +816,24 @@ impl Sim {
         if svc.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer")
             && svc.pointer("/status/loadBalancer/ingress").is_none()
         {
-            let n = short_hash(&uid(&svc)).bytes().fold(0u32, |a, b| a.wrapping_mul(31).wrapping_add(u32::from(b)));
+            let n = short_hash(&uid(&svc))
+                .bytes()
+                .fold(0u32, |a, b| a.wrapping_mul(31).wrapping_add(u32::from(b)));
             let ip = format!("172.18.{}.{}", (n >> 8) % 250, n % 250 + 1);
-            self.update(Kind::Service, ns, name, move |o| o["status"] = json!({"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}})).await;
+            self.update(Kind::Service, ns, name, move |o| {
+                o["status"] = json!({"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}})
+            })
+            .await;
         }
         // EndpointSlice with the ready pods the selector picks.
-        let Some(selector) = svc.pointer("/spec/selector").and_then(Value::as_object).filter(|s| !s.is_empty()).cloned() else { return };
+        let Some(selector) = svc
+            .pointer("/spec/selector")
+            .and_then(Value::as_object)
+            .filter(|s| !s.is_empty())
+            .cloned()
+        else {
+            return;
+        };
         let endpoints: Vec<Value> = self
             .all(Kind::Pod)
             .filter(|((n, _), p)| {
@@ -714,16 +851,19 @@ impl Sim {
             .and_then(Value::as_array)
             .map(|ps| ps.iter().map(|p| json!({"name": p.get("name").cloned().unwrap_or(json!("")), "port": p.get("targetPort").filter(|t| t.is_number()).or(p.get("port")).cloned(), "protocol": p.get("protocol").cloned().unwrap_or(json!("TCP"))})).collect())
             .unwrap_or_default();
-        let def = Arc::clone(&self.defs[&Kind::Service]);
-        let Some(slice_def) = self.api.registry().get("discovery.k8s.io", "v1", "endpointslices") else { return };
-        let _ = def;
+        let Some(slice_def) = self.api.registry().get("discovery.k8s.io", "v1", "endpointslices")
+        else {
+            return;
+        };
         let desired = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
             "metadata": {"name": name, "namespace": ns, "labels": {"kubernetes.io/service-name": name, "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"},
                 "ownerReferences": owner_ref(&svc, "Service", "v1")},
             "addressType": "IPv4", "endpoints": endpoints, "ports": ports});
         match self.api.read(&slice_def, Some(ns), name).await {
             Ok(current) => {
-                if current.get("endpoints") != desired.get("endpoints") || current.get("ports") != desired.get("ports") {
+                if current.get("endpoints") != desired.get("endpoints")
+                    || current.get("ports") != desired.get("ports")
+                {
                     let _ = self
                         .api
                         .guaranteed_update(&slice_def, Some(ns), name, false, &mut |cur| {
@@ -737,7 +877,10 @@ impl Sim {
                 }
             }
             Err(_) => {
-                let _ = self.api.create_object(&slice_def, Some(ns), desired, "karmada-member-simulator").await;
+                let _ = self
+                    .api
+                    .create_object(&slice_def, Some(ns), desired, "karmada-member-simulator")
+                    .await;
             }
         }
     }
@@ -749,7 +892,8 @@ impl Sim {
             .into_iter()
             .filter_map(|(ns, name)| {
                 let p = self.get(Kind::Pod, &ns, &name)?;
-                (p.pointer("/spec/nodeName").is_none() && !deleting(p) && !terminated(p)).then(|| ((ns, name), p.clone()))
+                (p.pointer("/spec/nodeName").is_none() && !deleting(p) && !terminated(p))
+                    .then(|| ((ns, name), p.clone()))
             })
             .collect();
         if pending.is_empty() {
@@ -759,7 +903,10 @@ impl Sim {
         let mut free: BTreeMap<String, (Resources, Value)> = BTreeMap::new();
         for ((_, name), node) in self.all(Kind::Node) {
             if node_ready(node) {
-                free.insert(name.clone(), (quantity::parse_list(node.pointer("/status/allocatable")), node.clone()));
+                free.insert(
+                    name.clone(),
+                    (quantity::parse_list(node.pointer("/status/allocatable")), node.clone()),
+                );
             }
         }
         for (_, pod) in self.all(Kind::Pod) {
@@ -783,14 +930,23 @@ impl Sim {
                     *reasons.entry("node(s) didn't match Pod's node affinity/selector or had untolerated taint".into()).or_default() += 1;
                     continue;
                 }
-                let short: Vec<&String> = requests.iter().filter(|(k, v)| res.get(*k).copied().unwrap_or(0) < **v && **v > 0).map(|(k, _)| k).collect();
+                let short: Vec<&String> = requests
+                    .iter()
+                    .filter(|(k, v)| res.get(*k).copied().unwrap_or(0) < **v && **v > 0)
+                    .map(|(k, _)| k)
+                    .collect();
                 if let Some(first) = short.first() {
-                    let reason = if first.as_str() == "pods" { "Too many pods".to_owned() } else { format!("Insufficient {first}") };
+                    let reason = if first.as_str() == "pods" {
+                        "Too many pods".to_owned()
+                    } else {
+                        format!("Insufficient {first}")
+                    };
                     *reasons.entry(reason).or_default() += 1;
                     continue;
                 }
                 // Spread: most free pod slots, then most free CPU.
-                let score = (res.get("pods").copied().unwrap_or(0), res.get("cpu").copied().unwrap_or(0));
+                let score =
+                    (res.get("pods").copied().unwrap_or(0), res.get("cpu").copied().unwrap_or(0));
                 if best.as_ref().is_none_or(|(_, s)| score > *s) {
                     best = Some((node_name.clone(), score));
                 }
@@ -813,7 +969,8 @@ impl Sim {
                 }
                 None => {
                     let total = free.len();
-                    let detail: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+                    let detail: Vec<String> =
+                        reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
                     let message = format!("0/{total} nodes are available: {}.", detail.join(", "));
                     self.update(Kind::Pod, &ns, &name, move |p| {
                         p["status"]["phase"] = json!("Pending");
@@ -834,7 +991,8 @@ impl Sim {
             .into_iter()
             .filter_map(|(ns, name)| {
                 let p = self.get(Kind::Pod, &ns, &name)?;
-                (p.pointer("/spec/nodeName").is_some() && !deleting(p) && !terminated(p)).then(|| ((ns, name), p.clone()))
+                (p.pointer("/spec/nodeName").is_some() && !deleting(p) && !terminated(p))
+                    .then(|| ((ns, name), p.clone()))
             })
             .collect();
         for ((ns, name), pod) in pods {
@@ -844,20 +1002,33 @@ impl Sim {
             let workload = self.workload_of(&ns, &pod).unwrap_or_default();
             let failing = self.failing(&ns, &workload);
             let is_job = matches!(owner(&pod), Some((Kind::Job, _)));
-            let node = pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let node = pod
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
             let node_ok = self.get(Kind::Node, "", &node).is_some_and(node_ready);
             if now.duration_since(since) < self.config.start_delay {
                 self.kubelet_queue.insert(key);
                 continue;
             }
-            if is_job && running && !failing && now.duration_since(since) < self.config.start_delay + self.config.job_duration {
+            if is_job
+                && running
+                && !failing
+                && now.duration_since(since) < self.config.start_delay + self.config.job_duration
+            {
                 self.kubelet_queue.insert(key.clone());
             }
-            if is_job && running && !failing && now.duration_since(since) >= self.config.start_delay + self.config.job_duration {
+            if is_job
+                && running
+                && !failing
+                && now.duration_since(since) >= self.config.start_delay + self.config.job_duration
+            {
                 let containers = container_statuses(&pod, false, true);
                 self.update(Kind::Pod, &ns, &name, move |p| {
                     p["status"]["phase"] = json!("Succeeded");
-                    p["status"]["conditions"] = json!([{"type": "Ready", "status": "False", "reason": "PodCompleted"}]);
+                    p["status"]["conditions"] =
+                        json!([{"type": "Ready", "status": "False", "reason": "PodCompleted"}]);
                     p["status"]["containerStatuses"] = containers.clone();
                 })
                 .await;
@@ -873,12 +1044,19 @@ impl Sim {
                 Some(ip) => ip.clone(),
                 None => {
                     self.pod_ips += 1;
-                    json!(format!("10.244.{}.{}", (self.pod_ips / 250) % 250, self.pod_ips % 250 + 2))
+                    json!(format!(
+                        "10.244.{}.{}",
+                        (self.pod_ips / 250) % 250,
+                        self.pod_ips % 250 + 2
+                    ))
                 }
             };
             let host_ip = json!("172.17.0.2");
             self.update(Kind::Pod, &ns, &name, move |p| {
-                let previous_restarts = p.pointer("/status/containerStatuses/0/restartCount").and_then(Value::as_i64).unwrap_or(0);
+                let previous_restarts = p
+                    .pointer("/status/containerStatuses/0/restartCount")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
                 let mut statuses = containers.clone();
                 if restarts > 0 {
                     for s in statuses.as_array_mut().into_iter().flatten() {
@@ -924,7 +1102,11 @@ impl Sim {
     }
 
     fn requeue_unschedulable(&mut self) {
-        let waiting: Vec<Key> = self.all(Kind::Pod).filter(|(_, p)| p.pointer("/spec/nodeName").is_none()).map(|(k, _)| k.clone()).collect();
+        let waiting: Vec<Key> = self
+            .all(Kind::Pod)
+            .filter(|(_, p)| p.pointer("/spec/nodeName").is_none())
+            .map(|(k, _)| k.clone())
+            .collect();
         self.unscheduled.extend(waiting);
     }
 
@@ -938,7 +1120,12 @@ impl Sim {
         match event {
             Event::Put { kv, .. } => {
                 if let Some((kind, ns, name)) = kind_of_key(&kv.key) {
-                    self.observe(kind, ns, name, Some(apiserver::codec::decode(&kv.value, kv.mod_revision.0)));
+                    self.observe(
+                        kind,
+                        ns,
+                        name,
+                        Some(apiserver::codec::decode(&kv.value, kv.mod_revision.0)),
+                    );
                 }
             }
             Event::Delete { prev, .. } => {
@@ -961,7 +1148,11 @@ impl Sim {
             let owners = |o: &Value| -> Vec<String> {
                 o.pointer("/metadata/ownerReferences")
                     .and_then(Value::as_array)
-                    .map(|refs| refs.iter().filter_map(|r| r.get("uid").and_then(Value::as_str).map(str::to_owned)).collect())
+                    .map(|refs| {
+                        refs.iter()
+                            .filter_map(|r| r.get("uid").and_then(Value::as_str).map(str::to_owned))
+                            .collect()
+                    })
                     .unwrap_or_default()
             };
             for owner_uid in previous.as_ref().map(owners).unwrap_or_default() {
@@ -978,13 +1169,15 @@ impl Sim {
                 match &object {
                     None => {
                         self.bound_at.remove(&key);
-                        if previous.as_ref().is_some_and(|p| p.pointer("/spec/nodeName").is_some()) {
+                        if previous.as_ref().is_some_and(|p| p.pointer("/spec/nodeName").is_some())
+                        {
                             self.requeue_unschedulable();
                         }
                     }
                     Some(pod) if pod.pointer("/spec/nodeName").is_none() => {
                         // A Pending pod that was already found unschedulable waits for a change in capacity.
-                        let unschedulable = pod.pointer("/status/conditions/0/reason") == Some(&json!("Unschedulable"));
+                        let unschedulable = pod.pointer("/status/conditions/0/reason")
+                            == Some(&json!("Unschedulable"));
                         if !unschedulable {
                             self.unscheduled.insert(key.clone());
                         }
@@ -996,7 +1189,11 @@ impl Sim {
                 if let Some((owner_kind, owner_name)) = subject.and_then(owner) {
                     self.dirty.insert((owner_kind, ns.clone(), owner_name));
                 }
-                let services: Vec<String> = self.all(Kind::Service).filter(|((n, _), _)| *n == ns).map(|((_, s), _)| s.clone()).collect();
+                let services: Vec<String> = self
+                    .all(Kind::Service)
+                    .filter(|((n, _), _)| *n == ns)
+                    .map(|((_, s), _)| s.clone())
+                    .collect();
                 for s in services {
                     self.dirty.insert((Kind::Service, ns.clone(), s));
                 }
@@ -1011,11 +1208,14 @@ impl Sim {
                 self.requeue_unschedulable();
                 let bound: Vec<Key> = self
                     .all(Kind::Pod)
-                    .filter(|(_, p)| p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(name.as_str()))
+                    .filter(|(_, p)| {
+                        p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(name.as_str())
+                    })
                     .map(|(k, _)| k.clone())
                     .collect();
                 self.kubelet_queue.extend(bound);
-                let daemonsets: Vec<Key> = self.all(Kind::DaemonSet).map(|(k, _)| k.clone()).collect();
+                let daemonsets: Vec<Key> =
+                    self.all(Kind::DaemonSet).map(|(k, _)| k.clone()).collect();
                 for (n, d) in daemonsets {
                     self.dirty.insert((Kind::DaemonSet, n, d));
                 }
@@ -1024,12 +1224,12 @@ impl Sim {
                 self.dirty.insert((kind, ns, name));
             }
         }
-        let _ = selector_matches;
     }
 }
 
 fn container_statuses(pod: &Value, ready: bool, completed: bool) -> Value {
-    let containers = pod.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
+    let containers =
+        pod.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
     Value::Array(
         containers
             .iter()
@@ -1069,7 +1269,10 @@ pub async fn run(api: Arc<Api>, config: SimConfig, faults: Arc<RwLock<Faults>>) 
         objects: HashMap::new(),
         dirty: BTreeSet::new(),
         bound_at: HashMap::new(),
-        user: User { name: "system:karmada-member-simulator".into(), groups: vec!["system:masters".into()] },
+        user: User {
+            name: "system:karmada-member-simulator".into(),
+            groups: vec!["system:masters".into()],
+        },
         pod_ips: 0,
         unscheduled: BTreeSet::new(),
         kubelet_queue: BTreeSet::new(),
@@ -1092,11 +1295,18 @@ pub async fn run(api: Arc<Api>, config: SimConfig, faults: Arc<RwLock<Faults>>) 
             Ok(s) => s,
             Err(_) => {
                 // Fell behind compaction: rebuild the index from a fresh list.
-                let Ok(page) = store.list(b"/registry/", ListOptions::default()).await else { return };
+                let Ok(page) = store.list(b"/registry/", ListOptions::default()).await else {
+                    return;
+                };
                 sim.objects.clear();
                 for kv in page.items {
                     if let Some((kind, ns, name)) = kind_of_key(&kv.key) {
-                        sim.observe(kind, ns, name, Some(apiserver::codec::decode(&kv.value, kv.mod_revision.0)));
+                        sim.observe(
+                            kind,
+                            ns,
+                            name,
+                            Some(apiserver::codec::decode(&kv.value, kv.mod_revision.0)),
+                        );
                     }
                 }
                 after = page.revision;

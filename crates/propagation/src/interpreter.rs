@@ -21,7 +21,9 @@ pub struct Requirements {
 fn pod_template(kind: &str, object: &Value) -> Option<Value> {
     match kind {
         "Pod" => Some(json!({"spec": object.get("spec").cloned().unwrap_or(json!({}))})),
-        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Job" => object.pointer("/spec/template").cloned(),
+        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Job" => {
+            object.pointer("/spec/template").cloned()
+        }
         "CronJob" => object.pointer("/spec/jobTemplate/spec/template").cloned(),
         _ => None,
     }
@@ -38,12 +40,20 @@ fn requirements(template: &Value) -> Requirements {
         node_selector: spec
             .get("nodeSelector")
             .and_then(Value::as_object)
-            .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
+            .map(|m| {
+                m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect()
+            })
             .unwrap_or_default(),
         tolerations: spec.get("tolerations").and_then(Value::as_array).cloned().unwrap_or_default(),
-        required_node_affinity: spec.pointer("/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution").cloned(),
+        required_node_affinity: spec
+            .pointer("/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution")
+            .cloned(),
         requests,
-        priority_class_name: spec.get("priorityClassName").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        priority_class_name: spec
+            .get("priorityClassName")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
     }
 }
 
@@ -89,10 +99,16 @@ pub fn retain(kind: &str, desired: &mut Value, observed: &Value) {
                 copy(desired, p);
             }
             // Allocated node ports stay.
-            if let (Some(obs), Some(want)) = (observed.pointer("/spec/ports").and_then(Value::as_array).cloned(), desired.pointer_mut("/spec/ports").and_then(Value::as_array_mut)) {
+            if let (Some(obs), Some(want)) = (
+                observed.pointer("/spec/ports").and_then(Value::as_array).cloned(),
+                desired.pointer_mut("/spec/ports").and_then(Value::as_array_mut),
+            ) {
                 for port in want {
                     if port.get("nodePort").is_none()
-                        && let Some(o) = obs.iter().find(|o| o.get("port") == port.get("port") && o.get("protocol") == port.get("protocol"))
+                        && let Some(o) = obs.iter().find(|o| {
+                            o.get("port") == port.get("port")
+                                && o.get("protocol") == port.get("protocol")
+                        })
                         && let Some(np) = o.get("nodePort")
                     {
                         port["nodePort"] = np.clone();
@@ -104,13 +120,19 @@ pub fn retain(kind: &str, desired: &mut Value, observed: &Value) {
         "Job" => {
             copy(desired, "/spec/selector");
             if let Some(labels) = observed.pointer("/spec/template/metadata/labels") {
-                apimachinery::object::set_path(desired, &["spec", "template", "metadata", "labels"], labels.clone());
+                apimachinery::object::set_path(
+                    desired,
+                    &["spec", "template", "metadata", "labels"],
+                    labels.clone(),
+                );
             }
         }
         "ServiceAccount" => copy(desired, "/secrets"),
         _ => {}
     }
-    let retain_replicas = apimachinery::object::label(desired, "resourcetemplate.karmada.io/retain-replicas") == Some("true");
+    let retain_replicas =
+        apimachinery::object::label(desired, "resourcetemplate.karmada.io/retain-replicas")
+            == Some("true");
     if retain_replicas && matches!(kind, "Deployment" | "ReplicaSet" | "StatefulSet") {
         copy(desired, "/spec/replicas");
     }
@@ -124,20 +146,41 @@ pub fn is_healthy(kind: &str, object: &Value) -> Option<bool> {
     Some(match kind {
         "Deployment" | "ReplicaSet" | "StatefulSet" => {
             let desired = object.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
-            let updated = if kind == "ReplicaSet" { int("/status/replicas") } else { int("/status/updatedReplicas") };
-            let available = if kind == "StatefulSet" { int("/status/readyReplicas") } else { int("/status/availableReplicas") };
+            let updated = if kind == "ReplicaSet" {
+                int("/status/replicas")
+            } else {
+                int("/status/updatedReplicas")
+            };
+            let available = if kind == "StatefulSet" {
+                int("/status/readyReplicas")
+            } else {
+                int("/status/availableReplicas")
+            };
             observed >= generation && updated >= desired && available >= desired
         }
-        "DaemonSet" => observed >= generation && int("/status/updatedNumberScheduled") >= int("/status/desiredNumberScheduled") && int("/status/numberAvailable") >= int("/status/desiredNumberScheduled"),
+        "DaemonSet" => {
+            observed >= generation
+                && int("/status/updatedNumberScheduled") >= int("/status/desiredNumberScheduled")
+                && int("/status/numberAvailable") >= int("/status/desiredNumberScheduled")
+        }
         "Pod" => {
             let phase = object.pointer("/status/phase").and_then(Value::as_str).unwrap_or_default();
-            phase == "Succeeded" || (phase == "Running" && object.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")))
+            phase == "Succeeded"
+                || (phase == "Running"
+                    && object.pointer("/status/conditions").and_then(Value::as_array).is_some_and(
+                        |cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"),
+                    ))
         }
         "Service" => {
             object.pointer("/spec/type").and_then(Value::as_str) != Some("LoadBalancer")
-                || object.pointer("/status/loadBalancer/ingress").and_then(Value::as_array).is_some_and(|i| !i.is_empty())
+                || object
+                    .pointer("/status/loadBalancer/ingress")
+                    .and_then(Value::as_array)
+                    .is_some_and(|i| !i.is_empty())
         }
-        "PersistentVolumeClaim" => object.pointer("/status/phase").and_then(Value::as_str) == Some("Bound"),
+        "PersistentVolumeClaim" => {
+            object.pointer("/status/phase").and_then(Value::as_str) == Some("Bound")
+        }
         "PodDisruptionBudget" => int("/status/currentHealthy") >= int("/status/desiredHealthy"),
         _ => return None,
     })
@@ -156,36 +199,73 @@ pub struct MemberStatus {
 /// The template's status from its members' statuses (sums, as upstream), or `None` for kinds
 /// without an aggregation. `template_generation` becomes `observedGeneration` only once every
 /// member has observed its own current generation.
-pub fn aggregate_status(kind: &str, members: &[MemberStatus], template_generation: i64) -> Option<Value> {
+pub fn aggregate_status(
+    kind: &str,
+    members: &[MemberStatus],
+    template_generation: i64,
+) -> Option<Value> {
     let sum_fields: &[&str] = match kind {
-        "Deployment" => &["replicas", "readyReplicas", "updatedReplicas", "availableReplicas", "unavailableReplicas"],
+        "Deployment" => &[
+            "replicas",
+            "readyReplicas",
+            "updatedReplicas",
+            "availableReplicas",
+            "unavailableReplicas",
+        ],
         "ReplicaSet" => &["replicas", "readyReplicas", "availableReplicas", "fullyLabeledReplicas"],
-        "StatefulSet" => &["replicas", "readyReplicas", "currentReplicas", "updatedReplicas", "availableReplicas"],
-        "DaemonSet" => &["currentNumberScheduled", "desiredNumberScheduled", "numberAvailable", "numberMisscheduled", "numberReady", "updatedNumberScheduled", "numberUnavailable"],
+        "StatefulSet" => &[
+            "replicas",
+            "readyReplicas",
+            "currentReplicas",
+            "updatedReplicas",
+            "availableReplicas",
+        ],
+        "DaemonSet" => &[
+            "currentNumberScheduled",
+            "desiredNumberScheduled",
+            "numberAvailable",
+            "numberMisscheduled",
+            "numberReady",
+            "updatedNumberScheduled",
+            "numberUnavailable",
+        ],
         "Job" => &["active", "succeeded", "failed"],
         _ => return None,
     };
     let mut out = Map::new();
     for field in sum_fields {
-        let total: i64 = members.iter().filter_map(|m| m.status.get(*field).and_then(Value::as_i64)).sum();
+        let total: i64 =
+            members.iter().filter_map(|m| m.status.get(*field).and_then(Value::as_i64)).sum();
         if total != 0 {
             out.insert((*field).to_owned(), json!(total));
         }
     }
-    let all_observed = !members.is_empty() && members.iter().all(|m| m.generation.is_some() && m.generation == m.observed_generation);
+    let all_observed = !members.is_empty()
+        && members.iter().all(|m| m.generation.is_some() && m.generation == m.observed_generation);
     if all_observed && kind != "Job" {
         out.insert("observedGeneration".into(), json!(template_generation));
     }
     if kind == "Job" {
         let complete = !members.is_empty()
-            && members.iter().all(|m| m.status.pointer("/conditions").and_then(Value::as_array).is_some_and(|cs| cs.iter().any(|c| c["type"] == "Complete" && c["status"] == "True")));
+            && members.iter().all(|m| {
+                m.status.pointer("/conditions").and_then(Value::as_array).is_some_and(|cs| {
+                    cs.iter().any(|c| c["type"] == "Complete" && c["status"] == "True")
+                })
+            });
         if complete {
             out.insert("conditions".into(), json!([{"type": "Complete", "status": "True", "reason": "Completed", "message": "Job completed in every member cluster"}]));
         }
-        if let Some(start) = members.iter().filter_map(|m| m.status.get("startTime").and_then(Value::as_str)).min() {
+        if let Some(start) =
+            members.iter().filter_map(|m| m.status.get("startTime").and_then(Value::as_str)).min()
+        {
             out.insert("startTime".into(), json!(start));
         }
-        if complete && let Some(end) = members.iter().filter_map(|m| m.status.get("completionTime").and_then(Value::as_str)).max() {
+        if complete
+            && let Some(end) = members
+                .iter()
+                .filter_map(|m| m.status.get("completionTime").and_then(Value::as_str))
+                .max()
+        {
             out.insert("completionTime".into(), json!(end));
         }
     }
@@ -259,10 +339,18 @@ mod tests {
             generation: Some(generation),
             observed_generation: Some(observed),
         };
-        let status = aggregate_status("Deployment", &[m("m1", 1, 1, 1), m("m2", 1, 2, 2)], 5).unwrap();
-        assert_eq!(status, json!({"replicas": 2, "readyReplicas": 2, "updatedReplicas": 2, "availableReplicas": 2, "observedGeneration": 5}));
-        let lagging = aggregate_status("Deployment", &[m("m1", 1, 2, 1), m("m2", 0, 1, 1)], 5).unwrap();
-        assert!(lagging.get("observedGeneration").is_none(), "a member has not observed its generation yet");
+        let status =
+            aggregate_status("Deployment", &[m("m1", 1, 1, 1), m("m2", 1, 2, 2)], 5).unwrap();
+        assert_eq!(
+            status,
+            json!({"replicas": 2, "readyReplicas": 2, "updatedReplicas": 2, "availableReplicas": 2, "observedGeneration": 5})
+        );
+        let lagging =
+            aggregate_status("Deployment", &[m("m1", 1, 2, 1), m("m2", 0, 1, 1)], 5).unwrap();
+        assert!(
+            lagging.get("observedGeneration").is_none(),
+            "a member has not observed its generation yet"
+        );
         assert_eq!(lagging["readyReplicas"], 1);
         assert!(aggregate_status("ConfigMap", &[], 1).is_none());
     }

@@ -28,7 +28,11 @@ pub struct Template {
 impl Template {
     pub fn from_object(object: &Value) -> Template {
         Template {
-            api_version: object.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            api_version: object
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
             kind: object.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned(),
             namespace: apimachinery::object::namespace(object).to_owned(),
             name: apimachinery::object::name(object).to_owned(),
@@ -102,7 +106,11 @@ pub fn compare(a: (&Policy<'_>, Implicit), b: (&Policy<'_>, Implicit)) -> Orderi
 
 /// The policy that should claim a template: PropagationPolicies of its namespace first, then
 /// ClusterPropagationPolicies, each in priority order.
-pub fn best_policy<'p, 'a>(template: &Template, propagation: &'p [Policy<'a>], cluster: &'p [Policy<'a>]) -> Option<&'p Policy<'a>> {
+pub fn best_policy<'p, 'a>(
+    template: &Template,
+    propagation: &'p [Policy<'a>],
+    cluster: &'p [Policy<'a>],
+) -> Option<&'p Policy<'a>> {
     let pick = |candidates: &'p [Policy<'a>]| -> Option<&'p Policy<'a>> {
         candidates
             .iter()
@@ -132,7 +140,10 @@ pub fn claim_labels(policy: &Policy<'_>, permanent_id: &str) -> BTreeMap<String,
     let mut labels = BTreeMap::new();
     if policy.cluster_scoped() {
         labels.insert("clusterpropagationpolicy.karmada.io/name".into(), policy.name.to_owned());
-        labels.insert("clusterpropagationpolicy.karmada.io/permanent-id".into(), permanent_id.to_owned());
+        labels.insert(
+            "clusterpropagationpolicy.karmada.io/permanent-id".into(),
+            permanent_id.to_owned(),
+        );
     } else {
         labels.insert("propagationpolicy.karmada.io/namespace".into(), policy.namespace.to_owned());
         labels.insert("propagationpolicy.karmada.io/name".into(), policy.name.to_owned());
@@ -170,16 +181,28 @@ mod tests {
         let t = template();
         let sel = |v: Value| -> ResourceSelector { serde_json::from_value(v).unwrap() };
         let cases = [
-            (json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "nginx"}), Some(Implicit::Name)),
+            (
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "nginx"}),
+                Some(Implicit::Name),
+            ),
             (json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "other"}), None),
-            (json!({"apiVersion": "apps/v1", "kind": "Deployment", "labelSelector": {"matchLabels": {"app": "nginx"}}}), Some(Implicit::LabelSelector)),
-            (json!({"apiVersion": "apps/v1", "kind": "Deployment", "labelSelector": {"matchLabels": {"app": "x"}}}), None),
+            (
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "labelSelector": {"matchLabels": {"app": "nginx"}}}),
+                Some(Implicit::LabelSelector),
+            ),
+            (
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "labelSelector": {"matchLabels": {"app": "x"}}}),
+                None,
+            ),
             (json!({"apiVersion": "apps/v1", "kind": "Deployment"}), Some(Implicit::MatchAll)),
             (json!({"apiVersion": "apps/v1", "kind": "Deployment", "namespace": "other"}), None),
             (json!({"apiVersion": "v1", "kind": "Deployment"}), None),
             (json!({"apiVersion": "apps/v1", "kind": "StatefulSet"}), None),
             // A name wins over a label selector in the same selector.
-            (json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "nginx", "labelSelector": {"matchLabels": {"app": "x"}}}), Some(Implicit::Name)),
+            (
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "nginx", "labelSelector": {"matchLabels": {"app": "x"}}}),
+                Some(Implicit::Name),
+            ),
         ];
         for (s, want) in cases {
             assert_eq!(selector_matches(&sel(s.clone()), &t), want, "{s}");
@@ -188,46 +211,96 @@ mod tests {
 
     #[test]
     fn priority_order() {
-        let by_name = spec(json!({"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "nginx"}]}));
-        let by_label = spec(json!({"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment", "labelSelector": {"matchLabels": {"app": "nginx"}}}]}));
-        let all = spec(json!({"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment"}]}));
-        let all_high = spec(json!({"priority": 5, "resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment"}]}));
+        let by_name = spec(
+            json!({"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "nginx"}]}),
+        );
+        let by_label = spec(
+            json!({"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment", "labelSelector": {"matchLabels": {"app": "nginx"}}}]}),
+        );
+        let all =
+            spec(json!({"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment"}]}));
+        let all_high = spec(
+            json!({"priority": 5, "resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment"}]}),
+        );
         let t = template();
         fn pp<'a>(name: &'a str, spec: &'a PropagationSpec) -> Policy<'a> {
             Policy { namespace: "default", name, spec }
         }
         let (by_name, by_label, all, all_high) = (&by_name, &by_label, &all, &all_high);
         let policies = [pp("c-all", all), pp("b-label", by_label), pp("z-name", by_name)];
-        assert_eq!(best_policy(&t, &policies, &[]).unwrap().name, "z-name", "name > label > match-all");
+        assert_eq!(
+            best_policy(&t, &policies, &[]).unwrap().name,
+            "z-name",
+            "name > label > match-all"
+        );
         let policies = [pp("c-all", all), pp("b-label", by_label), pp("x-high", all_high)];
-        assert_eq!(best_policy(&t, &policies, &[]).unwrap().name, "x-high", "explicit priority first");
+        assert_eq!(
+            best_policy(&t, &policies, &[]).unwrap().name,
+            "x-high",
+            "explicit priority first"
+        );
         let policies = [pp("b", all), pp("a", all)];
         assert_eq!(best_policy(&t, &policies, &[]).unwrap().name, "a", "then the smaller name");
         let cpp = [Policy { namespace: "", name: "cluster", spec: by_name }];
-        assert_eq!(best_policy(&t, &[pp("ns", all)], &cpp).unwrap().name, "ns", "namespace policies before cluster policies");
+        assert_eq!(
+            best_policy(&t, &[pp("ns", all)], &cpp).unwrap().name,
+            "ns",
+            "namespace policies before cluster policies"
+        );
         assert_eq!(best_policy(&t, &[], &cpp).unwrap().name, "cluster");
         let elsewhere = [Policy { namespace: "other", name: "p", spec: all }];
-        assert!(best_policy(&t, &elsewhere, &[]).is_none(), "a PropagationPolicy only sees its namespace");
+        assert!(
+            best_policy(&t, &elsewhere, &[]).is_none(),
+            "a PropagationPolicy only sees its namespace"
+        );
     }
 
     #[test]
     fn preemption() {
-        let holder_spec = spec(json!({"priority": 1, "resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment"}]}));
-        let higher_always = spec(json!({"priority": 2, "preemption": "Always", "resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "nginx"}]}));
-        let higher_never = spec(json!({"priority": 2, "resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "nginx"}]}));
-        let equal_always = spec(json!({"priority": 1, "preemption": "Always", "resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "nginx"}]}));
-        let holder = (&Policy { namespace: "default", name: "h", spec: &holder_spec }, Implicit::MatchAll);
-        assert!(may_preempt((&Policy { namespace: "default", name: "c", spec: &higher_always }, Implicit::Name), holder));
-        assert!(!may_preempt((&Policy { namespace: "default", name: "c", spec: &higher_never }, Implicit::Name), holder));
-        assert!(!may_preempt((&Policy { namespace: "default", name: "c", spec: &equal_always }, Implicit::Name), holder));
-        let cluster_holder = (&Policy { namespace: "", name: "h", spec: &holder_spec }, Implicit::MatchAll);
-        assert!(may_preempt((&Policy { namespace: "default", name: "c", spec: &equal_always }, Implicit::Name), cluster_holder), "a PP preempts a CPP");
+        let holder_spec = spec(
+            json!({"priority": 1, "resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment"}]}),
+        );
+        let higher_always = spec(
+            json!({"priority": 2, "preemption": "Always", "resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "nginx"}]}),
+        );
+        let higher_never = spec(
+            json!({"priority": 2, "resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "nginx"}]}),
+        );
+        let equal_always = spec(
+            json!({"priority": 1, "preemption": "Always", "resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "nginx"}]}),
+        );
+        let holder =
+            (&Policy { namespace: "default", name: "h", spec: &holder_spec }, Implicit::MatchAll);
+        assert!(may_preempt(
+            (&Policy { namespace: "default", name: "c", spec: &higher_always }, Implicit::Name),
+            holder
+        ));
+        assert!(!may_preempt(
+            (&Policy { namespace: "default", name: "c", spec: &higher_never }, Implicit::Name),
+            holder
+        ));
+        assert!(!may_preempt(
+            (&Policy { namespace: "default", name: "c", spec: &equal_always }, Implicit::Name),
+            holder
+        ));
+        let cluster_holder =
+            (&Policy { namespace: "", name: "h", spec: &holder_spec }, Implicit::MatchAll);
+        assert!(
+            may_preempt(
+                (&Policy { namespace: "default", name: "c", spec: &equal_always }, Implicit::Name),
+                cluster_holder
+            ),
+            "a PP preempts a CPP"
+        );
     }
 
     #[test]
     fn names_and_labels() {
         assert_eq!(binding_name("Deployment", "nginx"), "nginx-deployment");
-        assert_eq!(binding_name("CustomResourceDefinition", "guestbooks.webapp.my.domain"), "guestbooks.webapp.my.domain-customresourcedefinition");
+        assert_eq!(
+            binding_name("CustomResourceDefinition", "guestbooks.webapp.my.domain"),
+            "guestbooks.webapp.my.domain-customresourcedefinition"
+        );
         assert_eq!(binding_name("Role", "system:controller"), "system.controller-role");
         let s = spec(json!({"resourceSelectors": []}));
         let labels = claim_labels(&Policy { namespace: "default", name: "p", spec: &s }, "id");

@@ -7,7 +7,10 @@
 //! annotations → field → plaintext.
 
 use apimachinery::patch::{PatchError, json as json_patch};
-use karmada_api::policy::{ClusterAffinity, CommandArgsOverrider, FieldOverrider, ImageOverrider, LabelAnnotationOverrider, OverrideSpec, Overriders, PlaintextOverrider};
+use karmada_api::policy::{
+    ClusterAffinity, CommandArgsOverrider, FieldOverrider, ImageOverrider,
+    LabelAnnotationOverrider, OverrideSpec, Overriders, PlaintextOverrider,
+};
 use serde_json::{Value, json};
 
 use crate::{Implicit, Template, selector_matches};
@@ -49,7 +52,11 @@ impl Image {
             None => (reference, String::new()),
         };
         let (registry, path) = match rest.split_once('/') {
-            Some((first, tail)) if first.contains('.') || first.contains(':') || first == "localhost" => (first.to_owned(), tail),
+            Some((first, tail))
+                if first.contains('.') || first.contains(':') || first == "localhost" =>
+            {
+                (first.to_owned(), tail)
+            }
             _ => (String::new(), rest),
         };
         let (repository, tag) = match path.rsplit_once(':') {
@@ -86,7 +93,9 @@ fn valid_tag(tag: &str) -> bool {
 }
 
 fn valid_digest(value: &str) -> bool {
-    value.strip_prefix("sha256:").is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+    value
+        .strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn override_image(image: &str, o: &ImageOverrider) -> String {
@@ -122,7 +131,9 @@ fn override_image(image: &str, o: &ImageOverrider) -> String {
 fn container_pointers(kind: &str, object: &Value) -> Vec<String> {
     let base = match kind {
         "Pod" => "/spec/containers",
-        "ReplicaSet" | "Deployment" | "DaemonSet" | "StatefulSet" | "Job" => "/spec/template/spec/containers",
+        "ReplicaSet" | "Deployment" | "DaemonSet" | "StatefulSet" | "Job" => {
+            "/spec/template/spec/containers"
+        }
         _ => return Vec::new(),
     };
     let count = object.pointer(base).and_then(Value::as_array).map_or(0, Vec::len);
@@ -133,7 +144,9 @@ fn apply_images(kind: &str, object: &mut Value, overriders: &[ImageOverrider]) {
     for o in overriders {
         let targets: Vec<String> = match &o.predicate {
             Some(p) => vec![p.path.clone()],
-            None => container_pointers(kind, object).into_iter().map(|c| format!("{c}/image")).collect(),
+            None => {
+                container_pointers(kind, object).into_iter().map(|c| format!("{c}/image")).collect()
+            }
         };
         for pointer in targets {
             if let Some(slot) = object.pointer_mut(&pointer)
@@ -145,14 +158,20 @@ fn apply_images(kind: &str, object: &mut Value, overriders: &[ImageOverrider]) {
     }
 }
 
-fn apply_command_args(kind: &str, object: &mut Value, overriders: &[CommandArgsOverrider], field: &str) {
+fn apply_command_args(
+    kind: &str,
+    object: &mut Value,
+    overriders: &[CommandArgsOverrider],
+    field: &str,
+) {
     for o in overriders {
         for container in container_pointers(kind, object) {
             let Some(c) = object.pointer_mut(&container) else { continue };
             if c.get("name").and_then(Value::as_str) != Some(o.container_name.as_str()) {
                 continue;
             }
-            let list = c.as_object_mut().map(|m| m.entry(field.to_owned()).or_insert_with(|| json!([])));
+            let list =
+                c.as_object_mut().map(|m| m.entry(field.to_owned()).or_insert_with(|| json!([])));
             let Some(Value::Array(items)) = list else { continue };
             match o.operator.as_str() {
                 "add" => items.extend(o.value.iter().map(|v| json!(v))),
@@ -186,14 +205,17 @@ fn apply_map(object: &mut Value, overriders: &[LabelAnnotationOverrider], field:
 
 fn apply_fields(object: &mut Value, overriders: &[FieldOverrider]) -> Result<(), String> {
     for o in overriders {
-        let Some(text) = object.pointer(&o.field_path).and_then(Value::as_str).map(str::to_owned) else {
+        let Some(text) = object.pointer(&o.field_path).and_then(Value::as_str).map(str::to_owned)
+        else {
             return Err(format!("fieldOverrider: {} is not a string field", o.field_path));
         };
         let yaml = o.json.is_empty();
         let mut doc: Value = if yaml {
-            serde_yaml::from_str(&text).map_err(|e| format!("fieldOverrider: {} is not YAML: {e}", o.field_path))?
+            serde_yaml::from_str(&text)
+                .map_err(|e| format!("fieldOverrider: {} is not YAML: {e}", o.field_path))?
         } else {
-            serde_json::from_str(&text).map_err(|e| format!("fieldOverrider: {} is not JSON: {e}", o.field_path))?
+            serde_json::from_str(&text)
+                .map_err(|e| format!("fieldOverrider: {} is not JSON: {e}", o.field_path))?
         };
         let ops: Vec<Value> = o
             .json
@@ -207,7 +229,8 @@ fn apply_fields(object: &mut Value, overriders: &[FieldOverrider]) -> Result<(),
                 v
             })
             .collect();
-        json_patch::apply(&mut doc, &Value::Array(ops)).map_err(|e| format!("fieldOverrider {}: {e}", o.field_path))?;
+        json_patch::apply(&mut doc, &Value::Array(ops))
+            .map_err(|e| format!("fieldOverrider {}: {e}", o.field_path))?;
         let rendered = if yaml {
             serde_yaml::to_string(&doc).map_err(|e| e.to_string())?
         } else {
@@ -265,7 +288,9 @@ pub fn render(
     namespaced_policies: &[OverridePolicyRef<'_>],
 ) -> Result<Value, OverrideError> {
     let mut out = object.clone();
-    for (group, annotation) in [(cluster_policies, APPLIED_CLUSTER_OVERRIDES), (namespaced_policies, APPLIED_OVERRIDES)] {
+    for (group, annotation) in
+        [(cluster_policies, APPLIED_CLUSTER_OVERRIDES), (namespaced_policies, APPLIED_OVERRIDES)]
+    {
         let mut matching: Vec<(&OverridePolicyRef<'_>, Implicit)> = group
             .iter()
             .filter(|p| p.namespace.is_empty() || p.namespace == template.namespace)
@@ -275,7 +300,12 @@ pub fn render(
         matching.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.name.cmp(b.0.name)));
         let mut applied = Vec::new();
         for (policy, _) in matching {
-            let mut rules: Vec<(Option<&ClusterAffinity>, &Overriders)> = policy.spec.override_rules.iter().map(|r| (r.target_cluster.as_ref(), &r.overriders)).collect();
+            let mut rules: Vec<(Option<&ClusterAffinity>, &Overriders)> = policy
+                .spec
+                .override_rules
+                .iter()
+                .map(|r| (r.target_cluster.as_ref(), &r.overriders))
+                .collect();
             if !policy.spec.overriders.is_empty() {
                 rules.push((policy.spec.target_cluster.as_ref(), &policy.spec.overriders));
             }
@@ -284,7 +314,8 @@ pub fn render(
                 if !cluster_matches(target) {
                     continue;
                 }
-                apply_overriders(kind, &mut out, overriders).map_err(|message| OverrideError { policy: policy.name.to_owned(), message })?;
+                apply_overriders(kind, &mut out, overriders)
+                    .map_err(|message| OverrideError { policy: policy.name.to_owned(), message })?;
                 used.push(serde_json::to_value(overriders).unwrap_or_default());
             }
             if !used.is_empty() {
@@ -292,7 +323,8 @@ pub fn render(
             }
         }
         if !applied.is_empty() {
-            apimachinery::object::string_map_mut(&mut out, "annotations").insert(annotation.to_owned(), json!(Value::Array(applied).to_string()));
+            apimachinery::object::string_map_mut(&mut out, "annotations")
+                .insert(annotation.to_owned(), json!(Value::Array(applied).to_string()));
         }
     }
     Ok(out)
@@ -316,19 +348,37 @@ mod tests {
         ];
         for (reference, (registry, repository, tag, digest)) in cases {
             let image = Image::parse(reference);
-            assert_eq!((image.registry.as_str(), image.repository.as_str(), image.tag.as_str(), image.digest.as_str()), (registry, repository, tag, digest), "{reference}");
+            assert_eq!(
+                (
+                    image.registry.as_str(),
+                    image.repository.as_str(),
+                    image.tag.as_str(),
+                    image.digest.as_str()
+                ),
+                (registry, repository, tag, digest),
+                "{reference}"
+            );
             assert_eq!(image.render(), reference);
         }
     }
 
     fn img(component: &str, operator: &str, value: &str) -> ImageOverrider {
-        ImageOverrider { predicate: None, component: component.into(), operator: operator.into(), value: value.into() }
+        ImageOverrider {
+            predicate: None,
+            component: component.into(),
+            operator: operator.into(),
+            value: value.into(),
+        }
     }
 
     #[test]
     fn image_overriders() {
         let cases = [
-            ("nginx:1.27", img("Registry", "replace", "fictional.registry.us"), "fictional.registry.us/nginx:1.27"),
+            (
+                "nginx:1.27",
+                img("Registry", "replace", "fictional.registry.us"),
+                "fictional.registry.us/nginx:1.27",
+            ),
             ("docker.io/nginx", img("Registry", "add", "-mirror"), "docker.io-mirror/nginx"),
             ("docker.io/nginx", img("Registry", "remove", ""), "nginx"),
             ("docker.io/nginx:1", img("Repository", "replace", "team/web"), "docker.io/team/web:1"),
@@ -371,10 +421,19 @@ mod tests {
         let mut object = deployment();
         apply_overriders("Deployment", &mut object, &o).unwrap();
         assert_eq!(object["spec"]["template"]["spec"]["containers"][0]["image"], "mirror.io/nginx");
-        assert_eq!(object["spec"]["template"]["spec"]["containers"][1]["image"], "mirror.io/busybox");
-        assert_eq!(object["spec"]["template"]["spec"]["containers"][1]["command"], json!(["sleep", "10"]));
+        assert_eq!(
+            object["spec"]["template"]["spec"]["containers"][1]["image"],
+            "mirror.io/busybox"
+        );
+        assert_eq!(
+            object["spec"]["template"]["spec"]["containers"][1]["command"],
+            json!(["sleep", "10"])
+        );
         assert_eq!(object["spec"]["template"]["spec"]["containers"][0]["args"], json!([]));
-        assert_eq!(object["metadata"]["labels"], json!({"app": "nginx", "bar": "test", "env": "dev"}));
+        assert_eq!(
+            object["metadata"]["labels"],
+            json!({"app": "nginx", "bar": "test", "env": "dev"})
+        );
         assert_eq!(object["metadata"]["annotations"]["note"], "hi");
         assert_eq!(object["data"]["config.yaml"], "a: 2\nb:\n- x\n");
         assert_eq!(object["spec"]["replicas"], 5);
@@ -384,32 +443,61 @@ mod tests {
         assert_eq!(again, object);
         // A bad pointer fails this rendering with a message, without a panic.
         let bad: Overriders = serde_json::from_value(json!({"plaintext": [{"path": "/spec/nothing/deeper", "operator": "replace", "value": 1}]})).unwrap();
-        assert!(apply_overriders("Deployment", &mut deployment(), &bad).unwrap_err().starts_with("plaintext:"));
+        assert!(
+            apply_overriders("Deployment", &mut deployment(), &bad)
+                .unwrap_err()
+                .starts_with("plaintext:")
+        );
     }
 
     #[test]
     fn policy_and_rule_order_and_annotations() {
-        let all = spec(json!({"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment"}],
-            "overrideRules": [{"overriders": {"plaintext": [{"path": "/spec/replicas", "operator": "replace", "value": 1}]}}]}));
-        let named = spec(json!({"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "nginx"}],
+        let all = spec(
+            json!({"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment"}],
+            "overrideRules": [{"overriders": {"plaintext": [{"path": "/spec/replicas", "operator": "replace", "value": 1}]}}]}),
+        );
+        let named = spec(
+            json!({"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "nginx"}],
             "overrideRules": [
                 {"targetCluster": {"clusterNames": ["member1"]}, "overriders": {"plaintext": [{"path": "/spec/replicas", "operator": "replace", "value": 7}]}},
-                {"targetCluster": {"clusterNames": ["member2"]}, "overriders": {"plaintext": [{"path": "/spec/replicas", "operator": "replace", "value": 9}]}}]}));
-        let cluster_wide = spec(json!({"overrideRules": [{"overriders": {"labelsOverrider": [{"operator": "add", "value": {"from": "cop"}}]}}]}));
-        let ops = [OverridePolicyRef { namespace: "default", name: "z-named", spec: &named }, OverridePolicyRef { namespace: "default", name: "a-all", spec: &all }];
+                {"targetCluster": {"clusterNames": ["member2"]}, "overriders": {"plaintext": [{"path": "/spec/replicas", "operator": "replace", "value": 9}]}}]}),
+        );
+        let cluster_wide = spec(
+            json!({"overrideRules": [{"overriders": {"labelsOverrider": [{"operator": "add", "value": {"from": "cop"}}]}}]}),
+        );
+        let ops = [
+            OverridePolicyRef { namespace: "default", name: "z-named", spec: &named },
+            OverridePolicyRef { namespace: "default", name: "a-all", spec: &all },
+        ];
         let cops = [OverridePolicyRef { namespace: "", name: "cop", spec: &cluster_wide }];
-        let on = |cluster: &'static str| move |t: Option<&ClusterAffinity>| t.is_none_or(|a| a.cluster_names.iter().any(|n| n == cluster));
-        let m1 = render("Deployment", &template(), &deployment(), &on("member1"), &cops, &ops).unwrap();
+        let on = |cluster: &'static str| {
+            move |t: Option<&ClusterAffinity>| {
+                t.is_none_or(|a| a.cluster_names.iter().any(|n| n == cluster))
+            }
+        };
+        let m1 =
+            render("Deployment", &template(), &deployment(), &on("member1"), &cops, &ops).unwrap();
         assert_eq!(m1["spec"]["replicas"], 7, "the named policy applies after the match-all one");
         assert_eq!(m1["metadata"]["labels"]["from"], "cop");
-        let annotation: Value = serde_json::from_str(m1["metadata"]["annotations"][APPLIED_OVERRIDES].as_str().unwrap()).unwrap();
+        let annotation: Value = serde_json::from_str(
+            m1["metadata"]["annotations"][APPLIED_OVERRIDES].as_str().unwrap(),
+        )
+        .unwrap();
         assert_eq!(annotation[0]["policyName"], "a-all");
         assert_eq!(annotation[1]["policyName"], "z-named");
-        assert!(m1["metadata"]["annotations"][APPLIED_CLUSTER_OVERRIDES].as_str().unwrap().contains("cop"));
-        let m3 = render("Deployment", &template(), &deployment(), &on("member3"), &[], &ops).unwrap();
+        assert!(
+            m1["metadata"]["annotations"][APPLIED_CLUSTER_OVERRIDES]
+                .as_str()
+                .unwrap()
+                .contains("cop")
+        );
+        let m3 =
+            render("Deployment", &template(), &deployment(), &on("member3"), &[], &ops).unwrap();
         assert_eq!(m3["spec"]["replicas"], 1, "only the match-all rule targets member3");
         let other_ns = [OverridePolicyRef { namespace: "other", name: "x", spec: &all }];
-        let untouched = render("Deployment", &template(), &deployment(), &on("member1"), &[], &other_ns).unwrap();
+        let untouched =
+            render("Deployment", &template(), &deployment(), &on("member1"), &[], &other_ns)
+                .unwrap();
         assert_eq!(untouched, deployment(), "an OverridePolicy only applies in its namespace");
     }
 }

@@ -52,20 +52,32 @@ fn targets(selected: &[&ClusterInfo], replicas: &[i64]) -> Vec<TargetCluster> {
         .iter()
         .zip(replicas)
         .filter(|(_, r)| **r > 0)
-        .map(|(c, r)| TargetCluster { name: c.name.clone(), replicas: i32::try_from(*r).unwrap_or(i32::MAX) })
+        .map(|(c, r)| TargetCluster {
+            name: c.name.clone(),
+            replicas: i32::try_from(*r).unwrap_or(i32::MAX),
+        })
         .collect()
 }
 
 /// Assigns replicas to the selected clusters.
-pub fn run(binding: &BindingInfo, selected: &[&ClusterInfo]) -> Result<Vec<TargetCluster>, Unschedulable> {
+pub fn run(
+    binding: &BindingInfo,
+    selected: &[&ClusterInfo],
+) -> Result<Vec<TargetCluster>, Unschedulable> {
     let strategy = binding.placement.replica_scheduling.clone().unwrap_or_default();
     let replicas = i64::from(binding.replicas);
     let divided = strategy.replica_scheduling_type == "Divided";
     if !divided || replicas == 0 {
         // Duplicated (the default): every cluster runs all replicas.
-        return Ok(selected.iter().map(|c| TargetCluster { name: c.name.clone(), replicas: binding.replicas }).collect());
+        return Ok(selected
+            .iter()
+            .map(|c| TargetCluster { name: c.name.clone(), replicas: binding.replicas })
+            .collect());
     }
-    let available: Vec<i64> = selected.iter().map(|c| available_replicas(c.capacity.as_ref(), &binding.requests, 0)).collect();
+    let available: Vec<i64> = selected
+        .iter()
+        .map(|c| available_replicas(c.capacity.as_ref(), &binding.requests, 0))
+        .collect();
     let previous = |c: &ClusterInfo| -> i64 {
         if binding.fresh {
             return 0;
@@ -76,7 +88,10 @@ pub fn run(binding: &BindingInfo, selected: &[&ClusterInfo]) -> Result<Vec<Targe
         // Fewest clusters: those already used first, then the roomiest.
         let mut order: Vec<usize> = (0..selected.len()).collect();
         order.sort_by(|a, b| {
-            (previous(selected[*b]) > 0).cmp(&(previous(selected[*a]) > 0)).then(available[*b].cmp(&available[*a])).then(selected[*a].name.cmp(&selected[*b].name))
+            (previous(selected[*b]) > 0)
+                .cmp(&(previous(selected[*a]) > 0))
+                .then(available[*b].cmp(&available[*a]))
+                .then(selected[*a].name.cmp(&selected[*b].name))
         });
         let mut out = vec![0i64; selected.len()];
         let mut left = replicas;
@@ -90,7 +105,11 @@ pub fn run(binding: &BindingInfo, selected: &[&ClusterInfo]) -> Result<Vec<Targe
         }
         if left > 0 {
             return Err(Unschedulable::NotEnough {
-                message: format!("no enough resource: {replicas} replicas requested, {} available in {} clusters", replicas - left, selected.len()),
+                message: format!(
+                    "no enough resource: {replicas} replicas requested, {} available in {} clusters",
+                    replicas - left,
+                    selected.len()
+                ),
             });
         }
         return Ok(targets(selected, &out));
@@ -111,7 +130,11 @@ pub fn run(binding: &BindingInfo, selected: &[&ClusterInfo]) -> Result<Vec<Targe
         };
         let total_available: i64 = available.iter().sum();
         if total_available < replicas - assigned.min(replicas) {
-            return Err(Unschedulable::NotEnough { message: format!("no enough resource: {replicas} replicas requested, {total_available} available") });
+            return Err(Unschedulable::NotEnough {
+                message: format!(
+                    "no enough resource: {replicas} replicas requested, {total_available} available"
+                ),
+            });
         }
         return Ok(targets(selected, &out));
     }
@@ -133,7 +156,9 @@ pub fn run(binding: &BindingInfo, selected: &[&ClusterInfo]) -> Result<Vec<Targe
             .collect()
     };
     if weights.iter().all(|w| *w <= 0) {
-        return Err(Unschedulable::NotEnough { message: "no cluster matches the static weight list".into() });
+        return Err(Unschedulable::NotEnough {
+            message: "no cluster matches the static weight list".into(),
+        });
     }
     Ok(targets(selected, &apportion(replicas, &weights)))
 }

@@ -20,19 +20,32 @@ fn scheduled_on(binding: &BindingInfo, cluster: &ClusterInfo) -> bool {
     binding.previous.iter().any(|t| t.name == cluster.name)
 }
 
-fn cluster_eviction(binding: &BindingInfo, cluster: &ClusterInfo, _: Option<&ClusterAffinity>) -> Option<String> {
-    binding.evicting.contains(&cluster.name).then(|| "cluster(s) is in the process of eviction".to_owned())
+fn cluster_eviction(
+    binding: &BindingInfo,
+    cluster: &ClusterInfo,
+    _: Option<&ClusterAffinity>,
+) -> Option<String> {
+    binding
+        .evicting
+        .contains(&cluster.name)
+        .then(|| "cluster(s) is in the process of eviction".to_owned())
 }
 
-fn api_enablement(binding: &BindingInfo, cluster: &ClusterInfo, _: Option<&ClusterAffinity>) -> Option<String> {
+fn api_enablement(
+    binding: &BindingInfo,
+    cluster: &ClusterInfo,
+    _: Option<&ClusterAffinity>,
+) -> Option<String> {
     let apis = cluster.enabled_apis.as_ref()?;
-    (!apis.contains(&binding.gvk) && !scheduled_on(binding, cluster)).then(|| "cluster(s) did not have the API resource".to_owned())
+    (!apis.contains(&binding.gvk) && !scheduled_on(binding, cluster))
+        .then(|| "cluster(s) did not have the API resource".to_owned())
 }
 
 /// Whether a toleration list tolerates a taint (Kubernetes' rules).
 pub fn tolerated(tolerations: &[k8s_openapi::api::core::v1::Toleration], taint: &Taint) -> bool {
     tolerations.iter().any(|t| {
-        let effect_ok = t.effect.as_deref().is_none_or(str::is_empty) || t.effect.as_deref() == Some(taint.effect.as_str());
+        let effect_ok = t.effect.as_deref().is_none_or(str::is_empty)
+            || t.effect.as_deref() == Some(taint.effect.as_str());
         let key = t.key.as_deref().unwrap_or_default();
         let exists = t.operator.as_deref() == Some("Exists");
         let key_ok = (key.is_empty() && exists) || key == taint.key;
@@ -41,7 +54,11 @@ pub fn tolerated(tolerations: &[k8s_openapi::api::core::v1::Toleration], taint: 
     })
 }
 
-fn taint_toleration(binding: &BindingInfo, cluster: &ClusterInfo, _: Option<&ClusterAffinity>) -> Option<String> {
+fn taint_toleration(
+    binding: &BindingInfo,
+    cluster: &ClusterInfo,
+    _: Option<&ClusterAffinity>,
+) -> Option<String> {
     if scheduled_on(binding, cluster) {
         return None;
     }
@@ -96,12 +113,21 @@ pub fn matches_affinity(affinity: &ClusterAffinity, cluster: &ClusterInfo) -> bo
     true
 }
 
-fn cluster_affinity(_: &BindingInfo, cluster: &ClusterInfo, affinity: Option<&ClusterAffinity>) -> Option<String> {
+fn cluster_affinity(
+    _: &BindingInfo,
+    cluster: &ClusterInfo,
+    affinity: Option<&ClusterAffinity>,
+) -> Option<String> {
     let affinity = affinity?;
-    (!matches_affinity(affinity, cluster)).then(|| "cluster(s) did not match the placement cluster affinity constraint".to_owned())
+    (!matches_affinity(affinity, cluster))
+        .then(|| "cluster(s) did not match the placement cluster affinity constraint".to_owned())
 }
 
-fn spread_constraint(binding: &BindingInfo, cluster: &ClusterInfo, _: Option<&ClusterAffinity>) -> Option<String> {
+fn spread_constraint(
+    binding: &BindingInfo,
+    cluster: &ClusterInfo,
+    _: Option<&ClusterAffinity>,
+) -> Option<String> {
     for c in &binding.placement.spread_constraints {
         let missing = match c.spread_by_field.as_str() {
             "provider" => cluster.provider.is_empty(),
@@ -127,7 +153,11 @@ pub fn run<'a>(
     let mut rejections = Vec::new();
     'clusters: for cluster in clusters {
         if cluster.deleting {
-            rejections.push(Rejection { cluster: cluster.name.clone(), plugin: "ClusterDeleting", reason: "cluster(s) is being deleted".into() });
+            rejections.push(Rejection {
+                cluster: cluster.name.clone(),
+                plugin: "ClusterDeleting",
+                reason: "cluster(s) is being deleted".into(),
+            });
             continue;
         }
         for (name, filter) in FILTERS {

@@ -86,7 +86,8 @@ impl Unschedulable {
                 for r in rejections {
                     *counts.entry(r.reason.as_str()).or_default() += 1;
                 }
-                let parts: Vec<String> = counts.iter().map(|(reason, n)| format!("{n} {reason}")).collect();
+                let parts: Vec<String> =
+                    counts.iter().map(|(reason, n)| format!("{n} {reason}")).collect();
                 format!("0/{total} clusters are available: {}.", parts.join(", "))
             }
             Unschedulable::NotEnough { message } => message.clone(),
@@ -107,7 +108,11 @@ impl Plugins {
         for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             match item.strip_prefix('-') {
                 Some(name) => {
-                    let known = filter::FILTERS.iter().map(|(n, _)| *n).chain(SCORES.iter().copied()).any(|n| n == name);
+                    let known = filter::FILTERS
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .chain(SCORES.iter().copied())
+                        .any(|n| n == name);
                     if !known {
                         return Err(format!("unknown plugin {name:?}"));
                     }
@@ -115,7 +120,11 @@ impl Plugins {
                 }
                 None if item == "*" => {}
                 None => {
-                    let known = filter::FILTERS.iter().map(|(n, _)| *n).chain(SCORES.iter().copied()).any(|n| n == item);
+                    let known = filter::FILTERS
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .chain(SCORES.iter().copied())
+                        .any(|n| n == item);
                     if !known {
                         return Err(format!("unknown plugin {item:?}"));
                     }
@@ -142,18 +151,30 @@ pub struct Decision {
 }
 
 /// Schedules one binding over a snapshot of clusters.
-pub fn schedule(binding: &BindingInfo, clusters: &[ClusterInfo], plugins: &Plugins) -> Result<Decision, Unschedulable> {
+pub fn schedule(
+    binding: &BindingInfo,
+    clusters: &[ClusterInfo],
+    plugins: &Plugins,
+) -> Result<Decision, Unschedulable> {
     let placement = &binding.placement;
     // Ordered affinity terms: try each until one yields a decision.
     if !placement.cluster_affinities.is_empty() {
         let mut last = None;
         for term in &placement.cluster_affinities {
             match schedule_with(binding, clusters, plugins, Some(&term.affinity)) {
-                Ok(clusters) => return Ok(Decision { clusters, affinity_name: Some(term.affinity_name.clone()) }),
+                Ok(clusters) => {
+                    return Ok(Decision {
+                        clusters,
+                        affinity_name: Some(term.affinity_name.clone()),
+                    });
+                }
                 Err(e) => last = Some(e),
             }
         }
-        return Err(last.unwrap_or(Unschedulable::NoClusterFit { total: clusters.len(), rejections: Vec::new() }));
+        return Err(last.unwrap_or(Unschedulable::NoClusterFit {
+            total: clusters.len(),
+            rejections: Vec::new(),
+        }));
     }
     let clusters = schedule_with(binding, clusters, plugins, placement.cluster_affinity.as_ref())?;
     Ok(Decision { clusters, affinity_name: None })
@@ -169,14 +190,16 @@ fn schedule_with(
     if feasible.is_empty() {
         return Err(Unschedulable::NoClusterFit { total: clusters.len(), rejections });
     }
-    let scored: Vec<(&ClusterInfo, i64)> = feasible.iter().map(|c| (*c, score(binding, c, plugins))).collect();
+    let scored: Vec<(&ClusterInfo, i64)> =
+        feasible.iter().map(|c| (*c, score(binding, c, plugins))).collect();
     let selected = select::run(binding, &scored)?;
     assign::run(binding, &selected)
 }
 
 fn score(binding: &BindingInfo, cluster: &ClusterInfo, plugins: &Plugins) -> i64 {
     let mut total = 0;
-    if plugins.enabled("ClusterLocality") && binding.previous.iter().any(|t| t.name == cluster.name) {
+    if plugins.enabled("ClusterLocality") && binding.previous.iter().any(|t| t.name == cluster.name)
+    {
         total += 100;
     }
     total

@@ -7,7 +7,11 @@ use crate::estimate::available_replicas;
 use crate::{BindingInfo, ClusterInfo, Unschedulable};
 
 fn divided(binding: &BindingInfo) -> bool {
-    binding.placement.replica_scheduling.as_ref().is_some_and(|r| r.replica_scheduling_type == "Divided")
+    binding
+        .placement
+        .replica_scheduling
+        .as_ref()
+        .is_some_and(|r| r.replica_scheduling_type == "Divided")
 }
 
 fn group_key(cluster: &ClusterInfo, field: &str, label: &str) -> String {
@@ -26,35 +30,61 @@ fn group_key(cluster: &ClusterInfo, field: &str, label: &str) -> String {
 /// A ranked candidate: (cluster, score, available replicas).
 type Ranked<'a> = (&'a ClusterInfo, i64, i64);
 
-pub fn run<'a>(binding: &BindingInfo, scored: &[(&'a ClusterInfo, i64)]) -> Result<Vec<&'a ClusterInfo>, Unschedulable> {
+pub fn run<'a>(
+    binding: &BindingInfo,
+    scored: &[(&'a ClusterInfo, i64)],
+) -> Result<Vec<&'a ClusterInfo>, Unschedulable> {
     let available = |c: &ClusterInfo| available_replicas(c.capacity.as_ref(), &binding.requests, 0);
-    let mut ranked: Vec<(&ClusterInfo, i64, i64)> = scored.iter().map(|(c, s)| (*c, *s, available(c))).collect();
+    let mut ranked: Vec<(&ClusterInfo, i64, i64)> =
+        scored.iter().map(|(c, s)| (*c, *s, available(c))).collect();
     // Best first: score, then capacity when dividing, then name (deterministic).
-    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| if divided(binding) { b.2.cmp(&a.2) } else { std::cmp::Ordering::Equal }).then_with(|| a.0.name.cmp(&b.0.name)));
+    ranked.sort_by(|a, b| {
+        b.1.cmp(&a.1)
+            .then_with(|| if divided(binding) { b.2.cmp(&a.2) } else { std::cmp::Ordering::Equal })
+            .then_with(|| a.0.name.cmp(&b.0.name))
+    });
     let constraints = &binding.placement.spread_constraints;
     if constraints.is_empty() {
         return Ok(ranked.into_iter().map(|(c, _, _)| c).collect());
     }
     let by_cluster = constraints.iter().find(|c| c.spread_by_field == "cluster");
-    let by_group = constraints.iter().find(|c| c.spread_by_field != "cluster" && (!c.spread_by_field.is_empty() || !c.spread_by_label.is_empty()));
+    let by_group = constraints.iter().find(|c| {
+        c.spread_by_field != "cluster"
+            && (!c.spread_by_field.is_empty() || !c.spread_by_label.is_empty())
+    });
 
     let mut candidates: Vec<(&ClusterInfo, i64, i64)> = ranked.clone();
     let mut group_count = 0;
     if let Some(g) = by_group {
         let mut groups: BTreeMap<String, Vec<(&ClusterInfo, i64, i64)>> = BTreeMap::new();
         for entry in &ranked {
-            groups.entry(group_key(entry.0, &g.spread_by_field, &g.spread_by_label)).or_default().push(*entry);
+            groups
+                .entry(group_key(entry.0, &g.spread_by_field, &g.spread_by_label))
+                .or_default()
+                .push(*entry);
         }
         let mut ordered: Vec<(String, Vec<Ranked<'_>>)> = groups.into_iter().collect();
         ordered.sort_by(|a, b| {
-            let score = |v: &Vec<(&ClusterInfo, i64, i64)>| v.iter().map(|e| e.1).max().unwrap_or(0);
+            let score =
+                |v: &Vec<(&ClusterInfo, i64, i64)>| v.iter().map(|e| e.1).max().unwrap_or(0);
             let capacity = |v: &Vec<(&ClusterInfo, i64, i64)>| v.iter().map(|e| e.2).sum::<i64>();
-            score(&b.1).cmp(&score(&a.1)).then(capacity(&b.1).cmp(&capacity(&a.1))).then(a.0.cmp(&b.0))
+            score(&b.1)
+                .cmp(&score(&a.1))
+                .then(capacity(&b.1).cmp(&capacity(&a.1)))
+                .then(a.0.cmp(&b.0))
         });
         let min = g.min_groups.max(1) as usize;
         if ordered.len() < min {
             return Err(Unschedulable::NotEnough {
-                message: format!("the number of feasible clusters is less than spreadConstraint.MinGroups: {} groups by {} for minGroups {min}", ordered.len(), if g.spread_by_label.is_empty() { &g.spread_by_field } else { &g.spread_by_label }),
+                message: format!(
+                    "the number of feasible clusters is less than spreadConstraint.MinGroups: {} groups by {} for minGroups {min}",
+                    ordered.len(),
+                    if g.spread_by_label.is_empty() {
+                        &g.spread_by_field
+                    } else {
+                        &g.spread_by_label
+                    }
+                ),
             });
         }
         let max = if g.max_groups > 0 { g.max_groups as usize } else { ordered.len() };
@@ -78,10 +108,18 @@ pub fn run<'a>(binding: &BindingInfo, scored: &[(&'a ClusterInfo, i64)]) -> Resu
             let min = (c.min_groups.max(1) as usize).max(group_count);
             if candidates.len() < c.min_groups.max(1) as usize {
                 return Err(Unschedulable::NotEnough {
-                    message: format!("the number of feasible clusters is less than spreadConstraint.MinGroups: {} clusters for minGroups {}", candidates.len(), c.min_groups.max(1)),
+                    message: format!(
+                        "the number of feasible clusters is less than spreadConstraint.MinGroups: {} clusters for minGroups {}",
+                        candidates.len(),
+                        c.min_groups.max(1)
+                    ),
                 });
             }
-            let max = if c.max_groups > 0 { (c.max_groups as usize).max(group_count) } else { candidates.len() };
+            let max = if c.max_groups > 0 {
+                (c.max_groups as usize).max(group_count)
+            } else {
+                candidates.len()
+            };
             let mut chosen: Vec<_> = candidates.iter().take(max).copied().collect();
             if divided(binding) {
                 // Capacity-aware: swap in higher-capacity clusters until the replicas fit.
@@ -93,7 +131,8 @@ pub fn run<'a>(binding: &BindingInfo, scored: &[(&'a ClusterInfo, i64)]) -> Resu
                     if total >= need {
                         break;
                     }
-                    if let Some((i, weakest)) = chosen.iter().enumerate().skip(group_count).min_by_key(|(_, e)| e.2)
+                    if let Some((i, weakest)) =
+                        chosen.iter().enumerate().skip(group_count).min_by_key(|(_, e)| e.2)
                         && candidate.2 > weakest.2
                     {
                         chosen[i] = candidate;
@@ -101,7 +140,12 @@ pub fn run<'a>(binding: &BindingInfo, scored: &[(&'a ClusterInfo, i64)]) -> Resu
                 }
                 let total: i64 = chosen.iter().map(|e| e.2).sum();
                 if total < need {
-                    return Err(Unschedulable::NotEnough { message: format!("no enough resource when selecting {} clusters", chosen.len().max(min)) });
+                    return Err(Unschedulable::NotEnough {
+                        message: format!(
+                            "no enough resource when selecting {} clusters",
+                            chosen.len().max(min)
+                        ),
+                    });
                 }
             }
             chosen

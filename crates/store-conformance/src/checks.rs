@@ -107,8 +107,12 @@ pub async fn revisions_are_consecutive(store: &S) {
         expected = expected.next();
         let got = match store.get(&key, None).await.unwrap() {
             None => store.create(key, b(format!("{i}"))).await.unwrap().mod_revision,
-            Some(kv) if i % 3 == 0 => store.delete(&key, Some(kv.mod_revision)).await.unwrap().revision,
-            Some(kv) => store.update(key, b(format!("{i}")), kv.mod_revision).await.unwrap().mod_revision,
+            Some(kv) if i % 3 == 0 => {
+                store.delete(&key, Some(kv.mod_revision)).await.unwrap().revision
+            }
+            Some(kv) => {
+                store.update(key, b(format!("{i}")), kv.mod_revision).await.unwrap().mod_revision
+            }
         };
         assert_eq!(got, expected, "write {i}");
         assert_eq!(store.current_revision().await.unwrap(), expected);
@@ -219,7 +223,9 @@ pub async fn create_race(store: &S) {
     let mut tasks = Vec::new();
     for i in 0..16 {
         let store = store.clone();
-        tasks.push(tokio::spawn(async move { store.create(b("/race/one"), b(i.to_string())).await }));
+        tasks.push(tokio::spawn(
+            async move { store.create(b("/race/one"), b(i.to_string())).await },
+        ));
     }
     let mut won = Vec::new();
     for task in tasks {
@@ -320,8 +326,11 @@ pub async fn list_pagination_is_consistent_under_writes(store: &S) {
         })
     };
     let mut paged = Vec::new();
-    let mut options =
-        ListOptions { limit: NonZeroUsize::new(7), revision: Some(snapshot_rev), start_after: None };
+    let mut options = ListOptions {
+        limit: NonZeroUsize::new(7),
+        revision: Some(snapshot_rev),
+        start_after: None,
+    };
     loop {
         let page = store.list(b"/snap/", options.clone()).await.unwrap();
         assert_eq!(page.revision, snapshot_rev);

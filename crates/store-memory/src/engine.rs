@@ -102,10 +102,7 @@ impl State {
     fn check_read_revision(&self, requested: Option<Revision>) -> Result<u64> {
         let Some(requested) = requested else { return Ok(self.revision) };
         if requested.0 < self.compacted {
-            return Err(StoreError::Compacted {
-                requested,
-                compacted: Revision(self.compacted),
-            });
+            return Err(StoreError::Compacted { requested, compacted: Revision(self.compacted) });
         }
         if requested.0 > self.revision {
             return Err(StoreError::FutureRevision { requested, current: Revision(self.revision) });

@@ -186,6 +186,9 @@ mod tests {
             assert!(matches!(decode_log(7, &raw[..cut]), Err(StoreError::Corrupt { .. })));
         }
         assert!(matches!(decode_kv(b"k", &[1, 2, 3]), Err(StoreError::Corrupt { .. })));
-        assert!(matches!(decode_log(1, &[9, 0, 0, 0, 0, 0, 0, 0, 0]), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(
+            decode_log(1, &[9, 0, 0, 0, 0, 0, 0, 0, 0]),
+            Err(StoreError::Corrupt { .. })
+        ));
     }
 }

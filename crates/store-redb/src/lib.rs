@@ -25,11 +25,11 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-pub use store_memory::Retention;
 use store::{
     Deleted, Event, KeyValue, ListOptions, ListPage, Result, Revision, Store, StoreError,
     WatchStream,
 };
+pub use store_memory::Retention;
 use store_memory::{Engine, LogEntry, Op, delete_result, put_result};
 use tokio::sync::oneshot;
 
@@ -98,10 +98,16 @@ impl RedbStore {
             revision,
             "opened redb store"
         );
-        let engine =
-            Engine::restore(options.retention, Revision(revision), Revision(compacted), live, history);
+        let engine = Engine::restore(
+            options.retention,
+            Revision(revision),
+            Revision(compacted),
+            live,
+            history,
+        );
         let (commands, queue) = mpsc::channel();
-        let writer = Writer { db, engine: Arc::clone(&engine), max_batch: options.max_batch.max(1) };
+        let writer =
+            Writer { db, engine: Arc::clone(&engine), max_batch: options.max_batch.max(1) };
         let writer = std::thread::Builder::new()
             .name("redb-writer".into())
             .spawn(move || writer.run(queue))
@@ -150,7 +156,9 @@ fn init_meta(db: &Database) -> Result<(u64, u64)> {
             Some(SCHEMA_VERSION) => {}
             Some(other) => {
                 return Err(StoreError::Corrupt {
-                    message: format!("unsupported store schema {other} (expected {SCHEMA_VERSION})"),
+                    message: format!(
+                        "unsupported store schema {other} (expected {SCHEMA_VERSION})"
+                    ),
                 });
             }
             None => {
@@ -234,7 +242,8 @@ impl Writer {
     fn commit_writes(&self, writes: Vec<(Op, oneshot::Sender<Result<Event>>)>) {
         let (ops, replies): (Vec<Op>, Vec<_>) = writes.into_iter().unzip();
         let prepared = self.engine.prepare(&ops);
-        let entries: Vec<LogEntry> = prepared.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
+        let entries: Vec<LogEntry> =
+            prepared.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
         let committed = if entries.is_empty() {
             Ok(())
         } else {
@@ -268,7 +277,8 @@ impl Writer {
                             .map_err(|e| db_error("write kv")(e.into()))?;
                     }
                     Event::Delete { prev, .. } => {
-                        kv.remove(prev.key.as_ref()).map_err(|e| db_error("delete kv")(e.into()))?;
+                        kv.remove(prev.key.as_ref())
+                            .map_err(|e| db_error("delete kv")(e.into()))?;
                     }
                 }
                 last = entry.revision().0;

@@ -53,11 +53,8 @@ fn normal_closure(meta: &Value, root_id: &str) -> BTreeSet<String> {
             continue;
         }
         for dep in nodes[id]["deps"].as_array().into_iter().flatten() {
-            let normal = dep["dep_kinds"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|k| k["kind"].is_null());
+            let normal =
+                dep["dep_kinds"].as_array().into_iter().flatten().any(|k| k["kind"].is_null());
             if normal {
                 let dep_id = dep["pkg"].as_str().expect("pkg");
                 out.insert(names[dep_id].to_owned());
@@ -82,7 +79,8 @@ fn pure_crates_do_not_depend_on_io() {
         .copied()
         .filter(|p| p["metadata"]["karmada"]["pure"].as_bool() == Some(true))
         .collect();
-    let pure_names: BTreeSet<&str> = pure.iter().map(|p| p["name"].as_str().expect("name")).collect();
+    let pure_names: BTreeSet<&str> =
+        pure.iter().map(|p| p["name"].as_str().expect("name")).collect();
     for name in MUST_BE_PURE {
         assert!(pure_names.contains(name), "crate {name} lost its `pure = true` marker");
     }

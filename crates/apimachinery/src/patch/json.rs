@@ -8,9 +8,9 @@ use super::PatchError;
 
 /// Applies every operation in order; on failure `doc` is left unchanged.
 pub fn apply(doc: &mut Value, patch: &Value) -> Result<(), PatchError> {
-    let ops = patch
-        .as_array()
-        .ok_or_else(|| PatchError::Malformed("a JSON patch must be an array of operations".into()))?;
+    let ops = patch.as_array().ok_or_else(|| {
+        PatchError::Malformed("a JSON patch must be an array of operations".into())
+    })?;
     let mut work = doc.clone();
     for (i, op) in ops.iter().enumerate() {
         apply_op(&mut work, op).map_err(|e| match e {
@@ -27,7 +27,9 @@ fn field<'a>(op: &'a Value, name: &str) -> Result<&'a Value, PatchError> {
 }
 
 fn str_field<'a>(op: &'a Value, name: &str) -> Result<&'a str, PatchError> {
-    field(op, name)?.as_str().ok_or_else(|| PatchError::Malformed(format!("{name:?} must be a string")))
+    field(op, name)?
+        .as_str()
+        .ok_or_else(|| PatchError::Malformed(format!("{name:?} must be a string")))
 }
 
 fn apply_op(doc: &mut Value, op: &Value) -> Result<(), PatchError> {
@@ -50,7 +52,9 @@ fn apply_op(doc: &mut Value, op: &Value) -> Result<(), PatchError> {
         "move" => {
             let from = parse_pointer(str_field(op, "from")?)?;
             if path.starts_with(&from) && path.len() > from.len() {
-                return Err(PatchError::Failed("cannot move a value into one of its children".into()));
+                return Err(PatchError::Failed(
+                    "cannot move a value into one of its children".into(),
+                ));
             }
             let value = remove(doc, &from)?;
             add(doc, &path, value)
@@ -58,7 +62,9 @@ fn apply_op(doc: &mut Value, op: &Value) -> Result<(), PatchError> {
         "copy" => {
             let from = parse_pointer(str_field(op, "from")?)?;
             let value = get(doc, &from)
-                .ok_or_else(|| PatchError::Failed(format!("copy from missing path {}", render(&from))))?
+                .ok_or_else(|| {
+                    PatchError::Failed(format!("copy from missing path {}", render(&from)))
+                })?
                 .clone();
             add(doc, &path, value)
         }
@@ -127,8 +133,12 @@ fn add(doc: &mut Value, path: &[String], value: Value) -> Result<(), PatchError>
         *doc = value;
         return Ok(());
     };
-    let missing =
-        || PatchError::Failed(format!("add operation does not apply: doc is missing path: {}", render(path)));
+    let missing = || {
+        PatchError::Failed(format!(
+            "add operation does not apply: doc is missing path: {}",
+            render(path)
+        ))
+    };
     match get_mut(doc, parent).ok_or_else(missing)? {
         Value::Object(m) => {
             m.insert(last.clone(), value);
@@ -136,7 +146,10 @@ fn add(doc: &mut Value, path: &[String], value: Value) -> Result<(), PatchError>
         }
         Value::Array(a) => {
             let i = index(last, a.len(), true).ok_or_else(|| {
-                PatchError::Failed(format!("add operation does not apply: index out of bounds: {}", render(path)))
+                PatchError::Failed(format!(
+                    "add operation does not apply: index out of bounds: {}",
+                    render(path)
+                ))
             })?;
             a.insert(i, value);
             Ok(())
@@ -191,29 +204,61 @@ mod tests {
     #[test]
     fn operations() {
         let doc = json!({"spec": {"size": 3, "list": [1, 2]}, "metadata": {"name": "w1"}});
-        check(doc.clone(), json!([{"op": "replace", "path": "/spec/size", "value": 4}]),
-            Ok(json!({"spec": {"size": 4, "list": [1, 2]}, "metadata": {"name": "w1"}})));
-        check(doc.clone(), json!([{"op": "test", "path": "/spec/size", "value": 3}, {"op": "replace", "path": "/spec/size", "value": 4}]),
-            Ok(json!({"spec": {"size": 4, "list": [1, 2]}, "metadata": {"name": "w1"}})));
-        check(doc.clone(), json!([{"op": "test", "path": "/spec/size", "value": 9}]), Err("failed"));
-        check(doc.clone(), json!([{"op": "add", "path": "/spec/list/-", "value": 3}]),
-            Ok(json!({"spec": {"size": 3, "list": [1, 2, 3]}, "metadata": {"name": "w1"}})));
-        check(doc.clone(), json!([{"op": "add", "path": "/spec/list/0", "value": 0}]),
-            Ok(json!({"spec": {"size": 3, "list": [0, 1, 2]}, "metadata": {"name": "w1"}})));
-        check(doc.clone(), json!([{"op": "remove", "path": "/spec/list/0"}]),
-            Ok(json!({"spec": {"size": 3, "list": [2]}, "metadata": {"name": "w1"}})));
+        check(
+            doc.clone(),
+            json!([{"op": "replace", "path": "/spec/size", "value": 4}]),
+            Ok(json!({"spec": {"size": 4, "list": [1, 2]}, "metadata": {"name": "w1"}})),
+        );
+        check(
+            doc.clone(),
+            json!([{"op": "test", "path": "/spec/size", "value": 3}, {"op": "replace", "path": "/spec/size", "value": 4}]),
+            Ok(json!({"spec": {"size": 4, "list": [1, 2]}, "metadata": {"name": "w1"}})),
+        );
+        check(
+            doc.clone(),
+            json!([{"op": "test", "path": "/spec/size", "value": 9}]),
+            Err("failed"),
+        );
+        check(
+            doc.clone(),
+            json!([{"op": "add", "path": "/spec/list/-", "value": 3}]),
+            Ok(json!({"spec": {"size": 3, "list": [1, 2, 3]}, "metadata": {"name": "w1"}})),
+        );
+        check(
+            doc.clone(),
+            json!([{"op": "add", "path": "/spec/list/0", "value": 0}]),
+            Ok(json!({"spec": {"size": 3, "list": [0, 1, 2]}, "metadata": {"name": "w1"}})),
+        );
+        check(
+            doc.clone(),
+            json!([{"op": "remove", "path": "/spec/list/0"}]),
+            Ok(json!({"spec": {"size": 3, "list": [2]}, "metadata": {"name": "w1"}})),
+        );
         check(doc.clone(), json!([{"op": "remove", "path": "/spec/nothing"}]), Err("failed"));
-        check(doc.clone(), json!([{"op": "replace", "path": "/spec/nothing", "value": 1}]), Err("failed"));
-        check(doc.clone(), json!([{"op": "move", "from": "/spec/size", "path": "/size"}]),
-            Ok(json!({"size": 3, "spec": {"list": [1, 2]}, "metadata": {"name": "w1"}})));
-        check(doc.clone(), json!([{"op": "copy", "from": "/metadata/name", "path": "/spec/n"}]),
-            Ok(json!({"spec": {"size": 3, "list": [1, 2], "n": "w1"}, "metadata": {"name": "w1"}})));
+        check(
+            doc.clone(),
+            json!([{"op": "replace", "path": "/spec/nothing", "value": 1}]),
+            Err("failed"),
+        );
+        check(
+            doc.clone(),
+            json!([{"op": "move", "from": "/spec/size", "path": "/size"}]),
+            Ok(json!({"size": 3, "spec": {"list": [1, 2]}, "metadata": {"name": "w1"}})),
+        );
+        check(
+            doc.clone(),
+            json!([{"op": "copy", "from": "/metadata/name", "path": "/spec/n"}]),
+            Ok(json!({"spec": {"size": 3, "list": [1, 2], "n": "w1"}, "metadata": {"name": "w1"}})),
+        );
         check(doc.clone(), json!({"op": "add"}), Err("malformed"));
         check(doc.clone(), json!([{"op": "frobnicate", "path": "/a"}]), Err("malformed"));
         check(doc.clone(), json!([{"path": "/a"}]), Err("malformed"));
         check(doc.clone(), json!([{"op": "add", "path": "/x/y", "value": 1}]), Err("failed"));
-        check(json!({"a/b": {"~c": 1}}), json!([{"op": "replace", "path": "/a~1b/~0c", "value": 2}]),
-            Ok(json!({"a/b": {"~c": 2}})));
+        check(
+            json!({"a/b": {"~c": 1}}),
+            json!([{"op": "replace", "path": "/a~1b/~0c", "value": 2}]),
+            Ok(json!({"a/b": {"~c": 2}})),
+        );
     }
 
     #[test]

@@ -193,7 +193,8 @@ fn merge_list(
     merge_key: &str,
     child: &str,
 ) -> Result<(), PatchError> {
-    let replace = patch.iter().any(|v| v.as_object().is_some_and(|m| directive(m) == Some("replace")));
+    let replace =
+        patch.iter().any(|v| v.as_object().is_some_and(|m| directive(m) == Some("replace")));
     if replace {
         *orig = patch
             .iter()
@@ -247,7 +248,9 @@ fn reorder(list: &mut [Value], order: &[Value], merge_key: &str) {
         let found = if merge_key.is_empty() || merge_key == "$set" {
             order.iter().position(|o| o == v)
         } else {
-            order.iter().position(|o| o.get(merge_key).is_some() && o.get(merge_key) == v.get(merge_key))
+            order
+                .iter()
+                .position(|o| o.get(merge_key).is_some() && o.get(merge_key) == v.get(merge_key))
         };
         found.unwrap_or(usize::MAX)
     };
@@ -295,9 +298,13 @@ mod tests {
     fn containers_merge_by_name() {
         check(
             "Deployment",
-            deployment(json!([{"name": "nginx", "image": "nginx:1.25"}, {"name": "sidecar", "image": "busybox"}])),
+            deployment(
+                json!([{"name": "nginx", "image": "nginx:1.25"}, {"name": "sidecar", "image": "busybox"}]),
+            ),
             json!({"spec": {"template": {"spec": {"containers": [{"name": "nginx", "image": "nginx:1.27"}]}}}}),
-            deployment(json!([{"name": "nginx", "image": "nginx:1.27"}, {"name": "sidecar", "image": "busybox"}])),
+            deployment(
+                json!([{"name": "nginx", "image": "nginx:1.27"}, {"name": "sidecar", "image": "busybox"}]),
+            ),
         );
     }
 
@@ -310,7 +317,9 @@ mod tests {
                 "$setElementOrder/containers": [{"name": "b"}, {"name": "a"}, {"name": "c"}],
                 "containers": [{"name": "a", "image": "a:2"}, {"name": "c", "image": "c:1"}]
             }}}}),
-            deployment(json!([{"name": "b", "image": "b:1"}, {"name": "a", "image": "a:2"}, {"name": "c", "image": "c:1"}])),
+            deployment(
+                json!([{"name": "b", "image": "b:1"}, {"name": "a", "image": "a:2"}, {"name": "c", "image": "c:1"}]),
+            ),
         );
     }
 
@@ -391,8 +400,15 @@ mod tests {
     #[test]
     fn errors() {
         let mut target = deployment(json!([{"name": "a"}]));
-        let err = apply(&mut target, &json!({"spec": {"template": {"spec": {"containers": [{"image": "x"}]}}}}), "Deployment");
+        let err = apply(
+            &mut target,
+            &json!({"spec": {"template": {"spec": {"containers": [{"image": "x"}]}}}}),
+            "Deployment",
+        );
         assert!(matches!(err, Err(PatchError::Failed(_))));
-        assert!(matches!(apply(&mut target, &json!([1]), "Deployment"), Err(PatchError::Malformed(_))));
+        assert!(matches!(
+            apply(&mut target, &json!([1]), "Deployment"),
+            Err(PatchError::Malformed(_))
+        ));
     }
 }

@@ -10,7 +10,10 @@ use crate::start;
 fn body() -> impl Strategy<Value = String> {
     prop_oneof![
         "\\PC{0,60}",
-        Just("{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"x\"}}".to_owned()),
+        Just(
+            "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"x\"}}"
+                .to_owned()
+        ),
         Just("[{\"op\":\"add\",\"path\":\"/data\",\"value\":{}}]".to_owned()),
         Just("{\"metadata\":{\"labels\":{\"bad key\":1}}}".to_owned()),
         Just("{\"metadata\":{\"finalizers\":[\"a\"],\"ownerReferences\":[{}]}}".to_owned()),
@@ -26,7 +29,12 @@ async fn random_requests_get_status_errors_not_crashes() {
     let h = start().await;
     h.install_widgets().await;
     h.create_widget("w1", 1, serde_json::json!({})).await;
-    let r = h.post("/api/v1/namespaces/default/configmaps", "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"x\"}}").await;
+    let r = h
+        .post(
+            "/api/v1/namespaces/default/configmaps",
+            "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"x\"}}",
+        )
+        .await;
     assert_eq!(r.status, 201);
     let paths = [
         "/api/v1/namespaces/default/configmaps",
@@ -50,14 +58,32 @@ async fn random_requests_get_status_errors_not_crashes() {
         "application/vnd.kubernetes.protobuf",
         "text/plain",
     ];
-    let queries = ["", "?fieldManager=f", "?dryRun=All", "?fieldValidation=Strict", "?dryRun=Bad", "?force=true&fieldManager=f", "?labelSelector=a%3D", "?limit=x", "?resourceVersion=abc"];
+    let queries = [
+        "",
+        "?fieldManager=f",
+        "?dryRun=All",
+        "?fieldValidation=Strict",
+        "?dryRun=Bad",
+        "?force=true&fieldManager=f",
+        "?labelSelector=a%3D",
+        "?limit=x",
+        "?resourceVersion=abc",
+    ];
     let cases = (0..paths.len(), 0..methods.len(), 0..types.len(), 0..queries.len(), body());
     let mut runner = TestRunner::new(Config { cases: 160, ..Config::default() });
-    let generated: Vec<_> = (0..160).map(|_| cases.new_tree(&mut runner).unwrap().current()).collect();
+    let generated: Vec<_> =
+        (0..160).map(|_| cases.new_tree(&mut runner).unwrap().current()).collect();
     for (p, m, t, q, body) in generated {
         let path = format!("{}{}", paths[p], queries[q]);
         let r = h.raw(methods[m], &path, None, Some(types[t]), &body).await;
-        assert!(r.status < 500, "{} {path} ({}) with {body:?} -> {}: {}", methods[m], types[t], r.status, r.body);
+        assert!(
+            r.status < 500,
+            "{} {path} ({}) with {body:?} -> {}: {}",
+            methods[m],
+            types[t],
+            r.status,
+            r.body
+        );
         if r.status >= 400 {
             let status = r.json();
             assert_eq!(status["kind"], "Status", "{}", r.body);

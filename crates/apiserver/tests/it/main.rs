@@ -29,7 +29,8 @@ pub async fn start() -> Harness {
     config.bookmark_interval = std::time::Duration::from_secs(1);
     let server = apiserver::start(config).await.unwrap();
     let kubeconfig = kube::config::Kubeconfig::read_from(&server.kubeconfig).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
+    let config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
     let client = kube::Client::try_from(config).unwrap();
     Harness { server, store, client, _dir: dir }
 }
@@ -48,7 +49,14 @@ impl Raw {
 }
 
 impl Harness {
-    pub async fn raw(&self, method: &str, path: &str, accept: Option<&str>, content_type: Option<&str>, body: &str) -> Raw {
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        accept: Option<&str>,
+        content_type: Option<&str>,
+        body: &str,
+    ) -> Raw {
         let mut request = http::Request::builder().method(method).uri(path);
         if let Some(a) = accept {
             request = request.header(http::header::ACCEPT, a);
@@ -95,14 +103,17 @@ impl Harness {
                         "spec": {"type": "object", "properties": {"size": {"type": "integer"}, "color": {"type": "string"}, "replicas": {"type": "integer"}}},
                         "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}]}
         });
-        let r = self.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", &crd.to_string()).await;
+        let r = self
+            .post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", &crd.to_string())
+            .await;
         assert_eq!(r.status, 201, "{}", r.body);
     }
 
     pub async fn create_widget(&self, name: &str, size: i64, labels: Value) -> Value {
         let body = serde_json::json!({"apiVersion": "example.com/v1", "kind": "Widget",
             "metadata": {"name": name, "labels": labels}, "spec": {"size": size}});
-        let r = self.post("/apis/example.com/v1/namespaces/default/widgets", &body.to_string()).await;
+        let r =
+            self.post("/apis/example.com/v1/namespaces/default/widgets", &body.to_string()).await;
         assert_eq!(r.status, 201, "{}", r.body);
         r.json()
     }

@@ -23,7 +23,9 @@ fn cm(name: &str, value: &str) -> ConfigMap {
 }
 
 async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(20), f).await.unwrap_or_else(|_| panic!("timed out: {what}"))
+    tokio::time::timeout(Duration::from_secs(20), f)
+        .await
+        .unwrap_or_else(|_| panic!("timed out: {what}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,12 +46,16 @@ async fn watcher_sees_every_change_in_order() {
     }
     assert_eq!(initial, ["before"]);
     api.create(&PostParams::default(), &cm("a", "1")).await.unwrap();
-    api.patch("a", &PatchParams::default(), &Patch::Merge(serde_json::json!({"data": {"k": "2"}}))).await.unwrap();
+    api.patch("a", &PatchParams::default(), &Patch::Merge(serde_json::json!({"data": {"k": "2"}})))
+        .await
+        .unwrap();
     api.delete("a", &DeleteParams::default()).await.unwrap();
     let mut seen = Vec::new();
     while seen.len() < 3 {
         match within("live events", events.next()).await.unwrap().unwrap() {
-            Event::Apply(o) => seen.push(format!("apply {} {}", o.metadata.name.unwrap(), o.data.unwrap()["k"])),
+            Event::Apply(o) => {
+                seen.push(format!("apply {} {}", o.metadata.name.unwrap(), o.data.unwrap()["k"]))
+            }
             Event::Delete(o) => seen.push(format!("delete {}", o.metadata.name.unwrap())),
             other => panic!("unexpected {other:?}"),
         }
@@ -97,7 +103,8 @@ async fn reflector_recovers_after_compaction() {
     // Writes elsewhere move the store past the watcher's last resourceVersion; compacting
     // then makes its next re-watch too old: it gets an in-stream 410, relists, and still
     // ends up with every object.
-    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(h.client.clone(), "default");
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(h.client.clone(), "default");
     for i in 0..5 {
         let secret = serde_json::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("s{i}")}})).unwrap();
         secrets.create(&PostParams::default(), &secret).await.unwrap();
@@ -109,7 +116,9 @@ async fn reflector_recovers_after_compaction() {
     api.create(&PostParams::default(), &cm("after", "1")).await.unwrap();
     within("the reflector to see everything", async {
         loop {
-            if reader.state().len() == 2 && reader.get(&reflector::ObjectRef::new("after").within("default")).is_some() {
+            if reader.state().len() == 2
+                && reader.get(&reflector::ObjectRef::new("after").within("default")).is_some()
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

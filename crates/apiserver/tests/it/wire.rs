@@ -11,27 +11,45 @@ async fn discovery_forms() {
     let h = start().await;
     h.install_widgets().await;
     // 2
-    let v2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
+    let v2 =
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
     let r = h.raw("GET", "/apis", Some(v2), None, "").await;
     assert_eq!(r.status, 200);
-    assert!(r.content_type.contains("v=v2;") && r.content_type.contains("as=APIGroupDiscoveryList"), "{}", r.content_type);
+    assert!(
+        r.content_type.contains("v=v2;") && r.content_type.contains("as=APIGroupDiscoveryList"),
+        "{}",
+        r.content_type
+    );
     let doc = r.json();
     assert_eq!(doc["kind"], "APIGroupDiscoveryList");
     for group in doc["items"].as_array().unwrap() {
         for version in group["versions"].as_array().unwrap() {
             for resource in version["resources"].as_array().unwrap() {
-                assert!(!resource["responseKind"]["kind"].as_str().unwrap().is_empty(), "{resource}");
+                assert!(
+                    !resource["responseKind"]["kind"].as_str().unwrap().is_empty(),
+                    "{resource}"
+                );
             }
         }
     }
     // 3: never v2 to a client that asked only for v2beta1.
     let r = h.raw("GET", "/apis", Some("application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"), None, "").await;
-    assert!(r.content_type.contains("v=v2beta1") && !r.content_type.contains("v=v2;"), "{}", r.content_type);
+    assert!(
+        r.content_type.contains("v=v2beta1") && !r.content_type.contains("v=v2;"),
+        "{}",
+        r.content_type
+    );
     assert_eq!(r.json()["apiVersion"], "apidiscovery.k8s.io/v2beta1");
     // 4
     let groups = h.raw("GET", "/apis", Some("application/json"), None, "").await.json();
     assert_eq!(groups["kind"], "APIGroupList");
-    let example = groups["groups"].as_array().unwrap().iter().find(|g| g["name"] == "example.com").unwrap().clone();
+    let example = groups["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "example.com")
+        .unwrap()
+        .clone();
     assert_eq!(example["preferredVersion"]["version"], "v1");
     // 5
     let core = h.get("/api").await.json();
@@ -42,12 +60,21 @@ async fn discovery_forms() {
     // 6
     let list = h.get("/apis/example.com/v1").await.json();
     assert_eq!(list["groupVersion"], "example.com/v1");
-    let names: Vec<&str> = list["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        list["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["widgets", "widgets/status", "widgets/scale"]);
     assert_eq!(list["resources"][2]["group"], "autoscaling");
     assert_eq!(list["resources"][2]["kind"], "Scale");
     // 13
-    let r = h.raw("GET", "/openapi/v2", Some("application/com.github.proto-openapi.spec.v2@v1.0+protobuf"), None, "").await;
+    let r = h
+        .raw(
+            "GET",
+            "/openapi/v2",
+            Some("application/com.github.proto-openapi.spec.v2@v1.0+protobuf"),
+            None,
+            "",
+        )
+        .await;
     assert_eq!(r.status, 200);
     assert!(!r.content_type.contains('@'));
     // 1
@@ -68,48 +95,110 @@ async fn lists_pages_tables_and_errors() {
     assert_eq!(first["items"].as_array().unwrap().len(), 2);
     assert_eq!(first["items"][0]["kind"], "Widget");
     let token = first["metadata"]["continue"].as_str().unwrap().to_owned();
-    let second = h.get(&format!("/apis/example.com/v1/namespaces/default/widgets?limit=2&continue={token}")).await.json();
+    let second = h
+        .get(&format!("/apis/example.com/v1/namespaces/default/widgets?limit=2&continue={token}"))
+        .await
+        .json();
     assert_eq!(second["items"].as_array().unwrap().len(), 1);
     assert!(second["metadata"].get("continue").is_none());
     assert_eq!(first["metadata"]["resourceVersion"], second["metadata"]["resourceVersion"]);
     // 75: kube-rs's leading '&'.
-    assert_eq!(h.get("/apis/example.com/v1/namespaces/default/widgets?&limit=500").await.status, 200);
+    assert_eq!(
+        h.get("/apis/example.com/v1/namespaces/default/widgets?&limit=500").await.status,
+        200
+    );
     // 22
-    let r = h.get("/apis/example.com/v1/namespaces/default/widgets?resourceVersionMatch=NotOlderThan").await;
+    let r = h
+        .get("/apis/example.com/v1/namespaces/default/widgets?resourceVersionMatch=NotOlderThan")
+        .await;
     assert_eq!(r.status, 422, "{}", r.body);
     assert_eq!(r.json()["reason"], "Invalid");
     // 23
     let r = h.get("/apis/example.com/v1/namespaces/default/widgets/nope").await;
     let status = r.json();
-    assert_eq!((status["code"].clone(), status["reason"].clone(), status["details"]["name"].clone()), (json!(404), json!("NotFound"), json!("nope")));
+    assert_eq!(
+        (status["code"].clone(), status["reason"].clone(), status["details"]["name"].clone()),
+        (json!(404), json!("NotFound"), json!("nope"))
+    );
     // 25
-    let table = h.raw("GET", "/apis/example.com/v1/namespaces/default/widgets", Some("application/json;as=Table;v=v1;g=meta.k8s.io"), None, "").await.json();
+    let table = h
+        .raw(
+            "GET",
+            "/apis/example.com/v1/namespaces/default/widgets",
+            Some("application/json;as=Table;v=v1;g=meta.k8s.io"),
+            None,
+            "",
+        )
+        .await
+        .json();
     assert_eq!(table["kind"], "Table");
-    let columns: Vec<&str> = table["columnDefinitions"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let columns: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
     assert_eq!(columns, ["Name", "Size", "Phase", "Color", "Age"]);
     assert_eq!(table["columnDefinitions"][3]["priority"], 1);
     assert_eq!(table["rows"][0]["object"]["kind"], "PartialObjectMetadata");
     // 72
-    let r = h.raw("GET", "/apis/example.com/v1/namespaces/default/widgets/w1", Some("application/vnd.kubernetes.protobuf,application/json"), None, "").await;
+    let r = h
+        .raw(
+            "GET",
+            "/apis/example.com/v1/namespaces/default/widgets/w1",
+            Some("application/vnd.kubernetes.protobuf,application/json"),
+            None,
+            "",
+        )
+        .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["kind"], "Widget");
     // 14
     let bogus = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "b"}, "spec": {"size": 1, "bogus": true}});
-    let r = h.post("/apis/example.com/v1/namespaces/default/widgets?fieldValidation=Strict", &bogus.to_string()).await;
+    let r = h
+        .post(
+            "/apis/example.com/v1/namespaces/default/widgets?fieldValidation=Strict",
+            &bogus.to_string(),
+        )
+        .await;
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("strict decoding error"), "{}", r.body);
-    let r = h.post("/apis/example.com/v1/namespaces/default/widgets?fieldValidation=Ignore", &bogus.to_string()).await;
+    let r = h
+        .post(
+            "/apis/example.com/v1/namespaces/default/widgets?fieldValidation=Ignore",
+            &bogus.to_string(),
+        )
+        .await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert!(r.json()["spec"].get("bogus").is_none(), "unknown fields are pruned");
     // 51
     let apply = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1"}, "spec": {"size": 1}});
-    let r = h.raw("PATCH", "/apis/example.com/v1/namespaces/default/widgets/w1", None, Some("application/apply-patch+yaml"), &apply.to_string()).await;
+    let r = h
+        .raw(
+            "PATCH",
+            "/apis/example.com/v1/namespaces/default/widgets/w1",
+            None,
+            Some("application/apply-patch+yaml"),
+            &apply.to_string(),
+        )
+        .await;
     assert_eq!(r.status, 422, "{}", r.body);
     assert!(r.body.contains("fieldManager"), "{}", r.body);
-    let r = h.raw("PATCH", "/apis/example.com/v1/namespaces/default/widgets/w1?force=true", None, Some("application/merge-patch+json"), "{}").await;
+    let r = h
+        .raw(
+            "PATCH",
+            "/apis/example.com/v1/namespaces/default/widgets/w1?force=true",
+            None,
+            Some("application/merge-patch+json"),
+            "{}",
+        )
+        .await;
     assert_eq!(r.status, 422, "{}", r.body);
     // Bodies over 3 MiB are refused.
-    let huge = format!("{{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{{\"name\":\"huge\"}},\"data\":{{\"a\":\"{}\"}}}}", "x".repeat(3 * 1024 * 1024 + 10));
+    let huge = format!(
+        "{{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{{\"name\":\"huge\"}},\"data\":{{\"a\":\"{}\"}}}}",
+        "x".repeat(3 * 1024 * 1024 + 10)
+    );
     let r = h.post("/api/v1/namespaces/default/configmaps", &huge).await;
     assert_eq!(r.status, 413);
     // Malformed JSON is a 400 Status, never a panic.
@@ -135,7 +224,12 @@ async fn watch_framing_bookmarks_initial_events_and_expiry() {
     assert_eq!(events.iter().filter(|e| e["type"] == "ADDED").count(), 2);
     assert!(events.iter().all(|e| e["type"] != "BOOKMARK"), "no unrequested bookmarks");
     // 64
-    let r = h.get(&format!("{base}?watch=true&allowWatchBookmarks=true&timeoutSeconds=2&resourceVersion={}", w1["metadata"]["resourceVersion"].as_str().unwrap())).await;
+    let r = h
+        .get(&format!(
+            "{base}?watch=true&allowWatchBookmarks=true&timeoutSeconds=2&resourceVersion={}",
+            w1["metadata"]["resourceVersion"].as_str().unwrap()
+        ))
+        .await;
     let events = lines(&r.body);
     let bookmark = events.iter().find(|e| e["type"] == "BOOKMARK").expect("a bookmark");
     assert_eq!(bookmark["object"]["kind"], "Widget");
@@ -153,7 +247,8 @@ async fn watch_framing_bookmarks_initial_events_and_expiry() {
     // 62, 67: events in order, selector transitions.
     let list = h.get(base).await.json();
     let rv = list["metadata"]["resourceVersion"].as_str().unwrap().to_owned();
-    let url = format!("{base}?watch=true&timeoutSeconds=3&labelSelector=app%3Ddemo&resourceVersion={rv}");
+    let url =
+        format!("{base}?watch=true&timeoutSeconds=3&labelSelector=app%3Ddemo&resourceVersion={rv}");
     let watcher = {
         let client = h.client.clone();
         tokio::spawn(async move {
@@ -165,16 +260,25 @@ async fn watch_framing_bookmarks_initial_events_and_expiry() {
     let patch = |name: &str, body: serde_json::Value| {
         let h = &h;
         let path = format!("{base}/{name}");
-        async move { h.raw("PATCH", &path, None, Some("application/merge-patch+json"), &body.to_string()).await }
+        async move {
+            h.raw("PATCH", &path, None, Some("application/merge-patch+json"), &body.to_string())
+                .await
+        }
     };
     assert_eq!(patch("w1", json!({"spec": {"size": 10}})).await.status, 200);
     assert_eq!(patch("w2", json!({"metadata": {"labels": {"app": "demo"}}})).await.status, 200);
     assert_eq!(patch("w1", json!({"metadata": {"labels": {"app": "other"}}})).await.status, 200);
     let body = watcher.await.unwrap();
     let events = lines(&body);
-    let kinds: Vec<(&str, &str)> = events.iter().map(|e| (e["type"].as_str().unwrap(), e["object"]["metadata"]["name"].as_str().unwrap())).collect();
+    let kinds: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e["type"].as_str().unwrap(), e["object"]["metadata"]["name"].as_str().unwrap()))
+        .collect();
     assert_eq!(kinds, [("MODIFIED", "w1"), ("ADDED", "w2"), ("DELETED", "w1")]);
-    let rvs: Vec<u64> = events.iter().map(|e| e["object"]["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap()).collect();
+    let rvs: Vec<u64> = events
+        .iter()
+        .map(|e| e["object"]["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap())
+        .collect();
     assert!(rvs.windows(2).all(|w| w[0] < w[1]), "{rvs:?}");
     // 66: a compacted resourceVersion is an in-stream ERROR 410, with HTTP 200.
     let current = h.store.current_revision().await.unwrap();
@@ -198,7 +302,8 @@ async fn no_unauthenticated_access() {
     let h = start().await;
     // A client that trusts the CA but presents no certificate.
     let kubeconfig = kube::config::Kubeconfig::read_from(&h.server.kubeconfig).unwrap();
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
     config.auth_info = kube::config::AuthInfo::default();
     let anonymous = kube::Client::try_from(config).unwrap();
     let request = http::Request::get("/api/v1/namespaces").body(Vec::new()).unwrap();

@@ -70,7 +70,8 @@ fn spawn_server(store: &str) -> anyhow::Result<ServerProcess> {
             }
         }
     });
-    rx.recv_timeout(Duration::from_secs(60)).map_err(|_| anyhow::anyhow!("the apiserver did not start"))?;
+    rx.recv_timeout(Duration::from_secs(60))
+        .map_err(|_| anyhow::anyhow!("the apiserver did not start"))?;
     let kubeconfig = dir.path().join("karmada-apiserver.config");
     Ok(ServerProcess { child, _dir: dir, kubeconfig })
 }
@@ -129,7 +130,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let mut n = 0usize;
             while Instant::now() < deadline {
                 let t = Instant::now();
-                api.create(&PostParams::default(), &configmap(&format!("c{c}-{n}"), &payload)).await?;
+                api.create(&PostParams::default(), &configmap(&format!("c{c}-{n}"), &payload))
+                    .await?;
                 samples.push(t.elapsed());
                 n += 1;
             }
@@ -146,7 +148,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         latency.extend(s);
     }
     let creates_per_sec = created as f64 / phase.as_secs_f64();
-    report.add(&subject, &format!("create/s (2 KiB ConfigMap, {} clients)", args.clients), creates_per_sec, "ops/s");
+    report.add(
+        &subject,
+        &format!("create/s (2 KiB ConfigMap, {} clients)", args.clients),
+        creates_per_sec,
+        "ops/s",
+    );
     report.latency(&subject, "create latency", &mut latency);
 
     // 2. Gets of the objects just created.
@@ -174,7 +181,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         gets += n;
         latency.extend(s);
     }
-    report.add(&subject, &format!("get/s ({} clients)", args.clients), gets as f64 / phase.as_secs_f64(), "ops/s");
+    report.add(
+        &subject,
+        &format!("get/s ({} clients)", args.clients),
+        gets as f64 / phase.as_secs_f64(),
+        "ops/s",
+    );
     report.latency(&subject, "get latency", &mut latency);
 
     // 3. LIST of a namespace holding `list_objects` objects (raw bytes: server cost + transfer).
@@ -205,7 +217,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let metric = format!("LIST of {} objects", args.list_objects);
     for p in [50.0, 99.0] {
-        report.add(&subject, &format!("{metric} p{p}"), lists.percentile(p).as_secs_f64() * 1e3, "ms");
+        report.add(
+            &subject,
+            &format!("{metric} p{p}"),
+            lists.percentile(p).as_secs_f64() * 1e3,
+            "ms",
+        );
     }
     report.add(&subject, &format!("{metric}, response size"), bytes as f64 / 1024.0, "KiB");
 
@@ -264,27 +281,59 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let mut delivered = received.take();
     let expected = args.events * args.watchers;
-    report.add(&subject, &format!("watch events delivered ({} watchers)", args.watchers), delivered.len() as f64, "events");
+    report.add(
+        &subject,
+        &format!("watch events delivered ({} watchers)", args.watchers),
+        delivered.len() as f64,
+        "events",
+    );
     report.add(&subject, "watch events expected", expected as f64, "events");
     for p in [50.0, 99.0] {
-        report.add(&subject, &format!("watch delivery p{p}"), delivered.percentile(p).as_secs_f64() * 1e3, "ms");
+        report.add(
+            &subject,
+            &format!("watch delivery p{p}"),
+            delivered.percentile(p).as_secs_f64() * 1e3,
+            "ms",
+        );
     }
 
     // 5. Memory: server RSS against the encoded size of what it stores.
     let rss = rss_bytes(server.child.id());
     let stored_objects = created + args.list_objects + args.events;
-    let encoded = (created * (payload.len() + 250) + args.list_objects * (small.len() + 250) + args.events * 300) as f64;
+    let encoded = (created * (payload.len() + 250)
+        + args.list_objects * (small.len() + 250)
+        + args.events * 300) as f64;
     report.add(&subject, "stored objects", stored_objects as f64, "objects");
-    report.add(&subject, "encoded size of stored objects (approx.)", encoded / (1 << 20) as f64, "MiB");
+    report.add(
+        &subject,
+        "encoded size of stored objects (approx.)",
+        encoded / (1 << 20) as f64,
+        "MiB",
+    );
     report.add(&subject, "server RSS", rss as f64 / (1 << 20) as f64, "MiB");
-    report.add(&subject, "RSS budget (2 x encoded + 100 MiB)", (2.0 * encoded + 100.0 * (1 << 20) as f64) / (1 << 20) as f64, "MiB");
+    report.add(
+        &subject,
+        "RSS budget (2 x encoded + 100 MiB)",
+        (2.0 * encoded + 100.0 * (1 << 20) as f64) / (1 << 20) as f64,
+        "MiB",
+    );
     drop(server);
 
     if !args.skip_store {
         let dir = tempfile::tempdir()?;
-        let store: Arc<dyn store::Store> = Arc::new(store_redb::RedbStore::open(dir.path().join("s.redb"), store_redb::RedbOptions::default())?);
-        let store_rate = super::store::concurrent_writes(&store, args.clients, 2048, Duration::from_secs(2)).await?;
-        report.add("store(redb)", &format!("create/s, {} writers, 2 KiB", args.clients), store_rate, "ops/s");
+        let store: Arc<dyn store::Store> = Arc::new(store_redb::RedbStore::open(
+            dir.path().join("s.redb"),
+            store_redb::RedbOptions::default(),
+        )?);
+        let store_rate =
+            super::store::concurrent_writes(&store, args.clients, 2048, Duration::from_secs(2))
+                .await?;
+        report.add(
+            "store(redb)",
+            &format!("create/s, {} writers, 2 KiB", args.clients),
+            store_rate,
+            "ops/s",
+        );
         report.add("apiserver/store", "create throughput ratio", creates_per_sec / store_rate, "x");
     }
     report.print(args.json)

@@ -25,7 +25,12 @@ pub struct Args {
 pub fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
         .map_or(0, |kb| kb * 1024)
 }
 
@@ -47,7 +52,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // 1. Many idle clusters with 3 nodes each.
     let before = rss_bytes();
     let started = Instant::now();
-    let configs = (1..=args.clusters).map(|i| config(format!("member{i}"), dir.path(), SimConfig::default())).collect();
+    let configs = (1..=args.clusters)
+        .map(|i| config(format!("member{i}"), dir.path(), SimConfig::default()))
+        .collect();
     let members = member::start_many(configs).await?;
     let elapsed = started.elapsed();
     tracing::info!(?elapsed, "members started");
@@ -55,8 +62,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let after = rss_bytes();
     let subject = format!("member x{}", args.clusters);
     report.add(&subject, "start time", elapsed.as_secs_f64(), "s");
-    report.add(&subject, "process RSS growth", (after.saturating_sub(before)) as f64 / (1 << 20) as f64, "MiB");
-    report.add(&subject, "RSS per idle cluster (3 nodes)", (after.saturating_sub(before)) as f64 / args.clusters as f64 / (1 << 20) as f64, "MiB");
+    report.add(
+        &subject,
+        "process RSS growth",
+        (after.saturating_sub(before)) as f64 / (1 << 20) as f64,
+        "MiB",
+    );
+    report.add(
+        &subject,
+        "RSS per idle cluster (3 nodes)",
+        (after.saturating_sub(before)) as f64 / args.clusters as f64 / (1 << 20) as f64,
+        "MiB",
+    );
     futures::future::join_all(members.into_iter().map(member::Member::shutdown)).await;
     tracing::info!("members stopped");
 
@@ -76,16 +93,32 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let deadline = started + Duration::from_secs(600);
     let mut ready = 0;
     while Instant::now() < deadline {
-        ready = deploys.get("load").await?.status.and_then(|s| s.ready_replicas).unwrap_or(0) as usize;
+        ready =
+            deploys.get("load").await?.status.and_then(|s| s.ready_replicas).unwrap_or(0) as usize;
         if ready >= args.pods {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let elapsed = started.elapsed();
-    report.add("member (1 cluster)", &format!("pods Ready (of {})", args.pods), ready as f64, "pods");
-    report.add("member (1 cluster)", "time to all pods Running and Ready", elapsed.as_secs_f64(), "s");
-    report.add("member (1 cluster)", "pods/s to Running", ready as f64 / elapsed.as_secs_f64(), "pods/s");
+    report.add(
+        "member (1 cluster)",
+        &format!("pods Ready (of {})", args.pods),
+        ready as f64,
+        "pods",
+    );
+    report.add(
+        "member (1 cluster)",
+        "time to all pods Running and Ready",
+        elapsed.as_secs_f64(),
+        "s",
+    );
+    report.add(
+        "member (1 cluster)",
+        "pods/s to Running",
+        ready as f64 / elapsed.as_secs_f64(),
+        "pods/s",
+    );
     m.shutdown().await;
     report.print(args.json)
 }

@@ -28,12 +28,20 @@ fn clusters(n: usize) -> Vec<ClusterInfo> {
     (0..n)
         .map(|i| ClusterInfo {
             name: format!("member{i}"),
-            labels: [("location".to_string(), if i % 2 == 0 { "eu" } else { "us" }.to_string())].into_iter().collect(),
+            labels: [("location".to_string(), if i % 2 == 0 { "eu" } else { "us" }.to_string())]
+                .into_iter()
+                .collect(),
             provider: "sim".into(),
             region: format!("region{}", i % 5),
             zones: vec![format!("zone{}", i % 10)],
             capacity: Some(Capacity {
-                allocatable: [("cpu".to_string(), 64_000), ("memory".to_string(), 256i128 << 40), ("pods".to_string(), 1_100_000)].into_iter().collect(),
+                allocatable: [
+                    ("cpu".to_string(), 64_000),
+                    ("memory".to_string(), 256i128 << 40),
+                    ("pods".to_string(), 1_100_000),
+                ]
+                .into_iter()
+                .collect(),
                 allocated: [("cpu".to_string(), (i as i128 % 7) * 1000)].into_iter().collect(),
                 ..Capacity::default()
             }),
@@ -44,14 +52,18 @@ fn clusters(n: usize) -> Vec<ClusterInfo> {
 
 fn binding(i: usize, n: usize) -> BindingInfo {
     let placement: serde_json::Value = match i % 3 {
-        0 => serde_json::json!({"clusterAffinity": {"labelSelector": {"matchLabels": {"location": "eu"}}}, "spreadConstraints": [{"spreadByField": "cluster", "maxGroups": 3, "minGroups": 1}]}),
+        0 => {
+            serde_json::json!({"clusterAffinity": {"labelSelector": {"matchLabels": {"location": "eu"}}}, "spreadConstraints": [{"spreadByField": "cluster", "maxGroups": 3, "minGroups": 1}]})
+        }
         1 => {
             let names: Vec<String> = (0..3).map(|k| format!("member{}", (i + k * 7) % n)).collect();
             serde_json::json!({"clusterAffinity": {"clusterNames": names}, "replicaScheduling": {"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Weighted",
                 "weightPreference": {"staticWeightList": [{"targetCluster": {"clusterNames": [names[0]]}, "weight": 2}, {"targetCluster": {"clusterNames": [names[1], names[2]]}, "weight": 1}]}}})
         }
-        _ => serde_json::json!({"spreadConstraints": [{"spreadByField": "region", "minGroups": 2, "maxGroups": 3}, {"spreadByField": "cluster", "minGroups": 3, "maxGroups": 3}],
-            "replicaScheduling": {"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Weighted", "weightPreference": {"dynamicWeight": "AvailableReplicas"}}}),
+        _ => {
+            serde_json::json!({"spreadConstraints": [{"spreadByField": "region", "minGroups": 2, "maxGroups": 3}, {"spreadByField": "cluster", "minGroups": 3, "maxGroups": 3}],
+            "replicaScheduling": {"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Weighted", "weightPreference": {"dynamicWeight": "AvailableReplicas"}}})
+        }
     };
     BindingInfo {
         gvk: "apps/v1/Deployment".into(),
@@ -119,21 +131,26 @@ async fn end_to_end(count: usize, report: &mut Report) -> anyhow::Result<()> {
             "conditions": [{"type": "Ready", "status": "True", "reason": "ClusterReady", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}],
             "resourceSummary": {"allocatable": {"cpu": "1000", "memory": "4Ti", "pods": "100000"}}
         }});
-        clusters.patch_status(&format!("member{i}"), &PatchParams::default(), &Patch::Merge(status)).await?;
+        clusters
+            .patch_status(&format!("member{i}"), &PatchParams::default(), &Patch::Merge(status))
+            .await?;
     }
-    let scheduler_task = tokio::spawn(controllers::scheduling::run(client.clone(), Plugins::default()));
+    let scheduler_task =
+        tokio::spawn(controllers::scheduling::run(client.clone(), Plugins::default()));
     let bindings: Api<ResourceBinding> = Api::namespaced(client.clone(), "default");
     let scheduled_at: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
     let seen = Arc::clone(&scheduled_at);
-    let watch = tokio::spawn(watcher::watcher(bindings.clone(), watcher::Config::default()).for_each(move |event| {
-        if let Ok(watcher::Event::Apply(rb) | watcher::Event::InitApply(rb)) = event
-            && !rb.spec.clusters.is_empty()
-            && let Ok(mut map) = seen.lock()
-        {
-            map.entry(rb.metadata.name.unwrap_or_default()).or_insert_with(Instant::now);
-        }
-        async {}
-    }));
+    let watch = tokio::spawn(
+        watcher::watcher(bindings.clone(), watcher::Config::default()).for_each(move |event| {
+            if let Ok(watcher::Event::Apply(rb) | watcher::Event::InitApply(rb)) = event
+                && !rb.spec.clusters.is_empty()
+                && let Ok(mut map) = seen.lock()
+            {
+                map.entry(rb.metadata.name.unwrap_or_default()).or_insert_with(Instant::now);
+            }
+            async {}
+        }),
+    );
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let started = Instant::now();
     let created_at: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
@@ -182,7 +199,12 @@ async fn end_to_end(count: usize, report: &mut Report) -> anyhow::Result<()> {
     }
     let subject = "scheduler e2e, 100 clusters (apiserver on memory)";
     report.add(subject, "bindings scheduled", scheduled.len() as f64, "bindings");
-    report.add(subject, "bindings/s (create → scheduled, all)", scheduled.len() as f64 / elapsed.as_secs_f64(), "ops/s");
+    report.add(
+        subject,
+        "bindings/s (create → scheduled, all)",
+        scheduled.len() as f64 / elapsed.as_secs_f64(),
+        "ops/s",
+    );
     report.latency(subject, "scheduling latency (created → clusters set)", &mut latency);
     watch.abort();
     scheduler_task.abort();

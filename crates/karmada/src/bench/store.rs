@@ -121,7 +121,12 @@ pub async fn measure(
 }
 
 /// Creates/s of `value_size`-byte values from `writers` concurrent writers over `duration`.
-pub async fn concurrent_writes(store: &Arc<dyn Store>, writers: usize, value_size: usize, duration: Duration) -> anyhow::Result<f64> {
+pub async fn concurrent_writes(
+    store: &Arc<dyn Store>,
+    writers: usize,
+    value_size: usize,
+    duration: Duration,
+) -> anyhow::Result<f64> {
     let value = Bytes::from(vec![b'v'; value_size]);
     let (count, _) = write_phase(store, "/bench/ratio/", writers, &value, duration).await?;
     Ok(count as f64 / duration.as_secs_f64())

@@ -9,7 +9,11 @@ use crate::harness::{ApiServer, KARMADA, Out, eventually};
 
 fn karmadactl_path() -> PathBuf {
     let path = PathBuf::from(KARMADA).with_file_name("karmadactl");
-    assert!(path.exists(), "karmadactl is not built at {} (run the tests with --workspace)", path.display());
+    assert!(
+        path.exists(),
+        "karmadactl is not built at {} (run the tests with --workspace)",
+        path.display()
+    );
     path
 }
 
@@ -37,7 +41,16 @@ impl ControlPlane {
         let mut children = Vec::new();
         children.push(
             Command::new(KARMADA)
-                .args(["controller-manager", "--cluster-status-update-frequency", "1s", "--cluster-monitor-grace-period", "3s", "--cluster-monitor-period", "1s", "--kubeconfig"])
+                .args([
+                    "controller-manager",
+                    "--cluster-status-update-frequency",
+                    "1s",
+                    "--cluster-monitor-grace-period",
+                    "3s",
+                    "--cluster-monitor-period",
+                    "1s",
+                    "--kubeconfig",
+                ])
                 .arg(&api.kubeconfig)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -45,7 +58,11 @@ impl ControlPlane {
                 .unwrap(),
         );
         let mut member = Command::new(KARMADA);
-        member.args(["member", "--count", &members.to_string(), "--data-dir"]).arg(&members_dir).arg("--kubeconfig").arg(&members_config);
+        member
+            .args(["member", "--count", &members.to_string(), "--data-dir"])
+            .arg(&members_dir)
+            .arg("--kubeconfig")
+            .arg(&members_config);
         children.push(member.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
         eventually(Duration::from_secs(30), "members kubeconfig", || {
             let text = std::fs::read_to_string(&members_config).ok()?;
@@ -55,7 +72,12 @@ impl ControlPlane {
     }
 
     fn karmadactl(&self, args: &[&str]) -> Out {
-        let output = Command::new(karmadactl_path()).arg("--kubeconfig").arg(&self.api.kubeconfig).args(args).output().unwrap();
+        let output = Command::new(karmadactl_path())
+            .arg("--kubeconfig")
+            .arg(&self.api.kubeconfig)
+            .args(args)
+            .output()
+            .unwrap();
         Out {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -64,11 +86,26 @@ impl ControlPlane {
     }
 
     fn join(&self, name: &str) -> Out {
-        self.karmadactl(&["join", name, "--cluster-kubeconfig", self.members_config.to_str().unwrap(), "--cluster-context", name, "--cluster-region", "eu"])
+        self.karmadactl(&[
+            "join",
+            name,
+            "--cluster-kubeconfig",
+            self.members_config.to_str().unwrap(),
+            "--cluster-context",
+            name,
+            "--cluster-region",
+            "eu",
+        ])
     }
 
     fn fault(&self, name: &str, args: &[&str]) {
-        let status = Command::new(KARMADA).args(["fault", name, "--data-dir"]).arg(&self.members_dir).args(args).stderr(Stdio::null()).status().unwrap();
+        let status = Command::new(KARMADA)
+            .args(["fault", name, "--data-dir"])
+            .arg(&self.members_dir)
+            .args(args)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 
@@ -85,7 +122,8 @@ fn join_status_faults_taints_and_unjoin() {
     }
     eventually(Duration::from_secs(15), "three Ready clusters", || {
         let out = cp.api.kubectl(&["get", "clusters", "--no-headers"]);
-        let ready = out.stdout.lines().filter(|l| l.split_whitespace().nth(3) == Some("True")).count();
+        let ready =
+            out.stdout.lines().filter(|l| l.split_whitespace().nth(3) == Some("True")).count();
         (ready == 3).then_some(())
     });
     let table = cp.api.kubectl(&["get", "clusters"]);
@@ -96,19 +134,30 @@ fn join_status_faults_taints_and_unjoin() {
         (allocatable == "24" && nodes == "3").then_some(())
     });
     assert!(cp.jsonpath("member1", "{.status.apiEnablements[*].groupVersion}").contains("apps/v1"));
-    assert_eq!(cp.api.kubectl(&["get", "ns", "karmada-es-member1", "-o", "name"]).ok().trim(), "namespace/karmada-es-member1");
+    assert_eq!(
+        cp.api.kubectl(&["get", "ns", "karmada-es-member1", "-o", "name"]).ok().trim(),
+        "namespace/karmada-es-member1"
+    );
     // Joining again is idempotent: still one cluster.
     cp.join("member1").ok();
     assert_eq!(cp.api.kubectl(&["get", "clusters", "--no-headers"]).ok().lines().count(), 3);
     // A name already used by another cluster is refused.
-    let other = cp.karmadactl(&["join", "member1", "--cluster-kubeconfig", cp.members_config.to_str().unwrap(), "--cluster-context", "member2"]);
+    let other = cp.karmadactl(&[
+        "join",
+        "member1",
+        "--cluster-kubeconfig",
+        cp.members_config.to_str().unwrap(),
+        "--cluster-context",
+        "member2",
+    ]);
     assert!(other.fails().contains("already joined"), "{}", other.stderr);
     // Unreachable: Ready False (ClusterNotReachable), then the unreachable taint.
     cp.fault("member2", &["--unreachable", "true"]);
     eventually(Duration::from_secs(20), "member2 unreachable and tainted", || {
         let reason = cp.jsonpath("member2", "{.status.conditions[?(@.type==\"Ready\")].reason}");
         let taints = cp.jsonpath("member2", "{.spec.taints[*].key}");
-        (reason == "ClusterNotReachable" && taints.contains("cluster.karmada.io/unreachable")).then_some(())
+        (reason == "ClusterNotReachable" && taints.contains("cluster.karmada.io/unreachable"))
+            .then_some(())
     });
     cp.fault("member2", &["--clear"]);
     eventually(Duration::from_secs(20), "member2 recovered", || {
@@ -121,17 +170,24 @@ fn join_status_faults_taints_and_unjoin() {
     eventually(Duration::from_secs(20), "member3 not ready", || {
         let reason = cp.jsonpath("member3", "{.status.conditions[?(@.type==\"Ready\")].reason}");
         let taints = cp.jsonpath("member3", "{.spec.taints[*].key}");
-        (reason == "ClusterNotReady" && taints.contains("cluster.karmada.io/not-ready")).then_some(())
+        (reason == "ClusterNotReady" && taints.contains("cluster.karmada.io/not-ready"))
+            .then_some(())
     });
     cp.fault("member3", &["--clear"]);
     // Cordon, taint and their removal.
     cp.karmadactl(&["cordon", "member1"]).ok();
-    assert!(cp.jsonpath("member1", "{.spec.taints[*].key}").contains("cluster.karmada.io/unschedulable"));
+    assert!(
+        cp.jsonpath("member1", "{.spec.taints[*].key}")
+            .contains("cluster.karmada.io/unschedulable")
+    );
     cp.karmadactl(&["uncordon", "member1"]).ok();
     assert!(!cp.jsonpath("member1", "{.spec.taints[*].key}").contains("unschedulable"));
     cp.karmadactl(&["taint", "clusters", "member1", "team=a:NoExecute"]).ok();
     assert_eq!(cp.jsonpath("member1", "{.spec.taints[0].effect}"), "NoExecute");
-    assert!(!cp.jsonpath("member1", "{.spec.taints[0].timeAdded}").is_empty(), "NoExecute taints get timeAdded");
+    assert!(
+        !cp.jsonpath("member1", "{.spec.taints[0].timeAdded}").is_empty(),
+        "NoExecute taints get timeAdded"
+    );
     cp.karmadactl(&["taint", "clusters", "member1", "team:NoExecute-"]).ok();
     assert!(matches!(cp.jsonpath("member1", "{.spec.taints}").as_str(), "" | "[]"));
     let listed = cp.karmadactl(&["get", "clusters"]);
@@ -140,7 +196,9 @@ fn join_status_faults_taints_and_unjoin() {
     cp.karmadactl(&["unjoin", "member1", "--wait"]).ok();
     cp.api.kubectl(&["get", "cluster", "member1"]).fails();
     cp.api.kubectl(&["get", "secret", "member1", "-n", "karmada-cluster"]).fails();
-    eventually(Duration::from_secs(10), "execution namespace removed", || (cp.api.kubectl(&["get", "ns", "karmada-es-member1"]).code != 0).then_some(()));
+    eventually(Duration::from_secs(10), "execution namespace removed", || {
+        (cp.api.kubectl(&["get", "ns", "karmada-es-member1"]).code != 0).then_some(())
+    });
 }
 
 #[test]
@@ -160,7 +218,10 @@ fn joining_an_unreachable_cluster_fails_clearly_and_creates_nothing() {
     });
     let out = cp.join("member1");
     let err = out.fails().to_owned();
-    assert!(err.contains("member1") && (err.contains("cannot reach") || err.contains("did not answer")), "{err}");
+    assert!(
+        err.contains("member1") && (err.contains("cannot reach") || err.contains("did not answer")),
+        "{err}"
+    );
     assert_eq!(cp.api.kubectl(&["get", "clusters", "-o", "name"]).ok().trim(), "");
     cp.api.kubectl(&["get", "secret", "member1", "-n", "karmada-cluster"]).fails();
 }
@@ -169,7 +230,13 @@ fn joining_an_unreachable_cluster_fails_clearly_and_creates_nothing() {
 fn the_scheduler_places_bindings_on_joined_clusters() {
     let mut cp = ControlPlane::start(2);
     cp.children.push(
-        Command::new(KARMADA).args(["scheduler", "--kubeconfig"]).arg(&cp.api.kubeconfig).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap(),
+        Command::new(KARMADA)
+            .args(["scheduler", "--kubeconfig"])
+            .arg(&cp.api.kubeconfig)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
     );
     cp.join("member1").ok();
     cp.join("member2").ok();
@@ -198,17 +265,25 @@ spec:
 "#;
     cp.api.kubectl_stdin(&["apply", "-f", "-"], binding).ok();
     let placed = eventually(Duration::from_secs(15), "binding scheduled", || {
-        let out = cp.api.kubectl(&["get", "rb", "nginx-deployment", "-o", "jsonpath={.spec.clusters}"]);
+        let out =
+            cp.api.kubectl(&["get", "rb", "nginx-deployment", "-o", "jsonpath={.spec.clusters}"]);
         (out.code == 0 && out.stdout.contains("member2")).then_some(out.stdout)
     });
     assert_eq!(placed, r#"[{"name":"member1","replicas":1},{"name":"member2","replicas":1}]"#);
     let table = cp.api.kubectl(&["get", "rb"]);
     assert!(table.ok().contains("nginx-deployment   True"), "{}", table.stdout);
     // Nothing fits: a clear NoClusterFit condition.
-    let impossible = binding.replace("nginx-deployment", "nowhere").replace("[member1, member2]}", "[member9]}");
+    let impossible =
+        binding.replace("nginx-deployment", "nowhere").replace("[member1, member2]}", "[member9]}");
     cp.api.kubectl_stdin(&["apply", "-f", "-"], &impossible).ok();
     let message = eventually(Duration::from_secs(15), "NoClusterFit", || {
-        let out = cp.api.kubectl(&["get", "rb", "nowhere", "-o", "jsonpath={.status.conditions[0].reason}: {.status.conditions[0].message}"]);
+        let out = cp.api.kubectl(&[
+            "get",
+            "rb",
+            "nowhere",
+            "-o",
+            "jsonpath={.status.conditions[0].reason}: {.status.conditions[0].message}",
+        ]);
         out.stdout.starts_with("NoClusterFit").then_some(out.stdout)
     });
     assert!(message.contains("0/2 clusters are available: 2 cluster(s) did not match the placement cluster affinity constraint."), "{message}");
@@ -218,7 +293,13 @@ spec:
 fn the_quick_start_deployment_gets_a_scheduled_binding() {
     let mut cp = ControlPlane::start(2);
     cp.children.push(
-        Command::new(KARMADA).args(["scheduler", "--kubeconfig"]).arg(&cp.api.kubeconfig).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap(),
+        Command::new(KARMADA)
+            .args(["scheduler", "--kubeconfig"])
+            .arg(&cp.api.kubeconfig)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
     );
     cp.join("member1").ok();
     cp.join("member2").ok();
@@ -226,24 +307,47 @@ fn the_quick_start_deployment_gets_a_scheduled_binding() {
         let out = cp.api.kubectl(&["get", "clusters", "--no-headers"]);
         (out.stdout.lines().filter(|l| l.contains(" True ")).count() == 2).then_some(())
     });
-    let upstream = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/upstream/nginx");
+    let upstream =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/upstream/nginx");
     assert!(upstream.is_dir(), "the upstream samples are missing at {}", upstream.display());
     // The template first, the policy after: the detector picks it up when the policy arrives.
     cp.api.kubectl(&["create", "-f", upstream.join("deployment.yaml").to_str().unwrap()]).ok();
-    cp.api.kubectl(&["create", "-f", upstream.join("propagationpolicy.yaml").to_str().unwrap()]).ok();
+    cp.api
+        .kubectl(&["create", "-f", upstream.join("propagationpolicy.yaml").to_str().unwrap()])
+        .ok();
     let clusters = eventually(Duration::from_secs(20), "nginx binding scheduled", || {
-        let out = cp.api.kubectl(&["get", "rb", "nginx-deployment", "-o", "jsonpath={.spec.clusters}"]);
+        let out =
+            cp.api.kubectl(&["get", "rb", "nginx-deployment", "-o", "jsonpath={.spec.clusters}"]);
         (out.code == 0 && out.stdout.contains("member2")).then_some(out.stdout)
     });
     assert_eq!(clusters, r#"[{"name":"member1","replicas":1},{"name":"member2","replicas":1}]"#);
-    let labels = cp.api.kubectl(&["get", "deploy", "nginx", "-o", "jsonpath={.metadata.labels.propagationpolicy\\.karmada\\.io/name}"]);
+    let labels = cp.api.kubectl(&[
+        "get",
+        "deploy",
+        "nginx",
+        "-o",
+        "jsonpath={.metadata.labels.propagationpolicy\\.karmada\\.io/name}",
+    ]);
     assert_eq!(labels.ok(), "nginx-propagation");
-    let owner = cp.api.kubectl(&["get", "rb", "nginx-deployment", "-o", "jsonpath={.metadata.ownerReferences[0].kind} {.spec.replicas}"]);
+    let owner = cp.api.kubectl(&[
+        "get",
+        "rb",
+        "nginx-deployment",
+        "-o",
+        "jsonpath={.metadata.ownerReferences[0].kind} {.spec.replicas}",
+    ]);
     assert_eq!(owner.ok(), "Deployment 2");
     // One Work per cluster, with that cluster's share and its overrides.
     cp.api.kubectl(&["create", "-f", upstream.join("overridepolicy.yaml").to_str().unwrap()]).ok();
     let manifest = |cluster: &str, path: &str| {
-        let out = cp.api.kubectl(&["get", "work", "-n", &format!("karmada-es-{cluster}"), "-o", &format!("jsonpath={{.items[0].spec.workload.manifests[0]{path}}}")]);
+        let out = cp.api.kubectl(&[
+            "get",
+            "work",
+            "-n",
+            &format!("karmada-es-{cluster}"),
+            "-o",
+            &format!("jsonpath={{.items[0].spec.workload.manifests[0]{path}}}"),
+        ]);
         out.stdout
     };
     eventually(Duration::from_secs(40), "Works with overrides", || {
@@ -268,28 +372,50 @@ fn the_quick_start_deployment_gets_a_scheduled_binding() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     eventually(Duration::from_secs(30), "nginx 1/1 in both members", || {
-        let m1 = member("member1", &["get", "deploy", "nginx", "-o", "jsonpath={.status.readyReplicas}"]);
-        let m2 = member("member2", &["get", "deploy", "nginx", "-o", "jsonpath={.status.readyReplicas}"]);
+        let m1 = member(
+            "member1",
+            &["get", "deploy", "nginx", "-o", "jsonpath={.status.readyReplicas}"],
+        );
+        let m2 = member(
+            "member2",
+            &["get", "deploy", "nginx", "-o", "jsonpath={.status.readyReplicas}"],
+        );
         (m1 == "1" && m2 == "1").then_some(())
     });
-    assert_eq!(member("member2", &["get", "deploy", "nginx", "-o", "jsonpath={.metadata.labels.env}"]), "skoala-dev");
-    let applied = cp.api.kubectl(&["get", "work", "-n", "karmada-es-member1", "-o", "jsonpath={.items[0].status.conditions[0].status}"]);
+    assert_eq!(
+        member("member2", &["get", "deploy", "nginx", "-o", "jsonpath={.metadata.labels.env}"]),
+        "skoala-dev"
+    );
+    let applied = cp.api.kubectl(&[
+        "get",
+        "work",
+        "-n",
+        "karmada-es-member1",
+        "-o",
+        "jsonpath={.items[0].status.conditions[0].status}",
+    ]);
     assert_eq!(applied.ok(), "True");
     // Status comes back: the control plane shows 2/2 and the binding is fully applied.
     let ready = eventually(Duration::from_secs(30), "nginx 2/2 on the control plane", || {
         let out = cp.api.kubectl(&["get", "deploy", "nginx", "--no-headers"]);
         out.stdout.contains("2/2").then_some(out.stdout)
     });
-    assert!(ready.split_whitespace().collect::<Vec<_>>()[..4] == ["nginx", "2/2", "2", "2"], "{ready}");
+    assert!(
+        ready.split_whitespace().collect::<Vec<_>>()[..4] == ["nginx", "2/2", "2", "2"],
+        "{ready}"
+    );
     eventually(Duration::from_secs(30), "binding scheduled and fully applied", || {
         let rb = cp.api.kubectl(&["get", "rb", "nginx-deployment", "--no-headers"]);
         rb.stdout.contains("True   True").then_some(())
     });
     // Deleting the template removes its binding (owner reference), and then its Works.
     cp.api.kubectl(&["delete", "deploy", "nginx"]).ok();
-    eventually(Duration::from_secs(20), "binding collected", || (cp.api.kubectl(&["get", "rb", "nginx-deployment"]).code != 0).then_some(()));
+    eventually(Duration::from_secs(20), "binding collected", || {
+        (cp.api.kubectl(&["get", "rb", "nginx-deployment"]).code != 0).then_some(())
+    });
     eventually(Duration::from_secs(30), "member copies removed", || {
-        let gone = member("member1", &["get", "deploy", "-o", "name"]).trim().is_empty() && member("member2", &["get", "deploy", "-o", "name"]).trim().is_empty();
+        let gone = member("member1", &["get", "deploy", "-o", "name"]).trim().is_empty()
+            && member("member2", &["get", "deploy", "-o", "name"]).trim().is_empty();
         gone.then_some(())
     });
 }
@@ -325,19 +451,31 @@ fn karmada_up_runs_the_quick_start() {
         panic!("karmada up did not start: {running:?}");
     }
     let kubectl = |context: &str, args: &[&str]| {
-        let out = Command::new("kubectl").arg("--kubeconfig").arg(&kubeconfig).args(["--context", context]).args(args).env_remove("KUBECONFIG").output().unwrap();
+        let out = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["--context", context])
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap();
         (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
     };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let (_, clusters) = kubectl("karmada-apiserver", &["get", "clusters", "--no-headers"]);
         assert_eq!(clusters.lines().filter(|l| l.contains(" True ")).count(), 2, "{clusters}");
-        let upstream = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/upstream/nginx");
+        let upstream =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/upstream/nginx");
         for file in ["deployment.yaml", "propagationpolicy.yaml"] {
-            let (code, _) = kubectl("karmada-apiserver", &["create", "-f", upstream.join(file).to_str().unwrap()]);
+            let (code, _) = kubectl(
+                "karmada-apiserver",
+                &["create", "-f", upstream.join(file).to_str().unwrap()],
+            );
             assert_eq!(code, 0, "{file}");
         }
         eventually(Duration::from_secs(30), "nginx 2/2 on the control plane", || {
-            let (_, out) = kubectl("karmada-apiserver", &["get", "deployment", "nginx", "--no-headers"]);
+            let (_, out) =
+                kubectl("karmada-apiserver", &["get", "deployment", "nginx", "--no-headers"]);
             out.contains("2/2").then_some(())
         });
         let (_, pods) = kubectl("member1", &["get", "pods", "--no-headers"]);

@@ -20,7 +20,11 @@ impl Out {
     /// Asserts success and returns stdout.
     #[track_caller]
     pub fn ok(&self) -> &str {
-        assert_eq!(self.code, 0, "command failed: stdout={:?} stderr={:?}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "command failed: stdout={:?} stderr={:?}",
+            self.stdout, self.stderr
+        );
         &self.stdout
     }
 
@@ -58,7 +62,8 @@ fn spawn(dir: &Path, store: &str, bind: &str) -> (Child, String) {
             }
         }
     });
-    let url = rx.recv_timeout(Duration::from_secs(30)).expect("apiserver did not start within 30 s");
+    let url =
+        rx.recv_timeout(Duration::from_secs(30)).expect("apiserver did not start within 30 s");
     (child, url)
 }
 
@@ -133,8 +138,11 @@ impl ApiServer {
     }
 
     pub async fn client(&self) -> kube::Client {
-        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig");
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.expect("kube config");
+        let kubeconfig =
+            kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .expect("kube config");
         kube::Client::try_from(config).expect("kube client")
     }
 
@@ -216,7 +224,9 @@ spec:
 "#;
 
 pub fn widget(name: &str, size: i64, extra_meta: &str) -> String {
-    format!("apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: {name}\n{extra_meta}spec:\n  size: {size}\n  color: red\n")
+    format!(
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: {name}\n{extra_meta}spec:\n  size: {size}\n  color: red\n"
+    )
 }
 
 impl ApiServer {
@@ -224,6 +234,13 @@ impl ApiServer {
     pub fn install_widgets(&self) {
         let crd = self.file("crd.yaml", WIDGET_CRD);
         self.kubectl(&["apply", "-f", &crd]).ok();
-        self.kubectl(&["wait", "--for", "condition=established", "crd/widgets.example.com", "--timeout=10s"]).ok();
+        self.kubectl(&[
+            "wait",
+            "--for",
+            "condition=established",
+            "crd/widgets.example.com",
+            "--timeout=10s",
+        ])
+        .ok();
     }
 }

@@ -91,8 +91,20 @@ fn every_upstream_sample_applies_and_reads_back() {
     let s = ApiServer::start("memory");
     let fixtures = s.file("fixture-crds.yaml", FIXTURE_CRDS);
     s.kubectl(&["apply", "-f", &fixtures]).ok();
-    s.kubectl(&["wait", "--for", "condition=established", "crd/guestbooks.webapp.my.domain", "crd/workloads.workload.example.io", "--timeout=10s"]).ok();
-    s.kubectl_stdin(&["apply", "-f", "-"], "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: karmada-cluster\n").ok();
+    s.kubectl(&[
+        "wait",
+        "--for",
+        "condition=established",
+        "crd/guestbooks.webapp.my.domain",
+        "crd/workloads.workload.example.io",
+        "--timeout=10s",
+    ])
+    .ok();
+    s.kubectl_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: karmada-cluster\n",
+    )
+    .ok();
     let mut applied = 0;
     for path in manifests(&upstream_dir()) {
         let text = std::fs::read_to_string(&path).unwrap();
@@ -152,19 +164,50 @@ fn karmada_printing_defaulting_and_validation() {
     assert_eq!(&lines[1][..3], ["member1", "Push", "Unknown"], "{}", out.stdout);
     let wide = s.kubectl(&["get", "clusters", "-o", "wide"]);
     let header: Vec<&str> = wide.ok().lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "VERSION", "MODE", "READY", "AGE", "ZONES", "REGION", "PROVIDER", "API-ENDPOINT", "PROXY-URL"]);
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "VERSION",
+            "MODE",
+            "READY",
+            "AGE",
+            "ZONES",
+            "REGION",
+            "PROVIDER",
+            "API-ENDPOINT",
+            "PROXY-URL"
+        ]
+    );
     let pp = "apiVersion: policy.karmada.io/v1alpha1\nkind: PropagationPolicy\nmetadata:\n  name: nginx\nspec:\n  resourceSelectors:\n  - apiVersion: apps/v1\n    kind: Deployment\n    name: nginx\n  placement:\n    spreadConstraints:\n    - maxGroups: 2\n";
     s.kubectl_stdin(&["apply", "-f", "-"], pp).ok();
-    let got: Value = serde_json::from_str(s.kubectl(&["get", "pp", "nginx", "-o", "json"]).ok()).unwrap();
+    let got: Value =
+        serde_json::from_str(s.kubectl(&["get", "pp", "nginx", "-o", "json"]).ok()).unwrap();
     assert_eq!(got["spec"]["resourceSelectors"][0]["namespace"], "default");
     assert_eq!(got["spec"]["placement"]["spreadConstraints"][0]["spreadByField"], "cluster");
     assert_eq!(got["spec"]["placement"]["spreadConstraints"][0]["minGroups"], 1);
-    assert!(got["metadata"]["labels"]["propagationpolicy.karmada.io/permanent-id"].as_str().is_some_and(|id| id.len() == 36));
-    let header: Vec<String> = s.kubectl(&["get", "pp"]).ok().lines().next().unwrap().split_whitespace().map(str::to_owned).collect();
+    assert!(
+        got["metadata"]["labels"]["propagationpolicy.karmada.io/permanent-id"]
+            .as_str()
+            .is_some_and(|id| id.len() == 36)
+    );
+    let header: Vec<String> = s
+        .kubectl(&["get", "pp"])
+        .ok()
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
     assert_eq!(header, ["NAME", "CONFLICT-RESOLUTION", "PRIORITY", "AGE"]);
     let bad = "apiVersion: policy.karmada.io/v1alpha1\nkind: PropagationPolicy\nmetadata:\n  name: bad\nspec:\n  resourceSelectors:\n  - apiVersion: apps/v1\n    kind: Deployment\n  placement:\n    clusterAffinity: {clusterNames: [m1]}\n    clusterAffinities:\n    - affinityName: a\n";
     let out = s.kubectl_stdin(&["apply", "-f", "-"], bad);
-    assert!(out.fails().contains("clusterAffinities cannot co-exist with clusterAffinity"), "{}", out.stderr);
+    assert!(
+        out.fails().contains("clusterAffinities cannot co-exist with clusterAffinity"),
+        "{}",
+        out.stderr
+    );
     let bad_cluster = "apiVersion: cluster.karmada.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: nomode\nspec: {}\n";
     let out = s.kubectl_stdin(&["apply", "-f", "-"], bad_cluster);
     assert!(out.fails().contains("spec.syncMode: Required value"), "{}", out.stderr);

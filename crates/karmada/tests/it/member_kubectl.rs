@@ -79,7 +79,8 @@ impl Members {
 
 #[test]
 fn a_member_is_a_live_cluster_for_kubectl() {
-    let m = Members::start(&["member1", "--nodes", "2", "--zones", "z1,z2", "--region", "eu-west"], 1);
+    let m =
+        Members::start(&["member1", "--nodes", "2", "--zones", "z1,z2", "--region", "eu-west"], 1);
     let nodes = m.kubectl("member1", &["get", "nodes", "-L", "topology.kubernetes.io/zone"]);
     assert!(nodes.ok().contains("node-1") && nodes.stdout.contains("z2"), "{}", nodes.stdout);
     let deploy = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: nginx\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: nginx}\n  template:\n    metadata:\n      labels: {app: nginx}\n    spec:\n      containers:\n      - {name: nginx, image: nginx}\n";
@@ -113,7 +114,14 @@ fn many_members_in_one_process() {
         assert_eq!(out.ok().lines().count(), 3, "member{i}: {}", out.stdout);
     }
     let ids: std::collections::BTreeSet<String> = (1..=5)
-        .map(|i| m.kubectl(&format!("member{i}"), &["get", "ns", "kube-system", "-o", "jsonpath={.metadata.uid}"]).ok().to_owned())
+        .map(|i| {
+            m.kubectl(
+                &format!("member{i}"),
+                &["get", "ns", "kube-system", "-o", "jsonpath={.metadata.uid}"],
+            )
+            .ok()
+            .to_owned()
+        })
         .collect();
     assert_eq!(ids.len(), 5, "every member has its own cluster id");
 }

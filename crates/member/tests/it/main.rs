@@ -28,13 +28,19 @@ async fn start(sim: SimConfig) -> Cluster {
         sim,
     };
     let member = member::start(config).await.unwrap();
-    let kubeconfig = kube::config::Kubeconfig::read_from(dir.path().join("members.config")).unwrap();
-    let options = kube::config::KubeConfigOptions { context: Some("member1".into()), ..Default::default() };
+    let kubeconfig =
+        kube::config::Kubeconfig::read_from(dir.path().join("members.config")).unwrap();
+    let options =
+        kube::config::KubeConfigOptions { context: Some("member1".into()), ..Default::default() };
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.unwrap();
     Cluster { member, client: kube::Client::try_from(config).unwrap(), dir }
 }
 
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(what: &str, timeout: Duration, mut f: impl FnMut() -> F) -> T {
+async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    timeout: Duration,
+    mut f: impl FnMut() -> F,
+) -> T {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if let Some(v) = f().await {
@@ -60,33 +66,79 @@ async fn deployments_run_and_capacity_limits_apply() {
     // 2 nodes × 2 cores; pods request 100m: room for 40.
     let c = start(SimConfig { nodes: 2, node_cpu_milli: 2000, ..SimConfig::default() }).await;
     let nodes: Api<Node> = Api::all(c.client.clone());
-    let listed = eventually("nodes", Duration::from_secs(5), || async { let l = nodes.list(&ListParams::default()).await.ok()?; (l.items.len() == 2).then_some(l) }).await;
-    assert!(listed.items.iter().all(|n| n.status.as_ref().unwrap().conditions.as_ref().unwrap().iter().any(|c| c.type_ == "Ready" && c.status == "True")));
+    let listed = eventually("nodes", Duration::from_secs(5), || async {
+        let l = nodes.list(&ListParams::default()).await.ok()?;
+        (l.items.len() == 2).then_some(l)
+    })
+    .await;
+    assert!(listed.items.iter().all(|n| {
+        n.status
+            .as_ref()
+            .unwrap()
+            .conditions
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    }));
     let deploys: Api<Deployment> = Api::namespaced(c.client.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
     deploys.create(&PostParams::default(), &deployment("web", 3, "100m")).await.unwrap();
     eventually("3/3 ready", Duration::from_secs(5), || async {
         let d = deploys.get("web").await.ok()?;
         let s = d.status?;
-        (s.ready_replicas == Some(3) && s.available_replicas == Some(3) && s.updated_replicas == Some(3) && s.observed_generation == Some(1)).then_some(())
+        (s.ready_replicas == Some(3)
+            && s.available_replicas == Some(3)
+            && s.updated_replicas == Some(3)
+            && s.observed_generation == Some(1))
+        .then_some(())
     })
     .await;
     let running = pods.list(&ListParams::default().labels("app=web")).await.unwrap();
     assert_eq!(running.items.len(), 3);
-    assert!(running.items.iter().all(|p| p.spec.as_ref().unwrap().node_name.is_some() && p.status.as_ref().unwrap().phase.as_deref() == Some("Running")));
+    assert!(running.items.iter().all(|p| p.spec.as_ref().unwrap().node_name.is_some()
+        && p.status.as_ref().unwrap().phase.as_deref() == Some("Running")));
     // Scale to 50 with room for 40.
-    deploys.patch("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 50}}))).await.unwrap();
-    let (ready, pending) = eventually("40 ready, 10 unschedulable", Duration::from_secs(20), || async {
-        let list = pods.list(&ListParams::default().labels("app=web")).await.ok()?;
-        let ready = list.items.iter().filter(|p| p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))).count();
-        let unschedulable: Vec<&Pod> = list
-            .items
-            .iter()
-            .filter(|p| p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| cs.iter().any(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))))
-            .collect();
-        (ready == 40 && unschedulable.len() == 10).then(|| (ready, unschedulable[0].status.as_ref().unwrap().conditions.as_ref().unwrap()[0].message.clone().unwrap()))
-    })
-    .await;
+    deploys
+        .patch("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 50}})))
+        .await
+        .unwrap();
+    let (ready, pending) =
+        eventually("40 ready, 10 unschedulable", Duration::from_secs(20), || async {
+            let list = pods.list(&ListParams::default().labels("app=web")).await.ok()?;
+            let ready = list
+                .items
+                .iter()
+                .filter(|p| {
+                    p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
+                        cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                    })
+                })
+                .count();
+            let unschedulable: Vec<&Pod> = list
+                .items
+                .iter()
+                .filter(|p| {
+                    p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
+                        cs.iter().any(|c| {
+                            c.type_ == "PodScheduled"
+                                && c.status == "False"
+                                && c.reason.as_deref() == Some("Unschedulable")
+                        })
+                    })
+                })
+                .collect();
+            (ready == 40 && unschedulable.len() == 10).then(|| {
+                (
+                    ready,
+                    unschedulable[0].status.as_ref().unwrap().conditions.as_ref().unwrap()[0]
+                        .message
+                        .clone()
+                        .unwrap(),
+                )
+            })
+        })
+        .await;
     assert_eq!(ready, 40);
     assert!(pending.contains("Insufficient cpu"), "{pending}");
     eventually("deployment status 40/50", Duration::from_secs(10), || async {
@@ -98,7 +150,11 @@ async fn deployments_run_and_capacity_limits_apply() {
     deploys.patch("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "c", "image": "nginx:2", "resources": {"requests": {"cpu": "100m"}}}]}}}}))).await.unwrap();
     eventually("rolled out", Duration::from_secs(10), || async {
         let list = pods.list(&ListParams::default().labels("app=web")).await.ok()?;
-        let images: Vec<String> = list.items.iter().map(|p| p.spec.as_ref().unwrap().containers[0].image.clone().unwrap_or_default()).collect();
+        let images: Vec<String> = list
+            .items
+            .iter()
+            .map(|p| p.spec.as_ref().unwrap().containers[0].image.clone().unwrap_or_default())
+            .collect();
         (images.len() == 2 && images.iter().all(|i| i == "nginx:2")).then_some(())
     })
     .await;
@@ -107,7 +163,12 @@ async fn deployments_run_and_capacity_limits_apply() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statefulsets_daemonsets_jobs_and_services() {
-    let c = start(SimConfig { nodes: 3, job_duration: Duration::from_millis(300), ..SimConfig::default() }).await;
+    let c = start(SimConfig {
+        nodes: 3,
+        job_duration: Duration::from_millis(300),
+        ..SimConfig::default()
+    })
+    .await;
     let sts: Api<StatefulSet> = Api::namespaced(c.client.clone(), "default");
     let ds: Api<DaemonSet> = Api::namespaced(c.client.clone(), "default");
     let jobs: Api<Job> = Api::namespaced(c.client.clone(), "default");
@@ -118,7 +179,10 @@ async fn statefulsets_daemonsets_jobs_and_services() {
     ds.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "agent"}, "spec": {"selector": {"matchLabels": {"app": "x"}}, "template": template}})).unwrap()).await.unwrap();
     jobs.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "batch"}, "spec": {"completions": 2, "parallelism": 2, "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}})).unwrap()).await.unwrap();
     svcs.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "lb"}, "spec": {"type": "LoadBalancer", "selector": {"app": "x"}, "ports": [{"port": 80}]}})).unwrap()).await.unwrap();
-    eventually("statefulset 2/2", Duration::from_secs(10), || async { (sts.get("db").await.ok()?.status?.ready_replicas == Some(2)).then_some(()) }).await;
+    eventually("statefulset 2/2", Duration::from_secs(10), || async {
+        (sts.get("db").await.ok()?.status?.ready_replicas == Some(2)).then_some(())
+    })
+    .await;
     assert!(pods.get("db-0").await.is_ok() && pods.get("db-1").await.is_ok());
     eventually("daemonset on every node", Duration::from_secs(10), || async {
         let s = ds.get("agent").await.ok()?.status?;
@@ -127,7 +191,9 @@ async fn statefulsets_daemonsets_jobs_and_services() {
     .await;
     eventually("job complete", Duration::from_secs(15), || async {
         let s = jobs.get("batch").await.ok()?.status?;
-        (s.succeeded == Some(2) && s.conditions?.iter().any(|c| c.type_ == "Complete" && c.status == "True")).then_some(())
+        (s.succeeded == Some(2)
+            && s.conditions?.iter().any(|c| c.type_ == "Complete" && c.status == "True"))
+        .then_some(())
     })
     .await;
     let svc = eventually("load balancer ingress", Duration::from_secs(10), || async {
@@ -147,16 +213,28 @@ async fn fault_injection_round_trips() {
     let deploys: Api<Deployment> = Api::namespaced(c.client.clone(), "default");
     let nodes: Api<Node> = Api::all(c.client.clone());
     deploys.create(&PostParams::default(), &deployment("app", 2, "10m")).await.unwrap();
-    eventually("2/2", Duration::from_secs(5), || async { (deploys.get("app").await.ok()?.status?.ready_replicas == Some(2)).then_some(()) }).await;
+    eventually("2/2", Duration::from_secs(5), || async {
+        (deploys.get("app").await.ok()?.status?.ready_replicas == Some(2)).then_some(())
+    })
+    .await;
     let readyz = |client: kube::Client| async move {
         let request = http::Request::get("/readyz").body(Vec::new()).unwrap();
         client.request_text(request).await
     };
     // Unhealthy.
     Faults { unhealthy: true, ..Faults::default() }.save(&data_dir, "member1").unwrap();
-    eventually("unhealthy", Duration::from_secs(5), || async { readyz(c.client.clone()).await.is_err().then_some(()) }).await;
+    eventually("unhealthy", Duration::from_secs(5), || async {
+        readyz(c.client.clone()).await.is_err().then_some(())
+    })
+    .await;
     // Failing workload pods, and a NotReady node.
-    Faults { failing_workloads: vec!["default/app".into()], not_ready_nodes: vec!["node-1".into()], ..Faults::default() }.save(&data_dir, "member1").unwrap();
+    Faults {
+        failing_workloads: vec!["default/app".into()],
+        not_ready_nodes: vec!["node-1".into()],
+        ..Faults::default()
+    }
+    .save(&data_dir, "member1")
+    .unwrap();
     eventually("healthy again, pods failing", Duration::from_secs(10), || async {
         readyz(c.client.clone()).await.ok()?;
         let s = deploys.get("app").await.ok()?.status?;
@@ -165,7 +243,11 @@ async fn fault_injection_round_trips() {
     .await;
     eventually("node-1 NotReady", Duration::from_secs(5), || async {
         let n = nodes.get("node-1").await.ok()?;
-        n.status?.conditions?.iter().any(|c| c.type_ == "Ready" && c.status == "False").then_some(())
+        n.status?
+            .conditions?
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "False")
+            .then_some(())
     })
     .await;
     // Unreachable: requests stop being answered.
@@ -181,7 +263,8 @@ async fn fault_injection_round_trips() {
         readyz(c.client.clone()).await.ok()?;
         let s = deploys.get("app").await.ok()?.status?;
         let n = nodes.get("node-1").await.ok()?;
-        let node_ready = n.status?.conditions?.iter().any(|c| c.type_ == "Ready" && c.status == "True");
+        let node_ready =
+            n.status?.conditions?.iter().any(|c| c.type_ == "Ready" && c.status == "True");
         (s.ready_replicas == Some(2) && node_ready).then_some(())
     })
     .await;
@@ -192,7 +275,10 @@ async fn fault_injection_round_trips() {
 async fn version_and_cluster_id() {
     let c = start(SimConfig::default()).await;
     let version = c.client.apiserver_version().await.unwrap();
-    assert_eq!((version.major.as_str(), version.minor.as_str(), version.git_version.as_str()), ("1", "31", "v1.31.4"));
+    assert_eq!(
+        (version.major.as_str(), version.minor.as_str(), version.git_version.as_str()),
+        ("1", "31", "v1.31.4")
+    );
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(c.client.clone());
     let uid = namespaces.get("kube-system").await.unwrap().metadata.uid.unwrap();
     assert_eq!(uid.len(), 36, "the kube-system namespace UID identifies the cluster");
@@ -215,10 +301,21 @@ async fn a_restarted_member_keeps_its_cluster_id() {
         sim: SimConfig::default(),
     };
     let again = member::start(config).await.unwrap();
-    let kubeconfig = kube::config::Kubeconfig::read_from(dir.path().join("members.config")).unwrap();
-    let options = kube::config::KubeConfigOptions { context: Some("member1".into()), ..Default::default() };
-    let client = kube::Client::try_from(kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.unwrap()).unwrap();
-    let second = Api::<k8s_openapi::api::core::v1::Namespace>::all(client).get("kube-system").await.unwrap().metadata.uid.unwrap();
+    let kubeconfig =
+        kube::config::Kubeconfig::read_from(dir.path().join("members.config")).unwrap();
+    let options =
+        kube::config::KubeConfigOptions { context: Some("member1".into()), ..Default::default() };
+    let client = kube::Client::try_from(
+        kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.unwrap(),
+    )
+    .unwrap();
+    let second = Api::<k8s_openapi::api::core::v1::Namespace>::all(client)
+        .get("kube-system")
+        .await
+        .unwrap()
+        .metadata
+        .uid
+        .unwrap();
     assert_eq!(first, second);
     again.shutdown().await;
 }

@@ -2,12 +2,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
-
 use karmada_api::cluster::Taint;
 use karmada_api::policy::Placement;
 use karmada_api::work::TargetCluster;
-use scheduler::{BindingInfo, Capacity, ClusterInfo, Plugins, Unschedulable, schedule};
+use scheduler::{BindingInfo, Capacity, ClusterInfo, Plugins, schedule};
 use serde_json::json;
 
 fn cluster(name: &str, region: &str, cpu_cores: i128) -> ClusterInfo {
@@ -18,7 +16,9 @@ fn cluster(name: &str, region: &str, cpu_cores: i128) -> ClusterInfo {
         region: region.into(),
         zones: vec![format!("{region}-a")],
         capacity: Some(Capacity {
-            allocatable: [("cpu".to_string(), cpu_cores * 1000), ("pods".to_string(), 110_000)].into_iter().collect(),
+            allocatable: [("cpu".to_string(), cpu_cores * 1000), ("pods".to_string(), 110_000)]
+                .into_iter()
+                .collect(),
             ..Capacity::default()
         }),
         ..ClusterInfo::default()
@@ -40,8 +40,10 @@ fn clusters() -> Vec<ClusterInfo> {
 }
 
 fn check(b: BindingInfo, cs: &[ClusterInfo], want: &[(&str, i32)]) {
-    let got = schedule(&b, cs, &Plugins::default()).unwrap_or_else(|e| panic!("{:?}: {}", b.placement, e.message()));
-    let got: Vec<(String, i32)> = got.clusters.into_iter().map(|t: TargetCluster| (t.name, t.replicas)).collect();
+    let got = schedule(&b, cs, &Plugins::default())
+        .unwrap_or_else(|e| panic!("{:?}: {}", b.placement, e.message()));
+    let got: Vec<(String, i32)> =
+        got.clusters.into_iter().map(|t: TargetCluster| (t.name, t.replicas)).collect();
     let want: Vec<(String, i32)> = want.iter().map(|(n, r)| (n.to_string(), *r)).collect();
     let mut sorted = got.clone();
     sorted.sort();
@@ -52,26 +54,59 @@ fn check(b: BindingInfo, cs: &[ClusterInfo], want: &[(&str, i32)]) {
 
 #[test]
 fn duplicated_is_the_default() {
-    check(binding(2, json!({"clusterAffinity": {"clusterNames": ["m1", "m2"]}})), &clusters(), &[("m1", 2), ("m2", 2)]);
+    check(
+        binding(2, json!({"clusterAffinity": {"clusterNames": ["m1", "m2"]}})),
+        &clusters(),
+        &[("m1", 2), ("m2", 2)],
+    );
     check(binding(3, json!({})), &clusters(), &[("m1", 3), ("m2", 3), ("m3", 3)]);
 }
 
 #[test]
 fn affinity_by_names_labels_fields_and_exclusion() {
-    check(binding(1, json!({"clusterAffinity": {"labelSelector": {"matchLabels": {"location": "eu"}}}})), &clusters(), &[("m1", 1), ("m2", 1)]);
-    check(binding(1, json!({"clusterAffinity": {"fieldSelector": {"matchExpressions": [{"key": "region", "operator": "NotIn", "values": ["eu"]}]}}})), &clusters(), &[("m3", 1)]);
-    check(binding(1, json!({"clusterAffinity": {"exclude": ["m2"]}})), &clusters(), &[("m1", 1), ("m3", 1)]);
-    let err = schedule(&binding(1, json!({"clusterAffinity": {"clusterNames": ["nope"]}})), &clusters(), &Plugins::default()).unwrap_err();
+    check(
+        binding(
+            1,
+            json!({"clusterAffinity": {"labelSelector": {"matchLabels": {"location": "eu"}}}}),
+        ),
+        &clusters(),
+        &[("m1", 1), ("m2", 1)],
+    );
+    check(
+        binding(
+            1,
+            json!({"clusterAffinity": {"fieldSelector": {"matchExpressions": [{"key": "region", "operator": "NotIn", "values": ["eu"]}]}}}),
+        ),
+        &clusters(),
+        &[("m3", 1)],
+    );
+    check(
+        binding(1, json!({"clusterAffinity": {"exclude": ["m2"]}})),
+        &clusters(),
+        &[("m1", 1), ("m3", 1)],
+    );
+    let err = schedule(
+        &binding(1, json!({"clusterAffinity": {"clusterNames": ["nope"]}})),
+        &clusters(),
+        &Plugins::default(),
+    )
+    .unwrap_err();
     assert_eq!(err.reason(), "NoClusterFit");
-    assert_eq!(err.message(), "0/3 clusters are available: 3 cluster(s) did not match the placement cluster affinity constraint.");
+    assert_eq!(
+        err.message(),
+        "0/3 clusters are available: 3 cluster(s) did not match the placement cluster affinity constraint."
+    );
 }
 
 #[test]
 fn ordered_affinity_terms_fall_back() {
-    let b = binding(1, json!({"clusterAffinities": [
-        {"affinityName": "primary", "clusterNames": ["gone"]},
-        {"affinityName": "backup", "clusterNames": ["m3"]}
-    ]}));
+    let b = binding(
+        1,
+        json!({"clusterAffinities": [
+            {"affinityName": "primary", "clusterNames": ["gone"]},
+            {"affinityName": "backup", "clusterNames": ["m3"]}
+        ]}),
+    );
     let decision = schedule(&b, &clusters(), &Plugins::default()).unwrap();
     assert_eq!(decision.affinity_name.as_deref(), Some("backup"));
     assert_eq!(decision.clusters, [TargetCluster { name: "m3".into(), replicas: 1 }]);
@@ -80,15 +115,39 @@ fn ordered_affinity_terms_fall_back() {
 #[test]
 fn taints_need_tolerations_unless_already_scheduled() {
     let mut cs = clusters();
-    cs[0].taints = vec![Taint { key: "cluster.karmada.io/not-ready".into(), value: String::new(), effect: "NoSchedule".into(), time_added: None }];
+    cs[0].taints = vec![Taint {
+        key: "cluster.karmada.io/not-ready".into(),
+        value: String::new(),
+        effect: "NoSchedule".into(),
+        time_added: None,
+    }];
     check(binding(1, json!({})), &cs, &[("m2", 1), ("m3", 1)]);
-    check(binding(1, json!({"clusterTolerations": [{"key": "cluster.karmada.io/not-ready", "operator": "Exists"}]})), &cs, &[("m1", 1), ("m2", 1), ("m3", 1)]);
+    check(
+        binding(
+            1,
+            json!({"clusterTolerations": [{"key": "cluster.karmada.io/not-ready", "operator": "Exists"}]}),
+        ),
+        &cs,
+        &[("m1", 1), ("m2", 1), ("m3", 1)],
+    );
     let mut already = binding(1, json!({}));
     already.previous = vec![TargetCluster { name: "m1".into(), replicas: 1 }];
     check(already, &cs, &[("m1", 1), ("m2", 1), ("m3", 1)]);
-    let all_tainted: Vec<ClusterInfo> = cs.iter().cloned().map(|mut c| { c.taints = cs[0].taints.clone(); c }).collect();
+    let all_tainted: Vec<ClusterInfo> = cs
+        .iter()
+        .cloned()
+        .map(|mut c| {
+            c.taints = cs[0].taints.clone();
+            c
+        })
+        .collect();
     let err = schedule(&binding(1, json!({})), &all_tainted, &Plugins::default()).unwrap_err();
-    assert!(err.message().contains("3 cluster(s) had untolerated taint {cluster.karmada.io/not-ready: }"), "{}", err.message());
+    assert!(
+        err.message()
+            .contains("3 cluster(s) had untolerated taint {cluster.karmada.io/not-ready: }"),
+        "{}",
+        err.message()
+    );
     // Disabling the plugin lets them through.
     let plugins = Plugins::parse("*,-TaintToleration").unwrap();
     assert!(schedule(&binding(1, json!({})), &all_tainted, &plugins).is_ok());
@@ -97,40 +156,68 @@ fn taints_need_tolerations_unless_already_scheduled() {
 
 #[test]
 fn static_weights() {
-    let weighted = |replicas: i32| binding(replicas, json!({"replicaScheduling": {"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Weighted",
+    let weighted = |replicas: i32| {
+        binding(
+            replicas,
+            json!({"replicaScheduling": {"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Weighted",
         "weightPreference": {"staticWeightList": [
             {"targetCluster": {"clusterNames": ["m1"]}, "weight": 3},
             {"targetCluster": {"clusterNames": ["m2"]}, "weight": 2},
-            {"targetCluster": {"clusterNames": ["m3"]}, "weight": 1}]}}}));
+            {"targetCluster": {"clusterNames": ["m3"]}, "weight": 1}]}}}),
+        )
+    };
     check(weighted(12), &clusters(), &[("m1", 6), ("m2", 4), ("m3", 2)]);
     check(weighted(13), &clusters(), &[("m1", 7), ("m2", 4), ("m3", 2)]);
     check(weighted(14), &clusters(), &[("m1", 7), ("m2", 5), ("m3", 2)]);
     // The quick start: 2 replicas at 1:1 over member1/member2.
-    let quick = binding(2, json!({"clusterAffinity": {"clusterNames": ["m1", "m2"]}, "replicaScheduling": {"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Weighted",
-        "weightPreference": {"staticWeightList": [{"targetCluster": {"clusterNames": ["m1"]}, "weight": 1}, {"targetCluster": {"clusterNames": ["m2"]}, "weight": 1}]}}}));
+    let quick = binding(
+        2,
+        json!({"clusterAffinity": {"clusterNames": ["m1", "m2"]}, "replicaScheduling": {"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Weighted",
+        "weightPreference": {"staticWeightList": [{"targetCluster": {"clusterNames": ["m1"]}, "weight": 1}, {"targetCluster": {"clusterNames": ["m2"]}, "weight": 1}]}}}),
+    );
     check(quick, &clusters(), &[("m1", 1), ("m2", 1)]);
     // Unmatched clusters get nothing; zero-replica clusters are dropped.
-    let partial = binding(4, json!({"replicaScheduling": {"replicaSchedulingType": "Divided", "weightPreference": {"staticWeightList": [{"targetCluster": {"clusterNames": ["m3"]}, "weight": 1}]}}}));
+    let partial = binding(
+        4,
+        json!({"replicaScheduling": {"replicaSchedulingType": "Divided", "weightPreference": {"staticWeightList": [{"targetCluster": {"clusterNames": ["m3"]}, "weight": 1}]}}}),
+    );
     check(partial, &clusters(), &[("m3", 4)]);
 }
 
 #[test]
 fn dynamic_weights_follow_available_replicas() {
-    let dynamic = |replicas: i32| binding(replicas, json!({"replicaScheduling": {"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Weighted", "weightPreference": {"dynamicWeight": "AvailableReplicas"}}}));
+    let dynamic = |replicas: i32| {
+        binding(
+            replicas,
+            json!({"replicaScheduling": {"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Weighted", "weightPreference": {"dynamicWeight": "AvailableReplicas"}}}),
+        )
+    };
     check(dynamic(12), &clusters(), &[("m1", 3), ("m2", 4), ("m3", 5)]);
     // Scale up: only the added replicas are divided by availability.
     let mut up = dynamic(24);
-    up.previous = vec![TargetCluster { name: "m1".into(), replicas: 3 }, TargetCluster { name: "m2".into(), replicas: 4 }, TargetCluster { name: "m3".into(), replicas: 5 }];
+    up.previous = vec![
+        TargetCluster { name: "m1".into(), replicas: 3 },
+        TargetCluster { name: "m2".into(), replicas: 4 },
+        TargetCluster { name: "m3".into(), replicas: 5 },
+    ];
     check(up, &clusters(), &[("m1", 6), ("m2", 8), ("m3", 10)]);
     // Scale down: in proportion to the previous assignment.
     let mut down = dynamic(6);
-    down.previous = vec![TargetCluster { name: "m1".into(), replicas: 6 }, TargetCluster { name: "m2".into(), replicas: 6 }];
+    down.previous = vec![
+        TargetCluster { name: "m1".into(), replicas: 6 },
+        TargetCluster { name: "m2".into(), replicas: 6 },
+    ];
     check(down, &clusters(), &[("m1", 3), ("m2", 3)]);
 }
 
 #[test]
 fn aggregated_uses_the_fewest_clusters() {
-    let agg = |replicas: i32| binding(replicas, json!({"replicaScheduling": {"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Aggregated"}}));
+    let agg = |replicas: i32| {
+        binding(
+            replicas,
+            json!({"replicaScheduling": {"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Aggregated"}}),
+        )
+    };
     check(agg(9), &clusters(), &[("m3", 9)]);
     check(agg(14), &clusters(), &[("m3", 10), ("m2", 4)]);
     let err = schedule(&agg(100), &clusters(), &Plugins::default()).unwrap_err();
@@ -142,21 +229,43 @@ fn aggregated_uses_the_fewest_clusters() {
 
 #[test]
 fn spread_constraints_by_cluster_and_region() {
-    let by_cluster = binding(1, json!({"spreadConstraints": [{"spreadByField": "cluster", "minGroups": 1, "maxGroups": 2}]}));
+    let by_cluster = binding(
+        1,
+        json!({"spreadConstraints": [{"spreadByField": "cluster", "minGroups": 1, "maxGroups": 2}]}),
+    );
     let got = schedule(&by_cluster, &clusters(), &Plugins::default()).unwrap();
     assert_eq!(got.clusters.len(), 2);
-    let by_region = binding(1, json!({"spreadConstraints": [{"spreadByField": "region", "minGroups": 2, "maxGroups": 2}, {"spreadByField": "cluster", "minGroups": 2, "maxGroups": 2}]}));
+    let by_region = binding(
+        1,
+        json!({"spreadConstraints": [{"spreadByField": "region", "minGroups": 2, "maxGroups": 2}, {"spreadByField": "cluster", "minGroups": 2, "maxGroups": 2}]}),
+    );
     let got = schedule(&by_region, &clusters(), &Plugins::default()).unwrap();
-    let regions: std::collections::BTreeSet<&str> = got.clusters.iter().map(|t| if t.name == "m3" { "us" } else { "eu" }).collect();
+    let regions: std::collections::BTreeSet<&str> =
+        got.clusters.iter().map(|t| if t.name == "m3" { "us" } else { "eu" }).collect();
     assert_eq!(regions.len(), 2, "{:?}", got.clusters);
-    let too_many = binding(1, json!({"spreadConstraints": [{"spreadByField": "region", "minGroups": 3}, {"spreadByField": "cluster", "minGroups": 3}]}));
+    let too_many = binding(
+        1,
+        json!({"spreadConstraints": [{"spreadByField": "region", "minGroups": 3}, {"spreadByField": "cluster", "minGroups": 3}]}),
+    );
     let err = schedule(&too_many, &clusters(), &Plugins::default()).unwrap_err();
     assert!(err.message().contains("less than spreadConstraint.MinGroups"), "{}", err.message());
     // Divided: swap in the roomier cluster when the first choice cannot hold the replicas.
-    let divided = binding(9, json!({"spreadConstraints": [{"spreadByField": "cluster", "maxGroups": 1, "minGroups": 1}], "replicaScheduling": {"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Aggregated"}}));
+    let divided = binding(
+        9,
+        json!({"spreadConstraints": [{"spreadByField": "cluster", "maxGroups": 1, "minGroups": 1}], "replicaScheduling": {"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Aggregated"}}),
+    );
     check(divided, &clusters(), &[("m3", 9)]);
-    let zoneless: Vec<ClusterInfo> = clusters().into_iter().map(|mut c| { c.zones.clear(); c }).collect();
-    let by_zone = binding(1, json!({"spreadConstraints": [{"spreadByField": "zone", "minGroups": 1}, {"spreadByField": "cluster"}]}));
+    let zoneless: Vec<ClusterInfo> = clusters()
+        .into_iter()
+        .map(|mut c| {
+            c.zones.clear();
+            c
+        })
+        .collect();
+    let by_zone = binding(
+        1,
+        json!({"spreadConstraints": [{"spreadByField": "zone", "minGroups": 1}, {"spreadByField": "cluster"}]}),
+    );
     let err = schedule(&by_zone, &zoneless, &Plugins::default()).unwrap_err();
     assert!(err.message().contains("did not have zone property"), "{}", err.message());
 }
@@ -169,6 +278,4 @@ fn api_enablement_and_eviction() {
     let mut evicting = binding(1, json!({}));
     evicting.evicting = vec!["m2".into()];
     check(evicting, &clusters(), &[("m1", 1), ("m3", 1)]);
-    let _ = BTreeMap::<String, String>::new();
-    let _ = Unschedulable::NotEnough { message: String::new() };
 }

@@ -31,7 +31,10 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     })
 }
 
-async fn write_forever(store: &dyn Store, task: usize) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn write_forever(
+    store: &dyn Store,
+    task: usize,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let counter = Bytes::from(format!("/crash/counter/{task}"));
     let mut current = match store.get(&counter, None).await? {
         Some(kv) => kv,
@@ -46,8 +49,14 @@ async fn write_forever(store: &dyn Store, task: usize) -> Result<(), Box<dyn std
             Err(e) => return Err(e.into()),
         }
         let value = base + i;
-        current = store.update(counter.clone(), Bytes::from(value.to_string()), current.mod_revision).await?;
-        ack(&format!("update {} {value} {}", String::from_utf8_lossy(&counter), current.mod_revision))?;
+        current = store
+            .update(counter.clone(), Bytes::from(value.to_string()), current.mod_revision)
+            .await?;
+        ack(&format!(
+            "update {} {value} {}",
+            String::from_utf8_lossy(&counter),
+            current.mod_revision
+        ))?;
     }
     Ok(())
 }

@@ -69,7 +69,10 @@ async fn every_acknowledged_write_survives_sigkill() {
         for line in reader.join().expect("reader") {
             parse(&line, &mut acked);
         }
-        assert!(acked.creates.len() > lines_before, "round {round}: the writer acknowledged writes");
+        assert!(
+            acked.creates.len() > lines_before,
+            "round {round}: the writer acknowledged writes"
+        );
 
         let store = RedbStore::open(&path, RedbOptions::default()).expect("reopen after SIGKILL");
         for (key, rev) in &acked.creates {

@@ -14,7 +14,8 @@ use store_redb::{RedbOptions, RedbStore};
 
 async fn open() -> Opened {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = RedbStore::open(dir.path().join("store.redb"), RedbOptions::default()).expect("open");
+    let store =
+        RedbStore::open(dir.path().join("store.redb"), RedbOptions::default()).expect("open");
     Opened::with_guard(Arc::new(store), dir)
 }
 

@@ -67,7 +67,9 @@ async fn run(store: &dyn Store, step: &Step) -> String {
             let expected = match expected {
                 None => None,
                 Some(Some(rev)) => Some(Revision(*rev)),
-                Some(None) => store.get(&key(*k), None).await.ok().flatten().map(|kv| kv.mod_revision),
+                Some(None) => {
+                    store.get(&key(*k), None).await.ok().flatten().map(|kv| kv.mod_revision)
+                }
             };
             format!("{:?}", store.delete(&key(*k), expected).await)
         }

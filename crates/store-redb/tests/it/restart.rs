@@ -36,8 +36,10 @@ async fn state_revision_and_history_survive_reopen() {
     let store = open(&path);
     assert_eq!(store.current_revision().await.unwrap(), current);
     assert_eq!(store.list(b"/r/", ListOptions::default()).await.unwrap().items, before);
-    let at_mid =
-        store.list(b"/r/", ListOptions { revision: Some(mid), ..Default::default() }).await.unwrap();
+    let at_mid = store
+        .list(b"/r/", ListOptions { revision: Some(mid), ..Default::default() })
+        .await
+        .unwrap();
     let values: Vec<_> = at_mid.items.iter().map(|kv| (kv.key.clone(), kv.value.clone())).collect();
     assert_eq!(values, vec![(b("/r/a"), b("1")), (b("/r/b"), b("1"))], "past reads after reopen");
     let next = store.create(b("/r/d"), b("1")).await.unwrap();
@@ -81,7 +83,8 @@ async fn compaction_survives_reopen() {
         let store = open(&path);
         let mut kv = store.create(b("/c/k"), b("0")).await.unwrap();
         for i in 1..20 {
-            kv = store.update(b("/c/k"), Bytes::from(i.to_string()), kv.mod_revision).await.unwrap();
+            kv =
+                store.update(b("/c/k"), Bytes::from(i.to_string()), kv.mod_revision).await.unwrap();
         }
         let target = Revision(kv.mod_revision.0 - 5);
         store.compact(target).await.unwrap();
@@ -109,7 +112,10 @@ async fn history_is_compacted_in_the_background() {
     let compacted = store.compacted_revision().await.unwrap();
     let current = store.current_revision().await.unwrap();
     assert!(compacted.0 > 1, "background compaction ran");
-    assert!(current.0 - compacted.0 <= 64 + 64 / 16 + 1, "history is bounded: {compacted}..{current}");
+    assert!(
+        current.0 - compacted.0 <= 64 + 64 / 16 + 1,
+        "history is bounded: {compacted}..{current}"
+    );
     assert!(current.0 - compacted.0 >= 10, "the newest revisions are kept");
     drop(store);
     let store = RedbStore::open(&path, options).unwrap();
