@@ -285,12 +285,7 @@ async fn aggregate(
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == "FullyApplied"))
         .map(|c| c.status == "True");
     if current != json!(items) || was_fully != Some(fully) {
-        let now = apimachinery::time::format_rfc3339(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0),
-        );
+        let now = crate::now_rfc3339();
         let mut conditions: Vec<Value> = rb
             .status
             .as_ref()

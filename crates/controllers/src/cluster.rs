@@ -71,13 +71,6 @@ pub enum Error {
     Kube(#[from] kube::Error),
 }
 
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = cluster.metadata.name.clone().unwrap_or_default();
     let clusters: Api<Cluster> = Api::all(ctx.client.clone());
@@ -155,7 +148,7 @@ async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action, E
     let taints = desired_taints(
         &cluster.spec.taints,
         ready,
-        now_secs(),
+        crate::now_secs(),
         ctx.settings.cluster_monitor_grace_period,
     );
     if taints != cluster.spec.taints {

@@ -184,12 +184,7 @@ pub async fn observe(
     cluster: &Cluster,
     settings: &Settings,
 ) -> ClusterStatus {
-    let now = apimachinery::time::format_rfc3339(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0),
-    );
+    let now = crate::now_rfc3339();
     let previous = cluster.status.clone().unwrap_or_default();
     let previous_ready = previous.conditions.iter().find(|c| c.type_ == "Ready");
     let generation = cluster.metadata.generation.unwrap_or(0);

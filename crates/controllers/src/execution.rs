@@ -250,12 +250,7 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
     let changed_statuses = statuses_now != json!(manifest_statuses)
         && !(statuses_now.is_null() && manifest_statuses.is_empty());
     if current.is_none_or(|c| c.status != status_word || c.message != message) || changed_statuses {
-        let now = apimachinery::time::format_rfc3339(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0),
-        );
+        let now = crate::now_rfc3339();
         let since = current
             .filter(|c| c.status == status_word)
             .map_or(json!(now), |c| json!(c.last_transition_time));

@@ -71,3 +71,16 @@ pub async fn run(client: kube::Client, settings: Settings) -> anyhow::Result<()>
     }
     Ok(())
 }
+
+/// Seconds since the Unix epoch by the wall clock (0 if the clock is before it).
+pub(crate) fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// The wall-clock time as an RFC 3339 timestamp, as Kubernetes conditions carry it.
+pub(crate) fn now_rfc3339() -> String {
+    apimachinery::time::format_rfc3339(now_secs())
+}

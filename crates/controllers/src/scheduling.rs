@@ -233,15 +233,6 @@ pub enum Error {
     Kube(#[from] kube::Error),
 }
 
-fn now() -> String {
-    apimachinery::time::format_rfc3339(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0),
-    )
-}
-
 async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Action, Error> {
     let spec = binding.spec();
     let scheduler_name =
@@ -329,7 +320,7 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
         "schedulerObservedGeneration": generation,
     });
     if clusters_out.is_some() {
-        status["lastScheduledTime"] = json!(now());
+        status["lastScheduledTime"] = json!(crate::now_rfc3339());
     }
     if let Some(a) = affinity {
         status["schedulerObservingAffinityName"] = json!(a);
@@ -352,7 +343,7 @@ fn condition(status: &str, reason: &str, message: &str, generation: i64) -> Cond
         status: status.into(),
         reason: reason.into(),
         message: message.into(),
-        last_transition_time: Time(now().parse().unwrap_or_default()),
+        last_transition_time: Time(crate::now_rfc3339().parse().unwrap_or_default()),
         observed_generation: Some(generation),
     }
 }
