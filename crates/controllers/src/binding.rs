@@ -1,31 +1,44 @@
-//! The binding controller: for each scheduled ResourceBinding, render the template once per
-//! target cluster (server-owned metadata and status stripped, that cluster's replica share,
-//! override policies applied, `karmada.io/managed` stamped) and write a Work into the cluster's
-//! execution namespace; Works of clusters no longer targeted are deleted.
+//! The binding controller: for each scheduled ResourceBinding or ClusterResourceBinding, render
+//! the template once per target cluster (server-owned metadata and status stripped, that
+//! cluster's replica share and Job completions, override policies applied, the binding's
+//! conflict resolution and `karmada.io/managed` stamped) and write a Work into the cluster's
+//! execution namespace; Works of clusters no longer targeted are deleted. A binding's targets
+//! are its scheduled clusters plus the clusters of the bindings that require it
+//! (`spec.requiredBy`, dependencies propagated with their workload).
+//!
+//! Policies, clusters and Works are read from watch caches; a reconcile makes no write when
+//! nothing changed.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
+use karmada_api::cluster::Cluster;
 use karmada_api::policy::{ClusterAffinity, ClusterOverridePolicy, OverridePolicy};
-use karmada_api::work::{ResourceBinding, Work};
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use karmada_api::work::{ClusterResourceBinding, ResourceBinding, ResourceBindingSpec, Work};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 use propagation::Template;
 use propagation::overrides::{OverridePolicyRef, render};
 use serde_json::{Value, json};
 
-use crate::execution_namespace;
+use crate::{Binding, execution_namespace};
 
 pub const BINDING_NAMESPACE_LABEL: &str = "resourcebinding.karmada.io/namespace";
 pub const BINDING_NAME_LABEL: &str = "resourcebinding.karmada.io/name";
+pub const CLUSTER_BINDING_NAME_LABEL: &str = "clusterresourcebinding.karmada.io/name";
 pub const MANAGED_LABEL: &str = "karmada.io/managed";
 pub const FINALIZER: &str = "karmada.io/binding-controller";
+/// The annotation on a Work's manifest that lets it overwrite an existing unmanaged object.
+pub const CONFLICT_ANNOTATION: &str = "work.karmada.io/conflict-resolution";
 
-/// The Work name for a binding: readable, and unique across namespaces.
+/// The Work name for a binding: readable, and unique across namespaces (`namespace` is empty
+/// for a ClusterResourceBinding).
 pub fn work_name(namespace: &str, binding: &str) -> String {
     let mut h: u32 = 0x811c_9dc5;
     for b in format!("{namespace}/{binding}").bytes() {
@@ -33,6 +46,57 @@ pub fn work_name(namespace: &str, binding: &str) -> String {
         h = h.wrapping_mul(0x0100_0193);
     }
     format!("{binding}-{h:08x}")
+}
+
+/// The labels that tie a Work to its binding.
+pub fn work_labels(namespace: Option<&str>, binding: &str) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    match namespace {
+        Some(ns) => {
+            labels.insert(BINDING_NAMESPACE_LABEL.to_owned(), ns.to_owned());
+            labels.insert(BINDING_NAME_LABEL.to_owned(), binding.to_owned());
+        }
+        None => {
+            labels.insert(CLUSTER_BINDING_NAME_LABEL.to_owned(), binding.to_owned());
+        }
+    }
+    labels.insert(MANAGED_LABEL.to_owned(), "true".to_owned());
+    labels
+}
+
+/// The clusters a binding's Works go to, with each one's replica share: the scheduled
+/// clusters, plus (with no replicas of their own) the clusters of every binding that requires
+/// this one. Empty while the binding is being deleted.
+pub fn work_targets(spec: &ResourceBindingSpec) -> BTreeMap<String, i32> {
+    let mut targets: BTreeMap<String, i32> =
+        spec.clusters.iter().map(|t| (t.name.clone(), t.replicas)).collect();
+    for snapshot in &spec.required_by {
+        for t in &snapshot.clusters {
+            targets.entry(t.name.clone()).or_insert(0);
+        }
+    }
+    targets
+}
+
+/// Whether dispatching to `cluster` is suspended by the binding.
+pub fn dispatch_suspended(spec: &ResourceBindingSpec, cluster: &str) -> bool {
+    spec.suspension.as_ref().is_some_and(|s| {
+        s.dispatching == Some(true)
+            || s.dispatching_on_clusters
+                .as_ref()
+                .is_some_and(|c| c.cluster_names.iter().any(|n| n == cluster))
+    })
+}
+
+/// A Divided Job's `completions`, split in proportion to the clusters' replica shares
+/// (Sainte-Laguë; a cluster with no share gets none).
+pub fn split_completions(
+    completions: i64,
+    shares: &BTreeMap<String, i32>,
+) -> BTreeMap<String, i64> {
+    let weights: Vec<i64> = shares.values().map(|r| i64::from(*r)).collect();
+    let parts = scheduler::assign::apportion(completions, &weights);
+    shares.keys().cloned().zip(parts).collect()
 }
 
 /// The template as it is sent to members: no server-owned metadata, no status.
@@ -65,6 +129,25 @@ pub fn strip(template: &Value) -> Value {
 
 struct Context {
     client: kube::Client,
+    ops: Store<OverridePolicy>,
+    cops: Store<ClusterOverridePolicy>,
+    clusters: Store<Cluster>,
+    works: Store<Work>,
+    kinds: Mutex<HashMap<GroupVersionKind, ApiResource>>,
+}
+
+impl Context {
+    /// The API resource of a kind, from a cache filled by discovery.
+    async fn resource(&self, gvk: &GroupVersionKind) -> Result<ApiResource, kube::Error> {
+        if let Some(ar) = self.kinds.lock().ok().and_then(|k| k.get(gvk).cloned()) {
+            return Ok(ar);
+        }
+        let (ar, _) = kube::discovery::pinned_kind(&self.client, gvk).await?;
+        if let Ok(mut kinds) = self.kinds.lock() {
+            kinds.insert(gvk.clone(), ar.clone());
+        }
+        Ok(ar)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,48 +156,61 @@ pub enum Error {
     Kube(#[from] kube::Error),
 }
 
-fn affinity_matches(
-    cluster: &karmada_api::cluster::Cluster,
-) -> impl Fn(Option<&ClusterAffinity>) -> bool + '_ {
+fn affinity_matches(cluster: &Cluster) -> impl Fn(Option<&ClusterAffinity>) -> bool + '_ {
     let info = crate::scheduling::cluster_info(cluster);
     move |affinity| affinity.is_none_or(|a| scheduler::filter::matches_affinity(a, &info))
 }
 
-async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let ns = rb.metadata.namespace.clone().unwrap_or_default();
-    let name = rb.metadata.name.clone().unwrap_or_default();
-    let works_all: Api<Work> = Api::all(ctx.client.clone());
-    let selector = format!("{BINDING_NAMESPACE_LABEL}={ns},{BINDING_NAME_LABEL}={name}");
-    let existing = works_all.list(&ListParams::default().labels(&selector)).await?.items;
-    let targets: BTreeSet<String> = if rb.metadata.deletion_timestamp.is_some() {
-        BTreeSet::new()
-    } else {
-        rb.spec.clusters.iter().map(|t| t.name.clone()).collect()
-    };
+/// The API of a binding kind, for patches of either scope.
+fn binding_api<B: Binding>(client: &kube::Client, namespace: Option<&str>) -> Api<DynamicObject> {
+    let resource = ApiResource::erase::<B>(&());
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    }
+}
+
+async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = rb.meta().namespace.clone();
+    let ns = namespace.clone().unwrap_or_default();
+    let name = rb.meta().name.clone().unwrap_or_default();
+    let spec = rb.spec();
+    let work_name = work_name(&ns, &name);
+    let labels = work_labels(namespace.as_deref(), &name);
+    // This binding's Works, found by their deterministic names in each execution namespace.
+    let existing: Vec<Arc<Work>> = ctx
+        .clusters
+        .state()
+        .iter()
+        .filter_map(|c| {
+            let es = execution_namespace(c.metadata.name.as_deref().unwrap_or_default());
+            ctx.works.get(&ObjectRef::new(&work_name).within(&es))
+        })
+        .filter(|w| {
+            let l = w.metadata.labels.clone().unwrap_or_default();
+            labels.iter().all(|(k, v)| l.get(k) == Some(v))
+        })
+        .collect();
+    let deleting = rb.meta().deletion_timestamp.is_some();
+    let targets = if deleting { BTreeMap::new() } else { work_targets(spec) };
     // Works of clusters no longer targeted go.
     for work in &existing {
-        let cluster = work
-            .metadata
-            .namespace
-            .as_deref()
-            .and_then(|n| n.strip_prefix("karmada-es-"))
-            .unwrap_or_default();
-        if !targets.contains(cluster) {
-            let api: Api<Work> = Api::namespaced(
-                ctx.client.clone(),
-                work.metadata.namespace.as_deref().unwrap_or_default(),
-            );
-            let _ = api
-                .delete(work.metadata.name.as_deref().unwrap_or_default(), &DeleteParams::default())
-                .await;
+        let work_ns = work.metadata.namespace.as_deref().unwrap_or_default();
+        let cluster = work_ns.strip_prefix("karmada-es-").unwrap_or_default();
+        if !targets.contains_key(cluster) && work.metadata.deletion_timestamp.is_none() {
+            let api: Api<Work> = Api::namespaced(ctx.client.clone(), work_ns);
+            match api.delete(&work_name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
         }
     }
-    let bindings: Api<ResourceBinding> = Api::namespaced(ctx.client.clone(), &ns);
-    let finalizers = rb.metadata.finalizers.clone().unwrap_or_default();
-    if rb.metadata.deletion_timestamp.is_some() {
+    let bindings = binding_api::<B>(&ctx.client, namespace.as_deref());
+    let finalizers = rb.meta().finalizers.clone().unwrap_or_default();
+    if deleting {
         // Works go first (their own finalizers clean the members), then the binding.
-        let remaining = works_all.list(&ListParams::default().labels(&selector)).await?.items;
-        if !remaining.is_empty() {
+        if !existing.is_empty() {
             return Ok(Action::requeue(Duration::from_millis(500)));
         }
         if finalizers.iter().any(|f| f == FINALIZER) {
@@ -143,11 +239,10 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
     if targets.is_empty() {
         return Ok(Action::await_change());
     }
-    let resource = &rb.spec.resource;
+    let resource = &spec.resource;
     let (group, version) =
         resource.api_version.split_once('/').unwrap_or(("", resource.api_version.as_str()));
-    let gvk = GroupVersionKind::gvk(group, version, &resource.kind);
-    let (ar, _caps) = kube::discovery::pinned_kind(&ctx.client, &gvk).await?;
+    let ar = ctx.resource(&GroupVersionKind::gvk(group, version, &resource.kind)).await?;
     let templates: Api<DynamicObject> = if resource.namespace.is_empty() {
         Api::all_with(ctx.client.clone(), &ar)
     } else {
@@ -160,17 +255,18 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
     object["apiVersion"] = json!(ar.api_version);
     object["kind"] = json!(ar.kind);
     let t = Template::from_object(&object);
-    let stripped = strip(&object);
-    let ops: Vec<OverridePolicy> = Api::<OverridePolicy>::namespaced(ctx.client.clone(), &ns)
-        .list(&ListParams::default())
-        .await?
-        .items;
-    let cops: Vec<ClusterOverridePolicy> = Api::<ClusterOverridePolicy>::all(ctx.client.clone())
-        .list(&ListParams::default())
-        .await?
-        .items;
+    let mut stripped = strip(&object);
+    if spec.conflict_resolution == "Overwrite" {
+        apimachinery::object::string_map_mut(&mut stripped, "annotations")
+            .insert(CONFLICT_ANNOTATION.into(), json!("overwrite"));
+    }
+    apimachinery::object::string_map_mut(&mut stripped, "labels")
+        .insert(MANAGED_LABEL.into(), json!("true"));
+    let ops = ctx.ops.state();
+    let cops = ctx.cops.state();
     let op_refs: Vec<OverridePolicyRef<'_>> = ops
         .iter()
+        .filter(|p| !ns.is_empty() && p.metadata.namespace.as_deref() == Some(ns.as_str()))
         .map(|p| OverridePolicyRef {
             namespace: p.metadata.namespace.as_deref().unwrap_or_default(),
             name: p.metadata.name.as_deref().unwrap_or_default(),
@@ -185,38 +281,55 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
             spec: &p.spec,
         })
         .collect();
-    let clusters: Api<karmada_api::cluster::Cluster> = Api::all(ctx.client.clone());
-    let divided = rb
-        .spec
+    let divided = spec
         .placement
         .as_ref()
         .and_then(|p| p.replica_scheduling.as_ref())
         .is_some_and(|r| r.replica_scheduling_type == "Divided");
-    let work_name = work_name(&ns, &name);
-    for target in &rb.spec.clusters {
-        let Some(cluster) = clusters.get_opt(&target.name).await? else { continue };
+    let completions = if divided && ar.kind == "Job" {
+        object.pointer("/spec/completions").and_then(Value::as_i64)
+    } else {
+        None
+    };
+    let completions = completions.map(|c| split_completions(c, &targets));
+    for (cluster_name, replicas) in &targets {
+        let Some(cluster) = ctx.clusters.get(&ObjectRef::new(cluster_name)) else { continue };
         let mut rendered = stripped.clone();
-        if divided {
-            propagation::interpreter::revise_replica(&ar.kind, &mut rendered, target.replicas);
+        if divided && spec.clusters.iter().any(|t| &t.name == cluster_name) {
+            propagation::interpreter::revise_replica(&ar.kind, &mut rendered, *replicas);
+        }
+        if let Some(c) = completions.as_ref().and_then(|c| c.get(cluster_name)) {
+            rendered["spec"]["completions"] = json!(c);
         }
         let matches = affinity_matches(&cluster);
-        let mut rendered = match render(&ar.kind, &t, &rendered, &matches, &cop_refs, &op_refs) {
+        let rendered = match render(&ar.kind, &t, &rendered, &matches, &cop_refs, &op_refs) {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!(binding = %name, cluster = %target.name, policy = %e.policy, error = %e.message, "override failed; this cluster's copy is not updated");
+                tracing::warn!(binding = %name, cluster = %cluster_name, policy = %e.policy, error = %e.message, "override failed; this cluster's copy is not updated");
                 continue;
             }
         };
-        apimachinery::object::string_map_mut(&mut rendered, "labels")
-            .insert(MANAGED_LABEL.into(), json!("true"));
+        let mut work_spec = json!({"workload": {"manifests": [rendered]}});
+        if dispatch_suspended(spec, cluster_name) {
+            work_spec["suspendDispatching"] = json!(true);
+        }
+        if spec.preserve_resources_on_deletion == Some(true) {
+            work_spec["preserveResourcesOnDeletion"] = json!(true);
+        }
+        let es = execution_namespace(cluster_name);
+        let current = existing.iter().find(|w| w.metadata.namespace.as_deref() == Some(&es));
+        if current.is_some_and(|w| {
+            w.metadata.deletion_timestamp.is_none()
+                && serde_json::to_value(&w.spec).ok().as_ref() == Some(&work_spec)
+        }) {
+            continue;
+        }
         let work = json!({
             "apiVersion": "work.karmada.io/v1alpha1", "kind": "Work",
-            "metadata": {"name": work_name, "namespace": execution_namespace(&target.name),
-                "labels": {BINDING_NAMESPACE_LABEL: ns, BINDING_NAME_LABEL: name, MANAGED_LABEL: "true"}},
-            "spec": {"workload": {"manifests": [rendered]}},
+            "metadata": {"name": work_name, "namespace": es, "labels": labels},
+            "spec": work_spec,
         });
-        let api: Api<Work> =
-            Api::namespaced(ctx.client.clone(), &execution_namespace(&target.name));
+        let api: Api<Work> = Api::namespaced(ctx.client.clone(), &es);
         api.patch(
             &work_name,
             &PatchParams::apply("karmada-binding-controller").force(),
@@ -224,20 +337,22 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
         )
         .await?;
     }
-    aggregate(&ctx, &rb, &existing, &ar, &templates, &template).await?;
-    Ok(Action::requeue(Duration::from_secs(30)))
+    aggregate::<B>(&ctx, &rb, &existing, &ar, &templates, &template).await?;
+    Ok(Action::requeue(Duration::from_secs(300)))
 }
 
 /// Binding `aggregatedStatus` and `FullyApplied` from the Works, and the template's status
 /// from its members' statuses (only written when they change).
-async fn aggregate(
+async fn aggregate<B: Binding>(
     ctx: &Context,
-    rb: &ResourceBinding,
-    works: &[Work],
+    rb: &B,
+    works: &[Arc<Work>],
     ar: &ApiResource,
     templates: &Api<DynamicObject>,
     template: &DynamicObject,
 ) -> Result<(), kube::Error> {
+    let spec = rb.spec();
+    let scheduled: Vec<&str> = spec.clusters.iter().map(|t| t.name.as_str()).collect();
     let mut items = Vec::new();
     let mut members = Vec::new();
     for work in works {
@@ -248,7 +363,7 @@ async fn aggregate(
             .and_then(|n| n.strip_prefix("karmada-es-"))
             .unwrap_or_default()
             .to_owned();
-        if !rb.spec.clusters.iter().any(|t| t.name == cluster) {
+        if !scheduled.contains(&cluster.as_str()) {
             continue;
         }
         let status = work.status.clone().unwrap_or_default();
@@ -274,21 +389,18 @@ async fn aggregate(
         items.push(item);
     }
     items.sort_by(|a, b| a["clusterName"].as_str().cmp(&b["clusterName"].as_str()));
-    let fully = !rb.spec.clusters.is_empty()
-        && items.len() == rb.spec.clusters.len()
+    let fully = !scheduled.is_empty()
+        && items.len() == scheduled.len()
         && items.iter().all(|i| i["applied"] == true);
-    let current = serde_json::to_value(rb.status.as_ref().map(|s| &s.aggregated_status))
-        .unwrap_or(Value::Null);
-    let was_fully = rb
-        .status
-        .as_ref()
+    let status = rb.status();
+    let current = serde_json::to_value(status.map(|s| &s.aggregated_status)).unwrap_or(Value::Null);
+    let was_fully = status
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == "FullyApplied"))
         .map(|c| c.status == "True");
-    if current != json!(items) || was_fully != Some(fully) {
+    let has_placement = spec.placement.is_some();
+    if has_placement && (current != json!(items) || was_fully != Some(fully)) {
         let now = crate::now_rfc3339();
-        let mut conditions: Vec<Value> = rb
-            .status
-            .as_ref()
+        let mut conditions: Vec<Value> = status
             .map(|s| {
                 s.conditions
                     .iter()
@@ -301,16 +413,13 @@ async fn aggregate(
             "reason": if fully { "FullyAppliedSuccess" } else { "FullyAppliedFailed" },
             "message": if fully { "All works have been successfully applied" } else { "Not every Work has been applied yet" },
             "lastTransitionTime": now}));
-        let bindings: Api<ResourceBinding> = Api::namespaced(
-            ctx.client.clone(),
-            rb.metadata.namespace.as_deref().unwrap_or_default(),
-        );
+        let bindings = binding_api::<B>(&ctx.client, rb.meta().namespace.as_deref());
         // Against the version the conditions were read from (shared with the scheduler).
         bindings
             .patch_status(
-                rb.metadata.name.as_deref().unwrap_or_default(),
+                rb.meta().name.as_deref().unwrap_or_default(),
                 &PatchParams::default(),
-                &Patch::Merge(json!({"metadata": {"resourceVersion": rb.metadata.resource_version}, "status": {"aggregatedStatus": items, "conditions": conditions}})),
+                &Patch::Merge(json!({"metadata": {"resourceVersion": rb.meta().resource_version}, "status": {"aggregatedStatus": items, "conditions": conditions}})),
             )
             .await?;
     }
@@ -344,41 +453,157 @@ async fn aggregate(
     Ok(())
 }
 
-fn error_policy(_: Arc<ResourceBinding>, error: &Error, _: Arc<Context>) -> Action {
+fn error_policy<B: Binding>(_: Arc<B>, error: &Error, _: Arc<Context>) -> Action {
     tracing::warn!(%error, "binding reconcile failed");
     Action::requeue(Duration::from_secs(1))
 }
 
-/// Runs the binding controller (namespaced bindings) until the future is dropped. Any change
-/// to an override policy re-renders every binding's Works.
-pub async fn run(client: kube::Client) -> anyhow::Result<()> {
-    use kube::runtime::WatchStreamExt;
-    let bindings: Api<ResourceBinding> = Api::all(client.clone());
-    let ops =
-        watcher::watcher(Api::<OverridePolicy>::all(client.clone()), watcher::Config::default())
-            .default_backoff()
-            .touched_objects()
-            .map(|_| ());
-    let cops = watcher::watcher(
-        Api::<ClusterOverridePolicy>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .touched_objects()
-    .map(|_| ());
-    let ctx = Arc::new(Context { client: client.clone() });
-    let works: Api<Work> = Api::all(client.clone());
-    Controller::new(bindings, watcher::Config::default())
-        .watches(works, watcher::Config::default().labels(BINDING_NAME_LABEL), |work: Work| {
+/// Only the cluster changes that can change a rendering: a cluster added or removed, or its
+/// labels or location changed (status heartbeats are not).
+fn placement_relevant(
+    clusters: impl futures::Stream<Item = Option<Cluster>> + Send + 'static,
+) -> impl futures::Stream<Item = ()> + Send + 'static {
+    let mut seen: HashMap<String, (Option<BTreeMap<String, String>>, String)> = HashMap::new();
+    clusters.filter_map(move |c| {
+        let changed = match c {
+            None => true,
+            Some(c) => {
+                let name = c.metadata.name.clone().unwrap_or_default();
+                let gone = c.metadata.deletion_timestamp.is_some();
+                let fingerprint = (
+                    c.metadata.labels.clone(),
+                    format!("{gone}/{}/{}/{:?}", c.spec.provider, c.spec.region, c.spec.zones),
+                );
+                seen.insert(name, fingerprint.clone()) != Some(fingerprint)
+            }
+        };
+        futures::future::ready(changed.then_some(()))
+    })
+}
+
+/// A cache of one kind fed by a watch, and a stream of the objects it saw change.
+fn cached<K>(
+    client: &kube::Client,
+) -> (Store<K>, impl futures::Stream<Item = Option<K>> + Send + 'static)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store::<K>();
+    let stream = watcher::watcher(Api::<K>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects()
+        .map(Result::ok);
+    (reader, stream)
+}
+
+async fn run_for<B: Binding>(
+    ctx: Arc<Context>,
+    works: impl futures::Stream<Item = Work> + Send + 'static,
+    policy_changes: impl futures::Stream<Item = ()> + Send + 'static,
+    namespaced: bool,
+) {
+    Controller::new(Api::<B>::all(ctx.client.clone()), watcher::Config::default())
+        .reconcile_on(works.filter_map(move |work: Work| {
             let labels = work.metadata.labels.unwrap_or_default();
-            let name = labels.get(BINDING_NAME_LABEL)?;
-            let ns = labels.get(BINDING_NAMESPACE_LABEL)?;
-            Some(kube::runtime::reflector::ObjectRef::new(name).within(ns))
-        })
-        .reconcile_all_on(futures::stream::select(ops, cops))
-        .run(reconcile, error_policy, ctx)
+            let target = if namespaced {
+                labels
+                    .get(BINDING_NAME_LABEL)
+                    .zip(labels.get(BINDING_NAMESPACE_LABEL))
+                    .map(|(name, ns)| ObjectRef::new(name).within(ns))
+            } else {
+                labels.get(CLUSTER_BINDING_NAME_LABEL).map(|n| ObjectRef::new(n))
+            };
+            futures::future::ready(target)
+        }))
+        .reconcile_all_on(policy_changes)
+        .run(reconcile::<B>, error_policy::<B>, ctx)
         .for_each(|_| async {})
         .await;
+}
+
+/// Runs the binding controller (ResourceBindings and ClusterResourceBindings) until the future
+/// is dropped. Any change to an override policy re-renders every binding's Works.
+pub async fn run(client: kube::Client) -> anyhow::Result<()> {
+    let (ops, op_changes) = cached::<OverridePolicy>(&client);
+    let (cops, cop_changes) = cached::<ClusterOverridePolicy>(&client);
+    let (clusters, cluster_changes) = cached::<Cluster>(&client);
+    let (works, works_writer) = reflector::store::<Work>();
+    // One watch of Works feeds the cache and both controllers.
+    let (tx, _) = tokio::sync::broadcast::channel::<Work>(4096);
+    let tx_works = tx.clone();
+    let work_watch = tokio::spawn(
+        watcher::watcher(Api::<Work>::all(client.clone()), watcher::Config::default())
+            .default_backoff()
+            .reflect(works_writer)
+            .touched_objects()
+            .for_each(move |w| {
+                if let Ok(w) = w {
+                    let _ = tx_works.send(w);
+                }
+                async {}
+            }),
+    );
+    let (changes_tx, _) = tokio::sync::broadcast::channel::<()>(64);
+    let forward = |stream: futures::stream::BoxStream<'static, ()>| {
+        let tx = changes_tx.clone();
+        tokio::spawn(stream.for_each(move |()| {
+            let _ = tx.send(());
+            async {}
+        }))
+    };
+    let feeders = [
+        forward(op_changes.map(|_| ()).boxed()),
+        forward(cop_changes.map(|_| ()).boxed()),
+        forward(placement_relevant(cluster_changes).boxed()),
+    ];
+    let _ = tokio::join!(
+        ops.wait_until_ready(),
+        cops.wait_until_ready(),
+        clusters.wait_until_ready(),
+        works.wait_until_ready()
+    );
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        ops,
+        cops,
+        clusters,
+        works,
+        kinds: Mutex::new(HashMap::new()),
+    });
+    let works_for = |tx: &tokio::sync::broadcast::Sender<Work>| {
+        futures::stream::unfold(tx.subscribe(), |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(w) => return Some((w, rx)),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+    };
+    let changes = |tx: &tokio::sync::broadcast::Sender<()>| {
+        futures::stream::unfold(tx.subscribe(), |mut rx| async move {
+            match rx.recv().await {
+                Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Some(((), rx)),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
+            }
+        })
+    };
+    tokio::join!(
+        run_for::<ResourceBinding>(Arc::clone(&ctx), works_for(&tx), changes(&changes_tx), true),
+        run_for::<ClusterResourceBinding>(ctx, works_for(&tx), changes(&changes_tx), false),
+    );
+    work_watch.abort();
+    for f in feeders {
+        f.abort();
+    }
     Ok(())
 }
 
@@ -399,6 +624,68 @@ mod tests {
             "spec": {"replicas": 2}})
         );
         assert_ne!(work_name("a", "x"), work_name("b", "x"));
+        assert_ne!(work_name("", "x"), work_name("default", "x"));
         assert!(work_name("default", "nginx-deployment").starts_with("nginx-deployment-"));
+        assert_eq!(work_labels(None, "crd")[CLUSTER_BINDING_NAME_LABEL], "crd");
+        assert!(!work_labels(None, "crd").contains_key(BINDING_NAME_LABEL));
+        assert_eq!(work_labels(Some("default"), "x")[BINDING_NAMESPACE_LABEL], "default");
+    }
+
+    fn spec(v: Value) -> ResourceBindingSpec {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn targets_include_the_clusters_of_requiring_bindings() {
+        let s = spec(json!({"resource": {"apiVersion": "v1", "kind": "ConfigMap", "name": "c"},
+            "clusters": [{"name": "member1", "replicas": 2}],
+            "requiredBy": [
+                {"namespace": "default", "name": "a-deployment", "clusters": [{"name": "member1", "replicas": 5}, {"name": "member2", "replicas": 1}]},
+                {"namespace": "default", "name": "b-deployment", "clusters": [{"name": "member3"}]}]}));
+        let t = work_targets(&s);
+        assert_eq!(
+            t.into_iter().collect::<Vec<_>>(),
+            vec![("member1".into(), 2), ("member2".into(), 0), ("member3".into(), 0)],
+            "own shares win; requiring clusters add no replicas"
+        );
+        let attached = spec(
+            json!({"resource": {"apiVersion": "v1", "kind": "ConfigMap", "name": "c"},
+            "requiredBy": [{"namespace": "default", "name": "a", "clusters": [{"name": "member2", "replicas": 1}]}]}),
+        );
+        assert_eq!(work_targets(&attached).len(), 1);
+        assert!(
+            work_targets(&spec(
+                json!({"resource": {"apiVersion": "v1", "kind": "ConfigMap", "name": "c"}})
+            ))
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn job_completions_follow_the_replica_shares() {
+        let shares: BTreeMap<String, i32> =
+            [("a".to_string(), 3), ("b".to_string(), 1), ("c".to_string(), 0)]
+                .into_iter()
+                .collect();
+        let split = split_completions(8, &shares);
+        assert_eq!(split["a"], 6);
+        assert_eq!(split["b"], 2);
+        assert_eq!(split["c"], 0);
+        assert_eq!(split_completions(7, &shares).values().sum::<i64>(), 7);
+        let none: BTreeMap<String, i32> = [("a".to_string(), 0)].into_iter().collect();
+        assert_eq!(split_completions(5, &none)["a"], 0);
+    }
+
+    #[test]
+    fn suspension() {
+        let base = json!({"resource": {"apiVersion": "v1", "kind": "ConfigMap", "name": "c"}});
+        assert!(!dispatch_suspended(&spec(base.clone()), "m1"));
+        let mut all = base.clone();
+        all["suspension"] = json!({"dispatching": true});
+        assert!(dispatch_suspended(&spec(all), "m1"));
+        let mut some = base;
+        some["suspension"] = json!({"dispatchingOnClusters": {"clusterNames": ["m2"]}});
+        assert!(!dispatch_suspended(&spec(some.clone()), "m1"));
+        assert!(dispatch_suspended(&spec(some), "m2"));
     }
 }

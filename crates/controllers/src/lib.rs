@@ -20,7 +20,14 @@ pub mod execution;
 pub mod member_client;
 pub mod scheduling;
 
+use std::fmt::Debug;
 use std::time::Duration;
+
+use karmada_api::work::{
+    ClusterResourceBinding, ResourceBinding, ResourceBindingSpec, ResourceBindingStatus,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// Tunables shared by the controllers (defaults as upstream).
 #[derive(Clone, Debug)]
@@ -83,4 +90,38 @@ pub(crate) fn now_secs() -> i64 {
 /// The wall-clock time as an RFC 3339 timestamp, as Kubernetes conditions carry it.
 pub(crate) fn now_rfc3339() -> String {
     apimachinery::time::format_rfc3339(now_secs())
+}
+
+/// A ResourceBinding or ClusterResourceBinding: the parts the scheduler and the binding
+/// controller read and write.
+pub trait Binding:
+    kube::Resource<DynamicType = ()>
+    + Clone
+    + Debug
+    + DeserializeOwned
+    + Serialize
+    + Send
+    + Sync
+    + 'static
+{
+    fn spec(&self) -> &ResourceBindingSpec;
+    fn status(&self) -> Option<&ResourceBindingStatus>;
+}
+
+impl Binding for ResourceBinding {
+    fn spec(&self) -> &ResourceBindingSpec {
+        &self.spec
+    }
+    fn status(&self) -> Option<&ResourceBindingStatus> {
+        self.status.as_ref()
+    }
+}
+
+impl Binding for ClusterResourceBinding {
+    fn spec(&self) -> &ResourceBindingSpec {
+        &self.spec
+    }
+    fn status(&self) -> Option<&ResourceBindingStatus> {
+        self.status.as_ref()
+    }
 }

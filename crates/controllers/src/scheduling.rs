@@ -5,7 +5,6 @@
 //! suspended, are left alone; nothing is written when nothing changed.
 
 use std::collections::BTreeMap;
-use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,45 +19,12 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::json;
+
+pub use crate::Binding;
 
 pub const APPLIED_PLACEMENT: &str = "policy.karmada.io/applied-placement";
 pub const SCHEDULER_NAME: &str = "default-scheduler";
-
-/// Access to the parts of a binding the scheduler reads and writes.
-pub trait Binding:
-    kube::Resource<DynamicType = ()>
-    + Clone
-    + Debug
-    + DeserializeOwned
-    + Serialize
-    + Send
-    + Sync
-    + 'static
-{
-    fn spec(&self) -> &ResourceBindingSpec;
-    fn status(&self) -> Option<&ResourceBindingStatus>;
-}
-
-impl Binding for ResourceBinding {
-    fn spec(&self) -> &ResourceBindingSpec {
-        &self.spec
-    }
-    fn status(&self) -> Option<&ResourceBindingStatus> {
-        self.status.as_ref()
-    }
-}
-
-impl Binding for ClusterResourceBinding {
-    fn spec(&self) -> &ResourceBindingSpec {
-        &self.spec
-    }
-    fn status(&self) -> Option<&ResourceBindingStatus> {
-        self.status.as_ref()
-    }
-}
 
 /// The scheduler's view of a cluster.
 pub fn cluster_info(cluster: &Cluster) -> scheduler::ClusterInfo {
