@@ -3,33 +3,64 @@
 //! member's), leaves alone existing objects Karmada does not manage (conflictResolution Abort,
 //! reported on the Work), and removes what it applied when the Work goes (unless
 //! `preserveResourcesOnDeletion`).
+//!
+//! Status comes from one watch per (member, kind) of the objects Karmada manages there, not
+//! from polling: every change of an applied object (its status, a hand edit, a deletion)
+//! triggers its Work, which reflects the status and health and restores drift. An object that
+//! already matches its manifest is not written again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
+use futures::channel::mpsc;
 use k8s_openapi::api::core::v1::Namespace;
 use karmada_api::cluster::Cluster;
 use karmada_api::work::Work;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 
-use crate::binding::MANAGED_LABEL;
+use crate::binding::{CONFLICT_ANNOTATION, MANAGED_LABEL};
 use crate::member_client;
 
 pub const FINALIZER: &str = "karmada.io/execution-controller";
 const MANAGER: &str = "karmada-execution-controller";
-/// A template annotation that opts into overwriting existing unmanaged objects.
-pub const CONFLICT_ANNOTATION: &str = "work.karmada.io/conflict-resolution";
+/// Annotations on every applied object naming the Work it came from.
+pub const WORK_NAME_ANNOTATION: &str = "work.karmada.io/name";
+pub const WORK_NAMESPACE_ANNOTATION: &str = "work.karmada.io/namespace";
+
+/// A watch of one kind in one member, and its cache.
+struct KindWatch {
+    resource: ApiResource,
+    cache: Store<DynamicObject>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for KindWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A member's client (rebuilt when its Cluster changes), its watches and the namespaces known
+/// to exist there.
+struct Member {
+    version: String,
+    client: kube::Client,
+    kinds: HashMap<GroupVersionKind, Arc<KindWatch>>,
+    namespaces: HashSet<String>,
+}
 
 struct Context {
     client: kube::Client,
-    members: Mutex<HashMap<String, (String, kube::Client)>>,
+    members: Mutex<HashMap<String, Member>>,
     timeout: Duration,
+    trigger: mpsc::UnboundedSender<ObjectRef<Work>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,23 +71,97 @@ pub enum Error {
     Member(#[from] member_client::ClientError),
 }
 
+fn version_of(cluster: &Cluster) -> String {
+    format!("{}/{}", cluster.spec.api_endpoint, cluster.metadata.generation.unwrap_or(0))
+}
+
 impl Context {
-    /// A cached client for a member (rebuilt when its Cluster changes).
+    /// A cached client for a member (rebuilt, with its watches, when its Cluster changes).
     async fn member(&self, cluster: &Cluster) -> Result<kube::Client, Error> {
         let name = cluster.metadata.name.clone().unwrap_or_default();
-        let version =
-            format!("{}/{}", cluster.spec.api_endpoint, cluster.metadata.generation.unwrap_or(0));
-        if let Ok(cache) = self.members.lock()
-            && let Some((v, client)) = cache.get(&name)
-            && *v == version
+        let version = version_of(cluster);
+        if let Ok(members) = self.members.lock()
+            && let Some(m) = members.get(&name)
+            && m.version == version
         {
-            return Ok(client.clone());
+            return Ok(m.client.clone());
         }
         let client = member_client::for_cluster(&self.client, cluster, self.timeout).await?;
-        if let Ok(mut cache) = self.members.lock() {
-            cache.insert(name, (version, client.clone()));
+        if let Ok(mut members) = self.members.lock() {
+            members.insert(
+                name,
+                Member {
+                    version,
+                    client: client.clone(),
+                    kinds: HashMap::new(),
+                    namespaces: HashSet::new(),
+                },
+            );
         }
         Ok(client)
+    }
+
+    /// The watch of a kind in a member, started on first use.
+    async fn kind(
+        &self,
+        cluster: &str,
+        member: &kube::Client,
+        gvk: &GroupVersionKind,
+    ) -> Result<Arc<KindWatch>, kube::Error> {
+        if let Ok(members) = self.members.lock()
+            && let Some(w) = members.get(cluster).and_then(|m| m.kinds.get(gvk))
+        {
+            return Ok(Arc::clone(w));
+        }
+        let (resource, _) = kube::discovery::pinned_kind(member, gvk).await?;
+        let writer = reflector::store::Writer::<DynamicObject>::new(resource.clone());
+        let cache = writer.as_reader();
+        let api: Api<DynamicObject> = Api::all_with(member.clone(), &resource);
+        let trigger = self.trigger.clone();
+        let task = tokio::spawn(
+            watcher::watcher(api, watcher::Config::default().labels(MANAGED_LABEL))
+                .default_backoff()
+                .reflect(writer)
+                .touched_objects()
+                .for_each(move |object| {
+                    if let Ok(object) = object {
+                        let annotations = object.metadata.annotations.unwrap_or_default();
+                        if let (Some(name), Some(ns)) = (
+                            annotations.get(WORK_NAME_ANNOTATION),
+                            annotations.get(WORK_NAMESPACE_ANNOTATION),
+                        ) {
+                            let _ = trigger.unbounded_send(ObjectRef::new(name).within(ns));
+                        }
+                    }
+                    async {}
+                }),
+        );
+        let watch = Arc::new(KindWatch { resource, cache, task });
+        if let Ok(mut members) = self.members.lock()
+            && let Some(m) = members.get_mut(cluster)
+        {
+            return Ok(Arc::clone(m.kinds.entry(gvk.clone()).or_insert(watch)));
+        }
+        Ok(watch)
+    }
+
+    fn namespace_known(&self, cluster: &str, namespace: &str, known: bool) -> bool {
+        let Ok(mut members) = self.members.lock() else { return false };
+        let Some(m) = members.get_mut(cluster) else { return false };
+        if known {
+            m.namespaces.insert(namespace.to_owned());
+            true
+        } else {
+            m.namespaces.contains(namespace)
+        }
+    }
+
+    fn forget_namespace(&self, cluster: &str, namespace: &str) {
+        if let Ok(mut members) = self.members.lock()
+            && let Some(m) = members.get_mut(cluster)
+        {
+            m.namespaces.remove(namespace);
+        }
     }
 }
 
@@ -78,8 +183,51 @@ fn target_api(member: &kube::Client, ar: &ApiResource, namespace: &str) -> Api<D
     }
 }
 
-async fn ensure_namespace(member: &kube::Client, namespace: &str) -> Result<(), kube::Error> {
-    if namespace.is_empty() {
+/// Whether `observed` already carries everything `desired` says (a JSON subset: objects by
+/// key, arrays element by element, numbers by value).
+pub fn contains(observed: &Value, desired: &Value) -> bool {
+    match (observed, desired) {
+        (_, Value::Null) => true,
+        (Value::Object(o), Value::Object(d)) => {
+            d.iter().all(|(k, v)| o.get(k).is_some_and(|ov| contains(ov, v)) || v.is_null())
+        }
+        (Value::Array(o), Value::Array(d)) => {
+            o.len() == d.len() && o.iter().zip(d).all(|(a, b)| contains(a, b))
+        }
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (a, b) => a == b,
+    }
+}
+
+/// The manifest as it is applied: marked as Karmada's, and naming its Work.
+pub fn desired(manifest: &Value, work_namespace: &str, work_name: &str) -> Value {
+    let mut out = manifest.clone();
+    apimachinery::object::string_map_mut(&mut out, "labels")
+        .insert(MANAGED_LABEL.into(), json!("true"));
+    let annotations = apimachinery::object::string_map_mut(&mut out, "annotations");
+    annotations.insert(WORK_NAME_ANNOTATION.into(), json!(work_name));
+    annotations.insert(WORK_NAMESPACE_ANNOTATION.into(), json!(work_namespace));
+    out
+}
+
+/// Whether an existing member object may be written: Karmada manages it, or the manifest asks
+/// to overwrite.
+fn may_write(existing: &DynamicObject, manifest: &Value) -> bool {
+    let managed = existing.metadata.labels.as_ref().is_some_and(|l| l.get(MANAGED_LABEL).is_some());
+    let overwrite = manifest
+        .pointer(&format!("/metadata/annotations/{}", CONFLICT_ANNOTATION.replace('/', "~1")))
+        .and_then(Value::as_str)
+        == Some("overwrite");
+    managed || overwrite
+}
+
+async fn ensure_namespace(
+    ctx: &Context,
+    cluster: &str,
+    member: &kube::Client,
+    namespace: &str,
+) -> Result<(), kube::Error> {
+    if namespace.is_empty() || ctx.namespace_known(cluster, namespace, false) {
         return Ok(());
     }
     let namespaces: Api<Namespace> = Api::all(member.clone());
@@ -92,33 +240,95 @@ async fn ensure_namespace(member: &kube::Client, namespace: &str) -> Result<(), 
             Err(e) => return Err(e),
         }
     }
+    ctx.namespace_known(cluster, namespace, true);
     Ok(())
 }
 
-/// Applies one manifest; `Ok(Some(reason))` when it was deliberately not applied.
-async fn apply_manifest(member: &kube::Client, manifest: &Value) -> Result<Option<String>, Error> {
-    let (ar, _) = kube::discovery::pinned_kind(member, &gvk_of(manifest)).await?;
+/// What applying one manifest found.
+struct Applied {
+    /// Why it was deliberately not applied.
+    refused: Option<String>,
+    /// The member's object after the apply (or as found).
+    observed: Option<DynamicObject>,
+    resource: ApiResource,
+}
+
+async fn apply_manifest(
+    ctx: &Context,
+    cluster: &str,
+    member: &kube::Client,
+    manifest: &Value,
+) -> Result<Applied, Error> {
+    let watch = ctx.kind(cluster, member, &gvk_of(manifest)).await?;
+    let ar = watch.resource.clone();
     let namespace =
         manifest.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
     let name = manifest.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-    ensure_namespace(member, namespace).await?;
     let api = target_api(member, &ar, namespace);
-    if let Some(existing) = api.get_opt(name).await? {
-        let managed =
-            existing.metadata.labels.as_ref().is_some_and(|l| l.get(MANAGED_LABEL).is_some());
-        let overwrite = manifest
-            .pointer(&format!("/metadata/annotations/{}", CONFLICT_ANNOTATION.replace('/', "~1")))
-            .and_then(Value::as_str)
-            == Some("overwrite");
-        if !managed && !overwrite {
-            return Ok(Some(format!(
-                "{} {namespace}/{name} already exists in the member cluster and is not managed by Karmada (conflictResolution Abort)",
-                ar.kind
-            )));
+    // The watch cache holds managed objects; an unmanaged one is only found by asking.
+    let mut object_ref = ObjectRef::new_with(name, ar.clone());
+    if !namespace.is_empty() {
+        object_ref = object_ref.within(namespace);
+    }
+    let existing = match watch.cache.get(&object_ref) {
+        Some(o) => Some((*o).clone()),
+        None => api.get_opt(name).await?,
+    };
+    if let Some(existing) = &existing {
+        if !may_write(existing, manifest) {
+            return Ok(Applied {
+                refused: Some(format!(
+                    "{} {namespace}/{name} already exists in the member cluster and is not managed by Karmada (conflictResolution Abort)",
+                    ar.kind
+                )),
+                observed: None,
+                resource: ar,
+            });
+        }
+        // Type fields may be absent from cached list items; the rest must match.
+        let current = serde_json::to_value(existing).unwrap_or_default();
+        let mut want = manifest.clone();
+        if let Some(m) = want.as_object_mut() {
+            m.remove("apiVersion");
+            m.remove("kind");
+        }
+        if contains(&current, &want) {
+            return Ok(Applied { refused: None, observed: Some(existing.clone()), resource: ar });
         }
     }
-    api.patch(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(manifest)).await?;
-    Ok(None)
+    ensure_namespace(ctx, cluster, member, namespace).await?;
+    match api.patch(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(manifest)).await {
+        Ok(observed) => Ok(Applied { refused: None, observed: Some(observed), resource: ar }),
+        Err(e) => {
+            // The namespace may have been removed by hand: check it again next time.
+            ctx.forget_namespace(cluster, namespace);
+            Err(e.into())
+        }
+    }
+}
+
+/// Removes what a Work applied (only objects Karmada manages).
+async fn remove_applied(ctx: &Context, cluster: &Cluster, work: &Work) -> Result<(), Error> {
+    let Ok(member) = ctx.member(cluster).await else { return Ok(()) };
+    for manifest in &work.spec.workload.manifests {
+        let Ok((ar, _)) = kube::discovery::pinned_kind(&member, &gvk_of(manifest)).await else {
+            continue;
+        };
+        let namespace =
+            manifest.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
+        let name = manifest.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        let api = target_api(&member, &ar, namespace);
+        let Some(existing) = api.get_opt(name).await? else { continue };
+        if existing.metadata.labels.as_ref().is_none_or(|l| l.get(MANAGED_LABEL).is_none()) {
+            continue;
+        }
+        match api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -127,8 +337,8 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
     else {
         return Ok(Action::await_change());
     };
-    let works: Api<Work> =
-        Api::namespaced(ctx.client.clone(), work.metadata.namespace.as_deref().unwrap_or_default());
+    let work_ns = work.metadata.namespace.clone().unwrap_or_default();
+    let works: Api<Work> = Api::namespaced(ctx.client.clone(), &work_ns);
     let name = work.metadata.name.clone().unwrap_or_default();
     let finalizers = work.metadata.finalizers.clone().unwrap_or_default();
     let cluster = Api::<Cluster>::all(ctx.client.clone()).get_opt(cluster_name).await?;
@@ -137,30 +347,8 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
             return Ok(Action::await_change());
         }
         let preserve = work.spec.preserve_resources_on_deletion == Some(true);
-        if let (false, Some(cluster)) = (preserve, &cluster)
-            && let Ok(member) = ctx.member(cluster).await
-        {
-            for manifest in &work.spec.workload.manifests {
-                if let Ok((ar, _)) = kube::discovery::pinned_kind(&member, &gvk_of(manifest)).await
-                {
-                    let namespace = manifest
-                        .pointer("/metadata/namespace")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default();
-                    let name = manifest
-                        .pointer("/metadata/name")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default();
-                    match target_api(&member, &ar, namespace)
-                        .delete(name, &DeleteParams::default())
-                        .await
-                    {
-                        Ok(_) => {}
-                        Err(kube::Error::Api(s)) if s.code == 404 => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-            }
+        if let (false, Some(cluster)) = (preserve, &cluster) {
+            remove_applied(&ctx, cluster, &work).await?;
         }
         let rest: Vec<String> = finalizers.into_iter().filter(|f| f != FINALIZER).collect();
         works
@@ -188,52 +376,43 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
     }
     let Some(cluster) = cluster else { return Ok(Action::requeue(Duration::from_secs(2))) };
     let mut manifest_statuses = Vec::new();
-    let mut all_healthy = true;
     let (applied, message) = match ctx.member(&cluster).await {
         Err(e) => (false, format!("cannot reach cluster {cluster_name}: {e}")),
         Ok(member) => {
             let mut problems = Vec::new();
             for (ordinal, manifest) in work.spec.workload.manifests.iter().enumerate() {
-                match apply_manifest(&member, manifest).await {
-                    Ok(None) => {}
-                    Ok(Some(reason)) => problems.push(reason),
-                    Err(e) => problems.push(format!("applying to {cluster_name} failed: {e}")),
+                let manifest = desired(manifest, &work_ns, &name);
+                let outcome = match apply_manifest(&ctx, cluster_name, &member, &manifest).await {
+                    Ok(a) => a,
+                    Err(e) => {
+                        problems.push(format!("applying to {cluster_name} failed: {e}"));
+                        continue;
+                    }
+                };
+                if let Some(reason) = outcome.refused {
+                    problems.push(reason);
                 }
                 // Reflect the member's view of the object (status and health).
-                if let Ok((ar, _)) = kube::discovery::pinned_kind(&member, &gvk_of(manifest)).await
+                let Some(observed) = outcome.observed else { continue };
+                let ar = outcome.resource;
+                let observed = serde_json::to_value(&observed).unwrap_or_default();
+                let health = match propagation::interpreter::is_healthy(&ar.kind, &observed) {
+                    Some(true) => "Healthy",
+                    Some(false) => "Unhealthy",
+                    None => "Unknown",
+                };
+                let mut status = observed.get("status").cloned().unwrap_or(Value::Null);
+                if let (Some(s), Some(generation)) =
+                    (status.as_object_mut(), observed.pointer("/metadata/generation"))
                 {
-                    let namespace = manifest
-                        .pointer("/metadata/namespace")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default();
-                    let name = manifest
-                        .pointer("/metadata/name")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default();
-                    if let Ok(Some(observed)) =
-                        target_api(&member, &ar, namespace).get_opt(name).await
-                    {
-                        let observed = serde_json::to_value(&observed).unwrap_or_default();
-                        let health = match propagation::interpreter::is_healthy(&ar.kind, &observed)
-                        {
-                            Some(true) => "Healthy",
-                            Some(false) => "Unhealthy",
-                            None => "Unknown",
-                        };
-                        all_healthy &= health != "Unhealthy";
-                        let mut status = observed.get("status").cloned().unwrap_or(Value::Null);
-                        if let (Some(s), Some(generation)) =
-                            (status.as_object_mut(), observed.pointer("/metadata/generation"))
-                        {
-                            s.insert("generation".into(), generation.clone());
-                        }
-                        manifest_statuses.push(json!({
-                            "identifier": {"ordinal": ordinal, "group": ar.group, "version": ar.version, "kind": ar.kind,
-                                "resource": ar.plural, "namespace": namespace, "name": name},
-                            "status": status, "health": health,
-                        }));
-                    }
+                    s.insert("generation".into(), generation.clone());
                 }
+                manifest_statuses.push(json!({
+                    "identifier": {"ordinal": ordinal, "group": ar.group, "version": ar.version, "kind": ar.kind,
+                        "resource": ar.plural, "namespace": apimachinery::object::namespace(&observed),
+                        "name": apimachinery::object::name(&observed)},
+                    "status": status, "health": health,
+                }));
             }
             if problems.is_empty() {
                 (true, "Manifest has been successfully applied".to_owned())
@@ -258,13 +437,9 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
             "message": message, "lastTransitionTime": since});
         works.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": {"conditions": [condition], "manifestStatuses": manifest_statuses}}))).await?;
     }
-    // Re-check: quickly while the member converges, then periodically (which also restores
-    // objects edited or deleted by hand in the member).
-    Ok(Action::requeue(if applied && all_healthy {
-        Duration::from_secs(30)
-    } else {
-        Duration::from_secs(1)
-    }))
+    // Changes in the member arrive through its watches; a failed apply is retried, and a slow
+    // resync covers anything a watch missed.
+    Ok(Action::requeue(if applied { Duration::from_secs(300) } else { Duration::from_secs(2) }))
 }
 
 fn error_policy(_: Arc<Work>, error: &Error, _: Arc<Context>) -> Action {
@@ -274,10 +449,68 @@ fn error_policy(_: Arc<Work>, error: &Error, _: Arc<Context>) -> Action {
 
 pub async fn run(client: kube::Client, timeout: Duration) -> anyhow::Result<()> {
     let works: Api<Work> = Api::all(client.clone());
-    let ctx = Arc::new(Context { client, members: Mutex::new(HashMap::new()), timeout });
+    let (trigger, triggered) = mpsc::unbounded();
+    let ctx = Arc::new(Context { client, members: Mutex::new(HashMap::new()), timeout, trigger });
     Controller::new(works, watcher::Config::default())
+        .reconcile_on(triggered)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})
         .await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subset_check() {
+        let observed = json!({"metadata": {"name": "n", "labels": {"a": "1", "b": "2"}, "uid": "x"},
+            "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "c", "image": "nginx", "imagePullPolicy": "Always"}]}}},
+            "status": {"replicas": 2}});
+        let cases = [
+            (
+                json!({"metadata": {"name": "n", "labels": {"a": "1"}}, "spec": {"replicas": 2}}),
+                true,
+            ),
+            (json!({"spec": {"replicas": 2.0}}), true),
+            (json!({"spec": {"replicas": 3}}), false),
+            (json!({"metadata": {"labels": {"c": "3"}}}), false),
+            (
+                json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "nginx"}]}}}}),
+                true,
+            ),
+            (
+                json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "nginx:2"}]}}}}),
+                false,
+            ),
+            (json!({"spec": {"template": {"spec": {"containers": []}}}}), false),
+            (json!({"spec": {"paused": null}}), true),
+            (json!({"spec": {"paused": false}}), false),
+        ];
+        for (desired, want) in cases {
+            assert_eq!(contains(&observed, &desired), want, "{desired}");
+        }
+    }
+
+    #[test]
+    fn applied_objects_name_their_work() {
+        let m = desired(
+            &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
+            "karmada-es-m1",
+            "c-configmap-1",
+        );
+        assert_eq!(m["metadata"]["labels"][MANAGED_LABEL], "true");
+        assert_eq!(m["metadata"]["annotations"][WORK_NAME_ANNOTATION], "c-configmap-1");
+        assert_eq!(m["metadata"]["annotations"][WORK_NAMESPACE_ANNOTATION], "karmada-es-m1");
+        let unmanaged: DynamicObject = serde_json::from_value(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
+        )
+        .unwrap();
+        assert!(may_write(&serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {MANAGED_LABEL: "true"}}})).unwrap(), &m));
+        assert!(!may_write(&unmanaged, &m));
+        let mut overwrite = m.clone();
+        overwrite["metadata"]["annotations"][CONFLICT_ANNOTATION] = json!("overwrite");
+        assert!(may_write(&unmanaged, &overwrite));
+    }
 }
