@@ -454,8 +454,12 @@ async fn aggregate<B: Binding>(
 }
 
 fn error_policy<B: Binding>(_: Arc<B>, error: &Error, _: Arc<Context>) -> Action {
-    tracing::warn!(%error, "binding reconcile failed");
-    Action::requeue(Duration::from_secs(1))
+    crate::retry_after(
+        "binding",
+        error,
+        matches!(error, Error::Kube(e) if crate::is_conflict(e)),
+        Duration::from_secs(1),
+    )
 }
 
 /// Only the cluster changes that can change a rendering: a cluster added or removed, or its

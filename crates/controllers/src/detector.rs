@@ -31,7 +31,7 @@ fn skipped(resource: &ApiResource) -> bool {
     karmada_api::kinds::is_karmada_group(&resource.group)
         || matches!(
             resource.group.as_str(),
-            "coordination.k8s.io" | "events.k8s.io" | "discovery.k8s.io" | "apiextensions.k8s.io"
+            "coordination.k8s.io" | "events.k8s.io" | "discovery.k8s.io"
         )
         || (resource.group.is_empty()
             && matches!(
@@ -118,7 +118,23 @@ impl State {
             (Some(h), _) => Some(h.0),
             (None, b) => b.map(|(p, _)| p),
         };
-        let Some(policy) = chosen else { return Ok(()) };
+        let name = template.metadata.name.clone().unwrap_or_default();
+        let templates: Api<DynamicObject> = if namespaced {
+            Api::namespaced_with(self.client.clone(), &ns, ar)
+        } else {
+            Api::all_with(self.client.clone(), ar)
+        };
+        let Some(policy) = chosen else {
+            // No policy (any more): a template claimed by a deleted policy is unclaimed; its
+            // binding stays, without the claim, and what was propagated stays where it is.
+            if CLAIM_LABELS.iter().any(|k| labels.contains_key(*k)) {
+                self.unclaim(ar, namespaced, &templates, &name, &labels).await?;
+            }
+            if namespaced && DEPENDENCY_KINDS.contains(&ar.kind.as_str()) {
+                self.refresh_attached(ar, &ns, &name, template).await?;
+            }
+            return Ok(());
+        };
         let policy_id = if policy.cluster_scoped() {
             cpp_list.iter().find(|p| p.metadata.name.as_deref() == Some(policy.name)).and_then(
                 |p| {
@@ -145,20 +161,24 @@ impl State {
                 })
         }
         .unwrap_or_default();
-        // Claim the template.
+        // Claim the template (dropping the claim of a policy it was taken from).
         let claim = propagation::claim_labels(policy, &policy_id);
-        let name = template.metadata.name.clone().unwrap_or_default();
-        let templates: Api<DynamicObject> = if namespaced {
-            Api::namespaced_with(self.client.clone(), &ns, ar)
-        } else {
-            Api::all_with(self.client.clone(), ar)
-        };
-        if claim.iter().any(|(k, v)| labels.get(k) != Some(v)) {
+        let stale: Vec<&str> = CLAIM_LABELS
+            .iter()
+            .copied()
+            .filter(|k| labels.contains_key(*k) && !claim.contains_key(*k))
+            .collect();
+        if claim.iter().any(|(k, v)| labels.get(k) != Some(v)) || !stale.is_empty() {
+            let mut patch: serde_json::Map<String, Value> =
+                claim.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+            for k in stale {
+                patch.insert(k.to_owned(), Value::Null);
+            }
             templates
                 .patch(
                     &name,
                     &PatchParams::default(),
-                    &Patch::Merge(json!({"metadata": {"labels": claim}})),
+                    &Patch::Merge(json!({"metadata": {"labels": patch}})),
                 )
                 .await?;
         }
@@ -205,13 +225,9 @@ impl State {
             spec["replicaRequirements"] = requirements;
         }
         let binding_name = propagation::binding_name(&ar.kind, &name);
-        let (api_version, kind, plural) = (
-            "work.karmada.io/v1alpha2",
-            if namespaced { "ResourceBinding" } else { "ClusterResourceBinding" },
-            if namespaced { "resourcebindings" } else { "clusterresourcebindings" },
-        );
+        let binding_ar = binding_resource(namespaced);
         let mut binding = json!({
-            "apiVersion": api_version, "kind": kind,
+            "apiVersion": binding_ar.api_version, "kind": binding_ar.kind,
             "metadata": {"name": binding_name, "labels": claim,
                 "ownerReferences": [{"apiVersion": ar.api_version, "kind": ar.kind, "name": name, "uid": template.metadata.uid, "controller": true, "blockOwnerDeletion": true}]},
             "spec": spec,
@@ -219,13 +235,6 @@ impl State {
         if namespaced {
             binding["metadata"]["namespace"] = json!(ns);
         }
-        let binding_ar = ApiResource {
-            group: "work.karmada.io".into(),
-            version: "v1alpha2".into(),
-            api_version: api_version.into(),
-            kind: kind.into(),
-            plural: plural.into(),
-        };
         let bindings: Api<DynamicObject> = if namespaced {
             Api::namespaced_with(self.client.clone(), &ns, &binding_ar)
         } else {
@@ -242,8 +251,107 @@ impl State {
     }
 }
 
+impl State {
+    /// Removes a deleted policy's claim from a template and its binding.
+    async fn unclaim(
+        &self,
+        ar: &ApiResource,
+        namespaced: bool,
+        templates: &Api<DynamicObject>,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), kube::Error> {
+        let nulls: serde_json::Map<String, Value> = CLAIM_LABELS
+            .iter()
+            .filter(|k| labels.contains_key(**k))
+            .map(|k| ((*k).to_owned(), Value::Null))
+            .collect();
+        let patch = Patch::Merge(json!({"metadata": {"labels": nulls}}));
+        templates.patch(name, &PatchParams::default(), &patch).await?;
+        let binding_ar = binding_resource(namespaced);
+        let ns = templates.namespace().unwrap_or_default();
+        let bindings: Api<DynamicObject> = if namespaced {
+            Api::namespaced_with(self.client.clone(), ns, &binding_ar)
+        } else {
+            Api::all_with(self.client.clone(), &binding_ar)
+        };
+        let binding = propagation::binding_name(&ar.kind, name);
+        if let Some(b) = bindings.get_opt(&binding).await? {
+            let held = b.metadata.labels.unwrap_or_default();
+            let nulls: serde_json::Map<String, Value> = CLAIM_LABELS
+                .iter()
+                .filter(|k| held.contains_key(**k))
+                .map(|k| ((*k).to_owned(), Value::Null))
+                .collect();
+            if !nulls.is_empty() {
+                let patch = Patch::Merge(json!({"metadata": {"labels": nulls}}));
+                bindings.patch(&binding, &PatchParams::default(), &patch).await?;
+            }
+        }
+        tracing::info!(kind = %ar.kind, %name, "template unclaimed: its policy is gone");
+        Ok(())
+    }
+}
+
+impl State {
+    /// A dependency propagated with its workload (an attached binding) is re-rendered when it
+    /// changes: its binding records the template's new resourceVersion.
+    async fn refresh_attached(
+        &self,
+        ar: &ApiResource,
+        ns: &str,
+        name: &str,
+        template: &DynamicObject,
+    ) -> Result<(), kube::Error> {
+        let bindings: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), ns, &binding_resource(true));
+        let binding = propagation::binding_name(&ar.kind, name);
+        let Some(b) = bindings.get_opt(&binding).await? else { return Ok(()) };
+        let attached = b
+            .metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key(crate::dependencies::ATTACHED_LABEL));
+        let recorded = b.data.pointer("/spec/resource/resourceVersion").and_then(Value::as_str);
+        if attached && recorded != template.metadata.resource_version.as_deref() {
+            let patch = json!({"spec": {"resource": {"resourceVersion": template.metadata.resource_version}}});
+            bindings.patch(&binding, &PatchParams::default(), &Patch::Merge(patch)).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Kinds that can be a workload's dependency (`propagateDeps`).
+const DEPENDENCY_KINDS: [&str; 4] =
+    ["ConfigMap", "Secret", "ServiceAccount", "PersistentVolumeClaim"];
+
+/// Every label a policy claim puts on a template or binding.
+const CLAIM_LABELS: [&str; 5] = [
+    "propagationpolicy.karmada.io/namespace",
+    "propagationpolicy.karmada.io/name",
+    "propagationpolicy.karmada.io/permanent-id",
+    "clusterpropagationpolicy.karmada.io/name",
+    "clusterpropagationpolicy.karmada.io/permanent-id",
+];
+
+fn binding_resource(namespaced: bool) -> ApiResource {
+    let (kind, plural) = if namespaced {
+        ("ResourceBinding", "resourcebindings")
+    } else {
+        ("ClusterResourceBinding", "clusterresourcebindings")
+    };
+    ApiResource {
+        group: "work.karmada.io".into(),
+        version: "v1alpha2".into(),
+        api_version: "work.karmada.io/v1alpha2".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
 enum Change {
     Template(Box<(ApiResource, bool, DynamicObject)>),
+    Gone(TemplateKey),
     Policies,
 }
 
@@ -260,7 +368,7 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
             watcher::watcher(api, watcher::Config::default())
                 .default_backoff()
                 .reflect(pp_writer)
-                .applied_objects()
+                .touched_objects()
                 .for_each(move |_| {
                     let tx = tx.clone();
                     async move {
@@ -276,7 +384,7 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
             watcher::watcher(api, watcher::Config::default())
                 .default_backoff()
                 .reflect(cpp_writer)
-                .applied_objects()
+                .touched_objects()
                 .for_each(move |_| {
                     let tx = tx.clone();
                     async move {
@@ -309,13 +417,16 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
                         let namespaced = caps.scope == Scope::Namespaced;
                         let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
                         let tx = tx.clone();
-                        tasks.push(tokio::spawn(watcher::watcher(api, watcher::Config::default()).default_backoff().applied_objects().for_each(move |obj| {
+                        tasks.push(tokio::spawn(watcher::watcher(api, watcher::Config::default()).default_backoff().for_each(move |event| {
                             let tx = tx.clone();
                             let ar = ar.clone();
                             async move {
-                                if let Ok(obj) = obj {
-                                    let _ = tx.send(Change::Template(Box::new((ar, namespaced, obj)))).await;
-                                }
+                                let change = match event {
+                                    Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => Change::Template(Box::new((ar, namespaced, obj))),
+                                    Ok(watcher::Event::Delete(obj)) => Change::Gone(key(&ar, &obj)),
+                                    _ => return,
+                                };
+                                let _ = tx.send(change).await;
                             }
                         })));
                     }
@@ -330,6 +441,9 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
                             tracing::warn!(error = %e, template = ?obj.metadata.name, "detector reconcile failed");
                         }
                         state.templates.insert(key(&ar, &obj), (ar, namespaced, obj));
+                    }
+                    Change::Gone(key) => {
+                        state.templates.remove(&key);
                     }
                     Change::Policies => {
                         // Policies changed: every known template gets another look.
@@ -377,5 +491,9 @@ mod tests {
         assert!(skipped(&ar("", "events")));
         assert!(!skipped(&ar("apps", "deployments")));
         assert!(!skipped(&ar("", "configmaps")));
+        assert!(
+            !skipped(&ar("apiextensions.k8s.io", "customresourcedefinitions")),
+            "CRDs are templates too"
+        );
     }
 }

@@ -443,8 +443,12 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
 }
 
 fn error_policy(_: Arc<Work>, error: &Error, _: Arc<Context>) -> Action {
-    tracing::warn!(%error, "execution reconcile failed");
-    Action::requeue(Duration::from_secs(2))
+    crate::retry_after(
+        "execution",
+        error,
+        matches!(error, Error::Kube(e) if crate::is_conflict(e)),
+        Duration::from_secs(2),
+    )
 }
 
 pub async fn run(client: kube::Client, timeout: Duration) -> anyhow::Result<()> {

@@ -8,6 +8,8 @@
 //!   version, API enablements, node and resource summaries).
 //! - [`member_client`]: builds a kube client for a member from its Cluster and Secret.
 //! - [`detector`]: matches resource templates to propagation policies and writes bindings.
+//! - [`dependencies`]: `propagateDeps`: dependencies follow their workload (`requiredBy`).
+//! - [`namespaces`]: namespaces are propagated to every cluster automatically.
 //! - [`binding`]: renders each scheduled binding into one Work per target cluster.
 //! - [`execution`]: applies Works to push-mode members and removes what they applied.
 //! - [`scheduling`]: the scheduler loop (run by `karmada scheduler`).
@@ -15,9 +17,11 @@
 pub mod binding;
 pub mod cluster;
 pub mod cluster_status;
+pub mod dependencies;
 pub mod detector;
 pub mod execution;
 pub mod member_client;
+pub mod namespaces;
 pub mod scheduling;
 
 use std::fmt::Debug;
@@ -67,12 +71,16 @@ pub async fn run(client: kube::Client, settings: Settings) -> anyhow::Result<()>
     let timeout = settings.probe_timeout;
     let status = tokio::spawn(cluster_status::run(client.clone(), settings));
     let detector = tokio::spawn(detector::run(client.clone()));
+    let dependencies = tokio::spawn(dependencies::run(client.clone()));
+    let namespaces = tokio::spawn(namespaces::run(client.clone()));
     let binding = tokio::spawn(binding::run(client.clone()));
     let execution = tokio::spawn(execution::run(client, timeout));
     tokio::select! {
         r = cluster => r??,
         r = status => r??,
         r = detector => r??,
+        r = dependencies => r??,
+        r = namespaces => r??,
         r = binding => r??,
         r = execution => r??,
     }
@@ -124,4 +132,26 @@ impl Binding for ClusterResourceBinding {
     fn status(&self) -> Option<&ResourceBindingStatus> {
         self.status.as_ref()
     }
+}
+
+/// Logs a failed reconcile and returns when to retry: a write that lost an optimistic
+/// concurrency race (409) is routine and retried at once, quietly; anything else is a warning.
+pub(crate) fn retry_after(
+    controller: &str,
+    error: &dyn std::fmt::Display,
+    conflict: bool,
+    delay: Duration,
+) -> kube::runtime::controller::Action {
+    if conflict {
+        tracing::debug!(%error, "{controller}: write conflict, retrying");
+        kube::runtime::controller::Action::requeue(Duration::from_millis(50))
+    } else {
+        tracing::warn!(%error, "{controller} reconcile failed");
+        kube::runtime::controller::Action::requeue(delay)
+    }
+}
+
+/// Whether an error is a 409 Conflict from the API.
+pub(crate) fn is_conflict(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(s) if s.code == 409)
 }

@@ -315,8 +315,12 @@ fn condition(status: &str, reason: &str, message: &str, generation: i64) -> Cond
 }
 
 fn error_policy<B: Binding>(_: Arc<B>, error: &Error, _: Arc<Context>) -> Action {
-    tracing::warn!(%error, "scheduling failed");
-    Action::requeue(Duration::from_secs(1))
+    crate::retry_after(
+        "scheduling",
+        error,
+        matches!(error, Error::Kube(e) if crate::is_conflict(e)),
+        Duration::from_secs(1),
+    )
 }
 
 async fn run_for<B: Binding>(

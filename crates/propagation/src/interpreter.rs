@@ -272,6 +272,57 @@ pub fn aggregate_status(
     Some(Value::Object(out))
 }
 
+/// An object a workload needs in the same namespace.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Dependency {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub name: String,
+}
+
+/// The ConfigMaps, Secrets, ServiceAccount and PersistentVolumeClaims a workload's pod
+/// template refers to (volumes, projected sources, env and envFrom of every container and
+/// init container, imagePullSecrets, serviceAccountName other than `default`), sorted and
+/// without duplicates. Empty for kinds without a pod template.
+pub fn dependencies(kind: &str, object: &Value) -> Vec<Dependency> {
+    let Some(template) = pod_template(kind, object) else { return Vec::new() };
+    let spec = template.get("spec").cloned().unwrap_or(json!({}));
+    let mut out = std::collections::BTreeSet::new();
+    let mut add = |api_version: &'static str, kind: &'static str, name: Option<&Value>| {
+        if let Some(name) = name.and_then(Value::as_str).filter(|n| !n.is_empty()) {
+            out.insert(Dependency { api_version, kind, name: name.to_owned() });
+        }
+    };
+    let items = |v: Option<&Value>| v.and_then(Value::as_array).cloned().unwrap_or_default();
+    for volume in items(spec.get("volumes")) {
+        add("v1", "ConfigMap", volume.pointer("/configMap/name"));
+        add("v1", "Secret", volume.pointer("/secret/secretName"));
+        add("v1", "PersistentVolumeClaim", volume.pointer("/persistentVolumeClaim/claimName"));
+        for source in items(volume.pointer("/projected/sources")) {
+            add("v1", "ConfigMap", source.pointer("/configMap/name"));
+            add("v1", "Secret", source.pointer("/secret/name"));
+        }
+    }
+    for field in ["containers", "initContainers", "ephemeralContainers"] {
+        for container in items(spec.get(field)) {
+            for env in items(container.get("env")) {
+                add("v1", "ConfigMap", env.pointer("/valueFrom/configMapKeyRef/name"));
+                add("v1", "Secret", env.pointer("/valueFrom/secretKeyRef/name"));
+            }
+            for from in items(container.get("envFrom")) {
+                add("v1", "ConfigMap", from.pointer("/configMapRef/name"));
+                add("v1", "Secret", from.pointer("/secretRef/name"));
+            }
+        }
+    }
+    for secret in items(spec.get("imagePullSecrets")) {
+        add("v1", "Secret", secret.get("name"));
+    }
+    let account = spec.get("serviceAccountName").filter(|n| n.as_str() != Some("default"));
+    add("v1", "ServiceAccount", account);
+    out.into_iter().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,5 +404,48 @@ mod tests {
         );
         assert_eq!(lagging["readyReplicas"], 1);
         assert!(aggregate_status("ConfigMap", &[], 1).is_none());
+    }
+
+    #[test]
+    fn dependencies_of_a_pod_template() {
+        let deployment = json!({"spec": {"template": {"spec": {
+            "serviceAccountName": "runner",
+            "imagePullSecrets": [{"name": "registry"}],
+            "volumes": [
+                {"name": "a", "configMap": {"name": "settings"}},
+                {"name": "b", "secret": {"secretName": "tls"}},
+                {"name": "c", "persistentVolumeClaim": {"claimName": "data"}},
+                {"name": "d", "projected": {"sources": [{"configMap": {"name": "extra"}}, {"secret": {"name": "token"}}]}},
+                {"name": "e", "emptyDir": {}}],
+            "initContainers": [{"name": "i", "envFrom": [{"configMapRef": {"name": "settings"}}]}],
+            "containers": [{"name": "c", "env": [
+                {"name": "X", "valueFrom": {"configMapKeyRef": {"name": "env-cm", "key": "x"}}},
+                {"name": "Y", "valueFrom": {"secretKeyRef": {"name": "env-secret", "key": "y"}}},
+                {"name": "Z", "value": "plain"}],
+                "envFrom": [{"secretRef": {"name": "bulk"}}]}]}}}});
+        let names: Vec<String> = dependencies("Deployment", &deployment)
+            .into_iter()
+            .map(|d| format!("{}/{}", d.kind, d.name))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "ConfigMap/env-cm",
+                "ConfigMap/extra",
+                "ConfigMap/settings",
+                "PersistentVolumeClaim/data",
+                "Secret/bulk",
+                "Secret/env-secret",
+                "Secret/registry",
+                "Secret/tls",
+                "Secret/token",
+                "ServiceAccount/runner",
+            ]
+        );
+        let default_account = json!({"spec": {"serviceAccountName": "default", "containers": []}});
+        assert!(dependencies("Pod", &default_account).is_empty());
+        let cron = json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {"volumes": [{"name": "v", "configMap": {"name": "c"}}]}}}}}});
+        assert_eq!(dependencies("CronJob", &cron).len(), 1);
+        assert!(dependencies("ConfigMap", &json!({"data": {}})).is_empty());
     }
 }

@@ -1,118 +1,11 @@
 //! Clusters end to end: karmadactl join/unjoin, the cluster and cluster-status controllers,
 //! cordon and taints, against the real binaries and simulated members.
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::harness::{ApiServer, KARMADA, Out, eventually};
-
-fn karmadactl_path() -> PathBuf {
-    let path = PathBuf::from(KARMADA).with_file_name("karmadactl");
-    assert!(
-        path.exists(),
-        "karmadactl is not built at {} (run the tests with --workspace)",
-        path.display()
-    );
-    path
-}
-
-struct ControlPlane {
-    api: ApiServer,
-    children: Vec<Child>,
-    members_dir: PathBuf,
-    members_config: PathBuf,
-}
-
-impl Drop for ControlPlane {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl ControlPlane {
-    fn start(members: usize) -> ControlPlane {
-        let api = ApiServer::start("memory");
-        let members_dir = api.dir.path().join("members");
-        let members_config = api.dir.path().join("members.config");
-        let mut children = Vec::new();
-        children.push(
-            Command::new(KARMADA)
-                .args([
-                    "controller-manager",
-                    "--cluster-status-update-frequency",
-                    "1s",
-                    "--cluster-monitor-grace-period",
-                    "3s",
-                    "--cluster-monitor-period",
-                    "1s",
-                    "--kubeconfig",
-                ])
-                .arg(&api.kubeconfig)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        let mut member = Command::new(KARMADA);
-        member
-            .args(["member", "--count", &members.to_string(), "--data-dir"])
-            .arg(&members_dir)
-            .arg("--kubeconfig")
-            .arg(&members_config);
-        children.push(member.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
-        eventually(Duration::from_secs(30), "members kubeconfig", || {
-            let text = std::fs::read_to_string(&members_config).ok()?;
-            (text.matches("name: member").count() >= members * 3).then_some(())
-        });
-        ControlPlane { api, children, members_dir, members_config }
-    }
-
-    fn karmadactl(&self, args: &[&str]) -> Out {
-        let output = Command::new(karmadactl_path())
-            .arg("--kubeconfig")
-            .arg(&self.api.kubeconfig)
-            .args(args)
-            .output()
-            .unwrap();
-        Out {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-
-    fn join(&self, name: &str) -> Out {
-        self.karmadactl(&[
-            "join",
-            name,
-            "--cluster-kubeconfig",
-            self.members_config.to_str().unwrap(),
-            "--cluster-context",
-            name,
-            "--cluster-region",
-            "eu",
-        ])
-    }
-
-    fn fault(&self, name: &str, args: &[&str]) {
-        let status = Command::new(KARMADA)
-            .args(["fault", name, "--data-dir"])
-            .arg(&self.members_dir)
-            .args(args)
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    fn jsonpath(&self, cluster: &str, path: &str) -> String {
-        self.api.kubectl(&["get", "cluster", cluster, "-o", &format!("jsonpath={path}")]).stdout
-    }
-}
+use crate::harness::{KARMADA, eventually};
+use crate::plane::{ControlPlane, upstream};
 
 #[test]
 fn join_status_faults_taints_and_unjoin() {
@@ -228,22 +121,7 @@ fn joining_an_unreachable_cluster_fails_clearly_and_creates_nothing() {
 
 #[test]
 fn the_scheduler_places_bindings_on_joined_clusters() {
-    let mut cp = ControlPlane::start(2);
-    cp.children.push(
-        Command::new(KARMADA)
-            .args(["scheduler", "--kubeconfig"])
-            .arg(&cp.api.kubeconfig)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    cp.join("member1").ok();
-    cp.join("member2").ok();
-    eventually(Duration::from_secs(15), "clusters Ready", || {
-        let out = cp.api.kubectl(&["get", "clusters", "--no-headers"]);
-        (out.stdout.lines().filter(|l| l.contains(" True ")).count() == 2).then_some(())
-    });
+    let cp = ControlPlane::with_joined(2);
     // A binding as the detector writes it for the quick start (Divided 1:1 over two clusters).
     let binding = r#"
 apiVersion: work.karmada.io/v1alpha2
@@ -291,25 +169,8 @@ spec:
 
 #[test]
 fn the_quick_start_deployment_gets_a_scheduled_binding() {
-    let mut cp = ControlPlane::start(2);
-    cp.children.push(
-        Command::new(KARMADA)
-            .args(["scheduler", "--kubeconfig"])
-            .arg(&cp.api.kubeconfig)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    cp.join("member1").ok();
-    cp.join("member2").ok();
-    eventually(Duration::from_secs(15), "clusters Ready", || {
-        let out = cp.api.kubectl(&["get", "clusters", "--no-headers"]);
-        (out.stdout.lines().filter(|l| l.contains(" True ")).count() == 2).then_some(())
-    });
-    let upstream =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/upstream/nginx");
-    assert!(upstream.is_dir(), "the upstream samples are missing at {}", upstream.display());
+    let cp = ControlPlane::with_joined(2);
+    let upstream = upstream("nginx");
     // The template first, the policy after: the detector picks it up when the policy arrives.
     cp.api.kubectl(&["create", "-f", upstream.join("deployment.yaml").to_str().unwrap()]).ok();
     cp.api
@@ -360,17 +221,7 @@ fn the_quick_start_deployment_gets_a_scheduled_binding() {
     assert_eq!(manifest("member1", ".metadata.labels.karmada\\.io/managed"), "true");
     assert_eq!(manifest("member2", ".metadata.uid"), "", "server-owned metadata is stripped");
     // The execution controller runs each share in its member.
-    let member = |cluster: &str, args: &[&str]| {
-        let out = Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&cp.members_config)
-            .args(["--context", cluster])
-            .args(args)
-            .env_remove("KUBECONFIG")
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let member = |cluster: &str, args: &[&str]| cp.member(cluster, args).stdout;
     eventually(Duration::from_secs(30), "nginx 1/1 in both members", || {
         let m1 = member(
             "member1",
@@ -464,8 +315,7 @@ fn karmada_up_runs_the_quick_start() {
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let (_, clusters) = kubectl("karmada-apiserver", &["get", "clusters", "--no-headers"]);
         assert_eq!(clusters.lines().filter(|l| l.contains(" True ")).count(), 2, "{clusters}");
-        let upstream =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/upstream/nginx");
+        let upstream = upstream("nginx");
         for file in ["deployment.yaml", "propagationpolicy.yaml"] {
             let (code, _) = kubectl(
                 "karmada-apiserver",

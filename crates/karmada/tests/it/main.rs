@@ -7,3 +7,5 @@ mod clusters;
 mod harness;
 mod karmada_apis;
 mod member_kubectl;
+mod plane;
+mod propagation;

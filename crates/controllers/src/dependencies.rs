@@ -1,0 +1,275 @@
+//! The dependencies distributor (`propagateDeps`): a workload's ConfigMaps, Secrets,
+//! ServiceAccount and PersistentVolumeClaims follow it to the clusters it was scheduled to.
+//! For every binding with `propagateDeps`, each dependency's binding (`<name>-<kind>`) lists
+//! the workload in `spec.requiredBy` with its clusters; a dependency without a binding of its
+//! own gets an attached one (no placement, owned by the dependency object). The binding
+//! controller sends a binding to its scheduled clusters plus those of `requiredBy`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use karmada_api::work::{BindingSnapshot, ResourceBinding, TargetCluster};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::GroupVersionKind;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
+use propagation::interpreter::Dependency;
+use serde_json::json;
+
+/// The label on bindings this controller created for dependencies.
+pub const ATTACHED_LABEL: &str = "resourcebinding.karmada.io/attached";
+
+/// `requiredBy` after `parent` requires the binding with `clusters`, or (with `None`) no
+/// longer does; sorted by namespace and name.
+pub fn required_by_with(
+    current: &[BindingSnapshot],
+    parent_namespace: &str,
+    parent_name: &str,
+    clusters: Option<&[TargetCluster]>,
+) -> Vec<BindingSnapshot> {
+    let mut out: Vec<BindingSnapshot> = current
+        .iter()
+        .filter(|s| !(s.namespace == parent_namespace && s.name == parent_name))
+        .cloned()
+        .collect();
+    if let Some(clusters) = clusters {
+        out.push(BindingSnapshot {
+            namespace: parent_namespace.to_owned(),
+            name: parent_name.to_owned(),
+            clusters: clusters.to_vec(),
+        });
+    }
+    out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    out
+}
+
+struct Context {
+    client: kube::Client,
+    bindings: Store<ResourceBinding>,
+    kinds: Mutex<HashMap<GroupVersionKind, ApiResource>>,
+    /// Workloads that have propagated dependencies (so turning `propagateDeps` off, or
+    /// deleting the workload, is noticed without scanning every binding for the others).
+    parents: Mutex<BTreeSet<(String, String)>>,
+}
+
+impl Context {
+    async fn resource(&self, gvk: &GroupVersionKind) -> Result<ApiResource, kube::Error> {
+        if let Some(ar) = self.kinds.lock().ok().and_then(|k| k.get(gvk).cloned()) {
+            return Ok(ar);
+        }
+        let (ar, _) = kube::discovery::pinned_kind(&self.client, gvk).await?;
+        if let Ok(mut kinds) = self.kinds.lock() {
+            kinds.insert(gvk.clone(), ar.clone());
+        }
+        Ok(ar)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+}
+
+/// Writes a binding's new `requiredBy`, against the version it was computed from; an attached
+/// binding nobody requires any more is deleted.
+async fn write_required_by(
+    api: &Api<ResourceBinding>,
+    binding: &ResourceBinding,
+    required_by: Vec<BindingSnapshot>,
+) -> Result<(), kube::Error> {
+    let name = binding.metadata.name.clone().unwrap_or_default();
+    let attached = binding.metadata.labels.as_ref().is_some_and(|l| l.contains_key(ATTACHED_LABEL));
+    if required_by.is_empty() && attached && binding.spec.placement.is_none() {
+        return match api.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(e),
+        };
+    }
+    let patch = json!({"metadata": {"resourceVersion": binding.metadata.resource_version},
+        "spec": {"requiredBy": required_by}});
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await?;
+    Ok(())
+}
+
+async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = rb.metadata.namespace.clone().unwrap_or_default();
+    let name = rb.metadata.name.clone().unwrap_or_default();
+    let parent = (ns.clone(), name.clone());
+    let was_parent = ctx.parents.lock().is_ok_and(|p| p.contains(&parent));
+    if !rb.spec.propagate_deps && !was_parent && rb.spec.required_by.is_empty() {
+        return Ok(Action::await_change());
+    }
+    let api: Api<ResourceBinding> = Api::namespaced(ctx.client.clone(), &ns);
+    let in_namespace: Vec<Arc<ResourceBinding>> = ctx
+        .bindings
+        .state()
+        .into_iter()
+        .filter(|b| b.metadata.namespace.as_deref() == Some(ns.as_str()))
+        .collect();
+    // Entries of workloads that are gone are dropped.
+    let live: BTreeSet<&str> =
+        in_namespace.iter().filter_map(|b| b.metadata.name.as_deref()).collect();
+    let stale: Vec<&BindingSnapshot> = rb
+        .spec
+        .required_by
+        .iter()
+        .filter(|s| s.namespace == ns && !live.contains(s.name.as_str()))
+        .collect();
+    if !stale.is_empty() {
+        let mut kept = rb.spec.required_by.clone();
+        kept.retain(|s| !stale.contains(&s));
+        write_required_by(&api, &rb, kept).await?;
+        return Ok(Action::await_change());
+    }
+    // What this binding's workload needs now.
+    let mut wanted: Vec<Dependency> = Vec::new();
+    let mut missing = false;
+    if rb.spec.propagate_deps && rb.metadata.deletion_timestamp.is_none() {
+        let resource = &rb.spec.resource;
+        let (group, version) =
+            resource.api_version.split_once('/').unwrap_or(("", resource.api_version.as_str()));
+        let ar = ctx.resource(&GroupVersionKind::gvk(group, version, &resource.kind)).await?;
+        let templates: Api<DynamicObject> =
+            Api::namespaced_with(ctx.client.clone(), &resource.namespace, &ar);
+        if let Some(template) = templates.get_opt(&resource.name).await? {
+            let object = serde_json::to_value(&template).unwrap_or_default();
+            wanted = propagation::interpreter::dependencies(&ar.kind, &object);
+        }
+    }
+    if let Ok(mut parents) = ctx.parents.lock() {
+        if wanted.is_empty() {
+            parents.remove(&parent);
+        } else {
+            parents.insert(parent.clone());
+        }
+    }
+    let wanted_names: BTreeSet<String> =
+        wanted.iter().map(|d| propagation::binding_name(d.kind, &d.name)).collect();
+    // Dependencies no longer needed lose this workload.
+    for b in &in_namespace {
+        let b_name = b.metadata.name.clone().unwrap_or_default();
+        let listed = b.spec.required_by.iter().any(|s| s.namespace == ns && s.name == name);
+        if listed && !wanted_names.contains(&b_name) {
+            write_required_by(&api, b, required_by_with(&b.spec.required_by, &ns, &name, None))
+                .await?;
+        }
+    }
+    // Dependencies needed get (or keep) this workload with its current clusters.
+    for dep in &wanted {
+        let dep_binding = propagation::binding_name(dep.kind, &dep.name);
+        let existing =
+            in_namespace.iter().find(|b| b.metadata.name.as_deref() == Some(&dep_binding));
+        if let Some(b) = existing {
+            let next = required_by_with(&b.spec.required_by, &ns, &name, Some(&rb.spec.clusters));
+            if next != b.spec.required_by {
+                write_required_by(&api, b, next).await?;
+            }
+            continue;
+        }
+        let ar = ctx.resource(&GroupVersionKind::gvk("", "v1", dep.kind)).await?;
+        let objects: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, &ar);
+        let Some(object) = objects.get_opt(&dep.name).await? else {
+            missing = true;
+            continue;
+        };
+        let mut spec = json!({
+            "resource": {"apiVersion": dep.api_version, "kind": dep.kind, "namespace": ns, "name": dep.name,
+                "uid": object.metadata.uid, "resourceVersion": object.metadata.resource_version},
+            "requiredBy": required_by_with(&[], &ns, &name, Some(&rb.spec.clusters)),
+        });
+        if !rb.spec.conflict_resolution.is_empty() {
+            spec["conflictResolution"] = json!(rb.spec.conflict_resolution);
+        }
+        if let Some(preserve) = rb.spec.preserve_resources_on_deletion {
+            spec["preserveResourcesOnDeletion"] = json!(preserve);
+        }
+        let binding: ResourceBinding = match serde_json::from_value(json!({
+            "apiVersion": "work.karmada.io/v1alpha2", "kind": "ResourceBinding",
+            "metadata": {"name": dep_binding, "namespace": ns, "labels": {ATTACHED_LABEL: "true"},
+                "ownerReferences": [{"apiVersion": dep.api_version, "kind": dep.kind, "name": dep.name,
+                    "uid": object.metadata.uid, "controller": true, "blockOwnerDeletion": true}]},
+            "spec": spec,
+        })) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot build an attached binding");
+                continue;
+            }
+        };
+        match api.create(&PostParams::default(), &binding).await {
+            Ok(_) => {}
+            // Created meanwhile (by the detector or another workload): next pass updates it.
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                return Ok(Action::requeue(Duration::from_millis(200)));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if missing {
+        // A dependency created after its workload is picked up on a later pass.
+        return Ok(Action::requeue(Duration::from_secs(2)));
+    }
+    Ok(Action::requeue(Duration::from_secs(if rb.spec.required_by.is_empty() { 300 } else { 60 })))
+}
+
+fn error_policy(_: Arc<ResourceBinding>, error: &Error, _: Arc<Context>) -> Action {
+    crate::retry_after(
+        "dependencies",
+        error,
+        matches!(error, Error::Kube(e) if crate::is_conflict(e)),
+        Duration::from_secs(1),
+    )
+}
+
+/// Runs the dependencies distributor until the future is dropped.
+pub async fn run(client: kube::Client) -> anyhow::Result<()> {
+    let controller =
+        Controller::new(Api::<ResourceBinding>::all(client.clone()), watcher::Config::default());
+    let ctx = Arc::new(Context {
+        client,
+        bindings: controller.store(),
+        kinds: Mutex::new(HashMap::new()),
+        parents: Mutex::new(BTreeSet::new()),
+    });
+    controller.run(reconcile, error_policy, ctx).for_each(|_| async {}).await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(ns: &str, name: &str, clusters: &[&str]) -> BindingSnapshot {
+        BindingSnapshot {
+            namespace: ns.into(),
+            name: name.into(),
+            clusters: clusters
+                .iter()
+                .map(|c| TargetCluster { name: (*c).into(), replicas: 1 })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn required_by_is_kept_sorted_and_updated_in_place() {
+        let current = vec![snap("default", "b", &["m1"]), snap("default", "a", &["m2"])];
+        let m3 = [TargetCluster { name: "m3".into(), replicas: 1 }];
+        let next = required_by_with(&current, "default", "b", Some(&m3));
+        assert_eq!(next, vec![snap("default", "a", &["m2"]), snap("default", "b", &["m3"])]);
+        let next = required_by_with(&next, "default", "c", Some(&[]));
+        assert_eq!(next.len(), 3);
+        assert_eq!(next[2].name, "c");
+        let next = required_by_with(&next, "default", "a", None);
+        assert_eq!(next.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["b", "c"]);
+        assert_eq!(
+            required_by_with(&next, "other", "b", None).len(),
+            2,
+            "namespaces are kept apart"
+        );
+    }
+}

@@ -1,0 +1,308 @@
+//! Propagation end to end with the real binaries and kubectl: a CRD and its custom resources
+//! (upstream's guestbook sample, via a ClusterPropagationPolicy), namespace auto-propagation,
+//! conflict resolution, propagateDeps, drift correction, policy priority and preemption, and
+//! policy deletion.
+
+use std::time::Duration;
+
+use crate::harness::eventually;
+use crate::plane::{ControlPlane, upstream};
+
+const GUESTBOOK_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: guestbooks.webapp.my.domain
+spec:
+  group: webapp.my.domain
+  scope: Namespaced
+  names: {plural: guestbooks, singular: guestbook, kind: Guestbook}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer}
+              configMapName: {type: string}
+              alias: {type: string}
+          status:
+            type: object
+            x-kubernetes-preserve-unknown-fields: true
+"#;
+
+fn jsonpath(path: &str) -> String {
+    format!("jsonpath={path}")
+}
+
+#[test]
+fn guestbook_crd_and_custom_resources_propagate_with_overrides() {
+    let cp = ControlPlane::with_joined(2);
+    let samples = upstream("guestbook");
+    let file = |name: &str| samples.join(name).to_str().unwrap().to_owned();
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], GUESTBOOK_CRD).ok();
+    // The CRD goes to member1 only, through a ClusterResourceBinding.
+    cp.api.kubectl(&["apply", "-f", &file("guestbooks-clusterpropagationpolicy.yaml")]).ok();
+    eventually(Duration::from_secs(30), "the CRD in member1", || {
+        (cp.member("member1", &["get", "crd", "guestbooks.webapp.my.domain"]).code == 0)
+            .then_some(())
+    });
+    let crb = cp.api.kubectl(&[
+        "get",
+        "crb",
+        "guestbooks.webapp.my.domain-customresourcedefinition",
+        "-o",
+        &jsonpath("{.spec.clusters[*].name}"),
+    ]);
+    assert_eq!(crb.ok(), "member1");
+    assert_ne!(cp.member("member2", &["get", "crd", "guestbooks.webapp.my.domain"]).code, 0);
+    // The custom resource follows, with member1's override.
+    for f in
+        ["guestbooks-propagationpolicy.yaml", "guestbooks-overridepolicy.yaml", "guestbook.yaml"]
+    {
+        cp.api.kubectl(&["apply", "-f", &file(f)]).ok();
+    }
+    eventually(Duration::from_secs(30), "the overridden guestbook in member1", || {
+        let out = cp.member(
+            "member1",
+            &[
+                "get",
+                "guestbook",
+                "guestbook-sample",
+                "-o",
+                &jsonpath("{.spec.size} {.metadata.annotations.OverridePolicy}"),
+            ],
+        );
+        (out.stdout == "4 test").then_some(())
+    });
+    assert_eq!(
+        cp.api
+            .kubectl(&["get", "guestbook", "guestbook-sample", "-o", &jsonpath("{.spec.size}")])
+            .ok(),
+        "2",
+        "the template itself is not overridden"
+    );
+    eventually(Duration::from_secs(30), "the guestbook binding fully applied", || {
+        let out = cp.api.kubectl(&["get", "rb", "guestbook-sample-guestbook", "--no-headers"]);
+        let columns: Vec<&str> = out.stdout.split_whitespace().collect();
+        (columns.get(1..3) == Some(&["True", "True"][..])).then_some(())
+    });
+    // Deleting the template removes the member's copy.
+    cp.api.kubectl(&["delete", "guestbook", "guestbook-sample"]).ok();
+    eventually(Duration::from_secs(30), "the member copy removed", || {
+        (cp.member("member1", &["get", "guestbook", "guestbook-sample"]).code != 0).then_some(())
+    });
+}
+
+#[test]
+fn namespaces_propagate_and_conflicts_follow_the_policy() {
+    let cp = ControlPlane::with_joined(2);
+    cp.api
+        .kubectl_stdin(
+            &["apply", "-f", "-"],
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: quiet\n  labels:\n    namespace.karmada.io/skip-auto-propagation: \"true\"\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-a\n  labels:\n    team: a\n",
+        )
+        .ok();
+    for cluster in ["member1", "member2"] {
+        eventually(Duration::from_secs(30), "team-a in every member", || {
+            let out = cp.member(
+                cluster,
+                &["get", "ns", "team-a", "-o", &jsonpath("{.metadata.labels.team}")],
+            );
+            (out.stdout == "a").then_some(())
+        });
+        assert_ne!(cp.member(cluster, &["get", "ns", "quiet"]).code, 0, "skip label honoured");
+    }
+    // An object that already exists in a member, not made by Karmada: Abort leaves it alone
+    // and says so on the Work; Overwrite (from the policy) takes it over.
+    cp.member_apply(
+        "member2",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\n  namespace: team-a\ndata:\n  owner: member\n",
+    );
+    let policy = |resolution: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\n  namespace: team-a\ndata:\n  owner: control-plane\n---\n\
+             apiVersion: policy.karmada.io/v1alpha1\nkind: PropagationPolicy\nmetadata:\n  name: shared\n  namespace: team-a\nspec:\n  conflictResolution: {resolution}\n  \
+             resourceSelectors:\n  - apiVersion: v1\n    kind: ConfigMap\n    name: shared\n  placement:\n    clusterAffinity:\n      clusterNames: [member1, member2]\n"
+        )
+    };
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], &policy("Abort")).ok();
+    let message = eventually(Duration::from_secs(30), "Applied=False on member2's Work", || {
+        let out = cp.api.kubectl(&[
+            "get",
+            "work",
+            "-n",
+            "karmada-es-member2",
+            "-l",
+            "resourcebinding.karmada.io/name=shared-configmap",
+            "-o",
+            &jsonpath("{.items[0].status.conditions[?(@.type==\"Applied\")].status}|{.items[0].status.conditions[?(@.type==\"Applied\")].message}"),
+        ]);
+        out.stdout.strip_prefix("False|").map(str::to_owned)
+    });
+    assert!(message.contains("not managed by Karmada"), "{message}");
+    let data = |cluster: &str| {
+        cp.member(
+            cluster,
+            &["get", "cm", "shared", "-n", "team-a", "-o", &jsonpath("{.data.owner}")],
+        )
+        .stdout
+    };
+    eventually(Duration::from_secs(30), "member1 gets the control plane's copy", || {
+        (data("member1") == "control-plane").then_some(())
+    });
+    assert_eq!(data("member2"), "member", "Abort keeps the member's object");
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], &policy("Overwrite")).ok();
+    eventually(Duration::from_secs(30), "Overwrite takes member2's object over", || {
+        (data("member2") == "control-plane").then_some(())
+    });
+    // Deleting the namespace removes it from the members.
+    cp.api.kubectl(&["delete", "ns", "team-a", "--wait=false"]).ok();
+    for cluster in ["member1", "member2"] {
+        eventually(Duration::from_secs(30), "team-a gone from the members", || {
+            (cp.member(cluster, &["get", "ns", "team-a"]).code != 0).then_some(())
+        });
+    }
+}
+
+const WEB: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: web-config
+data:
+  greeting: hello
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: nginx
+        volumeMounts:
+        - {name: config, mountPath: /etc/web}
+      volumes:
+      - name: config
+        configMap: {name: web-config}
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata:
+  name: web
+spec:
+  propagateDeps: true
+  resourceSelectors:
+  - {apiVersion: apps/v1, kind: Deployment, name: web}
+  placement:
+    clusterAffinity:
+      clusterNames: [member1]
+"#;
+
+const TAKEOVER: &str = r#"
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata:
+  name: takeover
+spec:
+  priority: 10
+  preemption: Always
+  propagateDeps: true
+  resourceSelectors:
+  - {apiVersion: apps/v1, kind: Deployment, name: web}
+  placement:
+    clusterAffinity:
+      clusterNames: [member2]
+"#;
+
+#[test]
+fn dependencies_drift_preemption_and_policy_deletion() {
+    let cp = ControlPlane::with_joined(2);
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], WEB).ok();
+    let has = |cluster: &str, what: &str| cp.member(cluster, &["get", what]).code == 0;
+    eventually(Duration::from_secs(30), "web and its ConfigMap in member1", || {
+        let ready = cp.member(
+            "member1",
+            &["get", "deploy", "web", "-o", &jsonpath("{.status.readyReplicas}")],
+        );
+        (ready.stdout == "2" && has("member1", "cm/web-config")).then_some(())
+    });
+    assert!(!has("member2", "deploy/web") && !has("member2", "cm/web-config"));
+    let required = cp.api.kubectl(&[
+        "get",
+        "rb",
+        "web-config-configmap",
+        "-o",
+        &jsonpath("{.spec.requiredBy[0].name} {.spec.requiredBy[0].clusters[0].name}"),
+    ]);
+    assert_eq!(required.ok(), "web-deployment member1");
+    // A change to the dependency reaches the member.
+    cp.api.kubectl(&["patch", "cm", "web-config", "-p", r#"{"data":{"greeting":"bonjour"}}"#]).ok();
+    eventually(Duration::from_secs(30), "the updated ConfigMap in member1", || {
+        let out =
+            cp.member("member1", &["get", "cm", "web-config", "-o", &jsonpath("{.data.greeting}")]);
+        (out.stdout == "bonjour").then_some(())
+    });
+    // Drift: hand edits and deletions in the member are undone.
+    cp.member("member1", &["scale", "deploy", "web", "--replicas=5"]);
+    cp.member("member1", &["delete", "cm", "web-config"]);
+    eventually(Duration::from_secs(30), "drift corrected", || {
+        let replicas =
+            cp.member("member1", &["get", "deploy", "web", "-o", &jsonpath("{.spec.replicas}")]);
+        (replicas.stdout == "2" && has("member1", "cm/web-config")).then_some(())
+    });
+    // A higher-priority policy with preemption takes the template over: the workload and its
+    // dependency move to member2.
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], TAKEOVER).ok();
+    let claim = || {
+        cp.api
+            .kubectl(&[
+                "get",
+                "deploy",
+                "web",
+                "-o",
+                &jsonpath("{.metadata.labels.propagationpolicy\\.karmada\\.io/name}"),
+            ])
+            .stdout
+    };
+    eventually(Duration::from_secs(30), "the workload moved to member2", || {
+        let moved = claim() == "takeover"
+            && has("member2", "deploy/web")
+            && has("member2", "cm/web-config")
+            && !has("member1", "deploy/web")
+            && !has("member1", "cm/web-config");
+        moved.then_some(())
+    });
+    // Deleting the preempting policy hands the template back to the remaining one.
+    cp.api.kubectl(&["delete", "pp", "takeover"]).ok();
+    eventually(Duration::from_secs(30), "back on member1 under the first policy", || {
+        (claim() == "web" && has("member1", "deploy/web") && !has("member2", "deploy/web"))
+            .then_some(())
+    });
+    // Deleting the last policy unclaims the template; what was propagated stays.
+    cp.api.kubectl(&["delete", "pp", "web"]).ok();
+    eventually(Duration::from_secs(30), "template unclaimed", || claim().is_empty().then_some(()));
+    let binding_claim =
+        cp.api.kubectl(&["get", "rb", "web-deployment", "-o", &jsonpath("{.metadata.labels}")]);
+    assert!(
+        !binding_claim.ok().contains("propagationpolicy.karmada.io/name"),
+        "{}",
+        binding_claim.stdout
+    );
+    assert!(has("member1", "deploy/web"), "unclaiming does not remove what was propagated");
+}
