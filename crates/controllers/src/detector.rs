@@ -5,7 +5,8 @@
 //! ClusterResourceBinding (cluster-scoped ones) per template, owned by the template.
 //! A template created before its policy is picked up when the policy arrives.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -46,7 +47,59 @@ struct State {
     client: kube::Client,
     pps: Store<PropagationPolicy>,
     cpps: Store<ClusterPropagationPolicy>,
-    templates: BTreeMap<TemplateKey, (ApiResource, bool, DynamicObject)>,
+    /// The binding last applied for each template, so an unchanged one is not written again.
+    applied: Mutex<HashMap<TemplateKey, u64>>,
+}
+
+/// How many templates are reconciled at once.
+const WORKERS: usize = 16;
+
+/// The detector's work queue: deduplicated by template, fresh changes before the resync
+/// backlog, and a template changed while it is being reconciled goes again afterwards.
+#[derive(Default)]
+struct Queue {
+    fresh: VecDeque<TemplateKey>,
+    resync: VecDeque<TemplateKey>,
+    queued: HashSet<TemplateKey>,
+    running: HashSet<TemplateKey>,
+    again: HashSet<TemplateKey>,
+}
+
+impl Queue {
+    fn push_fresh(&mut self, k: TemplateKey) {
+        if self.running.contains(&k) {
+            self.again.insert(k);
+        } else if self.queued.insert(k.clone()) {
+            self.fresh.push_back(k);
+        } else if self.resync.contains(&k) {
+            // Promote a template waiting in the backlog.
+            self.resync.retain(|r| r != &k);
+            self.fresh.push_back(k);
+        }
+    }
+
+    fn push_resync(&mut self, k: TemplateKey) {
+        if self.running.contains(&k) {
+            self.again.insert(k);
+        } else if self.queued.insert(k.clone()) {
+            self.resync.push_back(k);
+        }
+    }
+
+    /// The next template to reconcile (marked running).
+    fn next(&mut self) -> Option<TemplateKey> {
+        let k = self.fresh.pop_front().or_else(|| self.resync.pop_front())?;
+        self.queued.remove(&k);
+        self.running.insert(k.clone());
+        Some(k)
+    }
+
+    fn done(&mut self, k: &TemplateKey) {
+        self.running.remove(k);
+        if self.again.remove(k) {
+            self.push_fresh(k.clone());
+        }
+    }
 }
 
 fn key(ar: &ApiResource, obj: &DynamicObject) -> TemplateKey {
@@ -240,6 +293,16 @@ impl State {
         } else {
             Api::all_with(self.client.clone(), &binding_ar)
         };
+        let memo = (format!("{}/{}", ar.api_version, ar.plural), ns.clone(), name.clone());
+        let fingerprint = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            binding.to_string().hash(&mut h);
+            h.finish()
+        };
+        if self.applied.lock().is_ok_and(|a| a.get(&memo) == Some(&fingerprint)) {
+            return Ok(());
+        }
         bindings
             .patch(
                 &binding_name,
@@ -247,6 +310,9 @@ impl State {
                 &Patch::Apply(&binding),
             )
             .await?;
+        if let Ok(mut applied) = self.applied.lock() {
+            applied.insert(memo, fingerprint);
+        }
         Ok(())
     }
 }
@@ -398,14 +464,63 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
     // Templates of every served type; new types (CRDs) are found by re-running discovery.
     let mut watched: HashSet<String> = HashSet::new();
     let mut rediscover = tokio::time::interval(Duration::from_secs(5));
-    let mut state = State {
+    let state = Arc::new(State {
         client: client.clone(),
         pps: pp_reader,
         cpps: cpp_reader,
-        templates: BTreeMap::new(),
-    };
+        applied: Mutex::new(HashMap::new()),
+    });
+    let mut templates: BTreeMap<TemplateKey, (ApiResource, bool, DynamicObject)> = BTreeMap::new();
+    let mut queue = Queue::default();
+    let mut running: tokio::task::JoinSet<TemplateKey> = tokio::task::JoinSet::new();
     loop {
+        // Start work: fresh changes first, then the resync backlog, at most WORKERS at once
+        // and never two at once for one template.
+        while running.len() < WORKERS {
+            let Some(k) = queue.next() else { break };
+            let Some((ar, namespaced, obj)) = templates.get(&k).cloned() else {
+                queue.done(&k);
+                continue;
+            };
+            let state = Arc::clone(&state);
+            running.spawn(async move {
+                if let Err(e) = state.reconcile(&ar, namespaced, &obj).await {
+                    tracing::warn!(error = %e, template = ?obj.metadata.name, "detector reconcile failed");
+                }
+                k
+            });
+        }
         tokio::select! {
+            biased;
+            change = rx.recv() => {
+                let Some(change) = change else { break };
+                match change {
+                    Change::Template(boxed) => {
+                        let (ar, namespaced, obj) = *boxed;
+                        let k = key(&ar, &obj);
+                        templates.insert(k.clone(), (ar, namespaced, obj));
+                        queue.push_fresh(k);
+                    }
+                    Change::Gone(k) => {
+                        templates.remove(&k);
+                        if let Ok(mut applied) = state.applied.lock() {
+                            applied.remove(&k);
+                        }
+                    }
+                    Change::Policies => {
+                        // Policies changed: every known template gets another look, behind
+                        // any fresh change.
+                        for k in templates.keys() {
+                            queue.push_resync(k.clone());
+                        }
+                    }
+                }
+            }
+            Some(done) = running.join_next(), if !running.is_empty() => {
+                if let Ok(k) = done {
+                    queue.done(&k);
+                }
+            }
             _ = rediscover.tick() => {
                 let Ok(discovery) = Discovery::new(client.clone()).run().await else { continue };
                 for group in discovery.groups() {
@@ -432,32 +547,9 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
                     }
                 }
             }
-            change = rx.recv() => {
-                let Some(change) = change else { break };
-                match change {
-                    Change::Template(boxed) => {
-                        let (ar, namespaced, obj) = *boxed;
-                        if let Err(e) = state.reconcile(&ar, namespaced, &obj).await {
-                            tracing::warn!(error = %e, template = ?obj.metadata.name, "detector reconcile failed");
-                        }
-                        state.templates.insert(key(&ar, &obj), (ar, namespaced, obj));
-                    }
-                    Change::Gone(key) => {
-                        state.templates.remove(&key);
-                    }
-                    Change::Policies => {
-                        // Policies changed: every known template gets another look.
-                        let all: Vec<(ApiResource, bool, DynamicObject)> = state.templates.values().cloned().collect();
-                        for (ar, namespaced, obj) in all {
-                            if let Err(e) = state.reconcile(&ar, namespaced, &obj).await {
-                                tracing::warn!(error = %e, template = ?obj.metadata.name, "detector reconcile failed");
-                            }
-                        }
-                    }
-                }
-            }
         }
     }
+    running.abort_all();
     for t in tasks {
         t.abort();
     }
@@ -467,6 +559,30 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn k(n: &str) -> TemplateKey {
+        ("apps/v1/deployments".into(), "default".into(), n.into())
+    }
+
+    #[test]
+    fn fresh_changes_go_before_the_resync_backlog() {
+        let mut q = Queue::default();
+        for n in ["a", "b", "c"] {
+            q.push_resync(k(n));
+        }
+        q.push_fresh(k("new"));
+        q.push_fresh(k("c")); // promoted out of the backlog
+        q.push_fresh(k("new")); // deduplicated
+        assert_eq!(q.next(), Some(k("new")));
+        assert_eq!(q.next(), Some(k("c")));
+        // A template changed while running goes again once it is done, not twice at once.
+        q.push_fresh(k("c"));
+        assert_eq!(q.next(), Some(k("a")));
+        q.done(&k("c"));
+        assert_eq!(q.next(), Some(k("c")));
+        assert_eq!(q.next(), Some(k("b")));
+        assert_eq!(q.next(), None);
+    }
 
     #[test]
     fn reserved_and_skipped() {
