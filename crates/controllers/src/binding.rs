@@ -134,9 +134,24 @@ struct Context {
     clusters: Store<Cluster>,
     works: Store<Work>,
     kinds: Mutex<HashMap<GroupVersionKind, ApiResource>>,
+    /// Templates by binding, with the template resourceVersion the binding recorded when
+    /// they were read: a binding whose record has not changed renders from here, not a GET.
+    templates: Mutex<HashMap<String, (String, Arc<DynamicObject>)>>,
 }
 
 impl Context {
+    fn cached_template(&self, key: &str, recorded: &str) -> Option<Arc<DynamicObject>> {
+        let templates = self.templates.lock().ok()?;
+        let (rv, object) = templates.get(key)?;
+        (!recorded.is_empty() && rv == recorded).then(|| Arc::clone(object))
+    }
+
+    fn remember_template(&self, key: String, recorded: &str, object: Arc<DynamicObject>) {
+        if let Ok(mut templates) = self.templates.lock() {
+            templates.insert(key, (recorded.to_owned(), object));
+        }
+    }
+
     /// The API resource of a kind, from a cache filled by discovery.
     async fn resource(&self, gvk: &GroupVersionKind) -> Result<ApiResource, kube::Error> {
         if let Some(ar) = self.kinds.lock().ok().and_then(|k| k.get(gvk).cloned()) {
@@ -154,6 +169,8 @@ impl Context {
 pub enum Error {
     #[error(transparent)]
     Kube(#[from] kube::Error),
+    #[error("the binding changed while its status was being written")]
+    Stale,
 }
 
 fn affinity_matches(cluster: &Cluster) -> impl Fn(Option<&ClusterAffinity>) -> bool + '_ {
@@ -209,6 +226,10 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
     let bindings = binding_api::<B>(&ctx.client, namespace.as_deref());
     let finalizers = rb.meta().finalizers.clone().unwrap_or_default();
     if deleting {
+        let suffix = format!("/{ns}/{name}");
+        if let Ok(mut templates) = ctx.templates.lock() {
+            templates.retain(|k, _| !k.ends_with(&suffix));
+        }
         // Works go first (their own finalizers clean the members), then the binding.
         if !existing.is_empty() {
             return Ok(Action::requeue(Duration::from_millis(500)));
@@ -248,10 +269,19 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
     } else {
         Api::namespaced_with(ctx.client.clone(), &resource.namespace, &ar)
     };
-    let Some(template) = templates.get_opt(&resource.name).await? else {
-        return Ok(Action::requeue(Duration::from_secs(1)));
+    let cache_key = format!("{}/{}/{}", ar.plural, ns, name);
+    let template = match ctx.cached_template(&cache_key, &resource.resource_version) {
+        Some(t) => t,
+        None => {
+            let Some(t) = templates.get_opt(&resource.name).await? else {
+                return Ok(Action::requeue(Duration::from_secs(1)));
+            };
+            let t = Arc::new(t);
+            ctx.remember_template(cache_key.clone(), &resource.resource_version, Arc::clone(&t));
+            t
+        }
     };
-    let mut object = serde_json::to_value(&template).unwrap_or_default();
+    let mut object = serde_json::to_value(&*template).unwrap_or_default();
     object["apiVersion"] = json!(ar.api_version);
     object["kind"] = json!(ar.kind);
     let t = Template::from_object(&object);
@@ -326,7 +356,8 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
         }
         let work = json!({
             "apiVersion": "work.karmada.io/v1alpha1", "kind": "Work",
-            "metadata": {"name": work_name, "namespace": es, "labels": labels},
+            "metadata": {"name": work_name, "namespace": es, "labels": labels,
+                "finalizers": [crate::execution::FINALIZER]},
             "spec": work_spec,
         });
         let api: Api<Work> = Api::namespaced(ctx.client.clone(), &es);
@@ -337,12 +368,15 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
         )
         .await?;
     }
-    aggregate::<B>(&ctx, &rb, &existing, &ar, &templates, &template).await?;
+    if let Some(updated) = aggregate::<B>(&ctx, &rb, &existing, &ar, &templates, &template).await? {
+        ctx.remember_template(cache_key, &resource.resource_version, Arc::new(updated));
+    }
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 
 /// Binding `aggregatedStatus` and `FullyApplied` from the Works, and the template's status
-/// from its members' statuses (only written when they change).
+/// from its members' statuses (only written when they change; the updated template is
+/// returned).
 async fn aggregate<B: Binding>(
     ctx: &Context,
     rb: &B,
@@ -350,7 +384,7 @@ async fn aggregate<B: Binding>(
     ar: &ApiResource,
     templates: &Api<DynamicObject>,
     template: &DynamicObject,
-) -> Result<(), kube::Error> {
+) -> Result<Option<DynamicObject>, Error> {
     let spec = rb.spec();
     let scheduled: Vec<&str> = spec.clusters.iter().map(|t| t.name.as_str()).collect();
     let mut items = Vec::new();
@@ -399,29 +433,23 @@ async fn aggregate<B: Binding>(
         .map(|c| c.status == "True");
     let has_placement = spec.placement.is_some();
     if has_placement && (current != json!(items) || was_fully != Some(fully)) {
-        let now = crate::now_rfc3339();
-        let mut conditions: Vec<Value> = status
-            .map(|s| {
-                s.conditions
-                    .iter()
-                    .filter(|c| c.type_ != "FullyApplied")
-                    .map(|c| serde_json::to_value(c).unwrap_or_default())
-                    .collect()
-            })
-            .unwrap_or_default();
-        conditions.push(json!({"type": "FullyApplied", "status": if fully { "True" } else { "False" },
+        let word = if fully { "True" } else { "False" };
+        let since = status
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "FullyApplied"))
+            .filter(|c| c.status == word)
+            .map_or_else(|| json!(crate::now_rfc3339()), |c| json!(c.last_transition_time));
+        let condition = json!({"type": "FullyApplied", "status": word,
             "reason": if fully { "FullyAppliedSuccess" } else { "FullyAppliedFailed" },
             "message": if fully { "All works have been successfully applied" } else { "Not every Work has been applied yet" },
-            "lastTransitionTime": now}));
+            "lastTransitionTime": since});
+        let read = status.map(|s| serde_json::to_value(s).unwrap_or_default());
+        let ops =
+            crate::status_ops(read.as_ref(), condition, &[("aggregatedStatus", json!(items))]);
         let bindings = binding_api::<B>(&ctx.client, rb.meta().namespace.as_deref());
-        // Against the version the conditions were read from (shared with the scheduler).
-        bindings
-            .patch_status(
-                rb.meta().name.as_deref().unwrap_or_default(),
-                &PatchParams::default(),
-                &Patch::Merge(json!({"metadata": {"resourceVersion": rb.meta().resource_version}, "status": {"aggregatedStatus": items, "conditions": conditions}})),
-            )
-            .await?;
+        let name = rb.meta().name.as_deref().unwrap_or_default();
+        if !crate::patch_status_ops(&bindings, name, ops).await? {
+            return Err(Error::Stale);
+        }
     }
     let generation = template.metadata.generation.unwrap_or(0);
     if let Some(status) = propagation::interpreter::aggregate_status(&ar.kind, &members, generation)
@@ -443,21 +471,21 @@ async fn aggregate<B: Binding>(
                 )
                 .await
             {
-                Ok(_) => {}
+                Ok(updated) => return Ok(Some(updated)),
                 // A kind without a status subresource keeps its status as is.
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 fn error_policy<B: Binding>(_: Arc<B>, error: &Error, _: Arc<Context>) -> Action {
     crate::retry_after(
         "binding",
         error,
-        matches!(error, Error::Kube(e) if crate::is_conflict(e)),
+        matches!(error, Error::Stale) || matches!(error, Error::Kube(e) if crate::is_conflict(e)),
         Duration::from_secs(1),
     )
 }
@@ -580,6 +608,7 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
         clusters,
         works,
         kinds: Mutex::new(HashMap::new()),
+        templates: Mutex::new(HashMap::new()),
     });
     let works_for = |tx: &tokio::sync::broadcast::Sender<Work>| {
         futures::stream::unfold(tx.subscribe(), |mut rx| async move {

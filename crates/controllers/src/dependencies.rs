@@ -46,6 +46,9 @@ pub fn required_by_with(
     out
 }
 
+/// A binding's namespace and name.
+type BindingKey = (String, String);
+
 struct Context {
     client: kube::Client,
     bindings: Store<ResourceBinding>,
@@ -53,6 +56,10 @@ struct Context {
     /// Workloads that have propagated dependencies (so turning `propagateDeps` off, or
     /// deleting the workload, is noticed without scanning every binding for the others).
     parents: Mutex<BTreeSet<(String, String)>>,
+    /// A workload's dependencies by the template resourceVersion its binding recorded.
+    found: Mutex<HashMap<BindingKey, (String, Vec<Dependency>)>>,
+    /// Attached bindings created here recently (the cache may not show them yet).
+    created: Mutex<HashMap<(String, String), std::time::Instant>>,
 }
 
 impl Context {
@@ -129,21 +136,40 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
     // What this binding's workload needs now.
     let mut wanted: Vec<Dependency> = Vec::new();
     let mut missing = false;
+    let mut pending = false;
     if rb.spec.propagate_deps && rb.metadata.deletion_timestamp.is_none() {
         let resource = &rb.spec.resource;
-        let (group, version) =
-            resource.api_version.split_once('/').unwrap_or(("", resource.api_version.as_str()));
-        let ar = ctx.resource(&GroupVersionKind::gvk(group, version, &resource.kind)).await?;
-        let templates: Api<DynamicObject> =
-            Api::namespaced_with(ctx.client.clone(), &resource.namespace, &ar);
-        if let Some(template) = templates.get_opt(&resource.name).await? {
-            let object = serde_json::to_value(&template).unwrap_or_default();
-            wanted = propagation::interpreter::dependencies(&ar.kind, &object);
+        let known = ctx.found.lock().ok().and_then(|f| {
+            f.get(&parent)
+                .filter(|(rv, _)| *rv == resource.resource_version)
+                .map(|(_, d)| d.clone())
+        });
+        if let Some(deps) = known {
+            wanted = deps;
+        } else {
+            let (group, version) =
+                resource.api_version.split_once('/').unwrap_or(("", resource.api_version.as_str()));
+            let ar = ctx.resource(&GroupVersionKind::gvk(group, version, &resource.kind)).await?;
+            let templates: Api<DynamicObject> =
+                Api::namespaced_with(ctx.client.clone(), &resource.namespace, &ar);
+            if let Some(template) = templates.get_opt(&resource.name).await? {
+                let object = serde_json::to_value(&template).unwrap_or_default();
+                wanted = propagation::interpreter::dependencies(&ar.kind, &object);
+                if let Ok(mut found) = ctx.found.lock() {
+                    found.insert(
+                        parent.clone(),
+                        (resource.resource_version.clone(), wanted.clone()),
+                    );
+                }
+            }
         }
     }
     if let Ok(mut parents) = ctx.parents.lock() {
         if wanted.is_empty() {
             parents.remove(&parent);
+            if let Ok(mut found) = ctx.found.lock() {
+                found.remove(&parent);
+            }
         } else {
             parents.insert(parent.clone());
         }
@@ -165,6 +191,9 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
         let existing =
             in_namespace.iter().find(|b| b.metadata.name.as_deref() == Some(&dep_binding));
         if let Some(b) = existing {
+            if let Ok(mut created) = ctx.created.lock() {
+                created.remove(&(ns.clone(), dep_binding.clone()));
+            }
             let next = required_by_with(&b.spec.required_by, &ns, &name, Some(&rb.spec.clusters));
             if next != b.spec.required_by {
                 write_required_by(&api, b, next).await?;
@@ -191,6 +220,7 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
         let binding: ResourceBinding = match serde_json::from_value(json!({
             "apiVersion": "work.karmada.io/v1alpha2", "kind": "ResourceBinding",
             "metadata": {"name": dep_binding, "namespace": ns, "labels": {ATTACHED_LABEL: "true"},
+                "finalizers": [crate::binding::FINALIZER],
                 "ownerReferences": [{"apiVersion": dep.api_version, "kind": dep.kind, "name": dep.name,
                     "uid": object.metadata.uid, "controller": true, "blockOwnerDeletion": true}]},
             "spec": spec,
@@ -201,14 +231,31 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
                 continue;
             }
         };
+        let created_key = (ns.clone(), dep_binding.clone());
+        let recent = ctx.created.lock().is_ok_and(|c| {
+            c.get(&created_key).is_some_and(|at| at.elapsed() < Duration::from_secs(5))
+        });
+        if recent {
+            // Created by this controller and not yet in its cache: wait for it.
+            pending = true;
+            continue;
+        }
         match api.create(&PostParams::default(), &binding).await {
-            Ok(_) => {}
+            Ok(_) => {
+                if let Ok(mut created) = ctx.created.lock() {
+                    created.retain(|_, at| at.elapsed() < Duration::from_secs(5));
+                    created.insert(created_key, std::time::Instant::now());
+                }
+            }
             // Created meanwhile (by the detector or another workload): next pass updates it.
             Err(kube::Error::Api(s)) if s.code == 409 => {
                 return Ok(Action::requeue(Duration::from_millis(200)));
             }
             Err(e) => return Err(e.into()),
         }
+    }
+    if pending {
+        return Ok(Action::requeue(Duration::from_millis(200)));
     }
     if missing {
         // A dependency created after its workload is picked up on a later pass.
@@ -235,6 +282,8 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
         bindings: controller.store(),
         kinds: Mutex::new(HashMap::new()),
         parents: Mutex::new(BTreeSet::new()),
+        found: Mutex::new(HashMap::new()),
+        created: Mutex::new(HashMap::new()),
     });
     controller.run(reconcile, error_policy, ctx).for_each(|_| async {}).await;
     Ok(())

@@ -49,6 +49,25 @@ struct State {
     cpps: Store<ClusterPropagationPolicy>,
     /// The binding last applied for each template, so an unchanged one is not written again.
     applied: Mutex<HashMap<TemplateKey, u64>>,
+    /// Per template: a fingerprint of everything but its status, and the resourceVersion at
+    /// which that last changed.
+    versions: Mutex<HashMap<TemplateKey, (u64, String)>>,
+}
+
+/// A fingerprint of a template without its status and server bookkeeping.
+fn content_fingerprint(object: &Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut content = object.clone();
+    if let Some(m) = content.as_object_mut() {
+        m.remove("status");
+    }
+    if let Some(m) = content.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+        m.remove("managedFields");
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    content.to_string().hash(&mut h);
+    h.finish()
 }
 
 /// How many templates are reconciled at once.
@@ -234,12 +253,30 @@ impl State {
                     &Patch::Merge(json!({"metadata": {"labels": patch}})),
                 )
                 .await?;
+            // The claimed template comes back as a watch event, and its binding is written
+            // then (once, with the claim in place).
+            return Ok(());
         }
-        // The binding.
+        // The binding. It records the template's resourceVersion of its last change that
+        // was not a status update (aggregated status written back is not a change to
+        // propagate).
+        let memo = (format!("{}/{}", ar.api_version, ar.plural), ns.clone(), name.clone());
+        let content = content_fingerprint(&object);
+        let current_rv = template.metadata.resource_version.clone().unwrap_or_default();
+        let recorded_rv = match self.versions.lock() {
+            Ok(mut versions) => {
+                let entry = versions.entry(memo.clone()).or_insert((content, current_rv.clone()));
+                if entry.0 != content {
+                    *entry = (content, current_rv.clone());
+                }
+                entry.1.clone()
+            }
+            Err(_) => current_rv,
+        };
         let replicas = propagation::interpreter::get_replicas(&ar.kind, &object);
         let mut spec = json!({
             "resource": {"apiVersion": ar.api_version, "kind": ar.kind, "name": name,
-                "uid": template.metadata.uid, "resourceVersion": template.metadata.resource_version},
+                "uid": template.metadata.uid, "resourceVersion": recorded_rv},
             "placement": policy.spec.placement,
             "schedulerName": if policy.spec.scheduler_name.is_empty() { "default-scheduler" } else { policy.spec.scheduler_name.as_str() },
             "conflictResolution": if policy.spec.conflict_resolution.is_empty() { "Abort" } else { policy.spec.conflict_resolution.as_str() },
@@ -282,6 +319,7 @@ impl State {
         let mut binding = json!({
             "apiVersion": binding_ar.api_version, "kind": binding_ar.kind,
             "metadata": {"name": binding_name, "labels": claim,
+                "finalizers": [crate::binding::FINALIZER],
                 "ownerReferences": [{"apiVersion": ar.api_version, "kind": ar.kind, "name": name, "uid": template.metadata.uid, "controller": true, "blockOwnerDeletion": true}]},
             "spec": spec,
         });
@@ -293,7 +331,6 @@ impl State {
         } else {
             Api::all_with(self.client.clone(), &binding_ar)
         };
-        let memo = (format!("{}/{}", ar.api_version, ar.plural), ns.clone(), name.clone());
         let fingerprint = {
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -387,6 +424,19 @@ impl State {
     }
 }
 
+fn namespaced_binding_exists(
+    existing: &HashSet<(bool, String, String)>,
+    ar: &ApiResource,
+    namespaced: bool,
+    obj: &DynamicObject,
+) -> bool {
+    let name =
+        propagation::binding_name(&ar.kind, obj.metadata.name.as_deref().unwrap_or_default());
+    let ns =
+        if namespaced { obj.metadata.namespace.clone().unwrap_or_default() } else { String::new() };
+    existing.contains(&(namespaced, ns, name))
+}
+
 /// Kinds that can be a workload's dependency (`propagateDeps`).
 const DEPENDENCY_KINDS: [&str; 4] =
     ["ConfigMap", "Secret", "ServiceAccount", "PersistentVolumeClaim"];
@@ -416,7 +466,8 @@ fn binding_resource(namespaced: bool) -> ApiResource {
 }
 
 enum Change {
-    Template(Box<(ApiResource, bool, DynamicObject)>),
+    /// A template as watched, and whether it is a fresh change (not part of an initial list).
+    Template(Box<(ApiResource, bool, DynamicObject)>, bool),
     Gone(TemplateKey),
     Policies,
 }
@@ -469,8 +520,24 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
         pps: pp_reader,
         cpps: cpp_reader,
         applied: Mutex::new(HashMap::new()),
+        versions: Mutex::new(HashMap::new()),
     });
     let mut templates: BTreeMap<TemplateKey, (ApiResource, bool, DynamicObject)> = BTreeMap::new();
+    // Bindings that exist at start: a listed template without one is new work and goes
+    // before the resync of those that have one.
+    let mut existing: HashSet<(bool, String, String)> = HashSet::new();
+    for namespaced in [true, false] {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &binding_resource(namespaced));
+        if let Ok(list) = api.list_metadata(&kube::api::ListParams::default()).await {
+            for b in list.items {
+                existing.insert((
+                    namespaced,
+                    b.metadata.namespace.unwrap_or_default(),
+                    b.metadata.name.unwrap_or_default(),
+                ));
+            }
+        }
+    }
     let mut queue = Queue::default();
     let mut running: tokio::task::JoinSet<TemplateKey> = tokio::task::JoinSet::new();
     loop {
@@ -495,16 +562,24 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
             change = rx.recv() => {
                 let Some(change) = change else { break };
                 match change {
-                    Change::Template(boxed) => {
+                    Change::Template(boxed, fresh) => {
                         let (ar, namespaced, obj) = *boxed;
                         let k = key(&ar, &obj);
+                        let bound = namespaced_binding_exists(&existing, &ar, namespaced, &obj);
                         templates.insert(k.clone(), (ar, namespaced, obj));
-                        queue.push_fresh(k);
+                        if fresh || !bound {
+                            queue.push_fresh(k);
+                        } else {
+                            queue.push_resync(k);
+                        }
                     }
                     Change::Gone(k) => {
                         templates.remove(&k);
                         if let Ok(mut applied) = state.applied.lock() {
                             applied.remove(&k);
+                        }
+                        if let Ok(mut versions) = state.versions.lock() {
+                            versions.remove(&k);
                         }
                     }
                     Change::Policies => {
@@ -537,7 +612,9 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
                             let ar = ar.clone();
                             async move {
                                 let change = match event {
-                                    Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => Change::Template(Box::new((ar, namespaced, obj))),
+                                    Ok(watcher::Event::Apply(obj)) => Change::Template(Box::new((ar, namespaced, obj)), true),
+                                    // The initial list (at start or after a re-list) is a resync.
+                                    Ok(watcher::Event::InitApply(obj)) => Change::Template(Box::new((ar, namespaced, obj)), false),
                                     Ok(watcher::Event::Delete(obj)) => Change::Gone(key(&ar, &obj)),
                                     _ => return,
                                 };

@@ -58,6 +58,7 @@ struct Member {
 
 struct Context {
     client: kube::Client,
+    clusters: Store<Cluster>,
     members: Mutex<HashMap<String, Member>>,
     timeout: Duration,
     trigger: mpsc::UnboundedSender<ObjectRef<Work>>,
@@ -341,7 +342,7 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
     let works: Api<Work> = Api::namespaced(ctx.client.clone(), &work_ns);
     let name = work.metadata.name.clone().unwrap_or_default();
     let finalizers = work.metadata.finalizers.clone().unwrap_or_default();
-    let cluster = Api::<Cluster>::all(ctx.client.clone()).get_opt(cluster_name).await?;
+    let cluster = ctx.clusters.get(&ObjectRef::new(cluster_name)).map(|c| (*c).clone());
     if work.metadata.deletion_timestamp.is_some() {
         if !finalizers.iter().any(|f| f == FINALIZER) {
             return Ok(Action::await_change());
@@ -453,13 +454,47 @@ fn error_policy(_: Arc<Work>, error: &Error, _: Arc<Context>) -> Action {
 
 pub async fn run(client: kube::Client, timeout: Duration) -> anyhow::Result<()> {
     let works: Api<Work> = Api::all(client.clone());
-    let (trigger, triggered) = mpsc::unbounded();
-    let ctx = Arc::new(Context { client, members: Mutex::new(HashMap::new()), timeout, trigger });
+    // Member changes come in bursts (a Deployment's status moves several times while its
+    // pods start): they are coalesced for 100 ms, so a Work's status is written once per
+    // burst rather than once per step.
+    let (trigger, mut raw) = mpsc::unbounded::<ObjectRef<Work>>();
+    let (coalesced, triggered) = mpsc::unbounded();
+    let coalescer = tokio::spawn(async move {
+        while let Some(first) = raw.next().await {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let mut batch = HashSet::from([first]);
+            while let Ok(more) = raw.try_recv() {
+                batch.insert(more);
+            }
+            for r in batch {
+                if coalesced.unbounded_send(r).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let (clusters, writer) = reflector::store::<Cluster>();
+    let cluster_watch = tokio::spawn(
+        watcher::watcher(Api::<Cluster>::all(client.clone()), watcher::Config::default())
+            .default_backoff()
+            .reflect(writer)
+            .for_each(|_| async {}),
+    );
+    let _ = clusters.wait_until_ready().await;
+    let ctx = Arc::new(Context {
+        client,
+        clusters,
+        members: Mutex::new(HashMap::new()),
+        timeout,
+        trigger,
+    });
     Controller::new(works, watcher::Config::default())
         .reconcile_on(triggered)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})
         .await;
+    cluster_watch.abort();
+    coalescer.abort();
     Ok(())
 }
 

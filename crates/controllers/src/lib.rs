@@ -155,3 +155,118 @@ pub(crate) fn retry_after(
 pub(crate) fn is_conflict(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(s) if s.code == 409)
 }
+
+/// JSON-patch operations that put `condition` (matched by its `type`) into a status read as
+/// `status`, and set each of `fields` under `/status`, without touching the other
+/// controllers' conditions and fields. `test` operations guard what was read: if the condition
+/// list changed shape meanwhile, the patch fails (422) and is retried from a fresh view, so no
+/// other writer's update is lost and no resourceVersion precondition is needed.
+pub fn status_ops(
+    status: Option<&serde_json::Value>,
+    condition: serde_json::Value,
+    fields: &[(&str, serde_json::Value)],
+) -> Vec<serde_json::Value> {
+    use serde_json::{Value, json};
+    let Some(status) = status.filter(|s| s.is_object()) else {
+        let mut value = serde_json::Map::new();
+        value.insert("conditions".into(), json!([condition]));
+        for (k, v) in fields {
+            value.insert((*k).to_owned(), v.clone());
+        }
+        return vec![
+            json!({"op": "test", "path": "/status", "value": null}),
+            json!({"op": "add", "path": "/status", "value": value}),
+        ];
+    };
+    let mut ops = Vec::new();
+    let kind = condition.get("type").cloned().unwrap_or(Value::Null);
+    match status.get("conditions").and_then(Value::as_array) {
+        None => {
+            ops.push(json!({"op": "test", "path": "/status/conditions", "value": null}));
+            ops.push(json!({"op": "add", "path": "/status/conditions", "value": [condition]}));
+        }
+        Some(list) => match list.iter().position(|c| c.get("type") == Some(&kind)) {
+            Some(i) => {
+                ops.push(json!({"op": "test", "path": format!("/status/conditions/{i}/type"), "value": kind}));
+                ops.push(json!({"op": "replace", "path": format!("/status/conditions/{i}"), "value": condition}));
+            }
+            None => {
+                ops.push(json!({"op": "test", "path": "/status/conditions", "value": list}));
+                ops.push(json!({"op": "add", "path": "/status/conditions/-", "value": condition}));
+            }
+        },
+    }
+    for (k, v) in fields {
+        ops.push(json!({"op": "add", "path": format!("/status/{k}"), "value": v}));
+    }
+    ops
+}
+
+/// Applies `status_ops` to an object's status subresource. `Ok(false)` when a guard failed
+/// (the object changed meanwhile; retry from a fresh view).
+pub(crate) async fn patch_status_ops<K>(
+    api: &kube::Api<K>,
+    name: &str,
+    ops: Vec<serde_json::Value>,
+) -> Result<bool, kube::Error>
+where
+    K: Clone + serde::de::DeserializeOwned + Debug,
+{
+    let patch: json_patch::Patch = match serde_json::from_value(serde_json::Value::Array(ops)) {
+        Ok(p) => p,
+        Err(e) => return Err(kube::Error::SerdeError(e)),
+    };
+    match api
+        .patch_status(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Json::<()>(patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 422 || s.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn status_ops_touch_only_their_condition() {
+        let fully = json!({"type": "FullyApplied", "status": "True"});
+        assert_eq!(
+            status_ops(None, fully.clone(), &[("aggregatedStatus", json!([]))]),
+            vec![
+                json!({"op": "test", "path": "/status", "value": null}),
+                json!({"op": "add", "path": "/status", "value": {"conditions": [fully.clone()], "aggregatedStatus": []}}),
+            ]
+        );
+        let scheduled_only = json!({"conditions": [{"type": "Scheduled", "status": "True"}]});
+        let ops = status_ops(Some(&scheduled_only), fully.clone(), &[]);
+        assert_eq!(ops[0]["op"], "test");
+        assert_eq!(
+            ops[1],
+            json!({"op": "add", "path": "/status/conditions/-", "value": fully.clone()})
+        );
+        let both = json!({"conditions": [{"type": "Scheduled"}, {"type": "FullyApplied", "status": "False"}]});
+        let ops = status_ops(Some(&both), fully.clone(), &[("x", json!(1))]);
+        assert_eq!(
+            ops,
+            vec![
+                json!({"op": "test", "path": "/status/conditions/1/type", "value": "FullyApplied"}),
+                json!({"op": "replace", "path": "/status/conditions/1", "value": fully}),
+                json!({"op": "add", "path": "/status/x", "value": 1}),
+            ]
+        );
+        let mut target = both.clone();
+        let mut whole = json!({"status": target.take()});
+        let patch: json_patch::Patch = serde_json::from_value(json!(ops)).unwrap();
+        json_patch::patch(&mut whole, &patch).unwrap();
+        assert_eq!(whole["status"]["conditions"][0]["type"], "Scheduled", "others are kept");
+        assert_eq!(whole["status"]["conditions"][1]["status"], "True");
+    }
+}

@@ -146,7 +146,8 @@ async fn sync(client: &kube::Client, caches: &Caches) -> Result<(), kube::Error>
         }
         let body = json!({"apiVersion": "work.karmada.io/v1alpha1", "kind": "Work",
             "metadata": {"name": work, "namespace": es,
-                "labels": {NAMESPACE_WORK_LABEL: namespace, MANAGED_LABEL: "true"}},
+                "labels": {NAMESPACE_WORK_LABEL: namespace, MANAGED_LABEL: "true"},
+                "finalizers": [crate::execution::FINALIZER]},
             "spec": spec});
         let api: Api<Work> = Api::namespaced(client.clone(), &es);
         match api

@@ -269,37 +269,24 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
         patch["spec"] = json!({"clusters": clusters});
     }
     api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
-    // Keep the other controllers' conditions (a merge patch replaces the whole list).
-    let mut conditions: Vec<serde_json::Value> = binding
-        .status()
-        .map(|s| {
-            s.conditions
-                .iter()
-                .filter(|c| c.type_ != "Scheduled")
-                .map(|c| serde_json::to_value(c).unwrap_or_default())
-                .collect()
-        })
-        .unwrap_or_default();
-    conditions.push(serde_json::to_value(&condition).unwrap_or_default());
-    let mut status = json!({
-        "conditions": conditions,
-        "schedulerObservedGeneration": generation,
-    });
+    // The condition and the scheduler's status fields, without touching other controllers'
+    // conditions; a guard failure (the status changed since it was read) re-reads and retries.
+    let mut fields = vec![("schedulerObservedGeneration", json!(generation))];
     if clusters_out.is_some() {
-        status["lastScheduledTime"] = json!(crate::now_rfc3339());
+        fields.push(("lastScheduledTime", json!(crate::now_rfc3339())));
     }
     if let Some(a) = affinity {
-        status["schedulerObservingAffinityName"] = json!(a);
+        fields.push(("schedulerObservingAffinityName", json!(a)));
     }
-    // The condition list is shared with other controllers: write it only against the version
-    // it was computed from (a conflict retries with a fresh view), so no update is lost.
-    let rv = api.get(&name).await?.metadata.resource_version;
-    api.patch_status(
-        &name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"resourceVersion": rv}, "status": status})),
-    )
-    .await?;
+    let condition = serde_json::to_value(&condition).unwrap_or_default();
+    let mut read = binding.status().map(|s| serde_json::to_value(s).unwrap_or_default());
+    for _ in 0..5 {
+        let ops = crate::status_ops(read.as_ref(), condition.clone(), &fields);
+        if crate::patch_status_ops(&api, &name, ops).await? {
+            break;
+        }
+        read = api.get(&name).await?.data.get("status").cloned();
+    }
     Ok(Action::await_change())
 }
 

@@ -36,7 +36,7 @@ pub struct Args {
     port: u16,
 }
 
-async fn join(
+pub(crate) async fn join(
     control: &kube::Client,
     name: &str,
     server: &apiserver::Server,

@@ -1,8 +1,6 @@
 //! `karmada bench apiserver`: the API server over HTTPS, measured from a client process
 //! against a separate `karmada apiserver` process (so its RSS is its own).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -40,54 +38,6 @@ pub struct Args {
     json: bool,
 }
 
-struct ServerProcess {
-    child: Child,
-    _dir: tempfile::TempDir,
-    kubeconfig: std::path::PathBuf,
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn_server(store: &str) -> anyhow::Result<ServerProcess> {
-    let dir = tempfile::tempdir()?;
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(["apiserver", "--bind", "127.0.0.1:0", "--store", store, "--data-dir"])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let stderr = child.stderr.take().ok_or_else(|| anyhow::anyhow!("no stderr"))?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.starts_with("karmada-apiserver listening on ") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .map_err(|_| anyhow::anyhow!("the apiserver did not start"))?;
-    let kubeconfig = dir.path().join("karmada-apiserver.config");
-    Ok(ServerProcess { child, _dir: dir, kubeconfig })
-}
-
-fn rss_bytes(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
-}
-
 fn now_micros() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0)
 }
@@ -113,8 +63,9 @@ async fn ensure_namespace(client: &kube::Client, name: &str) -> anyhow::Result<(
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut report = Report::default();
     let subject = format!("apiserver({})", args.store);
-    let server = spawn_server(&args.store)?;
-    let client = crate::cli::kube_client(&server.kubeconfig, None).await?;
+    let dir = tempfile::tempdir()?;
+    let (server, kubeconfig) = super::process::apiserver(&args.store, dir.path())?;
+    let client = crate::cli::kube_client(&kubeconfig, None).await?;
     let payload: String = "x".repeat(2048);
     let phase = Duration::from_secs_f64(args.seconds);
 
@@ -298,7 +249,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
 
     // 5. Memory: server RSS against the encoded size of what it stores.
-    let rss = rss_bytes(server.child.id());
+    let rss = server.rss();
     let stored_objects = created + args.list_objects + args.events;
     let encoded = (created * (payload.len() + 250)
         + args.list_objects * (small.len() + 250)

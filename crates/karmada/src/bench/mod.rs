@@ -2,6 +2,8 @@
 
 mod apiserver;
 mod member;
+mod process;
+mod propagate;
 mod report;
 mod scheduler;
 mod store;
@@ -18,6 +20,10 @@ pub enum Target {
     Member(member::Args),
     /// The scheduling algorithm alone: decisions/s over 100 and 1,000 clusters.
     Scheduler(scheduler::Args),
+    /// The whole pipeline: N simulated clusters × M workloads (each with a ConfigMap
+    /// dependency), propagation latency, Works/s, control-plane memory and CPU, and a
+    /// controller restart.
+    Propagate(propagate::Args),
 }
 
 pub async fn run(target: Target) -> anyhow::Result<()> {
@@ -26,5 +32,6 @@ pub async fn run(target: Target) -> anyhow::Result<()> {
         Target::Apiserver(args) => apiserver::run(args).await,
         Target::Member(args) => member::run(args).await,
         Target::Scheduler(args) => scheduler::run(args).await,
+        Target::Propagate(args) => propagate::run(args).await,
     }
 }

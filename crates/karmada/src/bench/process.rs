@@ -1,0 +1,90 @@
+//! Control-plane components as child processes of a benchmark, so their memory and CPU are
+//! measured apart from the load generator.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A child process, killed when dropped.
+pub struct Proc {
+    pub child: Child,
+}
+
+impl Proc {
+    /// Starts `karmada ARGS...` (this binary) with its output discarded.
+    pub fn karmada(args: &[&str]) -> anyhow::Result<Proc> {
+        let child = Command::new(std::env::current_exe()?)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        Ok(Proc { child })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn rss(&self) -> u64 {
+        rss_bytes(self.pid())
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `karmada apiserver` on a free loopback port with its data in `dir`; returns the process and
+/// its admin kubeconfig once it listens.
+pub fn apiserver(store: &str, dir: &Path) -> anyhow::Result<(Proc, PathBuf)> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["apiserver", "--bind", "127.0.0.1:0", "--store", store, "--data-dir"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stderr = child.stderr.take().ok_or_else(|| anyhow::anyhow!("no stderr"))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.starts_with("karmada-apiserver listening on ") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let proc = Proc { child };
+    rx.recv_timeout(Duration::from_secs(60))
+        .map_err(|_| anyhow::anyhow!("the apiserver did not start"))?;
+    Ok((proc, dir.join("karmada-apiserver.config")))
+}
+
+/// Resident memory of a process, in bytes (0 if it is gone).
+pub fn rss_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// User + system CPU time of a process, in seconds (Linux reports clock ticks of 1/100 s).
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { return 0.0 };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
