@@ -442,12 +442,21 @@ async fn aggregate<B: Binding>(
             "reason": if fully { "FullyAppliedSuccess" } else { "FullyAppliedFailed" },
             "message": if fully { "All works have been successfully applied" } else { "Not every Work has been applied yet" },
             "lastTransitionTime": since});
-        let read = status.map(|s| serde_json::to_value(s).unwrap_or_default());
-        let ops =
-            crate::status_ops(read.as_ref(), condition, &[("aggregatedStatus", json!(items))]);
+        let mut read = status.map(|s| serde_json::to_value(s).unwrap_or_default());
         let bindings = binding_api::<B>(&ctx.client, rb.meta().namespace.as_deref());
         let name = rb.meta().name.as_deref().unwrap_or_default();
-        if !crate::patch_status_ops(&bindings, name, ops).await? {
+        let fields = [("aggregatedStatus", json!(items))];
+        let mut written = false;
+        // The cached binding may lag under load: on a guard failure, re-read it and retry.
+        for _ in 0..5 {
+            let ops = crate::status_ops(read.as_ref(), condition.clone(), &fields);
+            if crate::patch_status_ops(&bindings, name, ops).await? {
+                written = true;
+                break;
+            }
+            read = bindings.get(name).await?.data.get("status").cloned();
+        }
+        if !written {
             return Err(Error::Stale);
         }
     }

@@ -14,7 +14,7 @@ use karmada_api::work::{BindingSnapshot, ResourceBinding, TargetCluster};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use propagation::interpreter::Dependency;
 use serde_json::json;
@@ -49,6 +49,10 @@ pub fn required_by_with(
 /// A binding's namespace and name.
 type BindingKey = (String, String);
 
+/// What a pass over a workload's dependencies depended on: the template version, the clusters,
+/// and the dependencies found.
+type Pass = (String, Vec<TargetCluster>, Vec<Dependency>);
+
 struct Context {
     client: kube::Client,
     bindings: Store<ResourceBinding>,
@@ -58,6 +62,8 @@ struct Context {
     parents: Mutex<BTreeSet<(String, String)>>,
     /// A workload's dependencies by the template resourceVersion its binding recorded.
     found: Mutex<HashMap<BindingKey, (String, Vec<Dependency>)>>,
+    /// The inputs of each workload's last complete pass.
+    passes: Mutex<HashMap<BindingKey, Pass>>,
     /// Attached bindings created here recently (the cache may not show them yet).
     created: Mutex<HashMap<(String, String), std::time::Instant>>,
 }
@@ -112,20 +118,15 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
         return Ok(Action::await_change());
     }
     let api: Api<ResourceBinding> = Api::namespaced(ctx.client.clone(), &ns);
-    let in_namespace: Vec<Arc<ResourceBinding>> = ctx
-        .bindings
-        .state()
-        .into_iter()
-        .filter(|b| b.metadata.namespace.as_deref() == Some(ns.as_str()))
-        .collect();
     // Entries of workloads that are gone are dropped.
-    let live: BTreeSet<&str> =
-        in_namespace.iter().filter_map(|b| b.metadata.name.as_deref()).collect();
     let stale: Vec<&BindingSnapshot> = rb
         .spec
         .required_by
         .iter()
-        .filter(|s| s.namespace == ns && !live.contains(s.name.as_str()))
+        .filter(|s| {
+            s.namespace == ns
+                && ctx.bindings.get(&ObjectRef::new(&s.name).within(&s.namespace)).is_none()
+        })
         .collect();
     if !stale.is_empty() {
         let mut kept = rb.spec.required_by.clone();
@@ -164,6 +165,18 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
             }
         }
     }
+    // Nothing changed for this workload since its last complete pass (a status update).
+    let fingerprint =
+        (rb.spec.resource.resource_version.clone(), rb.spec.clusters.clone(), wanted.clone());
+    if ctx.passes.lock().is_ok_and(|p| p.get(&parent) == Some(&fingerprint)) {
+        return Ok(Action::await_change());
+    }
+    let in_namespace: Vec<Arc<ResourceBinding>> = ctx
+        .bindings
+        .state()
+        .into_iter()
+        .filter(|b| b.metadata.namespace.as_deref() == Some(ns.as_str()))
+        .collect();
     if let Ok(mut parents) = ctx.parents.lock() {
         if wanted.is_empty() {
             parents.remove(&parent);
@@ -257,6 +270,13 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
     if pending {
         return Ok(Action::requeue(Duration::from_millis(200)));
     }
+    if let Ok(mut passes) = ctx.passes.lock() {
+        if missing {
+            passes.remove(&parent);
+        } else {
+            passes.insert(parent.clone(), fingerprint);
+        }
+    }
     if missing {
         // A dependency created after its workload is picked up on a later pass.
         return Ok(Action::requeue(Duration::from_secs(2)));
@@ -284,6 +304,7 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
         parents: Mutex::new(BTreeSet::new()),
         found: Mutex::new(HashMap::new()),
         created: Mutex::new(HashMap::new()),
+        passes: Mutex::new(HashMap::new()),
     });
     controller.run(reconcile, error_policy, ctx).for_each(|_| async {}).await;
     Ok(())

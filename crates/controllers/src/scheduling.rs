@@ -17,7 +17,7 @@ use karmada_api::work::{
 };
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 
@@ -310,44 +310,107 @@ fn error_policy<B: Binding>(_: Arc<B>, error: &Error, _: Arc<Context>) -> Action
     )
 }
 
+/// What a cluster change means for the bindings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Signal {
+    /// Membership, labels, spec (taints, location), readiness or served APIs changed: every
+    /// binding gets another look.
+    All,
+    /// Only the status otherwise (resource summary, heartbeat): bindings not yet scheduled
+    /// get another look, as capacity may now fit them.
+    Unscheduled,
+}
+
+/// Classifies cluster changes by comparing what placement depends on with the last view.
+fn classify(seen: &mut BTreeMap<String, String>, cluster: &Cluster) -> Signal {
+    let name = cluster.metadata.name.clone().unwrap_or_default();
+    let status = cluster.status.as_ref();
+    let ready = status
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .map(|c| c.status.clone());
+    let apis = status.map(|s| serde_json::to_string(&s.api_enablements).unwrap_or_default());
+    let fingerprint = format!(
+        "{:?}|{}|{ready:?}|{apis:?}|{}",
+        cluster.metadata.labels,
+        serde_json::to_string(&cluster.spec).unwrap_or_default(),
+        cluster.metadata.deletion_timestamp.is_some(),
+    );
+    if seen.insert(name, fingerprint.clone()).as_ref() == Some(&fingerprint) {
+        Signal::Unscheduled
+    } else {
+        Signal::All
+    }
+}
+
+fn scheduled<B: Binding>(binding: &B) -> bool {
+    binding
+        .status()
+        .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Scheduled" && c.status == "True"))
+}
+
 async fn run_for<B: Binding>(
     client: kube::Client,
     clusters: Store<Cluster>,
-    cluster_changes: impl futures::Stream<Item = ()> + Send + 'static,
+    cluster_changes: impl futures::Stream<Item = Signal> + Send + 'static,
     plugins: scheduler::Plugins,
     in_flight: Arc<InFlight>,
 ) {
     let api: Api<B> = Api::all(client.clone());
     let ctx = Arc::new(Context { client, clusters, plugins, in_flight });
-    Controller::new(api, watcher::Config::default())
-        .reconcile_all_on(cluster_changes)
+    let controller = Controller::new(api, watcher::Config::default());
+    let bindings = controller.store();
+    let (all_tx, all_rx) = futures::channel::mpsc::unbounded::<()>();
+    let (some_tx, some_rx) = futures::channel::mpsc::unbounded();
+    let router = tokio::spawn(cluster_changes.for_each(move |signal| {
+        match signal {
+            Signal::All => {
+                let _ = all_tx.unbounded_send(());
+            }
+            Signal::Unscheduled => {
+                for b in bindings.state().iter().filter(|b| !scheduled(b.as_ref())) {
+                    let _ = some_tx.unbounded_send(ObjectRef::from_obj(b.as_ref()));
+                }
+            }
+        }
+        async {}
+    }));
+    controller
+        .reconcile_all_on(all_rx)
+        .reconcile_on(some_rx)
         .run(reconcile::<B>, error_policy::<B>, ctx)
         .for_each(|_| async {})
         .await;
+    router.abort();
 }
 
 /// Runs the scheduler until the future is dropped.
 pub async fn run(client: kube::Client, plugins: scheduler::Plugins) -> anyhow::Result<()> {
     let (reader, writer) = reflector::store::<Cluster>();
     let clusters: Api<Cluster> = Api::all(client.clone());
-    let (tx, _) = tokio::sync::broadcast::channel::<()>(64);
+    let (tx, _) = tokio::sync::broadcast::channel::<Signal>(256);
     let tx_clusters = tx.clone();
+    let mut seen = BTreeMap::new();
     let cluster_stream = tokio::spawn(
         watcher::watcher(clusters, watcher::Config::default())
             .default_backoff()
             .reflect(writer)
-            .applied_objects()
-            .for_each(move |_| {
-                let _ = tx_clusters.send(());
+            .touched_objects()
+            .for_each(move |c| {
+                let signal = match c {
+                    Ok(c) => classify(&mut seen, &c),
+                    Err(_) => Signal::All,
+                };
+                let _ = tx_clusters.send(signal);
                 async {}
             }),
     );
     let _ = reader.wait_until_ready().await;
-    let changes = |tx: &tokio::sync::broadcast::Sender<()>| {
+    let changes = |tx: &tokio::sync::broadcast::Sender<Signal>| {
         futures::stream::unfold(tx.subscribe(), |mut rx| async move {
-            // A lagging receiver still means "clusters changed".
+            // A lagging receiver may have missed anything: look at everything.
             match rx.recv().await {
-                Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Some(((), rx)),
+                Ok(signal) => Some((signal, rx)),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Some((Signal::All, rx)),
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
             }
         })
@@ -436,5 +499,24 @@ mod tests {
             needs_scheduling(&rescheduled, Some(&status), Some(&applied), &clusters),
             "reschedule requested"
         );
+    }
+
+    #[test]
+    fn only_placement_relevant_cluster_changes_rescan_everything() {
+        let cluster = |labels: serde_json::Value, cpu: &str| -> Cluster {
+            serde_json::from_value(json!({"metadata": {"name": "m1", "labels": labels},
+                "spec": {"apiEndpoint": "https://x"},
+                "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "r", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+                    "resourceSummary": {"allocatable": {"cpu": cpu}}}}))
+            .unwrap()
+        };
+        let mut seen = BTreeMap::new();
+        assert_eq!(classify(&mut seen, &cluster(json!({"a": "1"}), "8")), Signal::All, "new");
+        assert_eq!(
+            classify(&mut seen, &cluster(json!({"a": "1"}), "4")),
+            Signal::Unscheduled,
+            "capacity only"
+        );
+        assert_eq!(classify(&mut seen, &cluster(json!({"a": "2"}), "4")), Signal::All, "labels");
     }
 }
