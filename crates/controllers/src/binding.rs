@@ -34,6 +34,8 @@ pub const BINDING_NAME_LABEL: &str = "resourcebinding.karmada.io/name";
 pub const CLUSTER_BINDING_NAME_LABEL: &str = "clusterresourcebinding.karmada.io/name";
 pub const MANAGED_LABEL: &str = "karmada.io/managed";
 pub const FINALIZER: &str = "karmada.io/binding-controller";
+/// The binding condition saying whether every override policy could be applied.
+pub const OVERRIDES_CONDITION: &str = "OverridesApplied";
 /// The annotation on a Work's manifest that lets it overwrite an existing unmanaged object.
 pub const CONFLICT_ANNOTATION: &str = "work.karmada.io/conflict-resolution";
 
@@ -137,6 +139,7 @@ struct Context {
     /// Templates by binding, with the template resourceVersion the binding recorded when
     /// they were read: a binding whose record has not changed renders from here, not a GET.
     templates: Mutex<HashMap<String, (String, Arc<DynamicObject>)>>,
+    recorder: kube::runtime::events::Recorder,
 }
 
 impl Context {
@@ -322,6 +325,7 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
         None
     };
     let completions = completions.map(|c| split_completions(c, &targets));
+    let mut override_failures: Vec<String> = Vec::new();
     for (cluster_name, replicas) in &targets {
         let Some(cluster) = ctx.clusters.get(&ObjectRef::new(cluster_name)) else { continue };
         let mut rendered = stripped.clone();
@@ -336,6 +340,10 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(binding = %name, cluster = %cluster_name, policy = %e.policy, error = %e.message, "override failed; this cluster's copy is not updated");
+                override_failures.push(format!(
+                    "cluster {cluster_name}: override policy {} cannot be applied: {}",
+                    e.policy, e.message
+                ));
                 continue;
             }
         };
@@ -368,10 +376,58 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
         )
         .await?;
     }
+    report_overrides::<B>(&ctx, &rb, &override_failures).await?;
     if let Some(updated) = aggregate::<B>(&ctx, &rb, &existing, &ar, &templates, &template).await? {
         ctx.remember_template(cache_key, &resource.resource_version, Arc::new(updated));
     }
     Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+/// The binding's `OverridesApplied` condition, and a Warning Event when an override policy
+/// cannot be applied for some cluster (that cluster's Work keeps its last good rendering; the
+/// other clusters are unaffected). Written only when the outcome changes.
+async fn report_overrides<B: Binding>(
+    ctx: &Context,
+    rb: &B,
+    failures: &[String],
+) -> Result<(), Error> {
+    let current =
+        rb.status().and_then(|s| s.conditions.iter().find(|c| c.type_ == OVERRIDES_CONDITION));
+    let (word, reason, message) = if failures.is_empty() {
+        ("True", "OverridesApplied", "Override policies have been applied".to_owned())
+    } else {
+        ("False", "ApplyOverridePolicyFailed", failures.join("; "))
+    };
+    // A binding that never failed carries no such condition.
+    if current.is_none() && failures.is_empty() {
+        return Ok(());
+    }
+    if current.is_some_and(|c| c.status == word && c.message == message) {
+        return Ok(());
+    }
+    let condition = json!({"type": OVERRIDES_CONDITION, "status": word, "reason": reason,
+        "message": message, "lastTransitionTime": crate::now_rfc3339()});
+    let bindings = binding_api::<B>(&ctx.client, rb.meta().namespace.as_deref());
+    let name = rb.meta().name.as_deref().unwrap_or_default();
+    let read = rb.status().map(|s| serde_json::to_value(s).unwrap_or_default());
+    if !crate::patch_status_ops(&bindings, name, crate::status_ops(read.as_ref(), condition, &[]))
+        .await?
+    {
+        return Err(Error::Stale);
+    }
+    if !failures.is_empty() {
+        let event = kube::runtime::events::Event {
+            type_: kube::runtime::events::EventType::Warning,
+            reason: "ApplyOverridePolicyFailed".into(),
+            note: Some(message.chars().take(1000).collect()),
+            action: "Render".into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &rb.object_ref(&())).await {
+            tracing::warn!(error = %e, "cannot record an Event");
+        }
+    }
+    Ok(())
 }
 
 /// Binding `aggregatedStatus` and `FullyApplied` from the Works, and the template's status
@@ -618,6 +674,13 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
         works,
         kinds: Mutex::new(HashMap::new()),
         templates: Mutex::new(HashMap::new()),
+        recorder: kube::runtime::events::Recorder::new(
+            client.clone(),
+            kube::runtime::events::Reporter {
+                controller: "karmada-binding-controller".into(),
+                instance: None,
+            },
+        ),
     });
     let works_for = |tx: &tokio::sync::broadcast::Sender<Work>| {
         futures::stream::unfold(tx.subscribe(), |mut rx| async move {

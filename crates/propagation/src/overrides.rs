@@ -500,4 +500,84 @@ mod tests {
                 .unwrap();
         assert_eq!(untouched, deployment(), "an OverridePolicy only applies in its namespace");
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn segment() -> impl Strategy<Value = String> {
+            "[a-z][a-z0-9]{0,6}"
+        }
+
+        fn reference() -> impl Strategy<Value = String> {
+            (
+                prop::option::of(prop_oneof![
+                    segment().prop_map(|h| format!("{h}.io")),
+                    (segment(), 1u16..65535).prop_map(|(h, p)| format!("{h}.io:{p}")),
+                    Just("localhost".to_string()),
+                ]),
+                prop::collection::vec(segment(), 1..3),
+                prop::option::of("[a-z0-9][a-z0-9._-]{0,8}"),
+                prop::option::of("[0-9a-f]{64}"),
+            )
+                .prop_map(|(host, path, tag, digest)| {
+                    let mut s = host.map(|h| format!("{h}/")).unwrap_or_default();
+                    s.push_str(&path.join("/"));
+                    if let Some(t) = tag {
+                        s.push(':');
+                        s.push_str(&t);
+                    }
+                    if let Some(d) = digest {
+                        s.push_str("@sha256:");
+                        s.push_str(&d);
+                    }
+                    s
+                })
+        }
+
+        fn replacing_overriders() -> impl Strategy<Value = Overriders> {
+            (
+                prop::sample::select(vec!["Registry", "Repository", "Tag"]),
+                segment(),
+                prop::collection::btree_map(segment(), segment(), 0..3),
+                prop::collection::btree_map(segment(), segment(), 0..3),
+                0i64..50,
+            )
+                .prop_map(|(component, value, labels, annotations, replicas)| {
+                    let value = if component == "Registry" { format!("{value}.io") } else { value };
+                    serde_json::from_value(json!({
+                        "imageOverrider": [{"component": component, "operator": "replace", "value": value}],
+                        "labelsOverrider": [{"operator": "add", "value": labels}],
+                        "annotationsOverrider": [{"operator": "replace", "value": annotations}],
+                        "plaintext": [{"path": "/spec/replicas", "operator": "replace", "value": replicas}],
+                    }))
+                    .unwrap()
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn image_references_round_trip(r in reference()) {
+                prop_assert_eq!(Image::parse(&r).render(), r);
+            }
+
+            #[test]
+            fn replacing_overriders_are_idempotent(image in reference(), o in replacing_overriders()) {
+                let mut object = deployment();
+                object["spec"]["template"]["spec"]["containers"][0]["image"] = json!(image);
+                let mut once = object.clone();
+                apply_overriders("Deployment", &mut once, &o).unwrap();
+                let mut twice = once.clone();
+                apply_overriders("Deployment", &mut twice, &o).unwrap();
+                prop_assert_eq!(once, twice);
+            }
+
+            #[test]
+            fn any_plaintext_pointer_fails_cleanly_or_applies(path in "(/[a-z0-9~]{0,6}){0,4}", op in prop::sample::select(vec!["add", "remove", "replace"])) {
+                let o: Overriders = serde_json::from_value(json!({"plaintext": [{"path": path, "operator": op, "value": 1}]})).unwrap();
+                let mut object = deployment();
+                let _ = apply_overriders("Deployment", &mut object, &o);
+            }
+        }
+    }
 }

@@ -42,7 +42,7 @@ fn jsonpath(path: &str) -> String {
 }
 
 #[test]
-fn guestbook_crd_and_custom_resources_propagate_with_overrides() {
+fn crds_custom_resources_and_override_policies() {
     let cp = ControlPlane::with_joined(2);
     let samples = upstream("guestbook");
     let file = |name: &str| samples.join(name).to_str().unwrap().to_owned();
@@ -97,6 +97,70 @@ fn guestbook_crd_and_custom_resources_propagate_with_overrides() {
     cp.api.kubectl(&["delete", "guestbook", "guestbook-sample"]).ok();
     eventually(Duration::from_secs(30), "the member copy removed", || {
         (cp.member("member1", &["get", "guestbook", "guestbook-sample"]).code != 0).then_some(())
+    });
+
+    // Upstream's image override: registries by cluster label.
+    cp.api.kubectl(&["label", "cluster", "member1", "location=us"]).ok();
+    cp.api.kubectl(&["label", "cluster", "member2", "location=cn"]).ok();
+    let nginx = upstream("nginx");
+    let artifacts = upstream("artifacts-example");
+    for f in [
+        nginx.join("deployment.yaml"),
+        nginx.join("propagationpolicy.yaml"),
+        artifacts.join("overridepolicy_image.yaml"),
+    ] {
+        cp.api.kubectl(&["apply", "-f", f.to_str().unwrap()]).ok();
+    }
+    let image = |cluster: &str| {
+        cp.member(
+            cluster,
+            &[
+                "get",
+                "deploy",
+                "nginx",
+                "-o",
+                &jsonpath("{.spec.template.spec.containers[0].image}"),
+            ],
+        )
+        .stdout
+    };
+    eventually(Duration::from_secs(30), "registries rewritten by cluster label", || {
+        (image("member1") == "fictional.registry.us/nginx"
+            && image("member2") == "fictional.registry.cn/nginx")
+            .then_some(())
+    });
+    // An override that cannot apply fails only its cluster, visibly.
+    let broken = "apiVersion: policy.karmada.io/v1alpha1\nkind: OverridePolicy\nmetadata:\n  name: broken\nspec:\n  resourceSelectors:\n  - {apiVersion: apps/v1, kind: Deployment, name: nginx}\n  overrideRules:\n  - targetCluster: {clusterNames: [member2]}\n    overriders:\n      plaintext:\n      - {path: /spec/nothing/deeper, operator: replace, value: 1}\n";
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], broken).ok();
+    let condition = |field: &str| {
+        cp.api
+            .kubectl(&[
+                "get",
+                "rb",
+                "nginx-deployment",
+                "-o",
+                &jsonpath(&format!(
+                    "{{.status.conditions[?(@.type==\"OverridesApplied\")].{field}}}"
+                )),
+            ])
+            .stdout
+    };
+    let message = eventually(Duration::from_secs(30), "OverridesApplied=False", || {
+        (condition("status") == "False").then(|| condition("message"))
+    });
+    assert!(message.contains("member2") && message.contains("broken"), "{message}");
+    let reasons =
+        cp.api.kubectl(&["get", "events.events.k8s.io", "-o", &jsonpath("{.items[*].reason}")]);
+    assert!(reasons.ok().contains("ApplyOverridePolicyFailed"), "{}", reasons.stdout);
+    assert_eq!(image("member1"), "fictional.registry.us/nginx", "other clusters are unaffected");
+    cp.api.kubectl(&["delete", "op", "broken"]).ok();
+    eventually(Duration::from_secs(30), "OverridesApplied=True again", || {
+        (condition("status") == "True").then_some(())
+    });
+    // Deleting the image override renders the Works again without it.
+    cp.api.kubectl(&["delete", "op", "example-override"]).ok();
+    eventually(Duration::from_secs(30), "original images back", || {
+        (image("member1") == "nginx" && image("member2") == "nginx").then_some(())
     });
 }
 
