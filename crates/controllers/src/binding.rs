@@ -213,11 +213,24 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
         .collect();
     let deleting = rb.meta().deletion_timestamp.is_some();
     let targets = if deleting { BTreeMap::new() } else { work_targets(spec) };
+    // Clusters being evicted gracefully (or never purged) keep their Work for now.
+    let keep: std::collections::BTreeSet<String> = if deleting {
+        Default::default()
+    } else {
+        spec.graceful_eviction_tasks
+            .iter()
+            .filter(|t| !purges_directly(&t.purge_mode))
+            .map(|t| t.from_cluster.clone())
+            .collect()
+    };
     // Works of clusters no longer targeted go.
     for work in &existing {
         let work_ns = work.metadata.namespace.as_deref().unwrap_or_default();
         let cluster = work_ns.strip_prefix("karmada-es-").unwrap_or_default();
-        if !targets.contains_key(cluster) && work.metadata.deletion_timestamp.is_none() {
+        if !targets.contains_key(cluster)
+            && !keep.contains(cluster)
+            && work.metadata.deletion_timestamp.is_none()
+        {
             let api: Api<Work> = Api::namespaced(ctx.client.clone(), work_ns);
             match api.delete(&work_name, &DeleteParams::default()).await {
                 Ok(_) => {}
@@ -377,10 +390,96 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
         .await?;
     }
     report_overrides::<B>(&ctx, &rb, &override_failures).await?;
+    if let Some(action) = complete_evictions::<B>(&ctx, &rb, &existing).await? {
+        return Ok(action);
+    }
     if let Some(updated) = aggregate::<B>(&ctx, &rb, &existing, &ar, &templates, &template).await? {
         ctx.remember_template(cache_key, &resource.resource_version, Arc::new(updated));
     }
     Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+/// Whether a purge mode removes the evicted cluster's Work at once.
+fn purges_directly(mode: &str) -> bool {
+    matches!(mode, "Directly" | "Immediately")
+}
+
+/// Which graceful eviction tasks are done: Directly at once; Gracefully once every scheduled
+/// cluster runs the workload healthily or the grace period (default 600 s) has passed; Never
+/// not until the task is removed by hand.
+pub fn finished_evictions(
+    tasks: &[karmada_api::work::GracefulEvictionTask],
+    healthy_elsewhere: bool,
+    now_secs: i64,
+) -> Vec<bool> {
+    tasks
+        .iter()
+        .map(|t| {
+            if purges_directly(&t.purge_mode) {
+                return true;
+            }
+            if t.purge_mode == "Never" {
+                return false;
+            }
+            let created = t
+                .creation_timestamp
+                .as_deref()
+                .and_then(apimachinery::time::parse_rfc3339)
+                .unwrap_or(now_secs);
+            let grace = i64::from(t.grace_period_seconds.unwrap_or(600));
+            healthy_elsewhere || now_secs >= created + grace
+        })
+        .collect()
+}
+
+/// Removes finished graceful eviction tasks (the next pass deletes their Works); asks to come
+/// back while some wait on a grace period.
+async fn complete_evictions<B: Binding>(
+    ctx: &Context,
+    rb: &B,
+    works: &[Arc<Work>],
+) -> Result<Option<Action>, Error> {
+    let spec = rb.spec();
+    if spec.graceful_eviction_tasks.is_empty() {
+        return Ok(None);
+    }
+    let healthy = |cluster: &str| {
+        works.iter().any(|w| {
+            w.metadata.namespace.as_deref() == Some(execution_namespace(cluster).as_str())
+                && w.status.as_ref().is_some_and(|s| {
+                    s.manifest_statuses.first().is_some_and(|m| m.health == "Healthy")
+                })
+        })
+    };
+    let healthy_elsewhere =
+        !spec.clusters.is_empty() && spec.clusters.iter().all(|t| healthy(&t.name));
+    let done =
+        finished_evictions(&spec.graceful_eviction_tasks, healthy_elsewhere, crate::now_secs());
+    if !done.iter().any(|d| *d) {
+        let waiting = spec.graceful_eviction_tasks.iter().any(|t| t.purge_mode != "Never");
+        return Ok(waiting.then(|| Action::requeue(Duration::from_secs(5))));
+    }
+    let remaining: Vec<&karmada_api::work::GracefulEvictionTask> = spec
+        .graceful_eviction_tasks
+        .iter()
+        .zip(&done)
+        .filter(|(_, d)| !**d)
+        .map(|(t, _)| t)
+        .collect();
+    for (t, _) in spec.graceful_eviction_tasks.iter().zip(&done).filter(|(_, d)| **d) {
+        tracing::info!(binding = ?rb.meta().name, cluster = %t.from_cluster, healthy_elsewhere, "eviction complete; removing the old cluster's Work");
+    }
+    let bindings = binding_api::<B>(&ctx.client, rb.meta().namespace.as_deref());
+    let patch = json!({"metadata": {"resourceVersion": rb.meta().resource_version},
+        "spec": {"gracefulEvictionTasks": remaining}});
+    bindings
+        .patch(
+            rb.meta().name.as_deref().unwrap_or_default(),
+            &PatchParams::default(),
+            &Patch::Merge(patch),
+        )
+        .await?;
+    Ok(Some(Action::await_change()))
 }
 
 /// The binding's `OverridesApplied` condition, and a Warning Event when an override policy
@@ -792,5 +891,36 @@ mod tests {
         some["suspension"] = json!({"dispatchingOnClusters": {"clusterNames": ["m2"]}});
         assert!(!dispatch_suspended(&spec(some.clone()), "m1"));
         assert!(dispatch_suspended(&spec(some), "m2"));
+    }
+
+    #[test]
+    fn graceful_evictions_finish_when_the_new_placement_is_healthy_or_time_is_up() {
+        let task = |mode: &str, created: &str, grace: Option<i32>| {
+            karmada_api::work::GracefulEvictionTask {
+                from_cluster: "m1".into(),
+                purge_mode: mode.into(),
+                creation_timestamp: Some(created.into()),
+                grace_period_seconds: grace,
+                ..Default::default()
+            }
+        };
+        let t0 = apimachinery::time::parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
+        let tasks = [
+            task("Directly", "2026-01-01T00:00:00Z", None),
+            task("Gracefully", "2026-01-01T00:00:00Z", Some(60)),
+            task("Never", "2026-01-01T00:00:00Z", None),
+        ];
+        assert_eq!(finished_evictions(&tasks, false, t0 + 10), vec![true, false, false]);
+        assert_eq!(finished_evictions(&tasks, true, t0 + 10), vec![true, true, false]);
+        assert_eq!(finished_evictions(&tasks, false, t0 + 60), vec![true, true, false]);
+        assert_eq!(
+            finished_evictions(
+                &[task("Gracefully", "2026-01-01T00:00:00Z", None)],
+                false,
+                t0 + 599
+            ),
+            vec![false],
+            "default grace is 600 s"
+        );
     }
 }

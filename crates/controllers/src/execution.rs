@@ -310,10 +310,16 @@ async fn apply_manifest(
 
 /// Removes what a Work applied (only objects Karmada manages).
 async fn remove_applied(ctx: &Context, cluster: &Cluster, work: &Work) -> Result<(), Error> {
-    let Ok(member) = ctx.member(cluster).await else { return Ok(()) };
+    // An unreachable member keeps the Work (and its finalizer) until it can be cleaned: a
+    // copy left behind would run again when the member comes back.
+    let member = ctx.member(cluster).await?;
     for manifest in &work.spec.workload.manifests {
-        let Ok((ar, _)) = kube::discovery::pinned_kind(&member, &gvk_of(manifest)).await else {
-            continue;
+        let ar = match kube::discovery::pinned_kind(&member, &gvk_of(manifest)).await {
+            Ok((ar, _)) => ar,
+            // The kind is not served there (any more): nothing of it to remove.
+            Err(kube::Error::Api(s)) if s.code == 404 => continue,
+            Err(kube::Error::Discovery(_)) => continue,
+            Err(e) => return Err(e.into()),
         };
         let namespace =
             manifest.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();

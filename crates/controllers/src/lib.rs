@@ -12,6 +12,7 @@
 //! - [`namespaces`]: namespaces are propagated to every cluster automatically.
 //! - [`binding`]: renders each scheduled binding into one Work per target cluster.
 //! - [`execution`]: applies Works to push-mode members and removes what they applied.
+//! - [`failover`]: ClusterTaintPolicies and the taint manager (eviction from failed clusters).
 //! - [`scheduling`]: the scheduler loop (run by `karmada scheduler`).
 
 pub mod binding;
@@ -20,6 +21,7 @@ pub mod cluster_status;
 pub mod dependencies;
 pub mod detector;
 pub mod execution;
+pub mod failover;
 pub mod member_client;
 pub mod namespaces;
 pub mod scheduling;
@@ -44,6 +46,8 @@ pub struct Settings {
     pub cluster_monitor_period: Duration,
     /// Timeout for one probe of a member.
     pub probe_timeout: Duration,
+    /// At most this many bindings are evicted from tainted clusters per second.
+    pub evictions_per_second: u32,
 }
 
 impl Default for Settings {
@@ -53,6 +57,7 @@ impl Default for Settings {
             cluster_monitor_grace_period: Duration::from_secs(40),
             cluster_monitor_period: Duration::from_secs(5),
             probe_timeout: Duration::from_secs(5),
+            evictions_per_second: 20,
         }
     }
 }
@@ -69,10 +74,11 @@ pub const CLUSTER_NAMESPACE: &str = "karmada-cluster";
 pub async fn run(client: kube::Client, settings: Settings) -> anyhow::Result<()> {
     let cluster = tokio::spawn(cluster::run(client.clone(), settings.clone()));
     let timeout = settings.probe_timeout;
-    let status = tokio::spawn(cluster_status::run(client.clone(), settings));
+    let status = tokio::spawn(cluster_status::run(client.clone(), settings.clone()));
     let detector = tokio::spawn(detector::run(client.clone()));
     let dependencies = tokio::spawn(dependencies::run(client.clone()));
     let namespaces = tokio::spawn(namespaces::run(client.clone()));
+    let failover = tokio::spawn(failover::run(client.clone(), settings.evictions_per_second));
     let binding = tokio::spawn(binding::run(client.clone()));
     let execution = tokio::spawn(execution::run(client, timeout));
     tokio::select! {
@@ -81,6 +87,7 @@ pub async fn run(client: kube::Client, settings: Settings) -> anyhow::Result<()>
         r = detector => r??,
         r = dependencies => r??,
         r = namespaces => r??,
+        r = failover => r??,
         r = binding => r??,
         r = execution => r??,
     }

@@ -1,7 +1,7 @@
 //! Propagation end to end with the real binaries and kubectl: a CRD and its custom resources
 //! (upstream's guestbook sample, via a ClusterPropagationPolicy), namespace auto-propagation,
 //! conflict resolution, propagateDeps, drift correction, policy priority and preemption, and
-//! policy deletion.
+//! policy deletion, and failover from a failed cluster.
 
 use std::time::Duration;
 
@@ -369,4 +369,76 @@ fn dependencies_drift_preemption_and_policy_deletion() {
         binding_claim.stdout
     );
     assert!(has("member1", "deploy/web"), "unclaiming does not remove what was propagated");
+}
+
+const NOT_READY_POLICY: &str = r#"
+apiVersion: policy.karmada.io/v1alpha1
+kind: ClusterTaintPolicy
+metadata:
+  name: not-ready
+spec:
+  addOnConditions:
+  - {conditionType: Ready, operator: In, statusValues: ["False", "Unknown"]}
+  removeOnConditions:
+  - {conditionType: Ready, operator: In, statusValues: ["True"]}
+  taints:
+  - {key: cluster.karmada.io/not-ready, effect: NoExecute}
+"#;
+
+#[test]
+fn workloads_leave_a_failed_cluster_and_its_stale_copy_is_removed_on_recovery() {
+    let cp = ControlPlane::with_joined(2);
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], NOT_READY_POLICY).ok();
+    let nginx = upstream("nginx");
+    for f in ["deployment.yaml", "propagationpolicy.yaml"] {
+        cp.api.kubectl(&["apply", "-f", nginx.join(f).to_str().unwrap()]).ok();
+    }
+    let ready = |cluster: &str| {
+        cp.member(cluster, &["get", "deploy", "nginx", "-o", &jsonpath("{.status.readyReplicas}")])
+            .stdout
+    };
+    eventually(Duration::from_secs(30), "one replica in each member", || {
+        (ready("member1") == "1" && ready("member2") == "1").then_some(())
+    });
+    // member1 fails: the policy taints it NoExecute, the taint manager evicts, and the
+    // scheduler moves its replica to member2.
+    cp.fault("member1", &["--unreachable", "true"]);
+    let clusters = || {
+        cp.api
+            .kubectl(&["get", "rb", "nginx-deployment", "-o", &jsonpath("{.spec.clusters}")])
+            .stdout
+    };
+    eventually(Duration::from_secs(60), "both replicas on member2", || {
+        (clusters() == r#"[{"name":"member2","replicas":2}]"# && ready("member2") == "2")
+            .then_some(())
+    });
+    let taints = cp.jsonpath("member1", "{.spec.taints[*].key}");
+    assert!(taints.contains("cluster.karmada.io/not-ready"), "{taints}");
+    let reasons =
+        cp.api.kubectl(&["get", "events.events.k8s.io", "-o", &jsonpath("{.items[*].reason}")]);
+    assert!(reasons.ok().contains("EvictWorkloadFromClusterSucceed"), "{}", reasons.stdout);
+    eventually(Duration::from_secs(30), "the eviction completes once member2 is healthy", || {
+        let tasks = cp.api.kubectl(&[
+            "get",
+            "rb",
+            "nginx-deployment",
+            "-o",
+            &jsonpath("{.spec.gracefulEvictionTasks}"),
+        ]);
+        matches!(tasks.stdout.as_str(), "" | "[]").then_some(())
+    });
+    eventually(Duration::from_secs(30), "nginx 2/2 on the control plane", || {
+        let out = cp.api.kubectl(&["get", "deploy", "nginx", "--no-headers"]);
+        out.stdout.contains("2/2").then_some(())
+    });
+    // member1 comes back: its stale copy is removed, nothing else is.
+    cp.fault("member1", &["--clear"]);
+    eventually(Duration::from_secs(60), "the stale copy on member1 removed", || {
+        (cp.member("member1", &["get", "deploy", "nginx"]).code != 0).then_some(())
+    });
+    eventually(Duration::from_secs(30), "the taint lifted", || {
+        (!cp.jsonpath("member1", "{.spec.taints[*].key}").contains("not-ready")).then_some(())
+    });
+    assert_eq!(ready("member2"), "2", "member2 keeps the workload");
+    assert_eq!(clusters(), r#"[{"name":"member2","replicas":2}]"#);
 }

@@ -1,0 +1,485 @@
+//! Cluster failover: ClusterTaintPolicies taint clusters whose conditions match (e.g. `Ready`
+//! False or Unknown → `cluster.karmada.io/not-ready:NoExecute`), and the taint manager evicts
+//! bindings from clusters with a NoExecute taint their placement does not tolerate (after
+//! `tolerationSeconds` when it tolerates it for a while): the cluster leaves `spec.clusters`
+//! and a graceful eviction task (reason `TaintUntolerated`) records it, so the scheduler places
+//! the replicas elsewhere while the binding controller keeps the old cluster's Work until the
+//! new placement is healthy or the grace period ends (`purgeMode` Gracefully), removes it at
+//! once (Directly) or keeps it (Never). Every eviction is an Event on the binding, and
+//! evictions are rate-limited so one failing cluster cannot stampede the rest.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Toleration;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use karmada_api::cluster::{Cluster, Taint};
+use karmada_api::work::{ClusterResourceBinding, ResourceBinding};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+use crate::Binding;
+
+/// What a ClusterTaintPolicy asks for a cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaintAction {
+    Add,
+    Remove,
+    Keep,
+}
+
+/// Whether every matcher (`conditionType`, `operator` In|NotIn, `statusValues`) holds; an
+/// empty list never matches.
+fn conditions_match(matchers: &[Value], conditions: &[Condition]) -> bool {
+    !matchers.is_empty()
+        && matchers.iter().all(|m| {
+            let kind = m.get("conditionType").and_then(Value::as_str).unwrap_or_default();
+            let values: Vec<&str> = m
+                .get("statusValues")
+                .and_then(Value::as_array)
+                .map(|v| v.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let status = conditions.iter().find(|c| c.type_ == kind).map(|c| c.status.as_str());
+            let inside = status.is_some_and(|s| values.contains(&s));
+            match m.get("operator").and_then(Value::as_str) {
+                Some("NotIn") => status.is_some() && !inside,
+                _ => inside,
+            }
+        })
+}
+
+/// A policy's decision for a cluster with these conditions.
+pub fn taint_action(spec: &Value, conditions: &[Condition]) -> TaintAction {
+    let list = |field: &str| spec.get(field).and_then(Value::as_array).cloned().unwrap_or_default();
+    if conditions_match(&list("addOnConditions"), conditions) {
+        TaintAction::Add
+    } else if conditions_match(&list("removeOnConditions"), conditions) {
+        TaintAction::Remove
+    } else {
+        TaintAction::Keep
+    }
+}
+
+/// The cluster's taints after adding or removing a policy's taints (matched by key and effect;
+/// NoExecute taints get `timeAdded`).
+pub fn apply_taints(
+    current: &[Taint],
+    policy: &[Taint],
+    action: TaintAction,
+    now: &str,
+) -> Vec<Taint> {
+    let same = |a: &Taint, b: &Taint| a.key == b.key && a.effect == b.effect;
+    let mut out = current.to_vec();
+    match action {
+        TaintAction::Keep => {}
+        TaintAction::Remove => out.retain(|t| !policy.iter().any(|p| same(p, t))),
+        TaintAction::Add => {
+            for p in policy {
+                if !out.iter().any(|t| same(p, t)) {
+                    let mut t = p.clone();
+                    if t.effect == "NoExecute" && t.time_added.is_none() {
+                        t.time_added = Some(now.to_owned());
+                    }
+                    out.push(t);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// When a binding must leave a cluster with these taints (seconds since the epoch): `Some(0)`
+/// at once for an untolerated NoExecute taint, the taint's time plus `tolerationSeconds` for
+/// one tolerated for a while, `None` when every NoExecute taint is tolerated for good.
+pub fn eviction_due(taints: &[Taint], tolerations: &[Toleration]) -> Option<i64> {
+    taints
+        .iter()
+        .filter(|t| t.effect == "NoExecute")
+        .filter_map(|t| {
+            let matching: Vec<&Toleration> = tolerations
+                .iter()
+                .filter(|tol| scheduler::filter::tolerated(std::slice::from_ref(*tol), t))
+                .collect();
+            if matching.is_empty() {
+                return Some(0);
+            }
+            if matching.iter().any(|tol| tol.toleration_seconds.is_none()) {
+                return None;
+            }
+            let seconds = matching.iter().filter_map(|tol| tol.toleration_seconds).max()?;
+            let added =
+                t.time_added.as_deref().and_then(apimachinery::time::parse_rfc3339).unwrap_or(0);
+            Some(added + seconds)
+        })
+        .min()
+}
+
+fn taint_policy_resource() -> ApiResource {
+    ApiResource {
+        group: "policy.karmada.io".into(),
+        version: "v1alpha1".into(),
+        api_version: "policy.karmada.io/v1alpha1".into(),
+        kind: "ClusterTaintPolicy".into(),
+        plural: "clustertaintpolicies".into(),
+    }
+}
+
+fn targets(policy: &DynamicObject, cluster: &Cluster) -> bool {
+    match policy.data.pointer("/spec/targetClusters") {
+        None | Some(Value::Null) => true,
+        Some(affinity) => {
+            serde_json::from_value::<karmada_api::policy::ClusterAffinity>(affinity.clone())
+                .is_ok_and(|a| {
+                    scheduler::filter::matches_affinity(
+                        &a,
+                        &crate::scheduling::cluster_info(cluster),
+                    )
+                })
+        }
+    }
+}
+
+/// Keeps every cluster's taints in step with the ClusterTaintPolicies.
+async fn run_taint_policies(client: kube::Client) -> anyhow::Result<()> {
+    let notify = Arc::new(Notify::new());
+    let writer = reflector::store::Writer::<DynamicObject>::new(taint_policy_resource());
+    let policies = writer.as_reader();
+    let n = Arc::clone(&notify);
+    let policy_task = tokio::spawn(
+        watcher::watcher(
+            Api::<DynamicObject>::all_with(client.clone(), &taint_policy_resource()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .reflect(writer)
+        .for_each(move |_| {
+            n.notify_one();
+            async {}
+        }),
+    );
+    let (clusters, cluster_writer) = reflector::store::<Cluster>();
+    let n = Arc::clone(&notify);
+    let cluster_task = tokio::spawn(
+        watcher::watcher(Api::<Cluster>::all(client.clone()), watcher::Config::default())
+            .default_backoff()
+            .reflect(cluster_writer)
+            .for_each(move |_| {
+                n.notify_one();
+                async {}
+            }),
+    );
+    let _ = tokio::join!(policies.wait_until_ready(), clusters.wait_until_ready());
+    let api: Api<Cluster> = Api::all(client.clone());
+    loop {
+        let policy_list = policies.state();
+        for cluster in clusters.state() {
+            if cluster.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            let conditions =
+                cluster.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
+            let mut taints = cluster.spec.taints.clone();
+            for p in policy_list.iter().filter(|p| targets(p, &cluster)) {
+                let spec = p.data.get("spec").cloned().unwrap_or(Value::Null);
+                let policy_taints: Vec<Taint> = spec
+                    .get("taints")
+                    .and_then(|t| serde_json::from_value(t.clone()).ok())
+                    .unwrap_or_default();
+                let action = taint_action(&spec, &conditions);
+                taints = apply_taints(&taints, &policy_taints, action, &crate::now_rfc3339());
+            }
+            if taints != cluster.spec.taints {
+                let name = cluster.metadata.name.clone().unwrap_or_default();
+                tracing::info!(cluster = %name, ?taints, "cluster taints updated by ClusterTaintPolicy");
+                let patch = json!({"metadata": {"resourceVersion": cluster.metadata.resource_version},
+                    "spec": {"taints": taints}});
+                match api.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 409 => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot taint cluster"),
+                }
+            }
+        }
+        tokio::select! {
+            () = notify.notified() => {}
+            () = tokio::time::sleep(Duration::from_secs(30)) => {}
+        }
+        if policy_task.is_finished() || cluster_task.is_finished() {
+            anyhow::bail!("a ClusterTaintPolicy watch stopped");
+        }
+    }
+}
+
+struct Context {
+    client: kube::Client,
+    clusters: Store<Cluster>,
+    recorder: kube::runtime::events::Recorder,
+    /// Evictions in the current one-second window (rate limit).
+    window: Mutex<(Instant, u32)>,
+    per_second: u32,
+}
+
+impl Context {
+    /// Takes an eviction token; false when this second's budget is spent.
+    fn allow(&self) -> bool {
+        let Ok(mut w) = self.window.lock() else { return false };
+        if w.0.elapsed() >= Duration::from_secs(1) {
+            *w = (Instant::now(), 0);
+        }
+        if w.1 >= self.per_second {
+            return false;
+        }
+        w.1 += 1;
+        true
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+}
+
+async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let spec = rb.spec();
+    if rb.meta().deletion_timestamp.is_some() || spec.clusters.is_empty() {
+        return Ok(Action::await_change());
+    }
+    let tolerations =
+        spec.placement.as_ref().map(|p| p.cluster_tolerations.clone()).unwrap_or_default();
+    let now = crate::now_secs();
+    let mut evict = Vec::new();
+    let mut next: Option<i64> = None;
+    for target in &spec.clusters {
+        let Some(cluster) = ctx.clusters.get(&ObjectRef::new(&target.name)) else { continue };
+        match eviction_due(&cluster.spec.taints, &tolerations) {
+            Some(at) if at <= now => evict.push((target.clone(), cluster)),
+            Some(at) => next = Some(next.map_or(at, |n: i64| n.min(at))),
+            None => {}
+        }
+    }
+    if evict.is_empty() {
+        return Ok(next.map_or_else(Action::await_change, |at| {
+            Action::requeue(Duration::from_secs(u64::try_from(at - now).unwrap_or(0) + 1))
+        }));
+    }
+    if !ctx.allow() {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
+    let purge = spec
+        .failover
+        .as_ref()
+        .and_then(|f| f.cluster.as_ref())
+        .map(|c| c.purge_mode.clone())
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| "Gracefully".to_owned());
+    let stamp = crate::now_rfc3339();
+    let mut tasks: Vec<Value> = spec
+        .graceful_eviction_tasks
+        .iter()
+        .map(|t| serde_json::to_value(t).unwrap_or_default())
+        .collect();
+    let mut messages = Vec::new();
+    for (target, cluster) in &evict {
+        let taint = cluster
+            .spec
+            .taints
+            .iter()
+            .find(|t| t.effect == "NoExecute")
+            .map(|t| format!("{}:{}", t.key, t.effect))
+            .unwrap_or_default();
+        let message = format!("evicted from cluster {}: untolerated taint {taint}", target.name);
+        if !spec.graceful_eviction_tasks.iter().any(|t| t.from_cluster == target.name) {
+            tasks.push(
+                json!({"fromCluster": target.name, "purgeMode": purge, "replicas": target.replicas,
+                "reason": "TaintUntolerated", "message": message, "producer": "TaintManager",
+                "creationTimestamp": stamp}),
+            );
+        }
+        messages.push(message);
+    }
+    let remaining: Vec<Value> = spec
+        .clusters
+        .iter()
+        .filter(|t| !evict.iter().any(|(e, _)| e.name == t.name))
+        .map(|t| serde_json::to_value(t).unwrap_or_default())
+        .collect();
+    let resource = ApiResource::erase::<B>(&());
+    let api: Api<DynamicObject> = match &rb.meta().namespace {
+        Some(ns) => Api::namespaced_with(ctx.client.clone(), ns, &resource),
+        None => Api::all_with(ctx.client.clone(), &resource),
+    };
+    let name = rb.meta().name.clone().unwrap_or_default();
+    let patch = json!({"metadata": {"resourceVersion": rb.meta().resource_version},
+        "spec": {"clusters": remaining, "gracefulEvictionTasks": tasks}});
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await?;
+    for message in messages {
+        tracing::info!(binding = %name, %message, "eviction");
+        let event = kube::runtime::events::Event {
+            type_: kube::runtime::events::EventType::Warning,
+            reason: "EvictWorkloadFromClusterSucceed".into(),
+            note: Some(message),
+            action: "Evict".into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &rb.object_ref(&())).await {
+            tracing::warn!(error = %e, "cannot record an Event");
+        }
+    }
+    Ok(Action::await_change())
+}
+
+fn error_policy<B: Binding>(_: Arc<B>, error: &Error, _: Arc<Context>) -> Action {
+    crate::retry_after(
+        "taint manager",
+        error,
+        matches!(error, Error::Kube(e) if crate::is_conflict(e)),
+        Duration::from_secs(1),
+    )
+}
+
+async fn run_manager_for<B: Binding>(
+    ctx: Arc<Context>,
+    cluster_changes: impl futures::Stream<Item = ()> + Send + 'static,
+) {
+    Controller::new(Api::<B>::all(ctx.client.clone()), watcher::Config::default())
+        .reconcile_all_on(cluster_changes)
+        .run(reconcile::<B>, error_policy::<B>, ctx)
+        .for_each(|_| async {})
+        .await;
+}
+
+/// Runs the ClusterTaintPolicy controller and the taint manager until the future is dropped.
+pub async fn run(client: kube::Client, evictions_per_second: u32) -> anyhow::Result<()> {
+    let policies = tokio::spawn(run_taint_policies(client.clone()));
+    let (clusters, writer) = reflector::store::<Cluster>();
+    let (tx, _) = tokio::sync::broadcast::channel::<()>(64);
+    let tx_taints = tx.clone();
+    // Only taint changes matter here.
+    let mut seen: HashMap<String, Vec<Taint>> = HashMap::new();
+    let cluster_task = tokio::spawn(
+        watcher::watcher(Api::<Cluster>::all(client.clone()), watcher::Config::default())
+            .default_backoff()
+            .reflect(writer)
+            .touched_objects()
+            .for_each(move |c| {
+                if let Ok(c) = c {
+                    let name = c.metadata.name.clone().unwrap_or_default();
+                    if seen.insert(name, c.spec.taints.clone()).as_ref() != Some(&c.spec.taints) {
+                        let _ = tx_taints.send(());
+                    }
+                }
+                async {}
+            }),
+    );
+    let _ = clusters.wait_until_ready().await;
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        clusters,
+        recorder: kube::runtime::events::Recorder::new(
+            client,
+            kube::runtime::events::Reporter {
+                controller: "karmada-taint-manager".into(),
+                instance: None,
+            },
+        ),
+        window: Mutex::new((Instant::now(), 0)),
+        per_second: evictions_per_second.max(1),
+    });
+    let changes = |tx: &tokio::sync::broadcast::Sender<()>| {
+        futures::stream::unfold(tx.subscribe(), |mut rx| async move {
+            match rx.recv().await {
+                Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Some(((), rx)),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
+            }
+        })
+    };
+    tokio::join!(
+        run_manager_for::<ResourceBinding>(Arc::clone(&ctx), changes(&tx)),
+        run_manager_for::<ClusterResourceBinding>(ctx, changes(&tx)),
+    );
+    cluster_task.abort();
+    policies.abort();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn condition(status: &str) -> Condition {
+        serde_json::from_value(
+            json!({"type": "Ready", "status": status, "reason": "r", "message": "",
+            "lastTransitionTime": "2026-01-01T00:00:00Z"}),
+        )
+        .unwrap()
+    }
+
+    fn taint(key: &str, effect: &str, added: Option<&str>) -> Taint {
+        Taint {
+            key: key.into(),
+            value: String::new(),
+            effect: effect.into(),
+            time_added: added.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn taint_policies() {
+        let spec = json!({"addOnConditions": [{"conditionType": "Ready", "operator": "In", "statusValues": ["False", "Unknown"]}],
+            "removeOnConditions": [{"conditionType": "Ready", "operator": "In", "statusValues": ["True"]}],
+            "taints": [{"key": "cluster.karmada.io/not-ready", "effect": "NoExecute"}]});
+        assert_eq!(taint_action(&spec, &[condition("False")]), TaintAction::Add);
+        assert_eq!(taint_action(&spec, &[condition("Unknown")]), TaintAction::Add);
+        assert_eq!(taint_action(&spec, &[condition("True")]), TaintAction::Remove);
+        assert_eq!(taint_action(&spec, &[]), TaintAction::Keep, "no condition: no decision");
+        let not_in = json!({"addOnConditions": [{"conditionType": "Ready", "operator": "NotIn", "statusValues": ["True"]}]});
+        assert_eq!(taint_action(&not_in, &[condition("False")]), TaintAction::Add);
+        assert_eq!(taint_action(&not_in, &[condition("True")]), TaintAction::Keep);
+
+        let policy = [taint("cluster.karmada.io/not-ready", "NoExecute", None)];
+        let other = taint("team", "NoSchedule", None);
+        let added = apply_taints(
+            std::slice::from_ref(&other),
+            &policy,
+            TaintAction::Add,
+            "2026-11-25T10:00:00Z",
+        );
+        assert_eq!(added.len(), 2);
+        assert_eq!(added[1].time_added.as_deref(), Some("2026-11-25T10:00:00Z"));
+        assert_eq!(apply_taints(&added, &policy, TaintAction::Add, "later"), added, "added once");
+        assert_eq!(apply_taints(&added, &policy, TaintAction::Remove, "x"), vec![other]);
+    }
+
+    #[test]
+    fn when_a_binding_must_leave() {
+        let tol = |key: &str, seconds: Option<i64>| -> Toleration {
+            serde_json::from_value(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": seconds})).unwrap()
+        };
+        let not_ready =
+            [taint("cluster.karmada.io/not-ready", "NoExecute", Some("2026-01-01T00:00:00Z"))];
+        let t0 = apimachinery::time::parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
+        assert_eq!(eviction_due(&not_ready, &[]), Some(0), "untolerated: now");
+        assert_eq!(
+            eviction_due(&not_ready, &[tol("cluster.karmada.io/not-ready", Some(30))]),
+            Some(t0 + 30)
+        );
+        assert_eq!(
+            eviction_due(&not_ready, &[tol("cluster.karmada.io/not-ready", None)]),
+            None,
+            "tolerated for good"
+        );
+        assert_eq!(eviction_due(&not_ready, &[tol("other", Some(30))]), Some(0));
+        assert_eq!(
+            eviction_due(&[taint("x", "NoSchedule", None)], &[]),
+            None,
+            "only NoExecute evicts"
+        );
+    }
+}
