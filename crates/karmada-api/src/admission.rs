@@ -163,6 +163,10 @@ fn default_selector_namespaces(object: &mut Value) {
     }
 }
 
+/// How long workloads tolerate a not-ready or unreachable cluster by default (upstream's
+/// `--default-not-ready-toleration-seconds` / `--default-unreachable-toleration-seconds`).
+pub const DEFAULT_TOLERATION_SECONDS: i64 = 300;
+
 fn default_propagation(object: &mut Value, namespaced: bool, _env: &Env<'_>) {
     if namespaced {
         default_selector_namespaces(object);
@@ -203,6 +207,26 @@ fn default_propagation(object: &mut Value, namespaced: bool, _env: &Env<'_>) {
         && rs.get("replicaDivisionPreference").and_then(Value::as_str).is_none_or(str::is_empty)
     {
         rs.insert("replicaDivisionPreference".into(), json!("Weighted"));
+    }
+    // As upstream's webhook: a workload tolerates a not-ready or unreachable cluster for 300 s
+    // before the taint manager moves it (unless the policy says otherwise).
+    let placement = spec.entry("placement").or_insert_with(|| json!({}));
+    if let Some(placement) = placement.as_object_mut() {
+        let tolerations = placement.entry("clusterTolerations").or_insert_with(|| json!([]));
+        if let Some(list) = tolerations.as_array_mut() {
+            for key in ["cluster.karmada.io/not-ready", "cluster.karmada.io/unreachable"] {
+                let present = list.iter().any(|t| {
+                    t.get("key").and_then(Value::as_str) == Some(key)
+                        && t.get("effect")
+                            .and_then(Value::as_str)
+                            .is_none_or(|e| e == "NoExecute" || e.is_empty())
+                });
+                if !present {
+                    list.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute",
+                        "tolerationSeconds": DEFAULT_TOLERATION_SECONDS}));
+                }
+            }
+        }
     }
     if let Some(app) = spec
         .get_mut("failover")
@@ -877,6 +901,14 @@ mod tests {
             "Weighted"
         );
         assert_eq!(object["spec"]["failover"]["application"]["gracePeriodSeconds"], 600);
+        assert_eq!(
+            object["spec"]["placement"]["clusterTolerations"],
+            json!([
+                {"key": "cluster.karmada.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+                {"key": "cluster.karmada.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
+            ]),
+            "upstream's default tolerations"
+        );
         assert_eq!(object["spec"]["conflictResolution"], "Abort");
         assert_eq!(object["spec"]["schedulerName"], "default-scheduler");
         assert_eq!(

@@ -83,6 +83,33 @@ pub(crate) async fn join(
     Ok(())
 }
 
+/// Failover out of the box: a cluster whose Ready condition is False gets
+/// `cluster.karmada.io/not-ready:NoExecute`, one whose Ready is Unknown (unreachable) gets
+/// `cluster.karmada.io/unreachable:NoExecute`; both are lifted when it is Ready again. Workloads
+/// tolerate them for 300 s by default (the policies' `clusterTolerations` say otherwise).
+pub(crate) async fn install_default_taint_policies(control: &kube::Client) -> anyhow::Result<()> {
+    let resource = kube::api::ApiResource {
+        group: "policy.karmada.io".into(),
+        version: "v1alpha1".into(),
+        api_version: "policy.karmada.io/v1alpha1".into(),
+        kind: "ClusterTaintPolicy".into(),
+        plural: "clustertaintpolicies".into(),
+    };
+    let api: Api<kube::api::DynamicObject> = Api::all_with(control.clone(), &resource);
+    for (name, status, key) in [
+        ("karmada-default-not-ready", "False", "cluster.karmada.io/not-ready"),
+        ("karmada-default-unreachable", "Unknown", "cluster.karmada.io/unreachable"),
+    ] {
+        let policy = json!({"apiVersion": "policy.karmada.io/v1alpha1", "kind": "ClusterTaintPolicy",
+            "metadata": {"name": name},
+            "spec": {"addOnConditions": [{"conditionType": "Ready", "operator": "In", "statusValues": [status]}],
+                "removeOnConditions": [{"conditionType": "Ready", "operator": "In", "statusValues": ["True"]}],
+                "taints": [{"key": key, "effect": "NoExecute"}]}});
+        api.patch(name, &PatchParams::apply("karmada-up").force(), &Patch::Apply(&policy)).await?;
+    }
+    Ok(())
+}
+
 #[allow(clippy::print_stdout)]
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -128,6 +155,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let controller_manager = tokio::spawn(controllers::run(control.clone(), settings));
     let scheduler =
         tokio::spawn(controllers::scheduling::run(control.clone(), scheduler::Plugins::default()));
+
+    progress("installing the default ClusterTaintPolicies (failover)");
+    install_default_taint_policies(&control).await?;
 
     progress("joining the members (push mode)");
     for m in &members {

@@ -330,6 +330,9 @@ fn karmada_up_runs_the_quick_start() {
         });
         let (_, pods) = kubectl("member1", &["get", "pods", "--no-headers"]);
         assert!(pods.contains("Running"), "{pods}");
+        let (_, policies) =
+            kubectl("karmada-apiserver", &["get", "clustertaintpolicies", "-o", "name"]);
+        assert_eq!(policies.lines().count(), 2, "default failover policies: {policies}");
     }));
     kill(up);
     if let Err(e) = result {

@@ -385,14 +385,46 @@ spec:
   - {key: cluster.karmada.io/not-ready, effect: NoExecute}
 "#;
 
+const FAILOVER_POLICY: &str = r#"
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata:
+  name: nginx-propagation
+spec:
+  resourceSelectors:
+  - {apiVersion: apps/v1, kind: Deployment, name: nginx}
+  placement:
+    clusterAffinity:
+      clusterNames: [member1, member2]
+    clusterTolerations:
+    - {key: cluster.karmada.io/not-ready, operator: Exists, effect: NoExecute, tolerationSeconds: 2}
+    replicaScheduling:
+      replicaDivisionPreference: Weighted
+      replicaSchedulingType: Divided
+      weightPreference:
+        staticWeightList:
+        - {targetCluster: {clusterNames: [member1]}, weight: 1}
+        - {targetCluster: {clusterNames: [member2]}, weight: 1}
+"#;
+
 #[test]
 fn workloads_leave_a_failed_cluster_and_its_stale_copy_is_removed_on_recovery() {
     let cp = ControlPlane::with_joined(2);
     cp.api.kubectl_stdin(&["apply", "-f", "-"], NOT_READY_POLICY).ok();
-    let nginx = upstream("nginx");
-    for f in ["deployment.yaml", "propagationpolicy.yaml"] {
-        cp.api.kubectl(&["apply", "-f", nginx.join(f).to_str().unwrap()]).ok();
-    }
+    cp.api
+        .kubectl(&["apply", "-f", upstream("nginx").join("deployment.yaml").to_str().unwrap()])
+        .ok();
+    // The quick start's policy, tolerating a not-ready cluster for 2 s (instead of the
+    // default 300 s).
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], FAILOVER_POLICY).ok();
+    let tolerations = cp.api.kubectl(&[
+        "get",
+        "pp",
+        "nginx-propagation",
+        "-o",
+        &jsonpath("{.spec.placement.clusterTolerations[*].tolerationSeconds}"),
+    ]);
+    assert_eq!(tolerations.ok(), "2 300", "the unreachable toleration is defaulted");
     let ready = |cluster: &str| {
         cp.member(cluster, &["get", "deploy", "nginx", "-o", &jsonpath("{.status.readyReplicas}")])
             .stdout
