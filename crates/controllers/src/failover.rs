@@ -6,7 +6,9 @@
 //! the replicas elsewhere while the binding controller keeps the old cluster's Work until the
 //! new placement is healthy or the grace period ends (`purgeMode` Gracefully), removes it at
 //! once (Directly) or keeps it (Never). Every eviction is an Event on the binding, and
-//! evictions are rate-limited so one failing cluster cannot stampede the rest.
+//! evictions are rate-limited so one failing cluster cannot stampede the rest. Application
+//! failover (`failover.application`) evicts the same way from a cluster where the workload has
+//! stayed unhealthy longer than `decisionConditions.tolerationSeconds`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -223,6 +225,9 @@ struct Context {
     /// Evictions in the current one-second window (rate limit).
     window: Mutex<(Instant, u32)>,
     per_second: u32,
+    /// Since when (seconds since the epoch) a workload has been unhealthy in a cluster, by
+    /// `namespace/binding@cluster`.
+    unhealthy: Mutex<HashMap<String, i64>>,
 }
 
 impl Context {
@@ -246,22 +251,113 @@ pub enum Error {
     Kube(#[from] kube::Error),
 }
 
+/// One cluster a binding must leave, and why.
+struct Eviction {
+    target: karmada_api::work::TargetCluster,
+    reason: &'static str,
+    message: String,
+    purge_mode: String,
+    grace_period_seconds: Option<i32>,
+}
+
+/// Application failover: when a workload has been unhealthy in a cluster for longer than
+/// `decisionConditions.tolerationSeconds` (default 300), the moment it must leave (seconds
+/// since the epoch); `unhealthy_since` is when it was first seen unhealthy there.
+pub fn application_eviction_due(toleration_seconds: Option<i32>, unhealthy_since: i64) -> i64 {
+    unhealthy_since + i64::from(toleration_seconds.unwrap_or(300))
+}
+
 async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, Error> {
     let spec = rb.spec();
+    let binding_key = format!(
+        "{}/{}",
+        rb.meta().namespace.as_deref().unwrap_or_default(),
+        rb.meta().name.as_deref().unwrap_or_default()
+    );
     if rb.meta().deletion_timestamp.is_some() || spec.clusters.is_empty() {
         return Ok(Action::await_change());
     }
     let tolerations =
         spec.placement.as_ref().map(|p| p.cluster_tolerations.clone()).unwrap_or_default();
     let now = crate::now_secs();
-    let mut evict = Vec::new();
+    let mut evict: Vec<Eviction> = Vec::new();
     let mut next: Option<i64> = None;
+    let mut later = |at: i64| next = Some(next.map_or(at, |n: i64| n.min(at)));
+    let cluster_purge = spec
+        .failover
+        .as_ref()
+        .and_then(|f| f.cluster.as_ref())
+        .map(|c| c.purge_mode.clone())
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| "Gracefully".to_owned());
+    let application = spec.failover.as_ref().and_then(|f| f.application.as_ref());
+    let health: HashMap<&str, &str> = rb
+        .status()
+        .map(|s| {
+            s.aggregated_status
+                .iter()
+                .map(|i| (i.cluster_name.as_str(), i.health.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
     for target in &spec.clusters {
         let Some(cluster) = ctx.clusters.get(&ObjectRef::new(&target.name)) else { continue };
         match eviction_due(&cluster.spec.taints, &tolerations) {
-            Some(at) if at <= now => evict.push((target.clone(), cluster)),
-            Some(at) => next = Some(next.map_or(at, |n: i64| n.min(at))),
+            Some(at) if at <= now => {
+                let taint = cluster
+                    .spec
+                    .taints
+                    .iter()
+                    .find(|t| t.effect == "NoExecute")
+                    .map(|t| format!("{}:{}", t.key, t.effect))
+                    .unwrap_or_default();
+                evict.push(Eviction {
+                    target: target.clone(),
+                    reason: "TaintUntolerated",
+                    message: format!(
+                        "evicted from cluster {}: untolerated taint {taint}",
+                        target.name
+                    ),
+                    purge_mode: cluster_purge.clone(),
+                    grace_period_seconds: None,
+                });
+                continue;
+            }
+            Some(at) => later(at),
             None => {}
+        }
+        // Application failover: unhealthy for longer than tolerated.
+        let Some(app) = application else { continue };
+        let key = format!("{binding_key}@{}", target.name);
+        let unhealthy = health.get(target.name.as_str()) == Some(&"Unhealthy");
+        let since = match ctx.unhealthy.lock() {
+            Ok(mut map) if unhealthy => Some(*map.entry(key).or_insert(now)),
+            Ok(mut map) => {
+                map.remove(&key);
+                None
+            }
+            Err(_) => None,
+        };
+        let Some(since) = since else { continue };
+        let due = application_eviction_due(app.decision_conditions.toleration_seconds, since);
+        if due <= now {
+            evict.push(Eviction {
+                target: target.clone(),
+                reason: "ApplicationFailure",
+                message: format!(
+                    "evicted from cluster {}: the workload has been unhealthy there for {} s",
+                    target.name,
+                    now - since
+                ),
+                purge_mode: if app.purge_mode.is_empty() {
+                    "Gracefully".to_owned()
+                } else {
+                    app.purge_mode.clone()
+                },
+                grace_period_seconds: app.grace_period_seconds,
+            });
+        } else {
+            later(due);
         }
     }
     if evict.is_empty() {
@@ -272,42 +368,28 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
     if !ctx.allow() {
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
-    let purge = spec
-        .failover
-        .as_ref()
-        .and_then(|f| f.cluster.as_ref())
-        .map(|c| c.purge_mode.clone())
-        .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| "Gracefully".to_owned());
     let stamp = crate::now_rfc3339();
     let mut tasks: Vec<Value> = spec
         .graceful_eviction_tasks
         .iter()
         .map(|t| serde_json::to_value(t).unwrap_or_default())
         .collect();
-    let mut messages = Vec::new();
-    for (target, cluster) in &evict {
-        let taint = cluster
-            .spec
-            .taints
-            .iter()
-            .find(|t| t.effect == "NoExecute")
-            .map(|t| format!("{}:{}", t.key, t.effect))
-            .unwrap_or_default();
-        let message = format!("evicted from cluster {}: untolerated taint {taint}", target.name);
-        if !spec.graceful_eviction_tasks.iter().any(|t| t.from_cluster == target.name) {
-            tasks.push(
-                json!({"fromCluster": target.name, "purgeMode": purge, "replicas": target.replicas,
-                "reason": "TaintUntolerated", "message": message, "producer": "TaintManager",
-                "creationTimestamp": stamp}),
-            );
+    for e in &evict {
+        if !spec.graceful_eviction_tasks.iter().any(|t| t.from_cluster == e.target.name) {
+            let mut task = json!({"fromCluster": e.target.name, "purgeMode": e.purge_mode, "replicas": e.target.replicas,
+                "reason": e.reason, "message": e.message,
+                "producer": if e.reason == "TaintUntolerated" { "TaintManager" } else { "ApplicationFailover" },
+                "creationTimestamp": stamp});
+            if let Some(g) = e.grace_period_seconds {
+                task["gracePeriodSeconds"] = json!(g);
+            }
+            tasks.push(task);
         }
-        messages.push(message);
     }
     let remaining: Vec<Value> = spec
         .clusters
         .iter()
-        .filter(|t| !evict.iter().any(|(e, _)| e.name == t.name))
+        .filter(|t| !evict.iter().any(|e| e.target.name == t.name))
         .map(|t| serde_json::to_value(t).unwrap_or_default())
         .collect();
     let resource = ApiResource::erase::<B>(&());
@@ -319,17 +401,20 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
     let patch = json!({"metadata": {"resourceVersion": rb.meta().resource_version},
         "spec": {"clusters": remaining, "gracefulEvictionTasks": tasks}});
     api.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await?;
-    for message in messages {
-        tracing::info!(binding = %name, %message, "eviction");
+    for e in evict {
+        if let Ok(mut map) = ctx.unhealthy.lock() {
+            map.remove(&format!("{binding_key}@{}", e.target.name));
+        }
+        tracing::info!(binding = %name, reason = e.reason, message = %e.message, "eviction");
         let event = kube::runtime::events::Event {
             type_: kube::runtime::events::EventType::Warning,
             reason: "EvictWorkloadFromClusterSucceed".into(),
-            note: Some(message),
+            note: Some(format!("{}: {}", e.reason, e.message)),
             action: "Evict".into(),
             secondary: None,
         };
-        if let Err(e) = ctx.recorder.publish(&event, &rb.object_ref(&())).await {
-            tracing::warn!(error = %e, "cannot record an Event");
+        if let Err(err) = ctx.recorder.publish(&event, &rb.object_ref(&())).await {
+            tracing::warn!(error = %err, "cannot record an Event");
         }
     }
     Ok(Action::await_change())
@@ -391,6 +476,7 @@ pub async fn run(client: kube::Client, evictions_per_second: u32) -> anyhow::Res
         ),
         window: Mutex::new((Instant::now(), 0)),
         per_second: evictions_per_second.max(1),
+        unhealthy: Mutex::new(HashMap::new()),
     });
     let changes = |tx: &tokio::sync::broadcast::Sender<()>| {
         futures::stream::unfold(tx.subscribe(), |mut rx| async move {

@@ -473,4 +473,60 @@ fn workloads_leave_a_failed_cluster_and_its_stale_copy_is_removed_on_recovery() 
     });
     assert_eq!(ready("member2"), "2", "member2 keeps the workload");
     assert_eq!(clusters(), r#"[{"name":"member2","replicas":2}]"#);
+
+    // Application failover: a workload unhealthy in member1 for longer than tolerated leaves
+    // it (purgeMode Directly: member1's copy goes at once).
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], APP_FAILOVER).ok();
+    let app_ready = |cluster: &str| {
+        cp.member(cluster, &["get", "deploy", "app", "-o", &jsonpath("{.status.readyReplicas}")])
+            .stdout
+    };
+    eventually(Duration::from_secs(30), "app in both members", || {
+        (app_ready("member1") == "1" && app_ready("member2") == "1").then_some(())
+    });
+    cp.fault("member1", &["--fail-workload", "default/app"]);
+    eventually(Duration::from_secs(60), "app moved to member2", || {
+        let placed =
+            cp.api.kubectl(&["get", "rb", "app-deployment", "-o", &jsonpath("{.spec.clusters}")]);
+        (placed.stdout == r#"[{"name":"member2","replicas":2}]"#
+            && app_ready("member2") == "2"
+            && cp.member("member1", &["get", "deploy", "app"]).code != 0)
+            .then_some(())
+    });
 }
+
+const APP_FAILOVER: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: app
+  labels: {app: app}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: app}
+  template:
+    metadata:
+      labels: {app: app}
+    spec:
+      containers:
+      - {name: app, image: nginx}
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata:
+  name: app
+spec:
+  resourceSelectors:
+  - {apiVersion: apps/v1, kind: Deployment, name: app}
+  failover:
+    application:
+      decisionConditions: {tolerationSeconds: 2}
+      purgeMode: Directly
+  placement:
+    clusterAffinity:
+      clusterNames: [member1, member2]
+    replicaScheduling:
+      replicaSchedulingType: Divided
+      replicaDivisionPreference: Weighted
+"#;
