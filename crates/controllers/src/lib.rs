@@ -13,6 +13,7 @@
 //! - [`binding`]: renders each scheduled binding into one Work per target cluster.
 //! - [`execution`]: applies Works to push-mode members and removes what they applied.
 //! - [`failover`]: ClusterTaintPolicies and the taint manager (eviction from failed clusters).
+//! - [`rebalancer`]: WorkloadRebalancer: reschedule named workloads from scratch.
 //! - [`scheduling`]: the scheduler loop (run by `karmada scheduler`).
 
 pub mod binding;
@@ -24,6 +25,7 @@ pub mod execution;
 pub mod failover;
 pub mod member_client;
 pub mod namespaces;
+pub mod rebalancer;
 pub mod scheduling;
 
 use std::fmt::Debug;
@@ -79,6 +81,7 @@ pub async fn run(client: kube::Client, settings: Settings) -> anyhow::Result<()>
     let dependencies = tokio::spawn(dependencies::run(client.clone()));
     let namespaces = tokio::spawn(namespaces::run(client.clone()));
     let failover = tokio::spawn(failover::run(client.clone(), settings.evictions_per_second));
+    let rebalancer = tokio::spawn(rebalancer::run(client.clone()));
     let binding = tokio::spawn(binding::run(client.clone()));
     let execution = tokio::spawn(execution::run(client, timeout));
     tokio::select! {
@@ -88,6 +91,7 @@ pub async fn run(client: kube::Client, settings: Settings) -> anyhow::Result<()>
         r = dependencies => r??,
         r = namespaces => r??,
         r = failover => r??,
+        r = rebalancer => r??,
         r = binding => r??,
         r = execution => r??,
     }

@@ -474,6 +474,22 @@ fn workloads_leave_a_failed_cluster_and_its_stale_copy_is_removed_on_recovery() 
     assert_eq!(ready("member2"), "2", "member2 keeps the workload");
     assert_eq!(clusters(), r#"[{"name":"member2","replicas":2}]"#);
 
+    // A WorkloadRebalancer spreads the replicas back.
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], "apiVersion: apps.karmada.io/v1alpha1\nkind: WorkloadRebalancer\nmetadata:\n  name: spread-back\nspec:\n  workloads:\n  - {apiVersion: apps/v1, kind: Deployment, namespace: default, name: nginx}\n").ok();
+    eventually(Duration::from_secs(30), "one replica in each member again", || {
+        (clusters() == r#"[{"name":"member1","replicas":1},{"name":"member2","replicas":1}]"#
+            && ready("member1") == "1")
+            .then_some(())
+    });
+    let result = cp.api.kubectl(&[
+        "get",
+        "workloadrebalancer",
+        "spread-back",
+        "-o",
+        &jsonpath("{.status.observedWorkloads[0].result}"),
+    ]);
+    assert_eq!(result.ok(), "Successful");
+
     // Application failover: a workload unhealthy in member1 for longer than tolerated leaves
     // it (purgeMode Directly: member1's copy goes at once).
     cp.api.kubectl_stdin(&["apply", "-f", "-"], APP_FAILOVER).ok();

@@ -1,0 +1,134 @@
+//! WorkloadRebalancer (`apps.karmada.io/v1alpha1`): a one-off request to schedule the named
+//! workloads again from scratch — e.g. to spread replicas back over a cluster that recovered
+//! after a failover. Each workload's binding gets `spec.rescheduleTriggeredAt`, the scheduler
+//! then ignores the current placement once; the rebalancer's status lists each workload's
+//! result, and it is deleted `ttlSecondsAfterFinished` after it finished (if set).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+
+fn rebalancer_resource() -> ApiResource {
+    ApiResource {
+        group: "apps.karmada.io".into(),
+        version: "v1alpha1".into(),
+        api_version: "apps.karmada.io/v1alpha1".into(),
+        kind: "WorkloadRebalancer".into(),
+        plural: "workloadrebalancers".into(),
+    }
+}
+
+fn binding_resource(namespaced: bool) -> ApiResource {
+    let (kind, plural) = if namespaced {
+        ("ResourceBinding", "resourcebindings")
+    } else {
+        ("ClusterResourceBinding", "clusterresourcebindings")
+    };
+    ApiResource {
+        group: "work.karmada.io".into(),
+        version: "v1alpha2".into(),
+        api_version: "work.karmada.io/v1alpha2".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
+struct Context {
+    client: kube::Client,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+}
+
+async fn reconcile(rebalancer: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let name = rebalancer.metadata.name.clone().unwrap_or_default();
+    let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &rebalancer_resource());
+    let now = crate::now_secs();
+    if let Some(finished) = rebalancer
+        .data
+        .pointer("/status/finishTime")
+        .and_then(Value::as_str)
+        .and_then(apimachinery::time::parse_rfc3339)
+    {
+        let Some(ttl) =
+            rebalancer.data.pointer("/spec/ttlSecondsAfterFinished").and_then(Value::as_i64)
+        else {
+            return Ok(Action::await_change());
+        };
+        if now >= finished + ttl {
+            match api.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+            return Ok(Action::await_change());
+        }
+        return Ok(Action::requeue(Duration::from_secs(
+            u64::try_from(finished + ttl - now).unwrap_or(0) + 1,
+        )));
+    }
+    let stamp = crate::now_rfc3339();
+    let mut observed = Vec::new();
+    let workloads = rebalancer
+        .data
+        .pointer("/spec/workloads")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for workload in workloads {
+        let text = |f: &str| workload.get(f).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let (kind, namespace, object) = (text("kind"), text("namespace"), text("name"));
+        let binding = propagation::binding_name(&kind, &object);
+        let bindings: Api<DynamicObject> = if namespace.is_empty() {
+            Api::all_with(ctx.client.clone(), &binding_resource(false))
+        } else {
+            Api::namespaced_with(ctx.client.clone(), &namespace, &binding_resource(true))
+        };
+        let patch = json!({"spec": {"rescheduleTriggeredAt": stamp}});
+        let (result, reason) =
+            match bindings.patch(&binding, &PatchParams::default(), &Patch::Merge(patch)).await {
+                Ok(_) => ("Successful", None),
+                Err(kube::Error::Api(s)) if s.code == 404 => {
+                    ("Failed", Some("ReferencedBindingNotFound"))
+                }
+                Err(e) => return Err(e.into()),
+            };
+        let mut entry = json!({"workload": workload, "result": result});
+        if let Some(r) = reason {
+            entry["reason"] = json!(r);
+        }
+        observed.push(entry);
+    }
+    let status = json!({"status": {"observedWorkloads": observed, "finishTime": stamp,
+        "observedGeneration": rebalancer.metadata.generation}});
+    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(status)).await?;
+    tracing::info!(rebalancer = %name, "workloads rescheduled");
+    Ok(Action::await_change())
+}
+
+fn error_policy(_: Arc<DynamicObject>, error: &Error, _: Arc<Context>) -> Action {
+    crate::retry_after(
+        "workload rebalancer",
+        error,
+        matches!(error, Error::Kube(e) if crate::is_conflict(e)),
+        Duration::from_secs(2),
+    )
+}
+
+/// Runs the WorkloadRebalancer controller until the future is dropped.
+pub async fn run(client: kube::Client) -> anyhow::Result<()> {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &rebalancer_resource());
+    Controller::new_with(api, watcher::Config::default(), rebalancer_resource())
+        .run(reconcile, error_policy, Arc::new(Context { client }))
+        .for_each(|_| async {})
+        .await;
+    Ok(())
+}
