@@ -20,7 +20,8 @@ pub struct JsonPath {
 impl JsonPath {
     pub fn parse(input: &str) -> Result<JsonPath, String> {
         let trimmed = input.trim();
-        let inner = trimmed.strip_prefix('{').and_then(|s| s.strip_suffix('}')).unwrap_or(trimmed);
+        let inner =
+            trimmed.strip_prefix('{').and_then(|s| s.strip_suffix('}')).unwrap_or(trimmed).trim();
         let chars: Vec<char> = inner.chars().collect();
         let mut i = 0;
         let mut segments = Vec::new();

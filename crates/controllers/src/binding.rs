@@ -360,6 +360,17 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
                 continue;
             }
         };
+        // State preserved from a cluster the workload failed over from (statePreservation)
+        // is carried as labels to the clusters it moved to.
+        let mut rendered = rendered;
+        for task in &spec.graceful_eviction_tasks {
+            if !task.clusters_before_failover.iter().any(|c| c == cluster_name) {
+                let labels = apimachinery::object::string_map_mut(&mut rendered, "labels");
+                for (k, v) in &task.preserved_label_state {
+                    labels.insert(k.clone(), json!(v));
+                }
+            }
+        }
         let mut work_spec = json!({"workload": {"manifests": [rendered]}});
         if dispatch_suspended(spec, cluster_name) {
             work_spec["suspendDispatching"] = json!(true);

@@ -234,15 +234,20 @@ impl Context {
     /// Takes an eviction token; false when this second's budget is spent.
     fn allow(&self) -> bool {
         let Ok(mut w) = self.window.lock() else { return false };
-        if w.0.elapsed() >= Duration::from_secs(1) {
-            *w = (Instant::now(), 0);
-        }
-        if w.1 >= self.per_second {
-            return false;
-        }
-        w.1 += 1;
-        true
+        take_token(&mut w, self.per_second, Instant::now())
     }
+}
+
+/// A fixed one-second window: at most `per_second` tokens per window.
+fn take_token(window: &mut (Instant, u32), per_second: u32, now: Instant) -> bool {
+    if now.duration_since(window.0) >= Duration::from_secs(1) {
+        *window = (now, 0);
+    }
+    if window.1 >= per_second {
+        return false;
+    }
+    window.1 += 1;
+    true
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -254,10 +259,27 @@ pub enum Error {
 /// One cluster a binding must leave, and why.
 struct Eviction {
     target: karmada_api::work::TargetCluster,
+    preserved: std::collections::BTreeMap<String, String>,
     reason: &'static str,
     message: String,
     purge_mode: String,
     grace_period_seconds: Option<i32>,
+}
+
+/// The label values `statePreservation` rules take from the workload's status in the cluster
+/// it is leaving (JSONPath like `{ .updateRevision }`); rules that find nothing are skipped.
+pub fn preserved_state(
+    rules: &[karmada_api::policy::StatePreservationRule],
+    status: Option<&Value>,
+) -> std::collections::BTreeMap<String, String> {
+    let Some(status) = status else { return Default::default() };
+    rules
+        .iter()
+        .filter_map(|r| {
+            let path = apimachinery::jsonpath::JsonPath::parse(&r.json_path).ok()?;
+            Some((r.alias_label_name.clone(), path.render(status)?))
+        })
+        .collect()
 }
 
 /// Application failover: when a workload has been unhealthy in a cluster for longer than
@@ -300,6 +322,16 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
                 .collect()
         })
         .unwrap_or_default();
+    let statuses: HashMap<&str, &Value> = rb
+        .status()
+        .map(|s| {
+            s.aggregated_status
+                .iter()
+                .filter_map(|i| Some((i.cluster_name.as_str(), i.status.as_ref()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let status_in = |cluster: &str| statuses.get(cluster).copied();
     for target in &spec.clusters {
         let Some(cluster) = ctx.clusters.get(&ObjectRef::new(&target.name)) else { continue };
         match eviction_due(&cluster.spec.taints, &tolerations) {
@@ -311,7 +343,15 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
                     .find(|t| t.effect == "NoExecute")
                     .map(|t| format!("{}:{}", t.key, t.effect))
                     .unwrap_or_default();
+                let rules = spec
+                    .failover
+                    .as_ref()
+                    .and_then(|f| f.cluster.as_ref())
+                    .and_then(|c| c.state_preservation.as_ref())
+                    .map(|p| p.rules.clone())
+                    .unwrap_or_default();
                 evict.push(Eviction {
+                    preserved: preserved_state(&rules, status_in(target.name.as_str())),
                     target: target.clone(),
                     reason: "TaintUntolerated",
                     message: format!(
@@ -341,7 +381,10 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
         let Some(since) = since else { continue };
         let due = application_eviction_due(app.decision_conditions.toleration_seconds, since);
         if due <= now {
+            let rules =
+                app.state_preservation.as_ref().map(|p| p.rules.clone()).unwrap_or_default();
             evict.push(Eviction {
+                preserved: preserved_state(&rules, status_in(target.name.as_str())),
                 target: target.clone(),
                 reason: "ApplicationFailure",
                 message: format!(
@@ -382,6 +425,11 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
                 "creationTimestamp": stamp});
             if let Some(g) = e.grace_period_seconds {
                 task["gracePeriodSeconds"] = json!(g);
+            }
+            if !e.preserved.is_empty() {
+                task["preservedLabelState"] = json!(e.preserved);
+                let before: Vec<&str> = spec.clusters.iter().map(|t| t.name.as_str()).collect();
+                task["clustersBeforeFailover"] = json!(before);
             }
             tasks.push(task);
         }
@@ -567,5 +615,32 @@ mod tests {
             None,
             "only NoExecute evicts"
         );
+    }
+
+    #[test]
+    fn state_preservation_reads_the_old_status() {
+        let rules: Vec<karmada_api::policy::StatePreservationRule> =
+            serde_json::from_value(json!([
+                {"aliasLabelName": "app.example/revision", "jsonPath": "{ .updateRevision }"},
+                {"aliasLabelName": "app.example/ready", "jsonPath": "{.readyReplicas}"},
+                {"aliasLabelName": "app.example/missing", "jsonPath": "{.nothing}"}
+            ]))
+            .unwrap();
+        let status = json!({"updateRevision": "web-7d9f", "readyReplicas": 3});
+        let state = preserved_state(&rules, Some(&status));
+        assert_eq!(state.len(), 2);
+        assert_eq!(state["app.example/revision"], "web-7d9f");
+        assert_eq!(state["app.example/ready"], "3");
+        assert!(preserved_state(&rules, None).is_empty());
+    }
+
+    #[test]
+    fn evictions_are_rate_limited() {
+        let start = Instant::now();
+        let mut window = (start, 0);
+        let granted = (0..50).filter(|_| take_token(&mut window, 20, start)).count();
+        assert_eq!(granted, 20, "a burst of evictions is capped per second");
+        assert!(!take_token(&mut window, 20, start + Duration::from_millis(999)));
+        assert!(take_token(&mut window, 20, start + Duration::from_secs(1)), "next second");
     }
 }
