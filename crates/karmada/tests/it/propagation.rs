@@ -468,8 +468,8 @@ fn workloads_leave_a_failed_cluster_and_its_stale_copy_is_removed_on_recovery() 
     eventually(Duration::from_secs(60), "the stale copy on member1 removed", || {
         (cp.member("member1", &["get", "deploy", "nginx"]).code != 0).then_some(())
     });
-    eventually(Duration::from_secs(30), "the taint lifted", || {
-        (!cp.jsonpath("member1", "{.spec.taints[*].key}").contains("not-ready")).then_some(())
+    eventually(Duration::from_secs(30), "every taint lifted", || {
+        cp.jsonpath("member1", "{.spec.taints[*].key}").is_empty().then_some(())
     });
     assert_eq!(ready("member2"), "2", "member2 keeps the workload");
     assert_eq!(clusters(), r#"[{"name":"member2","replicas":2}]"#);
@@ -477,7 +477,9 @@ fn workloads_leave_a_failed_cluster_and_its_stale_copy_is_removed_on_recovery() 
     // A WorkloadRebalancer spreads the replicas back.
     cp.api.kubectl_stdin(&["apply", "-f", "-"], "apiVersion: apps.karmada.io/v1alpha1\nkind: WorkloadRebalancer\nmetadata:\n  name: spread-back\nspec:\n  workloads:\n  - {apiVersion: apps/v1, kind: Deployment, namespace: default, name: nginx}\n").ok();
     eventually(Duration::from_secs(30), "one replica in each member again", || {
-        (clusters() == r#"[{"name":"member1","replicas":1},{"name":"member2","replicas":1}]"#
+        let placed = clusters();
+        (placed.contains(r#"{"name":"member1","replicas":1}"#)
+            && placed.contains(r#"{"name":"member2","replicas":1}"#)
             && ready("member1") == "1")
             .then_some(())
     });
