@@ -246,7 +246,7 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
         };
         let created_key = (ns.clone(), dep_binding.clone());
         let recent = ctx.created.lock().is_ok_and(|c| {
-            c.get(&created_key).is_some_and(|at| at.elapsed() < Duration::from_secs(5))
+            c.get(&created_key).is_some_and(|at| at.elapsed() < Duration::from_secs(30))
         });
         if recent {
             // Created by this controller and not yet in its cache: wait for it.
@@ -256,13 +256,27 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
         match api.create(&PostParams::default(), &binding).await {
             Ok(_) => {
                 if let Ok(mut created) = ctx.created.lock() {
-                    created.retain(|_, at| at.elapsed() < Duration::from_secs(5));
+                    created.retain(|_, at| at.elapsed() < Duration::from_secs(30));
                     created.insert(created_key, std::time::Instant::now());
                 }
             }
             // Created meanwhile (by the detector or another workload): next pass updates it.
+            // It exists but the cache has not shown it yet (it lags under load): update it
+            // from a fresh read instead of waiting.
             Err(kube::Error::Api(s)) if s.code == 409 => {
-                return Ok(Action::requeue(Duration::from_millis(200)));
+                let current = api.get(&dep_binding).await?;
+                let next = required_by_with(
+                    &current.spec.required_by,
+                    &ns,
+                    &name,
+                    Some(&rb.spec.clusters),
+                );
+                if next != current.spec.required_by {
+                    write_required_by(&api, &current, next).await?;
+                }
+                if let Ok(mut created) = ctx.created.lock() {
+                    created.insert((ns.clone(), dep_binding.clone()), std::time::Instant::now());
+                }
             }
             Err(e) => return Err(e.into()),
         }

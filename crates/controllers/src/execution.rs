@@ -62,7 +62,12 @@ struct Context {
     members: Mutex<HashMap<String, Member>>,
     timeout: Duration,
     trigger: mpsc::UnboundedSender<ObjectRef<Work>>,
+    /// When each Work's status was last written (to pace the steps of a rollout).
+    status_written: Mutex<HashMap<(String, String), std::time::Instant>>,
 }
+
+/// The least time between two status writes of a Work whose workload is still coming up.
+const STATUS_INTERVAL: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -435,7 +440,26 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
         .unwrap_or(Value::Null);
     let changed_statuses = statuses_now != json!(manifest_statuses)
         && !(statuses_now.is_null() && manifest_statuses.is_empty());
-    if current.is_none_or(|c| c.status != status_word || c.message != message) || changed_statuses {
+    let condition_changed = current.is_none_or(|c| c.status != status_word || c.message != message);
+    // While a workload is still coming up (not every object healthy), its status changes in
+    // quick steps: reflect them at most every 500 ms. The Applied condition, and the step that
+    // makes everything healthy, are written at once.
+    let settled = manifest_statuses.iter().all(|m| m["health"] != "Unhealthy");
+    let key = (work_ns.clone(), name.clone());
+    if changed_statuses && !condition_changed && !settled {
+        let since_last =
+            ctx.status_written.lock().ok().and_then(|m| m.get(&key).map(|t| t.elapsed()));
+        if let Some(elapsed) = since_last.filter(|e| *e < STATUS_INTERVAL) {
+            return Ok(Action::requeue(STATUS_INTERVAL - elapsed));
+        }
+    }
+    if condition_changed || changed_statuses {
+        if let Ok(mut m) = ctx.status_written.lock() {
+            if m.len() > 100_000 {
+                m.retain(|_, t| t.elapsed() < STATUS_INTERVAL);
+            }
+            m.insert(key, std::time::Instant::now());
+        }
         let now = crate::now_rfc3339();
         let since = current
             .filter(|c| c.status == status_word)
@@ -493,6 +517,7 @@ pub async fn run(client: kube::Client, timeout: Duration) -> anyhow::Result<()> 
         members: Mutex::new(HashMap::new()),
         timeout,
         trigger,
+        status_written: Mutex::new(HashMap::new()),
     });
     Controller::new(works, watcher::Config::default())
         .reconcile_on(triggered)
