@@ -135,7 +135,7 @@ struct Context {
     cops: Store<ClusterOverridePolicy>,
     clusters: Store<Cluster>,
     works: Store<Work>,
-    kinds: Mutex<HashMap<GroupVersionKind, ApiResource>>,
+    kinds: crate::KindCache,
     /// Templates by binding, with the template resourceVersion the binding recorded when
     /// they were read: a binding whose record has not changed renders from here, not a GET.
     templates: Mutex<HashMap<String, (String, Arc<DynamicObject>)>>,
@@ -155,16 +155,9 @@ impl Context {
         }
     }
 
-    /// The API resource of a kind, from a cache filled by discovery.
+    /// The API resource of a kind (discovered once).
     async fn resource(&self, gvk: &GroupVersionKind) -> Result<ApiResource, kube::Error> {
-        if let Some(ar) = self.kinds.lock().ok().and_then(|k| k.get(gvk).cloned()) {
-            return Ok(ar);
-        }
-        let (ar, _) = kube::discovery::pinned_kind(&self.client, gvk).await?;
-        if let Ok(mut kinds) = self.kinds.lock() {
-            kinds.insert(gvk.clone(), ar.clone());
-        }
-        Ok(ar)
+        self.kinds.resource(&self.client, gvk).await
     }
 }
 
@@ -782,7 +775,7 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
         cops,
         clusters,
         works,
-        kinds: Mutex::new(HashMap::new()),
+        kinds: crate::KindCache::default(),
         templates: Mutex::new(HashMap::new()),
         recorder: kube::runtime::events::Recorder::new(
             client.clone(),
@@ -803,17 +796,14 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
             }
         })
     };
-    let changes = |tx: &tokio::sync::broadcast::Sender<()>| {
-        futures::stream::unfold(tx.subscribe(), |mut rx| async move {
-            match rx.recv().await {
-                Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Some(((), rx)),
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
-            }
-        })
-    };
     tokio::join!(
-        run_for::<ResourceBinding>(Arc::clone(&ctx), works_for(&tx), changes(&changes_tx), true),
-        run_for::<ClusterResourceBinding>(ctx, works_for(&tx), changes(&changes_tx), false),
+        run_for::<ResourceBinding>(
+            Arc::clone(&ctx),
+            works_for(&tx),
+            crate::signals(&changes_tx),
+            true
+        ),
+        run_for::<ClusterResourceBinding>(ctx, works_for(&tx), crate::signals(&changes_tx), false),
     );
     work_watch.abort();
     for f in feeders {

@@ -56,7 +56,7 @@ type Pass = (String, Vec<TargetCluster>, Vec<Dependency>);
 struct Context {
     client: kube::Client,
     bindings: Store<ResourceBinding>,
-    kinds: Mutex<HashMap<GroupVersionKind, ApiResource>>,
+    kinds: crate::KindCache,
     /// Workloads that have propagated dependencies (so turning `propagateDeps` off, or
     /// deleting the workload, is noticed without scanning every binding for the others).
     parents: Mutex<BTreeSet<(String, String)>>,
@@ -69,15 +69,9 @@ struct Context {
 }
 
 impl Context {
+    /// The API resource of a kind (discovered once).
     async fn resource(&self, gvk: &GroupVersionKind) -> Result<ApiResource, kube::Error> {
-        if let Some(ar) = self.kinds.lock().ok().and_then(|k| k.get(gvk).cloned()) {
-            return Ok(ar);
-        }
-        let (ar, _) = kube::discovery::pinned_kind(&self.client, gvk).await?;
-        if let Ok(mut kinds) = self.kinds.lock() {
-            kinds.insert(gvk.clone(), ar.clone());
-        }
-        Ok(ar)
+        self.kinds.resource(&self.client, gvk).await
     }
 }
 
@@ -213,6 +207,15 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
             }
             continue;
         }
+        let created_key = (ns.clone(), dep_binding.clone());
+        let recent = ctx.created.lock().is_ok_and(|c| {
+            c.get(&created_key).is_some_and(|at| at.elapsed() < Duration::from_secs(30))
+        });
+        if recent {
+            // Created by this controller and not yet in its cache: wait for it.
+            pending = true;
+            continue;
+        }
         let ar = ctx.resource(&GroupVersionKind::gvk("", "v1", dep.kind)).await?;
         let objects: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, &ar);
         let Some(object) = objects.get_opt(&dep.name).await? else {
@@ -244,15 +247,6 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
                 continue;
             }
         };
-        let created_key = (ns.clone(), dep_binding.clone());
-        let recent = ctx.created.lock().is_ok_and(|c| {
-            c.get(&created_key).is_some_and(|at| at.elapsed() < Duration::from_secs(30))
-        });
-        if recent {
-            // Created by this controller and not yet in its cache: wait for it.
-            pending = true;
-            continue;
-        }
         match api.create(&PostParams::default(), &binding).await {
             Ok(_) => {
                 if let Ok(mut created) = ctx.created.lock() {
@@ -314,7 +308,7 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
     let ctx = Arc::new(Context {
         client,
         bindings: controller.store(),
-        kinds: Mutex::new(HashMap::new()),
+        kinds: crate::KindCache::default(),
         parents: Mutex::new(BTreeSet::new()),
         found: Mutex::new(HashMap::new()),
         created: Mutex::new(HashMap::new()),

@@ -315,7 +315,7 @@ impl State {
             spec["replicaRequirements"] = requirements;
         }
         let binding_name = propagation::binding_name(&ar.kind, &name);
-        let binding_ar = binding_resource(namespaced);
+        let binding_ar = crate::binding_resource(namespaced);
         let mut binding = json!({
             "apiVersion": binding_ar.api_version, "kind": binding_ar.kind,
             "metadata": {"name": binding_name, "labels": claim,
@@ -371,7 +371,7 @@ impl State {
             .collect();
         let patch = Patch::Merge(json!({"metadata": {"labels": nulls}}));
         templates.patch(name, &PatchParams::default(), &patch).await?;
-        let binding_ar = binding_resource(namespaced);
+        let binding_ar = crate::binding_resource(namespaced);
         let ns = templates.namespace().unwrap_or_default();
         let bindings: Api<DynamicObject> = if namespaced {
             Api::namespaced_with(self.client.clone(), ns, &binding_ar)
@@ -407,7 +407,7 @@ impl State {
         template: &DynamicObject,
     ) -> Result<(), kube::Error> {
         let bindings: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), ns, &binding_resource(true));
+            Api::namespaced_with(self.client.clone(), ns, &crate::binding_resource(true));
         let binding = propagation::binding_name(&ar.kind, name);
         let Some(b) = bindings.get_opt(&binding).await? else { return Ok(()) };
         let attached = b
@@ -449,21 +449,6 @@ const CLAIM_LABELS: [&str; 5] = [
     "clusterpropagationpolicy.karmada.io/name",
     "clusterpropagationpolicy.karmada.io/permanent-id",
 ];
-
-fn binding_resource(namespaced: bool) -> ApiResource {
-    let (kind, plural) = if namespaced {
-        ("ResourceBinding", "resourcebindings")
-    } else {
-        ("ClusterResourceBinding", "clusterresourcebindings")
-    };
-    ApiResource {
-        group: "work.karmada.io".into(),
-        version: "v1alpha2".into(),
-        api_version: "work.karmada.io/v1alpha2".into(),
-        kind: kind.into(),
-        plural: plural.into(),
-    }
-}
 
 enum Change {
     /// A template as watched, and whether it is a fresh change (not part of an initial list).
@@ -527,7 +512,8 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
     // before the resync of those that have one.
     let mut existing: HashSet<(bool, String, String)> = HashSet::new();
     for namespaced in [true, false] {
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &binding_resource(namespaced));
+        let api: Api<DynamicObject> =
+            Api::all_with(client.clone(), &crate::binding_resource(namespaced));
         if let Ok(list) = api.list_metadata(&kube::api::ListParams::default()).await {
             for b in list.items {
                 existing.insert((

@@ -526,17 +526,9 @@ pub async fn run(client: kube::Client, evictions_per_second: u32) -> anyhow::Res
         per_second: evictions_per_second.max(1),
         unhealthy: Mutex::new(HashMap::new()),
     });
-    let changes = |tx: &tokio::sync::broadcast::Sender<()>| {
-        futures::stream::unfold(tx.subscribe(), |mut rx| async move {
-            match rx.recv().await {
-                Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Some(((), rx)),
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
-            }
-        })
-    };
     tokio::join!(
-        run_manager_for::<ResourceBinding>(Arc::clone(&ctx), changes(&tx)),
-        run_manager_for::<ClusterResourceBinding>(ctx, changes(&tx)),
+        run_manager_for::<ResourceBinding>(Arc::clone(&ctx), crate::signals(&tx)),
+        run_manager_for::<ClusterResourceBinding>(ctx, crate::signals(&tx)),
     );
     cluster_task.abort();
     policies.abort();

@@ -281,3 +281,57 @@ mod tests {
         assert_eq!(whole["status"]["conditions"][1]["status"], "True");
     }
 }
+
+/// A stream that yields once per message of a broadcast of "something changed" signals; a
+/// lagging receiver still yields (it missed changes, so it has something to look at).
+pub(crate) fn signals(
+    tx: &tokio::sync::broadcast::Sender<()>,
+) -> impl futures::Stream<Item = ()> + Send + 'static {
+    futures::stream::unfold(tx.subscribe(), |mut rx| async move {
+        match rx.recv().await {
+            Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Some(((), rx)),
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
+        }
+    })
+}
+
+/// API resources by kind, found by discovery once and then remembered.
+#[derive(Default)]
+pub(crate) struct KindCache(
+    std::sync::Mutex<
+        std::collections::HashMap<kube::core::GroupVersionKind, kube::api::ApiResource>,
+    >,
+);
+
+impl KindCache {
+    pub(crate) async fn resource(
+        &self,
+        client: &kube::Client,
+        gvk: &kube::core::GroupVersionKind,
+    ) -> Result<kube::api::ApiResource, kube::Error> {
+        if let Some(ar) = self.0.lock().ok().and_then(|k| k.get(gvk).cloned()) {
+            return Ok(ar);
+        }
+        let (ar, _) = kube::discovery::pinned_kind(client, gvk).await?;
+        if let Ok(mut kinds) = self.0.lock() {
+            kinds.insert(gvk.clone(), ar.clone());
+        }
+        Ok(ar)
+    }
+}
+
+/// The API resource of ResourceBindings (namespaced) or ClusterResourceBindings.
+pub(crate) fn binding_resource(namespaced: bool) -> kube::api::ApiResource {
+    let (kind, plural) = if namespaced {
+        ("ResourceBinding", "resourcebindings")
+    } else {
+        ("ClusterResourceBinding", "clusterresourcebindings")
+    };
+    kube::api::ApiResource {
+        group: "work.karmada.io".into(),
+        version: "v1alpha2".into(),
+        api_version: "work.karmada.io/v1alpha2".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}

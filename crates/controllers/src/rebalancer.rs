@@ -23,21 +23,6 @@ fn rebalancer_resource() -> ApiResource {
     }
 }
 
-fn binding_resource(namespaced: bool) -> ApiResource {
-    let (kind, plural) = if namespaced {
-        ("ResourceBinding", "resourcebindings")
-    } else {
-        ("ClusterResourceBinding", "clusterresourcebindings")
-    };
-    ApiResource {
-        group: "work.karmada.io".into(),
-        version: "v1alpha2".into(),
-        api_version: "work.karmada.io/v1alpha2".into(),
-        kind: kind.into(),
-        plural: plural.into(),
-    }
-}
-
 struct Context {
     client: kube::Client,
 }
@@ -88,9 +73,9 @@ async fn reconcile(rebalancer: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<
         let (kind, namespace, object) = (text("kind"), text("namespace"), text("name"));
         let binding = propagation::binding_name(&kind, &object);
         let bindings: Api<DynamicObject> = if namespace.is_empty() {
-            Api::all_with(ctx.client.clone(), &binding_resource(false))
+            Api::all_with(ctx.client.clone(), &crate::binding_resource(false))
         } else {
-            Api::namespaced_with(ctx.client.clone(), &namespace, &binding_resource(true))
+            Api::namespaced_with(ctx.client.clone(), &namespace, &crate::binding_resource(true))
         };
         let patch = json!({"spec": {"rescheduleTriggeredAt": stamp}});
         let (result, reason) =

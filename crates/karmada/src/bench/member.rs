@@ -23,15 +23,7 @@ pub struct Args {
 }
 
 pub fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
+    super::process::rss_bytes(std::process::id())
 }
 
 fn config(name: String, dir: &std::path::Path, sim: SimConfig) -> MemberConfig {
