@@ -28,6 +28,9 @@ use tokio::sync::Notify;
 
 use crate::Binding;
 
+/// The binding condition recording the latest eviction and why.
+pub const EVICTED_CONDITION: &str = "Evicted";
+
 /// What a ClusterTaintPolicy asks for a cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TaintAction {
@@ -449,6 +452,20 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
     let patch = json!({"metadata": {"resourceVersion": rb.meta().resource_version},
         "spec": {"clusters": remaining, "gracefulEvictionTasks": tasks}});
     api.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await?;
+    // The binding says why, too (the latest eviction).
+    if let Some(last) = evict.last() {
+        let condition = json!({"type": EVICTED_CONDITION, "status": "True", "reason": last.reason,
+            "message": evict.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; "),
+            "lastTransitionTime": stamp});
+        let mut read = rb.status().map(|s| serde_json::to_value(s).unwrap_or_default());
+        for _ in 0..3 {
+            let ops = crate::status_ops(read.as_ref(), condition.clone(), &[]);
+            if crate::patch_status_ops(&api, &name, ops).await? {
+                break;
+            }
+            read = api.get(&name).await?.data.get("status").cloned();
+        }
+    }
     for e in evict {
         if let Ok(mut map) = ctx.unhealthy.lock() {
             map.remove(&format!("{binding_key}@{}", e.target.name));

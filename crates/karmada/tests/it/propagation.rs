@@ -446,6 +446,18 @@ fn workloads_leave_a_failed_cluster_and_its_stale_copy_is_removed_on_recovery() 
     });
     let taints = cp.jsonpath("member1", "{.spec.taints[*].key}");
     assert!(taints.contains("cluster.karmada.io/not-ready"), "{taints}");
+    let why = cp.api.kubectl(&[
+        "get",
+        "rb",
+        "nginx-deployment",
+        "-o",
+        &jsonpath("{.status.conditions[?(@.type==\"Evicted\")].reason}: {.status.conditions[?(@.type==\"Evicted\")].message}"),
+    ]);
+    assert!(
+        why.ok().starts_with("TaintUntolerated: evicted from cluster member1"),
+        "{}",
+        why.stdout
+    );
     let reasons =
         cp.api.kubectl(&["get", "events.events.k8s.io", "-o", &jsonpath("{.items[*].reason}")]);
     assert!(reasons.ok().contains("EvictWorkloadFromClusterSucceed"), "{}", reasons.stdout);
