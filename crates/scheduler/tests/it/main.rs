@@ -279,3 +279,60 @@ fn api_enablement_and_eviction() {
     evicting.evicting = vec!["m2".into()];
     check(evicting, &clusters(), &[("m1", 1), ("m3", 1)]);
 }
+
+mod capacity_properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn with_capacity(i: usize, cpu_milli: i128, pods: i128) -> ClusterInfo {
+        ClusterInfo {
+            name: format!("m{i}"),
+            capacity: Some(Capacity {
+                allocatable: [("cpu".to_string(), cpu_milli), ("pods".to_string(), pods * 1000)]
+                    .into_iter()
+                    .collect(),
+                ..Capacity::default()
+            }),
+            ..ClusterInfo::default()
+        }
+    }
+
+    proptest! {
+        /// Capacity-aware division (dynamic weights, Aggregated) never gives a cluster more
+        /// replicas than it can take, and either places every replica or says it cannot.
+        #[test]
+        fn never_more_than_a_cluster_can_take(
+            caps in prop::collection::vec((0i128..20_000, 0i128..40), 1..8),
+            replicas in 1i32..60,
+            request in 100i128..3000,
+            aggregated in any::<bool>(),
+        ) {
+            let cs: Vec<ClusterInfo> =
+                caps.iter().enumerate().map(|(i, (cpu, pods))| with_capacity(i, *cpu, *pods)).collect();
+            let preference = if aggregated {
+                json!({"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Aggregated"})
+            } else {
+                json!({"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Weighted",
+                    "weightPreference": {"dynamicWeight": "AvailableReplicas"}})
+            };
+            let mut b = binding(replicas, json!({"replicaScheduling": preference}));
+            b.requests = [("cpu".to_string(), request)].into_iter().collect();
+            let available: Vec<i64> = cs
+                .iter()
+                .map(|c| scheduler::estimate::available_replicas(c.capacity.as_ref(), &b.requests, 0))
+                .collect();
+            let total: i64 = available.iter().sum();
+            match schedule(&b, &cs, &Plugins::default()) {
+                Ok(decision) => {
+                    let placed: i64 = decision.clusters.iter().map(|t| i64::from(t.replicas)).sum();
+                    prop_assert_eq!(placed, i64::from(replicas));
+                    for t in &decision.clusters {
+                        let i = cs.iter().position(|c| c.name == t.name).unwrap();
+                        prop_assert!(i64::from(t.replicas) <= available[i], "{} got {} > {}", t.name, t.replicas, available[i]);
+                    }
+                }
+                Err(_) => prop_assert!(total < i64::from(replicas), "refused although {total} fit"),
+            }
+        }
+    }
+}
