@@ -20,6 +20,8 @@ struct Cli {
 enum Command {
     /// Start a local Karmada: control plane, controllers, scheduler and simulated members.
     Up(up_cmd::Args),
+    /// Stop a local Karmada started with `karmada up --detach`.
+    Down(up_cmd::DownArgs),
     /// Serve the control plane's Kubernetes-compatible API.
     Apiserver(apiserver_cmd::Args),
     /// Run the control plane's controllers (cluster, cluster-status, ...).
@@ -52,6 +54,7 @@ pub fn main() -> anyhow::Result<()> {
             Command::Bench { target } => bench::run(target).await,
             Command::Apiserver(args) => apiserver_cmd::run(args).await,
             Command::Up(args) => up_cmd::run(args).await,
+            Command::Down(args) => up_cmd::down(args).await,
             Command::Member(args) => member_cmd::run(*args).await,
             Command::ControllerManager(args) => controller_manager_cmd::run(args).await,
             Command::Scheduler(args) => scheduler_cmd::run(args).await,

@@ -34,6 +34,94 @@ pub struct Args {
     /// The control plane's port (0 picks a free one).
     #[arg(long, default_value_t = 5443)]
     port: u16,
+    /// Return once everything is running, leaving it in the background (logs in
+    /// DATA_DIR/karmada.log); `karmada down` stops it.
+    #[arg(long)]
+    detach: bool,
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct DownArgs {
+    /// The data dir of the local Karmada to stop (default ~/.karmada).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+const PID_FILE: &str = "karmada.pid";
+const STOP_FILE: &str = "karmada.stop";
+
+/// Whether the process recorded in DATA_DIR/karmada.pid is alive.
+fn running_pid(data_dir: &std::path::Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(data_dir.join(PID_FILE)).ok()?.trim().parse().ok()?;
+    std::path::Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
+}
+
+/// `karmada down`: asks a detached `karmada up` on this data dir to stop, and waits for it.
+#[allow(clippy::print_stdout)]
+pub async fn down(args: DownArgs) -> anyhow::Result<()> {
+    let data_dir = args.data_dir.unwrap_or_else(|| home().join(".karmada"));
+    let Some(pid) = running_pid(&data_dir) else {
+        anyhow::bail!(
+            "no local Karmada is running on {} (no live pid in {})",
+            data_dir.display(),
+            data_dir.join(PID_FILE).display()
+        );
+    };
+    std::fs::write(data_dir.join(STOP_FILE), pid.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "karmada up (pid {pid}) did not stop within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("Local Karmada stopped.");
+    Ok(())
+}
+
+/// Runs `karmada up` again in the background with the same settings, relays its output until
+/// it is running, and returns.
+#[allow(clippy::print_stdout)]
+fn detach(
+    members: usize,
+    port: u16,
+    data_dir: &std::path::Path,
+    kubeconfig: &std::path::Path,
+) -> anyhow::Result<()> {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    std::fs::create_dir_all(data_dir)?;
+    let log = data_dir.join("karmada.log");
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .args(["up", "--members", &members.to_string(), "--port", &port.to_string(), "--data-dir"])
+        .arg(data_dir)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log)?)
+        // Its own process group: Ctrl-C in this terminal does not reach it.
+        .process_group(0)
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let mut out = std::io::stdout().lock();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line?;
+        if line == "Press Ctrl-C to stop." {
+            writeln!(
+                out,
+                "Running in the background (pid {}); logs in {}.",
+                child.id(),
+                log.display()
+            )?;
+            writeln!(out, "Stop it with: karmada down --data-dir {}", data_dir.display())?;
+            return Ok(());
+        }
+        writeln!(out, "{line}")?;
+    }
+    let status = child.wait()?;
+    anyhow::bail!("karmada up exited ({status}) before it was running; see {}", log.display())
 }
 
 pub(crate) async fn join(
@@ -115,7 +203,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let data_dir = args.data_dir.unwrap_or_else(|| home().join(".karmada"));
     let kubeconfig = args.kubeconfig.unwrap_or_else(|| home().join(".kube/karmada.config"));
+    if args.detach {
+        return detach(args.members, args.port, &data_dir, &kubeconfig);
+    }
     std::fs::create_dir_all(&data_dir)?;
+    if let Some(pid) = running_pid(&data_dir) {
+        anyhow::bail!(
+            "a local Karmada is already running on {} (pid {pid}); `karmada down` stops it",
+            data_dir.display()
+        );
+    }
+    let _ = std::fs::remove_file(data_dir.join(STOP_FILE));
     let progress = |step: &str| eprintln!("[{:>5.1}s] {step}", started.elapsed().as_secs_f64());
 
     progress("starting the control plane");
@@ -202,11 +300,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     writeln!(out, "Press Ctrl-C to stop.")?;
     out.flush()?;
     drop(out);
-    crate::cli::wait_for_signal().await;
+    std::fs::write(data_dir.join(PID_FILE), std::process::id().to_string())?;
+    let stop_file = data_dir.join(STOP_FILE);
+    let stop_requested = async {
+        while !stop_file.exists() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::select! {
+        () = crate::cli::wait_for_signal() => {}
+        () = stop_requested => {}
+    }
     progress("stopping");
     controller_manager.abort();
     scheduler.abort();
     futures::future::join_all(members.into_iter().map(member::Member::shutdown)).await;
     server.shutdown().await;
+    let _ = std::fs::remove_file(data_dir.join(PID_FILE));
+    let _ = std::fs::remove_file(data_dir.join(STOP_FILE));
     Ok(())
 }

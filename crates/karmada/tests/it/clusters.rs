@@ -339,3 +339,61 @@ fn karmada_up_runs_the_quick_start() {
         std::panic::resume_unwind(e);
     }
 }
+
+#[test]
+fn karmada_up_detaches_and_karmada_down_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let kubeconfig = dir.path().join("karmada.config");
+    let up = |extra: &[&str]| {
+        Command::new(KARMADA)
+            .args(["up", "--members", "1", "--port", "0", "--data-dir"])
+            .arg(&data)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let down = || Command::new(KARMADA).args(["down", "--data-dir"]).arg(&data).output().unwrap();
+    let started = up(&["--detach"]);
+    let stdout = String::from_utf8_lossy(&started.stdout).into_owned();
+    assert!(started.status.success(), "{stdout} {}", String::from_utf8_lossy(&started.stderr));
+    assert!(stdout.starts_with("Local Karmada is running."), "{stdout}");
+    assert!(stdout.contains("karmada down"), "{stdout}");
+    let clusters = || {
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args([
+                "--context",
+                "karmada-apiserver",
+                "--request-timeout=2s",
+                "get",
+                "clusters",
+                "--no-headers",
+            ])
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap()
+    };
+    let listed = clusters();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        assert!(String::from_utf8_lossy(&listed.stdout).contains(" True "), "{listed:?}");
+        // A second one on the same data dir is refused while the first runs.
+        let again = up(&[]);
+        assert!(!again.status.success());
+        assert!(String::from_utf8_lossy(&again.stderr).contains("already running"));
+    }));
+    let stopped = down();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+    assert!(stopped.status.success(), "{stopped:?}");
+    assert_eq!(String::from_utf8_lossy(&stopped.stdout).trim(), "Local Karmada stopped.");
+    assert!(!clusters().status.success(), "the control plane is gone");
+    let nothing = down();
+    assert!(!nothing.status.success());
+    assert!(String::from_utf8_lossy(&nothing.stderr).contains("no local Karmada is running"));
+}
