@@ -227,12 +227,28 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
         .as_ref()
         .and_then(|a| a.get(APPLIED_PLACEMENT))
         .map(String::as_str);
-    if !needs_scheduling(spec, binding.status(), applied, &clusters) {
-        return Ok(Action::await_change());
-    }
+    let due = needs_scheduling(spec, binding.status(), applied, &clusters);
     let Some(info) = binding_info(spec, binding.status()) else {
         return Ok(Action::await_change());
     };
+    if !due {
+        // A Duplicated workload follows the clusters: when one newly fits its placement (joined,
+        // relabelled, untainted), the binding is scheduled again and goes there too. A cluster
+        // that stops fitting does not by itself trigger this (no workload is taken away on a
+        // label change alone).
+        let duplicated = info
+            .placement
+            .replica_scheduling
+            .as_ref()
+            .is_none_or(|r| r.replica_scheduling_type != "Divided");
+        let grows = duplicated
+            && !spec.clusters.is_empty()
+            && scheduler::schedule(&info, &clusters, &ctx.plugins)
+                .is_ok_and(|d| adds_clusters(&spec.clusters, &d.clusters));
+        if !grows {
+            return Ok(Action::await_change());
+        }
+    }
     let name = binding.meta().name.clone().unwrap_or_default();
     let resource = kube::discovery::ApiResource::erase::<B>(&());
     let api: Api<kube::api::DynamicObject> = match &binding.meta().namespace {
@@ -308,6 +324,11 @@ fn error_policy<B: Binding>(_: Arc<B>, error: &Error, _: Arc<Context>) -> Action
         matches!(error, Error::Kube(e) if crate::is_conflict(e)),
         Duration::from_secs(1),
     )
+}
+
+/// Whether a decision places the workload on a cluster the current one does not.
+pub fn adds_clusters(current: &[TargetCluster], decided: &[TargetCluster]) -> bool {
+    decided.iter().any(|d| !current.iter().any(|c| c.name == d.name))
 }
 
 /// What a cluster change means for the bindings.
@@ -518,5 +539,13 @@ mod tests {
             "capacity only"
         );
         assert_eq!(classify(&mut seen, &cluster(json!({"a": "2"}), "4")), Signal::All, "labels");
+    }
+
+    #[test]
+    fn a_decision_grows_only_with_a_new_cluster() {
+        let t = |n: &str| TargetCluster { name: n.into(), replicas: 2 };
+        assert!(adds_clusters(&[t("m1")], &[t("m1"), t("m2")]));
+        assert!(!adds_clusters(&[t("m1"), t("m2")], &[t("m1")]), "losing one is not growing");
+        assert!(!adds_clusters(&[t("m1")], &[t("m1")]));
     }
 }

@@ -226,6 +226,28 @@ fn namespaces_propagate_and_conflicts_follow_the_policy() {
     eventually(Duration::from_secs(30), "Overwrite takes member2's object over", || {
         (data("member2") == "control-plane").then_some(())
     });
+    // A Duplicated placement by cluster label follows the clusters: labelling member2 later
+    // brings the object there too.
+    cp.api.kubectl(&["label", "cluster", "member1", "env=prod"]).ok();
+    cp.api
+        .kubectl_stdin(
+            &["apply", "-f", "-"],
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: follow\n  namespace: team-a\n---\n\
+             apiVersion: policy.karmada.io/v1alpha1\nkind: PropagationPolicy\nmetadata:\n  name: follow\n  namespace: team-a\nspec:\n  \
+             resourceSelectors:\n  - {apiVersion: v1, kind: ConfigMap, name: follow}\n  placement:\n    clusterAffinity:\n      labelSelector:\n        matchLabels: {env: prod}\n",
+        )
+        .ok();
+    let has_follow =
+        |cluster: &str| cp.member(cluster, &["get", "cm", "follow", "-n", "team-a"]).code == 0;
+    eventually(Duration::from_secs(30), "follow in member1", || {
+        has_follow("member1").then_some(())
+    });
+    assert!(!has_follow("member2"));
+    cp.api.kubectl(&["label", "cluster", "member2", "env=prod"]).ok();
+    eventually(Duration::from_secs(30), "follow reaches the newly labelled member2", || {
+        has_follow("member2").then_some(())
+    });
+
     // Deleting the namespace removes it from the members.
     cp.api.kubectl(&["delete", "ns", "team-a", "--wait=false"]).ok();
     for cluster in ["member1", "member2"] {
