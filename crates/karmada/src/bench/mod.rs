@@ -1,6 +1,7 @@
 //! `karmada bench ...`: benchmarks that print numbers (never timed tests).
 
 mod apiserver;
+mod failover;
 mod member;
 mod process;
 mod propagate;
@@ -24,6 +25,9 @@ pub enum Target {
     /// dependency), propagation latency, Works/s, control-plane memory and CPU, and a
     /// controller restart.
     Propagate(propagate::Args),
+    /// Failover timing: a member fails, how long until its workload is Ready elsewhere,
+    /// against the time the settings predict.
+    Failover(failover::Args),
 }
 
 pub async fn run(target: Target) -> anyhow::Result<()> {
@@ -33,5 +37,6 @@ pub async fn run(target: Target) -> anyhow::Result<()> {
         Target::Member(args) => member::run(args).await,
         Target::Scheduler(args) => scheduler::run(args).await,
         Target::Propagate(args) => propagate::run(args).await,
+        Target::Failover(args) => failover::run(args).await,
     }
 }
