@@ -243,29 +243,10 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
         if !existing.is_empty() {
             return Ok(Action::requeue(Duration::from_millis(500)));
         }
-        if finalizers.iter().any(|f| f == FINALIZER) {
-            let rest: Vec<String> = finalizers.into_iter().filter(|f| f != FINALIZER).collect();
-            bindings
-                .patch(
-                    &name,
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"metadata": {"finalizers": rest}})),
-                )
-                .await?;
-        }
+        crate::set_finalizer(&bindings, &name, &finalizers, FINALIZER, false).await?;
         return Ok(Action::await_change());
     }
-    if !finalizers.iter().any(|f| f == FINALIZER) {
-        let mut all = finalizers.clone();
-        all.push(FINALIZER.to_owned());
-        bindings
-            .patch(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"metadata": {"finalizers": all}})),
-            )
-            .await?;
-    }
+    crate::set_finalizer(&bindings, &name, &finalizers, FINALIZER, true).await?;
     if targets.is_empty() {
         return Ok(Action::await_change());
     }

@@ -109,29 +109,12 @@ async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action, E
                 return Ok(Action::requeue(Duration::from_millis(500)));
             }
             None => {
-                let rest: Vec<String> = finalizers.into_iter().filter(|f| f != FINALIZER).collect();
-                clusters
-                    .patch(
-                        &name,
-                        &PatchParams::default(),
-                        &Patch::Merge(json!({"metadata": {"finalizers": rest}})),
-                    )
-                    .await?;
+                crate::set_finalizer(&clusters, &name, &finalizers, FINALIZER, false).await?;
                 return Ok(Action::await_change());
             }
         }
     }
-    if !finalizers.iter().any(|f| f == FINALIZER) {
-        let mut all = finalizers.clone();
-        all.push(FINALIZER.to_owned());
-        clusters
-            .patch(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"metadata": {"finalizers": all}})),
-            )
-            .await?;
-    }
+    crate::set_finalizer(&clusters, &name, &finalizers, FINALIZER, true).await?;
     if namespaces.get_opt(&es).await?.is_none() {
         let ns: Namespace = serde_json::from_value(
             json!({"metadata": {"name": es, "labels": {"karmada.io/managed": "true"}}}),

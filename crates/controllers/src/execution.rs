@@ -151,14 +151,17 @@ impl Context {
         Ok(watch)
     }
 
-    fn namespace_known(&self, cluster: &str, namespace: &str, known: bool) -> bool {
-        let Ok(mut members) = self.members.lock() else { return false };
-        let Some(m) = members.get_mut(cluster) else { return false };
-        if known {
+    fn namespace_known(&self, cluster: &str, namespace: &str) -> bool {
+        self.members
+            .lock()
+            .is_ok_and(|m| m.get(cluster).is_some_and(|m| m.namespaces.contains(namespace)))
+    }
+
+    fn remember_namespace(&self, cluster: &str, namespace: &str) {
+        if let Ok(mut members) = self.members.lock()
+            && let Some(m) = members.get_mut(cluster)
+        {
             m.namespaces.insert(namespace.to_owned());
-            true
-        } else {
-            m.namespaces.contains(namespace)
         }
     }
 
@@ -233,7 +236,7 @@ async fn ensure_namespace(
     member: &kube::Client,
     namespace: &str,
 ) -> Result<(), kube::Error> {
-    if namespace.is_empty() || ctx.namespace_known(cluster, namespace, false) {
+    if namespace.is_empty() || ctx.namespace_known(cluster, namespace) {
         return Ok(());
     }
     let namespaces: Api<Namespace> = Api::all(member.clone());
@@ -246,7 +249,7 @@ async fn ensure_namespace(
             Err(e) => return Err(e),
         }
     }
-    ctx.namespace_known(cluster, namespace, true);
+    ctx.remember_namespace(cluster, namespace);
     Ok(())
 }
 
@@ -362,27 +365,10 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
         if let (false, Some(cluster)) = (preserve, &cluster) {
             remove_applied(&ctx, cluster, &work).await?;
         }
-        let rest: Vec<String> = finalizers.into_iter().filter(|f| f != FINALIZER).collect();
-        works
-            .patch(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"metadata": {"finalizers": rest}})),
-            )
-            .await?;
+        crate::set_finalizer(&works, &name, &finalizers, FINALIZER, false).await?;
         return Ok(Action::await_change());
     }
-    if !finalizers.iter().any(|f| f == FINALIZER) {
-        let mut all = finalizers.clone();
-        all.push(FINALIZER.to_owned());
-        works
-            .patch(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"metadata": {"finalizers": all}})),
-            )
-            .await?;
-    }
+    crate::set_finalizer(&works, &name, &finalizers, FINALIZER, true).await?;
     if work.spec.suspend_dispatching == Some(true) {
         return Ok(Action::await_change());
     }

@@ -125,7 +125,8 @@ pub fn eviction_due(taints: &[Taint], tolerations: &[Toleration]) -> Option<i64>
         .min()
 }
 
-fn taint_policy_resource() -> ApiResource {
+/// The API resource of ClusterTaintPolicies.
+pub fn taint_policy_resource() -> ApiResource {
     ApiResource {
         group: "policy.karmada.io".into(),
         version: "v1alpha1".into(),

@@ -335,3 +335,29 @@ pub(crate) fn binding_resource(namespaced: bool) -> kube::api::ApiResource {
         plural: plural.into(),
     }
 }
+
+/// Adds (`present`) or removes `finalizer` on an object whose finalizers were read as
+/// `current`; no request when nothing would change.
+pub(crate) async fn set_finalizer<K>(
+    api: &kube::Api<K>,
+    name: &str,
+    current: &[String],
+    finalizer: &str,
+    present: bool,
+) -> Result<(), kube::Error>
+where
+    K: Clone + serde::de::DeserializeOwned + Debug,
+{
+    let has = current.iter().any(|f| f == finalizer);
+    if has == present {
+        return Ok(());
+    }
+    let next: Vec<&str> = if present {
+        current.iter().map(String::as_str).chain(std::iter::once(finalizer)).collect()
+    } else {
+        current.iter().map(String::as_str).filter(|f| *f != finalizer).collect()
+    };
+    let patch = serde_json::json!({"metadata": {"finalizers": next}});
+    api.patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(patch)).await?;
+    Ok(())
+}

@@ -13,7 +13,8 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 
-fn rebalancer_resource() -> ApiResource {
+/// The API resource of WorkloadRebalancers.
+pub fn rebalancer_resource() -> ApiResource {
     ApiResource {
         group: "apps.karmada.io".into(),
         version: "v1alpha1".into(),

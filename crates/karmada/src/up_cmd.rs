@@ -176,13 +176,7 @@ pub(crate) async fn join(
 /// `cluster.karmada.io/unreachable:NoExecute`; both are lifted when it is Ready again. Workloads
 /// tolerate them for 300 s by default (the policies' `clusterTolerations` say otherwise).
 pub(crate) async fn install_default_taint_policies(control: &kube::Client) -> anyhow::Result<()> {
-    let resource = kube::api::ApiResource {
-        group: "policy.karmada.io".into(),
-        version: "v1alpha1".into(),
-        api_version: "policy.karmada.io/v1alpha1".into(),
-        kind: "ClusterTaintPolicy".into(),
-        plural: "clustertaintpolicies".into(),
-    };
+    let resource = controllers::failover::taint_policy_resource();
     let api: Api<kube::api::DynamicObject> = Api::all_with(control.clone(), &resource);
     for (name, status, key) in [
         ("karmada-default-not-ready", "False", "cluster.karmada.io/not-ready"),

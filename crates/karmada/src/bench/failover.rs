@@ -174,13 +174,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let rebalancer = json!({"apiVersion": "apps.karmada.io/v1alpha1", "kind": "WorkloadRebalancer",
             "metadata": {"name": format!("back-{round}")},
             "spec": {"workloads": [{"apiVersion": "apps/v1", "kind": "Deployment", "namespace": "default", "name": "web"}]}});
-        let resource = kube::api::ApiResource {
-            group: "apps.karmada.io".into(),
-            version: "v1alpha1".into(),
-            api_version: "apps.karmada.io/v1alpha1".into(),
-            kind: "WorkloadRebalancer".into(),
-            plural: "workloadrebalancers".into(),
-        };
+        let resource = controllers::rebalancer::rebalancer_resource();
         // A second apart from the last scheduling, so the trigger is newer.
         tokio::time::sleep(Duration::from_millis(1100)).await;
         Api::<kube::api::DynamicObject>::all_with(client.clone(), &resource)

@@ -116,10 +116,7 @@ fn controllers(kubeconfig: &str) -> anyhow::Result<(Proc, Proc)> {
 }
 
 fn policy(group: usize, args: &Args) -> serde_json::Value {
-    let n = args.clusters;
-    let names: Vec<String> = (0..args.clusters_per_workload.min(n))
-        .map(|k| format!("member{}", (group + k) % n + 1))
-        .collect();
+    let names = group_clusters(group, args);
     let scheduling = match args.mode {
         Mode::Duplicated => json!({"replicaSchedulingType": "Duplicated"}),
         Mode::Divided => {
@@ -150,12 +147,16 @@ fn workload(i: usize, args: &Args) -> anyhow::Result<(ConfigMap, Deployment)> {
     Ok((cm, deployment))
 }
 
-/// Target clusters of workload `i`.
-fn targets(i: usize, args: &Args) -> Vec<String> {
-    let group = i % args.clusters;
+/// The clusters of policy group `group`: K consecutive members, wrapping around.
+fn group_clusters(group: usize, args: &Args) -> Vec<String> {
     (0..args.clusters_per_workload.min(args.clusters))
         .map(|k| format!("member{}", (group + k) % args.clusters + 1))
         .collect()
+}
+
+/// Target clusters of workload `i`.
+fn targets(i: usize, args: &Args) -> Vec<String> {
+    group_clusters(i % args.clusters, args)
 }
 
 /// Clusters that actually get a share (a Divided workload with fewer replicas than clusters
