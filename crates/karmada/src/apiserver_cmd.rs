@@ -15,18 +15,76 @@ pub struct Args {
     /// Address to serve HTTPS on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:5443")]
     bind: SocketAddr,
-    /// `redb` (durable, in the data dir), `redb:PATH`, or `memory`.
+    /// `redb` (durable, in the data dir), `redb:PATH`, `memory`, or
+    /// `etcd:URL[,URL...]` (e.g. `etcd:https://10.0.0.1:2379,https://10.0.0.2:2379`).
     #[arg(long, default_value = "redb")]
     store: String,
+    #[command(flatten)]
+    etcd: EtcdFlags,
     /// Where to write the admin kubeconfig (default: DATA_DIR/karmada-apiserver.config).
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
 }
 
+/// How to talk to etcd when `--store etcd:...` (kube-apiserver's flag names).
+#[derive(ClapArgs, Debug, Clone, Default)]
+pub struct EtcdFlags {
+    /// CA bundle that signed etcd's serving certificates.
+    #[arg(long)]
+    pub etcd_cafile: Option<PathBuf>,
+    /// Client certificate for etcd (with --etcd-keyfile).
+    #[arg(long, requires = "etcd_keyfile")]
+    pub etcd_certfile: Option<PathBuf>,
+    /// Client key for etcd (with --etcd-certfile).
+    #[arg(long, requires = "etcd_certfile")]
+    pub etcd_keyfile: Option<PathBuf>,
+    /// Prefix of every key in etcd, so that several control planes can share one etcd.
+    #[arg(long, default_value = "")]
+    pub etcd_prefix: String,
+    /// Compact etcd history this often, in seconds (0: never; another process does it).
+    #[arg(long, default_value_t = 300)]
+    pub etcd_compaction_interval: u64,
+}
+
+impl EtcdFlags {
+    pub fn options(&self, endpoints: &str) -> anyhow::Result<store_etcd::EtcdOptions> {
+        let mut options = store_etcd::EtcdOptions::new(endpoints);
+        anyhow::ensure!(!options.endpoints.is_empty(), "--store etcd: needs at least one URL");
+        options.prefix = self.etcd_prefix.clone().into_bytes();
+        options.compaction_interval = (self.etcd_compaction_interval > 0)
+            .then(|| std::time::Duration::from_secs(self.etcd_compaction_interval));
+        let read = |path: &PathBuf| {
+            std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
+        };
+        if self.etcd_cafile.is_some() || self.etcd_certfile.is_some() {
+            options.tls = Some(store_etcd::EtcdTls {
+                ca_pem: self.etcd_cafile.as_ref().map(read).transpose()?,
+                identity: match (&self.etcd_certfile, &self.etcd_keyfile) {
+                    (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+                    _ => None,
+                },
+                domain: None,
+            });
+        }
+        Ok(options)
+    }
+}
+
 /// Opens the store a `--store` flag names.
-pub fn open_store(spec: &str, data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn Store>> {
+pub async fn open_store(
+    spec: &str,
+    data_dir: &std::path::Path,
+    etcd: &EtcdFlags,
+) -> anyhow::Result<Arc<dyn Store>> {
     match spec.split_once(':').map_or((spec, None), |(k, v)| (k, Some(v))) {
         ("memory", None) => Ok(Arc::new(store_memory::MemoryStore::default())),
+        ("etcd", Some(endpoints)) => {
+            let options = etcd.options(endpoints)?;
+            let store = store_etcd::EtcdStore::connect(options)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot use etcd at {endpoints}: {e}"))?;
+            Ok(Arc::new(store))
+        }
         ("redb", path) => {
             std::fs::create_dir_all(data_dir)?;
             let path = path.map_or_else(|| data_dir.join("store.redb"), PathBuf::from);
@@ -34,12 +92,14 @@ pub fn open_store(spec: &str, data_dir: &std::path::Path) -> anyhow::Result<Arc<
                 .map_err(|e| anyhow::anyhow!("cannot open the store at {}: {e}", path.display()))?;
             Ok(Arc::new(store))
         }
-        _ => anyhow::bail!("unknown --store {spec:?}: use redb, redb:PATH or memory"),
+        _ => anyhow::bail!(
+            "unknown --store {spec:?}: use redb, redb:PATH, memory or etcd:URL[,URL...]"
+        ),
     }
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let store = open_store(&args.store, &args.data_dir)?;
+    let store = open_store(&args.store, &args.data_dir, &args.etcd).await?;
     let mut config = apiserver::Config::new(&args.data_dir, args.bind, store);
     config.kubeconfig = args.kubeconfig;
     crate::karmada_apis::install(&mut config);

@@ -211,7 +211,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let progress = |step: &str| eprintln!("[{:>5.1}s] {step}", started.elapsed().as_secs_f64());
 
     progress("starting the control plane");
-    let store = crate::apiserver_cmd::open_store("redb", &data_dir)?;
+    let store = crate::apiserver_cmd::open_store("redb", &data_dir, &Default::default()).await?;
     let mut config =
         apiserver::Config::new(&data_dir, SocketAddr::from(([127, 0, 0, 1], args.port)), store);
     config.kubeconfig = Some(kubeconfig.clone());
