@@ -80,9 +80,9 @@ pub async fn open_store(
         ("memory", None) => Ok(Arc::new(store_memory::MemoryStore::default())),
         ("etcd", Some(endpoints)) => {
             let options = etcd.options(endpoints)?;
-            let store = store_etcd::EtcdStore::connect(options)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot use etcd at {endpoints}: {e}"))?;
+            let store = store_etcd::EtcdStore::connect(options).await.map_err(|e| {
+                anyhow::Error::new(e).context(format!("cannot use etcd at {endpoints}"))
+            })?;
             Ok(Arc::new(store))
         }
         ("redb", path) => {

@@ -43,12 +43,14 @@ pub struct ApiServer {
     pub kubeconfig: PathBuf,
     pub url: String,
     store: String,
+    extra: Vec<String>,
 }
 
-fn spawn(dir: &Path, store: &str, bind: &str) -> (Child, String) {
+fn spawn(dir: &Path, store: &str, bind: &str, extra: &[String]) -> (Child, String) {
     let mut child = Command::new(KARMADA)
         .args(["apiserver", "--bind", bind, "--store", store, "--data-dir"])
         .arg(dir)
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -69,10 +71,22 @@ fn spawn(dir: &Path, store: &str, bind: &str) -> (Child, String) {
 
 impl ApiServer {
     pub fn start(store: &str) -> ApiServer {
+        ApiServer::start_with(store, &[])
+    }
+
+    /// Starts with more `karmada apiserver` flags (e.g. `--etcd-cafile`).
+    pub fn start_with(store: &str, extra: &[String]) -> ApiServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (child, url) = spawn(dir.path(), store, "127.0.0.1:0");
+        let (child, url) = spawn(dir.path(), store, "127.0.0.1:0", extra);
         let kubeconfig = dir.path().join("karmada-apiserver.config");
-        ApiServer { child: Some(child), dir, kubeconfig, url, store: store.into() }
+        ApiServer {
+            child: Some(child),
+            dir,
+            kubeconfig,
+            url,
+            store: store.into(),
+            extra: extra.to_vec(),
+        }
     }
 
     /// Stops the process (SIGKILL) and starts it again on the same data dir and port.
@@ -82,7 +96,7 @@ impl ApiServer {
             let _ = child.wait();
         }
         let bind = self.url.trim_start_matches("https://").to_owned();
-        let (child, url) = spawn(self.dir.path(), &self.store, &bind);
+        let (child, url) = spawn(self.dir.path(), &self.store, &bind, &self.extra);
         self.child = Some(child);
         self.url = url;
     }

@@ -4,6 +4,7 @@
 
 mod apiserver_kubectl;
 mod clusters;
+mod ha;
 mod harness;
 mod karmada_apis;
 mod member_kubectl;
