@@ -206,6 +206,49 @@ impl EtcdStore {
         self.client.watch_client().max_decoding_message_size(MAX_MESSAGE_BYTES)
     }
 
+    /// Runs one etcd request, retrying (bounded, about 3 s) while etcd is unreachable: always
+    /// for reads, and for writes only when the request provably never left (the connection
+    /// was refused), so a retried write can never apply twice. With several endpoints this
+    /// moves a request off a dead member.
+    async fn call<T>(
+        &self,
+        read: bool,
+        request: impl Fn(KvClient) -> BoxFuture<T>,
+    ) -> Result<T, etcd_client::Error> {
+        let mut delay = Duration::from_millis(20);
+        let mut attempt = 0;
+        loop {
+            match request(self.kv()).await {
+                Err(e) if attempt < 8 && retryable(&e, read) => {
+                    attempt += 1;
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_millis(500));
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn range(
+        &self,
+        key: Vec<u8>,
+        options: GetOptions,
+    ) -> Result<etcd_client::GetResponse, etcd_client::Error> {
+        self.call(true, |mut kv| {
+            let (key, options) = (key.clone(), options.clone());
+            Box::pin(async move { kv.get(key, Some(options)).await })
+        })
+        .await
+    }
+
+    async fn txn(&self, txn: Txn) -> Result<etcd_client::TxnResponse, etcd_client::Error> {
+        self.call(false, |mut kv| {
+            let txn = txn.clone();
+            Box::pin(async move { kv.txn(txn).await })
+        })
+        .await
+    }
+
     /// The etcd key for a store key.
     fn full(&self, key: &[u8]) -> Vec<u8> {
         let mut full = Vec::with_capacity(self.prefix.len() + key.len());
@@ -221,7 +264,8 @@ impl EtcdStore {
     /// Whether the state at `revision` can still be read (`false`: compacted).
     async fn readable_at(&self, revision: Revision) -> Result<bool> {
         let options = GetOptions::new().with_count_only().with_revision(revision.0 as i64);
-        match self.kv().get(self.full(b"\0"), Some(options)).await {
+        let key = self.full(b"\0");
+        match self.range(key.clone(), options.clone()).await {
             Ok(_) => Ok(true),
             Err(e) if matches!(classify(&e), ErrorKind::Compacted) => Ok(false),
             Err(e) => Err(unavailable("read failed")(e)),
@@ -253,6 +297,20 @@ impl EtcdStore {
             }
             (Some(_), None) => StoreError::AlreadyExists { key },
         })
+    }
+}
+
+type BoxFuture<T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, etcd_client::Error>> + Send>>;
+
+/// Whether a failed request may be sent again (see [`EtcdStore::call`]).
+fn retryable(e: &etcd_client::Error, read: bool) -> bool {
+    match e {
+        etcd_client::Error::GRpcStatus(status) if status.code() == tonic::Code::Unavailable => {
+            read || status.message().contains("connect error")
+        }
+        etcd_client::Error::TransportError(_) => read,
+        _ => false,
     }
 }
 
@@ -317,7 +375,7 @@ impl Store for EtcdStore {
         let txn = Txn::new()
             .when([Compare::create_revision(full.clone(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(full, value.to_vec(), None)]);
-        let response = self.kv().txn(txn).await.map_err(|e| write_error(e, value.len()))?;
+        let response = self.txn(txn).await.map_err(|e| write_error(e, value.len()))?;
         if !response.succeeded() {
             return Err(StoreError::AlreadyExists { key });
         }
@@ -330,7 +388,8 @@ impl Store for EtcdStore {
         if let Some(revision) = revision {
             options = options.with_revision(revision.0 as i64);
         }
-        match self.kv().get(self.full(key), Some(options)).await {
+        let full = self.full(key);
+        match self.range(full.clone(), options.clone()).await {
             Ok(response) => Ok(response.kvs().first().map(|kv| self.kv_from(kv))),
             Err(e) => Err(self.read_error(e, revision).await),
         }
@@ -345,7 +404,7 @@ impl Store for EtcdStore {
                 Compare::mod_revision(full.clone(), CompareOp::Equal, expected.0 as i64),
             ])
             .and_then([TxnOp::put(full, value.to_vec(), Some(PutOptions::new().with_prev_key()))]);
-        let response = self.kv().txn(txn).await.map_err(|e| write_error(e, value.len()))?;
+        let response = self.txn(txn).await.map_err(|e| write_error(e, value.len()))?;
         if !response.succeeded() {
             return Err(self.write_refused(key, Some(expected)).await?);
         }
@@ -377,7 +436,7 @@ impl Store for EtcdStore {
         let txn = Txn::new()
             .when(compares)
             .and_then([TxnOp::delete(full, Some(DeleteOptions::new().with_prev_key()))]);
-        let response = self.kv().txn(txn).await.map_err(unavailable("delete failed"))?;
+        let response = self.txn(txn).await.map_err(unavailable("delete failed"))?;
         let key = Bytes::copy_from_slice(key);
         if !response.succeeded() {
             return Err(match self.write_refused(key.clone(), expected).await? {
@@ -426,7 +485,7 @@ impl Store for EtcdStore {
             if let Some(revision) = revision {
                 get = get.with_revision(revision.0 as i64);
             }
-            let response = match self.kv().get(start.clone(), Some(get)).await {
+            let response = match self.range(start.clone(), get.clone()).await {
                 Ok(response) => response,
                 Err(e) => return Err(self.read_error(e, revision).await),
             };
@@ -454,7 +513,8 @@ impl Store for EtcdStore {
         // cheap read at `after`, which fails exactly when that state is compacted (or future).
         if after.0 > 0 {
             let options = GetOptions::new().with_count_only().with_revision(after.0 as i64);
-            if let Err(e) = self.kv().get(self.full(b"\0"), Some(options)).await {
+            let key = self.full(b"\0");
+            if let Err(e) = self.range(key.clone(), options.clone()).await {
                 return Err(self.read_error(e, Some(after)).await);
             }
         }
@@ -496,8 +556,13 @@ impl Store for EtcdStore {
         if revision > current {
             return Err(StoreError::FutureRevision { requested: revision, current });
         }
-        let options = CompactionOptions::new().with_physical();
-        match self.kv().compact(revision.0 as i64, Some(options)).await {
+        match self
+            .call(false, |mut kv| {
+                let options = CompactionOptions::new().with_physical();
+                Box::pin(async move { kv.compact(revision.0 as i64, Some(options)).await })
+            })
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if matches!(classify(&e), ErrorKind::Compacted) => {
                 let compacted = self.compacted_revision().await?;
@@ -513,11 +578,9 @@ impl Store for EtcdStore {
 
     async fn current_revision(&self) -> Result<Revision> {
         let options = GetOptions::new().with_count_only();
-        let response = self
-            .kv()
-            .get(self.full(b"\0"), Some(options))
-            .await
-            .map_err(unavailable("cannot read the revision"))?;
+        let key = self.full(b"\0");
+        let response =
+            self.range(key, options).await.map_err(unavailable("cannot read the revision"))?;
         header_revision(response.header())
     }
 
