@@ -23,6 +23,7 @@ pub mod dependencies;
 pub mod detector;
 pub mod execution;
 pub mod failover;
+pub mod leader;
 pub mod member_client;
 pub mod namespaces;
 pub mod rebalancer;

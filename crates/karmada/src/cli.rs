@@ -98,3 +98,65 @@ pub async fn wait_for_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+/// Parses `500ms`, `10s`, `10` (seconds) or `2m`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    use std::time::Duration;
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("invalid duration unit in {s:?} (use ms, s or m)")),
+    }
+}
+
+/// Leader election for a component that may run as several replicas (upstream's flag names).
+#[derive(clap::Args, Debug, Clone)]
+pub struct LeaderElectFlags {
+    /// Compete for a Lease so that of several replicas exactly one acts (`--leader-elect` or
+    /// `--leader-elect=true`). Off by default: a single replica starts acting at once.
+    #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true",
+          action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    /// How long a standby waits, after the leader's last renewal, before taking over.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub leader_elect_lease_duration: std::time::Duration,
+    /// How long the leader keeps trying to renew before it stops acting.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub leader_elect_renew_deadline: std::time::Duration,
+    /// How often candidates try to acquire, and the leader renews.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub leader_elect_retry_period: std::time::Duration,
+    /// Namespace of the Lease.
+    #[arg(long, default_value = "karmada-system")]
+    pub leader_elect_resource_namespace: String,
+}
+
+impl LeaderElectFlags {
+    /// Runs `work` until a signal — as the leader of `lease` when leader election is on.
+    pub async fn run<W>(
+        &self,
+        client: kube::Client,
+        lease: &str,
+        work: impl FnOnce() -> W,
+    ) -> anyhow::Result<()>
+    where
+        W: std::future::Future<Output = anyhow::Result<()>>,
+    {
+        if !self.leader_elect {
+            return tokio::select! {
+                result = work() => result,
+                () = wait_for_signal() => Ok(()),
+            };
+        }
+        let mut config = controllers::leader::LeaderElection::new(lease);
+        config.namespace = self.leader_elect_resource_namespace.clone();
+        config.lease_duration = self.leader_elect_lease_duration;
+        config.renew_deadline = self.leader_elect_renew_deadline;
+        config.retry_period = self.leader_elect_retry_period;
+        controllers::leader::run(client, config, work, wait_for_signal()).await
+    }
+}

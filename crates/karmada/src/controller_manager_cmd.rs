@@ -5,17 +5,7 @@ use std::time::Duration;
 
 use clap::Args as ClapArgs;
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("invalid duration unit in {s:?} (use ms, s or m)")),
-    }
-}
+use crate::cli::{LeaderElectFlags, parse_duration};
 
 #[derive(ClapArgs, Debug)]
 pub struct Args {
@@ -31,6 +21,8 @@ pub struct Args {
     cluster_monitor_grace_period: Duration,
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     cluster_monitor_period: Duration,
+    #[command(flatten)]
+    leader: LeaderElectFlags,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -42,8 +34,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ..controllers::Settings::default()
     };
     eprintln!("karmada controller-manager running");
-    tokio::select! {
-        result = controllers::run(client, settings) => result,
-        () = crate::cli::wait_for_signal() => Ok(()),
-    }
+    let work = {
+        let client = client.clone();
+        move || controllers::run(client, settings)
+    };
+    args.leader.run(client, "karmada-controller-manager", work).await
 }

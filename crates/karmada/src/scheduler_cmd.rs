@@ -15,6 +15,8 @@ pub struct Args {
     /// Enabled plugins: `*` (all), `*,-Name` to disable one.
     #[arg(long, default_value = "*")]
     plugins: String,
+    #[command(flatten)]
+    leader: crate::cli::LeaderElectFlags,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -22,8 +24,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         scheduler::Plugins::parse(&args.plugins).map_err(|e| anyhow::anyhow!("--plugins: {e}"))?;
     let client = crate::cli::kube_client(&args.kubeconfig, args.context.as_deref()).await?;
     eprintln!("karmada scheduler running");
-    tokio::select! {
-        result = controllers::scheduling::run(client, plugins) => result,
-        () = crate::cli::wait_for_signal() => Ok(()),
-    }
+    let work = {
+        let client = client.clone();
+        move || controllers::scheduling::run(client, plugins)
+    };
+    args.leader.run(client, "karmada-scheduler", work).await
 }

@@ -172,3 +172,183 @@ fn an_apiserver_without_the_client_certificate_is_refused_by_etcd() {
     assert!(stderr.contains("cannot use etcd at"), "{stderr}");
     assert!(stderr.contains("BadCertificate"), "the cause is shown: {stderr}");
 }
+
+/// A controller-manager or scheduler replica whose stderr is watched for "became leader".
+struct Replica {
+    child: std::process::Child,
+    leading: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Replica {
+    fn start(component: &str, kubeconfig: &Path) -> Replica {
+        let mut command = std::process::Command::new(crate::harness::KARMADA);
+        command.arg(component).arg("--kubeconfig").arg(kubeconfig).args([
+            "--leader-elect",
+            "--leader-elect-lease-duration",
+            "3s",
+            "--leader-elect-renew-deadline",
+            "2s",
+            "--leader-elect-retry-period",
+            "500ms",
+        ]);
+        if component == "controller-manager" {
+            command.args([
+                "--cluster-status-update-frequency",
+                "1s",
+                "--cluster-monitor-period",
+                "1s",
+            ]);
+        }
+        let mut child = command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let leading = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (stderr, flag) = (child.stderr.take().unwrap(), leading.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.starts_with("became leader") {
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        });
+        Replica { child, leading }
+    }
+
+    fn leading(&self) -> bool {
+        self.leading.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn deployment(name: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: default\n  labels: {{app: ha}}\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n      - name: c\n        image: nginx\n"
+    )
+}
+
+const POLICY: &str = "apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata:
+  name: ha
+  namespace: default
+spec:
+  resourceSelectors:
+  - apiVersion: apps/v1
+    kind: Deployment
+    labelSelector:
+      matchLabels: {app: ha}
+  placement:
+    clusterAffinity:
+      clusterNames: [member1, member2]
+";
+
+/// Two apiservers on one etcd, two controller-managers and two schedulers with leader
+/// election (one of each on either apiserver). Exactly one of each leads; killing both leaders
+/// while workloads are being created hands over to the standbys, and every workload lands in
+/// every member exactly once.
+#[test]
+fn leader_election_hands_over_without_losing_or_doubling_work() {
+    etcd_binary_or_panic();
+    let etcd_dir = tempfile::tempdir().unwrap();
+    let mut etcd = EtcdServer::start_single(etcd_dir.path()).unwrap();
+    etcd.wait_listening(Duration::from_secs(30)).unwrap();
+    let store = format!("etcd:{}", etcd.client_url);
+    let a = ApiServer::start(&store);
+    let b = ApiServer::start(&store);
+    let b_kubeconfig = b.kubeconfig.clone();
+    let cp = crate::plane::ControlPlane::start_on(a, 2, false);
+
+    let mut managers = [
+        Replica::start("controller-manager", &cp.api.kubeconfig),
+        Replica::start("controller-manager", &b_kubeconfig),
+    ];
+    let mut schedulers = [
+        Replica::start("scheduler", &cp.api.kubeconfig),
+        Replica::start("scheduler", &b_kubeconfig),
+    ];
+    for member in ["member1", "member2"] {
+        cp.join(member).ok();
+    }
+    eventually(Duration::from_secs(30), "clusters Ready", || {
+        let out = cp.api.kubectl(&["get", "clusters", "--no-headers"]);
+        (out.stdout.lines().filter(|l| l.contains(" True ")).count() == 2).then_some(())
+    });
+    let leader = |replicas: &[Replica; 2]| -> usize {
+        eventually(Duration::from_secs(20), "a leader", || {
+            let leading: Vec<usize> = (0..2).filter(|&i| replicas[i].leading()).collect();
+            assert!(leading.len() <= 1, "two replicas lead at once");
+            leading.first().copied()
+        })
+    };
+    let (cm_leader, sched_leader) = (leader(&managers), leader(&schedulers));
+    // The standbys stay standbys while the leaders live.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(!managers[1 - cm_leader].leading() && !schedulers[1 - sched_leader].leading());
+    let holder = cp.api.kubectl(&[
+        "get",
+        "lease",
+        "-n",
+        "karmada-system",
+        "karmada-controller-manager",
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ]);
+    assert!(!holder.ok().is_empty(), "the Lease names its holder");
+
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], POLICY).ok();
+    for i in 0..5 {
+        cp.api.kubectl_stdin(&["apply", "-f", "-"], &deployment(&format!("ha-{i}"))).ok();
+    }
+    // Kill both leaders (no release: the standbys must wait out the lease) mid-stream.
+    let _ = managers[cm_leader].child.kill();
+    let _ = schedulers[sched_leader].child.kill();
+    for i in 5..10 {
+        cp.api.kubectl_stdin(&["apply", "-f", "-"], &deployment(&format!("ha-{i}"))).ok();
+    }
+    eventually(Duration::from_secs(20), "the standbys take over", || {
+        (managers[1 - cm_leader].leading() && schedulers[1 - sched_leader].leading()).then_some(())
+    });
+    for member in ["member1", "member2"] {
+        eventually(Duration::from_secs(60), &format!("all 10 workloads in {member}"), || {
+            let out = cp.member(
+                member,
+                &[
+                    "get",
+                    "deployments",
+                    "-n",
+                    "default",
+                    "-o",
+                    "jsonpath={range .items[*]}{.metadata.name}={.spec.replicas} {end}",
+                ],
+            );
+            let got: Vec<&str> = out.stdout.split_whitespace().collect();
+            (got.len() == 10).then_some(())
+        });
+        let out = cp.member(
+            member,
+            &[
+                "get",
+                "deployments",
+                "-n",
+                "default",
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.name}={.spec.replicas} {end}",
+            ],
+        );
+        let mut got: Vec<&str> = out.stdout.split_whitespace().collect();
+        got.sort();
+        let mut want: Vec<String> = (0..10).map(|i| format!("ha-{i}=2")).collect();
+        want.sort();
+        assert_eq!(got, want, "every workload exactly once in {member}, as written");
+    }
+    let works = cp.api.kubectl(&["get", "works", "-n", "karmada-es-member1", "--no-headers"]);
+    assert_eq!(works.ok().lines().filter(|l| l.contains("ha-")).count(), 10, "{}", works.stdout);
+}

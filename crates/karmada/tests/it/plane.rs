@@ -36,28 +36,35 @@ impl Drop for ControlPlane {
 
 impl ControlPlane {
     pub fn start(members: usize) -> ControlPlane {
-        let api = ApiServer::start("memory");
+        ControlPlane::start_on(ApiServer::start("memory"), members, true)
+    }
+
+    /// `members` simulated clusters beside `api`, and (if `controller_manager`) a
+    /// controller-manager with fast cluster health settings.
+    pub fn start_on(api: ApiServer, members: usize, controller_manager: bool) -> ControlPlane {
         let members_dir = api.dir.path().join("members");
         let members_config = api.dir.path().join("members.config");
         let mut children = Vec::new();
-        children.push(
-            Command::new(KARMADA)
-                .args([
-                    "controller-manager",
-                    "--cluster-status-update-frequency",
-                    "1s",
-                    "--cluster-monitor-grace-period",
-                    "3s",
-                    "--cluster-monitor-period",
-                    "1s",
-                    "--kubeconfig",
-                ])
-                .arg(&api.kubeconfig)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
+        if controller_manager {
+            children.push(
+                Command::new(KARMADA)
+                    .args([
+                        "controller-manager",
+                        "--cluster-status-update-frequency",
+                        "1s",
+                        "--cluster-monitor-grace-period",
+                        "3s",
+                        "--cluster-monitor-period",
+                        "1s",
+                        "--kubeconfig",
+                    ])
+                    .arg(&api.kubeconfig)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            );
+        }
         let mut member = Command::new(KARMADA);
         member
             .args(["member", "--count", &members.to_string(), "--data-dir"])
