@@ -44,9 +44,13 @@ pub fn tls_etcd() -> TlsEtcd {
         client_ca_file: pki.join("ca.crt"),
     };
     let spec = MemberSpec::on_free_ports("etcd0").unwrap();
-    let mut server =
-        EtcdServer::start_member(&dir.path().join("data"), &spec, &[spec.clone()], Some(&tls))
-            .unwrap();
+    let mut server = EtcdServer::start_member(
+        &dir.path().join("data"),
+        &spec,
+        std::slice::from_ref(&spec),
+        Some(&tls),
+    )
+    .unwrap();
     server.wait_listening(Duration::from_secs(30)).unwrap();
     let flags = vec![
         "--etcd-cafile".into(),
