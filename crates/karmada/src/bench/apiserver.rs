@@ -28,9 +28,10 @@ pub struct Args {
     /// Events written while the watchers listen.
     #[arg(long, default_value_t = 100)]
     events: usize,
-    /// The server's store: `redb` or `memory`.
+    /// The server's store: `redb`, `memory`, `etcd` (a local etcd this benchmark starts) or
+    /// `etcd:URL`. Repeat to compare several in one run (e.g. `--store redb --store etcd`).
     #[arg(long, default_value = "redb")]
-    store: String,
+    store: Vec<String>,
     /// Skip measuring the raw store (the apiserver/store ratio).
     #[arg(long)]
     skip_store: bool,
@@ -62,9 +63,70 @@ async fn ensure_namespace(client: &kube::Client, name: &str) -> anyhow::Result<(
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut report = Report::default();
-    let subject = format!("apiserver({})", args.store);
-    let dir = tempfile::tempdir()?;
-    let (server, kubeconfig) = super::process::apiserver(&args.store, dir.path())?;
+    let mut rates = Vec::new();
+    for store in &args.store {
+        let dir = tempfile::tempdir()?;
+        // `etcd` alone: a one-member etcd on loopback, kept for this store's run.
+        let (spec, etcd) = if store == "etcd" {
+            let mut etcd = store_etcd::server::EtcdServer::start_single(&dir.path().join("etcd"))?;
+            etcd.wait_listening(Duration::from_secs(30))?;
+            let options = store_etcd::EtcdOptions::new(&etcd.client_url);
+            store_etcd::server::wait_ready(&options, Duration::from_secs(30)).await?;
+            (format!("etcd:{}", etcd.client_url), Some(etcd))
+        } else {
+            (store.clone(), None)
+        };
+        let rate = measure(&args, store, &spec, dir.path(), &mut report).await?;
+        drop(etcd);
+        rates.push((store.clone(), rate));
+    }
+    if let Some((first, base)) = rates.first() {
+        for (store, rate) in &rates[1..] {
+            report.add(
+                &format!("apiserver({store})/apiserver({first})"),
+                "create throughput ratio",
+                rate / base,
+                "x",
+            );
+        }
+    }
+    if !args.skip_store {
+        let dir = tempfile::tempdir()?;
+        let store: Arc<dyn store::Store> = Arc::new(store_redb::RedbStore::open(
+            dir.path().join("s.redb"),
+            store_redb::RedbOptions::default(),
+        )?);
+        let store_rate =
+            super::store::concurrent_writes(&store, args.clients, 2048, Duration::from_secs(2))
+                .await?;
+        report.add(
+            "store(redb)",
+            &format!("create/s, {} writers, 2 KiB", args.clients),
+            store_rate,
+            "ops/s",
+        );
+        for (name, rate) in &rates {
+            report.add(
+                &format!("apiserver({name})/store(redb)"),
+                "create throughput ratio",
+                rate / store_rate,
+                "x",
+            );
+        }
+    }
+    report.print(args.json)
+}
+
+/// Runs every phase against one apiserver process on `spec`; returns its creates/s.
+async fn measure(
+    args: &Args,
+    name: &str,
+    spec: &str,
+    dir: &std::path::Path,
+    report: &mut Report,
+) -> anyhow::Result<f64> {
+    let subject = format!("apiserver({name})");
+    let (server, kubeconfig) = super::process::apiserver(spec, dir)?;
     let client = crate::cli::kube_client(&kubeconfig, None).await?;
     let payload: String = "x".repeat(2048);
     let phase = Duration::from_secs_f64(args.seconds);
@@ -269,25 +331,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "MiB",
     );
     drop(server);
-
-    if !args.skip_store {
-        let dir = tempfile::tempdir()?;
-        let store: Arc<dyn store::Store> = Arc::new(store_redb::RedbStore::open(
-            dir.path().join("s.redb"),
-            store_redb::RedbOptions::default(),
-        )?);
-        let store_rate =
-            super::store::concurrent_writes(&store, args.clients, 2048, Duration::from_secs(2))
-                .await?;
-        report.add(
-            "store(redb)",
-            &format!("create/s, {} writers, 2 KiB", args.clients),
-            store_rate,
-            "ops/s",
-        );
-        report.add("apiserver/store", "create throughput ratio", creates_per_sec / store_rate, "x");
-    }
-    report.print(args.json)
+    Ok(creates_per_sec)
 }
 
 /// A tiny thread-safe sample collector.
