@@ -84,15 +84,19 @@ impl Authority {
     pub fn load_or_create(dir: &Path, common_name: &str) -> Result<Authority, PkiError> {
         std::fs::create_dir_all(dir).map_err(io_err(format!("create {}", dir.display())))?;
         let (cert_path, key_path) = (dir.join("ca.crt"), dir.join("ca.key"));
-        let params = ca_params(common_name)?;
         if cert_path.exists() && key_path.exists() {
             let key_pem = std::fs::read_to_string(&key_path)
                 .map_err(io_err(format!("read {}", key_path.display())))?;
             let key = KeyPair::from_pem(&key_pem)?;
             let cert_pem = std::fs::read_to_string(&cert_path)
                 .map_err(io_err(format!("read {}", cert_path.display())))?;
+            // Issue under the name the stored CA certificate carries (whoever created it), so
+            // that what we sign chains to it.
+            let stored_name = common_name_of_pem(&cert_pem);
+            let params = ca_params(stored_name.as_deref().unwrap_or(common_name))?;
             return Ok(Authority { params, key, cert_pem });
         }
+        let params = ca_params(common_name)?;
         let key = KeyPair::generate()?;
         let cert = params.self_signed(&key)?;
         let cert_pem = cert.pem();
@@ -202,6 +206,14 @@ impl Authority {
     }
 }
 
+/// The subject common name of the first certificate in `pem`.
+fn common_name_of_pem(pem: &str) -> Option<String> {
+    let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
+    let cert = block.parse_x509().ok()?;
+    let name = cert.subject().iter_common_name().next()?.as_str().ok()?.to_owned();
+    Some(name)
+}
+
 /// The user and groups named by a client certificate (CN and O).
 pub fn identity_of(cert: &CertificateDer<'_>) -> Option<(String, Vec<String>)> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
@@ -298,4 +310,26 @@ pub fn write_kubeconfig(
     write_private(&tmp, &text)?;
     std::fs::rename(&tmp, path).map_err(io_err(format!("rename to {}", path.display())))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn issuer_cn(pem: &str) -> String {
+        let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+        let cert = block.parse_x509().unwrap();
+        cert.issuer().iter_common_name().next().unwrap().as_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn a_second_server_on_the_same_pki_issues_under_the_stored_ca_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Authority::load_or_create(dir.path(), "karmada-apiserver-ca").unwrap();
+        let second = Authority::load_or_create(dir.path(), "karmada-apiserver-2-ca").unwrap();
+        assert_eq!(first.cert_pem(), second.cert_pem(), "the stored CA is reused");
+        let serving = second.serving(&["127.0.0.1".into()]).unwrap();
+        assert_eq!(issuer_cn(&serving.cert_pem), "karmada-apiserver-ca");
+    }
 }

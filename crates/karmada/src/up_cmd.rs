@@ -38,6 +38,11 @@ pub struct Args {
     /// DATA_DIR/karmada.log); `karmada down` stops it.
     #[arg(long)]
     detach: bool,
+    /// High availability on one machine: a 3-member etcd cluster on loopback (in DATA_DIR/etcd)
+    /// instead of redb, two API servers on it (contexts `karmada-apiserver` and
+    /// `karmada-apiserver-2`), and two leader-elected controller-managers and schedulers.
+    #[arg(long)]
+    ha: bool,
 }
 
 #[derive(ClapArgs, Debug)]
@@ -86,6 +91,7 @@ pub async fn down(args: DownArgs) -> anyhow::Result<()> {
 fn detach(
     members: usize,
     port: u16,
+    ha: bool,
     data_dir: &std::path::Path,
     kubeconfig: &std::path::Path,
 ) -> anyhow::Result<()> {
@@ -98,6 +104,7 @@ fn detach(
         .arg(data_dir)
         .arg("--kubeconfig")
         .arg(kubeconfig)
+        .args(ha.then_some("--ha"))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::fs::File::create(&log)?)
@@ -192,13 +199,59 @@ pub(crate) async fn install_default_taint_policies(control: &kube::Client) -> an
     Ok(())
 }
 
+/// A 3-member etcd cluster on loopback with its data in `dir`. The members' ports are chosen
+/// on the first start and recorded in `dir/members`, so a restart rejoins the same cluster.
+async fn start_etcd_cluster(
+    dir: &std::path::Path,
+) -> anyhow::Result<(Vec<store_etcd::server::EtcdServer>, store_etcd::EtcdOptions)> {
+    use store_etcd::server::{EtcdServer, MemberSpec};
+    std::fs::create_dir_all(dir)?;
+    let record = dir.join("members");
+    let recorded: Option<Vec<MemberSpec>> =
+        std::fs::read_to_string(&record).ok().and_then(|text| {
+            text.lines()
+                .map(|line| {
+                    let mut fields = line.split_whitespace();
+                    Some(MemberSpec {
+                        name: fields.next()?.to_string(),
+                        client: fields.next()?.parse().ok()?,
+                        peer: fields.next()?.parse().ok()?,
+                    })
+                })
+                .collect()
+        });
+    let specs = match recorded {
+        Some(specs) if specs.len() == 3 => specs,
+        _ => {
+            let specs = (0..3)
+                .map(|i| MemberSpec::on_free_ports(&format!("etcd{i}")))
+                .collect::<std::io::Result<Vec<_>>>()?;
+            let text: String =
+                specs.iter().map(|m| format!("{} {} {}\n", m.name, m.client, m.peer)).collect();
+            std::fs::write(&record, text)?;
+            specs
+        }
+    };
+    let mut servers = Vec::new();
+    for spec in &specs {
+        servers.push(EtcdServer::start_member(dir, spec, &specs, None)?);
+    }
+    for server in &mut servers {
+        server.wait_listening(Duration::from_secs(30))?;
+    }
+    let endpoints: Vec<String> = servers.iter().map(|s| s.client_url.clone()).collect();
+    let options = store_etcd::EtcdOptions::new(&endpoints.join(","));
+    store_etcd::server::wait_ready(&options, Duration::from_secs(60)).await?;
+    Ok((servers, options))
+}
+
 #[allow(clippy::print_stdout)]
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let data_dir = args.data_dir.unwrap_or_else(|| home().join(".karmada"));
     let kubeconfig = args.kubeconfig.unwrap_or_else(|| home().join(".kube/karmada.config"));
     if args.detach {
-        return detach(args.members, args.port, &data_dir, &kubeconfig);
+        return detach(args.members, args.port, args.ha, &data_dir, &kubeconfig);
     }
     std::fs::create_dir_all(&data_dir)?;
     if let Some(pid) = running_pid(&data_dir) {
@@ -210,14 +263,41 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(data_dir.join(STOP_FILE));
     let progress = |step: &str| eprintln!("[{:>5.1}s] {step}", started.elapsed().as_secs_f64());
 
+    let mut etcd = Vec::new();
+    let mut standby_server = None;
+    let store = if args.ha {
+        progress("starting a 3-member etcd cluster on loopback");
+        let (servers, options) = start_etcd_cluster(&data_dir.join("etcd")).await?;
+        etcd = servers;
+        // The second API server gets its own connection, as a separate process would.
+        let standby: std::sync::Arc<dyn store::Store> =
+            std::sync::Arc::new(store_etcd::EtcdStore::connect(options.clone()).await?);
+        standby_server = Some(standby);
+        std::sync::Arc::new(store_etcd::EtcdStore::connect(options).await?)
+    } else {
+        crate::apiserver_cmd::open_store("redb", &data_dir, &Default::default()).await?
+    };
     progress("starting the control plane");
-    let store = crate::apiserver_cmd::open_store("redb", &data_dir, &Default::default()).await?;
     let mut config =
         apiserver::Config::new(&data_dir, SocketAddr::from(([127, 0, 0, 1], args.port)), store);
     config.kubeconfig = Some(kubeconfig.clone());
     crate::karmada_apis::install(&mut config);
     let server = apiserver::start(config).await?;
     let control = crate::cli::kube_client(&kubeconfig, Some("karmada-apiserver")).await?;
+    // With --ha, a second API server on the same etcd (same CA and admin certificate).
+    let second = match standby_server {
+        Some(store) => {
+            let mut config =
+                apiserver::Config::new(&data_dir, SocketAddr::from(([127, 0, 0, 1], 0)), store);
+            config.kubeconfig = Some(kubeconfig.clone());
+            config.context = "karmada-apiserver-2".into();
+            crate::karmada_apis::install(&mut config);
+            let server = apiserver::start(config).await?;
+            let client = crate::cli::kube_client(&kubeconfig, Some("karmada-apiserver-2")).await?;
+            Some((server, client))
+        }
+        None => None,
+    };
 
     progress(&format!("starting {} simulated member cluster(s)", args.members));
     let configs: Vec<MemberConfig> = (1..=args.members)
@@ -239,14 +319,41 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .collect();
     let members = member::start_many(configs).await?;
 
-    progress("starting the controller-manager and the scheduler");
     let settings = controllers::Settings {
         cluster_status_update_frequency: Duration::from_secs(2),
         ..controllers::Settings::default()
     };
-    let controller_manager = tokio::spawn(controllers::run(control.clone(), settings));
-    let scheduler =
-        tokio::spawn(controllers::scheduling::run(control.clone(), scheduler::Plugins::default()));
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut components = Vec::new();
+    if let Some((_, standby)) = &second {
+        progress("starting two leader-elected controller-managers and schedulers");
+        for client in [control.clone(), standby.clone()] {
+            let until_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            };
+            let (c, settings) = (client.clone(), settings.clone());
+            components.push(tokio::spawn(controllers::leader::run(
+                client.clone(),
+                controllers::leader::LeaderElection::new("karmada-controller-manager"),
+                move || controllers::run(c, settings),
+                until_stop(stopping.clone()),
+            )));
+            let c = client.clone();
+            components.push(tokio::spawn(controllers::leader::run(
+                client,
+                controllers::leader::LeaderElection::new("karmada-scheduler"),
+                move || controllers::scheduling::run(c, scheduler::Plugins::default()),
+                until_stop(stopping.clone()),
+            )));
+        }
+    } else {
+        progress("starting the controller-manager and the scheduler");
+        components.push(tokio::spawn(controllers::run(control.clone(), settings)));
+        components.push(tokio::spawn(controllers::scheduling::run(
+            control.clone(),
+            scheduler::Plugins::default(),
+        )));
+    }
 
     progress("installing the default ClusterTaintPolicies (failover)");
     install_default_taint_policies(&control).await?;
@@ -287,6 +394,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     writeln!(out)?;
     writeln!(out, "{:<20} SERVER", "CONTEXT")?;
     writeln!(out, "{:<20} {}", "karmada-apiserver", server.url)?;
+    if let Some((second, _)) = &second {
+        writeln!(out, "{:<20} {}", "karmada-apiserver-2", second.url)?;
+    }
     for m in &members {
         writeln!(out, "{:<20} {}", m.name, m.url())?;
     }
@@ -306,10 +416,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         () = stop_requested => {}
     }
     progress("stopping");
-    controller_manager.abort();
-    scheduler.abort();
+    // Leader-elected components release their Leases; the others just stop.
+    let _ = stop.send(true);
+    if second.is_some() {
+        let releasing = futures::future::join_all(components.iter_mut());
+        let _ = tokio::time::timeout(Duration::from_secs(2), releasing).await;
+    }
+    for component in &components {
+        component.abort();
+    }
     futures::future::join_all(members.into_iter().map(member::Member::shutdown)).await;
+    if let Some((second, _)) = second {
+        second.shutdown().await;
+    }
     server.shutdown().await;
+    drop(etcd);
     let _ = std::fs::remove_file(data_dir.join(PID_FILE));
     let _ = std::fs::remove_file(data_dir.join(STOP_FILE));
     Ok(())

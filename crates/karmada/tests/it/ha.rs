@@ -358,3 +358,110 @@ fn leader_election_hands_over_without_losing_or_doubling_work() {
     let works = cp.api.kubectl(&["get", "works", "-n", "karmada-es-member1", "--no-headers"]);
     assert_eq!(works.ok().lines().filter(|l| l.contains("ha-")).count(), 10, "{}", works.stdout);
 }
+
+/// `karmada up --ha`: a 3-member etcd cluster, two API servers, leader-elected components;
+/// the quick start works through either API server, and a stop (SIGTERM) takes etcd down too.
+#[test]
+fn karmada_up_ha_runs_the_quick_start_on_etcd() {
+    etcd_binary_or_panic();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("karmada.config");
+    let data = dir.path().join("data");
+    let mut up = std::process::Command::new(crate::harness::KARMADA)
+        .args(["up", "--ha", "--members", "2", "--port", "0", "--data-dir"])
+        .arg(&data)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = up.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let stop = |up: &mut std::process::Child| {
+        let _ = std::process::Command::new("kill").args(["-TERM", &up.id().to_string()]).status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = up.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = up.kill();
+        let _ = up.wait();
+        panic!("karmada up --ha did not stop within 30 s of SIGTERM");
+    };
+    let running = rx.recv_timeout(Duration::from_secs(90));
+    if running.as_deref() != Ok("Local Karmada is running.") {
+        stop(&mut up);
+        panic!("karmada up --ha did not start: {running:?}");
+    }
+    let kubectl = |context: &str, args: &[&str]| {
+        let out = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["--context", context])
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap();
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        for context in ["karmada-apiserver", "karmada-apiserver-2"] {
+            let (_, clusters) = kubectl(context, &["get", "clusters", "--no-headers"]);
+            assert_eq!(clusters.lines().filter(|l| l.contains(" True ")).count(), 2, "{clusters}");
+        }
+        let (_, leases) = kubectl(
+            "karmada-apiserver-2",
+            &[
+                "get",
+                "leases",
+                "-n",
+                "karmada-system",
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.name}={.spec.holderIdentity} {end}",
+            ],
+        );
+        for lease in ["karmada-controller-manager=", "karmada-scheduler="] {
+            let holder = leases.split_whitespace().find_map(|l| l.strip_prefix(lease));
+            assert!(holder.is_some_and(|h| !h.is_empty()), "{lease} held: {leases}");
+        }
+        let upstream = crate::plane::upstream("nginx");
+        let (code, _) = kubectl(
+            "karmada-apiserver",
+            &["create", "-f", upstream.join("deployment.yaml").to_str().unwrap()],
+        );
+        assert_eq!(code, 0);
+        let (code, _) = kubectl(
+            "karmada-apiserver-2",
+            &["create", "-f", upstream.join("propagationpolicy.yaml").to_str().unwrap()],
+        );
+        assert_eq!(code, 0);
+        eventually(Duration::from_secs(30), "nginx 2/2 through the second API server", || {
+            let (_, out) =
+                kubectl("karmada-apiserver-2", &["get", "deployment", "nginx", "--no-headers"]);
+            out.contains("2/2").then_some(())
+        });
+    }));
+    let etcd_ports: Vec<String> = std::fs::read_to_string(data.join("etcd/members"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        .collect();
+    stop(&mut up);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+    assert_eq!(etcd_ports.len(), 3, "the etcd members are recorded");
+    for port in etcd_ports {
+        eventually(Duration::from_secs(10), &format!("etcd on {port} stopped"), || {
+            std::net::TcpStream::connect(&port).is_err().then_some(())
+        });
+    }
+}
