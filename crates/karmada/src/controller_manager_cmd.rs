@@ -21,6 +21,10 @@ pub struct Args {
     cluster_monitor_grace_period: Duration,
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     cluster_monitor_period: Duration,
+    /// At most this many bindings are evicted from tainted clusters per second, so that
+    /// several clusters failing at once cannot stampede the healthy ones.
+    #[arg(long, default_value_t = 20)]
+    evictions_per_second: u32,
     #[command(flatten)]
     leader: LeaderElectFlags,
 }
@@ -31,6 +35,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         cluster_status_update_frequency: args.cluster_status_update_frequency,
         cluster_monitor_grace_period: args.cluster_monitor_grace_period,
         cluster_monitor_period: args.cluster_monitor_period,
+        evictions_per_second: args.evictions_per_second,
         ..controllers::Settings::default()
     };
     eprintln!("karmada controller-manager running");

@@ -270,7 +270,7 @@ fn leader_election_hands_over_without_losing_or_doubling_work() {
     let a = ApiServer::start(&store);
     let b = ApiServer::start(&store);
     let b_kubeconfig = b.kubeconfig.clone();
-    let cp = crate::plane::ControlPlane::start_on(a, 2, false);
+    let cp = crate::plane::ControlPlane::start_on(a, 2, None);
 
     let mut managers = [
         Replica::start("controller-manager", &cp.api.kubeconfig),

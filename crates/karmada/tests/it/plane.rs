@@ -36,16 +36,20 @@ impl Drop for ControlPlane {
 
 impl ControlPlane {
     pub fn start(members: usize) -> ControlPlane {
-        ControlPlane::start_on(ApiServer::start("memory"), members, true)
+        ControlPlane::start_on(ApiServer::start("memory"), members, Some(&[]))
     }
 
-    /// `members` simulated clusters beside `api`, and (if `controller_manager`) a
-    /// controller-manager with fast cluster health settings.
-    pub fn start_on(api: ApiServer, members: usize, controller_manager: bool) -> ControlPlane {
+    /// `members` simulated clusters beside `api`, and (unless `controller_manager` is None) a
+    /// controller-manager with fast cluster health settings plus the given flags.
+    pub fn start_on(
+        api: ApiServer,
+        members: usize,
+        controller_manager: Option<&[&str]>,
+    ) -> ControlPlane {
         let members_dir = api.dir.path().join("members");
         let members_config = api.dir.path().join("members.config");
         let mut children = Vec::new();
-        if controller_manager {
+        if let Some(extra) = controller_manager {
             children.push(
                 Command::new(KARMADA)
                     .args([
@@ -59,6 +63,7 @@ impl ControlPlane {
                         "--kubeconfig",
                     ])
                     .arg(&api.kubeconfig)
+                    .args(extra)
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
                     .spawn()
@@ -125,7 +130,13 @@ impl ControlPlane {
 impl ControlPlane {
     /// A control plane with the scheduler, and `members` clusters joined and Ready.
     pub fn with_joined(members: usize) -> ControlPlane {
-        let mut cp = ControlPlane::start(members);
+        ControlPlane::with_joined_and(members, &[])
+    }
+
+    /// Like [`ControlPlane::with_joined`], with more controller-manager flags.
+    pub fn with_joined_and(members: usize, controller_manager: &[&str]) -> ControlPlane {
+        let mut cp =
+            ControlPlane::start_on(ApiServer::start("memory"), members, Some(controller_manager));
         cp.start_scheduler();
         for i in 1..=members {
             cp.join(&format!("member{i}")).ok();

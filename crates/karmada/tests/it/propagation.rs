@@ -582,3 +582,116 @@ spec:
       replicaSchedulingType: Divided
       replicaDivisionPreference: Weighted
 "#;
+
+fn several_workloads() -> String {
+    let mut yaml = String::from(
+        r#"
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata:
+  name: fo
+spec:
+  resourceSelectors:
+  - apiVersion: apps/v1
+    kind: Deployment
+    labelSelector: {matchLabels: {app: fo}}
+  placement:
+    clusterAffinities:
+    - {affinityName: primary, clusterNames: [member1, member2]}
+    - {affinityName: backup, clusterNames: [member3]}
+    clusterTolerations:
+    - {key: cluster.karmada.io/not-ready, operator: Exists, effect: NoExecute, tolerationSeconds: 1}
+  failover:
+    cluster:
+      purgeMode: Never
+"#,
+    );
+    for i in 0..6 {
+        yaml.push_str(&format!(
+            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: fo-{i}\n  labels: {{app: fo}}\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: fo-{i}}}\n  template:\n    metadata:\n      labels: {{app: fo-{i}}}\n    spec:\n      containers:\n      - {{name: c, image: nginx}}\n"
+        ));
+    }
+    yaml
+}
+
+/// Two of three clusters fail at once: every workload leaves both for the backup affinity
+/// term, evictions are paced by `--evictions-per-second` (1 here: each eviction in its own
+/// second), and with `purgeMode: Never` the failed clusters keep their copies, also after they
+/// recover.
+#[test]
+fn several_clusters_fail_at_once_evictions_are_paced_and_never_purges_nothing() {
+    let cp = ControlPlane::with_joined_and(3, &["--evictions-per-second", "1"]);
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], NOT_READY_POLICY).ok();
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], &several_workloads()).ok();
+    let names = |cluster: &str| {
+        let out =
+            cp.member(cluster, &["get", "deploy", "-o", &jsonpath("{.items[*].metadata.name}")]);
+        out.stdout.split_whitespace().filter(|n| n.starts_with("fo-")).count()
+    };
+    eventually(Duration::from_secs(60), "6 workloads in member1 and member2", || {
+        (names("member1") == 6 && names("member2") == 6).then_some(())
+    });
+    assert_eq!(names("member3"), 0, "the backup term is not used while the primary fits");
+
+    cp.fault("member1", &["--unreachable", "true"]);
+    cp.fault("member2", &["--unreachable", "true"]);
+    let placed = |i: usize| {
+        cp.api
+            .kubectl(&[
+                "get",
+                "rb",
+                &format!("fo-{i}-deployment"),
+                "-o",
+                &jsonpath("{.spec.clusters[*].name}"),
+            ])
+            .stdout
+    };
+    eventually(Duration::from_secs(90), "every workload on member3 only", || {
+        ((0..6).all(|i| placed(i) == "member3") && names("member3") == 6).then_some(())
+    });
+
+    // Pacing: each binding's evictions happen in one reconcile (one token) or several; every
+    // token lands in its own second.
+    let mut tokens = std::collections::BTreeSet::new();
+    for i in 0..6 {
+        let stamps = cp.api.kubectl(&[
+            "get",
+            "rb",
+            &format!("fo-{i}-deployment"),
+            "-o",
+            &jsonpath("{.spec.gracefulEvictionTasks[*].creationTimestamp}"),
+        ]);
+        for stamp in stamps.ok().split_whitespace() {
+            tokens.insert((i, stamp.to_owned()));
+        }
+    }
+    assert!(tokens.len() >= 6, "every binding was evicted: {tokens:?}");
+    eprintln!("eviction tokens: {tokens:?}");
+    let seconds: std::collections::BTreeSet<&str> =
+        tokens.iter().map(|(_, s)| s.as_str()).collect();
+    assert_eq!(seconds.len(), tokens.len(), "at most one eviction per second: {tokens:?}");
+
+    // purgeMode Never: the failed clusters' Works stay ...
+    for cluster in ["member1", "member2"] {
+        let works =
+            cp.api.kubectl(&["get", "works", "-n", &format!("karmada-es-{cluster}"), "-o", "name"]);
+        assert_eq!(
+            works.ok().lines().filter(|w| w.contains("fo-")).count(),
+            6,
+            "{cluster}: {}",
+            works.stdout
+        );
+    }
+    // ... and once the clusters recover, so do their copies (nothing is purged), while the
+    // placement stays on member3.
+    cp.fault("member1", &["--clear"]);
+    cp.fault("member2", &["--clear"]);
+    eventually(Duration::from_secs(60), "the clusters are untainted", || {
+        (cp.jsonpath("member1", "{.spec.taints[*].key}").is_empty()
+            && cp.jsonpath("member2", "{.spec.taints[*].key}").is_empty())
+        .then_some(())
+    });
+    assert_eq!(names("member1"), 6);
+    assert_eq!(names("member2"), 6);
+    assert!((0..6).all(|i| placed(i) == "member3"));
+}
