@@ -136,6 +136,16 @@ pub(crate) async fn join(
     name: &str,
     server: &apiserver::Server,
 ) -> anyhow::Result<()> {
+    join_at(control, name, server, json!({})).await
+}
+
+/// Joins a member, with `location` (provider, region, zones) merged into the Cluster's spec.
+pub(crate) async fn join_at(
+    control: &kube::Client,
+    name: &str,
+    server: &apiserver::Server,
+    location: serde_json::Value,
+) -> anyhow::Result<()> {
     let credentials = Credentials {
         ca_pem: server.ca_pem.as_bytes().to_vec(),
         token: None,
@@ -170,8 +180,11 @@ pub(crate) async fn join(
     Api::<Secret>::namespaced(control.clone(), CLUSTER_NAMESPACE)
         .patch(name, &PatchParams::apply("karmada-up").force(), &Patch::Apply(&secret))
         .await?;
-    let cluster = json!({"apiVersion": "cluster.karmada.io/v1alpha1", "kind": "Cluster", "metadata": {"name": name},
+    let mut cluster = json!({"apiVersion": "cluster.karmada.io/v1alpha1", "kind": "Cluster", "metadata": {"name": name},
         "spec": {"id": id, "syncMode": "Push", "apiEndpoint": server.url, "secretRef": {"namespace": CLUSTER_NAMESPACE, "name": name}}});
+    if let (Some(spec), Some(location)) = (cluster["spec"].as_object_mut(), location.as_object()) {
+        spec.extend(location.clone());
+    }
     Api::<Cluster>::all(control.clone())
         .patch(name, &PatchParams::apply("karmada-up").force(), &Patch::Apply(&cluster))
         .await?;
@@ -317,6 +330,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             },
         })
         .collect();
+    let locations: std::collections::HashMap<String, serde_json::Value> = configs
+        .iter()
+        .map(|c| {
+            let location =
+                json!({"provider": c.sim.provider, "region": c.sim.region, "zones": c.sim.zones});
+            (c.name.clone(), location)
+        })
+        .collect();
     let members = member::start_many(configs).await?;
 
     let settings = controllers::Settings {
@@ -360,7 +381,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     progress("joining the members (push mode)");
     for m in &members {
-        join(&control, &m.name, &m.server).await?;
+        let location = locations.get(&m.name).cloned().unwrap_or_else(|| json!({}));
+        join_at(&control, &m.name, &m.server, location).await?;
     }
     let clusters: Api<Cluster> = Api::all(control.clone());
     let deadline = Instant::now() + Duration::from_secs(60);

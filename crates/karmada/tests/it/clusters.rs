@@ -397,3 +397,89 @@ fn karmada_up_detaches_and_karmada_down_stops_it() {
     assert!(!nothing.status.success());
     assert!(String::from_utf8_lossy(&nothing.stderr).contains("no local Karmada is running"));
 }
+
+/// The README's quick start, run literally: the `sh` block after `<!-- quick-start -->`, line
+/// by line with bash from the repository root, against `karmada up` (the `export KUBECONFIG`
+/// line is replaced by the test's kubeconfig). A line ending in `# shows: TEXT` is retried until
+/// its output contains TEXT; every other line must succeed the first time.
+#[test]
+fn the_readme_quick_start_runs_as_written() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let block = readme
+        .split_once("<!-- quick-start -->")
+        .and_then(|(_, rest)| rest.split_once("```sh\n"))
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(block, _)| block.to_owned())
+        .expect("README.md has a sh block after <!-- quick-start -->");
+    let lines: Vec<&str> = block.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() >= 6, "the quick start has its steps: {lines:?}");
+    assert_eq!(
+        lines[0], "export KUBECONFIG=~/.kube/karmada.config",
+        "the quick start starts from karmada up's default kubeconfig"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("karmada.config");
+    let mut up = Command::new(KARMADA)
+        .args(["up", "--members", "3", "--port", "0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = up.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let running = rx.recv_timeout(Duration::from_secs(60));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        assert_eq!(running.as_deref(), Ok("Local Karmada is running."));
+        for line in &lines[1..] {
+            let (command, shows) = match line.split_once("# shows:") {
+                Some((command, shows)) => (command.trim(), Some(shows.trim())),
+                None => (line.trim(), None),
+            };
+            let run = || {
+                let out = Command::new("bash")
+                    .args(["-c", command])
+                    .current_dir(&root)
+                    .env("KUBECONFIG", &kubeconfig)
+                    .output()
+                    .unwrap();
+                (
+                    out.status.success(),
+                    String::from_utf8_lossy(&out.stdout).into_owned(),
+                    String::from_utf8_lossy(&out.stderr).into_owned(),
+                )
+            };
+            match shows {
+                Some(text) => {
+                    eventually(
+                        Duration::from_secs(60),
+                        &format!("`{command}` shows {text}"),
+                        || {
+                            let (ok, out, _) = run();
+                            (ok && out.contains(text)).then_some(())
+                        },
+                    );
+                }
+                None => {
+                    let (ok, out, err) = run();
+                    assert!(ok, "`{command}` failed: {out} {err}");
+                }
+            }
+        }
+    }));
+    let _ = up.kill();
+    let _ = up.wait();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}

@@ -87,7 +87,7 @@ spec:
 "#;
 
 #[test]
-fn every_upstream_sample_applies_and_reads_back() {
+fn every_upstream_and_project_sample_applies_and_reads_back() {
     let s = ApiServer::start("memory");
     let fixtures = s.file("fixture-crds.yaml", FIXTURE_CRDS);
     s.kubectl(&["apply", "-f", &fixtures]).ok();
@@ -106,7 +106,11 @@ fn every_upstream_sample_applies_and_reads_back() {
     )
     .ok();
     let mut applied = 0;
-    for path in manifests(&upstream_dir()) {
+    // The project's own samples (samples/) must apply and read back the same way.
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples");
+    let project = manifests(&samples);
+    assert!(project.len() >= 5, "the project's samples/ are missing");
+    for path in manifests(&upstream_dir()).into_iter().chain(project) {
         let text = std::fs::read_to_string(&path).unwrap();
         let docs: Vec<Value> = text
             .split("\n---")
@@ -164,7 +168,7 @@ fn every_upstream_sample_applies_and_reads_back() {
             applied += 1;
         }
     }
-    assert!(applied >= 25, "applied only {applied} upstream objects");
+    assert!(applied >= 31, "applied only {applied} upstream and project objects");
 }
 
 #[test]
