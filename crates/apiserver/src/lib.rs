@@ -67,6 +67,8 @@ pub struct Config {
     pub bookmark_interval: Duration,
     /// Run the garbage collector and namespace finalizer.
     pub gc: bool,
+    /// Namespaces created at startup besides Kubernetes' own (e.g. `karmada-system`).
+    pub namespaces: Vec<String>,
 }
 
 impl Config {
@@ -83,6 +85,7 @@ impl Config {
             admission: Vec::new(),
             authorizer: Arc::new(api::AllowAll),
             tokens: HashMap::new(),
+            namespaces: Vec::new(),
             watch_timeout: Duration::from_secs(1800),
             bookmark_interval: Duration::from_secs(60),
             gc: true,
@@ -179,7 +182,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         availability: Default::default(),
     });
     let crd_revision = crd::load_all(&api).await?;
-    ensure_default_namespaces(&api).await;
+    ensure_default_namespaces(&api, &config.namespaces).await;
 
     let kubeconfig =
         config.kubeconfig.unwrap_or_else(|| config.data_dir.join("karmada-apiserver.config"));
@@ -231,9 +234,10 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// `default`, `kube-system`, `kube-public` and `kube-node-lease` exist from the start.
-async fn ensure_default_namespaces(api: &Arc<Api>) {
+async fn ensure_default_namespaces(api: &Arc<Api>, extra: &[String]) {
     let Some(def) = api.registry.get("", "v1", "namespaces") else { return };
-    for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+    let builtin = ["default", "kube-system", "kube-public", "kube-node-lease"];
+    for name in builtin.iter().copied().chain(extra.iter().map(String::as_str)) {
         if api.read(&def, None, name).await.is_ok() {
             continue;
         }

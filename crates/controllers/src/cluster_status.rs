@@ -1,6 +1,8 @@
 //! The cluster-status controller: for every push-mode cluster, every
 //! `cluster_status_update_frequency`, probe the member and write what it finds into
-//! `Cluster.status` (only when something changed).
+//! `Cluster.status` (only when something changed). A pull-mode cluster's agent does the same
+//! from inside the member's network ([`observe_member`]); here we only watch its Lease and mark
+//! the cluster Unknown when the agent falls silent.
 //!
 //! Memory stays bounded: pods are summarised page by page into request totals, never kept.
 
@@ -8,6 +10,7 @@ use std::collections::BTreeMap;
 
 use apimachinery::quantity::{self, Resources};
 use futures::future::join_all;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use karmada_api::cluster::{
@@ -184,20 +187,29 @@ pub async fn observe(
     cluster: &Cluster,
     settings: &Settings,
 ) -> ClusterStatus {
+    let member = member_client::for_cluster(control, cluster, settings.probe_timeout)
+        .await
+        .map_err(|e| e.to_string());
+    observe_member(member, cluster, settings).await
+}
+
+/// Computes the status of one cluster through a client of the member (or why there is none).
+/// Shared by the control plane (push mode) and the agent (pull mode).
+pub async fn observe_member(
+    member: Result<kube::Client, String>,
+    cluster: &Cluster,
+    settings: &Settings,
+) -> ClusterStatus {
     let now = crate::now_rfc3339();
     let previous = cluster.status.clone().unwrap_or_default();
     let previous_ready = previous.conditions.iter().find(|c| c.type_ == "Ready");
     let generation = cluster.metadata.generation.unwrap_or(0);
-    let client = match member_client::for_cluster(control, cluster, settings.probe_timeout).await {
+    let client = match member {
         Ok(c) => c,
         Err(e) => {
             let mut status = previous.clone();
-            status.conditions = vec![ready_condition(
-                &Health::Unreachable(e.to_string()),
-                previous_ready,
-                &now,
-                generation,
-            )];
+            status.conditions =
+                vec![ready_condition(&Health::Unreachable(e), previous_ready, &now, generation)];
             return status;
         }
     };
@@ -234,7 +246,7 @@ pub async fn observe(
 }
 
 /// Writes the status when it differs from what is stored.
-async fn write(
+pub async fn write(
     control: &kube::Client,
     cluster: &Cluster,
     status: ClusterStatus,
@@ -255,22 +267,78 @@ pub async fn run(control: kube::Client, settings: Settings) -> anyhow::Result<()
     loop {
         match clusters.list(&ListParams::default()).await {
             Ok(list) => {
-                let work = list.items.into_iter().filter(|c| c.spec.sync_mode != "Pull" && c.metadata.deletion_timestamp.is_none()).map(|cluster| {
-                    let control = control.clone();
-                    let settings = settings.clone();
-                    async move {
-                        let status = observe(&control, &cluster, &settings).await;
-                        if let Err(e) = write(&control, &cluster, status).await {
-                            tracing::warn!(cluster = ?cluster.metadata.name, error = %e, "writing cluster status failed");
+                let work = list
+                    .items
+                    .into_iter()
+                    .filter(|c| c.metadata.deletion_timestamp.is_none())
+                    .map(|cluster| {
+                        let control = control.clone();
+                        let settings = settings.clone();
+                        async move {
+                            let status = if cluster.spec.sync_mode == "Pull" {
+                                // Its agent reports; we only notice when it stops.
+                                match pull_cluster_silence(&control, &cluster, &settings).await {
+                                    Some(status) => status,
+                                    None => return,
+                                }
+                            } else {
+                                observe(&control, &cluster, &settings).await
+                            };
+                            if let Err(e) = write(&control, &cluster, status).await {
+                                tracing::warn!(cluster = ?cluster.metadata.name, error = %e, "writing cluster status failed");
+                            }
                         }
-                    }
-                });
+                    });
                 join_all(work).await;
             }
             Err(e) => tracing::warn!(error = %e, "listing clusters failed"),
         }
         tokio::time::sleep(settings.cluster_status_update_frequency).await;
     }
+}
+
+/// A Pull cluster's health comes from its agent's Lease (`karmada-cluster/<name>`): when the
+/// agent has not renewed it within the grace period, the cluster's Ready condition becomes
+/// Unknown (the taints of the cluster controller follow). `None`: nothing to change.
+async fn pull_cluster_silence(
+    control: &kube::Client,
+    cluster: &Cluster,
+    settings: &Settings,
+) -> Option<ClusterStatus> {
+    let name = cluster.metadata.name.clone().unwrap_or_default();
+    let leases: Api<Lease> = Api::namespaced(control.clone(), crate::CLUSTER_NAMESPACE);
+    let renewed = match leases.get_opt(&name).await {
+        Ok(lease) => lease.and_then(|l| l.spec).and_then(|s| s.renew_time).map(|t| t.0.as_second()),
+        Err(e) => {
+            tracing::warn!(cluster = %name, error = %e, "reading the agent lease failed");
+            return None;
+        }
+    };
+    let silent_for = renewed.map(|at| crate::now_secs() - at);
+    let grace = settings.cluster_monitor_grace_period.as_secs() as i64;
+    if silent_for.is_some_and(|s| s <= grace) {
+        return None;
+    }
+    let previous = cluster.status.clone().unwrap_or_default();
+    let previous_ready = previous.conditions.iter().find(|c| c.type_ == "Ready");
+    if previous_ready.is_some_and(|c| c.status == "Unknown") {
+        return None;
+    }
+    let why = match silent_for {
+        Some(s) => format!("the cluster agent has not renewed its lease for {s} s"),
+        None => "the cluster agent has never reported (no lease)".to_owned(),
+    };
+    let mut status = previous.clone();
+    let mut condition = ready_condition(
+        &Health::Unreachable(why),
+        previous_ready,
+        &crate::now_rfc3339(),
+        cluster.metadata.generation.unwrap_or(0),
+    );
+    condition.status = "Unknown".into();
+    condition.reason = "ClusterStatusUnknown".into();
+    status.conditions = vec![condition];
+    Some(status)
 }
 
 #[cfg(test)]

@@ -56,8 +56,20 @@ struct Member {
     namespaces: HashSet<String>,
 }
 
+/// Which Works an execution controller serves.
+#[derive(Clone)]
+pub enum Scope {
+    /// The control plane's controller-manager: Works of every Push cluster, each member
+    /// reached with the credentials in its Cluster's secret.
+    Push,
+    /// A pull-mode agent: the Works of its one cluster, applied with the member client it was
+    /// given (the control plane never reaches the member).
+    Agent { cluster: String, member: kube::Client },
+}
+
 struct Context {
     client: kube::Client,
+    scope: Scope,
     clusters: Store<Cluster>,
     members: Mutex<HashMap<String, Member>>,
     timeout: Duration,
@@ -85,14 +97,20 @@ impl Context {
     /// A cached client for a member (rebuilt, with its watches, when its Cluster changes).
     async fn member(&self, cluster: &Cluster) -> Result<kube::Client, Error> {
         let name = cluster.metadata.name.clone().unwrap_or_default();
-        let version = version_of(cluster);
+        let (version, agent_client) = match &self.scope {
+            Scope::Agent { member, .. } => ("agent".to_owned(), Some(member.clone())),
+            Scope::Push => (version_of(cluster), None),
+        };
         if let Ok(members) = self.members.lock()
             && let Some(m) = members.get(&name)
             && m.version == version
         {
             return Ok(m.client.clone());
         }
-        let client = member_client::for_cluster(&self.client, cluster, self.timeout).await?;
+        let client = match agent_client {
+            Some(client) => client,
+            None => member_client::for_cluster(&self.client, cluster, self.timeout).await?,
+        };
         if let Ok(mut members) = self.members.lock() {
             members.insert(
                 name,
@@ -357,6 +375,19 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
     let name = work.metadata.name.clone().unwrap_or_default();
     let finalizers = work.metadata.finalizers.clone().unwrap_or_default();
     let cluster = ctx.clusters.get(&ObjectRef::new(cluster_name)).map(|c| (*c).clone());
+    // A Pull cluster's agent applies its Works. The control plane only lets go of the Works of
+    // a Pull cluster that is gone (unregistered while its agent was away: nothing can reach
+    // the member any more).
+    if matches!(ctx.scope, Scope::Push) {
+        match &cluster {
+            Some(c) if c.spec.sync_mode == "Pull" => return Ok(Action::await_change()),
+            None if work.metadata.deletion_timestamp.is_some() => {
+                crate::set_finalizer(&works, &name, &finalizers, FINALIZER, false).await?;
+                return Ok(Action::await_change());
+            }
+            _ => {}
+        }
+    }
     if work.metadata.deletion_timestamp.is_some() {
         if !finalizers.iter().any(|f| f == FINALIZER) {
             return Ok(Action::await_change());
@@ -469,7 +500,28 @@ fn error_policy(_: Arc<Work>, error: &Error, _: Arc<Context>) -> Action {
 }
 
 pub async fn run(client: kube::Client, timeout: Duration) -> anyhow::Result<()> {
-    let works: Api<Work> = Api::all(client.clone());
+    run_scoped(client, timeout, Scope::Push).await
+}
+
+/// The execution controller for `scope` (an agent watches only its own cluster's Works and
+/// Cluster, which is all its credentials allow).
+pub async fn run_scoped(
+    client: kube::Client,
+    timeout: Duration,
+    scope: Scope,
+) -> anyhow::Result<()> {
+    let (works, clusters_api, cluster_config) = match &scope {
+        Scope::Push => (
+            Api::<Work>::all(client.clone()),
+            Api::<Cluster>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+        Scope::Agent { cluster, .. } => (
+            Api::<Work>::namespaced(client.clone(), &crate::execution_namespace(cluster)),
+            Api::<Cluster>::all(client.clone()),
+            watcher::Config::default().fields(&format!("metadata.name={cluster}")),
+        ),
+    };
     // Member changes come in bursts (a Deployment's status moves several times while its
     // pods start): they are coalesced for 100 ms, so a Work's status is written once per
     // burst rather than once per step.
@@ -491,7 +543,7 @@ pub async fn run(client: kube::Client, timeout: Duration) -> anyhow::Result<()> 
     });
     let (clusters, writer) = reflector::store::<Cluster>();
     let cluster_watch = tokio::spawn(
-        watcher::watcher(Api::<Cluster>::all(client.clone()), watcher::Config::default())
+        watcher::watcher(clusters_api, cluster_config)
             .default_backoff()
             .reflect(writer)
             .for_each(|_| async {}),
@@ -499,6 +551,7 @@ pub async fn run(client: kube::Client, timeout: Duration) -> anyhow::Result<()> 
     let _ = clusters.wait_until_ready().await;
     let ctx = Arc::new(Context {
         client,
+        scope,
         clusters,
         members: Mutex::new(HashMap::new()),
         timeout,

@@ -16,6 +16,7 @@
 //! - [`rebalancer`]: WorkloadRebalancer: reschedule named workloads from scratch.
 //! - [`scheduling`]: the scheduler loop (run by `karmada scheduler`).
 
+pub mod agent;
 pub mod binding;
 pub mod cluster;
 pub mod cluster_status;

@@ -3,7 +3,9 @@
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::{apiserver_cmd, bench, controller_manager_cmd, member_cmd, scheduler_cmd, up_cmd};
+use crate::{
+    agent_cmd, apiserver_cmd, bench, controller_manager_cmd, member_cmd, scheduler_cmd, up_cmd,
+};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -30,6 +32,9 @@ enum Command {
     Scheduler(scheduler_cmd::Args),
     /// Run simulated member clusters (an API server plus simulated nodes and workloads).
     Member(Box<member_cmd::Args>),
+    /// The pull-mode agent of one member cluster: registers it, reports its status and applies
+    /// its Works from inside the member's network.
+    Agent(agent_cmd::Args),
     /// Inject or clear faults in a running simulated member.
     Fault(member_cmd::FaultArgs),
     /// Measure a component and print a table of numbers.
@@ -59,6 +64,7 @@ pub fn main() -> anyhow::Result<()> {
             Command::ControllerManager(args) => controller_manager_cmd::run(args).await,
             Command::Scheduler(args) => scheduler_cmd::run(args).await,
             Command::Fault(args) => member_cmd::fault(args),
+            Command::Agent(args) => agent_cmd::run(args).await,
         }
     })
 }

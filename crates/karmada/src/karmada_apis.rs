@@ -82,4 +82,7 @@ impl Admission for KarmadaAdmission {
 pub fn install(config: &mut apiserver::Config) {
     config.resources.extend(resource_defs());
     config.admission.push(Arc::new(KarmadaAdmission));
+    // Leader-election Leases live in karmada-system; cluster secrets and agent Leases in
+    // karmada-cluster.
+    config.namespaces.extend(["karmada-system".to_owned(), "karmada-cluster".to_owned()]);
 }

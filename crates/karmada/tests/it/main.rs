@@ -10,3 +10,4 @@ mod karmada_apis;
 mod member_kubectl;
 mod plane;
 mod propagation;
+mod pull;

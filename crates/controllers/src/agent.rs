@@ -1,0 +1,171 @@
+//! The pull-mode agent: runs next to one member cluster (behind NAT or a firewall, where the
+//! control plane cannot reach it), registers that cluster with `syncMode: Pull`, renews a
+//! heartbeat Lease, reports the cluster's status and applies the Works of its execution
+//! namespace to the member — with the same code the control plane uses in push mode
+//! ([`crate::cluster_status::observe_member`], [`crate::execution::run_scoped`]). It touches
+//! nothing on the control plane but its own Cluster, its Lease and its Works.
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use karmada_api::cluster::Cluster;
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use crate::{CLUSTER_NAMESPACE, Settings, cluster_status};
+
+/// Who the agent is and how often it reports.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    pub cluster_name: String,
+    pub provider: String,
+    pub region: String,
+    pub zones: Vec<String>,
+    /// Status and Lease renewal period (upstream: 10 s).
+    pub report_interval: Duration,
+    /// The Lease's duration (upstream: 40 s); the control plane's grace period decides when
+    /// silence makes the cluster Unknown.
+    pub lease_duration: Duration,
+    pub probe_timeout: Duration,
+}
+
+impl AgentConfig {
+    pub fn new(cluster_name: &str) -> AgentConfig {
+        AgentConfig {
+            cluster_name: cluster_name.into(),
+            provider: String::new(),
+            region: String::new(),
+            zones: Vec::new(),
+            report_interval: Duration::from_secs(10),
+            lease_duration: Duration::from_secs(40),
+            probe_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Creates or updates the agent's Cluster: Pull mode, identified by the member's
+/// `kube-system` namespace UID (a different member under the same name is refused).
+pub async fn register(
+    control: &kube::Client,
+    member: &kube::Client,
+    config: &AgentConfig,
+) -> anyhow::Result<()> {
+    let id = Api::<Namespace>::all(member.clone())
+        .get("kube-system")
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot read the member's kube-system namespace: {e}"))?
+        .metadata
+        .uid
+        .unwrap_or_default();
+    let clusters: Api<Cluster> = Api::all(control.clone());
+    let mut spec = json!({"syncMode": "Pull", "id": id});
+    if !config.provider.is_empty() {
+        spec["provider"] = json!(config.provider);
+    }
+    if !config.region.is_empty() {
+        spec["region"] = json!(config.region);
+    }
+    if !config.zones.is_empty() {
+        spec["zones"] = json!(config.zones);
+    }
+    match clusters.get_opt(&config.cluster_name).await? {
+        Some(existing) => {
+            if !existing.spec.id.is_empty() && existing.spec.id != id {
+                anyhow::bail!(
+                    "cluster {} is already registered for another member (id {}, this one is {id})",
+                    config.cluster_name,
+                    existing.spec.id
+                );
+            }
+            clusters
+                .patch(
+                    &config.cluster_name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": spec})),
+                )
+                .await?;
+        }
+        None => {
+            let cluster: Cluster = serde_json::from_value(json!({
+                "apiVersion": "cluster.karmada.io/v1alpha1", "kind": "Cluster",
+                "metadata": {"name": config.cluster_name}, "spec": spec}))?;
+            clusters.create(&PostParams::default(), &cluster).await?;
+        }
+    }
+    Ok(())
+}
+
+fn now() -> MicroTime {
+    MicroTime(k8s_openapi::jiff::Timestamp::now())
+}
+
+/// Renews (creating on first use) the Lease `karmada-cluster/<cluster>`.
+pub async fn renew_lease(control: &kube::Client, config: &AgentConfig) -> Result<(), kube::Error> {
+    let leases: Api<Lease> = Api::namespaced(control.clone(), CLUSTER_NAMESPACE);
+    let spec = LeaseSpec {
+        holder_identity: Some(config.cluster_name.clone()),
+        lease_duration_seconds: Some(config.lease_duration.as_secs() as i32),
+        renew_time: Some(now()),
+        ..LeaseSpec::default()
+    };
+    match leases.get_opt(&config.cluster_name).await? {
+        Some(mut lease) => {
+            lease.spec = Some(spec);
+            leases.replace(&config.cluster_name, &PostParams::default(), &lease).await?;
+        }
+        None => {
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(config.cluster_name.clone()),
+                    namespace: Some(CLUSTER_NAMESPACE.into()),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(spec),
+            };
+            leases.create(&PostParams::default(), &lease).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Every `report_interval`: the Lease is renewed and the cluster's status observed through the
+/// member client and written to the Cluster (when it changed).
+async fn report(control: kube::Client, member: kube::Client, config: AgentConfig) {
+    let clusters: Api<Cluster> = Api::all(control.clone());
+    let settings = Settings { probe_timeout: config.probe_timeout, ..Settings::default() };
+    loop {
+        if let Err(e) = renew_lease(&control, &config).await {
+            tracing::warn!(error = %e, "renewing the cluster lease failed");
+        }
+        match clusters.get_opt(&config.cluster_name).await {
+            Ok(Some(cluster)) => {
+                let status =
+                    cluster_status::observe_member(Ok(member.clone()), &cluster, &settings).await;
+                if let Err(e) = cluster_status::write(&control, &cluster, status).await {
+                    tracing::warn!(error = %e, "writing the cluster status failed");
+                }
+            }
+            Ok(None) => tracing::warn!(cluster = %config.cluster_name, "the Cluster is gone"),
+            Err(e) => tracing::warn!(error = %e, "reading the Cluster failed"),
+        }
+        tokio::time::sleep(config.report_interval).await;
+    }
+}
+
+/// Registers the cluster, then reports and executes until an error or the end of the process.
+pub async fn run(
+    control: kube::Client,
+    member: kube::Client,
+    config: AgentConfig,
+) -> anyhow::Result<()> {
+    register(&control, &member, &config).await?;
+    renew_lease(&control, &config).await?;
+    eprintln!("karmada agent: cluster {} registered in Pull mode", config.cluster_name);
+    let reporter = tokio::spawn(report(control.clone(), member.clone(), config.clone()));
+    let scope = crate::execution::Scope::Agent { cluster: config.cluster_name.clone(), member };
+    let result = crate::execution::run_scoped(control, config.probe_timeout, scope).await;
+    reporter.abort();
+    result
+}

@@ -1,0 +1,63 @@
+//! `karmada agent`: the pull-mode agent beside one member cluster (see `controllers::agent`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args as ClapArgs;
+
+use crate::cli::parse_duration;
+
+#[derive(ClapArgs, Debug)]
+pub struct Args {
+    /// Kubeconfig of the Karmada control plane (the agent's own, restricted credentials).
+    #[arg(long)]
+    karmada_kubeconfig: PathBuf,
+    /// Context in that kubeconfig (default: current).
+    #[arg(long)]
+    karmada_context: Option<String>,
+    /// Kubeconfig of the member cluster the agent serves.
+    #[arg(long)]
+    cluster_kubeconfig: PathBuf,
+    /// Context in the member kubeconfig (default: current).
+    #[arg(long)]
+    cluster_context: Option<String>,
+    /// The cluster's name in Karmada.
+    #[arg(long)]
+    cluster_name: String,
+    #[arg(long, default_value = "")]
+    cluster_provider: String,
+    #[arg(long, default_value = "")]
+    cluster_region: String,
+    /// Comma-separated zones.
+    #[arg(long, default_value = "")]
+    cluster_zones: String,
+    /// How often the cluster's status is reported and its Lease renewed.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    cluster_status_update_frequency: Duration,
+    /// The duration recorded in the agent's Lease.
+    #[arg(long, default_value = "40s", value_parser = parse_duration)]
+    cluster_lease_duration: Duration,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let control =
+        crate::cli::kube_client(&args.karmada_kubeconfig, args.karmada_context.as_deref()).await?;
+    let member =
+        crate::cli::kube_client(&args.cluster_kubeconfig, args.cluster_context.as_deref()).await?;
+    let mut config = controllers::agent::AgentConfig::new(&args.cluster_name);
+    config.provider = args.cluster_provider;
+    config.region = args.cluster_region;
+    config.zones = args
+        .cluster_zones
+        .split(',')
+        .map(str::trim)
+        .filter(|z| !z.is_empty())
+        .map(str::to_owned)
+        .collect();
+    config.report_interval = args.cluster_status_update_frequency;
+    config.lease_duration = args.cluster_lease_duration;
+    tokio::select! {
+        result = controllers::agent::run(control, member, config) => result,
+        () = crate::cli::wait_for_signal() => Ok(()),
+    }
+}
