@@ -348,8 +348,23 @@ impl Api {
                     name: "system:anonymous".into(),
                     groups: vec!["system:unauthenticated".into()],
                 });
-                let target = match &route {
-                    Some(Route::Resource(t)) => Some(t),
+                // As Kubernetes does, a list or watch narrowed to one object by the field
+                // selector `metadata.name=X` is authorized as a request for X.
+                let named = match &route {
+                    Some(Route::Resource(t))
+                        if t.name.is_none() && (verb == "list" || verb == "watch") =>
+                    {
+                        query
+                            .get("fieldSelector")
+                            .and_then(|f| f.strip_prefix("metadata.name="))
+                            .filter(|n| !n.contains(','))
+                            .map(|n| Target { name: Some(n.to_owned()), ..t.clone() })
+                    }
+                    _ => None,
+                };
+                let target = match (&named, &route) {
+                    (Some(t), _) => Some(t),
+                    (None, Some(Route::Resource(t))) => Some(t),
                     _ => None,
                 };
                 match self.authorizer.authorize(&user, &verb, target, &path) {

@@ -82,6 +82,8 @@ impl Admission for KarmadaAdmission {
 pub fn install(config: &mut apiserver::Config) {
     config.resources.extend(resource_defs());
     config.admission.push(Arc::new(KarmadaAdmission));
+    config.admission.push(Arc::new(crate::access::AgentAdmission));
+    config.authorizer = Arc::new(crate::access::KarmadaAuthorizer);
     // Leader-election Leases live in karmada-system; cluster secrets and agent Leases in
     // karmada-cluster.
     config.namespaces.extend(["karmada-system".to_owned(), "karmada-cluster".to_owned()]);

@@ -7,10 +7,30 @@ use std::time::Duration;
 use crate::harness::{KARMADA, eventually};
 use crate::plane::{ControlPlane, upstream};
 
+/// A kubeconfig for the agent of `cluster`: a client certificate from the control plane's CA
+/// naming the agent identity (what `karmadactl register` obtains through a CSR).
+fn agent_kubeconfig(cp: &ControlPlane, cluster: &str) -> std::path::PathBuf {
+    let pki = cp.api.dir.path().join("pki");
+    let ca = apiserver::pki::Authority::load_or_create(&pki, "unused").unwrap();
+    let identity =
+        ca.client(&format!("system:karmada:agent:{cluster}"), &["system:karmada:agents"]).unwrap();
+    let server = cp.api.url.clone();
+    let path = cp.api.dir.path().join(format!("agent-{cluster}.config"));
+    let entry = apiserver::pki::KubeconfigEntry {
+        name: "karmada".into(),
+        server,
+        ca_pem: ca.cert_pem().to_owned(),
+        client: Some(identity),
+        token: None,
+    };
+    apiserver::pki::write_kubeconfig(&path, &[entry], Some("karmada")).unwrap();
+    path
+}
+
 fn agent(cp: &ControlPlane, cluster: &str) -> Child {
     Command::new(KARMADA)
         .args(["agent", "--karmada-kubeconfig"])
-        .arg(&cp.api.kubeconfig)
+        .arg(agent_kubeconfig(cp, cluster))
         .arg("--cluster-kubeconfig")
         .arg(&cp.members_config)
         .args([
@@ -95,5 +115,48 @@ fn a_pull_mode_cluster_is_served_by_its_agent() {
             cp.member("member2", &["get", "deploy", "nginx", "-o", "jsonpath={.spec.replicas}"]);
         (r.stdout == "2").then_some(())
     });
+
+    // The agent's credentials reach nothing else.
+    let as_agent = |args: &[&str]| {
+        let out = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(agent_kubeconfig(&cp, "member2"))
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, _) = as_agent(&["get", "works", "-n", "karmada-es-member2"]);
+    assert!(ok, "its own Works");
+    for args in [
+        &["get", "works", "-n", "karmada-es-member1"][..],
+        &["get", "secrets", "-n", "karmada-cluster"],
+        &["get", "clusters"],
+        &["delete", "cluster", "member2"],
+    ] {
+        let (ok, err) = as_agent(args);
+        assert!(!ok && err.to_lowercase().contains("forbidden"), "{args:?}: {err}");
+    }
+    let mut create = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(agent_kubeconfig(&cp, "member2"))
+        .args(["create", "-f", "-"])
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    create
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"apiVersion: cluster.karmada.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: intruder\nspec:\n  syncMode: Pull\n")
+        .unwrap();
+    let out = create.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("may only create its own"), "{err}");
     stop(pull);
 }

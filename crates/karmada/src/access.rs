@@ -1,0 +1,235 @@
+//! Who may do what on the control plane, for the identities Karmada itself hands out (until
+//! full RBAC lands): a pull-mode agent (`system:karmada:agent:<cluster>`, group
+//! `system:karmada:agents`) may touch only its own cluster's Works, its Cluster and its Lease;
+//! a bootstrap token (group `system:bootstrappers`) may only submit certificate signing
+//! requests and read the CA in `kube-public/cluster-info`. Every other authenticated identity
+//! is allowed everything, as before.
+
+use apimachinery::ApiError;
+use apiserver::request::Target;
+use apiserver::{Admission, AdmissionRequest, Authorizer, Operation, User};
+use serde_json::Value;
+
+pub const AGENT_GROUP: &str = "system:karmada:agents";
+pub const AGENT_USER_PREFIX: &str = "system:karmada:agent:";
+pub const BOOTSTRAP_GROUP: &str = "system:bootstrappers";
+
+/// The cluster an agent identity serves (`None` for anyone else).
+pub fn agent_cluster(user: &User) -> Option<&str> {
+    if !user.groups.iter().any(|g| g == AGENT_GROUP) {
+        return None;
+    }
+    user.name.strip_prefix(AGENT_USER_PREFIX).filter(|c| !c.is_empty())
+}
+
+fn is_bootstrapper(user: &User) -> bool {
+    user.groups.iter().any(|g| g == BOOTSTRAP_GROUP)
+}
+
+fn denied(user: &User, verb: &str, target: Option<&Target>, path: &str, why: &str) -> ApiError {
+    let message = match target {
+        Some(t) => {
+            let resource = match &t.subresource {
+                Some(sub) => format!("{}/{sub}", t.resource),
+                None => t.resource.clone(),
+            };
+            let scope = match &t.namespace {
+                Some(ns) => format!("in the namespace \"{ns}\""),
+                None => "at the cluster scope".to_owned(),
+            };
+            format!(
+                "{} is forbidden: User \"{}\" cannot {verb} resource \"{resource}\" in API group \"{}\" {scope}: {why}",
+                t.name.as_deref().map_or(resource.clone(), |n| format!("{resource} \"{n}\"")),
+                user.name,
+                t.group
+            )
+        }
+        None => format!("forbidden: User \"{}\" cannot {verb} path \"{path}\": {why}", user.name),
+    };
+    ApiError::forbidden(message)
+}
+
+/// What an agent of `cluster` may do.
+fn agent_allows(cluster: &str, verb: &str, target: Option<&Target>) -> bool {
+    let Some(t) = target else { return verb == "get" };
+    let ns = t.namespace.as_deref();
+    let named = |name: &str| t.name.as_deref() == Some(name);
+    let read = matches!(verb, "get" | "list" | "watch");
+    let write = matches!(verb, "update" | "patch");
+    match (t.group.as_str(), t.resource.as_str()) {
+        ("work.karmada.io", "works") => ns == Some(&controllers::execution_namespace(cluster)),
+        ("cluster.karmada.io", "clusters") => {
+            (named(cluster) && (read || write)) || (verb == "create" && t.subresource.is_none())
+        }
+        ("coordination.k8s.io", "leases") => {
+            ns == Some(controllers::CLUSTER_NAMESPACE)
+                && ((named(cluster) && (read || write)) || verb == "create")
+        }
+        ("" | "events.k8s.io", "events") => {
+            ns == Some(&controllers::execution_namespace(cluster))
+                && matches!(verb, "create" | "patch" | "update")
+        }
+        _ => false,
+    }
+}
+
+/// What a bootstrap token may do.
+fn bootstrapper_allows(verb: &str, target: Option<&Target>) -> bool {
+    let Some(t) = target else { return verb == "get" };
+    match (t.group.as_str(), t.resource.as_str()) {
+        ("certificates.k8s.io", "certificatesigningrequests") => {
+            matches!(verb, "create" | "get" | "list" | "watch") && t.subresource.is_none()
+        }
+        ("", "configmaps") => {
+            verb == "get"
+                && t.namespace.as_deref() == Some("kube-public")
+                && t.name.as_deref() == Some("cluster-info")
+        }
+        _ => false,
+    }
+}
+
+pub struct KarmadaAuthorizer;
+
+impl Authorizer for KarmadaAuthorizer {
+    fn authorize(
+        &self,
+        user: &User,
+        verb: &str,
+        target: Option<&Target>,
+        path: &str,
+    ) -> Result<(), ApiError> {
+        if let Some(cluster) = agent_cluster(user) {
+            return if agent_allows(cluster, verb, target) {
+                Ok(())
+            } else {
+                Err(denied(
+                    user,
+                    verb,
+                    target,
+                    path,
+                    &format!(
+                        "a cluster agent may only access the Works in {}, its own Cluster and its own Lease",
+                        controllers::execution_namespace(cluster)
+                    ),
+                ))
+            };
+        }
+        if is_bootstrapper(user) {
+            return if bootstrapper_allows(verb, target) {
+                Ok(())
+            } else {
+                Err(denied(
+                    user,
+                    verb,
+                    target,
+                    path,
+                    "a bootstrap token may only submit certificate signing requests",
+                ))
+            };
+        }
+        if user.groups.iter().any(|g| g == AGENT_GROUP) {
+            // In the agents' group but not named as one: nothing.
+            return Err(denied(user, verb, target, path, "not a valid cluster agent identity"));
+        }
+        Ok(())
+    }
+}
+
+/// Creates by an agent must name its own cluster: the Cluster it registers and its Lease.
+pub struct AgentAdmission;
+
+impl Admission for AgentAdmission {
+    fn admit(&self, request: &AdmissionRequest<'_>, object: &mut Value) -> Result<(), ApiError> {
+        let Some(cluster) = agent_cluster(request.user) else { return Ok(()) };
+        if request.operation != Operation::Create {
+            return Ok(());
+        }
+        let kind = (request.def.group.as_str(), request.def.plural.as_str());
+        if !matches!(kind, ("cluster.karmada.io", "clusters") | ("coordination.k8s.io", "leases")) {
+            return Ok(());
+        }
+        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        if name != cluster {
+            return Err(ApiError::forbidden(format!(
+                "{} \"{name}\" is forbidden: the agent of cluster {cluster} may only create its own ({cluster})",
+                request.def.plural
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str, groups: &[&str]) -> User {
+        User { name: name.into(), groups: groups.iter().map(|g| (*g).to_owned()).collect() }
+    }
+
+    fn target(group: &str, resource: &str, ns: Option<&str>, name: Option<&str>) -> Target {
+        Target {
+            group: group.into(),
+            version: "v1".into(),
+            resource: resource.into(),
+            namespace: ns.map(str::to_owned),
+            name: name.map(str::to_owned),
+            subresource: None,
+        }
+    }
+
+    #[test]
+    fn agents_reach_only_their_own_cluster() {
+        let agent = user("system:karmada:agent:member2", &[AGENT_GROUP]);
+        let a = KarmadaAuthorizer;
+        let cases: &[(&str, Target, bool)] = &[
+            ("list", target("work.karmada.io", "works", Some("karmada-es-member2"), None), true),
+            (
+                "patch",
+                target("work.karmada.io", "works", Some("karmada-es-member2"), Some("w")),
+                true,
+            ),
+            ("list", target("work.karmada.io", "works", Some("karmada-es-member1"), None), false),
+            ("list", target("work.karmada.io", "works", None, None), false),
+            ("get", target("", "secrets", Some("karmada-cluster"), Some("member2")), false),
+            ("get", target("cluster.karmada.io", "clusters", None, Some("member2")), true),
+            ("watch", target("cluster.karmada.io", "clusters", None, Some("member2")), true),
+            ("list", target("cluster.karmada.io", "clusters", None, None), false),
+            ("get", target("cluster.karmada.io", "clusters", None, Some("member1")), false),
+            ("delete", target("cluster.karmada.io", "clusters", None, Some("member2")), false),
+            (
+                "update",
+                target("coordination.k8s.io", "leases", Some("karmada-cluster"), Some("member2")),
+                true,
+            ),
+            (
+                "update",
+                target("coordination.k8s.io", "leases", Some("karmada-cluster"), Some("member1")),
+                false,
+            ),
+            (
+                "update",
+                target("coordination.k8s.io", "leases", Some("karmada-system"), Some("member2")),
+                false,
+            ),
+            (
+                "create",
+                target("policy.karmada.io", "propagationpolicies", Some("default"), None),
+                false,
+            ),
+        ];
+        for (verb, t, allowed) in cases {
+            let got = a.authorize(&agent, verb, Some(t), "/x").is_ok();
+            assert_eq!(got, *allowed, "{verb} {t:?}");
+        }
+        let admin = user("admin", &["system:masters"]);
+        assert!(a.authorize(&admin, "get", Some(&cases[4].1), "/x").is_ok());
+        let bootstrap = user("system:bootstrap:abcdef", &[BOOTSTRAP_GROUP]);
+        let csr = target("certificates.k8s.io", "certificatesigningrequests", None, None);
+        assert!(a.authorize(&bootstrap, "create", Some(&csr), "/x").is_ok());
+        assert!(a.authorize(&bootstrap, "list", Some(&cases[0].1), "/x").is_err());
+        let message = a.authorize(&agent, "get", Some(&cases[4].1), "/x").unwrap_err().message;
+        assert!(message.contains("cannot get resource \"secrets\""), "{message}");
+    }
+}
