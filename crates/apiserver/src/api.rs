@@ -1710,3 +1710,65 @@ fn describe(method: &Method, route: &Option<Route>, query: &Query) -> (String, S
     };
     (verb.to_owned(), resource)
 }
+
+/// Whether a bearer token has the shape of a bootstrap token (`[a-z0-9]{6}.[a-z0-9]{16}`).
+pub fn bootstrap_token_parts(token: &str) -> Option<(&str, &str)> {
+    let (id, secret) = token.split_once('.')?;
+    let ok = |s: &str, n: usize| {
+        s.len() == n && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
+    (ok(id, 6) && ok(secret, 16)).then_some((id, secret))
+}
+
+impl Api {
+    /// Authenticates a bootstrap token against its Secret `kube-system/bootstrap-token-<id>`
+    /// (Kubernetes' format): the secret must match, the token must not have expired, and it
+    /// must be usable for authentication. The user is `system:bootstrap:<id>` in
+    /// `system:bootstrappers` (plus the token's `auth-extra-groups`).
+    pub async fn bootstrap_user(&self, token: &str) -> Result<User, ApiError> {
+        let refused =
+            |why: &str| ApiError::new(401, "Unauthorized", format!("Unauthorized: {why}"));
+        let Some((id, secret)) = bootstrap_token_parts(token) else {
+            return Err(refused("not a bootstrap token"));
+        };
+        let def = self.registry.get("", "v1", "secrets").ok_or_else(|| refused("no secrets"))?;
+        let stored =
+            match self.read(&def, Some("kube-system"), &format!("bootstrap-token-{id}")).await {
+                Ok(secret) => secret,
+                Err(e) if e.code == 404 => {
+                    return Err(refused(&format!("bootstrap token {id} does not exist")));
+                }
+                Err(e) => return Err(e),
+            };
+        let field = |name: &str| -> Option<String> {
+            let encoded = stored.pointer(&format!("/data/{name}"))?.as_str()?;
+            let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+            String::from_utf8(bytes).ok()
+        };
+        if stored.get("type").and_then(Value::as_str) != Some("bootstrap.kubernetes.io/token")
+            || field("token-secret").as_deref() != Some(secret)
+        {
+            return Err(refused(&format!("wrong secret for bootstrap token {id}")));
+        }
+        if field("usage-bootstrap-authentication").as_deref() != Some("true") {
+            return Err(refused(&format!("bootstrap token {id} is not for authentication")));
+        }
+        if let Some(expiration) = field("expiration") {
+            let at = apimachinery::time::parse_rfc3339(&expiration);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            if at.is_none_or(|at| at <= now) {
+                return Err(refused(&format!("bootstrap token {id} expired at {expiration}")));
+            }
+        }
+        let mut groups = vec!["system:bootstrappers".to_owned()];
+        if let Some(extra) = field("auth-extra-groups") {
+            groups.extend(
+                extra.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_owned),
+            );
+        }
+        Ok(User { name: format!("system:bootstrap:{id}"), groups })
+    }
+}

@@ -16,6 +16,7 @@
 pub mod api;
 pub mod codec;
 pub mod crd;
+pub mod csr;
 pub mod discovery;
 pub mod gc;
 pub mod metrics;
@@ -69,6 +70,8 @@ pub struct Config {
     pub gc: bool,
     /// Namespaces created at startup besides Kubernetes' own (e.g. `karmada-system`).
     pub namespaces: Vec<String>,
+    /// Signs client certificate requests this approver approves (None: none are signed).
+    pub csr_approver: Option<Arc<dyn csr::CsrApprover>>,
 }
 
 impl Config {
@@ -86,6 +89,7 @@ impl Config {
             authorizer: Arc::new(api::AllowAll),
             tokens: HashMap::new(),
             namespaces: Vec::new(),
+            csr_approver: None,
             watch_timeout: Duration::from_secs(1800),
             bookmark_interval: Duration::from_secs(60),
             gc: true,
@@ -195,8 +199,14 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     };
     pki::write_kubeconfig(&kubeconfig, &[entry], None)?;
 
+    publish_cluster_info(&api, &url, authority.cert_pem()).await;
+
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(crd::run_controller(Arc::clone(&api), crd_revision)));
+    if let Some(approver) = config.csr_approver {
+        let authority = Arc::new(pki::Authority::load_or_create(&pki_dir, "unused")?);
+        tasks.push(tokio::spawn(csr::run(Arc::clone(&api), authority, approver)));
+    }
     if config.gc {
         tasks.push(tokio::spawn(gc::run(Arc::clone(&api))));
     }
@@ -253,17 +263,70 @@ async fn ensure_default_namespaces(api: &Arc<Api>, extra: &[String]) {
     }
 }
 
+/// Who a request comes from, as far as can be told without the store.
+enum Caller {
+    /// A client certificate, a static token, or nobody (`None`).
+    Known(Option<User>),
+    /// A bootstrap token, checked against its Secret.
+    Bootstrap(String),
+}
+
+/// Publishes `kube-public/cluster-info` (the server URL and CA in a kubeconfig), which a
+/// cluster registering with a bootstrap token reads and checks against the CA hash it was
+/// given (Kubernetes' discovery).
+async fn publish_cluster_info(api: &Arc<Api>, url: &str, ca_pem: &str) {
+    use base64::Engine as _;
+    let Some(def) = api.registry.get("", "v1", "configmaps") else { return };
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: \"\"\n  cluster:\n    server: {url}\n    certificate-authority-data: {}\n",
+        base64::engine::general_purpose::STANDARD.encode(ca_pem)
+    );
+    let result = api
+        .guaranteed_update(&def, Some("kube-public"), "cluster-info", false, &mut |current| {
+            let mut object = current.cloned().unwrap_or_else(|| {
+                serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "cluster-info", "namespace": "kube-public"}})
+            });
+            if object.pointer("/data/kubeconfig").and_then(serde_json::Value::as_str)
+                == Some(kubeconfig.as_str())
+            {
+                return Ok(api::Decision::Unchanged);
+            }
+            object["data"] = serde_json::json!({"kubeconfig": kubeconfig});
+            Ok(match current {
+                Some(_) => api::Decision::Update(object),
+                None => {
+                    let now = api::now_rfc3339();
+                    let uid = uuid::Uuid::new_v4().to_string();
+                    strategy::prepare_create(&def, &mut object, &now, &uid)?;
+                    api::Decision::Create(object)
+                }
+            })
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e.message, "cannot publish kube-public/cluster-info");
+    }
+}
+
 fn authenticate(
     peer: Option<&(String, Vec<String>)>,
     headers: &http::HeaderMap,
     tokens: &HashMap<String, User>,
-) -> Option<User> {
+) -> Caller {
     if let Some(auth) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok())
         && let Some(token) = auth.strip_prefix("Bearer ")
     {
-        return tokens.get(token.trim()).cloned();
+        let token = token.trim();
+        if let Some(user) = tokens.get(token) {
+            return Caller::Known(Some(user.clone()));
+        }
+        if api::bootstrap_token_parts(token).is_some() {
+            return Caller::Bootstrap(token.to_owned());
+        }
+        return Caller::Known(None);
     }
-    peer.map(|(name, groups)| User { name: name.clone(), groups: groups.clone() })
+    Caller::Known(peer.map(|(name, groups)| User { name: name.clone(), groups: groups.clone() }))
 }
 
 async fn serve(
@@ -315,8 +378,19 @@ async fn serve(
             let peer = Arc::new(peer);
             let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let api = Arc::clone(&api);
-                let user = authenticate(peer.as_ref().as_ref(), req.headers(), &tokens);
-                async move { Ok::<_, std::convert::Infallible>(api.handle(req, user).await) }
+                let caller = authenticate(peer.as_ref().as_ref(), req.headers(), &tokens);
+                async move {
+                    let user = match caller {
+                        Caller::Known(user) => user,
+                        Caller::Bootstrap(token) => match api.bootstrap_user(&token).await {
+                            Ok(user) => Some(user),
+                            Err(e) => {
+                                return Ok::<_, std::convert::Infallible>(api::error_response(&e));
+                            }
+                        },
+                    };
+                    Ok::<_, std::convert::Infallible>(api.handle(req, user).await)
+                }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);

@@ -153,6 +153,27 @@ impl Authority {
         self.issue(params)
     }
 
+    /// Signs a certificate signing request (PEM) as a client certificate, whatever else it
+    /// asked for: client authentication only, no alternative names, valid until the start of
+    /// the year after next. Returns the certificate (PEM).
+    pub fn sign_client_request(&self, csr_pem: &str) -> Result<String, PkiError> {
+        let mut csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)?;
+        csr.params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        csr.params.key_usages =
+            vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        csr.params.subject_alt_names.clear();
+        csr.params.is_ca = IsCa::NoCa;
+        let year = 1970
+            + std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() / 31_556_952)
+                .unwrap_or(56) as i32;
+        csr.params.not_before = rcgen::date_time_ymd(year - 1, 1, 1);
+        csr.params.not_after = rcgen::date_time_ymd(year + 2, 1, 1);
+        let issuer = Issuer::from_params(&self.params, &self.key);
+        Ok(csr.signed_by(&issuer)?.pem())
+    }
+
     /// A client certificate kept in `dir/<file>.crt|.key`, created on first use.
     pub fn client_in(
         &self,
@@ -212,6 +233,20 @@ fn common_name_of_pem(pem: &str) -> Option<String> {
     let cert = block.parse_x509().ok()?;
     let name = cert.subject().iter_common_name().next()?.as_str().ok()?.to_owned();
     Some(name)
+}
+
+/// The subject (CN and O) of a certificate signing request in PEM.
+pub fn request_subject(csr_pem: &str) -> Option<(String, Vec<String>)> {
+    use x509_parser::prelude::FromDer;
+    let (_, block) = x509_parser::pem::parse_x509_pem(csr_pem.as_bytes()).ok()?;
+    let (_, csr) =
+        x509_parser::certification_request::X509CertificationRequest::from_der(&block.contents)
+            .ok()?;
+    let subject = &csr.certification_request_info.subject;
+    let user = subject.iter_common_name().next()?.as_str().ok()?.to_owned();
+    let groups =
+        subject.iter_organization().filter_map(|o| o.as_str().ok().map(str::to_owned)).collect();
+    Some((user, groups))
 }
 
 /// The user and groups named by a client certificate (CN and O).

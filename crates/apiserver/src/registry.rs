@@ -201,6 +201,15 @@ const BUILTINS: &[Builtin] = &[
     b("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false, &[]),
     b("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false, &[]),
     b("coordination.k8s.io", "v1", "Lease", "leases", true, &[]),
+    b(
+        "certificates.k8s.io",
+        "v1",
+        "CertificateSigningRequest",
+        "certificatesigningrequests",
+        false,
+        &["csr"],
+    )
+    .status(),
     b("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true, &["pdb"]).status(),
     b("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true, &[]),
     b("storage.k8s.io", "v1", "StorageClass", "storageclasses", false, &["sc"]),

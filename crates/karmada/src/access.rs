@@ -136,11 +136,26 @@ impl Authorizer for KarmadaAuthorizer {
     }
 }
 
-/// Creates by an agent must name its own cluster: the Cluster it registers and its Lease.
+/// Creates by an agent must name its own cluster: the Cluster it registers and its Lease. A
+/// certificate signing request records who submitted it (whatever the body says), as in
+/// Kubernetes.
 pub struct AgentAdmission;
 
 impl Admission for AgentAdmission {
     fn admit(&self, request: &AdmissionRequest<'_>, object: &mut Value) -> Result<(), ApiError> {
+        if request.operation == Operation::Create
+            && request.def.group == "certificates.k8s.io"
+            && request.def.plural == "certificatesigningrequests"
+        {
+            let spec = object
+                .as_object_mut()
+                .map(|o| o.entry("spec").or_insert_with(|| serde_json::json!({})));
+            if let Some(spec) = spec.and_then(Value::as_object_mut) {
+                spec.insert("username".into(), request.user.name.clone().into());
+                spec.insert("groups".into(), serde_json::json!(request.user.groups));
+            }
+            return Ok(());
+        }
         let Some(cluster) = agent_cluster(request.user) else { return Ok(()) };
         if request.operation != Operation::Create {
             return Ok(());
@@ -157,6 +172,33 @@ impl Admission for AgentAdmission {
             )));
         }
         Ok(())
+    }
+}
+
+/// Signs an agent's client certificate when a bootstrap token asked for it and the subject is
+/// exactly an agent identity (`CN=system:karmada:agent:<cluster>`, `O=system:karmada:agents`).
+pub struct AgentCsrApprover;
+
+impl apiserver::csr::CsrApprover for AgentCsrApprover {
+    fn review(&self, request: &apiserver::csr::Request<'_>) -> Result<String, String> {
+        if !request.groups.contains(&BOOTSTRAP_GROUP) {
+            return Err(format!(
+                "only bootstrap tokens get agent certificates automatically; {} is not one",
+                request.username
+            ));
+        }
+        let cluster = request.common_name.strip_prefix(AGENT_USER_PREFIX).unwrap_or_default();
+        let valid_name = !cluster.is_empty()
+            && cluster.len() <= 48
+            && cluster.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !valid_name || request.organizations != [AGENT_GROUP.to_owned()] {
+            return Err(format!(
+                "the subject must be CN={AGENT_USER_PREFIX}<cluster>, O={AGENT_GROUP}; got CN={}, O={}",
+                request.common_name,
+                request.organizations.join(",")
+            ));
+        }
+        Ok(format!("agent certificate for cluster {cluster}, requested by {}", request.username))
     }
 }
 

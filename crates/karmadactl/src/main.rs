@@ -16,6 +16,8 @@ use karmada_api::work::Work;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
+mod register;
+
 #[derive(Parser, Debug)]
 #[command(name = "karmadactl", version, about = "karmadactl controls a karmada-rs control plane")]
 struct Cli {
@@ -54,6 +56,22 @@ enum Command {
     },
     /// Show resources; `karmadactl get clusters`.
     Get { resource: String, name: Option<String> },
+    /// Bootstrap tokens for registering Pull-mode clusters: `karmadactl token create`.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+    /// Register this member cluster in Pull mode with a bootstrap token (run where the member
+    /// is; the control plane need not reach it).
+    Register(register::RegisterArgs),
+    /// Remove a Pull-mode cluster, even when its agent is gone.
+    Unregister(register::UnregisterArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenAction {
+    /// Create a bootstrap token (prints it, or the whole register command).
+    Create(register::TokenCreateArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -430,10 +448,19 @@ async fn get_clusters(control: kube::Client, name: Option<String>) -> anyhow::Re
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Registering needs no control-plane kubeconfig: only the token.
+    if let Command::Register(args) = cli.command {
+        return register::register(args).await;
+    }
     let path = cli.kubeconfig.clone().unwrap_or_else(default_kubeconfig);
     let control = client(&path, cli.karmada_context.as_deref()).await?;
     let _ = &cli.namespace;
     match cli.command {
+        Command::Register(_) => unreachable!("handled above"),
+        Command::Token { action: TokenAction::Create(args) } => {
+            register::token_create(control, &path, cli.karmada_context.as_deref(), args).await
+        }
+        Command::Unregister(args) => register::unregister(control, args).await,
         Command::Join(args) => join(control, args).await,
         Command::Unjoin(args) => unjoin(control, args).await,
         Command::Cordon { name } => {

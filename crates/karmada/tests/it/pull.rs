@@ -160,3 +160,131 @@ fn a_pull_mode_cluster_is_served_by_its_agent() {
     assert!(!out.status.success() && err.contains("may only create its own"), "{err}");
     stop(pull);
 }
+
+fn karmadactl_path() -> std::path::PathBuf {
+    std::path::PathBuf::from(KARMADA).with_file_name("karmadactl")
+}
+
+fn run_karmadactl(args: &[String]) -> (bool, String, String) {
+    let out = Command::new(karmadactl_path()).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Upstream's bootstrap: a token from `karmadactl token create --print-register-command`, a
+/// `karmadactl register` that checks the CA pin and trades the token for the agent's own
+/// certificate, the agent started as printed; wrong, expired and mis-pinned tokens refused
+/// clearly; `unregister` works with the agent gone.
+#[test]
+fn register_with_a_bootstrap_token_and_unregister_without_the_agent() {
+    let mut cp = ControlPlane::start(1);
+    cp.start_scheduler();
+    let printed = cp.karmadactl(&["token", "create", "--print-register-command", "--ttl", "1h"]);
+    let command = printed.ok().trim().to_owned();
+    assert!(command.starts_with("karmadactl register https://"), "{command}");
+    let register: Vec<String> = command.split_whitespace().skip(1).map(str::to_owned).collect();
+    let token = register[register.iter().position(|a| a == "--token").unwrap() + 1].clone();
+
+    // A bootstrap token can do nothing but bootstrap.
+    let ca = cp.api.dir.path().join("pki/ca.crt");
+    let secrets = Command::new("kubectl")
+        .args(["--kubeconfig", "/dev/null", "--server", &cp.api.url, "--token", &token])
+        .arg(format!("--certificate-authority={}", ca.display()))
+        .args(["get", "secrets", "-n", "kube-system"])
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    let secrets = String::from_utf8_lossy(&secrets.stderr).into_owned();
+    assert!(secrets.contains("Forbidden") && secrets.contains("system:bootstrap:"), "{secrets}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let agent_config = dir.path().join("agent.config");
+    let with = |args: &[String], extra: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(extra.iter().map(|s| (*s).to_owned()));
+        all.extend(
+            [
+                "--cluster-name",
+                "member1",
+                "--cluster-kubeconfig",
+                cp.members_config.to_str().unwrap(),
+                "--cluster-context",
+                "member1",
+                "--agent-kubeconfig",
+                agent_config.to_str().unwrap(),
+            ]
+            .iter()
+            .map(|s| (*s).to_owned()),
+        );
+        all
+    };
+    // A wrong CA pin is refused before anything is sent.
+    let mut mis_pinned = register.clone();
+    let pin = mis_pinned.iter().position(|a| a == "--discovery-token-ca-cert-hash").unwrap() + 1;
+    mis_pinned[pin] = format!("sha256:{}", "0".repeat(64));
+    let (ok, _, err) = run_karmadactl(&with(&mis_pinned, &[]));
+    assert!(!ok && err.contains("refusing to register"), "{err}");
+    // An unknown token.
+    let mut unknown = register.clone();
+    let at = unknown.iter().position(|a| a == "--token").unwrap() + 1;
+    unknown[at] = "abcdef.0123456789abcdef".into();
+    let (ok, _, err) = run_karmadactl(&with(&unknown, &[]));
+    assert!(!ok && err.contains("refused the token") && err.contains("does not exist"), "{err}");
+    // An expired token.
+    cp.api
+        .kubectl_stdin(
+            &["apply", "-f", "-"],
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: bootstrap-token-zzzzzz\n  namespace: kube-system\ntype: bootstrap.kubernetes.io/token\nstringData:\n  token-id: zzzzzz\n  token-secret: 0123456789abcdef\n  expiration: \"2020-01-01T00:00:00Z\"\n  usage-bootstrap-authentication: \"true\"\n",
+        )
+        .ok();
+    let mut expired = register.clone();
+    expired[at] = "zzzzzz.0123456789abcdef".into();
+    let (ok, _, err) = run_karmadactl(&with(&expired, &[]));
+    assert!(!ok && err.contains("expired"), "{err}");
+
+    // The real thing.
+    let (ok, out, err) = run_karmadactl(&with(&register, &[]));
+    assert!(ok, "{out} {err}");
+    let agent_line = out
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("karmada agent "))
+        .unwrap_or_else(|| panic!("register prints the agent command: {out}"))
+        .to_owned();
+    let agent_args: Vec<&str> = agent_line.split_whitespace().skip(1).collect();
+    let agent = Command::new(KARMADA)
+        .args(&agent_args)
+        .args(["--cluster-status-update-frequency", "1s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually(Duration::from_secs(30), "member1 registered in Pull mode and Ready", || {
+        let out = cp.api.kubectl(&["get", "cluster", "member1", "--no-headers"]).stdout;
+        (out.contains(" Pull ") && out.contains(" True ")).then_some(())
+    });
+    // The agent's own identity shows in a 403 for anything beyond its cluster.
+    let denied = Command::new("kubectl")
+        .args(["--kubeconfig", agent_config.to_str().unwrap(), "get", "secrets", "-n", "default"])
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    let denied = String::from_utf8_lossy(&denied.stderr).into_owned();
+    assert!(denied.contains("system:karmada:agent:member1"), "{denied}");
+
+    // The agent goes away for good; unregister still completes.
+    stop(agent);
+    let (ok, out, err) = run_karmadactl(&[
+        "--kubeconfig".into(),
+        cp.api.kubeconfig.to_str().unwrap().into(),
+        "unregister".into(),
+        "member1".into(),
+        "--cleanup-timeout-seconds".into(),
+        "2".into(),
+    ]);
+    assert!(ok, "{out} {err}");
+    assert!(cp.api.kubectl(&["get", "cluster", "member1"]).code != 0);
+}
