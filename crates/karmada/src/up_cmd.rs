@@ -191,6 +191,56 @@ pub(crate) async fn join_at(
     Ok(())
 }
 
+/// Registers `member` in Pull mode the way `karmadactl register` would end up: an agent with its
+/// own restricted identity (a client certificate from the control plane's CA naming
+/// `system:karmada:agent:<name>`), running in this process beside the member.
+async fn start_pull_agent(
+    data_dir: &std::path::Path,
+    server: &apiserver::Server,
+    member: &member::Member,
+    location: &serde_json::Value,
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
+    let authority = apiserver::pki::Authority::load_or_create(&data_dir.join("pki"), "unused")?;
+    let identity = authority.client(
+        &format!("{}{}", crate::access::AGENT_USER_PREFIX, member.name),
+        &[crate::access::AGENT_GROUP],
+    )?;
+    let timeout = Duration::from_secs(10);
+    let as_agent = Credentials {
+        ca_pem: server.ca_pem.as_bytes().to_vec(),
+        token: None,
+        cert_pem: Some(identity.cert_pem.into_bytes()),
+        key_pem: Some(identity.key_pem.into_bytes()),
+    };
+    let control =
+        controllers::member_client::client_for("karmada", &server.url, &as_agent, timeout).await?;
+    let member_admin = Credentials {
+        ca_pem: member.server.ca_pem.as_bytes().to_vec(),
+        token: None,
+        cert_pem: Some(member.server.admin.cert_pem.as_bytes().to_vec()),
+        key_pem: Some(member.server.admin.key_pem.as_bytes().to_vec()),
+    };
+    let member_client = controllers::member_client::client_for(
+        &member.name,
+        &member.server.url,
+        &member_admin,
+        timeout,
+    )
+    .await?;
+    let mut config = controllers::agent::AgentConfig::new(&member.name);
+    let text = |key: &str| location.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+    config.provider = text("provider");
+    config.region = text("region");
+    config.zones = location
+        .get("zones")
+        .and_then(|z| z.as_array())
+        .map(|z| z.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    config.report_interval = Duration::from_secs(2);
+    controllers::agent::register(&control, &member_client, &config).await?;
+    Ok(tokio::spawn(controllers::agent::run(control, member_client, config)))
+}
+
 /// Failover out of the box: a cluster whose Ready condition is False gets
 /// `cluster.karmada.io/not-ready:NoExecute`, one whose Ready is Unknown (unreachable) gets
 /// `cluster.karmada.io/unreachable:NoExecute`; both are lifted when it is Ready again. Workloads
@@ -379,10 +429,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     progress("installing the default ClusterTaintPolicies (failover)");
     install_default_taint_policies(&control).await?;
 
-    progress("joining the members (push mode)");
-    for m in &members {
+    progress(if members.len() >= 3 {
+        "joining the members (member3 in pull mode with its agent, the others in push mode)"
+    } else {
+        "joining the members (push mode)"
+    });
+    let mut agents = Vec::new();
+    for (i, m) in members.iter().enumerate() {
         let location = locations.get(&m.name).cloned().unwrap_or_else(|| json!({}));
-        join_at(&control, &m.name, &m.server, location).await?;
+        if i == 2 {
+            agents.push(start_pull_agent(&data_dir, &server, m, &location).await?);
+        } else {
+            join_at(&control, &m.name, &m.server, location).await?;
+        }
     }
     let clusters: Api<Cluster> = Api::all(control.clone());
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -446,6 +505,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     for component in &components {
         component.abort();
+    }
+    for agent in &agents {
+        agent.abort();
     }
     futures::future::join_all(members.into_iter().map(member::Member::shutdown)).await;
     if let Some((second, _)) = second {
