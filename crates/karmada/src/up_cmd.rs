@@ -228,7 +228,8 @@ async fn start_pull_agent(
     )
     .await?;
     let mut config = controllers::agent::AgentConfig::new(&member.name);
-    let text = |key: &str| location.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+    let text =
+        |key: &str| location.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
     config.provider = text("provider");
     config.region = text("region");
     config.zones = location
