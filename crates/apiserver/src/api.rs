@@ -85,6 +85,8 @@ pub struct Api {
     pub(crate) registry: Arc<Registry>,
     pub(crate) admission: Vec<Arc<dyn Admission>>,
     pub(crate) authorizer: Arc<dyn Authorizer>,
+    /// The RBAC index (for rules reviews), when RBAC is on.
+    pub(crate) rbac: Option<crate::rbac::RbacAuthorizer>,
     pub(crate) git_version: String,
     pub(crate) server_address: String,
     pub(crate) metrics: Metrics,
@@ -344,10 +346,24 @@ impl Api {
         let response = match (&user, public) {
             (None, false) => error_response(&ApiError::unauthorized()),
             _ => {
-                let user = user.unwrap_or_else(|| User {
-                    name: "system:anonymous".into(),
-                    groups: vec!["system:unauthenticated".into()],
-                });
+                let user = match user {
+                    Some(mut user) => {
+                        if !user.groups.iter().any(|g| g == "system:authenticated") {
+                            user.groups.push("system:authenticated".into());
+                        }
+                        user
+                    }
+                    None => User {
+                        name: "system:anonymous".into(),
+                        groups: vec!["system:unauthenticated".into()],
+                    },
+                };
+                // Impersonation (`kubectl --as`, `--as-group`): allowed by the `impersonate`
+                // verb on users / groups / serviceaccounts, then the request is theirs.
+                let user = match self.impersonate(&user, &parts.headers) {
+                    Ok(user) => user,
+                    Err(e) => return error_response(&e),
+                };
                 // As Kubernetes does, a list or watch narrowed to one object by the field
                 // selector `metadata.name=X` is authorized as a request for X.
                 let named = match &route {
@@ -496,6 +512,9 @@ impl Api {
                 discovery::resource_list(&self.registry, &group, &version)
                     .map(|l| json_response(200, &l))
                     .ok_or_else(ApiError::path_not_found)
+            }
+            Route::Resource(target) if crate::review::is_review(&target) => {
+                self.review(parts, &target, body, user)
             }
             Route::Resource(target) => self.resource(parts, target, query, body, user).await,
         }

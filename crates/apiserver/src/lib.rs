@@ -21,8 +21,10 @@ pub mod discovery;
 pub mod gc;
 pub mod metrics;
 pub mod pki;
+pub mod rbac;
 pub mod registry;
 pub mod request;
+pub mod review;
 pub mod strategy;
 pub mod table;
 pub mod watch;
@@ -72,6 +74,11 @@ pub struct Config {
     pub namespaces: Vec<String>,
     /// Signs client certificate requests this approver approves (None: none are signed).
     pub csr_approver: Option<Arc<dyn csr::CsrApprover>>,
+    /// Authorize with RBAC (after `authorizer`, which may only narrow), creating the default
+    /// roles and bindings plus `rbac_bootstrap` at startup.
+    pub rbac: bool,
+    /// More RBAC objects (ClusterRoles, ClusterRoleBindings) created at startup if missing.
+    pub rbac_bootstrap: Vec<serde_json::Value>,
 }
 
 impl Config {
@@ -90,6 +97,8 @@ impl Config {
             tokens: HashMap::new(),
             namespaces: Vec::new(),
             csr_approver: None,
+            rbac: false,
+            rbac_bootstrap: Vec::new(),
             watch_timeout: Duration::from_secs(1800),
             bookmark_interval: Duration::from_secs(60),
             gc: true,
@@ -171,11 +180,17 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         registry.register(&format!("static:{group}"), defs);
     }
     let (shutdown_tx, shutdown_rx) = signal::channel(false);
+    let rbac_authorizer = config.rbac.then(rbac::RbacAuthorizer::default);
+    let authorizer: Arc<dyn Authorizer> = match &rbac_authorizer {
+        Some(rbac) => Arc::new(rbac::All(vec![config.authorizer, Arc::new(rbac.clone())])),
+        None => config.authorizer,
+    };
     let api = Arc::new(Api {
         store: Arc::clone(&config.store),
         registry,
         admission: config.admission,
-        authorizer: config.authorizer,
+        authorizer,
+        rbac: rbac_authorizer.clone(),
         git_version: config.kubernetes_version,
         server_address: format!("{host}:{}", addr.port()),
         metrics: metrics::Metrics::default(),
@@ -202,6 +217,19 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     publish_cluster_info(&api, &url, authority.cert_pem()).await;
 
     let mut tasks = Vec::new();
+    if let Some(rbac) = &rbac_authorizer {
+        for object in rbac::bootstrap_policy().into_iter().chain(config.rbac_bootstrap) {
+            ensure_object(&api, object).await;
+        }
+        for (kind_prefix, revision) in rbac::load(&api, &rbac.index).await {
+            tasks.push(tokio::spawn(rbac::watch(
+                Arc::clone(&api),
+                Arc::clone(&rbac.index),
+                kind_prefix,
+                revision,
+            )));
+        }
+    }
     tasks.push(tokio::spawn(crd::run_controller(Arc::clone(&api), crd_revision)));
     if let Some(approver) = config.csr_approver {
         let authority = Arc::new(pki::Authority::load_or_create(&pki_dir, "unused")?);
@@ -269,6 +297,37 @@ enum Caller {
     Known(Option<User>),
     /// A bootstrap token, checked against its Secret.
     Bootstrap(String),
+}
+
+/// Creates `object` (cluster-scoped or with its namespace) unless it exists.
+async fn ensure_object(api: &Arc<Api>, mut object: serde_json::Value) {
+    let api_version = object["apiVersion"].as_str().unwrap_or_default().to_owned();
+    let (group, version) = api_version.split_once('/').unwrap_or(("", &api_version));
+    let kind = object["kind"].as_str().unwrap_or_default().to_owned();
+    let Some(def) = api.registry.by_kind(group, &kind).filter(|d| d.version == version) else {
+        tracing::warn!(%kind, "cannot create a default object of an unknown kind");
+        return;
+    };
+    let name = object
+        .pointer("/metadata/name")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let ns = object
+        .pointer("/metadata/namespace")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned);
+    if api.read(&def, ns.as_deref(), &name).await.is_ok() {
+        return;
+    }
+    let now = api::now_rfc3339();
+    let uid = uuid::Uuid::new_v4().to_string();
+    if strategy::prepare_create(&def, &mut object, &now, &uid).is_ok()
+        && let Err(e) = api.store_create(&def, ns.as_deref(), object).await
+        && e.code != 409
+    {
+        tracing::warn!(%kind, %name, error = %e.message, "cannot create a default object");
+    }
 }
 
 /// Publishes `kube-public/cluster-info` (the server URL and CA in a kubeconfig), which a

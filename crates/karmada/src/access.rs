@@ -175,6 +175,78 @@ impl Admission for AgentAdmission {
     }
 }
 
+/// Karmada's default RBAC: what agents and bootstrap tokens may do (the authorizer above then
+/// narrows agents to their own cluster), and Karmada's kinds in the user-facing edit/view roles.
+pub fn rbac_bootstrap() -> Vec<Value> {
+    use serde_json::json;
+    let rule = |groups: &[&str], resources: &[&str], verbs: &[&str]| json!({"apiGroups": groups, "resources": resources, "verbs": verbs});
+    let role = |name: &str, labels: Value, rules: Vec<Value>| {
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": name, "labels": labels}, "rules": rules})
+    };
+    let binding = |name: &str, group: &str| {
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+            "subjects": [{"kind": "Group", "name": group, "apiGroup": "rbac.authorization.k8s.io"}]})
+    };
+    let karmada_groups: &[&str] = &[
+        "policy.karmada.io",
+        "work.karmada.io",
+        "cluster.karmada.io",
+        "config.karmada.io",
+        "autoscaling.karmada.io",
+        "networking.karmada.io",
+        "apps.karmada.io",
+    ];
+    let all = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"];
+    vec![
+        role(
+            "system:karmada:agent",
+            json!({}),
+            vec![
+                rule(&["work.karmada.io"], &["works", "works/status"], &all),
+                rule(
+                    &["cluster.karmada.io"],
+                    &["clusters", "clusters/status"],
+                    &["get", "list", "watch", "create", "update", "patch"],
+                ),
+                rule(
+                    &["coordination.k8s.io"],
+                    &["leases"],
+                    &["get", "list", "watch", "create", "update", "patch"],
+                ),
+                rule(&["", "events.k8s.io"], &["events"], &["create", "update", "patch"]),
+            ],
+        ),
+        binding("system:karmada:agent", AGENT_GROUP),
+        role(
+            "system:karmada:bootstrapper",
+            json!({}),
+            vec![
+                rule(
+                    &["certificates.k8s.io"],
+                    &["certificatesigningrequests"],
+                    &["create", "get", "list", "watch"],
+                ),
+                json!({"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["cluster-info"], "verbs": ["get"]}),
+            ],
+        ),
+        binding("system:karmada:bootstrapper", BOOTSTRAP_GROUP),
+        role(
+            "karmada:aggregate-to-edit",
+            json!({"rbac.authorization.k8s.io/aggregate-to-admin": "true",
+                "rbac.authorization.k8s.io/aggregate-to-edit": "true"}),
+            vec![rule(karmada_groups, &["*"], &all)],
+        ),
+        role(
+            "karmada:aggregate-to-view",
+            json!({"rbac.authorization.k8s.io/aggregate-to-view": "true"}),
+            vec![rule(karmada_groups, &["*"], &["get", "list", "watch"])],
+        ),
+    ]
+}
+
 /// Signs an agent's client certificate when a bootstrap token asked for it and the subject is
 /// exactly an agent identity (`CN=system:karmada:agent:<cluster>`, `O=system:karmada:agents`).
 pub struct AgentCsrApprover;

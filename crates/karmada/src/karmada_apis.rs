@@ -85,6 +85,8 @@ pub fn install(config: &mut apiserver::Config) {
     config.admission.push(Arc::new(crate::access::AgentAdmission));
     config.authorizer = Arc::new(crate::access::KarmadaAuthorizer);
     config.csr_approver = Some(Arc::new(crate::access::AgentCsrApprover));
+    config.rbac = true;
+    config.rbac_bootstrap.extend(crate::access::rbac_bootstrap());
     // Leader-election Leases live in karmada-system; cluster secrets and agent Leases in
     // karmada-cluster.
     config.namespaces.extend(["karmada-system".to_owned(), "karmada-cluster".to_owned()]);

@@ -160,6 +160,41 @@ impl ApiServer {
         kube::Client::try_from(config).expect("kube client")
     }
 
+    /// A kubeconfig for `user` in `groups`: a client certificate from the server's CA.
+    pub fn user_kubeconfig(&self, user: &str, groups: &[&str]) -> PathBuf {
+        let pki = self.dir.path().join("pki");
+        let ca = apiserver::pki::Authority::load_or_create(&pki, "unused").expect("the CA");
+        let identity = ca.client(user, groups).expect("a client certificate");
+        let path = self.dir.path().join(format!("user-{}.config", user.replace(':', "_")));
+        let entry = apiserver::pki::KubeconfigEntry {
+            name: "karmada".into(),
+            server: self.url.clone(),
+            ca_pem: ca.cert_pem().to_owned(),
+            client: Some(identity),
+            token: None,
+        };
+        apiserver::pki::write_kubeconfig(&path, &[entry], Some("karmada")).expect("kubeconfig");
+        path
+    }
+
+    /// Runs kubectl with another kubeconfig (another identity).
+    pub fn kubectl_as(&self, kubeconfig: &Path, args: &[&str]) -> Out {
+        let output = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("kube-cache-users"))
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .output()
+            .expect("run kubectl");
+        Out {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
     /// Writes a manifest into the server's temp dir and returns its path.
     pub fn file(&self, name: &str, contents: &str) -> String {
         let path = self.dir.path().join(name);

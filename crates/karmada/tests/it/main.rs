@@ -11,3 +11,4 @@ mod member_kubectl;
 mod plane;
 mod propagation;
 mod pull;
+mod rbac;
