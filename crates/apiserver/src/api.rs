@@ -97,6 +97,10 @@ pub struct Api {
     pub(crate) watch_lines: crate::watch::SharedLines,
     /// Fault injection (simulated members): stop answering, or fail health checks.
     pub availability: Availability,
+    /// Bounds the requests being served at once (watches excepted); beyond it: 429.
+    pub(crate) inflight: Option<Arc<tokio::sync::Semaphore>>,
+    /// Where mutating requests are recorded.
+    pub(crate) audit: Option<crate::audit::AuditLog>,
 }
 
 /// Switches for simulating an unreachable or unhealthy server.
@@ -343,6 +347,30 @@ impl Api {
         let route = request::route(&path);
         let (verb, resource) = describe(&parts.method, &route, &query);
         let public = matches!(route, Some(Route::Version | Route::Health(_)));
+        // Overload protection (Kubernetes' --max-requests-inflight): health checks and watches
+        // are not counted; anything beyond the limit is refused at once with 429.
+        let _permit = match (&self.inflight, verb == "watch" || public) {
+            (Some(limit), false) => match Arc::clone(limit).try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    let mut response = error_response(&ApiError::new(
+                        429,
+                        "TooManyRequests",
+                        "too many requests in flight, please try again later",
+                    ));
+                    response
+                        .headers_mut()
+                        .insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+                    return response;
+                }
+            },
+            _ => None,
+        };
+        let audit_user = user.clone();
+        let audit_target = match (&self.audit, &route) {
+            (Some(_), Some(Route::Resource(t))) => Some(t.clone()),
+            _ => None,
+        };
         let response = match (&user, public) {
             (None, false) => error_response(&ApiError::unauthorized()),
             _ => {
@@ -423,6 +451,22 @@ impl Api {
                 }
             }
         };
+        if let Some(audit) = &self.audit
+            && matches!(
+                verb.as_str(),
+                "create" | "update" | "patch" | "delete" | "deletecollection"
+            )
+        {
+            audit.record(
+                audit_user.as_ref(),
+                &parts.headers,
+                &verb,
+                audit_target.as_ref(),
+                &path,
+                response.status().as_u16(),
+                started.elapsed(),
+            );
+        }
         if verb != "watch" {
             self.metrics.observe(&verb, &resource, response.status().as_u16(), started.elapsed());
         } else {

@@ -14,6 +14,7 @@
 //! It knows nothing of Karmada's scheduling or propagation: those are API clients.
 
 pub mod api;
+pub mod audit;
 pub mod codec;
 pub mod crd;
 pub mod csr;
@@ -79,6 +80,11 @@ pub struct Config {
     pub rbac: bool,
     /// More RBAC objects (ClusterRoles, ClusterRoleBindings) created at startup if missing.
     pub rbac_bootstrap: Vec<serde_json::Value>,
+    /// At most this many requests served at once (watches excepted); 0: unbounded.
+    pub max_requests_inflight: usize,
+    /// Record mutating requests here (JSON lines), rotating past `audit_log_max_bytes`.
+    pub audit_log: Option<PathBuf>,
+    pub audit_log_max_bytes: u64,
 }
 
 impl Config {
@@ -99,6 +105,9 @@ impl Config {
             csr_approver: None,
             rbac: false,
             rbac_bootstrap: Vec::new(),
+            max_requests_inflight: 0,
+            audit_log: None,
+            audit_log_max_bytes: 100 << 20,
             watch_timeout: Duration::from_secs(1800),
             bookmark_interval: Duration::from_secs(60),
             gc: true,
@@ -118,6 +127,8 @@ pub enum StartError {
     },
     #[error("store: {0}")]
     Store(#[from] store::StoreError),
+    #[error("audit log: {0}")]
+    Audit(#[source] std::io::Error),
 }
 
 /// A running API server. Dropping it does not stop it; call [`Server::shutdown`].
@@ -181,6 +192,10 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     }
     let (shutdown_tx, shutdown_rx) = signal::channel(false);
     let rbac_authorizer = config.rbac.then(rbac::RbacAuthorizer::default);
+    let mut admission = config.admission;
+    if let Some(rbac) = &rbac_authorizer {
+        admission.push(Arc::new(rbac::EscalationCheck { index: Arc::clone(&rbac.index) }));
+    }
     let authorizer: Arc<dyn Authorizer> = match &rbac_authorizer {
         Some(rbac) => Arc::new(rbac::All(vec![config.authorizer, Arc::new(rbac.clone())])),
         None => config.authorizer,
@@ -188,7 +203,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let api = Arc::new(Api {
         store: Arc::clone(&config.store),
         registry,
-        admission: config.admission,
+        admission,
         authorizer,
         rbac: rbac_authorizer.clone(),
         git_version: config.kubernetes_version,
@@ -199,6 +214,15 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         bookmark_interval: config.bookmark_interval,
         watch_lines: Default::default(),
         availability: Default::default(),
+        inflight: (config.max_requests_inflight > 0)
+            .then(|| Arc::new(tokio::sync::Semaphore::new(config.max_requests_inflight))),
+        audit: match &config.audit_log {
+            Some(path) => Some(
+                audit::AuditLog::start(path.clone(), config.audit_log_max_bytes)
+                    .map_err(StartError::Audit)?,
+            ),
+            None => None,
+        },
     });
     let crd_revision = crd::load_all(&api).await?;
     ensure_default_namespaces(&api, &config.namespaces).await;

@@ -726,3 +726,136 @@ mod tests {
         assert!(!index.allows(&carol, "list", Some(&t), ""));
     }
 }
+
+/// Whether `owner` rules cover every permission of `rule` (Kubernetes' escalation check:
+/// wildcards in `rule` must be matched by wildcards).
+pub fn covers(owner: &[Rule], rule: &Rule) -> bool {
+    let has = |list: &[String], value: &str| {
+        list.iter().any(|x| x == "*" || (value != "*" && x == value))
+    };
+    for verb in &rule.verbs {
+        for url in &rule.non_resource_urls {
+            let ok = owner.iter().any(|o| {
+                has(&o.verbs, verb)
+                    && o.non_resource_urls.iter().any(|u| {
+                        u == "*"
+                            || u == url
+                            || u.strip_suffix('*').is_some_and(|p| url.starts_with(p))
+                    })
+            });
+            if !ok {
+                return false;
+            }
+        }
+        for group in &rule.api_groups {
+            for resource in &rule.resources {
+                let names: Vec<Option<&str>> = if rule.resource_names.is_empty() {
+                    vec![None]
+                } else {
+                    rule.resource_names.iter().map(|n| Some(n.as_str())).collect()
+                };
+                for name in names {
+                    let ok = owner.iter().any(|o| {
+                        has(&o.verbs, verb)
+                            && has(&o.api_groups, group)
+                            && has(&o.resources, resource)
+                            && (o.resource_names.is_empty()
+                                || name.is_some_and(|n| o.resource_names.iter().any(|x| x == n)))
+                    });
+                    if !ok {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+    true
+}
+
+/// Escalation prevention, as Kubernetes: a Role or ClusterRole may only be written by someone
+/// who holds every permission in it (or may `escalate`), and a binding only by someone who
+/// holds the bound role's permissions (or may `bind` it).
+pub struct EscalationCheck {
+    pub index: Arc<RwLock<Index>>,
+}
+
+impl crate::api::Admission for EscalationCheck {
+    fn admit(
+        &self,
+        request: &crate::api::AdmissionRequest<'_>,
+        object: &mut Value,
+    ) -> Result<(), ApiError> {
+        if request.def.group != "rbac.authorization.k8s.io"
+            || request.operation == crate::api::Operation::Delete
+        {
+            return Ok(());
+        }
+        let user = request.user;
+        let index = self.index.read();
+        if user.groups.iter().any(|g| g == MASTERS) {
+            return Ok(());
+        }
+        let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str);
+        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        let held = index.rules_for(user, if request.def.namespaced { namespace } else { None });
+        let target = |resource: &str, name: &str| Target {
+            group: "rbac.authorization.k8s.io".into(),
+            version: "v1".into(),
+            resource: resource.into(),
+            namespace: namespace.map(str::to_owned),
+            name: Some(name.to_owned()),
+            subresource: None,
+        };
+        match request.def.plural.as_str() {
+            plural @ ("roles" | "clusterroles") => {
+                if index.allows(user, "escalate", Some(&target(plural, name)), "") {
+                    return Ok(());
+                }
+                let rules: Vec<Rule> = object
+                    .get("rules")
+                    .and_then(Value::as_array)
+                    .map(|r| r.iter().map(Rule::from_json).collect())
+                    .unwrap_or_default();
+                if let Some(missing) = rules.iter().find(|r| !covers(&held, r)) {
+                    return Err(ApiError::forbidden(format!(
+                        "{plural} \"{name}\" is forbidden: user \"{}\" is attempting to grant RBAC permissions not currently held: {{verbs: {:?}, apiGroups: {:?}, resources: {:?}, resourceNames: {:?}, nonResourceURLs: {:?}}}",
+                        user.name,
+                        missing.verbs,
+                        missing.api_groups,
+                        missing.resources,
+                        missing.resource_names,
+                        missing.non_resource_urls
+                    )));
+                }
+                Ok(())
+            }
+            "rolebindings" | "clusterrolebindings" => {
+                let kind =
+                    object.pointer("/roleRef/kind").and_then(Value::as_str).unwrap_or_default();
+                let role =
+                    object.pointer("/roleRef/name").and_then(Value::as_str).unwrap_or_default();
+                let role_resource = if kind == "Role" { "roles" } else { "clusterroles" };
+                if index.allows(user, "bind", Some(&target(role_resource, role)), "") {
+                    return Ok(());
+                }
+                let role_rules = match kind {
+                    "Role" => index
+                        .roles
+                        .get(&(namespace.unwrap_or_default().to_owned(), role.to_owned()))
+                        .cloned()
+                        .unwrap_or_default(),
+                    _ => index.cluster_role_rules(role),
+                };
+                if role_rules.iter().all(|r| covers(&held, r)) {
+                    Ok(())
+                } else {
+                    Err(ApiError::forbidden(format!(
+                        "{} \"{name}\" is forbidden: user \"{}\" is attempting to grant RBAC permissions not currently held (binding {kind} {role})",
+                        request.def.plural, user.name
+                    )))
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+}

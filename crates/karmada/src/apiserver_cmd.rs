@@ -21,6 +21,16 @@ pub struct Args {
     store: String,
     #[command(flatten)]
     etcd: EtcdFlags,
+    /// At most this many requests served at once (watches excepted); more get 429 with
+    /// Retry-After. 0: unbounded.
+    #[arg(long, default_value_t = 400)]
+    max_requests_inflight: usize,
+    /// Write a JSON line per mutating request here.
+    #[arg(long)]
+    audit_log_path: Option<PathBuf>,
+    /// Rotate the audit log past this many megabytes (the previous file is kept as .1).
+    #[arg(long, default_value_t = 100)]
+    audit_log_maxsize: u64,
     /// Where to write the admin kubeconfig (default: DATA_DIR/karmada-apiserver.config).
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
@@ -102,6 +112,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let store = open_store(&args.store, &args.data_dir, &args.etcd).await?;
     let mut config = apiserver::Config::new(&args.data_dir, args.bind, store);
     config.kubeconfig = args.kubeconfig;
+    config.max_requests_inflight = args.max_requests_inflight;
+    config.audit_log = args.audit_log_path;
+    config.audit_log_max_bytes = args.audit_log_maxsize << 20;
     crate::karmada_apis::install(&mut config);
     let server = apiserver::start(config).await?;
     eprintln!("karmada-apiserver listening on {}", server.url);

@@ -116,6 +116,38 @@ fn principals_and_requests() {
     );
     assert!(who.ok().starts_with("bob ") && who.stdout.contains("devs"), "{}", who.stdout);
 
+    // Escalation: an admin of team-a may grant what it holds, nothing more.
+    s.kubectl_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: carol-admin, namespace: team-a}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: admin}\nsubjects:\n- {apiGroup: rbac.authorization.k8s.io, kind: User, name: carol}\n",
+    )
+    .ok();
+    let carol = s.user_kubeconfig("carol", &[]);
+    let role = |name: &str, resource: &str| {
+        format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: {name}, namespace: team-a}}\nrules:\n- {{apiGroups: [\"\"], resources: [{resource}], verbs: [get]}}\n"
+        )
+    };
+    let write = |config: &std::path::Path, manifest: &str| {
+        let file = s.file("grant.yaml", manifest);
+        s.kubectl_as(config, &["create", "-f", &file])
+    };
+    write(&carol, &role("secret-reader", "secrets")).ok();
+    let denied = write(&carol, &role("node-reader", "nodes"));
+    assert!(
+        denied.code != 0
+            && denied.stderr.contains("attempting to grant RBAC permissions not currently held"),
+        "{denied:?}"
+    );
+    let bind = |name: &str, role: &str| {
+        format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: {name}, namespace: team-a}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {role}}}\nsubjects:\n- {{apiGroup: rbac.authorization.k8s.io, kind: User, name: dave}}\n"
+        )
+    };
+    write(&carol, &bind("dave-view", "view")).ok();
+    let denied = write(&carol, &bind("dave-root", "cluster-admin"));
+    assert!(denied.code != 0 && denied.stderr.contains("not currently held"), "{denied:?}");
+
     // A revoked binding takes effect at once.
     s.kubectl(&["delete", "rolebinding", "devs-edit", "-n", "team-a"]).ok();
     crate::harness::eventually(std::time::Duration::from_secs(10), "revocation", || {
@@ -140,4 +172,126 @@ fn principals_and_requests() {
         .unwrap();
     let err = String::from_utf8_lossy(&anonymous.stderr);
     assert!(err.contains("Unauthorized") || err.contains("must be logged in"), "{err}");
+}
+
+#[test]
+fn overload_gets_429_and_mutations_are_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.log");
+    let s = ApiServer::start_with(
+        "memory",
+        &[
+            "--max-requests-inflight".into(),
+            "1".into(),
+            "--audit-log-path".into(),
+            audit.to_str().unwrap().into(),
+        ],
+    );
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let codes = runtime.block_on(async {
+        // Objects to list, so that each request takes a little while.
+        let client = s.client().await;
+        let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+            kube::Api::namespaced(client.clone(), "default");
+        let payload = "x".repeat(4096);
+        for i in 0..300 {
+            let cm: k8s_openapi::api::core::v1::ConfigMap =
+                serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": format!("load-{i}")}, "data": {"payload": payload}
+                }))
+                .unwrap();
+            api.create(&Default::default(), &cm).await.unwrap();
+        }
+        // Raw HTTPS requests, each on its own connection: kube-rs and kubectl retry 429s, and
+        // this wants to see them.
+        let connector = raw_tls(&s);
+        let address = s.url.trim_start_matches("https://").to_owned();
+        let mut tasks = Vec::new();
+        for _ in 0..100 {
+            let (connector, address) = (connector.clone(), address.clone());
+            tasks.push(tokio::spawn(async move {
+                raw_get(&connector, &address, "/api/v1/namespaces/default/configmaps").await
+            }));
+        }
+        let mut codes = Vec::new();
+        for t in tasks {
+            codes.push(t.await.unwrap());
+        }
+        codes
+    });
+    let refused = codes.iter().filter(|c| **c == 429).count();
+    assert!(refused > 0, "a flood beyond the in-flight limit gets 429s: {codes:?}");
+    assert!(codes.iter().all(|c| *c == 200 || *c == 429), "{codes:?}");
+    // Still responsive (kubectl honours Retry-After on 429).
+    s.kubectl(&["get", "ns", "default"]).ok();
+
+    s.kubectl_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: audited, namespace: default}\n",
+    )
+    .ok();
+    s.kubectl(&["delete", "configmap", "audited"]).ok();
+    crate::harness::eventually(std::time::Duration::from_secs(10), "audit lines", || {
+        let text = std::fs::read_to_string(&audit).ok()?;
+        let events: Vec<serde_json::Value> =
+            text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let create = events.iter().any(|e| {
+            e["verb"] == "create"
+                && e["resource"] == "configmaps"
+                && e["namespace"] == "default"
+                && e["user"] == "admin"
+                && e["code"] == 201
+                && e["latencyMs"].is_number()
+        });
+        let delete = events.iter().any(|e| {
+            e["verb"] == "delete"
+                && e["name"] == "audited"
+                && e["user"] == "admin"
+                && e["code"] == 200
+        });
+        (create && delete).then_some(())
+    });
+    let text = std::fs::read_to_string(&audit).unwrap();
+    assert!(!text.contains("\"verb\":\"list\""), "reads are not audited");
+}
+
+/// A TLS connector presenting the admin's client certificate.
+fn raw_tls(s: &ApiServer) -> tokio_rustls::TlsConnector {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let pki = s.dir.path().join("pki");
+    let read = |f: &str| std::fs::read(pki.join(f)).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&read("ca.crt")) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(&read("admin.crt")).map(|c| c.unwrap()).collect();
+    let key = PrivateKeyDer::from_pem_slice(&read("admin.key")).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+}
+
+/// The status code of one GET over a fresh HTTP/1.1 connection (0 on a transport error).
+async fn raw_get(connector: &tokio_rustls::TlsConnector, address: &str, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(tcp) = tokio::net::TcpStream::connect(address).await else { return 0 };
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let Ok(mut tls) = connector.connect(name, tcp).await else { return 0 };
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    if tls.write_all(request.as_bytes()).await.is_err() {
+        return 0;
+    }
+    let mut head = [0u8; 12];
+    if tls.read_exact(&mut head).await.is_err() {
+        return 0;
+    }
+    std::str::from_utf8(&head[9..12]).ok().and_then(|c| c.parse().ok()).unwrap_or(0)
 }
