@@ -599,134 +599,6 @@ pub fn bootstrap_policy() -> Vec<Value> {
     ]
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn user(name: &str, groups: &[&str]) -> User {
-        User { name: name.into(), groups: groups.iter().map(|g| (*g).to_owned()).collect() }
-    }
-
-    fn target(
-        group: &str,
-        resource: &str,
-        sub: Option<&str>,
-        ns: Option<&str>,
-        name: Option<&str>,
-    ) -> Target {
-        Target {
-            group: group.into(),
-            version: "v1".into(),
-            resource: resource.into(),
-            namespace: ns.map(str::to_owned),
-            name: name.map(str::to_owned),
-            subresource: sub.map(str::to_owned),
-        }
-    }
-
-    fn index(objects: &[Value]) -> Index {
-        let mut index = Index::default();
-        for o in objects {
-            let kind = o["kind"].as_str().unwrap_or_default();
-            let ns = o.pointer("/metadata/namespace").and_then(Value::as_str);
-            let name = o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-            index.apply(kind, ns, name, Some(o));
-        }
-        index
-    }
-
-    #[test]
-    fn rules_bindings_and_aggregation() {
-        let mut objects = bootstrap_policy();
-        objects.push(json!({"kind": "Role", "metadata": {"name": "cm-reader", "namespace": "team-a"},
-            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"], "resourceNames": ["settings"]}]}));
-        objects.push(json!({"kind": "RoleBinding", "metadata": {"name": "alice-cm", "namespace": "team-a"},
-            "roleRef": {"kind": "Role", "name": "cm-reader"}, "subjects": [{"kind": "User", "name": "alice"}]}));
-        objects.push(json!({"kind": "RoleBinding", "metadata": {"name": "bob-view", "namespace": "team-a"},
-            "roleRef": {"kind": "ClusterRole", "name": "view"}, "subjects": [{"kind": "Group", "name": "devs"}]}));
-        objects.push(json!({"kind": "ClusterRole", "metadata": {"name": "widgets-view",
-            "labels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}},
-            "rules": [{"apiGroups": ["example.io"], "resources": ["widgets"], "verbs": ["list"]}]}));
-        objects.push(json!({"kind": "ClusterRoleBinding", "metadata": {"name": "sa-edit"},
-            "roleRef": {"kind": "ClusterRole", "name": "edit"},
-            "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": "ci"}]}));
-        let index = index(&objects);
-        let alice = user("alice", &["system:authenticated"]);
-        let bob = user("bob", &["devs", "system:authenticated"]);
-        let sa = user("system:serviceaccount:ci:deployer", &["system:authenticated"]);
-        let admin = user("root", &[MASTERS]);
-        let cm = |ns: &str, name: Option<&str>| target("", "configmaps", None, Some(ns), name);
-        let cases: Vec<(&User, &str, Option<Target>, &str, bool)> = vec![
-            (&alice, "get", Some(cm("team-a", Some("settings"))), "", true),
-            (&alice, "get", Some(cm("team-a", Some("other"))), "", false),
-            (&alice, "list", Some(cm("team-a", None)), "", false),
-            (&alice, "get", Some(cm("team-b", Some("settings"))), "", false),
-            (&alice, "get", None, "/apis/apps/v1", true),
-            (&alice, "get", None, "/metrics", false),
-            (&bob, "list", Some(cm("team-a", None)), "", true),
-            (&bob, "create", Some(cm("team-a", None)), "", false),
-            (&bob, "get", Some(target("", "secrets", None, Some("team-a"), Some("s"))), "", false),
-            (
-                &bob,
-                "list",
-                Some(target("example.io", "widgets", None, Some("team-a"), None)),
-                "",
-                true,
-            ),
-            (&bob, "list", Some(cm("team-b", None)), "", false),
-            (
-                &sa,
-                "patch",
-                Some(target("apps", "deployments", Some("scale"), Some("x"), Some("d"))),
-                "",
-                true,
-            ),
-            (
-                &sa,
-                "update",
-                Some(target("apps", "deployments", Some("status"), Some("x"), Some("d"))),
-                "",
-                false,
-            ),
-            (
-                &sa,
-                "create",
-                Some(target("rbac.authorization.k8s.io", "roles", None, Some("x"), None)),
-                "",
-                false,
-            ),
-            (&admin, "delete", Some(target("", "nodes", None, None, Some("n"))), "", true),
-            (
-                &alice,
-                "create",
-                Some(target("authorization.k8s.io", "selfsubjectaccessreviews", None, None, None)),
-                "",
-                true,
-            ),
-        ];
-        for (u, verb, t, path, want) in cases {
-            assert_eq!(
-                index.allows(u, verb, t.as_ref(), path),
-                want,
-                "{} {verb} {t:?} {path}",
-                u.name
-            );
-        }
-    }
-
-    #[test]
-    fn deleting_a_binding_revokes() {
-        let binding = json!({"kind": "ClusterRoleBinding", "metadata": {"name": "b"},
-            "roleRef": {"kind": "ClusterRole", "name": "cluster-admin"}, "subjects": [{"kind": "User", "name": "carol"}]});
-        let mut index = index(&[bootstrap_policy()[0].clone(), binding]);
-        let carol = user("carol", &[]);
-        let t = target("", "secrets", None, Some("x"), None);
-        assert!(index.allows(&carol, "list", Some(&t), ""));
-        index.apply("ClusterRoleBinding", None, "b", None);
-        assert!(!index.allows(&carol, "list", Some(&t), ""));
-    }
-}
-
 /// Whether `owner` rules cover every permission of `rule` (Kubernetes' escalation check:
 /// wildcards in `rule` must be matched by wildcards).
 pub fn covers(owner: &[Rule], rule: &Rule) -> bool {
@@ -857,5 +729,133 @@ impl crate::api::Admission for EscalationCheck {
             }
             _ => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str, groups: &[&str]) -> User {
+        User { name: name.into(), groups: groups.iter().map(|g| (*g).to_owned()).collect() }
+    }
+
+    fn target(
+        group: &str,
+        resource: &str,
+        sub: Option<&str>,
+        ns: Option<&str>,
+        name: Option<&str>,
+    ) -> Target {
+        Target {
+            group: group.into(),
+            version: "v1".into(),
+            resource: resource.into(),
+            namespace: ns.map(str::to_owned),
+            name: name.map(str::to_owned),
+            subresource: sub.map(str::to_owned),
+        }
+    }
+
+    fn index(objects: &[Value]) -> Index {
+        let mut index = Index::default();
+        for o in objects {
+            let kind = o["kind"].as_str().unwrap_or_default();
+            let ns = o.pointer("/metadata/namespace").and_then(Value::as_str);
+            let name = o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+            index.apply(kind, ns, name, Some(o));
+        }
+        index
+    }
+
+    #[test]
+    fn rules_bindings_and_aggregation() {
+        let mut objects = bootstrap_policy();
+        objects.push(json!({"kind": "Role", "metadata": {"name": "cm-reader", "namespace": "team-a"},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"], "resourceNames": ["settings"]}]}));
+        objects.push(json!({"kind": "RoleBinding", "metadata": {"name": "alice-cm", "namespace": "team-a"},
+            "roleRef": {"kind": "Role", "name": "cm-reader"}, "subjects": [{"kind": "User", "name": "alice"}]}));
+        objects.push(json!({"kind": "RoleBinding", "metadata": {"name": "bob-view", "namespace": "team-a"},
+            "roleRef": {"kind": "ClusterRole", "name": "view"}, "subjects": [{"kind": "Group", "name": "devs"}]}));
+        objects.push(json!({"kind": "ClusterRole", "metadata": {"name": "widgets-view",
+            "labels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}},
+            "rules": [{"apiGroups": ["example.io"], "resources": ["widgets"], "verbs": ["list"]}]}));
+        objects.push(json!({"kind": "ClusterRoleBinding", "metadata": {"name": "sa-edit"},
+            "roleRef": {"kind": "ClusterRole", "name": "edit"},
+            "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": "ci"}]}));
+        let index = index(&objects);
+        let alice = user("alice", &["system:authenticated"]);
+        let bob = user("bob", &["devs", "system:authenticated"]);
+        let sa = user("system:serviceaccount:ci:deployer", &["system:authenticated"]);
+        let admin = user("root", &[MASTERS]);
+        let cm = |ns: &str, name: Option<&str>| target("", "configmaps", None, Some(ns), name);
+        let cases: Vec<(&User, &str, Option<Target>, &str, bool)> = vec![
+            (&alice, "get", Some(cm("team-a", Some("settings"))), "", true),
+            (&alice, "get", Some(cm("team-a", Some("other"))), "", false),
+            (&alice, "list", Some(cm("team-a", None)), "", false),
+            (&alice, "get", Some(cm("team-b", Some("settings"))), "", false),
+            (&alice, "get", None, "/apis/apps/v1", true),
+            (&alice, "get", None, "/metrics", false),
+            (&bob, "list", Some(cm("team-a", None)), "", true),
+            (&bob, "create", Some(cm("team-a", None)), "", false),
+            (&bob, "get", Some(target("", "secrets", None, Some("team-a"), Some("s"))), "", false),
+            (
+                &bob,
+                "list",
+                Some(target("example.io", "widgets", None, Some("team-a"), None)),
+                "",
+                true,
+            ),
+            (&bob, "list", Some(cm("team-b", None)), "", false),
+            (
+                &sa,
+                "patch",
+                Some(target("apps", "deployments", Some("scale"), Some("x"), Some("d"))),
+                "",
+                true,
+            ),
+            (
+                &sa,
+                "update",
+                Some(target("apps", "deployments", Some("status"), Some("x"), Some("d"))),
+                "",
+                false,
+            ),
+            (
+                &sa,
+                "create",
+                Some(target("rbac.authorization.k8s.io", "roles", None, Some("x"), None)),
+                "",
+                false,
+            ),
+            (&admin, "delete", Some(target("", "nodes", None, None, Some("n"))), "", true),
+            (
+                &alice,
+                "create",
+                Some(target("authorization.k8s.io", "selfsubjectaccessreviews", None, None, None)),
+                "",
+                true,
+            ),
+        ];
+        for (u, verb, t, path, want) in cases {
+            assert_eq!(
+                index.allows(u, verb, t.as_ref(), path),
+                want,
+                "{} {verb} {t:?} {path}",
+                u.name
+            );
+        }
+    }
+
+    #[test]
+    fn deleting_a_binding_revokes() {
+        let binding = json!({"kind": "ClusterRoleBinding", "metadata": {"name": "b"},
+            "roleRef": {"kind": "ClusterRole", "name": "cluster-admin"}, "subjects": [{"kind": "User", "name": "carol"}]});
+        let mut index = index(&[bootstrap_policy()[0].clone(), binding]);
+        let carol = user("carol", &[]);
+        let t = target("", "secrets", None, Some("x"), None);
+        assert!(index.allows(&carol, "list", Some(&t), ""));
+        index.apply("ClusterRoleBinding", None, "b", None);
+        assert!(!index.allows(&carol, "list", Some(&t), ""));
     }
 }
