@@ -19,6 +19,7 @@ pub mod codec;
 pub mod crd;
 pub mod csr;
 pub mod discovery;
+pub mod encryption;
 pub mod gc;
 pub mod metrics;
 pub mod pki;

@@ -28,6 +28,10 @@ pub struct Args {
     /// Write a JSON line per mutating request here.
     #[arg(long)]
     audit_log_path: Option<PathBuf>,
+    /// Encrypt Secrets in the store with this AES-256 key (32 bytes, raw or base64); values
+    /// stored unencrypted are sealed on their next write.
+    #[arg(long)]
+    encryption_key_file: Option<PathBuf>,
     /// Rotate the audit log past this many megabytes (the previous file is kept as .1).
     #[arg(long, default_value_t = 100)]
     audit_log_maxsize: u64,
@@ -108,8 +112,21 @@ pub async fn open_store(
     }
 }
 
+/// Wraps `store` so that Secrets are sealed with the key in `path`.
+pub fn encrypt_secrets(
+    store: Arc<dyn Store>,
+    path: &std::path::Path,
+) -> anyhow::Result<Arc<dyn Store>> {
+    let key = apiserver::encryption::read_key_file(path)
+        .map_err(|e| anyhow::anyhow!("cannot read the encryption key {}: {e}", path.display()))?;
+    Ok(Arc::new(apiserver::encryption::EncryptedSecrets::new(store, key)?))
+}
+
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let store = open_store(&args.store, &args.data_dir, &args.etcd).await?;
+    let mut store = open_store(&args.store, &args.data_dir, &args.etcd).await?;
+    if let Some(path) = &args.encryption_key_file {
+        store = encrypt_secrets(store, path)?;
+    }
     let mut config = apiserver::Config::new(&args.data_dir, args.bind, store);
     config.kubeconfig = args.kubeconfig;
     config.max_requests_inflight = args.max_requests_inflight;

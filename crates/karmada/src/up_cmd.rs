@@ -341,6 +341,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         crate::apiserver_cmd::open_store("redb", &data_dir, &Default::default()).await?
     };
+    // Secrets (member credentials among them) are encrypted at rest with a key of the data dir.
+    let key_file = data_dir.join("pki").join("encryption.key");
+    apiserver::encryption::ensure_key_file(&key_file)?;
+    let store = crate::apiserver_cmd::encrypt_secrets(store, &key_file)?;
+    let standby_server = match standby_server {
+        Some(s) => Some(crate::apiserver_cmd::encrypt_secrets(s, &key_file)?),
+        None => None,
+    };
     progress("starting the control plane");
     let mut config =
         apiserver::Config::new(&data_dir, SocketAddr::from(([127, 0, 0, 1], args.port)), store);
