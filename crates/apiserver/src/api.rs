@@ -85,6 +85,8 @@ pub struct Api {
     pub(crate) registry: Arc<Registry>,
     pub(crate) admission: Vec<Arc<dyn Admission>>,
     pub(crate) authorizer: Arc<dyn Authorizer>,
+    /// Signs and checks ServiceAccount tokens.
+    pub(crate) sa_tokens: Option<Arc<crate::satoken::TokenSigner>>,
     /// The RBAC index (for rules reviews), when RBAC is on.
     pub(crate) rbac: Option<crate::rbac::RbacAuthorizer>,
     pub(crate) git_version: String,
@@ -558,7 +560,7 @@ impl Api {
                     .ok_or_else(ApiError::path_not_found)
             }
             Route::Resource(target) if crate::review::is_review(&target) => {
-                self.review(parts, &target, body, user)
+                self.review(parts, &target, body, user).await
             }
             Route::Resource(target) => self.resource(parts, target, query, body, user).await,
         }
@@ -585,6 +587,11 @@ impl Api {
         let ns = target.namespace.as_deref();
         let headers = &parts.headers;
         match (&parts.method, target.name.as_deref(), target.subresource.as_deref()) {
+            (&Method::POST, Some(name), Some("token"))
+                if def.group.is_empty() && def.plural == "serviceaccounts" =>
+            {
+                self.token_request(&def, ns.unwrap_or_default(), name, headers, &body).await
+            }
             (&Method::GET, None, None) => {
                 let wanted = request::negotiate(headers)?;
                 if query.flag("watch") {
@@ -1833,5 +1840,68 @@ impl Api {
             );
         }
         Ok(User { name: format!("system:bootstrap:{id}"), groups })
+    }
+}
+
+impl Api {
+    /// TokenRequest: a token for ServiceAccount `namespace/name`.
+    async fn token_request(
+        &self,
+        def: &ResourceDef,
+        namespace: &str,
+        name: &str,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<Response<Body>, ApiError> {
+        let signer = self
+            .sa_tokens
+            .as_ref()
+            .ok_or_else(|| ApiError::internal("service account tokens are not configured"))?;
+        let account = self.read(def, Some(namespace), name).await?;
+        let uid = account.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default();
+        let protobuf = headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.starts_with("application/vnd.kubernetes.protobuf"));
+        let (audiences, seconds) = crate::satoken::token_request(body, protobuf)
+            .ok_or_else(|| ApiError::bad_request("invalid TokenRequest"))?;
+        let seconds = seconds.clamp(600, 48 * 3600);
+        let (token, expires) =
+            signer.issue(namespace, name, uid, &audiences, seconds).map_err(ApiError::internal)?;
+        Ok(json_response(
+            201,
+            &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                "metadata": {"name": name, "namespace": namespace, "creationTimestamp": now_rfc3339()},
+                "spec": {"audiences": audiences, "expirationSeconds": seconds},
+                "status": {"token": token,
+                    "expirationTimestamp": apimachinery::time::format_rfc3339(expires)}}),
+        ))
+    }
+
+    /// The user of a ServiceAccount token: valid signature, not expired, and the
+    /// ServiceAccount still exists with the UID the token was issued for.
+    pub async fn service_account_user(&self, token: &str) -> Result<User, ApiError> {
+        let refused =
+            |why: &str| ApiError::new(401, "Unauthorized", format!("Unauthorized: {why}"));
+        let signer = self.sa_tokens.as_ref().ok_or_else(|| refused("no service account tokens"))?;
+        let claims = signer.verify(token).map_err(|e| refused(&e))?;
+        let def = self
+            .registry
+            .get("", "v1", "serviceaccounts")
+            .ok_or_else(|| refused("no serviceaccounts"))?;
+        let account = self
+            .read(&def, Some(&claims.namespace), &claims.name)
+            .await
+            .map_err(|_| refused("the service account no longer exists"))?;
+        if account.pointer("/metadata/uid").and_then(Value::as_str) != Some(claims.uid.as_str()) {
+            return Err(refused("the service account was recreated since the token was issued"));
+        }
+        Ok(User {
+            name: format!("system:serviceaccount:{}:{}", claims.namespace, claims.name),
+            groups: vec![
+                "system:serviceaccounts".into(),
+                format!("system:serviceaccounts:{}", claims.namespace),
+            ],
+        })
     }
 }

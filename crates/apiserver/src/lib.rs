@@ -27,6 +27,7 @@ pub mod rbac;
 pub mod registry;
 pub mod request;
 pub mod review;
+pub mod satoken;
 pub mod strategy;
 pub mod table;
 pub mod watch;
@@ -207,6 +208,13 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         admission,
         authorizer,
         rbac: rbac_authorizer.clone(),
+        sa_tokens: match satoken::TokenSigner::load_or_create(&pki_dir) {
+            Ok(signer) => Some(Arc::new(signer)),
+            Err(e) => {
+                tracing::warn!(error = %e, "service account tokens are disabled");
+                None
+            }
+        },
         git_version: config.kubernetes_version,
         server_address: format!("{host}:{}", addr.port()),
         metrics: metrics::Metrics::default(),
@@ -322,6 +330,8 @@ enum Caller {
     Known(Option<User>),
     /// A bootstrap token, checked against its Secret.
     Bootstrap(String),
+    /// A ServiceAccount token (a JWT this server signed).
+    ServiceAccount(String),
 }
 
 /// Creates `object` (cluster-scoped or with its namespace) unless it exists.
@@ -408,6 +418,9 @@ fn authenticate(
         if api::bootstrap_token_parts(token).is_some() {
             return Caller::Bootstrap(token.to_owned());
         }
+        if satoken::looks_like_jwt(token) {
+            return Caller::ServiceAccount(token.to_owned());
+        }
         return Caller::Known(None);
     }
     Caller::Known(peer.map(|(name, groups)| User { name: name.clone(), groups: groups.clone() }))
@@ -466,6 +479,15 @@ async fn serve(
                 async move {
                     let user = match caller {
                         Caller::Known(user) => user,
+                        Caller::ServiceAccount(token) => match api
+                            .service_account_user(&token)
+                            .await
+                        {
+                            Ok(user) => Some(user),
+                            Err(e) => {
+                                return Ok::<_, std::convert::Infallible>(api::error_response(&e));
+                            }
+                        },
                         Caller::Bootstrap(token) => match api.bootstrap_user(&token).await {
                             Ok(user) => Some(user),
                             Err(e) => {

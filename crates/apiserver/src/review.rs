@@ -20,7 +20,7 @@ pub fn is_review(t: &Target) -> bool {
                 | "subjectaccessreviews"
                 | "selfsubjectrulesreviews"
                 | "localsubjectaccessreviews"
-        ) | ("authentication.k8s.io", "selfsubjectreviews")
+        ) | ("authentication.k8s.io", "selfsubjectreviews" | "tokenreviews")
     )
 }
 
@@ -83,7 +83,7 @@ impl Api {
         Ok(User { name: as_user.to_owned(), groups })
     }
 
-    pub(crate) fn review(
+    pub(crate) async fn review(
         &self,
         parts: &http::request::Parts,
         target: &Target,
@@ -109,6 +109,21 @@ impl Api {
         let status = match target.resource.as_str() {
             "selfsubjectreviews" => {
                 json!({"userInfo": {"username": user.name, "groups": user.groups}})
+            }
+            "tokenreviews" => {
+                let token = spec.get("token").and_then(Value::as_str).unwrap_or_default();
+                let checked = if crate::satoken::looks_like_jwt(token) {
+                    self.service_account_user(token).await
+                } else if crate::api::bootstrap_token_parts(token).is_some() {
+                    self.bootstrap_user(token).await
+                } else {
+                    Err(ApiError::unauthorized())
+                };
+                match checked {
+                    Ok(u) => json!({"authenticated": true,
+                        "user": {"username": u.name, "groups": u.groups}}),
+                    Err(e) => json!({"authenticated": false, "error": e.message}),
+                }
             }
             "selfsubjectrulesreviews" => {
                 let namespace = spec.get("namespace").and_then(Value::as_str).unwrap_or_default();
@@ -196,11 +211,41 @@ impl Api {
 /// Just enough of Kubernetes' protobuf encoding to read the review requests kubectl sends
 /// that way (`kubectl auth can-i` and `whoami` use protobuf for these built-in types): the
 /// `k8s\0` envelope (runtime.Unknown) and the review messages' string fields.
+/// The length-delimited fields of a protobuf message (field number, payload).
+pub fn proto_fields(b: &[u8]) -> Option<Vec<(u64, &[u8])>> {
+    proto::fields(b)
+}
+
+/// The value of varint field `field` of a protobuf message, if present.
+pub fn proto_varint_field(mut b: &[u8], field: u64) -> Option<u64> {
+    while !b.is_empty() {
+        let (key, rest) = proto::varint(b)?;
+        b = rest;
+        match key & 7 {
+            0 => {
+                let (value, rest) = proto::varint(b)?;
+                if key >> 3 == field {
+                    return Some(value);
+                }
+                b = rest;
+            }
+            2 => {
+                let (len, rest) = proto::varint(b)?;
+                b = rest.get(usize::try_from(len).ok()?..)?;
+            }
+            5 => b = b.get(4..)?,
+            1 => b = b.get(8..)?,
+            _ => return None,
+        }
+    }
+    None
+}
+
 mod proto {
     use serde_json::{Map, Value, json};
 
     /// (field number, payload) of each length-delimited field; varints are skipped.
-    fn fields(mut b: &[u8]) -> Option<Vec<(u64, &[u8])>> {
+    pub fn fields(mut b: &[u8]) -> Option<Vec<(u64, &[u8])>> {
         let mut out = Vec::new();
         while !b.is_empty() {
             let (key, rest) = varint(b)?;
@@ -224,7 +269,7 @@ mod proto {
         Some(out)
     }
 
-    fn varint(b: &[u8]) -> Option<(u64, &[u8])> {
+    pub fn varint(b: &[u8]) -> Option<(u64, &[u8])> {
         let mut value = 0u64;
         for (i, byte) in b.iter().enumerate().take(10) {
             value |= u64::from(byte & 0x7f) << (7 * i);

@@ -332,3 +332,40 @@ fn secrets_are_not_readable_in_plaintext_in_the_data_files() {
     s.restart();
     assert_eq!(read(&s), marker, "readable after a restart with the same key");
 }
+
+/// ServiceAccount tokens: `kubectl create token`, used as a bearer token under RBAC, checked by
+/// a TokenReview, and dead once the ServiceAccount is deleted.
+#[test]
+fn service_account_tokens() {
+    let s = ApiServer::start("memory");
+    s.kubectl_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: ci}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {name: deployer, namespace: ci}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: deployer-edit, namespace: ci}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: edit}\nsubjects:\n- {kind: ServiceAccount, name: deployer, namespace: ci}\n",
+    )
+    .ok();
+    let token = s.kubectl(&["create", "token", "deployer", "-n", "ci"]).ok().trim().to_owned();
+    assert!(token.starts_with("eyJ"), "{token}");
+    let ca = s.dir.path().join("pki/ca.crt");
+    let with_token = |args: &[&str]| {
+        let out = std::process::Command::new("kubectl")
+            .args(["--kubeconfig", "/dev/null", "--server", &s.url, "--token", &token])
+            .arg(format!("--certificate-authority={}", ca.display()))
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, err) = with_token(&["get", "configmaps", "-n", "ci"]);
+    assert!(ok, "{err}");
+    let (ok, err) = with_token(&["get", "secrets", "-n", "default"]);
+    assert!(!ok && err.contains("system:serviceaccount:ci:deployer"), "{err}");
+    let review = s.kubectl_stdin(
+        &["create", "-f", "-", "-o", "jsonpath={.status.authenticated} {.status.user.username}"],
+        &format!("{{\"apiVersion\":\"authentication.k8s.io/v1\",\"kind\":\"TokenReview\",\"spec\":{{\"token\":\"{token}\"}}}}"),
+    );
+    assert_eq!(review.ok(), "true system:serviceaccount:ci:deployer");
+    s.kubectl(&["delete", "serviceaccount", "deployer", "-n", "ci"]).ok();
+    let (ok, err) = with_token(&["get", "configmaps", "-n", "ci"]);
+    assert!(!ok && (err.contains("Unauthorized") || err.contains("logged in")), "{err}");
+}
