@@ -274,6 +274,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     tasks.push(tokio::spawn(serve(
         listener,
         tls,
+        authority.client_verifier()?,
         Arc::clone(&api),
         Arc::new(config.tokens),
         shutdown_rx,
@@ -332,6 +333,8 @@ enum Caller {
     Bootstrap(String),
     /// A ServiceAccount token (a JWT this server signed).
     ServiceAccount(String),
+    /// A client certificate that does not check out (why).
+    Invalid(String),
 }
 
 /// Creates `object` (cluster-scoped or with its namespace) unless it exists.
@@ -404,7 +407,7 @@ async fn publish_cluster_info(api: &Arc<Api>, url: &str, ca_pem: &str) {
 }
 
 fn authenticate(
-    peer: Option<&(String, Vec<String>)>,
+    peer: &Result<Option<(String, Vec<String>)>, String>,
     headers: &http::HeaderMap,
     tokens: &HashMap<String, User>,
 ) -> Caller {
@@ -423,12 +426,18 @@ fn authenticate(
         }
         return Caller::Known(None);
     }
-    Caller::Known(peer.map(|(name, groups)| User { name: name.clone(), groups: groups.clone() }))
+    match peer {
+        Ok(peer) => Caller::Known(
+            peer.as_ref().map(|(name, groups)| User { name: name.clone(), groups: groups.clone() }),
+        ),
+        Err(why) => Caller::Invalid(why.clone()),
+    }
 }
 
 async fn serve(
     listener: TcpListener,
     tls: TlsAcceptor,
+    client_verifier: Arc<dyn rustls::server::danger::ClientCertVerifier>,
     api: Arc<Api>,
     tokens: Arc<HashMap<String, User>>,
     mut shutdown: signal::Receiver<bool>,
@@ -455,6 +464,7 @@ async fn serve(
         let tls = tls.clone();
         let api = Arc::clone(&api);
         let tokens = Arc::clone(&tokens);
+        let client_verifier = Arc::clone(&client_verifier);
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
             let stream = match tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await
@@ -466,19 +476,25 @@ async fn serve(
                 }
                 Err(_) => return,
             };
-            let peer = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|certs| certs.first())
-                .and_then(pki::identity_of);
+            let peer = pki::check_client_certificate(
+                client_verifier.as_ref(),
+                stream.get_ref().1.peer_certificates(),
+            );
             let peer = Arc::new(peer);
             let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let api = Arc::clone(&api);
-                let caller = authenticate(peer.as_ref().as_ref(), req.headers(), &tokens);
+                let caller = authenticate(peer.as_ref(), req.headers(), &tokens);
                 async move {
                     let user = match caller {
                         Caller::Known(user) => user,
+                        Caller::Invalid(why) => {
+                            let e = apimachinery::ApiError::new(
+                                401,
+                                "Unauthorized",
+                                format!("Unauthorized: {why}"),
+                            );
+                            return Ok::<_, std::convert::Infallible>(api::error_response(&e));
+                        }
                         Caller::ServiceAccount(token) => match api
                             .service_account_user(&token)
                             .await

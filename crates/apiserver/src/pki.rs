@@ -197,6 +197,22 @@ impl Authority {
         Ok(issued)
     }
 
+    /// Verifies client certificates against this CA (chain and validity period).
+    pub fn client_verifier(
+        &self,
+    ) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, PkiError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(self.cert_pem.as_bytes()) {
+            let cert =
+                cert.map_err(|e| PkiError::Pem { path: "ca.crt".into(), message: e.to_string() })?;
+            roots.add(cert)?;
+        }
+        Ok(WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            .allow_unauthenticated()
+            .build()?)
+    }
+
     /// A rustls server config that serves `serving` and verifies (optional) client certificates
     /// against this CA. HTTP/2 and HTTP/1.1 are offered through ALPN.
     pub fn server_config(&self, serving: &Issued) -> Result<Arc<rustls::ServerConfig>, PkiError> {
@@ -207,10 +223,7 @@ impl Authority {
                 cert.map_err(|e| PkiError::Pem { path: "ca.crt".into(), message: e.to_string() })?;
             roots.add(cert)?;
         }
-        let verifier =
-            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .allow_unauthenticated()
-                .build()?;
+        let verifier = Arc::new(DeferredClientVerifier { inner: self.client_verifier()? });
         let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(
             serving.cert_pem.as_bytes(),
         )
@@ -225,6 +238,84 @@ impl Authority {
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
+}
+
+/// Accepts any client certificate during the handshake (the client still has to prove it holds
+/// the key), leaving the chain and validity check to authentication, so that a certificate from
+/// another CA or an expired one gets a Kubernetes 401 naming the problem instead of a TLS alert.
+#[derive(Debug)]
+struct DeferredClientVerifier {
+    inner: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+}
+
+impl rustls::server::danger::ClientCertVerifier for DeferredClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// The identity of a presented client certificate chain, checked against `verifier` (chain to
+/// the CA, validity period): `Ok(None)` when no certificate was presented.
+pub fn check_client_certificate(
+    verifier: &dyn rustls::server::danger::ClientCertVerifier,
+    chain: Option<&[CertificateDer<'_>]>,
+) -> Result<Option<(String, Vec<String>)>, String> {
+    let Some((end_entity, intermediates)) = chain.and_then(|c| c.split_first()) else {
+        return Ok(None);
+    };
+    verifier
+        .verify_client_cert(end_entity, intermediates, rustls::pki_types::UnixTime::now())
+        .map_err(|e| match e {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Expired) => {
+                "x509: the client certificate has expired".to_owned()
+            }
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer) => {
+                "x509: the client certificate is signed by an unknown authority".to_owned()
+            }
+            other => format!("x509: the client certificate is not valid: {other}"),
+        })?;
+    identity_of(end_entity)
+        .map(Some)
+        .ok_or_else(|| "x509: the client certificate has no common name".into())
 }
 
 /// The subject common name of the first certificate in `pem`.
@@ -366,5 +457,32 @@ mod tests {
         assert_eq!(first.cert_pem(), second.cert_pem(), "the stored CA is reused");
         let serving = second.serving(&["127.0.0.1".into()]).unwrap();
         assert_eq!(issuer_cn(&serving.cert_pem), "karmada-apiserver-ca");
+    }
+
+    #[test]
+    fn client_certificates_are_checked_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Authority::load_or_create(dir.path(), "ca").unwrap();
+        let other =
+            Authority::load_or_create(tempfile::tempdir().unwrap().path(), "other").unwrap();
+        let der = |pem: &str| CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+        let verifier = ca.client_verifier().unwrap();
+        let good = der(&ca.client("alice", &["devs"]).unwrap().cert_pem);
+        assert_eq!(
+            check_client_certificate(verifier.as_ref(), Some(&[good])).unwrap(),
+            Some(("alice".into(), vec!["devs".into()]))
+        );
+        assert_eq!(check_client_certificate(verifier.as_ref(), None).unwrap(), None);
+        let stranger = der(&other.client("mallory", &[]).unwrap().cert_pem);
+        let why = check_client_certificate(verifier.as_ref(), Some(&[stranger])).unwrap_err();
+        assert!(why.contains("unknown authority"), "{why}");
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, "old");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        let expired = der(&ca.issue(params).unwrap().cert_pem);
+        let why = check_client_certificate(verifier.as_ref(), Some(&[expired])).unwrap_err();
+        assert!(why.contains("expired"), "{why}");
     }
 }

@@ -369,3 +369,51 @@ fn service_account_tokens() {
     let (ok, err) = with_token(&["get", "configmaps", "-n", "ci"]);
     assert!(!ok && (err.contains("Unauthorized") || err.contains("logged in")), "{err}");
 }
+
+/// Client certificates that do not check out get a 401 that says why (not a TLS failure):
+/// one from another CA, and an expired one from the right CA.
+#[test]
+fn bad_client_certificates_are_401() {
+    let s = ApiServer::start("memory");
+    let pki = s.dir.path().join("pki");
+    let ca_pem = std::fs::read_to_string(pki.join("ca.crt")).unwrap();
+    let write_config = |name: &str, cert: &str, key: &str| {
+        let path = s.dir.path().join(format!("{name}.config"));
+        let entry = apiserver::pki::KubeconfigEntry {
+            name: "karmada".into(),
+            server: s.url.clone(),
+            ca_pem: ca_pem.clone(),
+            client: Some(apiserver::pki::Issued { cert_pem: cert.into(), key_pem: key.into() }),
+            token: None,
+        };
+        apiserver::pki::write_kubeconfig(&path, &[entry], Some("karmada")).unwrap();
+        path
+    };
+    // From another CA.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = apiserver::pki::Authority::load_or_create(other_dir.path(), "elsewhere").unwrap();
+    let stranger = other.client("mallory", &["system:masters"]).unwrap();
+    let config = write_config("stranger", &stranger.cert_pem, &stranger.key_pem);
+    let out = s.kubectl_as(&config, &["get", "ns"]);
+    // kubectl's words for a 401.
+    let unauthorized =
+        |err: &str| err.contains("must be logged in") || err.contains("Unauthorized");
+    assert!(out.code != 0 && unauthorized(&out.stderr), "{out:?}");
+    // From the right CA, but expired.
+    let ca_key =
+        rcgen::KeyPair::from_pem(&std::fs::read_to_string(pki.join("ca.key")).unwrap()).unwrap();
+    let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_pem, ca_key).unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(rcgen::DnType::CommonName, "old-admin");
+    params.distinguished_name.push(rcgen::DnType::OrganizationName, "system:masters");
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let expired = params.signed_by(&key, &issuer).unwrap();
+    let config = write_config("expired", &expired.pem(), &key.serialize_pem());
+    let out = s.kubectl_as(&config, &["get", "ns"]);
+    assert!(out.code != 0 && unauthorized(&out.stderr), "{out:?}");
+    // The valid admin still gets in on the same server.
+    s.kubectl(&["get", "ns"]).ok();
+}
