@@ -103,6 +103,8 @@ pub struct Api {
     pub(crate) inflight: Option<Arc<tokio::sync::Semaphore>>,
     /// Where mutating requests are recorded.
     pub(crate) audit: Option<crate::audit::AuditLog>,
+    /// Open watches per user.
+    pub(crate) watches: WatchSlots,
 }
 
 /// Switches for simulating an unreachable or unhealthy server.
@@ -443,9 +445,41 @@ impl Api {
                         match body_bytes {
                             Err(e) => error_response(&e),
                             Ok(bytes) => {
-                                match self.dispatch(&parts, route, &query, bytes, &user).await {
+                                // Each user holds a bounded number of open watches.
+                                let slot = if verb == "watch" {
+                                    match self.watches.take(&user.name) {
+                                        Some(slot) => Some(slot),
+                                        None => {
+                                            return error_response(&ApiError::new(
+                                                429,
+                                                "TooManyRequests",
+                                                format!(
+                                                    "too many open watches for user {:?} (at most {})",
+                                                    user.name, self.watches.limit
+                                                ),
+                                            ));
+                                        }
+                                    }
+                                } else {
+                                    None
+                                };
+                                let response = match self
+                                    .dispatch(&parts, route, &query, bytes, &user)
+                                    .await
+                                {
                                     Ok(r) => r,
                                     Err(e) => error_response(&e),
+                                };
+                                match slot {
+                                    // The slot is released when the watch's body is dropped.
+                                    Some(slot) => response.map(|body| {
+                                        body.map_frame(move |frame| {
+                                            let _held = &slot;
+                                            frame
+                                        })
+                                        .boxed()
+                                    }),
+                                    None => response,
                                 }
                             }
                         }
@@ -1903,5 +1937,46 @@ impl Api {
                 format!("system:serviceaccounts:{}", claims.namespace),
             ],
         })
+    }
+}
+
+/// Open watches per user, bounded (0: unbounded).
+#[derive(Default)]
+pub struct WatchSlots {
+    pub limit: usize,
+    open: Arc<parking_lot::Mutex<std::collections::HashMap<String, usize>>>,
+}
+
+/// One open watch; released when dropped.
+pub struct WatchSlot {
+    user: String,
+    open: Arc<parking_lot::Mutex<std::collections::HashMap<String, usize>>>,
+}
+
+impl WatchSlots {
+    pub fn new(limit: usize) -> WatchSlots {
+        WatchSlots { limit, open: Default::default() }
+    }
+
+    fn take(&self, user: &str) -> Option<WatchSlot> {
+        let mut open = self.open.lock();
+        let count = open.entry(user.to_owned()).or_insert(0);
+        if self.limit > 0 && *count >= self.limit {
+            return None;
+        }
+        *count += 1;
+        Some(WatchSlot { user: user.to_owned(), open: Arc::clone(&self.open) })
+    }
+}
+
+impl Drop for WatchSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock();
+        if let Some(count) = open.get_mut(&self.user) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.user);
+            }
+        }
     }
 }

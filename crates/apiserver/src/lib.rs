@@ -87,6 +87,8 @@ pub struct Config {
     /// Record mutating requests here (JSON lines), rotating past `audit_log_max_bytes`.
     pub audit_log: Option<PathBuf>,
     pub audit_log_max_bytes: u64,
+    /// At most this many open watches per user (0: unbounded).
+    pub max_watches_per_user: usize,
 }
 
 impl Config {
@@ -110,6 +112,7 @@ impl Config {
             max_requests_inflight: 0,
             audit_log: None,
             audit_log_max_bytes: 100 << 20,
+            max_watches_per_user: 0,
             watch_timeout: Duration::from_secs(1800),
             bookmark_interval: Duration::from_secs(60),
             gc: true,
@@ -223,6 +226,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         bookmark_interval: config.bookmark_interval,
         watch_lines: Default::default(),
         availability: Default::default(),
+        watches: api::WatchSlots::new(config.max_watches_per_user),
         inflight: (config.max_requests_inflight > 0)
             .then(|| Arc::new(tokio::sync::Semaphore::new(config.max_requests_inflight))),
         audit: match &config.audit_log {

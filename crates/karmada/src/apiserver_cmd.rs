@@ -25,6 +25,9 @@ pub struct Args {
     /// Retry-After. 0: unbounded.
     #[arg(long, default_value_t = 400)]
     max_requests_inflight: usize,
+    /// At most this many open watches per user; more get 429. 0: unbounded.
+    #[arg(long, default_value_t = 5000)]
+    max_watches_per_user: usize,
     /// Write a JSON line per mutating request here.
     #[arg(long)]
     audit_log_path: Option<PathBuf>,
@@ -130,6 +133,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut config = apiserver::Config::new(&args.data_dir, args.bind, store);
     config.kubeconfig = args.kubeconfig;
     config.max_requests_inflight = args.max_requests_inflight;
+    config.max_watches_per_user = args.max_watches_per_user;
     config.audit_log = args.audit_log_path;
     config.audit_log_max_bytes = args.audit_log_maxsize << 20;
     crate::karmada_apis::install(&mut config);

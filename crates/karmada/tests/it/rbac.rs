@@ -417,3 +417,46 @@ fn bad_client_certificates_are_401() {
     // The valid admin still gets in on the same server.
     s.kubectl(&["get", "ns"]).ok();
 }
+
+/// Open watches are bounded per user: beyond the limit 429, and a closed watch frees its slot.
+#[test]
+fn watches_per_user_are_bounded() {
+    let s = ApiServer::start_with("memory", &["--max-watches-per-user".into(), "2".into()]);
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let connector = raw_tls(&s);
+        let address = s.url.trim_start_matches("https://").to_owned();
+        let open = || async {
+            let tcp = tokio::net::TcpStream::connect(&address).await.unwrap();
+            let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+            let mut tls = connector.connect(name, tcp).await.unwrap();
+            let request = format!(
+                "GET /api/v1/namespaces/default/configmaps?watch=true HTTP/1.1\r\nHost: {address}\r\n\r\n"
+            );
+            tls.write_all(request.as_bytes()).await.unwrap();
+            let mut head = [0u8; 12];
+            tls.read_exact(&mut head).await.unwrap();
+            let code: u16 = std::str::from_utf8(&head[9..12]).unwrap().parse().unwrap();
+            (code, tls)
+        };
+        let (first, first_stream) = open().await;
+        let (second, _second_stream) = open().await;
+        assert_eq!((first, second), (200, 200));
+        let (third, _) = open().await;
+        assert_eq!(third, 429, "a third watch is refused");
+        drop(first_stream);
+        let mut freed = 0;
+        for _ in 0..50 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let (code, stream) = open().await;
+            if code == 200 {
+                freed = code;
+                drop(stream);
+                break;
+            }
+        }
+        assert_eq!(freed, 200, "closing a watch frees its slot");
+    });
+}
