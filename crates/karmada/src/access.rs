@@ -13,6 +13,9 @@ use serde_json::Value;
 pub const AGENT_GROUP: &str = "system:karmada:agents";
 pub const AGENT_USER_PREFIX: &str = "system:karmada:agent:";
 pub const BOOTSTRAP_GROUP: &str = "system:bootstrappers";
+/// The identities `karmada up` gives its components (with the roles of the same names).
+pub const COMPONENT_CONTROLLER_MANAGER: &str = "system:karmada:controller-manager";
+pub const COMPONENT_SCHEDULER: &str = "system:karmada:scheduler";
 
 /// The cluster an agent identity serves (`None` for anyone else).
 pub fn agent_cluster(user: &User) -> Option<&str> {
@@ -184,6 +187,12 @@ pub fn rbac_bootstrap() -> Vec<Value> {
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
             "metadata": {"name": name, "labels": labels}, "rules": rules})
     };
+    let user_binding = |name: &str| {
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+            "subjects": [{"kind": "User", "name": name, "apiGroup": "rbac.authorization.k8s.io"}]})
+    };
     let binding = |name: &str, group: &str| {
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
             "metadata": {"name": name},
@@ -233,6 +242,39 @@ pub fn rbac_bootstrap() -> Vec<Value> {
             ],
         ),
         binding("system:karmada:bootstrapper", BOOTSTRAP_GROUP),
+        // The components, each with its own identity. The controller-manager propagates any
+        // kind, so it may read and write everything, but not impersonate, escalate or bind.
+        role(
+            COMPONENT_CONTROLLER_MANAGER,
+            json!({}),
+            vec![rule(&["*"], &["*"], &all), json!({"nonResourceURLs": ["*"], "verbs": ["get"]})],
+        ),
+        user_binding(COMPONENT_CONTROLLER_MANAGER),
+        role(
+            COMPONENT_SCHEDULER,
+            json!({}),
+            vec![
+                rule(
+                    &["work.karmada.io"],
+                    &[
+                        "resourcebindings",
+                        "resourcebindings/status",
+                        "clusterresourcebindings",
+                        "clusterresourcebindings/status",
+                    ],
+                    &["get", "list", "watch", "update", "patch"],
+                ),
+                rule(&["cluster.karmada.io"], &["clusters"], &["get", "list", "watch"]),
+                rule(
+                    &["coordination.k8s.io"],
+                    &["leases"],
+                    &["get", "list", "watch", "create", "update", "patch"],
+                ),
+                rule(&[""], &["namespaces"], &["get"]),
+                rule(&["", "events.k8s.io"], &["events"], &["create", "update", "patch"]),
+            ],
+        ),
+        user_binding(COMPONENT_SCHEDULER),
         role(
             "karmada:aggregate-to-edit",
             json!({"rbac.authorization.k8s.io/aggregate-to-admin": "true",

@@ -191,6 +191,29 @@ pub(crate) async fn join_at(
     Ok(())
 }
 
+/// A client of the control plane acting as `user` (a client certificate from its CA).
+async fn component_client(
+    data_dir: &std::path::Path,
+    server: &apiserver::Server,
+    user: &str,
+) -> anyhow::Result<kube::Client> {
+    let authority = apiserver::pki::Authority::load_or_create(&data_dir.join("pki"), "unused")?;
+    let identity = authority.client(user, &[])?;
+    let credentials = Credentials {
+        ca_pem: server.ca_pem.as_bytes().to_vec(),
+        token: None,
+        cert_pem: Some(identity.cert_pem.into_bytes()),
+        key_pem: Some(identity.key_pem.into_bytes()),
+    };
+    Ok(controllers::member_client::client_for(
+        "karmada",
+        &server.url,
+        &credentials,
+        Duration::from_secs(10),
+    )
+    .await?)
+}
+
 /// Registers `member` in Pull mode the way `karmadactl register` would end up: an agent with its
 /// own restricted identity (a client certificate from the control plane's CA naming
 /// `system:karmada:agent:<name>`), running in this process beside the member.
@@ -407,20 +430,30 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut components = Vec::new();
     if let Some((_, standby)) = &second {
         progress("starting two leader-elected controller-managers and schedulers");
-        for client in [control.clone(), standby.clone()] {
+        let servers = [&server, &second.as_ref().map(|(s, _)| s).unwrap_or(&server)];
+        let _ = standby;
+        for api_server in servers {
             let until_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
                 let _ = rx.wait_for(|stop| *stop).await;
             };
-            let (c, settings) = (client.clone(), settings.clone());
+            let manager = component_client(
+                &data_dir,
+                api_server,
+                crate::access::COMPONENT_CONTROLLER_MANAGER,
+            )
+            .await?;
+            let (c, settings) = (manager.clone(), settings.clone());
             components.push(tokio::spawn(controllers::leader::run(
-                client.clone(),
+                manager,
                 controllers::leader::LeaderElection::new("karmada-controller-manager"),
                 move || controllers::run(c, settings),
                 until_stop(stopping.clone()),
             )));
-            let c = client.clone();
+            let scheduler_client =
+                component_client(&data_dir, api_server, crate::access::COMPONENT_SCHEDULER).await?;
+            let c = scheduler_client.clone();
             components.push(tokio::spawn(controllers::leader::run(
-                client,
+                scheduler_client,
                 controllers::leader::LeaderElection::new("karmada-scheduler"),
                 move || controllers::scheduling::run(c, scheduler::Plugins::default()),
                 until_stop(stopping.clone()),
@@ -428,9 +461,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     } else {
         progress("starting the controller-manager and the scheduler");
-        components.push(tokio::spawn(controllers::run(control.clone(), settings)));
+        let manager =
+            component_client(&data_dir, &server, crate::access::COMPONENT_CONTROLLER_MANAGER)
+                .await?;
+        let scheduler_client =
+            component_client(&data_dir, &server, crate::access::COMPONENT_SCHEDULER).await?;
+        components.push(tokio::spawn(controllers::run(manager, settings)));
         components.push(tokio::spawn(controllers::scheduling::run(
-            control.clone(),
+            scheduler_client,
             scheduler::Plugins::default(),
         )));
     }
