@@ -428,11 +428,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut components = Vec::new();
-    if let Some((_, standby)) = &second {
+    if let Some((second_server, _)) = &second {
         progress("starting two leader-elected controller-managers and schedulers");
-        let servers = [&server, &second.as_ref().map(|(s, _)| s).unwrap_or(&server)];
-        let _ = standby;
-        for api_server in servers {
+        // One of each on either API server.
+        for api_server in [&server, second_server] {
             let until_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
                 let _ = rx.wait_for(|stop| *stop).await;
             };
