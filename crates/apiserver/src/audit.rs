@@ -86,3 +86,46 @@ impl AuditLog {
         let _ = self.lines.send(event.to_string());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn lines_are_written_and_the_file_rotates() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::start(path.clone(), 2_000).unwrap();
+        let user = User { name: "alice".into(), groups: vec!["devs".into()] };
+        for _ in 0..20 {
+            log.record(
+                Some(&user),
+                &http::HeaderMap::new(),
+                "create",
+                None,
+                "/api/v1/x",
+                201,
+                Duration::from_millis(3),
+            );
+        }
+        drop(log);
+        let rotated = dir.path().join("audit.log.1");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !rotated.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let current = std::fs::read_to_string(&path).unwrap();
+        let previous = std::fs::read_to_string(&rotated).unwrap();
+        assert!(current.len() <= 2_000 && previous.len() <= 2_000, "bounded");
+        let lines = current.lines().chain(previous.lines()).count();
+        assert!(lines >= 5 && lines <= 20, "{lines}");
+        let event: serde_json::Value =
+            serde_json::from_str(current.lines().next().unwrap()).unwrap();
+        assert_eq!(
+            (event["user"].as_str(), event["verb"].as_str(), event["code"].as_u64()),
+            (Some("alice"), Some("create"), Some(201))
+        );
+    }
+}
