@@ -67,15 +67,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for store in &args.store {
         let dir = tempfile::tempdir()?;
         // `etcd` alone: a one-member etcd on loopback, kept for this store's run.
-        let (spec, etcd) = if store == "etcd" {
-            let mut etcd = store_etcd::server::EtcdServer::start_single(&dir.path().join("etcd"))?;
-            etcd.wait_listening(Duration::from_secs(30))?;
-            let options = store_etcd::EtcdOptions::new(&etcd.client_url);
-            store_etcd::server::wait_ready(&options, Duration::from_secs(30)).await?;
-            (format!("etcd:{}", etcd.client_url), Some(etcd))
-        } else {
-            (store.clone(), None)
-        };
+        let (spec, etcd) = super::process::store_spec(store, dir.path()).await?;
         let rate = measure(&args, store, &spec, dir.path(), &mut report).await?;
         drop(etcd);
         rates.push((store.clone(), rate));

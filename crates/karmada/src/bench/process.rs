@@ -88,3 +88,20 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
     (ticks(11) + ticks(12)) as f64 / 100.0
 }
+
+/// Resolves a benchmark's `--store`: `etcd` alone starts a one-member etcd on loopback in
+/// `dir` (returned, so it lives as long as the caller keeps it) and becomes `etcd:URL`; any
+/// other value is passed to `karmada apiserver --store` as it is.
+pub async fn store_spec(
+    store: &str,
+    dir: &Path,
+) -> anyhow::Result<(String, Option<store_etcd::server::EtcdServer>)> {
+    if store != "etcd" {
+        return Ok((store.to_owned(), None));
+    }
+    let mut etcd = store_etcd::server::EtcdServer::start_single(&dir.join("etcd"))?;
+    etcd.wait_listening(Duration::from_secs(30))?;
+    let options = store_etcd::EtcdOptions::new(&etcd.client_url);
+    store_etcd::server::wait_ready(&options, Duration::from_secs(30)).await?;
+    Ok((format!("etcd:{}", etcd.client_url), Some(etcd)))
+}

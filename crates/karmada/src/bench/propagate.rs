@@ -51,7 +51,8 @@ pub struct Args {
     /// Clusters each workload is placed on.
     #[arg(long, default_value_t = 3)]
     clusters_per_workload: usize,
-    /// The control plane's store: `redb` or `memory`.
+    /// The control plane's store: `redb`, `memory`, `etcd` (a local etcd started for the run)
+    /// or `etcd:URL`.
     #[arg(long, default_value = "redb")]
     store: String,
     /// Concurrent clients creating the workloads.
@@ -249,8 +250,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut report = Report::default();
     let timeout = Duration::from_secs(args.timeout);
     let dir = tempfile::tempdir()?;
-    let (apiserver, kubeconfig) =
-        process::apiserver(&args.store, &dir.path().join("control-plane"))?;
+    let (store, _etcd) = process::store_spec(&args.store, dir.path()).await?;
+    let (apiserver, kubeconfig) = process::apiserver(&store, &dir.path().join("control-plane"))?;
     let kubeconfig_str = kubeconfig.to_str().unwrap_or_default().to_owned();
     let client = crate::cli::kube_client(&kubeconfig, None).await?;
 
