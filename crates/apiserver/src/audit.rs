@@ -120,7 +120,7 @@ mod tests {
         let previous = std::fs::read_to_string(&rotated).unwrap();
         assert!(current.len() <= 2_000 && previous.len() <= 2_000, "bounded");
         let lines = current.lines().chain(previous.lines()).count();
-        assert!(lines >= 5 && lines <= 20, "{lines}");
+        assert!((5..=20).contains(&lines), "{lines}");
         let event: serde_json::Value =
             serde_json::from_str(current.lines().next().unwrap()).unwrap();
         assert_eq!(
