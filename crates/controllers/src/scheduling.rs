@@ -363,10 +363,11 @@ fn classify(seen: &mut BTreeMap<String, String>, cluster: &Cluster) -> Signal {
     }
 }
 
-fn scheduled<B: Binding>(binding: &B) -> bool {
+/// Whether the scheduler tried this binding and could not place it.
+fn unschedulable<B: Binding>(binding: &B) -> bool {
     binding
         .status()
-        .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Scheduled" && c.status == "True"))
+        .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Scheduled" && c.status != "True"))
 }
 
 async fn run_for<B: Binding>(
@@ -388,7 +389,11 @@ async fn run_for<B: Binding>(
                 let _ = all_tx.unbounded_send(());
             }
             Signal::Unscheduled => {
-                for b in bindings.state().iter().filter(|b| !scheduled(b.as_ref())) {
+                // Only bindings that were tried and did not fit may fit now; those never tried
+                // are already queued by their own watch event (re-queueing them on every
+                // cluster status change made the scheduler's work grow with clusters ×
+                // pending bindings during a burst).
+                for b in bindings.state().iter().filter(|b| unschedulable(b.as_ref())) {
                     let _ = some_tx.unbounded_send(ObjectRef::from_obj(b.as_ref()));
                 }
             }
