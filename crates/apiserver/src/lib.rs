@@ -258,11 +258,12 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         for object in rbac::bootstrap_policy().into_iter().chain(config.rbac_bootstrap) {
             ensure_object(&api, object).await;
         }
-        for (kind_prefix, revision) in rbac::load(&api, &rbac.index).await {
+        for (kind, prefix, revision) in rbac::load(&api, &rbac.index).await {
             tasks.push(tokio::spawn(rbac::watch(
                 Arc::clone(&api),
                 Arc::clone(&rbac.index),
-                kind_prefix,
+                kind,
+                prefix,
                 revision,
             )));
         }
@@ -311,21 +312,10 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// `default`, `kube-system`, `kube-public` and `kube-node-lease` exist from the start.
 async fn ensure_default_namespaces(api: &Arc<Api>, extra: &[String]) {
-    let Some(def) = api.registry.get("", "v1", "namespaces") else { return };
     let builtin = ["default", "kube-system", "kube-public", "kube-node-lease"];
     for name in builtin.iter().copied().chain(extra.iter().map(String::as_str)) {
-        if api.read(&def, None, name).await.is_ok() {
-            continue;
-        }
-        let mut object = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-        let now = api::now_rfc3339();
-        let uid = uuid::Uuid::new_v4().to_string();
-        if strategy::prepare_create(&def, &mut object, &now, &uid).is_ok()
-            && let Err(e) = api.store_create(&def, None, object).await
-            && e.code != 409
-        {
-            tracing::warn!(namespace = name, error = %e, "could not create a default namespace");
-        }
+        let namespace = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        ensure_object(api, namespace).await;
     }
 }
 
@@ -490,30 +480,22 @@ async fn serve(
                 let caller = authenticate(peer.as_ref(), req.headers(), &tokens);
                 async move {
                     let user = match caller {
-                        Caller::Known(user) => user,
-                        Caller::Invalid(why) => {
-                            let e = apimachinery::ApiError::new(
-                                401,
-                                "Unauthorized",
-                                format!("Unauthorized: {why}"),
-                            );
+                        Caller::Known(user) => Ok(user),
+                        Caller::Invalid(why) => Err(apimachinery::ApiError::new(
+                            401,
+                            "Unauthorized",
+                            format!("Unauthorized: {why}"),
+                        )),
+                        Caller::ServiceAccount(token) => {
+                            api.service_account_user(&token).await.map(Some)
+                        }
+                        Caller::Bootstrap(token) => api.bootstrap_user(&token).await.map(Some),
+                    };
+                    let user = match user {
+                        Ok(user) => user,
+                        Err(e) => {
                             return Ok::<_, std::convert::Infallible>(api::error_response(&e));
                         }
-                        Caller::ServiceAccount(token) => match api
-                            .service_account_user(&token)
-                            .await
-                        {
-                            Ok(user) => Some(user),
-                            Err(e) => {
-                                return Ok::<_, std::convert::Infallible>(api::error_response(&e));
-                            }
-                        },
-                        Caller::Bootstrap(token) => match api.bootstrap_user(&token).await {
-                            Ok(user) => Some(user),
-                            Err(e) => {
-                                return Ok::<_, std::convert::Infallible>(api::error_response(&e));
-                            }
-                        },
                     };
                     Ok::<_, std::convert::Infallible>(api.handle(req, user).await)
                 }

@@ -254,6 +254,18 @@ impl Index {
         }
     }
 
+    /// Forgets every object of `kind`.
+    fn clear(&mut self, kind: &str) {
+        match kind {
+            "ClusterRole" => self.cluster_roles.clear(),
+            "Role" => self.roles.clear(),
+            _ => {
+                let prefix = format!("{kind}/");
+                self.bindings.retain(|key, _| !key.starts_with(&prefix));
+            }
+        }
+    }
+
     /// A ClusterRole's rules, including those aggregated into it.
     fn cluster_role_rules(&self, name: &str) -> Vec<Rule> {
         let Some((rules, selectors, _)) = self.cluster_roles.get(name) else { return Vec::new() };
@@ -310,6 +322,17 @@ pub struct RbacAuthorizer {
 }
 
 pub fn forbidden(user: &User, verb: &str, target: Option<&Target>, path: &str) -> ApiError {
+    forbidden_because(user, verb, target, path, None)
+}
+
+/// Kubernetes' 403 message for a request, with an optional reason appended.
+pub fn forbidden_because(
+    user: &User,
+    verb: &str,
+    target: Option<&Target>,
+    path: &str,
+    why: Option<&str>,
+) -> ApiError {
     let message = match target {
         Some(t) => {
             let resource = match &t.subresource {
@@ -329,7 +352,10 @@ pub fn forbidden(user: &User, verb: &str, target: Option<&Target>, path: &str) -
         }
         None => format!("forbidden: User \"{}\" cannot {verb} path \"{path}\"", user.name),
     };
-    ApiError::forbidden(message)
+    match why {
+        Some(why) => ApiError::forbidden(format!("{message}: {why}")),
+        None => ApiError::forbidden(message),
+    }
 }
 
 impl Authorizer for RbacAuthorizer {
@@ -373,51 +399,69 @@ const KINDS: [(&str, &str); 4] = [
     ("RoleBinding", "rolebindings"),
 ];
 
-/// Loads every RBAC object into `index`, then keeps it current from the store's watch.
-pub async fn load(api: &Arc<Api>, index: &Arc<RwLock<Index>>) -> Vec<(String, store::Revision)> {
-    let mut revisions = Vec::new();
+fn apply_stored(index: &mut Index, kind: &str, object: &Value, deleted: bool) {
+    let ns = object.pointer("/metadata/namespace").and_then(Value::as_str);
+    let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    index.apply(kind, ns, name, (!deleted).then_some(object));
+}
+
+/// (Re)loads every object of one RBAC kind into `index`, replacing what it held of that kind;
+/// returns the revision read at (`None` if the store could not be read).
+async fn load_kind(
+    api: &Api,
+    index: &RwLock<Index>,
+    kind: &str,
+    prefix: &str,
+) -> Option<store::Revision> {
+    let mut options = ListOptions::default();
+    let mut items = Vec::new();
+    let revision = loop {
+        let page = api.store.list(prefix.as_bytes(), options.clone()).await.ok()?;
+        items.extend(page.items);
+        match page.next_after {
+            Some(after) => {
+                options.start_after = Some(after);
+                options.revision = Some(page.revision);
+            }
+            None => break page.revision,
+        }
+    };
+    let mut guard = index.write();
+    guard.clear(kind);
+    for kv in &items {
+        apply_stored(&mut guard, kind, &crate::codec::decode(&kv.value, kv.mod_revision.0), false);
+    }
+    Some(revision)
+}
+
+/// Loads every RBAC object into `index`; returns each kind's store prefix and the revision
+/// to watch it from.
+pub async fn load(
+    api: &Arc<Api>,
+    index: &Arc<RwLock<Index>>,
+) -> Vec<(&'static str, String, store::Revision)> {
+    let mut out = Vec::new();
     for (kind, plural) in KINDS {
         let Some(def) = api.registry.get("rbac.authorization.k8s.io", "v1", plural) else {
             continue;
         };
         let prefix = def.collection_prefix(None);
-        let mut options = ListOptions::default();
-        let mut revision = None;
-        loop {
-            let Ok(page) = api.store.list(prefix.as_bytes(), options.clone()).await else { break };
-            revision = Some(page.revision);
-            let mut guard = index.write();
-            for kv in &page.items {
-                let object = crate::codec::decode(&kv.value, kv.mod_revision.0);
-                let ns = object.pointer("/metadata/namespace").and_then(Value::as_str);
-                let name =
-                    object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-                guard.apply(kind, ns, name, Some(&object));
-            }
-            drop(guard);
-            match page.next_after {
-                Some(after) => {
-                    options.start_after = Some(after);
-                    options.revision = Some(page.revision);
-                }
-                None => break,
-            }
-        }
-        if let Some(r) = revision {
-            revisions.push((prefix, r));
+        if let Some(revision) = load_kind(api, index, kind, &prefix).await {
+            out.push((kind, prefix, revision));
         }
     }
-    revisions.into_iter().zip(KINDS).map(|((p, r), (k, _))| (format!("{k}|{p}"), r)).collect()
+    out
 }
 
-/// Watches one RBAC kind's prefix from `after`, applying changes to `index`.
+/// Keeps one RBAC kind in `index` current from the store's watch (reloading the kind when
+/// the watch cannot resume).
 pub async fn watch(
     api: Arc<Api>,
     index: Arc<RwLock<Index>>,
-    kind_prefix: String,
+    kind: &'static str,
+    prefix: String,
     mut after: store::Revision,
 ) {
-    let Some((kind, prefix)) = kind_prefix.split_once('|') else { return };
     let mut shutdown = api.shutdown.clone();
     loop {
         let mut stream = match api.store.watch(prefix.as_bytes(), after).await {
@@ -425,42 +469,8 @@ pub async fn watch(
             Err(_) => {
                 // Compacted or unavailable: reload this kind from scratch.
                 tokio::time::sleep(Duration::from_millis(200)).await;
-                if let Ok(page) = api.store.list(prefix.as_bytes(), ListOptions::default()).await {
-                    let mut guard = index.write();
-                    let stale: Vec<_> = match kind {
-                        "ClusterRole" => {
-                            guard.cluster_roles.keys().map(|n| (None, n.clone())).collect()
-                        }
-                        "Role" => guard
-                            .roles
-                            .keys()
-                            .map(|(ns, n)| (Some(ns.clone()), n.clone()))
-                            .collect(),
-                        _ => guard
-                            .bindings
-                            .iter()
-                            .filter(|(k, _)| k.starts_with(&format!("{kind}/")))
-                            .map(|(_, b)| (b.namespace.clone(), String::new()))
-                            .collect(),
-                    };
-                    if matches!(kind, "ClusterRole" | "Role") {
-                        for (ns, n) in stale {
-                            guard.apply(kind, ns.as_deref(), &n, None);
-                        }
-                    } else {
-                        let k = format!("{kind}/");
-                        guard.bindings.retain(|key, _| !key.starts_with(&k));
-                    }
-                    for kv in &page.items {
-                        let object = crate::codec::decode(&kv.value, kv.mod_revision.0);
-                        let ns = object.pointer("/metadata/namespace").and_then(Value::as_str);
-                        let name = object
-                            .pointer("/metadata/name")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default();
-                        guard.apply(kind, ns, name, Some(&object));
-                    }
-                    after = page.revision;
+                if let Some(revision) = load_kind(&api, &index, kind, &prefix).await {
+                    after = revision;
                 }
                 continue;
             }
@@ -472,16 +482,12 @@ pub async fn watch(
                     Some(Ok(Event::Put { kv, .. })) => {
                         after = kv.mod_revision;
                         let object = crate::codec::decode(&kv.value, kv.mod_revision.0);
-                        let ns = object.pointer("/metadata/namespace").and_then(Value::as_str);
-                        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-                        index.write().apply(kind, ns, name, Some(&object));
+                        apply_stored(&mut index.write(), kind, &object, false);
                     }
                     Some(Ok(Event::Delete { revision, prev })) => {
                         after = revision;
                         let object = crate::codec::decode(&prev.value, prev.mod_revision.0);
-                        let ns = object.pointer("/metadata/namespace").and_then(Value::as_str);
-                        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-                        index.write().apply(kind, ns, name, None);
+                        apply_stored(&mut index.write(), kind, &object, true);
                     }
                     Some(Err(_)) => break,
                     None => return,

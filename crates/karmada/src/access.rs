@@ -30,26 +30,7 @@ fn is_bootstrapper(user: &User) -> bool {
 }
 
 fn denied(user: &User, verb: &str, target: Option<&Target>, path: &str, why: &str) -> ApiError {
-    let message = match target {
-        Some(t) => {
-            let resource = match &t.subresource {
-                Some(sub) => format!("{}/{sub}", t.resource),
-                None => t.resource.clone(),
-            };
-            let scope = match &t.namespace {
-                Some(ns) => format!("in the namespace \"{ns}\""),
-                None => "at the cluster scope".to_owned(),
-            };
-            format!(
-                "{} is forbidden: User \"{}\" cannot {verb} resource \"{resource}\" in API group \"{}\" {scope}: {why}",
-                t.name.as_deref().map_or(resource.clone(), |n| format!("{resource} \"{n}\"")),
-                user.name,
-                t.group
-            )
-        }
-        None => format!("forbidden: User \"{}\" cannot {verb} path \"{path}\": {why}", user.name),
-    };
-    ApiError::forbidden(message)
+    apiserver::rbac::forbidden_because(user, verb, target, path, Some(why))
 }
 
 /// What an agent of `cluster` may do.

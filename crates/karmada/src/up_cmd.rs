@@ -131,6 +131,16 @@ fn detach(
     anyhow::bail!("karmada up exited ({status}) before it was running; see {}", log.display())
 }
 
+/// The admin credentials of an API server started in this process (a simulated member's).
+fn admin_credentials(server: &apiserver::Server) -> Credentials {
+    Credentials {
+        ca_pem: server.ca_pem.as_bytes().to_vec(),
+        token: None,
+        cert_pem: Some(server.admin.cert_pem.as_bytes().to_vec()),
+        key_pem: Some(server.admin.key_pem.as_bytes().to_vec()),
+    }
+}
+
 pub(crate) async fn join(
     control: &kube::Client,
     name: &str,
@@ -146,12 +156,7 @@ pub(crate) async fn join_at(
     server: &apiserver::Server,
     location: serde_json::Value,
 ) -> anyhow::Result<()> {
-    let credentials = Credentials {
-        ca_pem: server.ca_pem.as_bytes().to_vec(),
-        token: None,
-        cert_pem: Some(server.admin.cert_pem.as_bytes().to_vec()),
-        key_pem: Some(server.admin.key_pem.as_bytes().to_vec()),
-    };
+    let credentials = admin_credentials(server);
     let member = controllers::member_client::client_for(
         name,
         &server.url,
@@ -191,14 +196,16 @@ pub(crate) async fn join_at(
     Ok(())
 }
 
-/// A client of the control plane acting as `user` (a client certificate from its CA).
+/// A client of the control plane acting as `user` in `groups` (a client certificate from its
+/// CA).
 async fn component_client(
     data_dir: &std::path::Path,
     server: &apiserver::Server,
     user: &str,
+    groups: &[&str],
 ) -> anyhow::Result<kube::Client> {
     let authority = apiserver::pki::Authority::load_or_create(&data_dir.join("pki"), "unused")?;
-    let identity = authority.client(user, &[])?;
+    let identity = authority.client(user, groups)?;
     let credentials = Credentials {
         ca_pem: server.ca_pem.as_bytes().to_vec(),
         token: None,
@@ -223,26 +230,10 @@ async fn start_pull_agent(
     member: &member::Member,
     location: &serde_json::Value,
 ) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
-    let authority = apiserver::pki::Authority::load_or_create(&data_dir.join("pki"), "unused")?;
-    let identity = authority.client(
-        &format!("{}{}", crate::access::AGENT_USER_PREFIX, member.name),
-        &[crate::access::AGENT_GROUP],
-    )?;
+    let agent = format!("{}{}", crate::access::AGENT_USER_PREFIX, member.name);
+    let control = component_client(data_dir, server, &agent, &[crate::access::AGENT_GROUP]).await?;
     let timeout = Duration::from_secs(10);
-    let as_agent = Credentials {
-        ca_pem: server.ca_pem.as_bytes().to_vec(),
-        token: None,
-        cert_pem: Some(identity.cert_pem.into_bytes()),
-        key_pem: Some(identity.key_pem.into_bytes()),
-    };
-    let control =
-        controllers::member_client::client_for("karmada", &server.url, &as_agent, timeout).await?;
-    let member_admin = Credentials {
-        ca_pem: member.server.ca_pem.as_bytes().to_vec(),
-        token: None,
-        cert_pem: Some(member.server.admin.cert_pem.as_bytes().to_vec()),
-        key_pem: Some(member.server.admin.key_pem.as_bytes().to_vec()),
-    };
+    let member_admin = admin_credentials(&member.server);
     let member_client = controllers::member_client::client_for(
         &member.name,
         &member.server.url,
@@ -439,6 +430,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 &data_dir,
                 api_server,
                 crate::access::COMPONENT_CONTROLLER_MANAGER,
+                &[],
             )
             .await?;
             let (c, settings) = (manager.clone(), settings.clone());
@@ -449,7 +441,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 until_stop(stopping.clone()),
             )));
             let scheduler_client =
-                component_client(&data_dir, api_server, crate::access::COMPONENT_SCHEDULER).await?;
+                component_client(&data_dir, api_server, crate::access::COMPONENT_SCHEDULER, &[])
+                    .await?;
             let c = scheduler_client.clone();
             components.push(tokio::spawn(controllers::leader::run(
                 scheduler_client,
@@ -461,10 +454,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         progress("starting the controller-manager and the scheduler");
         let manager =
-            component_client(&data_dir, &server, crate::access::COMPONENT_CONTROLLER_MANAGER)
+            component_client(&data_dir, &server, crate::access::COMPONENT_CONTROLLER_MANAGER, &[])
                 .await?;
         let scheduler_client =
-            component_client(&data_dir, &server, crate::access::COMPONENT_SCHEDULER).await?;
+            component_client(&data_dir, &server, crate::access::COMPONENT_SCHEDULER, &[]).await?;
         components.push(tokio::spawn(controllers::run(manager, settings)));
         components.push(tokio::spawn(controllers::scheduling::run(
             scheduler_client,

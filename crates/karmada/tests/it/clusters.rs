@@ -275,23 +275,8 @@ fn the_quick_start_deployment_gets_a_scheduled_binding() {
 fn karmada_up_runs_the_quick_start() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("karmada.config");
-    let mut up = Command::new(KARMADA)
-        .args(["up", "--members", "2", "--port", "0", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = up.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (up, rx) =
+        crate::harness::karmada_up(&["--members", "2"], &dir.path().join("data"), &kubeconfig);
     let running = rx.recv_timeout(Duration::from_secs(60));
     let kill = |mut up: Child| {
         let _ = up.kill();
@@ -301,17 +286,8 @@ fn karmada_up_runs_the_quick_start() {
         kill(up);
         panic!("karmada up did not start: {running:?}");
     }
-    let kubectl = |context: &str, args: &[&str]| {
-        let out = Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .args(["--context", context])
-            .args(args)
-            .env_remove("KUBECONFIG")
-            .output()
-            .unwrap();
-        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
-    };
+    let kubectl =
+        |context: &str, args: &[&str]| crate::harness::kubectl_context(&kubeconfig, context, args);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let (_, clusters) = kubectl("karmada-apiserver", &["get", "clusters", "--no-headers"]);
         assert_eq!(clusters.lines().filter(|l| l.contains(" True ")).count(), 2, "{clusters}");
@@ -421,23 +397,8 @@ fn the_readme_quick_start_runs_as_written() {
 
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("karmada.config");
-    let mut up = Command::new(KARMADA)
-        .args(["up", "--members", "3", "--port", "0", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = up.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (mut up, rx) =
+        crate::harness::karmada_up(&["--members", "3"], &dir.path().join("data"), &kubeconfig);
     let running = rx.recv_timeout(Duration::from_secs(60));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         assert_eq!(running.as_deref(), Ok("Local Karmada is running."));

@@ -323,7 +323,7 @@ fn leader_election_hands_over_without_losing_or_doubling_work() {
         (managers[1 - cm_leader].leading() && schedulers[1 - sched_leader].leading()).then_some(())
     });
     for member in ["member1", "member2"] {
-        eventually(Duration::from_secs(60), &format!("all 10 workloads in {member}"), || {
+        let deployments = || {
             let out = cp.member(
                 member,
                 &[
@@ -335,22 +335,15 @@ fn leader_election_hands_over_without_losing_or_doubling_work() {
                     "jsonpath={range .items[*]}{.metadata.name}={.spec.replicas} {end}",
                 ],
             );
-            let got: Vec<&str> = out.stdout.split_whitespace().collect();
-            (got.len() == 10).then_some(())
-        });
-        let out = cp.member(
-            member,
-            &[
-                "get",
-                "deployments",
-                "-n",
-                "default",
-                "-o",
-                "jsonpath={range .items[*]}{.metadata.name}={.spec.replicas} {end}",
-            ],
-        );
-        let mut got: Vec<&str> = out.stdout.split_whitespace().collect();
-        got.sort();
+            let mut got: Vec<String> = out.stdout.split_whitespace().map(str::to_owned).collect();
+            got.sort();
+            got
+        };
+        let got =
+            eventually(Duration::from_secs(60), &format!("all 10 workloads in {member}"), || {
+                let got = deployments();
+                (got.len() == 10).then_some(got)
+            });
         let mut want: Vec<String> = (0..10).map(|i| format!("ha-{i}=2")).collect();
         want.sort();
         assert_eq!(got, want, "every workload exactly once in {member}, as written");
@@ -367,22 +360,7 @@ fn karmada_up_ha_runs_the_quick_start_on_etcd() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("karmada.config");
     let data = dir.path().join("data");
-    let mut up = std::process::Command::new(crate::harness::KARMADA)
-        .args(["up", "--ha", "--members", "2", "--port", "0", "--data-dir"])
-        .arg(&data)
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = up.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (mut up, rx) = crate::harness::karmada_up(&["--ha", "--members", "2"], &data, &kubeconfig);
     let stop = |up: &mut std::process::Child| {
         let _ = std::process::Command::new("kill").args(["-TERM", &up.id().to_string()]).status();
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -401,17 +379,8 @@ fn karmada_up_ha_runs_the_quick_start_on_etcd() {
         stop(&mut up);
         panic!("karmada up --ha did not start: {running:?}");
     }
-    let kubectl = |context: &str, args: &[&str]| {
-        let out = std::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .args(["--context", context])
-            .args(args)
-            .env_remove("KUBECONFIG")
-            .output()
-            .unwrap();
-        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
-    };
+    let kubectl =
+        |context: &str, args: &[&str]| crate::harness::kubectl_context(&kubeconfig, context, args);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         for context in ["karmada-apiserver", "karmada-apiserver-2"] {
             let (_, clusters) = kubectl(context, &["get", "clusters", "--no-headers"]);

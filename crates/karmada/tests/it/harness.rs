@@ -293,3 +293,44 @@ impl ApiServer {
         .ok();
     }
 }
+
+/// `karmada up --port 0 --data-dir DATA --kubeconfig KUBECONFIG EXTRA...`, with its stdout
+/// lines delivered on a channel (the first is `Local Karmada is running.` once it is).
+pub fn karmada_up(
+    extra: &[&str],
+    data: &Path,
+    kubeconfig: &Path,
+) -> (Child, mpsc::Receiver<String>) {
+    let mut up = Command::new(KARMADA)
+        .arg("up")
+        .args(extra)
+        .args(["--port", "0", "--data-dir"])
+        .arg(data)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start karmada up");
+    let stdout = up.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (up, rx)
+}
+
+/// kubectl against one context of a kubeconfig: (exit code, stdout).
+pub fn kubectl_context(kubeconfig: &Path, context: &str, args: &[&str]) -> (i32, String) {
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["--context", context])
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("run kubectl");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+}

@@ -10,21 +10,7 @@ use crate::plane::{ControlPlane, upstream};
 /// A kubeconfig for the agent of `cluster`: a client certificate from the control plane's CA
 /// naming the agent identity (what `karmadactl register` obtains through a CSR).
 fn agent_kubeconfig(cp: &ControlPlane, cluster: &str) -> std::path::PathBuf {
-    let pki = cp.api.dir.path().join("pki");
-    let ca = apiserver::pki::Authority::load_or_create(&pki, "unused").unwrap();
-    let identity =
-        ca.client(&format!("system:karmada:agent:{cluster}"), &["system:karmada:agents"]).unwrap();
-    let server = cp.api.url.clone();
-    let path = cp.api.dir.path().join(format!("agent-{cluster}.config"));
-    let entry = apiserver::pki::KubeconfigEntry {
-        name: "karmada".into(),
-        server,
-        ca_pem: ca.cert_pem().to_owned(),
-        client: Some(identity),
-        token: None,
-    };
-    apiserver::pki::write_kubeconfig(&path, &[entry], Some("karmada")).unwrap();
-    path
+    cp.api.user_kubeconfig(&format!("system:karmada:agent:{cluster}"), &["system:karmada:agents"])
 }
 
 fn agent(cp: &ControlPlane, cluster: &str) -> Child {
@@ -117,15 +103,10 @@ fn a_pull_mode_cluster_is_served_by_its_agent() {
     });
 
     // The agent's credentials reach nothing else.
+    let agent_config = agent_kubeconfig(&cp, "member2");
     let as_agent = |args: &[&str]| {
-        let out = Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(agent_kubeconfig(&cp, "member2"))
-            .args(args)
-            .env_remove("KUBECONFIG")
-            .output()
-            .unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+        let out = cp.api.kubectl_as(&agent_config, args);
+        (out.code == 0, out.stderr)
     };
     let (ok, _) = as_agent(&["get", "works", "-n", "karmada-es-member2"]);
     assert!(ok, "its own Works");
@@ -140,7 +121,7 @@ fn a_pull_mode_cluster_is_served_by_its_agent() {
     }
     let mut create = Command::new("kubectl")
         .arg("--kubeconfig")
-        .arg(agent_kubeconfig(&cp, "member2"))
+        .arg(&agent_config)
         .args(["create", "-f", "-"])
         .env_remove("KUBECONFIG")
         .stdin(Stdio::piped())
@@ -267,12 +248,7 @@ fn register_with_a_bootstrap_token_and_unregister_without_the_agent() {
         (out.contains(" Pull ") && out.contains(" True ")).then_some(())
     });
     // The agent's own identity shows in a 403 for anything beyond its cluster.
-    let denied = Command::new("kubectl")
-        .args(["--kubeconfig", agent_config.to_str().unwrap(), "get", "secrets", "-n", "default"])
-        .env_remove("KUBECONFIG")
-        .output()
-        .unwrap();
-    let denied = String::from_utf8_lossy(&denied.stderr).into_owned();
+    let denied = cp.api.kubectl_as(&agent_config, &["get", "secrets", "-n", "default"]).stderr;
     assert!(denied.contains("system:karmada:agent:member1"), "{denied}");
 
     // The agent goes away for good; unregister still completes.
