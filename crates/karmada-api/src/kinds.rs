@@ -4,6 +4,8 @@
 /// A printer column: (name, type, JSONPath, priority, value printed when the path is empty).
 pub type Column = (&'static str, &'static str, &'static str, i64, Option<&'static str>);
 
+use crate::schema;
+
 pub struct Kind {
     pub group: &'static str,
     /// Served versions; the first is the storage version.
@@ -14,6 +16,8 @@ pub struct Kind {
     pub short_names: &'static [&'static str],
     pub status: bool,
     pub columns: &'static [Column],
+    /// The kind's structural OpenAPI v3 schema, generated from its type.
+    pub schema: fn() -> serde_json::Value,
 }
 
 pub const CATEGORY: &str = "karmada-io";
@@ -47,8 +51,9 @@ const fn k(
     short_names: &'static [&'static str],
     status: bool,
     columns: &'static [Column],
+    schema: fn() -> serde_json::Value,
 ) -> Kind {
-    Kind { group, versions, kind, plural, namespaced, short_names, status, columns }
+    Kind { group, versions, kind, plural, namespaced, short_names, status, columns, schema }
 }
 
 pub const KINDS: &[Kind] = &[
@@ -77,6 +82,7 @@ pub const KINDS: &[Kind] = &[
             ("API-Endpoint", "string", ".spec.apiEndpoint", 1, None),
             ("Proxy-URL", "string", ".spec.proxyURL", 1, None),
         ],
+        schema::of::<crate::cluster::Cluster>,
     ),
     k(
         "policy.karmada.io",
@@ -87,6 +93,7 @@ pub const KINDS: &[Kind] = &[
         &["pp"],
         false,
         POLICY_COLUMNS,
+        schema::of::<crate::policy::PropagationPolicy>,
     ),
     k(
         "policy.karmada.io",
@@ -97,6 +104,7 @@ pub const KINDS: &[Kind] = &[
         &["cpp"],
         false,
         POLICY_COLUMNS,
+        schema::of::<crate::policy::ClusterPropagationPolicy>,
     ),
     k(
         "policy.karmada.io",
@@ -107,6 +115,7 @@ pub const KINDS: &[Kind] = &[
         &["op"],
         false,
         &[AGE],
+        schema::of::<crate::policy::OverridePolicy>,
     ),
     k(
         "policy.karmada.io",
@@ -117,6 +126,7 @@ pub const KINDS: &[Kind] = &[
         &["cop"],
         false,
         &[AGE],
+        schema::of::<crate::policy::ClusterOverridePolicy>,
     ),
     k(
         "policy.karmada.io",
@@ -127,6 +137,7 @@ pub const KINDS: &[Kind] = &[
         &["frq"],
         true,
         &[AGE],
+        schema::of::<crate::policy::FederatedResourceQuota>,
     ),
     k(
         "policy.karmada.io",
@@ -137,6 +148,7 @@ pub const KINDS: &[Kind] = &[
         &[],
         false,
         &[AGE],
+        schema::of::<crate::policy::ClusterTaintPolicy>,
     ),
     k(
         "work.karmada.io",
@@ -151,6 +163,7 @@ pub const KINDS: &[Kind] = &[
             ("Applied", "string", ".status.conditions[?(@.type==\"Applied\")].status", 0, None),
             AGE,
         ],
+        schema::of::<crate::work::Work>,
     ),
     k(
         "work.karmada.io",
@@ -161,6 +174,7 @@ pub const KINDS: &[Kind] = &[
         &["rb"],
         true,
         BINDING_COLUMNS,
+        schema::of::<crate::work::ResourceBinding>,
     ),
     k(
         "work.karmada.io",
@@ -171,6 +185,7 @@ pub const KINDS: &[Kind] = &[
         &["crb"],
         true,
         BINDING_COLUMNS,
+        schema::of::<crate::work::ClusterResourceBinding>,
     ),
     k(
         "config.karmada.io",
@@ -185,6 +200,7 @@ pub const KINDS: &[Kind] = &[
             ("Target-Kind", "string", ".spec.target.kind", 0, None),
             AGE,
         ],
+        schema::of::<crate::config::ResourceInterpreterCustomization>,
     ),
     k(
         "config.karmada.io",
@@ -195,6 +211,7 @@ pub const KINDS: &[Kind] = &[
         &[],
         false,
         &[AGE],
+        schema::of::<crate::config::ResourceInterpreterWebhookConfiguration>,
     ),
     k(
         "autoscaling.karmada.io",
@@ -205,6 +222,7 @@ pub const KINDS: &[Kind] = &[
         &["fhpa"],
         true,
         HPA_COLUMNS,
+        schema::of::<crate::autoscaling::FederatedHPA>,
     ),
     k(
         "autoscaling.karmada.io",
@@ -219,6 +237,7 @@ pub const KINDS: &[Kind] = &[
             ("Reference-Name", "string", ".spec.scaleTargetRef.name", 0, None),
             AGE,
         ],
+        schema::of::<crate::autoscaling::CronFederatedHPA>,
     ),
     k(
         "networking.karmada.io",
@@ -229,6 +248,7 @@ pub const KINDS: &[Kind] = &[
         &["mcs"],
         true,
         &[AGE],
+        schema::of::<crate::networking::MultiClusterService>,
     ),
     k(
         "networking.karmada.io",
@@ -239,6 +259,7 @@ pub const KINDS: &[Kind] = &[
         &["mci"],
         true,
         &[AGE],
+        schema::of::<crate::networking::MultiClusterIngress>,
     ),
     k(
         "apps.karmada.io",
@@ -249,6 +270,7 @@ pub const KINDS: &[Kind] = &[
         &[],
         true,
         &[AGE],
+        schema::of::<crate::apps::WorkloadRebalancer>,
     ),
     k(
         "search.karmada.io",
@@ -259,6 +281,7 @@ pub const KINDS: &[Kind] = &[
         &[],
         true,
         &[AGE],
+        schema::of::<crate::apps::ResourceRegistry>,
     ),
 ];
 

@@ -10,9 +10,14 @@
 //! This crate knows nothing of HTTP, storage or async runtimes.
 
 pub mod admission;
+pub mod apps;
+pub mod autoscaling;
 pub mod cluster;
+pub mod config;
 pub mod kinds;
+pub mod networking;
 pub mod policy;
+pub mod schema;
 pub mod work;
 
 use std::borrow::Cow;

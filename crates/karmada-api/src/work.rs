@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{NodeSelector, Toleration};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -19,7 +20,7 @@ fn is_zero(n: &i32) -> bool {
 }
 
 /// The resource template a binding refers to.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectReference {
     pub api_version: String,
@@ -33,7 +34,7 @@ pub struct ObjectReference {
     pub resource_version: String,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeClaim {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -45,7 +46,7 @@ pub struct NodeClaim {
 }
 
 /// What one replica needs.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplicaRequirements {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,7 +60,7 @@ pub struct ReplicaRequirements {
 }
 
 /// A scheduling decision for one cluster.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TargetCluster {
     pub name: String,
@@ -67,7 +68,7 @@ pub struct TargetCluster {
     pub replicas: i32,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GracefulEvictionTask {
     pub from_cluster: String,
@@ -91,7 +92,7 @@ pub struct GracefulEvictionTask {
     pub creation_timestamp: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BindingSnapshot {
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -102,22 +103,29 @@ pub struct BindingSnapshot {
 }
 
 /// The spec of ResourceBinding and ClusterResourceBinding.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceBindingSpec {
+    /// The resource template this binding places.
     pub resource: ObjectReference,
     #[serde(default, skip_serializing_if = "is_false")]
     pub propagate_deps: bool,
+    /// What one replica needs, for capacity estimates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replica_requirements: Option<ReplicaRequirements>,
+    /// The template's replica count.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub replicas: i32,
+    /// The scheduler's decision: target clusters and their replicas.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clusters: Vec<TargetCluster>,
+    /// The placement of the policy that matched the template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
+    /// Clusters being left gracefully: their copies stay until the new ones are healthy.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub graceful_eviction_tasks: Vec<GracefulEvictionTask>,
+    /// The bindings that depend on this one (propagateDeps).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub required_by: Vec<BindingSnapshot>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -126,6 +134,7 @@ pub struct ResourceBindingSpec {
     pub failover: Option<FailoverBehavior>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub conflict_resolution: String,
+    /// Set to request a fresh schedule (newer than `status.lastScheduledTime`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reschedule_triggered_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -137,11 +146,12 @@ pub struct ResourceBindingSpec {
 }
 
 /// A cluster's view of the bound resource.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AggregatedStatusItem {
     pub cluster_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::any_value")]
     pub status: Option<Value>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub applied: bool,
@@ -152,17 +162,22 @@ pub struct AggregatedStatusItem {
     pub health: String,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceBindingStatus {
+    /// The binding generation the scheduler last acted on.
     #[serde(default, skip_serializing_if = "is_zero64")]
     pub scheduler_observed_generation: i64,
+    /// The `clusterAffinities` term in use.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub scheduler_observing_affinity_name: String,
+    /// When the scheduler last decided.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scheduled_time: Option<String>,
+    /// `Scheduled` and `FullyApplied`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// Each target cluster's view of the resource.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aggregated_status: Vec<AggregatedStatusItem>,
 }
@@ -171,7 +186,7 @@ fn is_zero64(n: &i64) -> bool {
     *n == 0
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceBinding {
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -185,7 +200,7 @@ pub struct ResourceBinding {
     pub status: Option<ResourceBindingStatus>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterResourceBinding {
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -199,25 +214,30 @@ pub struct ClusterResourceBinding {
     pub status: Option<ResourceBindingStatus>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadTemplate {
+    /// The resources to apply to the member cluster, each a complete Kubernetes object.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "crate::schema::embedded_resources")]
     pub manifests: Vec<Value>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkSpec {
+    /// The resources to apply to the member cluster.
     #[serde(default)]
     pub workload: WorkloadTemplate,
+    /// Stop applying changes to the member.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend_dispatching: Option<bool>,
+    /// Keep the member's copies when the Work is deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preserve_resources_on_deletion: Option<bool>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceIdentifier {
     pub ordinal: i32,
@@ -232,26 +252,29 @@ pub struct ResourceIdentifier {
     pub name: String,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ManifestStatus {
     pub identifier: ResourceIdentifier,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::any_value")]
     pub status: Option<Value>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub health: String,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkStatus {
+    /// `Applied`, `Available` and other conditions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// The status of each applied resource, as the member reports it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub manifest_statuses: Vec<ManifestStatus>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Work {
     #[serde(default, skip_serializing_if = "String::is_empty")]

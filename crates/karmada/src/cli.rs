@@ -4,7 +4,8 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::{
-    agent_cmd, apiserver_cmd, bench, controller_manager_cmd, member_cmd, scheduler_cmd, up_cmd,
+    agent_cmd, apiserver_cmd, bench, controller_manager_cmd, karmada_apis, member_cmd,
+    scheduler_cmd, up_cmd,
 };
 
 #[derive(Parser, Debug)]
@@ -37,6 +38,9 @@ enum Command {
     Agent(agent_cmd::Args),
     /// Inject or clear faults in a running simulated member.
     Fault(member_cmd::FaultArgs),
+    /// Print the CustomResourceDefinitions of Karmada's kinds (generated from the types), as
+    /// YAML, for installing Karmada's APIs into another API server.
+    Crds(karmada_apis::CrdsArgs),
     /// Measure a component and print a table of numbers.
     Bench {
         #[command(subcommand)]
@@ -65,6 +69,7 @@ pub fn main() -> anyhow::Result<()> {
             Command::Scheduler(args) => scheduler_cmd::run(args).await,
             Command::Fault(args) => member_cmd::fault(args),
             Command::Agent(args) => agent_cmd::run(args).await,
+            Command::Crds(args) => karmada_apis::print_crds(&args),
         }
     })
 }

@@ -239,3 +239,76 @@ fn karmada_printing_defaulting_and_validation() {
     s.kubectl(&["get", "cpp,op,cop,rb,crb,work"]).ok();
     assert!(s.kubectl(&["get", "karmada-io"]).ok().contains("cluster.cluster.karmada.io/member1"));
 }
+
+/// The schemas generated from the types are published: `kubectl explain` works on every
+/// supported kubectl, unknown fields are refused under kubectl's strict validation (and pruned
+/// without it), and wrongly typed fields get a 422 naming the field.
+#[test]
+fn karmada_kinds_have_schemas_for_explain_pruning_and_validation() {
+    let s = ApiServer::start("memory");
+    for version in ["1.27", "1.33"] {
+        let out = s.kubectl_version(version, &["explain", "propagationpolicy.spec.placement"]);
+        let text = out.ok();
+        for want in [
+            "KIND:",
+            "PropagationPolicy",
+            "clusterAffinity",
+            "clusterAffinities",
+            "spreadConstraints",
+            "replicaScheduling",
+            "Where and how",
+        ] {
+            assert!(text.contains(want), "kubectl {version} explain lacks {want:?}:\n{text}");
+        }
+        let out = s.kubectl_version(version, &["explain", "cluster.spec.syncMode"]);
+        assert!(out.ok().contains("syncMode"), "{}", out.stdout);
+        let out = s.kubectl_version(version, &["explain", "rb.spec.clusters", "--recursive"]);
+        assert!(out.ok().contains("replicas"), "{}", out.stdout);
+        let out = s.kubectl_version(version, &["explain", "workloadrebalancer.spec.workloads"]);
+        assert!(out.ok().contains("apiVersion"), "{}", out.stdout);
+    }
+    let typo = "apiVersion: policy.karmada.io/v1alpha1\nkind: PropagationPolicy\nmetadata:\n  name: typo\nspec:\n  resourceSelectors:\n  - apiVersion: apps/v1\n    kind: Deployment\n  placement:\n    clusterAfinity:\n      clusterNames: [member1]\n";
+    let out = s.kubectl_stdin(&["apply", "-f", "-"], typo);
+    let err = out.fails();
+    assert!(err.contains("unknown field") && err.contains("clusterAfinity"), "{err}");
+    // Without strict validation the unknown field is pruned, as upstream's CRDs do.
+    s.kubectl_stdin(&["apply", "--validate=false", "-f", "-"], typo).ok();
+    let got = s.kubectl(&["get", "pp", "typo", "-o", "jsonpath={.spec.placement}"]);
+    assert!(!got.ok().contains("clusterAfinity"), "{}", got.stdout);
+    let wrong = "apiVersion: policy.karmada.io/v1alpha1\nkind: PropagationPolicy\nmetadata:\n  name: wrong\nspec:\n  resourceSelectors:\n  - apiVersion: apps/v1\n    kind: Deployment\n  priority: high\n";
+    let err = s.kubectl_stdin(&["apply", "-f", "-"], wrong).fails().to_owned();
+    assert!(err.contains("spec.priority") && err.contains("integer"), "{err}");
+    let rebalancer = "apiVersion: apps.karmada.io/v1alpha1\nkind: WorkloadRebalancer\nmetadata:\n  name: r\nspec:\n  workloads:\n  - kind: Deployment\n    name: web\n";
+    let err = s.kubectl_stdin(&["apply", "-f", "-"], rebalancer).fails().to_owned();
+    assert!(err.contains("apiVersion") && err.contains("Required"), "{err}");
+}
+
+/// `karmada crds` prints a CRD per kind, generated from the same types the server uses.
+#[test]
+fn karmada_crds_prints_every_kind() {
+    let out = std::process::Command::new(crate::harness::KARMADA).arg("crds").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let crds: Vec<Value> = text
+        .split("\n---")
+        .filter_map(|d| serde_yaml::from_str::<Value>(d).ok())
+        .filter(|d| d.is_object())
+        .collect();
+    let names: Vec<&str> = crds.iter().filter_map(|c| c["metadata"]["name"].as_str()).collect();
+    for want in [
+        "propagationpolicies.policy.karmada.io",
+        "clusters.cluster.karmada.io",
+        "works.work.karmada.io",
+        "resourcebindings.work.karmada.io",
+        "workloadrebalancers.apps.karmada.io",
+    ] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    let pp = crds
+        .iter()
+        .find(|c| c["metadata"]["name"] == "propagationpolicies.policy.karmada.io")
+        .unwrap();
+    let schema = &pp["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+    assert_eq!(schema.pointer("/properties/spec/properties/placement/properties/clusterAffinity/properties/clusterNames/type"), Some(&Value::from("array")));
+    assert_eq!(pp["spec"]["names"]["shortNames"][0], "pp");
+}

@@ -1,0 +1,100 @@
+//! `networking.karmada.io/v1alpha1`: MultiClusterService and MultiClusterIngress.
+
+use k8s_openapi::api::core::v1::ServiceStatus;
+use k8s_openapi::api::networking::v1::{IngressLoadBalancerStatus, IngressSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExposurePort {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    pub port: i32,
+}
+
+/// Deprecated: use `providerClusters` / `consumerClusters`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExposureRange {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cluster_names: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterSelector {
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MultiClusterServiceSpec {
+    /// `CrossCluster` and/or `LoadBalancer`.
+    pub types: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<ExposurePort>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<ExposureRange>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_provision_clusters: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_consumption_clusters: Vec<String>,
+    /// The clusters that provide the service's backends (all when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub provider_clusters: Vec<ClusterSelector>,
+    /// The clusters where the service is consumed (all when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumer_clusters: Vec<ClusterSelector>,
+}
+
+/// Exposes a Service across clusters.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MultiClusterService {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub api_version: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    pub spec: MultiClusterServiceSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ServiceStatus>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceLocation {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clusters: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MultiClusterIngressStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<IngressLoadBalancerStatus>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub traffic_block_clusters: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_locations: Vec<ServiceLocation>,
+}
+
+/// An Ingress across clusters.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MultiClusterIngress {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub api_version: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: IngressSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<MultiClusterIngressStatus>,
+}
