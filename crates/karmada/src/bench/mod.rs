@@ -1,6 +1,7 @@
 //! `karmada bench ...`: benchmarks that print numbers (never timed tests).
 
 mod apiserver;
+mod chart;
 mod failover;
 mod member;
 mod process;
@@ -28,6 +29,8 @@ pub enum Target {
     /// Failover timing: a member fails, how long until its workload is Ready elsewhere,
     /// against the time the settings predict.
     Failover(failover::Args),
+    /// Draw BENCHMARKS.md's chart (PNG) from `bench propagate --json` result files.
+    Chart(chart::Args),
 }
 
 pub async fn run(target: Target) -> anyhow::Result<()> {
@@ -38,5 +41,6 @@ pub async fn run(target: Target) -> anyhow::Result<()> {
         Target::Scheduler(args) => scheduler::run(args).await,
         Target::Propagate(args) => propagate::run(args).await,
         Target::Failover(args) => failover::run(args).await,
+        Target::Chart(args) => chart::run(args).await,
     }
 }

@@ -20,6 +20,13 @@ pub struct Args {
     /// many bindings over 100 clusters (0 skips it).
     #[arg(long, default_value_t = 5_000)]
     e2e_bindings: usize,
+    /// Then create this many bindings at a steady `--steady-rate` (0 skips it), for the
+    /// scheduling latency when the scheduler keeps up rather than under a burst.
+    #[arg(long, default_value_t = 2_000)]
+    steady_bindings: usize,
+    /// Bindings per second offered in the steady phase.
+    #[arg(long, default_value_t = 200.0)]
+    steady_rate: f64,
     #[arg(long)]
     json: bool,
 }
@@ -97,13 +104,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         report.add(&subject, "unschedulable decisions", failed as f64, "bindings");
     }
     if args.e2e_bindings > 0 {
-        end_to_end(args.e2e_bindings, &mut report).await?;
+        end_to_end(args.e2e_bindings, (args.steady_bindings, args.steady_rate), &mut report)
+            .await?;
     }
     report.print(args.json)
 }
 
 /// Watch → decide → write through a real API server (in this process, memory store).
-async fn end_to_end(count: usize, report: &mut Report) -> anyhow::Result<()> {
+async fn end_to_end(count: usize, paced: (usize, f64), report: &mut Report) -> anyhow::Result<()> {
     use std::collections::HashMap;
     use std::sync::Arc;
 
@@ -152,18 +160,68 @@ async fn end_to_end(count: usize, report: &mut Report) -> anyhow::Result<()> {
         }),
     );
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // A burst: 32 writers create as fast as the API server takes them (throughput; the
+    // latency then is mostly queueing behind the burst).
+    let subject = "scheduler e2e, 100 clusters (apiserver on memory)";
+    let (done, elapsed, mut latency) =
+        create_and_measure(&bindings, "b", count, None, n_clusters, &scheduled_at).await?;
+    report.add(subject, "bindings scheduled", done as f64, "bindings");
+    report.add(
+        subject,
+        "bindings/s (create → scheduled, all)",
+        done as f64 / elapsed.as_secs_f64(),
+        "ops/s",
+    );
+    report.latency(subject, "scheduling latency (created → clusters set)", &mut latency);
+    // A steady load below capacity: the latency a binding sees when the scheduler keeps up.
+    if paced.0 > 0 {
+        let (count, rate) = paced;
+        let subject = format!("scheduler e2e, 100 clusters, steady {rate:.0} bindings/s");
+        let (done, _, mut latency) =
+            create_and_measure(&bindings, "p", count, Some(rate), n_clusters, &scheduled_at)
+                .await?;
+        report.add(&subject, "bindings scheduled", done as f64, "bindings");
+        report.latency(&subject, "scheduling latency (created → clusters set)", &mut latency);
+    }
+    watch.abort();
+    scheduler_task.abort();
+    server.shutdown().await;
+    Ok(())
+}
+
+type Stamps = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>>;
+
+/// Creates `count` bindings named `{prefix}{i}` (as fast as 32 writers can, or at `rate` per
+/// second from one writer) and waits until the watch saw each one scheduled. Returns how many
+/// were scheduled, the time from the first create to the last decision, and the latencies.
+async fn create_and_measure(
+    bindings: &kube::Api<karmada_api::work::ResourceBinding>,
+    prefix: &str,
+    count: usize,
+    rate: Option<f64>,
+    n_clusters: usize,
+    scheduled_at: &Stamps,
+) -> anyhow::Result<(usize, std::time::Duration, Samples)> {
+    use kube::api::PostParams;
+
     let started = Instant::now();
-    let created_at: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
+    let created_at: Stamps = Stamps::default();
+    let writers = if rate.is_some() { 1 } else { 32 };
     let mut tasks = Vec::new();
-    let writers = 32;
     for w in 0..writers {
         let bindings = bindings.clone();
-        let created_at = Arc::clone(&created_at);
+        let created_at = std::sync::Arc::clone(&created_at);
+        let prefix = prefix.to_owned();
         tasks.push(tokio::spawn(async move {
             for i in (w..count).step_by(writers) {
-                let names: Vec<String> = (0..3).map(|k| format!("member{}", (i + k * 7) % n_clusters)).collect();
-                let rb: ResourceBinding = serde_json::from_value(serde_json::json!({
-                    "metadata": {"name": format!("b{i}")},
+                if let Some(rate) = rate {
+                    let due = started + std::time::Duration::from_secs_f64(i as f64 / rate);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let names: Vec<String> =
+                    (0..3).map(|k| format!("member{}", (i + k * 7) % n_clusters)).collect();
+                let rb: karmada_api::work::ResourceBinding = serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": format!("{prefix}{i}")},
                     "spec": {"resource": {"apiVersion": "apps/v1", "kind": "Deployment", "namespace": "default", "name": format!("d{i}")},
                         "replicas": 6, "replicaRequirements": {"resourceRequest": {"cpu": "100m"}},
                         "placement": {"clusterAffinity": {"clusterNames": names}, "replicaScheduling": {"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Weighted"}}}
@@ -171,7 +229,7 @@ async fn end_to_end(count: usize, report: &mut Report) -> anyhow::Result<()> {
                 let t = Instant::now();
                 bindings.create(&PostParams::default(), &rb).await?;
                 if let Ok(mut map) = created_at.lock() {
-                    map.insert(format!("b{i}"), t);
+                    map.insert(format!("{prefix}{i}"), t);
                 }
             }
             anyhow::Ok(())
@@ -180,34 +238,28 @@ async fn end_to_end(count: usize, report: &mut Report) -> anyhow::Result<()> {
     for t in tasks {
         t.await??;
     }
+    let ours = |m: &std::collections::HashMap<String, Instant>| {
+        m.keys()
+            .filter(|k| k.strip_prefix(prefix).is_some_and(|n| n.parse::<usize>().is_ok()))
+            .count()
+    };
     let deadline = Instant::now() + std::time::Duration::from_secs(300);
     loop {
-        let done = scheduled_at.lock().map(|m| m.len()).unwrap_or(0);
+        let done = scheduled_at.lock().map(|m| ours(&m)).unwrap_or(0);
         if done >= count || Instant::now() > deadline {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let elapsed = started.elapsed();
     let scheduled = scheduled_at.lock().map(|m| m.clone()).unwrap_or_default();
     let created = created_at.lock().map(|m| m.clone()).unwrap_or_default();
     let mut latency = Samples::default();
-    for (name, at) in &scheduled {
-        if let Some(c) = created.get(name) {
+    let mut last = started;
+    for (name, c) in &created {
+        if let Some(at) = scheduled.get(name) {
             latency.push(at.saturating_duration_since(*c));
+            last = last.max(*at);
         }
     }
-    let subject = "scheduler e2e, 100 clusters (apiserver on memory)";
-    report.add(subject, "bindings scheduled", scheduled.len() as f64, "bindings");
-    report.add(
-        subject,
-        "bindings/s (create → scheduled, all)",
-        scheduled.len() as f64 / elapsed.as_secs_f64(),
-        "ops/s",
-    );
-    report.latency(subject, "scheduling latency (created → clusters set)", &mut latency);
-    watch.abort();
-    scheduler_task.abort();
-    server.shutdown().await;
-    Ok(())
+    Ok((ours(&scheduled), last.saturating_duration_since(started), latency))
 }

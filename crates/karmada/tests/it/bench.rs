@@ -76,3 +76,63 @@ fn bench_apiserver_smoke_compares_redb_and_etcd() {
     assert!(text.contains("apiserver(etcd)/apiserver(redb)"), "{text}");
     assert!(text.contains("watch events delivered"), "{text}");
 }
+
+#[test]
+fn bench_scheduler_smoke_reports_burst_and_steady_latency() {
+    let report = bench(&[
+        "scheduler",
+        "--bindings",
+        "200",
+        "--clusters",
+        "100",
+        "--e2e-bindings",
+        "50",
+        "--steady-bindings",
+        "20",
+        "--steady-rate",
+        "50",
+    ]);
+    let rows = report.as_array().unwrap();
+    let value = |subject: &str, metric: &str| {
+        rows.iter()
+            .find(|r| {
+                r["subject"].as_str().is_some_and(|s| s.starts_with(subject))
+                    && r["metric"] == metric
+            })
+            .and_then(|r| r["value"].as_f64())
+            .unwrap_or_else(|| panic!("no {subject:?} {metric:?} in {report}"))
+    };
+    assert!(value("scheduler core, 100 clusters", "decisions/s") > 0.0);
+    assert_eq!(value("scheduler e2e, 100 clusters (", "bindings scheduled"), 50.0);
+    assert_eq!(value("scheduler e2e, 100 clusters, steady 50", "bindings scheduled"), 20.0);
+    assert!(
+        value(
+            "scheduler e2e, 100 clusters, steady 50",
+            "scheduling latency (created → clusters set) p99"
+        ) > 0.0
+    );
+}
+
+/// The chart in BENCHMARKS.md is drawn from the committed results; drawing it must keep working.
+#[test]
+fn bench_chart_draws_the_committed_results() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benchmarks/results");
+    let mut inputs: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    inputs.sort();
+    assert!(inputs.len() >= 3, "{inputs:?}");
+    let out = tempfile::tempdir().unwrap();
+    let png = out.path().join("chart.png");
+    let status = Command::new(KARMADA)
+        .args(["bench", "chart", "--out"])
+        .arg(&png)
+        .args(&inputs)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+}
