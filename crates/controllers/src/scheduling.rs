@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -191,6 +192,48 @@ struct Context {
     clusters: Store<Cluster>,
     plugins: scheduler::Plugins,
     in_flight: Arc<InFlight>,
+    /// Bumped by the cluster watch after each change reaches `clusters`.
+    cluster_changes: Arc<AtomicU64>,
+    /// The scheduler's view of the clusters, rebuilt only when they changed (not once per
+    /// binding: at 100 clusters rebuilding it cost more than the decision itself).
+    snapshot: std::sync::Mutex<(u64, Arc<Snapshot>)>,
+}
+
+/// Every cluster as the scheduler sees it, and each one's resourceVersion.
+#[derive(Default)]
+struct Snapshot {
+    infos: Vec<scheduler::ClusterInfo>,
+    versions: BTreeMap<String, String>,
+}
+
+impl Context {
+    fn snapshot(&self) -> Arc<Snapshot> {
+        // Read the counter first: the store is at least as new as the counter says.
+        let generation = self.cluster_changes.load(Ordering::Acquire);
+        if let Ok(cached) = self.snapshot.lock()
+            && cached.0 == generation
+            && generation != 0
+        {
+            return Arc::clone(&cached.1);
+        }
+        let state = self.clusters.state();
+        let fresh = Arc::new(Snapshot {
+            infos: state.iter().map(|c| cluster_info(c)).collect(),
+            versions: state
+                .iter()
+                .map(|c| {
+                    (
+                        c.metadata.name.clone().unwrap_or_default(),
+                        c.metadata.resource_version.clone().unwrap_or_default(),
+                    )
+                })
+                .collect(),
+        });
+        if let Ok(mut cached) = self.snapshot.lock() {
+            *cached = (generation, Arc::clone(&fresh));
+        }
+        fresh
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -208,43 +251,37 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
     {
         return Ok(Action::await_change());
     }
-    let snapshot = ctx.clusters.state();
-    let versions: BTreeMap<String, String> = snapshot
-        .iter()
-        .map(|c| {
-            (
-                c.metadata.name.clone().unwrap_or_default(),
-                c.metadata.resource_version.clone().unwrap_or_default(),
-            )
-        })
-        .collect();
-    let mut clusters: Vec<scheduler::ClusterInfo> =
-        snapshot.iter().map(|c| cluster_info(c)).collect();
-    ctx.in_flight.apply(&mut clusters, &versions);
+    let snapshot = ctx.snapshot();
     let applied = binding
         .meta()
         .annotations
         .as_ref()
         .and_then(|a| a.get(APPLIED_PLACEMENT))
         .map(String::as_str);
-    let due = needs_scheduling(spec, binding.status(), applied, &clusters);
+    // Whether a decision is due depends on the clusters' names only, so the cached snapshot
+    // answers it; capacity (with in-flight promises deducted) is only needed to decide.
+    let due = needs_scheduling(spec, binding.status(), applied, &snapshot.infos);
     let Some(info) = binding_info(spec, binding.status()) else {
         return Ok(Action::await_change());
     };
+    let duplicated = info
+        .placement
+        .replica_scheduling
+        .as_ref()
+        .is_none_or(|r| r.replica_scheduling_type != "Divided");
+    if !due && (!duplicated || spec.clusters.is_empty()) {
+        return Ok(Action::await_change());
+    }
+    let versions = &snapshot.versions;
+    let mut clusters = snapshot.infos.clone();
+    ctx.in_flight.apply(&mut clusters, versions);
     if !due {
         // A Duplicated workload follows the clusters: when one newly fits its placement (joined,
         // relabelled, untainted), the binding is scheduled again and goes there too. A cluster
         // that stops fitting does not by itself trigger this (no workload is taken away on a
         // label change alone).
-        let duplicated = info
-            .placement
-            .replica_scheduling
-            .as_ref()
-            .is_none_or(|r| r.replica_scheduling_type != "Divided");
-        let grows = duplicated
-            && !spec.clusters.is_empty()
-            && scheduler::schedule(&info, &clusters, &ctx.plugins)
-                .is_ok_and(|d| adds_clusters(&spec.clusters, &d.clusters));
+        let grows = scheduler::schedule(&info, &clusters, &ctx.plugins)
+            .is_ok_and(|d| adds_clusters(&spec.clusters, &d.clusters));
         if !grows {
             return Ok(Action::await_change());
         }
@@ -263,12 +300,7 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
     let (condition, clusters_out, affinity) =
         match scheduler::schedule(&info, &clusters, &ctx.plugins) {
             Ok(decision) => {
-                ctx.in_flight.promise(
-                    &decision.clusters,
-                    &spec.clusters,
-                    &info.requests,
-                    &versions,
-                );
+                ctx.in_flight.promise(&decision.clusters, &spec.clusters, &info.requests, versions);
                 let message = "Binding has been scheduled successfully.".to_owned();
                 (
                     condition("True", "Success", &message, generation),
@@ -376,9 +408,17 @@ async fn run_for<B: Binding>(
     cluster_changes: impl futures::Stream<Item = Signal> + Send + 'static,
     plugins: scheduler::Plugins,
     in_flight: Arc<InFlight>,
+    cluster_generation: Arc<AtomicU64>,
 ) {
     let api: Api<B> = Api::all(client.clone());
-    let ctx = Arc::new(Context { client, clusters, plugins, in_flight });
+    let ctx = Arc::new(Context {
+        client,
+        clusters,
+        plugins,
+        in_flight,
+        cluster_changes: cluster_generation,
+        snapshot: std::sync::Mutex::new((0, Arc::default())),
+    });
     let controller = Controller::new(api, watcher::Config::default());
     let bindings = controller.store();
     let (all_tx, all_rx) = futures::channel::mpsc::unbounded::<()>();
@@ -416,12 +456,15 @@ pub async fn run(client: kube::Client, plugins: scheduler::Plugins) -> anyhow::R
     let (tx, _) = tokio::sync::broadcast::channel::<Signal>(256);
     let tx_clusters = tx.clone();
     let mut seen = BTreeMap::new();
+    let cluster_changes = Arc::new(AtomicU64::new(1));
+    let bump = Arc::clone(&cluster_changes);
     let cluster_stream = tokio::spawn(
         watcher::watcher(clusters, watcher::Config::default())
             .default_backoff()
             .reflect(writer)
             .touched_objects()
             .for_each(move |c| {
+                bump.fetch_add(1, Ordering::AcqRel);
                 let signal = match c {
                     Ok(c) => classify(&mut seen, &c),
                     Err(_) => Signal::All,
@@ -448,9 +491,16 @@ pub async fn run(client: kube::Client, plugins: scheduler::Plugins) -> anyhow::R
         changes(&tx),
         plugins.clone(),
         Arc::clone(&in_flight),
+        Arc::clone(&cluster_changes),
     );
-    let cluster_scoped =
-        run_for::<ClusterResourceBinding>(client, reader, changes(&tx), plugins, in_flight);
+    let cluster_scoped = run_for::<ClusterResourceBinding>(
+        client,
+        reader,
+        changes(&tx),
+        plugins,
+        in_flight,
+        cluster_changes,
+    );
     tokio::join!(namespaced, cluster_scoped);
     cluster_stream.abort();
     Ok(())
