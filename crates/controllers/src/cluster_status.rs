@@ -256,8 +256,13 @@ pub async fn write(
     }
     let clusters: Api<Cluster> = Api::all(control.clone());
     let name = cluster.metadata.name.clone().unwrap_or_default();
+    // A merge patch from the status we know: what went away is removed (e.g. the cpu of a
+    // cluster whose nodes all became NotReady), not left at its old value.
+    let old = serde_json::to_value(&cluster.status).unwrap_or(Value::Null);
+    let new = serde_json::to_value(&status).unwrap_or(Value::Null);
+    let Some(diff) = apimachinery::patch::merge::diff(&old, &new) else { return Ok(()) };
     clusters
-        .patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": status})))
+        .patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": diff})))
         .await?;
     Ok(())
 }

@@ -197,11 +197,14 @@ struct Context {
     /// The scheduler's view of the clusters, rebuilt only when they changed (not once per
     /// binding: at 100 clusters rebuilding it cost more than the decision itself).
     snapshot: std::sync::Mutex<(u64, Arc<Snapshot>)>,
+    /// Bindings (by uid) that did not fit, and the cluster generation they were tried against.
+    tried: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 /// Every cluster as the scheduler sees it, and each one's resourceVersion.
 #[derive(Default)]
 struct Snapshot {
+    generation: u64,
     infos: Vec<scheduler::ClusterInfo>,
     versions: BTreeMap<String, String>,
 }
@@ -218,6 +221,7 @@ impl Context {
         }
         let state = self.clusters.state();
         let fresh = Arc::new(Snapshot {
+            generation,
             infos: state.iter().map(|c| cluster_info(c)).collect(),
             versions: state
                 .iter()
@@ -260,7 +264,13 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
         .map(String::as_str);
     // Whether a decision is due depends on the clusters' names only, so the cached snapshot
     // answers it; capacity (with in-flight promises deducted) is only needed to decide.
-    let due = needs_scheduling(spec, binding.status(), applied, &snapshot.infos);
+    let key = binding.meta().uid.clone().unwrap_or_default();
+    // A binding that did not fit is tried again once the clusters changed since its last try
+    // (capacity appeared, a node became ready...), not on its own status writes.
+    let retry = spec.clusters.is_empty()
+        && unschedulable(binding.as_ref())
+        && ctx.tried.lock().map(|t| t.get(&key) != Some(&snapshot.generation)).unwrap_or(true);
+    let due = retry || needs_scheduling(spec, binding.status(), applied, &snapshot.infos);
     let Some(info) = binding_info(spec, binding.status()) else {
         return Ok(Action::await_change());
     };
@@ -311,6 +321,28 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
             Err(e) => (condition("False", e.reason(), &e.message(), generation), None, None),
         };
     drop(_span);
+    if let Ok(mut tried) = ctx.tried.lock() {
+        if clusters_out.is_some() {
+            tried.remove(&key);
+        } else {
+            tried.insert(key.clone(), snapshot.generation);
+        }
+    }
+    // Still not fitting, for the same reason: nothing to write.
+    let same_failure = clusters_out.is_none()
+        && applied == Some(placement.as_str())
+        && binding.status().is_some_and(|s| {
+            s.conditions.iter().any(|c| {
+                c.type_ == "Scheduled"
+                    && c.status == condition.status
+                    && c.reason == condition.reason
+                    && c.message == condition.message
+                    && c.observed_generation == condition.observed_generation
+            })
+        });
+    if same_failure {
+        return Ok(Action::await_change());
+    }
     // One write for the decision (spec + annotation), one for the condition.
     let mut patch = json!({"metadata": {"annotations": {APPLIED_PLACEMENT: placement}}});
     if let Some(clusters) = &clusters_out {
@@ -418,6 +450,7 @@ async fn run_for<B: Binding>(
         in_flight,
         cluster_changes: cluster_generation,
         snapshot: std::sync::Mutex::new((0, Arc::default())),
+        tried: std::sync::Mutex::default(),
     });
     let controller = Controller::new(api, watcher::Config::default());
     let bindings = controller.store();

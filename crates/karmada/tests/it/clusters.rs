@@ -444,3 +444,98 @@ fn the_readme_quick_start_runs_as_written() {
         std::panic::resume_unwind(e);
     }
 }
+
+/// Capacity-aware division end to end: a Divided workload that does not fit the clusters' ready
+/// nodes is Unschedulable with a clear message, is scheduled as soon as capacity appears (nodes
+/// become Ready), and its replicas follow each cluster's available replicas.
+#[test]
+fn a_workload_too_big_for_the_clusters_waits_and_lands_when_capacity_appears() {
+    let cp = ControlPlane::with_joined(2);
+    // member1 keeps none of its 3 nodes (8 CPU each), member2 one: 0 + 8 CPU ready.
+    cp.fault(
+        "member1",
+        &["--node-not-ready", "node-1", "--node-not-ready", "node-2", "--node-not-ready", "node-3"],
+    );
+    cp.fault("member2", &["--node-not-ready", "node-2", "--node-not-ready", "node-3"]);
+    let cpu = |c: &str| cp.jsonpath(c, "{.status.resourceSummary.allocatable.cpu}");
+    // (A cluster without ready nodes reports no cpu at all: the old value must not linger.)
+    eventually(Duration::from_secs(30), "capacity reported", || {
+        (cpu("member1").is_empty() || cpu("member1") == "0").then_some(())?;
+        (cpu("member2") == "8").then_some(())
+    });
+    let manifest = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: big, namespace: default}
+spec:
+  replicas: 6
+  selector: {matchLabels: {app: big}}
+  template:
+    metadata: {labels: {app: big}}
+    spec:
+      containers:
+      - name: c
+        image: nginx
+        resources: {requests: {cpu: "3"}}
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {name: big, namespace: default}
+spec:
+  resourceSelectors: [{apiVersion: apps/v1, kind: Deployment, name: big}]
+  placement:
+    clusterAffinity: {clusterNames: [member1, member2]}
+    replicaScheduling:
+      replicaSchedulingType: Divided
+      replicaDivisionPreference: Weighted
+      weightPreference: {dynamicWeight: AvailableReplicas}
+"#;
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], manifest).ok();
+    let condition = || {
+        cp.api
+            .kubectl(&[
+                "get",
+                "rb",
+                "big-deployment",
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Scheduled\")].reason}: {.status.conditions[?(@.type==\"Scheduled\")].message}",
+            ])
+            .stdout
+    };
+    let waiting = eventually(Duration::from_secs(30), "Unschedulable", || {
+        let c = condition();
+        c.starts_with("Unschedulable").then_some(c)
+    });
+    assert!(
+        waiting.contains("no enough resource") && waiting.contains("6 replicas requested"),
+        "{waiting}"
+    );
+    let clusters =
+        cp.api.kubectl(&["get", "rb", "big-deployment", "-o", "jsonpath={.spec.clusters}"]);
+    assert_eq!(clusters.stdout, "", "nothing is placed while it does not fit");
+    // Capacity appears: member1's nodes come back (24 CPU → 8 replicas), member2 stays at 2.
+    cp.fault("member1", &["--clear"]);
+    let placed = eventually(Duration::from_secs(60), "scheduled once capacity appeared", || {
+        let out =
+            cp.api.kubectl(&["get", "rb", "big-deployment", "-o", "jsonpath={.spec.clusters}"]);
+        (condition().starts_with("Success") && !out.stdout.is_empty()).then_some(out.stdout)
+    });
+    let placed: serde_json::Value = serde_json::from_str(&placed).unwrap();
+    let replicas = |name: &str| {
+        placed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .and_then(|t| t["replicas"].as_i64())
+            .unwrap_or(0)
+    };
+    assert_eq!(replicas("member1") + replicas("member2"), 6, "{placed}");
+    assert!(replicas("member1") > replicas("member2"), "divided by available replicas: {placed}");
+    assert!(replicas("member2") <= 2, "never more than a cluster can hold: {placed}");
+    eventually(Duration::from_secs(60), "pods running in member1", || {
+        let out = cp
+            .member("member1", &["get", "deploy", "big", "-o", "jsonpath={.status.readyReplicas}"]);
+        (out.stdout == replicas("member1").to_string()).then_some(())
+    });
+}
