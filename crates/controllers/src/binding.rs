@@ -129,12 +129,92 @@ pub fn strip(template: &Value) -> Value {
     out
 }
 
+/// The key of a binding in the Work index: `rb:<namespace>/<name>` or `crb:<name>`.
+fn owner_key(namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) => format!("rb:{ns}/{name}"),
+        None => format!("crb:{name}"),
+    }
+}
+
+/// The owning binding of a Work, from its labels.
+fn owner_of(work: &Work) -> Option<String> {
+    let labels = work.metadata.labels.as_ref()?;
+    match (labels.get(BINDING_NAME_LABEL), labels.get(BINDING_NAMESPACE_LABEL)) {
+        (Some(name), Some(ns)) => Some(owner_key(Some(ns), name)),
+        _ => labels.get(CLUSTER_BINDING_NAME_LABEL).map(|n| owner_key(None, n)),
+    }
+}
+
+type WorkKey = (String, String);
+type ByOwner = HashMap<String, std::collections::HashSet<WorkKey>>;
+
+/// Works by owning binding, kept from the Work watch. It may hold Works that are gone (the
+/// store is the truth, looked up by the keys found here) but never misses one: a relist
+/// replaces it only once the new list is complete.
+#[derive(Default)]
+pub struct WorkIndex {
+    /// The index, and the one being rebuilt while a relist is in progress.
+    inner: Mutex<(ByOwner, Option<ByOwner>)>,
+}
+
+impl WorkIndex {
+    fn key(work: &Work) -> Option<(String, WorkKey)> {
+        let owner = owner_of(work)?;
+        Some((owner, (work.metadata.namespace.clone()?, work.metadata.name.clone()?)))
+    }
+
+    pub fn observe(&self, event: &watcher::Event<Work>) {
+        let Ok(mut guard) = self.inner.lock() else { return };
+        let (current, relist) = &mut *guard;
+        match event {
+            watcher::Event::Apply(w) => {
+                if let Some((owner, key)) = Self::key(w) {
+                    current.entry(owner).or_default().insert(key);
+                }
+            }
+            watcher::Event::Delete(w) => {
+                if let Some((owner, key)) = Self::key(w)
+                    && let Some(set) = current.get_mut(&owner)
+                {
+                    set.remove(&key);
+                    if set.is_empty() {
+                        current.remove(&owner);
+                    }
+                }
+            }
+            watcher::Event::Init => *relist = Some(HashMap::new()),
+            watcher::Event::InitApply(w) => {
+                if let Some((owner, key)) = Self::key(w) {
+                    current.entry(owner.clone()).or_default().insert(key.clone());
+                    if let Some(fresh) = relist.as_mut() {
+                        fresh.entry(owner).or_default().insert(key);
+                    }
+                }
+            }
+            watcher::Event::InitDone => {
+                if let Some(fresh) = relist.take() {
+                    *current = fresh;
+                }
+            }
+        }
+    }
+
+    pub fn works_of(&self, owner: &str) -> Vec<WorkKey> {
+        self.inner
+            .lock()
+            .map(|g| g.0.get(owner).map(|s| s.iter().cloned().collect()).unwrap_or_default())
+            .unwrap_or_default()
+    }
+}
+
 struct Context {
     client: kube::Client,
     ops: Store<OverridePolicy>,
     cops: Store<ClusterOverridePolicy>,
     clusters: Store<Cluster>,
     works: Store<Work>,
+    work_index: Arc<WorkIndex>,
     kinds: crate::KindCache,
     /// Templates by binding, with the template resourceVersion the binding recorded when
     /// they were read: a binding whose record has not changed renders from here, not a GET.
@@ -190,15 +270,13 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
     let spec = rb.spec();
     let work_name = work_name(&ns, &name);
     let labels = work_labels(namespace.as_deref(), &name);
-    // This binding's Works, found by their deterministic names in each execution namespace.
+    // This binding's Works, from the index of Works by owning binding (not a lookup in every
+    // cluster's execution namespace: that cost grew with the clusters on every reconcile).
     let existing: Vec<Arc<Work>> = ctx
-        .clusters
-        .state()
-        .iter()
-        .filter_map(|c| {
-            let es = execution_namespace(c.metadata.name.as_deref().unwrap_or_default());
-            ctx.works.get(&ObjectRef::new(&work_name).within(&es))
-        })
+        .work_index
+        .works_of(&owner_key(namespace.as_deref(), &name))
+        .into_iter()
+        .filter_map(|(es, work)| ctx.works.get(&ObjectRef::new(&work).within(&es)))
         .filter(|w| {
             let l = w.metadata.labels.clone().unwrap_or_default();
             labels.iter().all(|(k, v)| l.get(k) == Some(v))
@@ -719,14 +797,21 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
     // One watch of Works feeds the cache and both controllers.
     let (tx, _) = tokio::sync::broadcast::channel::<Work>(4096);
     let tx_works = tx.clone();
+    let work_index = Arc::new(WorkIndex::default());
+    let index = Arc::clone(&work_index);
     let work_watch = tokio::spawn(
         watcher::watcher(Api::<Work>::all(client.clone()), watcher::Config::default())
             .default_backoff()
             .reflect(works_writer)
-            .touched_objects()
-            .for_each(move |w| {
-                if let Ok(w) = w {
-                    let _ = tx_works.send(w);
+            .for_each(move |event| {
+                if let Ok(event) = event {
+                    index.observe(&event);
+                    if let watcher::Event::Apply(w)
+                    | watcher::Event::InitApply(w)
+                    | watcher::Event::Delete(w) = event
+                    {
+                        let _ = tx_works.send(w);
+                    }
                 }
                 async {}
             }),
@@ -756,6 +841,7 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
         cops,
         clusters,
         works,
+        work_index,
         kinds: crate::KindCache::default(),
         templates: Mutex::new(HashMap::new()),
         recorder: kube::runtime::events::Recorder::new(
@@ -796,6 +882,50 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn work(ns: &str, name: &str, binding: &str) -> Work {
+        let mut w = Work::default();
+        w.metadata.namespace = Some(ns.into());
+        w.metadata.name = Some(name.into());
+        w.metadata.labels = Some(work_labels(Some("default"), binding));
+        w
+    }
+
+    #[test]
+    fn the_work_index_follows_the_watch_and_a_relist_drops_only_what_is_gone() {
+        use watcher::Event;
+        let index = WorkIndex::default();
+        let owner = owner_key(Some("default"), "web");
+        let a = work("karmada-es-member1", "w", "web");
+        let b = work("karmada-es-member2", "w", "web");
+        let other = work("karmada-es-member1", "x", "db");
+        for w in [&a, &b, &other] {
+            index.observe(&Event::Apply(w.clone()));
+        }
+        let mut got = index.works_of(&owner);
+        got.sort();
+        assert_eq!(
+            got,
+            [("karmada-es-member1".into(), "w".into()), ("karmada-es-member2".into(), "w".into())]
+        );
+        index.observe(&Event::Delete(a.clone()));
+        assert_eq!(index.works_of(&owner), [("karmada-es-member2".to_string(), "w".to_string())]);
+        // A relist: until it is done the old entries stay (never a missing Work); after it,
+        // what the new list lacks is gone (b was deleted while the watch was down).
+        index.observe(&Event::Init);
+        index.observe(&Event::InitApply(other.clone()));
+        assert_eq!(index.works_of(&owner).len(), 1);
+        index.observe(&Event::InitDone);
+        assert!(index.works_of(&owner).is_empty());
+        assert_eq!(index.works_of(&owner_key(Some("default"), "db")).len(), 1);
+        // Cluster-scoped bindings have their own keys.
+        let mut c = Work::default();
+        c.metadata.namespace = Some("karmada-es-member1".into());
+        c.metadata.name = Some("c".into());
+        c.metadata.labels = Some(work_labels(None, "crd-x"));
+        index.observe(&Event::Apply(c));
+        assert_eq!(index.works_of(&owner_key(None, "crd-x")).len(), 1);
+    }
 
     #[test]
     fn stripping_and_names() {

@@ -29,15 +29,18 @@ pub const SCHEDULER_NAME: &str = "default-scheduler";
 
 /// The scheduler's view of a cluster.
 pub fn cluster_info(cluster: &Cluster) -> scheduler::ClusterInfo {
-    let status = cluster.status.clone().unwrap_or_default();
+    let empty = karmada_api::cluster::ClusterStatus::default();
+    let status = cluster.status.as_ref().unwrap_or(&empty);
     let enabled_apis = (!status.api_enablements.is_empty()).then(|| {
-        status
-            .api_enablements
-            .iter()
-            .flat_map(|e| {
-                e.resources.iter().map(move |r| format!("{}/{}", e.group_version, r.kind))
-            })
-            .collect()
+        Arc::new(
+            status
+                .api_enablements
+                .iter()
+                .flat_map(|e| {
+                    e.resources.iter().map(move |r| format!("{}/{}", e.group_version, r.kind))
+                })
+                .collect(),
+        )
     });
     let milli = |m: &BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>| -> BTreeMap<String, i128> {
         m.iter().filter_map(|(k, v)| Some((k.clone(), apimachinery::quantity::parse_milli(&v.0)?))).collect()

@@ -30,7 +30,7 @@ pub struct ClusterInfo {
     pub taints: Vec<Taint>,
     /// `group/version/Kind` (or `v1/Kind`) of every API the cluster serves; `None`: unknown
     /// (not reported yet), which the API-enablement filter treats as "serves everything".
-    pub enabled_apis: Option<std::collections::BTreeSet<String>>,
+    pub enabled_apis: Option<std::sync::Arc<std::collections::BTreeSet<String>>>,
     pub capacity: Option<Capacity>,
     pub deleting: bool,
 }

@@ -273,7 +273,8 @@ fn spread_constraints_by_cluster_and_region() {
 #[test]
 fn api_enablement_and_eviction() {
     let mut cs = clusters();
-    cs[0].enabled_apis = Some(["v1/ConfigMap".to_string()].into_iter().collect());
+    cs[0].enabled_apis =
+        Some(std::sync::Arc::new(["v1/ConfigMap".to_string()].into_iter().collect()));
     check(binding(1, json!({})), &cs, &[("m2", 1), ("m3", 1)]);
     let mut evicting = binding(1, json!({}));
     evicting.evicting = vec!["m2".into()];
