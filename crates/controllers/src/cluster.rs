@@ -63,7 +63,13 @@ pub fn desired_taints(
 struct Context {
     client: kube::Client,
     settings: Settings,
+    /// Execution namespaces known to exist, and when that was checked: every status update of
+    /// every cluster reconciles it, and a GET each time was the control plane's most frequent
+    /// request at 1,000 clusters. Checked again after a minute.
+    ensured: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
+
+const ENSURED_FOR: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -101,6 +107,9 @@ async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action, E
         if !remaining.is_empty() {
             return Ok(Action::requeue(Duration::from_millis(500)));
         }
+        if let Ok(mut ensured) = ctx.ensured.lock() {
+            ensured.remove(&es);
+        }
         match namespaces.get_opt(&es).await? {
             Some(ns) => {
                 if ns.metadata.deletion_timestamp.is_none() {
@@ -115,7 +124,12 @@ async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action, E
         }
     }
     crate::set_finalizer(&clusters, &name, &finalizers, FINALIZER, true).await?;
-    if namespaces.get_opt(&es).await?.is_none() {
+    let known = ctx
+        .ensured
+        .lock()
+        .map(|e| e.get(&es).is_some_and(|at| at.elapsed() < ENSURED_FOR))
+        .unwrap_or(false);
+    if !known && namespaces.get_opt(&es).await?.is_none() {
         let ns: Namespace = serde_json::from_value(
             json!({"metadata": {"name": es, "labels": {"karmada.io/managed": "true"}}}),
         )
@@ -125,6 +139,9 @@ async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action, E
             Err(kube::Error::Api(s)) if s.code == 409 => {}
             Err(e) => return Err(e.into()),
         }
+    }
+    if !known && let Ok(mut ensured) = ctx.ensured.lock() {
+        ensured.insert(es.clone(), std::time::Instant::now());
     }
     let ready =
         cluster.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
@@ -153,7 +170,7 @@ fn error_policy(_: Arc<Cluster>, error: &Error, _: Arc<Context>) -> Action {
 
 pub async fn run(client: kube::Client, settings: Settings) -> anyhow::Result<()> {
     let clusters: Api<Cluster> = Api::all(client.clone());
-    let context = Arc::new(Context { client, settings });
+    let context = Arc::new(Context { client, settings, ensured: Default::default() });
     Controller::new(clusters, watcher::Config::default())
         .run(reconcile, error_policy, context)
         .for_each(|_| async {})

@@ -6,7 +6,8 @@
 //!
 //! Memory stays bounded: pods are summarised page by page into request totals, never kept.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 use apimachinery::quantity::{self, Resources};
 use futures::future::join_all;
@@ -186,11 +187,62 @@ pub async fn observe(
     control: &kube::Client,
     cluster: &Cluster,
     settings: &Settings,
+    clients: &MemberClients,
 ) -> ClusterStatus {
-    let member = member_client::for_cluster(control, cluster, settings.probe_timeout)
-        .await
-        .map_err(|e| e.to_string());
-    observe_member(member, cluster, settings).await
+    let member = clients.get(control, cluster, settings.probe_timeout).await;
+    let status = observe_member(member, cluster, settings).await;
+    let ready = status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
+    if !ready {
+        // Next time with a fresh client (and credentials read again).
+        clients.forget(cluster.metadata.name.as_deref().unwrap_or_default());
+    }
+    status
+}
+
+/// Member clients reused across probes: building one reads the cluster's Secret and starts a
+/// new TLS connection, which at 1,000 clusters probed every few seconds was a large share of
+/// the controller-manager's work. A client is rebuilt when the Cluster's endpoint, generation
+/// or secret changes, after a failed probe, and at least every five minutes.
+#[derive(Default)]
+pub struct MemberClients(std::sync::Mutex<HashMap<String, (String, kube::Client, Instant)>>);
+
+impl MemberClients {
+    const MAX_AGE: Duration = Duration::from_secs(300);
+
+    async fn get(
+        &self,
+        control: &kube::Client,
+        cluster: &Cluster,
+        timeout: Duration,
+    ) -> Result<kube::Client, String> {
+        let name = cluster.metadata.name.clone().unwrap_or_default();
+        let key = format!(
+            "{}|{}|{:?}",
+            cluster.spec.api_endpoint,
+            cluster.metadata.generation.unwrap_or(0),
+            cluster.spec.secret_ref
+        );
+        if let Ok(cache) = self.0.lock()
+            && let Some((k, client, built)) = cache.get(&name)
+            && *k == key
+            && built.elapsed() < Self::MAX_AGE
+        {
+            return Ok(client.clone());
+        }
+        let client = member_client::for_cluster(control, cluster, timeout)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Ok(mut cache) = self.0.lock() {
+            cache.insert(name, (key, client.clone(), Instant::now()));
+        }
+        Ok(client)
+    }
+
+    fn forget(&self, name: &str) {
+        if let Ok(mut cache) = self.0.lock() {
+            cache.remove(name);
+        }
+    }
 }
 
 /// Computes the status of one cluster through a client of the member (or why there is none).
@@ -269,6 +321,7 @@ pub async fn write(
 
 pub async fn run(control: kube::Client, settings: Settings) -> anyhow::Result<()> {
     let clusters: Api<Cluster> = Api::all(control.clone());
+    let member_clients = std::sync::Arc::new(MemberClients::default());
     loop {
         match clusters.list(&ListParams::default()).await {
             Ok(list) => {
@@ -279,6 +332,7 @@ pub async fn run(control: kube::Client, settings: Settings) -> anyhow::Result<()
                     .map(|cluster| {
                         let control = control.clone();
                         let settings = settings.clone();
+                        let member_clients = std::sync::Arc::clone(&member_clients);
                         async move {
                             let status = if cluster.spec.sync_mode == "Pull" {
                                 // Its agent reports; we only notice when it stops.
@@ -287,7 +341,7 @@ pub async fn run(control: kube::Client, settings: Settings) -> anyhow::Result<()
                                     None => return,
                                 }
                             } else {
-                                observe(&control, &cluster, &settings).await
+                                observe(&control, &cluster, &settings, &member_clients).await
                             };
                             if let Err(e) = write(&control, &cluster, status).await {
                                 tracing::warn!(cluster = ?cluster.metadata.name, error = %e, "writing cluster status failed");
