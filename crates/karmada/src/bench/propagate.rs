@@ -58,6 +58,10 @@ pub struct Args {
     /// Concurrent clients creating the workloads.
     #[arg(long, default_value_t = 16)]
     writers: usize,
+    /// Create the workloads at this steady rate (workloads per second) instead of as fast as
+    /// the writers can: the propagation latency under light load rather than behind a burst.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
     /// Give up waiting after this many seconds.
     #[arg(long, default_value_t = 600)]
     timeout: u64,
@@ -179,8 +183,11 @@ async fn create_workloads(
 ) -> anyhow::Result<()> {
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), NAMESPACE);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
+    let first = range.start;
     let indices: Vec<usize> = range.collect();
     let writers = args.writers.max(1);
+    let rate = args.rate;
+    let started = tokio::time::Instant::now();
     let mut tasks = Vec::new();
     for w in 0..writers {
         let mine: Vec<usize> = indices.iter().copied().skip(w).step_by(writers).collect();
@@ -191,6 +198,10 @@ async fn create_workloads(
             .collect::<anyhow::Result<_>>()?;
         tasks.push(tokio::spawn(async move {
             for (i, cm, deployment) in items {
+                if rate > 0.0 {
+                    let due = Duration::from_secs_f64((i - first) as f64 / rate);
+                    tokio::time::sleep_until(started + due).await;
+                }
                 created.mark(format!("app-{i}"));
                 cms.create(&PostParams::default(), &cm).await?;
                 deployments.create(&PostParams::default(), &deployment).await?;
@@ -499,8 +510,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let last_scheduled = scheduled.snapshot().values().max().copied().unwrap_or(first);
     let works = applied.snapshot();
     let last_work = works.values().max().copied().unwrap_or(first);
+    let pace = if args.rate > 0.0 { format!(", {}/s", args.rate) } else { String::new() };
     let subject = format!(
-        "propagate {}×{} ({:?}, {} replicas, {} clusters each, {})",
+        "propagate {}×{} ({:?}, {} replicas, {} clusters each, {}{pace})",
         args.clusters, args.workloads, args.mode, args.replicas, k, args.store
     );
     let s = subject.as_str();

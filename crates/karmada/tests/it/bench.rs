@@ -38,6 +38,8 @@ fn bench_propagate_smoke_on_redb_and_etcd() {
             "2",
             "--store",
             store,
+            "--rate",
+            "20",
             "--timeout",
             "120",
         ]);
