@@ -201,8 +201,8 @@ pub async fn observe(
 
 /// Member clients reused across probes: building one reads the cluster's Secret and starts a
 /// new TLS connection, which at 1,000 clusters probed every few seconds was a large share of
-/// the controller-manager's work. A client is rebuilt when the Cluster's endpoint, generation
-/// or secret changes, after a failed probe, and at least every five minutes.
+/// the controller-manager's work. A client is rebuilt when its `member_client::version`
+/// changes, after a failed probe, and at least every five minutes.
 #[derive(Default)]
 pub struct MemberClients(std::sync::Mutex<HashMap<String, (String, kube::Client, Instant)>>);
 
@@ -216,12 +216,7 @@ impl MemberClients {
         timeout: Duration,
     ) -> Result<kube::Client, String> {
         let name = cluster.metadata.name.clone().unwrap_or_default();
-        let key = format!(
-            "{}|{}|{:?}",
-            cluster.spec.api_endpoint,
-            cluster.metadata.generation.unwrap_or(0),
-            cluster.spec.secret_ref
-        );
+        let key = member_client::version(cluster);
         if let Ok(cache) = self.0.lock()
             && let Some((k, client, built)) = cache.get(&name)
             && *k == key

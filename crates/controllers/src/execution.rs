@@ -89,17 +89,13 @@ pub enum Error {
     Member(#[from] member_client::ClientError),
 }
 
-fn version_of(cluster: &Cluster) -> String {
-    format!("{}/{}", cluster.spec.api_endpoint, cluster.metadata.generation.unwrap_or(0))
-}
-
 impl Context {
     /// A cached client for a member (rebuilt, with its watches, when its Cluster changes).
     async fn member(&self, cluster: &Cluster) -> Result<kube::Client, Error> {
         let name = cluster.metadata.name.clone().unwrap_or_default();
         let (version, agent_client) = match &self.scope {
             Scope::Agent { member, .. } => ("agent".to_owned(), Some(member.clone())),
-            Scope::Push => (version_of(cluster), None),
+            Scope::Push => (member_client::version(cluster), None),
         };
         if let Ok(members) = self.members.lock()
             && let Some(m) = members.get(&name)

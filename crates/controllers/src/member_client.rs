@@ -98,6 +98,12 @@ pub async fn client_for(
     kube::Client::try_from(config).map_err(|e| build(e.to_string()))
 }
 
+/// What a member client is built from: a client stays valid while this is unchanged (the
+/// generation moves with any change of the Cluster's spec, its secret reference included).
+pub fn version(cluster: &Cluster) -> String {
+    format!("{}/{}", cluster.spec.api_endpoint, cluster.metadata.generation.unwrap_or(0))
+}
+
 /// A client for a joined cluster, from its Secret in the control plane.
 pub async fn for_cluster(
     control: &kube::Client,

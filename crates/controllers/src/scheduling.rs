@@ -199,7 +199,7 @@ struct Context {
     cluster_changes: Arc<AtomicU64>,
     /// The scheduler's view of the clusters, rebuilt only when they changed (not once per
     /// binding: at 100 clusters rebuilding it cost more than the decision itself).
-    snapshot: std::sync::Mutex<(u64, Arc<Snapshot>)>,
+    snapshot: std::sync::Mutex<Arc<Snapshot>>,
     /// Bindings (by uid) that did not fit, and the cluster generation they were tried against.
     tried: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
@@ -217,10 +217,10 @@ impl Context {
         // Read the counter first: the store is at least as new as the counter says.
         let generation = self.cluster_changes.load(Ordering::Acquire);
         if let Ok(cached) = self.snapshot.lock()
-            && cached.0 == generation
+            && cached.generation == generation
             && generation != 0
         {
-            return Arc::clone(&cached.1);
+            return Arc::clone(&cached);
         }
         let state = self.clusters.state();
         let fresh = Arc::new(Snapshot {
@@ -237,7 +237,7 @@ impl Context {
                 .collect(),
         });
         if let Ok(mut cached) = self.snapshot.lock() {
-            *cached = (generation, Arc::clone(&fresh));
+            *cached = Arc::clone(&fresh);
         }
         fresh
     }
@@ -265,14 +265,14 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
         .as_ref()
         .and_then(|a| a.get(APPLIED_PLACEMENT))
         .map(String::as_str);
-    // Whether a decision is due depends on the clusters' names only, so the cached snapshot
-    // answers it; capacity (with in-flight promises deducted) is only needed to decide.
     let key = binding.meta().uid.clone().unwrap_or_default();
     // A binding that did not fit is tried again once the clusters changed since its last try
     // (capacity appeared, a node became ready...), not on its own status writes.
     let retry = spec.clusters.is_empty()
         && unschedulable(binding.as_ref())
         && ctx.tried.lock().map(|t| t.get(&key) != Some(&snapshot.generation)).unwrap_or(true);
+    // Whether a decision is due depends on the clusters' names only, so the cached snapshot
+    // answers it; capacity (with in-flight promises deducted) is only needed to decide.
     let due = retry || needs_scheduling(spec, binding.status(), applied, &snapshot.infos);
     let Some(info) = binding_info(spec, binding.status()) else {
         return Ok(Action::await_change());
@@ -452,7 +452,7 @@ async fn run_for<B: Binding>(
         plugins,
         in_flight,
         cluster_changes: cluster_generation,
-        snapshot: std::sync::Mutex::new((0, Arc::default())),
+        snapshot: std::sync::Mutex::default(),
         tried: std::sync::Mutex::default(),
     });
     let controller = Controller::new(api, watcher::Config::default());

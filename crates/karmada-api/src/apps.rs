@@ -1,7 +1,7 @@
 //! `apps.karmada.io/v1alpha1`: WorkloadRebalancer; `search.karmada.io/v1alpha1`:
 //! ResourceRegistry.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -51,19 +51,13 @@ pub struct WorkloadRebalancerStatus {
     pub finish_time: Option<Time>,
 }
 
-/// Reschedules workloads from scratch once.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct WorkloadRebalancer {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub api_version: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    pub spec: WorkloadRebalancerSpec,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<WorkloadRebalancerStatus>,
+crate::object! {
+    /// Reschedules workloads from scratch once.
+    WorkloadRebalancer {
+        pub spec: WorkloadRebalancerSpec,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub status: Option<WorkloadRebalancerStatus>,
+    }
 }
 
 /// Which member resources a ResourceRegistry caches.
@@ -107,17 +101,11 @@ pub struct ResourceRegistryStatus {
     pub conditions: Vec<Condition>,
 }
 
-/// `search.karmada.io/v1alpha1`: caches member resources for search.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ResourceRegistry {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub api_version: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    pub spec: ResourceRegistrySpec,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<ResourceRegistryStatus>,
+crate::object! {
+    /// `search.karmada.io/v1alpha1`: caches member resources for search.
+    ResourceRegistry {
+        pub spec: ResourceRegistrySpec,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub status: Option<ResourceRegistryStatus>,
+    }
 }

@@ -4,7 +4,7 @@ use k8s_openapi::api::autoscaling::v2::{
     CrossVersionObjectReference, HorizontalPodAutoscalerBehavior, HorizontalPodAutoscalerStatus,
     MetricSpec,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -22,19 +22,13 @@ pub struct FederatedHPASpec {
     pub behavior: Option<HorizontalPodAutoscalerBehavior>,
 }
 
-/// A HorizontalPodAutoscaler across clusters.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct FederatedHPA {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub api_version: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    pub spec: FederatedHPASpec,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<HorizontalPodAutoscalerStatus>,
+crate::object! {
+    /// A HorizontalPodAutoscaler across clusters.
+    FederatedHPA {
+        pub spec: FederatedHPASpec,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub status: Option<HorizontalPodAutoscalerStatus>,
+    }
 }
 
 /// One scheduled scaling rule.
@@ -112,17 +106,11 @@ pub struct CronFederatedHPAStatus {
     pub execution_histories: Vec<ExecutionHistory>,
 }
 
-/// Scales a workload or a FederatedHPA on a schedule.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CronFederatedHPA {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub api_version: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    pub spec: CronFederatedHPASpec,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<CronFederatedHPAStatus>,
+crate::object! {
+    /// Scales a workload or a FederatedHPA on a schedule.
+    CronFederatedHPA {
+        pub spec: CronFederatedHPASpec,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub status: Option<CronFederatedHPAStatus>,
+    }
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -159,19 +159,13 @@ pub struct ClusterStatus {
     pub remedy_actions: Vec<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Cluster {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub api_version: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    /// How to reach the member cluster and what it offers.
-    #[serde(default)]
-    pub spec: ClusterSpec,
-    /// The member's observed state.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<ClusterStatus>,
+crate::object! {
+    Cluster {
+        /// How to reach the member cluster and what it offers.
+        #[serde(default)]
+        pub spec: ClusterSpec,
+        /// The member's observed state.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub status: Option<ClusterStatus>,
+    }
 }

@@ -2,7 +2,6 @@
 //! ResourceInterpreterWebhookConfiguration.
 
 use k8s_openapi::api::admissionregistration::v1::WebhookClientConfig;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -58,17 +57,11 @@ pub struct ResourceInterpreterCustomizationSpec {
     pub customizations: CustomizationRules,
 }
 
-/// Declarative (Lua) interpretation of a resource kind.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ResourceInterpreterCustomization {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub api_version: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    pub spec: ResourceInterpreterCustomizationSpec,
+crate::object! {
+    /// Declarative (Lua) interpretation of a resource kind.
+    ResourceInterpreterCustomization {
+        pub spec: ResourceInterpreterCustomizationSpec,
+    }
 }
 
 /// Which operations on which kinds a webhook interprets.
@@ -94,15 +87,9 @@ pub struct ResourceInterpreterWebhook {
     pub interpreter_context_versions: Vec<String>,
 }
 
-/// Webhooks that interpret resource kinds.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ResourceInterpreterWebhookConfiguration {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub api_version: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    pub webhooks: Vec<ResourceInterpreterWebhook>,
+crate::object! {
+    /// Webhooks that interpret resource kinds.
+    ResourceInterpreterWebhookConfiguration {
+        pub webhooks: Vec<ResourceInterpreterWebhook>,
+    }
 }

@@ -9,6 +9,34 @@
 //!
 //! This crate knows nothing of HTTP, storage or async runtimes.
 
+/// A top-level Karmada object: `apiVersion`, `kind` and `metadata` (as every kind has them),
+/// then the kind's own fields.
+macro_rules! object {
+    ($(#[$meta:meta])* $name:ident { $($(#[$field_meta:meta])* pub $field:ident: $ty:ty,)* }) => {
+        $(#[$meta])*
+        #[derive(
+            Clone,
+            Debug,
+            Default,
+            PartialEq,
+            ::serde::Serialize,
+            ::serde::Deserialize,
+            ::schemars::JsonSchema,
+        )]
+        #[serde(rename_all = "camelCase")]
+        pub struct $name {
+            #[serde(default, skip_serializing_if = "String::is_empty")]
+            pub api_version: String,
+            #[serde(default, skip_serializing_if = "String::is_empty")]
+            pub kind: String,
+            #[serde(default)]
+            pub metadata: ::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+            $($(#[$field_meta])* pub $field: $ty,)*
+        }
+    };
+}
+pub(crate) use object;
+
 pub mod admission;
 pub mod apps;
 pub mod autoscaling;

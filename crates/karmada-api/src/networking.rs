@@ -2,7 +2,6 @@
 
 use k8s_openapi::api::core::v1::ServiceStatus;
 use k8s_openapi::api::networking::v1::{IngressLoadBalancerStatus, IngressSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -49,19 +48,13 @@ pub struct MultiClusterServiceSpec {
     pub consumer_clusters: Vec<ClusterSelector>,
 }
 
-/// Exposes a Service across clusters.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MultiClusterService {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub api_version: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    pub spec: MultiClusterServiceSpec,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<ServiceStatus>,
+crate::object! {
+    /// Exposes a Service across clusters.
+    MultiClusterService {
+        pub spec: MultiClusterServiceSpec,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub status: Option<ServiceStatus>,
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -83,18 +76,12 @@ pub struct MultiClusterIngressStatus {
     pub service_locations: Vec<ServiceLocation>,
 }
 
-/// An Ingress across clusters.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MultiClusterIngress {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub api_version: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    #[serde(default)]
-    pub spec: IngressSpec,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<MultiClusterIngressStatus>,
+crate::object! {
+    /// An Ingress across clusters.
+    MultiClusterIngress {
+        #[serde(default)]
+        pub spec: IngressSpec,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub status: Option<MultiClusterIngressStatus>,
+    }
 }

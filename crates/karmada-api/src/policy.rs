@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{NodeSelectorRequirement, Toleration};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -284,30 +284,18 @@ pub struct PropagationSpec {
     pub schedule_priority: Option<SchedulePriority>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PropagationPolicy {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub api_version: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    #[serde(default)]
-    pub spec: PropagationSpec,
+crate::object! {
+    PropagationPolicy {
+        #[serde(default)]
+        pub spec: PropagationSpec,
+    }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ClusterPropagationPolicy {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub api_version: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    #[serde(default)]
-    pub spec: PropagationSpec,
+crate::object! {
+    ClusterPropagationPolicy {
+        #[serde(default)]
+        pub spec: PropagationSpec,
+    }
 }
 
 /// RFC 6902-style operation at a JSON pointer.
@@ -320,7 +308,6 @@ pub struct PlaintextOverrider {
     pub operator: String,
     /// The value to add or replace with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::schema::any_value")]
     pub value: Option<Value>,
 }
 
@@ -375,7 +362,6 @@ pub struct PatchOperation {
     /// `add`, `remove` or `replace`.
     pub operator: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::schema::any_value")]
     pub value: Option<Value>,
 }
 
@@ -453,30 +439,18 @@ pub struct OverrideSpec {
     pub overriders: Overriders,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct OverridePolicy {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub api_version: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    #[serde(default)]
-    pub spec: OverrideSpec,
+crate::object! {
+    OverridePolicy {
+        #[serde(default)]
+        pub spec: OverrideSpec,
+    }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ClusterOverridePolicy {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub api_version: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    #[serde(default)]
-    pub spec: OverrideSpec,
+crate::object! {
+    ClusterOverridePolicy {
+        #[serde(default)]
+        pub spec: OverrideSpec,
+    }
 }
 
 /// One cluster's share of a FederatedResourceQuota.
@@ -520,19 +494,13 @@ pub struct FederatedResourceQuotaStatus {
     pub aggregated_status: Vec<ClusterQuotaStatus>,
 }
 
-/// A namespace's resource quota across clusters.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct FederatedResourceQuota {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub api_version: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    pub spec: FederatedResourceQuotaSpec,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<FederatedResourceQuotaStatus>,
+crate::object! {
+    /// A namespace's resource quota across clusters.
+    FederatedResourceQuota {
+        pub spec: FederatedResourceQuotaSpec,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub status: Option<FederatedResourceQuotaStatus>,
+    }
 }
 
 /// A test on one of a cluster's status conditions.
@@ -580,15 +548,9 @@ pub struct ClusterTaintPolicySpec {
     pub taints: Vec<PolicyTaint>,
 }
 
-/// Taints clusters by their status conditions.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ClusterTaintPolicy {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub api_version: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    pub spec: ClusterTaintPolicySpec,
+crate::object! {
+    /// Taints clusters by their status conditions.
+    ClusterTaintPolicy {
+        pub spec: ClusterTaintPolicySpec,
+    }
 }

@@ -54,7 +54,8 @@ pub fn of<T: JsonSchema>() -> Value {
 /// Rewrites what schemars emits into what Kubernetes accepts as a structural schema.
 fn structural(schema: &mut Value) {
     match schema {
-        // `true` (anything) from `serde_json::Value` fields.
+        // `true` (anything) from `serde_json::Value` fields; an untyped node (e.g. an optional
+        // `Value`) is marked below.
         Value::Bool(true) => *schema = json!({"x-kubernetes-preserve-unknown-fields": true}),
         Value::Object(map) => {
             // serde's defaults are the types' business: the server does not apply them.
@@ -74,11 +75,9 @@ fn structural(schema: &mut Value) {
             {
                 map.insert("minimum".into(), json!(min as i64));
             }
-            for key in ["properties"] {
-                if let Some(props) = map.get_mut(key).and_then(Value::as_object_mut) {
-                    for child in props.values_mut() {
-                        structural(child);
-                    }
+            if let Some(props) = map.get_mut("properties").and_then(Value::as_object_mut) {
+                for child in props.values_mut() {
+                    structural(child);
                 }
             }
             for key in ["items", "additionalProperties"] {
@@ -127,11 +126,6 @@ pub fn embedded_resources(_: &mut SchemaGenerator) -> Schema {
             "x-kubernetes-preserve-unknown-fields": true
         }
     })
-}
-
-/// A free-form JSON value (any type).
-pub fn any_value(_: &mut SchemaGenerator) -> Schema {
-    schemars::json_schema!({"x-kubernetes-preserve-unknown-fields": true})
 }
 
 /// A CustomResourceDefinition (apiextensions.k8s.io/v1) for a kind, as upstream ships them.

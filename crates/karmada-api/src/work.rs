@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{NodeSelector, Toleration};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -151,7 +151,6 @@ pub struct ResourceBindingSpec {
 pub struct AggregatedStatusItem {
     pub cluster_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::schema::any_value")]
     pub status: Option<Value>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub applied: bool,
@@ -186,32 +185,20 @@ fn is_zero64(n: &i64) -> bool {
     *n == 0
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ResourceBinding {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub api_version: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    pub spec: ResourceBindingSpec,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<ResourceBindingStatus>,
+crate::object! {
+    ResourceBinding {
+        pub spec: ResourceBindingSpec,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub status: Option<ResourceBindingStatus>,
+    }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ClusterResourceBinding {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub api_version: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    pub spec: ResourceBindingSpec,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<ResourceBindingStatus>,
+crate::object! {
+    ClusterResourceBinding {
+        pub spec: ResourceBindingSpec,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub status: Option<ResourceBindingStatus>,
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -257,7 +244,6 @@ pub struct ResourceIdentifier {
 pub struct ManifestStatus {
     pub identifier: ResourceIdentifier,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::schema::any_value")]
     pub status: Option<Value>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub health: String,
@@ -274,17 +260,11 @@ pub struct WorkStatus {
     pub manifest_statuses: Vec<ManifestStatus>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Work {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub api_version: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    #[serde(default)]
-    pub spec: WorkSpec,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<WorkStatus>,
+crate::object! {
+    Work {
+        #[serde(default)]
+        pub spec: WorkSpec,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub status: Option<WorkStatus>,
+    }
 }

@@ -231,25 +231,28 @@ async fn wait_until(
     Ok(started.elapsed())
 }
 
+/// CPU seconds the processes have used so far, together.
+fn cpu_total(pids: &[u32]) -> f64 {
+    pids.iter().map(|p| process::cpu_seconds(*p)).sum()
+}
+
 /// CPU the processes use per second when nothing is being created (status probes of many
 /// clusters keep controllers busy even then), measured over two seconds.
 async fn steady_cpu(pids: &[u32]) -> f64 {
-    let total = |pids: &[u32]| pids.iter().map(|p| process::cpu_seconds(*p)).sum::<f64>();
-    let before = total(pids);
+    let before = cpu_total(pids);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    (total(pids) - before) / 2.0
+    (cpu_total(pids) - before) / 2.0
 }
 
 /// Waits until the processes are back at their steady CPU use (`baseline` cores; plus 5% of a
 /// core) for half a second.
 async fn until_idle(pids: &[u32], timeout: Duration, baseline: f64) -> Duration {
     let started = Instant::now();
-    let total = |pids: &[u32]| pids.iter().map(|p| process::cpu_seconds(*p)).sum::<f64>();
-    let mut last = total(pids);
+    let mut last = cpu_total(pids);
     let mut quiet = 0;
     while started.elapsed() < timeout {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = total(pids);
+        let now = cpu_total(pids);
         if now - last < 0.005 + baseline * 0.1 * 1.5 {
             quiet += 1;
             if quiet >= 5 {
@@ -429,7 +432,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
 
     // Load: sample the control plane's memory while workloads are created and propagated.
-    let cpu_before: f64 = cp.pids().iter().map(|p| process::cpu_seconds(*p)).sum();
+    let cpu_before = cpu_total(&cp.pids());
     let peak = Arc::new(Mutex::new(cp.rss()));
     let sampler = {
         let peak = Arc::clone(&peak);
