@@ -10,13 +10,16 @@
 //! nothing changed.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
 use karmada_api::cluster::Cluster;
 use karmada_api::policy::{ClusterAffinity, ClusterOverridePolicy, OverridePolicy};
-use karmada_api::work::{ClusterResourceBinding, ResourceBinding, ResourceBindingSpec, Work};
+use karmada_api::work::{
+    ClusterResourceBinding, ResourceBinding, ResourceBindingSpec, ResourceBindingStatus, Work,
+};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::runtime::WatchStreamExt;
@@ -219,7 +222,49 @@ struct Context {
     /// Templates by binding, with the template resourceVersion the binding recorded when
     /// they were read: a binding whose record has not changed renders from here, not a GET.
     templates: Mutex<HashMap<String, (String, Arc<DynamicObject>)>>,
+    /// Bumped on every change that can alter a rendering (an override policy, a cluster's
+    /// labels or location, a cluster added or removed).
+    epoch: Arc<AtomicU64>,
+    /// What each binding's last complete rendering was made from: a reconcile caused only by
+    /// its Works' status (most of them) skips straight to the status aggregation.
+    rendered: Mutex<HashMap<String, Rendered>>,
+    /// Status written here, by binding: (the resourceVersion it was written over, the status).
+    /// Kept only until the cache shows another version.
+    own_statuses: Mutex<HashMap<String, (String, Arc<ResourceBindingStatus>)>>,
     recorder: kube::runtime::events::Recorder,
+}
+
+/// The inputs of a binding's rendering: the policy/cluster epoch, the binding's uid and
+/// generation (its spec, including the template version it records), and each of its Works'
+/// generation and deletion state by execution namespace.
+#[derive(Clone, PartialEq, Debug)]
+struct Rendered {
+    epoch: u64,
+    uid: String,
+    generation: i64,
+    works: BTreeMap<String, (i64, bool)>,
+}
+
+impl Rendered {
+    fn of(epoch: u64, meta: &kube::core::ObjectMeta, works: &[Arc<Work>]) -> Self {
+        Rendered {
+            epoch,
+            uid: meta.uid.clone().unwrap_or_default(),
+            generation: meta.generation.unwrap_or(0),
+            works: works
+                .iter()
+                .map(|w| {
+                    (
+                        w.metadata.namespace.clone().unwrap_or_default(),
+                        (
+                            w.metadata.generation.unwrap_or(0),
+                            w.metadata.deletion_timestamp.is_some(),
+                        ),
+                    )
+                })
+                .collect(),
+        }
+    }
 }
 
 impl Context {
@@ -238,6 +283,30 @@ impl Context {
     /// The API resource of a kind (discovered once).
     async fn resource(&self, gvk: &GroupVersionKind) -> Result<ApiResource, kube::Error> {
         self.kinds.resource(&self.client, gvk).await
+    }
+
+    /// The binding status last written here, if the cache still shows the version that write
+    /// replaced (`cached_rv`); otherwise the cache is at least as new and the entry goes.
+    fn own_status(&self, owner: &str, cached_rv: Option<&str>) -> Option<Arc<ResourceBindingStatus>> {
+        let mut own = self.own_statuses.lock().ok()?;
+        match own.get(owner) {
+            Some((over, status)) if Some(over.as_str()) == cached_rv => Some(Arc::clone(status)),
+            Some(_) => {
+                own.remove(owner);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn remember_own_status(&self, owner: String, over: Option<&str>, updated: &DynamicObject) {
+        let status = updated
+            .data
+            .get("status")
+            .and_then(|s| serde_json::from_value::<ResourceBindingStatus>(s.clone()).ok());
+        if let (Ok(mut own), Some(over), Some(status)) = (self.own_statuses.lock(), over, status) {
+            own.insert(owner, (over.to_owned(), Arc::new(status)));
+        }
     }
 }
 
@@ -264,6 +333,8 @@ fn binding_api<B: Binding>(client: &kube::Client, namespace: Option<&str>) -> Ap
 }
 
 async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, Error> {
+    // Read before the caches: a change after this point bumps it again.
+    let epoch = ctx.epoch.load(Ordering::Acquire);
     let namespace = rb.meta().namespace.clone();
     let ns = namespace.clone().unwrap_or_default();
     let name = rb.meta().name.clone().unwrap_or_default();
@@ -317,6 +388,9 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
         if let Ok(mut templates) = ctx.templates.lock() {
             templates.retain(|k, _| !k.ends_with(&suffix));
         }
+        if let Ok(mut rendered) = ctx.rendered.lock() {
+            rendered.remove(&owner_key(namespace.as_deref(), &name));
+        }
         // Works go first (their own finalizers clean the members), then the binding.
         if !existing.is_empty() {
             return Ok(Action::requeue(Duration::from_millis(500)));
@@ -349,6 +423,10 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
             t
         }
     };
+    let owner = owner_key(namespace.as_deref(), &name);
+    let mut inputs = Rendered::of(epoch, rb.meta(), &existing);
+    let unchanged = ctx.rendered.lock().is_ok_and(|r| r.get(&owner) == Some(&inputs));
+    if !unchanged {
     let mut object = serde_json::to_value(&*template).unwrap_or_default();
     object["apiVersion"] = json!(ar.api_version);
     object["kind"] = json!(ar.kind);
@@ -445,14 +523,24 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
             "spec": work_spec,
         });
         let api: Api<Work> = Api::namespaced(ctx.client.clone(), &es);
-        api.patch(
-            &work_name,
-            &PatchParams::apply("karmada-binding-controller").force(),
-            &Patch::Apply(&work),
-        )
-        .await?;
+        let written = api
+            .patch(
+                &work_name,
+                &PatchParams::apply("karmada-binding-controller").force(),
+                &Patch::Apply(&work),
+            )
+            .await?;
+        inputs.works.insert(es, (written.metadata.generation.unwrap_or(0), false));
     }
     report_overrides::<B>(&ctx, &rb, &override_failures).await?;
+    if let Ok(mut rendered) = ctx.rendered.lock() {
+        if override_failures.is_empty() {
+            rendered.insert(owner, inputs);
+        } else {
+            rendered.remove(&owner);
+        }
+    }
+    }
     if let Some(action) = complete_evictions::<B>(&ctx, &rb, &existing).await? {
         return Ok(action);
     }
@@ -572,8 +660,9 @@ async fn report_overrides<B: Binding>(
     let bindings = binding_api::<B>(&ctx.client, rb.meta().namespace.as_deref());
     let name = rb.meta().name.as_deref().unwrap_or_default();
     let read = rb.status().map(|s| serde_json::to_value(s).unwrap_or_default());
-    if !crate::patch_status_ops(&bindings, name, crate::status_ops(read.as_ref(), condition, &[]))
+    if crate::patch_status_ops(&bindings, name, crate::status_ops(read.as_ref(), condition, &[]))
         .await?
+        .is_none()
     {
         return Err(Error::Stale);
     }
@@ -604,6 +693,12 @@ async fn aggregate<B: Binding>(
     template: &DynamicObject,
 ) -> Result<Option<DynamicObject>, Error> {
     let spec = rb.spec();
+    let name = rb.meta().name.as_deref().unwrap_or_default();
+    let owner = owner_key(rb.meta().namespace.as_deref(), name);
+    // The status this controller wrote last, while the cache still shows the version it was
+    // written over (the cache lags its own writes under load).
+    let own = ctx.own_status(&owner, rb.meta().resource_version.as_deref());
+    let status = own.as_deref().or(rb.status());
     let scheduled: Vec<&str> = spec.clusters.iter().map(|t| t.name.as_str()).collect();
     let mut items = Vec::new();
     let mut members = Vec::new();
@@ -644,7 +739,6 @@ async fn aggregate<B: Binding>(
     let fully = !scheduled.is_empty()
         && items.len() == scheduled.len()
         && items.iter().all(|i| i["applied"] == true);
-    let status = rb.status();
     let current = serde_json::to_value(status.map(|s| &s.aggregated_status)).unwrap_or(Value::Null);
     let was_fully = status
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == "FullyApplied"))
@@ -662,21 +756,19 @@ async fn aggregate<B: Binding>(
             "lastTransitionTime": since});
         let mut read = status.map(|s| serde_json::to_value(s).unwrap_or_default());
         let bindings = binding_api::<B>(&ctx.client, rb.meta().namespace.as_deref());
-        let name = rb.meta().name.as_deref().unwrap_or_default();
         let fields = [("aggregatedStatus", json!(items))];
-        let mut written = false;
+        let mut written = None;
         // The cached binding may lag under load: on a guard failure, re-read it and retry.
         for _ in 0..5 {
             let ops = crate::status_ops(read.as_ref(), condition.clone(), &fields);
-            if crate::patch_status_ops(&bindings, name, ops).await? {
-                written = true;
+            if let Some(updated) = crate::patch_status_ops(&bindings, name, ops).await? {
+                written = Some(updated);
                 break;
             }
             read = bindings.get(name).await?.data.get("status").cloned();
         }
-        if !written {
-            return Err(Error::Stale);
-        }
+        let Some(updated) = written else { return Err(Error::Stale) };
+        ctx.remember_own_status(owner, rb.meta().resource_version.as_deref(), &updated);
     }
     let generation = template.metadata.generation.unwrap_or(0);
     if let Some(status) = propagation::interpreter::aggregate_status(&ar.kind, &members, generation)
@@ -817,9 +909,12 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
             }),
     );
     let (changes_tx, _) = tokio::sync::broadcast::channel::<()>(64);
+    let epoch = Arc::new(AtomicU64::new(0));
     let forward = |stream: futures::stream::BoxStream<'static, ()>| {
         let tx = changes_tx.clone();
+        let epoch = Arc::clone(&epoch);
         tokio::spawn(stream.for_each(move |()| {
+            epoch.fetch_add(1, Ordering::AcqRel);
             let _ = tx.send(());
             async {}
         }))
@@ -844,6 +939,9 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
         work_index,
         kinds: crate::KindCache::default(),
         templates: Mutex::new(HashMap::new()),
+        epoch,
+        rendered: Mutex::new(HashMap::new()),
+        own_statuses: Mutex::new(HashMap::new()),
         recorder: kube::runtime::events::Recorder::new(
             client.clone(),
             kube::runtime::events::Reporter {

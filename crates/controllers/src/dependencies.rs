@@ -66,9 +66,58 @@ struct Context {
     passes: Mutex<HashMap<BindingKey, Pass>>,
     /// Attached bindings created here recently (the cache may not show them yet).
     created: Mutex<HashMap<(String, String), std::time::Instant>>,
+    /// By workload, the names of the bindings (in its namespace) that may list it in
+    /// `requiredBy`: built from the cache on first use, then kept as this controller writes
+    /// `requiredBy`. It may name bindings that no longer list the workload (the binding itself
+    /// is checked), never miss one, so a pass looks at those, not at every binding.
+    listed: Mutex<Option<HashMap<BindingKey, BTreeSet<String>>>>,
 }
 
 impl Context {
+    /// The bindings that may list `parent` in `requiredBy`.
+    fn listing(&self, parent: &BindingKey) -> Vec<Arc<ResourceBinding>> {
+        let Ok(mut listed) = self.listed.lock() else { return Vec::new() };
+        let index = listed.get_or_insert_with(|| {
+            let mut index: HashMap<BindingKey, BTreeSet<String>> = HashMap::new();
+            for b in self.bindings.state() {
+                for s in &b.spec.required_by {
+                    index
+                        .entry((s.namespace.clone(), s.name.clone()))
+                        .or_default()
+                        .insert(b.metadata.name.clone().unwrap_or_default());
+                }
+            }
+            index
+        });
+        let Some(names) = index.get_mut(parent) else { return Vec::new() };
+        let found: Vec<Arc<ResourceBinding>> = names
+            .iter()
+            .filter_map(|n| self.bindings.get(&ObjectRef::new(n).within(&parent.0)))
+            .collect();
+        // Names whose binding is gone or no longer lists the workload are dropped (a binding
+        // the cache does not show yet is kept).
+        names.retain(|n| {
+            found.iter().find(|b| b.metadata.name.as_deref() == Some(n.as_str())).is_none_or(|b| {
+                b.spec.required_by.iter().any(|s| s.namespace == parent.0 && s.name == parent.1)
+            })
+        });
+        if names.is_empty() {
+            index.remove(parent);
+        }
+        found
+    }
+
+    /// Records the workloads a binding lists (once the index exists; before, it is built from
+    /// the cache).
+    fn note_listed(&self, binding: &ResourceBinding) {
+        let Ok(mut listed) = self.listed.lock() else { return };
+        let Some(index) = listed.as_mut() else { return };
+        let name = binding.metadata.name.clone().unwrap_or_default();
+        for s in &binding.spec.required_by {
+            index.entry((s.namespace.clone(), s.name.clone())).or_default().insert(name.clone());
+        }
+    }
+
     /// The API resource of a kind (discovered once).
     async fn resource(&self, gvk: &GroupVersionKind) -> Result<ApiResource, kube::Error> {
         self.kinds.resource(&self.client, gvk).await
@@ -84,6 +133,7 @@ pub enum Error {
 /// Writes a binding's new `requiredBy`, against the version it was computed from; an attached
 /// binding nobody requires any more is deleted.
 async fn write_required_by(
+    ctx: &Context,
     api: &Api<ResourceBinding>,
     binding: &ResourceBinding,
     required_by: Vec<BindingSnapshot>,
@@ -99,7 +149,8 @@ async fn write_required_by(
     }
     let patch = json!({"metadata": {"resourceVersion": binding.metadata.resource_version},
         "spec": {"requiredBy": required_by}});
-    api.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await?;
+    let written = api.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await?;
+    ctx.note_listed(&written);
     Ok(())
 }
 
@@ -125,7 +176,7 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
     if !stale.is_empty() {
         let mut kept = rb.spec.required_by.clone();
         kept.retain(|s| !stale.contains(&s));
-        write_required_by(&api, &rb, kept).await?;
+        write_required_by(&ctx, &api, &rb, kept).await?;
         return Ok(Action::await_change());
     }
     // What this binding's workload needs now.
@@ -165,12 +216,6 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
     if ctx.passes.lock().is_ok_and(|p| p.get(&parent) == Some(&fingerprint)) {
         return Ok(Action::await_change());
     }
-    let in_namespace: Vec<Arc<ResourceBinding>> = ctx
-        .bindings
-        .state()
-        .into_iter()
-        .filter(|b| b.metadata.namespace.as_deref() == Some(ns.as_str()))
-        .collect();
     if let Ok(mut parents) = ctx.parents.lock() {
         if wanted.is_empty() {
             parents.remove(&parent);
@@ -184,26 +229,24 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
     let wanted_names: BTreeSet<String> =
         wanted.iter().map(|d| propagation::binding_name(d.kind, &d.name)).collect();
     // Dependencies no longer needed lose this workload.
-    for b in &in_namespace {
+    for b in ctx.listing(&parent) {
         let b_name = b.metadata.name.clone().unwrap_or_default();
         let listed = b.spec.required_by.iter().any(|s| s.namespace == ns && s.name == name);
         if listed && !wanted_names.contains(&b_name) {
-            write_required_by(&api, b, required_by_with(&b.spec.required_by, &ns, &name, None))
-                .await?;
+            let next = required_by_with(&b.spec.required_by, &ns, &name, None);
+            write_required_by(&ctx, &api, &b, next).await?;
         }
     }
     // Dependencies needed get (or keep) this workload with its current clusters.
     for dep in &wanted {
         let dep_binding = propagation::binding_name(dep.kind, &dep.name);
-        let existing =
-            in_namespace.iter().find(|b| b.metadata.name.as_deref() == Some(&dep_binding));
-        if let Some(b) = existing {
+        if let Some(b) = ctx.bindings.get(&ObjectRef::new(&dep_binding).within(&ns)) {
             if let Ok(mut created) = ctx.created.lock() {
                 created.remove(&(ns.clone(), dep_binding.clone()));
             }
             let next = required_by_with(&b.spec.required_by, &ns, &name, Some(&rb.spec.clusters));
             if next != b.spec.required_by {
-                write_required_by(&api, b, next).await?;
+                write_required_by(&ctx, &api, &b, next).await?;
             }
             continue;
         }
@@ -247,6 +290,7 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
                 continue;
             }
         };
+        ctx.note_listed(&binding);
         match api.create(&PostParams::default(), &binding).await {
             Ok(_) => {
                 if let Ok(mut created) = ctx.created.lock() {
@@ -266,7 +310,7 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
                     Some(&rb.spec.clusters),
                 );
                 if next != current.spec.required_by {
-                    write_required_by(&api, &current, next).await?;
+                    write_required_by(&ctx, &api, &current, next).await?;
                 }
                 if let Ok(mut created) = ctx.created.lock() {
                     created.insert((ns.clone(), dep_binding.clone()), std::time::Instant::now());
@@ -313,6 +357,7 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
         found: Mutex::new(HashMap::new()),
         created: Mutex::new(HashMap::new()),
         passes: Mutex::new(HashMap::new()),
+        listed: Mutex::new(None),
     });
     controller.run(reconcile, error_policy, ctx).for_each(|_| async {}).await;
     Ok(())

@@ -461,7 +461,7 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
         let mut read = rb.status().map(|s| serde_json::to_value(s).unwrap_or_default());
         for _ in 0..3 {
             let ops = crate::status_ops(read.as_ref(), condition.clone(), &[]);
-            if crate::patch_status_ops(&api, &name, ops).await? {
+            if crate::patch_status_ops(&api, &name, ops).await?.is_some() {
                 break;
             }
             read = api.get(&name).await?.data.get("status").cloned();

@@ -215,13 +215,13 @@ pub fn status_ops(
     ops
 }
 
-/// Applies `status_ops` to an object's status subresource. `Ok(false)` when a guard failed
-/// (the object changed meanwhile; retry from a fresh view).
+/// Applies `status_ops` to an object's status subresource: the updated object, or `None` when
+/// a guard failed (the object changed meanwhile; retry from a fresh view).
 pub(crate) async fn patch_status_ops<K>(
     api: &kube::Api<K>,
     name: &str,
     ops: Vec<serde_json::Value>,
-) -> Result<bool, kube::Error>
+) -> Result<Option<K>, kube::Error>
 where
     K: Clone + serde::de::DeserializeOwned + Debug,
 {
@@ -237,8 +237,8 @@ where
         )
         .await
     {
-        Ok(_) => Ok(true),
-        Err(kube::Error::Api(s)) if s.code == 422 || s.code == 409 => Ok(false),
+        Ok(updated) => Ok(Some(updated)),
+        Err(kube::Error::Api(s)) if s.code == 422 || s.code == 409 => Ok(None),
         Err(e) => Err(e),
     }
 }

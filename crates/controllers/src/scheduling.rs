@@ -365,7 +365,7 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
     let mut read = binding.status().map(|s| serde_json::to_value(s).unwrap_or_default());
     for _ in 0..5 {
         let ops = crate::status_ops(read.as_ref(), condition.clone(), &fields);
-        if crate::patch_status_ops(&api, &name, ops).await? {
+        if crate::patch_status_ops(&api, &name, ops).await?.is_some() {
             break;
         }
         read = api.get(&name).await?.data.get("status").cloned();
