@@ -426,12 +426,7 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
                     Some(false) => "Unhealthy",
                     None => "Unknown",
                 };
-                let mut status = observed.get("status").cloned().unwrap_or(Value::Null);
-                if let (Some(s), Some(generation)) =
-                    (status.as_object_mut(), observed.pointer("/metadata/generation"))
-                {
-                    s.insert("generation".into(), generation.clone());
-                }
+                let status = propagation::interpreter::reflect_status(&ar.kind, &observed);
                 manifest_statuses.push(json!({
                     "identifier": {"ordinal": ordinal, "group": ar.group, "version": ar.version, "kind": ar.kind,
                         "resource": ar.plural, "namespace": apimachinery::object::namespace(&observed),

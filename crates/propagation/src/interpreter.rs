@@ -196,6 +196,68 @@ pub struct MemberStatus {
     pub observed_generation: Option<i64>,
 }
 
+/// The part of a member object's status that is reflected into its Work (and from there into
+/// the binding's `aggregatedStatus`): for the kinds the built-in interpreter knows, the
+/// counters and outcomes the aggregation and health need, not the timestamps and conditions
+/// that change at every step of a rollout (so a step that changes nothing that matters writes
+/// nothing); the whole status for other kinds. `generation` is the object's own (for
+/// "observed its current generation").
+pub fn reflect_status(kind: &str, object: &Value) -> Value {
+    let Some(status) = object.get("status").filter(|s| s.is_object()) else {
+        return Value::Null;
+    };
+    let fields: &[&str] = match kind {
+        "Deployment" => &[
+            "replicas",
+            "updatedReplicas",
+            "readyReplicas",
+            "availableReplicas",
+            "unavailableReplicas",
+            "observedGeneration",
+        ],
+        "StatefulSet" => &[
+            "replicas",
+            "readyReplicas",
+            "currentReplicas",
+            "updatedReplicas",
+            "availableReplicas",
+            "observedGeneration",
+        ],
+        "DaemonSet" => &[
+            "currentNumberScheduled",
+            "desiredNumberScheduled",
+            "numberAvailable",
+            "numberMisscheduled",
+            "numberReady",
+            "updatedNumberScheduled",
+            "numberUnavailable",
+            "observedGeneration",
+        ],
+        "Job" => &["active", "succeeded", "failed", "conditions", "startTime", "completionTime"],
+        "HorizontalPodAutoscaler" => &["currentReplicas", "desiredReplicas"],
+        "PodDisruptionBudget" => &[
+            "disruptionsAllowed",
+            "expectedPods",
+            "desiredHealthy",
+            "currentHealthy",
+            "disruptedPods",
+        ],
+        _ => {
+            let mut whole = status.clone();
+            if let (Some(s), Some(g)) = (whole.as_object_mut(), object.pointer("/metadata/generation")) {
+                s.insert("generation".into(), g.clone());
+            }
+            return whole;
+        }
+    };
+    let mut out: Map<String, Value> =
+        fields.iter().filter_map(|f| Some(((*f).to_owned(), status.get(*f)?.clone()))).collect();
+    if let Some(g) = object.pointer("/metadata/generation") {
+        out.insert("generation".into(), g.clone());
+    }
+    Value::Object(out)
+}
+
 /// The template's status from its members' statuses (sums, as upstream), or `None` for kinds
 /// without an aggregation. `template_generation` becomes `observedGeneration` only once every
 /// member has observed its own current generation.
@@ -380,6 +442,39 @@ mod tests {
         assert_eq!(is_healthy("Deployment", &stale), Some(false));
         assert_eq!(is_healthy("Service", &json!({"spec": {"type": "LoadBalancer"}})), Some(false));
         assert_eq!(is_healthy("ConfigMap", &json!({})), None);
+    }
+
+    #[test]
+    fn reflected_status_keeps_what_aggregation_and_health_need() {
+        let deployment = json!({"metadata": {"generation": 3}, "status": {
+            "replicas": 2, "readyReplicas": 1, "observedGeneration": 3,
+            "conditions": [{"type": "Available", "lastUpdateTime": "2026-01-01T00:00:00Z"}]}});
+        assert_eq!(
+            reflect_status("Deployment", &deployment),
+            json!({"replicas": 2, "readyReplicas": 1, "observedGeneration": 3, "generation": 3})
+        );
+        let job = json!({"metadata": {"generation": 1}, "status": {"succeeded": 1, "uncountedTerminatedPods": {},
+            "conditions": [{"type": "Complete", "status": "True"}]}});
+        assert_eq!(
+            reflect_status("Job", &job),
+            json!({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}], "generation": 1})
+        );
+        let service = json!({"metadata": {"generation": 1}, "status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}}});
+        assert_eq!(
+            reflect_status("Service", &service),
+            json!({"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}, "generation": 1}),
+            "other kinds keep their whole status"
+        );
+        assert_eq!(reflect_status("ConfigMap", &json!({"data": {}})), Value::Null);
+        // What is reflected still aggregates to the same template status.
+        let full = MemberStatus {
+            cluster: "m1".into(),
+            status: deployment["status"].clone(),
+            generation: Some(3),
+            observed_generation: Some(3),
+        };
+        let reflected = MemberStatus { status: reflect_status("Deployment", &deployment), ..full.clone() };
+        assert_eq!(aggregate_status("Deployment", &[full], 7), aggregate_status("Deployment", &[reflected], 7));
     }
 
     #[test]
