@@ -18,7 +18,8 @@ use futures::StreamExt;
 use karmada_api::cluster::Cluster;
 use karmada_api::policy::{ClusterAffinity, ClusterOverridePolicy, OverridePolicy};
 use karmada_api::work::{
-    ClusterResourceBinding, ResourceBinding, ResourceBindingSpec, ResourceBindingStatus, Work,
+    AggregatedStatusItem, ClusterResourceBinding, ResourceBinding, ResourceBindingSpec,
+    ResourceBindingStatus, Work,
 };
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
@@ -713,17 +714,21 @@ async fn aggregate<B: Binding>(
         if !scheduled.contains(&cluster.as_str()) {
             continue;
         }
-        let status = work.status.clone().unwrap_or_default();
-        let applied = status.conditions.iter().find(|c| c.type_ == "Applied");
-        let manifest = status.manifest_statuses.first();
-        let mut item =
-            json!({"clusterName": cluster, "applied": applied.is_some_and(|c| c.status == "True")});
-        if let Some(c) = applied.filter(|c| c.status != "True") {
-            item["appliedMessage"] = json!(c.message);
-        }
+        let work_status = work.status.as_ref();
+        let applied = work_status.and_then(|s| s.conditions.iter().find(|c| c.type_ == "Applied"));
+        let manifest = work_status.and_then(|s| s.manifest_statuses.first());
+        let mut item = AggregatedStatusItem {
+            cluster_name: cluster.clone(),
+            applied: applied.is_some_and(|c| c.status == "True"),
+            applied_message: applied
+                .filter(|c| c.status != "True")
+                .map(|c| c.message.clone())
+                .unwrap_or_default(),
+            ..Default::default()
+        };
         if let Some(m) = manifest {
             if let Some(s) = &m.status {
-                item["status"] = s.clone();
+                item.status = Some(s.clone());
                 members.push(propagation::interpreter::MemberStatus {
                     cluster: cluster.clone(),
                     status: s.clone(),
@@ -731,20 +736,21 @@ async fn aggregate<B: Binding>(
                     observed_generation: s.get("observedGeneration").and_then(Value::as_i64),
                 });
             }
-            item["health"] = json!(m.health);
+            item.health = m.health.clone();
         }
         items.push(item);
     }
-    items.sort_by(|a, b| a["clusterName"].as_str().cmp(&b["clusterName"].as_str()));
+    items.sort_by(|a, b| a.cluster_name.cmp(&b.cluster_name));
     let fully = !scheduled.is_empty()
         && items.len() == scheduled.len()
-        && items.iter().all(|i| i["applied"] == true);
-    let current = serde_json::to_value(status.map(|s| &s.aggregated_status)).unwrap_or(Value::Null);
+        && items.iter().all(|i| i.applied);
+    // Compared as the stored form (fields at their defaults are left out of both).
+    let same_items = status.is_some_and(|s| s.aggregated_status == items);
     let was_fully = status
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == "FullyApplied"))
         .map(|c| c.status == "True");
     let has_placement = spec.placement.is_some();
-    if has_placement && (current != json!(items) || was_fully != Some(fully)) {
+    if has_placement && (!same_items || was_fully != Some(fully)) {
         let word = if fully { "True" } else { "False" };
         let since = status
             .and_then(|s| s.conditions.iter().find(|c| c.type_ == "FullyApplied"))
@@ -860,7 +866,15 @@ async fn run_for<B: Binding>(
     policy_changes: impl futures::Stream<Item = ()> + Send + 'static,
     namespaced: bool,
 ) {
-    Controller::new(Api::<B>::all(ctx.client.clone()), watcher::Config::default())
+    // Status writes (the aggregation's own, the scheduler's condition) trigger nothing here:
+    // a binding is reconciled for its spec, deletion and finalizers, and for its Works.
+    let (store, writer) = reflector::store::<B>();
+    let changes = watcher::watcher(Api::<B>::all(ctx.client.clone()), watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(crate::spec_relevant::<B>, Default::default());
+    Controller::for_stream(changes, store)
         .reconcile_on(works.filter_map(move |work: Work| {
             let labels = work.metadata.labels.unwrap_or_default();
             let target = if namespaced {

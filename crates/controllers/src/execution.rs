@@ -17,7 +17,7 @@ use futures::StreamExt;
 use futures::channel::mpsc;
 use k8s_openapi::api::core::v1::Namespace;
 use karmada_api::cluster::Cluster;
-use karmada_api::work::Work;
+use karmada_api::work::{ManifestStatus, Work};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::runtime::controller::{Action, Controller};
@@ -444,10 +444,11 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
     let current =
         work.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Applied"));
     let status_word = if applied { "True" } else { "False" };
-    let statuses_now = serde_json::to_value(work.status.as_ref().map(|s| &s.manifest_statuses))
-        .unwrap_or(Value::Null);
-    let changed_statuses = statuses_now != json!(manifest_statuses)
-        && !(statuses_now.is_null() && manifest_statuses.is_empty());
+    // Compared in the stored form (a `null` status or an empty namespace is left out there).
+    let wanted: Option<Vec<ManifestStatus>> =
+        serde_json::from_value(Value::Array(manifest_statuses.clone())).ok();
+    let statuses_now = work.status.as_ref().map(|s| s.manifest_statuses.as_slice()).unwrap_or(&[]);
+    let changed_statuses = wanted.as_deref() != Some(statuses_now);
     let condition_changed = current.is_none_or(|c| c.status != status_word || c.message != message);
     // While a workload is still coming up (not every object healthy), its status changes in
     // quick steps: reflect them at most every 500 ms. The Applied condition, and the step that
@@ -549,7 +550,15 @@ pub async fn run_scoped(
         trigger,
         status_written: Mutex::new(HashMap::new()),
     });
-    Controller::new(works, watcher::Config::default())
+    // A Work's own status writes (this controller's) trigger nothing: only what it is asked to
+    // apply (spec, deletion, finalizers) and what happens in the member do.
+    let (store, writer) = reflector::store::<Work>();
+    let changes = watcher::watcher(works, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(crate::spec_relevant::<Work>, Default::default());
+    Controller::for_stream(changes, store)
         .reconcile_on(triggered)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})

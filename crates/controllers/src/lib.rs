@@ -215,6 +215,18 @@ pub fn status_ops(
     ops
 }
 
+/// A watch predicate for controllers that act on an object's spec and lifecycle, not its
+/// status: its generation, whether it is being deleted, and its finalizers.
+pub(crate) fn spec_relevant<K: kube::Resource>(object: &K) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let meta = object.meta();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    meta.generation.hash(&mut h);
+    meta.deletion_timestamp.is_some().hash(&mut h);
+    meta.finalizers.hash(&mut h);
+    Some(h.finish())
+}
+
 /// Applies `status_ops` to an object's status subresource: the updated object, or `None` when
 /// a guard failed (the object changed meanwhile; retry from a fresh view).
 pub(crate) async fn patch_status_ops<K>(
