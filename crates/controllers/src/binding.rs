@@ -427,6 +427,9 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
     let owner = owner_key(namespace.as_deref(), &name);
     let mut inputs = Rendered::of(epoch, rb.meta(), &existing);
     let unchanged = ctx.rendered.lock().is_ok_and(|r| r.get(&owner) == Some(&inputs));
+    // Works written now have no status yet: their watch events bring the binding back here
+    // for the aggregation (by then the cache also shows the scheduler's status write).
+    let mut wrote_works = false;
     if !unchanged {
     let mut object = serde_json::to_value(&*template).unwrap_or_default();
     object["apiVersion"] = json!(ar.api_version);
@@ -532,6 +535,7 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
             )
             .await?;
         inputs.works.insert(es, (written.metadata.generation.unwrap_or(0), false));
+        wrote_works = true;
     }
     report_overrides::<B>(&ctx, &rb, &override_failures).await?;
     if let Ok(mut rendered) = ctx.rendered.lock() {
@@ -544,6 +548,9 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
     }
     if let Some(action) = complete_evictions::<B>(&ctx, &rb, &existing).await? {
         return Ok(action);
+    }
+    if wrote_works {
+        return Ok(Action::requeue(Duration::from_secs(300)));
     }
     if let Some(updated) = aggregate::<B>(&ctx, &rb, &existing, &ar, &templates, &template).await? {
         ctx.remember_template(cache_key, &resource.resource_version, Arc::new(updated));
