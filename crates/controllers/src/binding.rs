@@ -288,7 +288,11 @@ impl Context {
 
     /// The binding status last written here, if the cache still shows the version that write
     /// replaced (`cached_rv`); otherwise the cache is at least as new and the entry goes.
-    fn own_status(&self, owner: &str, cached_rv: Option<&str>) -> Option<Arc<ResourceBindingStatus>> {
+    fn own_status(
+        &self,
+        owner: &str,
+        cached_rv: Option<&str>,
+    ) -> Option<Arc<ResourceBindingStatus>> {
         let mut own = self.own_statuses.lock().ok()?;
         match own.get(owner) {
             Some((over, status)) if Some(over.as_str()) == cached_rv => Some(Arc::clone(status)),
@@ -431,120 +435,120 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
     // for the aggregation (by then the cache also shows the scheduler's status write).
     let mut wrote_works = false;
     if !unchanged {
-    let mut object = serde_json::to_value(&*template).unwrap_or_default();
-    object["apiVersion"] = json!(ar.api_version);
-    object["kind"] = json!(ar.kind);
-    let t = Template::from_object(&object);
-    let mut stripped = strip(&object);
-    if spec.conflict_resolution == "Overwrite" {
-        apimachinery::object::string_map_mut(&mut stripped, "annotations")
-            .insert(CONFLICT_ANNOTATION.into(), json!("overwrite"));
-    }
-    apimachinery::object::string_map_mut(&mut stripped, "labels")
-        .insert(MANAGED_LABEL.into(), json!("true"));
-    let ops = ctx.ops.state();
-    let cops = ctx.cops.state();
-    let op_refs: Vec<OverridePolicyRef<'_>> = ops
-        .iter()
-        .filter(|p| !ns.is_empty() && p.metadata.namespace.as_deref() == Some(ns.as_str()))
-        .map(|p| OverridePolicyRef {
-            namespace: p.metadata.namespace.as_deref().unwrap_or_default(),
-            name: p.metadata.name.as_deref().unwrap_or_default(),
-            spec: &p.spec,
-        })
-        .collect();
-    let cop_refs: Vec<OverridePolicyRef<'_>> = cops
-        .iter()
-        .map(|p| OverridePolicyRef {
-            namespace: "",
-            name: p.metadata.name.as_deref().unwrap_or_default(),
-            spec: &p.spec,
-        })
-        .collect();
-    let divided = spec
-        .placement
-        .as_ref()
-        .and_then(|p| p.replica_scheduling.as_ref())
-        .is_some_and(|r| r.replica_scheduling_type == "Divided");
-    let completions = if divided && ar.kind == "Job" {
-        object.pointer("/spec/completions").and_then(Value::as_i64)
-    } else {
-        None
-    };
-    let completions = completions.map(|c| split_completions(c, &targets));
-    let mut override_failures: Vec<String> = Vec::new();
-    for (cluster_name, replicas) in &targets {
-        let Some(cluster) = ctx.clusters.get(&ObjectRef::new(cluster_name)) else { continue };
-        let mut rendered = stripped.clone();
-        if divided && spec.clusters.iter().any(|t| &t.name == cluster_name) {
-            propagation::interpreter::revise_replica(&ar.kind, &mut rendered, *replicas);
+        let mut object = serde_json::to_value(&*template).unwrap_or_default();
+        object["apiVersion"] = json!(ar.api_version);
+        object["kind"] = json!(ar.kind);
+        let t = Template::from_object(&object);
+        let mut stripped = strip(&object);
+        if spec.conflict_resolution == "Overwrite" {
+            apimachinery::object::string_map_mut(&mut stripped, "annotations")
+                .insert(CONFLICT_ANNOTATION.into(), json!("overwrite"));
         }
-        if let Some(c) = completions.as_ref().and_then(|c| c.get(cluster_name)) {
-            rendered["spec"]["completions"] = json!(c);
-        }
-        let matches = affinity_matches(&cluster);
-        let rendered = match render(&ar.kind, &t, &rendered, &matches, &cop_refs, &op_refs) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(binding = %name, cluster = %cluster_name, policy = %e.policy, error = %e.message, "override failed; this cluster's copy is not updated");
-                override_failures.push(format!(
-                    "cluster {cluster_name}: override policy {} cannot be applied: {}",
-                    e.policy, e.message
-                ));
-                continue;
-            }
+        apimachinery::object::string_map_mut(&mut stripped, "labels")
+            .insert(MANAGED_LABEL.into(), json!("true"));
+        let ops = ctx.ops.state();
+        let cops = ctx.cops.state();
+        let op_refs: Vec<OverridePolicyRef<'_>> = ops
+            .iter()
+            .filter(|p| !ns.is_empty() && p.metadata.namespace.as_deref() == Some(ns.as_str()))
+            .map(|p| OverridePolicyRef {
+                namespace: p.metadata.namespace.as_deref().unwrap_or_default(),
+                name: p.metadata.name.as_deref().unwrap_or_default(),
+                spec: &p.spec,
+            })
+            .collect();
+        let cop_refs: Vec<OverridePolicyRef<'_>> = cops
+            .iter()
+            .map(|p| OverridePolicyRef {
+                namespace: "",
+                name: p.metadata.name.as_deref().unwrap_or_default(),
+                spec: &p.spec,
+            })
+            .collect();
+        let divided = spec
+            .placement
+            .as_ref()
+            .and_then(|p| p.replica_scheduling.as_ref())
+            .is_some_and(|r| r.replica_scheduling_type == "Divided");
+        let completions = if divided && ar.kind == "Job" {
+            object.pointer("/spec/completions").and_then(Value::as_i64)
+        } else {
+            None
         };
-        // State preserved from a cluster the workload failed over from (statePreservation)
-        // is carried as labels to the clusters it moved to.
-        let mut rendered = rendered;
-        for task in &spec.graceful_eviction_tasks {
-            if !task.clusters_before_failover.iter().any(|c| c == cluster_name) {
-                let labels = apimachinery::object::string_map_mut(&mut rendered, "labels");
-                for (k, v) in &task.preserved_label_state {
-                    labels.insert(k.clone(), json!(v));
+        let completions = completions.map(|c| split_completions(c, &targets));
+        let mut override_failures: Vec<String> = Vec::new();
+        for (cluster_name, replicas) in &targets {
+            let Some(cluster) = ctx.clusters.get(&ObjectRef::new(cluster_name)) else { continue };
+            let mut rendered = stripped.clone();
+            if divided && spec.clusters.iter().any(|t| &t.name == cluster_name) {
+                propagation::interpreter::revise_replica(&ar.kind, &mut rendered, *replicas);
+            }
+            if let Some(c) = completions.as_ref().and_then(|c| c.get(cluster_name)) {
+                rendered["spec"]["completions"] = json!(c);
+            }
+            let matches = affinity_matches(&cluster);
+            let rendered = match render(&ar.kind, &t, &rendered, &matches, &cop_refs, &op_refs) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(binding = %name, cluster = %cluster_name, policy = %e.policy, error = %e.message, "override failed; this cluster's copy is not updated");
+                    override_failures.push(format!(
+                        "cluster {cluster_name}: override policy {} cannot be applied: {}",
+                        e.policy, e.message
+                    ));
+                    continue;
+                }
+            };
+            // State preserved from a cluster the workload failed over from (statePreservation)
+            // is carried as labels to the clusters it moved to.
+            let mut rendered = rendered;
+            for task in &spec.graceful_eviction_tasks {
+                if !task.clusters_before_failover.iter().any(|c| c == cluster_name) {
+                    let labels = apimachinery::object::string_map_mut(&mut rendered, "labels");
+                    for (k, v) in &task.preserved_label_state {
+                        labels.insert(k.clone(), json!(v));
+                    }
                 }
             }
+            let mut work_spec = json!({"workload": {"manifests": [rendered]}});
+            if dispatch_suspended(spec, cluster_name) {
+                work_spec["suspendDispatching"] = json!(true);
+            }
+            if spec.preserve_resources_on_deletion == Some(true) {
+                work_spec["preserveResourcesOnDeletion"] = json!(true);
+            }
+            let es = execution_namespace(cluster_name);
+            let current = existing.iter().find(|w| w.metadata.namespace.as_deref() == Some(&es));
+            if current.is_some_and(|w| {
+                w.metadata.deletion_timestamp.is_none()
+                    && serde_json::to_value(&w.spec).ok().as_ref() == Some(&work_spec)
+            }) {
+                continue;
+            }
+            let work = json!({
+                "apiVersion": "work.karmada.io/v1alpha1", "kind": "Work",
+                "metadata": {"name": work_name, "namespace": es, "labels": labels,
+                    "finalizers": [crate::execution::FINALIZER]},
+                "spec": work_spec,
+            });
+            let api: Api<Work> = Api::namespaced(ctx.client.clone(), &es);
+            let written = api
+                .patch(
+                    &work_name,
+                    &PatchParams::apply("karmada-binding-controller").force(),
+                    &Patch::Apply(&work),
+                )
+                .await?;
+            inputs.works.insert(es, (written.metadata.generation.unwrap_or(0), false));
+            wrote_works = true;
         }
-        let mut work_spec = json!({"workload": {"manifests": [rendered]}});
-        if dispatch_suspended(spec, cluster_name) {
-            work_spec["suspendDispatching"] = json!(true);
+        report_overrides::<B>(&ctx, &rb, &override_failures).await?;
+        if let Ok(mut rendered) = ctx.rendered.lock() {
+            if override_failures.is_empty() {
+                rendered.insert(owner, inputs);
+            } else {
+                rendered.remove(&owner);
+            }
         }
-        if spec.preserve_resources_on_deletion == Some(true) {
-            work_spec["preserveResourcesOnDeletion"] = json!(true);
-        }
-        let es = execution_namespace(cluster_name);
-        let current = existing.iter().find(|w| w.metadata.namespace.as_deref() == Some(&es));
-        if current.is_some_and(|w| {
-            w.metadata.deletion_timestamp.is_none()
-                && serde_json::to_value(&w.spec).ok().as_ref() == Some(&work_spec)
-        }) {
-            continue;
-        }
-        let work = json!({
-            "apiVersion": "work.karmada.io/v1alpha1", "kind": "Work",
-            "metadata": {"name": work_name, "namespace": es, "labels": labels,
-                "finalizers": [crate::execution::FINALIZER]},
-            "spec": work_spec,
-        });
-        let api: Api<Work> = Api::namespaced(ctx.client.clone(), &es);
-        let written = api
-            .patch(
-                &work_name,
-                &PatchParams::apply("karmada-binding-controller").force(),
-                &Patch::Apply(&work),
-            )
-            .await?;
-        inputs.works.insert(es, (written.metadata.generation.unwrap_or(0), false));
-        wrote_works = true;
-    }
-    report_overrides::<B>(&ctx, &rb, &override_failures).await?;
-    if let Ok(mut rendered) = ctx.rendered.lock() {
-        if override_failures.is_empty() {
-            rendered.insert(owner, inputs);
-        } else {
-            rendered.remove(&owner);
-        }
-    }
     }
     if let Some(action) = complete_evictions::<B>(&ctx, &rb, &existing).await? {
         return Ok(action);
@@ -748,9 +752,8 @@ async fn aggregate<B: Binding>(
         items.push(item);
     }
     items.sort_by(|a, b| a.cluster_name.cmp(&b.cluster_name));
-    let fully = !scheduled.is_empty()
-        && items.len() == scheduled.len()
-        && items.iter().all(|i| i.applied);
+    let fully =
+        !scheduled.is_empty() && items.len() == scheduled.len() && items.iter().all(|i| i.applied);
     // Compared as the stored form (fields at their defaults are left out of both).
     let same_items = status.is_some_and(|s| s.aggregated_status == items);
     let was_fully = status

@@ -244,7 +244,9 @@ pub fn reflect_status(kind: &str, object: &Value) -> Value {
         ],
         _ => {
             let mut whole = status.clone();
-            if let (Some(s), Some(g)) = (whole.as_object_mut(), object.pointer("/metadata/generation")) {
+            if let (Some(s), Some(g)) =
+                (whole.as_object_mut(), object.pointer("/metadata/generation"))
+            {
                 s.insert("generation".into(), g.clone());
             }
             return whole;
@@ -473,8 +475,12 @@ mod tests {
             generation: Some(3),
             observed_generation: Some(3),
         };
-        let reflected = MemberStatus { status: reflect_status("Deployment", &deployment), ..full.clone() };
-        assert_eq!(aggregate_status("Deployment", &[full], 7), aggregate_status("Deployment", &[reflected], 7));
+        let reflected =
+            MemberStatus { status: reflect_status("Deployment", &deployment), ..full.clone() };
+        assert_eq!(
+            aggregate_status("Deployment", &[full], 7),
+            aggregate_status("Deployment", &[reflected], 7)
+        );
     }
 
     #[test]
