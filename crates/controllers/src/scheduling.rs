@@ -200,6 +200,8 @@ struct Context {
     /// The scheduler's view of the clusters, rebuilt only when they changed (not once per
     /// binding: at 100 clusters rebuilding it cost more than the decision itself).
     snapshot: std::sync::Mutex<Arc<Snapshot>>,
+    /// Each cluster's view by name, with the resourceVersion it was made from.
+    infos: std::sync::Mutex<std::collections::HashMap<String, (String, scheduler::ClusterInfo)>>,
     /// Bindings (by uid) that did not fit, and the cluster generation they were tried against.
     tried: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
@@ -223,19 +225,39 @@ impl Context {
             return Arc::clone(&cached);
         }
         let state = self.clusters.state();
-        let fresh = Arc::new(Snapshot {
-            generation,
-            infos: state.iter().map(|c| cluster_info(c)).collect(),
-            versions: state
-                .iter()
-                .map(|c| {
-                    (
-                        c.metadata.name.clone().unwrap_or_default(),
-                        c.metadata.resource_version.clone().unwrap_or_default(),
-                    )
-                })
-                .collect(),
-        });
+        let versions: BTreeMap<String, String> = state
+            .iter()
+            .map(|c| {
+                (
+                    c.metadata.name.clone().unwrap_or_default(),
+                    c.metadata.resource_version.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        // Only the clusters that changed are converted again (a cluster's enabled-API set alone
+        // is hundreds of strings; at 1,000 clusters their status updates kept a core busy).
+        let infos = match self.infos.lock() {
+            Ok(mut known) => {
+                known.retain(|name, _| versions.contains_key(name));
+                state
+                    .iter()
+                    .map(|c| {
+                        let name = c.metadata.name.clone().unwrap_or_default();
+                        let rv = versions.get(&name).cloned().unwrap_or_default();
+                        match known.get(&name) {
+                            Some((seen, info)) if *seen == rv => info.clone(),
+                            _ => {
+                                let info = cluster_info(c);
+                                known.insert(name, (rv, info.clone()));
+                                info
+                            }
+                        }
+                    })
+                    .collect()
+            }
+            Err(_) => state.iter().map(|c| cluster_info(c)).collect(),
+        };
+        let fresh = Arc::new(Snapshot { generation, infos, versions });
         if let Ok(mut cached) = self.snapshot.lock() {
             *cached = Arc::clone(&fresh);
         }
@@ -453,6 +475,7 @@ async fn run_for<B: Binding>(
         in_flight,
         cluster_changes: cluster_generation,
         snapshot: std::sync::Mutex::default(),
+        infos: std::sync::Mutex::default(),
         tried: std::sync::Mutex::default(),
     });
     let controller = Controller::new(api, watcher::Config::default());
