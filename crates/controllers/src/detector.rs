@@ -6,6 +6,7 @@
 //! A template created before its policy is picked up when the policy arrives.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -52,6 +53,10 @@ struct State {
     /// Per template: a fingerprint of everything but its status, and the resourceVersion at
     /// which that last changed.
     versions: Mutex<HashMap<TemplateKey, (u64, String)>>,
+    /// Bumped on every (cluster) propagation policy change, after the caches have it.
+    policy_epoch: Arc<AtomicU64>,
+    /// Per template: its content fingerprint and the policy epoch of its last complete pass.
+    settled: Mutex<HashMap<TemplateKey, (u64, u64)>>,
 }
 
 /// A fingerprint of a template without its status and server bookkeeping.
@@ -130,6 +135,9 @@ fn key(ar: &ApiResource, obj: &DynamicObject) -> TemplateKey {
 }
 
 impl State {
+    /// Matches a template to its policy and writes its binding, unless neither the template
+    /// (status aside) nor any policy changed since its last complete pass: the aggregated
+    /// status written back to templates, several times per rollout, costs no policy matching.
     async fn reconcile(
         &self,
         ar: &ApiResource,
@@ -140,9 +148,31 @@ impl State {
         if reserved_namespace(&ns) || template.metadata.deletion_timestamp.is_some() {
             return Ok(());
         }
+        // Read before the policy caches: a policy change after this bumps it again.
+        let epoch = self.policy_epoch.load(Ordering::Acquire);
         let mut object = serde_json::to_value(template).unwrap_or_default();
         object["apiVersion"] = json!(ar.api_version);
         object["kind"] = json!(ar.kind);
+        let content = content_fingerprint(&object);
+        let k = key(ar, template);
+        if self.settled.lock().is_ok_and(|s| s.get(&k) == Some(&(content, epoch))) {
+            return Ok(());
+        }
+        self.reconcile_object(ar, namespaced, template, object).await?;
+        if let Ok(mut settled) = self.settled.lock() {
+            settled.insert(k, (content, epoch));
+        }
+        Ok(())
+    }
+
+    async fn reconcile_object(
+        &self,
+        ar: &ApiResource,
+        namespaced: bool,
+        template: &DynamicObject,
+        object: Value,
+    ) -> Result<(), kube::Error> {
+        let ns = template.metadata.namespace.clone().unwrap_or_default();
         let t = Template::from_object(&object);
         let pp_list = self.pps.state();
         let cpp_list = self.cpps.state();
@@ -463,8 +493,10 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
     let (cpp_reader, cpp_writer) = reflector::store::<ClusterPropagationPolicy>();
     let (tx, mut rx) = mpsc::channel::<Change>(4096);
     let mut tasks = Vec::new();
+    let policy_epoch = Arc::new(AtomicU64::new(0));
     {
         let tx = tx.clone();
+        let epoch = Arc::clone(&policy_epoch);
         let api: Api<PropagationPolicy> = Api::all(client.clone());
         tasks.push(tokio::spawn(
             watcher::watcher(api, watcher::Config::default())
@@ -473,6 +505,7 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
                 .touched_objects()
                 .for_each(move |_| {
                     let tx = tx.clone();
+                    epoch.fetch_add(1, Ordering::AcqRel);
                     async move {
                         let _ = tx.send(Change::Policies).await;
                     }
@@ -481,6 +514,7 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
     }
     {
         let tx = tx.clone();
+        let epoch = Arc::clone(&policy_epoch);
         let api: Api<ClusterPropagationPolicy> = Api::all(client.clone());
         tasks.push(tokio::spawn(
             watcher::watcher(api, watcher::Config::default())
@@ -489,6 +523,7 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
                 .touched_objects()
                 .for_each(move |_| {
                     let tx = tx.clone();
+                    epoch.fetch_add(1, Ordering::AcqRel);
                     async move {
                         let _ = tx.send(Change::Policies).await;
                     }
@@ -506,6 +541,8 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
         cpps: cpp_reader,
         applied: Mutex::new(HashMap::new()),
         versions: Mutex::new(HashMap::new()),
+        policy_epoch,
+        settled: Mutex::new(HashMap::new()),
     });
     let mut templates: BTreeMap<TemplateKey, (ApiResource, bool, DynamicObject)> = BTreeMap::new();
     // Bindings that exist at start: a listed template without one is new work and goes
@@ -566,6 +603,9 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
                         }
                         if let Ok(mut versions) = state.versions.lock() {
                             versions.remove(&k);
+                        }
+                        if let Ok(mut settled) = state.settled.lock() {
+                            settled.remove(&k);
                         }
                     }
                     Change::Policies => {
