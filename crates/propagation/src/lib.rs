@@ -76,6 +76,14 @@ pub fn selector_matches(selector: &ResourceSelector, template: &Template) -> Opt
         return (selector.name == template.name).then_some(Implicit::Name);
     }
     match &selector.label_selector {
+        // Labels alone (the common selector) are compared directly: converting the selector for
+        // every template × policy pair dominated the detector with many policies.
+        Some(ls) if ls.match_expressions.as_ref().is_none_or(Vec::is_empty) => ls
+            .match_labels
+            .iter()
+            .flatten()
+            .all(|(k, v)| template.labels.get(k) == Some(v))
+            .then_some(Implicit::LabelSelector),
         Some(ls) => {
             let value = serde_json::to_value(ls).unwrap_or_default();
             let parsed = LabelSelector::from_object(&value).ok()?;
@@ -202,6 +210,24 @@ mod tests {
             (
                 json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "nginx", "labelSelector": {"matchLabels": {"app": "x"}}}),
                 Some(Implicit::Name),
+            ),
+            // An empty label selector selects everything (as Kubernetes' do).
+            (
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "labelSelector": {}}),
+                Some(Implicit::LabelSelector),
+            ),
+            // Expressions, alone and with labels.
+            (
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "labelSelector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["nginx", "web"]}]}}),
+                Some(Implicit::LabelSelector),
+            ),
+            (
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "labelSelector": {"matchLabels": {"app": "nginx"}, "matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["nginx"]}]}}),
+                None,
+            ),
+            (
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "labelSelector": {"matchExpressions": [{"key": "app", "operator": "Bogus"}]}}),
+                None,
             ),
         ];
         for (s, want) in cases {
