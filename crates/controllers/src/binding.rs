@@ -420,9 +420,10 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
     let template = match ctx.cached_template(&cache_key, &resource.resource_version) {
         Some(t) => t,
         None => {
-            let Some(t) = templates.get_opt(&resource.name).await? else {
+            let Some(mut t) = templates.get_opt(&resource.name).await? else {
                 return Ok(Action::requeue(Duration::from_secs(1)));
             };
+            crate::lean(&mut t);
             let t = Arc::new(t);
             ctx.remember_template(cache_key.clone(), &resource.resource_version, Arc::clone(&t));
             t
@@ -556,7 +557,10 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
     if wrote_works {
         return Ok(Action::requeue(Duration::from_secs(300)));
     }
-    if let Some(updated) = aggregate::<B>(&ctx, &rb, &existing, &ar, &templates, &template).await? {
+    if let Some(mut updated) =
+        aggregate::<B>(&ctx, &rb, &existing, &ar, &templates, &template).await?
+    {
+        crate::lean(&mut updated);
         ctx.remember_template(cache_key, &resource.resource_version, Arc::new(updated));
     }
     Ok(Action::requeue(Duration::from_secs(300)))
@@ -864,7 +868,7 @@ where
     let (reader, writer) = reflector::store::<K>();
     let stream = watcher::watcher(Api::<K>::all(client.clone()), watcher::Config::default())
         .default_backoff()
-        .reflect(writer)
+        .modify(crate::lean).reflect(writer)
         .touched_objects()
         .map(Result::ok);
     (reader, stream)
@@ -881,7 +885,7 @@ async fn run_for<B: Binding>(
     let (store, writer) = reflector::store::<B>();
     let changes = watcher::watcher(Api::<B>::all(ctx.client.clone()), watcher::Config::default())
         .default_backoff()
-        .reflect(writer)
+        .modify(crate::lean).reflect(writer)
         .applied_objects()
         .predicate_filter(crate::spec_relevant::<B>, Default::default());
     Controller::for_stream(changes, store)
@@ -918,7 +922,7 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
     let work_watch = tokio::spawn(
         watcher::watcher(Api::<Work>::all(client.clone()), watcher::Config::default())
             .default_backoff()
-            .reflect(works_writer)
+            .modify(crate::lean).reflect(works_writer)
             .for_each(move |event| {
                 if let Ok(event) = event {
                     index.observe(&event);

@@ -15,7 +15,6 @@ use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParam
 use kube::core::GroupVersionKind;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use propagation::interpreter::Dependency;
 use serde_json::json;
 
@@ -347,11 +346,11 @@ fn error_policy(_: Arc<ResourceBinding>, error: &Error, _: Arc<Context>) -> Acti
 
 /// Runs the dependencies distributor until the future is dropped.
 pub async fn run(client: kube::Client) -> anyhow::Result<()> {
-    let controller =
-        Controller::new(Api::<ResourceBinding>::all(client.clone()), watcher::Config::default());
+    let (bindings, changes) = crate::lean_watch(Api::<ResourceBinding>::all(client.clone()));
+    let controller = Controller::for_stream(changes, bindings.clone());
     let ctx = Arc::new(Context {
         client,
-        bindings: controller.store(),
+        bindings,
         kinds: crate::KindCache::default(),
         parents: Mutex::new(BTreeSet::new()),
         found: Mutex::new(HashMap::new()),

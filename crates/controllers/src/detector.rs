@@ -501,7 +501,7 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
         tasks.push(tokio::spawn(
             watcher::watcher(api, watcher::Config::default())
                 .default_backoff()
-                .reflect(pp_writer)
+                .modify(crate::lean).reflect(pp_writer)
                 .touched_objects()
                 .for_each(move |_| {
                     let tx = tx.clone();
@@ -519,7 +519,7 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
         tasks.push(tokio::spawn(
             watcher::watcher(api, watcher::Config::default())
                 .default_backoff()
-                .reflect(cpp_writer)
+                .modify(crate::lean).reflect(cpp_writer)
                 .touched_objects()
                 .for_each(move |_| {
                     let tx = tx.clone();
@@ -633,7 +633,7 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
                         let namespaced = caps.scope == Scope::Namespaced;
                         let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
                         let tx = tx.clone();
-                        tasks.push(tokio::spawn(watcher::watcher(api, watcher::Config::default()).default_backoff().for_each(move |event| {
+                        tasks.push(tokio::spawn(watcher::watcher(api, watcher::Config::default()).default_backoff().modify(crate::lean).for_each(move |event| {
                             let tx = tx.clone();
                             let ar = ar.clone();
                             async move {

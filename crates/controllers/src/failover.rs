@@ -163,7 +163,7 @@ async fn run_taint_policies(client: kube::Client) -> anyhow::Result<()> {
             watcher::Config::default(),
         )
         .default_backoff()
-        .reflect(writer)
+        .modify(crate::lean).reflect(writer)
         .for_each(move |_| {
             n.notify_one();
             async {}
@@ -174,7 +174,7 @@ async fn run_taint_policies(client: kube::Client) -> anyhow::Result<()> {
     let cluster_task = tokio::spawn(
         watcher::watcher(Api::<Cluster>::all(client.clone()), watcher::Config::default())
             .default_backoff()
-            .reflect(cluster_writer)
+            .modify(crate::lean).reflect(cluster_writer)
             .for_each(move |_| {
                 n.notify_one();
                 async {}
@@ -499,7 +499,8 @@ async fn run_manager_for<B: Binding>(
     ctx: Arc<Context>,
     cluster_changes: impl futures::Stream<Item = ()> + Send + 'static,
 ) {
-    Controller::new(Api::<B>::all(ctx.client.clone()), watcher::Config::default())
+    let (store, changes) = crate::lean_watch(Api::<B>::all(ctx.client.clone()));
+    Controller::for_stream(changes, store)
         .reconcile_all_on(cluster_changes)
         .run(reconcile::<B>, error_policy::<B>, ctx)
         .for_each(|_| async {})
@@ -517,7 +518,7 @@ pub async fn run(client: kube::Client, evictions_per_second: u32) -> anyhow::Res
     let cluster_task = tokio::spawn(
         watcher::watcher(Api::<Cluster>::all(client.clone()), watcher::Config::default())
             .default_backoff()
-            .reflect(writer)
+            .modify(crate::lean).reflect(writer)
             .touched_objects()
             .for_each(move |c| {
                 if let Ok(c) = c {

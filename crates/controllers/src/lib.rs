@@ -215,6 +215,39 @@ pub fn status_ops(
     ops
 }
 
+/// Drops what no controller reads from a cached object: its managedFields (for a Work or a
+/// member object written by server-side apply, as large as the manifest itself).
+pub(crate) fn lean<K: kube::Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
+}
+
+/// A lean watch of every object of a kind, reflected into a new store: the stream of changed
+/// objects and the store, for `Controller::for_stream`.
+pub(crate) fn lean_watch<K>(
+    api: kube::Api<K>,
+) -> (
+    kube::runtime::reflector::Store<K>,
+    impl futures::Stream<Item = Result<K, kube::runtime::watcher::Error>> + Send + 'static,
+)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    use kube::runtime::WatchStreamExt;
+    let (store, writer) = kube::runtime::reflector::store::<K>();
+    let stream = kube::runtime::watcher::watcher(api, kube::runtime::watcher::Config::default())
+        .default_backoff()
+        .modify(lean)
+        .reflect(writer)
+        .applied_objects();
+    (store, stream)
+}
+
 /// A watch predicate for controllers that act on an object's spec and lifecycle, not its
 /// status: its generation, whether it is being deleted, and its finalizers.
 pub(crate) fn spec_relevant<K: kube::Resource>(object: &K) -> Option<u64> {

@@ -478,8 +478,8 @@ async fn run_for<B: Binding>(
         infos: std::sync::Mutex::default(),
         tried: std::sync::Mutex::default(),
     });
-    let controller = Controller::new(api, watcher::Config::default());
-    let bindings = controller.store();
+    let (bindings, changes) = crate::lean_watch(api);
+    let controller = Controller::for_stream(changes, bindings.clone());
     let (all_tx, all_rx) = futures::channel::mpsc::unbounded::<()>();
     let (some_tx, some_rx) = futures::channel::mpsc::unbounded();
     let router = tokio::spawn(cluster_changes.for_each(move |signal| {
@@ -520,7 +520,7 @@ pub async fn run(client: kube::Client, plugins: scheduler::Plugins) -> anyhow::R
     let cluster_stream = tokio::spawn(
         watcher::watcher(clusters, watcher::Config::default())
             .default_backoff()
-            .reflect(writer)
+            .modify(crate::lean).reflect(writer)
             .touched_objects()
             .for_each(move |c| {
                 bump.fetch_add(1, Ordering::AcqRel);
