@@ -868,7 +868,8 @@ where
     let (reader, writer) = reflector::store::<K>();
     let stream = watcher::watcher(Api::<K>::all(client.clone()), watcher::Config::default())
         .default_backoff()
-        .modify(crate::lean).reflect(writer)
+        .modify(crate::lean)
+        .reflect(writer)
         .touched_objects()
         .map(Result::ok);
     (reader, stream)
@@ -885,7 +886,8 @@ async fn run_for<B: Binding>(
     let (store, writer) = reflector::store::<B>();
     let changes = watcher::watcher(Api::<B>::all(ctx.client.clone()), watcher::Config::default())
         .default_backoff()
-        .modify(crate::lean).reflect(writer)
+        .modify(crate::lean)
+        .reflect(writer)
         .applied_objects()
         .predicate_filter(crate::spec_relevant::<B>, Default::default());
     Controller::for_stream(changes, store)
@@ -922,7 +924,8 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
     let work_watch = tokio::spawn(
         watcher::watcher(Api::<Work>::all(client.clone()), watcher::Config::default())
             .default_backoff()
-            .modify(crate::lean).reflect(works_writer)
+            .modify(crate::lean)
+            .reflect(works_writer)
             .for_each(move |event| {
                 if let Ok(event) = event {
                     index.observe(&event);

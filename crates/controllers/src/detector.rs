@@ -501,7 +501,8 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
         tasks.push(tokio::spawn(
             watcher::watcher(api, watcher::Config::default())
                 .default_backoff()
-                .modify(crate::lean).reflect(pp_writer)
+                .modify(crate::lean)
+                .reflect(pp_writer)
                 .touched_objects()
                 .for_each(move |_| {
                     let tx = tx.clone();
@@ -519,7 +520,8 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
         tasks.push(tokio::spawn(
             watcher::watcher(api, watcher::Config::default())
                 .default_backoff()
-                .modify(crate::lean).reflect(cpp_writer)
+                .modify(crate::lean)
+                .reflect(cpp_writer)
                 .touched_objects()
                 .for_each(move |_| {
                     let tx = tx.clone();

@@ -141,7 +141,8 @@ impl Context {
         let task = tokio::spawn(
             watcher::watcher(api, watcher::Config::default().labels(MANAGED_LABEL))
                 .default_backoff()
-                .modify(crate::lean).reflect(writer)
+                .modify(crate::lean)
+                .reflect(writer)
                 .touched_objects()
                 .for_each(move |object| {
                     if let Ok(object) = object {
@@ -537,7 +538,8 @@ pub async fn run_scoped(
     let cluster_watch = tokio::spawn(
         watcher::watcher(clusters_api, cluster_config)
             .default_backoff()
-            .modify(crate::lean).reflect(writer)
+            .modify(crate::lean)
+            .reflect(writer)
             .for_each(|_| async {}),
     );
     let _ = clusters.wait_until_ready().await;
@@ -555,7 +557,8 @@ pub async fn run_scoped(
     let (store, writer) = reflector::store::<Work>();
     let changes = watcher::watcher(works, watcher::Config::default())
         .default_backoff()
-        .modify(crate::lean).reflect(writer)
+        .modify(crate::lean)
+        .reflect(writer)
         .applied_objects()
         .predicate_filter(crate::spec_relevant::<Work>, Default::default());
     Controller::for_stream(changes, store)

@@ -163,7 +163,8 @@ async fn run_taint_policies(client: kube::Client) -> anyhow::Result<()> {
             watcher::Config::default(),
         )
         .default_backoff()
-        .modify(crate::lean).reflect(writer)
+        .modify(crate::lean)
+        .reflect(writer)
         .for_each(move |_| {
             n.notify_one();
             async {}
@@ -174,7 +175,8 @@ async fn run_taint_policies(client: kube::Client) -> anyhow::Result<()> {
     let cluster_task = tokio::spawn(
         watcher::watcher(Api::<Cluster>::all(client.clone()), watcher::Config::default())
             .default_backoff()
-            .modify(crate::lean).reflect(cluster_writer)
+            .modify(crate::lean)
+            .reflect(cluster_writer)
             .for_each(move |_| {
                 n.notify_one();
                 async {}
@@ -518,7 +520,8 @@ pub async fn run(client: kube::Client, evictions_per_second: u32) -> anyhow::Res
     let cluster_task = tokio::spawn(
         watcher::watcher(Api::<Cluster>::all(client.clone()), watcher::Config::default())
             .default_backoff()
-            .modify(crate::lean).reflect(writer)
+            .modify(crate::lean)
+            .reflect(writer)
             .touched_objects()
             .for_each(move |c| {
                 if let Ok(c) = c {

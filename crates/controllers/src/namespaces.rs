@@ -186,7 +186,8 @@ where
     let task = tokio::spawn(
         watcher::watcher(Api::<K>::all(client.clone()), config)
             .default_backoff()
-            .modify(crate::lean).reflect(writer)
+            .modify(crate::lean)
+            .reflect(writer)
             .for_each(move |_| {
                 notify.notify_one();
                 async {}

@@ -520,7 +520,8 @@ pub async fn run(client: kube::Client, plugins: scheduler::Plugins) -> anyhow::R
     let cluster_stream = tokio::spawn(
         watcher::watcher(clusters, watcher::Config::default())
             .default_backoff()
-            .modify(crate::lean).reflect(writer)
+            .modify(crate::lean)
+            .reflect(writer)
             .touched_objects()
             .for_each(move |c| {
                 bump.fetch_add(1, Ordering::AcqRel);
