@@ -120,8 +120,9 @@ struct Sim {
     unscheduled: BTreeSet<Key>,
     /// Bound pods whose observed state may not match what the kubelet wants.
     kubelet_queue: BTreeSet<Key>,
-    /// Pods by the uid of their controller.
-    pods_by_owner: HashMap<String, BTreeSet<Key>>,
+    /// Pods and ReplicaSets by their kind and the uid of their owner (no scan of every
+    /// ReplicaSet per Deployment sync).
+    children_by_owner: HashMap<(Kind, String), BTreeSet<Key>>,
 }
 
 fn owner(object: &Value) -> Option<(Kind, String)> {
@@ -443,9 +444,9 @@ impl Sim {
         let rs_name = format!("{name}-{hash}");
         let desired = replicas(&d);
         let owned: Vec<(String, Value)> = self
-            .all(Kind::ReplicaSet)
-            .filter(|((n, _), rs)| n == ns && owned_by(rs, &d))
-            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .children_of(Kind::ReplicaSet, ns, &d)
+            .into_iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         if !owned.iter().any(|(n, _)| n == &rs_name) {
             let mut rs_template = template.clone();
@@ -564,14 +565,25 @@ impl Sim {
         self.set_status(Kind::Deployment, ns, name, status).await;
     }
 
-    fn live_pods_of(&self, ns: &str, parent: &Value) -> Vec<(String, Value)> {
-        let Some(keys) = self.pods_by_owner.get(&uid(parent)) else { return Vec::new() };
+    /// The objects of `kind` in `ns` that `parent` owns, from the owner index.
+    fn children_of(&self, kind: Kind, ns: &str, parent: &Value) -> Vec<(&String, &Value)> {
+        let Some(keys) = self.children_by_owner.get(&(kind, uid(parent))) else {
+            return Vec::new();
+        };
         keys.iter()
             .filter(|(n, _)| n == ns)
             .filter_map(|(n, k)| {
-                let p = self.get(Kind::Pod, n, k)?;
-                (owned_by(p, parent) && !deleting(p)).then(|| (k.clone(), p.clone()))
+                let child = self.get(kind, n, k)?;
+                owned_by(child, parent).then_some((k, child))
             })
+            .collect()
+    }
+
+    fn live_pods_of(&self, ns: &str, parent: &Value) -> Vec<(String, Value)> {
+        self.children_of(Kind::Pod, ns, parent)
+            .into_iter()
+            .filter(|(_, p)| !deleting(p))
+            .map(|(k, p)| (k.clone(), p.clone()))
             .collect()
     }
 
@@ -1144,7 +1156,7 @@ impl Sim {
             None => self.objects.entry(kind).or_default().remove(&key),
         };
         let subject = object.as_ref().or(previous.as_ref());
-        if kind == Kind::Pod {
+        if matches!(kind, Kind::Pod | Kind::ReplicaSet) {
             let owners = |o: &Value| -> Vec<String> {
                 o.pointer("/metadata/ownerReferences")
                     .and_then(Value::as_array)
@@ -1156,12 +1168,16 @@ impl Sim {
                     .unwrap_or_default()
             };
             for owner_uid in previous.as_ref().map(owners).unwrap_or_default() {
-                if let Some(set) = self.pods_by_owner.get_mut(&owner_uid) {
+                let index = (kind, owner_uid);
+                if let Some(set) = self.children_by_owner.get_mut(&index) {
                     set.remove(&key);
+                    if set.is_empty() {
+                        self.children_by_owner.remove(&index);
+                    }
                 }
             }
             for owner_uid in object.as_ref().map(owners).unwrap_or_default() {
-                self.pods_by_owner.entry(owner_uid).or_default().insert(key.clone());
+                self.children_by_owner.entry((kind, owner_uid)).or_default().insert(key.clone());
             }
         }
         match kind {
@@ -1276,7 +1292,7 @@ pub async fn run(api: Arc<Api>, config: SimConfig, faults: Arc<RwLock<Faults>>) 
         pod_ips: 0,
         unscheduled: BTreeSet::new(),
         kubelet_queue: BTreeSet::new(),
-        pods_by_owner: HashMap::new(),
+        children_by_owner: HashMap::new(),
     };
     let store = Arc::clone(api.store());
     let Ok(page) = store.list(b"/registry/", ListOptions::default()).await else { return };
