@@ -891,6 +891,7 @@ async fn run_for<B: Binding>(
         .applied_objects()
         .predicate_filter(crate::spec_relevant::<B>, Default::default());
     Controller::for_stream(changes, store)
+        .with_config(crate::controller_config())
         .reconcile_on(works.filter_map(move |work: Work| {
             let labels = work.metadata.labels.unwrap_or_default();
             let target = if namespaced {

@@ -172,6 +172,7 @@ pub async fn run(client: kube::Client, settings: Settings) -> anyhow::Result<()>
     let clusters: Api<Cluster> = Api::all(client.clone());
     let context = Arc::new(Context { client, settings, ensured: Default::default() });
     Controller::new(clusters, watcher::Config::default())
+        .with_config(crate::controller_config())
         .run(reconcile, error_policy, context)
         .for_each(|_| async {})
         .await;

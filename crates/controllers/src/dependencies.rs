@@ -347,7 +347,8 @@ fn error_policy(_: Arc<ResourceBinding>, error: &Error, _: Arc<Context>) -> Acti
 /// Runs the dependencies distributor until the future is dropped.
 pub async fn run(client: kube::Client) -> anyhow::Result<()> {
     let (bindings, changes) = crate::lean_watch(Api::<ResourceBinding>::all(client.clone()));
-    let controller = Controller::for_stream(changes, bindings.clone());
+    let controller =
+        Controller::for_stream(changes, bindings.clone()).with_config(crate::controller_config());
     let ctx = Arc::new(Context {
         client,
         bindings,

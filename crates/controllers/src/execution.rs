@@ -78,6 +78,18 @@ struct Context {
     status_written: Mutex<HashMap<(String, String), std::time::Instant>>,
 }
 
+/// How often a Work of a cluster that is not Ready is looked at again (becoming Ready also
+/// triggers it).
+const NOT_READY_RETRY: Duration = Duration::from_secs(30);
+
+/// Whether a cluster's Ready condition is True.
+fn ready(cluster: &Cluster) -> bool {
+    cluster
+        .status
+        .as_ref()
+        .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
 /// The least time between two status writes of a Work whose workload is still coming up.
 const STATUS_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -385,8 +397,23 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
             _ => {}
         }
     }
+    // A push cluster that is not Ready is not asked anything (as upstream): with a bounded
+    // number of reconciles at once, requests that wait out a dead member's timeout would hold
+    // every slot and starve the healthy clusters. Its Works are taken up again when it is
+    // Ready (the cluster watch triggers them).
+    let unreachable =
+        matches!(ctx.scope, Scope::Push) && cluster.as_ref().is_some_and(|c| !ready(c));
     if work.metadata.deletion_timestamp.is_some() {
         if !finalizers.iter().any(|f| f == FINALIZER) {
+            return Ok(Action::await_change());
+        }
+        if unreachable {
+            // What it applied stays (and the Work with it) until the member can be cleaned,
+            // unless the cluster itself is going away.
+            if cluster.as_ref().is_some_and(|c| c.metadata.deletion_timestamp.is_none()) {
+                return Ok(Action::requeue(NOT_READY_RETRY));
+            }
+            crate::set_finalizer(&works, &name, &finalizers, FINALIZER, false).await?;
             return Ok(Action::await_change());
         }
         let preserve = work.spec.preserve_resources_on_deletion == Some(true);
@@ -401,6 +428,9 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
         return Ok(Action::await_change());
     }
     let Some(cluster) = cluster else { return Ok(Action::requeue(Duration::from_secs(2))) };
+    if unreachable {
+        return Ok(Action::requeue(NOT_READY_RETRY));
+    }
     let mut manifest_statuses = Vec::new();
     let (applied, message) = match ctx.member(&cluster).await {
         Err(e) => (false, format!("cannot reach cluster {cluster_name}: {e}")),
@@ -534,13 +564,32 @@ pub async fn run_scoped(
             }
         }
     });
+    let (store, work_writer) = reflector::store::<Work>();
+    // A cluster that becomes Ready has its Works looked at at once.
     let (clusters, writer) = reflector::store::<Cluster>();
+    let mut was_ready: HashMap<String, bool> = HashMap::new();
+    let (works_of, ready_trigger) = (store.clone(), trigger.clone());
     let cluster_watch = tokio::spawn(
         watcher::watcher(clusters_api, cluster_config)
             .default_backoff()
             .modify(crate::lean)
             .reflect(writer)
-            .for_each(|_| async {}),
+            .applied_objects()
+            .for_each(move |cluster| {
+                if let Ok(cluster) = cluster {
+                    let name = cluster.metadata.name.clone().unwrap_or_default();
+                    let now = ready(&cluster);
+                    if was_ready.insert(name.clone(), now) == Some(false) && now {
+                        let es = crate::execution_namespace(&name);
+                        for w in works_of.state() {
+                            if w.metadata.namespace.as_deref() == Some(es.as_str()) {
+                                let _ = ready_trigger.unbounded_send(ObjectRef::from_obj(&*w));
+                            }
+                        }
+                    }
+                }
+                async {}
+            }),
     );
     let _ = clusters.wait_until_ready().await;
     let ctx = Arc::new(Context {
@@ -554,14 +603,14 @@ pub async fn run_scoped(
     });
     // A Work's own status writes (this controller's) trigger nothing: only what it is asked to
     // apply (spec, deletion, finalizers) and what happens in the member do.
-    let (store, writer) = reflector::store::<Work>();
     let changes = watcher::watcher(works, watcher::Config::default())
         .default_backoff()
         .modify(crate::lean)
-        .reflect(writer)
+        .reflect(work_writer)
         .applied_objects()
         .predicate_filter(crate::spec_relevant::<Work>, Default::default());
     Controller::for_stream(changes, store)
+        .with_config(crate::controller_config())
         .reconcile_on(triggered)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})

@@ -503,6 +503,7 @@ async fn run_manager_for<B: Binding>(
 ) {
     let (store, changes) = crate::lean_watch(Api::<B>::all(ctx.client.clone()));
     Controller::for_stream(changes, store)
+        .with_config(crate::controller_config())
         .reconcile_all_on(cluster_changes)
         .run(reconcile::<B>, error_policy::<B>, ctx)
         .for_each(|_| async {})

@@ -66,6 +66,17 @@ impl Default for Settings {
     }
 }
 
+/// How many reconciles of one controller run at once. kube-runtime's default is unbounded: in a
+/// burst every queued object had a request in flight, each on its own HTTP/1.1 connection
+/// (1,500 connections, as many TLS handshakes, and their buffers, from the controller-manager
+/// at 10×1,000).
+pub const CONCURRENCY: u16 = 64;
+
+/// The configuration every controller runs with (bounded concurrency).
+pub(crate) fn controller_config() -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default().concurrency(CONCURRENCY)
+}
+
 /// The namespace holding a cluster's Works.
 pub fn execution_namespace(cluster: &str) -> String {
     format!("karmada-es-{cluster}")

@@ -113,6 +113,7 @@ fn error_policy(_: Arc<DynamicObject>, error: &Error, _: Arc<Context>) -> Action
 pub async fn run(client: kube::Client) -> anyhow::Result<()> {
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &rebalancer_resource());
     Controller::new_with(api, watcher::Config::default(), rebalancer_resource())
+        .with_config(crate::controller_config())
         .run(reconcile, error_policy, Arc::new(Context { client }))
         .for_each(|_| async {})
         .await;

@@ -479,7 +479,8 @@ async fn run_for<B: Binding>(
         tried: std::sync::Mutex::default(),
     });
     let (bindings, changes) = crate::lean_watch(api);
-    let controller = Controller::for_stream(changes, bindings.clone());
+    let controller =
+        Controller::for_stream(changes, bindings.clone()).with_config(crate::controller_config());
     let (all_tx, all_rx) = futures::channel::mpsc::unbounded::<()>();
     let (some_tx, some_rx) = futures::channel::mpsc::unbounded();
     let router = tokio::spawn(cluster_changes.for_each(move |signal| {
