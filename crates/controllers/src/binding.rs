@@ -31,6 +31,7 @@ use propagation::Template;
 use propagation::overrides::{OverridePolicyRef, render};
 use serde_json::{Value, json};
 
+use crate::lean::LeanObject;
 use crate::{Binding, execution_namespace};
 
 pub const BINDING_NAMESPACE_LABEL: &str = "resourcebinding.karmada.io/namespace";
@@ -220,9 +221,12 @@ struct Context {
     works: Store<Work>,
     work_index: Arc<WorkIndex>,
     kinds: crate::KindCache,
-    /// Templates by binding, with the template resourceVersion the binding recorded when
-    /// they were read: a binding whose record has not changed renders from here, not a GET.
-    templates: Mutex<HashMap<String, (String, Arc<DynamicObject>)>>,
+    /// The detector's templates: a binding renders from here (a GET only when the cache is
+    /// older than the template version the binding records).
+    templates: Arc<crate::detector::Templates>,
+    /// Template status written here, by template: (the resourceVersion it produced, the
+    /// status). Used while the cache still shows an older version.
+    template_statuses: Mutex<HashMap<String, (String, Value)>>,
     /// Bumped on every change that can alter a rendering (an override policy, a cluster's
     /// labels or location, a cluster added or removed).
     epoch: Arc<AtomicU64>,
@@ -269,15 +273,32 @@ impl Rendered {
 }
 
 impl Context {
-    fn cached_template(&self, key: &str, recorded: &str) -> Option<Arc<DynamicObject>> {
-        let templates = self.templates.lock().ok()?;
-        let (rv, object) = templates.get(key)?;
-        (!recorded.is_empty() && rv == recorded).then(|| Arc::clone(object))
+    /// The template's status as last known here: the one written here while the cache lags
+    /// behind that write, else the cached one.
+    fn template_status(&self, key: &str, template: &LeanObject) -> Value {
+        let cached = template.field("status").unwrap_or(Value::Null);
+        let Ok(mut own) = self.template_statuses.lock() else { return cached };
+        match own.get(key) {
+            Some((rv, status))
+                if !crate::rv_at_least(template.metadata.resource_version.as_deref(), rv) =>
+            {
+                status.clone()
+            }
+            Some(_) => {
+                own.remove(key);
+                cached
+            }
+            None => cached,
+        }
     }
 
-    fn remember_template(&self, key: String, recorded: &str, object: Arc<DynamicObject>) {
-        if let Ok(mut templates) = self.templates.lock() {
-            templates.insert(key, (recorded.to_owned(), object));
+    fn remember_template_status(&self, key: String, updated: &LeanObject) {
+        if let (Ok(mut own), Some(rv), Some(status)) = (
+            self.template_statuses.lock(),
+            updated.metadata.resource_version.clone(),
+            updated.field("status"),
+        ) {
+            own.insert(key, (rv, status));
         }
     }
 
@@ -389,10 +410,6 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
     let bindings = binding_api::<B>(&ctx.client, namespace.as_deref());
     let finalizers = rb.meta().finalizers.clone().unwrap_or_default();
     if deleting {
-        let suffix = format!("/{ns}/{name}");
-        if let Ok(mut templates) = ctx.templates.lock() {
-            templates.retain(|k, _| !k.ends_with(&suffix));
-        }
         if let Ok(mut rendered) = ctx.rendered.lock() {
             rendered.remove(&owner_key(namespace.as_deref(), &name));
         }
@@ -411,23 +428,20 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
     let (group, version) =
         resource.api_version.split_once('/').unwrap_or(("", resource.api_version.as_str()));
     let ar = ctx.resource(&GroupVersionKind::gvk(group, version, &resource.kind)).await?;
-    let templates: Api<DynamicObject> = if resource.namespace.is_empty() {
+    let templates: Api<LeanObject> = if resource.namespace.is_empty() {
         Api::all_with(ctx.client.clone(), &ar)
     } else {
         Api::namespaced_with(ctx.client.clone(), &resource.namespace, &ar)
     };
-    let cache_key = format!("{}/{}/{}", ar.plural, ns, name);
-    let template = match ctx.cached_template(&cache_key, &resource.resource_version) {
+    let cached = ctx.templates.get(&ar, &resource.namespace, &resource.name).filter(|t| {
+        crate::rv_at_least(t.metadata.resource_version.as_deref(), &resource.resource_version)
+    });
+    let template = match cached {
         Some(t) => t,
-        None => {
-            let Some(mut t) = templates.get_opt(&resource.name).await? else {
-                return Ok(Action::requeue(Duration::from_secs(1)));
-            };
-            crate::lean(&mut t);
-            let t = Arc::new(t);
-            ctx.remember_template(cache_key.clone(), &resource.resource_version, Arc::clone(&t));
-            t
-        }
+        None => match templates.get_opt(&resource.name).await? {
+            Some(t) => t,
+            None => return Ok(Action::requeue(Duration::from_secs(1))),
+        },
     };
     let owner = owner_key(namespace.as_deref(), &name);
     let mut inputs = Rendered::of(epoch, rb.meta(), &existing);
@@ -436,7 +450,7 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
     // for the aggregation (by then the cache also shows the scheduler's status write).
     let mut wrote_works = false;
     if !unchanged {
-        let mut object = serde_json::to_value(&*template).unwrap_or_default();
+        let mut object = template.to_value();
         object["apiVersion"] = json!(ar.api_version);
         object["kind"] = json!(ar.kind);
         let t = Template::from_object(&object);
@@ -557,12 +571,7 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
     if wrote_works {
         return Ok(Action::requeue(Duration::from_secs(300)));
     }
-    if let Some(mut updated) =
-        aggregate::<B>(&ctx, &rb, &existing, &ar, &templates, &template).await?
-    {
-        crate::lean(&mut updated);
-        ctx.remember_template(cache_key, &resource.resource_version, Arc::new(updated));
-    }
+    aggregate::<B>(&ctx, &rb, &existing, &ar, &templates, &template).await?;
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 
@@ -705,9 +714,9 @@ async fn aggregate<B: Binding>(
     rb: &B,
     works: &[Arc<Work>],
     ar: &ApiResource,
-    templates: &Api<DynamicObject>,
-    template: &DynamicObject,
-) -> Result<Option<DynamicObject>, Error> {
+    templates: &Api<LeanObject>,
+    template: &LeanObject,
+) -> Result<(), Error> {
     let spec = rb.spec();
     let name = rb.meta().name.as_deref().unwrap_or_default();
     let owner = owner_key(rb.meta().namespace.as_deref(), name);
@@ -793,7 +802,13 @@ async fn aggregate<B: Binding>(
     let generation = template.metadata.generation.unwrap_or(0);
     if let Some(status) = propagation::interpreter::aggregate_status(&ar.kind, &members, generation)
     {
-        let current = template.data.get("status").cloned().unwrap_or(Value::Null);
+        let template_key = format!(
+            "{}/{}/{}",
+            ar.plural,
+            template.metadata.namespace.as_deref().unwrap_or_default(),
+            template.metadata.name.as_deref().unwrap_or_default()
+        );
+        let current = ctx.template_status(&template_key, template);
         if current != status {
             let mut patch = status.clone();
             // Fields that dropped out of the aggregate are removed.
@@ -810,14 +825,14 @@ async fn aggregate<B: Binding>(
                 )
                 .await
             {
-                Ok(updated) => return Ok(Some(updated)),
+                Ok(updated) => ctx.remember_template_status(template_key, &updated),
                 // A kind without a status subresource keeps its status as is.
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
                 Err(e) => return Err(e.into()),
             }
         }
     }
-    Ok(None)
+    Ok(())
 }
 
 fn error_policy<B: Binding>(_: Arc<B>, error: &Error, _: Arc<Context>) -> Action {
@@ -912,7 +927,10 @@ async fn run_for<B: Binding>(
 
 /// Runs the binding controller (ResourceBindings and ClusterResourceBindings) until the future
 /// is dropped. Any change to an override policy re-renders every binding's Works.
-pub async fn run(client: kube::Client) -> anyhow::Result<()> {
+pub async fn run(
+    client: kube::Client,
+    templates: Arc<crate::detector::Templates>,
+) -> anyhow::Result<()> {
     let (ops, op_changes) = cached::<OverridePolicy>(&client);
     let (cops, cop_changes) = cached::<ClusterOverridePolicy>(&client);
     let (clusters, cluster_changes) = cached::<Cluster>(&client);
@@ -970,7 +988,8 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
         works,
         work_index,
         kinds: crate::KindCache::default(),
-        templates: Mutex::new(HashMap::new()),
+        templates,
+        template_statuses: Mutex::new(HashMap::new()),
         epoch,
         rendered: Mutex::new(HashMap::new()),
         own_statuses: Mutex::new(HashMap::new()),

@@ -11,12 +11,14 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use karmada_api::work::{BindingSnapshot, ResourceBinding, TargetCluster};
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DeleteParams, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use propagation::interpreter::Dependency;
 use serde_json::json;
+
+use crate::lean::LeanObject;
 
 /// The label on bindings this controller created for dependencies.
 pub const ATTACHED_LABEL: &str = "resourcebinding.karmada.io/attached";
@@ -55,6 +57,8 @@ type Pass = (String, Vec<TargetCluster>, Vec<Dependency>);
 struct Context {
     client: kube::Client,
     bindings: Store<ResourceBinding>,
+    /// The detector's templates (workloads and their dependencies are read from here).
+    templates: Arc<crate::detector::Templates>,
     kinds: crate::KindCache,
     /// Workloads that have propagated dependencies (so turning `propagateDeps` off, or
     /// deleting the workload, is noticed without scanning every binding for the others).
@@ -195,10 +199,22 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
             let (group, version) =
                 resource.api_version.split_once('/').unwrap_or(("", resource.api_version.as_str()));
             let ar = ctx.resource(&GroupVersionKind::gvk(group, version, &resource.kind)).await?;
-            let templates: Api<DynamicObject> =
-                Api::namespaced_with(ctx.client.clone(), &resource.namespace, &ar);
-            if let Some(template) = templates.get_opt(&resource.name).await? {
-                let object = serde_json::to_value(&template).unwrap_or_default();
+            let cached = ctx.templates.get(&ar, &resource.namespace, &resource.name).filter(|t| {
+                crate::rv_at_least(
+                    t.metadata.resource_version.as_deref(),
+                    &resource.resource_version,
+                )
+            });
+            let template = match cached {
+                Some(t) => Some(t),
+                None => {
+                    Api::<LeanObject>::namespaced_with(ctx.client.clone(), &resource.namespace, &ar)
+                        .get_opt(&resource.name)
+                        .await?
+                }
+            };
+            if let Some(template) = template {
+                let object = template.to_value();
                 wanted = propagation::interpreter::dependencies(&ar.kind, &object);
                 if let Ok(mut found) = ctx.found.lock() {
                     found.insert(
@@ -259,8 +275,15 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
             continue;
         }
         let ar = ctx.resource(&GroupVersionKind::gvk("", "v1", dep.kind)).await?;
-        let objects: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, &ar);
-        let Some(object) = objects.get_opt(&dep.name).await? else {
+        let object = match ctx.templates.get(&ar, &ns, &dep.name) {
+            Some(o) => Some(o),
+            None => {
+                Api::<LeanObject>::namespaced_with(ctx.client.clone(), &ns, &ar)
+                    .get_opt(&dep.name)
+                    .await?
+            }
+        };
+        let Some(object) = object else {
             missing = true;
             continue;
         };
@@ -345,13 +368,17 @@ fn error_policy(_: Arc<ResourceBinding>, error: &Error, _: Arc<Context>) -> Acti
 }
 
 /// Runs the dependencies distributor until the future is dropped.
-pub async fn run(client: kube::Client) -> anyhow::Result<()> {
+pub async fn run(
+    client: kube::Client,
+    templates: Arc<crate::detector::Templates>,
+) -> anyhow::Result<()> {
     let (bindings, changes) = crate::lean_watch(Api::<ResourceBinding>::all(client.clone()));
     let controller =
         Controller::for_stream(changes, bindings.clone()).with_config(crate::controller_config());
     let ctx = Arc::new(Context {
         client,
         bindings,
+        templates,
         kinds: crate::KindCache::default(),
         parents: Mutex::new(BTreeSet::new()),
         found: Mutex::new(HashMap::new()),

@@ -13,6 +13,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use karmada_api::policy::{ClusterPropagationPolicy, PropagationPolicy};
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+
+use crate::lean::LeanObject;
 use kube::discovery::{Discovery, Scope, verbs};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -42,7 +44,40 @@ fn skipped(resource: &ApiResource) -> bool {
             ))
 }
 
-type TemplateKey = (String, String, String); // (group/version/plural, namespace, name)
+pub type TemplateKey = (String, String, String); // (group/version/plural, namespace, name)
+
+/// Every resource template the detector watches, with its kind and scope. The binding
+/// controller renders Works from here instead of reading templates from the API.
+#[derive(Default)]
+pub struct Templates(parking_lot::RwLock<HashMap<TemplateKey, TemplateEntry>>);
+
+/// A template and its API resource (shared by every template of the kind).
+pub type TemplateEntry = (Arc<ApiResource>, bool, LeanObject);
+
+impl Templates {
+    /// The template of kind `ar` (`apiVersion/plural` as in [`TemplateKey`]) at `namespace/name`.
+    pub fn get(&self, ar: &ApiResource, namespace: &str, name: &str) -> Option<LeanObject> {
+        let k =
+            (format!("{}/{}", ar.api_version, ar.plural), namespace.to_owned(), name.to_owned());
+        self.0.read().get(&k).map(|(_, _, o)| o.clone())
+    }
+
+    fn entry(&self, k: &TemplateKey) -> Option<TemplateEntry> {
+        self.0.read().get(k).cloned()
+    }
+
+    fn insert(&self, k: TemplateKey, entry: TemplateEntry) {
+        self.0.write().insert(k, entry);
+    }
+
+    fn remove(&self, k: &TemplateKey) {
+        self.0.write().remove(k);
+    }
+
+    fn keys(&self) -> Vec<TemplateKey> {
+        self.0.read().keys().cloned().collect()
+    }
+}
 
 struct State {
     client: kube::Client,
@@ -57,22 +92,6 @@ struct State {
     policy_epoch: Arc<AtomicU64>,
     /// Per template: its content fingerprint and the policy epoch of its last complete pass.
     settled: Mutex<HashMap<TemplateKey, (u64, u64)>>,
-}
-
-/// A fingerprint of a template without its status and server bookkeeping.
-fn content_fingerprint(object: &Value) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut content = object.clone();
-    if let Some(m) = content.as_object_mut() {
-        m.remove("status");
-    }
-    if let Some(m) = content.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.remove("resourceVersion");
-        m.remove("managedFields");
-    }
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    content.to_string().hash(&mut h);
-    h.finish()
 }
 
 /// How many templates are reconciled at once.
@@ -126,7 +145,7 @@ impl Queue {
     }
 }
 
-fn key(ar: &ApiResource, obj: &DynamicObject) -> TemplateKey {
+fn key(ar: &ApiResource, obj: &LeanObject) -> TemplateKey {
     (
         format!("{}/{}", ar.api_version, ar.plural),
         obj.metadata.namespace.clone().unwrap_or_default(),
@@ -142,7 +161,7 @@ impl State {
         &self,
         ar: &ApiResource,
         namespaced: bool,
-        template: &DynamicObject,
+        template: &LeanObject,
     ) -> Result<(), kube::Error> {
         let ns = template.metadata.namespace.clone().unwrap_or_default();
         if reserved_namespace(&ns) || template.metadata.deletion_timestamp.is_some() {
@@ -150,15 +169,15 @@ impl State {
         }
         // Read before the policy caches: a policy change after this bumps it again.
         let epoch = self.policy_epoch.load(Ordering::Acquire);
-        let mut object = serde_json::to_value(template).unwrap_or_default();
-        object["apiVersion"] = json!(ar.api_version);
-        object["kind"] = json!(ar.kind);
-        let content = content_fingerprint(&object);
+        let content = template.content_hash();
         let k = key(ar, template);
         if self.settled.lock().is_ok_and(|s| s.get(&k) == Some(&(content, epoch))) {
             return Ok(());
         }
-        self.reconcile_object(ar, namespaced, template, object).await?;
+        let mut object = template.to_value();
+        object["apiVersion"] = json!(ar.api_version);
+        object["kind"] = json!(ar.kind);
+        self.reconcile_object(ar, namespaced, template, object, content).await?;
         if let Ok(mut settled) = self.settled.lock() {
             settled.insert(k, (content, epoch));
         }
@@ -169,8 +188,9 @@ impl State {
         &self,
         ar: &ApiResource,
         namespaced: bool,
-        template: &DynamicObject,
+        template: &LeanObject,
         object: Value,
+        content: u64,
     ) -> Result<(), kube::Error> {
         let ns = template.metadata.namespace.clone().unwrap_or_default();
         let t = Template::from_object(&object);
@@ -291,7 +311,6 @@ impl State {
         // was not a status update (aggregated status written back is not a change to
         // propagate).
         let memo = (format!("{}/{}", ar.api_version, ar.plural), ns.clone(), name.clone());
-        let content = content_fingerprint(&object);
         let current_rv = template.metadata.resource_version.clone().unwrap_or_default();
         let recorded_rv = match self.versions.lock() {
             Ok(mut versions) => {
@@ -434,7 +453,7 @@ impl State {
         ar: &ApiResource,
         ns: &str,
         name: &str,
-        template: &DynamicObject,
+        template: &LeanObject,
     ) -> Result<(), kube::Error> {
         let bindings: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), ns, &crate::binding_resource(true));
@@ -458,7 +477,7 @@ fn namespaced_binding_exists(
     existing: &HashSet<(bool, String, String)>,
     ar: &ApiResource,
     namespaced: bool,
-    obj: &DynamicObject,
+    obj: &LeanObject,
 ) -> bool {
     let name =
         propagation::binding_name(&ar.kind, obj.metadata.name.as_deref().unwrap_or_default());
@@ -482,13 +501,13 @@ const CLAIM_LABELS: [&str; 5] = [
 
 enum Change {
     /// A template as watched, and whether it is a fresh change (not part of an initial list).
-    Template(Box<(ApiResource, bool, DynamicObject)>, bool),
+    Template(Box<(Arc<ApiResource>, bool, LeanObject)>, bool),
     Gone(TemplateKey),
     Policies,
 }
 
 /// Runs the detector until the future is dropped.
-pub async fn run(client: kube::Client) -> anyhow::Result<()> {
+pub async fn run(client: kube::Client, templates: Arc<Templates>) -> anyhow::Result<()> {
     let (pp_reader, pp_writer) = reflector::store::<PropagationPolicy>();
     let (cpp_reader, cpp_writer) = reflector::store::<ClusterPropagationPolicy>();
     let (tx, mut rx) = mpsc::channel::<Change>(4096);
@@ -546,7 +565,6 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
         policy_epoch,
         settled: Mutex::new(HashMap::new()),
     });
-    let mut templates: BTreeMap<TemplateKey, (ApiResource, bool, DynamicObject)> = BTreeMap::new();
     // Bindings that exist at start: a listed template without one is new work and goes
     // before the resync of those that have one.
     let mut existing: HashSet<(bool, String, String)> = HashSet::new();
@@ -570,7 +588,7 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
         // and never two at once for one template.
         while running.len() < WORKERS {
             let Some(k) = queue.next() else { break };
-            let Some((ar, namespaced, obj)) = templates.get(&k).cloned() else {
+            let Some((ar, namespaced, obj)) = templates.entry(&k) else {
                 queue.done(&k);
                 continue;
             };
@@ -614,7 +632,7 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
                         // Policies changed: every known template gets another look, behind
                         // any fresh change.
                         for k in templates.keys() {
-                            queue.push_resync(k.clone());
+                            queue.push_resync(k);
                         }
                     }
                 }
@@ -633,11 +651,12 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
                             continue;
                         }
                         let namespaced = caps.scope == Scope::Namespaced;
-                        let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+                        let api: Api<LeanObject> = Api::all_with(client.clone(), &ar);
                         let tx = tx.clone();
-                        tasks.push(tokio::spawn(watcher::watcher(api, watcher::Config::default()).default_backoff().modify(crate::lean).for_each(move |event| {
+                        let ar = Arc::new(ar);
+                        tasks.push(tokio::spawn(watcher::watcher(api, watcher::Config::default()).default_backoff().for_each(move |event| {
                             let tx = tx.clone();
-                            let ar = ar.clone();
+                            let ar = Arc::clone(&ar);
                             async move {
                                 let change = match event {
                                     Ok(watcher::Event::Apply(obj)) => Change::Template(Box::new((ar, namespaced, obj)), true),

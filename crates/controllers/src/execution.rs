@@ -18,7 +18,7 @@ use futures::channel::mpsc;
 use k8s_openapi::api::core::v1::Namespace;
 use karmada_api::cluster::Cluster;
 use karmada_api::work::{ManifestStatus, Work};
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DeleteParams, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -26,6 +26,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 
 use crate::binding::{CONFLICT_ANNOTATION, MANAGED_LABEL};
+use crate::lean::LeanObject;
 use crate::member_client;
 
 pub const FINALIZER: &str = "karmada.io/execution-controller";
@@ -37,7 +38,7 @@ pub const WORK_NAMESPACE_ANNOTATION: &str = "work.karmada.io/namespace";
 /// A watch of one kind in one member, and its cache.
 struct KindWatch {
     resource: ApiResource,
-    cache: Store<DynamicObject>,
+    cache: Store<LeanObject>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -146,14 +147,13 @@ impl Context {
             return Ok(Arc::clone(w));
         }
         let (resource, _) = kube::discovery::pinned_kind(member, gvk).await?;
-        let writer = reflector::store::Writer::<DynamicObject>::new(resource.clone());
+        let writer = reflector::store::Writer::<LeanObject>::new(resource.clone());
         let cache = writer.as_reader();
-        let api: Api<DynamicObject> = Api::all_with(member.clone(), &resource);
+        let api: Api<LeanObject> = Api::all_with(member.clone(), &resource);
         let trigger = self.trigger.clone();
         let task = tokio::spawn(
             watcher::watcher(api, watcher::Config::default().labels(MANAGED_LABEL))
                 .default_backoff()
-                .modify(crate::lean)
                 .reflect(writer)
                 .touched_objects()
                 .for_each(move |object| {
@@ -211,7 +211,7 @@ fn gvk_of(manifest: &Value) -> GroupVersionKind {
     )
 }
 
-fn target_api(member: &kube::Client, ar: &ApiResource, namespace: &str) -> Api<DynamicObject> {
+fn target_api(member: &kube::Client, ar: &ApiResource, namespace: &str) -> Api<LeanObject> {
     if namespace.is_empty() {
         Api::all_with(member.clone(), ar)
     } else {
@@ -248,7 +248,7 @@ pub fn desired(manifest: &Value, work_namespace: &str, work_name: &str) -> Value
 
 /// Whether an existing member object may be written: Karmada manages it, or the manifest asks
 /// to overwrite.
-fn may_write(existing: &DynamicObject, manifest: &Value) -> bool {
+fn may_write(existing: &LeanObject, manifest: &Value) -> bool {
     let managed = existing.metadata.labels.as_ref().is_some_and(|l| l.get(MANAGED_LABEL).is_some());
     let overwrite = manifest
         .pointer(&format!("/metadata/annotations/{}", CONFLICT_ANNOTATION.replace('/', "~1")))
@@ -285,7 +285,7 @@ struct Applied {
     /// Why it was deliberately not applied.
     refused: Option<String>,
     /// The member's object after the apply (or as found).
-    observed: Option<DynamicObject>,
+    observed: Option<LeanObject>,
     resource: ApiResource,
 }
 
@@ -322,7 +322,7 @@ async fn apply_manifest(
             });
         }
         // Type fields may be absent from cached list items; the rest must match.
-        let current = serde_json::to_value(existing).unwrap_or_default();
+        let current = existing.to_value();
         let mut want = manifest.clone();
         if let Some(m) = want.as_object_mut() {
             m.remove("apiVersion");
@@ -451,7 +451,7 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
                 // Reflect the member's view of the object (status and health).
                 let Some(observed) = outcome.observed else { continue };
                 let ar = outcome.resource;
-                let observed = serde_json::to_value(&observed).unwrap_or_default();
+                let observed = observed.to_value();
                 let health = match propagation::interpreter::is_healthy(&ar.kind, &observed) {
                     Some(true) => "Healthy",
                     Some(false) => "Unhealthy",
@@ -664,7 +664,7 @@ mod tests {
         assert_eq!(m["metadata"]["labels"][MANAGED_LABEL], "true");
         assert_eq!(m["metadata"]["annotations"][WORK_NAME_ANNOTATION], "c-configmap-1");
         assert_eq!(m["metadata"]["annotations"][WORK_NAMESPACE_ANNOTATION], "karmada-es-m1");
-        let unmanaged: DynamicObject = serde_json::from_value(
+        let unmanaged: LeanObject = serde_json::from_value(
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
         )
         .unwrap();

@@ -25,6 +25,7 @@ pub mod detector;
 pub mod execution;
 pub mod failover;
 pub mod leader;
+pub mod lean;
 pub mod member_client;
 pub mod namespaces;
 pub mod rebalancer;
@@ -77,6 +78,19 @@ pub(crate) fn controller_config() -> kube::runtime::controller::Config {
     kube::runtime::controller::Config::default().concurrency(CONCURRENCY)
 }
 
+/// Whether resourceVersion `have` is at least `want` (both etcd-style revisions; an empty
+/// `want` asks for nothing, and versions that are not numbers only match themselves).
+pub(crate) fn rv_at_least(have: Option<&str>, want: &str) -> bool {
+    if want.is_empty() {
+        return true;
+    }
+    let Some(have) = have else { return false };
+    match (have.parse::<u64>(), want.parse::<u64>()) {
+        (Ok(h), Ok(w)) => h >= w,
+        _ => have == want,
+    }
+}
+
 /// The namespace holding a cluster's Works.
 pub fn execution_namespace(cluster: &str) -> String {
     format!("karmada-es-{cluster}")
@@ -90,12 +104,14 @@ pub async fn run(client: kube::Client, settings: Settings) -> anyhow::Result<()>
     let cluster = tokio::spawn(cluster::run(client.clone(), settings.clone()));
     let timeout = settings.probe_timeout;
     let status = tokio::spawn(cluster_status::run(client.clone(), settings.clone()));
-    let detector = tokio::spawn(detector::run(client.clone()));
-    let dependencies = tokio::spawn(dependencies::run(client.clone()));
+    let templates = std::sync::Arc::new(detector::Templates::default());
+    let detector = tokio::spawn(detector::run(client.clone(), std::sync::Arc::clone(&templates)));
+    let dependencies =
+        tokio::spawn(dependencies::run(client.clone(), std::sync::Arc::clone(&templates)));
     let namespaces = tokio::spawn(namespaces::run(client.clone()));
     let failover = tokio::spawn(failover::run(client.clone(), settings.evictions_per_second));
     let rebalancer = tokio::spawn(rebalancer::run(client.clone()));
-    let binding = tokio::spawn(binding::run(client.clone()));
+    let binding = tokio::spawn(binding::run(client.clone(), templates));
     let execution = tokio::spawn(execution::run(client, timeout));
     tokio::select! {
         r = cluster => r??,
