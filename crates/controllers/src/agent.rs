@@ -165,7 +165,18 @@ pub async fn run(
     eprintln!("karmada agent: cluster {} registered in Pull mode", config.cluster_name);
     let reporter = tokio::spawn(report(control.clone(), member.clone(), config.clone()));
     let scope = crate::execution::Scope::Agent { cluster: config.cluster_name.clone(), member };
-    let result = crate::execution::run_scoped(control, config.probe_timeout, scope).await;
+    // Its credentials reach its own Works and its own Cluster only.
+    let works = crate::shared::Watched::start(
+        kube::Api::namespaced(control.clone(), &crate::execution_namespace(&config.cluster_name)),
+        kube::runtime::watcher::Config::default(),
+    );
+    let clusters = crate::shared::Watched::start(
+        kube::Api::all(control.clone()),
+        kube::runtime::watcher::Config::default()
+            .fields(&format!("metadata.name={}", config.cluster_name)),
+    );
+    let result =
+        crate::execution::run_scoped(control, config.probe_timeout, scope, works, clusters).await;
     reporter.abort();
     result
 }

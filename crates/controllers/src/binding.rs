@@ -32,6 +32,7 @@ use propagation::overrides::{OverridePolicyRef, render};
 use serde_json::{Value, json};
 
 use crate::lean::LeanObject;
+use crate::shared::{Change, Watched};
 use crate::{Binding, execution_namespace};
 
 pub const BINDING_NAMESPACE_LABEL: &str = "resourcebinding.karmada.io/namespace";
@@ -169,16 +170,16 @@ impl WorkIndex {
         Some((owner, (work.metadata.namespace.clone()?, work.metadata.name.clone()?)))
     }
 
-    pub fn observe(&self, event: &watcher::Event<Work>) {
+    pub fn observe(&self, change: &Change<Work>) {
         let Ok(mut guard) = self.inner.lock() else { return };
         let (current, relist) = &mut *guard;
-        match event {
-            watcher::Event::Apply(w) => {
+        match change {
+            Change::Applied(w) => {
                 if let Some((owner, key)) = Self::key(w) {
                     current.entry(owner).or_default().insert(key);
                 }
             }
-            watcher::Event::Delete(w) => {
+            Change::Deleted(w) => {
                 if let Some((owner, key)) = Self::key(w)
                     && let Some(set) = current.get_mut(&owner)
                 {
@@ -188,8 +189,8 @@ impl WorkIndex {
                     }
                 }
             }
-            watcher::Event::Init => *relist = Some(HashMap::new()),
-            watcher::Event::InitApply(w) => {
+            Change::Relisting => *relist = Some(HashMap::new()),
+            Change::Listed(w) => {
                 if let Some((owner, key)) = Self::key(w) {
                     current.entry(owner.clone()).or_default().insert(key.clone());
                     if let Some(fresh) = relist.as_mut() {
@@ -197,7 +198,7 @@ impl WorkIndex {
                     }
                 }
             }
-            watcher::Event::InitDone => {
+            Change::Relisted => {
                 if let Some(fresh) = relist.take() {
                     *current = fresh;
                 }
@@ -847,13 +848,12 @@ fn error_policy<B: Binding>(_: Arc<B>, error: &Error, _: Arc<Context>) -> Action
 /// Only the cluster changes that can change a rendering: a cluster added or removed, or its
 /// labels or location changed (status heartbeats are not).
 fn placement_relevant(
-    clusters: impl futures::Stream<Item = Option<Cluster>> + Send + 'static,
+    clusters: impl futures::Stream<Item = Change<Cluster>> + Send + 'static,
 ) -> impl futures::Stream<Item = ()> + Send + 'static {
     let mut seen: HashMap<String, (Option<BTreeMap<String, String>>, String)> = HashMap::new();
-    clusters.filter_map(move |c| {
-        let changed = match c {
-            None => true,
-            Some(c) => {
+    clusters.filter_map(move |change| {
+        let changed = match change {
+            Change::Applied(c) | Change::Listed(c) => {
                 let name = c.metadata.name.clone().unwrap_or_default();
                 let gone = c.metadata.deletion_timestamp.is_some();
                 let fingerprint = (
@@ -862,6 +862,11 @@ fn placement_relevant(
                 );
                 seen.insert(name, fingerprint.clone()) != Some(fingerprint)
             }
+            Change::Deleted(c) => {
+                seen.remove(c.metadata.name.as_deref().unwrap_or_default());
+                true
+            }
+            Change::Relisting | Change::Relisted => false,
         };
         futures::future::ready(changed.then_some(()))
     })
@@ -892,31 +897,28 @@ where
 
 async fn run_for<B: Binding>(
     ctx: Arc<Context>,
-    works: impl futures::Stream<Item = Work> + Send + 'static,
+    bindings: Arc<Watched<B>>,
+    works: impl futures::Stream<Item = Change<Work>> + Send + 'static,
     policy_changes: impl futures::Stream<Item = ()> + Send + 'static,
     namespaced: bool,
 ) {
     // Status writes (the aggregation's own, the scheduler's condition) trigger nothing here:
     // a binding is reconciled for its spec, deletion and finalizers, and for its Works.
-    let (store, writer) = reflector::store::<B>();
-    let changes = watcher::watcher(Api::<B>::all(ctx.client.clone()), watcher::Config::default())
-        .default_backoff()
-        .modify(crate::lean)
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(crate::spec_relevant::<B>, Default::default());
-    Controller::for_stream(changes, store)
+    let changes = crate::shared::changed_by(bindings.applied(), crate::spec_relevant::<B>);
+    Controller::for_shared_stream(changes, bindings.store())
         .with_config(crate::controller_config())
-        .reconcile_on(works.filter_map(move |work: Work| {
-            let labels = work.metadata.labels.unwrap_or_default();
-            let target = if namespaced {
-                labels
-                    .get(BINDING_NAME_LABEL)
-                    .zip(labels.get(BINDING_NAMESPACE_LABEL))
-                    .map(|(name, ns)| ObjectRef::new(name).within(ns))
-            } else {
-                labels.get(CLUSTER_BINDING_NAME_LABEL).map(|n| ObjectRef::new(n))
-            };
+        .reconcile_on(works.filter_map(move |change| {
+            let target = change.object().and_then(|work| {
+                let labels = work.metadata.labels.as_ref()?;
+                if namespaced {
+                    labels
+                        .get(BINDING_NAME_LABEL)
+                        .zip(labels.get(BINDING_NAMESPACE_LABEL))
+                        .map(|(name, ns)| ObjectRef::new(name).within(ns))
+                } else {
+                    labels.get(CLUSTER_BINDING_NAME_LABEL).map(|n| ObjectRef::new(n))
+                }
+            });
             futures::future::ready(target)
         }))
         .reconcile_all_on(policy_changes)
@@ -927,37 +929,23 @@ async fn run_for<B: Binding>(
 
 /// Runs the binding controller (ResourceBindings and ClusterResourceBindings) until the future
 /// is dropped. Any change to an override policy re-renders every binding's Works.
-pub async fn run(
-    client: kube::Client,
-    templates: Arc<crate::detector::Templates>,
-) -> anyhow::Result<()> {
+pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<()> {
     let (ops, op_changes) = cached::<OverridePolicy>(&client);
     let (cops, cop_changes) = cached::<ClusterOverridePolicy>(&client);
-    let (clusters, cluster_changes) = cached::<Cluster>(&client);
-    let (works, works_writer) = reflector::store::<Work>();
-    // One watch of Works feeds the cache and both controllers.
-    let (tx, _) = tokio::sync::broadcast::channel::<Work>(4096);
-    let tx_works = tx.clone();
+    let clusters = caches.clusters.store();
+    let works = caches.works.store();
+    // The index is updated before a Work's change reaches the controllers (they look the
+    // binding's Works up in it).
     let work_index = Arc::new(WorkIndex::default());
     let index = Arc::clone(&work_index);
-    let work_watch = tokio::spawn(
-        watcher::watcher(Api::<Work>::all(client.clone()), watcher::Config::default())
-            .default_backoff()
-            .modify(crate::lean)
-            .reflect(works_writer)
-            .for_each(move |event| {
-                if let Ok(event) = event {
-                    index.observe(&event);
-                    if let watcher::Event::Apply(w)
-                    | watcher::Event::InitApply(w)
-                    | watcher::Event::Delete(w) = event
-                    {
-                        let _ = tx_works.send(w);
-                    }
-                }
-                async {}
-            }),
-    );
+    let (rb_works, rb_rx) = futures::channel::mpsc::unbounded();
+    let (crb_works, crb_rx) = futures::channel::mpsc::unbounded();
+    let work_watch = tokio::spawn(caches.works.subscribe().for_each(move |change| {
+        index.observe(&change);
+        let _ = rb_works.unbounded_send(change.clone());
+        let _ = crb_works.unbounded_send(change);
+        async {}
+    }));
     let (changes_tx, _) = tokio::sync::broadcast::channel::<()>(64);
     let epoch = Arc::new(AtomicU64::new(0));
     let forward = |stream: futures::stream::BoxStream<'static, ()>| {
@@ -972,13 +960,13 @@ pub async fn run(
     let feeders = [
         forward(op_changes.map(|_| ()).boxed()),
         forward(cop_changes.map(|_| ()).boxed()),
-        forward(placement_relevant(cluster_changes).boxed()),
+        forward(placement_relevant(caches.clusters.subscribe()).boxed()),
     ];
     let _ = tokio::join!(
         ops.wait_until_ready(),
         cops.wait_until_ready(),
-        clusters.wait_until_ready(),
-        works.wait_until_ready()
+        caches.clusters.ready(),
+        caches.works.ready()
     );
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -988,7 +976,7 @@ pub async fn run(
         works,
         work_index,
         kinds: crate::KindCache::default(),
-        templates,
+        templates: Arc::clone(&caches.templates),
         template_statuses: Mutex::new(HashMap::new()),
         epoch,
         rendered: Mutex::new(HashMap::new()),
@@ -1001,25 +989,21 @@ pub async fn run(
             },
         ),
     });
-    let works_for = |tx: &tokio::sync::broadcast::Sender<Work>| {
-        futures::stream::unfold(tx.subscribe(), |mut rx| async move {
-            loop {
-                match rx.recv().await {
-                    Ok(w) => return Some((w, rx)),
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-                }
-            }
-        })
-    };
     tokio::join!(
         run_for::<ResourceBinding>(
             Arc::clone(&ctx),
-            works_for(&tx),
+            Arc::clone(&caches.bindings),
+            rb_rx,
             crate::signals(&changes_tx),
             true
         ),
-        run_for::<ClusterResourceBinding>(ctx, works_for(&tx), crate::signals(&changes_tx), false),
+        run_for::<ClusterResourceBinding>(
+            ctx,
+            Arc::clone(&caches.cluster_bindings),
+            crb_rx,
+            crate::signals(&changes_tx),
+            false
+        ),
     );
     work_watch.abort();
     for f in feeders {
@@ -1042,14 +1026,14 @@ mod tests {
 
     #[test]
     fn the_work_index_follows_the_watch_and_a_relist_drops_only_what_is_gone() {
-        use watcher::Event;
+        use crate::shared::Change;
         let index = WorkIndex::default();
         let owner = owner_key(Some("default"), "web");
         let a = work("karmada-es-member1", "w", "web");
         let b = work("karmada-es-member2", "w", "web");
         let other = work("karmada-es-member1", "x", "db");
         for w in [&a, &b, &other] {
-            index.observe(&Event::Apply(w.clone()));
+            index.observe(&Change::Applied(Arc::new(w.clone())));
         }
         let mut got = index.works_of(&owner);
         got.sort();
@@ -1057,14 +1041,14 @@ mod tests {
             got,
             [("karmada-es-member1".into(), "w".into()), ("karmada-es-member2".into(), "w".into())]
         );
-        index.observe(&Event::Delete(a.clone()));
+        index.observe(&Change::Deleted(Arc::new(a.clone())));
         assert_eq!(index.works_of(&owner), [("karmada-es-member2".to_string(), "w".to_string())]);
         // A relist: until it is done the old entries stay (never a missing Work); after it,
         // what the new list lacks is gone (b was deleted while the watch was down).
-        index.observe(&Event::Init);
-        index.observe(&Event::InitApply(other.clone()));
+        index.observe(&Change::Relisting);
+        index.observe(&Change::Listed(Arc::new(other.clone())));
         assert_eq!(index.works_of(&owner).len(), 1);
-        index.observe(&Event::InitDone);
+        index.observe(&Change::Relisted);
         assert!(index.works_of(&owner).is_empty());
         assert_eq!(index.works_of(&owner_key(Some("default"), "db")).len(), 1);
         // Cluster-scoped bindings have their own keys.
@@ -1072,7 +1056,7 @@ mod tests {
         c.metadata.namespace = Some("karmada-es-member1".into());
         c.metadata.name = Some("c".into());
         c.metadata.labels = Some(work_labels(None, "crd-x"));
-        index.observe(&Event::Apply(c));
+        index.observe(&Change::Applied(Arc::new(c)));
         assert_eq!(index.works_of(&owner_key(None, "crd-x")).len(), 1);
     }
 

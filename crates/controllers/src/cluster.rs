@@ -13,7 +13,6 @@ use karmada_api::cluster::{Cluster, Taint};
 use karmada_api::work::Work;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
 use serde_json::json;
 
 use crate::{Settings, execution_namespace};
@@ -168,10 +167,13 @@ fn error_policy(_: Arc<Cluster>, error: &Error, _: Arc<Context>) -> Action {
     Action::requeue(Duration::from_secs(1))
 }
 
-pub async fn run(client: kube::Client, settings: Settings) -> anyhow::Result<()> {
-    let clusters: Api<Cluster> = Api::all(client.clone());
+pub async fn run(
+    client: kube::Client,
+    settings: Settings,
+    caches: crate::Caches,
+) -> anyhow::Result<()> {
     let context = Arc::new(Context { client, settings, ensured: Default::default() });
-    Controller::new(clusters, watcher::Config::default())
+    Controller::for_shared_stream(caches.clusters.applied(), caches.clusters.store())
         .with_config(crate::controller_config())
         .run(reconcile, error_policy, context)
         .for_each(|_| async {})

@@ -314,39 +314,37 @@ pub async fn write(
     Ok(())
 }
 
-pub async fn run(control: kube::Client, settings: Settings) -> anyhow::Result<()> {
-    let clusters: Api<Cluster> = Api::all(control.clone());
+pub async fn run(
+    control: kube::Client,
+    settings: Settings,
+    caches: crate::Caches,
+) -> anyhow::Result<()> {
+    let clusters = caches.clusters.store();
     let member_clients = std::sync::Arc::new(MemberClients::default());
+    caches.clusters.ready().await;
     loop {
-        match clusters.list(&ListParams::default()).await {
-            Ok(list) => {
-                let work = list
-                    .items
-                    .into_iter()
-                    .filter(|c| c.metadata.deletion_timestamp.is_none())
-                    .map(|cluster| {
-                        let control = control.clone();
-                        let settings = settings.clone();
-                        let member_clients = std::sync::Arc::clone(&member_clients);
-                        async move {
-                            let status = if cluster.spec.sync_mode == "Pull" {
-                                // Its agent reports; we only notice when it stops.
-                                match pull_cluster_silence(&control, &cluster, &settings).await {
-                                    Some(status) => status,
-                                    None => return,
-                                }
-                            } else {
-                                observe(&control, &cluster, &settings, &member_clients).await
-                            };
-                            if let Err(e) = write(&control, &cluster, status).await {
-                                tracing::warn!(cluster = ?cluster.metadata.name, error = %e, "writing cluster status failed");
-                            }
+        let work = clusters.state().into_iter().filter(|c| c.metadata.deletion_timestamp.is_none()).map(
+            |cluster| {
+                let control = control.clone();
+                let settings = settings.clone();
+                let member_clients = std::sync::Arc::clone(&member_clients);
+                async move {
+                    let status = if cluster.spec.sync_mode == "Pull" {
+                        // Its agent reports; we only notice when it stops.
+                        match pull_cluster_silence(&control, &cluster, &settings).await {
+                            Some(status) => status,
+                            None => return,
                         }
-                    });
-                join_all(work).await;
-            }
-            Err(e) => tracing::warn!(error = %e, "listing clusters failed"),
-        }
+                    } else {
+                        observe(&control, &cluster, &settings, &member_clients).await
+                    };
+                    if let Err(e) = write(&control, &cluster, status).await {
+                        tracing::warn!(cluster = ?cluster.metadata.name, error = %e, "writing cluster status failed");
+                    }
+                }
+            },
+        );
+        join_all(work).await;
         tokio::time::sleep(settings.cluster_status_update_frequency).await;
     }
 }

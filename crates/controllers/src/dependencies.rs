@@ -166,6 +166,27 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
         return Ok(Action::await_change());
     }
     let api: Api<ResourceBinding> = Api::namespaced(ctx.client.clone(), &ns);
+    // An attached binding follows its dependency's changes (the detector records them; one
+    // that changed before this binding reached the detector's cache is caught up here).
+    if rb.metadata.labels.as_ref().is_some_and(|l| l.contains_key(ATTACHED_LABEL)) {
+        let resource = &rb.spec.resource;
+        let (group, version) =
+            resource.api_version.split_once('/').unwrap_or(("", resource.api_version.as_str()));
+        let ar = ctx.resource(&GroupVersionKind::gvk(group, version, &resource.kind)).await?;
+        let current = ctx
+            .templates
+            .get(&ar, &resource.namespace, &resource.name)
+            .and_then(|t| t.metadata.resource_version);
+        if let Some(rv) = current.filter(|rv| {
+            *rv != resource.resource_version
+                && crate::rv_at_least(Some(rv), &resource.resource_version)
+        }) {
+            let patch = json!({"metadata": {"resourceVersion": rb.metadata.resource_version},
+                "spec": {"resource": {"resourceVersion": rv}}});
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await?;
+            return Ok(Action::await_change());
+        }
+    }
     // Entries of workloads that are gone are dropped.
     let stale: Vec<&BindingSnapshot> = rb
         .spec
@@ -368,13 +389,11 @@ fn error_policy(_: Arc<ResourceBinding>, error: &Error, _: Arc<Context>) -> Acti
 }
 
 /// Runs the dependencies distributor until the future is dropped.
-pub async fn run(
-    client: kube::Client,
-    templates: Arc<crate::detector::Templates>,
-) -> anyhow::Result<()> {
-    let (bindings, changes) = crate::lean_watch(Api::<ResourceBinding>::all(client.clone()));
-    let controller =
-        Controller::for_stream(changes, bindings.clone()).with_config(crate::controller_config());
+pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<()> {
+    let bindings = caches.bindings.store();
+    let templates = Arc::clone(&caches.templates);
+    let controller = Controller::for_shared_stream(caches.bindings.applied(), bindings.clone())
+        .with_config(crate::controller_config());
     let ctx = Arc::new(Context {
         client,
         bindings,

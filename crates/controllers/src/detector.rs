@@ -81,6 +81,7 @@ impl Templates {
 
 struct State {
     client: kube::Client,
+    bindings: Store<karmada_api::work::ResourceBinding>,
     pps: Store<PropagationPolicy>,
     cpps: Store<ClusterPropagationPolicy>,
     /// The binding last applied for each template, so an unchanged one is not written again.
@@ -455,17 +456,21 @@ impl State {
         name: &str,
         template: &LeanObject,
     ) -> Result<(), kube::Error> {
-        let bindings: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), ns, &crate::binding_resource(true));
         let binding = propagation::binding_name(&ar.kind, name);
-        let Some(b) = bindings.get_opt(&binding).await? else { return Ok(()) };
+        // From the cache: one not there yet was just created, and the dependencies distributor
+        // brings it up to date with the template when it sees it.
+        let Some(b) = self.bindings.get(&reflector::ObjectRef::new(&binding).within(ns)) else {
+            return Ok(());
+        };
         let attached = b
             .metadata
             .labels
             .as_ref()
             .is_some_and(|l| l.contains_key(crate::dependencies::ATTACHED_LABEL));
-        let recorded = b.data.pointer("/spec/resource/resourceVersion").and_then(Value::as_str);
-        if attached && recorded != template.metadata.resource_version.as_deref() {
+        let recorded = b.spec.resource.resource_version.as_str();
+        if attached && Some(recorded) != template.metadata.resource_version.as_deref() {
+            let bindings: Api<DynamicObject> =
+                Api::namespaced_with(self.client.clone(), ns, &crate::binding_resource(true));
             let patch = json!({"spec": {"resource": {"resourceVersion": template.metadata.resource_version}}});
             bindings.patch(&binding, &PatchParams::default(), &Patch::Merge(patch)).await?;
         }
@@ -507,7 +512,8 @@ enum Change {
 }
 
 /// Runs the detector until the future is dropped.
-pub async fn run(client: kube::Client, templates: Arc<Templates>) -> anyhow::Result<()> {
+pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<()> {
+    let templates = Arc::clone(&caches.templates);
     let (pp_reader, pp_writer) = reflector::store::<PropagationPolicy>();
     let (cpp_reader, cpp_writer) = reflector::store::<ClusterPropagationPolicy>();
     let (tx, mut rx) = mpsc::channel::<Change>(4096);
@@ -558,6 +564,7 @@ pub async fn run(client: kube::Client, templates: Arc<Templates>) -> anyhow::Res
     let mut rediscover = tokio::time::interval(Duration::from_secs(5));
     let state = Arc::new(State {
         client: client.clone(),
+        bindings: caches.bindings.store(),
         pps: pp_reader,
         cpps: cpp_reader,
         applied: Mutex::new(HashMap::new()),

@@ -28,6 +28,7 @@ use serde_json::{Value, json};
 use crate::binding::{CONFLICT_ANNOTATION, MANAGED_LABEL};
 use crate::lean::LeanObject;
 use crate::member_client;
+use crate::shared::Watched;
 
 pub const FINALIZER: &str = "karmada.io/execution-controller";
 const MANAGER: &str = "karmada-execution-controller";
@@ -522,29 +523,23 @@ fn error_policy(_: Arc<Work>, error: &Error, _: Arc<Context>) -> Action {
     )
 }
 
-pub async fn run(client: kube::Client, timeout: Duration) -> anyhow::Result<()> {
-    run_scoped(client, timeout, Scope::Push).await
+pub async fn run(
+    client: kube::Client,
+    timeout: Duration,
+    caches: crate::Caches,
+) -> anyhow::Result<()> {
+    run_scoped(client, timeout, Scope::Push, caches.works, caches.clusters).await
 }
 
-/// The execution controller for `scope` (an agent watches only its own cluster's Works and
-/// Cluster, which is all its credentials allow).
+/// The execution controller for `scope`, over `works` and `clusters` (an agent watches only its
+/// own cluster's Works and Cluster, which is all its credentials allow).
 pub async fn run_scoped(
     client: kube::Client,
     timeout: Duration,
     scope: Scope,
+    works: Arc<Watched<Work>>,
+    clusters: Arc<Watched<Cluster>>,
 ) -> anyhow::Result<()> {
-    let (works, clusters_api, cluster_config) = match &scope {
-        Scope::Push => (
-            Api::<Work>::all(client.clone()),
-            Api::<Cluster>::all(client.clone()),
-            watcher::Config::default(),
-        ),
-        Scope::Agent { cluster, .. } => (
-            Api::<Work>::namespaced(client.clone(), &crate::execution_namespace(cluster)),
-            Api::<Cluster>::all(client.clone()),
-            watcher::Config::default().fields(&format!("metadata.name={cluster}")),
-        ),
-    };
     // Member changes come in bursts (a Deployment's status moves several times while its
     // pods start): they are coalesced for 100 ms, so a Work's status is written once per
     // burst rather than once per step.
@@ -564,38 +559,28 @@ pub async fn run_scoped(
             }
         }
     });
-    let (store, work_writer) = reflector::store::<Work>();
+    let store = works.store();
     // A cluster that becomes Ready has its Works looked at at once.
-    let (clusters, writer) = reflector::store::<Cluster>();
     let mut was_ready: HashMap<String, bool> = HashMap::new();
     let (works_of, ready_trigger) = (store.clone(), trigger.clone());
-    let cluster_watch = tokio::spawn(
-        watcher::watcher(clusters_api, cluster_config)
-            .default_backoff()
-            .modify(crate::lean)
-            .reflect(writer)
-            .applied_objects()
-            .for_each(move |cluster| {
-                if let Ok(cluster) = cluster {
-                    let name = cluster.metadata.name.clone().unwrap_or_default();
-                    let now = ready(&cluster);
-                    if was_ready.insert(name.clone(), now) == Some(false) && now {
-                        let es = crate::execution_namespace(&name);
-                        for w in works_of.state() {
-                            if w.metadata.namespace.as_deref() == Some(es.as_str()) {
-                                let _ = ready_trigger.unbounded_send(ObjectRef::from_obj(&*w));
-                            }
-                        }
-                    }
+    let cluster_watch = tokio::spawn(clusters.applied().for_each(move |cluster| {
+        let name = cluster.metadata.name.clone().unwrap_or_default();
+        let now = ready(&cluster);
+        if was_ready.insert(name.clone(), now) == Some(false) && now {
+            let es = crate::execution_namespace(&name);
+            for w in works_of.state() {
+                if w.metadata.namespace.as_deref() == Some(es.as_str()) {
+                    let _ = ready_trigger.unbounded_send(ObjectRef::from_obj(&*w));
                 }
-                async {}
-            }),
-    );
-    let _ = clusters.wait_until_ready().await;
+            }
+        }
+        async {}
+    }));
+    clusters.ready().await;
     let ctx = Arc::new(Context {
         client,
         scope,
-        clusters,
+        clusters: clusters.store(),
         members: Mutex::new(HashMap::new()),
         timeout,
         trigger,
@@ -603,13 +588,8 @@ pub async fn run_scoped(
     });
     // A Work's own status writes (this controller's) trigger nothing: only what it is asked to
     // apply (spec, deletion, finalizers) and what happens in the member do.
-    let changes = watcher::watcher(works, watcher::Config::default())
-        .default_backoff()
-        .modify(crate::lean)
-        .reflect(work_writer)
-        .applied_objects()
-        .predicate_filter(crate::spec_relevant::<Work>, Default::default());
-    Controller::for_stream(changes, store)
+    let changes = crate::shared::changed_by(works.applied(), crate::spec_relevant::<Work>);
+    Controller::for_shared_stream(changes, store)
         .with_config(crate::controller_config())
         .reconcile_on(triggered)
         .run(reconcile, error_policy, ctx)

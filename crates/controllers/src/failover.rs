@@ -152,7 +152,7 @@ fn targets(policy: &DynamicObject, cluster: &Cluster) -> bool {
 }
 
 /// Keeps every cluster's taints in step with the ClusterTaintPolicies.
-async fn run_taint_policies(client: kube::Client) -> anyhow::Result<()> {
+async fn run_taint_policies(client: kube::Client, caches: crate::Caches) -> anyhow::Result<()> {
     let notify = Arc::new(Notify::new());
     let writer = reflector::store::Writer::<DynamicObject>::new(taint_policy_resource());
     let policies = writer.as_reader();
@@ -170,19 +170,13 @@ async fn run_taint_policies(client: kube::Client) -> anyhow::Result<()> {
             async {}
         }),
     );
-    let (clusters, cluster_writer) = reflector::store::<Cluster>();
+    let clusters = caches.clusters.store();
     let n = Arc::clone(&notify);
-    let cluster_task = tokio::spawn(
-        watcher::watcher(Api::<Cluster>::all(client.clone()), watcher::Config::default())
-            .default_backoff()
-            .modify(crate::lean)
-            .reflect(cluster_writer)
-            .for_each(move |_| {
-                n.notify_one();
-                async {}
-            }),
-    );
-    let _ = tokio::join!(policies.wait_until_ready(), clusters.wait_until_ready());
+    let cluster_task = tokio::spawn(caches.clusters.subscribe().for_each(move |_| {
+        n.notify_one();
+        async {}
+    }));
+    let _ = tokio::join!(policies.wait_until_ready(), caches.clusters.ready());
     let api: Api<Cluster> = Api::all(client.clone());
     loop {
         let policy_list = policies.state();
@@ -500,9 +494,9 @@ fn error_policy<B: Binding>(_: Arc<B>, error: &Error, _: Arc<Context>) -> Action
 async fn run_manager_for<B: Binding>(
     ctx: Arc<Context>,
     cluster_changes: impl futures::Stream<Item = ()> + Send + 'static,
+    bindings: Arc<crate::shared::Watched<B>>,
 ) {
-    let (store, changes) = crate::lean_watch(Api::<B>::all(ctx.client.clone()));
-    Controller::for_stream(changes, store)
+    Controller::for_shared_stream(bindings.applied(), bindings.store())
         .with_config(crate::controller_config())
         .reconcile_all_on(cluster_changes)
         .run(reconcile::<B>, error_policy::<B>, ctx)
@@ -511,30 +505,27 @@ async fn run_manager_for<B: Binding>(
 }
 
 /// Runs the ClusterTaintPolicy controller and the taint manager until the future is dropped.
-pub async fn run(client: kube::Client, evictions_per_second: u32) -> anyhow::Result<()> {
-    let policies = tokio::spawn(run_taint_policies(client.clone()));
-    let (clusters, writer) = reflector::store::<Cluster>();
+pub async fn run(
+    client: kube::Client,
+    evictions_per_second: u32,
+    caches: crate::Caches,
+) -> anyhow::Result<()> {
+    let policies = tokio::spawn(run_taint_policies(client.clone(), caches.clone()));
+    let clusters = caches.clusters.store();
     let (tx, _) = tokio::sync::broadcast::channel::<()>(64);
     let tx_taints = tx.clone();
     // Only taint changes matter here.
     let mut seen: HashMap<String, Vec<Taint>> = HashMap::new();
-    let cluster_task = tokio::spawn(
-        watcher::watcher(Api::<Cluster>::all(client.clone()), watcher::Config::default())
-            .default_backoff()
-            .modify(crate::lean)
-            .reflect(writer)
-            .touched_objects()
-            .for_each(move |c| {
-                if let Ok(c) = c {
-                    let name = c.metadata.name.clone().unwrap_or_default();
-                    if seen.insert(name, c.spec.taints.clone()).as_ref() != Some(&c.spec.taints) {
-                        let _ = tx_taints.send(());
-                    }
-                }
-                async {}
-            }),
-    );
-    let _ = clusters.wait_until_ready().await;
+    let cluster_task = tokio::spawn(caches.clusters.subscribe().for_each(move |change| {
+        if let Some(c) = change.object() {
+            let name = c.metadata.name.clone().unwrap_or_default();
+            if seen.insert(name, c.spec.taints.clone()).as_ref() != Some(&c.spec.taints) {
+                let _ = tx_taints.send(());
+            }
+        }
+        async {}
+    }));
+    caches.clusters.ready().await;
     let ctx = Arc::new(Context {
         client: client.clone(),
         clusters,
@@ -550,8 +541,16 @@ pub async fn run(client: kube::Client, evictions_per_second: u32) -> anyhow::Res
         unhealthy: Mutex::new(HashMap::new()),
     });
     tokio::join!(
-        run_manager_for::<ResourceBinding>(Arc::clone(&ctx), crate::signals(&tx)),
-        run_manager_for::<ClusterResourceBinding>(ctx, crate::signals(&tx)),
+        run_manager_for::<ResourceBinding>(
+            Arc::clone(&ctx),
+            crate::signals(&tx),
+            Arc::clone(&caches.bindings)
+        ),
+        run_manager_for::<ClusterResourceBinding>(
+            ctx,
+            crate::signals(&tx),
+            Arc::clone(&caches.cluster_bindings)
+        ),
     );
     cluster_task.abort();
     policies.abort();

@@ -30,6 +30,7 @@ pub mod member_client;
 pub mod namespaces;
 pub mod rebalancer;
 pub mod scheduling;
+pub mod shared;
 
 use std::fmt::Debug;
 use std::time::Duration;
@@ -99,20 +100,47 @@ pub fn execution_namespace(cluster: &str) -> String {
 /// The namespace holding member credentials.
 pub const CLUSTER_NAMESPACE: &str = "karmada-cluster";
 
+/// The watch caches the controller-manager's controllers share: one watch and one copy per
+/// kind (see [`shared`]).
+#[derive(Clone)]
+pub struct Caches {
+    /// Every resource template, kept by the detector.
+    pub templates: std::sync::Arc<detector::Templates>,
+    pub bindings: std::sync::Arc<shared::Watched<ResourceBinding>>,
+    pub cluster_bindings: std::sync::Arc<shared::Watched<ClusterResourceBinding>>,
+    pub works: std::sync::Arc<shared::Watched<karmada_api::work::Work>>,
+    pub clusters: std::sync::Arc<shared::Watched<karmada_api::cluster::Cluster>>,
+}
+
+impl Caches {
+    /// Starts the shared watches (the detector fills `templates`).
+    pub fn start(client: &kube::Client) -> Self {
+        let config = kube::runtime::watcher::Config::default;
+        Caches {
+            templates: std::sync::Arc::default(),
+            bindings: shared::Watched::start(kube::Api::all(client.clone()), config()),
+            cluster_bindings: shared::Watched::start(kube::Api::all(client.clone()), config()),
+            works: shared::Watched::start(kube::Api::all(client.clone()), config()),
+            clusters: shared::Watched::start(kube::Api::all(client.clone()), config()),
+        }
+    }
+}
+
 /// Runs every controller until the future is dropped.
 pub async fn run(client: kube::Client, settings: Settings) -> anyhow::Result<()> {
-    let cluster = tokio::spawn(cluster::run(client.clone(), settings.clone()));
+    let caches = Caches::start(&client);
+    let cluster = tokio::spawn(cluster::run(client.clone(), settings.clone(), caches.clone()));
     let timeout = settings.probe_timeout;
-    let status = tokio::spawn(cluster_status::run(client.clone(), settings.clone()));
-    let templates = std::sync::Arc::new(detector::Templates::default());
-    let detector = tokio::spawn(detector::run(client.clone(), std::sync::Arc::clone(&templates)));
-    let dependencies =
-        tokio::spawn(dependencies::run(client.clone(), std::sync::Arc::clone(&templates)));
-    let namespaces = tokio::spawn(namespaces::run(client.clone()));
-    let failover = tokio::spawn(failover::run(client.clone(), settings.evictions_per_second));
+    let status =
+        tokio::spawn(cluster_status::run(client.clone(), settings.clone(), caches.clone()));
+    let detector = tokio::spawn(detector::run(client.clone(), caches.clone()));
+    let dependencies = tokio::spawn(dependencies::run(client.clone(), caches.clone()));
+    let namespaces = tokio::spawn(namespaces::run(client.clone(), caches.clone()));
+    let failover =
+        tokio::spawn(failover::run(client.clone(), settings.evictions_per_second, caches.clone()));
     let rebalancer = tokio::spawn(rebalancer::run(client.clone()));
-    let binding = tokio::spawn(binding::run(client.clone(), templates));
-    let execution = tokio::spawn(execution::run(client, timeout));
+    let binding = tokio::spawn(binding::run(client.clone(), caches.clone()));
+    let execution = tokio::spawn(execution::run(client, timeout, caches));
     tokio::select! {
         r = cluster => r??,
         r = status => r??,

@@ -197,16 +197,21 @@ where
 }
 
 /// Runs namespace auto-propagation until the future is dropped.
-pub async fn run(client: kube::Client) -> anyhow::Result<()> {
+pub async fn run(client: kube::Client, shared: crate::Caches) -> anyhow::Result<()> {
     let notify = Arc::new(Notify::new());
     let (namespaces, t1) = cached::<Namespace>(&client, watcher::Config::default(), &notify);
-    let (clusters, t2) = cached::<Cluster>(&client, watcher::Config::default(), &notify);
+    let clusters = shared.clusters.store();
+    let n = Arc::clone(&notify);
+    let t2 = tokio::spawn(shared.clusters.subscribe().for_each(move |_| {
+        n.notify_one();
+        async {}
+    }));
     let (works, t3) =
         cached::<Work>(&client, watcher::Config::default().labels(NAMESPACE_WORK_LABEL), &notify);
     let (cops, t4) = cached::<ClusterOverridePolicy>(&client, watcher::Config::default(), &notify);
     let _ = tokio::join!(
         namespaces.wait_until_ready(),
-        clusters.wait_until_ready(),
+        shared.clusters.ready(),
         works.wait_until_ready(),
         cops.wait_until_ready()
     );
