@@ -350,6 +350,7 @@ async fn remove_applied(ctx: &Context, cluster: &Cluster, work: &Work) -> Result
     // copy left behind would run again when the member comes back.
     let member = ctx.member(cluster).await?;
     for manifest in &work.spec.workload.manifests {
+        let manifest = &manifest.value();
         let ar = match kube::discovery::pinned_kind(&member, &gvk_of(manifest)).await {
             Ok((ar, _)) => ar,
             // The kind is not served there (any more): nothing of it to remove.
@@ -438,7 +439,7 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
         Ok(member) => {
             let mut problems = Vec::new();
             for (ordinal, manifest) in work.spec.workload.manifests.iter().enumerate() {
-                let manifest = desired(manifest, &work_ns, &name);
+                let manifest = desired(&manifest.value(), &work_ns, &name);
                 let outcome = match apply_manifest(&ctx, cluster_name, &member, &manifest).await {
                     Ok(a) => a,
                     Err(e) => {

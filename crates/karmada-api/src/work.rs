@@ -207,7 +207,52 @@ pub struct WorkloadTemplate {
     /// The resources to apply to the member cluster, each a complete Kubernetes object.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "crate::schema::embedded_resources")]
-    pub manifests: Vec<Value>,
+    pub manifests: Vec<Manifest>,
+}
+
+/// One resource of a Work, kept as the JSON text it arrived as: controllers cache every Work,
+/// and a `Value` tree of a manifest takes about ten times its JSON in memory. It is parsed
+/// when it is used ([`Manifest::value`]). Deserializing it needs serde_json (`from_str`,
+/// `from_slice`, `from_value`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Manifest(Box<serde_json::value::RawValue>);
+
+impl Manifest {
+    /// The manifest of an object.
+    pub fn new(value: &Value) -> Self {
+        // A Value always serializes to valid JSON.
+        Manifest(
+            serde_json::value::RawValue::from_string(value.to_string())
+                .unwrap_or_else(|_| Self::empty()),
+        )
+    }
+
+    fn empty() -> Box<serde_json::value::RawValue> {
+        serde_json::value::RawValue::from_string("{}".into()).unwrap_or_default()
+    }
+
+    /// The manifest, parsed.
+    pub fn value(&self) -> Value {
+        serde_json::from_str(self.0.get()).unwrap_or(Value::Null)
+    }
+
+    /// The manifest's JSON text.
+    pub fn json(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for Manifest {
+    fn eq(&self, other: &Self) -> bool {
+        self.json() == other.json() || self.value() == other.value()
+    }
+}
+
+impl From<Value> for Manifest {
+    fn from(value: Value) -> Self {
+        Manifest::new(&value)
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
