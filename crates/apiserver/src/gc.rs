@@ -49,6 +49,97 @@ fn parse_key(key: &[u8]) -> Option<ObjectKey> {
     }
 }
 
+/// What the collector reads of a stored object: its uid, owners, and deletion state, decoded
+/// without building the rest of the object (it follows every write in the store).
+#[derive(Debug, Default, PartialEq)]
+struct Head {
+    uid: String,
+    owners: Vec<String>,
+    deleting: bool,
+    finalizers: Vec<String>,
+    /// A namespace whose `spec.finalizers` are not empty (namespaces only).
+    namespace_finalizers: bool,
+}
+
+#[derive(serde::Deserialize)]
+struct HeadDoc {
+    #[serde(default)]
+    metadata: Option<HeadMeta>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HeadMeta {
+    uid: Option<String>,
+    owner_references: Option<Vec<OwnerUid>>,
+    deletion_timestamp: Option<String>,
+    finalizers: Option<Vec<String>>,
+}
+
+#[derive(serde::Deserialize)]
+struct OwnerUid {
+    uid: Option<String>,
+}
+
+impl Head {
+    fn of(key: &ObjectKey, bytes: &[u8]) -> Head {
+        let is_namespace = key.group.is_empty() && key.plural == "namespaces";
+        let typed = if is_namespace {
+            None
+        } else {
+            serde_json::from_slice::<HeadDoc>(bytes).ok()
+        };
+        match typed {
+            Some(doc) => {
+                let m = doc.metadata.unwrap_or(HeadMeta {
+                    uid: None,
+                    owner_references: None,
+                    deletion_timestamp: None,
+                    finalizers: None,
+                });
+                Head {
+                    uid: m.uid.unwrap_or_default(),
+                    owners: m
+                        .owner_references
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|o| o.uid)
+                        .collect(),
+                    deleting: m.deletion_timestamp.is_some(),
+                    finalizers: m.finalizers.unwrap_or_default(),
+                    namespace_finalizers: false,
+                }
+            }
+            // Namespaces (their spec matters) and anything the typed view cannot read.
+            None => {
+                let object: Value = serde_json::from_slice(bytes).unwrap_or_default();
+                Head::of_value(&object)
+            }
+        }
+    }
+
+    fn of_value(object: &Value) -> Head {
+        Head {
+            uid: meta_str(object, "uid").unwrap_or_default().to_owned(),
+            owners: object
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .map(|refs| {
+                    refs.iter()
+                        .filter_map(|r| r.get("uid").and_then(Value::as_str).map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            deleting: meta_str(object, "deletionTimestamp").is_some(),
+            finalizers: object::finalizers(object),
+            namespace_finalizers: object
+                .pointer("/spec/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|f| !f.is_empty()),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Index {
     /// uid → where the object is.
@@ -60,18 +151,9 @@ struct Index {
 }
 
 impl Index {
-    fn apply(&mut self, key: ObjectKey, object: &Value) {
+    fn apply(&mut self, key: ObjectKey, head: &Head) {
         self.remove(&key);
-        let uid = meta_str(object, "uid").unwrap_or_default().to_owned();
-        let owners: Vec<String> = object
-            .pointer("/metadata/ownerReferences")
-            .and_then(Value::as_array)
-            .map(|refs| {
-                refs.iter()
-                    .filter_map(|r| r.get("uid").and_then(Value::as_str).map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let (uid, owners) = (head.uid.clone(), head.owners.clone());
         for owner in &owners {
             self.dependents.entry(owner.clone()).or_default().insert(key.clone());
         }
@@ -174,18 +256,13 @@ impl Collector {
         }
     }
 
-    async fn handle_object(&mut self, key: &ObjectKey, object: &Value) {
-        if meta_str(object, "deletionTimestamp").is_none() {
+    async fn handle_object(&mut self, key: &ObjectKey, head: &Head) {
+        if !head.deleting {
             return;
         }
-        let finalizers = object::finalizers(object);
         let is_namespace = key.group.is_empty() && key.plural == "namespaces";
-        if finalizers.iter().any(|f| f == "foregroundDeletion" || f == "orphan")
-            || (is_namespace
-                && object
-                    .pointer("/spec/finalizers")
-                    .and_then(Value::as_array)
-                    .is_some_and(|f| !f.is_empty()))
+        if head.finalizers.iter().any(|f| f == "foregroundDeletion" || f == "orphan")
+            || (is_namespace && head.namespace_finalizers)
         {
             self.pending.insert(key.clone());
         }
@@ -326,13 +403,13 @@ pub async fn run(api: Arc<Api>) {
     let mut startup = Vec::new();
     for kv in page.items {
         if let Some(key) = parse_key(&kv.key) {
-            let object: Value = serde_json::from_slice(&kv.value).unwrap_or_default();
-            collector.index.apply(key.clone(), &object);
-            startup.push((key, object));
+            let head = Head::of(&key, &kv.value);
+            collector.index.apply(key.clone(), &head);
+            startup.push((key, head));
         }
     }
-    for (key, object) in &startup {
-        collector.handle_object(key, object).await;
+    for (key, head) in &startup {
+        collector.handle_object(key, head).await;
         if collector.index.orphaned(key) {
             collector.delete(key, "Background").await;
         }
@@ -366,9 +443,9 @@ pub async fn run(api: Arc<Api>) {
                     Some(Ok(Event::Put { kv, .. })) => {
                         after = kv.mod_revision;
                         if let Some(key) = parse_key(&kv.key) {
-                            let object: Value = serde_json::from_slice(&kv.value).unwrap_or_default();
-                            collector.index.apply(key.clone(), &object);
-                            collector.handle_object(&key, &object).await;
+                            let head = Head::of(&key, &kv.value);
+                            collector.index.apply(key.clone(), &head);
+                            collector.handle_object(&key, &head).await;
                             if collector.index.orphaned(&key) {
                                 collector.delete(&key, "Background").await;
                             }
@@ -395,6 +472,35 @@ pub async fn run(api: Arc<Api>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_head_reads_what_the_full_object_says() {
+        let key = |plural: &str| ObjectKey {
+            group: String::new(),
+            plural: plural.into(),
+            namespace: None,
+            name: "x".into(),
+        };
+        for (plural, object) in [
+            ("configmaps", json!({"metadata": {"name": "x", "uid": "u1"}, "data": {"a": "b"}})),
+            (
+                "configmaps",
+                json!({"metadata": {"uid": "u2", "deletionTimestamp": "2026-01-01T00:00:00Z",
+                "finalizers": ["orphan"], "ownerReferences": [{"uid": "o1", "name": "p"}, {"uid": "o2"}]}}),
+            ),
+            ("pods", json!({"metadata": {"uid": null, "ownerReferences": null, "finalizers": null}})),
+            ("pods", json!({"spec": {"finalizers": {"odd": true}}})),
+            (
+                "namespaces",
+                json!({"metadata": {"uid": "n", "deletionTimestamp": "2026-01-01T00:00:00Z"},
+                "spec": {"finalizers": ["kubernetes"]}}),
+            ),
+            ("namespaces", json!({"metadata": {"uid": "n"}, "spec": {"finalizers": []}})),
+        ] {
+            let bytes = serde_json::to_vec(&object).unwrap();
+            assert_eq!(Head::of(&key(plural), &bytes), Head::of_value(&object), "{object}");
+        }
+    }
 
     #[test]
     fn keys() {
