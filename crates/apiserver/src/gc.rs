@@ -84,11 +84,7 @@ struct OwnerUid {
 impl Head {
     fn of(key: &ObjectKey, bytes: &[u8]) -> Head {
         let is_namespace = key.group.is_empty() && key.plural == "namespaces";
-        let typed = if is_namespace {
-            None
-        } else {
-            serde_json::from_slice::<HeadDoc>(bytes).ok()
-        };
+        let typed = if is_namespace { None } else { serde_json::from_slice::<HeadDoc>(bytes).ok() };
         match typed {
             Some(doc) => {
                 let m = doc.metadata.unwrap_or(HeadMeta {
@@ -488,7 +484,10 @@ mod tests {
                 json!({"metadata": {"uid": "u2", "deletionTimestamp": "2026-01-01T00:00:00Z",
                 "finalizers": ["orphan"], "ownerReferences": [{"uid": "o1", "name": "p"}, {"uid": "o2"}]}}),
             ),
-            ("pods", json!({"metadata": {"uid": null, "ownerReferences": null, "finalizers": null}})),
+            (
+                "pods",
+                json!({"metadata": {"uid": null, "ownerReferences": null, "finalizers": null}}),
+            ),
             ("pods", json!({"spec": {"finalizers": {"odd": true}}})),
             (
                 "namespaces",

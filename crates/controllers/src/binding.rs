@@ -145,10 +145,15 @@ fn owner_key(namespace: Option<&str>, name: &str) -> String {
 
 /// The owning binding of a Work, from its labels.
 fn owner_of(work: &Work) -> Option<String> {
+    owning_binding(work).map(|(name, ns)| owner_key(ns, name))
+}
+
+/// The name and (for a ResourceBinding) namespace of a Work's binding, from its labels.
+fn owning_binding(work: &Work) -> Option<(&str, Option<&str>)> {
     let labels = work.metadata.labels.as_ref()?;
     match (labels.get(BINDING_NAME_LABEL), labels.get(BINDING_NAMESPACE_LABEL)) {
-        (Some(name), Some(ns)) => Some(owner_key(Some(ns), name)),
-        _ => labels.get(CLUSTER_BINDING_NAME_LABEL).map(|n| owner_key(None, n)),
+        (Some(name), Some(ns)) => Some((name, Some(ns))),
+        _ => labels.get(CLUSTER_BINDING_NAME_LABEL).map(|n| (n.as_str(), None)),
     }
 }
 
@@ -898,29 +903,15 @@ where
 async fn run_for<B: Binding>(
     ctx: Arc<Context>,
     bindings: Arc<Watched<B>>,
-    works: impl futures::Stream<Item = Change<Work>> + Send + 'static,
+    works: impl futures::Stream<Item = ObjectRef<B>> + Send + 'static,
     policy_changes: impl futures::Stream<Item = ()> + Send + 'static,
-    namespaced: bool,
 ) {
     // Status writes (the aggregation's own, the scheduler's condition) trigger nothing here:
     // a binding is reconciled for its spec, deletion and finalizers, and for its Works.
     let changes = crate::shared::changed_by(bindings.applied(), crate::spec_relevant::<B>);
     Controller::for_shared_stream(changes, bindings.store())
         .with_config(crate::controller_config())
-        .reconcile_on(works.filter_map(move |change| {
-            let target = change.object().and_then(|work| {
-                let labels = work.metadata.labels.as_ref()?;
-                if namespaced {
-                    labels
-                        .get(BINDING_NAME_LABEL)
-                        .zip(labels.get(BINDING_NAMESPACE_LABEL))
-                        .map(|(name, ns)| ObjectRef::new(name).within(ns))
-                } else {
-                    labels.get(CLUSTER_BINDING_NAME_LABEL).map(|n| ObjectRef::new(n))
-                }
-            });
-            futures::future::ready(target)
-        }))
+        .reconcile_on(works)
         .reconcile_all_on(policy_changes)
         .run(reconcile::<B>, error_policy::<B>, ctx)
         .for_each(|_| async {})
@@ -938,14 +929,28 @@ pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<
     // binding's Works up in it).
     let work_index = Arc::new(WorkIndex::default());
     let index = Arc::clone(&work_index);
-    let (rb_works, rb_rx) = futures::channel::mpsc::unbounded();
-    let (crb_works, crb_rx) = futures::channel::mpsc::unbounded();
+    // A binding's Works report one after another (and each several times while its
+    // workload starts): their changes are gathered for 100 ms, so the binding aggregates them
+    // once per burst, not once per Work status write.
+    let (rb_works, rb_rx) = futures::channel::mpsc::unbounded::<ObjectRef<ResourceBinding>>();
+    let (crb_works, crb_rx) =
+        futures::channel::mpsc::unbounded::<ObjectRef<ClusterResourceBinding>>();
     let work_watch = tokio::spawn(caches.works.subscribe().for_each(move |change| {
         index.observe(&change);
-        let _ = rb_works.unbounded_send(change.clone());
-        let _ = crb_works.unbounded_send(change);
+        if let Some((name, namespace)) = change.object().and_then(|w| owning_binding(w)) {
+            match namespace {
+                Some(ns) => {
+                    let _ = rb_works.unbounded_send(ObjectRef::new(name).within(ns));
+                }
+                None => {
+                    let _ = crb_works.unbounded_send(ObjectRef::new(name));
+                }
+            }
+        }
         async {}
     }));
+    let window = Duration::from_millis(100);
+    let (rb_rx, crb_rx) = (crate::coalesce(rb_rx, window), crate::coalesce(crb_rx, window));
     let (changes_tx, _) = tokio::sync::broadcast::channel::<()>(64);
     let epoch = Arc::new(AtomicU64::new(0));
     let forward = |stream: futures::stream::BoxStream<'static, ()>| {
@@ -995,14 +1000,12 @@ pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<
             Arc::clone(&caches.bindings),
             rb_rx,
             crate::signals(&changes_tx),
-            true
         ),
         run_for::<ClusterResourceBinding>(
             ctx,
             Arc::clone(&caches.cluster_bindings),
             crb_rx,
             crate::signals(&changes_tx),
-            false
         ),
     );
     work_watch.abort();

@@ -544,22 +544,8 @@ pub async fn run_scoped(
     // Member changes come in bursts (a Deployment's status moves several times while its
     // pods start): they are coalesced for 100 ms, so a Work's status is written once per
     // burst rather than once per step.
-    let (trigger, mut raw) = mpsc::unbounded::<ObjectRef<Work>>();
-    let (coalesced, triggered) = mpsc::unbounded();
-    let coalescer = tokio::spawn(async move {
-        while let Some(first) = raw.next().await {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            let mut batch = HashSet::from([first]);
-            while let Ok(more) = raw.try_recv() {
-                batch.insert(more);
-            }
-            for r in batch {
-                if coalesced.unbounded_send(r).is_err() {
-                    return;
-                }
-            }
-        }
-    });
+    let (trigger, raw) = mpsc::unbounded::<ObjectRef<Work>>();
+    let triggered = crate::coalesce(raw, Duration::from_millis(100));
     let store = works.store();
     // A cluster that becomes Ready has its Works looked at at once.
     let mut was_ready: HashMap<String, bool> = HashMap::new();
@@ -597,7 +583,6 @@ pub async fn run_scoped(
         .for_each(|_| async {})
         .await;
     cluster_watch.abort();
-    coalescer.abort();
     Ok(())
 }
 

@@ -384,6 +384,49 @@ mod tests {
     }
 }
 
+/// Triggers gathered for `window` after the first of a burst and let through once each: a
+/// burst of changes for one object (a Deployment's status moving while its pods start, a
+/// binding's Works reporting one after another) becomes one reconcile.
+pub(crate) fn coalesce<T>(
+    mut triggers: futures::channel::mpsc::UnboundedReceiver<T>,
+    window: Duration,
+) -> impl futures::Stream<Item = T> + Send + 'static
+where
+    T: std::hash::Hash + Eq + Send + 'static,
+{
+    use futures::StreamExt;
+    let (out, coalesced) = futures::channel::mpsc::unbounded();
+    let task = tokio::spawn(async move {
+        while let Some(first) = triggers.next().await {
+            tokio::time::sleep(window).await;
+            let mut batch = std::collections::HashSet::from([first]);
+            while let Ok(more) = triggers.try_recv() {
+                batch.insert(more);
+            }
+            for t in batch {
+                if out.unbounded_send(t).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    // The task ends with the stream (its sender fails) or with the triggers.
+    let guard = AbortOnDrop(task);
+    coalesced.map(move |t| {
+        let _ = &guard;
+        t
+    })
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// A stream that yields once per message of a broadcast of "something changed" signals; a
 /// lagging receiver still yields (it missed changes, so it has something to look at).
 pub(crate) fn signals(
