@@ -286,6 +286,11 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
             }
             continue;
         }
+        // Nothing to follow until the workload is scheduled: the dependency's binding is
+        // created with the workload's clusters (one write, not a create and an update).
+        if rb.spec.clusters.is_empty() {
+            continue;
+        }
         let created_key = (ns.clone(), dep_binding.clone());
         let recent = ctx.created.lock().is_ok_and(|c| {
             c.get(&created_key).is_some_and(|at| at.elapsed() < Duration::from_secs(30))
