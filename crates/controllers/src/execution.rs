@@ -101,6 +101,17 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error(transparent)]
     Member(#[from] member_client::ClientError),
+    #[error("the member cluster did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// `work` bounded by `limit` (member clients keep watches open, so their reads have no
+/// timeout of their own).
+async fn bounded<T>(
+    limit: Duration,
+    work: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    tokio::time::timeout(limit, work).await.unwrap_or(Err(Error::Timeout(limit)))
 }
 
 impl Context {
@@ -119,7 +130,7 @@ impl Context {
         }
         let client = match agent_client {
             Some(client) => client,
-            None => member_client::for_cluster(&self.client, cluster, self.timeout).await?,
+            None => member_client::for_cluster(&self.client, cluster, self.timeout, true).await?,
         };
         if let Ok(mut members) = self.members.lock() {
             members.insert(
@@ -420,7 +431,7 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
         }
         let preserve = work.spec.preserve_resources_on_deletion == Some(true);
         if let (false, Some(cluster)) = (preserve, &cluster) {
-            remove_applied(&ctx, cluster, &work).await?;
+            bounded(ctx.timeout * 2, remove_applied(&ctx, cluster, &work)).await?;
         }
         crate::set_finalizer(&works, &name, &finalizers, FINALIZER, false).await?;
         return Ok(Action::await_change());
@@ -440,7 +451,8 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
             let mut problems = Vec::new();
             for (ordinal, manifest) in work.spec.workload.manifests.iter().enumerate() {
                 let manifest = desired(&manifest.value(), &work_ns, &name);
-                let outcome = match apply_manifest(&ctx, cluster_name, &member, &manifest).await {
+                let applying = apply_manifest(&ctx, cluster_name, &member, &manifest);
+                let outcome = match bounded(ctx.timeout * 2, applying).await {
                     Ok(a) => a,
                     Err(e) => {
                         problems.push(format!("applying to {cluster_name} failed: {e}"));

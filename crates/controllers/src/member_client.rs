@@ -59,12 +59,36 @@ impl Credentials {
     }
 }
 
-/// A client for `endpoint` with `credentials`.
+/// A client for `endpoint` with `credentials`, whose connections and reads give up after
+/// `timeout`.
 pub async fn client_for(
     name: &str,
     endpoint: &str,
     credentials: &Credentials,
     timeout: std::time::Duration,
+) -> Result<kube::Client, ClientError> {
+    build(name, endpoint, credentials, timeout, Some(timeout)).await
+}
+
+/// A client for `endpoint` that keeps watches open: connecting gives up after `timeout`, but
+/// reads wait (a watch of objects that do not change is silent for minutes; with a read
+/// timeout it broke and was re-established every few seconds). Requests made with it bound
+/// their own time.
+pub async fn watching_client_for(
+    name: &str,
+    endpoint: &str,
+    credentials: &Credentials,
+    timeout: std::time::Duration,
+) -> Result<kube::Client, ClientError> {
+    build(name, endpoint, credentials, timeout, None).await
+}
+
+async fn build(
+    name: &str,
+    endpoint: &str,
+    credentials: &Credentials,
+    connect_timeout: std::time::Duration,
+    read_timeout: Option<std::time::Duration>,
 ) -> Result<kube::Client, ClientError> {
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     let mut user = serde_json::Map::new();
@@ -92,9 +116,9 @@ pub async fn client_for(
     let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
         .map_err(|e| build(e.to_string()))?;
-    config.connect_timeout = Some(timeout);
-    config.read_timeout = Some(timeout);
-    config.write_timeout = Some(timeout);
+    config.connect_timeout = Some(connect_timeout);
+    config.read_timeout = read_timeout;
+    config.write_timeout = read_timeout;
     kube::Client::try_from(config).map_err(|e| build(e.to_string()))
 }
 
@@ -104,11 +128,13 @@ pub fn version(cluster: &Cluster) -> String {
     format!("{}/{}", cluster.spec.api_endpoint, cluster.metadata.generation.unwrap_or(0))
 }
 
-/// A client for a joined cluster, from its Secret in the control plane.
+/// A client for a joined cluster, from its Secret in the control plane (reads time out after
+/// `timeout`, or, when `watching`, never: see [`watching_client_for`]).
 pub async fn for_cluster(
     control: &kube::Client,
     cluster: &Cluster,
     timeout: std::time::Duration,
+    watching: bool,
 ) -> Result<kube::Client, ClientError> {
     let name = cluster.metadata.name.clone().unwrap_or_default();
     if cluster.spec.api_endpoint.is_empty() {
@@ -124,5 +150,6 @@ pub async fn for_cluster(
         source,
     })?;
     let credentials = Credentials::from_secret_data(&secret.data.unwrap_or_default());
-    client_for(&name, &cluster.spec.api_endpoint, &credentials, timeout).await
+    let read_timeout = (!watching).then_some(timeout);
+    build(&name, &cluster.spec.api_endpoint, &credentials, timeout, read_timeout).await
 }
