@@ -6,8 +6,7 @@
 //!
 //! Memory stays bounded: pods are summarised page by page into request totals, never kept.
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
 
 use apimachinery::quantity::{self, Resources};
 use futures::future::join_all;
@@ -193,7 +192,7 @@ pub async fn observe(
     control: &kube::Client,
     cluster: &Cluster,
     settings: &Settings,
-    clients: &MemberClients,
+    clients: &member_client::Clients,
 ) -> ClusterStatus {
     let member = clients.get(control, cluster, settings.probe_timeout).await;
     let status = observe_member(member, cluster, settings).await;
@@ -203,47 +202,6 @@ pub async fn observe(
         clients.forget(cluster.metadata.name.as_deref().unwrap_or_default());
     }
     status
-}
-
-/// Member clients reused across probes: building one reads the cluster's Secret and starts a
-/// new TLS connection, which at 1,000 clusters probed every few seconds was a large share of
-/// the controller-manager's work. A client is rebuilt when its `member_client::version`
-/// changes, after a failed probe, and at least every five minutes.
-#[derive(Default)]
-pub struct MemberClients(std::sync::Mutex<HashMap<String, (String, kube::Client, Instant)>>);
-
-impl MemberClients {
-    const MAX_AGE: Duration = Duration::from_secs(300);
-
-    async fn get(
-        &self,
-        control: &kube::Client,
-        cluster: &Cluster,
-        timeout: Duration,
-    ) -> Result<kube::Client, String> {
-        let name = cluster.metadata.name.clone().unwrap_or_default();
-        let key = member_client::version(cluster);
-        if let Ok(cache) = self.0.lock()
-            && let Some((k, client, built)) = cache.get(&name)
-            && *k == key
-            && built.elapsed() < Self::MAX_AGE
-        {
-            return Ok(client.clone());
-        }
-        let client = member_client::for_cluster(control, cluster, timeout, false)
-            .await
-            .map_err(|e| e.to_string())?;
-        if let Ok(mut cache) = self.0.lock() {
-            cache.insert(name, (key, client.clone(), Instant::now()));
-        }
-        Ok(client)
-    }
-
-    fn forget(&self, name: &str) {
-        if let Ok(mut cache) = self.0.lock() {
-            cache.remove(name);
-        }
-    }
 }
 
 /// Computes the status of one cluster through a client of the member (or why there is none).
@@ -326,7 +284,7 @@ pub async fn run(
     caches: crate::Caches,
 ) -> anyhow::Result<()> {
     let clusters = caches.clusters.store();
-    let member_clients = std::sync::Arc::new(MemberClients::default());
+    let member_clients = std::sync::Arc::clone(&caches.member_clients);
     caches.clusters.ready().await;
     loop {
         let work = clusters.state().into_iter().filter(|c| c.metadata.deletion_timestamp.is_none()).map(

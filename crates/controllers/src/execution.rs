@@ -62,8 +62,9 @@ struct Member {
 #[derive(Clone)]
 pub enum Scope {
     /// The control plane's controller-manager: Works of every Push cluster, each member
-    /// reached with the credentials in its Cluster's secret.
-    Push,
+    /// reached with the credentials in its Cluster's secret (clients shared with the status
+    /// probes).
+    Push(Arc<member_client::Clients>),
     /// A pull-mode agent: the Works of its one cluster, applied with the member client it was
     /// given (the control plane never reaches the member).
     Agent { cluster: String, member: kube::Client },
@@ -120,7 +121,7 @@ impl Context {
         let name = cluster.metadata.name.clone().unwrap_or_default();
         let (version, agent_client) = match &self.scope {
             Scope::Agent { member, .. } => ("agent".to_owned(), Some(member.clone())),
-            Scope::Push => (member_client::version(cluster), None),
+            Scope::Push(_) => (member_client::version(cluster), None),
         };
         if let Ok(members) = self.members.lock()
             && let Some(m) = members.get(&name)
@@ -128,9 +129,16 @@ impl Context {
         {
             return Ok(m.client.clone());
         }
-        let client = match agent_client {
-            Some(client) => client,
-            None => member_client::for_cluster(&self.client, cluster, self.timeout, true).await?,
+        let client = match (agent_client, &self.scope) {
+            (Some(client), _) => client,
+            (None, Scope::Push(clients)) => {
+                clients.get(&self.client, cluster, self.timeout).await.map_err(|message| {
+                    member_client::ClientError::Build { cluster: name.clone(), message }
+                })?
+            }
+            (None, Scope::Agent { .. }) => {
+                member_client::for_cluster(&self.client, cluster, self.timeout, true).await?
+            }
         };
         if let Ok(mut members) = self.members.lock() {
             members.insert(
@@ -400,7 +408,7 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
     // A Pull cluster's agent applies its Works. The control plane only lets go of the Works of
     // a Pull cluster that is gone (unregistered while its agent was away: nothing can reach
     // the member any more).
-    if matches!(ctx.scope, Scope::Push) {
+    if matches!(ctx.scope, Scope::Push(_)) {
         match &cluster {
             Some(c) if c.spec.sync_mode == "Pull" => return Ok(Action::await_change()),
             None if work.metadata.deletion_timestamp.is_some() => {
@@ -415,7 +423,7 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
     // every slot and starve the healthy clusters. Its Works are taken up again when it is
     // Ready (the cluster watch triggers them).
     let unreachable =
-        matches!(ctx.scope, Scope::Push) && cluster.as_ref().is_some_and(|c| !ready(c));
+        matches!(ctx.scope, Scope::Push(_)) && cluster.as_ref().is_some_and(|c| !ready(c));
     if work.metadata.deletion_timestamp.is_some() {
         if !finalizers.iter().any(|f| f == FINALIZER) {
             return Ok(Action::await_change());
@@ -541,7 +549,8 @@ pub async fn run(
     timeout: Duration,
     caches: crate::Caches,
 ) -> anyhow::Result<()> {
-    run_scoped(client, timeout, Scope::Push, caches.works, caches.clusters).await
+    let scope = Scope::Push(caches.member_clients);
+    run_scoped(client, timeout, scope, caches.works, caches.clusters).await
 }
 
 /// The execution controller for `scope`, over `works` and `clusters` (an agent watches only its

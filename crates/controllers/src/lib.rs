@@ -110,6 +110,8 @@ pub struct Caches {
     pub cluster_bindings: std::sync::Arc<shared::Watched<ClusterResourceBinding>>,
     pub works: std::sync::Arc<shared::Watched<karmada_api::work::Work>>,
     pub clusters: std::sync::Arc<shared::Watched<karmada_api::cluster::Cluster>>,
+    /// Clients of the push members, shared by the status probes and the execution controller.
+    pub member_clients: std::sync::Arc<member_client::Clients>,
 }
 
 impl Caches {
@@ -122,6 +124,7 @@ impl Caches {
             cluster_bindings: shared::Watched::start(kube::Api::all(client.clone()), config()),
             works: shared::Watched::start(kube::Api::all(client.clone()), config()),
             clusters: shared::Watched::start(kube::Api::all(client.clone()), config()),
+            member_clients: std::sync::Arc::default(),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Kube clients for member clusters, from a Cluster's `apiEndpoint` and its credentials Secret
 //! (`caBundle`, and `token` or `tls.crt`/`tls.key`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use k8s_openapi::ByteString;
@@ -119,7 +120,48 @@ async fn build(
     config.connect_timeout = Some(connect_timeout);
     config.read_timeout = read_timeout;
     config.write_timeout = read_timeout;
-    kube::Client::try_from(config).map_err(|e| build(e.to_string()))
+    if read_timeout.is_some() {
+        return kube::Client::try_from(config).map_err(|e| build(e.to_string()));
+    }
+    http2_client(config, connect_timeout).map_err(|e| build(e.to_string()))
+}
+
+/// A client speaking HTTP/2 when the member offers it (falling back to HTTP/1.1): one
+/// connection carries every watch and request to the member, instead of one connection (and
+/// TLS session and buffers) each; connection keep-alive pings notice a member that went away
+/// without closing the connection.
+fn http2_client(
+    config: kube::Config,
+    timeout: std::time::Duration,
+) -> Result<kube::Client, Box<dyn std::error::Error + Send + Sync>> {
+    use kube::client::ConfigExt;
+    // (hyper-rustls offers h2 and http/1.1 by ALPN itself.)
+    let tls = config.rustls_client_config()?;
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(timeout));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .timer(hyper_util::rt::TokioTimer::new())
+        .http2_keep_alive_interval(std::time::Duration::from_secs(30))
+        .http2_keep_alive_timeout(timeout)
+        .http2_keep_alive_while_idle(true)
+        .build(https);
+    let service = tower::ServiceBuilder::new()
+        .layer(config.base_uri_layer())
+        .option_layer(config.auth_layer()?)
+        .map_err(
+            |e: hyper_util::client::legacy::Error| -> Box<dyn std::error::Error + Send + Sync> {
+                Box::new(e)
+            },
+        )
+        .service(client);
+    Ok(kube::Client::new(service, config.default_namespace))
 }
 
 /// What a member client is built from: a client stays valid while this is unchanged (the
@@ -152,4 +194,45 @@ pub async fn for_cluster(
     let credentials = Credentials::from_secret_data(&secret.data.unwrap_or_default());
     let read_timeout = (!watching).then_some(timeout);
     build(&name, &cluster.spec.api_endpoint, &credentials, timeout, read_timeout).await
+}
+
+/// Member clients shared by the cluster-status probes and the execution controller (one
+/// HTTP/2 connection per member for both): building one reads the cluster's Secret and starts
+/// a new TLS connection, which at 1,000 clusters probed every few seconds was a large share of
+/// the controller-manager's work. A client is rebuilt when its `member_client::version`
+/// changes, after a failed probe, and at least every five minutes.
+#[derive(Default)]
+pub struct Clients(std::sync::Mutex<HashMap<String, (String, kube::Client, Instant)>>);
+
+impl Clients {
+    const MAX_AGE: Duration = Duration::from_secs(300);
+
+    pub(crate) async fn get(
+        &self,
+        control: &kube::Client,
+        cluster: &Cluster,
+        timeout: Duration,
+    ) -> Result<kube::Client, String> {
+        let name = cluster.metadata.name.clone().unwrap_or_default();
+        let key = version(cluster);
+        if let Ok(cache) = self.0.lock()
+            && let Some((k, client, built)) = cache.get(&name)
+            && *k == key
+            && built.elapsed() < Self::MAX_AGE
+        {
+            return Ok(client.clone());
+        }
+        let client =
+            for_cluster(control, cluster, timeout, true).await.map_err(|e| e.to_string())?;
+        if let Ok(mut cache) = self.0.lock() {
+            cache.insert(name, (key, client.clone(), Instant::now()));
+        }
+        Ok(client)
+    }
+
+    pub(crate) fn forget(&self, name: &str) {
+        if let Ok(mut cache) = self.0.lock() {
+            cache.remove(name);
+        }
+    }
 }
