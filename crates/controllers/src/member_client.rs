@@ -126,11 +126,11 @@ async fn build(
     http2_client(config, connect_timeout).map_err(|e| build(e.to_string()))
 }
 
-/// A client speaking HTTP/2 when the member offers it (falling back to HTTP/1.1): one
-/// connection carries every watch and request to the member, instead of one connection (and
-/// TLS session and buffers) each; connection keep-alive pings notice a member that went away
-/// without closing the connection.
-fn http2_client(
+/// A client speaking HTTP/2 when the server offers it (falling back to HTTP/1.1): one
+/// connection carries every watch and request, instead of one connection (and TLS session and
+/// buffers) each; connection keep-alive pings notice a server that went away without closing
+/// the connection. Connecting gives up after `timeout`; reads do not time out (watches).
+pub fn http2_client(
     config: kube::Config,
     timeout: std::time::Duration,
 ) -> Result<kube::Client, Box<dyn std::error::Error + Send + Sync>> {
@@ -140,6 +140,9 @@ fn http2_client(
     let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(timeout));
+    // HTTP/2 writes a request as several frames: without this, Nagle's algorithm held the
+    // later ones back behind the server's delayed ACK (~40 ms a hop).
+    http.set_nodelay(true);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()

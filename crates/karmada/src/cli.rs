@@ -84,7 +84,10 @@ pub async fn kube_client(
         context: context.map(str::to_owned),
         ..Default::default()
     };
-    Ok(kube::Client::try_from(kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?)?)
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?;
+    // HTTP/2: the controllers' watches and concurrent requests share one connection.
+    controllers::member_client::http2_client(config, std::time::Duration::from_secs(30))
+        .map_err(|e| anyhow::anyhow!("building a client: {e}"))
 }
 
 /// Waits for Ctrl-C or SIGTERM.

@@ -212,7 +212,8 @@ async fn component_client(
         cert_pem: Some(identity.cert_pem.into_bytes()),
         key_pem: Some(identity.key_pem.into_bytes()),
     };
-    Ok(controllers::member_client::client_for(
+    // The components watch: reads must not time out (see `watching_client_for`).
+    Ok(controllers::member_client::watching_client_for(
         "karmada",
         &server.url,
         &credentials,
