@@ -45,10 +45,12 @@ pub fn cluster_info(cluster: &Cluster) -> scheduler::ClusterInfo {
     let milli = |m: &BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>| -> BTreeMap<String, i128> {
         m.iter().filter_map(|(k, v)| Some((k.clone(), apimachinery::quantity::parse_milli(&v.0)?))).collect()
     };
-    let capacity = status.resource_summary.as_ref().map(|s| scheduler::Capacity {
-        allocatable: milli(&s.allocatable),
-        allocated: milli(&s.allocated),
-        allocating: milli(&s.allocating),
+    let capacity = status.resource_summary.as_ref().map(|s| {
+        Arc::new(scheduler::Capacity {
+            allocatable: milli(&s.allocatable),
+            allocated: milli(&s.allocated),
+            allocating: milli(&s.allocating),
+        })
     });
     let mut zones = cluster.spec.zones.clone();
     if zones.is_empty() && !cluster.spec.zone.is_empty() {
@@ -56,7 +58,7 @@ pub fn cluster_info(cluster: &Cluster) -> scheduler::ClusterInfo {
     }
     scheduler::ClusterInfo {
         name: cluster.metadata.name.clone().unwrap_or_default(),
-        labels: cluster.metadata.labels.clone().unwrap_or_default(),
+        labels: Arc::new(cluster.metadata.labels.clone().unwrap_or_default()),
         provider: cluster.spec.provider.clone(),
         region: cluster.spec.region.clone(),
         zones,
@@ -154,6 +156,7 @@ impl InFlight {
         map.retain(|name, (rv, _)| versions.get(name) == Some(rv));
         for c in clusters.iter_mut() {
             if let (Some((_, promised)), Some(capacity)) = (map.get(&c.name), c.capacity.as_mut()) {
+                let capacity = Arc::make_mut(capacity);
                 for (k, v) in promised {
                     *capacity.allocating.entry(k.clone()).or_default() += v;
                 }
@@ -574,12 +577,12 @@ mod tests {
     fn cluster(name: &str, cpu: i128) -> scheduler::ClusterInfo {
         scheduler::ClusterInfo {
             name: name.into(),
-            capacity: Some(scheduler::Capacity {
+            capacity: Some(Arc::new(scheduler::Capacity {
                 allocatable: [("cpu".to_string(), cpu), ("pods".to_string(), 110_000)]
                     .into_iter()
                     .collect(),
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         }
     }
@@ -599,7 +602,7 @@ mod tests {
         let mut snapshot = vec![cluster("m1", 4000)];
         in_flight.apply(&mut snapshot, &versions);
         let available =
-            scheduler::estimate::available_replicas(snapshot[0].capacity.as_ref(), &requests, 0);
+            scheduler::estimate::available_replicas(snapshot[0].capacity.as_deref(), &requests, 0);
         assert_eq!(available, 1, "3 of 4 cores are promised");
         // The cluster reported a new status: the promise is dropped.
         let newer: BTreeMap<String, String> =
@@ -607,7 +610,7 @@ mod tests {
         let mut snapshot = vec![cluster("m1", 4000)];
         in_flight.apply(&mut snapshot, &newer);
         assert_eq!(
-            scheduler::estimate::available_replicas(snapshot[0].capacity.as_ref(), &requests, 0),
+            scheduler::estimate::available_replicas(snapshot[0].capacity.as_deref(), &requests, 0),
             4
         );
     }

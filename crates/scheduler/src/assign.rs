@@ -76,7 +76,7 @@ pub fn run(
     }
     let available: Vec<i64> = selected
         .iter()
-        .map(|c| available_replicas(c.capacity.as_ref(), &binding.requests, 0))
+        .map(|c| available_replicas(c.capacity.as_deref(), &binding.requests, 0))
         .collect();
     let previous = |c: &ClusterInfo| -> i64 {
         if binding.fresh {

@@ -23,7 +23,10 @@ pub use estimate::Capacity;
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ClusterInfo {
     pub name: String,
-    pub labels: BTreeMap<String, String>,
+    /// Shared, like the capacity: a decision copies every cluster's info (to deduct the
+    /// replicas promised to decisions not yet reported), and at 1,000 clusters copying the maps
+    /// was most of the scheduler's work.
+    pub labels: std::sync::Arc<BTreeMap<String, String>>,
     pub provider: String,
     pub region: String,
     pub zones: Vec<String>,
@@ -31,7 +34,7 @@ pub struct ClusterInfo {
     /// `group/version/Kind` (or `v1/Kind`) of every API the cluster serves; `None`: unknown
     /// (not reported yet), which the API-enablement filter treats as "serves everything".
     pub enabled_apis: Option<std::sync::Arc<std::collections::BTreeSet<String>>>,
-    pub capacity: Option<Capacity>,
+    pub capacity: Option<std::sync::Arc<Capacity>>,
     pub deleting: bool,
 }
 

@@ -34,7 +34,8 @@ pub fn run<'a>(
     binding: &BindingInfo,
     scored: &[(&'a ClusterInfo, i64)],
 ) -> Result<Vec<&'a ClusterInfo>, Unschedulable> {
-    let available = |c: &ClusterInfo| available_replicas(c.capacity.as_ref(), &binding.requests, 0);
+    let available =
+        |c: &ClusterInfo| available_replicas(c.capacity.as_deref(), &binding.requests, 0);
     let mut ranked: Vec<(&ClusterInfo, i64, i64)> =
         scored.iter().map(|(c, s)| (*c, *s, available(c))).collect();
     // Best first: score, then capacity when dividing, then name (deterministic).

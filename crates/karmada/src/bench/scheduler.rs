@@ -35,13 +35,15 @@ fn clusters(n: usize) -> Vec<ClusterInfo> {
     (0..n)
         .map(|i| ClusterInfo {
             name: format!("member{i}"),
-            labels: [("location".to_string(), if i % 2 == 0 { "eu" } else { "us" }.to_string())]
-                .into_iter()
-                .collect(),
+            labels: std::sync::Arc::new(
+                [("location".to_string(), if i % 2 == 0 { "eu" } else { "us" }.to_string())]
+                    .into_iter()
+                    .collect(),
+            ),
             provider: "sim".into(),
             region: format!("region{}", i % 5),
             zones: vec![format!("zone{}", i % 10)],
-            capacity: Some(Capacity {
+            capacity: Some(std::sync::Arc::new(Capacity {
                 allocatable: [
                     ("cpu".to_string(), 64_000),
                     ("memory".to_string(), 256i128 << 40),
@@ -51,7 +53,7 @@ fn clusters(n: usize) -> Vec<ClusterInfo> {
                 .collect(),
                 allocated: [("cpu".to_string(), (i as i128 % 7) * 1000)].into_iter().collect(),
                 ..Capacity::default()
-            }),
+            })),
             ..ClusterInfo::default()
         })
         .collect()

@@ -11,16 +11,18 @@ use serde_json::json;
 fn cluster(name: &str, region: &str, cpu_cores: i128) -> ClusterInfo {
     ClusterInfo {
         name: name.into(),
-        labels: [("location".to_string(), region.to_string())].into_iter().collect(),
+        labels: std::sync::Arc::new(
+            [("location".to_string(), region.to_string())].into_iter().collect(),
+        ),
         provider: "sim".into(),
         region: region.into(),
         zones: vec![format!("{region}-a")],
-        capacity: Some(Capacity {
+        capacity: Some(std::sync::Arc::new(Capacity {
             allocatable: [("cpu".to_string(), cpu_cores * 1000), ("pods".to_string(), 110_000)]
                 .into_iter()
                 .collect(),
             ..Capacity::default()
-        }),
+        })),
         ..ClusterInfo::default()
     }
 }
@@ -288,12 +290,12 @@ mod capacity_properties {
     fn with_capacity(i: usize, cpu_milli: i128, pods: i128) -> ClusterInfo {
         ClusterInfo {
             name: format!("m{i}"),
-            capacity: Some(Capacity {
+            capacity: Some(std::sync::Arc::new(Capacity {
                 allocatable: [("cpu".to_string(), cpu_milli), ("pods".to_string(), pods * 1000)]
                     .into_iter()
                     .collect(),
                 ..Capacity::default()
-            }),
+            })),
             ..ClusterInfo::default()
         }
     }
@@ -320,7 +322,7 @@ mod capacity_properties {
             b.requests = [("cpu".to_string(), request)].into_iter().collect();
             let available: Vec<i64> = cs
                 .iter()
-                .map(|c| scheduler::estimate::available_replicas(c.capacity.as_ref(), &b.requests, 0))
+                .map(|c| scheduler::estimate::available_replicas(c.capacity.as_deref(), &b.requests, 0))
                 .collect();
             let total: i64 = available.iter().sum();
             match schedule(&b, &cs, &Plugins::default()) {
