@@ -908,12 +908,31 @@ async fn run_for<B: Binding>(
 ) {
     // Status writes (the aggregation's own, the scheduler's condition) trigger nothing here:
     // a binding is reconciled for its spec, deletion and finalizers, and for its Works.
-    let changes = crate::shared::changed_by(bindings.applied(), crate::spec_relevant::<B>);
+    // After a restart every binding is listed and rendered again; a binding created or
+    // changed meanwhile goes first (the listed ones are fed as the controller keeps up).
+    let pace = Arc::new(crate::shared::Pace::default());
+    let objects = crate::shared::listed_last(
+        bindings.subscribe(),
+        Arc::clone(&pace),
+        crate::CONCURRENCY as u64,
+    );
+    let changes = crate::shared::changed_by(objects, crate::spec_relevant::<B>);
     Controller::for_shared_stream(changes, bindings.store())
         .with_config(crate::controller_config())
         .reconcile_on(works)
         .reconcile_all_on(policy_changes)
-        .run(reconcile::<B>, error_policy::<B>, ctx)
+        .run(
+            move |rb, ctx| {
+                let pace = Arc::clone(&pace);
+                async move {
+                    let result = reconcile::<B>(rb, ctx).await;
+                    pace.finished();
+                    result
+                }
+            },
+            error_policy::<B>,
+            ctx,
+        )
         .for_each(|_| async {})
         .await;
 }
@@ -935,9 +954,20 @@ pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<
     let (rb_works, rb_rx) = futures::channel::mpsc::unbounded::<ObjectRef<ResourceBinding>>();
     let (crb_works, crb_rx) =
         futures::channel::mpsc::unbounded::<ObjectRef<ClusterResourceBinding>>();
+    // The Works of the first list do not trigger their bindings: every binding comes with
+    // its own first list (paced, see `run_for`). A later relist's do (changes may have been
+    // missed).
+    let mut first_list = true;
     let work_watch = tokio::spawn(caches.works.subscribe().for_each(move |change| {
         index.observe(&change);
-        if let Some((name, namespace)) = change.object().and_then(|w| owning_binding(w)) {
+        let initial = match &change {
+            Change::Relisted => std::mem::replace(&mut first_list, false),
+            Change::Listed(_) => first_list,
+            _ => false,
+        };
+        if let Some((name, namespace)) =
+            change.object().filter(|_| !initial).and_then(|w| owning_binding(w))
+        {
             match namespace {
                 Some(ns) => {
                     let _ = rb_works.unbounded_send(ObjectRef::new(name).within(ns));

@@ -5,6 +5,7 @@
 //! ClusterResourceBinding (cluster-scoped ones) per template, owned by the template.
 //! A template created before its policy is picked up when the policy arrives.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -66,8 +67,19 @@ impl Templates {
         self.0.read().get(k).cloned()
     }
 
-    fn insert(&self, k: TemplateKey, entry: TemplateEntry) {
-        self.0.write().insert(k, entry);
+    /// Keeps `entry` unless a newer version of the template is already there (a template
+    /// claimed by the detector is stored from the claim's response, before its watch event
+    /// and possibly before older events still on their way).
+    fn insert_newer(&self, k: TemplateKey, entry: TemplateEntry) {
+        let mut map = self.0.write();
+        let rv = |o: &LeanObject| o.metadata.resource_version.as_deref()?.parse::<u64>().ok();
+        if let Some((_, _, held)) = map.get(&k)
+            && held.metadata.uid == entry.2.metadata.uid
+            && rv(&entry.2).zip(rv(held)).is_some_and(|(new, held)| new < held)
+        {
+            return;
+        }
+        map.insert(k, entry);
     }
 
     fn remove(&self, k: &TemplateKey) {
@@ -81,6 +93,7 @@ impl Templates {
 
 struct State {
     client: kube::Client,
+    templates: Arc<Templates>,
     bindings: Store<karmada_api::work::ResourceBinding>,
     pps: Store<PropagationPolicy>,
     cpps: Store<ClusterPropagationPolicy>,
@@ -175,10 +188,22 @@ impl State {
         if self.settled.lock().is_ok_and(|s| s.get(&k) == Some(&(content, epoch))) {
             return Ok(());
         }
-        let mut object = template.to_value();
-        object["apiVersion"] = json!(ar.api_version);
-        object["kind"] = json!(ar.kind);
-        self.reconcile_object(ar, namespaced, template, object, content).await?;
+        // A template claimed in this pass goes on to its binding as the claim returned it
+        // (not a second pass when its watch event comes back); at most one claim per pass.
+        let mut current = Cow::Borrowed(template);
+        let mut content = content;
+        for _ in 0..2 {
+            let mut object = current.to_value();
+            object["apiVersion"] = json!(ar.api_version);
+            object["kind"] = json!(ar.kind);
+            match self.reconcile_object(ar, namespaced, &current, object, content).await? {
+                Pass::Done => break,
+                Pass::Claimed(claimed) => {
+                    content = claimed.content_hash();
+                    current = Cow::Owned(*claimed);
+                }
+            }
+        }
         if let Ok(mut settled) = self.settled.lock() {
             settled.insert(k, (content, epoch));
         }
@@ -192,29 +217,12 @@ impl State {
         template: &LeanObject,
         object: Value,
         content: u64,
-    ) -> Result<(), kube::Error> {
+    ) -> Result<Pass, kube::Error> {
         let ns = template.metadata.namespace.clone().unwrap_or_default();
         let t = Template::from_object(&object);
         let pp_list = self.pps.state();
         let cpp_list = self.cpps.state();
-        let pps: Vec<Policy<'_>> = pp_list
-            .iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_none())
-            .map(|p| Policy {
-                namespace: p.metadata.namespace.as_deref().unwrap_or_default(),
-                name: p.metadata.name.as_deref().unwrap_or_default(),
-                spec: &p.spec,
-            })
-            .collect();
-        let cpps: Vec<Policy<'_>> = cpp_list
-            .iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_none())
-            .map(|p| Policy {
-                namespace: "",
-                name: p.metadata.name.as_deref().unwrap_or_default(),
-                spec: &p.spec,
-            })
-            .collect();
+        let (pps, cpps) = live_policies(&pp_list, &cpp_list);
         let labels = template.metadata.labels.clone().unwrap_or_default();
         // A claimed template keeps its policy unless a preempting policy outranks it.
         let claimed_pp = labels
@@ -256,7 +264,7 @@ impl State {
             if namespaced && DEPENDENCY_KINDS.contains(&ar.kind.as_str()) {
                 self.refresh_attached(ar, &ns, &name, template).await?;
             }
-            return Ok(());
+            return Ok(Pass::Done);
         };
         let policy_id = if policy.cluster_scoped() {
             cpp_list.iter().find(|p| p.metadata.name.as_deref() == Some(policy.name)).and_then(
@@ -297,16 +305,21 @@ impl State {
             for k in stale {
                 patch.insert(k.to_owned(), Value::Null);
             }
-            templates
+            let claimed = templates
                 .patch(
                     &name,
                     &PatchParams::default(),
                     &Patch::Merge(json!({"metadata": {"labels": patch}})),
                 )
                 .await?;
-            // The claimed template comes back as a watch event, and its binding is written
-            // then (once, with the claim in place).
-            return Ok(());
+            let claimed = serde_json::to_value(claimed)
+                .and_then(LeanObject::from_value)
+                .map_err(kube::Error::SerdeError)?;
+            self.templates.insert_newer(
+                key(ar, &claimed),
+                (Arc::new(ar.clone()), namespaced, claimed.clone()),
+            );
+            return Ok(Pass::Claimed(Box::new(claimed)));
         }
         // The binding. It records the template's resourceVersion of its last change that
         // was not a status update (aggregated status written back is not a change to
@@ -388,7 +401,7 @@ impl State {
             h.finish()
         };
         if self.applied.lock().is_ok_and(|a| a.get(&memo) == Some(&fingerprint)) {
-            return Ok(());
+            return Ok(Pass::Done);
         }
         bindings
             .patch(
@@ -400,8 +413,64 @@ impl State {
         if let Ok(mut applied) = self.applied.lock() {
             applied.insert(memo, fingerprint);
         }
-        Ok(())
+        Ok(Pass::Done)
     }
+}
+
+/// The policies not being deleted, as the matcher sees them.
+fn live_policies<'a>(
+    pp_list: &'a [Arc<PropagationPolicy>],
+    cpp_list: &'a [Arc<ClusterPropagationPolicy>],
+) -> (Vec<Policy<'a>>, Vec<Policy<'a>>) {
+    let pps = pp_list
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| Policy {
+            namespace: p.metadata.namespace.as_deref().unwrap_or_default(),
+            name: p.metadata.name.as_deref().unwrap_or_default(),
+            spec: &p.spec,
+        })
+        .collect();
+    let cpps = cpp_list
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| Policy {
+            namespace: "",
+            name: p.metadata.name.as_deref().unwrap_or_default(),
+            spec: &p.spec,
+        })
+        .collect();
+    (pps, cpps)
+}
+
+impl State {
+    /// Whether a template listed at (re)start is new work: not claimed by any policy yet, and
+    /// one matches it. Claimed templates (their bindings exist) and templates no policy
+    /// selects are the resync, which comes after new work.
+    fn is_new_work(&self, ar: &ApiResource, namespaced: bool, obj: &LeanObject) -> bool {
+        let labels = obj.metadata.labels.clone().unwrap_or_default();
+        if CLAIM_LABELS.iter().any(|k| labels.contains_key(*k)) {
+            return false;
+        }
+        let t = Template {
+            api_version: ar.api_version.clone(),
+            kind: ar.kind.clone(),
+            namespace: obj.metadata.namespace.clone().unwrap_or_default(),
+            name: obj.metadata.name.clone().unwrap_or_default(),
+            labels,
+        };
+        let (pp_list, cpp_list) = (self.pps.state(), self.cpps.state());
+        let (pps, cpps) = live_policies(&pp_list, &cpp_list);
+        let namespace_policies: &[Policy<'_>] = if namespaced { &pps } else { &[] };
+        propagation::best_policy(&t, namespace_policies, &cpps).is_some()
+    }
+}
+
+/// What a pass over a template did.
+enum Pass {
+    Done,
+    /// It claimed the template; the claimed template (as the API returned it) is next.
+    Claimed(Box<LeanObject>),
 }
 
 impl State {
@@ -478,19 +547,6 @@ impl State {
     }
 }
 
-fn namespaced_binding_exists(
-    existing: &HashSet<(bool, String, String)>,
-    ar: &ApiResource,
-    namespaced: bool,
-    obj: &LeanObject,
-) -> bool {
-    let name =
-        propagation::binding_name(&ar.kind, obj.metadata.name.as_deref().unwrap_or_default());
-    let ns =
-        if namespaced { obj.metadata.namespace.clone().unwrap_or_default() } else { String::new() };
-    existing.contains(&(namespaced, ns, name))
-}
-
 /// Kinds that can be a workload's dependency (`propagateDeps`).
 const DEPENDENCY_KINDS: [&str; 4] =
     ["ConfigMap", "Secret", "ServiceAccount", "PersistentVolumeClaim"];
@@ -564,6 +620,7 @@ pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<
     let mut rediscover = tokio::time::interval(Duration::from_secs(5));
     let state = Arc::new(State {
         client: client.clone(),
+        templates: Arc::clone(&templates),
         bindings: caches.bindings.store(),
         pps: pp_reader,
         cpps: cpp_reader,
@@ -572,22 +629,6 @@ pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<
         policy_epoch,
         settled: Mutex::new(HashMap::new()),
     });
-    // Bindings that exist at start: a listed template without one is new work and goes
-    // before the resync of those that have one.
-    let mut existing: HashSet<(bool, String, String)> = HashSet::new();
-    for namespaced in [true, false] {
-        let api: Api<DynamicObject> =
-            Api::all_with(client.clone(), &crate::binding_resource(namespaced));
-        if let Ok(list) = api.list_metadata(&kube::api::ListParams::default()).await {
-            for b in list.items {
-                existing.insert((
-                    namespaced,
-                    b.metadata.namespace.unwrap_or_default(),
-                    b.metadata.name.unwrap_or_default(),
-                ));
-            }
-        }
-    }
     let mut queue = Queue::default();
     let mut running: tokio::task::JoinSet<TemplateKey> = tokio::task::JoinSet::new();
     loop {
@@ -615,9 +656,9 @@ pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<
                     Change::Template(boxed, fresh) => {
                         let (ar, namespaced, obj) = *boxed;
                         let k = key(&ar, &obj);
-                        let bound = namespaced_binding_exists(&existing, &ar, namespaced, &obj);
-                        templates.insert(k.clone(), (ar, namespaced, obj));
-                        if fresh || !bound {
+                        let new_work = fresh || state.is_new_work(&ar, namespaced, &obj);
+                        templates.insert_newer(k.clone(), (ar, namespaced, obj));
+                        if new_work {
                             queue.push_fresh(k);
                         } else {
                             queue.push_resync(k);

@@ -200,3 +200,122 @@ where
         futures::future::ready(pass.then_some(o))
     })
 }
+
+/// How far a controller has got: reconciles finished so far. [`listed_last`] releases a
+/// (re)list's objects to the controller only as it keeps up.
+#[derive(Default)]
+pub struct Pace {
+    finished: std::sync::atomic::AtomicU64,
+    notify: tokio::sync::Notify,
+}
+
+impl Pace {
+    /// Call when a reconcile finishes.
+    pub fn finished(&self) {
+        self.finished.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.notify.notify_one();
+    }
+
+    fn count(&self) -> u64 {
+        self.finished.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+/// The applied objects of `changes` for a controller, with the objects of a (re)list held
+/// back and released only `ahead` at a time beyond the reconciles the controller has
+/// finished: a change that arrives while a restarted controller goes through thousands of
+/// listed objects is reconciled next, not behind all of them. (kube's controller queue runs
+/// triggers in arrival order.) Changes pass at once; the task ends with `changes`.
+pub fn listed_last<K>(
+    mut changes: mpsc::UnboundedReceiver<Change<K>>,
+    pace: Arc<Pace>,
+    ahead: u64,
+) -> impl futures::Stream<Item = Arc<K>> + Send + 'static
+where
+    K: Send + Sync + 'static,
+{
+    let (tx, rx) = mpsc::unbounded();
+    tokio::spawn(async move {
+        let mut backlog: std::collections::VecDeque<Arc<K>> = std::collections::VecDeque::new();
+        let mut released: u64 = 0;
+        loop {
+            // Release what the controller has room for.
+            while !backlog.is_empty() && released < pace.count() + ahead {
+                if let Some(o) = backlog.pop_front()
+                    && tx.unbounded_send(o).is_err()
+                {
+                    return;
+                }
+                released += 1;
+            }
+            if backlog.is_empty() {
+                // Nothing held: reconciles of other changes earn no credit for a later list.
+                released = released.max(pace.count());
+            }
+            let waiting = !backlog.is_empty();
+            tokio::select! {
+                change = changes.next() => {
+                    let Some(change) = change else { break };
+                    match change {
+                        Change::Listed(o) => backlog.push_back(o),
+                        Change::Applied(o) => {
+                            if tx.unbounded_send(o).is_err() {
+                                return;
+                            }
+                        }
+                        Change::Relisting | Change::Relisted | Change::Deleted(_) => {}
+                    }
+                }
+                () = pace.notify.notified(), if waiting => {}
+                // A reconcile that never reports (or triggers merged into one) cannot hold
+                // the backlog forever.
+                () = tokio::time::sleep(std::time::Duration::from_millis(50)), if waiting => {
+                    released = released.saturating_sub(ahead);
+                }
+            }
+        }
+        // The changes ended: what is held still goes (then the stream ends).
+        for o in backlog {
+            if tx.unbounded_send(o).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_change_goes_before_the_held_back_list() {
+        let (tx, rx) = mpsc::unbounded();
+        let pace = Arc::new(Pace::default());
+        let out = listed_last(rx, Arc::clone(&pace), 4);
+        futures::pin_mut!(out);
+        tx.unbounded_send(Change::Relisting).unwrap();
+        for i in 0..100 {
+            tx.unbounded_send(Change::Listed(Arc::new(i))).unwrap();
+        }
+        tx.unbounded_send(Change::Relisted).unwrap();
+        tx.unbounded_send(Change::Applied(Arc::new(1000))).unwrap();
+        tx.unbounded_send(Change::Deleted(Arc::new(7))).unwrap();
+        let mut got = Vec::new();
+        for _ in 0..5 {
+            got.push(*out.next().await.unwrap());
+        }
+        // Four listed objects were let through before the controller finished anything;
+        // the change overtakes the other 96.
+        assert_eq!(got, vec![0, 1, 2, 3, 1000]);
+        // Each finished reconcile lets one more listed object through.
+        pace.finished();
+        pace.finished();
+        assert_eq!(*out.next().await.unwrap(), 4);
+        assert_eq!(*out.next().await.unwrap(), 5);
+        // Nothing is lost: with the changes ended, the rest follows and the stream ends.
+        drop(tx);
+        let rest: Vec<i32> = out.map(|o| *o).collect().await;
+        assert_eq!(rest, (6..100).collect::<Vec<_>>());
+    }
+}

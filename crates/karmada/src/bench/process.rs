@@ -12,12 +12,22 @@ pub struct Proc {
 }
 
 impl Proc {
-    /// Starts `karmada ARGS...` (this binary) with its output discarded.
+    /// Starts `karmada ARGS...` (this binary) with its output discarded, or its stderr
+    /// appended to `$KARMADA_BENCH_LOGS/<command>.log` when that is set (to see what a
+    /// component logged during a run; `RUST_LOG` is passed on).
     pub fn karmada(args: &[&str]) -> anyhow::Result<Proc> {
+        let stderr = match std::env::var_os("KARMADA_BENCH_LOGS") {
+            Some(dir) => {
+                let name = args.first().copied().unwrap_or("karmada");
+                let path = Path::new(&dir).join(format!("{name}.log"));
+                Stdio::from(std::fs::OpenOptions::new().create(true).append(true).open(path)?)
+            }
+            None => Stdio::null(),
+        };
         let child = Command::new(std::env::current_exe()?)
             .args(args)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()?;
         Ok(Proc { child })
     }

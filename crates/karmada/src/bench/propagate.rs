@@ -339,6 +339,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     // Observers: member objects, bindings scheduled, Works applied, template status.
     let in_member = Seen::default();
+    let bound = Seen::default();
     let scheduled = Seen::default();
     let applied = Seen::default();
     let ready = Seen::default();
@@ -371,7 +372,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }),
         ));
     }
-    let seen = scheduled.clone();
+    let (seen, bound_seen) = (scheduled.clone(), bound.clone());
     watches.push(tokio::spawn(
         watcher::watcher(
             Api::<ResourceBinding>::namespaced(client.clone(), NAMESPACE),
@@ -379,10 +380,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         )
         .for_each(move |e| {
             if let Ok(watcher::Event::Apply(rb) | watcher::Event::InitApply(rb)) = e
-                && !rb.spec.clusters.is_empty()
                 && rb.spec.resource.kind == "Deployment"
             {
-                seen.mark(rb.metadata.name.unwrap_or_default());
+                let name = rb.metadata.name.unwrap_or_default();
+                if !rb.spec.clusters.is_empty() {
+                    seen.mark(name.clone());
+                }
+                bound_seen.mark(name);
             }
             async {}
         }),
@@ -594,6 +598,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let since = |t: Option<Instant>| {
         t.map_or(-1.0, |t| t.saturating_duration_since(fresh_created).as_secs_f64() * 1e3)
     };
+    let idle = until_idle(&cp.pids(), timeout, baseline).await;
+    // The Work's Applied status may follow the member object (its status write is paced).
     let fresh_work = applied
         .snapshot()
         .into_iter()
@@ -601,12 +607,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .map(|(_, t)| t)
         .min();
     eprintln!(
-        "template created during the resync: scheduled +{:.0} ms, first Work applied +{:.0} ms, in member +{:.0} ms",
+        "template created during the resync: binding +{:.0} ms, scheduled +{:.0} ms, in member +{:.0} ms, Work Applied +{:.0} ms",
+        since(bound.get(&format!("app-{fresh}-deployment"))),
         since(scheduled.get(&format!("app-{fresh}-deployment"))),
-        since(fresh_work),
         since(Some(first_in_member)),
+        since(fresh_work),
     );
-    let idle = until_idle(&cp.pids(), timeout, baseline).await;
     let s = "controller restart";
     report.add(
         s,
