@@ -338,6 +338,16 @@ pub fn body_type(headers: &HeaderMap) -> BodyType {
 
 /// Parses a JSON or YAML document into a value.
 pub fn parse_document(body: &[u8], yaml: bool) -> Result<serde_json::Value, ApiError> {
+    // JSON is YAML: an apply patch sent as JSON (as kube clients do) is read by the JSON
+    // parser, several times faster; anything it refuses is read as YAML, which decides the
+    // error.
+    let json_text = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if yaml
+        && json_text
+        && let Ok(value) = serde_json::from_slice(body)
+    {
+        return Ok(value);
+    }
     if yaml {
         serde_yaml::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
@@ -353,6 +363,20 @@ pub fn parse_document(body: &[u8], yaml: bool) -> Result<serde_json::Value, ApiE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn apply_bodies_read_the_same_as_json_or_yaml() {
+        let json_text = br#" {"apiVersion":"v1","kind":"ConfigMap","data":{"n":"1","x":1.5}}"#;
+        let yaml_text = b"apiVersion: v1\nkind: ConfigMap\ndata:\n  n: \"1\"\n  x: 1.5\n";
+        let a = parse_document(json_text, true).unwrap();
+        assert_eq!(a, parse_document(yaml_text, true).unwrap());
+        assert_eq!(a, parse_document(json_text, false).unwrap());
+        // A YAML flow mapping that is not JSON is still YAML.
+        assert_eq!(parse_document(b"{kind: ConfigMap}", true).unwrap()["kind"], "ConfigMap");
+        // Neither: the YAML parser's error.
+        let e = parse_document(b"{kind: [", true).unwrap_err();
+        assert!(format!("{e:?}").contains("YAML"), "{e:?}");
+    }
 
     fn t(
         group: &str,

@@ -351,7 +351,7 @@ pub enum Error {
 }
 
 fn affinity_matches(cluster: &Cluster) -> impl Fn(Option<&ClusterAffinity>) -> bool + '_ {
-    let info = crate::scheduling::cluster_info(cluster);
+    let info = crate::scheduling::cluster_identity(cluster);
     move |affinity| affinity.is_none_or(|a| scheduler::filter::matches_affinity(a, &info))
 }
 

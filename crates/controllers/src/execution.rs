@@ -404,7 +404,7 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
     let works: Api<Work> = Api::namespaced(ctx.client.clone(), &work_ns);
     let name = work.metadata.name.clone().unwrap_or_default();
     let finalizers = work.metadata.finalizers.clone().unwrap_or_default();
-    let cluster = ctx.clusters.get(&ObjectRef::new(cluster_name)).map(|c| (*c).clone());
+    let cluster = ctx.clusters.get(&ObjectRef::new(cluster_name));
     // A Pull cluster's agent applies its Works. The control plane only lets go of the Works of
     // a Pull cluster that is gone (unregistered while its agent was away: nothing can reach
     // the member any more).

@@ -52,6 +52,12 @@ pub fn cluster_info(cluster: &Cluster) -> scheduler::ClusterInfo {
             allocating: milli(&s.allocating),
         })
     });
+    scheduler::ClusterInfo { enabled_apis, capacity, ..cluster_identity(cluster) }
+}
+
+/// What matching a cluster affinity needs of a cluster: its name, labels, location, taints
+/// (not its APIs or capacity, which [`cluster_info`] adds for scheduling).
+pub fn cluster_identity(cluster: &Cluster) -> scheduler::ClusterInfo {
     let mut zones = cluster.spec.zones.clone();
     if zones.is_empty() && !cluster.spec.zone.is_empty() {
         zones.push(cluster.spec.zone.clone());
@@ -63,8 +69,8 @@ pub fn cluster_info(cluster: &Cluster) -> scheduler::ClusterInfo {
         region: cluster.spec.region.clone(),
         zones,
         taints: cluster.spec.taints.clone(),
-        enabled_apis,
-        capacity,
+        enabled_apis: None,
+        capacity: None,
         deleting: cluster.metadata.deletion_timestamp.is_some(),
     }
 }
