@@ -466,6 +466,22 @@ impl State {
     }
 }
 
+impl State {
+    /// Drops what is remembered of a deleted template.
+    fn forget(&self, k: &TemplateKey) {
+        self.templates.remove(k);
+        if let Ok(mut applied) = self.applied.lock() {
+            applied.remove(k);
+        }
+        if let Ok(mut versions) = self.versions.lock() {
+            versions.remove(k);
+        }
+        if let Ok(mut settled) = self.settled.lock() {
+            settled.remove(k);
+        }
+    }
+}
+
 /// What a pass over a template did.
 enum Pass {
     Done,
@@ -564,6 +580,9 @@ enum Change {
     /// A template as watched, and whether it is a fresh change (not part of an initial list).
     Template(Box<(Arc<ApiResource>, bool, LeanObject)>, bool),
     Gone(TemplateKey),
+    /// A (re)list of one kind (`group/version/plural`) is complete with these templates: any
+    /// other of the kind was deleted while nobody watched.
+    Relisted(String, HashSet<TemplateKey>),
     Policies,
 }
 
@@ -664,16 +683,12 @@ pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<
                             queue.push_resync(k);
                         }
                     }
-                    Change::Gone(k) => {
-                        templates.remove(&k);
-                        if let Ok(mut applied) = state.applied.lock() {
-                            applied.remove(&k);
-                        }
-                        if let Ok(mut versions) = state.versions.lock() {
-                            versions.remove(&k);
-                        }
-                        if let Ok(mut settled) = state.settled.lock() {
-                            settled.remove(&k);
+                    Change::Gone(k) => state.forget(&k),
+                    Change::Relisted(kind, listed) => {
+                        for k in templates.keys() {
+                            if k.0 == kind && !listed.contains(&k) {
+                                state.forget(&k);
+                            }
                         }
                     }
                     Change::Policies => {
@@ -702,18 +717,32 @@ pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<
                         let api: Api<LeanObject> = Api::all_with(client.clone(), &ar);
                         let tx = tx.clone();
                         let ar = Arc::new(ar);
+                        let mut listed: HashSet<TemplateKey> = HashSet::new();
                         tasks.push(tokio::spawn(watcher::watcher(api, watcher::Config::default()).default_backoff().for_each(move |event| {
                             let tx = tx.clone();
                             let ar = Arc::clone(&ar);
+                            let change = match event {
+                                Ok(watcher::Event::Apply(obj)) => Some(Change::Template(Box::new((ar, namespaced, obj)), true)),
+                                Ok(watcher::Event::Init) => {
+                                    listed.clear();
+                                    None
+                                }
+                                // The initial list (at start or after a re-list) is a resync.
+                                Ok(watcher::Event::InitApply(obj)) => {
+                                    listed.insert(key(&ar, &obj));
+                                    Some(Change::Template(Box::new((ar, namespaced, obj)), false))
+                                }
+                                Ok(watcher::Event::InitDone) => Some(Change::Relisted(
+                                    format!("{}/{}", ar.api_version, ar.plural),
+                                    std::mem::take(&mut listed),
+                                )),
+                                Ok(watcher::Event::Delete(obj)) => Some(Change::Gone(key(&ar, &obj))),
+                                Err(_) => None,
+                            };
                             async move {
-                                let change = match event {
-                                    Ok(watcher::Event::Apply(obj)) => Change::Template(Box::new((ar, namespaced, obj)), true),
-                                    // The initial list (at start or after a re-list) is a resync.
-                                    Ok(watcher::Event::InitApply(obj)) => Change::Template(Box::new((ar, namespaced, obj)), false),
-                                    Ok(watcher::Event::Delete(obj)) => Change::Gone(key(&ar, &obj)),
-                                    _ => return,
-                                };
-                                let _ = tx.send(change).await;
+                                if let Some(change) = change {
+                                    let _ = tx.send(change).await;
+                                }
                             }
                         })));
                     }
