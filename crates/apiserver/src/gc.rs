@@ -67,7 +67,7 @@ struct HeadDoc {
     metadata: Option<HeadMeta>,
 }
 
-#[derive(serde::Deserialize)]
+#[derive(Default, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct HeadMeta {
     uid: Option<String>,
@@ -87,12 +87,7 @@ impl Head {
         let typed = if is_namespace { None } else { serde_json::from_slice::<HeadDoc>(bytes).ok() };
         match typed {
             Some(doc) => {
-                let m = doc.metadata.unwrap_or(HeadMeta {
-                    uid: None,
-                    owner_references: None,
-                    deletion_timestamp: None,
-                    finalizers: None,
-                });
+                let m = doc.metadata.unwrap_or_default();
                 Head {
                     uid: m.uid.unwrap_or_default(),
                     owners: m

@@ -1059,7 +1059,6 @@ mod tests {
 
     #[test]
     fn the_work_index_follows_the_watch_and_a_relist_drops_only_what_is_gone() {
-        use crate::shared::Change;
         let index = WorkIndex::default();
         let owner = owner_key(Some("default"), "web");
         let a = work("karmada-es-member1", "w", "web");

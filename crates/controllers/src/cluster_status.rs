@@ -194,7 +194,7 @@ pub async fn observe(
     settings: &Settings,
     clients: &member_client::Clients,
 ) -> ClusterStatus {
-    let member = clients.get(control, cluster, settings.probe_timeout).await;
+    let member = clients.get(control, cluster, settings.probe_timeout).await.map(|(c, _)| c);
     let status = observe_member(member, cluster, settings).await;
     let ready = status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
     if !ready {

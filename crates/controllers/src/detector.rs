@@ -58,8 +58,7 @@ pub type TemplateEntry = (Arc<ApiResource>, bool, LeanObject);
 impl Templates {
     /// The template of kind `ar` (`apiVersion/plural` as in [`TemplateKey`]) at `namespace/name`.
     pub fn get(&self, ar: &ApiResource, namespace: &str, name: &str) -> Option<LeanObject> {
-        let k =
-            (format!("{}/{}", ar.api_version, ar.plural), namespace.to_owned(), name.to_owned());
+        let k = (kind_id(ar), namespace.to_owned(), name.to_owned());
         self.0.read().get(&k).map(|(_, _, o)| o.clone())
     }
 
@@ -84,6 +83,11 @@ impl Templates {
 
     fn remove(&self, k: &TemplateKey) {
         self.0.write().remove(k);
+    }
+
+    /// The templates of `kind` that are not in `listed`.
+    fn missing(&self, kind: &str, listed: &HashSet<TemplateKey>) -> Vec<TemplateKey> {
+        self.0.read().keys().filter(|k| k.0 == kind && !listed.contains(*k)).cloned().collect()
     }
 
     fn keys(&self) -> Vec<TemplateKey> {
@@ -159,9 +163,25 @@ impl Queue {
     }
 }
 
+/// A kind as [`TemplateKey`]s name it: `group/version/plural`.
+fn kind_id(ar: &ApiResource) -> String {
+    format!("{}/{}", ar.api_version, ar.plural)
+}
+
+/// What policies match a template by: its kind, namespace, name and labels.
+fn template_of(ar: &ApiResource, obj: &LeanObject) -> Template {
+    Template {
+        api_version: ar.api_version.clone(),
+        kind: ar.kind.clone(),
+        namespace: obj.metadata.namespace.clone().unwrap_or_default(),
+        name: obj.metadata.name.clone().unwrap_or_default(),
+        labels: obj.metadata.labels.clone().unwrap_or_default(),
+    }
+}
+
 fn key(ar: &ApiResource, obj: &LeanObject) -> TemplateKey {
     (
-        format!("{}/{}", ar.api_version, ar.plural),
+        kind_id(ar),
         obj.metadata.namespace.clone().unwrap_or_default(),
         obj.metadata.name.clone().unwrap_or_default(),
     )
@@ -219,7 +239,7 @@ impl State {
         content: u64,
     ) -> Result<Pass, kube::Error> {
         let ns = template.metadata.namespace.clone().unwrap_or_default();
-        let t = Template::from_object(&object);
+        let t = template_of(ar, template);
         let pp_list = self.pps.state();
         let cpp_list = self.cpps.state();
         let (pps, cpps) = live_policies(&pp_list, &cpp_list);
@@ -250,7 +270,7 @@ impl State {
             (None, b) => b.map(|(p, _)| p),
         };
         let name = template.metadata.name.clone().unwrap_or_default();
-        let templates: Api<DynamicObject> = if namespaced {
+        let templates: Api<LeanObject> = if namespaced {
             Api::namespaced_with(self.client.clone(), &ns, ar)
         } else {
             Api::all_with(self.client.clone(), ar)
@@ -312,9 +332,6 @@ impl State {
                     &Patch::Merge(json!({"metadata": {"labels": patch}})),
                 )
                 .await?;
-            let claimed = serde_json::to_value(claimed)
-                .and_then(LeanObject::from_value)
-                .map_err(kube::Error::SerdeError)?;
             self.templates.insert_newer(
                 key(ar, &claimed),
                 (Arc::new(ar.clone()), namespaced, claimed.clone()),
@@ -324,7 +341,7 @@ impl State {
         // The binding. It records the template's resourceVersion of its last change that
         // was not a status update (aggregated status written back is not a change to
         // propagate).
-        let memo = (format!("{}/{}", ar.api_version, ar.plural), ns.clone(), name.clone());
+        let memo = (kind_id(ar), ns.clone(), name.clone());
         let current_rv = template.metadata.resource_version.clone().unwrap_or_default();
         let recorded_rv = match self.versions.lock() {
             Ok(mut versions) => {
@@ -443,30 +460,29 @@ fn live_policies<'a>(
     (pps, cpps)
 }
 
+/// What a pass over a template did.
+enum Pass {
+    Done,
+    /// It claimed the template; the claimed template (as the API returned it) is next.
+    Claimed(Box<LeanObject>),
+}
+
 impl State {
     /// Whether a template listed at (re)start is new work: not claimed by any policy yet, and
     /// one matches it. Claimed templates (their bindings exist) and templates no policy
     /// selects are the resync, which comes after new work.
     fn is_new_work(&self, ar: &ApiResource, namespaced: bool, obj: &LeanObject) -> bool {
-        let labels = obj.metadata.labels.clone().unwrap_or_default();
-        if CLAIM_LABELS.iter().any(|k| labels.contains_key(*k)) {
+        let claimed = obj.metadata.labels.as_ref();
+        if claimed.is_some_and(|l| CLAIM_LABELS.iter().any(|k| l.contains_key(*k))) {
             return false;
         }
-        let t = Template {
-            api_version: ar.api_version.clone(),
-            kind: ar.kind.clone(),
-            namespace: obj.metadata.namespace.clone().unwrap_or_default(),
-            name: obj.metadata.name.clone().unwrap_or_default(),
-            labels,
-        };
+        let t = template_of(ar, obj);
         let (pp_list, cpp_list) = (self.pps.state(), self.cpps.state());
         let (pps, cpps) = live_policies(&pp_list, &cpp_list);
         let namespace_policies: &[Policy<'_>] = if namespaced { &pps } else { &[] };
         propagation::best_policy(&t, namespace_policies, &cpps).is_some()
     }
-}
 
-impl State {
     /// Drops what is remembered of a deleted template.
     fn forget(&self, k: &TemplateKey) {
         self.templates.remove(k);
@@ -480,22 +496,13 @@ impl State {
             settled.remove(k);
         }
     }
-}
 
-/// What a pass over a template did.
-enum Pass {
-    Done,
-    /// It claimed the template; the claimed template (as the API returned it) is next.
-    Claimed(Box<LeanObject>),
-}
-
-impl State {
     /// Removes a deleted policy's claim from a template and its binding.
     async fn unclaim(
         &self,
         ar: &ApiResource,
         namespaced: bool,
-        templates: &Api<DynamicObject>,
+        templates: &Api<LeanObject>,
         name: &str,
         labels: &BTreeMap<String, String>,
     ) -> Result<(), kube::Error> {
@@ -685,10 +692,8 @@ pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<
                     }
                     Change::Gone(k) => state.forget(&k),
                     Change::Relisted(kind, listed) => {
-                        for k in templates.keys() {
-                            if k.0 == kind && !listed.contains(&k) {
-                                state.forget(&k);
-                            }
+                        for k in templates.missing(&kind, &listed) {
+                            state.forget(&k);
                         }
                     }
                     Change::Policies => {
@@ -709,7 +714,7 @@ pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<
                 let Ok(discovery) = Discovery::new(client.clone()).run().await else { continue };
                 for group in discovery.groups() {
                     for (ar, caps) in group.recommended_resources() {
-                        let id = format!("{}/{}", ar.api_version, ar.plural);
+                        let id = kind_id(&ar);
                         if skipped(&ar) || !caps.supports_operation(verbs::WATCH) || ar.plural.contains('/') || !watched.insert(id) {
                             continue;
                         }
@@ -732,10 +737,7 @@ pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<
                                     listed.insert(key(&ar, &obj));
                                     Some(Change::Template(Box::new((ar, namespaced, obj)), false))
                                 }
-                                Ok(watcher::Event::InitDone) => Some(Change::Relisted(
-                                    format!("{}/{}", ar.api_version, ar.plural),
-                                    std::mem::take(&mut listed),
-                                )),
+                                Ok(watcher::Event::InitDone) => Some(Change::Relisted(kind_id(&ar), std::mem::take(&mut listed))),
                                 Ok(watcher::Event::Delete(obj)) => Some(Change::Gone(key(&ar, &obj))),
                                 Err(_) => None,
                             };

@@ -116,40 +116,33 @@ async fn bounded<T>(
 }
 
 impl Context {
-    /// A cached client for a member (rebuilt, with its watches, when its Cluster changes).
+    /// The client for a member, with its watches (rebuilt when the client is: its Cluster
+    /// changed, or the shared client was rebuilt).
     async fn member(&self, cluster: &Cluster) -> Result<kube::Client, Error> {
         let name = cluster.metadata.name.clone().unwrap_or_default();
-        let (version, agent_client) = match &self.scope {
-            Scope::Agent { member, .. } => ("agent".to_owned(), Some(member.clone())),
-            Scope::Push(_) => (member_client::version(cluster), None),
-        };
-        if let Ok(members) = self.members.lock()
-            && let Some(m) = members.get(&name)
-            && m.version == version
-        {
-            return Ok(m.client.clone());
-        }
-        let client = match (agent_client, &self.scope) {
-            (Some(client), _) => client,
-            (None, Scope::Push(clients)) => {
-                clients.get(&self.client, cluster, self.timeout).await.map_err(|message| {
-                    member_client::ClientError::Build { cluster: name.clone(), message }
-                })?
-            }
-            (None, Scope::Agent { .. }) => {
-                member_client::for_cluster(&self.client, cluster, self.timeout, true).await?
+        let (version, client) = match &self.scope {
+            Scope::Agent { member, .. } => ("agent".to_owned(), member.clone()),
+            Scope::Push(clients) => {
+                let (client, serial) =
+                    clients.get(&self.client, cluster, self.timeout).await.map_err(|message| {
+                        member_client::ClientError::Build { cluster: name.clone(), message }
+                    })?;
+                (serial.to_string(), client)
             }
         };
         if let Ok(mut members) = self.members.lock() {
-            members.insert(
-                name,
-                Member {
-                    version,
-                    client: client.clone(),
-                    kinds: HashMap::new(),
-                    namespaces: HashSet::new(),
-                },
-            );
+            match members.get(&name) {
+                Some(m) if m.version == version => return Ok(m.client.clone()),
+                _ => {
+                    let member = Member {
+                        version,
+                        client: client.clone(),
+                        kinds: HashMap::new(),
+                        namespaces: HashSet::new(),
+                    };
+                    members.insert(name, member);
+                }
+            }
         }
         Ok(client)
     }

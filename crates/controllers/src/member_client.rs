@@ -203,39 +203,52 @@ pub async fn for_cluster(
 /// HTTP/2 connection per member for both): building one reads the cluster's Secret and starts
 /// a new TLS connection, which at 1,000 clusters probed every few seconds was a large share of
 /// the controller-manager's work. A client is rebuilt when its `member_client::version`
-/// changes, after a failed probe, and at least every five minutes.
+/// changes, after a failed probe, and at least every five minutes; each build has its own
+/// serial, so a holder of long-lived state on a client (the execution controller's watches)
+/// knows when to move to the new one.
 #[derive(Default)]
-pub struct Clients(std::sync::Mutex<HashMap<String, (String, kube::Client, Instant)>>);
+pub struct Clients(std::sync::Mutex<(HashMap<String, Built>, u64)>);
+
+/// A client, the version it was built for, when, and its serial.
+struct Built {
+    version: String,
+    client: kube::Client,
+    at: Instant,
+    serial: u64,
+}
 
 impl Clients {
     const MAX_AGE: Duration = Duration::from_secs(300);
 
+    /// The client of `cluster` and its serial.
     pub(crate) async fn get(
         &self,
         control: &kube::Client,
         cluster: &Cluster,
         timeout: Duration,
-    ) -> Result<kube::Client, String> {
+    ) -> Result<(kube::Client, u64), String> {
         let name = cluster.metadata.name.clone().unwrap_or_default();
-        let key = version(cluster);
+        let wanted = version(cluster);
         if let Ok(cache) = self.0.lock()
-            && let Some((k, client, built)) = cache.get(&name)
-            && *k == key
-            && built.elapsed() < Self::MAX_AGE
+            && let Some(b) = cache.0.get(&name)
+            && b.version == wanted
+            && b.at.elapsed() < Self::MAX_AGE
         {
-            return Ok(client.clone());
+            return Ok((b.client.clone(), b.serial));
         }
         let client =
             for_cluster(control, cluster, timeout, true).await.map_err(|e| e.to_string())?;
-        if let Ok(mut cache) = self.0.lock() {
-            cache.insert(name, (key, client.clone(), Instant::now()));
-        }
-        Ok(client)
+        let Ok(mut cache) = self.0.lock() else { return Ok((client, 0)) };
+        cache.1 += 1;
+        let serial = cache.1;
+        let built = Built { version: wanted, client: client.clone(), at: Instant::now(), serial };
+        cache.0.insert(name, built);
+        Ok((client, serial))
     }
 
     pub(crate) fn forget(&self, name: &str) {
         if let Ok(mut cache) = self.0.lock() {
-            cache.remove(name);
+            cache.0.remove(name);
         }
     }
 }

@@ -235,7 +235,7 @@ where
     K: Send + Sync + 'static,
 {
     let (tx, rx) = mpsc::unbounded();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut backlog: std::collections::VecDeque<Arc<K>> = std::collections::VecDeque::new();
         let mut released: u64 = 0;
         loop {
@@ -281,7 +281,12 @@ where
             }
         }
     });
-    rx
+    // The task ends with the stream, as `coalesce`'s.
+    let guard = crate::AbortOnDrop(task);
+    rx.map(move |o| {
+        let _ = &guard;
+        o
+    })
 }
 
 #[cfg(test)]
