@@ -22,7 +22,7 @@ use crate::crd;
 use crate::discovery;
 use crate::metrics::Metrics;
 use crate::registry::{Registry, ResourceDef};
-use crate::request::{self, BodyType, Query, Route, Target, Wanted};
+use crate::request::{self, BodyType, Format, Query, Route, Target, Wanted};
 use crate::strategy::{self, Part};
 use crate::table::{IncludeObject, TableBuilder};
 
@@ -150,6 +150,11 @@ pub fn error_response(error: &ApiError) -> Response<Body> {
         response.headers_mut().insert(http::header::RETRY_AFTER, v);
     }
     response
+}
+
+/// An object's `PartialObjectMetadata` (what metadata-only clients ask for).
+pub fn partial_metadata(object: &Value) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": object["metadata"]})
 }
 
 pub fn now_seconds() -> i64 {
@@ -302,22 +307,103 @@ fn random_suffix() -> String {
         .collect()
 }
 
-/// Parses a write body (JSON or YAML), refusing other media types with a clear message.
-fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
-    match request::body_type(headers) {
-        BodyType::Json => request::parse_document(body, false),
-        BodyType::Yaml => request::parse_document(body, true),
-        BodyType::Protobuf => Err(ApiError::unsupported_media_type(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (karmada-rs does not decode Kubernetes protobuf: use `kubectl create -f FILE` or pass --output=json)",
-        )),
-        _ => Err(ApiError::unsupported_media_type(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
-        )),
+/// `fieldValidation`: what happens to fields an object's schema does not know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldValidation {
+    /// 400 `strict decoding error: unknown field "..."`.
+    Strict,
+    /// Dropped, with a `Warning` header per field (Kubernetes' default).
+    Warn,
+    /// Dropped silently.
+    Ignore,
+}
+
+impl FieldValidation {
+    fn parse(query: &Query) -> Result<FieldValidation, ApiError> {
+        match query.get("fieldValidation") {
+            None | Some("Warn") => Ok(FieldValidation::Warn),
+            Some("Strict") => Ok(FieldValidation::Strict),
+            Some("Ignore") => Ok(FieldValidation::Ignore),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "fieldValidation must be one of \"Ignore\", \"Strict\", \"Warn\": got {other:?}"
+            ))),
+        }
     }
 }
 
-fn strict(query: &Query) -> bool {
-    query.get("fieldValidation") == Some("Strict")
+/// A resource request being served: the resource, the caller, the query and how answers are
+/// encoded. Verb handlers take it instead of long argument lists.
+pub(crate) struct Req<'a> {
+    pub def: &'a ResourceDef,
+    pub ns: Option<&'a str>,
+    pub headers: &'a HeaderMap,
+    pub query: &'a Query,
+    pub user: &'a User,
+    /// The negotiated response encoding.
+    pub format: Format,
+    pub validation: FieldValidation,
+    warnings: parking_lot::Mutex<Vec<String>>,
+}
+
+impl<'a> Req<'a> {
+    pub fn new(
+        def: &'a ResourceDef,
+        ns: Option<&'a str>,
+        headers: &'a HeaderMap,
+        query: &'a Query,
+        user: &'a User,
+        format: Format,
+    ) -> Result<Req<'a>, ApiError> {
+        let validation = FieldValidation::parse(query)?;
+        Ok(Req { def, ns, headers, query, user, format, validation, warnings: Default::default() })
+    }
+
+    /// Applies `fieldValidation` to fields the object's schema does not know.
+    pub fn unknown_fields(&self, fields: &[String]) -> Result<(), ApiError> {
+        if fields.is_empty() {
+            return Ok(());
+        }
+        match self.validation {
+            FieldValidation::Strict => Err(ApiError::bad_request(format!(
+                "strict decoding error: {}",
+                fields
+                    .iter()
+                    .map(|f| format!("unknown field {f:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+            FieldValidation::Warn => {
+                let mut warnings = self.warnings.lock();
+                for f in fields {
+                    let w = format!("unknown field {f:?}");
+                    if !warnings.contains(&w) {
+                        warnings.push(w);
+                    }
+                }
+                Ok(())
+            }
+            FieldValidation::Ignore => Ok(()),
+        }
+    }
+
+    /// Decodes a create or update body (JSON, YAML or protobuf).
+    pub fn decode(&self, body: &[u8]) -> Result<Value, ApiError> {
+        let decoded = crate::encoding::decode_body(self.headers, body)?;
+        self.unknown_fields(&decoded.unknown_fields)?;
+        Ok(decoded.object)
+    }
+
+    /// An object answer in the negotiated format, with any warnings.
+    pub fn respond(&self, status: u16, object: &Value) -> Response<Body> {
+        let (content_type, bytes) = crate::encoding::object_body(self.format, object);
+        self.finish(respond(status, content_type, bytes))
+    }
+
+    /// Adds the collected warnings to a response.
+    pub fn finish(&self, mut response: Response<Body>) -> Response<Body> {
+        crate::encoding::add_warnings(response.headers_mut(), &self.warnings.lock());
+        response
+    }
 }
 
 impl Api {
@@ -620,14 +706,26 @@ impl Api {
         }
         let ns = target.namespace.as_deref();
         let headers = &parts.headers;
+        let (wanted, format) = request::negotiate(headers, def.protobuf)?;
+        let req = Req::new(&def, ns, headers, query, user, format)?;
+        let sub_ok = |sub: Option<&str>| match sub {
+            None => true,
+            Some("status") => def.status,
+            Some("scale") => def.scale.is_some(),
+            Some(_) => false,
+        };
         match (&parts.method, target.name.as_deref(), target.subresource.as_deref()) {
             (&Method::POST, Some(name), Some("token"))
                 if def.group.is_empty() && def.plural == "serviceaccounts" =>
             {
-                self.token_request(&def, ns.unwrap_or_default(), name, headers, &body).await
+                self.token_request(&req, name, &body).await
+            }
+            (&Method::POST, Some(name), Some("eviction"))
+                if def.group.is_empty() && def.plural == "pods" =>
+            {
+                self.evict(&req, name, &body).await
             }
             (&Method::GET, None, None) => {
-                let wanted = request::negotiate(headers)?;
                 if query.flag("watch") {
                     crate::watch::watch(
                         Arc::clone(self),
@@ -635,41 +733,30 @@ impl Api {
                         ns.map(str::to_owned),
                         query.clone(),
                         wanted,
+                        format,
                     )
                     .await
                 } else {
-                    self.list(&def, ns, query, wanted).await
+                    self.list(&req, wanted).await
                 }
             }
-            (&Method::GET, Some(name), sub @ (None | Some("status"))) => {
-                let _ = sub;
-                let wanted = request::negotiate(headers)?;
-                self.get(&def, ns, name, query, wanted).await
+            (&Method::GET, Some(name), sub @ (None | Some("status"))) if sub_ok(sub) => {
+                self.get(&req, name, wanted).await
             }
-            (&Method::GET, Some(name), Some("scale")) => {
+            (&Method::GET, Some(name), Some("scale")) if def.scale.is_some() => {
                 let object = self.read(&def, ns, name).await?;
-                Ok(json_response(200, &strategy::scale_of(&def, &object)?))
+                Ok(req.respond(200, &strategy::scale_of(&def, &object)?))
             }
-            (&Method::POST, None, None) => self.create(&def, ns, headers, &body, query, user).await,
-            (&Method::PUT, Some(name), sub) => {
-                self.update(&def, ns, name, sub, headers, &body, query, user).await
+            (&Method::POST, None, None) => self.create(&req, &body).await,
+            (&Method::PUT, Some(name), sub) if sub_ok(sub) => {
+                self.update(&req, name, sub, &body).await
             }
-            (&Method::PATCH, Some(name), sub) => {
-                self.patch(&def, ns, name, sub, headers, &body, query, user).await
+            (&Method::PATCH, Some(name), sub) if sub_ok(sub) => {
+                self.patch(&req, name, sub, &body).await
             }
-            (&Method::DELETE, Some(name), None) => {
-                self.delete(&def, ns, name, &body, query, user).await
-            }
-            (&Method::DELETE, None, None) => {
-                self.delete_collection(&def, ns, &body, query, user).await
-            }
-            (_, Some(_), Some(sub))
-                if !matches!(sub, "status" | "scale")
-                    || (sub == "status" && !def.status)
-                    || (sub == "scale" && def.scale.is_none()) =>
-            {
-                Err(ApiError::path_not_found())
-            }
+            (&Method::DELETE, Some(name), None) => self.delete(&req, name, &body).await,
+            (&Method::DELETE, None, None) => self.delete_collection(&req, &body).await,
+            (_, Some(_), sub) if !sub_ok(sub) => Err(ApiError::path_not_found()),
             _ => Err(ApiError::method_not_allowed(
                 "the server does not allow this method on the requested resource",
             )),
@@ -712,23 +799,19 @@ impl Api {
 
     async fn get(
         &self,
-        def: &ResourceDef,
-        ns: Option<&str>,
+        req: &Req<'_>,
         name: &str,
-        query: &Query,
         wanted: Wanted,
     ) -> Result<Response<Body>, ApiError> {
-        let object = self.read(def, ns, name).await?;
+        let def = req.def;
+        let object = self.read(def, req.ns, name).await?;
         Ok(match wanted {
-            Wanted::Json => json_response(200, &object),
-            Wanted::Metadata => json_response(
-                200,
-                &json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": object["metadata"]}),
-            ),
+            Wanted::Json => req.respond(200, &object),
+            Wanted::Metadata => req.respond(200, &partial_metadata(&object)),
             Wanted::Table => {
                 let builder = TableBuilder::new(
                     def,
-                    IncludeObject::parse(query.get("includeObject")),
+                    IncludeObject::parse(req.query.get("includeObject")),
                     now_seconds(),
                 );
                 let meta = json!({"resourceVersion": meta_str(&object, "resourceVersion").unwrap_or_default()});
@@ -905,13 +988,8 @@ impl Api {
         }
     }
 
-    async fn list(
-        &self,
-        def: &ResourceDef,
-        ns: Option<&str>,
-        query: &Query,
-        wanted: Wanted,
-    ) -> Result<Response<Body>, ApiError> {
+    async fn list(&self, req: &Req<'_>, wanted: Wanted) -> Result<Response<Body>, ApiError> {
+        let (def, ns, query) = (req.def, req.ns, req.query);
         let filter = Filter::parse(def, query)?;
         let (revision, start) = self.list_position(def, query).await?;
         let limit = query.int("limit")?.filter(|l| *l > 0).map(|l| l as usize);
@@ -920,6 +998,30 @@ impl Api {
         let mut meta = json!({"resourceVersion": revision.0.to_string()});
         if let Some(token) = &token {
             meta["continue"] = json!(token);
+        }
+        let decode = |(b, rv, d): &(Bytes, u64, Option<Value>)| {
+            d.clone().unwrap_or_else(|| codec::decode(b, *rv))
+        };
+        if req.format == Format::Protobuf && wanted != Wanted::Table {
+            // A list whose items do not all fit their message is answered in JSON instead.
+            let encoded = if wanted == Wanted::Metadata {
+                kube_protobuf::encode_list(
+                    "meta.k8s.io/v1",
+                    "PartialObjectMetadata",
+                    &meta,
+                    items.iter().map(|i| partial_metadata(&decode(i))),
+                )
+            } else {
+                kube_protobuf::encode_list(
+                    &def.api_version(),
+                    &def.kind,
+                    &meta,
+                    items.iter().map(|i| self.convert_out(def, decode(i))),
+                )
+            };
+            if let Ok(bytes) = encoded {
+                return Ok(req.finish(respond(200, kube_protobuf::MEDIA_TYPE, bytes)));
+            }
         }
         match wanted {
             Wanted::Json if def.version == def.storage_version => {
@@ -946,25 +1048,16 @@ impl Api {
                 Ok(respond(200, "application/json", out.freeze()))
             }
             Wanted::Json => {
-                let objects: Vec<Value> = items
-                    .into_iter()
-                    .map(|(b, rv, d)| {
-                        self.convert_out(def, d.unwrap_or_else(|| codec::decode(&b, rv)))
-                    })
-                    .collect();
+                let objects: Vec<Value> =
+                    items.iter().map(|i| self.convert_out(def, decode(i))).collect();
                 Ok(json_response(
                     200,
                     &json!({"kind": def.list_kind(), "apiVersion": def.api_version(), "metadata": meta, "items": objects}),
                 ))
             }
             Wanted::Metadata => {
-                let objects: Vec<Value> = items
-                    .into_iter()
-                    .map(|(b, rv, d)| {
-                        let o = d.unwrap_or_else(|| codec::decode(&b, rv));
-                        json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]})
-                    })
-                    .collect();
+                let objects: Vec<Value> =
+                    items.iter().map(|i| partial_metadata(&decode(i))).collect();
                 Ok(json_response(
                     200,
                     &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": objects}),
@@ -976,13 +1069,8 @@ impl Api {
                     IncludeObject::parse(query.get("includeObject")),
                     now_seconds(),
                 );
-                let rows: Vec<Value> = items
-                    .into_iter()
-                    .map(|(b, rv, d)| {
-                        builder
-                            .row(&self.convert_out(def, d.unwrap_or_else(|| codec::decode(&b, rv))))
-                    })
-                    .collect();
+                let rows: Vec<Value> =
+                    items.iter().map(|i| builder.row(&self.convert_out(def, decode(i)))).collect();
                 Ok(json_response(200, &builder.table(rows, meta, true)))
             }
         }
@@ -1014,24 +1102,11 @@ impl Api {
     }
 
     /// Validation and defaulting shared by creates and updates of custom resources.
-    fn custom_checks(
-        &self,
-        def: &ResourceDef,
-        object: &mut Value,
-        query: &Query,
-    ) -> Result<(), ApiError> {
+    fn custom_checks(&self, req: &Req<'_>, object: &mut Value) -> Result<(), ApiError> {
+        let def = req.def;
         if let Some(schema) = &def.schema {
             let unknown = crd::prune(schema, object);
-            if strict(query) && !unknown.is_empty() {
-                return Err(ApiError::bad_request(format!(
-                    "strict decoding error: {}",
-                    unknown
-                        .iter()
-                        .map(|f| format!("unknown field {f:?}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
-            }
+            req.unknown_fields(&unknown)?;
             let causes = crd::validate(schema, object);
             if !causes.is_empty() {
                 return Err(ApiError::invalid(&def.kind, &def.group, object::name(object), causes));
@@ -1045,17 +1120,14 @@ impl Api {
 
     /// Builds a new object for storage: type and namespace checks, name generation, server
     /// metadata, custom-resource schema, admission and ownership.
-    #[allow(clippy::too_many_arguments)]
     fn new_object(
         &self,
-        def: &ResourceDef,
-        ns: Option<&str>,
+        req: &Req<'_>,
         mut object: Value,
-        query: &Query,
         manager: &str,
-        user: &User,
         apply: bool,
     ) -> Result<Value, ApiError> {
+        let (def, ns) = (req.def, req.ns);
         strategy::check_type(def, &mut object)?;
         strategy::check_namespace(def, &mut object, ns)?;
         if object::name(&object).is_empty() {
@@ -1079,14 +1151,14 @@ impl Api {
         let uid = uuid::Uuid::new_v4().to_string();
         let applied = object.clone();
         strategy::prepare_create(def, &mut object, &now, &uid)?;
-        self.custom_checks(def, &mut object, query)?;
+        self.custom_checks(req, &mut object)?;
         self.admit(
             &AdmissionRequest {
                 operation: Operation::Create,
                 def,
                 old: None,
                 subresource: None,
-                user,
+                user: req.user,
             },
             &mut object,
         )?;
@@ -1118,33 +1190,25 @@ impl Api {
         Ok(object)
     }
 
-    async fn create(
-        &self,
-        def: &ResourceDef,
-        ns: Option<&str>,
-        headers: &HeaderMap,
-        body: &[u8],
-        query: &Query,
-        user: &User,
-    ) -> Result<Response<Body>, ApiError> {
-        let dry = dry_run(query)?;
-        let object = decode_body(headers, body)?;
-        let manager = field_manager(query, headers);
+    async fn create(&self, req: &Req<'_>, body: &[u8]) -> Result<Response<Body>, ApiError> {
+        let (def, ns) = (req.def, req.ns);
+        let dry = dry_run(req.query)?;
+        let object = req.decode(body)?;
+        let manager = field_manager(req.query, req.headers);
         if let Some(ns) = ns {
             self.check_namespace_open(ns).await?;
         }
         let generated = object::name(&object).is_empty();
         for _attempt in 0..8 {
-            let prepared =
-                self.new_object(def, ns, object.clone(), query, &manager, user, false)?;
+            let prepared = self.new_object(req, object.clone(), &manager, false)?;
             if dry {
-                return Ok(json_response(201, &prepared));
+                return Ok(req.respond(201, &prepared));
             }
             let created = self.store_create(def, ns, prepared).await;
             match created {
                 Err(e) if generated && e.code == 409 => continue,
                 Err(e) => return Err(e),
-                Ok(object) => return Ok(json_response(201, &object)),
+                Ok(object) => return Ok(req.respond(201, &object)),
             }
         }
         Err(ApiError::already_exists(&def.plural, &def.group, "generated name"))
@@ -1160,8 +1224,9 @@ impl Api {
         manager: &str,
     ) -> Result<Value, ApiError> {
         let user = User { name: manager.to_owned(), groups: vec!["system:masters".into()] };
-        let prepared =
-            self.new_object(def, ns, object, &Query::default(), manager, &user, false)?;
+        let (headers, query) = (HeaderMap::new(), Query::default());
+        let req = Req::new(def, ns, &headers, &query, &user, Format::Json)?;
+        let prepared = self.new_object(&req, object, manager, false)?;
         self.store_create(def, ns, prepared).await
     }
 
@@ -1305,21 +1370,19 @@ impl Api {
     }
 
     /// The shared part of update and patch: from the desired object to a decision.
-    #[allow(clippy::too_many_arguments)]
     fn decide_update(
         &self,
-        def: &ResourceDef,
+        req: &Req<'_>,
         current: &Value,
         desired: Value,
         part: Part,
-        query: &Query,
         manager: &str,
-        user: &User,
         record: bool,
     ) -> Result<Decision, ApiError> {
+        let def = req.def;
         let mut new = strategy::prepare_update(def, current, desired, part)?;
         strategy::validate_meta(def, &new)?;
-        self.custom_checks(def, &mut new, query)?;
+        self.custom_checks(req, &mut new)?;
         let subresource = (part == Part::Status).then_some("status");
         self.admit(
             &AdmissionRequest {
@@ -1327,7 +1390,7 @@ impl Api {
                 def,
                 old: Some(current),
                 subresource,
-                user,
+                user: req.user,
             },
             &mut new,
         )?;
@@ -1340,21 +1403,17 @@ impl Api {
         Ok(Decision::Update(new))
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn update(
         &self,
-        def: &ResourceDef,
-        ns: Option<&str>,
+        req: &Req<'_>,
         name: &str,
         sub: Option<&str>,
-        headers: &HeaderMap,
         body: &[u8],
-        query: &Query,
-        user: &User,
     ) -> Result<Response<Body>, ApiError> {
-        let dry = dry_run(query)?;
-        let mut desired = decode_body(headers, body)?;
-        let manager = field_manager(query, headers);
+        let (def, ns) = (req.def, req.ns);
+        let dry = dry_run(req.query)?;
+        let mut desired = req.decode(body)?;
+        let manager = field_manager(req.query, req.headers);
         if sub == Some("scale") {
             let precondition = meta_str(&desired, "resourceVersion").map(str::to_owned);
             let (object, _) = self
@@ -1369,10 +1428,10 @@ impl Api {
                     }
                     let mut new = current.clone();
                     strategy::apply_scale(def, &mut new, &desired)?;
-                    self.decide_update(def, current, new, Part::Main, query, &manager, user, true)
+                    self.decide_update(req, current, new, Part::Main, &manager, true)
                 })
                 .await?;
-            return Ok(json_response(200, &strategy::scale_of(def, &object)?));
+            return Ok(req.respond(200, &strategy::scale_of(def, &object)?));
         }
         let part = if sub == Some("status") { Part::Status } else { Part::Main };
         strategy::check_type(def, &mut desired)?;
@@ -1395,24 +1454,20 @@ impl Api {
                 {
                     return Err(ApiError::conflict(&def.plural, &def.group, name));
                 }
-                self.decide_update(def, current, desired.clone(), part, query, &manager, user, true)
+                self.decide_update(req, current, desired.clone(), part, &manager, true)
             })
             .await?;
-        Ok(json_response(200, &object))
+        Ok(req.respond(200, &object))
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn patch(
         &self,
-        def: &ResourceDef,
-        ns: Option<&str>,
+        req: &Req<'_>,
         name: &str,
         sub: Option<&str>,
-        headers: &HeaderMap,
         body: &[u8],
-        query: &Query,
-        user: &User,
     ) -> Result<Response<Body>, ApiError> {
+        let (def, query, headers) = (req.def, req.query, req.headers);
         let dry = dry_run(query)?;
         let kind = request::body_type(headers);
         let force = query.get("force");
@@ -1442,9 +1497,7 @@ impl Api {
             ));
         }
         if kind == BodyType::ApplyPatch {
-            return self
-                .apply(def, ns, name, sub, patch_doc, query, force == Some("true"), dry, user)
-                .await;
+            return self.apply(req, name, sub, patch_doc, force == Some("true"), dry).await;
         }
         let manager = field_manager(query, headers);
         let part = if sub == Some("status") { Part::Status } else { Part::Main };
@@ -1470,7 +1523,7 @@ impl Api {
             })
         };
         let (object, written) = self
-            .guaranteed_update(def, ns, name, dry, &mut |current| {
+            .guaranteed_update(def, req.ns, name, dry, &mut |current| {
                 let Some(current) = current else {
                     return Err(ApiError::not_found(&def.plural, &def.group, name));
                 };
@@ -1484,16 +1537,7 @@ impl Api {
                     }
                     let mut new = current.clone();
                     strategy::apply_scale(def, &mut new, &scale)?;
-                    return self.decide_update(
-                        def,
-                        current,
-                        new,
-                        Part::Main,
-                        query,
-                        &manager,
-                        user,
-                        true,
-                    );
+                    return self.decide_update(req, current, new, Part::Main, &manager, true);
                 }
                 let mut patched = current.clone();
                 apply_patch(&mut patched)?;
@@ -1506,39 +1550,27 @@ impl Api {
                 // A patch that replaces managedFields (kubectl's CSA→SSA migration) is kept as is.
                 let replaced_managed = patched.pointer("/metadata/managedFields")
                     != current.pointer("/metadata/managedFields");
-                self.decide_update(
-                    def,
-                    current,
-                    patched,
-                    part,
-                    query,
-                    &manager,
-                    user,
-                    !replaced_managed,
-                )
+                self.decide_update(req, current, patched, part, &manager, !replaced_managed)
             })
             .await?;
         let _ = written;
         if sub == Some("scale") {
-            return Ok(json_response(200, &strategy::scale_of(def, &object)?));
+            return Ok(req.respond(200, &strategy::scale_of(def, &object)?));
         }
-        Ok(json_response(200, &object))
+        Ok(req.respond(200, &object))
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn apply(
         &self,
-        def: &ResourceDef,
-        ns: Option<&str>,
+        req: &Req<'_>,
         name: &str,
         sub: Option<&str>,
         mut applied: Value,
-        query: &Query,
         force: bool,
         dry: bool,
-        user: &User,
     ) -> Result<Response<Body>, ApiError> {
-        let Some(manager) = query.get("fieldManager").map(str::to_owned) else {
+        let (def, ns) = (req.def, req.ns);
+        let Some(manager) = req.query.get("fieldManager").map(str::to_owned) else {
             return Err(ApiError::invalid(
                 "PatchOptions",
                 "meta.k8s.io",
@@ -1570,8 +1602,7 @@ impl Api {
                     if part == Part::Status {
                         return Err(ApiError::not_found(&def.plural, &def.group, name));
                     }
-                    let created =
-                        self.new_object(def, ns, applied.clone(), query, &manager, user, true)?;
+                    let created = self.new_object(req, applied.clone(), &manager, true)?;
                     return Ok(Decision::Create(created));
                 };
                 if let Some(rv) = &precondition
@@ -1623,25 +1654,26 @@ impl Api {
                 })?;
                 let mut merged = merged;
                 strategy::set_entries(&mut merged, &entries);
-                self.decide_update(def, current, merged, part, query, &manager, user, false)
+                self.decide_update(req, current, merged, part, &manager, false)
             })
             .await?;
         let status = if written == Written::Created { 201 } else { 200 };
-        Ok(json_response(status, &object))
+        Ok(req.respond(status, &object))
     }
 
     async fn delete(
         &self,
-        def: &ResourceDef,
-        ns: Option<&str>,
+        req: &Req<'_>,
         name: &str,
         body: &[u8],
-        query: &Query,
-        user: &User,
     ) -> Result<Response<Body>, ApiError> {
-        let options = delete_options(body, query)?;
-        let dry = dry_run(query)? || options.dry_run;
-        let (object, written) = self.delete_object(def, ns, name, &options, dry, user).await?;
+        let options = delete_options(
+            crate::encoding::decode_options(req.headers, body, "DeleteOptions")?.as_ref(),
+            req.query,
+        )?;
+        let dry = dry_run(req.query)? || options.dry_run;
+        let (object, written) =
+            self.delete_object(req.def, req.ns, name, &options, dry, req.user).await?;
         let status = if written == Written::Deleted
             || written == Written::Updated
             || written == Written::Unchanged
@@ -1650,7 +1682,7 @@ impl Api {
         } else {
             202
         };
-        Ok(json_response(status, &object))
+        Ok(req.respond(status, &object))
     }
 
     /// Deletes one object under the given options (finalizers and propagation honoured).
@@ -1719,13 +1751,14 @@ impl Api {
 
     async fn delete_collection(
         &self,
-        def: &ResourceDef,
-        ns: Option<&str>,
+        req: &Req<'_>,
         body: &[u8],
-        query: &Query,
-        user: &User,
     ) -> Result<Response<Body>, ApiError> {
-        let options = delete_options(body, query)?;
+        let (def, ns, query, user) = (req.def, req.ns, req.query, req.user);
+        let options = delete_options(
+            crate::encoding::decode_options(req.headers, body, "DeleteOptions")?.as_ref(),
+            query,
+        )?;
         let dry = dry_run(query)? || options.dry_run;
         let filter = Filter::parse(def, query)?;
         let revision = self.store.current_revision().await.map_err(|e| store_error(def, "", e))?;
@@ -1759,11 +1792,12 @@ pub struct DeleteOptions {
     pub dry_run: bool,
 }
 
-fn delete_options(body: &[u8], query: &Query) -> Result<DeleteOptions, ApiError> {
+pub(crate) fn delete_options(
+    body: Option<&Value>,
+    query: &Query,
+) -> Result<DeleteOptions, ApiError> {
     let mut options = DeleteOptions::default();
-    if !body.iter().all(u8::is_ascii_whitespace) {
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?;
+    if let Some(v) = body {
         options.propagation = v.get("propagationPolicy").and_then(Value::as_str).map(str::to_owned);
         options.orphan_dependents = v.get("orphanDependents").and_then(Value::as_bool);
         options.uid = v.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_owned);
@@ -1881,28 +1915,23 @@ impl Api {
     /// TokenRequest: a token for ServiceAccount `namespace/name`.
     async fn token_request(
         &self,
-        def: &ResourceDef,
-        namespace: &str,
+        req: &Req<'_>,
         name: &str,
-        headers: &http::HeaderMap,
         body: &[u8],
     ) -> Result<Response<Body>, ApiError> {
+        let namespace = req.ns.unwrap_or_default();
         let signer = self
             .sa_tokens
             .as_ref()
             .ok_or_else(|| ApiError::internal("service account tokens are not configured"))?;
-        let account = self.read(def, Some(namespace), name).await?;
+        let account = self.read(req.def, Some(namespace), name).await?;
         let uid = account.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default();
-        let protobuf = headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|c| c.starts_with("application/vnd.kubernetes.protobuf"));
-        let (audiences, seconds) = crate::satoken::token_request(body, protobuf)
-            .ok_or_else(|| ApiError::bad_request("invalid TokenRequest"))?;
+        let request = req.decode(body)?;
+        let (audiences, seconds) = crate::satoken::token_request(&request)?;
         let seconds = seconds.clamp(600, 48 * 3600);
         let (token, expires) =
             signer.issue(namespace, name, uid, &audiences, seconds).map_err(ApiError::internal)?;
-        Ok(json_response(
+        Ok(req.respond(
             201,
             &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
                 "metadata": {"name": name, "namespace": namespace, "creationTimestamp": now_rfc3339()},

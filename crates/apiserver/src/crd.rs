@@ -111,6 +111,7 @@ pub fn defs_from_crd(crd: &Value) -> Vec<ResourceDef> {
                 schema: v.pointer("/schema/openAPIV3Schema").cloned().map(Arc::new),
                 custom: true,
                 storage_version: storage_version.clone(),
+                protobuf: false,
             }
         })
         .collect()

@@ -65,6 +65,8 @@ pub struct ResourceDef {
     pub custom: bool,
     /// The version objects are stored in (other versions are converted on the way in and out).
     pub storage_version: String,
+    /// Objects have a Kubernetes protobuf encoding (built-in kinds).
+    pub protobuf: bool,
 }
 
 impl ResourceDef {
@@ -277,6 +279,14 @@ fn builtin_def(b: &Builtin) -> ResourceDef {
         schema: None,
         custom: false,
         storage_version: b.version.into(),
+        protobuf: kube_protobuf::supports(
+            &if b.group.is_empty() {
+                b.version.to_owned()
+            } else {
+                format!("{}/{}", b.group, b.version)
+            },
+            b.kind,
+        ),
     }
 }
 

@@ -223,6 +223,16 @@ pub enum Wanted {
     Metadata,
 }
 
+/// How a response body is encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Json,
+    /// Kubernetes protobuf (`application/vnd.kubernetes.protobuf`), for built-in kinds and
+    /// PartialObjectMetadata.
+    Protobuf,
+}
+
 struct MediaType {
     essence: String,
     params: HashMap<String, String>,
@@ -249,37 +259,38 @@ fn parse_media_types(header: &str) -> Vec<MediaType> {
 }
 
 /// Picks the response form from the Accept header, in the client's order of preference.
-pub fn negotiate(headers: &HeaderMap) -> Result<Wanted, ApiError> {
+/// `protobuf` says whether the resource's objects have a protobuf encoding (built-in kinds);
+/// metadata-only answers can always be protobuf.
+pub fn negotiate(headers: &HeaderMap, protobuf: bool) -> Result<(Wanted, Format), ApiError> {
     let Some(accept) = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return Ok(Wanted::Json);
+        return Ok((Wanted::Json, Format::Json));
     };
     let types = parse_media_types(accept);
     if types.is_empty() {
-        return Ok(Wanted::Json);
+        return Ok((Wanted::Json, Format::Json));
     }
+    let meta_group = |t: &MediaType| t.params.get("g").map(String::as_str) == Some("meta.k8s.io");
     for t in &types {
-        match t.essence.as_str() {
-            "application/json" | "application/yaml" | "*/*" | "application/*" => {
-                match t.params.get("as").map(String::as_str) {
-                    None => return Ok(Wanted::Json),
-                    Some("Table")
-                        if t.params.get("g").map(String::as_str) == Some("meta.k8s.io") =>
-                    {
-                        return Ok(Wanted::Table);
-                    }
-                    Some("PartialObjectMetadata" | "PartialObjectMetadataList")
-                        if t.params.get("g").map(String::as_str) == Some("meta.k8s.io") =>
-                    {
-                        return Ok(Wanted::Metadata);
-                    }
-                    Some(_) => continue,
-                }
-            }
+        let format = match t.essence.as_str() {
+            "application/json" | "application/yaml" | "*/*" | "application/*" => Format::Json,
+            "application/vnd.kubernetes.protobuf" => Format::Protobuf,
             _ => continue,
+        };
+        match t.params.get("as").map(String::as_str) {
+            None if format == Format::Protobuf && !protobuf => continue,
+            None => return Ok((Wanted::Json, format)),
+            Some("Table") if meta_group(t) && format == Format::Json => {
+                return Ok((Wanted::Table, format));
+            }
+            Some("PartialObjectMetadata" | "PartialObjectMetadataList") if meta_group(t) => {
+                return Ok((Wanted::Metadata, format));
+            }
+            Some(_) => continue,
         }
     }
     Err(ApiError::not_acceptable(format!(
-        "only the following media types are accepted: application/json, application/yaml, application/json;as=Table;v=v1;g=meta.k8s.io (asked for {accept:?})"
+        "only the following media types are accepted: application/json, application/yaml, application/json;as=Table;v=v1;g=meta.k8s.io{} (asked for {accept:?})",
+        if protobuf { ", application/vnd.kubernetes.protobuf" } else { "" }
     )))
 }
 
@@ -444,19 +455,29 @@ mod tests {
     #[test]
     fn negotiation() {
         let mut headers = HeaderMap::new();
-        let mut check = |accept: &str| {
+        let mut check = |accept: &str, protobuf: bool| {
             headers.insert(http::header::ACCEPT, accept.parse().unwrap());
-            negotiate(&headers)
+            negotiate(&headers, protobuf)
         };
         assert_eq!(
             check(
-                "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+                "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json",
+                true
             ),
-            Ok(Wanted::Table)
+            Ok((Wanted::Table, Format::Json))
         );
-        assert_eq!(check("application/vnd.kubernetes.protobuf,application/json"), Ok(Wanted::Json));
-        assert_eq!(check("application/json, */*"), Ok(Wanted::Json));
-        assert!(check("application/vnd.kubernetes.protobuf").is_err());
+        let client_go = "application/vnd.kubernetes.protobuf,application/json";
+        assert_eq!(check(client_go, false), Ok((Wanted::Json, Format::Json)));
+        assert_eq!(check(client_go, true), Ok((Wanted::Json, Format::Protobuf)));
+        assert_eq!(check("application/json, */*", true), Ok((Wanted::Json, Format::Json)));
+        assert!(check("application/vnd.kubernetes.protobuf", false).is_err());
+        assert_eq!(
+            check(
+                "application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json",
+                false
+            ),
+            Ok((Wanted::Metadata, Format::Protobuf))
+        );
         let mut h = HeaderMap::new();
         h.insert(http::header::ACCEPT, "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json".parse().unwrap());
         assert_eq!(aggregated_discovery(&h), Some("v2beta1"));

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::{Method, Response};
 use serde_json::{Value, json};
 
-use crate::api::{Api, Body, User, json_response};
+use crate::api::{Api, Body, User, respond};
 use crate::request::Target;
 use apimachinery::ApiError;
 
@@ -93,18 +93,11 @@ impl Api {
         if parts.method != Method::POST {
             return Err(ApiError::method_not_allowed("reviews can only be created"));
         }
-        let protobuf = parts
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|c| c.starts_with("application/vnd.kubernetes.protobuf"));
-        let mut review: Value = if protobuf {
-            proto::review_to_json(&body, &target.resource)
-                .ok_or_else(|| ApiError::bad_request("invalid protobuf review"))?
-        } else {
-            serde_json::from_slice(&body)
-                .map_err(|e| ApiError::bad_request(format!("invalid review: {e}")))?
-        };
+        let (_, format) = crate::request::negotiate(&parts.headers, true)?;
+        let mut review = crate::encoding::decode_body(&parts.headers, &body)?.object;
+        if !review.is_object() {
+            return Err(ApiError::bad_request("a review must be an object"));
+        }
         let spec = review.get("spec").cloned().unwrap_or(json!({}));
         let status = match target.resource.as_str() {
             "selfsubjectreviews" => {
@@ -173,7 +166,8 @@ impl Api {
         if review.get("metadata").is_none() {
             review["metadata"] = json!({});
         }
-        Ok(json_response(201, &review))
+        let (content_type, bytes) = crate::encoding::object_body(format, &review);
+        Ok(respond(201, content_type, bytes))
     }
 
     fn rules_review(&self, user: &User, namespace: &str) -> Value {
@@ -205,192 +199,5 @@ impl Api {
             .map(|r| json!({"verbs": r.verbs, "nonResourceURLs": r.non_resource_urls}))
             .collect();
         json!({"resourceRules": resource_rules, "nonResourceRules": non_resource, "incomplete": false})
-    }
-}
-
-/// Just enough of Kubernetes' protobuf encoding to read the review requests kubectl sends
-/// that way (`kubectl auth can-i` and `whoami` use protobuf for these built-in types): the
-/// `k8s\0` envelope (runtime.Unknown) and the review messages' string fields.
-/// The length-delimited fields of a protobuf message (field number, payload).
-pub fn proto_fields(b: &[u8]) -> Option<Vec<(u64, &[u8])>> {
-    proto::fields(b)
-}
-
-/// The value of varint field `field` of a protobuf message, if present.
-pub fn proto_varint_field(mut b: &[u8], field: u64) -> Option<u64> {
-    while !b.is_empty() {
-        let (key, rest) = proto::varint(b)?;
-        b = rest;
-        match key & 7 {
-            0 => {
-                let (value, rest) = proto::varint(b)?;
-                if key >> 3 == field {
-                    return Some(value);
-                }
-                b = rest;
-            }
-            2 => {
-                let (len, rest) = proto::varint(b)?;
-                b = rest.get(usize::try_from(len).ok()?..)?;
-            }
-            5 => b = b.get(4..)?,
-            1 => b = b.get(8..)?,
-            _ => return None,
-        }
-    }
-    None
-}
-
-mod proto {
-    use serde_json::{Map, Value, json};
-
-    /// (field number, payload) of each length-delimited field; varints are skipped.
-    pub fn fields(mut b: &[u8]) -> Option<Vec<(u64, &[u8])>> {
-        let mut out = Vec::new();
-        while !b.is_empty() {
-            let (key, rest) = varint(b)?;
-            b = rest;
-            match key & 7 {
-                0 => b = varint(b)?.1,
-                2 => {
-                    let (len, rest) = varint(b)?;
-                    let len = usize::try_from(len).ok()?;
-                    if rest.len() < len {
-                        return None;
-                    }
-                    out.push((key >> 3, &rest[..len]));
-                    b = &rest[len..];
-                }
-                5 => b = b.get(4..)?,
-                1 => b = b.get(8..)?,
-                _ => return None,
-            }
-        }
-        Some(out)
-    }
-
-    pub fn varint(b: &[u8]) -> Option<(u64, &[u8])> {
-        let mut value = 0u64;
-        for (i, byte) in b.iter().enumerate().take(10) {
-            value |= u64::from(byte & 0x7f) << (7 * i);
-            if byte & 0x80 == 0 {
-                return Some((value, &b[i + 1..]));
-            }
-        }
-        None
-    }
-
-    fn text(b: &[u8]) -> Value {
-        Value::String(String::from_utf8_lossy(b).into_owned())
-    }
-
-    /// A message of string fields, named by number.
-    fn strings(b: &[u8], names: &[(u64, &str)]) -> Option<Value> {
-        let mut map = Map::new();
-        for (n, v) in fields(b)? {
-            if let Some((_, name)) = names.iter().find(|(k, _)| *k == n) {
-                map.insert((*name).to_owned(), text(v));
-            }
-        }
-        Some(Value::Object(map))
-    }
-
-    const RESOURCE_ATTRIBUTES: &[(u64, &str)] = &[
-        (1, "namespace"),
-        (2, "verb"),
-        (3, "group"),
-        (4, "version"),
-        (5, "resource"),
-        (6, "subresource"),
-        (7, "name"),
-    ];
-    const NON_RESOURCE_ATTRIBUTES: &[(u64, &str)] = &[(1, "path"), (2, "verb")];
-
-    pub fn review_to_json(body: &[u8], resource: &str) -> Option<Value> {
-        let unknown = body.strip_prefix(b"k8s\0")?;
-        let mut type_meta = json!({});
-        let mut raw: &[u8] = &[];
-        for (n, v) in fields(unknown)? {
-            match n {
-                1 => type_meta = strings(v, &[(1, "apiVersion"), (2, "kind")])?,
-                2 => raw = v,
-                _ => {}
-            }
-        }
-        let mut spec = Map::new();
-        for (n, v) in fields(raw)? {
-            if n != 2 {
-                continue;
-            }
-            for (field, value) in fields(v)? {
-                match (resource, field) {
-                    ("selfsubjectrulesreviews", 1) => {
-                        spec.insert("namespace".into(), text(value));
-                    }
-                    ("selfsubjectreviews", _) | ("selfsubjectrulesreviews", _) => {}
-                    (_, 1) => {
-                        spec.insert(
-                            "resourceAttributes".into(),
-                            strings(value, RESOURCE_ATTRIBUTES)?,
-                        );
-                    }
-                    (_, 2) => {
-                        spec.insert(
-                            "nonResourceAttributes".into(),
-                            strings(value, NON_RESOURCE_ATTRIBUTES)?,
-                        );
-                    }
-                    (_, 3) => {
-                        spec.insert("user".into(), text(value));
-                    }
-                    (_, 4) => {
-                        let groups = spec.entry("groups").or_insert_with(|| json!([]));
-                        if let Some(list) = groups.as_array_mut() {
-                            list.push(text(value));
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-        Some(json!({
-            "apiVersion": type_meta.get("apiVersion").cloned().unwrap_or(Value::Null),
-            "kind": type_meta.get("kind").cloned().unwrap_or(Value::Null),
-            "metadata": {},
-            "spec": spec,
-        }))
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        fn field(n: u64, payload: &[u8]) -> Vec<u8> {
-            let mut out = vec![((n << 3) | 2) as u8, payload.len() as u8];
-            out.extend_from_slice(payload);
-            out
-        }
-
-        #[test]
-        fn a_self_subject_access_review_decodes() {
-            let attrs = [
-                field(1, b"team-a"),
-                field(2, b"get"),
-                field(5, b"configmaps"),
-                field(7, b"settings"),
-            ]
-            .concat();
-            let spec = field(1, &attrs);
-            let raw = [field(1, b""), field(2, &spec)].concat();
-            let type_meta =
-                [field(1, b"authorization.k8s.io/v1"), field(2, b"SelfSubjectAccessReview")]
-                    .concat();
-            let body = [b"k8s\0".to_vec(), field(1, &type_meta), field(2, &raw)].concat();
-            let review = review_to_json(&body, "selfsubjectaccessreviews").unwrap();
-            assert_eq!(review["kind"], "SelfSubjectAccessReview");
-            assert_eq!(review["spec"]["resourceAttributes"]["verb"], "get");
-            assert_eq!(review["spec"]["resourceAttributes"]["name"], "settings");
-            assert_eq!(review["spec"]["resourceAttributes"]["namespace"], "team-a");
-        }
     }
 }

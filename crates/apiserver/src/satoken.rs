@@ -121,33 +121,19 @@ pub fn looks_like_jwt(token: &str) -> bool {
     token.starts_with("eyJ") && token.matches('.').count() == 2
 }
 
-/// The audiences and lifetime of a TokenRequest, from JSON or Kubernetes protobuf.
-pub fn token_request(body: &[u8], protobuf: bool) -> Option<(Vec<String>, i64)> {
-    if !protobuf {
-        let v: Value = serde_json::from_slice(body).ok()?;
-        let audiences = v
-            .pointer("/spec/audiences")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
-            .unwrap_or_default();
-        return Some((
-            audiences,
-            v.pointer("/spec/expirationSeconds").and_then(Value::as_i64).unwrap_or(3600),
-        ));
+/// The audiences and lifetime a TokenRequest asks for.
+pub fn token_request(request: &Value) -> Result<(Vec<String>, i64), apimachinery::ApiError> {
+    if request.get("kind").and_then(Value::as_str).is_some_and(|k| k != "TokenRequest") {
+        return Err(apimachinery::ApiError::bad_request("the body is not a TokenRequest"));
     }
-    // k8s\0 envelope → raw (field 2) → TokenRequest spec (field 2): audiences = 1 (strings),
-    // expirationSeconds = 4 (varint).
-    let unknown = body.strip_prefix(b"k8s\0")?;
-    let raw = crate::review::proto_fields(unknown)?.into_iter().find(|(n, _)| *n == 2)?.1;
-    let spec = crate::review::proto_fields(raw)?.into_iter().find(|(n, _)| *n == 2)?.1;
-    let mut audiences = Vec::new();
-    for (n, v) in crate::review::proto_fields(spec)? {
-        if n == 1 {
-            audiences.push(String::from_utf8_lossy(v).into_owned());
-        }
-    }
-    let seconds = crate::review::proto_varint_field(spec, 4).map_or(3600, |s| s as i64);
-    Some((audiences, seconds))
+    let audiences = request
+        .pointer("/spec/audiences")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default();
+    let seconds =
+        request.pointer("/spec/expirationSeconds").and_then(Value::as_i64).unwrap_or(3600);
+    Ok((audiences, seconds))
 }
 
 #[cfg(test)]

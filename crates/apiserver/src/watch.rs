@@ -1,5 +1,6 @@
-//! Watch streams: newline-delimited JSON events (or one-row Tables), bookmarks, initial events,
-//! timeouts, and "too old resourceVersion" as an in-stream ERROR event.
+//! Watch streams: newline-delimited JSON events (or one-row Tables), or length-prefixed protobuf
+//! `WatchEvent` frames for clients that ask for protobuf; bookmarks, initial events, timeouts,
+//! and "too old resourceVersion" as an in-stream ERROR event.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,25 +18,34 @@ use tokio::sync::mpsc;
 use crate::api::{Api, Body, Filter, now_seconds};
 use crate::codec;
 use crate::registry::ResourceDef;
-use crate::request::{Query, Wanted};
+use crate::request::{Format, Query, Wanted};
 use crate::table::{IncludeObject, TableBuilder};
 
 /// Recently encoded watch lines, shared by every watcher that needs the same bytes (plain
 /// JSON, no selector): an event is serialized once however many watchers receive it.
 #[derive(Default)]
 pub struct SharedLines {
-    lines: parking_lot::Mutex<std::collections::VecDeque<(u64, &'static str, Bytes)>>,
+    lines: parking_lot::Mutex<std::collections::VecDeque<(u64, &'static str, Format, Bytes)>>,
 }
 
 const SHARED_LINES: usize = 4096;
 
 impl SharedLines {
-    fn get_or_encode(&self, rv: u64, kind: &'static str, encode: impl FnOnce() -> Bytes) -> Bytes {
+    fn get_or_encode(
+        &self,
+        rv: u64,
+        kind: &'static str,
+        format: Format,
+        encode: impl FnOnce() -> Bytes,
+    ) -> Bytes {
         {
             let lines = self.lines.lock();
             // Recent events are at the back.
-            if let Some((_, _, line)) =
-                lines.iter().rev().take(256).find(|(r, k, _)| *r == rv && *k == kind)
+            if let Some((_, _, _, line)) = lines
+                .iter()
+                .rev()
+                .take(256)
+                .find(|(r, k, f, _)| *r == rv && *k == kind && *f == format)
             {
                 return line.clone();
             }
@@ -45,7 +55,7 @@ impl SharedLines {
         if lines.len() >= SHARED_LINES {
             lines.pop_front();
         }
-        lines.push_back((rv, kind, line.clone()));
+        lines.push_back((rv, kind, format, line.clone()));
         line
     }
 }
@@ -54,6 +64,7 @@ impl SharedLines {
 struct Encoder {
     def: Arc<ResourceDef>,
     wanted: Wanted,
+    format: Format,
     table: Option<TableBuilder>,
     columns_sent: bool,
     shared: Arc<Api>,
@@ -69,14 +80,23 @@ impl Encoder {
     ) -> Bytes {
         if self.wanted == Wanted::Json && self.def.version == self.def.storage_version {
             let api = Arc::clone(&self.shared);
+            let format = self.format;
             return api
                 .watch_lines
-                .get_or_encode(rv, kind, || self.encode(kind, stored, rv, decoded));
+                .get_or_encode(rv, kind, format, || self.encode(kind, stored, rv, decoded));
         }
         self.encode(kind, stored, rv, decoded)
     }
 
     fn encode(&mut self, kind: &str, stored: &[u8], rv: u64, decoded: Option<Value>) -> Bytes {
+        if self.format == Format::Protobuf {
+            let object = decoded.unwrap_or_else(|| codec::decode(stored, rv));
+            let object = match self.wanted {
+                Wanted::Metadata => crate::api::partial_metadata(&object),
+                _ => self.convert(object),
+            };
+            return frame(kind, &object);
+        }
         let mut out = BytesMut::with_capacity(stored.len() + 64);
         out.extend_from_slice(b"{\"type\":\"");
         out.extend_from_slice(kind.as_bytes());
@@ -119,7 +139,23 @@ impl Encoder {
             metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
         let object = json!({"kind": self.def.kind, "apiVersion": self.def.api_version(), "metadata": metadata});
+        if self.format == Format::Protobuf {
+            return frame("BOOKMARK", &object);
+        }
         line(&json!({"type": "BOOKMARK", "object": object}))
+    }
+}
+
+/// One protobuf watch frame (fields that do not fit their message are left out: a stream
+/// cannot change its format midway).
+fn frame(kind: &str, object: &Value) -> Bytes {
+    match kube_protobuf::encode_lenient(object) {
+        Ok(envelope) => Bytes::from(kube_protobuf::watch_frame(kind, &envelope)),
+        Err(e) => {
+            let status = ApiError::internal(format!("encoding a watch event: {e}")).to_status();
+            let envelope = kube_protobuf::encode_lenient(&status).unwrap_or_default();
+            Bytes::from(kube_protobuf::watch_frame("ERROR", &envelope))
+        }
     }
 }
 
@@ -129,18 +165,26 @@ fn line(value: &Value) -> Bytes {
     Bytes::from(v)
 }
 
-fn expired_event(message: String) -> Bytes {
-    line(&json!({"type": "ERROR", "object": ApiError::expired(message).to_status()}))
+fn expired_event(format: Format, message: String) -> Bytes {
+    let status = ApiError::expired(message).to_status();
+    match format {
+        Format::Json => line(&json!({"type": "ERROR", "object": status})),
+        Format::Protobuf => frame("ERROR", &status),
+    }
 }
 
-fn stream_response(rx: mpsc::Receiver<Bytes>) -> Response<Body> {
+fn stream_response(rx: mpsc::Receiver<Bytes>, format: Format) -> Response<Body> {
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (Ok::<_, std::convert::Infallible>(Frame::data(chunk)), rx))
     });
     let mut response = Response::new(BodyExt::boxed(StreamBody::new(stream)));
-    response
-        .headers_mut()
-        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(match format {
+            Format::Json => "application/json",
+            Format::Protobuf => "application/vnd.kubernetes.protobuf;stream=watch",
+        }),
+    );
     response
         .headers_mut()
         .insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-cache, private"));
@@ -153,6 +197,7 @@ pub async fn watch(
     ns: Option<String>,
     query: Query,
     wanted: Wanted,
+    format: Format,
 ) -> Result<Response<Body>, ApiError> {
     let filter = Filter::parse(&def, &query)?;
     let rv = query.get("resourceVersion").map(str::to_owned);
@@ -211,6 +256,7 @@ pub async fn watch(
     let mut encoder = Encoder {
         def: Arc::clone(&def),
         wanted,
+        format,
         table: (wanted == Wanted::Table).then(|| {
             TableBuilder::new(&def, IncludeObject::parse(query.get("includeObject")), now_seconds())
         }),
@@ -222,11 +268,12 @@ pub async fn watch(
         Ok(s) => s,
         Err(StoreError::Compacted { requested, compacted }) => {
             // kube-rs relists only on an in-stream 410 (KUBE-API-COMPAT.md §0.5).
-            let _ = tx.try_send(expired_event(format!(
-                "too old resource version: {requested} ({compacted})"
-            )));
+            let _ = tx.try_send(expired_event(
+                format,
+                format!("too old resource version: {requested} ({compacted})"),
+            ));
             drop(tx);
-            return Ok(stream_response(rx));
+            return Ok(stream_response(rx, format));
         }
         Err(e) => return Err(crate::api::store_error(&def, "", e)),
     };
@@ -264,7 +311,7 @@ pub async fn watch(
                     let chunk = match event {
                         None => return,
                         Some(Err(StoreError::Compacted { requested, compacted })) => {
-                            let _ = tx.send(expired_event(format!("too old resource version: {requested} ({compacted})"))).await;
+                            let _ = tx.send(expired_event(format, format!("too old resource version: {requested} ({compacted})"))).await;
                             return;
                         }
                         Some(Err(_)) => return,
@@ -295,7 +342,7 @@ pub async fn watch(
             }
         }
     });
-    Ok(stream_response(rx))
+    Ok(stream_response(rx, format))
 }
 
 /// One store event as zero or one watch events, applying selector transitions.

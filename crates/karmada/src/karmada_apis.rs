@@ -45,6 +45,7 @@ pub fn resource_defs() -> Vec<ResourceDef> {
                 schema: Some(Arc::new((kind.schema)())),
                 custom: true,
                 storage_version: kind.versions[0].to_owned(),
+                protobuf: false,
             });
         }
     }
