@@ -56,8 +56,17 @@ pub fn parse_milli(s: &str) -> Option<i128> {
     for b in int_part.bytes().chain(frac_part.bytes()) {
         scaled = scaled.saturating_mul(10).saturating_add(i128::from(b - b'0'));
     }
-    let mut power = exp + 3 - frac_part.len() as i32;
+    let mut power = exp.saturating_add(3).saturating_sub(frac_part.len() as i32);
     scaled = scaled.saturating_mul(multiplier);
+    // Beyond 10^±40 the result saturates (or rounds up to 1): no need to loop there, and a
+    // huge exponent must not cost a loop iteration per power.
+    if power > 40 {
+        scaled = if scaled == 0 { 0 } else { i128::MAX };
+        power = 0;
+    } else if power < -40 {
+        scaled = i128::from(scaled != 0);
+        power = 0;
+    }
     while power > 0 {
         scaled = scaled.saturating_mul(10);
         power -= 1;

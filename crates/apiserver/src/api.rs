@@ -1101,8 +1101,16 @@ impl Api {
         }
     }
 
-    /// Validation and defaulting shared by creates and updates of custom resources.
-    fn custom_checks(&self, req: &Req<'_>, object: &mut Value) -> Result<(), ApiError> {
+    /// Schema checks shared by creates and updates: custom resources against their structural
+    /// schema, built-in kinds against their type (as Go's decoder reads them) and Kubernetes'
+    /// per-kind rules. Unknown fields are dropped and handled by `fieldValidation`.
+    fn schema_checks(
+        &self,
+        req: &Req<'_>,
+        object: &mut Value,
+        old: Option<&Value>,
+        part: Part,
+    ) -> Result<(), ApiError> {
         let def = req.def;
         if let Some(schema) = &def.schema {
             let unknown = crd::prune(schema, object);
@@ -1110,6 +1118,46 @@ impl Api {
             let causes = crd::validate(schema, object);
             if !causes.is_empty() {
                 return Err(ApiError::invalid(&def.kind, &def.group, object::name(object), causes));
+            }
+        } else if def.protobuf && !def.custom {
+            let only = (part == Part::Status).then_some("status");
+            if let Some(report) = kube_protobuf::shape::check(object, only) {
+                req.unknown_fields(&report.unknown)?;
+                if !report.wrong.is_empty() {
+                    let causes = report
+                        .wrong
+                        .iter()
+                        .map(|w| {
+                            let shown = match &w.value {
+                                Value::String(_) => json!("string"),
+                                Value::Number(n) if n.is_f64() => json!("number"),
+                                Value::Number(_) => json!("integer"),
+                                Value::Bool(_) => json!("boolean"),
+                                Value::Array(_) => json!("array"),
+                                Value::Object(_) => json!("object"),
+                                Value::Null => json!("null"),
+                            };
+                            Cause::invalid(&w.path, &shown, &w.detail)
+                        })
+                        .collect();
+                    return Err(ApiError::invalid(
+                        &def.kind,
+                        &def.group,
+                        object::name(object),
+                        causes,
+                    ));
+                }
+            }
+            if part == Part::Main {
+                let causes = apimachinery::validation::builtin(&def.group, &def.kind, object, old);
+                if !causes.is_empty() {
+                    return Err(ApiError::invalid(
+                        &def.kind,
+                        &def.group,
+                        object::name(object),
+                        causes,
+                    ));
+                }
             }
         }
         if def.kind == "CustomResourceDefinition" && def.group == "apiextensions.k8s.io" {
@@ -1151,7 +1199,7 @@ impl Api {
         let uid = uuid::Uuid::new_v4().to_string();
         let applied = object.clone();
         strategy::prepare_create(def, &mut object, &now, &uid)?;
-        self.custom_checks(req, &mut object)?;
+        self.schema_checks(req, &mut object, None, Part::Main)?;
         self.admit(
             &AdmissionRequest {
                 operation: Operation::Create,
@@ -1382,7 +1430,7 @@ impl Api {
         let def = req.def;
         let mut new = strategy::prepare_update(def, current, desired, part)?;
         strategy::validate_meta(def, &new)?;
-        self.custom_checks(req, &mut new)?;
+        self.schema_checks(req, &mut new, Some(current), part)?;
         let subresource = (part == Part::Status).then_some("status");
         self.admit(
             &AdmissionRequest {

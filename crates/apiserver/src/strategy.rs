@@ -5,8 +5,8 @@
 use apimachinery::managed::{self, ListKind};
 use apimachinery::object::{self, meta_str};
 use apimachinery::patch::strategic;
-use apimachinery::selector;
 use apimachinery::{ApiError, Cause};
+use apimachinery::{selector, validation};
 use serde_json::{Map, Value, json};
 
 use crate::registry::ResourceDef;
@@ -139,27 +139,21 @@ pub fn check_namespace(
     Ok(())
 }
 
-/// Validates object metadata common to every kind.
+/// Validates object metadata common to every kind: the name (by the kind's rule), labels and
+/// annotations (syntax, total size), owner references.
 pub fn validate_meta(def: &ResourceDef, object: &Value) -> Result<(), ApiError> {
     let name = object::name(object);
     let mut causes = Vec::new();
-    let name_ok = if def.kind == "Namespace" {
-        selector::is_dns1123_label(name)
+    let rule = validation::NameRule::of(&def.group, &def.kind, def.custom);
+    let problem = if name.is_empty() {
+        Some("name or generateName is required".to_owned())
+    } else if name.len() > 253 {
+        Some("must be no more than 253 characters".to_owned())
     } else {
-        !name.is_empty()
-            && name.len() <= 253
-            && !name.contains('/')
-            && name != "."
-            && name != ".."
-            && (def.custom || selector::is_dns1123_subdomain(name) || name.contains(':'))
+        rule.check(name)
     };
-    if !name_ok {
-        let detail = if def.kind == "Namespace" {
-            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"
-        } else {
-            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
-        };
-        causes.push(Cause::invalid("metadata.name", &json!(name), detail));
+    if let Some(detail) = problem {
+        causes.push(Cause::invalid("metadata.name", &json!(name), &detail));
     }
     for field in ["labels", "annotations"] {
         if let Some(map) = object.pointer(&format!("/metadata/{field}")) {
@@ -172,25 +166,17 @@ pub fn validate_meta(def: &ResourceDef, object: &Value) -> Result<(), ApiError> 
                 continue;
             };
             for (k, v) in map {
-                if let Err(e) = selector::validate_label_key(k) {
-                    causes.push(Cause::invalid(format!("metadata.{field}"), &json!(k), &e));
-                }
-                match v.as_str() {
-                    Some(s) if field == "labels" => {
-                        if let Err(e) = selector::validate_label_value(s) {
-                            causes.push(Cause::invalid("metadata.labels", &json!(s), &e));
-                        }
-                    }
-                    Some(_) => {}
-                    None => causes.push(Cause::invalid(
+                if !v.is_string() {
+                    causes.push(Cause::invalid(
                         format!("metadata.{field}.{k}"),
                         v,
                         "must be a string",
-                    )),
+                    ));
                 }
             }
         }
     }
+    validation::metadata(object, "", &mut causes);
     if let Some(refs) = object.pointer("/metadata/ownerReferences").and_then(Value::as_array) {
         for (i, r) in refs.iter().enumerate() {
             for field in ["apiVersion", "kind", "name", "uid"] {

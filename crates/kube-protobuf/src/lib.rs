@@ -20,6 +20,7 @@ pub mod decode;
 pub mod duration;
 pub mod encode;
 pub mod schema;
+pub mod shape;
 pub mod wire;
 
 use serde_json::{Map, Value};

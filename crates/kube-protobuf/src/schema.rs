@@ -129,6 +129,8 @@ impl Message {
 
 pub struct Schema {
     pub messages: Vec<Message>,
+    /// Per message: JSON key → (type, repeated), inline structs' fields included.
+    json_fields: Vec<HashMap<String, (FieldType, bool)>>,
     by_name: HashMap<String, MsgId>,
     /// (apiVersion, kind) → message.
     kinds: HashMap<(String, String), MsgId>,
@@ -168,6 +170,23 @@ fn special(name: &str) -> Option<Special> {
         n if n.ends_with(".ExtraValue") => Special::StringList,
         _ => return None,
     })
+}
+
+/// A message's JSON keys, with the keys of its inline structs.
+fn flatten(messages: &[Message], id: MsgId, depth: usize) -> HashMap<String, (FieldType, bool)> {
+    let mut out = HashMap::new();
+    for field in &messages[id].fields {
+        match (field.inline, field.ty) {
+            (true, FieldType::Message(inner)) if depth < 8 => {
+                out.extend(flatten(messages, inner, depth + 1));
+            }
+            (true, _) => {}
+            (false, ty) => {
+                out.insert(field.json.clone(), (ty, field.repeated));
+            }
+        }
+    }
+    out
 }
 
 impl Schema {
@@ -219,6 +238,7 @@ impl Schema {
             fields.sort_by_key(|f| f.number);
             messages.push(Message { name: name.clone(), fields, special: special(name) });
         }
+        let json_fields = (0..messages.len()).map(|id| flatten(&messages, id, 0)).collect();
         let mut kinds = HashMap::new();
         let mut meta_kinds = HashMap::new();
         for (gvk, message) in &raw.kinds {
@@ -230,7 +250,12 @@ impl Schema {
             }
             kinds.insert((api_version, kind.to_owned()), id);
         }
-        Ok(Schema { messages, by_name, kinds, meta_kinds })
+        Ok(Schema { messages, json_fields, by_name, kinds, meta_kinds })
+    }
+
+    /// The field a JSON key of message `id` stands for: its type and whether it repeats.
+    pub fn json_field(&self, id: MsgId, key: &str) -> Option<(FieldType, bool)> {
+        self.json_fields[id].get(key).copied()
     }
 
     pub fn message(&self, id: MsgId) -> &Message {

@@ -220,10 +220,9 @@ async fn a_client_go_lifecycle_in_protobuf() {
     let r = h.proto("PUT", &format!("{path}/web"), &update).await;
     assert_eq!(r.status, 409);
     // Status and scale subresources.
-    let mut status = r.object();
     let current =
         h.send_bytes("GET", &format!("{path}/web"), CLIENT_GO_ACCEPT, None, vec![]).await.object();
-    status = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": current["metadata"].clone(), "status": {"replicas": 3, "readyReplicas": 2}});
+    let status = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": current["metadata"].clone(), "status": {"replicas": 3, "readyReplicas": 2}});
     let r = h.proto("PUT", &format!("{path}/web/status"), &status).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.object()["status"]["readyReplicas"], 2);
