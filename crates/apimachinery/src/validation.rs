@@ -353,8 +353,13 @@ fn service(object: &Value, causes: &mut Vec<Cause>) {
                 if !names.insert(name.to_owned()) {
                     causes.push(Cause::duplicate(format!("{at}.name"), &json!(name)));
                 }
-                if let Some(e) = port_name_error(name) {
-                    causes.push(Cause::invalid(format!("{at}.name"), &json!(name), e));
+                // A service port's name is a DNS label (container ports use IANA names).
+                if !selector::is_dns1123_label(name) {
+                    causes.push(Cause::invalid(
+                        format!("{at}.name"),
+                        &json!(name),
+                        "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character",
+                    ));
                 }
             }
         }

@@ -112,6 +112,7 @@ pub fn defs_from_crd(crd: &Value) -> Vec<ResourceDef> {
                 custom: true,
                 storage_version: storage_version.clone(),
                 protobuf: false,
+                openapi: None,
             }
         })
         .collect()

@@ -94,12 +94,30 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
                 "namespaced": def.namespaced, "group": "autoscaling", "version": "v1", "kind": "Scale",
                 "verbs": subresource_verbs()}));
         }
+        for (sub, group, version, kind, verbs) in action_subresources(def) {
+            resources.push(json!({"name": format!("{}/{sub}", def.plural), "singularName": "",
+                "namespaced": def.namespaced, "group": group, "version": version, "kind": kind,
+                "verbs": verbs}));
+        }
     }
     let group_version =
         if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") };
     Some(
         json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}),
     )
+}
+
+/// Subresources that answer with another kind: (name, group, version, kind, verbs).
+fn action_subresources(
+    def: &ResourceDef,
+) -> &'static [(&'static str, &'static str, &'static str, &'static str, &'static [&'static str])] {
+    match (def.group.as_str(), def.plural.as_str()) {
+        ("", "pods") => &[("eviction", "policy", "v1", "Eviction", &["create"])],
+        ("", "serviceaccounts") => {
+            &[("token", "authentication.k8s.io", "v1", "TokenRequest", &["create"])]
+        }
+        _ => &[],
+    }
 }
 
 fn aggregated_resource(def: &ResourceDef) -> Value {
@@ -127,6 +145,11 @@ fn aggregated_resource(def: &ResourceDef) -> Value {
         subs.push(json!({"subresource": "scale",
             "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
             "verbs": subresource_verbs()}));
+    }
+    for (sub, group, version, kind, verbs) in action_subresources(def) {
+        subs.push(json!({"subresource": sub,
+            "responseKind": {"group": group, "version": version, "kind": kind},
+            "verbs": verbs}));
     }
     if !subs.is_empty() {
         entry["subresources"] = Value::Array(subs);
@@ -201,6 +224,10 @@ pub fn openapi_v3_doc(registry: &Registry, gv_path: &str) -> Option<Value> {
     }
     let mut paths = serde_json::Map::new();
     let mut schemas = serde_json::Map::new();
+    // Built-in kinds' schemas (and everything they use) come from one generator.
+    let mut generator = schemars::generate::SchemaSettings::openapi3()
+        .with(|s| s.meta_schema = None)
+        .into_generator();
     for def in defs {
         let base = if group.is_empty() {
             "/api/v1".to_owned()
@@ -212,8 +239,18 @@ pub fn openapi_v3_doc(registry: &Registry, gv_path: &str) -> Option<Value> {
         } else {
             format!("{base}/{}/{{name}}", def.plural)
         };
+        let builtin_ref =
+            def.openapi.map(|add| serde_json::to_value(add(&mut generator)).unwrap_or_default());
         let schema_name =
-            format!("{}.{}.{}", if group.is_empty() { "core" } else { &group }, version, def.kind);
+            match builtin_ref.as_ref().and_then(|r| r.get("$ref")).and_then(Value::as_str) {
+                Some(reference) => reference.trim_start_matches("#/components/schemas/").to_owned(),
+                None => format!(
+                    "{}.{}.{}",
+                    if group.is_empty() { "core" } else { &group },
+                    version,
+                    def.kind
+                ),
+            };
         let body_schema = json!({"$ref": format!("#/components/schemas/{schema_name}")});
         let gvk = json!({"group": def.group, "version": def.version, "kind": def.kind});
         paths.insert(path, json!({"patch": {
@@ -232,10 +269,31 @@ pub fn openapi_v3_doc(registry: &Registry, gv_path: &str) -> Option<Value> {
             }},
             "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": body_schema}}}}
         }}));
+        if builtin_ref.is_some() {
+            // Filled in from the generator's definitions below.
+            schemas.insert(schema_name, json!({"x-kubernetes-group-version-kind": [gvk]}));
+            continue;
+        }
         let mut schema =
             def.schema.as_deref().cloned().unwrap_or_else(|| json!({"type": "object"}));
         schema["x-kubernetes-group-version-kind"] = json!([gvk]);
         schemas.insert(schema_name, schema);
+    }
+    for (name, definition) in generator.take_definitions(true) {
+        let mut definition = definition;
+        kubernetes_refs(&mut definition);
+        match schemas.get_mut(&name) {
+            Some(Value::Object(kind)) => {
+                let gvk = kind.remove("x-kubernetes-group-version-kind");
+                if let (Value::Object(map), Some(gvk)) = (&mut definition, gvk) {
+                    map.insert("x-kubernetes-group-version-kind".into(), gvk);
+                }
+                schemas.insert(name, definition);
+            }
+            _ => {
+                schemas.insert(name, definition);
+            }
+        }
     }
     Some(json!({
         "openapi": "3.0.0",
@@ -243,4 +301,29 @@ pub fn openapi_v3_doc(registry: &Registry, gv_path: &str) -> Option<Value> {
         "paths": paths,
         "components": {"schemas": schemas}
     }))
+}
+
+/// Writes a reference with siblings (`{"$ref", "description"}`) as Kubernetes does, as
+/// `{"allOf": [{"$ref"}], "description"}`: OpenAPI 3.0 ignores a `$ref`'s siblings, and
+/// `kubectl explain` reads the description from beside the `allOf`.
+fn kubernetes_refs(schema: &mut Value) {
+    let Value::Object(map) = schema else { return };
+    if map.len() > 1
+        && let Some(reference) = map.remove("$ref")
+    {
+        map.insert("allOf".into(), json!([{"$ref": reference}]));
+    }
+    if let Some(Value::Object(properties)) = map.get_mut("properties") {
+        properties.values_mut().for_each(kubernetes_refs);
+    }
+    for key in ["items", "additionalProperties", "not"] {
+        if let Some(child) = map.get_mut(key) {
+            kubernetes_refs(child);
+        }
+    }
+    for key in ["allOf", "anyOf", "oneOf"] {
+        if let Some(Value::Array(items)) = map.get_mut(key) {
+            items.iter_mut().for_each(kubernetes_refs);
+        }
+    }
 }

@@ -61,7 +61,8 @@ pub fn decide(pod: &Value, budgets: &[Value]) -> Verdict {
                 field: String::new(),
             });
         }
-        e.retry_after = Some(10);
+        // No Retry-After: client-go would retry the eviction itself (ten times), holding up
+        // `kubectl drain`, which retries on its own schedule.
         Verdict::Refused(e)
     };
     if int("/status/observedGeneration") < int("/metadata/generation") {

@@ -67,6 +67,18 @@ pub struct ResourceDef {
     pub storage_version: String,
     /// Objects have a Kubernetes protobuf encoding (built-in kinds).
     pub protobuf: bool,
+    /// The kind's OpenAPI schema (built-in kinds: from k8s-openapi, with Kubernetes'
+    /// descriptions), added to a generator as a reference to its definition.
+    pub openapi: Option<OpenApiFn>,
+}
+
+/// Adds a kind's schema (and the schemas it uses) to a generator, returning a reference.
+pub type OpenApiFn = fn(&mut schemars::SchemaGenerator) -> schemars::Schema;
+
+fn openapi_of<T: schemars::JsonSchema>(
+    generator: &mut schemars::SchemaGenerator,
+) -> schemars::Schema {
+    generator.subschema_for::<T>()
 }
 
 impl ResourceDef {
@@ -110,6 +122,7 @@ impl ResourceDef {
 }
 
 struct Builtin {
+    openapi: Option<OpenApiFn>,
     group: &'static str,
     version: &'static str,
     kind: &'static str,
@@ -131,6 +144,7 @@ const fn b(
     short: &'static [&'static str],
 ) -> Builtin {
     Builtin {
+        openapi: None,
         group,
         version,
         kind,
@@ -145,6 +159,10 @@ const fn b(
 }
 
 impl Builtin {
+    const fn schema(mut self, openapi: OpenApiFn) -> Self {
+        self.openapi = Some(openapi);
+        self
+    }
     const fn all(mut self) -> Self {
         self.all = true;
         self
@@ -167,46 +185,80 @@ impl Builtin {
 /// Built-in kinds, in discovery order. Adding a kind is one line here (plus, optionally, a
 /// printer in `table`).
 const BUILTINS: &[Builtin] = &[
-    b("", "v1", "Namespace", "namespaces", false, &["ns"]).status(),
-    b("", "v1", "ConfigMap", "configmaps", true, &["cm"]),
-    b("", "v1", "Secret", "secrets", true, &[]),
-    b("", "v1", "Service", "services", true, &["svc"]).all().status(),
-    b("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"]),
-    b("", "v1", "Endpoints", "endpoints", true, &["ep"]),
-    b("", "v1", "Event", "events", true, &["ev"]),
-    b("", "v1", "Pod", "pods", true, &["po"]).all().status(),
-    b("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true, &["pvc"]).status(),
-    b("", "v1", "PersistentVolume", "persistentvolumes", false, &["pv"]).status(),
-    b("", "v1", "ResourceQuota", "resourcequotas", true, &["quota"]).status(),
-    b("", "v1", "LimitRange", "limitranges", true, &["limits"]),
-    b("", "v1", "Node", "nodes", false, &["no"]).status(),
+    b("", "v1", "Namespace", "namespaces", false, &["ns"]).status()
+        .schema(openapi_of::<k8s_openapi::api::core::v1::Namespace>),
+    b("", "v1", "ConfigMap", "configmaps", true, &["cm"])
+        .schema(openapi_of::<k8s_openapi::api::core::v1::ConfigMap>),
+    b("", "v1", "Secret", "secrets", true, &[])
+        .schema(openapi_of::<k8s_openapi::api::core::v1::Secret>),
+    b("", "v1", "Service", "services", true, &["svc"]).all().status()
+        .schema(openapi_of::<k8s_openapi::api::core::v1::Service>),
+    b("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"])
+        .schema(openapi_of::<k8s_openapi::api::core::v1::ServiceAccount>),
+    b("", "v1", "Endpoints", "endpoints", true, &["ep"])
+        .schema(openapi_of::<k8s_openapi::api::core::v1::Endpoints>),
+    b("", "v1", "Event", "events", true, &["ev"])
+        .schema(openapi_of::<k8s_openapi::api::core::v1::Event>),
+    b("", "v1", "Pod", "pods", true, &["po"]).all().status()
+        .schema(openapi_of::<k8s_openapi::api::core::v1::Pod>),
+    b("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true, &["pvc"]).status()
+        .schema(openapi_of::<k8s_openapi::api::core::v1::PersistentVolumeClaim>),
+    b("", "v1", "PersistentVolume", "persistentvolumes", false, &["pv"]).status()
+        .schema(openapi_of::<k8s_openapi::api::core::v1::PersistentVolume>),
+    b("", "v1", "ResourceQuota", "resourcequotas", true, &["quota"]).status()
+        .schema(openapi_of::<k8s_openapi::api::core::v1::ResourceQuota>),
+    b("", "v1", "LimitRange", "limitranges", true, &["limits"])
+        .schema(openapi_of::<k8s_openapi::api::core::v1::LimitRange>),
+    b("", "v1", "Node", "nodes", false, &["no"]).status()
+        .schema(openapi_of::<k8s_openapi::api::core::v1::Node>),
     b("", "v1", "ReplicationController", "replicationcontrollers", true, &["rc"])
         .all()
         .workload()
-        .scale(),
-    b("", "v1", "PodTemplate", "podtemplates", true, &[]),
-    b("apps", "v1", "Deployment", "deployments", true, &["deploy"]).all().workload().scale(),
-    b("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"]).all().workload().scale(),
-    b("apps", "v1", "DaemonSet", "daemonsets", true, &["ds"]).all().workload(),
-    b("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"]).all().workload().scale(),
-    b("apps", "v1", "ControllerRevision", "controllerrevisions", true, &[]),
-    b("batch", "v1", "Job", "jobs", true, &[]).all().workload(),
-    b("batch", "v1", "CronJob", "cronjobs", true, &["cj"]).all().workload(),
+        .scale()
+        .schema(openapi_of::<k8s_openapi::api::core::v1::ReplicationController>),
+    b("", "v1", "PodTemplate", "podtemplates", true, &[])
+        .schema(openapi_of::<k8s_openapi::api::core::v1::PodTemplate>),
+    b("apps", "v1", "Deployment", "deployments", true, &["deploy"]).all().workload().scale()
+        .schema(openapi_of::<k8s_openapi::api::apps::v1::Deployment>),
+    b("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"]).all().workload().scale()
+        .schema(openapi_of::<k8s_openapi::api::apps::v1::StatefulSet>),
+    b("apps", "v1", "DaemonSet", "daemonsets", true, &["ds"]).all().workload()
+        .schema(openapi_of::<k8s_openapi::api::apps::v1::DaemonSet>),
+    b("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"]).all().workload().scale()
+        .schema(openapi_of::<k8s_openapi::api::apps::v1::ReplicaSet>),
+    b("apps", "v1", "ControllerRevision", "controllerrevisions", true, &[])
+        .schema(openapi_of::<k8s_openapi::api::apps::v1::ControllerRevision>),
+    b("batch", "v1", "Job", "jobs", true, &[]).all().workload()
+        .schema(openapi_of::<k8s_openapi::api::batch::v1::Job>),
+    b("batch", "v1", "CronJob", "cronjobs", true, &["cj"]).all().workload()
+        .schema(openapi_of::<k8s_openapi::api::batch::v1::CronJob>),
     b("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true, &["hpa"])
         .all()
-        .status(),
-    b("networking.k8s.io", "v1", "Ingress", "ingresses", true, &["ing"]).status(),
-    b("networking.k8s.io", "v1", "IngressClass", "ingressclasses", false, &[]),
-    b("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true, &["netpol"]),
-    b("rbac.authorization.k8s.io", "v1", "Role", "roles", true, &[]),
-    b("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true, &[]),
-    b("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false, &[]),
-    b("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false, &[]),
-    b("coordination.k8s.io", "v1", "Lease", "leases", true, &[]),
+        .status()
+        .schema(openapi_of::<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>),
+    b("networking.k8s.io", "v1", "Ingress", "ingresses", true, &["ing"]).status()
+        .schema(openapi_of::<k8s_openapi::api::networking::v1::Ingress>),
+    b("networking.k8s.io", "v1", "IngressClass", "ingressclasses", false, &[])
+        .schema(openapi_of::<k8s_openapi::api::networking::v1::IngressClass>),
+    b("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true, &["netpol"])
+        .schema(openapi_of::<k8s_openapi::api::networking::v1::NetworkPolicy>),
+    b("rbac.authorization.k8s.io", "v1", "Role", "roles", true, &[])
+        .schema(openapi_of::<k8s_openapi::api::rbac::v1::Role>),
+    b("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true, &[])
+        .schema(openapi_of::<k8s_openapi::api::rbac::v1::RoleBinding>),
+    b("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false, &[])
+        .schema(openapi_of::<k8s_openapi::api::rbac::v1::ClusterRole>),
+    b("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false, &[])
+        .schema(openapi_of::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>),
+    b("coordination.k8s.io", "v1", "Lease", "leases", true, &[])
+        .schema(openapi_of::<k8s_openapi::api::coordination::v1::Lease>),
     // Reviews are answered, never stored (see `review`); listed so clients can map the kinds.
-    b("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", false, &[]),
-    b("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", false, &[]),
-    b("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", false, &[]),
+    b("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", false, &[])
+        .schema(openapi_of::<k8s_openapi::api::authentication::v1::TokenReview>),
+    b("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", false, &[])
+        .schema(openapi_of::<k8s_openapi::api::authentication::v1::SelfSubjectReview>),
+    b("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", false, &[])
+        .schema(openapi_of::<k8s_openapi::api::authorization::v1::SubjectAccessReview>),
     b(
         "authorization.k8s.io",
         "v1",
@@ -214,7 +266,8 @@ const BUILTINS: &[Builtin] = &[
         "selfsubjectaccessreviews",
         false,
         &[],
-    ),
+    )
+        .schema(openapi_of::<k8s_openapi::api::authorization::v1::SelfSubjectAccessReview>),
     b(
         "authorization.k8s.io",
         "v1",
@@ -222,7 +275,8 @@ const BUILTINS: &[Builtin] = &[
         "selfsubjectrulesreviews",
         false,
         &[],
-    ),
+    )
+        .schema(openapi_of::<k8s_openapi::api::authorization::v1::SelfSubjectRulesReview>),
     b(
         "authorization.k8s.io",
         "v1",
@@ -230,7 +284,8 @@ const BUILTINS: &[Builtin] = &[
         "localsubjectaccessreviews",
         true,
         &[],
-    ),
+    )
+        .schema(openapi_of::<k8s_openapi::api::authorization::v1::LocalSubjectAccessReview>),
     b(
         "certificates.k8s.io",
         "v1",
@@ -239,12 +294,18 @@ const BUILTINS: &[Builtin] = &[
         false,
         &["csr"],
     )
-    .status(),
-    b("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true, &["pdb"]).status(),
-    b("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true, &[]),
-    b("storage.k8s.io", "v1", "StorageClass", "storageclasses", false, &["sc"]),
-    b("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", false, &["pc"]),
-    b("events.k8s.io", "v1", "Event", "events", true, &["ev"]),
+    .status()
+        .schema(openapi_of::<k8s_openapi::api::certificates::v1::CertificateSigningRequest>),
+    b("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true, &["pdb"]).status()
+        .schema(openapi_of::<k8s_openapi::api::policy::v1::PodDisruptionBudget>),
+    b("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true, &[])
+        .schema(openapi_of::<k8s_openapi::api::discovery::v1::EndpointSlice>),
+    b("storage.k8s.io", "v1", "StorageClass", "storageclasses", false, &["sc"])
+        .schema(openapi_of::<k8s_openapi::api::storage::v1::StorageClass>),
+    b("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", false, &["pc"])
+        .schema(openapi_of::<k8s_openapi::api::scheduling::v1::PriorityClass>),
+    b("events.k8s.io", "v1", "Event", "events", true, &["ev"])
+        .schema(openapi_of::<k8s_openapi::api::events::v1::Event>),
     b(
         "apiextensions.k8s.io",
         "v1",
@@ -253,7 +314,8 @@ const BUILTINS: &[Builtin] = &[
         false,
         &["crd", "crds"],
     )
-    .status(),
+    .status()
+        .schema(openapi_of::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>),
 ];
 
 fn builtin_def(b: &Builtin) -> ResourceDef {
@@ -279,6 +341,7 @@ fn builtin_def(b: &Builtin) -> ResourceDef {
         schema: None,
         custom: false,
         storage_version: b.version.into(),
+        openapi: b.openapi,
         protobuf: kube_protobuf::supports(
             &if b.group.is_empty() {
                 b.version.to_owned()

@@ -46,6 +46,7 @@ pub fn resource_defs() -> Vec<ResourceDef> {
                 custom: true,
                 storage_version: kind.versions[0].to_owned(),
                 protobuf: false,
+                openapi: None,
             });
         }
     }

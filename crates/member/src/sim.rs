@@ -63,6 +63,7 @@ enum Kind {
     Job,
     CronJob,
     Service,
+    PodDisruptionBudget,
 }
 
 const KINDS: &[(Kind, &str, &str)] = &[
@@ -75,6 +76,7 @@ const KINDS: &[(Kind, &str, &str)] = &[
     (Kind::Job, "batch", "jobs"),
     (Kind::CronJob, "batch", "cronjobs"),
     (Kind::Service, "", "services"),
+    (Kind::PodDisruptionBudget, "policy", "poddisruptionbudgets"),
 ];
 
 fn kind_of_key(key: &[u8]) -> Option<(Kind, String, String)> {
@@ -820,6 +822,98 @@ impl Sim {
         .await;
     }
 
+    /// The disruption controller: how many of a budget's pods are healthy, how many must be,
+    /// and so how many may be evicted now (pods being evicted count as gone).
+    async fn sync_disruption_budget(&mut self, ns: &str, name: &str) {
+        let Some(pdb) = self.get(Kind::PodDisruptionBudget, ns, name).cloned() else { return };
+        if deleting(&pdb) {
+            return;
+        }
+        let selector = pdb
+            .pointer("/spec/selector")
+            .filter(|s| !s.is_null())
+            .and_then(|s| apimachinery::selector::LabelSelector::from_object(s).ok());
+        let pods: Vec<&Value> = self
+            .all(Kind::Pod)
+            .filter(|((n, _), p)| {
+                n == ns
+                    && !terminated(p)
+                    && !deleting(p)
+                    && selector
+                        .as_ref()
+                        .is_some_and(|s| s.matches(&apimachinery::selector::labels_of(p)))
+            })
+            .map(|(_, p)| p)
+            .collect();
+        let disrupted: serde_json::Map<String, Value> = pdb
+            .pointer("/status/disruptedPods")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter(|(pod, _)| pods.iter().any(|p| object::name(p) == pod.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let expected = pods.len() as i64;
+        let healthy = pods
+            .iter()
+            .filter(|p| pod_ready(p) && !disrupted.contains_key(object::name(p)))
+            .count() as i64;
+        let share = |v: &Value, round_up: bool| -> i64 {
+            match v {
+                Value::Number(n) => n.as_i64().unwrap_or(0),
+                Value::String(s) => {
+                    let pct: i64 = s.trim_end_matches('%').parse().unwrap_or(0);
+                    let scaled = expected * pct;
+                    if round_up { (scaled + 99) / 100 } else { scaled / 100 }
+                }
+                _ => 0,
+            }
+        };
+        let desired = if let Some(max) = pdb.pointer("/spec/maxUnavailable") {
+            (expected - share(max, true)).max(0)
+        } else if let Some(min) = pdb.pointer("/spec/minAvailable") {
+            share(min, true)
+        } else {
+            0
+        };
+        let allowed = (healthy - desired).max(0);
+        let mut status = json!({
+            "observedGeneration": generation(&pdb),
+            "disruptionsAllowed": allowed,
+            "currentHealthy": healthy,
+            "desiredHealthy": desired,
+            "expectedPods": expected,
+            "conditions": [{
+                "type": "DisruptionAllowed",
+                "status": if allowed > 0 { "True" } else { "False" },
+                "reason": if allowed > 0 { "SufficientPods" } else { "InsufficientPods" },
+                "message": "",
+                "observedGeneration": generation(&pdb),
+                "lastTransitionTime": now_rfc3339(),
+            }],
+        });
+        if !disrupted.is_empty() {
+            status["disruptedPods"] = Value::Object(disrupted);
+        }
+        let unchanged = pdb.get("status").is_some_and(|old| {
+            let mut a = old.clone();
+            let mut b = status.clone();
+            for v in [&mut a, &mut b] {
+                if let Some(c) = v.pointer_mut("/conditions/0")
+                    && let Some(m) = c.as_object_mut()
+                {
+                    m.remove("lastTransitionTime");
+                }
+            }
+            a == b
+        });
+        if !unchanged {
+            self.set_status(Kind::PodDisruptionBudget, ns, name, status).await;
+        }
+    }
+
     async fn sync_service(&mut self, ns: &str, name: &str) {
         let Some(svc) = self.get(Kind::Service, ns, name).cloned() else { return };
         if deleting(&svc) {
@@ -1106,6 +1200,7 @@ impl Sim {
                 Kind::Job => self.sync_job(&ns, &name).await,
                 Kind::CronJob => self.sync_cronjob(&ns, &name).await,
                 Kind::Service => self.sync_service(&ns, &name).await,
+                Kind::PodDisruptionBudget => self.sync_disruption_budget(&ns, &name).await,
                 Kind::Node | Kind::Pod => {}
             }
         }
@@ -1205,13 +1300,15 @@ impl Sim {
                 if let Some((owner_kind, owner_name)) = subject.and_then(owner) {
                     self.dirty.insert((owner_kind, ns.clone(), owner_name));
                 }
-                let services: Vec<String> = self
-                    .all(Kind::Service)
-                    .filter(|((n, _), _)| *n == ns)
-                    .map(|((_, s), _)| s.clone())
-                    .collect();
-                for s in services {
-                    self.dirty.insert((Kind::Service, ns.clone(), s));
+                for watcher in [Kind::Service, Kind::PodDisruptionBudget] {
+                    let names: Vec<String> = self
+                        .all(watcher)
+                        .filter(|((n, _), _)| *n == ns)
+                        .map(|((_, s), _)| s.clone())
+                        .collect();
+                    for s in names {
+                        self.dirty.insert((watcher, ns.clone(), s));
+                    }
                 }
             }
             Kind::ReplicaSet | Kind::Job => {

@@ -1,13 +1,15 @@
 //! `karmada bench apiserver`: the API server over HTTPS, measured from a client process
-//! against a separate `karmada apiserver` process (so its RSS is its own).
+//! against a separate `karmada apiserver` process (so its RSS is its own). Every request is
+//! made and its answer decoded in the chosen wire format: JSON, or Kubernetes protobuf as
+//! client-go sends and asks for it (`--wire json --wire protobuf` compares them).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args as ClapArgs;
 use futures::{AsyncBufReadExt, StreamExt};
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, PostParams};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
 
 use super::report::{Report, Samples};
 
@@ -35,6 +37,9 @@ pub struct Args {
     /// Skip measuring the raw store (the apiserver/store ratio).
     #[arg(long)]
     skip_store: bool,
+    /// The clients' wire format: `json`, or `protobuf` (client-go's). Repeat to compare.
+    #[arg(long, default_value = "json")]
+    wire: Vec<Wire>,
     #[arg(long)]
     json: bool,
 }
@@ -43,34 +48,120 @@ fn now_micros() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0)
 }
 
-fn configmap(name: &str, payload: &str) -> ConfigMap {
-    let mut cm = ConfigMap::default();
-    cm.metadata.name = Some(name.to_owned());
-    cm.data = Some([("payload".to_owned(), payload.to_owned())].into_iter().collect());
-    cm
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Wire {
+    Json,
+    Protobuf,
 }
 
-async fn ensure_namespace(client: &kube::Client, name: &str) -> anyhow::Result<()> {
-    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    let mut ns = k8s_openapi::api::core::v1::Namespace::default();
-    ns.metadata.name = Some(name.to_owned());
-    match api.create(&PostParams::default(), &ns).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-        Err(e) => Err(e.into()),
+impl Wire {
+    fn name(self) -> &'static str {
+        match self {
+            Wire::Json => "json",
+            Wire::Protobuf => "protobuf",
+        }
     }
+
+    fn accept(self) -> &'static str {
+        match self {
+            Wire::Json => "application/json",
+            Wire::Protobuf => "application/vnd.kubernetes.protobuf,application/json",
+        }
+    }
+
+    fn encode(self, object: &Value) -> anyhow::Result<(Vec<u8>, &'static str)> {
+        Ok(match self {
+            Wire::Json => (serde_json::to_vec(object)?, "application/json"),
+            Wire::Protobuf => (kube_protobuf::encode(object)?, kube_protobuf::MEDIA_TYPE),
+        })
+    }
+
+    /// Decodes an answer as the client would, checking it came in this format.
+    fn decode(self, content_type: &str, body: &[u8]) -> anyhow::Result<Value> {
+        match self {
+            Wire::Json => Ok(serde_json::from_slice(body)?),
+            Wire::Protobuf => {
+                anyhow::ensure!(
+                    content_type.starts_with(kube_protobuf::MEDIA_TYPE),
+                    "asked for protobuf, got {content_type}"
+                );
+                Ok(kube_protobuf::decode(body)?.object)
+            }
+        }
+    }
+}
+
+fn configmap(name: &str, payload: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"payload": payload}})
+}
+
+/// One request in `wire`: the answer's status, decoded object and size.
+async fn call(
+    client: &kube::Client,
+    wire: Wire,
+    method: http::Method,
+    path: &str,
+    body: Option<&Value>,
+) -> anyhow::Result<(u16, Value, usize)> {
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(http::header::ACCEPT, wire.accept());
+    let bytes = match body {
+        Some(object) => {
+            let (bytes, content_type) = wire.encode(object)?;
+            request = request.header(http::header::CONTENT_TYPE, content_type);
+            bytes
+        }
+        None => Vec::new(),
+    };
+    let response = client.send(request.body(kube::client::Body::from(bytes))?).await?;
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body = response.into_body().collect().await?.to_bytes();
+    if status >= 300 {
+        return Ok((status, Value::Null, body.len()));
+    }
+    Ok((status, wire.decode(&content_type, &body)?, body.len()))
+}
+
+async fn create(client: &kube::Client, wire: Wire, ns: &str, object: &Value) -> anyhow::Result<()> {
+    let path = format!("/api/v1/namespaces/{ns}/configmaps");
+    let (status, _, _) = call(client, wire, http::Method::POST, &path, Some(object)).await?;
+    anyhow::ensure!(status == 201, "create answered {status}");
+    Ok(())
+}
+
+async fn ensure_namespace(client: &kube::Client, wire: Wire, name: &str) -> anyhow::Result<()> {
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+    let (status, _, _) =
+        call(client, wire, http::Method::POST, "/api/v1/namespaces", Some(&ns)).await?;
+    anyhow::ensure!(matches!(status, 201 | 409), "creating namespace {name} answered {status}");
+    Ok(())
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut report = Report::default();
     let mut rates = Vec::new();
     for store in &args.store {
-        let dir = tempfile::tempdir()?;
-        // `etcd` alone: a one-member etcd on loopback, kept for this store's run.
-        let (spec, etcd) = super::process::store_spec(store, dir.path()).await?;
-        let rate = measure(&args, store, &spec, dir.path(), &mut report).await?;
-        drop(etcd);
-        rates.push((store.clone(), rate));
+        for wire in &args.wire {
+            let dir = tempfile::tempdir()?;
+            // `etcd` alone: a one-member etcd on loopback, kept for this store's run.
+            let (spec, etcd) = super::process::store_spec(store, dir.path()).await?;
+            let name = if args.wire.len() > 1 {
+                format!("{store}, {}", wire.name())
+            } else {
+                store.clone()
+            };
+            let rate = measure(&args, *wire, &name, &spec, dir.path(), &mut report).await?;
+            drop(etcd);
+            rates.push((name, rate));
+        }
     }
     if let Some((first, base)) = rates.first() {
         for (store, rate) in &rates[1..] {
@@ -112,6 +203,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 /// Runs every phase against one apiserver process on `spec`; returns its creates/s.
 async fn measure(
     args: &Args,
+    wire: Wire,
     name: &str,
     spec: &str,
     dir: &std::path::Path,
@@ -124,19 +216,18 @@ async fn measure(
     let phase = Duration::from_secs_f64(args.seconds);
 
     // 1. Durable creates of 2 KiB ConfigMaps from many clients.
-    ensure_namespace(&client, "bench").await?;
+    ensure_namespace(&client, wire, "bench").await?;
     let deadline = Instant::now() + phase;
     let mut tasks = Vec::new();
     for c in 0..args.clients {
-        let api: Api<ConfigMap> = Api::namespaced(client.clone(), "bench");
+        let client = client.clone();
         let payload = payload.clone();
         tasks.push(tokio::spawn(async move {
             let mut samples = Samples::default();
             let mut n = 0usize;
             while Instant::now() < deadline {
                 let t = Instant::now();
-                api.create(&PostParams::default(), &configmap(&format!("c{c}-{n}"), &payload))
-                    .await?;
+                create(&client, wire, "bench", &configmap(&format!("c{c}-{n}"), &payload)).await?;
                 samples.push(t.elapsed());
                 n += 1;
             }
@@ -165,14 +256,16 @@ async fn measure(
     let deadline = Instant::now() + phase;
     let mut tasks = Vec::new();
     for c in 0..args.clients {
-        let api: Api<ConfigMap> = Api::namespaced(client.clone(), "bench");
+        let client = client.clone();
         let per_client = per_client[c];
         tasks.push(tokio::spawn(async move {
             let mut samples = Samples::default();
             let mut n = 0usize;
             while Instant::now() < deadline {
                 let t = Instant::now();
-                let _ = api.get(&format!("c{c}-{}", n % per_client)).await?;
+                let path = format!("/api/v1/namespaces/bench/configmaps/c{c}-{}", n % per_client);
+                let (status, _, _) = call(&client, wire, http::Method::GET, &path, None).await?;
+                anyhow::ensure!(status == 200, "get answered {status}");
                 samples.push(t.elapsed());
                 n += 1;
             }
@@ -195,15 +288,15 @@ async fn measure(
     report.latency(&subject, "get latency", &mut latency);
 
     // 3. LIST of a namespace holding `list_objects` objects (raw bytes: server cost + transfer).
-    ensure_namespace(&client, "list").await?;
+    ensure_namespace(&client, wire, "list").await?;
     let mut tasks = Vec::new();
     let small = "y".repeat(256);
     for c in 0..args.clients {
-        let api: Api<ConfigMap> = Api::namespaced(client.clone(), "list");
+        let client = client.clone();
         let (n, clients, small) = (args.list_objects, args.clients, small.clone());
         tasks.push(tokio::spawn(async move {
             for i in (c..n).step_by(clients) {
-                api.create(&PostParams::default(), &configmap(&format!("l{i}"), &small)).await?;
+                create(&client, wire, "list", &configmap(&format!("l{i}"), &small)).await?;
             }
             anyhow::Ok(())
         }));
@@ -214,13 +307,19 @@ async fn measure(
     let mut lists = Samples::default();
     let mut bytes = 0;
     for _ in 0..10 {
-        let request = http::Request::get("/api/v1/namespaces/list/configmaps").body(Vec::new())?;
         let t = Instant::now();
-        let body = client.request_text(request).await?;
+        let (status, list, size) =
+            call(&client, wire, http::Method::GET, "/api/v1/namespaces/list/configmaps", None)
+                .await?;
         lists.push(t.elapsed());
-        bytes = body.len();
+        anyhow::ensure!(status == 200, "list answered {status}");
+        anyhow::ensure!(
+            list["items"].as_array().map(Vec::len) == Some(args.list_objects),
+            "the list lacks items"
+        );
+        bytes = size;
     }
-    let metric = format!("LIST of {} objects", args.list_objects);
+    let metric = format!("LIST of {} objects (decoded)", args.list_objects);
     for p in [50.0, 99.0] {
         report.add(
             &subject,
@@ -232,7 +331,7 @@ async fn measure(
     report.add(&subject, &format!("{metric}, response size"), bytes as f64 / 1024.0, "KiB");
 
     // 4. Watch delivery latency with many concurrent watchers.
-    ensure_namespace(&client, "watch").await?;
+    ensure_namespace(&client, wire, "watch").await?;
     let received = Arc::new(parking_lot_free::Collector::default());
     let mut watchers = Vec::new();
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(args.watchers);
@@ -242,23 +341,47 @@ async fn measure(
         let ready = ready_tx.clone();
         let expected = args.events;
         watchers.push(tokio::spawn(async move {
-            let request = http::Request::get("/api/v1/namespaces/watch/configmaps?watch=true&resourceVersion=1&timeoutSeconds=120").body(Vec::new())?;
-            let stream = client.request_stream(request).await?;
-            let _ = ready.send(()).await;
-            let mut lines = stream.lines();
+            let path = "/api/v1/namespaces/watch/configmaps?watch=true&resourceVersion=1&timeoutSeconds=120";
             let mut seen = 0;
-            while let Some(line) = lines.next().await {
-                let line = line?;
-                if let Some(i) = line.find("\"sent\":\"") {
-                    let rest = &line[i + 8..];
-                    if let Some(end) = rest.find('"')
-                        && let Ok(sent) = rest[..end].parse::<u128>()
-                    {
-                        received.push(Duration::from_micros(now_micros().saturating_sub(sent) as u64));
-                        seen += 1;
-                        if seen == expected {
+            let mut record = |object: &Value| {
+                if let Some(sent) = object.pointer("/data/sent").and_then(Value::as_str).and_then(|s| s.parse::<u128>().ok()) {
+                    received.push(Duration::from_micros(now_micros().saturating_sub(sent) as u64));
+                    seen += 1;
+                }
+                seen == expected
+            };
+            match wire {
+                Wire::Json => {
+                    let stream = client.request_stream(http::Request::get(path).body(Vec::new())?).await?;
+                    let _ = ready.send(()).await;
+                    let mut lines = stream.lines();
+                    while let Some(line) = lines.next().await {
+                        let event: Value = serde_json::from_str(&line?)?;
+                        if record(&event["object"]) {
                             break;
                         }
+                    }
+                }
+                Wire::Protobuf => {
+                    let request = http::Request::get(path)
+                        .header(http::header::ACCEPT, wire.accept())
+                        .body(kube::client::Body::empty())?;
+                    let response = client.send(request).await?;
+                    let _ = ready.send(()).await;
+                    let mut body = response.into_body();
+                    let mut buffer = Vec::new();
+                    'frames: while let Some(frame) = body.frame().await {
+                        if let Ok(data) = frame?.into_data() {
+                            buffer.extend_from_slice(&data);
+                        }
+                        let (events, rest) = kube_protobuf::read_watch_frames(&buffer)?;
+                        let rest = rest.to_vec();
+                        for (_, envelope) in events {
+                            if record(&kube_protobuf::decode(&envelope)?.object) {
+                                break 'frames;
+                            }
+                        }
+                        buffer = rest;
                     }
                 }
             }
@@ -272,11 +395,10 @@ async fn measure(
         }
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "watch");
     for i in 0..args.events {
         let mut cm = configmap(&format!("w{i}"), "v");
-        cm.data.get_or_insert_default().insert("sent".into(), now_micros().to_string());
-        api.create(&PostParams::default(), &cm).await?;
+        cm["data"]["sent"] = json!(now_micros().to_string());
+        create(&client, wire, "watch", &cm).await?;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let watch_deadline = Instant::now() + Duration::from_secs(60);

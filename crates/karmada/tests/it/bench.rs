@@ -80,6 +80,44 @@ fn bench_apiserver_smoke_compares_redb_and_etcd() {
 }
 
 #[test]
+fn bench_apiserver_smoke_compares_json_and_protobuf_clients() {
+    let report = bench(&[
+        "apiserver",
+        "--seconds",
+        "0.3",
+        "--clients",
+        "4",
+        "--list-objects",
+        "50",
+        "--watchers",
+        "5",
+        "--events",
+        "3",
+        "--skip-store",
+        "--store",
+        "memory",
+        "--wire",
+        "json",
+        "--wire",
+        "protobuf",
+    ]);
+    let text = report.to_string();
+    assert!(text.contains("apiserver(memory, protobuf)/apiserver(memory, json)"), "{text}");
+    // Every watcher saw every event, in both formats.
+    let rows = report.as_array().expect("rows");
+    for wire in ["json", "protobuf"] {
+        let delivered = rows
+            .iter()
+            .find(|r| {
+                r["subject"] == format!("apiserver(memory, {wire})")
+                    && r["metric"].as_str().is_some_and(|m| m.starts_with("watch events delivered"))
+            })
+            .unwrap_or_else(|| panic!("no watch row for {wire}: {text}"));
+        assert_eq!(delivered["value"], 15.0, "{wire}: {text}");
+    }
+}
+
+#[test]
 fn bench_scheduler_smoke_reports_burst_and_steady_latency() {
     let report = bench(&[
         "scheduler",

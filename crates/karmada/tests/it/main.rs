@@ -4,6 +4,7 @@
 
 mod apiserver_kubectl;
 mod bench;
+mod builtins;
 mod clusters;
 mod ha;
 mod harness;

@@ -125,3 +125,117 @@ fn many_members_in_one_process() {
         .collect();
     assert_eq!(ids.len(), 5, "every member has its own cluster id");
 }
+
+#[test]
+fn a_member_takes_imperative_generators_and_a_drain() {
+    let m = Members::start(&["member1", "--nodes", "3"], 1);
+    let files = tempfile::tempdir().unwrap();
+    crate::builtins::generators(&|args| m.kubectl("member1", args), files.path(), false);
+    // A drain evicts through the Eviction API (protobuf, as every client-go client), one pod
+    // at a time as the disruption budget allows, while the Deployment replaces them elsewhere.
+    eventually(Duration::from_secs(20), "web 2/2 with its budget allowing one disruption", || {
+        let ready = m.kubectl(
+            "member1",
+            &["get", "deploy", "web", "-n", "demo", "-o", "jsonpath={.status.readyReplicas}"],
+        );
+        let allowed = m.kubectl(
+            "member1",
+            &["get", "pdb", "web", "-n", "demo", "-o", "jsonpath={.status.disruptionsAllowed}"],
+        );
+        (ready.stdout == "2" && allowed.stdout == "1").then_some(())
+    });
+    let node = m
+        .kubectl(
+            "member1",
+            &[
+                "get",
+                "pods",
+                "-n",
+                "demo",
+                "-l",
+                "app=web",
+                "-o",
+                "jsonpath={.items[0].spec.nodeName}",
+            ],
+        )
+        .ok()
+        .to_owned();
+    let drain = m.kubectl(
+        "member1",
+        &[
+            "drain",
+            &node,
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--timeout=60s",
+            "--pod-selector=app=web",
+        ],
+    );
+    assert!(
+        drain.ok().contains(&format!("node/{node} drained")),
+        "{} {}",
+        drain.stdout,
+        drain.stderr
+    );
+    assert!(drain.stdout.contains("evicted"), "{}", drain.stdout);
+    let on_node = m.kubectl(
+        "member1",
+        &[
+            "get",
+            "pods",
+            "-A",
+            "--field-selector",
+            &format!("spec.nodeName={node}"),
+            "-l",
+            "app=web",
+            "--no-headers",
+        ],
+    );
+    assert!(on_node.ok().trim().is_empty(), "pods left on the drained node: {}", on_node.stdout);
+    eventually(Duration::from_secs(20), "web back to 2/2 on the other nodes", || {
+        let ready = m.kubectl(
+            "member1",
+            &["get", "deploy", "web", "-n", "demo", "-o", "jsonpath={.status.readyReplicas}"],
+        );
+        (ready.stdout == "2").then_some(())
+    });
+    let cordoned =
+        m.kubectl("member1", &["get", "node", &node, "-o", "jsonpath={.spec.unschedulable}"]);
+    assert_eq!(cordoned.ok(), "true");
+    // With the budget at its minimum, an eviction is refused with 429.
+    m.kubectl("member1", &["scale", "deploy", "web", "-n", "demo", "--replicas=1"]).ok();
+    eventually(Duration::from_secs(20), "the budget allows no disruption", || {
+        let allowed = m.kubectl(
+            "member1",
+            &["get", "pdb", "web", "-n", "demo", "-o", "jsonpath={.status.disruptionsAllowed}"],
+        );
+        (allowed.stdout == "0").then_some(())
+    });
+    let other = m
+        .kubectl(
+            "member1",
+            &[
+                "get",
+                "pods",
+                "-n",
+                "demo",
+                "-l",
+                "app=web",
+                "-o",
+                "jsonpath={.items[0].spec.nodeName}",
+            ],
+        )
+        .ok()
+        .to_owned();
+    let refused = m.kubectl(
+        "member1",
+        &["drain", &other, "--ignore-daemonsets", "--timeout=3s", "--pod-selector=app=web"],
+    );
+    assert!(
+        refused
+            .fails()
+            .contains("Cannot evict pod as it would violate the pod's disruption budget"),
+        "{}",
+        refused.stderr
+    );
+}
