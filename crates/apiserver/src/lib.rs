@@ -32,6 +32,7 @@ pub mod review;
 pub mod satoken;
 pub mod strategy;
 pub mod table;
+pub mod tokens;
 pub mod watch;
 
 use std::collections::HashMap;
@@ -277,6 +278,9 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     }
     if config.gc {
         tasks.push(tokio::spawn(gc::run(Arc::clone(&api))));
+    }
+    if api.sa_tokens.is_some() {
+        tasks.push(tokio::spawn(tokens::run(Arc::clone(&api), authority.cert_pem().to_owned())));
     }
     tasks.push(tokio::spawn(serve(
         listener,

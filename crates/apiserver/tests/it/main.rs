@@ -7,6 +7,7 @@
 mod fuzz;
 mod protobuf;
 mod runtime;
+mod tokens;
 mod wire;
 
 use std::sync::Arc;
