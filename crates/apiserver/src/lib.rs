@@ -140,6 +140,9 @@ pub enum StartError {
 }
 
 /// A running API server. Dropping it does not stop it; call [`Server::shutdown`].
+/// HTTP/2 streams one connection may have open at once (watches included).
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 1000;
+
 pub struct Server {
     pub addr: SocketAddr,
     /// `https://127.0.0.1:PORT`
@@ -506,7 +509,11 @@ async fn serve(
                     Ok::<_, std::convert::Infallible>(api.handle(req, user).await)
                 }
             });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            // As kube-apiserver (--http2-max-streams-per-connection): one client's watches
+            // share its connection; hyper's default of 200 streams would leave the 201st
+            // watch waiting for another to end.
+            builder.http2().max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             tokio::pin!(connection);
             tokio::select! {
