@@ -712,6 +712,9 @@ impl Api {
             None => true,
             Some("status") => def.status,
             Some("scale") => def.scale.is_some(),
+            Some("approval") => {
+                def.group == "certificates.k8s.io" && def.plural == "certificatesigningrequests"
+            }
             Some(_) => false,
         };
         match (&parts.method, target.name.as_deref(), target.subresource.as_deref()) {
@@ -740,7 +743,9 @@ impl Api {
                     self.list(&req, wanted).await
                 }
             }
-            (&Method::GET, Some(name), sub @ (None | Some("status"))) if sub_ok(sub) => {
+            (&Method::GET, Some(name), sub @ (None | Some("status" | "approval")))
+                if sub_ok(sub) =>
+            {
                 self.get(&req, name, wanted).await
             }
             (&Method::GET, Some(name), Some("scale")) if def.scale.is_some() => {
@@ -1120,7 +1125,7 @@ impl Api {
                 return Err(ApiError::invalid(&def.kind, &def.group, object::name(object), causes));
             }
         } else if def.protobuf && !def.custom {
-            let only = (part == Part::Status).then_some("status");
+            let only = (part != Part::Main).then_some("status");
             if let Some(report) = kube_protobuf::shape::check(object, only) {
                 req.unknown_fields(&report.unknown)?;
                 if !report.wrong.is_empty() {
@@ -1431,7 +1436,7 @@ impl Api {
         let mut new = strategy::prepare_update(def, current, desired, part)?;
         strategy::validate_meta(def, &new)?;
         self.schema_checks(req, &mut new, Some(current), part)?;
-        let subresource = (part == Part::Status).then_some("status");
+        let subresource = part.subresource();
         self.admit(
             &AdmissionRequest {
                 operation: Operation::Update,
@@ -1481,7 +1486,7 @@ impl Api {
                 .await?;
             return Ok(req.respond(200, &strategy::scale_of(def, &object)?));
         }
-        let part = if sub == Some("status") { Part::Status } else { Part::Main };
+        let part = Part::of(sub);
         strategy::check_type(def, &mut desired)?;
         strategy::check_namespace(def, &mut desired, ns)?;
         if object::name(&desired) != name {
@@ -1548,7 +1553,7 @@ impl Api {
             return self.apply(req, name, sub, patch_doc, force == Some("true"), dry).await;
         }
         let manager = field_manager(query, headers);
-        let part = if sub == Some("status") { Part::Status } else { Part::Main };
+        let part = Part::of(sub);
         let apply_patch = |target: &mut Value| -> Result<(), ApiError> {
             let result = match kind {
                 BodyType::JsonPatch => patch::json::apply(target, &patch_doc),
@@ -1637,7 +1642,7 @@ impl Api {
                 object::name(&applied)
             )));
         }
-        let part = if sub == Some("status") { Part::Status } else { Part::Main };
+        let part = Part::of(sub);
         if let Some(ns) = ns {
             self.check_namespace_open(ns).await?;
         }
@@ -1647,7 +1652,7 @@ impl Api {
         let (object, written) = self
             .guaranteed_update(def, ns, name, dry, &mut |current| {
                 let Some(current) = current else {
-                    if part == Part::Status {
+                    if part != Part::Main {
                         return Err(ApiError::not_found(&def.plural, &def.group, name));
                     }
                     let created = self.new_object(req, applied.clone(), &manager, true)?;
@@ -1667,11 +1672,11 @@ impl Api {
                         meta.remove("managedFields");
                     }
                 }
-                if part == Part::Status {
+                if part != Part::Main {
                     scoped_applied =
                         json!({"status": applied.get("status").cloned().unwrap_or(json!({}))});
                 }
-                let subresource = (part == Part::Status).then_some("status");
+                let subresource = part.subresource();
                 let merged = managed::apply(
                     current,
                     &mut entries,

@@ -288,6 +288,28 @@ fn check_finalizers(def: &ResourceDef, old: &Value, new: &Value) -> Result<(), A
 pub enum Part {
     Main,
     Status,
+    /// `certificatesigningrequests/approval`: only `status.conditions` changes.
+    Approval,
+}
+
+impl Part {
+    /// The part a subresource writes.
+    pub fn of(subresource: Option<&str>) -> Part {
+        match subresource {
+            Some("status") => Part::Status,
+            Some("approval") => Part::Approval,
+            _ => Part::Main,
+        }
+    }
+
+    /// The subresource's name, for admission and managed fields.
+    pub fn subresource(self) -> Option<&'static str> {
+        match self {
+            Part::Main => None,
+            Part::Status => Some("status"),
+            Part::Approval => Some("approval"),
+        }
+    }
 }
 
 /// Merges an update into the stored object according to the resource's rules. `new` is the
@@ -319,6 +341,36 @@ pub fn prepare_update(
             }
             if let Some(fields) = new.pointer("/metadata/managedFields") {
                 object::set_meta(&mut result, "managedFields", fields.clone());
+            }
+            result
+        }
+        Part::Approval => {
+            let mut result = old.clone();
+            let conditions = new.pointer("/status/conditions").cloned();
+            let types: Vec<&str> = conditions
+                .as_ref()
+                .and_then(Value::as_array)
+                .map(|cs| cs.iter().filter_map(|c| c.get("type").and_then(Value::as_str)).collect())
+                .unwrap_or_default();
+            if types.contains(&"Approved") && types.contains(&"Denied") {
+                return Err(ApiError::invalid(
+                    &def.kind,
+                    &def.group,
+                    object::name(old),
+                    vec![Cause::invalid(
+                        "status.conditions",
+                        &json!("Approved"),
+                        "Approved and Denied conditions are mutually exclusive",
+                    )],
+                ));
+            }
+            match conditions {
+                Some(c) => result["status"]["conditions"] = c,
+                None => {
+                    if let Some(status) = result.get_mut("status").and_then(Value::as_object_mut) {
+                        status.remove("conditions");
+                    }
+                }
             }
             result
         }
@@ -418,12 +470,12 @@ pub fn record_managed(
     let (scope_old, scope_new) = match part {
         Part::Main if def.status => (without(old, "status"), without(new, "status")),
         Part::Main => (old.clone(), new.clone()),
-        Part::Status => (
+        Part::Status | Part::Approval => (
             json!({"status": old.get("status").cloned().unwrap_or(Value::Null)}),
             json!({"status": new.get("status").cloned().unwrap_or(Value::Null)}),
         ),
     };
-    let subresource = (part == Part::Status).then_some("status");
+    let subresource = part.subresource();
     managed::record_update(
         &mut entries,
         &scope_old,

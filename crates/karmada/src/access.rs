@@ -275,25 +275,27 @@ pub fn rbac_bootstrap() -> Vec<Value> {
 pub struct AgentCsrApprover;
 
 impl apiserver::csr::CsrApprover for AgentCsrApprover {
-    fn review(&self, request: &apiserver::csr::Request<'_>) -> Result<String, String> {
+    fn review(&self, request: &apiserver::csr::Request<'_>) -> apiserver::csr::Verdict {
+        use apiserver::csr::Verdict;
         if !request.groups.contains(&BOOTSTRAP_GROUP) {
-            return Err(format!(
-                "only bootstrap tokens get agent certificates automatically; {} is not one",
-                request.username
-            ));
+            // Anyone else's request waits for a person to approve or deny it.
+            return Verdict::Pending;
         }
         let cluster = request.common_name.strip_prefix(AGENT_USER_PREFIX).unwrap_or_default();
         let valid_name = !cluster.is_empty()
             && cluster.len() <= 48
             && cluster.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !valid_name || request.organizations != [AGENT_GROUP.to_owned()] {
-            return Err(format!(
+            return Verdict::Deny(format!(
                 "the subject must be CN={AGENT_USER_PREFIX}<cluster>, O={AGENT_GROUP}; got CN={}, O={}",
                 request.common_name,
                 request.organizations.join(",")
             ));
         }
-        Ok(format!("agent certificate for cluster {cluster}, requested by {}", request.username))
+        Verdict::Approve(format!(
+            "agent certificate for cluster {cluster}, requested by {}",
+            request.username
+        ))
     }
 }
 
@@ -314,6 +316,33 @@ mod tests {
             name: name.map(str::to_owned),
             subresource: None,
         }
+    }
+
+    #[test]
+    fn agent_certificates_are_approved_for_bootstrap_tokens_only() {
+        use apiserver::csr::{CsrApprover, Request, Verdict};
+        let org = [AGENT_GROUP.to_owned()];
+        let request = |groups: Vec<&'static str>, cn: &'static str| Request {
+            username: "system:bootstrap:abcdef",
+            groups,
+            common_name: cn,
+            organizations: &org,
+        };
+        let agent = format!("{AGENT_USER_PREFIX}member5");
+        let agent: &'static str = Box::leak(agent.into_boxed_str());
+        assert!(matches!(
+            AgentCsrApprover.review(&request(vec![BOOTSTRAP_GROUP], agent)),
+            Verdict::Approve(_)
+        ));
+        assert!(matches!(
+            AgentCsrApprover.review(&request(vec![BOOTSTRAP_GROUP], "admin")),
+            Verdict::Deny(_)
+        ));
+        // Anyone else's request waits for `kubectl certificate approve`.
+        assert_eq!(
+            AgentCsrApprover.review(&request(vec!["system:authenticated"], agent)),
+            Verdict::Pending
+        );
     }
 
     #[test]

@@ -213,6 +213,32 @@ pub fn generators(kubectl: &dyn Fn(&[&str]) -> Out, dir: &Path, rbac: bool) {
 fn imperative_generators_work_on_the_control_plane() {
     let s = ApiServer::start("memory");
     generators(&|args| s.kubectl(args), s.dir.path(), true);
+    // `kubectl certificate approve` writes the approval subresource (protobuf, typed client);
+    // the control plane then signs the request.
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.distinguished_name.push(rcgen::DnType::CommonName, "alice");
+    let request = params.serialize_request(&key).expect("csr").pem().expect("pem");
+    use base64::Engine as _;
+    let csr = format!(
+        "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata:\n  name: alice\nspec:\n  request: {}\n  signerName: kubernetes.io/kube-apiserver-client\n  usages: [client auth]\n",
+        base64::engine::general_purpose::STANDARD.encode(request)
+    );
+    let file = s.file("csr.yaml", &csr);
+    s.kubectl(&["create", "-f", &file]).ok();
+    let approved = s.kubectl(&["certificate", "approve", "alice"]);
+    assert!(approved.ok().contains("approved"), "{}", approved.stdout);
+    crate::harness::eventually(
+        std::time::Duration::from_secs(10),
+        "the certificate is issued",
+        || {
+            let cert = s.kubectl(&["get", "csr", "alice", "-o", "jsonpath={.status.certificate}"]);
+            (!cert.stdout.is_empty()).then_some(())
+        },
+    );
+    let conditions =
+        s.kubectl(&["get", "csr", "alice", "-o", "jsonpath={.status.conditions[0].type}"]);
+    assert_eq!(conditions.ok(), "Approved");
 }
 
 #[test]
