@@ -107,3 +107,16 @@ pub fn set_path(value: &mut Value, path: &[&str], new: Value) {
     }
     cursor.as_object_mut().expect("just made an object").insert((*last).to_owned(), new);
 }
+
+/// The OpenAPI type name of a JSON value (`integer` for whole numbers), as schema errors name it.
+pub fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}

@@ -1133,16 +1133,8 @@ impl Api {
                         .wrong
                         .iter()
                         .map(|w| {
-                            let shown = match &w.value {
-                                Value::String(_) => json!("string"),
-                                Value::Number(n) if n.is_f64() => json!("number"),
-                                Value::Number(_) => json!("integer"),
-                                Value::Bool(_) => json!("boolean"),
-                                Value::Array(_) => json!("array"),
-                                Value::Object(_) => json!("object"),
-                                Value::Null => json!("null"),
-                            };
-                            Cause::invalid(&w.path, &shown, &w.detail)
+                            // As for custom resources, the type is shown as the value.
+                            Cause::invalid(&w.path, &json!(object::json_type(&w.value)), &w.detail)
                         })
                         .collect();
                     return Err(ApiError::invalid(

@@ -278,18 +278,6 @@ pub fn validate(schema: &Value, object: &Value) -> Vec<Cause> {
     causes
 }
 
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
-
 fn check(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause>) {
     if value.is_null() {
         if schema.get("nullable").and_then(Value::as_bool) != Some(true)
@@ -307,7 +295,7 @@ fn check(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause>) {
         return;
     }
     if schema.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true) {
-        if !matches!(type_name(value), "integer" | "string") {
+        if !matches!(object::json_type(value), "integer" | "string") {
             causes.push(Cause::invalid(
                 path,
                 value,
@@ -317,7 +305,7 @@ fn check(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause>) {
         return;
     }
     if let Some(expected) = schema.get("type").and_then(Value::as_str) {
-        let actual = type_name(value);
+        let actual = object::json_type(value);
         let ok = actual == expected || (expected == "number" && actual == "integer");
         if !ok {
             causes.push(Cause::invalid(

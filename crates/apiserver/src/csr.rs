@@ -6,12 +6,9 @@
 //! bootstrap token for its own credentials.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine as _;
-use futures_util::StreamExt;
 use serde_json::{Value, json};
-use store::{Event, ListOptions};
 
 use crate::api::{Api, Decision};
 use crate::pki::{self, Authority};
@@ -173,37 +170,11 @@ pub async fn run(api: Arc<Api>, authority: Arc<Authority>, approver: Arc<dyn Csr
         return;
     };
     let prefix = def.collection_prefix(None);
-    let mut shutdown = api.shutdown.clone();
-    loop {
-        let page = match api.store.list(prefix.as_bytes(), ListOptions::default()).await {
-            Ok(page) => page,
-            Err(e) => {
-                tracing::warn!(error = %e, "listing CSRs failed");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        for kv in &page.items {
-            let object = crate::codec::decode(&kv.value, kv.mod_revision.0);
-            handle(&api, &authority, approver.as_ref(), &object).await;
-        }
-        let Ok(mut stream) = api.store.watch(prefix.as_bytes(), page.revision).await else {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
-        };
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                event = stream.next() => match event {
-                    Some(Ok(Event::Put { kv, .. })) => {
-                        let object = crate::codec::decode(&kv.value, kv.mod_revision.0);
-                        handle(&api, &authority, approver.as_ref(), &object).await;
-                    }
-                    Some(Ok(Event::Delete { .. })) => {}
-                    Some(Err(_)) => break,
-                    None => return,
-                },
-            }
-        }
-    }
+    let follower = Arc::clone(&api);
+    crate::follow::puts(follower, prefix.as_bytes(), |object| {
+        let (api, authority, approver) =
+            (Arc::clone(&api), Arc::clone(&authority), Arc::clone(&approver));
+        async move { handle(&api, &authority, approver.as_ref(), &object).await }
+    })
+    .await;
 }

@@ -22,6 +22,7 @@ pub mod discovery;
 pub mod encoding;
 pub mod encryption;
 pub mod eviction;
+pub mod follow;
 pub mod gc;
 pub mod metrics;
 pub mod pki;

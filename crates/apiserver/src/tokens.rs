@@ -4,13 +4,10 @@
 //! tool that creates such Secrets expect.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use apimachinery::object::{self, meta_str};
 use base64::Engine as _;
-use futures_util::StreamExt;
 use serde_json::{Value, json};
-use store::{Event, ListOptions};
 
 use crate::api::{Api, Decision};
 
@@ -76,45 +73,17 @@ async fn fill(api: &Api, ca_pem: &str, namespace: &str, secret_name: &str, accou
 
 /// Runs until the server shuts down.
 pub async fn run(api: Arc<Api>, ca_pem: String) {
-    let mut shutdown = api.shutdown.clone();
-    let Ok(page) = api.store.list(PREFIX, ListOptions::default()).await else { return };
-    let mut after = page.revision;
-    for kv in page.items {
-        let secret = crate::codec::decode(&kv.value, kv.mod_revision.0);
-        if let Some((ns, account)) = wants_token(&secret) {
-            fill(&api, &ca_pem, &ns, object::name(&secret), &account).await;
-        }
-    }
-    loop {
-        let mut stream = match api.store.watch(PREFIX, after).await {
-            Ok(s) => s,
-            Err(_) => {
-                after = api.store.current_revision().await.unwrap_or(after);
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-        };
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                event = stream.next() => match event {
-                    None => return,
-                    Some(Err(_)) => {
-                        after = api.store.current_revision().await.unwrap_or(after);
-                        break;
-                    }
-                    Some(Ok(Event::Put { kv, .. })) => {
-                        after = kv.mod_revision;
-                        let secret = crate::codec::decode(&kv.value, kv.mod_revision.0);
-                        if let Some((ns, account)) = wants_token(&secret) {
-                            fill(&api, &ca_pem, &ns, object::name(&secret), &account).await;
-                        }
-                    }
-                    Some(Ok(Event::Delete { revision, .. })) => after = revision,
-                },
+    let follower = Arc::clone(&api);
+    crate::follow::puts(follower, PREFIX, |secret| {
+        let api = Arc::clone(&api);
+        let ca_pem = ca_pem.clone();
+        async move {
+            if let Some((ns, account)) = wants_token(&secret) {
+                fill(&api, &ca_pem, &ns, object::name(&secret), &account).await;
             }
         }
-    }
+    })
+    .await;
 }
 
 #[cfg(test)]

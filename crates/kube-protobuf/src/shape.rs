@@ -3,6 +3,7 @@
 //! the wrong JSON type is an error naming the field. `null` is accepted anywhere (Go leaves the
 //! field at its zero value).
 
+use apimachinery::object::json_type;
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
@@ -24,18 +25,6 @@ pub struct Report {
     /// Paths of fields the kind does not have, removed from the object.
     pub unknown: Vec<String>,
     pub wrong: Vec<WrongType>,
-}
-
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
 }
 
 fn join(path: &str, key: &str) -> String {
