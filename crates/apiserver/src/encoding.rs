@@ -80,7 +80,9 @@ pub fn object_body(format: Format, object: &Value) -> (&'static str, Bytes) {
 /// Sets `Warning` headers (`299 - "text"`), as Kubernetes reports warnings to clients.
 pub fn add_warnings(headers: &mut HeaderMap, warnings: &[String]) {
     for w in warnings {
-        let text = w.replace(['"', '\\'], "'").replace(|c: char| c.is_control(), " ");
+        // The text is an HTTP quoted-string: quotes and backslashes escaped.
+        let text =
+            w.replace(|c: char| c.is_control(), " ").replace('\\', "\\\\").replace('"', "\\\"");
         if let Ok(v) = format!("299 - \"{text}\"").parse() {
             headers.append(http::header::WARNING, v);
         }

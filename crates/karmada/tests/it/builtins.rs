@@ -274,6 +274,10 @@ fn built_in_kinds_are_validated() {
     assert!(out.ok().contains("deployment.apps/web created"), "{}", out.stdout);
     let spec = s.kubectl(&["get", "deploy", "web", "-o", "jsonpath={.spec}"]);
     assert!(!spec.ok().contains("replica\""), "{}", spec.stdout);
+    // With --validate=warn kubectl prints the server's warning.
+    let out = apply("warn2.yaml", deployment("1", "  replica: 4\n", "web"), &["--validate=warn"]);
+    assert!(out.ok().contains("deployment.apps/web"), "{}", out.stdout);
+    assert!(out.stderr.contains("Warning: unknown field \"spec.replica\""), "{}", out.stderr);
     let out = s.kubectl(&["create", "configmap", "a b:c"]);
     assert!(out.fails().contains("metadata.name: Invalid value: \"a b:c\""), "{}", out.stderr);
     let out = s.kubectl(&["create", "deployment", "neg", "--image=nginx", "--replicas=-1"]);
