@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod fuzz;
+mod hardening;
 mod protobuf;
 mod runtime;
 mod tokens;
