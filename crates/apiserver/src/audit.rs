@@ -24,7 +24,18 @@ impl AuditLog {
             std::fs::create_dir_all(dir)?;
         }
         let (lines, queue) = mpsc::channel::<String>();
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+        // Who did what to which object: readable by the server's owner only.
+        let open = |path: &PathBuf| {
+            let mut options = std::fs::OpenOptions::new();
+            options.create(true).append(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            options.open(path)
+        };
+        let mut file = open(&path)?;
         let mut size = file.metadata().map(|m| m.len()).unwrap_or(0);
         std::thread::Builder::new().name("audit-log".into()).spawn(move || {
             while let Ok(line) = queue.recv() {
@@ -35,7 +46,7 @@ impl AuditLog {
                         None => "1".to_owned(),
                     });
                     let _ = std::fs::rename(&path, &rotated);
-                    match std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+                    match open(&path) {
                         Ok(f) => {
                             file = f;
                             size = 0;

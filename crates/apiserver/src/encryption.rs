@@ -59,7 +59,7 @@ pub fn ensure_key_file(path: &std::path::Path) -> std::io::Result<()> {
         .fill(&mut key)
         .map_err(|_| std::io::Error::other("no randomness for the encryption key"))?;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        crate::files::private_dir(dir)?;
     }
     let mut file =
         std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;

@@ -22,6 +22,7 @@ pub mod discovery;
 pub mod encoding;
 pub mod encryption;
 pub mod eviction;
+pub mod files;
 pub mod follow;
 pub mod gc;
 pub mod metrics;
@@ -138,12 +139,14 @@ pub enum StartError {
     Store(#[from] store::StoreError),
     #[error("audit log: {0}")]
     Audit(#[source] std::io::Error),
+    #[error("service account signing key: {0}")]
+    ServiceAccountKey(String),
 }
 
-/// A running API server. Dropping it does not stop it; call [`Server::shutdown`].
 /// HTTP/2 streams one connection may have open at once (watches included).
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 1000;
 
+/// A running API server. Dropping it does not stop it; call [`Server::shutdown`].
 pub struct Server {
     pub addr: SocketAddr,
     /// `https://127.0.0.1:PORT`
@@ -218,13 +221,10 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         admission,
         authorizer,
         rbac: rbac_authorizer.clone(),
-        sa_tokens: match satoken::TokenSigner::load_or_create(&pki_dir) {
-            Ok(signer) => Some(Arc::new(signer)),
-            Err(e) => {
-                tracing::warn!(error = %e, "service account tokens are disabled");
-                None
-            }
-        },
+        sa_tokens: Some(Arc::new(
+            satoken::TokenSigner::load_or_create(&pki_dir)
+                .map_err(StartError::ServiceAccountKey)?,
+        )),
         git_version: config.kubernetes_version,
         server_address: format!("{host}:{}", addr.port()),
         metrics: metrics::Metrics::default(),

@@ -3,7 +3,7 @@
 
 use std::io;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -69,24 +69,23 @@ fn ca_params(common_name: &str) -> Result<CertificateParams, PkiError> {
 }
 
 fn write_private(path: &Path, contents: &str) -> Result<(), PkiError> {
-    std::fs::write(path, contents).map_err(io_err(format!("write {}", path.display())))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(io_err(format!("chmod {}", path.display())))?;
-    }
-    Ok(())
+    crate::files::write_private(path, contents.as_bytes())
+        .map_err(io_err(format!("write {}", path.display())))
+}
+
+/// Reads a private key, refusing one that other users can read.
+fn read_private(path: &Path) -> Result<String, PkiError> {
+    crate::files::check_private(path).map_err(io_err(format!("refusing {}", path.display())))?;
+    std::fs::read_to_string(path).map_err(io_err(format!("read {}", path.display())))
 }
 
 impl Authority {
     /// Loads `ca.crt`/`ca.key` from `dir`, creating them on first use.
     pub fn load_or_create(dir: &Path, common_name: &str) -> Result<Authority, PkiError> {
-        std::fs::create_dir_all(dir).map_err(io_err(format!("create {}", dir.display())))?;
+        crate::files::private_dir(dir).map_err(io_err(format!("create {}", dir.display())))?;
         let (cert_path, key_path) = (dir.join("ca.crt"), dir.join("ca.key"));
         if cert_path.exists() && key_path.exists() {
-            let key_pem = std::fs::read_to_string(&key_path)
-                .map_err(io_err(format!("read {}", key_path.display())))?;
+            let key_pem = read_private(&key_path)?;
             let key = KeyPair::from_pem(&key_pem)?;
             let cert_pem = std::fs::read_to_string(&cert_path)
                 .map_err(io_err(format!("read {}", cert_path.display())))?;
@@ -185,10 +184,9 @@ impl Authority {
         let (cert_path, key_path) =
             (dir.join(format!("{file}.crt")), dir.join(format!("{file}.key")));
         if cert_path.exists() && key_path.exists() {
-            let read = |p: &PathBuf| {
-                std::fs::read_to_string(p).map_err(io_err(format!("read {}", p.display())))
-            };
-            return Ok(Issued { cert_pem: read(&cert_path)?, key_pem: read(&key_path)? });
+            let cert_pem = std::fs::read_to_string(&cert_path)
+                .map_err(io_err(format!("read {}", cert_path.display())))?;
+            return Ok(Issued { cert_pem, key_pem: read_private(&key_path)? });
         }
         let issued = self.client(user, groups)?;
         std::fs::write(&cert_path, &issued.cert_pem)
@@ -431,11 +429,9 @@ pub fn write_kubeconfig(
     {
         std::fs::create_dir_all(parent).map_err(io_err(format!("create {}", parent.display())))?;
     }
-    // Write atomically so that concurrent readers (kubectl) never see half a file.
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    write_private(&tmp, &text)?;
-    std::fs::rename(&tmp, path).map_err(io_err(format!("rename to {}", path.display())))?;
-    Ok(())
+    // Atomically (concurrent readers such as kubectl never see half a file), and private: it
+    // holds credentials.
+    write_private(path, &text)
 }
 
 #[cfg(test)]

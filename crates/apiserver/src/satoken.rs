@@ -39,15 +39,17 @@ impl TokenSigner {
     /// Loads `dir/sa.key` (PKCS#8 PEM), creating it on first use.
     pub fn load_or_create(dir: &std::path::Path) -> Result<TokenSigner, String> {
         let path = dir.join("sa.key");
-        let pem = match std::fs::read_to_string(&path) {
-            Ok(pem) => pem,
-            Err(_) => {
-                let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
-                let pem = key.serialize_pem();
-                std::fs::write(&path, &pem)
-                    .map_err(|e| format!("write {}: {e}", path.display()))?;
-                pem
-            }
+        let pem = if path.exists() {
+            // Whoever can read the signing key can forge any ServiceAccount's token.
+            crate::files::check_private(&path).map_err(|e| e.to_string())?;
+            std::fs::read_to_string(&path).map_err(|e| format!("read {}: {e}", path.display()))?
+        } else {
+            let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
+            let pem = key.serialize_pem();
+            crate::files::private_dir(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+            crate::files::write_private(&path, pem.as_bytes())
+                .map_err(|e| format!("write {}: {e}", path.display()))?;
+            pem
         };
         let der = rcgen::KeyPair::from_pem(&pem).map_err(|e| e.to_string())?.serialize_der();
         let random = SystemRandom::new();

@@ -31,8 +31,13 @@ pub struct Args {
     /// Write a JSON line per mutating request here.
     #[arg(long)]
     audit_log_path: Option<PathBuf>,
-    /// Encrypt Secrets in the store with this AES-256 key (32 bytes, raw or base64); values
-    /// stored unencrypted are sealed on their next write.
+    /// Encryption at rest of Secrets: `aesgcm` (AES-256-GCM with the key of
+    /// --encryption-key-file) or `none`.
+    #[arg(long, value_enum, default_value_t = Encryption::Aesgcm)]
+    encryption: Encryption,
+    /// The AES-256 key (32 bytes, raw or base64) Secrets are sealed with, generated (mode 0600)
+    /// if missing (default: DATA_DIR/pki/encryption.key); values stored unencrypted are sealed
+    /// on their next write.
     #[arg(long)]
     encryption_key_file: Option<PathBuf>,
     /// Rotate the audit log past this many megabytes (the previous file is kept as .1).
@@ -41,6 +46,12 @@ pub struct Args {
     /// Where to write the admin kubeconfig (default: DATA_DIR/karmada-apiserver.config).
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Encryption {
+    Aesgcm,
+    None,
 }
 
 /// How to talk to etcd when `--store etcd:...` (kube-apiserver's flag names).
@@ -103,10 +114,12 @@ pub async fn open_store(
             Ok(Arc::new(store))
         }
         ("redb", path) => {
-            std::fs::create_dir_all(data_dir)?;
+            apiserver::files::private_dir(data_dir)?;
             let path = path.map_or_else(|| data_dir.join("store.redb"), PathBuf::from);
             let store = store_redb::RedbStore::open(&path, store_redb::RedbOptions::default())
                 .map_err(|e| anyhow::anyhow!("cannot open the store at {}: {e}", path.display()))?;
+            // The store holds every object, Secrets included: the owner's only.
+            apiserver::files::make_private(&path)?;
             Ok(Arc::new(store))
         }
         _ => anyhow::bail!(
@@ -120,15 +133,31 @@ pub fn encrypt_secrets(
     store: Arc<dyn Store>,
     path: &std::path::Path,
 ) -> anyhow::Result<Arc<dyn Store>> {
+    apiserver::files::check_private(path)?;
     let key = apiserver::encryption::read_key_file(path)
         .map_err(|e| anyhow::anyhow!("cannot read the encryption key {}: {e}", path.display()))?;
     Ok(Arc::new(apiserver::encryption::EncryptedSecrets::new(store, key)?))
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    // Keys and credentials live in the data dir: the owner's only.
+    apiserver::files::private_dir(&args.data_dir)?;
     let mut store = open_store(&args.store, &args.data_dir, &args.etcd).await?;
-    if let Some(path) = &args.encryption_key_file {
-        store = encrypt_secrets(store, path)?;
+    match args.encryption {
+        Encryption::Aesgcm => {
+            let path = args
+                .encryption_key_file
+                .clone()
+                .unwrap_or_else(|| args.data_dir.join("pki").join("encryption.key"));
+            apiserver::encryption::ensure_key_file(&path)?;
+            store = encrypt_secrets(store, &path)?;
+        }
+        Encryption::None => {
+            anyhow::ensure!(
+                args.encryption_key_file.is_none(),
+                "--encryption-key-file needs --encryption=aesgcm"
+            );
+        }
     }
     let mut config = apiserver::Config::new(&args.data_dir, args.bind, store);
     config.kubeconfig = args.kubeconfig;

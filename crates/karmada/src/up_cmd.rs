@@ -97,7 +97,7 @@ fn detach(
 ) -> anyhow::Result<()> {
     use std::io::BufRead;
     use std::os::unix::process::CommandExt;
-    std::fs::create_dir_all(data_dir)?;
+    apiserver::files::private_dir(data_dir)?;
     let log = data_dir.join("karmada.log");
     let mut child = std::process::Command::new(std::env::current_exe()?)
         .args(["up", "--members", &members.to_string(), "--port", &port.to_string(), "--data-dir"])
@@ -284,7 +284,7 @@ async fn start_etcd_cluster(
     dir: &std::path::Path,
 ) -> anyhow::Result<(Vec<store_etcd::server::EtcdServer>, store_etcd::EtcdOptions)> {
     use store_etcd::server::{EtcdServer, MemberSpec};
-    std::fs::create_dir_all(dir)?;
+    apiserver::files::private_dir(dir)?;
     let record = dir.join("members");
     let recorded: Option<Vec<MemberSpec>> =
         std::fs::read_to_string(&record).ok().and_then(|text| {
@@ -332,7 +332,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if args.detach {
         return detach(args.members, args.port, args.ha, &data_dir, &kubeconfig);
     }
-    std::fs::create_dir_all(&data_dir)?;
+    // Keys, the store and credentials live here: the owner's only.
+    apiserver::files::private_dir(&data_dir)?;
     if let Some(pid) = running_pid(&data_dir) {
         anyhow::bail!(
             "a local Karmada is already running on {} (pid {pid}); `karmada down` stops it",

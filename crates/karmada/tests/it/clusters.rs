@@ -357,6 +357,20 @@ fn karmada_up_detaches_and_karmada_down_stops_it() {
     let listed = clusters();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         assert!(String::from_utf8_lossy(&listed.stdout).contains(" True "), "{listed:?}");
+        // Keys, the store and credentials are the owner's only.
+        use std::os::unix::fs::PermissionsExt;
+        let pki = data.join("pki");
+        for path in [
+            data.clone(),
+            pki.join("sa.key"),
+            pki.join("ca.key"),
+            pki.join("encryption.key"),
+            data.join("store.redb"),
+            kubeconfig.clone(),
+        ] {
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode & 0o077, 0, "{} is mode {mode:04o}", path.display());
+        }
         // A second one on the same data dir is refused while the first runs.
         let again = up(&[]);
         assert!(!again.status.success());

@@ -89,6 +89,14 @@ impl ApiServer {
         }
     }
 
+    /// Stops the process (SIGKILL), keeping its data dir.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Stops the process (SIGKILL) and starts it again on the same data dir and port.
     pub fn restart(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -7,6 +7,7 @@ mod bench;
 mod builtins;
 mod clusters;
 mod ha;
+mod hardening;
 mod harness;
 mod karmada_apis;
 mod member_kubectl;

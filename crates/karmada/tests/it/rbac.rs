@@ -304,6 +304,10 @@ fn secrets_are_not_readable_in_plaintext_in_the_data_files() {
     let keys = tempfile::tempdir().unwrap();
     let key = keys.path().join("encryption.key");
     std::fs::write(&key, base64::engine::general_purpose::STANDARD.encode([42u8; 32])).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let mut s = ApiServer::start_with(
         "redb",
         &["--encryption-key-file".into(), key.to_str().unwrap().into()],
