@@ -31,6 +31,53 @@ pub type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
+/// How long a request body may take to arrive.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn too_many(message: &str) -> ApiError {
+    let mut e = ApiError::new(429, "TooManyRequests", message);
+    e.retry_after = Some(1);
+    e
+}
+
+/// Reads a request body, bounded in size and in time.
+async fn read_body(body: hyper::body::Incoming) -> Result<Bytes, ApiError> {
+    let collect = http_body_util::Limited::new(body, MAX_BODY_BYTES).collect();
+    match tokio::time::timeout(BODY_TIMEOUT, collect).await {
+        Err(_) => Err(ApiError::new(
+            408,
+            "Timeout",
+            format!("the request body did not arrive within {}s", BODY_TIMEOUT.as_secs()),
+        )),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(
+            ApiError::too_large(format!("the request body is larger than {MAX_BODY_BYTES} bytes")),
+        ),
+        Ok(Err(e)) => Err(ApiError::bad_request(format!("reading the request body: {e}"))),
+    }
+}
+
+/// A fair share of the server for each caller: no user (but the exempt groups, as Kubernetes
+/// exempts `system:masters`) holds more than its share of in-flight slots or of bodies being
+/// read at once.
+pub struct Fairness {
+    pub requests: WatchSlots,
+    pub bodies: WatchSlots,
+    pub exempt_groups: Vec<String>,
+}
+
+impl Fairness {
+    /// Shares of a server allowing `inflight` requests at once (0: unbounded).
+    pub fn new(inflight: usize, exempt_groups: Vec<String>) -> Fairness {
+        let share = if inflight == 0 { 0 } else { (inflight / 4).max(1) };
+        Fairness { requests: WatchSlots::new(share), bodies: WatchSlots::new(share), exempt_groups }
+    }
+
+    pub fn exempt(&self, user: &User) -> bool {
+        user.groups.iter().any(|g| self.exempt_groups.contains(g))
+    }
+}
+
 /// An authenticated caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {
@@ -105,6 +152,8 @@ pub struct Api {
     pub(crate) audit: Option<crate::audit::AuditLog>,
     /// Open watches per user.
     pub(crate) watches: WatchSlots,
+    /// Each user's share of in-flight requests and of bodies being read.
+    pub(crate) fairness: Fairness,
 }
 
 /// Switches for simulating an unreachable or unhealthy server.
@@ -421,6 +470,11 @@ impl Api {
     }
 
     /// Handles one request from an authenticated (or anonymous) caller.
+    ///
+    /// The order bounds what one caller can hold: the caller is authenticated and authorized
+    /// first; its body is then read within [`BODY_TIMEOUT`], holding none of the server's
+    /// in-flight slots (a caller reads at most its share of bodies at once); only then does the
+    /// request take an in-flight slot (again at most the caller's share of them) to be served.
     pub async fn handle(
         self: &Arc<Self>,
         req: http::Request<hyper::body::Incoming>,
@@ -437,142 +491,16 @@ impl Api {
         let route = request::route(&path);
         let (verb, resource) = describe(&parts.method, &route, &query);
         let public = matches!(route, Some(Route::Version | Route::Health(_)));
-        // Overload protection (Kubernetes' --max-requests-inflight): health checks and watches
-        // are not counted; anything beyond the limit is refused at once with 429.
-        let _permit = match (&self.inflight, verb == "watch" || public) {
-            (Some(limit), false) => match Arc::clone(limit).try_acquire_owned() {
-                Ok(permit) => Some(permit),
-                Err(_) => {
-                    let mut response = error_response(&ApiError::new(
-                        429,
-                        "TooManyRequests",
-                        "too many requests in flight, please try again later",
-                    ));
-                    response
-                        .headers_mut()
-                        .insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
-                    return response;
-                }
-            },
-            _ => None,
-        };
         let audit_user = user.clone();
         let audit_target = match (&self.audit, &route) {
             (Some(_), Some(Route::Resource(t))) => Some(t.clone()),
             _ => None,
         };
-        let response = match (&user, public) {
-            (None, false) => error_response(&ApiError::unauthorized()),
-            _ => {
-                let user = match user {
-                    Some(mut user) => {
-                        if !user.groups.iter().any(|g| g == "system:authenticated") {
-                            user.groups.push("system:authenticated".into());
-                        }
-                        user
-                    }
-                    None => User {
-                        name: "system:anonymous".into(),
-                        groups: vec!["system:unauthenticated".into()],
-                    },
-                };
-                // Impersonation (`kubectl --as`, `--as-group`): allowed by the `impersonate`
-                // verb on users / groups / serviceaccounts, then the request is theirs.
-                let user = match self.impersonate(&user, &parts.headers) {
-                    Ok(user) => user,
-                    Err(e) => return error_response(&e),
-                };
-                // As Kubernetes does, a list or watch narrowed to one object by the field
-                // selector `metadata.name=X` is authorized as a request for X.
-                let named = match &route {
-                    Some(Route::Resource(t))
-                        if t.name.is_none() && (verb == "list" || verb == "watch") =>
-                    {
-                        query
-                            .get("fieldSelector")
-                            .and_then(|f| f.strip_prefix("metadata.name="))
-                            .filter(|n| !n.contains(','))
-                            .map(|n| Target { name: Some(n.to_owned()), ..t.clone() })
-                    }
-                    _ => None,
-                };
-                let target = match (&named, &route) {
-                    (Some(t), _) => Some(t),
-                    (None, Some(Route::Resource(t))) => Some(t),
-                    _ => None,
-                };
-                match self.authorizer.authorize(&user, &verb, target, &path) {
-                    Err(e) => error_response(&e),
-                    Ok(()) => {
-                        let body_bytes = if matches!(
-                            parts.method,
-                            Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-                        ) {
-                            match http_body_util::Limited::new(body, MAX_BODY_BYTES).collect().await
-                            {
-                                Ok(collected) => Ok(collected.to_bytes()),
-                                Err(e) => {
-                                    if e.downcast_ref::<http_body_util::LengthLimitError>()
-                                        .is_some()
-                                    {
-                                        Err(ApiError::too_large(format!(
-                                            "the request body is larger than {MAX_BODY_BYTES} bytes"
-                                        )))
-                                    } else {
-                                        Err(ApiError::bad_request(format!(
-                                            "reading the request body: {e}"
-                                        )))
-                                    }
-                                }
-                            }
-                        } else {
-                            Ok(Bytes::new())
-                        };
-                        match body_bytes {
-                            Err(e) => error_response(&e),
-                            Ok(bytes) => {
-                                // Each user holds a bounded number of open watches.
-                                let slot = if verb == "watch" {
-                                    match self.watches.take(&user.name) {
-                                        Some(slot) => Some(slot),
-                                        None => {
-                                            return error_response(&ApiError::new(
-                                                429,
-                                                "TooManyRequests",
-                                                format!(
-                                                    "too many open watches for user {:?} (at most {})",
-                                                    user.name, self.watches.limit
-                                                ),
-                                            ));
-                                        }
-                                    }
-                                } else {
-                                    None
-                                };
-                                let response = match self
-                                    .dispatch(&parts, route, &query, bytes, &user)
-                                    .await
-                                {
-                                    Ok(r) => r,
-                                    Err(e) => error_response(&e),
-                                };
-                                match slot {
-                                    // The slot is released when the watch's body is dropped.
-                                    Some(slot) => response.map(|body| {
-                                        body.map_frame(move |frame| {
-                                            let _held = &slot;
-                                            frame
-                                        })
-                                        .boxed()
-                                    }),
-                                    None => response,
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        };
+        let response =
+            match self.serve(&parts, body, route, &query, &verb, &path, public, user).await {
+                Ok(response) => response,
+                Err(e) => error_response(&e),
+            };
         if let Some(audit) = &self.audit
             && matches!(
                 verb.as_str(),
@@ -595,6 +523,116 @@ impl Api {
             self.metrics.observe(&verb, &resource, response.status().as_u16(), Duration::ZERO);
         }
         response
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn serve(
+        self: &Arc<Self>,
+        parts: &http::request::Parts,
+        body: hyper::body::Incoming,
+        route: Option<Route>,
+        query: &Query,
+        verb: &str,
+        path: &str,
+        public: bool,
+        user: Option<User>,
+    ) -> Result<Response<Body>, ApiError> {
+        let user = match (user, public) {
+            (None, false) => return Err(ApiError::unauthorized()),
+            (Some(mut user), _) => {
+                if !user.groups.iter().any(|g| g == "system:authenticated") {
+                    user.groups.push("system:authenticated".into());
+                }
+                user
+            }
+            (None, true) => User {
+                name: "system:anonymous".into(),
+                groups: vec!["system:unauthenticated".into()],
+            },
+        };
+        // Impersonation (`kubectl --as`, `--as-group`): allowed by the `impersonate` verb on
+        // users / groups / serviceaccounts, then the request is theirs.
+        let user = self.impersonate(&user, &parts.headers)?;
+        // As Kubernetes does, a list or watch narrowed to one object by the field selector
+        // `metadata.name=X` is authorized as a request for X.
+        let named = match &route {
+            Some(Route::Resource(t)) if t.name.is_none() && (verb == "list" || verb == "watch") => {
+                query
+                    .get("fieldSelector")
+                    .and_then(|f| f.strip_prefix("metadata.name="))
+                    .filter(|n| !n.contains(','))
+                    .map(|n| Target { name: Some(n.to_owned()), ..t.clone() })
+            }
+            _ => None,
+        };
+        let target = match (&named, &route) {
+            (Some(t), _) => Some(t),
+            (None, Some(Route::Resource(t))) => Some(t),
+            _ => None,
+        };
+        self.authorizer.authorize(&user, verb, target, path)?;
+        let exempt = public || self.fairness.exempt(&user);
+        let bytes = if matches!(
+            parts.method,
+            Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+        ) {
+            let _reading = if exempt {
+                None
+            } else {
+                Some(self.fairness.bodies.take_or_429(&user.name, "request bodies being read")?)
+            };
+            read_body(body).await?
+        } else {
+            Bytes::new()
+        };
+        // Overload protection (Kubernetes' --max-requests-inflight): health checks and watches
+        // are not counted; anything beyond the limit, or beyond the caller's share of it, is
+        // refused at once with 429.
+        let _permit = match (&self.inflight, verb == "watch" || public) {
+            (Some(limit), false) => match Arc::clone(limit).try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    return Err(too_many("too many requests in flight, please try again later"));
+                }
+            },
+            _ => None,
+        };
+        let _share = match (verb == "watch" || exempt, self.inflight.is_some()) {
+            (false, true) => {
+                Some(self.fairness.requests.take_or_429(&user.name, "requests in flight")?)
+            }
+            _ => None,
+        };
+        // Each user holds a bounded number of open watches.
+        let slot = if verb == "watch" {
+            match self.watches.take(&user.name) {
+                Some(slot) => Some(slot),
+                None => {
+                    return Err(ApiError::new(
+                        429,
+                        "TooManyRequests",
+                        format!(
+                            "too many open watches for user {:?} (at most {})",
+                            user.name, self.watches.limit
+                        ),
+                    ));
+                }
+            }
+        } else {
+            None
+        };
+        let response = self.dispatch(parts, route, query, bytes, &user).await?;
+        Ok(match slot {
+            // The slot is released when the watch's body is dropped.
+            Some(slot) => response.map(|body| {
+                body.map_frame(move |frame| {
+                    let _held = &slot;
+                    frame
+                })
+                .boxed()
+            }),
+            None => response,
+        })
     }
 
     async fn dispatch(
@@ -2014,7 +2052,8 @@ impl Api {
     }
 }
 
-/// Open watches per user, bounded (0: unbounded).
+/// Slots per user (open watches, requests in flight, bodies being read), bounded (0:
+/// unbounded).
 #[derive(Default)]
 pub struct WatchSlots {
     pub limit: usize,
@@ -2030,6 +2069,13 @@ pub struct WatchSlot {
 impl WatchSlots {
     pub fn new(limit: usize) -> WatchSlots {
         WatchSlots { limit, open: Default::default() }
+    }
+
+    /// A slot for `user`, or 429 naming what ran out.
+    pub fn take_or_429(&self, user: &str, what: &str) -> Result<WatchSlot, ApiError> {
+        self.take(user).ok_or_else(|| {
+            too_many(&format!("too many {what} for user {user:?} (at most {} at once)", self.limit))
+        })
     }
 
     fn take(&self, user: &str) -> Option<WatchSlot> {

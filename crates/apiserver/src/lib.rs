@@ -94,6 +94,9 @@ pub struct Config {
     pub audit_log_max_bytes: u64,
     /// At most this many open watches per user (0: unbounded).
     pub max_watches_per_user: usize,
+    /// Groups whose members are not held to a share of the in-flight requests (Kubernetes
+    /// exempts `system:masters`).
+    pub exempt_groups: Vec<String>,
 }
 
 impl Config {
@@ -115,6 +118,7 @@ impl Config {
             rbac: false,
             rbac_bootstrap: Vec::new(),
             max_requests_inflight: 0,
+            exempt_groups: vec![rbac::MASTERS.to_owned()],
             audit_log: None,
             audit_log_max_bytes: 100 << 20,
             max_watches_per_user: 0,
@@ -234,6 +238,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         watch_lines: Default::default(),
         availability: Default::default(),
         watches: api::WatchSlots::new(config.max_watches_per_user),
+        fairness: api::Fairness::new(config.max_requests_inflight, config.exempt_groups.clone()),
         inflight: (config.max_requests_inflight > 0)
             .then(|| Arc::new(tokio::sync::Semaphore::new(config.max_requests_inflight))),
         audit: match &config.audit_log {
@@ -515,6 +520,11 @@ async fn serve(
             // share its connection; hyper's default of 200 streams would leave the 201st
             // watch waiting for another to end.
             builder.http2().max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
+            // A client that never finishes its request headers is dropped.
+            builder
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(30));
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             tokio::pin!(connection);
             tokio::select! {

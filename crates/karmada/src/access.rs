@@ -16,6 +16,9 @@ pub const BOOTSTRAP_GROUP: &str = "system:bootstrappers";
 /// The identities `karmada up` gives its components (with the roles of the same names).
 pub const COMPONENT_CONTROLLER_MANAGER: &str = "system:karmada:controller-manager";
 pub const COMPONENT_SCHEDULER: &str = "system:karmada:scheduler";
+/// The control plane's own components: not held to a user's share of in-flight requests (as
+/// Kubernetes' system components are not held to a tenant's).
+pub const COMPONENTS_GROUP: &str = "system:karmada:components";
 
 /// The cluster an agent identity serves (`None` for anyone else).
 pub fn agent_cluster(user: &User) -> Option<&str> {

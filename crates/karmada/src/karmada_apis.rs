@@ -121,6 +121,7 @@ pub fn install(config: &mut apiserver::Config) {
     config.csr_approver = Some(Arc::new(crate::access::AgentCsrApprover));
     config.rbac = true;
     config.rbac_bootstrap.extend(crate::access::rbac_bootstrap());
+    config.exempt_groups.push(crate::access::COMPONENTS_GROUP.to_owned());
     // Leader-election Leases live in karmada-system; cluster secrets and agent Leases in
     // karmada-cluster.
     config.namespaces.extend(["karmada-system".to_owned(), "karmada-cluster".to_owned()]);

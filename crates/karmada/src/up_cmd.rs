@@ -432,7 +432,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 &data_dir,
                 api_server,
                 crate::access::COMPONENT_CONTROLLER_MANAGER,
-                &[],
+                &[crate::access::COMPONENTS_GROUP],
             )
             .await?;
             let (c, settings) = (manager.clone(), settings.clone());
@@ -442,9 +442,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 move || controllers::run(c, settings),
                 until_stop(stopping.clone()),
             )));
-            let scheduler_client =
-                component_client(&data_dir, api_server, crate::access::COMPONENT_SCHEDULER, &[])
-                    .await?;
+            let scheduler_client = component_client(
+                &data_dir,
+                api_server,
+                crate::access::COMPONENT_SCHEDULER,
+                &[crate::access::COMPONENTS_GROUP],
+            )
+            .await?;
             let c = scheduler_client.clone();
             components.push(tokio::spawn(controllers::leader::run(
                 scheduler_client,
@@ -455,11 +459,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     } else {
         progress("starting the controller-manager and the scheduler");
-        let manager =
-            component_client(&data_dir, &server, crate::access::COMPONENT_CONTROLLER_MANAGER, &[])
-                .await?;
-        let scheduler_client =
-            component_client(&data_dir, &server, crate::access::COMPONENT_SCHEDULER, &[]).await?;
+        let manager = component_client(
+            &data_dir,
+            &server,
+            crate::access::COMPONENT_CONTROLLER_MANAGER,
+            &[crate::access::COMPONENTS_GROUP],
+        )
+        .await?;
+        let scheduler_client = component_client(
+            &data_dir,
+            &server,
+            crate::access::COMPONENT_SCHEDULER,
+            &[crate::access::COMPONENTS_GROUP],
+        )
+        .await?;
         components.push(tokio::spawn(controllers::run(manager, settings)));
         components.push(tokio::spawn(controllers::scheduling::run(
             scheduler_client,

@@ -22,20 +22,26 @@ pub struct Harness {
     pub server: Server,
     pub store: Arc<dyn Store>,
     pub client: kube::Client,
-    _dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
 }
 
 pub async fn start() -> Harness {
+    start_with(|_| {}).await
+}
+
+/// Starts a server with a changed configuration.
+pub async fn start_with(change: impl FnOnce(&mut Config)) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(store_memory::MemoryStore::default());
     let mut config = Config::new(dir.path(), "127.0.0.1:0".parse().unwrap(), Arc::clone(&store));
     config.bookmark_interval = std::time::Duration::from_secs(1);
+    change(&mut config);
     let server = apiserver::start(config).await.unwrap();
     let kubeconfig = kube::config::Kubeconfig::read_from(&server.kubeconfig).unwrap();
     let config =
         kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
     let client = kube::Client::try_from(config).unwrap();
-    Harness { server, store, client, _dir: dir }
+    Harness { server, store, client, dir }
 }
 
 /// A raw response: status, content type, body.
