@@ -100,7 +100,7 @@ mod raw {
     }
 
     pub async fn status(stream: &mut (impl AsyncReadExt + Unpin)) -> u16 {
-        let mut buf = vec![0u8; 64];
+        let mut buf = [0u8; 64];
         let mut read = 0;
         while read < 12 {
             match stream.read(&mut buf[read..]).await {
