@@ -45,8 +45,13 @@ impl NameRule {
 
     /// Why `name` is not a valid name, if it is not.
     pub fn check(self, name: &str) -> Option<String> {
-        if name.chars().any(char::is_control) {
-            return Some("must not contain control characters".into());
+        // Control characters, and the invisible marks that reorder text (a name that reads
+        // differently from what it is).
+        let invisible = |c: char| matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}');
+        if name.chars().any(|c| c.is_control() || invisible(c)) {
+            return Some(
+                "must not contain control characters or invisible formatting marks".into(),
+            );
         }
         match self {
             NameRule::PathSegment => {
@@ -726,6 +731,7 @@ mod tests {
         assert!(NameRule::of("", "Namespace", false).check("a.b").is_some());
         assert!(NameRule::of("x.io", "Widget", true).check("a:b").is_none());
         assert!(NameRule::of("x.io", "Widget", true).check("a\u{0}b").is_some());
+        assert!(NameRule::of("x.io", "Widget", true).check("evil\u{202E}gpj.exe").is_some());
         assert!(NameRule::of("x.io", "Widget", true).check("..").is_some());
     }
 

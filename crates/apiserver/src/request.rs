@@ -64,7 +64,13 @@ pub fn route(path: &str) -> Option<Route> {
         let _ = rest;
         return Some(Route::Health("check"));
     }
-    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    // Each segment is percent-decoded once (a name sent as `system%3Aadmin` is `system:admin`);
+    // a segment that decodes to something holding `/` can name nothing.
+    let decoded: Vec<String> = path.split('/').skip(1).map(percent_decode_path).collect();
+    if decoded.iter().any(|s| s.contains('/')) {
+        return None;
+    }
+    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let (group, version, rest) = match segments.as_slice() {
         ["api", version, rest @ ..] => (String::new(), (*version).to_owned(), rest),
         ["apis", group] => return Some(Route::Group((*group).to_owned())),
@@ -178,6 +184,14 @@ impl Query {
             }),
         }
     }
+}
+
+/// Percent-decodes a URL path segment (`+` is itself there, unlike in a query).
+pub fn percent_decode_path(s: &str) -> String {
+    if !s.contains('%') {
+        return s.to_owned();
+    }
+    percent_decode(&s.replace('+', "%2B"))
 }
 
 pub fn percent_decode(s: &str) -> String {
@@ -546,6 +560,11 @@ mod tests {
             ("/apis/example.com", Some(Route::Group("example.com".into()))),
             ("/apis", Some(Route::Groups)),
             ("/version", Some(Route::Version)),
+            (
+                "/api/v1/namespaces/default/configmaps/a%20b%3Ac+d",
+                Some(t("", "configmaps", Some("default"), Some("a b:c+d"), None)),
+            ),
+            ("/api/v1/namespaces/default/configmaps/a%2Fb", None),
             ("/nope", None),
         ];
         for (path, want) in cases {
