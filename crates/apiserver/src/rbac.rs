@@ -716,6 +716,20 @@ impl crate::api::Admission for EscalationCheck {
                 if index.allows(user, "bind", Some(&target(role_resource, role)), "") {
                     return Ok(());
                 }
+                // A role that does not exist grants nothing today but whatever it will hold
+                // once someone creates it: binding it needs `bind`, as in Kubernetes.
+                let exists = match kind {
+                    "Role" => index
+                        .roles
+                        .contains_key(&(namespace.unwrap_or_default().to_owned(), role.to_owned())),
+                    _ => index.cluster_roles.contains_key(role),
+                };
+                if !exists {
+                    return Err(ApiError::forbidden(format!(
+                        "{} \"{name}\" is forbidden: user \"{}\" may not bind {kind} \"{role}\": it does not exist, and binding a role before it exists needs the bind verb on it",
+                        request.def.plural, user.name
+                    )));
+                }
                 let role_rules = match kind {
                     "Role" => index
                         .roles

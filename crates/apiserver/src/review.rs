@@ -45,23 +45,36 @@ impl Api {
         headers: &http::HeaderMap,
     ) -> Result<User, ApiError> {
         let Some(as_user) = headers.get("impersonate-user").and_then(|v| v.to_str().ok()) else {
-            if headers.contains_key("impersonate-group") {
+            let other = headers.keys().any(|h| {
+                let h = h.as_str();
+                h == "impersonate-group"
+                    || h == "impersonate-uid"
+                    || h.starts_with("impersonate-extra-")
+            });
+            if other {
                 return Err(ApiError::bad_request(
-                    "requested impersonation of groups without impersonating a user",
+                    "requested impersonation of groups, a uid or extras without impersonating a user",
                 ));
             }
             return Ok(user.clone());
         };
-        let check = |resource: &str, namespace: Option<String>, name: &str| {
+        let check_in = |group: &str,
+                        resource: &str,
+                        subresource: Option<&str>,
+                        namespace: Option<String>,
+                        name: &str| {
             let target = Target {
-                group: String::new(),
+                group: group.into(),
                 version: "v1".into(),
                 resource: resource.into(),
                 namespace,
                 name: Some(name.into()),
-                subresource: None,
+                subresource: subresource.map(str::to_owned),
             };
             self.authorizer.authorize(user, "impersonate", Some(&target), "")
+        };
+        let check = |resource: &str, namespace: Option<String>, name: &str| {
+            check_in("", resource, None, namespace, name)
         };
         match as_user.strip_prefix("system:serviceaccount:").and_then(|r| r.split_once(':')) {
             Some((ns, name)) => check("serviceaccounts", Some(ns.to_owned()), name)?,
@@ -73,6 +86,22 @@ impl Api {
                 value.to_str().map_err(|_| ApiError::bad_request("invalid Impersonate-Group"))?;
             check("groups", None, group)?;
             groups.push(group.to_owned());
+        }
+        // Every impersonated attribute needs its own permission (Kubernetes: `uids` and
+        // `userextras/<key>` in authentication.k8s.io).
+        for value in headers.get_all("impersonate-uid") {
+            let uid =
+                value.to_str().map_err(|_| ApiError::bad_request("invalid Impersonate-Uid"))?;
+            check_in("authentication.k8s.io", "uids", None, None, uid)?;
+        }
+        for (header, value) in headers {
+            if let Some(key) = header.as_str().strip_prefix("impersonate-extra-") {
+                let value = value
+                    .to_str()
+                    .map_err(|_| ApiError::bad_request("invalid Impersonate-Extra value"))?;
+                let key = crate::request::percent_decode_path(key);
+                check_in("authentication.k8s.io", "userextras", Some(&key), None, value)?;
+            }
         }
         if as_user.starts_with("system:serviceaccount:") {
             groups.push("system:serviceaccounts".into());

@@ -108,6 +108,33 @@ fn principals_and_requests() {
     // Impersonation needs the impersonate verb.
     let out = s.kubectl_as(&bob, &["get", "configmaps", "-n", "team-a", "--as", "alice"]);
     assert!(out.code != 0 && out.stderr.contains("impersonate"), "{out:?}");
+    // ...for every impersonated attribute: before, a user allowed to impersonate users could
+    // add any uid or extra.
+    s.kubectl_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: impersonate-users}\nrules:\n- {apiGroups: [\"\"], resources: [users], verbs: [impersonate]}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: eve-impersonates}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: impersonate-users}\nsubjects:\n- {apiGroup: rbac.authorization.k8s.io, kind: User, name: eve}\n",
+    )
+    .ok();
+    let as_alice = ["get", "configmap", "settings", "-n", "team-a", "--as", "alice"];
+    assert!(s.kubectl_as(&eve, &as_alice).ok().contains("settings"));
+    let mut args = as_alice.to_vec();
+    args.extend(["--as-uid", "1234"]);
+    let out = s.kubectl_as(&eve, &args);
+    assert!(out.code != 0 && out.stderr.contains("impersonate"), "{out:?}");
+    // kubectl has no flag for extras: a client sends the header itself.
+    let status = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let kubeconfig = kube::config::Kubeconfig::read_from(&eve).unwrap();
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
+        let client = kube::Client::try_from(config).unwrap();
+        let request = http::Request::get("/api/v1/namespaces/team-a/configmaps/settings")
+            .header("Impersonate-User", "alice")
+            .header("Impersonate-Extra-Scopes", "admin")
+            .body(kube::client::Body::empty())
+            .unwrap();
+        client.send(request).await.unwrap().status().as_u16()
+    });
+    assert_eq!(status, 403, "impersonating an extra needs userextras/scopes");
 
     // whoami
     let who = s.kubectl_as(
@@ -147,6 +174,14 @@ fn principals_and_requests() {
     write(&carol, &bind("dave-view", "view")).ok();
     let denied = write(&carol, &bind("dave-root", "cluster-admin"));
     assert!(denied.code != 0 && denied.stderr.contains("not currently held"), "{denied:?}");
+    // Before, a binding to a role that does not exist was accepted, and granted whatever an
+    // admin later created under that name. Binding it needs `bind`.
+    let denied = write(&carol, &bind("dave-later", "not-yet-there"));
+    assert!(
+        denied.code != 0
+            && denied.stderr.contains("binding a role before it exists needs the bind verb"),
+        "{denied:?}"
+    );
 
     // A revoked binding takes effect at once.
     s.kubectl(&["delete", "rolebinding", "devs-edit", "-n", "team-a"]).ok();
