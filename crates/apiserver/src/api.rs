@@ -154,6 +154,8 @@ pub struct Api {
     pub(crate) watches: WatchSlots,
     /// Each user's share of in-flight requests and of bodies being read.
     pub(crate) fairness: Fairness,
+    /// Requests without credentials are served as `system:anonymous` (where authorized).
+    pub(crate) anonymous_auth: bool,
 }
 
 /// Switches for simulating an unreachable or unhealthy server.
@@ -545,6 +547,7 @@ impl Api {
                 }
                 user
             }
+            (None, true) if !self.anonymous_auth => return Err(ApiError::unauthorized()),
             (None, true) => User {
                 name: "system:anonymous".into(),
                 groups: vec!["system:unauthenticated".into()],

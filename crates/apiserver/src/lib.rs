@@ -97,6 +97,9 @@ pub struct Config {
     /// Groups whose members are not held to a share of the in-flight requests (Kubernetes
     /// exempts `system:masters`).
     pub exempt_groups: Vec<String>,
+    /// Serve requests without credentials as `system:anonymous` where RBAC allows it (health
+    /// and version); off: every request needs credentials (401).
+    pub anonymous_auth: bool,
 }
 
 impl Config {
@@ -119,6 +122,7 @@ impl Config {
             rbac_bootstrap: Vec::new(),
             max_requests_inflight: 0,
             exempt_groups: vec![rbac::MASTERS.to_owned()],
+            anonymous_auth: true,
             audit_log: None,
             audit_log_max_bytes: 100 << 20,
             max_watches_per_user: 0,
@@ -239,6 +243,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         availability: Default::default(),
         watches: api::WatchSlots::new(config.max_watches_per_user),
         fairness: api::Fairness::new(config.max_requests_inflight, config.exempt_groups.clone()),
+        anonymous_auth: config.anonymous_auth,
         inflight: (config.max_requests_inflight > 0)
             .then(|| Arc::new(tokio::sync::Semaphore::new(config.max_requests_inflight))),
         audit: match &config.audit_log {

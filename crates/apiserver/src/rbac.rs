@@ -568,6 +568,21 @@ pub fn bootstrap_policy() -> Vec<Value> {
             json!({}),
         ),
         binding("system:discovery", "system:discovery", "Group", "system:authenticated"),
+        // Health and version for everyone, the unauthenticated included (load balancers and
+        // probes), as Kubernetes' system:public-info-viewer.
+        cluster_role(
+            "system:public-info-viewer",
+            vec![
+                json!({"nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"], "verbs": ["get"]}),
+            ],
+            json!({}),
+        ),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "system:public-info-viewer"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:public-info-viewer"},
+            "subjects": [
+                {"kind": "Group", "name": "system:authenticated", "apiGroup": "rbac.authorization.k8s.io"},
+                {"kind": "Group", "name": "system:unauthenticated", "apiGroup": "rbac.authorization.k8s.io"}]}),
         cluster_role(
             "system:basic-user",
             vec![

@@ -43,6 +43,10 @@ pub struct Args {
     /// Rotate the audit log past this many megabytes (the previous file is kept as .1).
     #[arg(long, default_value_t = 100)]
     audit_log_maxsize: u64,
+    /// Serve unauthenticated requests as system:anonymous where RBAC allows (health and
+    /// version, as Kubernetes); false: every request needs credentials.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    anonymous_auth: bool,
     /// Where to write the admin kubeconfig (default: DATA_DIR/karmada-apiserver.config).
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
@@ -163,6 +167,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     config.kubeconfig = args.kubeconfig;
     config.max_requests_inflight = args.max_requests_inflight;
     config.max_watches_per_user = args.max_watches_per_user;
+    config.anonymous_auth = args.anonymous_auth;
     config.audit_log = args.audit_log_path;
     config.audit_log_max_bytes = args.audit_log_maxsize << 20;
     crate::karmada_apis::install(&mut config);

@@ -209,6 +209,26 @@ fn principals_and_requests() {
     assert!(err.contains("Unauthorized") || err.contains("must be logged in"), "{err}");
 }
 
+/// An HTTPS GET without credentials: the answer's status.
+fn anonymous_get(s: &ApiServer, path: &str) -> u16 {
+    let connector = raw_tls_as(s, false);
+    let address = s.url.trim_start_matches("https://").to_owned();
+    tokio::runtime::Runtime::new().unwrap().block_on(raw_get(&connector, &address, path))
+}
+
+/// Before: anonymous `/healthz`, `/livez`, `/readyz` and `/version` got 403 (load balancers and
+/// probes need them; Kubernetes serves them to everyone through system:public-info-viewer).
+#[test]
+fn health_and_version_are_public_unless_anonymous_auth_is_off() {
+    let s = ApiServer::start("memory");
+    for path in ["/healthz", "/livez", "/readyz", "/version"] {
+        assert_eq!(anonymous_get(&s, path), 200, "{path}");
+    }
+    assert_eq!(anonymous_get(&s, "/api/v1/namespaces"), 401, "nothing else is public");
+    let closed = ApiServer::start_with("memory", &["--anonymous-auth=false".into()]);
+    assert_eq!(anonymous_get(&closed, "/healthz"), 401);
+}
+
 #[test]
 fn overload_gets_429_and_mutations_are_audited() {
     let dir = tempfile::tempdir().unwrap();
@@ -293,6 +313,11 @@ fn overload_gets_429_and_mutations_are_audited() {
 
 /// A TLS connector presenting the admin's client certificate.
 fn raw_tls(s: &ApiServer) -> tokio_rustls::TlsConnector {
+    raw_tls_as(s, true)
+}
+
+/// A TLS connector trusting the server's CA, presenting the admin's certificate or none.
+fn raw_tls_as(s: &ApiServer, admin: bool) -> tokio_rustls::TlsConnector {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let pki = s.dir.path().join("pki");
@@ -301,16 +326,19 @@ fn raw_tls(s: &ApiServer) -> tokio_rustls::TlsConnector {
     for cert in CertificateDer::pem_slice_iter(&read("ca.crt")) {
         roots.add(cert.unwrap()).unwrap();
     }
-    let chain: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(&read("admin.crt")).map(|c| c.unwrap()).collect();
-    let key = PrivateKeyDer::from_pem_slice(&read("admin.key")).unwrap();
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
-        .with_root_certificates(roots)
-        .with_client_auth_cert(chain, key)
-        .unwrap();
+        .with_root_certificates(roots);
+    let config = if admin {
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(&read("admin.crt")).map(|c| c.unwrap()).collect();
+        let key = PrivateKeyDer::from_pem_slice(&read("admin.key")).unwrap();
+        builder.with_client_auth_cert(chain, key).unwrap()
+    } else {
+        builder.with_no_client_auth()
+    };
     tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
 }
 
