@@ -227,7 +227,9 @@ pub fn store_error(def: &ResourceDef, name: &str, error: StoreError) -> ApiError
         StoreError::FutureRevision { requested, current } => ApiError::timeout(format!(
             "Too large resource version: {requested}, current: {current}"
         )),
-        StoreError::TooLarge { .. } => ApiError::too_large("etcdserver: request is too large"),
+        StoreError::TooLarge { size, limit } => ApiError::too_large(format!(
+            "request is too large: the object takes {size} bytes, the store holds at most {limit} per object"
+        )),
         StoreError::Unavailable { message, .. } => {
             ApiError::service_unavailable(format!("storage unavailable: {message}"))
         }
@@ -437,11 +439,41 @@ impl<'a> Req<'a> {
         }
     }
 
-    /// Decodes a create or update body (JSON, YAML or protobuf).
+    /// Decodes a create or update body (JSON, YAML or protobuf). As Kubernetes' decoders, a
+    /// body must say what it is: `kind` and `apiVersion` (which must then fit the endpoint).
     pub fn decode(&self, body: &[u8]) -> Result<Value, ApiError> {
         let decoded = crate::encoding::decode_body(self.headers, body)?;
         self.unknown_fields(&decoded.unknown_fields)?;
-        Ok(decoded.object)
+        let object = decoded.object;
+        if object.is_object() {
+            let text =
+                |k: &str| object.get(k).and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+            let shown = || {
+                let mut s = serde_json::to_string(&object).unwrap_or_default();
+                if s.len() > 100 {
+                    let mut cut = 100;
+                    while !s.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    s.truncate(cut);
+                    s.push_str("...");
+                }
+                s
+            };
+            if !text("kind") {
+                return Err(ApiError::bad_request(format!(
+                    "Object 'Kind' is missing in '{}'",
+                    shown()
+                )));
+            }
+            if !text("apiVersion") {
+                return Err(ApiError::bad_request(format!(
+                    "Object 'apiVersion' is missing in '{}'",
+                    shown()
+                )));
+            }
+        }
+        Ok(object)
     }
 
     /// An object answer in the negotiated format, with any warnings.

@@ -52,6 +52,7 @@ pub struct WorkloadRebalancerStatus {
 }
 
 crate::object! {
+    "apps.karmada.io/v1alpha1",
     /// Reschedules workloads from scratch once.
     WorkloadRebalancer {
         pub spec: WorkloadRebalancerSpec,
@@ -102,6 +103,7 @@ pub struct ResourceRegistryStatus {
 }
 
 crate::object! {
+    "search.karmada.io/v1alpha1",
     /// `search.karmada.io/v1alpha1`: caches member resources for search.
     ResourceRegistry {
         pub spec: ResourceRegistrySpec,

@@ -23,6 +23,7 @@ pub struct FederatedHPASpec {
 }
 
 crate::object! {
+    "autoscaling.karmada.io/v1alpha1",
     /// A HorizontalPodAutoscaler across clusters.
     FederatedHPA {
         pub spec: FederatedHPASpec,
@@ -107,6 +108,7 @@ pub struct CronFederatedHPAStatus {
 }
 
 crate::object! {
+    "autoscaling.karmada.io/v1alpha1",
     /// Scales a workload or a FederatedHPA on a schedule.
     CronFederatedHPA {
         pub spec: CronFederatedHPASpec,

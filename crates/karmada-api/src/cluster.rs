@@ -160,6 +160,7 @@ pub struct ClusterStatus {
 }
 
 crate::object! {
+    "cluster.karmada.io/v1alpha1",
     Cluster {
         /// How to reach the member cluster and what it offers.
         #[serde(default)]

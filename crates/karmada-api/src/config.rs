@@ -58,6 +58,7 @@ pub struct ResourceInterpreterCustomizationSpec {
 }
 
 crate::object! {
+    "config.karmada.io/v1alpha1",
     /// Declarative (Lua) interpretation of a resource kind.
     ResourceInterpreterCustomization {
         pub spec: ResourceInterpreterCustomizationSpec,
@@ -88,6 +89,7 @@ pub struct ResourceInterpreterWebhook {
 }
 
 crate::object! {
+    "config.karmada.io/v1alpha1",
     /// Webhooks that interpret resource kinds.
     ResourceInterpreterWebhookConfiguration {
         pub webhooks: Vec<ResourceInterpreterWebhook>,

@@ -10,28 +10,46 @@
 //! This crate knows nothing of HTTP, storage or async runtimes.
 
 /// A top-level Karmada object: `apiVersion`, `kind` and `metadata` (as every kind has them),
-/// then the kind's own fields.
+/// then the kind's own fields. `Default` fills in `apiVersion` and `kind`, and so does
+/// deserializing JSON that lacks them, so an object built in code says what it is when it is
+/// written (Kubernetes refuses a body without them).
 macro_rules! object {
-    ($(#[$meta:meta])* $name:ident { $($(#[$field_meta:meta])* pub $field:ident: $ty:ty,)* }) => {
+    ($api_version:literal, $(#[$meta:meta])* $name:ident { $($(#[$field_meta:meta])* pub $field:ident: $ty:ty,)* }) => {
         $(#[$meta])*
         #[derive(
             Clone,
             Debug,
-            Default,
             PartialEq,
             ::serde::Serialize,
             ::serde::Deserialize,
             ::schemars::JsonSchema,
         )]
-        #[serde(rename_all = "camelCase")]
+        // A missing field takes its value from `Default`: `apiVersion` and `kind` the type's.
+        #[serde(rename_all = "camelCase", default)]
         pub struct $name {
-            #[serde(default, skip_serializing_if = "String::is_empty")]
+            #[serde(skip_serializing_if = "String::is_empty")]
             pub api_version: String,
-            #[serde(default, skip_serializing_if = "String::is_empty")]
+            #[serde(skip_serializing_if = "String::is_empty")]
             pub kind: String,
             #[serde(default)]
             pub metadata: ::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
             $($(#[$field_meta])* pub $field: $ty,)*
+        }
+
+        impl $name {
+            pub const API_VERSION: &'static str = $api_version;
+            pub const KIND: &'static str = stringify!($name);
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                $name {
+                    api_version: $api_version.to_owned(),
+                    kind: stringify!($name).to_owned(),
+                    metadata: Default::default(),
+                    $($field: Default::default(),)*
+                }
+            }
         }
     };
 }

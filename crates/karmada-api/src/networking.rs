@@ -49,6 +49,7 @@ pub struct MultiClusterServiceSpec {
 }
 
 crate::object! {
+    "networking.karmada.io/v1alpha1",
     /// Exposes a Service across clusters.
     MultiClusterService {
         pub spec: MultiClusterServiceSpec,
@@ -77,6 +78,7 @@ pub struct MultiClusterIngressStatus {
 }
 
 crate::object! {
+    "networking.karmada.io/v1alpha1",
     /// An Ingress across clusters.
     MultiClusterIngress {
         #[serde(default)]

@@ -285,6 +285,7 @@ pub struct PropagationSpec {
 }
 
 crate::object! {
+    "policy.karmada.io/v1alpha1",
     PropagationPolicy {
         #[serde(default)]
         pub spec: PropagationSpec,
@@ -292,6 +293,7 @@ crate::object! {
 }
 
 crate::object! {
+    "policy.karmada.io/v1alpha1",
     ClusterPropagationPolicy {
         #[serde(default)]
         pub spec: PropagationSpec,
@@ -440,6 +442,7 @@ pub struct OverrideSpec {
 }
 
 crate::object! {
+    "policy.karmada.io/v1alpha1",
     OverridePolicy {
         #[serde(default)]
         pub spec: OverrideSpec,
@@ -447,6 +450,7 @@ crate::object! {
 }
 
 crate::object! {
+    "policy.karmada.io/v1alpha1",
     ClusterOverridePolicy {
         #[serde(default)]
         pub spec: OverrideSpec,
@@ -495,6 +499,7 @@ pub struct FederatedResourceQuotaStatus {
 }
 
 crate::object! {
+    "policy.karmada.io/v1alpha1",
     /// A namespace's resource quota across clusters.
     FederatedResourceQuota {
         pub spec: FederatedResourceQuotaSpec,
@@ -549,6 +554,7 @@ pub struct ClusterTaintPolicySpec {
 }
 
 crate::object! {
+    "policy.karmada.io/v1alpha1",
     /// Taints clusters by their status conditions.
     ClusterTaintPolicy {
         pub spec: ClusterTaintPolicySpec,

@@ -186,6 +186,7 @@ fn is_zero64(n: &i64) -> bool {
 }
 
 crate::object! {
+    "work.karmada.io/v1alpha2",
     ResourceBinding {
         pub spec: ResourceBindingSpec,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -194,6 +195,7 @@ crate::object! {
 }
 
 crate::object! {
+    "work.karmada.io/v1alpha2",
     ClusterResourceBinding {
         pub spec: ResourceBindingSpec,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -306,6 +308,7 @@ pub struct WorkStatus {
 }
 
 crate::object! {
+    "work.karmada.io/v1alpha1",
     Work {
         #[serde(default)]
         pub spec: WorkSpec,

@@ -58,7 +58,21 @@ const STOP_FILE: &str = "karmada.stop";
 /// Whether the process recorded in DATA_DIR/karmada.pid is alive.
 fn running_pid(data_dir: &std::path::Path) -> Option<u32> {
     let pid: u32 = std::fs::read_to_string(data_dir.join(PID_FILE)).ok()?.trim().parse().ok()?;
-    std::path::Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
+    alive(pid).then_some(pid)
+}
+
+/// Whether `pid` is a live `karmada` process: not gone, not a zombie waiting to be reaped
+/// (after a crash), and not another program that got the number since.
+fn alive(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    // `pid (comm) state ...`: the state follows the last ')'.
+    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
+    if matches!(state, Some('Z' | 'X') | None) {
+        return false;
+    }
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|cmd| String::from_utf8_lossy(&cmd).contains("karmada"))
+        .unwrap_or(false)
 }
 
 /// `karmada down`: asks a detached `karmada up` on this data dir to stop, and waits for it.
@@ -74,7 +88,7 @@ pub async fn down(args: DownArgs) -> anyhow::Result<()> {
     };
     std::fs::write(data_dir.join(STOP_FILE), pid.to_string())?;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+    while alive(pid) {
         anyhow::ensure!(
             Instant::now() < deadline,
             "karmada up (pid {pid}) did not stop within 60 s"
@@ -572,4 +586,36 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(data_dir.join(PID_FILE));
     let _ = std::fs::remove_file(data_dir.join(STOP_FILE));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Before: a crashed `karmada up` left a zombie for ~1 s, and its pid counted as running.
+    #[test]
+    fn zombies_and_strangers_are_not_running() {
+        assert!(alive(std::process::id()), "this test binary is a karmada process");
+        // A child that exits and is not reaped yet is a zombie.
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .arg("--list")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            if stat.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the child did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!alive(pid), "a zombie is not running");
+        drop(child);
+        // pid 1 exists, and is not karmada.
+        assert!(!alive(1));
+    }
 }

@@ -267,8 +267,13 @@ fn leader_election_hands_over_without_losing_or_doubling_work() {
     let mut etcd = EtcdServer::start_single(etcd_dir.path()).unwrap();
     etcd.wait_listening(Duration::from_secs(30)).unwrap();
     let store = format!("etcd:{}", etcd.client_url);
-    let a = ApiServer::start(&store);
-    let b = ApiServer::start(&store);
+    // API servers sharing a store share its encryption key (as Kubernetes' share one
+    // EncryptionConfiguration), or each could not read the other's Secrets.
+    let key = etcd_dir.path().join("encryption.key");
+    apiserver::encryption::ensure_key_file(&key).unwrap();
+    let shared = ["--encryption-key-file".to_owned(), key.to_str().unwrap().to_owned()];
+    let a = ApiServer::start_with(&store, &shared);
+    let b = ApiServer::start_with(&store, &shared);
     let b_kubeconfig = b.kubeconfig.clone();
     let cp = crate::plane::ControlPlane::start_on(a, 2, None);
 
