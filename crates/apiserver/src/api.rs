@@ -882,6 +882,11 @@ impl Api {
         wanted: Wanted,
     ) -> Result<Response<Body>, ApiError> {
         let def = req.def;
+        if let Some(rv) = req.query.get("resourceVersion")
+            && rv.parse::<u64>().is_err()
+        {
+            return Err(ApiError::bad_request(format!("invalid resource version: {rv:?}")));
+        }
         let object = self.read(def, req.ns, name).await?;
         Ok(match wanted {
             Wanted::Json => req.respond(200, &object),

@@ -203,3 +203,24 @@ async fn names_are_checked_by_kind_and_paths_decoded() {
     // A segment that decodes to a slash names nothing.
     assert_eq!(h.get("/api/v1/namespaces/default/configmaps/a%2Fb").await.status, 404);
 }
+
+/// Before: a create without `kind` or `apiVersion` was accepted, and a GET with
+/// `resourceVersion=garbage` answered 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_say_what_they_are_and_versions_are_numbers() {
+    let h = start().await;
+    let r = h.post("/api/v1/namespaces/default/configmaps", r#"{"metadata":{"name":"x"}}"#).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("Object 'Kind' is missing"), "{}", r.body);
+    let r = h
+        .post(
+            "/api/v1/namespaces/default/configmaps",
+            r#"{"kind":"ConfigMap","metadata":{"name":"x"}}"#,
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("Object 'apiVersion' is missing"), "{}", r.body);
+    let r = h.get("/api/v1/namespaces/default?resourceVersion=garbage").await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(h.get("/api/v1/namespaces/default?resourceVersion=0").await.status, 200);
+}
