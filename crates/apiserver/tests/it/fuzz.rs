@@ -21,6 +21,12 @@ fn body() -> impl Strategy<Value = String> {
         Just("null".to_owned()),
         Just("[]".to_owned()),
         "\\{\"[a-z]{1,5}\":[0-9]{1,3}\\}",
+        // Deep YAML of every kind of nesting (flow mappings are quadratic for the YAML parser).
+        (1usize..3000, 0usize..3).prop_map(|(n, shape)| match shape {
+            0 => format!("{}1{}", "{a: ".repeat(n), "}".repeat(n)),
+            1 => format!("{}{}", "[".repeat(n), "]".repeat(n)),
+            _ => format!("{}x\n", "- ".repeat(n)),
+        }),
     ]
 }
 
