@@ -18,19 +18,39 @@
 
 pub mod server;
 
+/// etcd's v3 gRPC API, generated once and committed (building needs no `protoc`).
+#[allow(clippy::all, clippy::pedantic, missing_docs, unused_qualifications)]
+pub mod pb {
+    pub mod mvccpb {
+        include!("pb/mvccpb.rs");
+    }
+    pub mod authpb {
+        include!("pb/authpb.rs");
+    }
+    pub mod etcdserverpb {
+        include!("pb/etcdserverpb.rs");
+    }
+}
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use etcd_client::{
-    Client, CompactionOptions, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions,
-    KvClient, PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchClient, WatchOptions,
-};
 use futures_util::StreamExt;
+use pb::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
+use pb::etcdserverpb::kv_client::KvClient;
+use pb::etcdserverpb::watch_client::WatchClient;
+use pb::etcdserverpb::{
+    CompactionRequest, Compare, DeleteRangeRequest, PutRequest, RangeRequest, RangeResponse,
+    RequestOp, ResponseHeader, TxnRequest, TxnResponse, WatchCreateRequest, WatchRequest,
+    WatchResponse, request_op, response_op, watch_request,
+};
+use pb::mvccpb;
 use store::{
     Deleted, Event, KeyValue, ListOptions, ListPage, Result, Revision, Store, StoreError,
     WatchStream,
 };
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 /// The largest gRPC message we accept from etcd (a page of large values, a watch batch).
 const MAX_MESSAGE_BYTES: usize = 256 << 20;
@@ -85,7 +105,8 @@ impl EtcdOptions {
 
 /// A [`Store`] on an etcd cluster.
 pub struct EtcdStore {
-    client: Client,
+    /// One channel to the members (balanced over the endpoints); clients over it are cheap.
+    channel: Channel,
     prefix: Arc<[u8]>,
     compactor: Option<tokio::task::JoinHandle<()>>,
 }
@@ -104,7 +125,7 @@ impl Drop for EtcdStore {
     }
 }
 
-fn unavailable(context: &'static str) -> impl FnOnce(etcd_client::Error) -> StoreError {
+fn unavailable(context: &'static str) -> impl FnOnce(tonic::Status) -> StoreError {
     move |e| StoreError::unavailable(format!("etcd: {context}"), e)
 }
 
@@ -116,8 +137,7 @@ enum ErrorKind {
     Other,
 }
 
-fn classify(e: &etcd_client::Error) -> ErrorKind {
-    let etcd_client::Error::GRpcStatus(status) = e else { return ErrorKind::Other };
+fn classify(status: &tonic::Status) -> ErrorKind {
     let message = status.message();
     if message.contains("required revision has been compacted") {
         ErrorKind::Compacted
@@ -139,38 +159,40 @@ impl EtcdStore {
                 source: None,
             });
         }
-        let mut connect = ConnectOptions::new()
-            .with_connect_timeout(options.connect_timeout)
-            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(10))
-            .with_keep_alive_while_idle(true);
-        if let Some(tls) = &options.tls {
-            let mut config = TlsOptions::new();
-            if let Some(ca) = &tls.ca_pem {
-                config = config.ca_certificate(etcd_client::Certificate::from_pem(ca));
+        let tls = match &options.tls {
+            None => None,
+            Some(tls) => {
+                let mut config = ClientTlsConfig::new();
+                if let Some(ca) = &tls.ca_pem {
+                    config = config.ca_certificate(tonic::transport::Certificate::from_pem(ca));
+                }
+                if let Some((cert, key)) = &tls.identity {
+                    config = config.identity(tonic::transport::Identity::from_pem(cert, key));
+                }
+                if let Some(domain) = &tls.domain {
+                    config = config.domain_name(domain.clone());
+                }
+                Some(config)
             }
-            if let Some((cert, key)) = &tls.identity {
-                config = config.identity(etcd_client::Identity::from_pem(cert, key));
+        };
+        let mut endpoints = Vec::new();
+        for url in &options.endpoints {
+            let mut endpoint = Endpoint::from_shared(url.clone())
+                .map_err(|e| StoreError::unavailable(format!("etcd: bad endpoint {url}"), e))?
+                .connect_timeout(options.connect_timeout)
+                .http2_keep_alive_interval(Duration::from_secs(10))
+                .keep_alive_timeout(Duration::from_secs(10))
+                .keep_alive_while_idle(true);
+            if let Some(tls) = &tls {
+                endpoint = endpoint
+                    .tls_config(tls.clone())
+                    .map_err(|e| StoreError::unavailable("etcd: TLS configuration", e))?;
             }
-            if let Some(domain) = &tls.domain {
-                config = config.domain_name(domain.clone());
-            }
-            connect = connect.with_tls(config);
+            endpoints.push(endpoint);
         }
-        let client = tokio::time::timeout(
-            options.connect_timeout,
-            Client::connect(&options.endpoints, Some(connect)),
-        )
-        .await
-        .map_err(|_| StoreError::Unavailable {
-            message: format!(
-                "etcd: no answer from {} within {:?}",
-                options.endpoints.join(","),
-                options.connect_timeout
-            ),
-            source: None,
-        })?
-        .map_err(unavailable("cannot connect"))?;
-        let mut store = EtcdStore { client, prefix: options.prefix.into(), compactor: None };
+        let client = Channel::balance_list(endpoints.into_iter());
+        let mut store =
+            EtcdStore { channel: client, prefix: options.prefix.into(), compactor: None };
         // Connecting is lazy: make one request so that a wrong address fails here.
         tokio::time::timeout(options.connect_timeout, store.current_revision()).await.map_err(
             |_| StoreError::Unavailable {
@@ -185,7 +207,7 @@ impl EtcdStore {
         if let Some(interval) = options.compaction_interval {
             store.compactor = Some(tokio::spawn(compact_periodically(
                 EtcdStore {
-                    client: store.client.clone(),
+                    channel: store.channel.clone(),
                     prefix: store.prefix.clone(),
                     compactor: None,
                 },
@@ -195,15 +217,14 @@ impl EtcdStore {
         Ok(store)
     }
 
-    fn kv(&self) -> KvClient {
-        self.client
-            .kv_client()
+    fn kv(&self) -> KvClient<Channel> {
+        KvClient::new(self.channel.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 
-    fn watch_client(&self) -> WatchClient {
-        self.client.watch_client().max_decoding_message_size(MAX_MESSAGE_BYTES)
+    fn watch_client(&self) -> WatchClient<Channel> {
+        WatchClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
     }
 
     /// Runs one etcd request, retrying (bounded, about 3 s) while etcd is unreachable: always
@@ -213,8 +234,8 @@ impl EtcdStore {
     async fn call<T>(
         &self,
         read: bool,
-        request: impl Fn(KvClient) -> BoxFuture<T>,
-    ) -> Result<T, etcd_client::Error> {
+        request: impl Fn(KvClient<Channel>) -> BoxFuture<T>,
+    ) -> Result<T, tonic::Status> {
         let mut delay = Duration::from_millis(20);
         let mut attempt = 0;
         loop {
@@ -229,24 +250,31 @@ impl EtcdStore {
         }
     }
 
-    async fn range(
-        &self,
-        key: Vec<u8>,
-        options: GetOptions,
-    ) -> Result<etcd_client::GetResponse, etcd_client::Error> {
+    async fn range(&self, request: RangeRequest) -> Result<RangeResponse, tonic::Status> {
         self.call(true, |mut kv| {
-            let (key, options) = (key.clone(), options.clone());
-            Box::pin(async move { kv.get(key, Some(options)).await })
+            let request = request.clone();
+            Box::pin(async move { kv.range(request).await.map(tonic::Response::into_inner) })
         })
         .await
     }
 
-    async fn txn(&self, txn: Txn) -> Result<etcd_client::TxnResponse, etcd_client::Error> {
+    async fn txn(&self, txn: TxnRequest) -> Result<TxnResponse, tonic::Status> {
         self.call(false, |mut kv| {
             let txn = txn.clone();
-            Box::pin(async move { kv.txn(txn).await })
+            Box::pin(async move { kv.txn(txn).await.map(tonic::Response::into_inner) })
         })
         .await
+    }
+
+    /// A count-only read of nothing (`\0`) at `revision` (`None`: the current one): cheap, and
+    /// it fails exactly when that revision is compacted or in the future.
+    fn probe(&self, revision: Option<Revision>) -> RangeRequest {
+        RangeRequest {
+            key: self.full(b"\0"),
+            count_only: true,
+            revision: revision.map_or(0, |r| r.0 as i64),
+            ..Default::default()
+        }
     }
 
     /// The etcd key for a store key.
@@ -257,15 +285,13 @@ impl EtcdStore {
         full
     }
 
-    fn kv_from(&self, kv: &etcd_client::KeyValue) -> KeyValue {
+    fn kv_from(&self, kv: &mvccpb::KeyValue) -> KeyValue {
         convert(&self.prefix, kv)
     }
 
     /// Whether the state at `revision` can still be read (`false`: compacted).
     async fn readable_at(&self, revision: Revision) -> Result<bool> {
-        let options = GetOptions::new().with_count_only().with_revision(revision.0 as i64);
-        let key = self.full(b"\0");
-        match self.range(key.clone(), options.clone()).await {
+        match self.range(self.probe(Some(revision))).await {
             Ok(_) => Ok(true),
             Err(e) if matches!(classify(&e), ErrorKind::Compacted) => Ok(false),
             Err(e) => Err(unavailable("read failed")(e)),
@@ -273,7 +299,7 @@ impl EtcdStore {
     }
 
     /// Turns a read error into the store's terms, learning the numbers the error lacks.
-    async fn read_error(&self, e: etcd_client::Error, requested: Option<Revision>) -> StoreError {
+    async fn read_error(&self, e: tonic::Status, requested: Option<Revision>) -> StoreError {
         match (classify(&e), requested) {
             (ErrorKind::Compacted, Some(requested)) => match self.compacted_revision().await {
                 Ok(compacted) => StoreError::Compacted { requested, compacted },
@@ -301,37 +327,59 @@ impl EtcdStore {
 }
 
 type BoxFuture<T> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, etcd_client::Error>> + Send>>;
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, tonic::Status>> + Send>>;
 
-/// Whether a failed request may be sent again (see [`EtcdStore::call`]).
-fn retryable(e: &etcd_client::Error, read: bool) -> bool {
-    match e {
-        etcd_client::Error::GRpcStatus(status) if status.code() == tonic::Code::Unavailable => {
-            read || status.message().contains("connect error")
-        }
-        etcd_client::Error::TransportError(_) => read,
-        _ => false,
+/// Whether a failed request may be sent again (see [`EtcdStore::call`]): reads whenever etcd
+/// was unavailable, writes only when the connection could not even be made.
+fn retryable(status: &tonic::Status, read: bool) -> bool {
+    if status.code() != tonic::Code::Unavailable {
+        return false;
     }
+    if read {
+        return true;
+    }
+    // The transport's error chain says whether the request never left.
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    let mut text = status.message().to_lowercase();
+    while let Some(e) = source {
+        text.push(' ');
+        text.push_str(&e.to_string().to_lowercase());
+        source = e.source();
+    }
+    text.contains("connect error") || text.contains("connection refused")
 }
 
-fn convert(prefix: &[u8], kv: &etcd_client::KeyValue) -> KeyValue {
-    let key = kv.key();
-    let key = key.strip_prefix(prefix).unwrap_or(key);
+fn convert(prefix: &[u8], kv: &mvccpb::KeyValue) -> KeyValue {
+    let key = kv.key.strip_prefix(prefix).unwrap_or(&kv.key);
     KeyValue {
         key: Bytes::copy_from_slice(key),
-        value: Bytes::copy_from_slice(kv.value()),
-        create_revision: Revision(kv.create_revision() as u64),
-        mod_revision: Revision(kv.mod_revision() as u64),
+        value: Bytes::copy_from_slice(&kv.value),
+        create_revision: Revision(kv.create_revision as u64),
+        mod_revision: Revision(kv.mod_revision as u64),
     }
 }
 
-fn header_revision(header: Option<&etcd_client::ResponseHeader>) -> Result<Revision> {
+fn header_revision(header: Option<&ResponseHeader>) -> Result<Revision> {
     header
-        .map(|h| Revision(h.revision() as u64))
+        .map(|h| Revision(h.revision as u64))
         .ok_or_else(|| StoreError::Corrupt { message: "etcd response without a header".into() })
 }
 
-fn write_error(e: etcd_client::Error, size: usize) -> StoreError {
+/// `key`'s create (or mod) revision compared with `revision`.
+fn compare(key: &[u8], target: CompareTarget, result: CompareResult, revision: i64) -> Compare {
+    Compare {
+        result: result as i32,
+        target: target as i32,
+        key: key.to_vec(),
+        range_end: Vec::new(),
+        target_union: Some(match target {
+            CompareTarget::Create => TargetUnion::CreateRevision(revision),
+            _ => TargetUnion::ModRevision(revision),
+        }),
+    }
+}
+
+fn write_error(e: tonic::Status, size: usize) -> StoreError {
     match classify(&e) {
         ErrorKind::TooLarge => StoreError::TooLarge { size, limit: store::MAX_VALUE_BYTES },
         _ => unavailable("write failed")(e),
@@ -372,25 +420,33 @@ impl Store for EtcdStore {
     async fn create(&self, key: Bytes, value: Bytes) -> Result<KeyValue> {
         StoreError::check_size(&value)?;
         let full = self.full(&key);
-        let txn = Txn::new()
-            .when([Compare::create_revision(full.clone(), CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(full, value.to_vec(), None)]);
+        let txn = TxnRequest {
+            compare: vec![compare(&full, CompareTarget::Create, CompareResult::Equal, 0)],
+            success: vec![RequestOp {
+                request: Some(request_op::Request::RequestPut(PutRequest {
+                    key: full,
+                    value: value.to_vec(),
+                    ..Default::default()
+                })),
+            }],
+            failure: Vec::new(),
+        };
         let response = self.txn(txn).await.map_err(|e| write_error(e, value.len()))?;
-        if !response.succeeded() {
+        if !response.succeeded {
             return Err(StoreError::AlreadyExists { key });
         }
-        let revision = header_revision(response.header())?;
+        let revision = header_revision(response.header.as_ref())?;
         Ok(KeyValue { key, value, create_revision: revision, mod_revision: revision })
     }
 
     async fn get(&self, key: &[u8], revision: Option<Revision>) -> Result<Option<KeyValue>> {
-        let mut options = GetOptions::new();
-        if let Some(revision) = revision {
-            options = options.with_revision(revision.0 as i64);
-        }
-        let full = self.full(key);
-        match self.range(full.clone(), options.clone()).await {
-            Ok(response) => Ok(response.kvs().first().map(|kv| self.kv_from(kv))),
+        let request = RangeRequest {
+            key: self.full(key),
+            revision: revision.map_or(0, |r| r.0 as i64),
+            ..Default::default()
+        };
+        match self.range(request).await {
+            Ok(response) => Ok(response.kvs.first().map(|kv| self.kv_from(kv))),
             Err(e) => Err(self.read_error(e, revision).await),
         }
     }
@@ -398,22 +454,33 @@ impl Store for EtcdStore {
     async fn update(&self, key: Bytes, value: Bytes, expected: Revision) -> Result<KeyValue> {
         StoreError::check_size(&value)?;
         let full = self.full(&key);
-        let txn = Txn::new()
-            .when([
-                Compare::create_revision(full.clone(), CompareOp::Greater, 0),
-                Compare::mod_revision(full.clone(), CompareOp::Equal, expected.0 as i64),
-            ])
-            .and_then([TxnOp::put(full, value.to_vec(), Some(PutOptions::new().with_prev_key()))]);
+        let txn = TxnRequest {
+            compare: vec![
+                compare(&full, CompareTarget::Create, CompareResult::Greater, 0),
+                compare(&full, CompareTarget::Mod, CompareResult::Equal, expected.0 as i64),
+            ],
+            success: vec![RequestOp {
+                request: Some(request_op::Request::RequestPut(PutRequest {
+                    key: full,
+                    value: value.to_vec(),
+                    prev_kv: true,
+                    ..Default::default()
+                })),
+            }],
+            failure: Vec::new(),
+        };
         let response = self.txn(txn).await.map_err(|e| write_error(e, value.len()))?;
-        if !response.succeeded() {
+        if !response.succeeded {
             return Err(self.write_refused(key, Some(expected)).await?);
         }
-        let revision = header_revision(response.header())?;
+        let revision = header_revision(response.header.as_ref())?;
         let create_revision = response
-            .op_responses()
-            .into_iter()
-            .find_map(|op| match op {
-                TxnOpResponse::Put(put) => put.prev_key().map(|kv| kv.create_revision()),
+            .responses
+            .iter()
+            .find_map(|op| match &op.response {
+                Some(response_op::Response::ResponsePut(put)) => {
+                    put.prev_kv.as_ref().map(|kv| kv.create_revision)
+                }
                 _ => None,
             })
             .ok_or_else(|| StoreError::Corrupt {
@@ -429,16 +496,29 @@ impl Store for EtcdStore {
 
     async fn delete(&self, key: &[u8], expected: Option<Revision>) -> Result<Deleted> {
         let full = self.full(key);
-        let mut compares = vec![Compare::create_revision(full.clone(), CompareOp::Greater, 0)];
+        let mut compares = vec![compare(&full, CompareTarget::Create, CompareResult::Greater, 0)];
         if let Some(expected) = expected {
-            compares.push(Compare::mod_revision(full.clone(), CompareOp::Equal, expected.0 as i64));
+            compares.push(compare(
+                &full,
+                CompareTarget::Mod,
+                CompareResult::Equal,
+                expected.0 as i64,
+            ));
         }
-        let txn = Txn::new()
-            .when(compares)
-            .and_then([TxnOp::delete(full, Some(DeleteOptions::new().with_prev_key()))]);
+        let txn = TxnRequest {
+            compare: compares,
+            success: vec![RequestOp {
+                request: Some(request_op::Request::RequestDeleteRange(DeleteRangeRequest {
+                    key: full,
+                    prev_kv: true,
+                    ..Default::default()
+                })),
+            }],
+            failure: Vec::new(),
+        };
         let response = self.txn(txn).await.map_err(unavailable("delete failed"))?;
         let key = Bytes::copy_from_slice(key);
-        if !response.succeeded() {
+        if !response.succeeded {
             return Err(match self.write_refused(key.clone(), expected).await? {
                 // The key exists but no revision was demanded: it was recreated in between.
                 StoreError::AlreadyExists { .. } => StoreError::Conflict {
@@ -449,13 +529,13 @@ impl Store for EtcdStore {
                 refused => refused,
             });
         }
-        let revision = header_revision(response.header())?;
+        let revision = header_revision(response.header.as_ref())?;
         let prev = response
-            .op_responses()
-            .into_iter()
-            .find_map(|op| match op {
-                TxnOpResponse::Delete(delete) => {
-                    delete.prev_kvs().first().map(|kv| self.kv_from(kv))
+            .responses
+            .iter()
+            .find_map(|op| match &op.response {
+                Some(response_op::Response::ResponseDeleteRange(delete)) => {
+                    delete.prev_kvs.first().map(|kv| self.kv_from(kv))
                 }
                 _ => None,
             })
@@ -481,24 +561,27 @@ impl Store for EtcdStore {
         let mut items = Vec::new();
         loop {
             let chunk = wanted.map_or(LIST_CHUNK, |w| (w - items.len()).min(LIST_CHUNK));
-            let mut get = GetOptions::new().with_range(end.clone()).with_limit(chunk as i64);
-            if let Some(revision) = revision {
-                get = get.with_revision(revision.0 as i64);
-            }
-            let response = match self.range(start.clone(), get.clone()).await {
+            let request = RangeRequest {
+                key: start.clone(),
+                range_end: end.clone(),
+                limit: chunk as i64,
+                revision: revision.map_or(0, |r| r.0 as i64),
+                ..Default::default()
+            };
+            let response = match self.range(request).await {
                 Ok(response) => response,
                 Err(e) => return Err(self.read_error(e, revision).await),
             };
-            let read_at = *revision.get_or_insert(header_revision(response.header())?);
-            let kvs = response.kvs();
+            let read_at = *revision.get_or_insert(header_revision(response.header.as_ref())?);
+            let kvs = &response.kvs;
             if let Some(last) = kvs.last() {
-                start = last.key().to_vec();
+                start = last.key.clone();
                 start.push(0);
             }
             items.extend(kvs.iter().map(|kv| self.kv_from(kv)));
             let full = wanted.is_some_and(|w| items.len() >= w);
-            if !response.more() || kvs.is_empty() || full {
-                let next_after = if response.more() && full {
+            if !response.more || kvs.is_empty() || full {
+                let next_after = if response.more && full {
                     items.last().map(|kv| kv.key.clone())
                 } else {
                     None
@@ -511,26 +594,33 @@ impl Store for EtcdStore {
     async fn watch(&self, prefix: &[u8], after: Revision) -> Result<WatchStream> {
         // etcd reports a compacted start only later, on the stream: check up front with a
         // cheap read at `after`, which fails exactly when that state is compacted (or future).
-        if after.0 > 0 {
-            let options = GetOptions::new().with_count_only().with_revision(after.0 as i64);
-            let key = self.full(b"\0");
-            if let Err(e) = self.range(key.clone(), options.clone()).await {
-                return Err(self.read_error(e, Some(after)).await);
-            }
+        if after.0 > 0
+            && let Err(e) = self.range(self.probe(Some(after))).await
+        {
+            return Err(self.read_error(e, Some(after)).await);
         }
         let full_prefix = self.full(prefix);
         // Start *at* `after` rather than after it: etcd then refuses exactly when the state at
         // `after` is compacted, which is the contract; the events at `after` are dropped below.
         let start = after.0.max(1);
-        let options = WatchOptions::new()
-            .with_range(range_end(&full_prefix))
-            .with_start_revision(start as i64)
-            .with_prev_key();
+        let create = WatchRequest {
+            request_union: Some(watch_request::RequestUnion::CreateRequest(WatchCreateRequest {
+                range_end: range_end(&full_prefix),
+                key: full_prefix,
+                start_revision: start as i64,
+                prev_kv: true,
+                ..Default::default()
+            })),
+        };
+        // The request stream stays open for as long as the watch lives.
+        let requests = futures_util::stream::iter([create]).chain(futures_util::stream::pending());
         let mut stream = self
             .watch_client()
-            .watch(full_prefix, Some(options))
+            .watch(requests)
             .await
-            .map_err(unavailable("cannot start a watch"))?;
+            .map_err(unavailable("cannot start a watch"))?
+            .into_inner();
+        // The first answer confirms (or cancels) the watch; events follow.
         let first =
             stream.message().await.map_err(unavailable("watch failed"))?.ok_or_else(|| {
                 StoreError::Unavailable {
@@ -538,7 +628,7 @@ impl Store for EtcdStore {
                     source: None,
                 }
             })?;
-        if first.canceled() {
+        if first.canceled {
             return Err(watch_canceled(&first, after));
         }
         let state = WatchState {
@@ -558,8 +648,8 @@ impl Store for EtcdStore {
         }
         match self
             .call(false, |mut kv| {
-                let options = CompactionOptions::new().with_physical();
-                Box::pin(async move { kv.compact(revision.0 as i64, Some(options)).await })
+                let request = CompactionRequest { revision: revision.0 as i64, physical: true };
+                Box::pin(async move { kv.compact(request).await.map(tonic::Response::into_inner) })
             })
             .await
         {
@@ -577,11 +667,9 @@ impl Store for EtcdStore {
     }
 
     async fn current_revision(&self) -> Result<Revision> {
-        let options = GetOptions::new().with_count_only();
-        let key = self.full(b"\0");
         let response =
-            self.range(key, options).await.map_err(unavailable("cannot read the revision"))?;
-        header_revision(response.header())
+            self.range(self.probe(None)).await.map_err(unavailable("cannot read the revision"))?;
+        header_revision(response.header.as_ref())
     }
 
     async fn compacted_revision(&self) -> Result<Revision> {
@@ -601,15 +689,15 @@ impl Store for EtcdStore {
     }
 }
 
-fn watch_canceled(response: &etcd_client::WatchResponse, after: Revision) -> StoreError {
-    if response.compact_revision() > 0 {
+fn watch_canceled(response: &WatchResponse, after: Revision) -> StoreError {
+    if response.compact_revision > 0 {
         StoreError::Compacted {
             requested: after,
-            compacted: Revision(response.compact_revision() as u64),
+            compacted: Revision(response.compact_revision as u64),
         }
     } else {
         StoreError::Unavailable {
-            message: format!("etcd cancelled the watch: {}", response.cancel_reason()),
+            message: format!("etcd cancelled the watch: {}", response.cancel_reason),
             source: None,
         }
     }
@@ -617,31 +705,27 @@ fn watch_canceled(response: &etcd_client::WatchResponse, after: Revision) -> Sto
 
 fn first_events(
     prefix: &[u8],
-    response: &etcd_client::WatchResponse,
+    response: &WatchResponse,
     after: Revision,
 ) -> std::collections::VecDeque<Result<Event>> {
-    response.events().iter().filter_map(|e| convert_event(prefix, e, after)).collect()
+    response.events.iter().filter_map(|e| convert_event(prefix, e, after)).collect()
 }
 
 /// One etcd event in the store's terms (`None` for events at or before `after`).
-fn convert_event(
-    prefix: &[u8],
-    event: &etcd_client::Event,
-    after: Revision,
-) -> Option<Result<Event>> {
-    let kv = event.kv()?;
-    let revision = Revision(kv.mod_revision() as u64);
+fn convert_event(prefix: &[u8], event: &mvccpb::Event, after: Revision) -> Option<Result<Event>> {
+    let kv = event.kv.as_ref()?;
+    let revision = Revision(kv.mod_revision as u64);
     if revision <= after {
         return None;
     }
-    let prev = event.prev_kv().map(|p| convert(prefix, p));
-    Some(match event.event_type() {
-        etcd_client::EventType::Put => {
+    let prev = event.prev_kv.as_ref().map(|p| convert(prefix, p));
+    Some(match mvccpb::event::EventType::try_from(event.r#type) {
+        Ok(mvccpb::event::EventType::Put) => {
             // A first version has no predecessor, whatever etcd attached.
-            let prev = if kv.version() == 1 { None } else { prev };
+            let prev = if kv.version == 1 { None } else { prev };
             Ok(Event::Put { kv: convert(prefix, kv), prev })
         }
-        etcd_client::EventType::Delete => match prev {
+        Ok(mvccpb::event::EventType::Delete) => match prev {
             Some(prev) => Ok(Event::Delete { revision, prev }),
             // etcd could not load the value the key had: that history is compacted away.
             None => Err(StoreError::Compacted {
@@ -649,11 +733,14 @@ fn convert_event(
                 compacted: Revision(revision.0.saturating_sub(1)),
             }),
         },
+        Err(_) => Err(StoreError::Corrupt {
+            message: format!("etcd sent an event of unknown type {}", event.r#type),
+        }),
     })
 }
 
 struct WatchState {
-    stream: etcd_client::WatchStream,
+    stream: tonic::Streaming<WatchResponse>,
     pending: std::collections::VecDeque<Result<Event>>,
     prefix: Arc<[u8]>,
     after: Revision,
@@ -676,11 +763,11 @@ impl WatchState {
             }
             match self.stream.next().await {
                 Some(Ok(response)) => {
-                    if response.canceled() {
+                    if response.canceled {
                         self.pending.push_back(Err(watch_canceled(&response, self.after)));
                         continue;
                     }
-                    for event in response.events() {
+                    for event in &response.events {
                         if let Some(item) = convert_event(&self.prefix, event, self.after) {
                             if let Ok(event) = &item {
                                 self.after = event.revision();

@@ -34,6 +34,15 @@ fn metadata() -> Value {
 
 /// The normal (non-dev, non-build) dependency closure of `root`, by package name.
 fn normal_closure(meta: &Value, root_id: &str) -> BTreeSet<String> {
+    closure(meta, root_id, false)
+}
+
+/// Everything that takes part in building `root` (normal and build dependencies, and theirs).
+fn build_closure(meta: &Value, root_id: &str) -> BTreeSet<String> {
+    closure(meta, root_id, true)
+}
+
+fn closure(meta: &Value, root_id: &str, with_build: bool) -> BTreeSet<String> {
     let names: HashMap<&str, &str> = meta["packages"]
         .as_array()
         .expect("packages")
@@ -54,8 +63,11 @@ fn normal_closure(meta: &Value, root_id: &str) -> BTreeSet<String> {
             continue;
         }
         for dep in nodes[id]["deps"].as_array().into_iter().flatten() {
-            let normal =
-                dep["dep_kinds"].as_array().into_iter().flatten().any(|k| k["kind"].is_null());
+            let normal = dep["dep_kinds"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|k| k["kind"].is_null() || (with_build && k["kind"] == "build"));
             if normal {
                 let dep_id = dep["pkg"].as_str().expect("pkg");
                 out.insert(names[dep_id].to_owned());
@@ -96,6 +108,30 @@ fn pure_crates_do_not_depend_on_io() {
         }
     }
     assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
+
+/// Building the `karmada` binary (and so running `karmada up` or the tests) needs cargo alone:
+/// nothing in its build runs `protoc` (etcd's gRPC code is generated once and committed).
+#[test]
+fn building_karmada_needs_no_protoc() {
+    let meta = metadata();
+    let karmada = meta["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .find(|p| p["name"] == "karmada" && p["source"].is_null())
+        .expect("the karmada package");
+    let closure = build_closure(&meta, karmada["id"].as_str().expect("id"));
+    let needs_protoc: Vec<&str> =
+        ["prost-build", "tonic-build", "tonic-prost-build", "protobuf-src", "protoc-bin-vendored"]
+            .into_iter()
+            .filter(|c| closure.contains(*c))
+            .collect();
+    assert!(
+        needs_protoc.is_empty(),
+        "the karmada binary's build runs protoc through {needs_protoc:?}"
+    );
+    assert!(closure.contains("tonic"), "the closure is computed (etcd's client is in it)");
 }
 
 #[test]

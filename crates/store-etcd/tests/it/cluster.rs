@@ -107,9 +107,11 @@ async fn killing_one_of_three_members_loses_no_acknowledged_write() {
 /// The index of the member that is the raft leader.
 async fn leader_of(members: &[EtcdServer]) -> usize {
     for (i, member) in members.iter().enumerate() {
-        let mut client = etcd_client::Client::connect([&member.client_url], None).await.unwrap();
-        let status = client.status().await.unwrap();
-        if status.header().map(|h| h.member_id()) == Some(status.leader()) {
+        use store_etcd::pb::etcdserverpb::StatusRequest;
+        use store_etcd::pb::etcdserverpb::maintenance_client::MaintenanceClient;
+        let mut client = MaintenanceClient::connect(member.client_url.clone()).await.unwrap();
+        let status = client.status(StatusRequest {}).await.unwrap().into_inner();
+        if status.header.map(|h| h.member_id) == Some(status.leader) {
             return i;
         }
     }
