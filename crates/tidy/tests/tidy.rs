@@ -161,3 +161,46 @@ fn every_crate_uses_workspace_lints_and_has_a_crate_doc() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A newcomer finds how to run it and how to test it first.
+#[test]
+fn the_readme_leads_with_the_run_and_test_commands() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
+    let head: String = readme.lines().take(40).collect::<Vec<_>>().join("\n");
+    for command in ["cargo run --release -p karmada -- up", "scripts/test"] {
+        assert!(head.contains(command), "README.md's first 40 lines lack `{command}`");
+    }
+    // CI runs exactly the README's test command.
+    let ci = std::fs::read_to_string(repo().join(".ci/run")).expect(".ci/run");
+    assert!(ci.lines().any(|l| l.trim() == "exec scripts/test"), ".ci/run must run scripts/test");
+}
+
+/// Every relative link in the README and the docs points at a file that exists.
+#[test]
+fn the_readme_and_docs_links_resolve() {
+    let mut pages = vec![repo().join("README.md"), repo().join("ARCHITECTURE.md")];
+    for entry in std::fs::read_dir(repo().join("docs")).expect("docs/") {
+        pages.push(entry.expect("entry").path());
+    }
+    let mut broken = Vec::new();
+    for page in pages {
+        let text = std::fs::read_to_string(&page).expect("page");
+        let mut rest = text.as_str();
+        while let Some(i) = rest.find("](") {
+            rest = &rest[i + 2..];
+            let Some(end) = rest.find(')') else { break };
+            let target = rest[..end].split('#').next().unwrap_or_default();
+            if !target.is_empty() && !target.contains("://") {
+                let path = page.parent().expect("dir").join(target);
+                if !path.exists() {
+                    broken.push(format!("{}: {target}", page.display()));
+                }
+            }
+        }
+    }
+    assert!(broken.is_empty(), "broken links: {broken:#?}");
+}
