@@ -24,6 +24,7 @@ pub mod dependencies;
 pub mod detector;
 pub mod execution;
 pub mod failover;
+pub mod join;
 pub mod leader;
 pub mod lean;
 pub mod member_client;

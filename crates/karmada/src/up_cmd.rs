@@ -8,11 +8,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Args as ClapArgs;
-use controllers::CLUSTER_NAMESPACE;
 use controllers::member_client::Credentials;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Namespace;
 use karmada_api::cluster::Cluster;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use member::{MemberConfig, SimConfig};
 use serde_json::json;
 
@@ -178,34 +177,22 @@ pub(crate) async fn join_at(
         Duration::from_secs(10),
     )
     .await?;
-    let id =
-        Api::<Namespace>::all(member).get("kube-system").await?.metadata.uid.unwrap_or_default();
-    let namespaces: Api<Namespace> = Api::all(control.clone());
-    if namespaces.get_opt(CLUSTER_NAMESPACE).await?.is_none() {
-        let ns: Namespace =
-            serde_json::from_value(json!({"metadata": {"name": CLUSTER_NAMESPACE}}))?;
-        let _ = namespaces.create(&PostParams::default(), &ns).await;
-    }
-    let secret = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some(CLUSTER_NAMESPACE.into()),
-            ..Default::default()
-        },
-        data: Some(credentials.to_secret_data()),
-        type_: Some("Opaque".into()),
-        ..Default::default()
+    let id = Api::<Namespace>::all(member.clone())
+        .get("kube-system")
+        .await?
+        .metadata
+        .uid
+        .unwrap_or_default();
+    // Upstream's layout: the control plane gets the member's own ServiceAccount token, not
+    // the admin credentials used to join.
+    let (own, impersonator) = controllers::join::prepare_member(&member, name).await?;
+    let options = controllers::join::JoinOptions {
+        name: name.to_owned(),
+        api_endpoint: server.url.clone(),
+        id,
+        extra_spec: location,
     };
-    Api::<Secret>::namespaced(control.clone(), CLUSTER_NAMESPACE)
-        .patch(name, &PatchParams::apply("karmada-up").force(), &Patch::Apply(&secret))
-        .await?;
-    let mut cluster = json!({"apiVersion": "cluster.karmada.io/v1alpha1", "kind": "Cluster", "metadata": {"name": name},
-        "spec": {"id": id, "syncMode": "Push", "apiEndpoint": server.url, "secretRef": {"namespace": CLUSTER_NAMESPACE, "name": name}}});
-    if let (Some(spec), Some(location)) = (cluster["spec"].as_object_mut(), location.as_object()) {
-        spec.extend(location.clone());
-    }
-    Api::<Cluster>::all(control.clone())
-        .patch(name, &PatchParams::apply("karmada-up").force(), &Patch::Apply(&cluster))
+    controllers::join::register(control, &options, &own, &impersonator, &credentials.ca_pem)
         .await?;
     Ok(())
 }

@@ -11,9 +11,9 @@ use clap::{Parser, Subcommand};
 use controllers::member_client::{Credentials, client_for};
 use controllers::{CLUSTER_NAMESPACE, execution_namespace};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use karmada_api::cluster::{Cluster, LocalSecretReference, Taint};
+use karmada_api::cluster::{Cluster, Taint};
 use karmada_api::work::Work;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
 mod register;
@@ -98,6 +98,13 @@ struct JoinArgs {
 #[derive(clap::Args, Debug)]
 struct UnjoinArgs {
     name: String,
+    /// Kubeconfig of the member: what joining created there (namespace karmada-cluster, its
+    /// ServiceAccounts and RBAC) is removed too.
+    #[arg(long)]
+    cluster_kubeconfig: Option<PathBuf>,
+    /// Context of the member in that kubeconfig (default: its current context).
+    #[arg(long)]
+    cluster_context: Option<String>,
     /// Wait until the cluster is gone.
     #[arg(long)]
     wait: bool,
@@ -258,42 +265,26 @@ async fn join(control: kube::Client, args: JoinArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let control_namespaces: Api<Namespace> = Api::all(control.clone());
-    if control_namespaces.get_opt(CLUSTER_NAMESPACE).await?.is_none() {
-        let ns: Namespace =
-            serde_json::from_value(json!({"metadata": {"name": CLUSTER_NAMESPACE}}))?;
-        let _ = control_namespaces.create(&PostParams::default(), &ns).await;
-    }
-    let secrets: Api<Secret> = Api::namespaced(control.clone(), CLUSTER_NAMESPACE);
-    let secret = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some(args.name.clone()),
-            namespace: Some(CLUSTER_NAMESPACE.into()),
-            ..Default::default()
-        },
-        data: Some(credentials.to_secret_data()),
-        type_: Some("Opaque".into()),
-        ..Default::default()
-    };
-    secrets
-        .patch(&args.name, &PatchParams::apply("karmadactl").force(), &Patch::Apply(&secret))
-        .await?;
-    let mut spec = json!({
-        "id": id, "syncMode": "Push", "apiEndpoint": server,
-        "secretRef": LocalSecretReference { namespace: CLUSTER_NAMESPACE.into(), name: args.name.clone() },
-    });
+    // As upstream: the control plane gets a ServiceAccount of its own in the member, never
+    // the credentials of this kubeconfig.
+    let (own, impersonator) = controllers::join::prepare_member(&member, &args.name).await?;
+    let mut extra = json!({});
     if let Some(p) = &args.cluster_provider {
-        spec["provider"] = json!(p);
+        extra["provider"] = json!(p);
     }
     if let Some(r) = &args.cluster_region {
-        spec["region"] = json!(r);
+        extra["region"] = json!(r);
     }
     if !args.cluster_zones.is_empty() {
-        spec["zones"] = json!(args.cluster_zones);
+        extra["zones"] = json!(args.cluster_zones);
     }
-    let cluster = json!({"apiVersion": "cluster.karmada.io/v1alpha1", "kind": "Cluster", "metadata": {"name": args.name}, "spec": spec});
-    clusters
-        .patch(&args.name, &PatchParams::apply("karmadactl").force(), &Patch::Apply(&cluster))
+    let options = controllers::join::JoinOptions {
+        name: args.name.clone(),
+        api_endpoint: server.clone(),
+        id,
+        extra_spec: extra,
+    };
+    controllers::join::register(&control, &options, &own, &impersonator, &credentials.ca_pem)
         .await?;
     println!("cluster({}) is joined successfully", args.name);
     Ok(())
@@ -322,9 +313,16 @@ async fn unjoin(control: kube::Client, args: UnjoinArgs) -> anyhow::Result<()> {
     }
     clusters.delete(&args.name, &DeleteParams::default()).await?;
     let secrets: Api<Secret> = Api::namespaced(control.clone(), CLUSTER_NAMESPACE);
-    match secrets.delete(&args.name, &DeleteParams::default()).await {
-        Ok(_) | Err(kube::Error::Api(_)) => {}
-        Err(e) => return Err(e.into()),
+    for secret in [args.name.clone(), controllers::join::impersonator_secret(&args.name)] {
+        match secrets.delete(&secret, &DeleteParams::default()).await {
+            Ok(_) | Err(kube::Error::Api(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if let Some(path) = &args.cluster_kubeconfig {
+        let (server, credentials) = member_credentials(path, args.cluster_context.as_deref())?;
+        let member = client_for(&args.name, &server, &credentials, Duration::from_secs(10)).await?;
+        controllers::join::clean_member(&member, &args.name).await?;
     }
     if args.wait {
         let deadline = tokio::time::Instant::now() + args.timeout.0;

@@ -31,6 +31,54 @@ fn join_status_faults_taints_and_unjoin() {
         cp.api.kubectl(&["get", "ns", "karmada-es-member1", "-o", "name"]).ok().trim(),
         "namespace/karmada-es-member1"
     );
+    // Upstream's layout: the control plane holds the member's own ServiceAccount token (and
+    // its CA), never the kubeconfig's credentials; the Secrets belong to the Cluster.
+    let keys = |name: &str| {
+        let out = cp.api.kubectl(&[
+            "get",
+            "secret",
+            name,
+            "-n",
+            "karmada-cluster",
+            "-o",
+            "go-template={{range $k, $v := .data}}{{$k}} {{end}}",
+        ]);
+        out.ok().trim().to_owned()
+    };
+    assert_eq!(keys("member1"), "caBundle token");
+    assert_eq!(keys("member1-impersonator"), "token");
+    assert_eq!(
+        cp.api
+            .kubectl(&[
+                "get",
+                "secret",
+                "member1",
+                "-n",
+                "karmada-cluster",
+                "-o",
+                "jsonpath={.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}"
+            ])
+            .ok(),
+        "Cluster/member1"
+    );
+    assert_eq!(
+        cp.jsonpath("member1", "{.spec.impersonatorSecretRef.name}"),
+        "member1-impersonator"
+    );
+    let in_member =
+        cp.member("member1", &["get", "sa,secret", "-n", "karmada-cluster", "-o", "name"]);
+    for object in [
+        "serviceaccount/karmada-member1",
+        "serviceaccount/karmada-impersonator",
+        "secret/karmada-member1",
+    ] {
+        assert!(in_member.stdout.contains(object), "{object} missing: {}", in_member.stdout);
+    }
+    cp.member(
+        "member1",
+        &["get", "clusterrolebinding", "karmada-controller-manager:karmada-member1"],
+    )
+    .ok();
     // Joining again is idempotent: still one cluster.
     cp.join("member1").ok();
     assert_eq!(cp.api.kubectl(&["get", "clusters", "--no-headers"]).ok().lines().count(), 3);
@@ -85,10 +133,26 @@ fn join_status_faults_taints_and_unjoin() {
     assert!(matches!(cp.jsonpath("member1", "{.spec.taints}").as_str(), "" | "[]"));
     let listed = cp.karmadactl(&["get", "clusters"]);
     assert_eq!(listed.ok().lines().count(), 4, "{}", listed.stdout);
-    // Unjoin removes the Cluster, its Secret and its execution namespace.
-    cp.karmadactl(&["unjoin", "member1", "--wait"]).ok();
+    // Unjoin removes the Cluster, its Secrets and its execution namespace, and (given the
+    // member's kubeconfig) what joining created in the member.
+    cp.karmadactl(&[
+        "unjoin",
+        "member1",
+        "--wait",
+        "--cluster-kubeconfig",
+        cp.members_config.to_str().unwrap(),
+        "--cluster-context",
+        "member1",
+    ])
+    .ok();
     cp.api.kubectl(&["get", "cluster", "member1"]).fails();
     cp.api.kubectl(&["get", "secret", "member1", "-n", "karmada-cluster"]).fails();
+    cp.api.kubectl(&["get", "secret", "member1-impersonator", "-n", "karmada-cluster"]).fails();
+    cp.member("member1", &["get", "clusterrole", "karmada-controller-manager:karmada-member1"])
+        .fails();
+    eventually(Duration::from_secs(10), "the member's karmada-cluster namespace removed", || {
+        (cp.member("member1", &["get", "ns", "karmada-cluster"]).code != 0).then_some(())
+    });
     eventually(Duration::from_secs(10), "execution namespace removed", || {
         (cp.api.kubectl(&["get", "ns", "karmada-es-member1"]).code != 0).then_some(())
     });
