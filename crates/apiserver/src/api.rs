@@ -96,6 +96,8 @@ pub enum Operation {
 pub struct AdmissionRequest<'a> {
     pub operation: Operation,
     pub def: &'a ResourceDef,
+    /// CRDs of kinds the server serves itself, by name.
+    pub served_crds: &'a std::collections::HashMap<String, Value>,
     pub old: Option<&'a Value>,
     pub subresource: Option<&'a str>,
     pub user: &'a User,
@@ -156,6 +158,8 @@ pub struct Api {
     pub(crate) fairness: Fairness,
     /// Requests without credentials are served as `system:anonymous` (where authorized).
     pub(crate) anonymous_auth: bool,
+    /// CustomResourceDefinitions of kinds served natively (Karmada's), by name.
+    pub(crate) served_crds: std::collections::HashMap<String, Value>,
 }
 
 /// Switches for simulating an unreachable or unhealthy server.
@@ -1278,6 +1282,7 @@ impl Api {
         self.admit(
             &AdmissionRequest {
                 operation: Operation::Create,
+                served_crds: &self.served_crds,
                 def,
                 old: None,
                 subresource: None,
@@ -1510,6 +1515,7 @@ impl Api {
         self.admit(
             &AdmissionRequest {
                 operation: Operation::Update,
+                served_crds: &self.served_crds,
                 def,
                 old: Some(current),
                 subresource,
@@ -1837,7 +1843,7 @@ impl Api {
                 )));
             }
             let mut check = current.clone();
-            self.admit(&AdmissionRequest { operation: Operation::Delete, def, old: Some(current), subresource: None, user }, &mut check)?;
+            self.admit(&AdmissionRequest { operation: Operation::Delete, served_crds: &self.served_crds, def, old: Some(current), subresource: None, user }, &mut check)?;
             let mut finalizers = object::finalizers(current);
             let policy_finalizer = match options.propagation.as_deref() {
                 Some("Foreground") => Some("foregroundDeletion"),

@@ -419,6 +419,10 @@ fn owner_of(crd: &Value) -> String {
 
 /// Serves (or stops serving) a CRD's resources right away.
 pub fn sync_registry(api: &Api, crd: &Value, deleted: bool) {
+    // A kind the server serves itself keeps its own definition whatever its CRD object says.
+    if api.served_crds.contains_key(object::name(crd)) {
+        return;
+    }
     if deleted {
         api.registry.unregister(&owner_of(crd));
     } else {
@@ -517,6 +521,10 @@ pub async fn run_controller(api: Arc<Api>, from: Revision) {
                     Some(Ok(store::Event::Delete { revision, prev })) => {
                         after = revision;
                         let crd: Value = serde_json::from_slice(&prev.value).unwrap_or_default();
+                        if api.served_crds.contains_key(object::name(&crd)) {
+                            // Never: its objects are not the CRD's (deletion is refused).
+                            continue;
+                        }
                         let defs = defs_from_crd(&crd);
                         sync_registry(&api, &crd, true);
                         if let Some(d) = defs.first() {
@@ -560,6 +568,70 @@ async fn remove_objects(api: &Api, def: &ResourceDef) {
         for kv in page.items {
             let _ = api.store.delete(&kv.key, None).await;
         }
+    }
+}
+
+/// The CustomResourceDefinition objects of kinds the server serves itself (Karmada's kinds),
+/// shown as upstream installs them (`kubectl get crd`): their spec stays the server's — an
+/// applied CRD for the same kind (upstream's YAML) is accepted and changes nothing — and they
+/// cannot be deleted (that would delete every object of the kind).
+pub struct ServedCrds;
+
+impl crate::api::Admission for ServedCrds {
+    fn admit(
+        &self,
+        request: &crate::api::AdmissionRequest<'_>,
+        object: &mut Value,
+    ) -> Result<(), ApiError> {
+        if request.def.kind != "CustomResourceDefinition"
+            || request.def.group != "apiextensions.k8s.io"
+        {
+            return Ok(());
+        }
+        let Some(served) = request.served_crds.get(object::name(object)) else { return Ok(()) };
+        match request.operation {
+            crate::api::Operation::Delete => Err(ApiError::forbidden(format!(
+                "customresourcedefinitions.apiextensions.k8s.io {:?} is forbidden: the kind is served by karmada-rs itself; deleting its definition would delete every object of it",
+                object::name(object)
+            ))),
+            _ => {
+                if request.subresource.is_none() {
+                    object["spec"] = served["spec"].clone();
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Stores a served kind's CRD object, or brings its spec back to the server's (after an
+/// upgrade that changed the schema).
+pub async fn ensure_served(api: &Api, crd: &Value) {
+    let Some(def) = api.registry.get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+    else {
+        return;
+    };
+    let name = object::name(crd).to_owned();
+    let result = api
+        .guaranteed_update(&def, None, &name, false, &mut |current| match current {
+            Some(current) if current.get("spec") == crd.get("spec") => Ok(Decision::Unchanged),
+            Some(current) => {
+                let mut new = current.clone();
+                new["spec"] = crd["spec"].clone();
+                Ok(Decision::Update(new))
+            }
+            None => {
+                let mut object = crd.clone();
+                let now = crate::api::now_rfc3339();
+                let uid = uuid::Uuid::new_v4().to_string();
+                crate::strategy::prepare_create(&def, &mut object, &now, &uid)?;
+                object["status"] = desired_status(&object);
+                Ok(Decision::Create(object))
+            }
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::warn!(crd = name, error = %e.message, "cannot store the CRD of a served kind");
     }
 }
 

@@ -100,6 +100,9 @@ pub struct Config {
     /// Serve requests without credentials as `system:anonymous` where RBAC allows it (health
     /// and version); off: every request needs credentials (401).
     pub anonymous_auth: bool,
+    /// CustomResourceDefinition objects for kinds in `resources`, shown to clients as if the
+    /// kinds were CRDs (`kubectl get crd`); see `crd::ServedCrds`.
+    pub served_crds: Vec<serde_json::Value>,
 }
 
 impl Config {
@@ -123,6 +126,7 @@ impl Config {
             max_requests_inflight: 0,
             exempt_groups: vec![rbac::MASTERS.to_owned()],
             anonymous_auth: true,
+            served_crds: Vec::new(),
             audit_log: None,
             audit_log_max_bytes: 100 << 20,
             max_watches_per_user: 0,
@@ -216,6 +220,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let (shutdown_tx, shutdown_rx) = signal::channel(false);
     let rbac_authorizer = config.rbac.then(rbac::RbacAuthorizer::default);
     let mut admission = config.admission;
+    admission.push(Arc::new(crd::ServedCrds));
     if let Some(rbac) = &rbac_authorizer {
         admission.push(Arc::new(rbac::EscalationCheck { index: Arc::clone(&rbac.index) }));
     }
@@ -244,6 +249,11 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         watches: api::WatchSlots::new(config.max_watches_per_user),
         fairness: api::Fairness::new(config.max_requests_inflight, config.exempt_groups.clone()),
         anonymous_auth: config.anonymous_auth,
+        served_crds: config
+            .served_crds
+            .iter()
+            .map(|crd| (apimachinery::object::name(crd).to_owned(), crd.clone()))
+            .collect(),
         inflight: (config.max_requests_inflight > 0)
             .then(|| Arc::new(tokio::sync::Semaphore::new(config.max_requests_inflight))),
         audit: match &config.audit_log {
@@ -256,6 +266,9 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     });
     let crd_revision = crd::load_all(&api).await?;
     ensure_default_namespaces(&api, &config.namespaces).await;
+    for crd in &config.served_crds {
+        crd::ensure_served(&api, crd).await;
+    }
 
     let kubeconfig =
         config.kubeconfig.unwrap_or_else(|| config.data_dir.join("karmada-apiserver.config"));

@@ -122,6 +122,8 @@ pub fn install(config: &mut apiserver::Config) {
     config.rbac = true;
     config.rbac_bootstrap.extend(crate::access::rbac_bootstrap());
     config.exempt_groups.push(crate::access::COMPONENTS_GROUP.to_owned());
+    // Upstream installs every Karmada kind as a CRD; tools look for them (`kubectl get crd`).
+    config.served_crds.extend(karmada_api::kinds::KINDS.iter().map(karmada_api::schema::crd));
     // Leader-election Leases live in karmada-system; cluster secrets and agent Leases in
     // karmada-cluster.
     config.namespaces.extend(["karmada-system".to_owned(), "karmada-cluster".to_owned()]);

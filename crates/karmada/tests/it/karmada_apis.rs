@@ -312,3 +312,59 @@ fn karmada_crds_prints_every_kind() {
     assert_eq!(schema.pointer("/properties/spec/properties/placement/properties/clusterAffinity/properties/clusterNames/type"), Some(&Value::from("array")));
     assert_eq!(pp["spec"]["names"]["shortNames"][0], "pp");
 }
+
+/// Upstream installs Karmada's kinds as CRDs and tools look for them there: `kubectl get crd`
+/// lists every kind; applying upstream's own CRD YAML (here a deliberately different schema)
+/// is accepted and leaves the server's definition in force; deleting one is refused.
+#[test]
+fn karmada_kinds_are_listed_as_crds_that_keep_the_servers_definition() {
+    let s = ApiServer::start("memory");
+    let names = s.kubectl(&["get", "crd", "-o", "name"]).ok().to_owned();
+    for kind in karmada_api::kinds::KINDS {
+        let crd = karmada_api::schema::crd(kind);
+        let name = crd["metadata"]["name"].as_str().unwrap();
+        assert!(
+            names.contains(&format!("customresourcedefinition.apiextensions.k8s.io/{name}")),
+            "{name} missing from kubectl get crd:\n{names}"
+        );
+    }
+    let established = s.kubectl(&[
+        "get",
+        "crd",
+        "propagationpolicies.policy.karmada.io",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Established\")].status}",
+    ]);
+    assert_eq!(established.ok(), "True");
+    let before = s
+        .kubectl(&["get", "crd", "propagationpolicies.policy.karmada.io", "-o", "jsonpath={.spec}"])
+        .ok()
+        .to_owned();
+
+    // A CRD for the same kind with a schema that would forbid every real policy.
+    let foreign = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: propagationpolicies.policy.karmada.io\nspec:\n  group: policy.karmada.io\n  scope: Namespaced\n  names:\n    kind: PropagationPolicy\n    plural: propagationpolicies\n    singular: propagationpolicy\n    listKind: PropagationPolicyList\n  versions:\n  - name: v1alpha1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          spec:\n            type: object\n            required: [onlyThis]\n            properties:\n              onlyThis:\n                type: string\n";
+    s.kubectl_stdin(&["apply", "-f", "-"], foreign).ok();
+    let after = s
+        .kubectl(&["get", "crd", "propagationpolicies.policy.karmada.io", "-o", "jsonpath={.spec}"])
+        .ok()
+        .to_owned();
+    assert_eq!(before, after, "applying a CRD changed a served kind's definition");
+
+    let pp = "apiVersion: policy.karmada.io/v1alpha1\nkind: PropagationPolicy\nmetadata:\n  name: web\nspec:\n  resourceSelectors:\n  - apiVersion: apps/v1\n    kind: Deployment\n    name: web\n  placement:\n    clusterAffinity:\n      clusterNames: [member1]\n";
+    s.kubectl_stdin(&["apply", "-f", "-"], pp).ok();
+    assert_eq!(s.kubectl(&["get", "pp", "web", "-o", "jsonpath={.metadata.name}"]).ok(), "web");
+
+    let err =
+        s.kubectl(&["delete", "crd", "propagationpolicies.policy.karmada.io"]).fails().to_owned();
+    assert!(err.contains("forbidden"), "{err}");
+    assert_eq!(s.kubectl(&["get", "pp", "web", "-o", "jsonpath={.metadata.name}"]).ok(), "web");
+
+    // The definitions survive a restart unchanged (they are stored, then brought back).
+    let mut s = s;
+    s.restart();
+    let again = s
+        .kubectl(&["get", "crd", "propagationpolicies.policy.karmada.io", "-o", "jsonpath={.spec}"])
+        .ok()
+        .to_owned();
+    assert_eq!(before, again);
+}
