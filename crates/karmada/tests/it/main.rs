@@ -15,3 +15,4 @@ mod plane;
 mod propagation;
 mod pull;
 mod rbac;
+mod scenarios;

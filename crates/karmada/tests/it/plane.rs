@@ -99,7 +99,13 @@ impl ControlPlane {
     }
 
     pub fn join(&self, name: &str) -> Out {
-        self.karmadactl(&[
+        self.join_in(name, "eu", &[])
+    }
+
+    /// Joins a member located in `region` (and `zones`).
+    pub fn join_in(&self, name: &str, region: &str, zones: &[&str]) -> Out {
+        let zones = zones.join(",");
+        let mut args = vec![
             "join",
             name,
             "--cluster-kubeconfig",
@@ -107,8 +113,12 @@ impl ControlPlane {
             "--cluster-context",
             name,
             "--cluster-region",
-            "eu",
-        ])
+            region,
+        ];
+        if !zones.is_empty() {
+            args.extend(["--cluster-zones", &zones]);
+        }
+        self.karmadactl(&args)
     }
 
     pub fn fault(&self, name: &str, args: &[&str]) {
