@@ -373,6 +373,13 @@ fn karmada_up_runs_the_quick_start() {
         let (_, policies) =
             kubectl("karmada-apiserver", &["get", "clustertaintpolicies", "-o", "name"]);
         assert_eq!(policies.lines().count(), 2, "default failover policies: {policies}");
+        // Every Karmada kind is listed as a CRD, as upstream installs them.
+        let (_, crds) = kubectl("karmada-apiserver", &["get", "crd", "-o", "name"]);
+        for kind in karmada_api::kinds::KINDS {
+            let crd = karmada_api::schema::crd(kind);
+            let name = crd["metadata"]["name"].as_str().unwrap();
+            assert!(crds.contains(name), "{name} missing from kubectl get crd: {crds}");
+        }
     }));
     kill(up);
     if let Err(e) = result {
