@@ -34,42 +34,98 @@ use serde_json::{Value, json};
 use crate::lean::LeanObject;
 use crate::shared::{Change, Watched};
 use crate::{Binding, execution_namespace};
+use karmada_api::names;
 
-pub const BINDING_NAMESPACE_LABEL: &str = "resourcebinding.karmada.io/namespace";
-pub const BINDING_NAME_LABEL: &str = "resourcebinding.karmada.io/name";
-pub const CLUSTER_BINDING_NAME_LABEL: &str = "clusterresourcebinding.karmada.io/name";
-pub const MANAGED_LABEL: &str = "karmada.io/managed";
+pub const MANAGED_LABEL: &str = names::MANAGED_LABEL;
 pub const FINALIZER: &str = "karmada.io/binding-controller";
 /// The binding condition saying whether every override policy could be applied.
 pub const OVERRIDES_CONDITION: &str = "OverridesApplied";
 /// The annotation on a Work's manifest that lets it overwrite an existing unmanaged object.
-pub const CONFLICT_ANNOTATION: &str = "work.karmada.io/conflict-resolution";
+pub const CONFLICT_ANNOTATION: &str = names::CONFLICT_RESOLUTION_ANNOTATION;
 
-/// The Work name for a binding: readable, and unique across namespaces (`namespace` is empty
-/// for a ClusterResourceBinding).
-pub fn work_name(namespace: &str, binding: &str) -> String {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in format!("{namespace}/{binding}").bytes() {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    format!("{binding}-{h:08x}")
+/// A binding as its Works and their member objects refer to it (upstream's layout: its
+/// permanent id as a label, its name and namespace as annotations — a name can be longer than
+/// a label value may be).
+#[derive(Clone, Copy, Debug)]
+pub struct BindingRef<'a> {
+    /// None for a ClusterResourceBinding.
+    pub namespace: Option<&'a str>,
+    pub name: &'a str,
+    /// The binding's permanent id (the API server gives every binding one).
+    pub permanent_id: Option<&'a str>,
 }
 
-/// The labels that tie a Work to its binding.
-pub fn work_labels(namespace: Option<&str>, binding: &str) -> BTreeMap<String, String> {
-    let mut labels = BTreeMap::new();
-    match namespace {
-        Some(ns) => {
-            labels.insert(BINDING_NAMESPACE_LABEL.to_owned(), ns.to_owned());
-            labels.insert(BINDING_NAME_LABEL.to_owned(), binding.to_owned());
-        }
-        None => {
-            labels.insert(CLUSTER_BINDING_NAME_LABEL.to_owned(), binding.to_owned());
+impl<'a> BindingRef<'a> {
+    pub fn of(meta: &'a kube::core::ObjectMeta) -> Self {
+        let namespace = meta.namespace.as_deref();
+        let id_label = match namespace {
+            Some(_) => names::RB_PERMANENT_ID_LABEL,
+            None => names::CRB_PERMANENT_ID_LABEL,
+        };
+        BindingRef {
+            namespace,
+            name: meta.name.as_deref().unwrap_or_default(),
+            permanent_id: meta.labels.as_ref().and_then(|l| l.get(id_label)).map(String::as_str),
         }
     }
-    labels.insert(MANAGED_LABEL.to_owned(), "true".to_owned());
-    labels
+
+    /// The labels of its Works (and of their member objects).
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        let key = match self.namespace {
+            Some(_) => names::RB_PERMANENT_ID_LABEL,
+            None => names::CRB_PERMANENT_ID_LABEL,
+        };
+        self.permanent_id.map(|id| (key.to_owned(), id.to_owned())).into_iter().collect()
+    }
+
+    /// The annotations of its Works (and of their member objects).
+    pub fn annotations(&self) -> BTreeMap<String, String> {
+        let mut annotations = BTreeMap::new();
+        match self.namespace {
+            Some(ns) => {
+                annotations.insert(names::RB_NAMESPACE_ANNOTATION.to_owned(), ns.to_owned());
+                annotations.insert(names::RB_NAME_ANNOTATION.to_owned(), self.name.to_owned());
+            }
+            None => {
+                annotations.insert(names::CRB_NAME_ANNOTATION.to_owned(), self.name.to_owned());
+            }
+        }
+        annotations
+    }
+}
+
+/// The Work metadata and manifest metadata a binding's Work in one cluster gets, as upstream
+/// writes them: on the manifest the binding's id label, `karmada.io/managed`, the binding's
+/// name annotations, the template's uid (and generation), the Work's name and namespace, and
+/// (once the Work has one) the Work's id; then the managed label/annotation key lists.
+pub fn mark_manifest(
+    manifest: &mut Value,
+    binding: &BindingRef<'_>,
+    template: &kube::core::ObjectMeta,
+    work_name: &str,
+    work_namespace: &str,
+    work_id: Option<&str>,
+) {
+    let labels = apimachinery::object::string_map_mut(manifest, "labels");
+    for (k, v) in binding.labels() {
+        labels.insert(k, json!(v));
+    }
+    labels.insert(names::MANAGED_LABEL.into(), json!("true"));
+    let annotations = apimachinery::object::string_map_mut(manifest, "annotations");
+    for (k, v) in binding.annotations() {
+        annotations.insert(k, json!(v));
+    }
+    if let Some(generation) = template.generation.filter(|g| *g > 0) {
+        annotations
+            .insert(names::TEMPLATE_GENERATION_ANNOTATION.into(), json!(generation.to_string()));
+    }
+    annotations.insert(
+        names::TEMPLATE_UID_ANNOTATION.into(),
+        json!(template.uid.as_deref().unwrap_or_default()),
+    );
+    annotations.insert(names::WORK_NAME_ANNOTATION.into(), json!(work_name));
+    annotations.insert(names::WORK_NAMESPACE_ANNOTATION.into(), json!(work_namespace));
+    karmada_api::admission::stamp_workload(manifest, work_id);
 }
 
 /// The clusters a binding's Works go to, with each one's replica share: the scheduled
@@ -143,17 +199,55 @@ fn owner_key(namespace: Option<&str>, name: &str) -> String {
     }
 }
 
-/// The owning binding of a Work, from its labels.
+/// The owning binding of a Work.
 fn owner_of(work: &Work) -> Option<String> {
     owning_binding(work).map(|(name, ns)| owner_key(ns, name))
 }
 
-/// The name and (for a ResourceBinding) namespace of a Work's binding, from its labels.
-fn owning_binding(work: &Work) -> Option<(&str, Option<&str>)> {
-    let labels = work.metadata.labels.as_ref()?;
-    match (labels.get(BINDING_NAME_LABEL), labels.get(BINDING_NAMESPACE_LABEL)) {
-        (Some(name), Some(ns)) => Some((name, Some(ns))),
-        _ => labels.get(CLUSTER_BINDING_NAME_LABEL).map(|n| (n.as_str(), None)),
+/// The name and (for a ResourceBinding) namespace of a Work's binding: from its annotations,
+/// or the labels earlier versions wrote.
+pub fn owning_binding(work: &Work) -> Option<(&str, Option<&str>)> {
+    fn from<'m>(
+        map: Option<&'m BTreeMap<String, String>>,
+        name_key: &str,
+        ns_key: &str,
+        cluster_key: &str,
+    ) -> Option<(&'m str, Option<&'m str>)> {
+        let map = map?;
+        match (map.get(name_key), map.get(ns_key)) {
+            (Some(name), Some(ns)) => Some((name.as_str(), Some(ns.as_str()))),
+            _ => map.get(cluster_key).map(|n| (n.as_str(), None)),
+        }
+    }
+    from(
+        work.metadata.annotations.as_ref(),
+        names::RB_NAME_ANNOTATION,
+        names::RB_NAMESPACE_ANNOTATION,
+        names::CRB_NAME_ANNOTATION,
+    )
+    .or_else(|| {
+        from(
+            work.metadata.labels.as_ref(),
+            names::LEGACY_RB_NAME_LABEL,
+            names::LEGACY_RB_NAMESPACE_LABEL,
+            names::LEGACY_CRB_NAME_LABEL,
+        )
+    })
+}
+
+/// Removes a Work that was renamed (an earlier version's name) without touching what it
+/// applied: the Work under its new name manages the same member object.
+pub async fn retire_renamed_work(api: &Api<Work>, name: &str) -> Result<(), kube::Error> {
+    let preserve = json!({"spec": {"preserveResourcesOnDeletion": true}});
+    match api.patch(name, &PatchParams::default(), &Patch::Merge(&preserve)).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -371,21 +465,36 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
     let ns = namespace.clone().unwrap_or_default();
     let name = rb.meta().name.clone().unwrap_or_default();
     let spec = rb.spec();
-    let work_name = work_name(&ns, &name);
-    let labels = work_labels(namespace.as_deref(), &name);
+    let resource = &spec.resource;
+    let work_name = names::work_name(&resource.kind, &resource.name, &resource.namespace);
+    let binding_ref = BindingRef::of(rb.meta());
     // This binding's Works, from the index of Works by owning binding (not a lookup in every
     // cluster's execution namespace: that cost grew with the clusters on every reconcile).
-    let existing: Vec<Arc<Work>> = ctx
+    let owner = owner_key(namespace.as_deref(), &name);
+    let deleting = rb.meta().deletion_timestamp.is_some();
+    let (mut existing, renamed): (Vec<Arc<Work>>, Vec<Arc<Work>>) = ctx
         .work_index
-        .works_of(&owner_key(namespace.as_deref(), &name))
+        .works_of(&owner)
         .into_iter()
         .filter_map(|(es, work)| ctx.works.get(&ObjectRef::new(&work).within(&es)))
-        .filter(|w| {
-            let l = w.metadata.labels.clone().unwrap_or_default();
-            labels.iter().all(|(k, v)| l.get(k) == Some(v))
-        })
-        .collect();
-    let deleting = rb.meta().deletion_timestamp.is_some();
+        .filter(|w| owner_of(w).as_deref() == Some(owner.as_str()))
+        .partition(|w| w.metadata.name.as_deref() == Some(work_name.as_str()));
+    // Works named by an earlier version go, leaving their member objects to the new Works
+    // (unless the binding goes: then they are deleted like the others).
+    if deleting {
+        existing.extend(renamed);
+    } else {
+        for work in &renamed {
+            if work.metadata.deletion_timestamp.is_none() {
+                let api: Api<Work> = Api::namespaced(
+                    ctx.client.clone(),
+                    work.metadata.namespace.as_deref().unwrap_or_default(),
+                );
+                retire_renamed_work(&api, work.metadata.name.as_deref().unwrap_or_default())
+                    .await?;
+            }
+        }
+    }
     let targets = if deleting { BTreeMap::new() } else { work_targets(spec) };
     // Clusters being evicted gracefully (or never purged) keep their Work for now.
     let keep: std::collections::BTreeSet<String> = if deleting {
@@ -400,13 +509,14 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
     // Works of clusters no longer targeted go.
     for work in &existing {
         let work_ns = work.metadata.namespace.as_deref().unwrap_or_default();
-        let cluster = work_ns.strip_prefix("karmada-es-").unwrap_or_default();
+        let cluster = names::cluster_of_execution_namespace(work_ns).unwrap_or_default();
         if !targets.contains_key(cluster)
             && !keep.contains(cluster)
             && work.metadata.deletion_timestamp.is_none()
         {
             let api: Api<Work> = Api::namespaced(ctx.client.clone(), work_ns);
-            match api.delete(&work_name, &DeleteParams::default()).await {
+            let own_name = work.metadata.name.as_deref().unwrap_or_default();
+            match api.delete(own_name, &DeleteParams::default()).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
                 Err(e) => return Err(e.into()),
@@ -430,7 +540,6 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
     if targets.is_empty() {
         return Ok(Action::await_change());
     }
-    let resource = &spec.resource;
     let (group, version) =
         resource.api_version.split_once('/').unwrap_or(("", resource.api_version.as_str()));
     let ar = ctx.resource(&GroupVersionKind::gvk(group, version, &resource.kind)).await?;
@@ -449,7 +558,6 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
             None => return Ok(Action::requeue(Duration::from_secs(1))),
         },
     };
-    let owner = owner_key(namespace.as_deref(), &name);
     let mut inputs = Rendered::of(epoch, rb.meta(), &existing);
     let unchanged = ctx.rendered.lock().is_ok_and(|r| r.get(&owner) == Some(&inputs));
     // Works written now have no status yet: their watch events bring the binding back here
@@ -465,8 +573,6 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
             apimachinery::object::string_map_mut(&mut stripped, "annotations")
                 .insert(CONFLICT_ANNOTATION.into(), json!("overwrite"));
         }
-        apimachinery::object::string_map_mut(&mut stripped, "labels")
-            .insert(MANAGED_LABEL.into(), json!("true"));
         let ops = ctx.ops.state();
         let cops = ctx.cops.state();
         let op_refs: Vec<OverridePolicyRef<'_>> = ops
@@ -530,6 +636,19 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
                     }
                 }
             }
+            let es = execution_namespace(cluster_name);
+            let current = existing.iter().find(|w| w.metadata.namespace.as_deref() == Some(&es));
+            let work_id = current
+                .and_then(|w| w.metadata.labels.as_ref()?.get(names::WORK_PERMANENT_ID_LABEL))
+                .map(String::as_str);
+            mark_manifest(
+                &mut rendered,
+                &binding_ref,
+                &template.metadata,
+                &work_name,
+                &es,
+                work_id,
+            );
             let mut work_spec = json!({"workload": {"manifests": [rendered]}});
             if dispatch_suspended(spec, cluster_name) {
                 work_spec["suspendDispatching"] = json!(true);
@@ -537,8 +656,6 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
             if spec.preserve_resources_on_deletion == Some(true) {
                 work_spec["preserveResourcesOnDeletion"] = json!(true);
             }
-            let es = execution_namespace(cluster_name);
-            let current = existing.iter().find(|w| w.metadata.namespace.as_deref() == Some(&es));
             if current.is_some_and(|w| {
                 w.metadata.deletion_timestamp.is_none()
                     && serde_json::to_value(&w.spec).ok().as_ref() == Some(&work_spec)
@@ -547,7 +664,8 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
             }
             let work = json!({
                 "apiVersion": "work.karmada.io/v1alpha1", "kind": "Work",
-                "metadata": {"name": work_name, "namespace": es, "labels": labels,
+                "metadata": {"name": work_name, "namespace": es,
+                    "labels": binding_ref.labels(), "annotations": binding_ref.annotations(),
                     "finalizers": [crate::execution::FINALIZER]},
                 "spec": work_spec,
             });
@@ -1053,7 +1171,10 @@ mod tests {
         let mut w = Work::default();
         w.metadata.namespace = Some(ns.into());
         w.metadata.name = Some(name.into());
-        w.metadata.labels = Some(work_labels(Some("default"), binding));
+        w.metadata.annotations = Some(
+            BindingRef { namespace: Some("default"), name: binding, permanent_id: Some("id") }
+                .annotations(),
+        );
         w
     }
 
@@ -1087,7 +1208,8 @@ mod tests {
         let mut c = Work::default();
         c.metadata.namespace = Some("karmada-es-member1".into());
         c.metadata.name = Some("c".into());
-        c.metadata.labels = Some(work_labels(None, "crd-x"));
+        c.metadata.annotations =
+            Some(BindingRef { namespace: None, name: "crd-x", permanent_id: None }.annotations());
         index.observe(&Change::Applied(Arc::new(c)));
         assert_eq!(index.works_of(&owner_key(None, "crd-x")).len(), 1);
     }
@@ -1104,12 +1226,73 @@ mod tests {
             "metadata": {"name": "nginx", "namespace": "default", "labels": {"app": "nginx"}, "annotations": {"keep": "me"}},
             "spec": {"replicas": 2}})
         );
-        assert_ne!(work_name("a", "x"), work_name("b", "x"));
-        assert_ne!(work_name("", "x"), work_name("default", "x"));
-        assert!(work_name("default", "nginx-deployment").starts_with("nginx-deployment-"));
-        assert_eq!(work_labels(None, "crd")[CLUSTER_BINDING_NAME_LABEL], "crd");
-        assert!(!work_labels(None, "crd").contains_key(BINDING_NAME_LABEL));
-        assert_eq!(work_labels(Some("default"), "x")[BINDING_NAMESPACE_LABEL], "default");
+    }
+
+    /// Upstream's layout: ids as labels, names as annotations (a binding name may be longer
+    /// than 63 characters); Works named after their template.
+    #[test]
+    fn work_and_manifest_metadata() {
+        let long = "a-deployment-name-that-is-much-longer-than-sixty-three-characters-x";
+        let binding = names::binding_name("Deployment", long);
+        let rb =
+            BindingRef { namespace: Some("default"), name: &binding, permanent_id: Some("rb-id") };
+        assert_eq!(
+            rb.labels(),
+            BTreeMap::from([(names::RB_PERMANENT_ID_LABEL.to_owned(), "rb-id".to_owned())])
+        );
+        assert_eq!(rb.annotations()[names::RB_NAME_ANNOTATION], binding);
+        assert_eq!(rb.annotations()[names::RB_NAMESPACE_ANNOTATION], "default");
+        for value in rb.labels().values() {
+            assert!(apimachinery::selector::validate_label_value(value).is_ok());
+        }
+        let crb = BindingRef { namespace: None, name: "crd-x", permanent_id: Some("crb-id") };
+        assert!(crb.labels().contains_key(names::CRB_PERMANENT_ID_LABEL));
+        assert_eq!(crb.annotations().keys().collect::<Vec<_>>(), [names::CRB_NAME_ANNOTATION]);
+
+        let template = kube::core::ObjectMeta {
+            uid: Some("tpl-uid".into()),
+            generation: Some(3),
+            ..Default::default()
+        };
+        let mut manifest = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": long, "namespace": "default", "labels": {"app": "web"}}});
+        let work = names::work_name("Deployment", long, "default");
+        mark_manifest(&mut manifest, &rb, &template, &work, "karmada-es-m1", Some("work-id"));
+        let once = manifest.clone();
+        mark_manifest(&mut manifest, &rb, &template, &work, "karmada-es-m1", Some("work-id"));
+        assert_eq!(manifest, once, "marking twice changes nothing");
+        assert_eq!(
+            manifest["metadata"]["labels"],
+            json!({"app": "web", "karmada.io/managed": "true",
+                "resourcebinding.karmada.io/permanent-id": "rb-id",
+                "work.karmada.io/permanent-id": "work-id"})
+        );
+        let annotations = &manifest["metadata"]["annotations"];
+        assert_eq!(annotations["resourcetemplate.karmada.io/uid"], "tpl-uid");
+        assert_eq!(annotations["resourcetemplate.karmada.io/generation"], "3");
+        assert_eq!(annotations["work.karmada.io/name"], json!(work));
+        assert_eq!(annotations["work.karmada.io/namespace"], "karmada-es-m1");
+        assert_eq!(annotations["resourcebinding.karmada.io/name"], json!(binding));
+        assert_eq!(
+            annotations["resourcetemplate.karmada.io/managed-labels"],
+            "app,karmada.io/managed,resourcebinding.karmada.io/permanent-id,work.karmada.io/permanent-id"
+        );
+        assert_eq!(
+            annotations["resourcetemplate.karmada.io/managed-annotations"],
+            "resourcebinding.karmada.io/name,resourcebinding.karmada.io/namespace,resourcetemplate.karmada.io/generation,resourcetemplate.karmada.io/managed-annotations,resourcetemplate.karmada.io/managed-labels,resourcetemplate.karmada.io/uid,work.karmada.io/name,work.karmada.io/namespace"
+        );
+
+        // A Work is found to belong to its binding by its annotations, or by the labels an
+        // earlier version wrote.
+        let mut w = Work::default();
+        w.metadata.annotations = Some(rb.annotations());
+        assert_eq!(owning_binding(&w), Some((binding.as_str(), Some("default"))));
+        let mut legacy = Work::default();
+        legacy.metadata.labels = Some(BTreeMap::from([
+            (names::LEGACY_RB_NAME_LABEL.to_owned(), "web-deployment".to_owned()),
+            (names::LEGACY_RB_NAMESPACE_LABEL.to_owned(), "default".to_owned()),
+        ]));
+        assert_eq!(owning_binding(&legacy), Some(("web-deployment", Some("default"))));
     }
 
     fn spec(v: Value) -> ResourceBindingSpec {

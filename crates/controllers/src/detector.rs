@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
+use karmada_api::names;
 use karmada_api::policy::{ClusterPropagationPolicy, PropagationPolicy};
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 
@@ -244,15 +245,16 @@ impl State {
         let cpp_list = self.cpps.state();
         let (pps, cpps) = live_policies(&pp_list, &cpp_list);
         let labels = template.metadata.labels.clone().unwrap_or_default();
+        let annotations = template.metadata.annotations.clone().unwrap_or_default();
         // A claimed template keeps its policy unless a preempting policy outranks it.
-        let claimed_pp = labels
-            .get("propagationpolicy.karmada.io/name")
-            .and_then(|n| pps.iter().find(|p| p.name == n && p.namespace == ns));
-        let claimed_cpp = labels
-            .get("clusterpropagationpolicy.karmada.io/name")
-            .and_then(|n| cpps.iter().find(|p| p.name == n));
-        let holder = claimed_pp
-            .or(claimed_cpp)
+        let holder = propagation::Claim::holder(&labels, &annotations)
+            .and_then(|(pns, pname)| {
+                if pns.is_empty() {
+                    cpps.iter().find(|p| p.name == pname)
+                } else {
+                    pps.iter().find(|p| p.name == pname && p.namespace == pns && pns == ns)
+                }
+            })
             .and_then(|p| propagation::policy_matches(p, &t).map(|i| (p, i)));
         // A cluster-scoped template can only match ClusterPropagationPolicies.
         let namespace_policies: &[Policy<'_>] = if namespaced { &pps } else { &[] };
@@ -278,8 +280,8 @@ impl State {
         let Some(policy) = chosen else {
             // No policy (any more): a template claimed by a deleted policy is unclaimed; its
             // binding stays, without the claim, and what was propagated stays where it is.
-            if CLAIM_LABELS.iter().any(|k| labels.contains_key(*k)) {
-                self.unclaim(ar, namespaced, &templates, &name, &labels).await?;
+            if claimed(&labels, &annotations) {
+                self.unclaim(ar, namespaced, &templates, &name, &labels, &annotations).await?;
             }
             if namespaced && DEPENDENCY_KINDS.contains(&ar.kind.as_str()) {
                 self.refresh_attached(ar, &ns, &name, template).await?;
@@ -288,13 +290,7 @@ impl State {
         };
         let policy_id = if policy.cluster_scoped() {
             cpp_list.iter().find(|p| p.metadata.name.as_deref() == Some(policy.name)).and_then(
-                |p| {
-                    p.metadata
-                        .labels
-                        .as_ref()?
-                        .get("clusterpropagationpolicy.karmada.io/permanent-id")
-                        .cloned()
-                },
+                |p| p.metadata.labels.as_ref()?.get(names::CPP_PERMANENT_ID_LABEL).cloned(),
             )
         } else {
             pp_list
@@ -304,34 +300,14 @@ impl State {
                         && p.metadata.namespace.as_deref() == Some(policy.namespace)
                 })
                 .and_then(|p| {
-                    p.metadata
-                        .labels
-                        .as_ref()?
-                        .get("propagationpolicy.karmada.io/permanent-id")
-                        .cloned()
+                    p.metadata.labels.as_ref()?.get(names::PP_PERMANENT_ID_LABEL).cloned()
                 })
         }
         .unwrap_or_default();
         // Claim the template (dropping the claim of a policy it was taken from).
-        let claim = propagation::claim_labels(policy, &policy_id);
-        let stale: Vec<&str> = CLAIM_LABELS
-            .iter()
-            .copied()
-            .filter(|k| labels.contains_key(*k) && !claim.contains_key(*k))
-            .collect();
-        if claim.iter().any(|(k, v)| labels.get(k) != Some(v)) || !stale.is_empty() {
-            let mut patch: serde_json::Map<String, Value> =
-                claim.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-            for k in stale {
-                patch.insert(k.to_owned(), Value::Null);
-            }
-            let claimed = templates
-                .patch(
-                    &name,
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"metadata": {"labels": patch}})),
-                )
-                .await?;
+        let claim = propagation::Claim::of(policy, &policy_id);
+        if let Some(patch) = claim_patch(&claim, &labels, &annotations) {
+            let claimed = templates.patch(&name, &PatchParams::default(), &patch).await?;
             self.templates.insert_newer(
                 key(ar, &claimed),
                 (Arc::new(ar.clone()), namespaced, claimed.clone()),
@@ -398,7 +374,8 @@ impl State {
         let binding_ar = crate::binding_resource(namespaced);
         let mut binding = json!({
             "apiVersion": binding_ar.api_version, "kind": binding_ar.kind,
-            "metadata": {"name": binding_name, "labels": claim,
+            "metadata": {"name": binding_name, "labels": claim.labels,
+                "annotations": claim.annotations,
                 "finalizers": [crate::binding::FINALIZER],
                 "ownerReferences": [{"apiVersion": ar.api_version, "kind": ar.kind, "name": name, "uid": template.metadata.uid, "controller": true, "blockOwnerDeletion": true}]},
             "spec": spec,
@@ -472,8 +449,9 @@ impl State {
     /// one matches it. Claimed templates (their bindings exist) and templates no policy
     /// selects are the resync, which comes after new work.
     fn is_new_work(&self, ar: &ApiResource, namespaced: bool, obj: &LeanObject) -> bool {
-        let claimed = obj.metadata.labels.as_ref();
-        if claimed.is_some_and(|l| CLAIM_LABELS.iter().any(|k| l.contains_key(*k))) {
+        let labels = obj.metadata.labels.clone().unwrap_or_default();
+        let annotations = obj.metadata.annotations.clone().unwrap_or_default();
+        if claimed(&labels, &annotations) {
             return false;
         }
         let t = template_of(ar, obj);
@@ -505,14 +483,11 @@ impl State {
         templates: &Api<LeanObject>,
         name: &str,
         labels: &BTreeMap<String, String>,
+        annotations: &BTreeMap<String, String>,
     ) -> Result<(), kube::Error> {
-        let nulls: serde_json::Map<String, Value> = CLAIM_LABELS
-            .iter()
-            .filter(|k| labels.contains_key(**k))
-            .map(|k| ((*k).to_owned(), Value::Null))
-            .collect();
-        let patch = Patch::Merge(json!({"metadata": {"labels": nulls}}));
-        templates.patch(name, &PatchParams::default(), &patch).await?;
+        if let Some(patch) = claim_patch(&propagation::Claim::default(), labels, annotations) {
+            templates.patch(name, &PatchParams::default(), &patch).await?;
+        }
         let binding_ar = crate::binding_resource(namespaced);
         let ns = templates.namespace().unwrap_or_default();
         let bindings: Api<DynamicObject> = if namespaced {
@@ -522,14 +497,9 @@ impl State {
         };
         let binding = propagation::binding_name(&ar.kind, name);
         if let Some(b) = bindings.get_opt(&binding).await? {
-            let held = b.metadata.labels.unwrap_or_default();
-            let nulls: serde_json::Map<String, Value> = CLAIM_LABELS
-                .iter()
-                .filter(|k| held.contains_key(**k))
-                .map(|k| ((*k).to_owned(), Value::Null))
-                .collect();
-            if !nulls.is_empty() {
-                let patch = Patch::Merge(json!({"metadata": {"labels": nulls}}));
+            let (held, noted) =
+                (b.metadata.labels.unwrap_or_default(), b.metadata.annotations.unwrap_or_default());
+            if let Some(patch) = claim_patch(&propagation::Claim::default(), &held, &noted) {
                 bindings.patch(&binding, &PatchParams::default(), &patch).await?;
             }
         }
@@ -574,14 +544,49 @@ impl State {
 const DEPENDENCY_KINDS: [&str; 4] =
     ["ConfigMap", "Secret", "ServiceAccount", "PersistentVolumeClaim"];
 
-/// Every label a policy claim puts on a template or binding.
-const CLAIM_LABELS: [&str; 5] = [
-    "propagationpolicy.karmada.io/namespace",
-    "propagationpolicy.karmada.io/name",
-    "propagationpolicy.karmada.io/permanent-id",
-    "clusterpropagationpolicy.karmada.io/name",
-    "clusterpropagationpolicy.karmada.io/permanent-id",
-];
+/// Whether an object carries a policy's claim (or an earlier version's claim labels).
+fn claimed(labels: &BTreeMap<String, String>, annotations: &BTreeMap<String, String>) -> bool {
+    propagation::CLAIM_LABELS.iter().any(|k| labels.contains_key(*k))
+        || propagation::CLAIM_ANNOTATIONS.iter().any(|k| annotations.contains_key(*k))
+}
+
+/// The merge patch that makes an object's claim metadata `claim` (an empty claim removes
+/// it), or None when it already is.
+fn claim_patch(
+    claim: &propagation::Claim,
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+) -> Option<Patch<Value>> {
+    let part = |want: &BTreeMap<String, String>,
+                have: &BTreeMap<String, String>,
+                keys: &[&str]|
+     -> serde_json::Map<String, Value> {
+        let mut patch: serde_json::Map<String, Value> = want
+            .iter()
+            .filter(|(k, v)| have.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        for k in keys {
+            if have.contains_key(*k) && !want.contains_key(*k) {
+                patch.insert((*k).to_owned(), Value::Null);
+            }
+        }
+        patch
+    };
+    let label_patch = part(&claim.labels, labels, &propagation::CLAIM_LABELS);
+    let annotation_patch = part(&claim.annotations, annotations, &propagation::CLAIM_ANNOTATIONS);
+    if label_patch.is_empty() && annotation_patch.is_empty() {
+        return None;
+    }
+    let mut metadata = serde_json::Map::new();
+    if !label_patch.is_empty() {
+        metadata.insert("labels".into(), Value::Object(label_patch));
+    }
+    if !annotation_patch.is_empty() {
+        metadata.insert("annotations".into(), Value::Object(annotation_patch));
+    }
+    Some(Patch::Merge(json!({ "metadata": metadata })))
+}
 
 enum Change {
     /// A template as watched, and whether it is a fresh change (not part of an initial list).

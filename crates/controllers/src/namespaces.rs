@@ -25,8 +25,9 @@ use propagation::overrides::{OverridePolicyRef, render};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-use crate::binding::{CONFLICT_ANNOTATION, MANAGED_LABEL, strip, work_name};
+use crate::binding::{CONFLICT_ANNOTATION, MANAGED_LABEL, strip};
 use crate::execution_namespace;
+use karmada_api::names;
 
 /// The label that opts a namespace out of auto-propagation.
 pub const SKIP_LABEL: &str = "namespace.karmada.io/skip-auto-propagation";
@@ -56,9 +57,18 @@ pub fn manifest(namespace: &Value) -> Value {
     out
 }
 
-/// The Work name of a namespace (the same in every execution namespace).
+/// What upstream writes on a namespace Work's manifest: the Work's name and namespace (and id,
+/// once it has one), and the managed key lists.
+fn mark_manifest(manifest: &mut Value, work: &str, es: &str, work_id: Option<&str>) {
+    let annotations = apimachinery::object::string_map_mut(manifest, "annotations");
+    annotations.insert(names::WORK_NAME_ANNOTATION.into(), json!(work));
+    annotations.insert(names::WORK_NAMESPACE_ANNOTATION.into(), json!(es));
+    karmada_api::admission::stamp_workload(manifest, work_id);
+}
+
+/// The Work name of a namespace (the same in every execution namespace; upstream's).
 pub fn namespace_work_name(namespace: &str) -> String {
-    work_name("", &format!("{namespace}-namespace"))
+    names::work_name("Namespace", namespace, "")
 }
 
 struct Caches {
@@ -129,6 +139,15 @@ async fn sync(client: &kube::Client, caches: &Caches) -> Result<(), kube::Error>
         );
         if !desired.contains_key(&key) && work.metadata.deletion_timestamp.is_none() {
             let api: Api<Work> = Api::namespaced(client.clone(), &key.0);
+            // A Work named by an earlier version for a namespace still propagated: its
+            // namespace in the member stays (the Work under the new name manages it).
+            let namespace = work.metadata.labels.as_ref().and_then(|l| l.get(NAMESPACE_WORK_LABEL));
+            if namespace
+                .is_some_and(|n| desired.contains_key(&(key.0.clone(), namespace_work_name(n))))
+            {
+                crate::binding::retire_renamed_work(&api, &key.1).await?;
+                continue;
+            }
             match api.delete(&key.1, &DeleteParams::default()).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
@@ -136,11 +155,17 @@ async fn sync(client: &kube::Client, caches: &Caches) -> Result<(), kube::Error>
             }
         }
     }
-    for ((es, work), (namespace, spec)) in desired {
+    for ((es, work), (namespace, mut spec)) in desired {
         let current = existing.iter().find(|w| {
             w.metadata.namespace.as_deref() == Some(es.as_str())
                 && w.metadata.name.as_deref() == Some(work.as_str())
         });
+        if let Some(manifest) = spec.pointer_mut("/workload/manifests/0") {
+            let work_id = current
+                .and_then(|w| w.metadata.labels.as_ref()?.get(names::WORK_PERMANENT_ID_LABEL))
+                .map(String::as_str);
+            mark_manifest(manifest, &work, &es, work_id);
+        }
         if current.is_some_and(|w| serde_json::to_value(&w.spec).ok().as_ref() == Some(&spec)) {
             continue;
         }

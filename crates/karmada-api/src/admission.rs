@@ -5,6 +5,7 @@ use apimachinery::selector::{self, LabelSelector};
 use apimachinery::{ApiError, Cause};
 use serde_json::{Value, json};
 
+use crate::names;
 use crate::policy::{ClusterAffinity, OverrideSpec, Overriders, PropagationSpec};
 
 /// Where an object is in its life.
@@ -75,6 +76,41 @@ fn ensure_id_label(object: &mut Value, label: &str, env: &Env<'_>, old: Option<&
     }
 }
 
+/// Marks a Work's manifest as upstream's Work webhook does: the Work's permanent id as a label
+/// (once it has one), and the sorted lists of the annotation and label keys Karmada manages
+/// on it (`resourcetemplate.karmada.io/managed-annotations`, `.../managed-labels`). Doing it
+/// twice changes nothing.
+pub fn stamp_workload(manifest: &mut Value, work_id: Option<&str>) {
+    if !manifest.is_object() {
+        return;
+    }
+    let annotation_keys = {
+        let annotations = apimachinery::object::string_map_mut(manifest, "annotations");
+        let mut keys: Vec<String> = annotations
+            .keys()
+            .filter(|k| {
+                *k != names::MANAGED_ANNOTATIONS_ANNOTATION
+                    && *k != names::MANAGED_LABELS_ANNOTATION
+            })
+            .cloned()
+            .collect();
+        keys.push(names::MANAGED_ANNOTATIONS_ANNOTATION.into());
+        keys.push(names::MANAGED_LABELS_ANNOTATION.into());
+        keys.sort();
+        keys.join(",")
+    };
+    let labels = apimachinery::object::string_map_mut(manifest, "labels");
+    if let Some(id) = work_id.filter(|id| !id.is_empty()) {
+        labels.insert(names::WORK_PERMANENT_ID_LABEL.into(), json!(id));
+    }
+    let mut label_keys: Vec<&String> = labels.keys().collect();
+    label_keys.sort();
+    let label_keys = label_keys.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(",");
+    let annotations = apimachinery::object::string_map_mut(manifest, "annotations");
+    annotations.insert(names::MANAGED_ANNOTATIONS_ANNOTATION.into(), json!(annotation_keys));
+    annotations.insert(names::MANAGED_LABELS_ANNOTATION.into(), json!(label_keys));
+}
+
 /// Defaults and validates a create or update of a Karmada kind. Other kinds pass untouched.
 pub fn admit(
     group: &str,
@@ -135,15 +171,24 @@ pub fn admit(
             invalid(kind, group, object, causes)
         }
         ("work.karmada.io", "ResourceBinding") => {
-            ensure_id_label(object, "resourcebinding.karmada.io/permanent-id", env, old);
+            ensure_id_label(object, names::RB_PERMANENT_ID_LABEL, env, old);
             Ok(())
         }
         ("work.karmada.io", "ClusterResourceBinding") => {
-            ensure_id_label(object, "clusterresourcebinding.karmada.io/permanent-id", env, old);
+            ensure_id_label(object, names::CRB_PERMANENT_ID_LABEL, env, old);
             Ok(())
         }
         ("work.karmada.io", "Work") => {
-            ensure_id_label(object, "work.karmada.io/permanent-id", env, old);
+            ensure_id_label(object, names::WORK_PERMANENT_ID_LABEL, env, old);
+            let id = apimachinery::object::label(object, names::WORK_PERMANENT_ID_LABEL)
+                .map(str::to_owned);
+            if let Some(manifests) =
+                object.pointer_mut("/spec/workload/manifests").and_then(Value::as_array_mut)
+            {
+                for manifest in manifests {
+                    stamp_workload(manifest, id.as_deref());
+                }
+            }
             Ok(())
         }
         _ => Ok(()),

@@ -61,6 +61,7 @@ pub mod autoscaling;
 pub mod cluster;
 pub mod config;
 pub mod kinds;
+pub mod names;
 pub mod networking;
 pub mod policy;
 pub mod schema;

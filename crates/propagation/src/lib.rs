@@ -11,6 +11,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use apimachinery::selector::LabelSelector;
+use karmada_api::names;
 use karmada_api::policy::{PropagationSpec, ResourceSelector};
 use serde_json::Value;
 
@@ -143,26 +144,71 @@ pub fn may_preempt(challenger: (&Policy<'_>, Implicit), holder: (&Policy<'_>, Im
     }
 }
 
-/// The claim labels a template carries for its policy (upstream's keys).
-pub fn claim_labels(policy: &Policy<'_>, permanent_id: &str) -> BTreeMap<String, String> {
-    let mut labels = BTreeMap::new();
-    if policy.cluster_scoped() {
-        labels.insert("clusterpropagationpolicy.karmada.io/name".into(), policy.name.to_owned());
-        labels.insert(
-            "clusterpropagationpolicy.karmada.io/permanent-id".into(),
-            permanent_id.to_owned(),
-        );
-    } else {
-        labels.insert("propagationpolicy.karmada.io/namespace".into(), policy.namespace.to_owned());
-        labels.insert("propagationpolicy.karmada.io/name".into(), policy.name.to_owned());
-        labels.insert("propagationpolicy.karmada.io/permanent-id".into(), permanent_id.to_owned());
-    }
-    labels
+/// The metadata a policy's claim puts on a template and its binding, as upstream: the
+/// policy's permanent id as a label, its name (and namespace) as annotations.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Claim {
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
 }
 
-/// The name of a template's binding: `<name>-<kind>` in lowercase, `:` replaced by `.`.
+impl Claim {
+    pub fn of(policy: &Policy<'_>, permanent_id: &str) -> Claim {
+        let mut claim = Claim::default();
+        if policy.cluster_scoped() {
+            claim.labels.insert(names::CPP_PERMANENT_ID_LABEL.into(), permanent_id.to_owned());
+            claim.annotations.insert(names::CPP_NAME_ANNOTATION.into(), policy.name.to_owned());
+        } else {
+            claim.labels.insert(names::PP_PERMANENT_ID_LABEL.into(), permanent_id.to_owned());
+            claim
+                .annotations
+                .insert(names::PP_NAMESPACE_ANNOTATION.into(), policy.namespace.to_owned());
+            claim.annotations.insert(names::PP_NAME_ANNOTATION.into(), policy.name.to_owned());
+        }
+        claim
+    }
+
+    /// The policy an object's metadata says claims it: (namespace, name; namespace empty for
+    /// a ClusterPropagationPolicy). Reads the annotations, and the labels earlier versions
+    /// wrote.
+    pub fn holder<'m>(
+        labels: &'m BTreeMap<String, String>,
+        annotations: &'m BTreeMap<String, String>,
+    ) -> Option<(&'m str, &'m str)> {
+        let pp = annotations
+            .get(names::PP_NAME_ANNOTATION)
+            .map(|n| (annotations.get(names::PP_NAMESPACE_ANNOTATION), n))
+            .or_else(|| {
+                labels
+                    .get(names::LEGACY_PP_NAME_LABEL)
+                    .map(|n| (labels.get(names::LEGACY_PP_NAMESPACE_LABEL), n))
+            });
+        if let Some((namespace, name)) = pp {
+            return Some((namespace.map(String::as_str).unwrap_or_default(), name.as_str()));
+        }
+        annotations
+            .get(names::CPP_NAME_ANNOTATION)
+            .or_else(|| labels.get(names::LEGACY_CPP_NAME_LABEL))
+            .map(|n| ("", n.as_str()))
+    }
+}
+
+/// Every label a claim (or an earlier version's claim) may have put on an object.
+pub const CLAIM_LABELS: [&str; 5] = [
+    names::PP_PERMANENT_ID_LABEL,
+    names::CPP_PERMANENT_ID_LABEL,
+    names::LEGACY_PP_NAME_LABEL,
+    names::LEGACY_PP_NAMESPACE_LABEL,
+    names::LEGACY_CPP_NAME_LABEL,
+];
+
+/// Every annotation a claim may have put on an object.
+pub const CLAIM_ANNOTATIONS: [&str; 3] =
+    [names::PP_NAME_ANNOTATION, names::PP_NAMESPACE_ANNOTATION, names::CPP_NAME_ANNOTATION];
+
+/// The name of a template's binding (upstream's: `<name>-<kind>` in lowercase).
 pub fn binding_name(kind: &str, name: &str) -> String {
-    format!("{name}-{}", kind.to_lowercase()).replace(':', ".")
+    names::binding_name(kind, name)
 }
 
 #[cfg(test)]
@@ -329,10 +375,24 @@ mod tests {
         );
         assert_eq!(binding_name("Role", "system:controller"), "system.controller-role");
         let s = spec(json!({"resourceSelectors": []}));
-        let labels = claim_labels(&Policy { namespace: "default", name: "p", spec: &s }, "id");
-        assert_eq!(labels["propagationpolicy.karmada.io/name"], "p");
-        assert_eq!(labels["propagationpolicy.karmada.io/namespace"], "default");
-        let labels = claim_labels(&Policy { namespace: "", name: "c", spec: &s }, "id");
-        assert_eq!(labels["clusterpropagationpolicy.karmada.io/permanent-id"], "id");
+        let claim = Claim::of(&Policy { namespace: "default", name: "p", spec: &s }, "id");
+        assert_eq!(claim.annotations["propagationpolicy.karmada.io/name"], "p");
+        assert_eq!(claim.annotations["propagationpolicy.karmada.io/namespace"], "default");
+        assert_eq!(claim.labels["propagationpolicy.karmada.io/permanent-id"], "id");
+        assert_eq!(claim.labels.len(), 1, "names are annotations: they may exceed 63 characters");
+        assert_eq!(Claim::holder(&claim.labels, &claim.annotations), Some(("default", "p")));
+        let claim = Claim::of(&Policy { namespace: "", name: "c", spec: &s }, "id");
+        assert_eq!(claim.labels["clusterpropagationpolicy.karmada.io/permanent-id"], "id");
+        assert_eq!(claim.annotations["clusterpropagationpolicy.karmada.io/name"], "c");
+        assert_eq!(Claim::holder(&claim.labels, &claim.annotations), Some(("", "c")));
+        // Claimed by an earlier version (labels).
+        let legacy: BTreeMap<String, String> = [
+            ("propagationpolicy.karmada.io/name".to_string(), "old".to_string()),
+            ("propagationpolicy.karmada.io/namespace".to_string(), "ns".to_string()),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(Claim::holder(&legacy, &BTreeMap::new()), Some(("ns", "old")));
+        assert_eq!(Claim::holder(&BTreeMap::new(), &BTreeMap::new()), None);
     }
 }

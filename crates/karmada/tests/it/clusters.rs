@@ -246,14 +246,15 @@ fn the_quick_start_deployment_gets_a_scheduled_binding() {
         (out.code == 0 && out.stdout.contains("member2")).then_some(out.stdout)
     });
     assert_eq!(clusters, r#"[{"name":"member1","replicas":1},{"name":"member2","replicas":1}]"#);
-    let labels = cp.api.kubectl(&[
+    // Claimed as upstream claims: the policy's name as an annotation.
+    let claim = cp.api.kubectl(&[
         "get",
         "deploy",
         "nginx",
         "-o",
-        "jsonpath={.metadata.labels.propagationpolicy\\.karmada\\.io/name}",
+        "jsonpath={.metadata.annotations.propagationpolicy\\.karmada\\.io/name}",
     ]);
-    assert_eq!(labels.ok(), "nginx-propagation");
+    assert_eq!(claim.ok(), "nginx-propagation");
     let owner = cp.api.kubectl(&[
         "get",
         "rb",

@@ -203,10 +203,9 @@ fn namespaces_propagate_and_conflicts_follow_the_policy() {
             "work",
             "-n",
             "karmada-es-member2",
-            "-l",
-            "resourcebinding.karmada.io/name=shared-configmap",
+            &karmada_api::names::work_name("ConfigMap", "shared", "team-a"),
             "-o",
-            &jsonpath("{.items[0].status.conditions[?(@.type==\"Applied\")].status}|{.items[0].status.conditions[?(@.type==\"Applied\")].message}"),
+            &jsonpath("{.status.conditions[?(@.type==\"Applied\")].status}|{.status.conditions[?(@.type==\"Applied\")].message}"),
         ]);
         out.stdout.strip_prefix("False|").map(str::to_owned)
     });
@@ -362,7 +361,7 @@ fn dependencies_drift_preemption_and_policy_deletion() {
                 "deploy",
                 "web",
                 "-o",
-                &jsonpath("{.metadata.labels.propagationpolicy\\.karmada\\.io/name}"),
+                &jsonpath("{.metadata.annotations.propagationpolicy\\.karmada\\.io/name}"),
             ])
             .stdout
     };
@@ -384,9 +383,9 @@ fn dependencies_drift_preemption_and_policy_deletion() {
     cp.api.kubectl(&["delete", "pp", "web"]).ok();
     eventually(Duration::from_secs(30), "template unclaimed", || claim().is_empty().then_some(()));
     let binding_claim =
-        cp.api.kubectl(&["get", "rb", "web-deployment", "-o", &jsonpath("{.metadata.labels}")]);
+        cp.api.kubectl(&["get", "rb", "web-deployment", "-o", &jsonpath("{.metadata}")]);
     assert!(
-        !binding_claim.ok().contains("propagationpolicy.karmada.io/name"),
+        !binding_claim.ok().contains("propagationpolicy.karmada.io/"),
         "{}",
         binding_claim.stdout
     );
@@ -694,4 +693,164 @@ fn several_clusters_fail_at_once_evictions_are_paced_and_never_purges_nothing() 
     assert_eq!(names("member1"), 6);
     assert_eq!(names("member2"), 6);
     assert!((0..6).all(|i| placed(i) == "member3"));
+}
+
+/// Upstream's metadata layout, which tools and upstream's tests read: a policy's id is a label
+/// and its name an annotation on the template and binding; a Work is named after its template
+/// (`names.GenerateWorkName`) and carries its binding's id label and name annotations; the
+/// member object carries the binding's and Work's ids and names. With a name longer than a
+/// label value may be (63 characters), which must still propagate.
+#[test]
+fn long_names_propagate_with_upstreams_labels_and_annotations() {
+    use karmada_api::names;
+    let cp = ControlPlane::with_joined(1);
+    let name = "a-deployment-whose-name-is-longer-than-sixty-three-characters-in-all";
+    assert!(name.len() > 63);
+    let manifest = format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, labels: {{app: long}}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: long}}}}
+  template:
+    metadata: {{labels: {{app: long}}}}
+    spec:
+      containers: [{{name: c, image: nginx}}]
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {{name: a-policy-name-that-is-also-longer-than-sixty-three-characters-long}}
+spec:
+  resourceSelectors: [{{apiVersion: apps/v1, kind: Deployment, name: {name}}}]
+  placement: {{clusterAffinity: {{clusterNames: [member1]}}}}
+"#
+    );
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], &manifest).ok();
+    let get = |args: &[&str]| -> serde_json::Value {
+        let out = cp.api.kubectl(&[args, &["-o", "json"]].concat());
+        serde_json::from_str(out.ok()).unwrap()
+    };
+    let work = names::work_name("Deployment", name, "default");
+    let member_object = eventually(Duration::from_secs(30), "the deployment in member1", || {
+        let out = cp.member("member1", &["get", "deploy", name, "-o", "json"]);
+        (out.code == 0).then(|| serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap())
+    });
+    let policy =
+        get(&["get", "pp", "a-policy-name-that-is-also-longer-than-sixty-three-characters-long"]);
+    let policy_id = policy["metadata"]["labels"][names::PP_PERMANENT_ID_LABEL].as_str().unwrap();
+    let template = get(&["get", "deploy", name]);
+    let binding_name = names::binding_name("Deployment", name);
+    let binding = get(&["get", "rb", &binding_name]);
+    let binding_id = binding["metadata"]["labels"][names::RB_PERMANENT_ID_LABEL].as_str().unwrap();
+    let w = get(&["get", "work", "-n", "karmada-es-member1", &work]);
+    let work_id = w["metadata"]["labels"][names::WORK_PERMANENT_ID_LABEL].as_str().unwrap();
+
+    for (what, object) in [("template", &template), ("binding", &binding)] {
+        let meta = &object["metadata"];
+        assert_eq!(meta["labels"][names::PP_PERMANENT_ID_LABEL], policy_id, "{what}");
+        assert_eq!(
+            meta["annotations"][names::PP_NAME_ANNOTATION],
+            "a-policy-name-that-is-also-longer-than-sixty-three-characters-long",
+            "{what}"
+        );
+        assert_eq!(meta["annotations"][names::PP_NAMESPACE_ANNOTATION], "default", "{what}");
+        assert!(meta["labels"].get(names::LEGACY_PP_NAME_LABEL).is_none(), "{what}: no name label");
+    }
+    assert_eq!(w["metadata"]["labels"][names::RB_PERMANENT_ID_LABEL], binding_id);
+    assert_eq!(w["metadata"]["annotations"][names::RB_NAME_ANNOTATION], binding_name.as_str());
+    assert_eq!(w["metadata"]["annotations"][names::RB_NAMESPACE_ANNOTATION], "default");
+    let meta = &member_object["metadata"];
+    assert_eq!(meta["labels"][names::RB_PERMANENT_ID_LABEL], binding_id);
+    assert_eq!(meta["labels"][names::WORK_PERMANENT_ID_LABEL], work_id);
+    assert_eq!(meta["labels"][names::PP_PERMANENT_ID_LABEL], policy_id);
+    assert_eq!(meta["labels"][names::MANAGED_LABEL], "true");
+    assert_eq!(meta["annotations"][names::WORK_NAME_ANNOTATION], work.as_str());
+    assert_eq!(meta["annotations"][names::WORK_NAMESPACE_ANNOTATION], "karmada-es-member1");
+    assert_eq!(meta["annotations"][names::RB_NAME_ANNOTATION], binding_name.as_str());
+    assert_eq!(meta["annotations"][names::TEMPLATE_UID_ANNOTATION], template["metadata"]["uid"]);
+    // The Work is written once, not rewritten forever (its manifest as the API server marks it).
+    let generation = w["metadata"]["generation"].clone();
+    std::thread::sleep(Duration::from_secs(3));
+    let again = get(&["get", "work", "-n", "karmada-es-member1", &work]);
+    assert_eq!(again["metadata"]["generation"], generation, "the Work keeps being rewritten");
+}
+
+/// Objects written by an earlier karmada-rs (claim labels on templates, Works named
+/// `<binding>-<hash>` with binding-name labels) are brought to upstream's layout: the legacy
+/// labels go, the old Work is removed without deleting what it applied in the member.
+#[test]
+fn an_earlier_versions_claims_and_work_names_are_migrated_without_touching_members() {
+    let cp = ControlPlane::with_joined(1);
+    let manifest = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: default}
+data: {a: "1"}
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {name: settings, namespace: default}
+spec:
+  resourceSelectors: [{apiVersion: v1, kind: ConfigMap, name: settings}]
+  placement: {clusterAffinity: {clusterNames: [member1]}}
+"#;
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], manifest).ok();
+    let member_uid = || {
+        cp.member("member1", &["get", "cm", "settings", "-o", &jsonpath("{.metadata.uid}")]).stdout
+    };
+    let uid = eventually(Duration::from_secs(30), "settings in member1", || {
+        Some(member_uid()).filter(|u| !u.is_empty())
+    });
+    // What an earlier version left: a claim label on the template, and a second Work for the
+    // same object under the old name with binding-name labels.
+    cp.api.kubectl(&["label", "cm", "settings", "propagationpolicy.karmada.io/name=settings"]).ok();
+    let new_name = karmada_api::names::work_name("ConfigMap", "settings", "default");
+    let work =
+        cp.api.kubectl(&["get", "work", "-n", "karmada-es-member1", &new_name, "-o", "json"]);
+    let mut old: serde_json::Value = serde_json::from_str(work.ok()).unwrap();
+    let meta = old["metadata"].as_object_mut().unwrap();
+    for field in ["uid", "resourceVersion", "creationTimestamp", "generation", "managedFields"] {
+        meta.remove(field);
+    }
+    meta.remove("annotations");
+    meta.insert("name".into(), "settings-configmap-0a1b2c3d".into());
+    meta.insert(
+        "labels".into(),
+        serde_json::json!({"resourcebinding.karmada.io/name": "settings-configmap",
+            "resourcebinding.karmada.io/namespace": "default", "karmada.io/managed": "true"}),
+    );
+    old.as_object_mut().unwrap().remove("status");
+    cp.api.kubectl_stdin(&["create", "-f", "-"], &old.to_string()).ok();
+
+    eventually(Duration::from_secs(30), "the old Work removed, the legacy label gone", || {
+        let gone = cp
+            .api
+            .kubectl(&["get", "work", "-n", "karmada-es-member1", "settings-configmap-0a1b2c3d"])
+            .code
+            != 0;
+        let label = cp
+            .api
+            .kubectl(&[
+                "get",
+                "cm",
+                "settings",
+                "-o",
+                &jsonpath("{.metadata.labels.propagationpolicy\\.karmada\\.io/name}"),
+            ])
+            .stdout;
+        (gone && label.is_empty()).then_some(())
+    });
+    // The member's object was never deleted (same uid), and the new Work still manages it.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(member_uid(), uid);
+    cp.api
+        .kubectl(&["patch", "cm", "settings", "--type=merge", "-p", r#"{"data":{"a":"2"}}"#])
+        .ok();
+    eventually(Duration::from_secs(30), "an update still reaches member1", || {
+        let a = cp.member("member1", &["get", "cm", "settings", "-o", &jsonpath("{.data.a}")]);
+        (a.stdout == "2").then_some(())
+    });
+    assert_eq!(member_uid(), uid);
 }

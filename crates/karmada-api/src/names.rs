@@ -1,0 +1,158 @@
+//! The names Karmada gives things, in one place: the labels and annotations that tie templates,
+//! bindings, Works and member objects together, finalizers, execution namespaces, and the
+//! names of bindings and Works. They are upstream Karmada's, so tools and tests written for
+//! upstream find our objects.
+//!
+//! Upstream's layout: a policy claims a template with its permanent id as a label and its name
+//! (and namespace) as annotations; a binding carries its policy's id label and name
+//! annotations plus its own permanent id; a Work carries its binding's id as a label and the
+//! binding's name as annotations; a member object carries the binding's and the Work's ids as
+//! labels and their names as annotations. Names are annotations because they may be longer
+//! than a label value (63 characters); ids are labels so that they can be selected.
+
+/// A PropagationPolicy's permanent id (a label on the policy, and on what it claims).
+pub const PP_PERMANENT_ID_LABEL: &str = "propagationpolicy.karmada.io/permanent-id";
+/// The namespace of the PropagationPolicy that claims an object (annotation).
+pub const PP_NAMESPACE_ANNOTATION: &str = "propagationpolicy.karmada.io/namespace";
+/// The name of the PropagationPolicy that claims an object (annotation).
+pub const PP_NAME_ANNOTATION: &str = "propagationpolicy.karmada.io/name";
+/// A ClusterPropagationPolicy's permanent id (a label on the policy, and on what it claims).
+pub const CPP_PERMANENT_ID_LABEL: &str = "clusterpropagationpolicy.karmada.io/permanent-id";
+/// The name of the ClusterPropagationPolicy that claims an object (annotation).
+pub const CPP_NAME_ANNOTATION: &str = "clusterpropagationpolicy.karmada.io/name";
+
+/// Claim metadata written by earlier versions of karmada-rs as labels; read (and removed) so
+/// that objects claimed then are still recognised.
+pub const LEGACY_PP_NAME_LABEL: &str = "propagationpolicy.karmada.io/name";
+pub const LEGACY_PP_NAMESPACE_LABEL: &str = "propagationpolicy.karmada.io/namespace";
+pub const LEGACY_CPP_NAME_LABEL: &str = "clusterpropagationpolicy.karmada.io/name";
+
+/// A ResourceBinding's permanent id (label on the binding, its Works and member objects).
+pub const RB_PERMANENT_ID_LABEL: &str = "resourcebinding.karmada.io/permanent-id";
+/// A ClusterResourceBinding's permanent id (label on the binding, its Works, member objects).
+pub const CRB_PERMANENT_ID_LABEL: &str = "clusterresourcebinding.karmada.io/permanent-id";
+/// The namespace of the ResourceBinding a Work or member object belongs to (annotation).
+pub const RB_NAMESPACE_ANNOTATION: &str = "resourcebinding.karmada.io/namespace";
+/// The name of the ResourceBinding a Work or member object belongs to (annotation).
+pub const RB_NAME_ANNOTATION: &str = "resourcebinding.karmada.io/name";
+/// The name of the ClusterResourceBinding a Work or member object belongs to (annotation).
+pub const CRB_NAME_ANNOTATION: &str = "clusterresourcebinding.karmada.io/name";
+/// Binding labels written by earlier versions of karmada-rs on Works (read, never written).
+pub const LEGACY_RB_NAME_LABEL: &str = "resourcebinding.karmada.io/name";
+pub const LEGACY_RB_NAMESPACE_LABEL: &str = "resourcebinding.karmada.io/namespace";
+pub const LEGACY_CRB_NAME_LABEL: &str = "clusterresourcebinding.karmada.io/name";
+
+/// A Work's permanent id (label on the Work and on the member objects it applies).
+pub const WORK_PERMANENT_ID_LABEL: &str = "work.karmada.io/permanent-id";
+/// The namespace of the Work that applied a member object (annotation).
+pub const WORK_NAMESPACE_ANNOTATION: &str = "work.karmada.io/namespace";
+/// The name of the Work that applied a member object (annotation).
+pub const WORK_NAME_ANNOTATION: &str = "work.karmada.io/name";
+/// How a Work's manifest treats an existing object it did not create (`overwrite`/`abort`).
+pub const CONFLICT_RESOLUTION_ANNOTATION: &str = "work.karmada.io/conflict-resolution";
+
+/// Every object Karmada applies to a member carries this label (`true`).
+pub const MANAGED_LABEL: &str = "karmada.io/managed";
+/// The uid of the template a member object was rendered from (annotation).
+pub const TEMPLATE_UID_ANNOTATION: &str = "resourcetemplate.karmada.io/uid";
+/// The template's generation a member object was rendered from (annotation).
+pub const TEMPLATE_GENERATION_ANNOTATION: &str = "resourcetemplate.karmada.io/generation";
+/// The annotation keys Karmada manages on a member object (comma separated, sorted).
+pub const MANAGED_ANNOTATIONS_ANNOTATION: &str = "resourcetemplate.karmada.io/managed-annotations";
+/// The label keys Karmada manages on a member object (comma separated, sorted).
+pub const MANAGED_LABELS_ANNOTATION: &str = "resourcetemplate.karmada.io/managed-labels";
+
+/// Execution namespaces (one per member cluster) are named `karmada-es-<cluster>`.
+pub const EXECUTION_SPACE_PREFIX: &str = "karmada-es-";
+
+/// The execution namespace of a member cluster.
+pub fn execution_namespace(cluster: &str) -> String {
+    format!("{EXECUTION_SPACE_PREFIX}{cluster}")
+}
+
+/// The member cluster of an execution namespace.
+pub fn cluster_of_execution_namespace(namespace: &str) -> Option<&str> {
+    namespace.strip_prefix(EXECUTION_SPACE_PREFIX)
+}
+
+/// The name of a template's binding: `<name>-<kind>` in lowercase, with `:` (allowed in RBAC
+/// names, not in a binding's) replaced by `.`.
+pub fn binding_name(kind: &str, name: &str) -> String {
+    format!("{}-{kind}", name.replace(':', ".")).to_lowercase()
+}
+
+/// The name of the Works of a template, the same in every execution namespace: the template's
+/// name (lowercase, `:` → `.`) and a hash of its namespace, name and kind — FNV-1a (32 bit) of
+/// `namespace-name-kind` in lowercase, its decimal digits spelled with Kubernetes' safe
+/// alphabet, as upstream does.
+pub fn work_name(kind: &str, name: &str, namespace: &str) -> String {
+    let name = name.replace(':', ".").to_lowercase();
+    let key = if namespace.is_empty() {
+        format!("{name}-{kind}")
+    } else {
+        format!("{namespace}-{name}-{kind}")
+    }
+    .to_lowercase();
+    format!("{name}-{}", safe_encode(&fnv1a32(key.as_bytes()).to_string()))
+}
+
+fn fnv1a32(bytes: &[u8]) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in bytes {
+        hash ^= u32::from(*b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash
+}
+
+/// Kubernetes' `rand.SafeEncodeString`: each byte mapped into an alphabet without vowels or
+/// look-alike characters.
+fn safe_encode(s: &str) -> String {
+    const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    s.bytes().map(|b| char::from(ALPHANUMS[usize::from(b) % ALPHANUMS.len()])).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Names computed by upstream Karmada's `names.GenerateWorkName` / `GenerateBindingName`.
+    #[test]
+    fn work_and_binding_names_are_upstreams() {
+        let cases = [
+            (("Deployment", "nginx", "default"), "nginx-687f7fb96f"),
+            (("Deployment", "nginx", ""), "nginx-76f645955c"),
+            (
+                ("ClusterRole", "system:aggregate-to-edit", ""),
+                "system.aggregate-to-edit-7c5f844fc5",
+            ),
+            (("Namespace", "karmada-e2e-abc", ""), "karmada-e2e-abc-7fbd958984"),
+            (("ConfigMap", "Upper-Case", "ns1"), "upper-case-65c79f99fd"),
+            (
+                (
+                    "Deployment",
+                    "deployment-with-a-really-long-name-that-is-more-than-sixty-three-chars",
+                    "karmadatest-xyz12",
+                ),
+                "deployment-with-a-really-long-name-that-is-more-than-sixty-three-chars-7b98c76c49",
+            ),
+            (("Service", "", ""), "-7dcd7c8bff"),
+            (("Secret", "a", "b"), "a-89d8fd54"),
+        ];
+        for ((kind, name, namespace), want) in cases {
+            assert_eq!(work_name(kind, name, namespace), want, "{kind} {namespace}/{name}");
+        }
+        assert_eq!(
+            binding_name("ClusterRole", "system:aggregate-to-edit"),
+            "system.aggregate-to-edit-clusterrole"
+        );
+        assert_eq!(binding_name("Deployment", "Web"), "web-deployment");
+    }
+
+    #[test]
+    fn execution_namespaces() {
+        assert_eq!(execution_namespace("member1"), "karmada-es-member1");
+        assert_eq!(cluster_of_execution_namespace("karmada-es-member1"), Some("member1"));
+        assert_eq!(cluster_of_execution_namespace("default"), None);
+    }
+}
