@@ -861,6 +861,9 @@ impl Api {
 
     /// Sets the apiVersion a client asked for (all served versions share one schema shape).
     fn convert_out(&self, def: &ResourceDef, mut object: Value) -> Value {
+        if let Some(alias) = def.stored_as {
+            return alias.from_storage(object, &def.api_version());
+        }
         if def.version != def.storage_version {
             object["apiVersion"] = json!(def.api_version());
         }
@@ -868,6 +871,9 @@ impl Api {
     }
 
     fn convert_in(&self, def: &ResourceDef, mut object: Value) -> Value {
+        if let Some(alias) = def.stored_as {
+            return alias.to_storage(object);
+        }
         if def.version != def.storage_version {
             let group = &def.group;
             object["apiVersion"] = json!(if group.is_empty() {
@@ -1111,7 +1117,7 @@ impl Api {
             }
         }
         match wanted {
-            Wanted::Json if def.version == def.storage_version => {
+            Wanted::Json if def.served_as_stored() => {
                 let mut out = BytesMut::with_capacity(
                     items.iter().map(|(b, _, _)| b.len() + 32).sum::<usize>() + 256,
                 );

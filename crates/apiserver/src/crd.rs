@@ -113,6 +113,7 @@ pub fn defs_from_crd(crd: &Value) -> Vec<ResourceDef> {
                 storage_version: storage_version.clone(),
                 protobuf: false,
                 openapi: None,
+                stored_as: None,
             }
         })
         .collect()

@@ -13,6 +13,7 @@
 //!
 //! It knows nothing of Karmada's scheduling or propagation: those are API clients.
 
+pub mod alias;
 pub mod api;
 pub mod audit;
 pub mod codec;
@@ -103,6 +104,8 @@ pub struct Config {
     /// CustomResourceDefinition objects for kinds in `resources`, shown to clients as if the
     /// kinds were CRDs (`kubectl get crd`); see `crd::ServedCrds`.
     pub served_crds: Vec<serde_json::Value>,
+    /// Events are deleted this long after they were last seen (Kubernetes' `--event-ttl`).
+    pub event_ttl: Duration,
 }
 
 impl Config {
@@ -133,6 +136,7 @@ impl Config {
             watch_timeout: Duration::from_secs(1800),
             bookmark_interval: Duration::from_secs(60),
             gc: true,
+            event_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -305,6 +309,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     }
     if config.gc {
         tasks.push(tokio::spawn(gc::run(Arc::clone(&api))));
+        tasks.push(tokio::spawn(gc::expire_events(Arc::clone(&api), config.event_ttl)));
     }
     if api.sa_tokens.is_some() {
         tasks.push(tokio::spawn(tokens::run(Arc::clone(&api), authority.cert_pem().to_owned())));

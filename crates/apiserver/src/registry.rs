@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::RwLock;
 use serde_json::Value;
 
+use crate::alias::StoredAs;
+
 /// How `/scale` maps onto an object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScaleDef {
@@ -70,6 +72,9 @@ pub struct ResourceDef {
     /// The kind's OpenAPI schema (built-in kinds: from k8s-openapi, with Kubernetes'
     /// descriptions), added to a generator as a reference to its definition.
     pub openapi: Option<OpenApiFn>,
+    /// Objects live in another kind's storage, in its form (`events.k8s.io` Events are core
+    /// Events), converted on the way in and out.
+    pub stored_as: Option<StoredAs>,
 }
 
 /// Adds a kind's schema (and the schemas it uses) to a generator, returning a reference.
@@ -94,8 +99,17 @@ impl ResourceDef {
         format!("{}List", self.kind)
     }
 
+    /// Whether objects are served exactly as stored (no version or kind conversion), so stored
+    /// bytes can be sent as they are.
+    pub fn served_as_stored(&self) -> bool {
+        self.version == self.storage_version && self.stored_as.is_none()
+    }
+
     /// The store prefix holding every object of this resource (all versions share it).
     pub fn prefix(&self) -> String {
+        if let Some(alias) = self.stored_as {
+            return alias.prefix().to_owned();
+        }
         let group = if self.group.is_empty() { "core" } else { &self.group };
         format!("/registry/{group}/{}/", self.plural)
     }
@@ -133,6 +147,7 @@ struct Builtin {
     status: bool,
     scale: bool,
     generation: bool,
+    stored_as: Option<StoredAs>,
 }
 
 const fn b(
@@ -155,6 +170,7 @@ const fn b(
         status: false,
         scale: false,
         generation: false,
+        stored_as: None,
     }
 }
 
@@ -174,6 +190,10 @@ impl Builtin {
     const fn workload(mut self) -> Self {
         self.status = true;
         self.generation = true;
+        self
+    }
+    const fn stored_as(mut self, alias: StoredAs) -> Self {
+        self.stored_as = Some(alias);
         self
     }
     const fn scale(mut self) -> Self {
@@ -304,7 +324,7 @@ const BUILTINS: &[Builtin] = &[
         .schema(openapi_of::<k8s_openapi::api::storage::v1::StorageClass>),
     b("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", false, &["pc"])
         .schema(openapi_of::<k8s_openapi::api::scheduling::v1::PriorityClass>),
-    b("events.k8s.io", "v1", "Event", "events", true, &["ev"])
+    b("events.k8s.io", "v1", "Event", "events", true, &["ev"]).stored_as(StoredAs::CoreEvent)
         .schema(openapi_of::<k8s_openapi::api::events::v1::Event>),
     b(
         "apiextensions.k8s.io",
@@ -342,6 +362,7 @@ fn builtin_def(b: &Builtin) -> ResourceDef {
         custom: false,
         storage_version: b.version.into(),
         openapi: b.openapi,
+        stored_as: b.stored_as,
         protobuf: kube_protobuf::supports(
             &if b.group.is_empty() {
                 b.version.to_owned()

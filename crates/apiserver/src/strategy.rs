@@ -577,7 +577,8 @@ pub fn field_value(def: &ResourceDef, object: &Value, field: &str) -> Option<Str
         "metadata.name" => Some(object::name(object).to_owned()),
         "metadata.namespace" => Some(object::namespace(object).to_owned()),
         _ => {
-            let path: Vec<&str> = field.split('.').collect();
+            let stored = def.stored_as.map(|alias| alias.stored_field(field));
+            let path: Vec<&str> = stored.as_deref().unwrap_or(field).split('.').collect();
             object::get_path(object, &path).map(as_string).or_else(|| {
                 // Known but absent fields compare as "".
                 supported_field(def, field).then(String::new)

@@ -78,7 +78,7 @@ impl Encoder {
         rv: u64,
         decoded: Option<Value>,
     ) -> Bytes {
-        if self.wanted == Wanted::Json && self.def.version == self.def.storage_version {
+        if self.wanted == Wanted::Json && self.def.served_as_stored() {
             let api = Arc::clone(&self.shared);
             let format = self.format;
             return api
@@ -102,7 +102,7 @@ impl Encoder {
         out.extend_from_slice(kind.as_bytes());
         out.extend_from_slice(b"\",\"object\":");
         match (self.wanted, &self.table) {
-            (Wanted::Json, _) if self.def.version == self.def.storage_version => {
+            (Wanted::Json, _) if self.def.served_as_stored() => {
                 codec::splice_into(&mut out, stored, rv)
             }
             (Wanted::Table, Some(builder)) => {
@@ -127,6 +127,9 @@ impl Encoder {
     }
 
     fn convert(&self, mut object: Value) -> Value {
+        if let Some(alias) = self.def.stored_as {
+            return alias.from_storage(object, &self.def.api_version());
+        }
         if self.def.version != self.def.storage_version {
             object["apiVersion"] = json!(self.def.api_version());
         }

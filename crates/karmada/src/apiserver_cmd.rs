@@ -47,6 +47,9 @@ pub struct Args {
     /// version, as Kubernetes); false: every request needs credentials.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     anonymous_auth: bool,
+    /// Keep Events this long after they were last seen (kube-apiserver's flag).
+    #[arg(long, default_value = "1h0m0s", value_parser = crate::cli::parse_duration)]
+    event_ttl: std::time::Duration,
     /// Where to write the admin kubeconfig (default: DATA_DIR/karmada-apiserver.config).
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
@@ -167,6 +170,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     config.kubeconfig = args.kubeconfig;
     config.max_requests_inflight = args.max_requests_inflight;
     config.max_watches_per_user = args.max_watches_per_user;
+    config.event_ttl = args.event_ttl;
     config.anonymous_auth = args.anonymous_auth;
     config.audit_log = args.audit_log_path;
     config.audit_log_max_bytes = args.audit_log_maxsize << 20;

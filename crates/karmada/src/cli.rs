@@ -113,17 +113,16 @@ pub async fn wait_for_signal() {
     }
 }
 
-/// Parses `500ms`, `10s`, `10` (seconds) or `2m`.
+/// Parses `10` (seconds) or a Go duration as Kubernetes' flags take them (`500ms`, `10s`,
+/// `2m`, `1h0m0s`).
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     use std::time::Duration;
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("invalid duration unit in {s:?} (use ms, s or m)")),
+    if let Ok(seconds) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    match kube_protobuf::duration::parse(s) {
+        Some(nanos) if nanos >= 0 => Ok(Duration::from_nanos(nanos as u64)),
+        _ => Err(format!("invalid duration {s:?} (e.g. 500ms, 10s, 2m, 1h0m0s)")),
     }
 }
 

@@ -47,6 +47,7 @@ pub fn resource_defs() -> Vec<ResourceDef> {
                 storage_version: kind.versions[0].to_owned(),
                 protobuf: false,
                 openapi: None,
+                stored_as: None,
             });
         }
     }

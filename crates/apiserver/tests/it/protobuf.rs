@@ -136,15 +136,17 @@ async fn every_built_in_kind_reads_the_same_through_protobuf() {
             def.kind
         );
     }
-    for sample in samples {
+    // Names are unique across samples: kinds served under two groups share one storage
+    // (Events).
+    for (i, sample) in samples.into_iter().enumerate() {
         let kind = sample["kind"].as_str().unwrap().to_owned();
         let path = collection(&sample);
         let mut by_json = sample.clone();
         by_json["metadata"]["name"] =
-            json!(format!("{}-json", sample["metadata"]["name"].as_str().unwrap()));
+            json!(format!("{}-{i}-json", sample["metadata"]["name"].as_str().unwrap()));
         let mut by_proto = sample.clone();
         by_proto["metadata"]["name"] =
-            json!(format!("{}-proto", sample["metadata"]["name"].as_str().unwrap()));
+            json!(format!("{}-{i}-proto", sample["metadata"]["name"].as_str().unwrap()));
         if kind == "CustomResourceDefinition" {
             by_json["metadata"]["name"] = json!("gadgets.example.org");
             by_json["spec"]["names"] =

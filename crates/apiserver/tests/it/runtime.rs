@@ -181,3 +181,127 @@ async fn controller_with_finalizer_cleans_up() {
     assert_eq!(cleaned.load(Ordering::SeqCst), 1);
     task.abort();
 }
+
+/// Events are one storage under two groups, as in Kubernetes: what kube-runtime's Recorder
+/// writes as `events.k8s.io/v1` is the `v1` Event `kubectl describe` and client-go list by
+/// `involvedObject.name`, and a `v1` Event reads back (and is watched) as `events.k8s.io/v1`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_one_storage_under_both_groups() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use k8s_openapi::api::events::v1::Event as EventsV1;
+    use kube::api::ListParams;
+    use kube::runtime::events::{Event as Note, EventType, Recorder, Reporter};
+
+    let h = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(h.client.clone(), "default");
+    let web = cms.create(&PostParams::default(), &cm("web", "1")).await.unwrap();
+    let recorder = Recorder::new(
+        h.client.clone(),
+        Reporter { controller: "probe-controller".into(), instance: Some("probe-1".into()) },
+    );
+    let note = Note {
+        type_: EventType::Normal,
+        reason: "SyncWorkSucceed".into(),
+        note: Some("Sync work of resourceBinding(default/web) successful.".into()),
+        action: "Sync".into(),
+        secondary: None,
+    };
+    recorder.publish(&note, &kube::Resource::object_ref(&web, &())).await.unwrap();
+
+    let core: Api<CoreEvent> = Api::namespaced(h.client.clone(), "default");
+    let listed = core.list(&ListParams::default().fields("involvedObject.name=web")).await.unwrap();
+    assert_eq!(listed.items.len(), 1, "{listed:?}");
+    let event = &listed.items[0];
+    assert_eq!(event.reason.as_deref(), Some("SyncWorkSucceed"));
+    assert_eq!(
+        event.message.as_deref(),
+        Some("Sync work of resourceBinding(default/web) successful.")
+    );
+    assert_eq!(event.involved_object.kind.as_deref(), Some("ConfigMap"));
+    assert_eq!(event.reporting_component.as_deref(), Some("probe-controller"));
+    assert!(
+        core.list(&ListParams::default().fields("involvedObject.name=other"))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    // Written as v1, read, selected and watched as events.k8s.io/v1.
+    let v1: Api<EventsV1> = Api::namespaced(h.client.clone(), "default");
+    let mut watch =
+        watcher::watcher(v1.clone(), watcher::Config::default().fields("regarding.name=db"))
+            .boxed();
+    loop {
+        if let Event::InitDone = within("initial events", watch.next()).await.unwrap().unwrap() {
+            break;
+        }
+    }
+    let written: CoreEvent = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Event", "metadata": {"name": "db.1"},
+        "involvedObject": {"kind": "ConfigMap", "name": "db", "namespace": "default"},
+        "reason": "ApplyPolicySucceed", "message": "Apply policy(default/p) succeed", "type": "Normal",
+        "source": {"component": "resource-detector"}, "count": 1,
+        "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-01T00:00:00Z"
+    }))
+    .unwrap();
+    core.create(&PostParams::default(), &written).await.unwrap();
+    let seen = loop {
+        if let Event::Apply(e) = within("watched event", watch.next()).await.unwrap().unwrap() {
+            break e;
+        }
+    };
+    assert_eq!(seen.regarding.as_ref().and_then(|r| r.name.as_deref()), Some("db"));
+    assert_eq!(seen.note.as_deref(), Some("Apply policy(default/p) succeed"));
+    assert_eq!(seen.deprecated_count, Some(1));
+    assert_eq!(
+        seen.deprecated_source.and_then(|s| s.component).as_deref(),
+        Some("resource-detector")
+    );
+    let all = v1.list(&ListParams::default()).await.unwrap();
+    assert_eq!(all.items.len(), 2);
+}
+
+/// Events expire a TTL after they were last seen (Kubernetes' `--event-ttl`), so a busy
+/// control plane does not keep every Event it ever recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_expire_after_their_ttl() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use kube::api::ListParams;
+
+    let h = crate::start_with(|c| c.event_ttl = Duration::from_secs(5)).await;
+    let core: Api<CoreEvent> = Api::namespaced(h.client.clone(), "default");
+    let now = apimachinery::time::format_rfc3339(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+            as i64,
+    );
+    let event = |name: &str, last: &str| -> CoreEvent {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Event", "metadata": {"name": name},
+            "involvedObject": {"kind": "ConfigMap", "name": "web", "namespace": "default"},
+            "reason": "SyncWorkSucceed", "message": "m", "type": "Normal", "count": 1,
+            "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": last
+        }))
+        .unwrap()
+    };
+    core.create(&PostParams::default(), &event("old", "2026-01-01T00:00:00Z")).await.unwrap();
+    core.create(&PostParams::default(), &event("recent", &now)).await.unwrap();
+    within("the old Event expires", async {
+        loop {
+            let names: Vec<String> = core
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .filter_map(|e| e.metadata.name)
+                .collect();
+            if names == ["recent"] {
+                break;
+            }
+            assert!(names.contains(&"recent".to_owned()), "{names:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+}

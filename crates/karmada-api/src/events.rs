@@ -1,0 +1,286 @@
+//! The Events Karmada records: upstream's reasons and messages, on the objects upstream puts
+//! them on (a resource template, its binding, a Work, a Cluster), so `kubectl describe` and
+//! tools waiting for an Event see what they see with upstream Karmada.
+//!
+//! Pure: what to say. Recording (queueing, de-duplication, the API write) is the controllers'.
+
+use std::fmt::Write as _;
+
+/// `Normal` or `Warning`, as Kubernetes spells them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+/// Upstream's Event reasons (the ones karmada-rs records).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reason {
+    ApplyPolicySucceed,
+    ApplyPolicyFailed,
+    ScheduleBindingSucceed,
+    ScheduleBindingFailed,
+    SyncWorkSucceed,
+    SyncWorkFailed,
+    ApplyOverridePolicySucceed,
+    ApplyOverridePolicyFailed,
+    AggregateStatusSucceed,
+    /// A Work's manifests applied to its member (upstream's `SyncSucceed`).
+    SyncWorkloadSucceed,
+    /// A Work's manifests not applied (upstream's `SyncFailed`).
+    SyncWorkloadFailed,
+    EvictWorkloadFromClusterSucceed,
+    TaintClusterSucceed,
+    TaintClusterFailed,
+    CreateExecutionSpaceSucceed,
+    RemoveExecutionSpaceSucceed,
+    GetDependenciesSucceed,
+    SyncScheduleResultToDependenciesSucceed,
+    DependencyPolicyConflict,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::ApplyPolicySucceed => "ApplyPolicySucceed",
+            Reason::ApplyPolicyFailed => "ApplyPolicyFailed",
+            Reason::ScheduleBindingSucceed => "ScheduleBindingSucceed",
+            Reason::ScheduleBindingFailed => "ScheduleBindingFailed",
+            Reason::SyncWorkSucceed => "SyncWorkSucceed",
+            Reason::SyncWorkFailed => "SyncWorkFailed",
+            Reason::ApplyOverridePolicySucceed => "ApplyOverridePolicySucceed",
+            Reason::ApplyOverridePolicyFailed => "ApplyOverridePolicyFailed",
+            Reason::AggregateStatusSucceed => "AggregateStatusSucceed",
+            Reason::SyncWorkloadSucceed => "SyncSucceed",
+            Reason::SyncWorkloadFailed => "SyncFailed",
+            Reason::EvictWorkloadFromClusterSucceed => "EvictWorkloadFromClusterSucceed",
+            Reason::TaintClusterSucceed => "TaintClusterSucceed",
+            Reason::TaintClusterFailed => "TaintClusterFailed",
+            Reason::CreateExecutionSpaceSucceed => "CreateExecutionSpaceSucceed",
+            Reason::RemoveExecutionSpaceSucceed => "RemoveExecutionSpaceSucceed",
+            Reason::GetDependenciesSucceed => "GetDependenciesSucceed",
+            Reason::SyncScheduleResultToDependenciesSucceed => {
+                "SyncScheduleResultToDependenciesSucceed"
+            }
+            Reason::DependencyPolicyConflict => "DependencyPolicyConflict",
+        }
+    }
+
+    /// The type upstream records the reason with.
+    pub fn event_type(self) -> EventType {
+        match self {
+            Reason::ApplyPolicyFailed
+            | Reason::ScheduleBindingFailed
+            | Reason::SyncWorkFailed
+            | Reason::ApplyOverridePolicyFailed
+            | Reason::SyncWorkloadFailed
+            | Reason::TaintClusterFailed
+            | Reason::DependencyPolicyConflict => EventType::Warning,
+            _ => EventType::Normal,
+        }
+    }
+
+    /// The Events API's `action` (what the reporting controller was doing).
+    pub fn action(self) -> &'static str {
+        match self {
+            Reason::ApplyPolicySucceed | Reason::ApplyPolicyFailed => "ApplyPolicy",
+            Reason::ScheduleBindingSucceed | Reason::ScheduleBindingFailed => "Schedule",
+            Reason::SyncWorkSucceed | Reason::SyncWorkFailed => "SyncWork",
+            Reason::ApplyOverridePolicySucceed | Reason::ApplyOverridePolicyFailed => {
+                "ApplyOverridePolicy"
+            }
+            Reason::AggregateStatusSucceed => "AggregateStatus",
+            Reason::SyncWorkloadSucceed | Reason::SyncWorkloadFailed => "Apply",
+            Reason::EvictWorkloadFromClusterSucceed => "Evict",
+            Reason::TaintClusterSucceed | Reason::TaintClusterFailed => "Taint",
+            Reason::CreateExecutionSpaceSucceed | Reason::RemoveExecutionSpaceSucceed => {
+                "ExecutionSpace"
+            }
+            Reason::GetDependenciesSucceed => "GetDependencies",
+            Reason::SyncScheduleResultToDependenciesSucceed => "SyncScheduleResult",
+            Reason::DependencyPolicyConflict => "SyncDependencies",
+        }
+    }
+}
+
+/// A (Cluster)PropagationPolicy or (Cluster)OverridePolicy, as messages name it: `ns/name`
+/// for a namespaced policy, `name` for a cluster-scoped one.
+#[derive(Clone, Copy, Debug)]
+pub struct PolicyName<'a> {
+    pub namespace: Option<&'a str>,
+    pub name: &'a str,
+}
+
+/// The messages, word for word as upstream writes them.
+pub mod message {
+    use super::{PolicyName, Write as _};
+
+    pub fn apply_policy_succeed(policy: PolicyName<'_>) -> String {
+        match policy.namespace {
+            Some(ns) => format!("Apply policy({ns}/{}) succeed", policy.name),
+            None => format!("Apply cluster policy({}) succeed", policy.name),
+        }
+    }
+
+    pub fn apply_policy_failed(policy: PolicyName<'_>, error: &str) -> String {
+        match policy.namespace {
+            Some(ns) => format!("Apply policy({ns}/{}) failed: {error}", policy.name),
+            None => format!("Apply cluster policy({}) failed: {error}", policy.name),
+        }
+    }
+
+    /// `clusters`: (name, replicas) of the schedule result.
+    pub fn schedule_binding_succeed<'a>(clusters: impl IntoIterator<Item = (&'a str, i32)>) -> String {
+        let result: Vec<String> =
+            clusters.into_iter().map(|(name, replicas)| format!("{name}:{replicas}")).collect();
+        format!("Binding has been scheduled successfully. Result: {{{}}}", result.join(", "))
+    }
+
+    /// A binding: `namespace` is None for a ClusterResourceBinding.
+    pub fn sync_work_succeed(namespace: Option<&str>, name: &str) -> String {
+        match namespace {
+            Some(ns) => format!("Sync work of ResourceBinding({ns}/{name}) successful."),
+            None => format!("Sync work of ClusterResourceBinding({name}) successful."),
+        }
+    }
+
+    pub fn aggregate_status_succeed(namespace: Option<&str>, name: &str) -> String {
+        match namespace {
+            Some(ns) => format!("Update ResourceBinding({ns}/{name}) with AggregatedStatus successfully."),
+            None => format!("Update ClusterResourceBinding({name}) with AggregatedStatus successfully."),
+        }
+    }
+
+    pub fn apply_override_policy(policy: PolicyName<'_>, cluster: &str, succeeded: bool) -> String {
+        let outcome = if succeeded { "succeed" } else { "failed" };
+        match policy.namespace {
+            Some(ns) => {
+                format!("Apply override policy({ns}/{}) for cluster({cluster}) {outcome}.", policy.name)
+            }
+            None => format!("Apply cluster override policy({}) for cluster({cluster}) {outcome}.", policy.name),
+        }
+    }
+
+    /// On the resource template a Work's manifest came from.
+    pub fn workload_applied(namespace: &str, name: &str, cluster: &str) -> String {
+        format!("Successfully applied resource({namespace}/{name}) to cluster {cluster}")
+    }
+
+    /// On the Work.
+    pub fn work_synced(namespace: &str, name: &str, cluster: &str) -> String {
+        format!("Sync work({namespace}/{name}) to cluster({cluster}) successful.")
+    }
+
+    pub fn work_sync_failed(namespace: &str, name: &str, cluster: &str, error: &str) -> String {
+        format!("Failed to sync work({namespace}/{name}) to cluster({cluster}), err: {error}")
+    }
+
+    pub fn evicted(cluster: &str) -> String {
+        format!("Evict from cluster {cluster} succeed.")
+    }
+
+    /// Taints as `{Key:k,Value:v,Effect:e}` (Value left out when empty).
+    pub fn taints(taints: &[(&str, &str, &str)]) -> String {
+        if taints.is_empty() {
+            return "cluster now does not have taints".into();
+        }
+        let mut out = String::new();
+        for (i, (key, value, effect)) in taints.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            if value.is_empty() {
+                let _ = write!(out, "{{Key:{key},Effect:{effect}}}");
+            } else {
+                let _ = write!(out, "{{Key:{key},Value:{value},Effect:{effect}}}");
+            }
+        }
+        format!("cluster now has taints([{out}])")
+    }
+
+    /// The cluster controller's not-ready/unreachable taints.
+    pub fn taint_cluster_succeed(taints: &str) -> String {
+        format!("Taint cluster succeed: {taints}.")
+    }
+
+    /// A ClusterTaintPolicy's taints.
+    pub fn cluster_taints_updated(cluster: &str, taints: &str) -> String {
+        format!("Update Cluster({cluster}) with taints({taints}) succeed")
+    }
+
+    pub fn execution_space_created(namespace: &str, cluster: &str) -> String {
+        format!("Created execution space({namespace}) for cluster({cluster}).")
+    }
+
+    pub fn execution_space_removed(cluster: &str) -> String {
+        format!("Removed execution space for cluster({cluster}).")
+    }
+
+    /// One dependency: apiVersion, kind, namespace, name (a label selector is not shown).
+    pub fn dependencies_found<'a>(
+        dependencies: impl IntoIterator<Item = (&'a str, &'a str, &'a str, &'a str)>,
+    ) -> String {
+        let items: Vec<String> = dependencies
+            .into_iter()
+            .map(|(api_version, kind, namespace, name)| {
+                format!("{{APIVersion:{api_version} Kind:{kind} Namespace:{namespace} Name:{name} LabelSelector:nil}}")
+            })
+            .collect();
+        format!("Get dependencies([{}]) succeed.", items.join(" "))
+    }
+
+    pub const SCHEDULE_RESULT_SYNCED_TO_DEPENDENCIES: &str =
+        "Sync schedule results to dependencies succeed.";
+
+    /// `conflicts`: which settings of the bindings requiring a dependency disagree.
+    pub fn dependency_policy_conflict(conflict_resolution: bool, preserve: bool) -> Option<String> {
+        let mut reasons = Vec::new();
+        if conflict_resolution {
+            reasons.push("ConflictResolution conflicted (Overwrite vs Abort)");
+        }
+        if preserve {
+            reasons.push("PreserveResourcesOnDeletion conflicted (true vs false)");
+        }
+        (!reasons.is_empty())
+            .then(|| format!("Dependency policy conflict detected: {}.", reasons.join("; ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::message::*;
+    use super::*;
+
+    #[test]
+    fn messages_read_like_upstreams() {
+        let pp = PolicyName { namespace: Some("default"), name: "nginx" };
+        let cpp = PolicyName { namespace: None, name: "all" };
+        assert_eq!(apply_policy_succeed(pp), "Apply policy(default/nginx) succeed");
+        assert_eq!(apply_policy_succeed(cpp), "Apply cluster policy(all) succeed");
+        assert_eq!(
+            schedule_binding_succeed([("member1", 2), ("member2", 0)]),
+            "Binding has been scheduled successfully. Result: {member1:2, member2:0}"
+        );
+        assert_eq!(
+            sync_work_succeed(Some("default"), "nginx-deployment"),
+            "Sync work of ResourceBinding(default/nginx-deployment) successful."
+        );
+        assert_eq!(
+            apply_override_policy(cpp, "member1", true),
+            "Apply cluster override policy(all) for cluster(member1) succeed."
+        );
+        assert_eq!(
+            taints(&[("cluster.karmada.io/not-ready", "", "NoSchedule"), ("a", "b", "NoExecute")]),
+            "cluster now has taints([{Key:cluster.karmada.io/not-ready,Effect:NoSchedule},{Key:a,Value:b,Effect:NoExecute}])"
+        );
+        assert_eq!(taints(&[]), "cluster now does not have taints");
+        assert_eq!(
+            dependency_policy_conflict(true, true).unwrap(),
+            "Dependency policy conflict detected: ConflictResolution conflicted (Overwrite vs Abort); PreserveResourcesOnDeletion conflicted (true vs false)."
+        );
+        assert_eq!(dependency_policy_conflict(false, false), None);
+        assert_eq!(Reason::SyncWorkloadSucceed.as_str(), "SyncSucceed");
+        assert_eq!(Reason::EvictWorkloadFromClusterSucceed.event_type(), EventType::Normal);
+        assert_eq!(Reason::DependencyPolicyConflict.event_type(), EventType::Warning);
+    }
+}
