@@ -460,6 +460,60 @@ pub async fn run(api: Arc<Api>) {
     }
 }
 
+/// When an Event was last seen (Unix seconds): the latest of its series, its deprecated last
+/// timestamp and its event time; its creation when it has none of them.
+fn event_last_seen(event: &Value) -> Option<i64> {
+    let time = |p: &str| {
+        event.pointer(p).and_then(Value::as_str).and_then(apimachinery::time::parse_rfc3339)
+    };
+    ["/series/lastObservedTime", "/lastTimestamp", "/eventTime"]
+        .iter()
+        .filter_map(|p| time(p))
+        .max()
+        .or_else(|| time("/metadata/creationTimestamp"))
+}
+
+/// Deletes Events last seen more than `ttl` ago (Kubernetes' `--event-ttl`, which etcd leases
+/// do there), checking every `ttl / 4` (at most once a minute), a page at a time.
+pub async fn expire_events(api: Arc<Api>, ttl: Duration) {
+    const PREFIX: &[u8] = b"/registry/core/events/";
+    let mut shutdown = api.shutdown.clone();
+    let every = (ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tick.tick() => {}
+        }
+        let cutoff = crate::api::now_seconds() - ttl.as_secs() as i64;
+        let mut options =
+            ListOptions { limit: std::num::NonZeroUsize::new(500), ..ListOptions::default() };
+        let mut expired = 0usize;
+        loop {
+            let Ok(page) = api.store.list(PREFIX, options.clone()).await else { break };
+            for kv in &page.items {
+                let event: Value = serde_json::from_slice(&kv.value).unwrap_or_default();
+                if event_last_seen(&event).is_some_and(|seen| seen < cutoff)
+                    && api.store.delete(&kv.key, Some(kv.mod_revision)).await.is_ok()
+                {
+                    expired += 1;
+                }
+            }
+            match page.next_after {
+                Some(after) => {
+                    options.start_after = Some(after);
+                    options.revision = Some(page.revision);
+                }
+                None => break,
+            }
+        }
+        if expired > 0 {
+            tracing::debug!(expired, "expired Events");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -519,59 +573,5 @@ mod tests {
             })
         );
         assert_eq!(parse_key(b"/other/x"), None);
-    }
-}
-
-/// When an Event was last seen (Unix seconds): the latest of its series, its deprecated last
-/// timestamp and its event time; its creation when it has none of them.
-fn event_last_seen(event: &Value) -> Option<i64> {
-    let time = |p: &str| {
-        event.pointer(p).and_then(Value::as_str).and_then(apimachinery::time::parse_rfc3339)
-    };
-    ["/series/lastObservedTime", "/lastTimestamp", "/eventTime"]
-        .iter()
-        .filter_map(|p| time(p))
-        .max()
-        .or_else(|| time("/metadata/creationTimestamp"))
-}
-
-/// Deletes Events last seen more than `ttl` ago (Kubernetes' `--event-ttl`, which etcd leases
-/// do there), checking every `ttl / 4` (at most once a minute), a page at a time.
-pub async fn expire_events(api: Arc<Api>, ttl: Duration) {
-    const PREFIX: &[u8] = b"/registry/core/events/";
-    let mut shutdown = api.shutdown.clone();
-    let every = (ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.changed() => return,
-            _ = tick.tick() => {}
-        }
-        let cutoff = crate::api::now_seconds() - ttl.as_secs() as i64;
-        let mut options =
-            ListOptions { limit: std::num::NonZeroUsize::new(500), ..ListOptions::default() };
-        let mut expired = 0usize;
-        loop {
-            let Ok(page) = api.store.list(PREFIX, options.clone()).await else { break };
-            for kv in &page.items {
-                let event: Value = serde_json::from_slice(&kv.value).unwrap_or_default();
-                if event_last_seen(&event).is_some_and(|seen| seen < cutoff)
-                    && api.store.delete(&kv.key, Some(kv.mod_revision)).await.is_ok()
-                {
-                    expired += 1;
-                }
-            }
-            match page.next_after {
-                Some(after) => {
-                    options.start_after = Some(after);
-                    options.revision = Some(page.revision);
-                }
-                None => break,
-            }
-        }
-        if expired > 0 {
-            tracing::debug!(expired, "expired Events");
-        }
     }
 }

@@ -9,6 +9,7 @@
 //! Policies, clusters and Works are read from watch caches; a reconcile makes no write when
 //! nothing changed.
 
+use karmada_api::events::{PolicyName, Reason, message};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -336,7 +337,7 @@ struct Context {
     /// Status written here, by binding: (the resourceVersion it was written over, the status).
     /// Kept only until the cache shows another version.
     own_statuses: Mutex<HashMap<String, (String, Arc<ResourceBindingStatus>)>>,
-    recorder: kube::runtime::events::Recorder,
+    events: crate::events::Events,
 }
 
 /// The inputs of a binding's rendering: the policy/cluster epoch, the binding's uid and
@@ -604,6 +605,7 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
         };
         let completions = completions.map(|c| split_completions(c, &targets));
         let mut override_failures: Vec<String> = Vec::new();
+        let template_ref = crate::events::template_reference(&spec.resource);
         for (cluster_name, replicas) in &targets {
             let Some(cluster) = ctx.clusters.get(&ObjectRef::new(cluster_name)) else { continue };
             let mut rendered = stripped.clone();
@@ -615,8 +617,30 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
             }
             let matches = affinity_matches(&cluster);
             let rendered = match render(&ar.kind, &t, &rendered, &matches, &cop_refs, &op_refs) {
-                Ok(r) => r,
+                Ok(r) => {
+                    for (namespace, policy) in propagation::overrides::applied_policies(&r) {
+                        let policy = PolicyName {
+                            namespace: (!namespace.is_empty()).then_some(namespace.as_str()),
+                            name: &policy,
+                        };
+                        ctx.events.record(
+                            template_ref.clone(),
+                            Reason::ApplyOverridePolicySucceed,
+                            message::apply_override_policy(policy, cluster_name, true),
+                        );
+                    }
+                    r
+                }
                 Err(e) => {
+                    let policy = PolicyName {
+                        namespace: (!e.namespace.is_empty()).then_some(e.namespace.as_str()),
+                        name: &e.policy,
+                    };
+                    ctx.events.record(
+                        template_ref.clone(),
+                        Reason::ApplyOverridePolicyFailed,
+                        message::apply_override_policy(policy, cluster_name, false),
+                    );
                     tracing::warn!(binding = %name, cluster = %cluster_name, policy = %e.policy, error = %e.message, "override failed; this cluster's copy is not updated");
                     override_failures.push(format!(
                         "cluster {cluster_name}: override policy {} cannot be applied: {}",
@@ -670,17 +694,31 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
                 "spec": work_spec,
             });
             let api: Api<Work> = Api::namespaced(ctx.client.clone(), &es);
-            let written = api
+            let written = match api
                 .patch(
                     &work_name,
                     &PatchParams::apply("karmada-binding-controller").force(),
                     &Patch::Apply(&work),
                 )
-                .await?;
+                .await
+            {
+                Ok(written) => written,
+                Err(e) => {
+                    ctx.events.record_binding(rb.as_ref(), Reason::SyncWorkFailed, &e.to_string());
+                    return Err(e.into());
+                }
+            };
             inputs.works.insert(es, (written.metadata.generation.unwrap_or(0), false));
             wrote_works = true;
         }
         report_overrides::<B>(&ctx, &rb, &override_failures).await?;
+        if override_failures.is_empty() {
+            ctx.events.record_binding(
+                rb.as_ref(),
+                Reason::SyncWorkSucceed,
+                &message::sync_work_succeed(rb.meta().namespace.as_deref(), &name),
+            );
+        }
         if let Ok(mut rendered) = ctx.rendered.lock() {
             if override_failures.is_empty() {
                 rendered.insert(owner, inputs);
@@ -816,16 +854,11 @@ async fn report_overrides<B: Binding>(
         return Err(Error::Stale);
     }
     if !failures.is_empty() {
-        let event = kube::runtime::events::Event {
-            type_: kube::runtime::events::EventType::Warning,
-            reason: "ApplyOverridePolicyFailed".into(),
-            note: Some(message.chars().take(1000).collect()),
-            action: "Render".into(),
-            secondary: None,
-        };
-        if let Err(e) = ctx.recorder.publish(&event, &rb.object_ref(&())).await {
-            tracing::warn!(error = %e, "cannot record an Event");
-        }
+        ctx.events.record(
+            crate::events::reference_of(rb),
+            Reason::ApplyOverridePolicyFailed,
+            message,
+        );
     }
     Ok(())
 }
@@ -922,6 +955,11 @@ async fn aggregate<B: Binding>(
         }
         let Some(updated) = written else { return Err(Error::Stale) };
         ctx.remember_own_status(owner, rb.meta().resource_version.as_deref(), &updated);
+        ctx.events.record(
+            crate::events::reference_of(rb),
+            Reason::AggregateStatusSucceed,
+            message::aggregate_status_succeed(rb.meta().namespace.as_deref(), name),
+        );
     }
     let generation = template.metadata.generation.unwrap_or(0);
     if let Some(status) = propagation::interpreter::aggregate_status(&ar.kind, &members, generation)
@@ -1134,13 +1172,7 @@ pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<
         epoch,
         rendered: Mutex::new(HashMap::new()),
         own_statuses: Mutex::new(HashMap::new()),
-        recorder: kube::runtime::events::Recorder::new(
-            client.clone(),
-            kube::runtime::events::Reporter {
-                controller: "karmada-binding-controller".into(),
-                instance: None,
-            },
-        ),
+        events: crate::events::Events::start(client.clone(), "binding-controller"),
     });
     tokio::join!(
         run_for::<ResourceBinding>(

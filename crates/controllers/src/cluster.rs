@@ -3,6 +3,7 @@
 //! `cluster.karmada.io/not-ready` / `unreachable` NoSchedule taints kept in step with the Ready
 //! condition after a grace period.
 
+use karmada_api::events::{Reason, message};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,6 +67,7 @@ struct Context {
     /// every cluster reconciles it, and a GET each time was the control plane's most frequent
     /// request at 1,000 clusters. Checked again after a minute.
     ensured: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    events: crate::events::Events,
 }
 
 const ENSURED_FOR: Duration = Duration::from_secs(60);
@@ -117,6 +119,11 @@ async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action, E
                 return Ok(Action::requeue(Duration::from_millis(500)));
             }
             None => {
+                ctx.events.record(
+                    crate::events::reference_of(cluster.as_ref()),
+                    Reason::RemoveExecutionSpaceSucceed,
+                    message::execution_space_removed(&name),
+                );
                 crate::set_finalizer(&clusters, &name, &finalizers, FINALIZER, false).await?;
                 return Ok(Action::await_change());
             }
@@ -130,11 +137,15 @@ async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action, E
         .unwrap_or(false);
     if !known && namespaces.get_opt(&es).await?.is_none() {
         let ns: Namespace = serde_json::from_value(
-            json!({"metadata": {"name": es, "labels": {"karmada.io/managed": "true"}}}),
+            json!({"metadata": {"name": es, "labels": {crate::join::SYSTEM_LABEL: "true"}}}),
         )
         .unwrap_or_default();
         match namespaces.create(&PostParams::default(), &ns).await {
-            Ok(_) => {}
+            Ok(_) => ctx.events.record(
+                crate::events::reference_of(cluster.as_ref()),
+                Reason::CreateExecutionSpaceSucceed,
+                message::execution_space_created(&es, &name),
+            ),
             Err(kube::Error::Api(s)) if s.code == 409 => {}
             Err(e) => return Err(e.into()),
         }
@@ -151,13 +162,19 @@ async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action, E
         ctx.settings.cluster_monitor_grace_period,
     );
     if taints != cluster.spec.taints {
-        clusters
-            .patch(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": {"taints": taints}})),
-            )
-            .await?;
+        let regarding = crate::events::reference_of(cluster.as_ref());
+        let patch = json!({"spec": {"taints": taints}});
+        match clusters.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await {
+            Ok(_) => ctx.events.record(
+                regarding,
+                Reason::TaintClusterSucceed,
+                message::taint_cluster_succeed(&message::taints(&taints)),
+            ),
+            Err(e) => {
+                ctx.events.record(regarding, Reason::TaintClusterFailed, e.to_string());
+                return Err(e.into());
+            }
+        }
     }
     Ok(Action::requeue(ctx.settings.cluster_monitor_period))
 }
@@ -172,7 +189,8 @@ pub async fn run(
     settings: Settings,
     caches: crate::Caches,
 ) -> anyhow::Result<()> {
-    let context = Arc::new(Context { client, settings, ensured: Default::default() });
+    let events = crate::events::Events::start(client.clone(), "cluster-controller");
+    let context = Arc::new(Context { client, settings, ensured: Default::default(), events });
     Controller::for_shared_stream(caches.clusters.applied(), caches.clusters.store())
         .with_config(crate::controller_config())
         .run(reconcile, error_policy, context)

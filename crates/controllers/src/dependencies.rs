@@ -5,6 +5,7 @@
 //! own gets an attached one (no placement, owned by the dependency object). The binding
 //! controller sends a binding to its scheduled clusters plus those of `requiredBy`.
 
+use karmada_api::events::{Reason, message};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -74,6 +75,7 @@ struct Context {
     /// `requiredBy`. It may name bindings that no longer list the workload (the binding itself
     /// is checked), never miss one, so a pass looks at those, not at every binding.
     listed: Mutex<Option<HashMap<BindingKey, BTreeSet<String>>>>,
+    events: crate::events::Events,
 }
 
 impl Context {
@@ -237,6 +239,15 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
             if let Some(template) = template {
                 let object = template.to_value();
                 wanted = propagation::interpreter::dependencies(&ar.kind, &object);
+                ctx.events.record(
+                    crate::events::template_reference(resource),
+                    Reason::GetDependenciesSucceed,
+                    message::dependencies_found(
+                        wanted
+                            .iter()
+                            .map(|d| (d.api_version, d.kind, ns.as_str(), d.name.as_str())),
+                    ),
+                );
                 if let Ok(mut found) = ctx.found.lock() {
                     found.insert(
                         parent.clone(),
@@ -381,6 +392,13 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
         // A dependency created after its workload is picked up on a later pass.
         return Ok(Action::requeue(Duration::from_secs(2)));
     }
+    if rb.spec.propagate_deps {
+        ctx.events.record(
+            crate::events::reference_of(rb.as_ref()),
+            Reason::SyncScheduleResultToDependenciesSucceed,
+            message::SCHEDULE_RESULT_SYNCED_TO_DEPENDENCIES,
+        );
+    }
     Ok(Action::requeue(Duration::from_secs(if rb.spec.required_by.is_empty() { 300 } else { 60 })))
 }
 
@@ -400,6 +418,7 @@ pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<
     let controller = Controller::for_shared_stream(caches.bindings.applied(), bindings.clone())
         .with_config(crate::controller_config());
     let ctx = Arc::new(Context {
+        events: crate::events::Events::start(client.clone(), "dependencies-distributor"),
         client,
         bindings,
         templates,

@@ -5,6 +5,7 @@
 //! ClusterResourceBinding (cluster-scoped ones) per template, owned by the template.
 //! A template created before its policy is picked up when the policy arrives.
 
+use karmada_api::events::{PolicyName, Reason, message};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -111,6 +112,7 @@ struct State {
     policy_epoch: Arc<AtomicU64>,
     /// Per template: its content fingerprint and the policy epoch of its last complete pass.
     settled: Mutex<HashMap<TemplateKey, (u64, u64)>>,
+    events: crate::events::Events,
 }
 
 /// How many templates are reconciled at once.
@@ -397,13 +399,37 @@ impl State {
         if self.applied.lock().is_ok_and(|a| a.get(&memo) == Some(&fingerprint)) {
             return Ok(Pass::Done);
         }
-        bindings
+        let written = bindings
             .patch(
                 &binding_name,
                 &PatchParams::apply("karmada-detector").force(),
                 &Patch::Apply(&binding),
             )
-            .await?;
+            .await;
+        let policy_name = PolicyName {
+            namespace: (!policy.cluster_scoped()).then_some(policy.namespace),
+            name: policy.name,
+        };
+        let regarding = crate::events::reference(
+            &ar.api_version,
+            &ar.kind,
+            Some(&ns),
+            &name,
+            template.metadata.uid.as_deref(),
+        );
+        if let Err(e) = written {
+            self.events.record(
+                regarding,
+                Reason::ApplyPolicyFailed,
+                message::apply_policy_failed(policy_name, &e.to_string()),
+            );
+            return Err(e);
+        }
+        self.events.record(
+            regarding,
+            Reason::ApplyPolicySucceed,
+            message::apply_policy_succeed(policy_name),
+        );
         if let Ok(mut applied) = self.applied.lock() {
             applied.insert(memo, fingerprint);
         }
@@ -659,6 +685,7 @@ pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<
         versions: Mutex::new(HashMap::new()),
         policy_epoch,
         settled: Mutex::new(HashMap::new()),
+        events: crate::events::Events::start(client.clone(), "resource-detector"),
     });
     let mut queue = Queue::default();
     let mut running: tokio::task::JoinSet<TemplateKey> = tokio::task::JoinSet::new();

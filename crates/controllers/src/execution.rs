@@ -9,6 +9,8 @@
 //! triggers its Work, which reflects the status and health and restores drift. An object that
 //! already matches its manifest is not written again.
 
+use karmada_api::events::{Reason, message};
+use karmada_api::names;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -79,6 +81,23 @@ struct Context {
     trigger: mpsc::UnboundedSender<ObjectRef<Work>>,
     /// When each Work's status was last written (to pace the steps of a rollout).
     status_written: Mutex<HashMap<(String, String), std::time::Instant>>,
+    events: crate::events::Events,
+    /// Record Events on the resource templates too (an agent may only write Events in its
+    /// execution namespace).
+    template_events: bool,
+}
+
+/// The resource template a manifest was rendered from (by its uid annotation), with its
+/// namespace and name.
+fn template_of(manifest: &Value) -> (k8s_openapi::api::core::v1::ObjectReference, String, String) {
+    let s = |p: &str| manifest.pointer(p).and_then(Value::as_str).unwrap_or_default();
+    let uid = manifest
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(names::TEMPLATE_UID_ANNOTATION))
+        .and_then(Value::as_str);
+    let (ns, name) = (s("/metadata/namespace"), s("/metadata/name"));
+    let regarding = crate::events::reference(s("/apiVersion"), s("/kind"), Some(ns), name, uid);
+    (regarding, ns.to_owned(), name.to_owned())
 }
 
 /// How often a Work of a cluster that is not Ready is looked at again (becoming Ready also
@@ -300,6 +319,8 @@ struct Applied {
     /// The member's object after the apply (or as found).
     observed: Option<LeanObject>,
     resource: ApiResource,
+    /// It was written now (not found as wanted, nor refused).
+    written: bool,
 }
 
 async fn apply_manifest(
@@ -332,6 +353,7 @@ async fn apply_manifest(
                 )),
                 observed: None,
                 resource: ar,
+                written: false,
             });
         }
         // Type fields may be absent from cached list items; the rest must match.
@@ -342,12 +364,19 @@ async fn apply_manifest(
             m.remove("kind");
         }
         if contains(&current, &want) {
-            return Ok(Applied { refused: None, observed: Some(existing.clone()), resource: ar });
+            return Ok(Applied {
+                refused: None,
+                observed: Some(existing.clone()),
+                resource: ar,
+                written: false,
+            });
         }
     }
     ensure_namespace(ctx, cluster, member, namespace).await?;
     match api.patch(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(manifest)).await {
-        Ok(observed) => Ok(Applied { refused: None, observed: Some(observed), resource: ar }),
+        Ok(observed) => {
+            Ok(Applied { refused: None, observed: Some(observed), resource: ar, written: true })
+        }
         Err(e) => {
             // The namespace may have been removed by hand: check it again next time.
             ctx.forget_namespace(cluster, namespace);
@@ -453,13 +482,28 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
             for (ordinal, manifest) in work.spec.workload.manifests.iter().enumerate() {
                 let manifest = desired(&manifest.value(), &work_ns, &name);
                 let applying = apply_manifest(&ctx, cluster_name, &member, &manifest);
+                let template = ctx.template_events.then(|| template_of(&manifest));
                 let outcome = match bounded(ctx.timeout * 2, applying).await {
                     Ok(a) => a,
                     Err(e) => {
+                        if let Some((regarding, ns, name)) = template {
+                            ctx.events.record(
+                                regarding,
+                                Reason::SyncWorkloadFailed,
+                                format!("Failed to create or update resource({ns}/{name}) in member cluster({cluster_name}): {e}"),
+                            );
+                        }
                         problems.push(format!("applying to {cluster_name} failed: {e}"));
                         continue;
                     }
                 };
+                if let (true, Some((regarding, ns, name))) = (outcome.written, template) {
+                    ctx.events.record(
+                        regarding,
+                        Reason::SyncWorkloadSucceed,
+                        message::workload_applied(&ns, &name, cluster_name),
+                    );
+                }
                 if let Some(reason) = outcome.refused {
                     problems.push(reason);
                 }
@@ -518,6 +562,16 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
                 return Ok(Action::requeue(STATUS_INTERVAL));
             }
             _ => {}
+        }
+    }
+    if condition_changed {
+        let regarding = crate::events::reference_of(work.as_ref());
+        if applied {
+            let note = message::work_synced(&work_ns, &name, cluster_name);
+            ctx.events.record(regarding, Reason::SyncWorkloadSucceed, note);
+        } else {
+            let note = message::work_sync_failed(&work_ns, &name, cluster_name, &message);
+            ctx.events.record(regarding, Reason::SyncWorkloadFailed, note);
         }
     }
     if condition_changed || changed_statuses {
@@ -591,6 +645,8 @@ pub async fn run_scoped(
     }));
     clusters.ready().await;
     let ctx = Arc::new(Context {
+        template_events: matches!(scope, Scope::Push(_)),
+        events: crate::events::Events::start(client.clone(), "execution-controller"),
         client,
         scope,
         clusters: clusters.store(),

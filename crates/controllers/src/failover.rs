@@ -10,6 +10,7 @@
 //! failover (`failover.application`) evicts the same way from a cluster where the workload has
 //! stayed unhealthy longer than `decisionConditions.tolerationSeconds`.
 
+use karmada_api::events::{Reason, message};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -178,6 +179,7 @@ async fn run_taint_policies(client: kube::Client, caches: crate::Caches) -> anyh
     }));
     let _ = tokio::join!(policies.wait_until_ready(), caches.clusters.ready());
     let api: Api<Cluster> = Api::all(client.clone());
+    let events = crate::events::Events::start(client.clone(), "cluster-taint-policy-controller");
     loop {
         let policy_list = policies.state();
         for cluster in clusters.state() {
@@ -201,10 +203,18 @@ async fn run_taint_policies(client: kube::Client, caches: crate::Caches) -> anyh
                 tracing::info!(cluster = %name, ?taints, "cluster taints updated by ClusterTaintPolicy");
                 let patch = json!({"metadata": {"resourceVersion": cluster.metadata.resource_version},
                     "spec": {"taints": taints}});
+                let regarding = crate::events::reference_of(cluster.as_ref());
                 match api.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await {
-                    Ok(_) => {}
+                    Ok(_) => events.record(
+                        regarding,
+                        Reason::TaintClusterSucceed,
+                        message::cluster_taints_updated(&name, &message::taints(&taints)),
+                    ),
                     Err(kube::Error::Api(s)) if s.code == 409 => {}
-                    Err(e) => tracing::warn!(error = %e, "cannot taint cluster"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot taint cluster");
+                        events.record(regarding, Reason::TaintClusterFailed, e.to_string());
+                    }
                 }
             }
         }
@@ -221,7 +231,7 @@ async fn run_taint_policies(client: kube::Client, caches: crate::Caches) -> anyh
 struct Context {
     client: kube::Client,
     clusters: Store<Cluster>,
-    recorder: kube::runtime::events::Recorder,
+    events: crate::events::Events,
     /// Evictions in the current one-second window (rate limit).
     window: Mutex<(Instant, u32)>,
     per_second: u32,
@@ -468,16 +478,11 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
             map.remove(&format!("{binding_key}@{}", e.target.name));
         }
         tracing::info!(binding = %name, reason = e.reason, message = %e.message, "eviction");
-        let event = kube::runtime::events::Event {
-            type_: kube::runtime::events::EventType::Warning,
-            reason: "EvictWorkloadFromClusterSucceed".into(),
-            note: Some(format!("{}: {}", e.reason, e.message)),
-            action: "Evict".into(),
-            secondary: None,
-        };
-        if let Err(err) = ctx.recorder.publish(&event, &rb.object_ref(&())).await {
-            tracing::warn!(error = %err, "cannot record an Event");
-        }
+        ctx.events.record_binding(
+            rb.as_ref(),
+            Reason::EvictWorkloadFromClusterSucceed,
+            &message::evicted(&e.target.name),
+        );
     }
     Ok(Action::await_change())
 }
@@ -529,13 +534,7 @@ pub async fn run(
     let ctx = Arc::new(Context {
         client: client.clone(),
         clusters,
-        recorder: kube::runtime::events::Recorder::new(
-            client,
-            kube::runtime::events::Reporter {
-                controller: "karmada-taint-manager".into(),
-                instance: None,
-            },
-        ),
+        events: crate::events::Events::start(client, "taint-manager"),
         window: Mutex::new((Instant::now(), 0)),
         per_second: evictions_per_second.max(1),
         unhealthy: Mutex::new(HashMap::new()),

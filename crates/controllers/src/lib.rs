@@ -22,6 +22,7 @@ pub mod cluster;
 pub mod cluster_status;
 pub mod dependencies;
 pub mod detector;
+pub mod events;
 pub mod execution;
 pub mod failover;
 pub mod join;

@@ -4,6 +4,7 @@
 //! its `Scheduled` condition. Bindings for another `schedulerName`, or with scheduling
 //! suspended, are left alone; nothing is written when nothing changed.
 
+use karmada_api::events::{Reason, message};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -213,6 +214,7 @@ struct Context {
     infos: std::sync::Mutex<std::collections::HashMap<String, (String, scheduler::ClusterInfo)>>,
     /// Bindings (by uid) that did not fit, and the cluster generation they were tried against.
     tried: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    events: crate::events::Events,
 }
 
 /// Every cluster as the scheduler sees it, and each one's resourceVersion.
@@ -401,6 +403,20 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
         }
         read = api.get(&name).await?.data.get("status").cloned();
     }
+    match &clusters_out {
+        Some(clusters) => ctx.events.record_binding(
+            binding.as_ref(),
+            Reason::ScheduleBindingSucceed,
+            &message::schedule_binding_succeed(
+                clusters.iter().map(|c| (c.name.as_str(), c.replicas)),
+            ),
+        ),
+        None => {
+            let message =
+                condition.get("message").and_then(serde_json::Value::as_str).unwrap_or_default();
+            ctx.events.record_binding(binding.as_ref(), Reason::ScheduleBindingFailed, message);
+        }
+    }
     Ok(Action::await_change())
 }
 
@@ -478,6 +494,7 @@ async fn run_for<B: Binding>(
 ) {
     let api: Api<B> = Api::all(client.clone());
     let ctx = Arc::new(Context {
+        events: crate::events::Events::start(client.clone(), "karmada-scheduler"),
         client,
         clusters,
         plugins,

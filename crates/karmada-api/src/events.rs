@@ -4,8 +4,6 @@
 //!
 //! Pure: what to say. Recording (queueing, de-duplication, the API write) is the controllers'.
 
-use std::fmt::Write as _;
-
 /// `Normal` or `Warning`, as Kubernetes spells them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EventType {
@@ -113,7 +111,9 @@ pub struct PolicyName<'a> {
 
 /// The messages, word for word as upstream writes them.
 pub mod message {
-    use super::{PolicyName, Write as _};
+    use std::fmt::Write as _;
+
+    use super::PolicyName;
 
     pub fn apply_policy_succeed(policy: PolicyName<'_>) -> String {
         match policy.namespace {
@@ -130,7 +130,9 @@ pub mod message {
     }
 
     /// `clusters`: (name, replicas) of the schedule result.
-    pub fn schedule_binding_succeed<'a>(clusters: impl IntoIterator<Item = (&'a str, i32)>) -> String {
+    pub fn schedule_binding_succeed<'a>(
+        clusters: impl IntoIterator<Item = (&'a str, i32)>,
+    ) -> String {
         let result: Vec<String> =
             clusters.into_iter().map(|(name, replicas)| format!("{name}:{replicas}")).collect();
         format!("Binding has been scheduled successfully. Result: {{{}}}", result.join(", "))
@@ -146,8 +148,12 @@ pub mod message {
 
     pub fn aggregate_status_succeed(namespace: Option<&str>, name: &str) -> String {
         match namespace {
-            Some(ns) => format!("Update ResourceBinding({ns}/{name}) with AggregatedStatus successfully."),
-            None => format!("Update ClusterResourceBinding({name}) with AggregatedStatus successfully."),
+            Some(ns) => {
+                format!("Update ResourceBinding({ns}/{name}) with AggregatedStatus successfully.")
+            }
+            None => {
+                format!("Update ClusterResourceBinding({name}) with AggregatedStatus successfully.")
+            }
         }
     }
 
@@ -155,9 +161,15 @@ pub mod message {
         let outcome = if succeeded { "succeed" } else { "failed" };
         match policy.namespace {
             Some(ns) => {
-                format!("Apply override policy({ns}/{}) for cluster({cluster}) {outcome}.", policy.name)
+                format!(
+                    "Apply override policy({ns}/{}) for cluster({cluster}) {outcome}.",
+                    policy.name
+                )
             }
-            None => format!("Apply cluster override policy({}) for cluster({cluster}) {outcome}.", policy.name),
+            None => format!(
+                "Apply cluster override policy({}) for cluster({cluster}) {outcome}.",
+                policy.name
+            ),
         }
     }
 
@@ -180,12 +192,13 @@ pub mod message {
     }
 
     /// Taints as `{Key:k,Value:v,Effect:e}` (Value left out when empty).
-    pub fn taints(taints: &[(&str, &str, &str)]) -> String {
+    pub fn taints(taints: &[crate::cluster::Taint]) -> String {
         if taints.is_empty() {
             return "cluster now does not have taints".into();
         }
         let mut out = String::new();
-        for (i, (key, value, effect)) in taints.iter().enumerate() {
+        for (i, t) in taints.iter().enumerate() {
+            let (key, value, effect) = (&t.key, &t.value, &t.effect);
             if i > 0 {
                 out.push(',');
             }
@@ -216,14 +229,15 @@ pub mod message {
         format!("Removed execution space for cluster({cluster}).")
     }
 
-    /// One dependency: apiVersion, kind, namespace, name (a label selector is not shown).
+    /// One dependency: apiVersion, kind, namespace, name (Go's `%+v` of upstream's
+    /// references, whose label selector is nil for a named dependency).
     pub fn dependencies_found<'a>(
         dependencies: impl IntoIterator<Item = (&'a str, &'a str, &'a str, &'a str)>,
     ) -> String {
         let items: Vec<String> = dependencies
             .into_iter()
             .map(|(api_version, kind, namespace, name)| {
-                format!("{{APIVersion:{api_version} Kind:{kind} Namespace:{namespace} Name:{name} LabelSelector:nil}}")
+                format!("{{APIVersion:{api_version} Kind:{kind} Namespace:{namespace} Name:{name} LabelSelector:<nil>}}")
             })
             .collect();
         format!("Get dependencies([{}]) succeed.", items.join(" "))
@@ -269,8 +283,17 @@ mod tests {
             apply_override_policy(cpp, "member1", true),
             "Apply cluster override policy(all) for cluster(member1) succeed."
         );
+        let taint = |key: &str, value: &str, effect: &str| crate::cluster::Taint {
+            key: key.into(),
+            value: value.into(),
+            effect: effect.into(),
+            time_added: None,
+        };
         assert_eq!(
-            taints(&[("cluster.karmada.io/not-ready", "", "NoSchedule"), ("a", "b", "NoExecute")]),
+            taints(&[
+                taint("cluster.karmada.io/not-ready", "", "NoSchedule"),
+                taint("a", "b", "NoExecute")
+            ]),
             "cluster now has taints([{Key:cluster.karmada.io/not-ready,Effect:NoSchedule},{Key:a,Value:b,Effect:NoExecute}])"
         );
         assert_eq!(taints(&[]), "cluster now does not have taints");
@@ -279,6 +302,13 @@ mod tests {
             "Dependency policy conflict detected: ConflictResolution conflicted (Overwrite vs Abort); PreserveResourcesOnDeletion conflicted (true vs false)."
         );
         assert_eq!(dependency_policy_conflict(false, false), None);
+        assert_eq!(
+            dependencies_found([
+                ("v1", "ConfigMap", "default", "cm"),
+                ("v1", "Secret", "default", "s")
+            ]),
+            "Get dependencies([{APIVersion:v1 Kind:ConfigMap Namespace:default Name:cm LabelSelector:<nil>} {APIVersion:v1 Kind:Secret Namespace:default Name:s LabelSelector:<nil>}]) succeed."
+        );
         assert_eq!(Reason::SyncWorkloadSucceed.as_str(), "SyncSucceed");
         assert_eq!(Reason::EvictWorkloadFromClusterSucceed.event_type(), EventType::Normal);
         assert_eq!(Reason::DependencyPolicyConflict.event_type(), EventType::Warning);

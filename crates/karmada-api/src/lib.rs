@@ -60,6 +60,7 @@ pub mod apps;
 pub mod autoscaling;
 pub mod cluster;
 pub mod config;
+pub mod events;
 pub mod kinds;
 pub mod names;
 pub mod networking;

@@ -30,8 +30,32 @@ pub struct OverridePolicyRef<'a> {
 /// Why an override could not be applied to one cluster's copy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OverrideError {
+    /// The policy's namespace ("" for a ClusterOverridePolicy).
+    pub namespace: String,
     pub policy: String,
     pub message: String,
+}
+
+/// The policies whose overrides a rendered copy got, from its applied-overrides annotations:
+/// (namespace, name), namespace "" for a ClusterOverridePolicy; cluster policies first, each
+/// group in the order applied.
+pub fn applied_policies(rendered: &Value) -> Vec<(String, String)> {
+    let namespace = rendered.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("");
+    let mut out = Vec::new();
+    for (annotation, ns) in [(APPLIED_CLUSTER_OVERRIDES, ""), (APPLIED_OVERRIDES, namespace)] {
+        let Some(text) = rendered.pointer("/metadata/annotations").and_then(|a| a.get(annotation))
+        else {
+            continue;
+        };
+        let applied: Vec<Value> =
+            text.as_str().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default();
+        for entry in applied {
+            if let Some(name) = entry.get("policyName").and_then(Value::as_str) {
+                out.push((ns.to_owned(), name.to_owned()));
+            }
+        }
+    }
+    out
 }
 
 /// A parsed container image reference.
@@ -314,8 +338,11 @@ pub fn render(
                 if !cluster_matches(target) {
                     continue;
                 }
-                apply_overriders(kind, &mut out, overriders)
-                    .map_err(|message| OverrideError { policy: policy.name.to_owned(), message })?;
+                apply_overriders(kind, &mut out, overriders).map_err(|message| OverrideError {
+                    namespace: policy.namespace.to_owned(),
+                    policy: policy.name.to_owned(),
+                    message,
+                })?;
                 used.push(serde_json::to_value(overriders).unwrap_or_default());
             }
             if !used.is_empty() {
@@ -491,8 +518,16 @@ mod tests {
                 .unwrap()
                 .contains("cop")
         );
+        let owned = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
+        };
+        assert_eq!(
+            applied_policies(&m1),
+            owned(&[("", "cop"), ("default", "a-all"), ("default", "z-named")])
+        );
         let m3 =
             render("Deployment", &template(), &deployment(), &on("member3"), &[], &ops).unwrap();
+        assert_eq!(applied_policies(&m3), owned(&[("default", "a-all")]));
         assert_eq!(m3["spec"]["replicas"], 1, "only the match-all rule targets member3");
         let other_ns = [OverridePolicyRef { namespace: "other", name: "x", spec: &all }];
         let untouched =

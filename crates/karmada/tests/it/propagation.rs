@@ -129,6 +129,71 @@ fn crds_custom_resources_and_override_policies() {
             && image("member2") == "fictional.registry.cn/nginx")
             .then_some(())
     });
+    // Every step left upstream's Events where users (kubectl describe) and tools (client-go
+    // listing v1 Events by involvedObject.name) look for them.
+    let reasons = |name: &str, kind: &str| {
+        let selector = format!("involvedObject.name={name},involvedObject.kind={kind}");
+        let out = cp.api.kubectl(&[
+            "get",
+            "events",
+            "-A",
+            "--field-selector",
+            &selector,
+            "-o",
+            &jsonpath("{range .items[*]}{.reason}: {.message}{\"\\n\"}{end}"),
+        ]);
+        out.stdout
+    };
+    let expected = [
+        (
+            "nginx",
+            "Deployment",
+            "ApplyPolicySucceed: Apply policy(default/nginx-propagation) succeed",
+        ),
+        (
+            "nginx",
+            "Deployment",
+            "ScheduleBindingSucceed: Binding has been scheduled successfully. Result: {member1:1, member2:1}",
+        ),
+        (
+            "nginx",
+            "Deployment",
+            "SyncWorkSucceed: Sync work of ResourceBinding(default/nginx-deployment) successful.",
+        ),
+        (
+            "nginx",
+            "Deployment",
+            "ApplyOverridePolicySucceed: Apply override policy(default/example-override) for cluster(member1) succeed.",
+        ),
+        (
+            "nginx",
+            "Deployment",
+            "SyncSucceed: Successfully applied resource(default/nginx) to cluster member2",
+        ),
+        (
+            "nginx-deployment",
+            "ResourceBinding",
+            "ScheduleBindingSucceed: Binding has been scheduled successfully.",
+        ),
+        (
+            "nginx-deployment",
+            "ResourceBinding",
+            "AggregateStatusSucceed: Update ResourceBinding(default/nginx-deployment) with AggregatedStatus successfully.",
+        ),
+        (
+            "member1",
+            "Cluster",
+            "CreateExecutionSpaceSucceed: Created execution space(karmada-es-member1) for cluster(member1).",
+        ),
+    ];
+    for (name, kind, line) in expected {
+        eventually(Duration::from_secs(30), line, || {
+            reasons(name, kind).contains(line).then_some(())
+        });
+    }
+    let described = cp.api.kubectl(&["describe", "deployment", "nginx"]);
+    let described = described.ok();
+    assert!(described.contains("ApplyPolicySucceed"), "{described}");
     // An override that cannot apply fails only its cluster, visibly.
     let broken = "apiVersion: policy.karmada.io/v1alpha1\nkind: OverridePolicy\nmetadata:\n  name: broken\nspec:\n  resourceSelectors:\n  - {apiVersion: apps/v1, kind: Deployment, name: nginx}\n  overrideRules:\n  - targetCluster: {clusterNames: [member2]}\n    overriders:\n      plaintext:\n      - {path: /spec/nothing/deeper, operator: replace, value: 1}\n";
     cp.api.kubectl_stdin(&["apply", "-f", "-"], broken).ok();
