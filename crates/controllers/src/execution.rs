@@ -87,6 +87,57 @@ struct Context {
     template_events: bool,
 }
 
+/// The Work's `Dispatching` condition when it has to change (upstream's execution controller
+/// keeps it on every Work: False while dispatching is suspended).
+fn dispatching_condition(work: &Work, suspended: bool) -> Option<Value> {
+    let status = if suspended { "False" } else { "True" };
+    let current =
+        work.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == DISPATCHING));
+    if current.is_some_and(|c| c.status == status) {
+        return None;
+    }
+    let (reason, note) = if suspended {
+        ("SuspendDispatching", message::WORK_DISPATCHING_SUSPENDED)
+    } else {
+        ("Dispatching", message::WORK_DISPATCHING)
+    };
+    Some(json!({"type": DISPATCHING, "status": status, "reason": reason, "message": note,
+        "lastTransitionTime": crate::now_rfc3339()}))
+}
+
+const DISPATCHING: &str = "Dispatching";
+
+/// Writes `conditions` into the Work's status (replacing those of the same types, keeping the
+/// others) and, when given, its manifest statuses.
+async fn write_conditions(
+    works: &Api<Work>,
+    work: &Work,
+    conditions: &[Value],
+    manifest_statuses: Option<Vec<Value>>,
+) -> Result<(), Error> {
+    let mut all: Vec<Value> = work
+        .status
+        .as_ref()
+        .map(|s| {
+            s.conditions
+                .iter()
+                .filter(|c| !conditions.iter().any(|n| n["type"] == c.type_.as_str()))
+                .filter_map(|c| serde_json::to_value(c).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    all.extend(conditions.iter().cloned());
+    let mut status = json!({"conditions": all});
+    if let Some(m) = manifest_statuses {
+        status["manifestStatuses"] = json!(m);
+    }
+    let name = work.metadata.name.as_deref().unwrap_or_default();
+    works
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(json!({"status": status})))
+        .await?;
+    Ok(())
+}
+
 /// The resource template a manifest was rendered from (by its uid annotation), with its
 /// namespace and name.
 fn template_of(manifest: &Value) -> (k8s_openapi::api::core::v1::ObjectReference, String, String) {
@@ -467,7 +518,20 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
         return Ok(Action::await_change());
     }
     crate::set_finalizer(&works, &name, &finalizers, FINALIZER, true).await?;
-    if work.spec.suspend_dispatching == Some(true) {
+    let suspended = work.spec.suspend_dispatching == Some(true);
+    let dispatching = dispatching_condition(&work, suspended);
+    if let Some(condition) = &dispatching {
+        let note = condition["message"].as_str().unwrap_or_default().to_owned();
+        ctx.events.record(
+            crate::events::reference_of(work.as_ref()),
+            Reason::WorkDispatching,
+            note,
+        );
+    }
+    if suspended {
+        if let Some(condition) = dispatching {
+            write_conditions(&works, &work, &[condition], None).await?;
+        }
         return Ok(Action::await_change());
     }
     let Some(cluster) = cluster else { return Ok(Action::requeue(Duration::from_secs(2))) };
@@ -587,7 +651,11 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
             .map_or(json!(now), |c| json!(c.last_transition_time));
         let condition = json!({"type": "Applied", "status": status_word, "reason": if applied { "AppliedSuccessful" } else { "AppliedFailed" },
             "message": message, "lastTransitionTime": since});
-        works.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": {"conditions": [condition], "manifestStatuses": manifest_statuses}}))).await?;
+        let mut conditions = vec![condition];
+        conditions.extend(dispatching);
+        write_conditions(&works, &work, &conditions, Some(manifest_statuses)).await?;
+    } else if let Some(condition) = dispatching {
+        write_conditions(&works, &work, &[condition], None).await?;
     }
     // Changes in the member arrive through its watches; a failed apply is retried, and a slow
     // resync covers anything a watch missed.

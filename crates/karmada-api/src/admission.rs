@@ -226,6 +226,28 @@ fn default_propagation(object: &mut Value, namespaced: bool, _env: &Env<'_>) {
             spec.insert(field.to_owned(), json!(value));
         }
     }
+    // Upstream's CRD defaults (the API server fills them in before its webhook runs).
+    spec.entry("priority").or_insert(json!(0));
+    if let Some(rs) = spec
+        .get_mut("placement")
+        .and_then(|p| p.get_mut("replicaScheduling"))
+        .and_then(Value::as_object_mut)
+    {
+        rs.entry("replicaSchedulingType").or_insert(json!("Divided"));
+    }
+    if let Some(failover) = spec.get_mut("failover").and_then(Value::as_object_mut) {
+        if let Some(app) = failover.get_mut("application").and_then(Value::as_object_mut) {
+            app.entry("purgeMode").or_insert(json!("Gracefully"));
+            if let Some(conditions) =
+                app.get_mut("decisionConditions").and_then(Value::as_object_mut)
+            {
+                conditions.entry("tolerationSeconds").or_insert(json!(300));
+            }
+        }
+        if let Some(cluster) = failover.get_mut("cluster").and_then(Value::as_object_mut) {
+            cluster.entry("purgeMode").or_insert(json!("Gracefully"));
+        }
+    }
     if let Some(constraints) = spec
         .get_mut("placement")
         .and_then(|p| p.get_mut("spreadConstraints"))

@@ -35,6 +35,8 @@ pub enum Reason {
     GetDependenciesSucceed,
     SyncScheduleResultToDependenciesSucceed,
     DependencyPolicyConflict,
+    /// A Work's dispatching started or was suspended (its `Dispatching` condition changed).
+    WorkDispatching,
 }
 
 impl Reason {
@@ -61,6 +63,7 @@ impl Reason {
                 "SyncScheduleResultToDependenciesSucceed"
             }
             Reason::DependencyPolicyConflict => "DependencyPolicyConflict",
+            Reason::WorkDispatching => "WorkDispatching",
         }
     }
 
@@ -97,6 +100,7 @@ impl Reason {
             Reason::GetDependenciesSucceed => "GetDependencies",
             Reason::SyncScheduleResultToDependenciesSucceed => "SyncScheduleResult",
             Reason::DependencyPolicyConflict => "SyncDependencies",
+            Reason::WorkDispatching => "Dispatch",
         }
     }
 }
@@ -242,6 +246,11 @@ pub mod message {
             .collect();
         format!("Get dependencies([{}]) succeed.", items.join(" "))
     }
+
+    /// A Work's `Dispatching` condition (and Event) while dispatching is suspended.
+    pub const WORK_DISPATCHING_SUSPENDED: &str = "Work dispatching is in a suspended state.";
+    /// ... and otherwise.
+    pub const WORK_DISPATCHING: &str = "Work is being dispatched to member clusters.";
 
     pub const SCHEDULE_RESULT_SYNCED_TO_DEPENDENCIES: &str =
         "Sync schedule results to dependencies succeed.";

@@ -1,6 +1,7 @@
-//! JSON patch (RFC 6902) as the Kubernetes API server applies it: a `test` of `null` on a
-//! missing path succeeds (evanphx/json-patch v4 behaviour, which kube-rs' finalizer helper
-//! relies on).
+//! JSON patch (RFC 6902) as the Kubernetes API server applies it (evanphx/json-patch v4): a
+//! `test` of `null` on a missing path succeeds (kube-rs' finalizer helper relies on it), and a
+//! `replace` of a missing member of an existing object sets it (clients replace fields that
+//! Go's `omitempty` left out, such as `/spec/propagateDeps`).
 
 use serde_json::Value;
 
@@ -40,14 +41,25 @@ fn apply_op(doc: &mut Value, op: &Value) -> Result<(), PatchError> {
         "remove" => remove(doc, &path).map(drop),
         "replace" => {
             let value = field(op, "value")?.clone();
-            let target = get_mut(doc, &path).ok_or_else(|| {
+            if let Some(target) = get_mut(doc, &path) {
+                *target = value;
+                return Ok(());
+            }
+            let missing = |what: &str| {
                 PatchError::Failed(format!(
-                    "replace operation does not apply: doc is missing key: {}",
+                    "replace operation does not apply: doc is missing {what}: {}",
                     render(&path)
                 ))
-            })?;
-            *target = value;
-            Ok(())
+            };
+            let (last, parent) = path.split_last().ok_or_else(|| missing("path"))?;
+            match get_mut(doc, parent) {
+                Some(Value::Object(members)) => {
+                    members.insert(last.clone(), value);
+                    Ok(())
+                }
+                Some(_) => Err(missing("key")),
+                None => Err(missing("path")),
+            }
         }
         "move" => {
             let from = parse_pointer(str_field(op, "from")?)?;
@@ -235,9 +247,28 @@ mod tests {
             Ok(json!({"spec": {"size": 3, "list": [2]}, "metadata": {"name": "w1"}})),
         );
         check(doc.clone(), json!([{"op": "remove", "path": "/spec/nothing"}]), Err("failed"));
+        // As Kubernetes (json-patch v4): replacing a missing member of an existing object
+        // sets it; a missing parent or array element still fails.
         check(
             doc.clone(),
             json!([{"op": "replace", "path": "/spec/nothing", "value": 1}]),
+            Ok(
+                json!({"spec": {"size": 3, "list": [1, 2], "nothing": 1}, "metadata": {"name": "w1"}}),
+            ),
+        );
+        check(
+            doc.clone(),
+            json!([{"op": "replace", "path": "/spec/nothing/deeper", "value": 1}]),
+            Err("failed"),
+        );
+        check(
+            doc.clone(),
+            json!([{"op": "replace", "path": "/spec/list/2", "value": 1}]),
+            Err("failed"),
+        );
+        check(
+            doc.clone(),
+            json!([{"op": "replace", "path": "/spec/size/x", "value": 1}]),
             Err("failed"),
         );
         check(

@@ -919,3 +919,71 @@ spec:
     });
     assert_eq!(member_uid(), uid);
 }
+
+/// A policy that suspends dispatching keeps its Works from the members and says so as
+/// upstream does (the Work's `Dispatching` condition False, a `WorkDispatching` Event); an
+/// empty suspension resumes it, and a JSON patch may `replace` a field the client never sent
+/// (as with Kubernetes, the field is set).
+#[test]
+fn suspended_dispatching_holds_works_and_resumes() {
+    let cp = ControlPlane::with_joined(1);
+    let manifest = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: held}
+data: {k: v}
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {name: held}
+spec:
+  resourceSelectors: [{apiVersion: v1, kind: ConfigMap, name: held}]
+  placement: {clusterAffinity: {clusterNames: [member1]}}
+  suspension: {dispatching: true}
+"#;
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], manifest).ok();
+    let work = karmada_api::names::work_name("ConfigMap", "held", "default");
+    let condition = |field: &str| {
+        cp.api
+            .kubectl(&[
+                "get",
+                "work",
+                "-n",
+                "karmada-es-member1",
+                &work,
+                "-o",
+                &jsonpath(&format!("{{.status.conditions[?(@.type==\"Dispatching\")].{field}}}")),
+            ])
+            .stdout
+    };
+    eventually(Duration::from_secs(30), "Dispatching=False", || {
+        (condition("status") == "False").then_some(())
+    });
+    assert_eq!(condition("reason"), "SuspendDispatching");
+    let selector = format!("involvedObject.name={work}");
+    eventually(Duration::from_secs(30), "the WorkDispatching Event", || {
+        let out = cp.api.kubectl(&[
+            "get",
+            "events",
+            "-n",
+            "karmada-es-member1",
+            "--field-selector",
+            &selector,
+            "-o",
+            &jsonpath("{.items[*].reason}: {.items[*].message}"),
+        ]);
+        (out.stdout == "WorkDispatching: Work dispatching is in a suspended state.").then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_ne!(cp.member("member1", &["get", "cm", "held"]).code, 0, "nothing dispatched");
+    // Resume: replace a field that was never sent.
+    let patch = r#"[{"op": "replace", "path": "/spec/suspension", "value": {}}, {"op": "replace", "path": "/spec/propagateDeps", "value": false}]"#;
+    cp.api.kubectl(&["patch", "pp", "held", "--type", "json", "-p", patch]).ok();
+    eventually(Duration::from_secs(30), "the ConfigMap in member1", || {
+        (cp.member("member1", &["get", "cm", "held"]).code == 0).then_some(())
+    });
+    eventually(Duration::from_secs(30), "Dispatching=True", || {
+        (condition("status") == "True").then_some(())
+    });
+    assert_eq!(condition("message"), "Work is being dispatched to member clusters.");
+}
