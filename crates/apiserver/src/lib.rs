@@ -388,6 +388,9 @@ async fn ensure_object(api: &Arc<Api>, mut object: serde_json::Value) {
         .and_then(serde_json::Value::as_str)
         .map(str::to_owned);
     if api.read(&def, ns.as_deref(), &name).await.is_ok() {
+        if kind == "ClusterRole" && group == "rbac.authorization.k8s.io" {
+            reconcile_default_role(api, &def, &name, &object).await;
+        }
         return;
     }
     let now = api::now_rfc3339();
@@ -397,6 +400,45 @@ async fn ensure_object(api: &Arc<Api>, mut object: serde_json::Value) {
         && e.code != 409
     {
         tracing::warn!(%kind, %name, error = %e.message, "cannot create a default object");
+    }
+}
+
+/// Adds a default ClusterRole's missing rules to the stored one, as Kubernetes reconciles its
+/// bootstrap roles at startup (so an upgrade's new permissions reach existing installations),
+/// unless the stored role says `rbac.authorization.kubernetes.io/autoupdate: "false"`.
+async fn reconcile_default_role(
+    api: &Arc<Api>,
+    def: &registry::ResourceDef,
+    name: &str,
+    default: &serde_json::Value,
+) {
+    let wanted = default["rules"].as_array().cloned().unwrap_or_default();
+    let result = api
+        .guaranteed_update(def, None, name, false, &mut |current| {
+            let Some(current) = current else { return Ok(api::Decision::Unchanged) };
+            let autoupdate = current
+                .pointer("/metadata/annotations/rbac.authorization.kubernetes.io~1autoupdate")
+                .and_then(serde_json::Value::as_str);
+            if autoupdate == Some("false") {
+                return Ok(api::Decision::Unchanged);
+            }
+            let mut rules = current["rules"].as_array().cloned().unwrap_or_default();
+            let before = rules.len();
+            for rule in &wanted {
+                if !rules.contains(rule) {
+                    rules.push(rule.clone());
+                }
+            }
+            if rules.len() == before {
+                return Ok(api::Decision::Unchanged);
+            }
+            let mut updated = current.clone();
+            updated["rules"] = serde_json::Value::Array(rules);
+            Ok(api::Decision::Update(updated))
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::warn!(%name, error = %e.message, "cannot reconcile a default role");
     }
 }
 

@@ -971,7 +971,16 @@ async fn aggregate<B: Binding>(
             template.metadata.name.as_deref().unwrap_or_default()
         );
         let current = ctx.template_status(&template_key, template);
-        if current != status {
+        let aggregated = || {
+            ctx.events.record(
+                crate::events::template_reference(&rb.spec().resource),
+                Reason::AggregateStatusSucceed,
+                message::TEMPLATE_STATUS_AGGREGATED,
+            );
+        };
+        if current == status {
+            aggregated();
+        } else {
             let mut patch = status.clone();
             // Fields that dropped out of the aggregate are removed.
             if let (Some(p), Some(c)) = (patch.as_object_mut(), current.as_object()) {
@@ -987,7 +996,10 @@ async fn aggregate<B: Binding>(
                 )
                 .await
             {
-                Ok(updated) => ctx.remember_template_status(template_key, &updated),
+                Ok(updated) => {
+                    ctx.remember_template_status(template_key, &updated);
+                    aggregated();
+                }
                 // A kind without a status subresource keeps its status as is.
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
                 Err(e) => return Err(e.into()),

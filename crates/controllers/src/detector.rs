@@ -18,7 +18,7 @@ use karmada_api::policy::{ClusterPropagationPolicy, PropagationPolicy};
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 
 use crate::lean::LeanObject;
-use kube::discovery::{Discovery, Scope, verbs};
+use kube::discovery::{Scope, verbs};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use propagation::{Policy, Template};
@@ -33,7 +33,9 @@ pub fn reserved_namespace(ns: &str) -> bool {
         || ns.starts_with("kube-")
 }
 
-/// Groups and kinds that are not resource templates.
+/// Groups and kinds that are not resource templates (upstream skips Karmada's groups, Events
+/// and Leases; namespaces have their own controller; nodes, endpoints and component statuses
+/// describe a cluster rather than a workload). Pods are templates like any other.
 fn skipped(resource: &ApiResource) -> bool {
     karmada_api::kinds::is_karmada_group(&resource.group)
         || matches!(
@@ -43,7 +45,7 @@ fn skipped(resource: &ApiResource) -> bool {
         || (resource.group.is_empty()
             && matches!(
                 resource.plural.as_str(),
-                "events" | "namespaces" | "nodes" | "pods" | "endpoints" | "componentstatuses"
+                "events" | "namespaces" | "nodes" | "endpoints" | "componentstatuses"
             ))
 }
 
@@ -332,6 +334,19 @@ impl State {
             Err(_) => current_rv,
         };
         let replicas = propagation::interpreter::get_replicas(&ar.kind, &object);
+        if replicas.is_some() {
+            self.events.record(
+                crate::events::reference(
+                    &ar.api_version,
+                    &ar.kind,
+                    Some(&ns),
+                    &name,
+                    template.metadata.uid.as_deref(),
+                ),
+                Reason::GetReplicasSucceed,
+                message::REPLICAS_INTERPRETED,
+            );
+        }
         let mut spec = json!({
             "resource": {"apiVersion": ar.api_version, "kind": ar.kind, "name": name,
                 "uid": template.metadata.uid, "resourceVersion": recorded_rv},
@@ -625,6 +640,30 @@ enum Change {
 }
 
 /// Runs the detector until the future is dropped.
+/// Every served group at its preferred version, one request per group: a group that cannot be
+/// read (a CRD being removed, an aggregated API that is down) is logged and skipped, and does
+/// not hide the others (kube's `Discovery::run` fails as a whole).
+async fn discover(client: &kube::Client) -> Vec<kube::discovery::ApiGroup> {
+    let mut versions = vec![kube::core::GroupVersion::gv("", "v1")];
+    match client.list_api_groups().await {
+        Ok(list) => versions.extend(list.groups.iter().filter_map(|g| {
+            let preferred = g.preferred_version.as_ref().or(g.versions.first())?;
+            Some(kube::core::GroupVersion::gv(&g.name, &preferred.version))
+        })),
+        Err(e) => tracing::warn!(error = %e, "discovery: cannot list API groups"),
+    }
+    let mut groups = Vec::with_capacity(versions.len());
+    for gv in versions {
+        match kube::discovery::pinned_group(client, &gv).await {
+            Ok(group) => groups.push(group),
+            Err(e) => {
+                tracing::warn!(group = %gv.api_version(), error = %e, "discovery: group skipped")
+            }
+        }
+    }
+    groups
+}
+
 pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<()> {
     let templates = Arc::clone(&caches.templates);
     let (pp_reader, pp_writer) = reflector::store::<PropagationPolicy>();
@@ -743,8 +782,7 @@ pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<
                 }
             }
             _ = rediscover.tick() => {
-                let Ok(discovery) = Discovery::new(client.clone()).run().await else { continue };
-                for group in discovery.groups() {
+                for group in discover(&client).await {
                     for (ar, caps) in group.recommended_resources() {
                         let id = kind_id(&ar);
                         if skipped(&ar) || !caps.supports_operation(verbs::WATCH) || ar.plural.contains('/') || !watched.insert(id) {
@@ -842,6 +880,9 @@ mod tests {
         assert!(skipped(&ar("", "events")));
         assert!(!skipped(&ar("apps", "deployments")));
         assert!(!skipped(&ar("", "configmaps")));
+        assert!(!skipped(&ar("", "pods")), "pods propagate as upstream's do");
+        assert!(!skipped(&ar("example.karmada.io", "foos")), "a user's group under karmada.io");
+        assert!(skipped(&ar("work.karmada.io", "works")));
         assert!(
             !skipped(&ar("apiextensions.k8s.io", "customresourcedefinitions")),
             "CRDs are templates too"

@@ -539,6 +539,8 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
         return Ok(Action::requeue(NOT_READY_RETRY));
     }
     let mut manifest_statuses = Vec::new();
+    // What was reflected: (kind, namespace, name, health when the kind has an interpretation).
+    let mut reflected: Vec<(String, String, String, Option<bool>)> = Vec::new();
     let (applied, message) = match ctx.member(&cluster).await {
         Err(e) => (false, format!("cannot reach cluster {cluster_name}: {e}")),
         Ok(member) => {
@@ -575,11 +577,15 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
                 let Some(observed) = outcome.observed else { continue };
                 let ar = outcome.resource;
                 let observed = observed.to_value();
-                let health = match propagation::interpreter::is_healthy(&ar.kind, &observed) {
-                    Some(true) => "Healthy",
-                    Some(false) => "Unhealthy",
-                    None => "Unknown",
-                };
+                // A kind without a health interpretation counts as healthy (as upstream).
+                let healthy = propagation::interpreter::is_healthy(&ar.kind, &observed);
+                let health = if healthy == Some(false) { "Unhealthy" } else { "Healthy" };
+                reflected.push((
+                    ar.kind.clone(),
+                    apimachinery::object::namespace(&observed).to_owned(),
+                    apimachinery::object::name(&observed).to_owned(),
+                    healthy,
+                ));
                 let status = propagation::interpreter::reflect_status(&ar.kind, &observed);
                 manifest_statuses.push(json!({
                     "identifier": {"ordinal": ordinal, "group": ar.group, "version": ar.version, "kind": ar.kind,
@@ -636,6 +642,23 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
         } else {
             let note = message::work_sync_failed(&work_ns, &name, cluster_name, &message);
             ctx.events.record(regarding, Reason::SyncWorkloadFailed, note);
+        }
+    }
+    if changed_statuses {
+        let regarding = crate::events::reference_of(work.as_ref());
+        for (kind, ns, object, healthy) in &reflected {
+            ctx.events.record(
+                regarding.clone(),
+                Reason::ReflectStatusSucceed,
+                message::status_reflected(kind, ns, object),
+            );
+            if let Some(healthy) = healthy {
+                ctx.events.record(
+                    regarding.clone(),
+                    Reason::InterpretHealthSucceed,
+                    message::health_interpreted(kind, ns, object, *healthy),
+                );
+            }
         }
     }
     if condition_changed || changed_statuses {

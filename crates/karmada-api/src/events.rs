@@ -37,6 +37,12 @@ pub enum Reason {
     DependencyPolicyConflict,
     /// A Work's dispatching started or was suspended (its `Dispatching` condition changed).
     WorkDispatching,
+    /// A member object's status reflected into its Work.
+    ReflectStatusSucceed,
+    /// A member object's health interpreted (healthy or not).
+    InterpretHealthSucceed,
+    /// The replicas of a template interpreted.
+    GetReplicasSucceed,
 }
 
 impl Reason {
@@ -64,6 +70,9 @@ impl Reason {
             }
             Reason::DependencyPolicyConflict => "DependencyPolicyConflict",
             Reason::WorkDispatching => "WorkDispatching",
+            Reason::ReflectStatusSucceed => "ReflectStatusSucceed",
+            Reason::InterpretHealthSucceed => "InterpretHealthSucceed",
+            Reason::GetReplicasSucceed => "GetReplicasSucceed",
         }
     }
 
@@ -101,6 +110,9 @@ impl Reason {
             Reason::SyncScheduleResultToDependenciesSucceed => "SyncScheduleResult",
             Reason::DependencyPolicyConflict => "SyncDependencies",
             Reason::WorkDispatching => "Dispatch",
+            Reason::ReflectStatusSucceed => "ReflectStatus",
+            Reason::InterpretHealthSucceed => "InterpretHealth",
+            Reason::GetReplicasSucceed => "GetReplicas",
         }
     }
 }
@@ -190,6 +202,21 @@ pub mod message {
     pub fn work_sync_failed(namespace: &str, name: &str, cluster: &str, error: &str) -> String {
         format!("Failed to sync work({namespace}/{name}) to cluster({cluster}), err: {error}")
     }
+
+    pub fn status_reflected(kind: &str, namespace: &str, name: &str) -> String {
+        format!("Reflect status for object({kind}/{namespace}/{name}) succeed.")
+    }
+
+    pub fn health_interpreted(kind: &str, namespace: &str, name: &str, healthy: bool) -> String {
+        let health = if healthy { "healthy" } else { "unhealthy" };
+        format!("Interpret health of object({kind}/{namespace}/{name}) as {health}.")
+    }
+
+    pub const REPLICAS_INTERPRETED: &str = "Get replicas of resource template successfully.";
+
+    /// On a template whose status was aggregated from its members.
+    pub const TEMPLATE_STATUS_AGGREGATED: &str =
+        "Update Resource with AggregatedStatus successfully.";
 
     pub fn evicted(cluster: &str) -> String {
         format!("Evict from cluster {cluster} succeed.")

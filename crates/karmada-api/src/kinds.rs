@@ -285,7 +285,9 @@ pub const KINDS: &[Kind] = &[
     ),
 ];
 
-/// The Karmada API groups (templates in these groups are never propagated).
+/// Karmada's own API groups (objects in them are never propagated): the groups of
+/// [`KINDS`] and `remedy.karmada.io`, as upstream skips them. Other groups under
+/// `karmada.io` (a user's CRD `example.karmada.io`) are ordinary templates.
 pub fn is_karmada_group(group: &str) -> bool {
-    group.ends_with(".karmada.io") || group == "karmada.io"
+    group == "remedy.karmada.io" || KINDS.iter().any(|k| k.group == group)
 }

@@ -227,11 +227,22 @@ pub fn rbac_bootstrap() -> Vec<Value> {
         ),
         binding("system:karmada:bootstrapper", BOOTSTRAP_GROUP),
         // The components, each with its own identity. The controller-manager propagates any
-        // kind, so it may read and write everything, but not impersonate, escalate or bind.
+        // kind, so it may read and write everything, but not impersonate. It propagates RBAC
+        // objects too: claiming a (Cluster)RoleBinding is an update of it, which Kubernetes
+        // allows only with `bind` on its role (the role may be propagated later, or exist
+        // only in the members) and a Role with more rights than its own needs `escalate`.
         role(
             COMPONENT_CONTROLLER_MANAGER,
             json!({}),
-            vec![rule(&["*"], &["*"], &all), json!({"nonResourceURLs": ["*"], "verbs": ["get"]})],
+            vec![
+                rule(&["*"], &["*"], &all),
+                rule(
+                    &["rbac.authorization.k8s.io"],
+                    &["roles", "clusterroles"],
+                    &["bind", "escalate"],
+                ),
+                json!({"nonResourceURLs": ["*"], "verbs": ["get"]}),
+            ],
         ),
         user_binding(COMPONENT_CONTROLLER_MANAGER),
         role(

@@ -987,3 +987,71 @@ spec:
     });
     assert_eq!(condition("message"), "Work is being dispatched to member clusters.");
 }
+
+/// Templates upstream propagates that are easy to get wrong: a RoleBinding whose Role does
+/// not exist yet (claiming it is an update Kubernetes allows only with `bind`), a Pod, and a
+/// custom resource whose group happens to end in `karmada.io`.
+#[test]
+fn role_bindings_pods_and_user_karmada_io_groups_propagate() {
+    let cp = ControlPlane::with_joined(1);
+    let crd = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: foos.example.karmada.io}
+spec:
+  group: example.karmada.io
+  scope: Namespaced
+  names: {kind: Foo, plural: foos, singular: foo}
+  versions:
+  - name: v1alpha1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: ClusterPropagationPolicy
+metadata: {name: foos}
+spec:
+  resourceSelectors: [{apiVersion: apiextensions.k8s.io/v1, kind: CustomResourceDefinition, name: foos.example.karmada.io}]
+  placement: {clusterAffinity: {clusterNames: [member1]}}
+"#;
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], crd).ok();
+    eventually(Duration::from_secs(30), "the CRD in member1", || {
+        (cp.member("member1", &["get", "crd", "foos.example.karmada.io"]).code == 0).then_some(())
+    });
+    let templates = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: "system:test.binding"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: "system:test.not-yet"}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: solo}
+spec:
+  containers:
+  - {name: web, image: nginx, ports: [{name: web, containerPort: 80}]}
+  - {name: side, image: busybox, command: [sleep, "3600"], ports: [{name: web, containerPort: 81}]}
+---
+apiVersion: example.karmada.io/v1alpha1
+kind: Foo
+metadata: {name: foo}
+spec: {size: 1}
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {name: all-three}
+spec:
+  resourceSelectors:
+  - {apiVersion: rbac.authorization.k8s.io/v1, kind: RoleBinding, name: "system:test.binding"}
+  - {apiVersion: v1, kind: Pod, name: solo}
+  - {apiVersion: example.karmada.io/v1alpha1, kind: Foo, name: foo}
+  placement: {clusterAffinity: {clusterNames: [member1]}}
+"#;
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], templates).ok();
+    for (kind, name) in [("rolebinding", "system:test.binding"), ("pod", "solo"), ("foo", "foo")] {
+        eventually(Duration::from_secs(30), &format!("{kind} {name} in member1"), || {
+            (cp.member("member1", &["get", kind, name]).code == 0).then_some(())
+        });
+    }
+}
