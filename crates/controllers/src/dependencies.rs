@@ -48,12 +48,45 @@ pub fn required_by_with(
     out
 }
 
+/// What an attached binding takes from the workloads that require it, as upstream resolves
+/// it: `Overwrite` if any of them overwrites, resources preserved on deletion if any of them
+/// preserves; and whether they disagree (reported as a `DependencyPolicyConflict` Event).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DependencySettings {
+    pub conflict_resolution: &'static str,
+    pub preserve: bool,
+    pub conflict_resolution_conflict: bool,
+    pub preserve_conflict: bool,
+}
+
+/// `requiring`: each requiring binding's `conflictResolution` ("" is Abort) and
+/// `preserveResourcesOnDeletion`.
+pub fn dependency_settings<'a>(
+    requiring: impl IntoIterator<Item = (&'a str, Option<bool>)>,
+) -> DependencySettings {
+    let (mut overwrite, mut abort, mut preserve, mut keep) = (false, false, false, false);
+    for (resolution, preserved) in requiring {
+        if resolution == "Overwrite" {
+            overwrite = true
+        } else {
+            abort = true
+        }
+        if preserved == Some(true) { preserve = true } else { keep = true }
+    }
+    DependencySettings {
+        conflict_resolution: if overwrite { "Overwrite" } else { "Abort" },
+        preserve,
+        conflict_resolution_conflict: overwrite && abort,
+        preserve_conflict: preserve && keep,
+    }
+}
+
 /// A binding's namespace and name.
 type BindingKey = (String, String);
 
 /// What a pass over a workload's dependencies depended on: the template version, the clusters,
-/// and the dependencies found.
-type Pass = (String, Vec<TargetCluster>, Vec<Dependency>);
+/// the dependencies found, and the settings its dependencies inherit.
+type Pass = (String, Vec<TargetCluster>, Vec<Dependency>, String, Option<bool>);
 
 struct Context {
     client: kube::Client,
@@ -79,6 +112,33 @@ struct Context {
 }
 
 impl Context {
+    /// The settings an attached binding inherits from the bindings in its `requiredBy` (read
+    /// from the cache; `parent`, being reconciled, as it is now).
+    fn settings_for(
+        &self,
+        required_by: &[BindingSnapshot],
+        parent: Option<&ResourceBinding>,
+    ) -> DependencySettings {
+        let requiring: Vec<(String, Option<bool>)> = required_by
+            .iter()
+            .filter_map(|s| {
+                let is_parent = parent.is_some_and(|p| {
+                    p.metadata.namespace.as_deref() == Some(s.namespace.as_str())
+                        && p.metadata.name.as_deref() == Some(s.name.as_str())
+                });
+                let b = if is_parent {
+                    parent.cloned().map(Arc::new)
+                } else {
+                    self.bindings.get(&ObjectRef::new(&s.name).within(&s.namespace))
+                };
+                b.map(|b| {
+                    (b.spec.conflict_resolution.clone(), b.spec.preserve_resources_on_deletion)
+                })
+            })
+            .collect();
+        dependency_settings(requiring.iter().map(|(c, p)| (c.as_str(), *p)))
+    }
+
     /// The bindings that may list `parent` in `requiredBy`.
     fn listing(&self, parent: &BindingKey) -> Vec<Arc<ResourceBinding>> {
         let Ok(mut listed) = self.listed.lock() else { return Vec::new() };
@@ -142,9 +202,10 @@ async fn write_required_by(
     api: &Api<ResourceBinding>,
     binding: &ResourceBinding,
     required_by: Vec<BindingSnapshot>,
+    parent: Option<&ResourceBinding>,
 ) -> Result<(), kube::Error> {
     let name = binding.metadata.name.clone().unwrap_or_default();
-    let attached = binding.metadata.labels.as_ref().is_some_and(|l| l.contains_key(ATTACHED_LABEL));
+    let attached = is_attached(binding);
     if required_by.is_empty() && attached && binding.spec.placement.is_none() {
         return match api.delete(&name, &DeleteParams::default()).await {
             Ok(_) => Ok(()),
@@ -152,11 +213,52 @@ async fn write_required_by(
             Err(e) => Err(e),
         };
     }
+    let mut spec = json!({"requiredBy": required_by});
+    if let Some(settings) = attached.then(|| ctx.settings_for(&required_by, parent)) {
+        spec["conflictResolution"] = json!(settings.conflict_resolution);
+        spec["preserveResourcesOnDeletion"] = json!(settings.preserve);
+        let conflict = message::dependency_policy_conflict(
+            settings.conflict_resolution_conflict,
+            settings.preserve_conflict,
+        );
+        if let Some(note) = conflict {
+            let regarding = crate::events::reference_of(binding);
+            ctx.events.record(regarding, Reason::DependencyPolicyConflict, note);
+        }
+    }
     let patch = json!({"metadata": {"resourceVersion": binding.metadata.resource_version},
-        "spec": {"requiredBy": required_by}});
+        "spec": spec});
     let written = api.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await?;
     ctx.note_listed(&written);
     Ok(())
+}
+
+fn is_attached(binding: &ResourceBinding) -> bool {
+    binding.metadata.labels.as_ref().is_some_and(|l| l.contains_key(ATTACHED_LABEL))
+}
+
+/// Whether a dependency's binding must be written: its `requiredBy` changes, or (attached)
+/// the settings it inherits do.
+fn needs_write(
+    ctx: &Context,
+    binding: &ResourceBinding,
+    next: &[BindingSnapshot],
+    parent: &ResourceBinding,
+) -> bool {
+    if next != binding.spec.required_by {
+        return true;
+    }
+    if !is_attached(binding) || next.is_empty() {
+        return false;
+    }
+    let settings = ctx.settings_for(next, Some(parent));
+    let current = if binding.spec.conflict_resolution.is_empty() {
+        "Abort"
+    } else {
+        binding.spec.conflict_resolution.as_str()
+    };
+    current != settings.conflict_resolution
+        || binding.spec.preserve_resources_on_deletion.unwrap_or(false) != settings.preserve
 }
 
 async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -202,7 +304,7 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
     if !stale.is_empty() {
         let mut kept = rb.spec.required_by.clone();
         kept.retain(|s| !stale.contains(&s));
-        write_required_by(&ctx, &api, &rb, kept).await?;
+        write_required_by(&ctx, &api, &rb, kept, None).await?;
         return Ok(Action::await_change());
     }
     // What this binding's workload needs now.
@@ -258,8 +360,13 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
         }
     }
     // Nothing changed for this workload since its last complete pass (a status update).
-    let fingerprint =
-        (rb.spec.resource.resource_version.clone(), rb.spec.clusters.clone(), wanted.clone());
+    let fingerprint = (
+        rb.spec.resource.resource_version.clone(),
+        rb.spec.clusters.clone(),
+        wanted.clone(),
+        rb.spec.conflict_resolution.clone(),
+        rb.spec.preserve_resources_on_deletion,
+    );
     if ctx.passes.lock().is_ok_and(|p| p.get(&parent) == Some(&fingerprint)) {
         return Ok(Action::await_change());
     }
@@ -281,7 +388,7 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
         let listed = b.spec.required_by.iter().any(|s| s.namespace == ns && s.name == name);
         if listed && !wanted_names.contains(&b_name) {
             let next = required_by_with(&b.spec.required_by, &ns, &name, None);
-            write_required_by(&ctx, &api, &b, next).await?;
+            write_required_by(&ctx, &api, &b, next, None).await?;
         }
     }
     // Dependencies needed get (or keep) this workload with its current clusters.
@@ -292,8 +399,8 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
                 created.remove(&(ns.clone(), dep_binding.clone()));
             }
             let next = required_by_with(&b.spec.required_by, &ns, &name, Some(&rb.spec.clusters));
-            if next != b.spec.required_by {
-                write_required_by(&ctx, &api, &b, next).await?;
+            if needs_write(&ctx, &b, &next, &rb) {
+                write_required_by(&ctx, &api, &b, next, Some(&rb)).await?;
             }
             continue;
         }
@@ -368,8 +475,8 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
                     &name,
                     Some(&rb.spec.clusters),
                 );
-                if next != current.spec.required_by {
-                    write_required_by(&ctx, &api, &current, next).await?;
+                if needs_write(&ctx, &current, &next, &rb) {
+                    write_required_by(&ctx, &api, &current, next, Some(&rb)).await?;
                 }
                 if let Ok(mut created) = ctx.created.lock() {
                     created.insert((ns.clone(), dep_binding.clone()), std::time::Instant::now());
@@ -446,6 +553,22 @@ mod tests {
                 .map(|c| TargetCluster { name: (*c).into(), replicas: 1 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn shared_dependencies_resolve_settings_like_upstream() {
+        let s = dependency_settings([("", None)]);
+        assert_eq!((s.conflict_resolution, s.preserve), ("Abort", false));
+        assert!(!s.conflict_resolution_conflict && !s.preserve_conflict);
+        let s = dependency_settings([("Overwrite", Some(true)), ("Abort", Some(false))]);
+        assert_eq!((s.conflict_resolution, s.preserve), ("Overwrite", true));
+        assert!(s.conflict_resolution_conflict && s.preserve_conflict);
+        let s = dependency_settings([("Overwrite", Some(true)), ("Overwrite", Some(true))]);
+        assert_eq!((s.conflict_resolution, s.preserve), ("Overwrite", true));
+        assert!(!s.conflict_resolution_conflict && !s.preserve_conflict);
+        let s = dependency_settings([("Abort", None), ("", Some(false))]);
+        assert_eq!((s.conflict_resolution, s.preserve), ("Abort", false));
+        assert!(!s.conflict_resolution_conflict && !s.preserve_conflict);
     }
 
     #[test]

@@ -1055,3 +1055,120 @@ spec:
         });
     }
 }
+
+/// A ConfigMap two workloads depend on, under policies that disagree: its attached binding
+/// takes the safer union (Overwrite if either overwrites, preserved if either preserves) and a
+/// `DependencyPolicyConflict` Event says what disagrees, as upstream's distributor does.
+#[test]
+fn a_shared_dependency_resolves_conflicting_policies() {
+    let cp = ControlPlane::with_joined(1);
+    let workload = |name: &str, resolution: &str, preserve: bool| {
+        format!(
+            r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, labels: {{app: {name}}}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers: [{{name: c, image: nginx}}]
+      volumes: [{{name: shared, configMap: {{name: shared}}}}]
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {{name: {name}}}
+spec:
+  propagateDeps: true
+  conflictResolution: {resolution}
+  preserveResourcesOnDeletion: {preserve}
+  resourceSelectors: [{{apiVersion: apps/v1, kind: Deployment, name: {name}}}]
+  placement: {{clusterAffinity: {{clusterNames: [member1]}}}}
+"#
+        )
+    };
+    let manifest = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: shared}}\ndata: {{k: v}}\n---{}---{}",
+        workload("alpha", "Overwrite", true),
+        workload("beta", "Abort", false)
+    );
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], &manifest).ok();
+    let settings = || {
+        cp.api
+            .kubectl(&[
+                "get",
+                "rb",
+                "shared-configmap",
+                "-o",
+                &jsonpath("{.spec.conflictResolution} {.spec.preserveResourcesOnDeletion} {.spec.requiredBy[*].name}"),
+            ])
+            .stdout
+    };
+    eventually(Duration::from_secs(30), "the attached binding's resolved settings", || {
+        (settings() == "Overwrite true alpha-deployment beta-deployment").then_some(())
+    });
+    let events = |name: &str| {
+        cp.api
+            .kubectl(&[
+                "get",
+                "events",
+                "--field-selector",
+                &format!("involvedObject.name={name}"),
+                "-o",
+                &jsonpath("{range .items[*]}{.reason}: {.message}{\"\\n\"}{end}"),
+            ])
+            .stdout
+    };
+    let conflict = "DependencyPolicyConflict: Dependency policy conflict detected: ConflictResolution conflicted (Overwrite vs Abort); PreserveResourcesOnDeletion conflicted (true vs false).";
+    eventually(Duration::from_secs(30), "the conflict Event", || {
+        events("shared-configmap").contains(conflict).then_some(())
+    });
+    let found = "GetDependenciesSucceed: Get dependencies([{APIVersion:v1 Kind:ConfigMap Namespace:default Name:shared LabelSelector:<nil>}]) succeed.";
+    eventually(Duration::from_secs(30), "GetDependenciesSucceed", || {
+        events("alpha").contains(found).then_some(())
+    });
+    eventually(Duration::from_secs(30), "SyncScheduleResultToDependenciesSucceed", || {
+        events("beta-deployment")
+            .contains("SyncScheduleResultToDependenciesSucceed: Sync schedule results to dependencies succeed.")
+            .then_some(())
+    });
+    // The policies agree again: the binding follows.
+    cp.api
+        .kubectl(&[
+            "patch",
+            "pp",
+            "beta",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"conflictResolution":"Overwrite","preserveResourcesOnDeletion":true}}"#,
+        ])
+        .ok();
+    cp.api
+        .kubectl(&[
+            "patch",
+            "pp",
+            "alpha",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"conflictResolution":"Abort","preserveResourcesOnDeletion":false}}"#,
+        ])
+        .ok();
+    cp.api
+        .kubectl(&[
+            "patch",
+            "pp",
+            "beta",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"conflictResolution":"Abort","preserveResourcesOnDeletion":false}}"#,
+        ])
+        .ok();
+    eventually(Duration::from_secs(30), "Abort and not preserved once both say so", || {
+        (settings() == "Abort false alpha-deployment beta-deployment").then_some(())
+    });
+}
