@@ -322,13 +322,14 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
     let mut clusters = snapshot.infos.clone();
     ctx.in_flight.apply(&mut clusters, versions);
     if !due {
-        // A Duplicated workload follows the clusters: when one newly fits its placement (joined,
-        // relabelled, untainted), the binding is scheduled again and goes there too. A cluster
-        // that stops fitting does not by itself trigger this (no workload is taken away on a
-        // label change alone).
-        let grows = scheduler::schedule(&info, &clusters, &ctx.plugins)
-            .is_ok_and(|d| adds_clusters(&spec.clusters, &d.clusters));
-        if !grows {
+        // A Duplicated workload follows the clusters, as upstream schedules Duplicated bindings
+        // on every cluster change: one that newly fits its placement (joined, relabelled,
+        // untainted) gets it, one that no longer matches (relabelled, removed) loses it.
+        // Taints do not take it away here (the filter ignores them on clusters it is on; the
+        // taint manager evicts after the toleration).
+        let changed = scheduler::schedule(&info, &clusters, &ctx.plugins)
+            .is_ok_and(|d| changes_clusters(&spec.clusters, &d.clusters));
+        if !changed {
             return Ok(Action::await_change());
         }
     }
@@ -440,9 +441,10 @@ fn error_policy<B: Binding>(_: Arc<B>, error: &Error, _: Arc<Context>) -> Action
     )
 }
 
-/// Whether a decision places the workload on a cluster the current one does not.
-pub fn adds_clusters(current: &[TargetCluster], decided: &[TargetCluster]) -> bool {
-    decided.iter().any(|d| !current.iter().any(|c| c.name == d.name))
+/// Whether a decision places the workload on another set of clusters than the current one.
+pub fn changes_clusters(current: &[TargetCluster], decided: &[TargetCluster]) -> bool {
+    decided.len() != current.len()
+        || decided.iter().any(|d| !current.iter().any(|c| c.name == d.name))
 }
 
 /// What a cluster change means for the bindings.
@@ -686,8 +688,9 @@ mod tests {
     #[test]
     fn a_decision_grows_only_with_a_new_cluster() {
         let t = |n: &str| TargetCluster { name: n.into(), replicas: 2 };
-        assert!(adds_clusters(&[t("m1")], &[t("m1"), t("m2")]));
-        assert!(!adds_clusters(&[t("m1"), t("m2")], &[t("m1")]), "losing one is not growing");
-        assert!(!adds_clusters(&[t("m1")], &[t("m1")]));
+        assert!(changes_clusters(&[t("m1")], &[t("m1"), t("m2")]));
+        assert!(changes_clusters(&[t("m1"), t("m2")], &[t("m1")]), "a cluster that stopped fitting");
+        assert!(!changes_clusters(&[t("m1")], &[t("m1")]));
+        assert!(!changes_clusters(&[t("m1"), t("m2")], &[t("m2"), t("m1")]), "order aside");
     }
 }

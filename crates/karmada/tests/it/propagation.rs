@@ -291,7 +291,8 @@ fn namespaces_propagate_and_conflicts_follow_the_policy() {
         (data("member2") == "control-plane").then_some(())
     });
     // A Duplicated placement by cluster label follows the clusters: labelling member2 later
-    // brings the object there too.
+    // brings the object there too, and a cluster that no longer matches loses it (as
+    // upstream reschedules Duplicated bindings on cluster changes).
     cp.api.kubectl(&["label", "cluster", "member1", "env=prod"]).ok();
     cp.api
         .kubectl_stdin(
@@ -310,6 +311,10 @@ fn namespaces_propagate_and_conflicts_follow_the_policy() {
     cp.api.kubectl(&["label", "cluster", "member2", "env=prod"]).ok();
     eventually(Duration::from_secs(30), "follow reaches the newly labelled member2", || {
         has_follow("member2").then_some(())
+    });
+    cp.api.kubectl(&["label", "cluster", "member1", "env-"]).ok();
+    eventually(Duration::from_secs(30), "follow leaves the unlabelled member1", || {
+        (!has_follow("member1") && has_follow("member2")).then_some(())
     });
 
     // Deleting the namespace removes it from the members.
