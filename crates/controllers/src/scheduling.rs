@@ -689,7 +689,10 @@ mod tests {
     fn a_decision_grows_only_with_a_new_cluster() {
         let t = |n: &str| TargetCluster { name: n.into(), replicas: 2 };
         assert!(changes_clusters(&[t("m1")], &[t("m1"), t("m2")]));
-        assert!(changes_clusters(&[t("m1"), t("m2")], &[t("m1")]), "a cluster that stopped fitting");
+        assert!(
+            changes_clusters(&[t("m1"), t("m2")], &[t("m1")]),
+            "a cluster that stopped fitting"
+        );
         assert!(!changes_clusters(&[t("m1")], &[t("m1")]));
         assert!(!changes_clusters(&[t("m1"), t("m2")], &[t("m2"), t("m1")]), "order aside");
     }

@@ -26,6 +26,18 @@ fn group_key(cluster: &ClusterInfo, field: &str, label: &str) -> String {
     }
 }
 
+/// Divided by static weights (a weight list, or no preference at all): upstream ignores spread
+/// constraints then, the weights say where replicas go.
+fn static_weighted(binding: &BindingInfo) -> bool {
+    binding.placement.replica_scheduling.as_ref().is_some_and(|r| {
+        r.replica_scheduling_type == "Divided"
+            && r.replica_division_preference == "Weighted"
+            && r.weight_preference
+                .as_ref()
+                .is_none_or(|w| !w.static_weight_list.is_empty() && w.dynamic_weight.is_empty())
+    })
+}
+
 /// Picks the clusters to assign replicas to, best first.
 /// A ranked candidate: (cluster, score, available replicas).
 type Ranked<'a> = (&'a ClusterInfo, i64, i64);
@@ -45,7 +57,7 @@ pub fn run<'a>(
             .then_with(|| a.0.name.cmp(&b.0.name))
     });
     let constraints = &binding.placement.spread_constraints;
-    if constraints.is_empty() {
+    if constraints.is_empty() || static_weighted(binding) {
         return Ok(ranked.into_iter().map(|(c, _, _)| c).collect());
     }
     let by_cluster = constraints.iter().find(|c| c.spread_by_field == "cluster");
@@ -59,10 +71,11 @@ pub fn run<'a>(
     if let Some(g) = by_group {
         let mut groups: BTreeMap<String, Vec<(&ClusterInfo, i64, i64)>> = BTreeMap::new();
         for entry in &ranked {
-            groups
-                .entry(group_key(entry.0, &g.spread_by_field, &g.spread_by_label))
-                .or_default()
-                .push(*entry);
+            // A cluster without the field (no region...) is in no group, so not a candidate.
+            let key = group_key(entry.0, &g.spread_by_field, &g.spread_by_label);
+            if !key.is_empty() {
+                groups.entry(key).or_default().push(*entry);
+            }
         }
         let mut ordered: Vec<(String, Vec<Ranked<'_>>)> = groups.into_iter().collect();
         ordered.sort_by(|a, b| {

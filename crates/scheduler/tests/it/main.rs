@@ -272,6 +272,36 @@ fn spread_constraints_by_cluster_and_region() {
     assert!(err.message().contains("did not have zone property"), "{}", err.message());
 }
 
+/// Upstream's spread-by-region e2e layout: two clusters with a region each, one without; one
+/// cluster per region at least, whatever the cluster constraint's maximum says, and the
+/// region-less cluster is no candidate.
+#[test]
+fn spread_by_region_skips_clusters_without_one() {
+    let mut cs =
+        vec![cluster("member1", "2", 4), cluster("member2", "1", 4), cluster("member3", "", 4)];
+    cs[2].zones.clear();
+    let policy = json!({"replicaScheduling": {"replicaSchedulingType": "Duplicated"},
+        "spreadConstraints": [{"spreadByField": "cluster", "maxGroups": 1, "minGroups": 1},
+                              {"spreadByField": "region", "maxGroups": 2, "minGroups": 2}]});
+    check(binding(3, policy), &cs, &[("member1", 3), ("member2", 3)]);
+    let one_region = json!({"replicaScheduling": {"replicaSchedulingType": "Duplicated"},
+        "spreadConstraints": [{"spreadByField": "cluster", "maxGroups": 1, "minGroups": 1},
+                              {"spreadByField": "region", "maxGroups": 1, "minGroups": 1}]});
+    let got = schedule(&binding(3, one_region), &cs, &Plugins::default()).unwrap();
+    assert_eq!(got.clusters.len(), 1);
+    assert_ne!(got.clusters[0].name, "member3");
+}
+
+/// Static weights decide alone (upstream ignores spread constraints for them).
+#[test]
+fn static_weights_ignore_spread_constraints() {
+    let policy = json!({"replicaScheduling": {"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Weighted",
+            "weightPreference": {"staticWeightList": [{"targetCluster": {"clusterNames": ["m1"]}, "weight": 1},
+                                                      {"targetCluster": {"clusterNames": ["m3"]}, "weight": 1}]}},
+        "spreadConstraints": [{"spreadByField": "cluster", "maxGroups": 1, "minGroups": 1}]});
+    check(binding(4, policy), &clusters(), &[("m1", 2), ("m3", 2)]);
+}
+
 #[test]
 fn api_enablement_and_eviction() {
     let mut cs = clusters();
