@@ -192,6 +192,9 @@ struct Collector {
     index: Index,
     /// Owners being deleted in the foreground or orphaning, and namespaces terminating.
     pending: BTreeSet<ObjectKey>,
+    /// Terminating namespaces whose content could not be deleted: when to try again, and the
+    /// last wait.
+    backoff: HashMap<String, (std::time::Instant, Duration)>,
 }
 
 impl Collector {
@@ -199,8 +202,10 @@ impl Collector {
         self.api.registry.storage_def(&key.group, &key.plural)
     }
 
-    async fn delete(&self, key: &ObjectKey, propagation: &str) {
-        let Some(def) = self.def(key) else { return };
+    /// Deletes an object; false when the server refused (admission, e.g. deletion
+    /// protection).
+    async fn delete(&self, key: &ObjectKey, propagation: &str) -> bool {
+        let Some(def) = self.def(key) else { return true };
         let options = DeleteOptions { propagation: Some(propagation.into()), ..Default::default() };
         match self
             .api
@@ -214,9 +219,12 @@ impl Collector {
             )
             .await
         {
-            Ok(_) => {}
-            Err(e) if e.code == 404 => {}
-            Err(e) => tracing::warn!(object = ?key, error = %e, "garbage collection delete failed"),
+            Ok(_) => true,
+            Err(e) if e.code == 404 => true,
+            Err(e) => {
+                tracing::warn!(object = ?key, error = %e, "garbage collection delete failed");
+                false
+            }
         }
     }
 
@@ -269,6 +277,9 @@ impl Collector {
             };
             let Ok(object) = self.api.read(&def, key.namespace.as_deref(), &key.name).await else {
                 self.pending.remove(&key);
+                if key.group.is_empty() && key.plural == "namespaces" {
+                    self.backoff.remove(&key.name);
+                }
                 continue;
             };
             let uid = meta_str(&object, "uid").unwrap_or_default().to_owned();
@@ -297,8 +308,25 @@ impl Collector {
                 continue;
             }
             if key.group.is_empty() && key.plural == "namespaces" {
-                if self.empty_namespace(&key.name).await {
-                    self.finish(&key, None, true).await;
+                let now = std::time::Instant::now();
+                if self.backoff.get(&key.name).is_some_and(|(at, _)| now < *at) {
+                    continue;
+                }
+                match self.empty_namespace(&key.name).await {
+                    Emptying::Empty => {
+                        self.backoff.remove(&key.name);
+                        self.finish(&key, None, true).await;
+                    }
+                    Emptying::Waiting => {}
+                    // Content the server refuses to delete (deletion protection): try again
+                    // later, waiting longer each time, as Kubernetes' namespace controller does.
+                    Emptying::Refused => {
+                        let wait =
+                            self.backoff.get(&key.name).map_or(NAMESPACE_RETRY_FIRST, |(_, w)| {
+                                (*w * 2).min(NAMESPACE_RETRY_MAX)
+                            });
+                        self.backoff.insert(key.name.clone(), (now + wait, wait));
+                    }
                 }
                 continue;
             }
@@ -325,9 +353,10 @@ impl Collector {
             .await;
     }
 
-    /// Deletes what is left in a terminating namespace; true when nothing is left.
-    async fn empty_namespace(&self, namespace: &str) -> bool {
+    /// Deletes what is left in a terminating namespace.
+    async fn empty_namespace(&self, namespace: &str) -> Emptying {
         let mut empty = true;
+        let mut refused = false;
         let mut seen = HashSet::new();
         for def in self.api.registry.all() {
             if !def.namespaced || !def.served_as_stored() || !seen.insert(def.prefix()) {
@@ -345,12 +374,18 @@ impl Collector {
                 if meta_str(&object, "deletionTimestamp").is_some() {
                     continue;
                 }
-                if let Some(key) = parse_key(&kv.key) {
-                    self.delete(&key, "Background").await;
+                if let Some(key) = parse_key(&kv.key)
+                    && !self.delete(&key, "Background").await
+                {
+                    refused = true;
                 }
             }
         }
-        empty
+        match (empty, refused) {
+            (true, _) => Emptying::Empty,
+            (false, true) => Emptying::Refused,
+            (false, false) => Emptying::Waiting,
+        }
     }
 
     async fn on_deleted(&mut self, key: &ObjectKey) {
@@ -381,11 +416,27 @@ impl Collector {
     }
 }
 
+/// What emptying a terminating namespace found.
+enum Emptying {
+    Empty,
+    /// Deletions under way (finalizers).
+    Waiting,
+    /// The server refused to delete something.
+    Refused,
+}
+
+const NAMESPACE_RETRY_FIRST: Duration = Duration::from_secs(1);
+const NAMESPACE_RETRY_MAX: Duration = Duration::from_secs(60);
+
 /// Runs until the server shuts down.
 pub async fn run(api: Arc<Api>) {
     let mut shutdown = api.shutdown.clone();
-    let mut collector =
-        Collector { api: Arc::clone(&api), index: Index::default(), pending: BTreeSet::new() };
+    let mut collector = Collector {
+        api: Arc::clone(&api),
+        index: Index::default(),
+        pending: BTreeSet::new(),
+        backoff: HashMap::new(),
+    };
     let Ok(page) = api.store.list(b"/registry/", ListOptions::default()).await else {
         tracing::error!("garbage collector could not list objects");
         return;

@@ -235,6 +235,32 @@ fn karmada_printing_defaulting_and_validation() {
     assert!(out.fails().contains("This resource is protected"), "{}", out.stderr);
     s.kubectl(&["label", "cm", "keep", "resourcetemplate.karmada.io/deletion-protected-"]).ok();
     s.kubectl(&["delete", "cm", "keep"]).ok();
+    // A namespace holding a protected object is deleted but stays (Terminating) until the
+    // protection goes; then it is retried (with a backoff, as Kubernetes' namespace controller)
+    // and disappears.
+    s.kubectl(&["create", "ns", "guarded"]).ok();
+    s.kubectl_stdin(&["apply", "-n", "guarded", "-f", "-"], "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: keep\n  labels:\n    resourcetemplate.karmada.io/deletion-protected: Always\n").ok();
+    s.kubectl(&["delete", "ns", "guarded", "--wait=false"]).ok();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let phase = s.kubectl(&["get", "ns", "guarded", "-o", "jsonpath={.status.phase}"]);
+    assert_eq!(phase.ok(), "Terminating");
+    s.kubectl(&[
+        "label",
+        "cm",
+        "keep",
+        "-n",
+        "guarded",
+        "resourcetemplate.karmada.io/deletion-protected-",
+    ])
+    .ok();
+    assert_eq!(
+        s.kubectl(&["get", "ns", "guarded", "-o", "jsonpath={.status.phase}"]).ok(),
+        "Terminating",
+        "still there right after the protection is removed"
+    );
+    crate::harness::eventually(std::time::Duration::from_secs(30), "the namespace gone", || {
+        (s.kubectl(&["get", "ns", "guarded"]).code != 0).then_some(())
+    });
     // Short names and the category.
     s.kubectl(&["get", "cpp,op,cop,rb,crb,work"]).ok();
     assert!(s.kubectl(&["get", "karmada-io"]).ok().contains("cluster.cluster.karmada.io/member1"));
