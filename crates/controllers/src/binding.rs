@@ -962,7 +962,14 @@ async fn aggregate<B: Binding>(
         );
     }
     let generation = template.metadata.generation.unwrap_or(0);
-    if let Some(status) = propagation::interpreter::aggregate_status(&ar.kind, &members, generation)
+    // Only a Service's aggregation looks at its template's spec (its type).
+    let spec = if ar.kind == "Service" {
+        template.to_value().get("spec").cloned().unwrap_or(Value::Null)
+    } else {
+        Value::Null
+    };
+    if let Some(status) =
+        propagation::interpreter::aggregate_status(&ar.kind, &members, generation, &spec)
     {
         let template_key = format!(
             "{}/{}/{}",

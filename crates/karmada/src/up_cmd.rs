@@ -396,9 +396,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             data_dir: data_dir.join("members"),
             kubeconfig: kubeconfig.clone(),
             kubernetes_version: "v1.32.0".into(),
+            // One node per member, as upstream's local-up makes single-node kind clusters (a
+            // DaemonSet runs once per member), with the capacity of three.
             sim: SimConfig {
-                nodes: 3,
-                node_cpu_milli: 8_000 * i as i128,
+                nodes: 1,
+                node_cpu_milli: 24_000 * i as i128,
+                node_memory: 96 << 30,
+                node_pods: 330,
                 region: format!("region-{i}"),
                 zones: vec![format!("zone-{i}a"), format!("zone-{i}b")],
                 provider: "karmada-rs".into(),

@@ -260,14 +260,49 @@ pub fn reflect_status(kind: &str, object: &Value) -> Value {
     Value::Object(out)
 }
 
-/// The template's status from its members' statuses (sums, as upstream), or `None` for kinds
-/// without an aggregation. `template_generation` becomes `observedGeneration` only once every
-/// member has observed its own current generation.
+/// The template's status from its members' statuses (sums, load-balancer addresses, as
+/// upstream), or `None` for kinds without an aggregation. `template_generation` becomes
+/// `observedGeneration` only once every member has observed its own current generation;
+/// `template_spec` is the template's spec (a Service's type decides whether it aggregates).
 pub fn aggregate_status(
     kind: &str,
     members: &[MemberStatus],
     template_generation: i64,
+    template_spec: &Value,
 ) -> Option<Value> {
+    match kind {
+        "Service" => {
+            if template_spec.get("type").and_then(Value::as_str) != Some("LoadBalancer") {
+                return None;
+            }
+            return Some(json!({"loadBalancer": load_balancer_ingress(members)}));
+        }
+        "Ingress" => return Some(json!({"loadBalancer": load_balancer_ingress(members)})),
+        "PodDisruptionBudget" => {
+            let mut out = Map::new();
+            for field in ["currentHealthy", "desiredHealthy", "expectedPods", "disruptionsAllowed"]
+            {
+                let total: i64 = members
+                    .iter()
+                    .filter_map(|m| m.status.get(field).and_then(Value::as_i64))
+                    .sum();
+                out.insert(field.to_owned(), json!(total));
+            }
+            let mut disrupted = Map::new();
+            for m in members {
+                if let Some(pods) = m.status.get("disruptedPods").and_then(Value::as_object) {
+                    for (pod, at) in pods {
+                        disrupted.insert(format!("{}/{pod}", m.cluster), at.clone());
+                    }
+                }
+            }
+            if !disrupted.is_empty() {
+                out.insert("disruptedPods".into(), Value::Object(disrupted));
+            }
+            return Some(Value::Object(out));
+        }
+        _ => {}
+    }
     let sum_fields: &[&str] = match kind {
         "Deployment" => &[
             "replicas",
@@ -334,6 +369,58 @@ pub fn aggregate_status(
         }
     }
     Some(Value::Object(out))
+}
+
+/// Every member's `status.loadBalancer.ingress`, de-duplicated (by hostname, IP and IP mode,
+/// their port statuses merged) and sorted as upstream sorts them: hostnames first (by name),
+/// then by IP, then IP mode; `{}` when there are none.
+fn load_balancer_ingress(members: &[MemberStatus]) -> Value {
+    let mut merged: Vec<Value> = Vec::new();
+    for m in members {
+        let Some(list) = m.status.pointer("/loadBalancer/ingress").and_then(Value::as_array) else {
+            continue;
+        };
+        for ingress in list {
+            let key = |v: &Value| {
+                (v.get("hostname").cloned(), v.get("ip").cloned(), v.get("ipMode").cloned())
+            };
+            match merged.iter_mut().find(|e| key(e) == key(ingress)) {
+                Some(existing) => {
+                    let ports =
+                        ingress.get("ports").and_then(Value::as_array).cloned().unwrap_or_default();
+                    if let Some(list) = existing.get_mut("ports").and_then(Value::as_array_mut) {
+                        for p in ports {
+                            if !list.contains(&p) {
+                                list.push(p);
+                            }
+                        }
+                    } else if !ports.is_empty() {
+                        existing["ports"] = Value::Array(ports);
+                    }
+                }
+                None => merged.push(ingress.clone()),
+            }
+        }
+    }
+    let text = |v: &Value, f: &str| v.get(f).and_then(Value::as_str).unwrap_or_default().to_owned();
+    merged.sort_by(|a, b| {
+        let (ha, hb) = (text(a, "hostname"), text(b, "hostname"));
+        // A hostname sorts before none.
+        (ha.is_empty(), ha, text(a, "ip"), text(a, "ipMode")).cmp(&(
+            hb.is_empty(),
+            hb,
+            text(b, "ip"),
+            text(b, "ipMode"),
+        ))
+    });
+    for entry in &mut merged {
+        if let Some(ports) = entry.get_mut("ports").and_then(Value::as_array_mut) {
+            ports.sort_by_key(|p| {
+                (p.get("port").and_then(Value::as_i64), text(p, "protocol"), text(p, "error"))
+            });
+        }
+    }
+    if merged.is_empty() { json!({}) } else { json!({"ingress": merged}) }
 }
 
 /// An object a workload needs in the same namespace.
@@ -478,8 +565,8 @@ mod tests {
         let reflected =
             MemberStatus { status: reflect_status("Deployment", &deployment), ..full.clone() };
         assert_eq!(
-            aggregate_status("Deployment", &[full], 7),
-            aggregate_status("Deployment", &[reflected], 7)
+            aggregate_status("Deployment", &[full], 7, &Value::Null),
+            aggregate_status("Deployment", &[reflected], 7, &Value::Null)
         );
     }
 
@@ -492,19 +579,58 @@ mod tests {
             observed_generation: Some(observed),
         };
         let status =
-            aggregate_status("Deployment", &[m("m1", 1, 1, 1), m("m2", 1, 2, 2)], 5).unwrap();
+            aggregate_status("Deployment", &[m("m1", 1, 1, 1), m("m2", 1, 2, 2)], 5, &Value::Null)
+                .unwrap();
         assert_eq!(
             status,
             json!({"replicas": 2, "readyReplicas": 2, "updatedReplicas": 2, "availableReplicas": 2, "observedGeneration": 5})
         );
         let lagging =
-            aggregate_status("Deployment", &[m("m1", 1, 2, 1), m("m2", 0, 1, 1)], 5).unwrap();
+            aggregate_status("Deployment", &[m("m1", 1, 2, 1), m("m2", 0, 1, 1)], 5, &Value::Null)
+                .unwrap();
         assert!(
             lagging.get("observedGeneration").is_none(),
             "a member has not observed its generation yet"
         );
         assert_eq!(lagging["readyReplicas"], 1);
-        assert!(aggregate_status("ConfigMap", &[], 1).is_none());
+        assert!(aggregate_status("ConfigMap", &[], 1, &Value::Null).is_none());
+        // Load balancers: every member's addresses, de-duplicated and sorted as upstream.
+        let lb = |cluster: &str, ingress: Value| MemberStatus {
+            cluster: cluster.into(),
+            status: json!({"loadBalancer": {"ingress": ingress}}),
+            generation: None,
+            observed_generation: None,
+        };
+        let members = [
+            lb("m2", json!([{"ip": "172.19.1.7"}, {"hostname": "b.example"}])),
+            lb("m1", json!([{"ip": "172.19.1.6"}, {"ip": "172.19.1.7"}])),
+        ];
+        let service = aggregate_status("Service", &members, 1, &json!({"type": "LoadBalancer"}));
+        assert_eq!(
+            service,
+            Some(
+                json!({"loadBalancer": {"ingress": [{"hostname": "b.example"}, {"ip": "172.19.1.6"}, {"ip": "172.19.1.7"}]}})
+            )
+        );
+        assert_eq!(aggregate_status("Service", &members, 1, &json!({"type": "ClusterIP"})), None);
+        assert_eq!(
+            aggregate_status("Ingress", &[], 1, &Value::Null),
+            Some(json!({"loadBalancer": {}}))
+        );
+        let pdb = |cluster: &str, healthy: i64| MemberStatus {
+            cluster: cluster.into(),
+            status: json!({"currentHealthy": healthy, "desiredHealthy": 1, "expectedPods": 2, "disruptionsAllowed": healthy - 1,
+                "disruptedPods": {"p": "2026-01-01T00:00:00Z"}}),
+            generation: None,
+            observed_generation: None,
+        };
+        assert_eq!(
+            aggregate_status("PodDisruptionBudget", &[pdb("m1", 2), pdb("m2", 1)], 1, &Value::Null),
+            Some(
+                json!({"currentHealthy": 3, "desiredHealthy": 2, "expectedPods": 4, "disruptionsAllowed": 1,
+                "disruptedPods": {"m1/p": "2026-01-01T00:00:00Z", "m2/p": "2026-01-01T00:00:00Z"}})
+            )
+        );
     }
 
     #[test]
