@@ -215,6 +215,10 @@ struct Context {
     /// Bindings (by uid) that did not fit, and the cluster generation they were tried against.
     tried: std::sync::Mutex<std::collections::HashMap<String, u64>>,
     events: crate::events::Events,
+    /// Bumped on every change of a cluster's labels, spec or membership.
+    placement_changes: Arc<AtomicU64>,
+    /// Bindings (by uid): the `placement_changes` they were last scheduled against.
+    refreshed: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 /// Every cluster as the scheduler sees it, and each one's resourceVersion.
@@ -316,7 +320,7 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
         .as_ref()
         .is_none_or(|r| r.replica_scheduling_type != "Divided");
     if !due && (!duplicated || spec.clusters.is_empty()) {
-        return Ok(Action::await_change());
+        return observe_generation(binding.as_ref(), &ctx).await;
     }
     let versions = &snapshot.versions;
     let mut clusters = snapshot.infos.clone();
@@ -329,8 +333,22 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
         // taint manager evicts after the toleration).
         let changed = scheduler::schedule(&info, &clusters, &ctx.plugins)
             .is_ok_and(|d| changes_clusters(&spec.clusters, &d.clusters));
-        if !changed {
-            return Ok(Action::await_change());
+        // Upstream schedules a Duplicated binding again on every cluster change, recording
+        // the time even when the result stays: after a change of cluster labels, spec or
+        // membership it is scheduled once more (lastScheduledTime moves).
+        let placement_now = ctx.placement_changes.load(Ordering::Acquire);
+        let stale = match ctx.refreshed.lock() {
+            Ok(mut refreshed) => match refreshed.get(&key) {
+                Some(seen) => *seen < placement_now,
+                None => {
+                    refreshed.insert(key.clone(), placement_now);
+                    false
+                }
+            },
+            Err(_) => false,
+        };
+        if !changed && !stale {
+            return observe_generation(binding.as_ref(), &ctx).await;
         }
     }
     let name = binding.meta().name.clone().unwrap_or_default();
@@ -385,7 +403,15 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
     if let Some(clusters) = &clusters_out {
         patch["spec"] = json!({"clusters": clusters});
     }
-    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    let written = api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    // The scheduler has observed the generation its own write made (as upstream, whose next
+    // pass records it), so `schedulerObservedGeneration == generation` means scheduled.
+    let generation = written.metadata.generation.unwrap_or(generation);
+    let mut condition = condition;
+    condition.observed_generation = Some(generation);
+    if let Ok(mut refreshed) = ctx.refreshed.lock() {
+        refreshed.insert(key.clone(), ctx.placement_changes.load(Ordering::Acquire));
+    }
     // The condition and the scheduler's status fields, without touching other controllers'
     // conditions; a guard failure (the status changed since it was read) re-reads and retries.
     let mut fields = vec![("schedulerObservedGeneration", json!(generation))];
@@ -418,6 +444,27 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
             ctx.events.record_binding(binding.as_ref(), Reason::ScheduleBindingFailed, message);
         }
     }
+    Ok(Action::await_change())
+}
+
+/// A binding that needs no decision: its generation is recorded as observed when the last
+/// decision succeeded and the binding changed since in ways scheduling does not look at (as
+/// upstream does), so `schedulerObservedGeneration == generation` keeps meaning "scheduled".
+async fn observe_generation<B: Binding>(binding: &B, ctx: &Context) -> Result<Action, Error> {
+    let generation = binding.meta().generation.unwrap_or(0);
+    let Some(status) = binding.status() else { return Ok(Action::await_change()) };
+    let scheduled = status.conditions.iter().any(|c| c.type_ == "Scheduled" && c.status == "True");
+    if !scheduled || status.scheduler_observed_generation == generation || generation == 0 {
+        return Ok(Action::await_change());
+    }
+    let resource = kube::discovery::ApiResource::erase::<B>(&());
+    let api: Api<kube::api::DynamicObject> = match &binding.meta().namespace {
+        Some(ns) => Api::namespaced_with(ctx.client.clone(), ns, &resource),
+        None => Api::all_with(ctx.client.clone(), &resource),
+    };
+    let name = binding.meta().name.clone().unwrap_or_default();
+    let patch = json!({"status": {"schedulerObservedGeneration": generation}});
+    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
     Ok(Action::await_change())
 }
 
@@ -458,24 +505,28 @@ enum Signal {
     Unscheduled,
 }
 
-/// Classifies cluster changes by comparing what placement depends on with the last view.
-fn classify(seen: &mut BTreeMap<String, String>, cluster: &Cluster) -> Signal {
+/// Classifies cluster changes by comparing what placement depends on with the last view; the
+/// second value says whether the cluster's labels, spec or membership changed (not only its
+/// readiness or APIs).
+fn classify(seen: &mut BTreeMap<String, (String, String)>, cluster: &Cluster) -> (Signal, bool) {
     let name = cluster.metadata.name.clone().unwrap_or_default();
     let status = cluster.status.as_ref();
     let ready = status
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
         .map(|c| c.status.clone());
     let apis = status.map(|s| serde_json::to_string(&s.api_enablements).unwrap_or_default());
-    let fingerprint = format!(
-        "{:?}|{}|{ready:?}|{apis:?}|{}",
+    let placement = format!(
+        "{:?}|{}|{}",
         cluster.metadata.labels,
         serde_json::to_string(&cluster.spec).unwrap_or_default(),
         cluster.metadata.deletion_timestamp.is_some(),
     );
-    if seen.insert(name, fingerprint.clone()).as_ref() == Some(&fingerprint) {
-        Signal::Unscheduled
-    } else {
-        Signal::All
+    let health = format!("{ready:?}|{apis:?}");
+    let now = (placement, health);
+    match seen.insert(name, now.clone()) {
+        Some(before) if before == now => (Signal::Unscheduled, false),
+        Some(before) => (Signal::All, before.0 != now.0),
+        None => (Signal::All, true),
     }
 }
 
@@ -493,6 +544,7 @@ async fn run_for<B: Binding>(
     plugins: scheduler::Plugins,
     in_flight: Arc<InFlight>,
     cluster_generation: Arc<AtomicU64>,
+    placement_changes: Arc<AtomicU64>,
 ) {
     let api: Api<B> = Api::all(client.clone());
     let ctx = Arc::new(Context {
@@ -505,6 +557,8 @@ async fn run_for<B: Binding>(
         snapshot: std::sync::Mutex::default(),
         infos: std::sync::Mutex::default(),
         tried: std::sync::Mutex::default(),
+        placement_changes,
+        refreshed: std::sync::Mutex::default(),
     });
     let (bindings, changes) = crate::lean_watch(api);
     let controller =
@@ -546,6 +600,8 @@ pub async fn run(client: kube::Client, plugins: scheduler::Plugins) -> anyhow::R
     let mut seen = BTreeMap::new();
     let cluster_changes = Arc::new(AtomicU64::new(1));
     let bump = Arc::clone(&cluster_changes);
+    let placement_changes = Arc::new(AtomicU64::new(1));
+    let bump_placement = Arc::clone(&placement_changes);
     let cluster_stream = tokio::spawn(
         watcher::watcher(clusters, watcher::Config::default())
             .default_backoff()
@@ -554,10 +610,13 @@ pub async fn run(client: kube::Client, plugins: scheduler::Plugins) -> anyhow::R
             .touched_objects()
             .for_each(move |c| {
                 bump.fetch_add(1, Ordering::AcqRel);
-                let signal = match c {
+                let (signal, placement) = match c {
                     Ok(c) => classify(&mut seen, &c),
-                    Err(_) => Signal::All,
+                    Err(_) => (Signal::All, true),
                 };
+                if placement {
+                    bump_placement.fetch_add(1, Ordering::AcqRel);
+                }
                 let _ = tx_clusters.send(signal);
                 async {}
             }),
@@ -581,6 +640,7 @@ pub async fn run(client: kube::Client, plugins: scheduler::Plugins) -> anyhow::R
         plugins.clone(),
         Arc::clone(&in_flight),
         Arc::clone(&cluster_changes),
+        Arc::clone(&placement_changes),
     );
     let cluster_scoped = run_for::<ClusterResourceBinding>(
         client,
@@ -589,6 +649,7 @@ pub async fn run(client: kube::Client, plugins: scheduler::Plugins) -> anyhow::R
         plugins,
         in_flight,
         cluster_changes,
+        placement_changes,
     );
     tokio::join!(namespaced, cluster_scoped);
     cluster_stream.abort();
@@ -676,17 +737,32 @@ mod tests {
             .unwrap()
         };
         let mut seen = BTreeMap::new();
-        assert_eq!(classify(&mut seen, &cluster(json!({"a": "1"}), "8")), Signal::All, "new");
+        assert_eq!(
+            classify(&mut seen, &cluster(json!({"a": "1"}), "8")),
+            (Signal::All, true),
+            "new"
+        );
         assert_eq!(
             classify(&mut seen, &cluster(json!({"a": "1"}), "4")),
-            Signal::Unscheduled,
+            (Signal::Unscheduled, false),
             "capacity only"
         );
-        assert_eq!(classify(&mut seen, &cluster(json!({"a": "2"}), "4")), Signal::All, "labels");
+        assert_eq!(
+            classify(&mut seen, &cluster(json!({"a": "2"}), "4")),
+            (Signal::All, true),
+            "labels"
+        );
+        let mut not_ready = cluster(json!({"a": "2"}), "4");
+        not_ready.status.as_mut().unwrap().conditions[0].status = "False".into();
+        assert_eq!(
+            classify(&mut seen, &not_ready),
+            (Signal::All, false),
+            "readiness: every binding looks again, placement unchanged"
+        );
     }
 
     #[test]
-    fn a_decision_grows_only_with_a_new_cluster() {
+    fn a_decision_changes_with_the_set_of_clusters() {
         let t = |n: &str| TargetCluster { name: n.into(), replicas: 2 };
         assert!(changes_clusters(&[t("m1")], &[t("m1"), t("m2")]));
         assert!(
