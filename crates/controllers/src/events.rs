@@ -2,10 +2,13 @@
 //! slowing a reconcile down.
 //!
 //! A controller hands an Event to [`Events::record`], which only queues it; one task per
-//! controller writes them (`events.k8s.io/v1`, a few at a time). As with client-go's recorder,
-//! Events are best effort: a full queue drops the newest, and one already recorded with the
-//! same object, reason and message within [`REPEAT_AFTER`] is not written again (reconciles
-//! repeat; the API server should not get an Event per repeat).
+//! controller writes them (`events.k8s.io/v1`, two at a time). As with client-go's recorder,
+//! Events are best effort: a full queue drops the newest, one already recorded with the same
+//! object, reason and message within [`REPEAT_AFTER`] is not written again (reconciles repeat;
+//! the API server should not get an Event per repeat), and `Normal` Events beyond a budget
+//! ([`RATE`] a second, bursts of [`BURST`]) are dropped, so a burst of thousands of workloads
+//! costs the API server a bounded number of Event writes (an Event costs about as much as the
+//! object it reports on). Warnings are always written.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -17,10 +20,38 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use karmada_api::events::{EventType, Reason};
 use kube::api::{Api, PostParams};
 
-/// Events waiting to be written, per controller.
-const QUEUE: usize = 4096;
+/// Events waiting to be written, per controller (client-go's broadcaster queues 1,000).
+const QUEUE: usize = 1000;
 /// Writes in flight at once, per controller.
-const IN_FLIGHT: usize = 8;
+const IN_FLIGHT: usize = 2;
+/// `Normal` Events written per second and controller, sustained...
+pub const RATE: f64 = 20.0;
+/// ... and at once after a quiet time.
+pub const BURST: f64 = 100.0;
+
+/// A token bucket for `Normal` Events.
+struct Budget {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Budget {
+    fn new(now: Instant) -> Budget {
+        Budget { tokens: BURST, at: now }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        let refill = now.duration_since(self.at).as_secs_f64() * RATE;
+        self.tokens = (self.tokens + refill).min(BURST);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
 /// The same Event (object, reason, message) is written at most once in this long.
 pub const REPEAT_AFTER: Duration = Duration::from_secs(600);
 /// Recently written Events remembered for de-duplication.
@@ -72,9 +103,13 @@ fn key(p: &Pending) -> Key {
     (who, p.reason, p.message.clone())
 }
 
+fn written_recently(recent: &HashMap<Key, Instant>, key: &Key, now: Instant) -> bool {
+    recent.get(key).is_some_and(|at| now.duration_since(*at) < REPEAT_AFTER)
+}
+
 /// Whether to write `key` now (and remembers that it was), given what was written recently.
 fn first_in_a_while(recent: &mut HashMap<Key, Instant>, key: Key, now: Instant) -> bool {
-    if recent.get(&key).is_some_and(|at| now.duration_since(*at) < REPEAT_AFTER) {
+    if written_recently(recent, &key, now) {
         return false;
     }
     if recent.len() >= REMEMBERED {
@@ -95,10 +130,22 @@ async fn write_all(
     let instance = format!("{controller}-{}", std::process::id());
     let (client, controller, instance) = (&client, &controller, &instance);
     let mut recent = HashMap::new();
+    let mut budget = Budget::new(Instant::now());
+    let mut dropped = 0u64;
     futures::stream::poll_fn(move |cx| pending.poll_recv(cx))
         .filter(move |p| {
-            let fresh = first_in_a_while(&mut recent, key(p), Instant::now());
-            std::future::ready(fresh)
+            let now = Instant::now();
+            let k = key(p);
+            let write = !written_recently(&recent, &k, now)
+                && (p.reason.event_type() == EventType::Warning || budget.take(now))
+                && first_in_a_while(&mut recent, k, now);
+            if !write {
+                dropped += 1;
+                if dropped.is_power_of_two() {
+                    tracing::debug!(dropped, "Events not written (repeats or over budget)");
+                }
+            }
+            std::future::ready(write)
         })
         .for_each_concurrent(IN_FLIGHT, |p| async move {
             let event = event(&p, controller, instance);
@@ -197,6 +244,18 @@ mod tests {
         assert!(!first_in_a_while(&mut recent, k("a"), t0 + Duration::from_secs(5)));
         assert!(first_in_a_while(&mut recent, k("b"), t0 + Duration::from_secs(5)));
         assert!(first_in_a_while(&mut recent, k("a"), t0 + REPEAT_AFTER + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn normal_events_have_a_budget() {
+        let t0 = Instant::now();
+        let mut budget = Budget::new(t0);
+        let burst = (0..1000).filter(|_| budget.take(t0)).count();
+        assert_eq!(burst, BURST as usize);
+        assert!(!budget.take(t0));
+        let later = t0 + Duration::from_secs(1);
+        let refilled = (0..1000).filter(|_| budget.take(later)).count();
+        assert_eq!(refilled, RATE as usize);
     }
 
     #[test]
