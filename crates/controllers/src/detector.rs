@@ -264,6 +264,16 @@ impl State {
         let namespace_policies: &[Policy<'_>] = if namespaced { &pps } else { &[] };
         let best = propagation::best_policy(&t, namespace_policies, &cpps)
             .and_then(|p| propagation::policy_matches(p, &t).map(|i| (p, i)));
+        // The holder a higher-priority policy takes the template from (for the Event).
+        let preempted = match (holder, best) {
+            (Some(h), Some(b))
+                if (b.0.name != h.0.name || b.0.namespace != h.0.namespace)
+                    && propagation::may_preempt(b, h) =>
+            {
+                Some(h.0)
+            }
+            _ => None,
+        };
         let chosen = match (holder, best) {
             (Some(h), Some(b)) if b.0.name != h.0.name || b.0.namespace != h.0.namespace => {
                 if propagation::may_preempt(b, h) {
@@ -312,6 +322,28 @@ impl State {
         let claim = propagation::Claim::of(policy, &policy_id);
         if let Some(patch) = claim_patch(&claim, &labels, &annotations) {
             let claimed = templates.patch(&name, &PatchParams::default(), &patch).await?;
+            if let Some(from) = preempted {
+                self.events.record(
+                    crate::events::reference(
+                        &ar.api_version,
+                        &ar.kind,
+                        Some(&ns),
+                        &name,
+                        template.metadata.uid.as_deref(),
+                    ),
+                    Reason::PreemptPolicySucceed,
+                    message::preempted(
+                        PolicyName {
+                            namespace: (!policy.cluster_scoped()).then_some(policy.namespace),
+                            name: policy.name,
+                        },
+                        PolicyName {
+                            namespace: (!from.cluster_scoped()).then_some(from.namespace),
+                            name: from.name,
+                        },
+                    ),
+                );
+            }
             self.templates.insert_newer(
                 key(ar, &claimed),
                 (Arc::new(ar.clone()), namespaced, claimed.clone()),

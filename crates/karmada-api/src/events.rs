@@ -43,6 +43,8 @@ pub enum Reason {
     InterpretHealthSucceed,
     /// The replicas of a template interpreted.
     GetReplicasSucceed,
+    /// A policy took a template over from a lower-priority one.
+    PreemptPolicySucceed,
 }
 
 impl Reason {
@@ -73,6 +75,7 @@ impl Reason {
             Reason::ReflectStatusSucceed => "ReflectStatusSucceed",
             Reason::InterpretHealthSucceed => "InterpretHealthSucceed",
             Reason::GetReplicasSucceed => "GetReplicasSucceed",
+            Reason::PreemptPolicySucceed => "PreemptPolicySucceed",
         }
     }
 
@@ -113,6 +116,7 @@ impl Reason {
             Reason::ReflectStatusSucceed => "ReflectStatus",
             Reason::InterpretHealthSucceed => "InterpretHealth",
             Reason::GetReplicasSucceed => "GetReplicas",
+            Reason::PreemptPolicySucceed => "PreemptPolicy",
         }
     }
 }
@@ -136,6 +140,17 @@ pub mod message {
             Some(ns) => format!("Apply policy({ns}/{}) succeed", policy.name),
             None => format!("Apply cluster policy({}) succeed", policy.name),
         }
+    }
+
+    /// `by` took the template from `from`.
+    pub fn preempted(by: PolicyName<'_>, from: PolicyName<'_>) -> String {
+        let name = |p: PolicyName<'_>, capital: bool| match (p.namespace, capital) {
+            (Some(ns), true) => format!("Propagation policy({ns}/{})", p.name),
+            (Some(ns), false) => format!("propagation policy({ns}/{})", p.name),
+            (None, true) => format!("Cluster propagation policy({})", p.name),
+            (None, false) => format!("cluster propagation policy({})", p.name),
+        };
+        format!("{} preempted {} successfully", name(by, true), name(from, false))
     }
 
     pub fn apply_policy_failed(policy: PolicyName<'_>, error: &str) -> String {
@@ -307,6 +322,10 @@ mod tests {
         let cpp = PolicyName { namespace: None, name: "all" };
         assert_eq!(apply_policy_succeed(pp), "Apply policy(default/nginx) succeed");
         assert_eq!(apply_policy_succeed(cpp), "Apply cluster policy(all) succeed");
+        assert_eq!(
+            preempted(pp, cpp),
+            "Propagation policy(default/nginx) preempted cluster propagation policy(all) successfully"
+        );
         assert_eq!(
             schedule_binding_succeed([("member1", 2), ("member2", 0)]),
             "Binding has been scheduled successfully. Result: {member1:2, member2:0}"

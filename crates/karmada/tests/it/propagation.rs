@@ -443,6 +443,19 @@ fn dependencies_drift_preemption_and_policy_deletion() {
             && !has("member1", "cm/web-config");
         moved.then_some(())
     });
+    eventually(Duration::from_secs(30), "the PreemptPolicySucceed Event", || {
+        let out = cp.api.kubectl(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=web,reason=PreemptPolicySucceed",
+            "-o",
+            &jsonpath("{.items[*].message}"),
+        ]);
+        out.stdout
+            .contains("Propagation policy(default/takeover) preempted propagation policy(default/web) successfully")
+            .then_some(())
+    });
     // Deleting the preempting policy hands the template back to the remaining one.
     cp.api.kubectl(&["delete", "pp", "takeover"]).ok();
     eventually(Duration::from_secs(30), "back on member1 under the first policy", || {
