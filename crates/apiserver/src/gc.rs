@@ -309,7 +309,14 @@ impl Collector {
             }
             if key.group.is_empty() && key.plural == "namespaces" {
                 let now = std::time::Instant::now();
-                if self.backoff.get(&key.name).is_some_and(|(at, _)| now < *at) {
+                // Content is deleted a grace period after the namespace was (Kubernetes'
+                // namespace controller waits 5 s, for last-moment creations to be seen).
+                let due = self
+                    .backoff
+                    .entry(key.name.clone())
+                    .or_insert((now + NAMESPACE_DELETION_GRACE, Duration::ZERO))
+                    .0;
+                if now < due {
                     continue;
                 }
                 match self.empty_namespace(&key.name).await {
@@ -321,10 +328,10 @@ impl Collector {
                     // Content the server refuses to delete (deletion protection): try again
                     // later, waiting longer each time, as Kubernetes' namespace controller does.
                     Emptying::Refused => {
-                        let wait =
-                            self.backoff.get(&key.name).map_or(NAMESPACE_RETRY_FIRST, |(_, w)| {
-                                (*w * 2).min(NAMESPACE_RETRY_MAX)
-                            });
+                        let wait = match self.backoff.get(&key.name) {
+                            Some((_, w)) if !w.is_zero() => (*w * 2).min(NAMESPACE_RETRY_MAX),
+                            _ => NAMESPACE_RETRY_FIRST,
+                        };
                         self.backoff.insert(key.name.clone(), (now + wait, wait));
                     }
                 }
@@ -425,6 +432,7 @@ enum Emptying {
     Refused,
 }
 
+const NAMESPACE_DELETION_GRACE: Duration = Duration::from_secs(5);
 const NAMESPACE_RETRY_FIRST: Duration = Duration::from_secs(1);
 const NAMESPACE_RETRY_MAX: Duration = Duration::from_secs(60);
 
