@@ -104,6 +104,9 @@ pub fn binding_info(
         previous: spec.clusters.clone(),
         evicting: spec.graceful_eviction_tasks.iter().map(|t| t.from_cluster.clone()).collect(),
         fresh,
+        observed_affinity: status
+            .map(|s| s.scheduler_observing_affinity_name.clone())
+            .filter(|n| !n.is_empty()),
     })
 }
 

@@ -53,6 +53,10 @@ pub struct BindingInfo {
     pub evicting: Vec<String>,
     /// A from-scratch assignment was requested (`rescheduleTriggeredAt` > last schedule).
     pub fresh: bool,
+    /// The `clusterAffinities` term the last decision used (`schedulerObservingAffinityName`):
+    /// ordered terms are tried from it on (from the first only when `fresh`), so a workload
+    /// that moved to a later term stays there when an earlier one fits again, as upstream.
+    pub observed_affinity: Option<String>,
 }
 
 /// One cluster's reason for not being picked.
@@ -160,10 +164,19 @@ pub fn schedule(
     plugins: &Plugins,
 ) -> Result<Decision, Unschedulable> {
     let placement = &binding.placement;
-    // Ordered affinity terms: try each until one yields a decision.
+    // Ordered affinity terms: try each from the observed one until one yields a decision; the
+    // failure reported is the first term's.
     if !placement.cluster_affinities.is_empty() {
-        let mut last = None;
-        for term in &placement.cluster_affinities {
+        let start = match (&binding.observed_affinity, binding.fresh) {
+            (Some(name), false) => placement
+                .cluster_affinities
+                .iter()
+                .position(|t| &t.affinity_name == name)
+                .unwrap_or(0),
+            _ => 0,
+        };
+        let mut first = None;
+        for term in &placement.cluster_affinities[start..] {
             match schedule_with(binding, clusters, plugins, Some(&term.affinity)) {
                 Ok(clusters) => {
                     return Ok(Decision {
@@ -171,10 +184,12 @@ pub fn schedule(
                         affinity_name: Some(term.affinity_name.clone()),
                     });
                 }
-                Err(e) => last = Some(e),
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
             }
         }
-        return Err(last.unwrap_or(Unschedulable::NoClusterFit {
+        return Err(first.unwrap_or(Unschedulable::NoClusterFit {
             total: clusters.len(),
             rejections: Vec::new(),
         }));

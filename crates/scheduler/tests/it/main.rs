@@ -112,6 +112,32 @@ fn ordered_affinity_terms_fall_back() {
     let decision = schedule(&b, &clusters(), &Plugins::default()).unwrap();
     assert_eq!(decision.affinity_name.as_deref(), Some("backup"));
     assert_eq!(decision.clusters, [TargetCluster { name: "m3".into(), replicas: 1 }]);
+    // Once on the backup term it stays there when the primary fits again (as upstream); a
+    // requested reschedule starts from the first term.
+    let mut recovered = binding(
+        1,
+        json!({"clusterAffinities": [
+            {"affinityName": "primary", "clusterNames": ["m1"]},
+            {"affinityName": "backup", "clusterNames": ["m3"]}
+        ]}),
+    );
+    recovered.observed_affinity = Some("backup".into());
+    let stays = schedule(&recovered, &clusters(), &Plugins::default()).unwrap();
+    assert_eq!(stays.affinity_name.as_deref(), Some("backup"));
+    recovered.fresh = true;
+    let back = schedule(&recovered, &clusters(), &Plugins::default()).unwrap();
+    assert_eq!(back.affinity_name.as_deref(), Some("primary"));
+    // Every term failing reports the first term's reason.
+    let mut nowhere = binding(
+        1,
+        json!({"clusterAffinities": [
+            {"affinityName": "a", "clusterNames": ["gone"]},
+            {"affinityName": "b", "labelSelector": {"matchLabels": {"none": "x"}}}
+        ]}),
+    );
+    nowhere.observed_affinity = Some("a".into());
+    let err = schedule(&nowhere, &clusters(), &Plugins::default()).unwrap_err();
+    assert!(err.message().contains("0/3 clusters are available"), "{}", err.message());
 }
 
 #[test]
