@@ -607,6 +607,32 @@ fn workloads_leave_a_failed_cluster_and_its_stale_copy_is_removed_on_recovery() 
         &jsonpath("{.status.observedWorkloads[0].result}"),
     ]);
     assert_eq!(result.ok(), "Successful");
+    // Adding a workload to the rebalancer processes it (a missing one fails, naming why); the
+    // list is kept sorted and the earlier result stays.
+    cp.api
+        .kubectl(&[
+            "patch",
+            "workloadrebalancer",
+            "spread-back",
+            "--type",
+            "json",
+            "-p",
+            r#"[{"op": "add", "path": "/spec/workloads/-", "value": {"apiVersion": "apps/v1", "kind": "Deployment", "namespace": "default", "name": "absent"}}]"#,
+        ])
+        .ok();
+    eventually(Duration::from_secs(30), "the added workload observed", || {
+        let out = cp.api.kubectl(&[
+            "get",
+            "workloadrebalancer",
+            "spread-back",
+            "-o",
+            &jsonpath(
+                "{range .status.observedWorkloads[*]}{.workload.name}={.result}/{.reason} {end}",
+            ),
+        ]);
+        (out.stdout.trim() == "absent=Failed/ReferencedBindingNotFound nginx=Successful/")
+            .then_some(())
+    });
 
     // Application failover: a workload unhealthy in member1 for longer than tolerated leaves
     // it (purgeMode Directly: member1's copy goes at once).
