@@ -334,8 +334,12 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
         // untainted) gets it, one that no longer matches (relabelled, removed) loses it.
         // Taints do not take it away here (the filter ignores them on clusters it is on; the
         // taint manager evicts after the toleration).
-        let changed = scheduler::schedule(&info, &clusters, &ctx.plugins)
-            .is_ok_and(|d| changes_clusters(&spec.clusters, &d.clusters));
+        let changed = match scheduler::schedule(&info, &clusters, &ctx.plugins) {
+            Ok(d) => changes_clusters(&spec.clusters, &d.clusters),
+            // No cluster fits any more: the workload leaves (as upstream).
+            Err(scheduler::Unschedulable::NoClusterFit { .. }) => true,
+            Err(_) => false,
+        };
         // Upstream schedules a Duplicated binding again on every cluster change, recording
         // the time even when the result stays: after a change of cluster labels, spec or
         // membership it is scheduled once more (lastScheduledTime moves).
@@ -376,11 +380,23 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
                     decision.affinity_name,
                 )
             }
-            Err(e) => (condition("False", e.reason(), &e.message(), generation), None, None),
+            Err(e) => {
+                // No cluster passes the filters at all (upstream's FitError): the result is
+                // cleared, so the workload leaves clusters that no longer fit (upstream
+                // patches an empty result); not enough room keeps the current one.
+                let cleared = matches!(e, scheduler::Unschedulable::NoClusterFit { .. })
+                    && !spec.clusters.is_empty();
+                (
+                    condition("False", e.reason(), &e.message(), generation),
+                    cleared.then(Vec::new),
+                    None,
+                )
+            }
         };
     drop(_span);
+    let succeeded = condition.status == "True";
     if let Ok(mut tried) = ctx.tried.lock() {
-        if clusters_out.is_some() {
+        if succeeded {
             tried.remove(&key);
         } else {
             tried.insert(key.clone(), snapshot.generation);
@@ -418,7 +434,7 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
     // The condition and the scheduler's status fields, without touching other controllers'
     // conditions; a guard failure (the status changed since it was read) re-reads and retries.
     let mut fields = vec![("schedulerObservedGeneration", json!(generation))];
-    if clusters_out.is_some() {
+    if succeeded {
         fields.push(("lastScheduledTime", json!(crate::now_rfc3339())));
     }
     if let Some(a) = affinity {
@@ -433,7 +449,7 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
         }
         read = api.get(&name).await?.data.get("status").cloned();
     }
-    match &clusters_out {
+    match clusters_out.as_ref().filter(|_| succeeded) {
         Some(clusters) => ctx.events.record_binding(
             binding.as_ref(),
             Reason::ScheduleBindingSucceed,

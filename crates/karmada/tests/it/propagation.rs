@@ -316,6 +316,22 @@ fn namespaces_propagate_and_conflicts_follow_the_policy() {
     eventually(Duration::from_secs(30), "follow leaves the unlabelled member1", || {
         (!has_follow("member1") && has_follow("member2")).then_some(())
     });
+    // No cluster matches any more: the result is cleared (as upstream) and the binding says
+    // why.
+    cp.api.kubectl(&["label", "cluster", "member2", "env-"]).ok();
+    eventually(Duration::from_secs(30), "follow leaves every member", || {
+        (!has_follow("member1") && !has_follow("member2")).then_some(())
+    });
+    let reason = cp.api.kubectl(&[
+        "get",
+        "rb",
+        "-n",
+        "team-a",
+        "follow-configmap",
+        "-o",
+        &jsonpath("{.status.conditions[?(@.type==\"Scheduled\")].reason}"),
+    ]);
+    assert_eq!(reason.ok(), "NoClusterFit");
 
     // Deleting the namespace removes it from the members.
     cp.api.kubectl(&["delete", "ns", "team-a", "--wait=false"]).ok();
