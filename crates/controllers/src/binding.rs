@@ -451,14 +451,6 @@ fn affinity_matches(cluster: &Cluster) -> impl Fn(Option<&ClusterAffinity>) -> b
 }
 
 /// The API of a binding kind, for patches of either scope.
-fn binding_api<B: Binding>(client: &kube::Client, namespace: Option<&str>) -> Api<DynamicObject> {
-    let resource = ApiResource::erase::<B>(&());
-    match namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-        None => Api::all_with(client.clone(), &resource),
-    }
-}
-
 async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, Error> {
     // Read before the caches: a change after this point bumps it again.
     let epoch = ctx.epoch.load(Ordering::Acquire);
@@ -524,7 +516,7 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
             }
         }
     }
-    let bindings = binding_api::<B>(&ctx.client, namespace.as_deref());
+    let bindings = crate::binding_api::<B>(&ctx.client, namespace.as_deref());
     let finalizers = rb.meta().finalizers.clone().unwrap_or_default();
     if deleting {
         if let Ok(mut rendered) = ctx.rendered.lock() {
@@ -807,7 +799,7 @@ async fn complete_evictions<B: Binding>(
     for (t, _) in spec.graceful_eviction_tasks.iter().zip(&done).filter(|(_, d)| **d) {
         tracing::info!(binding = ?rb.meta().name, cluster = %t.from_cluster, healthy_elsewhere, "eviction complete; removing the old cluster's Work");
     }
-    let bindings = binding_api::<B>(&ctx.client, rb.meta().namespace.as_deref());
+    let bindings = crate::binding_api::<B>(&ctx.client, rb.meta().namespace.as_deref());
     let patch = json!({"metadata": {"resourceVersion": rb.meta().resource_version},
         "spec": {"gracefulEvictionTasks": remaining}});
     bindings
@@ -844,7 +836,7 @@ async fn report_overrides<B: Binding>(
     }
     let condition = json!({"type": OVERRIDES_CONDITION, "status": word, "reason": reason,
         "message": message, "lastTransitionTime": crate::now_rfc3339()});
-    let bindings = binding_api::<B>(&ctx.client, rb.meta().namespace.as_deref());
+    let bindings = crate::binding_api::<B>(&ctx.client, rb.meta().namespace.as_deref());
     let name = rb.meta().name.as_deref().unwrap_or_default();
     let read = rb.status().map(|s| serde_json::to_value(s).unwrap_or_default());
     if crate::patch_status_ops(&bindings, name, crate::status_ops(read.as_ref(), condition, &[]))
@@ -941,7 +933,7 @@ async fn aggregate<B: Binding>(
             "message": if fully { "All works have been successfully applied" } else { "Not every Work has been applied yet" },
             "lastTransitionTime": since});
         let mut read = status.map(|s| serde_json::to_value(s).unwrap_or_default());
-        let bindings = binding_api::<B>(&ctx.client, rb.meta().namespace.as_deref());
+        let bindings = crate::binding_api::<B>(&ctx.client, rb.meta().namespace.as_deref());
         let fields = [("aggregatedStatus", json!(items))];
         let mut written = None;
         // The cached binding may lag under load: on a guard failure, re-read it and retry.

@@ -318,19 +318,21 @@ impl State {
                 })
         }
         .unwrap_or_default();
+        // The template, as its Events name it.
+        let regarding = crate::events::reference(
+            &ar.api_version,
+            &ar.kind,
+            Some(&ns),
+            &name,
+            template.metadata.uid.as_deref(),
+        );
         // Claim the template (dropping the claim of a policy it was taken from).
         let claim = propagation::Claim::of(policy, &policy_id);
         if let Some(patch) = claim_patch(&claim, &labels, &annotations) {
             let claimed = templates.patch(&name, &PatchParams::default(), &patch).await?;
             if let Some(from) = preempted {
                 self.events.record(
-                    crate::events::reference(
-                        &ar.api_version,
-                        &ar.kind,
-                        Some(&ns),
-                        &name,
-                        template.metadata.uid.as_deref(),
-                    ),
+                    regarding.clone(),
                     Reason::PreemptPolicySucceed,
                     message::preempted(
                         PolicyName {
@@ -368,13 +370,7 @@ impl State {
         let replicas = propagation::interpreter::get_replicas(&ar.kind, &object);
         if replicas.is_some() {
             self.events.record(
-                crate::events::reference(
-                    &ar.api_version,
-                    &ar.kind,
-                    Some(&ns),
-                    &name,
-                    template.metadata.uid.as_deref(),
-                ),
+                regarding.clone(),
                 Reason::GetReplicasSucceed,
                 message::REPLICAS_INTERPRETED,
             );
@@ -457,13 +453,6 @@ impl State {
             namespace: (!policy.cluster_scoped()).then_some(policy.namespace),
             name: policy.name,
         };
-        let regarding = crate::events::reference(
-            &ar.api_version,
-            &ar.kind,
-            Some(&ns),
-            &name,
-            template.metadata.uid.as_deref(),
-        );
         if let Err(e) = written {
             self.events.record(
                 regarding,

@@ -450,11 +450,7 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
         .filter(|t| !evict.iter().any(|e| e.target.name == t.name))
         .map(|t| serde_json::to_value(t).unwrap_or_default())
         .collect();
-    let resource = ApiResource::erase::<B>(&());
-    let api: Api<DynamicObject> = match &rb.meta().namespace {
-        Some(ns) => Api::namespaced_with(ctx.client.clone(), ns, &resource),
-        None => Api::all_with(ctx.client.clone(), &resource),
-    };
+    let api = crate::binding_api::<B>(&ctx.client, rb.meta().namespace.as_deref());
     let name = rb.meta().name.clone().unwrap_or_default();
     let patch = json!({"metadata": {"resourceVersion": rb.meta().resource_version},
         "spec": {"clusters": remaining, "gracefulEvictionTasks": tasks}});

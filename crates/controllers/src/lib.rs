@@ -175,6 +175,18 @@ pub(crate) fn now_rfc3339() -> String {
 
 /// A ResourceBinding or ClusterResourceBinding: the parts the scheduler and the binding
 /// controller read and write.
+/// A binding's API (ResourceBinding in `namespace`, or ClusterResourceBinding), untyped.
+pub(crate) fn binding_api<B: Binding>(
+    client: &kube::Client,
+    namespace: Option<&str>,
+) -> kube::Api<kube::api::DynamicObject> {
+    let resource = kube::discovery::ApiResource::erase::<B>(&());
+    match namespace {
+        Some(ns) => kube::Api::namespaced_with(client.clone(), ns, &resource),
+        None => kube::Api::all_with(client.clone(), &resource),
+    }
+}
+
 pub trait Binding:
     kube::Resource<DynamicType = ()>
     + Clone

@@ -294,8 +294,18 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
     let scheduler_name =
         if spec.scheduler_name.is_empty() { SCHEDULER_NAME } else { spec.scheduler_name.as_str() };
     let suspended = spec.suspension.as_ref().and_then(|s| s.scheduling) == Some(true);
-    if scheduler_name != SCHEDULER_NAME || suspended || binding.meta().deletion_timestamp.is_some()
-    {
+    if binding.meta().deletion_timestamp.is_some() {
+        // Forget what was remembered of it (the maps would otherwise keep every binding ever).
+        let uid = binding.meta().uid.clone().unwrap_or_default();
+        if let Ok(mut refreshed) = ctx.refreshed.lock() {
+            refreshed.remove(&uid);
+        }
+        if let Ok(mut tried) = ctx.tried.lock() {
+            tried.remove(&uid);
+        }
+        return Ok(Action::await_change());
+    }
+    if scheduler_name != SCHEDULER_NAME || suspended {
         return Ok(Action::await_change());
     }
     let snapshot = ctx.snapshot();
@@ -359,11 +369,7 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
         }
     }
     let name = binding.meta().name.clone().unwrap_or_default();
-    let resource = kube::discovery::ApiResource::erase::<B>(&());
-    let api: Api<kube::api::DynamicObject> = match &binding.meta().namespace {
-        Some(ns) => Api::namespaced_with(ctx.client.clone(), ns, &resource),
-        None => Api::all_with(ctx.client.clone(), &resource),
-    };
+    let api = crate::binding_api::<B>(&ctx.client, binding.meta().namespace.as_deref());
     let placement =
         serde_json::to_string(spec.placement.as_ref().expect("checked by binding_info"))
             .unwrap_or_default();
@@ -476,11 +482,7 @@ async fn observe_generation<B: Binding>(binding: &B, ctx: &Context) -> Result<Ac
     if !scheduled || status.scheduler_observed_generation == generation || generation == 0 {
         return Ok(Action::await_change());
     }
-    let resource = kube::discovery::ApiResource::erase::<B>(&());
-    let api: Api<kube::api::DynamicObject> = match &binding.meta().namespace {
-        Some(ns) => Api::namespaced_with(ctx.client.clone(), ns, &resource),
-        None => Api::all_with(ctx.client.clone(), &resource),
-    };
+    let api = crate::binding_api::<B>(&ctx.client, binding.meta().namespace.as_deref());
     let name = binding.meta().name.clone().unwrap_or_default();
     let patch = json!({"status": {"schedulerObservedGeneration": generation}});
     api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;

@@ -1195,39 +1195,15 @@ spec:
             .then_some(())
     });
     // The policies agree again: the binding follows.
-    cp.api
-        .kubectl(&[
-            "patch",
-            "pp",
-            "beta",
-            "--type",
-            "merge",
-            "-p",
-            r#"{"spec":{"conflictResolution":"Overwrite","preserveResourcesOnDeletion":true}}"#,
-        ])
-        .ok();
-    cp.api
-        .kubectl(&[
-            "patch",
-            "pp",
-            "alpha",
-            "--type",
-            "merge",
-            "-p",
-            r#"{"spec":{"conflictResolution":"Abort","preserveResourcesOnDeletion":false}}"#,
-        ])
-        .ok();
-    cp.api
-        .kubectl(&[
-            "patch",
-            "pp",
-            "beta",
-            "--type",
-            "merge",
-            "-p",
-            r#"{"spec":{"conflictResolution":"Abort","preserveResourcesOnDeletion":false}}"#,
-        ])
-        .ok();
+    let settings_of = |policy: &str, resolution: &str, preserve: bool| {
+        let patch = format!(
+            r#"{{"spec":{{"conflictResolution":"{resolution}","preserveResourcesOnDeletion":{preserve}}}}}"#
+        );
+        cp.api.kubectl(&["patch", "pp", policy, "--type", "merge", "-p", &patch]).ok();
+    };
+    settings_of("beta", "Overwrite", true);
+    settings_of("alpha", "Abort", false);
+    settings_of("beta", "Abort", false);
     eventually(Duration::from_secs(30), "Abort and not preserved once both say so", || {
         (settings() == "Abort false alpha-deployment beta-deployment").then_some(())
     });
