@@ -855,6 +855,72 @@ async fn report_overrides<B: Binding>(
     Ok(())
 }
 
+/// A binding's `aggregatedStatus` from its Works (as upstream assembles it): one item per Work
+/// not being deleted, by cluster; a Work not applied has Unknown health and says why, an
+/// applied one carries the status and health reflected for the binding's resource (Unknown
+/// while none is).
+pub fn aggregated_items(
+    works: &[Arc<Work>],
+    resource: &karmada_api::work::ObjectReference,
+) -> Vec<AggregatedStatusItem> {
+    let (group, version) =
+        resource.api_version.split_once('/').unwrap_or(("", &resource.api_version));
+    let mut items: Vec<AggregatedStatusItem> = works
+        .iter()
+        .filter(|w| w.metadata.deletion_timestamp.is_none())
+        .filter_map(|work| {
+            let cluster =
+                names::cluster_of_execution_namespace(work.metadata.namespace.as_deref()?)?;
+            let status = work.status.as_ref();
+            let applied = status.and_then(|s| s.conditions.iter().find(|c| c.type_ == "Applied"));
+            let mut item = AggregatedStatusItem {
+                cluster_name: cluster.to_owned(),
+                applied: applied.is_some_and(|c| c.status == "True"),
+                health: "Unknown".to_owned(),
+                ..Default::default()
+            };
+            if !item.applied {
+                item.applied_message = applied.map(|c| c.message.clone()).unwrap_or_default();
+                return Some(item);
+            }
+            let reflected = status.and_then(|s| {
+                s.manifest_statuses.iter().find(|m| {
+                    let id = &m.identifier;
+                    id.group == group
+                        && id.version == version
+                        && id.kind == resource.kind
+                        && id.namespace == resource.namespace
+                        && id.name == resource.name
+                })
+            });
+            if let Some(m) = reflected {
+                item.status = m.status.clone();
+                if !m.health.is_empty() {
+                    item.health = m.health.clone();
+                }
+            }
+            Some(item)
+        })
+        .collect();
+    items.sort_by(|a, b| a.cluster_name.cmp(&b.cluster_name));
+    items
+}
+
+/// `FullyApplied`: the binding has clusters, and each of them — scheduled, required by a
+/// dependent, or still being evicted gracefully — has exactly one applied Work.
+pub fn fully_applied(spec: &ResourceBindingSpec, items: &[AggregatedStatusItem]) -> bool {
+    let mut clusters: std::collections::BTreeSet<String> = work_targets(spec).into_keys().collect();
+    clusters.extend(
+        spec.graceful_eviction_tasks
+            .iter()
+            .filter(|t| !purges_directly(&t.purge_mode))
+            .map(|t| t.from_cluster.clone()),
+    );
+    !clusters.is_empty()
+        && items.len() == clusters.len()
+        && items.iter().all(|i| i.applied && clusters.contains(&i.cluster_name))
+}
+
 /// Binding `aggregatedStatus` and `FullyApplied` from the Works, and the template's status
 /// from its members' statuses (only written when they change; the updated template is
 /// returned).
@@ -873,56 +939,26 @@ async fn aggregate<B: Binding>(
     // written over (the cache lags its own writes under load).
     let own = ctx.own_status(&owner, rb.meta().resource_version.as_deref());
     let status = own.as_deref().or(rb.status());
-    let scheduled: Vec<&str> = spec.clusters.iter().map(|t| t.name.as_str()).collect();
-    let mut items = Vec::new();
-    let mut members = Vec::new();
-    for work in works {
-        let cluster = work
-            .metadata
-            .namespace
-            .as_deref()
-            .and_then(|n| n.strip_prefix("karmada-es-"))
-            .unwrap_or_default()
-            .to_owned();
-        if !scheduled.contains(&cluster.as_str()) {
-            continue;
-        }
-        let work_status = work.status.as_ref();
-        let applied = work_status.and_then(|s| s.conditions.iter().find(|c| c.type_ == "Applied"));
-        let manifest = work_status.and_then(|s| s.manifest_statuses.first());
-        let mut item = AggregatedStatusItem {
-            cluster_name: cluster.clone(),
-            applied: applied.is_some_and(|c| c.status == "True"),
-            applied_message: applied
-                .filter(|c| c.status != "True")
-                .map(|c| c.message.clone())
-                .unwrap_or_default(),
-            ..Default::default()
-        };
-        if let Some(m) = manifest {
-            if let Some(s) = &m.status {
-                item.status = Some(s.clone());
-                members.push(propagation::interpreter::MemberStatus {
-                    cluster: cluster.clone(),
-                    status: s.clone(),
-                    generation: s.get("generation").and_then(Value::as_i64),
-                    observed_generation: s.get("observedGeneration").and_then(Value::as_i64),
-                });
-            }
-            item.health = m.health.clone();
-        }
-        items.push(item);
-    }
-    items.sort_by(|a, b| a.cluster_name.cmp(&b.cluster_name));
-    let fully =
-        !scheduled.is_empty() && items.len() == scheduled.len() && items.iter().all(|i| i.applied);
+    let items = aggregated_items(works, &spec.resource);
+    let members: Vec<propagation::interpreter::MemberStatus> = items
+        .iter()
+        .filter_map(|item| {
+            let status = item.status.clone()?;
+            Some(propagation::interpreter::MemberStatus {
+                cluster: item.cluster_name.clone(),
+                generation: status.get("generation").and_then(Value::as_i64),
+                observed_generation: status.get("observedGeneration").and_then(Value::as_i64),
+                status,
+            })
+        })
+        .collect();
+    let fully = fully_applied(spec, &items);
     // Compared as the stored form (fields at their defaults are left out of both).
     let same_items = status.is_some_and(|s| s.aggregated_status == items);
     let was_fully = status
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == "FullyApplied"))
         .map(|c| c.status == "True");
-    let has_placement = spec.placement.is_some();
-    if has_placement && (!same_items || was_fully != Some(fully)) {
+    if !same_items || was_fully != Some(fully) {
         let word = if fully { "True" } else { "False" };
         let since = status
             .and_then(|s| s.conditions.iter().find(|c| c.type_ == "FullyApplied"))
@@ -930,7 +966,7 @@ async fn aggregate<B: Binding>(
             .map_or_else(|| json!(crate::now_rfc3339()), |c| json!(c.last_transition_time));
         let condition = json!({"type": "FullyApplied", "status": word,
             "reason": if fully { "FullyAppliedSuccess" } else { "FullyAppliedFailed" },
-            "message": if fully { "All works have been successfully applied" } else { "Not every Work has been applied yet" },
+            "message": if fully { "All works have been successfully applied" } else { "Failed to apply all works, see status.aggregatedStatus for details" },
             "lastTransitionTime": since});
         let mut read = status.map(|s| serde_json::to_value(s).unwrap_or_default());
         let bindings = crate::binding_api::<B>(&ctx.client, rb.meta().namespace.as_deref());
@@ -1209,6 +1245,74 @@ pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Aggregation as upstream's `assembleWorkStatus` and `generateFullyAppliedCondition`.
+    #[test]
+    fn aggregated_status_follows_the_works() {
+        let resource: karmada_api::work::ObjectReference = serde_json::from_value(
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "namespace": "ns", "name": "d"}),
+        )
+        .unwrap();
+        let work = |cluster: &str, applied: Option<(&str, &str)>, health: &str, deleting: bool| {
+            let mut w: Work = serde_json::from_value(json!({
+                "metadata": {"name": "d-1", "namespace": format!("karmada-es-{cluster}")},
+                "spec": {"workload": {"manifests": []}},
+                "status": {
+                    "conditions": applied.map(|(s, m)| vec![json!({"type": "Applied", "status": s,
+                        "reason": "r", "message": m, "lastTransitionTime": "2026-01-01T00:00:00Z"})])
+                        .unwrap_or_default(),
+                    "manifestStatuses": [
+                        {"identifier": {"ordinal": 0, "group": "", "version": "v1", "kind": "ConfigMap", "namespace": "ns", "name": "d"},
+                         "status": {"other": true}, "health": "Unhealthy"},
+                        {"identifier": {"ordinal": 1, "group": "apps", "version": "v1", "kind": "Deployment", "namespace": "ns", "name": "d"},
+                         "status": {"replicas": 1}, "health": health}]}
+            }))
+            .unwrap();
+            if deleting {
+                w.metadata.deletion_timestamp =
+                    Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                        k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+                    ));
+            }
+            Arc::new(w)
+        };
+        let works = [
+            work("m2", Some(("True", "")), "Healthy", false),
+            work("m1", Some(("False", "not managed by Karmada")), "Healthy", false),
+            work("m3", None, "", false),
+            work("m4", Some(("True", "")), "Healthy", true),
+        ];
+        let items = aggregated_items(&works, &resource);
+        let items: Vec<Value> = items.iter().map(|i| serde_json::to_value(i).unwrap()).collect();
+        assert_eq!(
+            items,
+            [
+                json!({"clusterName": "m1", "appliedMessage": "not managed by Karmada", "health": "Unknown"}),
+                json!({"clusterName": "m2", "applied": true, "status": {"replicas": 1}, "health": "Healthy"}),
+                json!({"clusterName": "m3", "health": "Unknown"}),
+            ]
+        );
+        let spec = |v: Value| serde_json::from_value::<ResourceBindingSpec>(v).unwrap();
+        let base = json!({"resource": resource});
+        let item = |c: &str, applied: bool| AggregatedStatusItem {
+            cluster_name: c.into(),
+            applied,
+            ..Default::default()
+        };
+        let mut scheduled = base.clone();
+        scheduled["clusters"] = json!([{"name": "m1", "replicas": 1}]);
+        assert!(!fully_applied(&spec(base.clone()), &[]), "not scheduled");
+        assert!(fully_applied(&spec(scheduled.clone()), &[item("m1", true)]));
+        assert!(!fully_applied(&spec(scheduled.clone()), &[item("m1", false)]));
+        assert!(!fully_applied(&spec(scheduled.clone()), &[item("m2", true)]));
+        // A cluster required by a dependent, and one still being evicted gracefully, count.
+        let mut attached = base.clone();
+        attached["requiredBy"] = json!([{"name": "w", "clusters": [{"name": "m1"}]}]);
+        assert!(fully_applied(&spec(attached), &[item("m1", true)]));
+        scheduled["gracefulEvictionTasks"] = json!([{"fromCluster": "m2", "purgeMode": "Gracefully", "reason": "r", "producer": "p"}]);
+        assert!(!fully_applied(&spec(scheduled.clone()), &[item("m1", true)]));
+        assert!(fully_applied(&spec(scheduled), &[item("m1", true), item("m2", true)]));
+    }
 
     fn work(ns: &str, name: &str, binding: &str) -> Work {
         let mut w = Work::default();

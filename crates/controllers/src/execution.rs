@@ -76,6 +76,9 @@ struct Context {
     client: kube::Client,
     scope: Scope,
     clusters: Store<Cluster>,
+    /// Every Work this controller serves (a Work being let go of leaves alone the member
+    /// objects another Work applies).
+    works: Store<Work>,
     members: Mutex<HashMap<String, Member>>,
     timeout: Duration,
     trigger: mpsc::UnboundedSender<ObjectRef<Work>>,
@@ -437,27 +440,39 @@ async fn apply_manifest(
 }
 
 /// Removes what a Work applied (only objects Karmada manages).
-async fn remove_applied(ctx: &Context, cluster: &Cluster, work: &Work) -> Result<(), Error> {
-    // An unreachable member keeps the Work (and its finalizer) until it can be cleaned: a
-    // copy left behind would run again when the member comes back.
-    let member = ctx.member(cluster).await?;
+/// The objects `work` applied that are still in the member: each with the API it is reached
+/// through and the manifest it came from.
+async fn applied_objects(
+    member: &kube::Client,
+    work: &Work,
+) -> Result<Vec<(Api<LeanObject>, LeanObject, Value)>, Error> {
+    let mut found = Vec::new();
     for manifest in &work.spec.workload.manifests {
-        let manifest = &manifest.value();
-        let ar = match kube::discovery::pinned_kind(&member, &gvk_of(manifest)).await {
+        let manifest = manifest.value();
+        let ar = match kube::discovery::pinned_kind(member, &gvk_of(&manifest)).await {
             Ok((ar, _)) => ar,
-            // The kind is not served there (any more): nothing of it to remove.
+            // The kind is not served there (any more): nothing of it is left.
             Err(kube::Error::Api(s)) if s.code == 404 => continue,
             Err(kube::Error::Discovery(_)) => continue,
             Err(e) => return Err(e.into()),
         };
-        let namespace =
-            manifest.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
-        let name = manifest.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-        let api = target_api(&member, &ar, namespace);
-        let Some(existing) = api.get_opt(name).await? else { continue };
+        let api = target_api(member, &ar, apimachinery::object::namespace(&manifest));
+        if let Some(existing) = api.get_opt(apimachinery::object::name(&manifest)).await? {
+            found.push((api, existing, manifest));
+        }
+    }
+    Ok(found)
+}
+
+async fn remove_applied(ctx: &Context, cluster: &Cluster, work: &Work) -> Result<(), Error> {
+    // An unreachable member keeps the Work (and its finalizer) until it can be cleaned: a
+    // copy left behind would run again when the member comes back.
+    let member = ctx.member(cluster).await?;
+    for (api, existing, _) in applied_objects(&member, work).await? {
         if existing.metadata.labels.as_ref().is_none_or(|l| l.get(MANAGED_LABEL).is_none()) {
             continue;
         }
+        let name = existing.metadata.name.as_deref().unwrap_or_default();
         match api.delete(name, &DeleteParams::default()).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => {}
@@ -465,6 +480,96 @@ async fn remove_applied(ctx: &Context, cluster: &Cluster, work: &Work) -> Result
         }
     }
     Ok(())
+}
+
+/// Lets go of what a Work deleted with `preserveResourcesOnDeletion` applied (as upstream):
+/// the member objects stay and lose the labels and annotations that made them Karmada's, so
+/// that nothing treats them as managed any more — unless another Work took them over (a Work
+/// that replaced this one under a new name).
+async fn release_applied(ctx: &Context, cluster: &Cluster, work: &Work) -> Result<(), Error> {
+    let member = ctx.member(cluster).await?;
+    let (work_ns, work_name) = (
+        work.metadata.namespace.as_deref().unwrap_or_default(),
+        work.metadata.name.as_deref().unwrap_or_default(),
+    );
+    let others: Vec<Arc<Work>> = ctx
+        .works
+        .state()
+        .into_iter()
+        .filter(|w| {
+            w.metadata.namespace.as_deref() == Some(work_ns)
+                && w.metadata.name.as_deref() != Some(work_name)
+                && w.metadata.deletion_timestamp.is_none()
+        })
+        .collect();
+    for (api, existing, manifest) in applied_objects(&member, work).await? {
+        if others.iter().any(|w| applies(w, &manifest)) {
+            continue;
+        }
+        let Some(patch) = release_patch(&existing.metadata, work_ns, work_name) else { continue };
+        let name = existing.metadata.name.as_deref().unwrap_or_default();
+        match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Whether `work` has a manifest for the same object as `manifest`.
+fn applies(work: &Work, manifest: &Value) -> bool {
+    let same = |m: &Value| {
+        gvk_of(m) == gvk_of(manifest)
+            && apimachinery::object::namespace(m) == apimachinery::object::namespace(manifest)
+            && apimachinery::object::name(m) == apimachinery::object::name(manifest)
+    };
+    work.spec.workload.manifests.iter().any(|m| same(&m.value()))
+}
+
+/// The merge patch that removes Karmada's labels and annotations from a member object that
+/// Work `work_ns/work_name` applied; `None` when there is nothing to remove or the object names
+/// another Work as its own.
+fn release_patch(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    work_ns: &str,
+    work_name: &str,
+) -> Option<Value> {
+    let annotations = meta.annotations.clone().unwrap_or_default();
+    let names_other = |key: &str, own: &str| annotations.get(key).is_some_and(|v| v != own);
+    if names_other(names::WORK_NAME_ANNOTATION, work_name)
+        || names_other(names::WORK_NAMESPACE_ANNOTATION, work_ns)
+    {
+        return None;
+    }
+    let labels = meta.labels.clone().unwrap_or_default();
+    let legacy = [
+        names::LEGACY_PP_NAME_LABEL,
+        names::LEGACY_PP_NAMESPACE_LABEL,
+        names::LEGACY_CPP_NAME_LABEL,
+        names::LEGACY_RB_NAME_LABEL,
+        names::LEGACY_RB_NAMESPACE_LABEL,
+        names::LEGACY_CRB_NAME_LABEL,
+    ];
+    let nulls = |keys: &mut dyn Iterator<Item = &&str>,
+                 present: &std::collections::BTreeMap<String, String>| {
+        keys.filter(|k| present.contains_key(**k))
+            .map(|k| ((*k).to_owned(), Value::Null))
+            .collect::<serde_json::Map<String, Value>>()
+    };
+    let labels = nulls(&mut names::MANAGED_RESOURCE_LABELS.iter().chain(legacy.iter()), &labels);
+    let annotations = nulls(&mut names::MANAGED_RESOURCE_ANNOTATIONS.iter(), &annotations);
+    if labels.is_empty() && annotations.is_empty() {
+        return None;
+    }
+    let mut metadata = serde_json::Map::new();
+    if !labels.is_empty() {
+        metadata.insert("labels".into(), Value::Object(labels));
+    }
+    if !annotations.is_empty() {
+        metadata.insert("annotations".into(), Value::Object(annotations));
+    }
+    Some(json!({ "metadata": metadata }))
 }
 
 async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -511,8 +616,12 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
             return Ok(Action::await_change());
         }
         let preserve = work.spec.preserve_resources_on_deletion == Some(true);
-        if let (false, Some(cluster)) = (preserve, &cluster) {
-            bounded(ctx.timeout * 2, remove_applied(&ctx, cluster, &work)).await?;
+        if let Some(cluster) = &cluster {
+            if preserve {
+                bounded(ctx.timeout * 2, release_applied(&ctx, cluster, &work)).await?;
+            } else {
+                bounded(ctx.timeout * 2, remove_applied(&ctx, cluster, &work)).await?;
+            }
         }
         crate::set_finalizer(&works, &name, &finalizers, FINALIZER, false).await?;
         return Ok(Action::await_change());
@@ -741,6 +850,7 @@ pub async fn run_scoped(
         client,
         scope,
         clusters: clusters.store(),
+        works: store.clone(),
         members: Mutex::new(HashMap::new()),
         timeout,
         trigger,
@@ -762,6 +872,41 @@ pub async fn run_scoped(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn release_removes_karmadas_metadata_only_from_its_own_objects() {
+        let meta = |v: Value| serde_json::from_value(v).unwrap();
+        let own = meta(json!({"name": "d", "labels": {"app": "d", "karmada.io/managed": "true",
+                "resourcebinding.karmada.io/permanent-id": "1", "work.karmada.io/permanent-id": "2",
+                "propagationpolicy.karmada.io/permanent-id": "3", "propagationpolicy.karmada.io/name": "old"},
+            "annotations": {"note": "x", "work.karmada.io/name": "d-123", "work.karmada.io/namespace": "karmada-es-m1",
+                "resourcetemplate.karmada.io/uid": "u", "propagationpolicy.karmada.io/name": "pp",
+                "resourcetemplate.karmada.io/managed-labels": "app"}}));
+        assert_eq!(
+            release_patch(&own, "karmada-es-m1", "d-123"),
+            Some(json!({"metadata": {
+                "labels": {"karmada.io/managed": null, "resourcebinding.karmada.io/permanent-id": null,
+                    "work.karmada.io/permanent-id": null, "propagationpolicy.karmada.io/permanent-id": null,
+                    "propagationpolicy.karmada.io/name": null},
+                "annotations": {"work.karmada.io/name": null, "work.karmada.io/namespace": null,
+                    "resourcetemplate.karmada.io/uid": null, "propagationpolicy.karmada.io/name": null,
+                    "resourcetemplate.karmada.io/managed-labels": null}}}))
+        );
+        // Another Work (one that replaced this one under a new name) owns it now.
+        assert_eq!(release_patch(&own, "karmada-es-m1", "d-old"), None);
+        assert_eq!(release_patch(&own, "karmada-es-m2", "d-123"), None);
+        // Nothing of Karmada's left: nothing to write.
+        assert_eq!(
+            release_patch(&meta(json!({"name": "d", "labels": {"app": "d"}})), "ns", "w"),
+            None
+        );
+        // An object from before the Work annotations existed is still let go of.
+        let bare = meta(json!({"name": "d", "labels": {"karmada.io/managed": "true"}}));
+        assert_eq!(
+            release_patch(&bare, "ns", "w"),
+            Some(json!({"metadata": {"labels": {"karmada.io/managed": null}}}))
+        );
+    }
 
     #[test]
     fn subset_check() {

@@ -62,6 +62,33 @@ pub const MANAGED_ANNOTATIONS_ANNOTATION: &str = "resourcetemplate.karmada.io/ma
 /// The label keys Karmada manages on a member object (comma separated, sorted).
 pub const MANAGED_LABELS_ANNOTATION: &str = "resourcetemplate.karmada.io/managed-labels";
 
+/// The labels that mark a member object as Karmada's: a policy's claim, the binding's and
+/// the Work's ids, and [`MANAGED_LABEL`]. A member object Karmada lets go of (its Work deleted
+/// with `preserveResourcesOnDeletion`) loses them.
+pub const MANAGED_RESOURCE_LABELS: &[&str] = &[
+    PP_PERMANENT_ID_LABEL,
+    CPP_PERMANENT_ID_LABEL,
+    RB_PERMANENT_ID_LABEL,
+    CRB_PERMANENT_ID_LABEL,
+    WORK_PERMANENT_ID_LABEL,
+    MANAGED_LABEL,
+];
+/// The annotations that mark a member object as Karmada's (see [`MANAGED_RESOURCE_LABELS`]).
+pub const MANAGED_RESOURCE_ANNOTATIONS: &[&str] = &[
+    PP_NAME_ANNOTATION,
+    PP_NAMESPACE_ANNOTATION,
+    CPP_NAME_ANNOTATION,
+    MANAGED_ANNOTATIONS_ANNOTATION,
+    MANAGED_LABELS_ANNOTATION,
+    RB_NAMESPACE_ANNOTATION,
+    RB_NAME_ANNOTATION,
+    CRB_NAME_ANNOTATION,
+    TEMPLATE_UID_ANNOTATION,
+    TEMPLATE_GENERATION_ANNOTATION,
+    WORK_NAME_ANNOTATION,
+    WORK_NAMESPACE_ANNOTATION,
+];
+
 /// Execution namespaces (one per member cluster) are named `karmada-es-<cluster>`.
 pub const EXECUTION_SPACE_PREFIX: &str = "karmada-es-";
 

@@ -290,6 +290,53 @@ fn namespaces_propagate_and_conflicts_follow_the_policy() {
     eventually(Duration::from_secs(30), "Overwrite takes member2's object over", || {
         (data("member2") == "control-plane").then_some(())
     });
+    // Migrating back out of Karmada (as upstream): with preserveResourcesOnDeletion, deleting
+    // the template leaves the member objects running, no longer marked as Karmada's.
+    cp.api
+        .kubectl(&[
+            "patch",
+            "pp",
+            "shared",
+            "-n",
+            "team-a",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"preserveResourcesOnDeletion":true}}"#,
+        ])
+        .ok();
+    let work = karmada_api::names::work_name("ConfigMap", "shared", "team-a");
+    eventually(Duration::from_secs(30), "the Works say preserve", || {
+        let out = cp.api.kubectl(&[
+            "get",
+            "work",
+            "-A",
+            "--field-selector",
+            &format!("metadata.name={work}"),
+            "-o",
+            &jsonpath("{.items[*].spec.preserveResourcesOnDeletion}"),
+        ]);
+        (out.stdout == "true true").then_some(())
+    });
+    cp.api.kubectl(&["delete", "cm", "shared", "-n", "team-a"]).ok();
+    for cluster in ["member1", "member2"] {
+        let metadata = eventually(Duration::from_secs(30), "the member's copy let go of", || {
+            let out = cp.member(
+                cluster,
+                &["get", "cm", "shared", "-n", "team-a", "-o", "jsonpath={.metadata}"],
+            );
+            let meta: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+            let karmadas = |field: &str, keys: &[&str]| {
+                meta[field].as_object().is_some_and(|m| keys.iter().any(|k| m.contains_key(*k)))
+            };
+            let names = (
+                karmada_api::names::MANAGED_RESOURCE_LABELS,
+                karmada_api::names::MANAGED_RESOURCE_ANNOTATIONS,
+            );
+            (!karmadas("labels", names.0) && !karmadas("annotations", names.1)).then_some(meta)
+        });
+        assert!(metadata["uid"].is_string(), "{metadata}");
+        assert_eq!(data(cluster), "control-plane");
+    }
     // A Duplicated placement by cluster label follows the clusters: labelling member2 later
     // brings the object there too, and a cluster that no longer matches loses it (as
     // upstream reschedules Duplicated bindings on cluster changes).
@@ -970,6 +1017,14 @@ spec:
     // The member's object was never deleted (same uid), and the new Work still manages it.
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(member_uid(), uid);
+    let managed = cp.member(
+        "member1",
+        &["get", "cm", "settings", "-o", &jsonpath("{.metadata.labels.karmada\\.io/managed}")],
+    );
+    assert_eq!(
+        managed.stdout, "true",
+        "the retired Work did not let go of what the new one manages"
+    );
     cp.api
         .kubectl(&["patch", "cm", "settings", "--type=merge", "-p", r#"{"data":{"a":"2"}}"#])
         .ok();
