@@ -734,19 +734,22 @@ fn purges_directly(mode: &str) -> bool {
     matches!(mode, "Directly" | "Immediately")
 }
 
-/// Which graceful eviction tasks are done: Directly at once; Gracefully once every scheduled
-/// cluster runs the workload healthily or the grace period (default 600 s) has passed; Never
-/// not until the task is removed by hand.
+/// Which graceful eviction tasks are done (as upstream's graceful eviction controller judges
+/// them, whatever the purge mode — Directly only removes the old cluster's Work sooner): a task
+/// with `suppressDeletion` waits for it to be set false (Never sets it true); any other once the
+/// binding's scheduled clusters all run the workload healthily (`scheduled_healthy`) or its
+/// grace period (default 600 s) has passed. Until then its cluster stays out of scheduling and
+/// the state it preserved stays on the new clusters.
 pub fn finished_evictions(
     tasks: &[karmada_api::work::GracefulEvictionTask],
-    healthy_elsewhere: bool,
+    scheduled_healthy: bool,
     now_secs: i64,
 ) -> Vec<bool> {
     tasks
         .iter()
         .map(|t| {
-            if purges_directly(&t.purge_mode) {
-                return true;
+            if let Some(suppress) = t.suppress_deletion {
+                return !suppress;
             }
             if t.purge_mode == "Never" {
                 return false;
@@ -757,13 +760,25 @@ pub fn finished_evictions(
                 .and_then(apimachinery::time::parse_rfc3339)
                 .unwrap_or(now_secs);
             let grace = i64::from(t.grace_period_seconds.unwrap_or(600));
-            healthy_elsewhere || now_secs >= created + grace
+            scheduled_healthy || now_secs >= created + grace
         })
         .collect()
 }
 
-/// Removes finished graceful eviction tasks (the next pass deletes their Works); asks to come
-/// back while some wait on a grace period.
+/// Whether every cluster of the binding's current schedule runs the workload healthily, the
+/// schedule being current (the scheduler has seen the binding's generation).
+fn scheduled_healthy<B: Binding>(rb: &B, works: &[Arc<Work>]) -> bool {
+    let spec = rb.spec();
+    let observed = rb.status().map_or(0, |s| s.scheduler_observed_generation);
+    if observed != rb.meta().generation.unwrap_or(0) {
+        return false;
+    }
+    let items = aggregated_items(works, &spec.resource);
+    spec.clusters
+        .iter()
+        .all(|t| items.iter().any(|i| i.cluster_name == t.name && i.health == "Healthy"))
+}
+
 async fn complete_evictions<B: Binding>(
     ctx: &Context,
     rb: &B,
@@ -773,20 +788,14 @@ async fn complete_evictions<B: Binding>(
     if spec.graceful_eviction_tasks.is_empty() {
         return Ok(None);
     }
-    let healthy = |cluster: &str| {
-        works.iter().any(|w| {
-            w.metadata.namespace.as_deref() == Some(execution_namespace(cluster).as_str())
-                && w.status.as_ref().is_some_and(|s| {
-                    s.manifest_statuses.first().is_some_and(|m| m.health == "Healthy")
-                })
-        })
-    };
-    let healthy_elsewhere =
-        !spec.clusters.is_empty() && spec.clusters.iter().all(|t| healthy(&t.name));
+    let healthy_elsewhere = scheduled_healthy(rb, works);
     let done =
         finished_evictions(&spec.graceful_eviction_tasks, healthy_elsewhere, crate::now_secs());
     if !done.iter().any(|d| *d) {
-        let waiting = spec.graceful_eviction_tasks.iter().any(|t| t.purge_mode != "Never");
+        let waiting = spec
+            .graceful_eviction_tasks
+            .iter()
+            .any(|t| t.suppress_deletion.is_none() && t.purge_mode != "Never");
         return Ok(waiting.then(|| Action::requeue(Duration::from_secs(5))));
     }
     let remaining: Vec<&karmada_api::work::GracefulEvictionTask> = spec
@@ -1517,9 +1526,20 @@ mod tests {
             task("Gracefully", "2026-01-01T00:00:00Z", Some(60)),
             task("Never", "2026-01-01T00:00:00Z", None),
         ];
-        assert_eq!(finished_evictions(&tasks, false, t0 + 10), vec![true, false, false]);
+        // Directly is judged like Gracefully (it only removes the old Work sooner).
+        assert_eq!(finished_evictions(&tasks, false, t0 + 10), vec![false, false, false]);
         assert_eq!(finished_evictions(&tasks, true, t0 + 10), vec![true, true, false]);
-        assert_eq!(finished_evictions(&tasks, false, t0 + 60), vec![true, true, false]);
+        assert_eq!(finished_evictions(&tasks, false, t0 + 60), vec![false, true, false]);
+        assert_eq!(finished_evictions(&tasks, false, t0 + 600), vec![true, true, false]);
+        // suppressDeletion decides, whatever the mode: true keeps, false lets go at once.
+        let mut suppressed = task("Never", "2026-01-01T00:00:00Z", None);
+        suppressed.suppress_deletion = Some(true);
+        assert_eq!(
+            finished_evictions(std::slice::from_ref(&suppressed), true, t0 + 9999),
+            vec![false]
+        );
+        suppressed.suppress_deletion = Some(false);
+        assert_eq!(finished_evictions(&[suppressed], false, t0), vec![true]);
         assert_eq!(
             finished_evictions(
                 &[task("Gracefully", "2026-01-01T00:00:00Z", None)],

@@ -436,6 +436,10 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
             if let Some(g) = e.grace_period_seconds {
                 task["gracePeriodSeconds"] = json!(g);
             }
+            // Never: kept until someone sets suppressDeletion false (as upstream).
+            if e.purge_mode == "Never" {
+                task["suppressDeletion"] = json!(true);
+            }
             if !e.preserved.is_empty() {
                 task["preservedLabelState"] = json!(e.preserved);
                 let before: Vec<&str> = spec.clusters.iter().map(|t| t.name.as_str()).collect();

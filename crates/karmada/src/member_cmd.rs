@@ -137,6 +137,11 @@ pub struct FaultArgs {
     /// Make the pods of NAMESPACE/WORKLOAD crash-loop (repeatable).
     #[arg(long = "fail-workload")]
     fail_workload: Vec<String>,
+    /// Take IMAGE out of the member's registry (repeatable): a reference, a repository (every
+    /// tag) or a pattern with `*` (`example.com/*`). Pods that need it stay Pending in
+    /// ImagePullBackOff until it is back (`--clear`).
+    #[arg(long = "missing-image")]
+    missing_image: Vec<String>,
     /// Clear every fault first.
     #[arg(long)]
     clear: bool,
@@ -154,6 +159,7 @@ pub fn fault(args: FaultArgs) -> anyhow::Result<()> {
     }
     faults.not_ready_nodes.extend(args.node_not_ready);
     faults.failing_workloads.extend(args.fail_workload);
+    faults.missing_images.extend(args.missing_image);
     faults.save(&data_dir, &args.name)?;
     eprintln!("faults of {}: {}", args.name, serde_json::to_string(&faults)?);
     Ok(())

@@ -54,9 +54,25 @@ pub struct Faults {
     /// Workloads (`namespace/name` of a Deployment, StatefulSet, DaemonSet or Job) whose pods
     /// crash-loop.
     pub failing_workloads: Vec<String>,
+    /// Images the member's registry does not have: a full reference (`repo:tag`), a repository
+    /// (every tag), or a pattern where `*` stands for any text (`example.com/*`). A pod that
+    /// needs one stays Pending in `ErrImagePull`/`ImagePullBackOff`, as on a real cluster; pods
+    /// already running keep running (their image was pulled before).
+    pub missing_images: Vec<String>,
 }
 
 impl Faults {
+    /// Whether `image` is one of the [`missing_images`](Self::missing_images).
+    pub fn image_missing(&self, image: &str) -> bool {
+        // The repository without its tag or digest: a `:` after the last `/` starts the tag.
+        let repository = image.split('@').next().unwrap_or(image);
+        let repository = match repository.rfind(':') {
+            Some(colon) if !repository[colon..].contains('/') => &repository[..colon],
+            _ => repository,
+        };
+        self.missing_images.iter().any(|p| glob(p, image) || glob(p, repository))
+    }
+
     pub fn path(data_dir: &Path, member: &str) -> PathBuf {
         data_dir.join(member).join("faults.json")
     }
@@ -75,6 +91,21 @@ impl Faults {
         std::fs::write(&tmp, serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?)?;
         std::fs::rename(tmp, path)
     }
+}
+
+/// Whether `text` matches `pattern`, where `*` matches any run of characters.
+fn glob(pattern: &str, text: &str) -> bool {
+    let Some((head, rest)) = pattern.split_once('*') else { return pattern == text };
+    let Some(mut text) = text.strip_prefix(head) else { return false };
+    let mut parts: Vec<&str> = rest.split('*').collect();
+    let tail = parts.pop().unwrap_or_default();
+    for part in parts {
+        match text.find(part) {
+            Some(at) => text = &text[at + part.len()..],
+            None => return false,
+        }
+    }
+    text.len() >= tail.len() && text.ends_with(tail)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -290,5 +321,44 @@ async fn watch_faults(
             *faults.write() = current;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_images_match_references_repositories_and_patterns() {
+        let faults = Faults {
+            missing_images: vec![
+                "fake/*".into(),
+                "nginx:0.0.0".into(),
+                "registry.local:5000/app".into(),
+                "*:broken".into(),
+            ],
+            ..Faults::default()
+        };
+        let cases = [
+            ("fake/nginx:1.19.0", true),
+            ("fake/nginx", true),
+            ("docker.io/fake/nginx:1", false),
+            ("nginx:0.0.0", true),
+            ("nginx:1.25", false),
+            ("nginx", false),
+            ("registry.local:5000/app:v2", true),
+            ("registry.local:5000/app@sha256:abc", true),
+            ("registry.local:5000/application:v2", false),
+            ("busybox:broken", true),
+            ("busybox:latest", false),
+        ];
+        for (image, missing) in cases {
+            assert_eq!(faults.image_missing(image), missing, "{image}");
+        }
+        assert!(!Faults::default().image_missing("anything"));
+        assert!(
+            glob("a*b*c", "a-b-c") && glob("*", "") && !glob("a*b", "ba") && glob("ab*b", "abb")
+        );
+        assert!(!glob("ab*ba", "aba"));
     }
 }

@@ -418,6 +418,31 @@ impl Sim {
         pod
     }
 
+    /// The images of a pod's containers that the member's registry does not have.
+    fn missing_images(&self, pod: &Value) -> BTreeSet<String> {
+        let faults = self.faults.read();
+        if faults.missing_images.is_empty() {
+            return BTreeSet::new();
+        }
+        ["/spec/initContainers", "/spec/containers"]
+            .iter()
+            .filter_map(|path| pod.pointer(path).and_then(Value::as_array))
+            .flatten()
+            .filter_map(|c| c.get("image").and_then(Value::as_str))
+            .filter(|image| faults.image_missing(image))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The pod's IP: the one it has, or the next free one.
+    fn pod_ip(&mut self, pod: &Value) -> Value {
+        if let Some(ip) = pod.pointer("/status/podIP") {
+            return ip.clone();
+        }
+        self.pod_ips += 1;
+        json!(format!("10.244.{}.{}", (self.pod_ips / 250) % 250, self.pod_ips % 250 + 2))
+    }
+
     fn failing(&self, ns: &str, workload: &str) -> bool {
         self.faults.read().failing_workloads.iter().any(|w| w == &format!("{ns}/{workload}"))
     }
@@ -450,20 +475,6 @@ impl Sim {
             .into_iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        if !owned.iter().any(|(n, _)| n == &rs_name) {
-            let mut rs_template = template.clone();
-            let labels = object::string_map_mut(&mut rs_template, "labels");
-            labels.insert("pod-template-hash".into(), json!(hash));
-            let mut selector = d.pointer("/spec/selector").cloned().unwrap_or(json!({}));
-            selector["matchLabels"]["pod-template-hash"] = json!(hash);
-            let mut rs_labels = template.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
-            rs_labels["pod-template-hash"] = json!(hash);
-            let rs = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                "metadata": {"name": rs_name, "namespace": ns, "labels": rs_labels,
-                    "ownerReferences": owner_ref(&d, "Deployment", "apps/v1")},
-                "spec": {"replicas": desired, "selector": selector, "template": rs_template}});
-            self.create(Kind::ReplicaSet, ns, rs).await;
-        }
         // Rolling update: the new ReplicaSet grows within maxSurge, old ones shrink while at
         // least desired − maxUnavailable pods stay ready (defaults 25% each).
         let percent = |v: Option<&Value>, round_up: bool| -> i64 {
@@ -508,6 +519,22 @@ impl Sim {
         } else {
             desired.min((desired + max_surge - old_total).max(0))
         };
+        // A new template gets its ReplicaSet, starting as large as the rollout allows (all of
+        // it when nothing older runs).
+        if !owned.iter().any(|(n, _)| n == &rs_name) {
+            let mut rs_template = template.clone();
+            let labels = object::string_map_mut(&mut rs_template, "labels");
+            labels.insert("pod-template-hash".into(), json!(hash));
+            let mut selector = d.pointer("/spec/selector").cloned().unwrap_or(json!({}));
+            selector["matchLabels"]["pod-template-hash"] = json!(hash);
+            let mut rs_labels = template.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
+            rs_labels["pod-template-hash"] = json!(hash);
+            let rs = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "metadata": {"name": rs_name, "namespace": ns, "labels": rs_labels,
+                    "ownerReferences": owner_ref(&d, "Deployment", "apps/v1")},
+                "spec": {"replicas": new_target, "selector": selector, "template": rs_template}});
+            self.create(Kind::ReplicaSet, ns, rs).await;
+        }
         let mut may_remove = if recreate {
             old_total
         } else {
@@ -1118,6 +1145,34 @@ impl Sim {
                 self.kubelet_queue.insert(key);
                 continue;
             }
+            // Its image cannot be pulled: the pod waits (as a real kubelet's back-off does)
+            // until the registry has it; a pod already running keeps running.
+            let missing = self.missing_images(&pod);
+            if !running && !missing.is_empty() {
+                if pull_failure_reported(&pod, &missing) {
+                    continue;
+                }
+                let containers = pull_failed_statuses(&pod, &missing);
+                let ip = self.pod_ip(&pod);
+                self.update(Kind::Pod, &ns, &name, move |p| {
+                    p["status"]["phase"] = json!("Pending");
+                    p["status"]["podIP"] = ip.clone();
+                    p["status"]["podIPs"] = json!([{"ip": ip.clone()}]);
+                    p["status"]["hostIP"] = json!(HOST_IP);
+                    if p["status"].get("startTime").is_none() {
+                        p["status"]["startTime"] = json!(now_rfc3339());
+                    }
+                    p["status"]["conditions"] = json!([
+                        {"type": "PodScheduled", "status": "True"},
+                        {"type": "Initialized", "status": "True"},
+                        {"type": "ContainersReady", "status": "False", "reason": "ContainersNotReady"},
+                        {"type": "Ready", "status": "False", "reason": "ContainersNotReady"},
+                    ]);
+                    p["status"]["containerStatuses"] = containers.clone();
+                })
+                .await;
+                continue;
+            }
             if is_job
                 && running
                 && !failing
@@ -1146,18 +1201,8 @@ impl Sim {
             }
             let restarts = if failing { 1 } else { 0 };
             let containers = container_statuses(&pod, want_ready, false);
-            let ip = match pod.pointer("/status/podIP") {
-                Some(ip) => ip.clone(),
-                None => {
-                    self.pod_ips += 1;
-                    json!(format!(
-                        "10.244.{}.{}",
-                        (self.pod_ips / 250) % 250,
-                        self.pod_ips % 250 + 2
-                    ))
-                }
-            };
-            let host_ip = json!("172.17.0.2");
+            let ip = self.pod_ip(&pod);
+            let host_ip = json!(HOST_IP);
             self.update(Kind::Pod, &ns, &name, move |p| {
                 let previous_restarts = p
                     .pointer("/status/containerStatuses/0/restartCount")
@@ -1359,6 +1404,59 @@ fn container_statuses(pod: &Value, ready: bool, completed: bool) -> Value {
             })
             .collect(),
     )
+}
+
+/// The node address every simulated pod reports.
+const HOST_IP: &str = "172.17.0.2";
+
+/// Container statuses of a pod whose `missing` images cannot be pulled: those containers back
+/// off pulling, the others wait for them.
+fn pull_failed_statuses(pod: &Value, missing: &BTreeSet<String>) -> Value {
+    let containers =
+        pod.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
+    Value::Array(
+        containers
+            .iter()
+            .map(|c| {
+                let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
+                let state = if missing.contains(image) {
+                    json!({"waiting": {"reason": "ImagePullBackOff",
+                        "message": format!("Back-off pulling image \"{image}\"")}})
+                } else {
+                    json!({"waiting": {"reason": "ContainerCreating"}})
+                };
+                json!({"name": c.get("name").cloned().unwrap_or(json!("")), "image": image,
+                    "imageID": "", "ready": false, "started": false, "restartCount": 0, "state": state})
+            })
+            .collect(),
+    )
+}
+
+/// Whether the pod already reports exactly these images failing to pull.
+fn pull_failure_reported(pod: &Value, missing: &BTreeSet<String>) -> bool {
+    let statuses = pod
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let backing_off: BTreeSet<String> = statuses
+        .iter()
+        .filter(|s| s.pointer("/state/waiting/reason") == Some(&json!("ImagePullBackOff")))
+        .filter_map(|s| s.get("image").and_then(Value::as_str).map(str::to_owned))
+        .collect();
+    // An init container's image is not reported per container: only the phase tells.
+    let expected: BTreeSet<String> =
+        missing.iter().filter(|m| containers_use(pod, "/spec/containers", m)).cloned().collect();
+    pod.pointer("/status/phase") == Some(&json!("Pending"))
+        && !statuses.is_empty()
+        && backing_off == expected
+}
+
+/// Whether a container at `path` of the pod uses `image`.
+fn containers_use(pod: &Value, path: &str, image: &str) -> bool {
+    pod.pointer(path)
+        .and_then(Value::as_array)
+        .is_some_and(|cs| cs.iter().any(|c| c.get("image").and_then(Value::as_str) == Some(image)))
 }
 
 pub(crate) fn version_of(api: &Api) -> String {

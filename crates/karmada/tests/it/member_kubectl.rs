@@ -104,6 +104,62 @@ fn a_member_is_a_live_cluster_for_kubectl() {
         let out = m.kubectl("member1", &["get", "deploy", "nginx", "--no-headers"]);
         out.stdout.contains("2/2").then_some(())
     });
+    // An image the member's registry lacks: the rollout's new pods back off pulling it while
+    // the running ones keep running; once the registry has it, the rollout completes.
+    m.fault("member1", &["--missing-image", "example.com/*"]);
+    m.kubectl("member1", &["set", "image", "deploy/nginx", "nginx=example.com/nginx:2"]).ok();
+    let reasons = || {
+        m.kubectl(
+            "member1",
+            &[
+                "get",
+                "pods",
+                "-o",
+                "jsonpath={.items[*].status.containerStatuses[*].state.waiting.reason}",
+            ],
+        )
+        .stdout
+    };
+    eventually(Duration::from_secs(10), "ImagePullBackOff", || {
+        reasons().contains("ImagePullBackOff").then_some(())
+    });
+    let pending = m.kubectl(
+        "member1",
+        &["get", "pods", "--field-selector", "status.phase=Pending", "--no-headers"],
+    );
+    assert!(pending.ok().contains("ImagePullBackOff"), "{}", pending.stdout);
+    // maxSurge 25% of 2 rounds up to 1 new pod; maxUnavailable rounds down to 0, so both old
+    // pods keep serving while it cannot start.
+    let rollout = || {
+        m.kubectl(
+            "member1",
+            &[
+                "get",
+                "deploy",
+                "nginx",
+                "-o",
+                "jsonpath={.status.updatedReplicas}/{.status.readyReplicas}/{.status.replicas}",
+            ],
+        )
+        .stdout
+    };
+    eventually(Duration::from_secs(10), "the rollout stalls at the surge", || {
+        (rollout() == "1/2/3").then_some(())
+    });
+    m.fault("member1", &["--clear"]);
+    eventually(Duration::from_secs(10), "rolled out once the image is there", || {
+        let out = m.kubectl(
+            "member1",
+            &[
+                "get",
+                "deploy",
+                "nginx",
+                "-o",
+                "jsonpath={.status.updatedReplicas}/{.status.readyReplicas}",
+            ],
+        );
+        (out.stdout == "2/2" && !reasons().contains("ImagePullBackOff")).then_some(())
+    });
 }
 
 #[test]
