@@ -33,6 +33,7 @@ pub mod registry;
 pub mod request;
 pub mod review;
 pub mod satoken;
+pub mod services;
 pub mod strategy;
 pub mod table;
 pub mod tokens;
@@ -225,6 +226,9 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let rbac_authorizer = config.rbac.then(rbac::RbacAuthorizer::default);
     let mut admission = config.admission;
     admission.push(Arc::new(crd::ServedCrds));
+    // Every Kubernetes API server allocates Service addresses.
+    let services = Arc::new(services::ServiceAllocator::default());
+    admission.push(Arc::clone(&services) as Arc<dyn Admission>);
     if let Some(rbac) = &rbac_authorizer {
         admission.push(Arc::new(rbac::EscalationCheck { index: Arc::clone(&rbac.index) }));
     }
@@ -303,6 +307,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         }
     }
     tasks.push(tokio::spawn(crd::run_controller(Arc::clone(&api), crd_revision)));
+    tasks.push(tokio::spawn(services.run(Arc::clone(&api))));
     if let Some(approver) = config.csr_approver {
         let authority = Arc::new(pki::Authority::load_or_create(&pki_dir, "unused")?);
         tasks.push(tokio::spawn(csr::run(Arc::clone(&api), authority, approver)));

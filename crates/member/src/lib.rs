@@ -21,10 +21,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use apimachinery::ApiError;
-use apiserver::{Admission, AdmissionRequest, Operation, Server};
+use apiserver::Server;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
 pub use sim::SimConfig;
 
@@ -144,73 +143,6 @@ impl Member {
     }
 }
 
-/// Allocates Service cluster IPs and node ports, as a real cluster's API server does.
-struct ServiceAllocator {
-    next: std::sync::atomic::AtomicU32,
-}
-
-impl Admission for ServiceAllocator {
-    fn admit(&self, request: &AdmissionRequest<'_>, object: &mut Value) -> Result<(), ApiError> {
-        if request.def.kind != "Service"
-            || !request.def.group.is_empty()
-            || request.subresource.is_some()
-        {
-            return Ok(());
-        }
-        match request.operation {
-            Operation::Create => {
-                let spec_type = object
-                    .pointer("/spec/type")
-                    .and_then(Value::as_str)
-                    .unwrap_or("ClusterIP")
-                    .to_owned();
-                object["spec"]["type"] = json!(spec_type);
-                let headless =
-                    object.pointer("/spec/clusterIP").and_then(Value::as_str) == Some("None");
-                if !headless
-                    && spec_type != "ExternalName"
-                    && object
-                        .pointer("/spec/clusterIP")
-                        .and_then(Value::as_str)
-                        .is_none_or(str::is_empty)
-                {
-                    let n = self.next.fetch_add(1, Ordering::SeqCst);
-                    let ip = format!("10.96.{}.{}", (n / 250) % 250, n % 250 + 1);
-                    object["spec"]["clusterIP"] = json!(ip);
-                    object["spec"]["clusterIPs"] = json!([ip]);
-                }
-                if matches!(spec_type.as_str(), "NodePort" | "LoadBalancer")
-                    && let Some(ports) =
-                        object.pointer_mut("/spec/ports").and_then(Value::as_array_mut)
-                {
-                    for port in ports {
-                        if port.get("nodePort").is_none() {
-                            let n = self.next.fetch_add(1, Ordering::SeqCst);
-                            port["nodePort"] = json!(30000 + (n % 2768));
-                        }
-                    }
-                }
-            }
-            Operation::Update => {
-                // The allocated address is the member's: keep it across updates.
-                if let Some(old) = request.old {
-                    for field in ["clusterIP", "clusterIPs"] {
-                        if let Some(v) = old.pointer(&format!("/spec/{field}"))
-                            && object
-                                .pointer(&format!("/spec/{field}"))
-                                .is_none_or(|n| n.is_null() || n == "")
-                        {
-                            object["spec"][field] = v.clone();
-                        }
-                    }
-                }
-            }
-            Operation::Delete => {}
-        }
-        Ok(())
-    }
-}
-
 async fn start_server(
     config: &MemberConfig,
     store: Arc<dyn store::Store>,
@@ -220,9 +152,6 @@ async fn start_server(
     api_config.context = config.name.clone();
     api_config.kubeconfig = Some(dir.join("kubeconfig"));
     api_config.kubernetes_version = config.kubernetes_version.clone();
-    api_config
-        .admission
-        .push(Arc::new(ServiceAllocator { next: std::sync::atomic::AtomicU32::new(10) }));
     apiserver::start(api_config)
         .await
         .map_err(|source| MemberError::Start { name: config.name.clone(), source })

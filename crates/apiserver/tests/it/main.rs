@@ -127,3 +127,60 @@ impl Harness {
         r.json()
     }
 }
+
+/// Services get addresses as from kube-apiserver: a cluster IP, a node port for each port of a
+/// NodePort Service; a requested node port must be free and in range; deleting a Service frees
+/// its node port.
+#[tokio::test]
+async fn services_get_cluster_ips_and_node_ports() {
+    use k8s_openapi::api::core::v1::Service;
+    use kube::api::{Api, DeleteParams, PostParams};
+    let h = start().await;
+    let services: Api<Service> = Api::namespaced(h.client.clone(), "default");
+    let service = |name: &str, node_port: Option<i32>| -> Service {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "spec": {"type": "NodePort", "selector": {"app": name},
+                "ports": [{"name": "a", "port": 80, "nodePort": node_port}, {"name": "b", "port": 81}]}}))
+        .unwrap()
+    };
+    let created = services.create(&PostParams::default(), &service("a", None)).await.unwrap();
+    let spec = created.spec.unwrap();
+    assert!(spec.cluster_ip.as_deref().is_some_and(|ip| ip.starts_with("10.")), "{spec:?}");
+    let ports: Vec<i32> = spec.ports.unwrap().iter().filter_map(|p| p.node_port).collect();
+    assert_eq!(ports.len(), 2);
+    assert_ne!(ports[0], ports[1]);
+    assert!(ports.iter().all(|p| (30000..=32767).contains(p)), "{ports:?}");
+    // Taken, and out of range: 422 naming the field.
+    let taken = services.create(&PostParams::default(), &service("b", Some(ports[0]))).await;
+    let kube::Error::Api(status) = taken.unwrap_err() else { panic!("not an API error") };
+    assert_eq!(status.code, 422);
+    assert!(
+        status.message.contains("spec.ports[0].nodePort")
+            && status.message.contains("already allocated"),
+        "{}",
+        status.message
+    );
+    let outside = services.create(&PostParams::default(), &service("b", Some(80))).await;
+    let kube::Error::Api(status) = outside.unwrap_err() else { panic!("not an API error") };
+    assert!(status.code == 422 && status.message.contains("valid range"), "{}", status.message);
+    // An update that leaves the node ports out keeps them.
+    let mut changed = service("a", None);
+    changed.metadata.resource_version = created.metadata.resource_version;
+    let updated = services.replace("a", &PostParams::default(), &changed).await.unwrap();
+    let kept: Vec<i32> =
+        updated.spec.unwrap().ports.unwrap().iter().filter_map(|p| p.node_port).collect();
+    assert_eq!(kept, ports);
+    // Deleted: its port is free again (once the store has said so).
+    services.delete("a", &DeleteParams::default()).await.unwrap();
+    let mut reused = None;
+    for _ in 0..50 {
+        if let Ok(s) = services.create(&PostParams::default(), &service("b", Some(ports[0]))).await
+        {
+            reused = s.spec.and_then(|s| s.ports).and_then(|p| p[0].node_port);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(reused, Some(ports[0]));
+}

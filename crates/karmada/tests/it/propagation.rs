@@ -1263,3 +1263,49 @@ spec:
         (settings() == "Abort false alpha-deployment beta-deployment").then_some(())
     });
 }
+
+/// A NodePort Service gets its node port from the control plane (as from kube-apiserver), and
+/// every member serves it on that same port; cluster IPs stay each member's own.
+#[test]
+fn node_ports_are_the_same_in_every_member() {
+    let cp = ControlPlane::with_joined(2);
+    let manifest = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: edge, namespace: default}
+spec:
+  type: NodePort
+  selector: {app: edge}
+  ports: [{name: http, port: 80}]
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {name: edge, namespace: default}
+spec:
+  resourceSelectors: [{apiVersion: v1, kind: Service, name: edge}]
+  placement: {clusterAffinity: {clusterNames: [member1, member2]}}
+"#;
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], manifest).ok();
+    let port =
+        cp.api.kubectl(&["get", "svc", "edge", "-o", &jsonpath("{.spec.ports[0].nodePort}")]);
+    let port = port.ok().to_owned();
+    assert!(port.parse::<u16>().is_ok_and(|p| (30000..=32767).contains(&p)), "{port}");
+    for cluster in ["member1", "member2"] {
+        let seen = eventually(Duration::from_secs(30), "the Service in the member", || {
+            let out = cp.member(
+                cluster,
+                &[
+                    "get",
+                    "svc",
+                    "edge",
+                    "-o",
+                    &jsonpath("{.spec.ports[0].nodePort} {.spec.clusterIP}"),
+                ],
+            );
+            (out.code == 0 && !out.stdout.is_empty()).then_some(out.stdout)
+        });
+        let (member_port, ip) = seen.split_once(' ').unwrap_or_default();
+        assert_eq!(member_port, port, "{cluster}");
+        assert!(ip.starts_with("10."), "{cluster}: {seen}");
+    }
+}
