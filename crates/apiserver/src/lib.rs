@@ -19,6 +19,7 @@ pub mod audit;
 pub mod codec;
 pub mod crd;
 pub mod csr;
+pub mod defaults;
 pub mod discovery;
 pub mod encoding;
 pub mod encryption;
@@ -229,6 +230,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     // Every Kubernetes API server allocates Service addresses.
     let services = Arc::new(services::ServiceAllocator::default());
     admission.push(Arc::clone(&services) as Arc<dyn Admission>);
+    admission.push(Arc::new(defaults::BuiltinDefaults));
     if let Some(rbac) = &rbac_authorizer {
         admission.push(Arc::new(rbac::EscalationCheck { index: Arc::clone(&rbac.index) }));
     }
