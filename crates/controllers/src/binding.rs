@@ -189,6 +189,8 @@ pub fn strip(template: &Value) -> Value {
     if let Some(m) = out.as_object_mut() {
         m.remove("status");
     }
+    let kind = out.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
+    propagation::interpreter::prune(&kind, &mut out);
     out
 }
 

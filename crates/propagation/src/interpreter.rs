@@ -85,6 +85,18 @@ pub fn revise_replica(kind: &str, object: &mut Value, replicas: i32) {
     }
 }
 
+/// Removes what the control plane's API server filled in that belongs to each member (as
+/// upstream's prune): a Service's allocated cluster IPs (a headless Service keeps `None`).
+pub fn prune(kind: &str, template: &mut Value) {
+    if kind == "Service"
+        && let Some(spec) = template.get_mut("spec").and_then(Value::as_object_mut)
+        && spec.get("clusterIP").and_then(Value::as_str) != Some("None")
+    {
+        spec.remove("clusterIP");
+        spec.remove("clusterIPs");
+    }
+}
+
 /// Keeps fields the member cluster owns when Karmada updates an object there.
 pub fn retain(kind: &str, desired: &mut Value, observed: &Value) {
     let copy = |desired: &mut Value, pointer: &str| {
@@ -521,6 +533,20 @@ mod tests {
         let mut plain = deploy();
         retain("Deployment", &mut plain, &json!({"spec": {"replicas": 9}}));
         assert_eq!(plain["spec"]["replicas"], 4);
+    }
+
+    #[test]
+    fn services_lose_the_control_planes_cluster_ips_but_not_headless_or_node_ports() {
+        let mut service = json!({"spec": {"clusterIP": "10.96.0.4", "clusterIPs": ["10.96.0.4"],
+            "ports": [{"port": 80, "nodePort": 30080}]}});
+        prune("Service", &mut service);
+        assert_eq!(service, json!({"spec": {"ports": [{"port": 80, "nodePort": 30080}]}}));
+        let mut headless = json!({"spec": {"clusterIP": "None", "clusterIPs": ["None"]}});
+        prune("Service", &mut headless);
+        assert_eq!(headless["spec"]["clusterIP"], "None");
+        let mut other = json!({"spec": {"clusterIP": "x"}});
+        prune("ConfigMap", &mut other);
+        assert_eq!(other["spec"]["clusterIP"], "x");
     }
 
     #[test]

@@ -1307,5 +1307,21 @@ spec:
         let (member_port, ip) = seen.split_once(' ').unwrap_or_default();
         assert_eq!(member_port, port, "{cluster}");
         assert!(ip.starts_with("10."), "{cluster}: {seen}");
+        // The control plane's cluster IP is not sent: each member allocates its own (an
+        // existing member Service keeps its own, which is immutable).
+        let manifest = cp.api.kubectl(&[
+            "get",
+            "work",
+            "-n",
+            &format!("karmada-es-{cluster}"),
+            &karmada_api::names::work_name("Service", "edge", "default"),
+            "-o",
+            &jsonpath("{.spec.workload.manifests[0].spec}"),
+        ]);
+        assert!(
+            manifest.ok().contains("nodePort") && !manifest.stdout.contains("clusterIP"),
+            "{}",
+            manifest.stdout
+        );
     }
 }
