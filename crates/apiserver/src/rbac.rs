@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use parking_lot::RwLock;
 use serde_json::{Value, json};
-use store::{Event, ListOptions};
+use store::Event;
 
 use crate::api::{Api, Authorizer, User};
 use crate::request::Target;
@@ -413,19 +413,7 @@ async fn load_kind(
     kind: &str,
     prefix: &str,
 ) -> Option<store::Revision> {
-    let mut options = ListOptions::default();
-    let mut items = Vec::new();
-    let revision = loop {
-        let page = api.store.list(prefix.as_bytes(), options.clone()).await.ok()?;
-        items.extend(page.items);
-        match page.next_after {
-            Some(after) => {
-                options.start_after = Some(after);
-                options.revision = Some(page.revision);
-            }
-            None => break page.revision,
-        }
-    };
+    let (items, revision) = crate::follow::list_all(api, prefix.as_bytes()).await.ok()?;
     let mut guard = index.write();
     guard.clear(kind);
     for kv in &items {

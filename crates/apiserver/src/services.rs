@@ -2,7 +2,7 @@
 //! headless or ExternalName) and, when of type NodePort or LoadBalancer, a node port for every
 //! port that does not ask for one. A requested node port must be in the range and free.
 //!
-//! What is in use is learnt from the store (loaded at start, then followed by a watch, so
+//! What is in use is learnt from the store (followed with `follow::changes`, so
 //! deletions by any path — a user, the garbage collector, a namespace going away — free their
 //! addresses). An address handed out by admission is reserved until the Service shows up in
 //! the store, or for [`RESERVATION`] when its create failed.
@@ -13,12 +13,11 @@ use std::time::{Duration, Instant};
 
 use apimachinery::ApiError;
 use apimachinery::status::Cause;
-use futures_util::StreamExt;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use store::{Event, ListOptions};
 
 use crate::api::{Admission, AdmissionRequest, Api, Operation};
+use crate::follow::Change;
 
 /// Node ports Kubernetes hands out by default (`--service-node-port-range`).
 pub const NODE_PORTS: std::ops::RangeInclusive<u16> = 30000..=32767;
@@ -264,67 +263,24 @@ impl ServiceAllocator {
         Ok(())
     }
 
-    /// Loads every Service, then follows the store until shutdown.
+    /// Follows every Service in the store until shutdown.
     pub async fn run(self: Arc<Self>, api: Arc<Api>) {
         let Some(def) = api.registry.get("", "v1", "services") else { return };
         let prefix = def.collection_prefix(None);
-        let mut shutdown = api.shutdown.clone();
-        loop {
-            let Some(after) = self.load(&api, &prefix).await else {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            };
-            let mut stream = match api.store.watch(prefix.as_bytes(), after).await {
-                Ok(s) => s,
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
+        crate::follow::changes(api, prefix.as_bytes(), |change| {
+            let mut state = self.state.lock();
+            match change {
+                Change::Relisting => {
+                    state.held.clear();
+                    state.ips.clear();
+                    state.ports.clear();
                 }
-            };
-            loop {
-                tokio::select! {
-                    _ = shutdown.changed() => return,
-                    event = stream.next() => match event {
-                        Some(Ok(Event::Put { kv, .. })) => {
-                            let service = crate::codec::decode(&kv.value, kv.mod_revision.0);
-                            self.state.lock().record(&key_of(&service), &service);
-                        }
-                        Some(Ok(Event::Delete { prev, .. })) => {
-                            let service = crate::codec::decode(&prev.value, prev.mod_revision.0);
-                            self.state.lock().forget(&key_of(&service));
-                        }
-                        // Compacted or broken: load again.
-                        Some(Err(_)) => break,
-                        None => return,
-                    },
-                }
+                Change::Put(service) => state.record(&key_of(&service), &service),
+                Change::Deleted(service) => state.forget(&key_of(&service)),
             }
-        }
-    }
-
-    async fn load(&self, api: &Api, prefix: &str) -> Option<store::Revision> {
-        let mut options = ListOptions::default();
-        let mut items = Vec::new();
-        let revision = loop {
-            let page = api.store.list(prefix.as_bytes(), options.clone()).await.ok()?;
-            items.extend(page.items);
-            match page.next_after {
-                Some(after) => {
-                    options.start_after = Some(after);
-                    options.revision = Some(page.revision);
-                }
-                None => break page.revision,
-            }
-        };
-        let mut state = self.state.lock();
-        state.held.clear();
-        state.ips.clear();
-        state.ports.clear();
-        for kv in &items {
-            let service = crate::codec::decode(&kv.value, kv.mod_revision.0);
-            state.record(&key_of(&service), &service);
-        }
-        Some(revision)
+            None::<std::future::Ready<()>>
+        })
+        .await;
     }
 }
 

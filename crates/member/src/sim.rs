@@ -1386,21 +1386,27 @@ impl Sim {
 }
 
 fn container_statuses(pod: &Value, ready: bool, completed: bool) -> Value {
+    statuses_of(pod, ready, |_| {
+        if completed {
+            json!({"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": now_rfc3339()}})
+        } else if ready {
+            json!({"running": {"startedAt": now_rfc3339()}})
+        } else {
+            json!({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off restarting failed container (simulated)"}})
+        }
+    })
+}
+
+/// A status for each of the pod's containers, in `state_of(container)`.
+fn statuses_of(pod: &Value, ready: bool, state_of: impl Fn(&Value) -> Value) -> Value {
     let containers =
         pod.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
     Value::Array(
         containers
             .iter()
             .map(|c| {
-                let state = if completed {
-                    json!({"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": now_rfc3339()}})
-                } else if ready {
-                    json!({"running": {"startedAt": now_rfc3339()}})
-                } else {
-                    json!({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off restarting failed container (simulated)"}})
-                };
                 json!({"name": c.get("name").cloned().unwrap_or(json!("")), "image": c.get("image").cloned().unwrap_or(json!("")),
-                    "imageID": "", "ready": ready, "started": ready, "restartCount": 0, "state": state})
+                    "imageID": "", "ready": ready, "started": ready, "restartCount": 0, "state": state_of(c)})
             })
             .collect(),
     )
@@ -1412,24 +1418,15 @@ const HOST_IP: &str = "172.17.0.2";
 /// Container statuses of a pod whose `missing` images cannot be pulled: those containers back
 /// off pulling, the others wait for them.
 fn pull_failed_statuses(pod: &Value, missing: &BTreeSet<String>) -> Value {
-    let containers =
-        pod.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
-    Value::Array(
-        containers
-            .iter()
-            .map(|c| {
-                let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
-                let state = if missing.contains(image) {
-                    json!({"waiting": {"reason": "ImagePullBackOff",
-                        "message": format!("Back-off pulling image \"{image}\"")}})
-                } else {
-                    json!({"waiting": {"reason": "ContainerCreating"}})
-                };
-                json!({"name": c.get("name").cloned().unwrap_or(json!("")), "image": image,
-                    "imageID": "", "ready": false, "started": false, "restartCount": 0, "state": state})
-            })
-            .collect(),
-    )
+    statuses_of(pod, false, |c| {
+        let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
+        if missing.contains(image) {
+            json!({"waiting": {"reason": "ImagePullBackOff",
+                "message": format!("Back-off pulling image \"{image}\"")}})
+        } else {
+            json!({"waiting": {"reason": "ContainerCreating"}})
+        }
+    })
 }
 
 /// Whether the pod already reports exactly these images failing to pull.
