@@ -29,6 +29,9 @@ pub struct AgentConfig {
     /// silence makes the cluster Unknown.
     pub lease_duration: Duration,
     pub probe_timeout: Duration,
+    /// The agent's controllers that run (`--controllers` over
+    /// [`crate::registry::AGENT_CONTROLLERS`]).
+    pub controllers: crate::registry::Selection,
 }
 
 impl AgentConfig {
@@ -41,6 +44,7 @@ impl AgentConfig {
             report_interval: Duration::from_secs(10),
             lease_duration: Duration::from_secs(40),
             probe_timeout: Duration::from_secs(5),
+            controllers: crate::registry::Selection::defaults(crate::registry::AGENT_CONTROLLERS),
         }
     }
 }
@@ -163,7 +167,18 @@ pub async fn run(
     register(&control, &member, &config).await?;
     renew_lease(&control, &config).await?;
     eprintln!("karmada agent: cluster {} registered in Pull mode", config.cluster_name);
-    let reporter = tokio::spawn(report(control.clone(), member.clone(), config.clone()));
+    let selection = config.controllers.clone();
+    for name in selection.missing() {
+        tracing::info!(controller = name, "not implemented in karmada-rs; skipped");
+    }
+    let loops = selection.loops();
+    // The status reporter renews the agent's Lease too (as upstream's clusterStatus does).
+    let reporter = loops
+        .contains(&crate::registry::Loop::AgentStatus)
+        .then(|| tokio::spawn(report(control.clone(), member.clone(), config.clone())));
+    if !loops.contains(&crate::registry::Loop::Execution) {
+        std::future::pending::<()>().await;
+    }
     let scope = crate::execution::Scope::Agent { cluster: config.cluster_name.clone(), member };
     // Its credentials reach its own Works and its own Cluster only.
     let works = crate::shared::Watched::start(
@@ -175,8 +190,17 @@ pub async fn run(
         kube::runtime::watcher::Config::default()
             .fields(&format!("metadata.name={}", config.cluster_name)),
     );
-    let result =
-        crate::execution::run_scoped(control, config.probe_timeout, scope, works, clusters).await;
-    reporter.abort();
+    let result = crate::execution::run_scoped(
+        control,
+        config.probe_timeout,
+        scope,
+        works,
+        clusters,
+        selection.execution_parts(),
+    )
+    .await;
+    if let Some(reporter) = reporter {
+        reporter.abort();
+    }
     result
 }

@@ -38,7 +38,7 @@ use crate::{Binding, execution_namespace};
 use karmada_api::names;
 
 pub const MANAGED_LABEL: &str = names::MANAGED_LABEL;
-pub const FINALIZER: &str = "karmada.io/binding-controller";
+pub const FINALIZER: &str = names::BINDING_FINALIZER;
 /// The binding condition saying whether every override policy could be applied.
 pub const OVERRIDES_CONDITION: &str = "OverridesApplied";
 /// The annotation on a Work's manifest that lets it overwrite an existing unmanaged object.
@@ -340,6 +340,7 @@ struct Context {
     /// Kept only until the cache shows another version.
     own_statuses: Mutex<HashMap<String, (String, Arc<ResourceBindingStatus>)>>,
     events: crate::events::Events,
+    parts: crate::registry::BindingParts,
 }
 
 /// The inputs of a binding's rendering: the policy/cluster epoch, the binding's uid and
@@ -478,7 +479,7 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
     // (unless the binding goes: then they are deleted like the others).
     if deleting {
         existing.extend(renamed);
-    } else {
+    } else if ctx.parts.render {
         for work in &renamed {
             if work.metadata.deletion_timestamp.is_none() {
                 let api: Api<Work> = Api::namespaced(
@@ -502,7 +503,7 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
             .collect()
     };
     // Works of clusters no longer targeted go.
-    for work in &existing {
+    for work in existing.iter().filter(|_| ctx.parts.render) {
         let work_ns = work.metadata.namespace.as_deref().unwrap_or_default();
         let cluster = names::cluster_of_execution_namespace(work_ns).unwrap_or_default();
         if !targets.contains_key(cluster)
@@ -520,6 +521,9 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
     }
     let bindings = crate::binding_api::<B>(&ctx.client, namespace.as_deref());
     let finalizers = rb.meta().finalizers.clone().unwrap_or_default();
+    if deleting && !ctx.parts.render {
+        return Ok(Action::await_change());
+    }
     if deleting {
         if let Ok(mut rendered) = ctx.rendered.lock() {
             rendered.remove(&owner_key(namespace.as_deref(), &name));
@@ -531,7 +535,9 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
         crate::set_finalizer(&bindings, &name, &finalizers, FINALIZER, false).await?;
         return Ok(Action::await_change());
     }
-    crate::set_finalizer(&bindings, &name, &finalizers, FINALIZER, true).await?;
+    if ctx.parts.render {
+        crate::set_finalizer(&bindings, &name, &finalizers, FINALIZER, true).await?;
+    }
     if targets.is_empty() {
         return Ok(Action::await_change());
     }
@@ -558,7 +564,7 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
     // Works written now have no status yet: their watch events bring the binding back here
     // for the aggregation (by then the cache also shows the scheduler's status write).
     let mut wrote_works = false;
-    if !unchanged {
+    if !unchanged && ctx.parts.render {
         let mut object = template.to_value();
         object["apiVersion"] = json!(ar.api_version);
         object["kind"] = json!(ar.kind);
@@ -721,13 +727,17 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
             }
         }
     }
-    if let Some(action) = complete_evictions::<B>(&ctx, &rb, &existing).await? {
+    if ctx.parts.evictions
+        && let Some(action) = complete_evictions::<B>(&ctx, &rb, &existing).await?
+    {
         return Ok(action);
     }
     if wrote_works {
         return Ok(Action::requeue(Duration::from_secs(300)));
     }
-    aggregate::<B>(&ctx, &rb, &existing, &ar, &templates, &template).await?;
+    if ctx.parts.status {
+        aggregate::<B>(&ctx, &rb, &existing, &ar, &templates, &template).await?;
+    }
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 
@@ -1153,7 +1163,11 @@ async fn run_for<B: Binding>(
 
 /// Runs the binding controller (ResourceBindings and ClusterResourceBindings) until the future
 /// is dropped. Any change to an override policy re-renders every binding's Works.
-pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<()> {
+pub async fn run(
+    client: kube::Client,
+    caches: crate::Caches,
+    parts: crate::registry::BindingParts,
+) -> anyhow::Result<()> {
     let (ops, op_changes) = cached::<OverridePolicy>(&client);
     let (cops, cop_changes) = cached::<ClusterOverridePolicy>(&client);
     let clusters = caches.clusters.store();
@@ -1231,6 +1245,7 @@ pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<
         rendered: Mutex::new(HashMap::new()),
         own_statuses: Mutex::new(HashMap::new()),
         events: crate::events::Events::start(client.clone(), "binding-controller"),
+        parts,
     });
     tokio::join!(
         run_for::<ResourceBinding>(

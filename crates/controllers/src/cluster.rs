@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::{Settings, execution_namespace};
 
-pub const FINALIZER: &str = "karmada.io/cluster-controller";
+pub const FINALIZER: &str = karmada_api::names::CLUSTER_FINALIZER;
 pub const TAINT_NOT_READY: &str = "cluster.karmada.io/not-ready";
 pub const TAINT_UNREACHABLE: &str = "cluster.karmada.io/unreachable";
 

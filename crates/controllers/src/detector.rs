@@ -27,9 +27,9 @@ use tokio::sync::mpsc;
 
 /// Namespaces whose templates are never propagated.
 pub fn reserved_namespace(ns: &str) -> bool {
-    ns == "karmada-system"
-        || ns == "karmada-cluster"
-        || ns.starts_with("karmada-es-")
+    ns == names::SYSTEM_NAMESPACE
+        || ns == names::CLUSTER_NAMESPACE
+        || names::cluster_of_execution_namespace(ns).is_some()
         || ns.starts_with("kube-")
 }
 

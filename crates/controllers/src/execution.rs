@@ -32,7 +32,7 @@ use crate::lean::LeanObject;
 use crate::member_client;
 use crate::shared::Watched;
 
-pub const FINALIZER: &str = "karmada.io/execution-controller";
+pub const FINALIZER: &str = names::EXECUTION_FINALIZER;
 const MANAGER: &str = "karmada-execution-controller";
 /// Annotations on every applied object naming the Work it came from.
 pub const WORK_NAME_ANNOTATION: &str = "work.karmada.io/name";
@@ -88,6 +88,8 @@ struct Context {
     /// Record Events on the resource templates too (an agent may only write Events in its
     /// execution namespace).
     template_events: bool,
+    /// Whether the member objects' status is reflected (`workStatus`).
+    reflect: bool,
 }
 
 /// The Work's `Dispatching` condition when it has to change (upstream's execution controller
@@ -574,7 +576,7 @@ fn release_patch(
 
 async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> {
     let Some(cluster_name) =
-        work.metadata.namespace.as_deref().and_then(|n| n.strip_prefix("karmada-es-"))
+        work.metadata.namespace.as_deref().and_then(names::cluster_of_execution_namespace)
     else {
         return Ok(Action::await_change());
     };
@@ -683,7 +685,7 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
                     problems.push(reason);
                 }
                 // Reflect the member's view of the object (status and health).
-                let Some(observed) = outcome.observed else { continue };
+                let Some(observed) = outcome.observed.filter(|_| ctx.reflect) else { continue };
                 let ar = outcome.resource;
                 let observed = observed.to_value();
                 // A kind without a health interpretation counts as healthy (as upstream).
@@ -807,9 +809,10 @@ pub async fn run(
     client: kube::Client,
     timeout: Duration,
     caches: crate::Caches,
+    parts: crate::registry::ExecutionParts,
 ) -> anyhow::Result<()> {
     let scope = Scope::Push(caches.member_clients);
-    run_scoped(client, timeout, scope, caches.works, caches.clusters).await
+    run_scoped(client, timeout, scope, caches.works, caches.clusters, parts).await
 }
 
 /// The execution controller for `scope`, over `works` and `clusters` (an agent watches only its
@@ -820,7 +823,15 @@ pub async fn run_scoped(
     scope: Scope,
     works: Arc<Watched<Work>>,
     clusters: Arc<Watched<Cluster>>,
+    parts: crate::registry::ExecutionParts,
 ) -> anyhow::Result<()> {
+    if !parts.apply {
+        // Our Work status is what applying observed: there is nothing to reflect without it.
+        tracing::warn!(
+            "workStatus runs with execution in karmada-rs; with execution off it does nothing"
+        );
+        return std::future::pending().await;
+    }
     // Member changes come in bursts (a Deployment's status moves several times while its
     // pods start): they are coalesced for 100 ms, so a Work's status is written once per
     // burst rather than once per step.
@@ -855,6 +866,7 @@ pub async fn run_scoped(
         timeout,
         trigger,
         status_written: Mutex::new(HashMap::new()),
+        reflect: parts.reflect,
     });
     // A Work's own status writes (this controller's) trigger nothing: only what it is asked to
     // apply (spec, deletion, finalizers) and what happens in the member do.

@@ -153,7 +153,8 @@ fn targets(policy: &DynamicObject, cluster: &Cluster) -> bool {
 }
 
 /// Keeps every cluster's taints in step with the ClusterTaintPolicies.
-async fn run_taint_policies(client: kube::Client, caches: crate::Caches) -> anyhow::Result<()> {
+/// Runs the ClusterTaintPolicy controller (`clustertaintpolicy`) until the future is dropped.
+pub async fn run_taint_policies(client: kube::Client, caches: crate::Caches) -> anyhow::Result<()> {
     let notify = Arc::new(Notify::new());
     let writer = reflector::store::Writer::<DynamicObject>::new(taint_policy_resource());
     let policies = writer.as_reader();
@@ -238,9 +239,40 @@ struct Context {
     /// Since when (seconds since the epoch) a workload has been unhealthy in a cluster, by
     /// `namespace/binding@cluster`.
     unhealthy: Mutex<HashMap<String, i64>>,
+    parts: Parts,
 }
 
 impl Context {
+    /// Remembers since when the workload has been unhealthy in each of the binding's clusters
+    /// (forgetting clusters where it is healthy again) and returns that memory for the binding.
+    /// Only bindings with application failover (when it is on) are followed.
+    fn track_health(
+        &self,
+        binding_key: &str,
+        spec: &karmada_api::work::ResourceBindingSpec,
+        status: Option<&karmada_api::work::ResourceBindingStatus>,
+        now: i64,
+    ) -> HashMap<String, i64> {
+        let followed = self.parts.application
+            && spec.failover.as_ref().is_some_and(|f| f.application.is_some());
+        let Ok(mut memory) = self.unhealthy.lock() else { return HashMap::new() };
+        let mut since = HashMap::new();
+        for target in &spec.clusters {
+            let key = format!("{binding_key}@{}", target.name);
+            let unhealthy = status.is_some_and(|s| {
+                s.aggregated_status
+                    .iter()
+                    .any(|i| i.cluster_name == target.name && i.health == "Unhealthy")
+            });
+            if followed && unhealthy {
+                since.insert(target.name.clone(), *memory.entry(key).or_insert(now));
+            } else {
+                memory.remove(&key);
+            }
+        }
+        since
+    }
+
     /// Takes an eviction token; false when this second's budget is spent.
     fn allow(&self) -> bool {
         let Ok(mut w) = self.window.lock() else { return false };
@@ -267,13 +299,174 @@ pub enum Error {
 }
 
 /// One cluster a binding must leave, and why.
-struct Eviction {
-    target: karmada_api::work::TargetCluster,
-    preserved: std::collections::BTreeMap<String, String>,
-    reason: &'static str,
-    message: String,
-    purge_mode: String,
-    grace_period_seconds: Option<i32>,
+#[derive(Clone, Debug, PartialEq)]
+pub struct Eviction {
+    pub target: karmada_api::work::TargetCluster,
+    pub preserved: std::collections::BTreeMap<String, String>,
+    pub reason: &'static str,
+    pub message: String,
+    pub purge_mode: String,
+    pub grace_period_seconds: Option<i32>,
+}
+
+/// What failover decides for one binding at one moment.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EvictionPlan {
+    /// The clusters it must leave now.
+    pub evict: Vec<Eviction>,
+    /// When (seconds since the epoch) the next eviction falls due, if one is pending.
+    pub next: Option<i64>,
+}
+
+/// The inputs of [`plan_evictions`] besides the binding: its clusters' taints, since when the
+/// workload has been unhealthy in each cluster (application failover's memory), the moment,
+/// and which evictions are on.
+pub struct Observed<'a> {
+    pub taints: &'a (dyn Fn(&str) -> Option<Vec<Taint>> + Sync),
+    pub unhealthy_since: &'a HashMap<String, i64>,
+    pub now: i64,
+    pub parts: Parts,
+}
+
+/// Which clusters a binding must leave: those whose NoExecute taints it does not tolerate (or
+/// no longer: `tolerationSeconds` passed), and — with application failover — those where its
+/// workload has been unhealthy longer than tolerated. Clusters the binding is not scheduled to,
+/// or that are gone, are not looked at.
+pub fn plan_evictions(
+    spec: &karmada_api::work::ResourceBindingSpec,
+    status: Option<&karmada_api::work::ResourceBindingStatus>,
+    observed: &Observed<'_>,
+) -> EvictionPlan {
+    let now = observed.now;
+    let mut plan = EvictionPlan::default();
+    let tolerations =
+        spec.placement.as_ref().map(|p| p.cluster_tolerations.clone()).unwrap_or_default();
+    let cluster_failover = spec.failover.as_ref().and_then(|f| f.cluster.as_ref());
+    let cluster_purge = cluster_failover
+        .map(|c| c.purge_mode.clone())
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| "Gracefully".to_owned());
+    let application = spec
+        .failover
+        .as_ref()
+        .and_then(|f| f.application.as_ref())
+        .filter(|_| observed.parts.application);
+    let status_in = |cluster: &str| {
+        status?
+            .aggregated_status
+            .iter()
+            .find(|i| i.cluster_name == cluster)
+            .and_then(|i| i.status.as_ref())
+    };
+    for target in &spec.clusters {
+        let Some(taints) = (observed.taints)(&target.name) else { continue };
+        if observed.parts.taints {
+            match eviction_due(&taints, &tolerations) {
+                Some(at) if at <= now => {
+                    let taint = taints
+                        .iter()
+                        .find(|t| t.effect == "NoExecute")
+                        .map(|t| format!("{}:{}", t.key, t.effect))
+                        .unwrap_or_default();
+                    let rules = cluster_failover
+                        .and_then(|c| c.state_preservation.as_ref())
+                        .map(|p| p.rules.as_slice())
+                        .unwrap_or_default();
+                    plan.evict.push(Eviction {
+                        preserved: preserved_state(rules, status_in(&target.name)),
+                        target: target.clone(),
+                        reason: "TaintUntolerated",
+                        message: format!(
+                            "evicted from cluster {}: untolerated taint {taint}",
+                            target.name
+                        ),
+                        purge_mode: cluster_purge.clone(),
+                        grace_period_seconds: None,
+                    });
+                    continue;
+                }
+                Some(at) => plan.later(at),
+                None => {}
+            }
+        }
+        // Application failover: unhealthy for longer than tolerated.
+        let Some(app) = application else { continue };
+        let Some(&since) = observed.unhealthy_since.get(&target.name) else { continue };
+        let due = application_eviction_due(app.decision_conditions.toleration_seconds, since);
+        if due > now {
+            plan.later(due);
+            continue;
+        }
+        let rules = app.state_preservation.as_ref().map(|p| p.rules.as_slice()).unwrap_or_default();
+        plan.evict.push(Eviction {
+            preserved: preserved_state(rules, status_in(&target.name)),
+            target: target.clone(),
+            reason: "ApplicationFailure",
+            message: format!(
+                "evicted from cluster {}: the workload has been unhealthy there for {} s",
+                target.name,
+                now - since
+            ),
+            purge_mode: if app.purge_mode.is_empty() {
+                "Gracefully".to_owned()
+            } else {
+                app.purge_mode.clone()
+            },
+            grace_period_seconds: app.grace_period_seconds,
+        });
+    }
+    plan
+}
+
+impl EvictionPlan {
+    fn later(&mut self, at: i64) {
+        self.next = Some(self.next.map_or(at, |n| n.min(at)));
+    }
+}
+
+/// The merge patch that carries out `evict` on a binding read at `resource_version`: the
+/// clusters leave `spec.clusters`, and each gets a graceful eviction task (unless it has one).
+pub fn eviction_patch(
+    spec: &karmada_api::work::ResourceBindingSpec,
+    resource_version: Option<&str>,
+    evict: &[Eviction],
+    stamp: &str,
+) -> Value {
+    let mut tasks: Vec<Value> = spec
+        .graceful_eviction_tasks
+        .iter()
+        .map(|t| serde_json::to_value(t).unwrap_or_default())
+        .collect();
+    for e in evict {
+        if spec.graceful_eviction_tasks.iter().any(|t| t.from_cluster == e.target.name) {
+            continue;
+        }
+        let mut task = json!({"fromCluster": e.target.name, "purgeMode": e.purge_mode, "replicas": e.target.replicas,
+            "reason": e.reason, "message": e.message,
+            "producer": if e.reason == "TaintUntolerated" { "TaintManager" } else { "ApplicationFailover" },
+            "creationTimestamp": stamp});
+        if let Some(g) = e.grace_period_seconds {
+            task["gracePeriodSeconds"] = json!(g);
+        }
+        // Never: kept until someone sets suppressDeletion false (as upstream).
+        if e.purge_mode == "Never" {
+            task["suppressDeletion"] = json!(true);
+        }
+        if !e.preserved.is_empty() {
+            task["preservedLabelState"] = json!(e.preserved);
+            let before: Vec<&str> = spec.clusters.iter().map(|t| t.name.as_str()).collect();
+            task["clustersBeforeFailover"] = json!(before);
+        }
+        tasks.push(task);
+    }
+    let remaining: Vec<Value> = spec
+        .clusters
+        .iter()
+        .filter(|t| !evict.iter().any(|e| e.target.name == t.name))
+        .map(|t| serde_json::to_value(t).unwrap_or_default())
+        .collect();
+    json!({"metadata": {"resourceVersion": resource_version},
+        "spec": {"clusters": remaining, "gracefulEvictionTasks": tasks}})
 }
 
 /// The label values `statePreservation` rules take from the workload's status in the cluster
@@ -309,110 +502,13 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
     if rb.meta().deletion_timestamp.is_some() || spec.clusters.is_empty() {
         return Ok(Action::await_change());
     }
-    let tolerations =
-        spec.placement.as_ref().map(|p| p.cluster_tolerations.clone()).unwrap_or_default();
     let now = crate::now_secs();
-    let mut evict: Vec<Eviction> = Vec::new();
-    let mut next: Option<i64> = None;
-    let mut later = |at: i64| next = Some(next.map_or(at, |n: i64| n.min(at)));
-    let cluster_purge = spec
-        .failover
-        .as_ref()
-        .and_then(|f| f.cluster.as_ref())
-        .map(|c| c.purge_mode.clone())
-        .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| "Gracefully".to_owned());
-    let application = spec.failover.as_ref().and_then(|f| f.application.as_ref());
-    let health: HashMap<&str, &str> = rb
-        .status()
-        .map(|s| {
-            s.aggregated_status
-                .iter()
-                .map(|i| (i.cluster_name.as_str(), i.health.as_str()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let statuses: HashMap<&str, &Value> = rb
-        .status()
-        .map(|s| {
-            s.aggregated_status
-                .iter()
-                .filter_map(|i| Some((i.cluster_name.as_str(), i.status.as_ref()?)))
-                .collect()
-        })
-        .unwrap_or_default();
-    let status_in = |cluster: &str| statuses.get(cluster).copied();
-    for target in &spec.clusters {
-        let Some(cluster) = ctx.clusters.get(&ObjectRef::new(&target.name)) else { continue };
-        match eviction_due(&cluster.spec.taints, &tolerations) {
-            Some(at) if at <= now => {
-                let taint = cluster
-                    .spec
-                    .taints
-                    .iter()
-                    .find(|t| t.effect == "NoExecute")
-                    .map(|t| format!("{}:{}", t.key, t.effect))
-                    .unwrap_or_default();
-                let rules = spec
-                    .failover
-                    .as_ref()
-                    .and_then(|f| f.cluster.as_ref())
-                    .and_then(|c| c.state_preservation.as_ref())
-                    .map(|p| p.rules.clone())
-                    .unwrap_or_default();
-                evict.push(Eviction {
-                    preserved: preserved_state(&rules, status_in(target.name.as_str())),
-                    target: target.clone(),
-                    reason: "TaintUntolerated",
-                    message: format!(
-                        "evicted from cluster {}: untolerated taint {taint}",
-                        target.name
-                    ),
-                    purge_mode: cluster_purge.clone(),
-                    grace_period_seconds: None,
-                });
-                continue;
-            }
-            Some(at) => later(at),
-            None => {}
-        }
-        // Application failover: unhealthy for longer than tolerated.
-        let Some(app) = application else { continue };
-        let key = format!("{binding_key}@{}", target.name);
-        let unhealthy = health.get(target.name.as_str()) == Some(&"Unhealthy");
-        let since = match ctx.unhealthy.lock() {
-            Ok(mut map) if unhealthy => Some(*map.entry(key).or_insert(now)),
-            Ok(mut map) => {
-                map.remove(&key);
-                None
-            }
-            Err(_) => None,
-        };
-        let Some(since) = since else { continue };
-        let due = application_eviction_due(app.decision_conditions.toleration_seconds, since);
-        if due <= now {
-            let rules =
-                app.state_preservation.as_ref().map(|p| p.rules.clone()).unwrap_or_default();
-            evict.push(Eviction {
-                preserved: preserved_state(&rules, status_in(target.name.as_str())),
-                target: target.clone(),
-                reason: "ApplicationFailure",
-                message: format!(
-                    "evicted from cluster {}: the workload has been unhealthy there for {} s",
-                    target.name,
-                    now - since
-                ),
-                purge_mode: if app.purge_mode.is_empty() {
-                    "Gracefully".to_owned()
-                } else {
-                    app.purge_mode.clone()
-                },
-                grace_period_seconds: app.grace_period_seconds,
-            });
-        } else {
-            later(due);
-        }
-    }
+    let unhealthy_since = ctx.track_health(&binding_key, spec, rb.status(), now);
+    let taints =
+        |cluster: &str| Some(ctx.clusters.get(&ObjectRef::new(cluster))?.spec.taints.clone());
+    let observed =
+        Observed { taints: &taints, unhealthy_since: &unhealthy_since, now, parts: ctx.parts };
+    let EvictionPlan { evict, next } = plan_evictions(spec, rb.status(), &observed);
     if evict.is_empty() {
         return Ok(next.map_or_else(Action::await_change, |at| {
             Action::requeue(Duration::from_secs(u64::try_from(at - now).unwrap_or(0) + 1))
@@ -422,42 +518,9 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     let stamp = crate::now_rfc3339();
-    let mut tasks: Vec<Value> = spec
-        .graceful_eviction_tasks
-        .iter()
-        .map(|t| serde_json::to_value(t).unwrap_or_default())
-        .collect();
-    for e in &evict {
-        if !spec.graceful_eviction_tasks.iter().any(|t| t.from_cluster == e.target.name) {
-            let mut task = json!({"fromCluster": e.target.name, "purgeMode": e.purge_mode, "replicas": e.target.replicas,
-                "reason": e.reason, "message": e.message,
-                "producer": if e.reason == "TaintUntolerated" { "TaintManager" } else { "ApplicationFailover" },
-                "creationTimestamp": stamp});
-            if let Some(g) = e.grace_period_seconds {
-                task["gracePeriodSeconds"] = json!(g);
-            }
-            // Never: kept until someone sets suppressDeletion false (as upstream).
-            if e.purge_mode == "Never" {
-                task["suppressDeletion"] = json!(true);
-            }
-            if !e.preserved.is_empty() {
-                task["preservedLabelState"] = json!(e.preserved);
-                let before: Vec<&str> = spec.clusters.iter().map(|t| t.name.as_str()).collect();
-                task["clustersBeforeFailover"] = json!(before);
-            }
-            tasks.push(task);
-        }
-    }
-    let remaining: Vec<Value> = spec
-        .clusters
-        .iter()
-        .filter(|t| !evict.iter().any(|e| e.target.name == t.name))
-        .map(|t| serde_json::to_value(t).unwrap_or_default())
-        .collect();
+    let patch = eviction_patch(spec, rb.meta().resource_version.as_deref(), &evict, &stamp);
     let api = crate::binding_api::<B>(&ctx.client, rb.meta().namespace.as_deref());
     let name = rb.meta().name.clone().unwrap_or_default();
-    let patch = json!({"metadata": {"resourceVersion": rb.meta().resource_version},
-        "spec": {"clusters": remaining, "gracefulEvictionTasks": tasks}});
     api.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await?;
     // The binding says why, too (the latest eviction).
     if let Some(last) = evict.last() {
@@ -509,13 +572,23 @@ async fn run_manager_for<B: Binding>(
         .await;
 }
 
-/// Runs the ClusterTaintPolicy controller and the taint manager until the future is dropped.
+/// Which evictions the failover loop makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parts {
+    /// The taint manager: from clusters with untolerated NoExecute taints.
+    pub taints: bool,
+    /// `applicationFailover`: from clusters where the workload stays unhealthy.
+    pub application: bool,
+}
+
+/// Runs the taint manager and application failover (as `parts` says) until the future is
+/// dropped.
 pub async fn run(
     client: kube::Client,
     evictions_per_second: u32,
     caches: crate::Caches,
+    parts: Parts,
 ) -> anyhow::Result<()> {
-    let policies = tokio::spawn(run_taint_policies(client.clone(), caches.clone()));
     let clusters = caches.clusters.store();
     let (tx, _) = tokio::sync::broadcast::channel::<()>(64);
     let tx_taints = tx.clone();
@@ -538,6 +611,7 @@ pub async fn run(
         window: Mutex::new((Instant::now(), 0)),
         per_second: evictions_per_second.max(1),
         unhealthy: Mutex::new(HashMap::new()),
+        parts,
     });
     tokio::join!(
         run_manager_for::<ResourceBinding>(
@@ -552,7 +626,6 @@ pub async fn run(
         ),
     );
     cluster_task.abort();
-    policies.abort();
     Ok(())
 }
 
@@ -645,6 +718,78 @@ mod tests {
         assert_eq!(state["app.example/revision"], "web-7d9f");
         assert_eq!(state["app.example/ready"], "3");
         assert!(preserved_state(&rules, None).is_empty());
+    }
+
+    #[test]
+    fn eviction_plans() {
+        let spec: karmada_api::work::ResourceBindingSpec = serde_json::from_value(json!({
+            "resource": {"apiVersion": "apps/v1", "kind": "Deployment", "namespace": "ns", "name": "web"},
+            "placement": {"clusterTolerations": [{"key": "slow", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 60}]},
+            "failover": {"application": {"decisionConditions": {"tolerationSeconds": 30}, "purgeMode": "Directly",
+                "statePreservation": {"rules": [{"aliasLabelName": "rev", "jsonPath": "{.rev}"}]}}},
+            "clusters": [{"name": "m1", "replicas": 2}, {"name": "m2", "replicas": 1}, {"name": "m3", "replicas": 1}, {"name": "gone"}],
+        }))
+        .unwrap();
+        let status: karmada_api::work::ResourceBindingStatus = serde_json::from_value(json!({
+            "aggregatedStatus": [{"clusterName": "m2", "health": "Unhealthy", "status": {"rev": "r7"}}]
+        }))
+        .unwrap();
+        let t0 = apimachinery::time::parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
+        let taints = |cluster: &str| match cluster {
+            "m1" => Some(vec![taint(
+                "cluster.karmada.io/not-ready",
+                "NoExecute",
+                Some("2026-01-01T00:00:00Z"),
+            )]),
+            "m3" => Some(vec![taint("slow", "NoExecute", Some("2026-01-01T00:00:00Z"))]),
+            "gone" => None,
+            _ => Some(vec![]),
+        };
+        let since = HashMap::from([("m2".to_owned(), t0)]);
+        let all = Parts { taints: true, application: true };
+        let plan = |now: i64, parts: Parts| {
+            let observed = Observed { taints: &taints, unhealthy_since: &since, now, parts };
+            plan_evictions(&spec, Some(&status), &observed)
+        };
+        let early = plan(t0 + 10, all);
+        let evicted: Vec<(&str, &str)> =
+            early.evict.iter().map(|e| (e.target.name.as_str(), e.reason)).collect();
+        assert_eq!(evicted, vec![("m1", "TaintUntolerated")], "untolerated: at once");
+        assert_eq!(early.evict[0].purge_mode, "Gracefully", "cluster failover's default");
+        assert_eq!(early.next, Some(t0 + 30), "m2's application toleration ends first");
+        let later = plan(t0 + 61, all);
+        let evicted: Vec<(&str, &str)> =
+            later.evict.iter().map(|e| (e.target.name.as_str(), e.reason)).collect();
+        assert_eq!(
+            evicted,
+            vec![
+                ("m1", "TaintUntolerated"),
+                ("m2", "ApplicationFailure"),
+                ("m3", "TaintUntolerated")
+            ]
+        );
+        assert_eq!(later.evict[1].purge_mode, "Directly");
+        assert_eq!(later.evict[1].preserved.get("rev").map(String::as_str), Some("r7"));
+        assert_eq!(later.next, None);
+        let only_taints = plan(t0 + 61, Parts { taints: true, application: false });
+        assert_eq!(only_taints.evict.len(), 2, "application failover off");
+        let only_app = plan(t0 + 61, Parts { taints: false, application: true });
+        assert_eq!(only_app.evict.len(), 1, "taint manager off");
+
+        let patch = eviction_patch(&spec, Some("42"), &later.evict[..2], "2026-01-01T00:01:01Z");
+        assert_eq!(patch["metadata"]["resourceVersion"], "42");
+        let left: Vec<&str> = patch["spec"]["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(left, vec!["m3", "gone"]);
+        let tasks = patch["spec"]["gracefulEvictionTasks"].as_array().unwrap();
+        assert_eq!(tasks[0]["producer"], "TaintManager");
+        assert_eq!(tasks[1]["producer"], "ApplicationFailover");
+        assert_eq!(tasks[1]["preservedLabelState"], json!({"rev": "r7"}));
+        assert_eq!(tasks[1]["clustersBeforeFailover"], json!(["m1", "m2", "m3", "gone"]));
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! - [`scheduling`]: the scheduler loop (run by `karmada scheduler`).
 
 pub mod agent;
+pub use member_client::{self, join};
 pub mod binding;
 pub mod cluster;
 pub mod cluster_status;
@@ -25,12 +26,11 @@ pub mod detector;
 pub mod events;
 pub mod execution;
 pub mod failover;
-pub mod join;
 pub mod leader;
 pub mod lean;
-pub mod member_client;
 pub mod namespaces;
 pub mod rebalancer;
+pub mod registry;
 pub mod scheduling;
 pub mod shared;
 
@@ -56,6 +56,11 @@ pub struct Settings {
     pub probe_timeout: Duration,
     /// At most this many bindings are evicted from tainted clusters per second.
     pub evictions_per_second: u32,
+    /// The controllers that run (`--controllers`).
+    pub controllers: registry::Selection,
+    /// Whether workloads are evicted from clusters with untolerated NoExecute taints
+    /// (`--enable-taint-manager`, part of the `cluster` controller as upstream).
+    pub enable_taint_manager: bool,
 }
 
 impl Default for Settings {
@@ -66,6 +71,8 @@ impl Default for Settings {
             cluster_monitor_period: Duration::from_secs(5),
             probe_timeout: Duration::from_secs(5),
             evictions_per_second: 20,
+            controllers: registry::Selection::default(),
+            enable_taint_manager: true,
         }
     }
 }
@@ -94,13 +101,7 @@ pub(crate) fn rv_at_least(have: Option<&str>, want: &str) -> bool {
     }
 }
 
-/// The namespace holding a cluster's Works.
-pub fn execution_namespace(cluster: &str) -> String {
-    format!("karmada-es-{cluster}")
-}
-
-/// The namespace holding member credentials.
-pub const CLUSTER_NAMESPACE: &str = "karmada-cluster";
+pub use karmada_api::names::{CLUSTER_NAMESPACE, execution_namespace};
 
 /// The watch caches the controller-manager's controllers share: one watch and one copy per
 /// kind (see [`shared`]).
@@ -131,33 +132,75 @@ impl Caches {
     }
 }
 
-/// Runs every controller until the future is dropped.
+/// Runs the selected controllers (`settings.controllers`) until the future is dropped or one
+/// of them fails.
 pub async fn run(client: kube::Client, settings: Settings) -> anyhow::Result<()> {
-    let caches = Caches::start(&client);
-    let cluster = tokio::spawn(cluster::run(client.clone(), settings.clone(), caches.clone()));
-    let timeout = settings.probe_timeout;
-    let status =
-        tokio::spawn(cluster_status::run(client.clone(), settings.clone(), caches.clone()));
-    let detector = tokio::spawn(detector::run(client.clone(), caches.clone()));
-    let dependencies = tokio::spawn(dependencies::run(client.clone(), caches.clone()));
-    let namespaces = tokio::spawn(namespaces::run(client.clone(), caches.clone()));
-    let failover =
-        tokio::spawn(failover::run(client.clone(), settings.evictions_per_second, caches.clone()));
-    let rebalancer = tokio::spawn(rebalancer::run(client.clone()));
-    let binding = tokio::spawn(binding::run(client.clone(), caches.clone()));
-    let execution = tokio::spawn(execution::run(client, timeout, caches));
-    tokio::select! {
-        r = cluster => r??,
-        r = status => r??,
-        r = detector => r??,
-        r = dependencies => r??,
-        r = namespaces => r??,
-        r = failover => r??,
-        r = rebalancer => r??,
-        r = binding => r??,
-        r = execution => r??,
+    use registry::Loop;
+    let selection = settings.controllers.clone();
+    for name in selection.missing() {
+        tracing::info!(controller = name, "not implemented in karmada-rs; skipped");
     }
-    Ok(())
+    let caches = Caches::start(&client);
+    let mut loops = selection.loops();
+    let taint_manager = settings.enable_taint_manager && selection.has(registry::names::CLUSTER);
+    if taint_manager {
+        loops.insert(Loop::Failover);
+    }
+    let mut tasks: Vec<(&'static str, tokio::task::JoinHandle<anyhow::Result<()>>)> = vec![
+        // Always on, as upstream's resource detector and dependencies distributor.
+        ("detector", tokio::spawn(detector::run(client.clone(), caches.clone()))),
+        ("dependencies", tokio::spawn(dependencies::run(client.clone(), caches.clone()))),
+    ];
+    for l in loops {
+        let (c, s, k) = (client.clone(), settings.clone(), caches.clone());
+        let task = match l {
+            Loop::Cluster => tokio::spawn(cluster::run(c, s, k)),
+            Loop::ClusterStatus => tokio::spawn(cluster_status::run(c, s, k)),
+            Loop::Binding => tokio::spawn(binding::run(c, k, selection.binding_parts())),
+            Loop::Execution => {
+                tokio::spawn(execution::run(c, s.probe_timeout, k, selection.execution_parts()))
+            }
+            Loop::Namespace => tokio::spawn(namespaces::run(c, k)),
+            Loop::Failover => tokio::spawn(failover::run(
+                c,
+                s.evictions_per_second,
+                k,
+                failover::Parts {
+                    taints: taint_manager,
+                    application: selection.has(registry::names::APPLICATION_FAILOVER),
+                },
+            )),
+            Loop::TaintPolicy => tokio::spawn(failover::run_taint_policies(c, k)),
+            Loop::Rebalancer => tokio::spawn(rebalancer::run(c)),
+            Loop::AgentStatus => continue,
+        };
+        tasks.push((loop_name(l), task));
+    }
+    let (result, index, _) = futures::future::select_all(tasks.iter_mut().map(|(_, t)| t)).await;
+    let name = tasks[index].0;
+    for (_, t) in &tasks {
+        t.abort();
+    }
+    match result {
+        Ok(Ok(())) => anyhow::bail!("controller {name} stopped"),
+        Ok(Err(e)) => Err(e.context(format!("controller {name}"))),
+        Err(e) => Err(anyhow::anyhow!("controller {name} panicked: {e}")),
+    }
+}
+
+fn loop_name(l: registry::Loop) -> &'static str {
+    use registry::Loop;
+    match l {
+        Loop::Cluster => "cluster",
+        Loop::ClusterStatus => "clusterStatus",
+        Loop::Binding => "binding",
+        Loop::Execution => "execution",
+        Loop::Namespace => "namespace",
+        Loop::Failover => "failover",
+        Loop::TaintPolicy => "clustertaintpolicy",
+        Loop::Rebalancer => "workloadRebalancer",
+        Loop::AgentStatus => "clusterStatus",
+    }
 }
 
 /// Seconds since the Unix epoch by the wall clock (0 if the clock is before it).

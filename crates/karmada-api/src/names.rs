@@ -89,6 +89,18 @@ pub const MANAGED_RESOURCE_ANNOTATIONS: &[&str] = &[
     WORK_NAMESPACE_ANNOTATION,
 ];
 
+/// The execution controller's finalizer on Works (it removes what a Work applied first).
+pub const EXECUTION_FINALIZER: &str = "karmada.io/execution-controller";
+/// The binding controller's finalizer on bindings (their Works go first).
+pub const BINDING_FINALIZER: &str = "karmada.io/binding-controller";
+/// The cluster controller's finalizer on Clusters (execution namespace and Works go first).
+pub const CLUSTER_FINALIZER: &str = "karmada.io/cluster-controller";
+
+/// The namespace holding member clusters' credentials (Secrets) and agents' Leases.
+pub const CLUSTER_NAMESPACE: &str = "karmada-cluster";
+/// The namespace of the control plane's own components (leader-election Leases).
+pub const SYSTEM_NAMESPACE: &str = "karmada-system";
+
 /// Execution namespaces (one per member cluster) are named `karmada-es-<cluster>`.
 pub const EXECUTION_SPACE_PREFIX: &str = "karmada-es-";
 

@@ -37,9 +37,18 @@ pub struct Args {
     /// The duration recorded in the agent's Lease.
     #[arg(long, default_value = "40s", value_parser = parse_duration)]
     cluster_lease_duration: Duration,
+    /// The agent's controllers to run, by upstream's names (`*`, `foo`, `-foo`; see
+    /// `karmada controller-manager --help`).
+    #[arg(long, value_delimiter = ',', default_value = "*")]
+    controllers: Vec<String>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    let selection = controllers::registry::Selection::parse(
+        controllers::registry::AGENT_CONTROLLERS,
+        &args.controllers,
+    )
+    .map_err(anyhow::Error::msg)?;
     let control =
         crate::cli::kube_client(&args.karmada_kubeconfig, args.karmada_context.as_deref()).await?;
     let member =
@@ -56,6 +65,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .collect();
     config.report_interval = args.cluster_status_update_frequency;
     config.lease_duration = args.cluster_lease_duration;
+    config.controllers = selection;
     tokio::select! {
         result = controllers::agent::run(control, member, config) => result,
         () = crate::cli::wait_for_signal() => Ok(()),

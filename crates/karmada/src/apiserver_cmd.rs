@@ -174,7 +174,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     config.anonymous_auth = args.anonymous_auth;
     config.audit_log = args.audit_log_path;
     config.audit_log_max_bytes = args.audit_log_maxsize << 20;
-    crate::karmada_apis::install(&mut config);
+    control_plane::install(&mut config);
     let server = apiserver::start(config).await?;
     eprintln!("karmada-apiserver listening on {}", server.url);
     eprintln!("kubeconfig: {}", server.kubeconfig.display());

@@ -25,6 +25,15 @@ pub struct Args {
     /// several clusters failing at once cannot stampede the healthy ones.
     #[arg(long, default_value_t = 20)]
     evictions_per_second: u32,
+    /// Controllers to run, by upstream's names: `*` every controller on by default, `foo` turns
+    /// `foo` on, `-foo` turns it off (the first mention decides). Names karmada-rs does not
+    /// implement yet are accepted and logged.
+    #[arg(long, value_delimiter = ',', default_value = "*")]
+    controllers: Vec<String>,
+    /// Evict workloads from clusters with NoExecute taints they do not tolerate (part of the
+    /// `cluster` controller).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    enable_taint_manager: bool,
     #[command(flatten)]
     leader: LeaderElectFlags,
 }
@@ -36,6 +45,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         cluster_monitor_grace_period: args.cluster_monitor_grace_period,
         cluster_monitor_period: args.cluster_monitor_period,
         evictions_per_second: args.evictions_per_second,
+        controllers: controllers::registry::Selection::parse(
+            controllers::registry::CONTROLLERS,
+            &args.controllers,
+        )
+        .map_err(anyhow::Error::msg)?,
+        enable_taint_manager: args.enable_taint_manager,
         ..controllers::Settings::default()
     };
     eprintln!("karmada controller-manager running");

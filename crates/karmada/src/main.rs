@@ -1,6 +1,5 @@
 //! The `karmada` binary: parses the command line and hands over to the component it names.
 
-mod access;
 mod agent_cmd;
 mod apiserver_cmd;
 mod bench;

@@ -42,6 +42,10 @@ pub struct Args {
     /// `karmada-apiserver-2`), and two leader-elected controller-managers and schedulers.
     #[arg(long)]
     ha: bool,
+    /// The controller-manager's controllers, as `karmada controller-manager --controllers`
+    /// (e.g. `*,-binding` to run upstream's binding controller against this control plane).
+    #[arg(long, value_delimiter = ',', default_value = "*")]
+    controllers: Vec<String>,
 }
 
 #[derive(ClapArgs, Debug)]
@@ -105,6 +109,7 @@ fn detach(
     members: usize,
     port: u16,
     ha: bool,
+    controllers: &[String],
     data_dir: &std::path::Path,
     kubeconfig: &std::path::Path,
 ) -> anyhow::Result<()> {
@@ -118,6 +123,7 @@ fn detach(
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .args(ha.then_some("--ha"))
+        .arg(format!("--controllers={}", controllers.join(",")))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::fs::File::create(&log)?)
@@ -232,8 +238,9 @@ async fn start_pull_agent(
     member: &member::Member,
     location: &serde_json::Value,
 ) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
-    let agent = format!("{}{}", crate::access::AGENT_USER_PREFIX, member.name);
-    let control = component_client(data_dir, server, &agent, &[crate::access::AGENT_GROUP]).await?;
+    let agent = format!("{}{}", control_plane::access::AGENT_USER_PREFIX, member.name);
+    let control =
+        component_client(data_dir, server, &agent, &[control_plane::access::AGENT_GROUP]).await?;
     let timeout = Duration::from_secs(10);
     let member_admin = admin_credentials(&member.server);
     let member_client = controllers::member_client::client_for(
@@ -330,8 +337,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let data_dir = args.data_dir.unwrap_or_else(|| home().join(".karmada"));
     let kubeconfig = args.kubeconfig.unwrap_or_else(|| home().join(".kube/karmada.config"));
+    let selection = controllers::registry::Selection::parse(
+        controllers::registry::CONTROLLERS,
+        &args.controllers,
+    )
+    .map_err(anyhow::Error::msg)?;
     if args.detach {
-        return detach(args.members, args.port, args.ha, &data_dir, &kubeconfig);
+        return detach(args.members, args.port, args.ha, &args.controllers, &data_dir, &kubeconfig);
     }
     // Keys, the store and credentials live here: the owner's only.
     apiserver::files::private_dir(&data_dir)?;
@@ -370,7 +382,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut config =
         apiserver::Config::new(&data_dir, SocketAddr::from(([127, 0, 0, 1], args.port)), store);
     config.kubeconfig = Some(kubeconfig.clone());
-    crate::karmada_apis::install(&mut config);
+    control_plane::install(&mut config);
     let server = apiserver::start(config).await?;
     let control = crate::cli::kube_client(&kubeconfig, Some("karmada-apiserver")).await?;
     // With --ha, a second API server on the same etcd (same CA and admin certificate).
@@ -380,7 +392,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 apiserver::Config::new(&data_dir, SocketAddr::from(([127, 0, 0, 1], 0)), store);
             config.kubeconfig = Some(kubeconfig.clone());
             config.context = "karmada-apiserver-2".into();
-            crate::karmada_apis::install(&mut config);
+            control_plane::install(&mut config);
             let server = apiserver::start(config).await?;
             let client = crate::cli::kube_client(&kubeconfig, Some("karmada-apiserver-2")).await?;
             Some((server, client))
@@ -422,6 +434,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let settings = controllers::Settings {
         cluster_status_update_frequency: Duration::from_secs(2),
+        controllers: selection,
         ..controllers::Settings::default()
     };
     let (stop, stopping) = tokio::sync::watch::channel(false);
@@ -436,8 +449,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let manager = component_client(
                 &data_dir,
                 api_server,
-                crate::access::COMPONENT_CONTROLLER_MANAGER,
-                &[crate::access::COMPONENTS_GROUP],
+                control_plane::access::COMPONENT_CONTROLLER_MANAGER,
+                &[control_plane::access::COMPONENTS_GROUP],
             )
             .await?;
             let (c, settings) = (manager.clone(), settings.clone());
@@ -450,8 +463,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let scheduler_client = component_client(
                 &data_dir,
                 api_server,
-                crate::access::COMPONENT_SCHEDULER,
-                &[crate::access::COMPONENTS_GROUP],
+                control_plane::access::COMPONENT_SCHEDULER,
+                &[control_plane::access::COMPONENTS_GROUP],
             )
             .await?;
             let c = scheduler_client.clone();
@@ -467,15 +480,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let manager = component_client(
             &data_dir,
             &server,
-            crate::access::COMPONENT_CONTROLLER_MANAGER,
-            &[crate::access::COMPONENTS_GROUP],
+            control_plane::access::COMPONENT_CONTROLLER_MANAGER,
+            &[control_plane::access::COMPONENTS_GROUP],
         )
         .await?;
         let scheduler_client = component_client(
             &data_dir,
             &server,
-            crate::access::COMPONENT_SCHEDULER,
-            &[crate::access::COMPONENTS_GROUP],
+            control_plane::access::COMPONENT_SCHEDULER,
+            &[control_plane::access::COMPONENTS_GROUP],
         )
         .await?;
         components.push(tokio::spawn(controllers::run(manager, settings)));

@@ -8,12 +8,12 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use clap::{Parser, Subcommand};
-use controllers::member_client::{Credentials, client_for};
-use controllers::{CLUSTER_NAMESPACE, execution_namespace};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use karmada_api::cluster::{Cluster, Taint};
+use karmada_api::names::{CLUSTER_NAMESPACE, execution_namespace};
 use karmada_api::work::Work;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use member_client::{Credentials, client_for};
 use serde_json::{Value, json};
 
 mod register;
@@ -267,7 +267,7 @@ async fn join(control: kube::Client, args: JoinArgs) -> anyhow::Result<()> {
     }
     // As upstream: the control plane gets a ServiceAccount of its own in the member, never
     // the credentials of this kubeconfig.
-    let (own, impersonator) = controllers::join::prepare_member(&member, &args.name).await?;
+    let (own, impersonator) = member_client::join::prepare_member(&member, &args.name).await?;
     let mut extra = json!({});
     if let Some(p) = &args.cluster_provider {
         extra["provider"] = json!(p);
@@ -278,13 +278,13 @@ async fn join(control: kube::Client, args: JoinArgs) -> anyhow::Result<()> {
     if !args.cluster_zones.is_empty() {
         extra["zones"] = json!(args.cluster_zones);
     }
-    let options = controllers::join::JoinOptions {
+    let options = member_client::join::JoinOptions {
         name: args.name.clone(),
         api_endpoint: server.clone(),
         id,
         extra_spec: extra,
     };
-    controllers::join::register(&control, &options, &own, &impersonator, &credentials.ca_pem)
+    member_client::join::register(&control, &options, &own, &impersonator, &credentials.ca_pem)
         .await?;
     println!("cluster({}) is joined successfully", args.name);
     Ok(())
@@ -313,7 +313,7 @@ async fn unjoin(control: kube::Client, args: UnjoinArgs) -> anyhow::Result<()> {
     }
     clusters.delete(&args.name, &DeleteParams::default()).await?;
     let secrets: Api<Secret> = Api::namespaced(control.clone(), CLUSTER_NAMESPACE);
-    for secret in [args.name.clone(), controllers::join::impersonator_secret(&args.name)] {
+    for secret in [args.name.clone(), member_client::join::impersonator_secret(&args.name)] {
         match secrets.delete(&secret, &DeleteParams::default()).await {
             Ok(_) | Err(kube::Error::Api(_)) => {}
             Err(e) => return Err(e.into()),
@@ -322,7 +322,7 @@ async fn unjoin(control: kube::Client, args: UnjoinArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.cluster_kubeconfig {
         let (server, credentials) = member_credentials(path, args.cluster_context.as_deref())?;
         let member = client_for(&args.name, &server, &credentials, Duration::from_secs(10)).await?;
-        controllers::join::clean_member(&member, &args.name).await?;
+        member_client::join::clean_member(&member, &args.name).await?;
     }
     if args.wait {
         let deadline = tokio::time::Instant::now() + args.timeout.0;

@@ -344,7 +344,7 @@ pub async fn unregister(control: kube::Client, args: UnregisterArgs) -> anyhow::
         bail!("cluster {} is in {} mode: use karmadactl unjoin", args.name, cluster.spec.sync_mode);
     }
     clusters.delete(&args.name, &DeleteParams::default()).await?;
-    let namespace = controllers::execution_namespace(&args.name);
+    let namespace = karmada_api::names::execution_namespace(&args.name);
     let works: Api<Work> = Api::namespaced(control.clone(), &namespace);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(args.cleanup_timeout_seconds);
     let mut let_go = 0;
@@ -356,10 +356,10 @@ pub async fn unregister(control: kube::Client, args: UnregisterArgs) -> anyhow::
             // The agent did not clean up (it is gone): release its Works so the cluster can go.
             for work in works.list(&ListParams::default()).await?.items {
                 let finalizers = work.metadata.finalizers.clone().unwrap_or_default();
-                if finalizers.iter().any(|f| f == controllers::execution::FINALIZER) {
+                if finalizers.iter().any(|f| f == karmada_api::names::EXECUTION_FINALIZER) {
                     let kept: Vec<&String> = finalizers
                         .iter()
-                        .filter(|f| *f != controllers::execution::FINALIZER)
+                        .filter(|f| *f != karmada_api::names::EXECUTION_FINALIZER)
                         .collect();
                     let name = work.metadata.name.clone().unwrap_or_default();
                     works
@@ -381,7 +381,7 @@ pub async fn unregister(control: kube::Client, args: UnregisterArgs) -> anyhow::
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let leases: Api<Lease> = Api::namespaced(control, controllers::CLUSTER_NAMESPACE);
+    let leases: Api<Lease> = Api::namespaced(control, karmada_api::names::CLUSTER_NAMESPACE);
     let _ = leases.delete(&args.name, &DeleteParams::default()).await;
     if let_go > 0 {
         println!(

@@ -17,7 +17,7 @@ use karmada_api::cluster::Cluster;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use crate::CLUSTER_NAMESPACE;
+use karmada_api::names::CLUSTER_NAMESPACE;
 
 /// The label upstream puts on what Karmada creates for itself.
 pub const SYSTEM_LABEL: &str = "karmada.io/system";

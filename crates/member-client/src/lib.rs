@@ -1,6 +1,8 @@
 //! Kube clients for member clusters, from a Cluster's `apiEndpoint` and its credentials Secret
 //! (`caBundle`, and `token` or `tls.crt`/`tls.key`).
 
+pub mod join;
+
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
@@ -221,7 +223,7 @@ impl Clients {
     const MAX_AGE: Duration = Duration::from_secs(300);
 
     /// The client of `cluster` and its serial.
-    pub(crate) async fn get(
+    pub async fn get(
         &self,
         control: &kube::Client,
         cluster: &Cluster,
@@ -246,7 +248,7 @@ impl Clients {
         Ok((client, serial))
     }
 
-    pub(crate) fn forget(&self, name: &str) {
+    pub fn forget(&self, name: &str) {
         if let Ok(mut cache) = self.0.lock() {
             cache.0.remove(name);
         }

@@ -8,6 +8,7 @@
 use apimachinery::ApiError;
 use apiserver::request::Target;
 use apiserver::{Admission, AdmissionRequest, Authorizer, Operation, User};
+use karmada_api::names;
 use serde_json::Value;
 
 pub const AGENT_GROUP: &str = "system:karmada:agents";
@@ -44,16 +45,16 @@ fn agent_allows(cluster: &str, verb: &str, target: Option<&Target>) -> bool {
     let read = matches!(verb, "get" | "list" | "watch");
     let write = matches!(verb, "update" | "patch");
     match (t.group.as_str(), t.resource.as_str()) {
-        ("work.karmada.io", "works") => ns == Some(&controllers::execution_namespace(cluster)),
+        ("work.karmada.io", "works") => ns == Some(&names::execution_namespace(cluster)),
         ("cluster.karmada.io", "clusters") => {
             (named(cluster) && (read || write)) || (verb == "create" && t.subresource.is_none())
         }
         ("coordination.k8s.io", "leases") => {
-            ns == Some(controllers::CLUSTER_NAMESPACE)
+            ns == Some(names::CLUSTER_NAMESPACE)
                 && ((named(cluster) && (read || write)) || verb == "create")
         }
         ("" | "events.k8s.io", "events") => {
-            ns == Some(&controllers::execution_namespace(cluster))
+            ns == Some(&names::execution_namespace(cluster))
                 && matches!(verb, "create" | "patch" | "update")
         }
         _ => false,
@@ -97,7 +98,7 @@ impl Authorizer for KarmadaAuthorizer {
                     path,
                     &format!(
                         "a cluster agent may only access the Works in {}, its own Cluster and its own Lease",
-                        controllers::execution_namespace(cluster)
+                        names::execution_namespace(cluster)
                     ),
                 ))
             };

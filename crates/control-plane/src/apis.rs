@@ -1,0 +1,102 @@
+//! Karmada's APIs on the control plane's API server: the kinds of `karmada-api` become
+//! resource definitions, and its defaulting/validation runs as admission.
+
+use std::sync::Arc;
+
+use apimachinery::ApiError;
+use apiserver::registry::{Column, Printer, ResourceDef};
+use apiserver::{Admission, AdmissionRequest, Operation};
+use karmada_api::admission::{self, Env};
+use karmada_api::kinds::{CATEGORY, KINDS};
+use karmada_api::names;
+use serde_json::Value;
+
+/// Resource definitions for every Karmada kind (one per served version).
+pub fn resource_defs() -> Vec<ResourceDef> {
+    let mut defs = Vec::new();
+    for kind in KINDS {
+        let columns: Vec<Column> = kind
+            .columns
+            .iter()
+            .map(|(name, type_, path, priority, default)| Column {
+                name: (*name).to_owned(),
+                type_: (*type_).to_owned(),
+                format: String::new(),
+                description: String::new(),
+                priority: *priority,
+                json_path: (*path).to_owned(),
+                default_value: default.map(str::to_owned),
+            })
+            .collect();
+        for version in kind.versions {
+            defs.push(ResourceDef {
+                group: kind.group.to_owned(),
+                version: (*version).to_owned(),
+                kind: kind.kind.to_owned(),
+                plural: kind.plural.to_owned(),
+                singular: kind.kind.to_lowercase(),
+                namespaced: kind.namespaced,
+                short_names: kind.short_names.iter().map(|s| (*s).to_owned()).collect(),
+                categories: vec![CATEGORY.to_owned()],
+                status: kind.status,
+                scale: None,
+                generation: true,
+                printer: Printer::Columns(columns.clone()),
+                strategic: false,
+                schema: Some(Arc::new((kind.schema)())),
+                custom: true,
+                storage_version: kind.versions[0].to_owned(),
+                protobuf: false,
+                openapi: None,
+                stored_as: None,
+            });
+        }
+    }
+    defs
+}
+
+/// Upstream Karmada's webhooks, inside the API server.
+pub struct KarmadaAdmission;
+
+impl Admission for KarmadaAdmission {
+    fn admit(&self, request: &AdmissionRequest<'_>, object: &mut Value) -> Result<(), ApiError> {
+        let operation = match request.operation {
+            Operation::Delete => return admission::check_delete(object),
+            Operation::Create => admission::Operation::Create,
+            Operation::Update => admission::Operation::Update,
+        };
+        if request.subresource.is_some() {
+            return Ok(());
+        }
+        let now = apiserver::api::now_rfc3339();
+        let new_id = || uuid::Uuid::new_v4().to_string();
+        let env = Env { new_id: &new_id, now: &now };
+        admission::admit(
+            &request.def.group,
+            &request.def.kind,
+            operation,
+            request.old,
+            object,
+            &env,
+        )
+    }
+}
+
+/// Adds Karmada's kinds and admission to an API server configuration.
+pub fn install(config: &mut apiserver::Config) {
+    config.resources.extend(resource_defs());
+    config.admission.push(Arc::new(KarmadaAdmission));
+    config.admission.push(Arc::new(crate::access::AgentAdmission));
+    config.authorizer = Arc::new(crate::access::KarmadaAuthorizer);
+    config.csr_approver = Some(Arc::new(crate::access::AgentCsrApprover));
+    config.rbac = true;
+    config.rbac_bootstrap.extend(crate::access::rbac_bootstrap());
+    config.exempt_groups.push(crate::access::COMPONENTS_GROUP.to_owned());
+    // Upstream installs every Karmada kind as a CRD; tools look for them (`kubectl get crd`).
+    config.served_crds.extend(karmada_api::kinds::KINDS.iter().map(karmada_api::schema::crd));
+    // Leader-election Leases live in karmada-system; cluster secrets and agent Leases in
+    // karmada-cluster.
+    config
+        .namespaces
+        .extend([names::SYSTEM_NAMESPACE.to_owned(), names::CLUSTER_NAMESPACE.to_owned()]);
+}
