@@ -86,7 +86,7 @@ pub async fn kube_client(
     };
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?;
     // HTTP/2: the controllers' watches and concurrent requests share one connection.
-    controllers::member_client::http2_client(config, std::time::Duration::from_secs(30))
+    member_client::http2_client(config, std::time::Duration::from_secs(30))
         .map_err(|e| anyhow::anyhow!("building a client: {e}"))
 }
 

@@ -8,11 +8,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Args as ClapArgs;
-use controllers::member_client::Credentials;
-use k8s_openapi::api::core::v1::Namespace;
 use karmada_api::cluster::Cluster;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use member::{MemberConfig, SimConfig};
+use member_client::Credentials;
 use serde_json::json;
 
 fn home() -> PathBuf {
@@ -176,29 +175,11 @@ pub(crate) async fn join_at(
     location: serde_json::Value,
 ) -> anyhow::Result<()> {
     let credentials = admin_credentials(server);
-    let member = controllers::member_client::client_for(
-        name,
-        &server.url,
-        &credentials,
-        Duration::from_secs(10),
-    )
-    .await?;
-    let id = Api::<Namespace>::all(member.clone())
-        .get("kube-system")
-        .await?
-        .metadata
-        .uid
-        .unwrap_or_default();
+    let member =
+        member_client::client_for(name, &server.url, &credentials, Duration::from_secs(10)).await?;
     // Upstream's layout: the control plane gets the member's own ServiceAccount token, not
     // the admin credentials used to join.
-    let (own, impersonator) = controllers::join::prepare_member(&member, name).await?;
-    let options = controllers::join::JoinOptions {
-        name: name.to_owned(),
-        api_endpoint: server.url.clone(),
-        id,
-        extra_spec: location,
-    };
-    controllers::join::register(control, &options, &own, &impersonator, &credentials.ca_pem)
+    member_client::join::join(control, &member, name, &server.url, &credentials.ca_pem, location)
         .await?;
     Ok(())
 }
@@ -220,7 +201,7 @@ async fn component_client(
         key_pem: Some(identity.key_pem.into_bytes()),
     };
     // The components watch: reads must not time out (see `watching_client_for`).
-    Ok(controllers::member_client::watching_client_for(
+    Ok(member_client::watching_client_for(
         "karmada",
         &server.url,
         &credentials,
@@ -243,13 +224,8 @@ async fn start_pull_agent(
         component_client(data_dir, server, &agent, &[control_plane::access::AGENT_GROUP]).await?;
     let timeout = Duration::from_secs(10);
     let member_admin = admin_credentials(&member.server);
-    let member_client = controllers::member_client::client_for(
-        &member.name,
-        &member.server.url,
-        &member_admin,
-        timeout,
-    )
-    .await?;
+    let member_client =
+        member_client::client_for(&member.name, &member.server.url, &member_admin, timeout).await?;
     let mut config = controllers::agent::AgentConfig::new(&member.name);
     let text =
         |key: &str| location.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_owned();

@@ -173,6 +173,38 @@ pub async fn prepare_member(
 /// Joins a member: its identities prepared by [`prepare_member`] (whose tokens are in
 /// `own`/`impersonator`; `ca_pem` is the member's CA when its token Secret lacks one), the
 /// control plane's Secrets and the Cluster.
+/// Joins the member `member` reaches in one step, as `karmadactl join` does once its checks
+/// pass: its id read from the member (the `kube-system` namespace UID), its ServiceAccounts
+/// prepared, and its Cluster registered with `extra_spec` merged in.
+pub async fn join(
+    control: &kube::Client,
+    member: &kube::Client,
+    name: &str,
+    api_endpoint: &str,
+    ca_pem: &[u8],
+    extra_spec: Value,
+) -> Result<Cluster, JoinError> {
+    let id = Api::<Namespace>::all(member.clone())
+        .get("kube-system")
+        .await
+        .map_err(|source| JoinError::Member {
+            cluster: name.to_owned(),
+            what: "reading namespace kube-system".to_owned(),
+            source,
+        })?
+        .metadata
+        .uid
+        .unwrap_or_default();
+    let (own, impersonator) = prepare_member(member, name).await?;
+    let options = JoinOptions {
+        name: name.to_owned(),
+        api_endpoint: api_endpoint.to_owned(),
+        id,
+        extra_spec,
+    };
+    register(control, &options, &own, &impersonator, ca_pem).await
+}
+
 pub async fn register(
     control: &kube::Client,
     options: &JoinOptions,

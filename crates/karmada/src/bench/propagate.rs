@@ -345,13 +345,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let ready = Seen::default();
     let mut watches = Vec::new();
     for m in &members {
-        let credentials = controllers::member_client::Credentials {
+        let credentials = member_client::Credentials {
             ca_pem: m.server.ca_pem.as_bytes().to_vec(),
             token: None,
             cert_pem: Some(m.server.admin.cert_pem.as_bytes().to_vec()),
             key_pem: Some(m.server.admin.key_pem.as_bytes().to_vec()),
         };
-        let member_client = controllers::member_client::client_for(
+        let member_client = member_client::client_for(
             &m.name,
             &m.server.url,
             &credentials,
