@@ -44,7 +44,7 @@ impl Plane {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn store::Store> = Arc::new(store_memory::MemoryStore::default());
         let mut config = apiserver::Config::new(
-            &dir.path().join("control"),
+            dir.path().join("control"),
             "127.0.0.1:0".parse().unwrap(),
             store,
         );
