@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::api::User;
+use crate::auth::User;
 use crate::request::Target;
 
 #[derive(Clone)]
@@ -79,7 +79,7 @@ impl AuditLog {
         let header =
             |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let event = json!({
-            "timestamp": crate::api::now_rfc3339(),
+            "timestamp": crate::clock::now_rfc3339(),
             "user": user.map(|u| u.name.as_str()).unwrap_or("system:anonymous"),
             "groups": user.map(|u| u.groups.clone()).unwrap_or_default(),
             "impersonatedUser": header("impersonate-user"),

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::api::{Api, Decision};
 use crate::pki::{self, Authority};
+use crate::storage::{Decision, Storage};
 
 /// The signer this server implements.
 pub const CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client";
@@ -48,7 +48,12 @@ fn conditions(object: &Value) -> Vec<&str> {
         .unwrap_or_default()
 }
 
-async fn handle(api: &Arc<Api>, authority: &Authority, approver: &dyn CsrApprover, object: &Value) {
+async fn handle(
+    api: &Arc<Storage>,
+    authority: &Authority,
+    approver: &dyn CsrApprover,
+    object: &Value,
+) {
     if object.pointer("/spec/signerName").and_then(Value::as_str) != Some(CLIENT_SIGNER)
         || object
             .pointer("/status/certificate")
@@ -68,7 +73,7 @@ async fn handle(api: &Arc<Api>, authority: &Authority, approver: &dyn CsrApprove
         .and_then(|r| base64::engine::general_purpose::STANDARD.decode(r).ok())
         .and_then(|b| String::from_utf8(b).ok())
         .unwrap_or_default();
-    let now = crate::api::now_rfc3339();
+    let now = crate::clock::now_rfc3339();
     let condition = |type_: &str, reason: &str, message: &str| {
         json!({"type": type_, "status": "True", "reason": reason, "message": message,
             "lastUpdateTime": now, "lastTransitionTime": now})
@@ -164,7 +169,7 @@ async fn handle(api: &Arc<Api>, authority: &Authority, approver: &dyn CsrApprove
 }
 
 /// Watches certificate signing requests and decides the pending ones.
-pub async fn run(api: Arc<Api>, authority: Arc<Authority>, approver: Arc<dyn CsrApprover>) {
+pub async fn run(api: Arc<Storage>, authority: Arc<Authority>, approver: Arc<dyn CsrApprover>) {
     let Some(def) = api.registry.get("certificates.k8s.io", "v1", "certificatesigningrequests")
     else {
         return;

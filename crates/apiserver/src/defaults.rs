@@ -7,7 +7,7 @@
 use apimachinery::ApiError;
 use serde_json::{Value, json};
 
-use crate::api::{Admission, AdmissionRequest, Operation};
+use crate::admission::{Admission, AdmissionRequest, Operation};
 
 /// Fills the defaults of built-in kinds on create and update.
 pub struct BuiltinDefaults;

@@ -7,7 +7,10 @@ use apimachinery::{ApiError, Cause};
 use http::Response;
 use serde_json::{Value, json};
 
-use crate::api::{Api, Body, Decision, Filter, Req, now_rfc3339};
+use crate::clock::now_rfc3339;
+use crate::ctx::Req;
+use crate::reply::Body;
+use crate::storage::{Decision, Filter, Storage};
 
 /// What an eviction may do, decided from the pod and the budgets in its namespace.
 #[derive(Debug, PartialEq)]
@@ -84,7 +87,7 @@ pub fn decide(pod: &Value, budgets: &[Value]) -> Verdict {
     Verdict::DeleteWithin(name)
 }
 
-impl Api {
+impl Storage {
     pub(crate) async fn evict(
         &self,
         req: &Req<'_>,
@@ -103,7 +106,7 @@ impl Api {
                 "name in URL does not match name in Eviction object",
             ));
         }
-        let options = crate::api::delete_options(eviction.get("deleteOptions"), req.query)?;
+        let options = crate::storage::delete_options(eviction.get("deleteOptions"), req.query)?;
         let pod = self.read(req.def, Some(ns), name).await?;
         let pdb_def = self
             .registry
@@ -113,7 +116,7 @@ impl Api {
             .store
             .current_revision()
             .await
-            .map_err(|e| crate::api::store_error(&pdb_def, "", e))?;
+            .map_err(|e| crate::storage::store_error(&pdb_def, "", e))?;
         let (items, _, _) =
             self.list_raw(&pdb_def, Some(ns), &Filter::default(), revision, None, None).await?;
         let budgets: Vec<Value> =

@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use store::{Event, ListOptions};
 
-use crate::api::Api;
+use crate::storage::Storage;
 
 /// What happens under a followed prefix.
 pub enum Change {
@@ -23,7 +23,7 @@ pub enum Change {
 
 /// Every object stored under `prefix` and the revision the list was read at (all pages).
 pub async fn list_all(
-    api: &Api,
+    api: &Storage,
     prefix: &[u8],
 ) -> store::Result<(Vec<store::KeyValue>, store::Revision)> {
     let mut options = ListOptions::default();
@@ -44,7 +44,7 @@ pub async fn list_all(
 /// Calls `on_change` with every object stored under `prefix`, then with every change there,
 /// listing again whenever the watch breaks, until the server shuts down. A returned future is
 /// awaited before the next change.
-pub async fn changes<F, Fut>(api: Arc<Api>, prefix: &[u8], mut on_change: F)
+pub async fn changes<F, Fut>(api: Arc<Storage>, prefix: &[u8], mut on_change: F)
 where
     F: FnMut(Change) -> Option<Fut>,
     Fut: Future<Output = ()>,
@@ -96,7 +96,7 @@ where
 
 /// Calls `on_put` with every object stored under `prefix` (with its resourceVersion), then with
 /// every object written there, until the server shuts down.
-pub async fn puts<F, Fut>(api: Arc<Api>, prefix: &[u8], mut on_put: F)
+pub async fn puts<F, Fut>(api: Arc<Storage>, prefix: &[u8], mut on_put: F)
 where
     F: FnMut(Value) -> Fut,
     Fut: Future<Output = ()>,

@@ -16,8 +16,9 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use store::{Event, ListOptions};
 
-use crate::api::{Api, Decision, DeleteOptions, User};
+use crate::auth::User;
 use crate::registry::ResourceDef;
+use crate::storage::{Decision, DeleteOptions, Storage};
 
 /// Where an object lives: (group, plural, namespace, name).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -188,7 +189,7 @@ fn system_user() -> User {
 }
 
 struct Collector {
-    api: Arc<Api>,
+    api: Arc<Storage>,
     index: Index,
     /// Owners being deleted in the foreground or orphaning, and namespaces terminating.
     pending: BTreeSet<ObjectKey>,
@@ -437,7 +438,7 @@ const NAMESPACE_RETRY_FIRST: Duration = Duration::from_secs(1);
 const NAMESPACE_RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// Runs until the server shuts down.
-pub async fn run(api: Arc<Api>) {
+pub async fn run(api: Arc<Storage>) {
     let mut shutdown = api.shutdown.clone();
     let mut collector = Collector {
         api: Arc::clone(&api),
@@ -534,7 +535,7 @@ fn event_last_seen(event: &Value) -> Option<i64> {
 
 /// Deletes Events last seen more than `ttl` ago (Kubernetes' `--event-ttl`, which etcd leases
 /// do there), checking every `ttl / 4` (at most once a minute), a page at a time.
-pub async fn expire_events(api: Arc<Api>, ttl: Duration) {
+pub async fn expire_events(api: Arc<Storage>, ttl: Duration) {
     const PREFIX: &[u8] = b"/registry/core/events/";
     let mut shutdown = api.shutdown.clone();
     let every = (ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
@@ -545,7 +546,7 @@ pub async fn expire_events(api: Arc<Api>, ttl: Duration) {
             _ = shutdown.changed() => return,
             _ = tick.tick() => {}
         }
-        let cutoff = crate::api::now_seconds() - ttl.as_secs() as i64;
+        let cutoff = crate::clock::now_seconds() - ttl.as_secs() as i64;
         let mut options =
             ListOptions { limit: std::num::NonZeroUsize::new(500), ..ListOptions::default() };
         let mut expired = 0usize;

@@ -5,20 +5,28 @@
 //! client-certificate or token authentication, so that the real `kubectl` and `kube-rs` work
 //! unchanged. The same server, on the memory store, is the API of simulated member clusters.
 //!
-//! Layers: wire decoding (`request`: routes, queries, negotiation) → handlers (`api`: verbs,
-//! the optimistic-concurrency loop; `watch`; `discovery`; `table`) → per-resource rules
-//! (`strategy`, `crd`) → the store (`store::Store`, objects encoded by `codec`). Background
-//! loops (`crd` controller, `gc` garbage collector and namespace finalizer) run in-process and
-//! use the same handlers.
+//! Layers: wire decoding (`request`: routes, queries, verbs, negotiation) → the request
+//! pipeline (`api`: impersonation, authorization, limits, audit, metrics; discovery, reviews)
+//! → the storage core (`storage`: the verbs on a `ctx::Req`, admission, the
+//! optimistic-concurrency loop; `watch`) → per-resource rules (`strategy`, `crd_schema`) → the
+//! store (`store::Store`, objects encoded by `codec`). Leaf modules (`auth`, `admission`,
+//! `reply`, `clock`) hold the types every layer shares. Background loops (`crd` controller,
+//! `gc` garbage collector and namespace finalizer, `services`, `tokens`, `csr`) run in-process
+//! on the storage core. No module imports one that imports it back.
 //!
 //! It knows nothing of Karmada's scheduling or propagation: those are API clients.
 
+pub mod admission;
 pub mod alias;
 pub mod api;
 pub mod audit;
+pub mod auth;
+pub mod clock;
 pub mod codec;
 pub mod crd;
+pub mod crd_schema;
 pub mod csr;
+pub mod ctx;
 pub mod defaults;
 pub mod discovery;
 pub mod encoding;
@@ -31,10 +39,12 @@ pub mod metrics;
 pub mod pki;
 pub mod rbac;
 pub mod registry;
+pub mod reply;
 pub mod request;
-pub mod review;
+
 pub mod satoken;
 pub mod services;
+pub mod storage;
 pub mod strategy;
 pub mod table;
 pub mod tokens;
@@ -50,6 +60,7 @@ pub use api::{Admission, AdmissionRequest, Api, Authorizer, Operation, User};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 pub use registry::{Registry, ResourceDef};
+pub use storage::Storage;
 use store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch as signal;
@@ -173,6 +184,8 @@ pub struct Server {
     pub ca_pem: String,
     pub admin: pki::Issued,
     pub api: Arc<Api>,
+    /// The storage core behind `api` (what in-process loops read and write through).
+    pub storage: Arc<storage::Storage>,
     shutdown: signal::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -238,32 +251,37 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         Some(rbac) => Arc::new(rbac::All(vec![config.authorizer, Arc::new(rbac.clone())])),
         None => config.authorizer,
     };
-    let api = Arc::new(Api {
+    let storage = Arc::new(storage::Storage {
         store: Arc::clone(&config.store),
         registry,
         admission,
-        authorizer,
-        rbac: rbac_authorizer.clone(),
-        sa_tokens: Some(Arc::new(
-            satoken::TokenSigner::load_or_create(&pki_dir)
-                .map_err(StartError::ServiceAccountKey)?,
-        )),
-        git_version: config.kubernetes_version,
-        server_address: format!("{host}:{}", addr.port()),
-        metrics: metrics::Metrics::default(),
-        shutdown: shutdown_rx.clone(),
-        default_watch_timeout: config.watch_timeout,
-        bookmark_interval: config.bookmark_interval,
-        watch_lines: Default::default(),
-        availability: Default::default(),
-        watches: api::WatchSlots::new(config.max_watches_per_user),
-        fairness: api::Fairness::new(config.max_requests_inflight, config.exempt_groups.clone()),
-        anonymous_auth: config.anonymous_auth,
         served_crds: config
             .served_crds
             .iter()
             .map(|crd| (apimachinery::object::name(crd).to_owned(), crd.clone()))
             .collect(),
+        shutdown: shutdown_rx.clone(),
+    });
+    let sa_tokens = Arc::new(
+        satoken::TokenSigner::load_or_create(&pki_dir).map_err(StartError::ServiceAccountKey)?,
+    );
+    let api = Arc::new(Api {
+        storage: Arc::clone(&storage),
+        authorizer,
+        rbac: rbac_authorizer.clone(),
+        sa_tokens: Some(Arc::clone(&sa_tokens)),
+        git_version: config.kubernetes_version,
+        server_address: format!("{host}:{}", addr.port()),
+        metrics: metrics::Metrics::default(),
+        watching: Arc::new(watch::Watching {
+            lines: Default::default(),
+            default_timeout: config.watch_timeout,
+            bookmark_interval: config.bookmark_interval,
+        }),
+        availability: Default::default(),
+        watches: api::WatchSlots::new(config.max_watches_per_user),
+        fairness: api::Fairness::new(config.max_requests_inflight, config.exempt_groups.clone()),
+        anonymous_auth: config.anonymous_auth,
         inflight: (config.max_requests_inflight > 0)
             .then(|| Arc::new(tokio::sync::Semaphore::new(config.max_requests_inflight))),
         audit: match &config.audit_log {
@@ -274,10 +292,10 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             None => None,
         },
     });
-    let crd_revision = crd::load_all(&api).await?;
-    ensure_default_namespaces(&api, &config.namespaces).await;
+    let crd_revision = crd::load_all(&storage).await?;
+    ensure_default_namespaces(&storage, &config.namespaces).await;
     for crd in &config.served_crds {
-        crd::ensure_served(&api, crd).await;
+        crd::ensure_served(&storage, crd).await;
     }
 
     let kubeconfig =
@@ -291,16 +309,16 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     };
     pki::write_kubeconfig(&kubeconfig, &[entry], None)?;
 
-    publish_cluster_info(&api, &url, authority.cert_pem()).await;
+    publish_cluster_info(&storage, &url, authority.cert_pem()).await;
 
     let mut tasks = Vec::new();
     if let Some(rbac) = &rbac_authorizer {
         for object in rbac::bootstrap_policy().into_iter().chain(config.rbac_bootstrap) {
-            ensure_object(&api, object).await;
+            ensure_object(&storage, object).await;
         }
-        for (kind, prefix, revision) in rbac::load(&api, &rbac.index).await {
+        for (kind, prefix, revision) in rbac::load(&storage, &rbac.index).await {
             tasks.push(tokio::spawn(rbac::watch(
-                Arc::clone(&api),
+                Arc::clone(&storage),
                 Arc::clone(&rbac.index),
                 kind,
                 prefix,
@@ -308,19 +326,21 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             )));
         }
     }
-    tasks.push(tokio::spawn(crd::run_controller(Arc::clone(&api), crd_revision)));
-    tasks.push(tokio::spawn(services.run(Arc::clone(&api))));
+    tasks.push(tokio::spawn(crd::run_controller(Arc::clone(&storage), crd_revision)));
+    tasks.push(tokio::spawn(services.run(Arc::clone(&storage))));
     if let Some(approver) = config.csr_approver {
         let authority = Arc::new(pki::Authority::load_or_create(&pki_dir, "unused")?);
-        tasks.push(tokio::spawn(csr::run(Arc::clone(&api), authority, approver)));
+        tasks.push(tokio::spawn(csr::run(Arc::clone(&storage), authority, approver)));
     }
     if config.gc {
-        tasks.push(tokio::spawn(gc::run(Arc::clone(&api))));
-        tasks.push(tokio::spawn(gc::expire_events(Arc::clone(&api), config.event_ttl)));
+        tasks.push(tokio::spawn(gc::run(Arc::clone(&storage))));
+        tasks.push(tokio::spawn(gc::expire_events(Arc::clone(&storage), config.event_ttl)));
     }
-    if api.sa_tokens.is_some() {
-        tasks.push(tokio::spawn(tokens::run(Arc::clone(&api), authority.cert_pem().to_owned())));
-    }
+    tasks.push(tokio::spawn(tokens::run(
+        Arc::clone(&storage),
+        sa_tokens,
+        authority.cert_pem().to_owned(),
+    )));
     tasks.push(tokio::spawn(serve(
         listener,
         tls,
@@ -337,6 +357,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         ca_pem: authority.cert_pem().to_owned(),
         admin,
         api,
+        storage,
         shutdown: shutdown_tx,
         tasks,
     })
@@ -356,7 +377,7 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// `default`, `kube-system`, `kube-public` and `kube-node-lease` exist from the start.
-async fn ensure_default_namespaces(api: &Arc<Api>, extra: &[String]) {
+async fn ensure_default_namespaces(api: &Storage, extra: &[String]) {
     let builtin = ["default", "kube-system", "kube-public", "kube-node-lease"];
     for name in builtin.iter().copied().chain(extra.iter().map(String::as_str)) {
         let namespace = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
@@ -377,7 +398,7 @@ enum Caller {
 }
 
 /// Creates `object` (cluster-scoped or with its namespace) unless it exists.
-async fn ensure_object(api: &Arc<Api>, mut object: serde_json::Value) {
+async fn ensure_object(api: &Storage, mut object: serde_json::Value) {
     let api_version = object["apiVersion"].as_str().unwrap_or_default().to_owned();
     let (group, version) = api_version.split_once('/').unwrap_or(("", &api_version));
     let kind = object["kind"].as_str().unwrap_or_default().to_owned();
@@ -400,7 +421,7 @@ async fn ensure_object(api: &Arc<Api>, mut object: serde_json::Value) {
         }
         return;
     }
-    let now = api::now_rfc3339();
+    let now = clock::now_rfc3339();
     let uid = uuid::Uuid::new_v4().to_string();
     if strategy::prepare_create(&def, &mut object, &now, &uid).is_ok()
         && let Err(e) = api.store_create(&def, ns.as_deref(), object).await
@@ -414,7 +435,7 @@ async fn ensure_object(api: &Arc<Api>, mut object: serde_json::Value) {
 /// bootstrap roles at startup (so an upgrade's new permissions reach existing installations),
 /// unless the stored role says `rbac.authorization.kubernetes.io/autoupdate: "false"`.
 async fn reconcile_default_role(
-    api: &Arc<Api>,
+    api: &Storage,
     def: &registry::ResourceDef,
     name: &str,
     default: &serde_json::Value,
@@ -422,12 +443,12 @@ async fn reconcile_default_role(
     let wanted = default["rules"].as_array().cloned().unwrap_or_default();
     let result = api
         .guaranteed_update(def, None, name, false, &mut |current| {
-            let Some(current) = current else { return Ok(api::Decision::Unchanged) };
+            let Some(current) = current else { return Ok(storage::Decision::Unchanged) };
             let autoupdate = current
                 .pointer("/metadata/annotations/rbac.authorization.kubernetes.io~1autoupdate")
                 .and_then(serde_json::Value::as_str);
             if autoupdate == Some("false") {
-                return Ok(api::Decision::Unchanged);
+                return Ok(storage::Decision::Unchanged);
             }
             let mut rules = current["rules"].as_array().cloned().unwrap_or_default();
             let before = rules.len();
@@ -437,11 +458,11 @@ async fn reconcile_default_role(
                 }
             }
             if rules.len() == before {
-                return Ok(api::Decision::Unchanged);
+                return Ok(storage::Decision::Unchanged);
             }
             let mut updated = current.clone();
             updated["rules"] = serde_json::Value::Array(rules);
-            Ok(api::Decision::Update(updated))
+            Ok(storage::Decision::Update(updated))
         })
         .await;
     if let Err(e) = result {
@@ -452,7 +473,7 @@ async fn reconcile_default_role(
 /// Publishes `kube-public/cluster-info` (the server URL and CA in a kubeconfig), which a
 /// cluster registering with a bootstrap token reads and checks against the CA hash it was
 /// given (Kubernetes' discovery).
-async fn publish_cluster_info(api: &Arc<Api>, url: &str, ca_pem: &str) {
+async fn publish_cluster_info(api: &Storage, url: &str, ca_pem: &str) {
     use base64::Engine as _;
     let Some(def) = api.registry.get("", "v1", "configmaps") else { return };
     let kubeconfig = format!(
@@ -468,16 +489,16 @@ async fn publish_cluster_info(api: &Arc<Api>, url: &str, ca_pem: &str) {
             if object.pointer("/data/kubeconfig").and_then(serde_json::Value::as_str)
                 == Some(kubeconfig.as_str())
             {
-                return Ok(api::Decision::Unchanged);
+                return Ok(storage::Decision::Unchanged);
             }
             object["data"] = serde_json::json!({"kubeconfig": kubeconfig});
             Ok(match current {
-                Some(_) => api::Decision::Update(object),
+                Some(_) => storage::Decision::Update(object),
                 None => {
-                    let now = api::now_rfc3339();
+                    let now = clock::now_rfc3339();
                     let uid = uuid::Uuid::new_v4().to_string();
                     strategy::prepare_create(&def, &mut object, &now, &uid)?;
-                    api::Decision::Create(object)
+                    storage::Decision::Create(object)
                 }
             })
         })

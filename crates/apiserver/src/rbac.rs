@@ -16,8 +16,9 @@ use parking_lot::RwLock;
 use serde_json::{Value, json};
 use store::Event;
 
-use crate::api::{Api, Authorizer, User};
+use crate::auth::{Authorizer, User};
 use crate::request::Target;
+use crate::storage::Storage;
 use apimachinery::ApiError;
 
 pub const MASTERS: &str = "system:masters";
@@ -408,7 +409,7 @@ fn apply_stored(index: &mut Index, kind: &str, object: &Value, deleted: bool) {
 /// (Re)loads every object of one RBAC kind into `index`, replacing what it held of that kind;
 /// returns the revision read at (`None` if the store could not be read).
 async fn load_kind(
-    api: &Api,
+    api: &Storage,
     index: &RwLock<Index>,
     kind: &str,
     prefix: &str,
@@ -425,7 +426,7 @@ async fn load_kind(
 /// Loads every RBAC object into `index`; returns each kind's store prefix and the revision
 /// to watch it from.
 pub async fn load(
-    api: &Arc<Api>,
+    api: &Arc<Storage>,
     index: &Arc<RwLock<Index>>,
 ) -> Vec<(&'static str, String, store::Revision)> {
     let mut out = Vec::new();
@@ -444,7 +445,7 @@ pub async fn load(
 /// Keeps one RBAC kind in `index` current from the store's watch (reloading the kind when
 /// the watch cannot resume).
 pub async fn watch(
-    api: Arc<Api>,
+    api: Arc<Storage>,
     index: Arc<RwLock<Index>>,
     kind: &'static str,
     prefix: String,
@@ -660,14 +661,14 @@ pub struct EscalationCheck {
     pub index: Arc<RwLock<Index>>,
 }
 
-impl crate::api::Admission for EscalationCheck {
+impl crate::admission::Admission for EscalationCheck {
     fn admit(
         &self,
-        request: &crate::api::AdmissionRequest<'_>,
+        request: &crate::admission::AdmissionRequest<'_>,
         object: &mut Value,
     ) -> Result<(), ApiError> {
         if request.def.group != "rbac.authorization.k8s.io"
-            || request.operation == crate::api::Operation::Delete
+            || request.operation == crate::admission::Operation::Delete
         {
             return Ok(());
         }

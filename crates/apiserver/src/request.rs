@@ -617,3 +617,74 @@ mod tests {
         assert_eq!(aggregated_discovery(&h), None);
     }
 }
+
+/// What a request does, as Kubernetes names it for authorization, audit and metrics: a
+/// resource verb, or for a path outside the resource API (discovery, health, metrics) the
+/// HTTP method in lowercase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verb {
+    Get,
+    List,
+    Watch,
+    Create,
+    Update,
+    Patch,
+    Delete,
+    DeleteCollection,
+    /// A resource request whose method has no verb (e.g. OPTIONS on a resource path).
+    Unknown,
+    NonResource(&'static str),
+}
+
+impl Verb {
+    /// The verb of a request with `method` on `route` (`watch=true` makes a list a watch).
+    pub fn of(method: &http::Method, route: Option<&Route>, query: &Query) -> Verb {
+        use http::Method;
+        let Some(Route::Resource(t)) = route else {
+            return Verb::NonResource(match *method {
+                Method::GET => "get",
+                Method::HEAD => "head",
+                Method::POST => "post",
+                Method::PUT => "put",
+                Method::PATCH => "patch",
+                Method::DELETE => "delete",
+                Method::OPTIONS => "options",
+                _ => "unknown",
+            });
+        };
+        match (method, t.name.is_some()) {
+            (&Method::GET, false) if query.flag("watch") => Verb::Watch,
+            (&Method::GET, false) => Verb::List,
+            (&Method::GET, true) => Verb::Get,
+            (&Method::POST, _) => Verb::Create,
+            (&Method::PUT, _) => Verb::Update,
+            (&Method::PATCH, _) => Verb::Patch,
+            (&Method::DELETE, true) => Verb::Delete,
+            (&Method::DELETE, false) => Verb::DeleteCollection,
+            _ => Verb::Unknown,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+            Verb::List => "list",
+            Verb::Watch => "watch",
+            Verb::Create => "create",
+            Verb::Update => "update",
+            Verb::Patch => "patch",
+            Verb::Delete => "delete",
+            Verb::DeleteCollection => "deletecollection",
+            Verb::Unknown => "unknown",
+            Verb::NonResource(method) => method,
+        }
+    }
+
+    /// Whether it changes stored objects (what the audit log records).
+    pub fn is_mutating(self) -> bool {
+        matches!(
+            self,
+            Verb::Create | Verb::Update | Verb::Patch | Verb::Delete | Verb::DeleteCollection
+        )
+    }
+}

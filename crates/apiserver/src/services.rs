@@ -16,8 +16,9 @@ use apimachinery::status::Cause;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
-use crate::api::{Admission, AdmissionRequest, Api, Operation};
+use crate::admission::{Admission, AdmissionRequest, Operation};
 use crate::follow::Change;
+use crate::storage::Storage;
 
 /// Node ports Kubernetes hands out by default (`--service-node-port-range`).
 pub const NODE_PORTS: std::ops::RangeInclusive<u16> = 30000..=32767;
@@ -264,7 +265,7 @@ impl ServiceAllocator {
     }
 
     /// Follows every Service in the store until shutdown.
-    pub async fn run(self: Arc<Self>, api: Arc<Api>) {
+    pub async fn run(self: Arc<Self>, api: Arc<Storage>) {
         let Some(def) = api.registry.get("", "v1", "services") else { return };
         let prefix = def.collection_prefix(None);
         crate::follow::changes(api, prefix.as_bytes(), |change| {

@@ -9,7 +9,8 @@ use apimachinery::object::{self, meta_str};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::api::{Api, Decision};
+use crate::satoken::TokenSigner;
+use crate::storage::{Decision, Storage};
 
 const TYPE: &str = "kubernetes.io/service-account-token";
 const NAME: &str = "kubernetes.io/service-account.name";
@@ -31,12 +32,17 @@ pub fn wants_token(secret: &Value) -> Option<(String, String)> {
     (!filled).then(|| (object::namespace(secret).to_owned(), account.to_owned()))
 }
 
-async fn fill(api: &Api, ca_pem: &str, namespace: &str, secret_name: &str, account: &str) {
-    let (Some(secrets), Some(accounts), Some(signer)) = (
-        api.registry.get("", "v1", "secrets"),
-        api.registry.get("", "v1", "serviceaccounts"),
-        api.sa_tokens.as_ref(),
-    ) else {
+async fn fill(
+    api: &Storage,
+    signer: &TokenSigner,
+    ca_pem: &str,
+    namespace: &str,
+    secret_name: &str,
+    account: &str,
+) {
+    let (Some(secrets), Some(accounts)) =
+        (api.registry.get("", "v1", "secrets"), api.registry.get("", "v1", "serviceaccounts"))
+    else {
         return;
     };
     let Ok(sa) = api.read(&accounts, Some(namespace), account).await else {
@@ -72,14 +78,15 @@ async fn fill(api: &Api, ca_pem: &str, namespace: &str, secret_name: &str, accou
 }
 
 /// Runs until the server shuts down.
-pub async fn run(api: Arc<Api>, ca_pem: String) {
+pub async fn run(api: Arc<Storage>, signer: Arc<TokenSigner>, ca_pem: String) {
     let follower = Arc::clone(&api);
     crate::follow::puts(follower, PREFIX, |secret| {
         let api = Arc::clone(&api);
+        let signer = Arc::clone(&signer);
         let ca_pem = ca_pem.clone();
         async move {
             if let Some((ns, account)) = wants_token(&secret) {
-                fill(&api, &ca_pem, &ns, object::name(&secret), &account).await;
+                fill(&api, &signer, &ca_pem, &ns, object::name(&secret), &account).await;
             }
         }
     })

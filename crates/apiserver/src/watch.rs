@@ -15,11 +15,22 @@ use serde_json::{Value, json};
 use store::{Event, Revision, StoreError};
 use tokio::sync::mpsc;
 
-use crate::api::{Api, Body, Filter, now_seconds};
+use crate::clock::now_seconds;
 use crate::codec;
 use crate::registry::ResourceDef;
+use crate::reply::Body;
 use crate::request::{Format, Query, Wanted};
+use crate::storage::{Filter, Storage};
 use crate::table::{IncludeObject, TableBuilder};
+
+/// How this server serves watches: the encoded lines every plain watcher shares, how long a
+/// watch without `timeoutSeconds` lasts, and how often bookmarks go out.
+pub struct Watching {
+    pub(crate) lines: SharedLines,
+    /// The longest a watch without `timeoutSeconds` stays open (times a factor in [1, 2)).
+    pub(crate) default_timeout: Duration,
+    pub(crate) bookmark_interval: Duration,
+}
 
 /// Recently encoded watch lines, shared by every watcher that needs the same bytes (plain
 /// JSON, no selector): an event is serialized once however many watchers receive it.
@@ -67,7 +78,7 @@ struct Encoder {
     format: Format,
     table: Option<TableBuilder>,
     columns_sent: bool,
-    shared: Arc<Api>,
+    shared: Arc<Watching>,
 }
 
 impl Encoder {
@@ -79,10 +90,10 @@ impl Encoder {
         decoded: Option<Value>,
     ) -> Bytes {
         if self.wanted == Wanted::Json && self.def.served_as_stored() {
-            let api = Arc::clone(&self.shared);
+            let watching = Arc::clone(&self.shared);
             let format = self.format;
-            return api
-                .watch_lines
+            return watching
+                .lines
                 .get_or_encode(rv, kind, format, || self.encode(kind, stored, rv, decoded));
         }
         self.encode(kind, stored, rv, decoded)
@@ -92,7 +103,7 @@ impl Encoder {
         if self.format == Format::Protobuf {
             let object = decoded.unwrap_or_else(|| codec::decode(stored, rv));
             let object = match self.wanted {
-                Wanted::Metadata => crate::api::partial_metadata(&object),
+                Wanted::Metadata => crate::storage::partial_metadata(&object),
                 _ => self.convert(object),
             };
             return frame(kind, &object);
@@ -195,7 +206,8 @@ fn stream_response(rx: mpsc::Receiver<Bytes>, format: Format) -> Response<Body> 
 }
 
 pub async fn watch(
-    api: Arc<Api>,
+    api: Arc<Storage>,
+    watching: Arc<Watching>,
     def: Arc<ResourceDef>,
     ns: Option<String>,
     query: Query,
@@ -238,7 +250,7 @@ pub async fn watch(
         _ => {
             // Kubernetes: the minimum request timeout times a random factor in [1, 2).
             let jitter = uuid::Uuid::new_v4().as_bytes()[0] as f64 / 256.0;
-            api.default_watch_timeout.mul_f64(1.0 + jitter)
+            watching.default_timeout.mul_f64(1.0 + jitter)
         }
     };
     let initial = match send_initial {
@@ -246,7 +258,7 @@ pub async fn watch(
         None => rv.as_deref().is_none_or(|v| v == "0"),
     };
     let current =
-        api.store.current_revision().await.map_err(|e| crate::api::store_error(&def, "", e))?;
+        api.store.current_revision().await.map_err(|e| crate::storage::store_error(&def, "", e))?;
     let start = if initial {
         current
     } else {
@@ -264,7 +276,7 @@ pub async fn watch(
             TableBuilder::new(&def, IncludeObject::parse(query.get("includeObject")), now_seconds())
         }),
         columns_sent: false,
-        shared: Arc::clone(&api),
+        shared: Arc::clone(&watching),
     };
     let prefix = def.collection_prefix(ns.as_deref());
     let stream = match api.store.watch(prefix.as_bytes(), start).await {
@@ -278,7 +290,7 @@ pub async fn watch(
             drop(tx);
             return Ok(stream_response(rx, format));
         }
-        Err(e) => return Err(crate::api::store_error(&def, "", e)),
+        Err(e) => return Err(crate::storage::store_error(&def, "", e)),
     };
     let initial_items = if initial {
         let (items, _, _) = api.list_raw(&def, ns.as_deref(), &filter, start, None, None).await?;
@@ -287,7 +299,7 @@ pub async fn watch(
         Vec::new()
     };
     let mut shutdown = api.shutdown.clone();
-    let bookmark_interval = api.bookmark_interval;
+    let bookmark_interval = watching.bookmark_interval;
     tokio::spawn(async move {
         for (stored, rv, decoded) in initial_items {
             if tx.send(encoder.event("ADDED", &stored, rv, decoded)).await.is_err() {

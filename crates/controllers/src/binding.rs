@@ -326,7 +326,7 @@ struct Context {
     kinds: crate::KindCache,
     /// The detector's templates: a binding renders from here (a GET only when the cache is
     /// older than the template version the binding records).
-    templates: Arc<crate::detector::Templates>,
+    templates: Arc<crate::templates::Templates>,
     /// Template status written here, by template: (the resourceVersion it produced, the
     /// status). Used while the cache still shows an older version.
     template_statuses: Mutex<HashMap<String, (String, Value)>>,
@@ -690,7 +690,7 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
                 "apiVersion": "work.karmada.io/v1alpha1", "kind": "Work",
                 "metadata": {"name": work_name, "namespace": es,
                     "labels": binding_ref.labels(), "annotations": binding_ref.annotations(),
-                    "finalizers": [crate::execution::FINALIZER]},
+                    "finalizers": [names::EXECUTION_FINALIZER]},
                 "spec": work_spec,
             });
             let api: Api<Work> = Api::namespaced(ctx.client.clone(), &es);

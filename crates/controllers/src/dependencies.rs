@@ -22,7 +22,7 @@ use serde_json::json;
 use crate::lean::LeanObject;
 
 /// The label on bindings this controller created for dependencies.
-pub const ATTACHED_LABEL: &str = "resourcebinding.karmada.io/attached";
+pub use karmada_api::names::ATTACHED_LABEL;
 
 /// `requiredBy` after `parent` requires the binding with `clusters`, or (with `None`) no
 /// longer does; sorted by namespace and name.
@@ -92,7 +92,7 @@ struct Context {
     client: kube::Client,
     bindings: Store<ResourceBinding>,
     /// The detector's templates (workloads and their dependencies are read from here).
-    templates: Arc<crate::detector::Templates>,
+    templates: Arc<crate::templates::Templates>,
     kinds: crate::KindCache,
     /// Workloads that have propagated dependencies (so turning `propagateDeps` off, or
     /// deleting the workload, is noticed without scanning every binding for the others).
@@ -445,7 +445,7 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
         let binding: ResourceBinding = match serde_json::from_value(json!({
             "apiVersion": "work.karmada.io/v1alpha2", "kind": "ResourceBinding",
             "metadata": {"name": dep_binding, "namespace": ns, "labels": {ATTACHED_LABEL: "true"},
-                "finalizers": [crate::binding::FINALIZER],
+                "finalizers": [karmada_api::names::BINDING_FINALIZER],
                 "ownerReferences": [{"apiVersion": dep.api_version, "kind": dep.kind, "name": dep.name,
                     "uid": object.metadata.uid, "controller": true, "blockOwnerDeletion": true}]},
             "spec": spec,

@@ -18,6 +18,7 @@ use karmada_api::policy::{ClusterPropagationPolicy, PropagationPolicy};
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 
 use crate::lean::LeanObject;
+use crate::templates::{TemplateKey, Templates, kind_id};
 use kube::discovery::{Scope, verbs};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -47,56 +48,6 @@ fn skipped(resource: &ApiResource) -> bool {
                 resource.plural.as_str(),
                 "events" | "namespaces" | "nodes" | "endpoints" | "componentstatuses"
             ))
-}
-
-pub type TemplateKey = (String, String, String); // (group/version/plural, namespace, name)
-
-/// Every resource template the detector watches, with its kind and scope. The binding
-/// controller renders Works from here instead of reading templates from the API.
-#[derive(Default)]
-pub struct Templates(parking_lot::RwLock<HashMap<TemplateKey, TemplateEntry>>);
-
-/// A template and its API resource (shared by every template of the kind).
-pub type TemplateEntry = (Arc<ApiResource>, bool, LeanObject);
-
-impl Templates {
-    /// The template of kind `ar` (`apiVersion/plural` as in [`TemplateKey`]) at `namespace/name`.
-    pub fn get(&self, ar: &ApiResource, namespace: &str, name: &str) -> Option<LeanObject> {
-        let k = (kind_id(ar), namespace.to_owned(), name.to_owned());
-        self.0.read().get(&k).map(|(_, _, o)| o.clone())
-    }
-
-    fn entry(&self, k: &TemplateKey) -> Option<TemplateEntry> {
-        self.0.read().get(k).cloned()
-    }
-
-    /// Keeps `entry` unless a newer version of the template is already there (a template
-    /// claimed by the detector is stored from the claim's response, before its watch event
-    /// and possibly before older events still on their way).
-    fn insert_newer(&self, k: TemplateKey, entry: TemplateEntry) {
-        let mut map = self.0.write();
-        let rv = |o: &LeanObject| o.metadata.resource_version.as_deref()?.parse::<u64>().ok();
-        if let Some((_, _, held)) = map.get(&k)
-            && held.metadata.uid == entry.2.metadata.uid
-            && rv(&entry.2).zip(rv(held)).is_some_and(|(new, held)| new < held)
-        {
-            return;
-        }
-        map.insert(k, entry);
-    }
-
-    fn remove(&self, k: &TemplateKey) {
-        self.0.write().remove(k);
-    }
-
-    /// The templates of `kind` that are not in `listed`.
-    fn missing(&self, kind: &str, listed: &HashSet<TemplateKey>) -> Vec<TemplateKey> {
-        self.0.read().keys().filter(|k| k.0 == kind && !listed.contains(*k)).cloned().collect()
-    }
-
-    fn keys(&self) -> Vec<TemplateKey> {
-        self.0.read().keys().cloned().collect()
-    }
 }
 
 struct State {
@@ -166,11 +117,6 @@ impl Queue {
             self.push_fresh(k.clone());
         }
     }
-}
-
-/// A kind as [`TemplateKey`]s name it: `group/version/plural`.
-fn kind_id(ar: &ApiResource) -> String {
-    format!("{}/{}", ar.api_version, ar.plural)
 }
 
 /// What policies match a template by: its kind, namespace, name and labels.
@@ -421,7 +367,7 @@ impl State {
             "apiVersion": binding_ar.api_version, "kind": binding_ar.kind,
             "metadata": {"name": binding_name, "labels": claim.labels,
                 "annotations": claim.annotations,
-                "finalizers": [crate::binding::FINALIZER],
+                "finalizers": [names::BINDING_FINALIZER],
                 "ownerReferences": [{"apiVersion": ar.api_version, "kind": ar.kind, "name": name, "uid": template.metadata.uid, "controller": true, "blockOwnerDeletion": true}]},
             "spec": spec,
         });
@@ -586,11 +532,8 @@ impl State {
         let Some(b) = self.bindings.get(&reflector::ObjectRef::new(&binding).within(ns)) else {
             return Ok(());
         };
-        let attached = b
-            .metadata
-            .labels
-            .as_ref()
-            .is_some_and(|l| l.contains_key(crate::dependencies::ATTACHED_LABEL));
+        let attached =
+            b.metadata.labels.as_ref().is_some_and(|l| l.contains_key(names::ATTACHED_LABEL));
         let recorded = b.spec.resource.resource_version.as_str();
         if attached && Some(recorded) != template.metadata.resource_version.as_deref() {
             let bindings: Api<DynamicObject> =

@@ -27,10 +27,10 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 
-use crate::binding::{CONFLICT_ANNOTATION, MANAGED_LABEL};
 use crate::lean::LeanObject;
 use crate::member_client;
 use crate::shared::Watched;
+use karmada_api::names::{CONFLICT_RESOLUTION_ANNOTATION as CONFLICT_ANNOTATION, MANAGED_LABEL};
 
 pub const FINALIZER: &str = names::EXECUTION_FINALIZER;
 const MANAGER: &str = "karmada-execution-controller";

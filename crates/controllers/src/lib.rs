@@ -6,7 +6,7 @@
 //!   the not-ready/unreachable taints after a grace period.
 //! - [`cluster_status`]: probes push-mode members and writes their status (Ready condition,
 //!   version, API enablements, node and resource summaries).
-//! - [`member_client`]: builds a kube client for a member from its Cluster and Secret.
+//! - [`registry`]: upstream's controllers by name, and which are on (`--controllers`).
 //! - [`detector`]: matches resource templates to propagation policies and writes bindings.
 //! - [`dependencies`]: `propagateDeps`: dependencies follow their workload (`requiredBy`).
 //! - [`namespaces`]: namespaces are propagated to every cluster automatically.
@@ -15,6 +15,9 @@
 //! - [`failover`]: ClusterTaintPolicies and the taint manager (eviction from failed clusters).
 //! - [`rebalancer`]: WorkloadRebalancer: reschedule named workloads from scratch.
 //! - [`scheduling`]: the scheduler loop (run by `karmada scheduler`).
+//!
+//! Member clients and joining come from the `member-client` crate (re-exported as
+//! [`member_client`] and [`join`]).
 
 pub mod agent;
 pub use member_client::{self, join};
@@ -33,6 +36,7 @@ pub mod rebalancer;
 pub mod registry;
 pub mod scheduling;
 pub mod shared;
+pub mod templates;
 
 use std::fmt::Debug;
 use std::time::Duration;
@@ -108,7 +112,7 @@ pub use karmada_api::names::{CLUSTER_NAMESPACE, execution_namespace};
 #[derive(Clone)]
 pub struct Caches {
     /// Every resource template, kept by the detector.
-    pub templates: std::sync::Arc<detector::Templates>,
+    pub templates: std::sync::Arc<templates::Templates>,
     pub bindings: std::sync::Arc<shared::Watched<ResourceBinding>>,
     pub cluster_bindings: std::sync::Arc<shared::Watched<ClusterResourceBinding>>,
     pub works: std::sync::Arc<shared::Watched<karmada_api::work::Work>>,

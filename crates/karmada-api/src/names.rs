@@ -89,6 +89,10 @@ pub const MANAGED_RESOURCE_ANNOTATIONS: &[&str] = &[
     WORK_NAMESPACE_ANNOTATION,
 ];
 
+/// A binding made for a dependency (`propagateDeps`) rather than by a policy: it follows the
+/// bindings that require it (`requiredBy`).
+pub const ATTACHED_LABEL: &str = "resourcebinding.karmada.io/attached";
+
 /// The execution controller's finalizer on Works (it removes what a Work applied first).
 pub const EXECUTION_FINALIZER: &str = "karmada.io/execution-controller";
 /// The binding controller's finalizer on bindings (their Works go first).

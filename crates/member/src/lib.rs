@@ -215,7 +215,12 @@ pub async fn start_many(configs: Vec<MemberConfig>) -> Result<Vec<Member>, Membe
         let faults = Arc::new(parking_lot::RwLock::new(Faults::load(&fault_file)));
         let tasks = vec![
             tokio::spawn(watch_faults(Arc::clone(&api), fault_file, Arc::clone(&faults))),
-            tokio::spawn(sim::run(api, config.sim.clone(), faults)),
+            tokio::spawn(sim::run(
+                Arc::clone(&server.storage),
+                api.git_version().to_owned(),
+                config.sim.clone(),
+                faults,
+            )),
         ];
         members.push(Member { name: config.name.clone(), server, tasks });
     }

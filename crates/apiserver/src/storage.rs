@@ -1,9 +1,14 @@
-//! Request handling: from a decoded request to a response, per verb. The store is reached only
-//! through [`Api::guaranteed_update`], `create`, `list` and `watch`.
+//! The storage core: every served resource's objects in the store, through the verbs (get,
+//! list, create, update, patch, apply, delete, deletecollection; `watch` builds on `list_raw`),
+//! each write through admission, the resource's strategy and schema checks, and the
+//! optimistic-concurrency loop [`Storage::guaranteed_update`]. It knows nothing of HTTP
+//! connections, callers' credentials, authorization or limits: the request pipeline (`api`)
+//! does those and hands it a [`Req`]. In-process loops (garbage collector, CRD controller,
+//! simulated members) use it directly.
 
-use std::convert::Infallible;
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use apimachinery::managed;
 use apimachinery::object::{self, meta_str};
@@ -12,212 +17,36 @@ use apimachinery::selector::{FieldSelector, LabelSelector};
 use apimachinery::{ApiError, Cause};
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, Method, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::{HeaderMap, Response};
 use serde_json::{Value, json};
 use store::{ListOptions, Revision, Store, StoreError};
 
+use crate::admission::{Admission, AdmissionRequest, Operation};
+use crate::auth::User;
+use crate::clock::{now_rfc3339, now_seconds};
 use crate::codec;
-use crate::crd;
-use crate::discovery;
-use crate::metrics::Metrics;
+use crate::crd_schema as crd;
+use crate::ctx::Req;
 use crate::registry::{Registry, ResourceDef};
-use crate::request::{self, BodyType, Format, Query, Route, Target, Wanted};
+use crate::reply::{Body, json_response, respond};
+use crate::request::{self, BodyType, Format, Query, Wanted};
 use crate::strategy::{self, Part};
 use crate::table::{IncludeObject, TableBuilder};
 
-pub type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
-
-/// The largest request body accepted.
-pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
-
-/// How long a request body may take to arrive.
-pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn too_many(message: &str) -> ApiError {
-    let mut e = ApiError::new(429, "TooManyRequests", message);
-    e.retry_after = Some(1);
-    e
-}
-
-/// Reads a request body, bounded in size and in time.
-async fn read_body(body: hyper::body::Incoming) -> Result<Bytes, ApiError> {
-    let collect = http_body_util::Limited::new(body, MAX_BODY_BYTES).collect();
-    match tokio::time::timeout(BODY_TIMEOUT, collect).await {
-        Err(_) => Err(ApiError::new(
-            408,
-            "Timeout",
-            format!("the request body did not arrive within {}s", BODY_TIMEOUT.as_secs()),
-        )),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(
-            ApiError::too_large(format!("the request body is larger than {MAX_BODY_BYTES} bytes")),
-        ),
-        Ok(Err(e)) => Err(ApiError::bad_request(format!("reading the request body: {e}"))),
-    }
-}
-
-/// A fair share of the server for each caller: no user (but the exempt groups, as Kubernetes
-/// exempts `system:masters`) holds more than its share of in-flight slots or of bodies being
-/// read at once.
-pub struct Fairness {
-    pub requests: WatchSlots,
-    pub bodies: WatchSlots,
-    pub exempt_groups: Vec<String>,
-}
-
-impl Fairness {
-    /// Shares of a server allowing `inflight` requests at once (0: unbounded).
-    pub fn new(inflight: usize, exempt_groups: Vec<String>) -> Fairness {
-        let share = if inflight == 0 { 0 } else { (inflight / 4).max(1) };
-        Fairness { requests: WatchSlots::new(share), bodies: WatchSlots::new(share), exempt_groups }
-    }
-
-    pub fn exempt(&self, user: &User) -> bool {
-        user.groups.iter().any(|g| self.exempt_groups.contains(g))
-    }
-}
-
-/// An authenticated caller.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct User {
-    pub name: String,
-    pub groups: Vec<String>,
-}
-
-/// What a write does, for admission plugins.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Operation {
-    Create,
-    Update,
-    Delete,
-}
-
-pub struct AdmissionRequest<'a> {
-    pub operation: Operation,
-    pub def: &'a ResourceDef,
-    /// CRDs of kinds the server serves itself, by name.
-    pub served_crds: &'a std::collections::HashMap<String, Value>,
-    pub old: Option<&'a Value>,
-    pub subresource: Option<&'a str>,
-    pub user: &'a User,
-}
-
-/// Mutating and validating admission, run inside the API server (what upstream does in
-/// webhooks). `object` is the object to be stored (for deletes: the stored object).
-pub trait Admission: Send + Sync {
-    fn admit(&self, request: &AdmissionRequest<'_>, object: &mut Value) -> Result<(), ApiError>;
-}
-
-/// Decides whether `user` may perform a request. The default allows every authenticated user.
-pub trait Authorizer: Send + Sync {
-    fn authorize(
-        &self,
-        user: &User,
-        verb: &str,
-        target: Option<&Target>,
-        path: &str,
-    ) -> Result<(), ApiError>;
-}
-
-pub struct AllowAll;
-
-impl Authorizer for AllowAll {
-    fn authorize(&self, _: &User, _: &str, _: Option<&Target>, _: &str) -> Result<(), ApiError> {
-        Ok(())
-    }
-}
-
-/// Shared state of a running API server.
-pub struct Api {
+/// The storage core of one API server.
+pub struct Storage {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) registry: Arc<Registry>,
     pub(crate) admission: Vec<Arc<dyn Admission>>,
-    pub(crate) authorizer: Arc<dyn Authorizer>,
-    /// Signs and checks ServiceAccount tokens.
-    pub(crate) sa_tokens: Option<Arc<crate::satoken::TokenSigner>>,
-    /// The RBAC index (for rules reviews), when RBAC is on.
-    pub(crate) rbac: Option<crate::rbac::RbacAuthorizer>,
-    pub(crate) git_version: String,
-    pub(crate) server_address: String,
-    pub(crate) metrics: Metrics,
-    pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
-    /// The longest a watch without `timeoutSeconds` stays open.
-    pub(crate) default_watch_timeout: Duration,
-    pub(crate) bookmark_interval: Duration,
-    pub(crate) watch_lines: crate::watch::SharedLines,
-    /// Fault injection (simulated members): stop answering, or fail health checks.
-    pub availability: Availability,
-    /// Bounds the requests being served at once (watches excepted); beyond it: 429.
-    pub(crate) inflight: Option<Arc<tokio::sync::Semaphore>>,
-    /// Where mutating requests are recorded.
-    pub(crate) audit: Option<crate::audit::AuditLog>,
-    /// Open watches per user.
-    pub(crate) watches: WatchSlots,
-    /// Each user's share of in-flight requests and of bodies being read.
-    pub(crate) fairness: Fairness,
-    /// Requests without credentials are served as `system:anonymous` (where authorized).
-    pub(crate) anonymous_auth: bool,
     /// CustomResourceDefinitions of kinds served natively (Karmada's), by name.
-    pub(crate) served_crds: std::collections::HashMap<String, Value>,
-}
-
-/// Switches for simulating an unreachable or unhealthy server.
-#[derive(Default)]
-pub struct Availability {
-    pub unreachable: std::sync::atomic::AtomicBool,
-    pub unhealthy: std::sync::atomic::AtomicBool,
-}
-
-impl Availability {
-    pub fn is_unreachable(&self) -> bool {
-        self.unreachable.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    pub fn is_unhealthy(&self) -> bool {
-        self.unhealthy.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
-}
-
-pub fn respond(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
-    let mut response = Response::new(full(body));
-    *response.status_mut() =
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    if let Ok(v) = content_type.parse() {
-        response.headers_mut().insert(http::header::CONTENT_TYPE, v);
-    }
-    response
-}
-
-pub fn json_response(status: u16, value: &Value) -> Response<Body> {
-    respond(status, "application/json", serde_json::to_vec(value).unwrap_or_default())
-}
-
-pub fn error_response(error: &ApiError) -> Response<Body> {
-    let mut response = json_response(error.code, &error.to_status());
-    if let Some(seconds) = error.retry_after
-        && let Ok(v) = seconds.to_string().parse()
-    {
-        response.headers_mut().insert(http::header::RETRY_AFTER, v);
-    }
-    response
+    pub(crate) served_crds: HashMap<String, Value>,
+    /// Set when the server shuts down (background loops and watches end).
+    pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// An object's `PartialObjectMetadata` (what metadata-only clients ask for).
 pub fn partial_metadata(object: &Value) -> Value {
     json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": object["metadata"]})
-}
-
-pub fn now_seconds() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
-pub fn now_rfc3339() -> String {
-    apimachinery::time::format_rfc3339(now_seconds())
 }
 
 pub fn store_error(def: &ResourceDef, name: &str, error: StoreError) -> ApiError {
@@ -364,485 +193,58 @@ fn random_suffix() -> String {
         .collect()
 }
 
-/// `fieldValidation`: what happens to fields an object's schema does not know.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FieldValidation {
-    /// 400 `strict decoding error: unknown field "..."`.
-    Strict,
-    /// Dropped, with a `Warning` header per field (Kubernetes' default).
-    Warn,
-    /// Dropped silently.
-    Ignore,
+/// The parts of `DeleteOptions` the server honours.
+#[derive(Clone, Debug, Default)]
+pub struct DeleteOptions {
+    pub propagation: Option<String>,
+    pub orphan_dependents: Option<bool>,
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+    pub dry_run: bool,
 }
 
-impl FieldValidation {
-    fn parse(query: &Query) -> Result<FieldValidation, ApiError> {
-        match query.get("fieldValidation") {
-            None | Some("Warn") => Ok(FieldValidation::Warn),
-            Some("Strict") => Ok(FieldValidation::Strict),
-            Some("Ignore") => Ok(FieldValidation::Ignore),
-            Some(other) => Err(ApiError::bad_request(format!(
-                "fieldValidation must be one of \"Ignore\", \"Strict\", \"Warn\": got {other:?}"
-            ))),
-        }
+pub(crate) fn delete_options(
+    body: Option<&Value>,
+    query: &Query,
+) -> Result<DeleteOptions, ApiError> {
+    let mut options = DeleteOptions::default();
+    if let Some(v) = body {
+        options.propagation = v.get("propagationPolicy").and_then(Value::as_str).map(str::to_owned);
+        options.orphan_dependents = v.get("orphanDependents").and_then(Value::as_bool);
+        options.uid = v.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_owned);
+        options.resource_version =
+            v.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_owned);
+        options.dry_run =
+            v.get("dryRun").and_then(Value::as_array).is_some_and(|d| d.iter().any(|x| x == "All"));
     }
+    if let Some(p) = query.get("propagationPolicy") {
+        options.propagation = Some(p.to_owned());
+    }
+    if let Some(p) = &options.propagation
+        && !matches!(p.as_str(), "Background" | "Foreground" | "Orphan")
+    {
+        return Err(ApiError::invalid(
+            "DeleteOptions",
+            "meta.k8s.io",
+            "",
+            vec![Cause::not_supported(
+                "propagationPolicy",
+                &json!(p),
+                &["Background", "Foreground", "Orphan"],
+            )],
+        ));
+    }
+    Ok(options)
 }
 
-/// A resource request being served: the resource, the caller, the query and how answers are
-/// encoded. Verb handlers take it instead of long argument lists.
-pub(crate) struct Req<'a> {
-    pub def: &'a ResourceDef,
-    pub ns: Option<&'a str>,
-    pub headers: &'a HeaderMap,
-    pub query: &'a Query,
-    pub user: &'a User,
-    /// The negotiated response encoding.
-    pub format: Format,
-    pub validation: FieldValidation,
-    warnings: parking_lot::Mutex<Vec<String>>,
-}
-
-impl<'a> Req<'a> {
-    pub fn new(
-        def: &'a ResourceDef,
-        ns: Option<&'a str>,
-        headers: &'a HeaderMap,
-        query: &'a Query,
-        user: &'a User,
-        format: Format,
-    ) -> Result<Req<'a>, ApiError> {
-        let validation = FieldValidation::parse(query)?;
-        Ok(Req { def, ns, headers, query, user, format, validation, warnings: Default::default() })
-    }
-
-    /// Applies `fieldValidation` to fields the object's schema does not know.
-    pub fn unknown_fields(&self, fields: &[String]) -> Result<(), ApiError> {
-        if fields.is_empty() {
-            return Ok(());
-        }
-        match self.validation {
-            FieldValidation::Strict => Err(ApiError::bad_request(format!(
-                "strict decoding error: {}",
-                fields
-                    .iter()
-                    .map(|f| format!("unknown field {f:?}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))),
-            FieldValidation::Warn => {
-                let mut warnings = self.warnings.lock();
-                for f in fields {
-                    let w = format!("unknown field {f:?}");
-                    if !warnings.contains(&w) {
-                        warnings.push(w);
-                    }
-                }
-                Ok(())
-            }
-            FieldValidation::Ignore => Ok(()),
-        }
-    }
-
-    /// Decodes a create or update body (JSON, YAML or protobuf). As Kubernetes' decoders, a
-    /// body must say what it is: `kind` and `apiVersion` (which must then fit the endpoint).
-    pub fn decode(&self, body: &[u8]) -> Result<Value, ApiError> {
-        let decoded = crate::encoding::decode_body(self.headers, body)?;
-        self.unknown_fields(&decoded.unknown_fields)?;
-        let object = decoded.object;
-        if object.is_object() {
-            let text =
-                |k: &str| object.get(k).and_then(Value::as_str).is_some_and(|s| !s.is_empty());
-            let shown = || {
-                let mut s = serde_json::to_string(&object).unwrap_or_default();
-                if s.len() > 100 {
-                    let mut cut = 100;
-                    while !s.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    s.truncate(cut);
-                    s.push_str("...");
-                }
-                s
-            };
-            if !text("kind") {
-                return Err(ApiError::bad_request(format!(
-                    "Object 'Kind' is missing in '{}'",
-                    shown()
-                )));
-            }
-            if !text("apiVersion") {
-                return Err(ApiError::bad_request(format!(
-                    "Object 'apiVersion' is missing in '{}'",
-                    shown()
-                )));
-            }
-        }
-        Ok(object)
-    }
-
-    /// An object answer in the negotiated format, with any warnings.
-    pub fn respond(&self, status: u16, object: &Value) -> Response<Body> {
-        let (content_type, bytes) = crate::encoding::object_body(self.format, object);
-        self.finish(respond(status, content_type, bytes))
-    }
-
-    /// Adds the collected warnings to a response.
-    pub fn finish(&self, mut response: Response<Body>) -> Response<Body> {
-        crate::encoding::add_warnings(response.headers_mut(), &self.warnings.lock());
-        response
-    }
-}
-
-impl Api {
+/// (verb, resource) for metrics and authorization.
+impl Storage {
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
-    }
-
-    /// The Kubernetes version this server reports.
-    pub fn git_version(&self) -> &str {
-        &self.git_version
-    }
-
-    /// Handles one request from an authenticated (or anonymous) caller.
-    ///
-    /// The order bounds what one caller can hold: the caller is authenticated and authorized
-    /// first; its body is then read within [`BODY_TIMEOUT`], holding none of the server's
-    /// in-flight slots (a caller reads at most its share of bodies at once); only then does the
-    /// request take an in-flight slot (again at most the caller's share of them) to be served.
-    pub async fn handle(
-        self: &Arc<Self>,
-        req: http::Request<hyper::body::Incoming>,
-        user: Option<User>,
-    ) -> Response<Body> {
-        // An "unreachable" server never answers: hold the request until it is reachable again.
-        while self.availability.is_unreachable() {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let started = Instant::now();
-        let (parts, body) = req.into_parts();
-        let path = parts.uri.path().to_owned();
-        let query = Query::parse(parts.uri.query());
-        let route = request::route(&path);
-        let (verb, resource) = describe(&parts.method, &route, &query);
-        let public = matches!(route, Some(Route::Version | Route::Health(_)));
-        let audit_user = user.clone();
-        let audit_target = match (&self.audit, &route) {
-            (Some(_), Some(Route::Resource(t))) => Some(t.clone()),
-            _ => None,
-        };
-        let response =
-            match self.serve(&parts, body, route, &query, &verb, &path, public, user).await {
-                Ok(response) => response,
-                Err(e) => error_response(&e),
-            };
-        if let Some(audit) = &self.audit
-            && matches!(
-                verb.as_str(),
-                "create" | "update" | "patch" | "delete" | "deletecollection"
-            )
-        {
-            audit.record(
-                audit_user.as_ref(),
-                &parts.headers,
-                &verb,
-                audit_target.as_ref(),
-                &path,
-                response.status().as_u16(),
-                started.elapsed(),
-            );
-        }
-        if verb != "watch" {
-            self.metrics.observe(&verb, &resource, response.status().as_u16(), started.elapsed());
-        } else {
-            self.metrics.observe(&verb, &resource, response.status().as_u16(), Duration::ZERO);
-        }
-        response
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn serve(
-        self: &Arc<Self>,
-        parts: &http::request::Parts,
-        body: hyper::body::Incoming,
-        route: Option<Route>,
-        query: &Query,
-        verb: &str,
-        path: &str,
-        public: bool,
-        user: Option<User>,
-    ) -> Result<Response<Body>, ApiError> {
-        let user = match (user, public) {
-            (None, false) => return Err(ApiError::unauthorized()),
-            (Some(mut user), _) => {
-                if !user.groups.iter().any(|g| g == "system:authenticated") {
-                    user.groups.push("system:authenticated".into());
-                }
-                user
-            }
-            (None, true) if !self.anonymous_auth => return Err(ApiError::unauthorized()),
-            (None, true) => User {
-                name: "system:anonymous".into(),
-                groups: vec!["system:unauthenticated".into()],
-            },
-        };
-        // Impersonation (`kubectl --as`, `--as-group`): allowed by the `impersonate` verb on
-        // users / groups / serviceaccounts, then the request is theirs.
-        let user = self.impersonate(&user, &parts.headers)?;
-        // As Kubernetes does, a list or watch narrowed to one object by the field selector
-        // `metadata.name=X` is authorized as a request for X.
-        let named = match &route {
-            Some(Route::Resource(t)) if t.name.is_none() && (verb == "list" || verb == "watch") => {
-                query
-                    .get("fieldSelector")
-                    .and_then(|f| f.strip_prefix("metadata.name="))
-                    .filter(|n| !n.contains(','))
-                    .map(|n| Target { name: Some(n.to_owned()), ..t.clone() })
-            }
-            _ => None,
-        };
-        let target = match (&named, &route) {
-            (Some(t), _) => Some(t),
-            (None, Some(Route::Resource(t))) => Some(t),
-            _ => None,
-        };
-        self.authorizer.authorize(&user, verb, target, path)?;
-        let exempt = public || self.fairness.exempt(&user);
-        let bytes = if matches!(
-            parts.method,
-            Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-        ) {
-            let _reading = if exempt {
-                None
-            } else {
-                Some(self.fairness.bodies.take_or_429(&user.name, "request bodies being read")?)
-            };
-            read_body(body).await?
-        } else {
-            Bytes::new()
-        };
-        // Overload protection (Kubernetes' --max-requests-inflight): health checks and watches
-        // are not counted; anything beyond the limit, or beyond the caller's share of it, is
-        // refused at once with 429.
-        let _permit = match (&self.inflight, verb == "watch" || public) {
-            (Some(limit), false) => match Arc::clone(limit).try_acquire_owned() {
-                Ok(permit) => Some(permit),
-                Err(_) => {
-                    return Err(too_many("too many requests in flight, please try again later"));
-                }
-            },
-            _ => None,
-        };
-        let _share = match (verb == "watch" || exempt, self.inflight.is_some()) {
-            (false, true) => {
-                Some(self.fairness.requests.take_or_429(&user.name, "requests in flight")?)
-            }
-            _ => None,
-        };
-        // Each user holds a bounded number of open watches.
-        let slot = if verb == "watch" {
-            match self.watches.take(&user.name) {
-                Some(slot) => Some(slot),
-                None => {
-                    return Err(ApiError::new(
-                        429,
-                        "TooManyRequests",
-                        format!(
-                            "too many open watches for user {:?} (at most {})",
-                            user.name, self.watches.limit
-                        ),
-                    ));
-                }
-            }
-        } else {
-            None
-        };
-        let response = self.dispatch(parts, route, query, bytes, &user).await?;
-        Ok(match slot {
-            // The slot is released when the watch's body is dropped.
-            Some(slot) => response.map(|body| {
-                body.map_frame(move |frame| {
-                    let _held = &slot;
-                    frame
-                })
-                .boxed()
-            }),
-            None => response,
-        })
-    }
-
-    async fn dispatch(
-        self: &Arc<Self>,
-        parts: &http::request::Parts,
-        route: Option<Route>,
-        query: &Query,
-        body: Bytes,
-        user: &User,
-    ) -> Result<Response<Body>, ApiError> {
-        let Some(route) = route else { return Err(ApiError::path_not_found()) };
-        let get_only = |m: &Method| {
-            if *m == Method::GET || *m == Method::HEAD {
-                Ok(())
-            } else {
-                Err(ApiError::method_not_allowed(
-                    "the server does not allow this method on the requested resource",
-                ))
-            }
-        };
-        match route {
-            Route::Version => {
-                get_only(&parts.method)?;
-                Ok(json_response(200, &discovery::version(&self.git_version)))
-            }
-            Route::Health(_) if self.availability.is_unhealthy() => Ok(respond(
-                500,
-                "text/plain; charset=utf-8",
-                "[-]etcd failed: reason withheld\nhealthz check failed",
-            )),
-            Route::Health(_) => Ok(respond(200, "text/plain; charset=utf-8", "ok")),
-            Route::Metrics => Ok(respond(200, "text/plain; version=0.0.4", self.metrics.render())),
-            Route::OpenApiV2 => {
-                // An empty protobuf Document: kubectl accepts it and falls back to its compiled-in
-                // types; see KUBE-API-COMPAT.md §0.3.
-                Ok(respond(
-                    200,
-                    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
-                    Bytes::new(),
-                ))
-            }
-            Route::OpenApiV3Index => {
-                Ok(json_response(200, &discovery::openapi_v3_index(&self.registry)))
-            }
-            Route::OpenApiV3(gv) => match discovery::openapi_v3_doc(&self.registry, &gv) {
-                Some(doc) => Ok(json_response(200, &doc)),
-                None => Err(ApiError::path_not_found()),
-            },
-            Route::CoreGroup => {
-                get_only(&parts.method)?;
-                match request::aggregated_discovery(&parts.headers) {
-                    Some(v) => Ok(respond(
-                        200,
-                        &discovery::aggregated_content_type(v),
-                        serde_json::to_vec(&discovery::aggregated(&self.registry, true, v))
-                            .unwrap_or_default(),
-                    )),
-                    None => Ok(json_response(200, &discovery::core_versions(&self.server_address))),
-                }
-            }
-            Route::Groups => {
-                get_only(&parts.method)?;
-                match request::aggregated_discovery(&parts.headers) {
-                    Some(v) => Ok(respond(
-                        200,
-                        &discovery::aggregated_content_type(v),
-                        serde_json::to_vec(&discovery::aggregated(&self.registry, false, v))
-                            .unwrap_or_default(),
-                    )),
-                    None => Ok(json_response(200, &discovery::groups(&self.registry))),
-                }
-            }
-            Route::Group(name) => {
-                get_only(&parts.method)?;
-                discovery::group(&self.registry, &name)
-                    .map(|g| json_response(200, &g))
-                    .ok_or_else(ApiError::path_not_found)
-            }
-            Route::ResourceList { group, version } => {
-                get_only(&parts.method)?;
-                discovery::resource_list(&self.registry, &group, &version)
-                    .map(|l| json_response(200, &l))
-                    .ok_or_else(ApiError::path_not_found)
-            }
-            Route::Resource(target) if crate::review::is_review(&target) => {
-                self.review(parts, &target, body, user).await
-            }
-            Route::Resource(target) => self.resource(parts, target, query, body, user).await,
-        }
-    }
-
-    async fn resource(
-        self: &Arc<Self>,
-        parts: &http::request::Parts,
-        target: Target,
-        query: &Query,
-        body: Bytes,
-        user: &User,
-    ) -> Result<Response<Body>, ApiError> {
-        let def = self
-            .registry
-            .get(&target.group, &target.version, &target.resource)
-            .ok_or_else(ApiError::path_not_found)?;
-        if !def.namespaced && target.namespace.is_some() {
-            return Err(ApiError::path_not_found());
-        }
-        if def.namespaced && target.namespace.is_none() && target.name.is_some() {
-            return Err(ApiError::path_not_found());
-        }
-        let ns = target.namespace.as_deref();
-        let headers = &parts.headers;
-        let (wanted, format) = request::negotiate(headers, def.protobuf)?;
-        let req = Req::new(&def, ns, headers, query, user, format)?;
-        let sub_ok = |sub: Option<&str>| match sub {
-            None => true,
-            Some("status") => def.status,
-            Some("scale") => def.scale.is_some(),
-            Some("approval") => {
-                def.group == "certificates.k8s.io" && def.plural == "certificatesigningrequests"
-            }
-            Some(_) => false,
-        };
-        match (&parts.method, target.name.as_deref(), target.subresource.as_deref()) {
-            (&Method::POST, Some(name), Some("token"))
-                if def.group.is_empty() && def.plural == "serviceaccounts" =>
-            {
-                self.token_request(&req, name, &body).await
-            }
-            (&Method::POST, Some(name), Some("eviction"))
-                if def.group.is_empty() && def.plural == "pods" =>
-            {
-                self.evict(&req, name, &body).await
-            }
-            (&Method::GET, None, None) => {
-                if query.flag("watch") {
-                    crate::watch::watch(
-                        Arc::clone(self),
-                        def,
-                        ns.map(str::to_owned),
-                        query.clone(),
-                        wanted,
-                        format,
-                    )
-                    .await
-                } else {
-                    self.list(&req, wanted).await
-                }
-            }
-            (&Method::GET, Some(name), sub @ (None | Some("status" | "approval")))
-                if sub_ok(sub) =>
-            {
-                self.get(&req, name, wanted).await
-            }
-            (&Method::GET, Some(name), Some("scale")) if def.scale.is_some() => {
-                let object = self.read(&def, ns, name).await?;
-                Ok(req.respond(200, &strategy::scale_of(&def, &object)?))
-            }
-            (&Method::POST, None, None) => self.create(&req, &body).await,
-            (&Method::PUT, Some(name), sub) if sub_ok(sub) => {
-                self.update(&req, name, sub, &body).await
-            }
-            (&Method::PATCH, Some(name), sub) if sub_ok(sub) => {
-                self.patch(&req, name, sub, &body).await
-            }
-            (&Method::DELETE, Some(name), None) => self.delete(&req, name, &body).await,
-            (&Method::DELETE, None, None) => self.delete_collection(&req, &body).await,
-            (_, Some(_), sub) if !sub_ok(sub) => Err(ApiError::path_not_found()),
-            _ => Err(ApiError::method_not_allowed(
-                "the server does not allow this method on the requested resource",
-            )),
-        }
     }
 
     /// Reads one object (current state), as stored plus its resourceVersion.
@@ -860,7 +262,7 @@ impl Api {
     }
 
     /// Sets the apiVersion a client asked for (all served versions share one schema shape).
-    fn convert_out(&self, def: &ResourceDef, mut object: Value) -> Value {
+    pub(crate) fn convert_out(&self, def: &ResourceDef, mut object: Value) -> Value {
         if let Some(alias) = def.stored_as {
             return alias.from_storage(object, &def.api_version());
         }
@@ -870,7 +272,7 @@ impl Api {
         object
     }
 
-    fn convert_in(&self, def: &ResourceDef, mut object: Value) -> Value {
+    pub(crate) fn convert_in(&self, def: &ResourceDef, mut object: Value) -> Value {
         if let Some(alias) = def.stored_as {
             return alias.to_storage(object);
         }
@@ -885,7 +287,7 @@ impl Api {
         object
     }
 
-    async fn get(
+    pub(crate) async fn get(
         &self,
         req: &Req<'_>,
         name: &str,
@@ -914,7 +316,7 @@ impl Api {
     }
 
     /// Resolves the revision a list reads at, and where it starts.
-    async fn list_position(
+    pub(crate) async fn list_position(
         &self,
         def: &ResourceDef,
         query: &Query,
@@ -1081,7 +483,11 @@ impl Api {
         }
     }
 
-    async fn list(&self, req: &Req<'_>, wanted: Wanted) -> Result<Response<Body>, ApiError> {
+    pub(crate) async fn list(
+        &self,
+        req: &Req<'_>,
+        wanted: Wanted,
+    ) -> Result<Response<Body>, ApiError> {
         let (def, ns, query) = (req.def, req.ns, req.query);
         let filter = Filter::parse(def, query)?;
         let (revision, start) = self.list_position(def, query).await?;
@@ -1169,7 +575,11 @@ impl Api {
         }
     }
 
-    fn admit(&self, request: &AdmissionRequest<'_>, object: &mut Value) -> Result<(), ApiError> {
+    pub(crate) fn admit(
+        &self,
+        request: &AdmissionRequest<'_>,
+        object: &mut Value,
+    ) -> Result<(), ApiError> {
         for plugin in &self.admission {
             plugin.admit(request, object)?;
         }
@@ -1177,7 +587,7 @@ impl Api {
     }
 
     /// Checks that a namespace exists and is not terminating, for creates inside it.
-    async fn check_namespace_open(&self, ns: &str) -> Result<(), ApiError> {
+    pub(crate) async fn check_namespace_open(&self, ns: &str) -> Result<(), ApiError> {
         let key = format!("/registry/core/namespaces/{ns}");
         match self.store.get(key.as_bytes(), None).await {
             Ok(Some(kv)) => {
@@ -1197,7 +607,7 @@ impl Api {
     /// Schema checks shared by creates and updates: custom resources against their structural
     /// schema, built-in kinds against their type (as Go's decoder reads them) and Kubernetes'
     /// per-kind rules. Unknown fields are dropped and handled by `fieldValidation`.
-    fn schema_checks(
+    pub(crate) fn schema_checks(
         &self,
         req: &Req<'_>,
         object: &mut Value,
@@ -1253,7 +663,7 @@ impl Api {
 
     /// Builds a new object for storage: type and namespace checks, name generation, server
     /// metadata, custom-resource schema, admission and ownership.
-    fn new_object(
+    pub(crate) fn new_object(
         &self,
         req: &Req<'_>,
         mut object: Value,
@@ -1324,7 +734,11 @@ impl Api {
         Ok(object)
     }
 
-    async fn create(&self, req: &Req<'_>, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    pub(crate) async fn create(
+        &self,
+        req: &Req<'_>,
+        body: &[u8],
+    ) -> Result<Response<Body>, ApiError> {
         let (def, ns) = (req.def, req.ns);
         let dry = dry_run(req.query)?;
         let object = req.decode(body)?;
@@ -1386,9 +800,14 @@ impl Api {
 
     /// Effects of a committed write that must be visible before the response: a CRD's kinds
     /// are served as soon as the CRD is stored.
-    fn after_write(&self, def: &ResourceDef, object: &Value, written: Written) {
+    pub(crate) fn after_write(&self, def: &ResourceDef, object: &Value, written: Written) {
         if def.kind == "CustomResourceDefinition" && def.group == "apiextensions.k8s.io" {
-            crd::sync_registry(self, object, written == Written::Deleted);
+            crd::sync_registry(
+                &self.registry,
+                &self.served_crds,
+                object,
+                written == Written::Deleted,
+            );
         }
     }
 
@@ -1504,7 +923,7 @@ impl Api {
     }
 
     /// The shared part of update and patch: from the desired object to a decision.
-    fn decide_update(
+    pub(crate) fn decide_update(
         &self,
         req: &Req<'_>,
         current: &Value,
@@ -1538,7 +957,7 @@ impl Api {
         Ok(Decision::Update(new))
     }
 
-    async fn update(
+    pub(crate) async fn update(
         &self,
         req: &Req<'_>,
         name: &str,
@@ -1595,7 +1014,7 @@ impl Api {
         Ok(req.respond(200, &object))
     }
 
-    async fn patch(
+    pub(crate) async fn patch(
         &self,
         req: &Req<'_>,
         name: &str,
@@ -1695,7 +1114,7 @@ impl Api {
         Ok(req.respond(200, &object))
     }
 
-    async fn apply(
+    pub(crate) async fn apply(
         &self,
         req: &Req<'_>,
         name: &str,
@@ -1796,7 +1215,7 @@ impl Api {
         Ok(req.respond(status, &object))
     }
 
-    async fn delete(
+    pub(crate) async fn delete(
         &self,
         req: &Req<'_>,
         name: &str,
@@ -1884,7 +1303,7 @@ impl Api {
         .await
     }
 
-    async fn delete_collection(
+    pub(crate) async fn delete_collection(
         &self,
         req: &Req<'_>,
         body: &[u8],
@@ -1914,241 +1333,5 @@ impl Api {
             200,
             &json!({"kind": def.list_kind(), "apiVersion": def.api_version(), "metadata": {}, "items": deleted}),
         ))
-    }
-}
-
-/// The parts of `DeleteOptions` the server honours.
-#[derive(Clone, Debug, Default)]
-pub struct DeleteOptions {
-    pub propagation: Option<String>,
-    pub orphan_dependents: Option<bool>,
-    pub uid: Option<String>,
-    pub resource_version: Option<String>,
-    pub dry_run: bool,
-}
-
-pub(crate) fn delete_options(
-    body: Option<&Value>,
-    query: &Query,
-) -> Result<DeleteOptions, ApiError> {
-    let mut options = DeleteOptions::default();
-    if let Some(v) = body {
-        options.propagation = v.get("propagationPolicy").and_then(Value::as_str).map(str::to_owned);
-        options.orphan_dependents = v.get("orphanDependents").and_then(Value::as_bool);
-        options.uid = v.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_owned);
-        options.resource_version =
-            v.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_owned);
-        options.dry_run =
-            v.get("dryRun").and_then(Value::as_array).is_some_and(|d| d.iter().any(|x| x == "All"));
-    }
-    if let Some(p) = query.get("propagationPolicy") {
-        options.propagation = Some(p.to_owned());
-    }
-    if let Some(p) = &options.propagation
-        && !matches!(p.as_str(), "Background" | "Foreground" | "Orphan")
-    {
-        return Err(ApiError::invalid(
-            "DeleteOptions",
-            "meta.k8s.io",
-            "",
-            vec![Cause::not_supported(
-                "propagationPolicy",
-                &json!(p),
-                &["Background", "Foreground", "Orphan"],
-            )],
-        ));
-    }
-    Ok(options)
-}
-
-/// (verb, resource) for metrics and authorization.
-fn describe(method: &Method, route: &Option<Route>, query: &Query) -> (String, String) {
-    let Some(Route::Resource(t)) = route else {
-        return (method.as_str().to_lowercase(), String::new());
-    };
-    let verb = match (method, t.name.is_some()) {
-        (&Method::GET, false) if query.flag("watch") => "watch",
-        (&Method::GET, false) => "list",
-        (&Method::GET, true) => "get",
-        (&Method::POST, _) => "create",
-        (&Method::PUT, _) => "update",
-        (&Method::PATCH, _) => "patch",
-        (&Method::DELETE, true) => "delete",
-        (&Method::DELETE, false) => "deletecollection",
-        _ => "unknown",
-    };
-    let resource = match &t.subresource {
-        Some(sub) => format!("{}/{sub}", t.resource),
-        None => t.resource.clone(),
-    };
-    (verb.to_owned(), resource)
-}
-
-/// Whether a bearer token has the shape of a bootstrap token (`[a-z0-9]{6}.[a-z0-9]{16}`).
-pub fn bootstrap_token_parts(token: &str) -> Option<(&str, &str)> {
-    let (id, secret) = token.split_once('.')?;
-    let ok = |s: &str, n: usize| {
-        s.len() == n && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-    };
-    (ok(id, 6) && ok(secret, 16)).then_some((id, secret))
-}
-
-impl Api {
-    /// Authenticates a bootstrap token against its Secret `kube-system/bootstrap-token-<id>`
-    /// (Kubernetes' format): the secret must match, the token must not have expired, and it
-    /// must be usable for authentication. The user is `system:bootstrap:<id>` in
-    /// `system:bootstrappers` (plus the token's `auth-extra-groups`).
-    pub async fn bootstrap_user(&self, token: &str) -> Result<User, ApiError> {
-        let refused =
-            |why: &str| ApiError::new(401, "Unauthorized", format!("Unauthorized: {why}"));
-        let Some((id, secret)) = bootstrap_token_parts(token) else {
-            return Err(refused("not a bootstrap token"));
-        };
-        let def = self.registry.get("", "v1", "secrets").ok_or_else(|| refused("no secrets"))?;
-        let stored =
-            match self.read(&def, Some("kube-system"), &format!("bootstrap-token-{id}")).await {
-                Ok(secret) => secret,
-                Err(e) if e.code == 404 => {
-                    return Err(refused(&format!("bootstrap token {id} does not exist")));
-                }
-                Err(e) => return Err(e),
-            };
-        let field = |name: &str| -> Option<String> {
-            let encoded = stored.pointer(&format!("/data/{name}"))?.as_str()?;
-            let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
-            String::from_utf8(bytes).ok()
-        };
-        if stored.get("type").and_then(Value::as_str) != Some("bootstrap.kubernetes.io/token")
-            || field("token-secret").as_deref() != Some(secret)
-        {
-            return Err(refused(&format!("wrong secret for bootstrap token {id}")));
-        }
-        if field("usage-bootstrap-authentication").as_deref() != Some("true") {
-            return Err(refused(&format!("bootstrap token {id} is not for authentication")));
-        }
-        if let Some(expiration) = field("expiration") {
-            let at = apimachinery::time::parse_rfc3339(&expiration);
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0);
-            if at.is_none_or(|at| at <= now) {
-                return Err(refused(&format!("bootstrap token {id} expired at {expiration}")));
-            }
-        }
-        let mut groups = vec!["system:bootstrappers".to_owned()];
-        if let Some(extra) = field("auth-extra-groups") {
-            groups.extend(
-                extra.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_owned),
-            );
-        }
-        Ok(User { name: format!("system:bootstrap:{id}"), groups })
-    }
-}
-
-impl Api {
-    /// TokenRequest: a token for ServiceAccount `namespace/name`.
-    async fn token_request(
-        &self,
-        req: &Req<'_>,
-        name: &str,
-        body: &[u8],
-    ) -> Result<Response<Body>, ApiError> {
-        let namespace = req.ns.unwrap_or_default();
-        let signer = self
-            .sa_tokens
-            .as_ref()
-            .ok_or_else(|| ApiError::internal("service account tokens are not configured"))?;
-        let account = self.read(req.def, Some(namespace), name).await?;
-        let uid = account.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default();
-        let request = req.decode(body)?;
-        let (audiences, seconds) = crate::satoken::token_request(&request)?;
-        let seconds = seconds.clamp(600, 48 * 3600);
-        let (token, expires) =
-            signer.issue(namespace, name, uid, &audiences, seconds).map_err(ApiError::internal)?;
-        Ok(req.respond(
-            201,
-            &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                "metadata": {"name": name, "namespace": namespace, "creationTimestamp": now_rfc3339()},
-                "spec": {"audiences": audiences, "expirationSeconds": seconds},
-                "status": {"token": token,
-                    "expirationTimestamp": apimachinery::time::format_rfc3339(expires)}}),
-        ))
-    }
-
-    /// The user of a ServiceAccount token: valid signature, not expired, and the
-    /// ServiceAccount still exists with the UID the token was issued for.
-    pub async fn service_account_user(&self, token: &str) -> Result<User, ApiError> {
-        let refused =
-            |why: &str| ApiError::new(401, "Unauthorized", format!("Unauthorized: {why}"));
-        let signer = self.sa_tokens.as_ref().ok_or_else(|| refused("no service account tokens"))?;
-        let claims = signer.verify(token).map_err(|e| refused(&e))?;
-        let def = self
-            .registry
-            .get("", "v1", "serviceaccounts")
-            .ok_or_else(|| refused("no serviceaccounts"))?;
-        let account = self
-            .read(&def, Some(&claims.namespace), &claims.name)
-            .await
-            .map_err(|_| refused("the service account no longer exists"))?;
-        if account.pointer("/metadata/uid").and_then(Value::as_str) != Some(claims.uid.as_str()) {
-            return Err(refused("the service account was recreated since the token was issued"));
-        }
-        Ok(User {
-            name: format!("system:serviceaccount:{}:{}", claims.namespace, claims.name),
-            groups: vec![
-                "system:serviceaccounts".into(),
-                format!("system:serviceaccounts:{}", claims.namespace),
-            ],
-        })
-    }
-}
-
-/// Slots per user (open watches, requests in flight, bodies being read), bounded (0:
-/// unbounded).
-#[derive(Default)]
-pub struct WatchSlots {
-    pub limit: usize,
-    open: Arc<parking_lot::Mutex<std::collections::HashMap<String, usize>>>,
-}
-
-/// One open watch; released when dropped.
-pub struct WatchSlot {
-    user: String,
-    open: Arc<parking_lot::Mutex<std::collections::HashMap<String, usize>>>,
-}
-
-impl WatchSlots {
-    pub fn new(limit: usize) -> WatchSlots {
-        WatchSlots { limit, open: Default::default() }
-    }
-
-    /// A slot for `user`, or 429 naming what ran out.
-    pub fn take_or_429(&self, user: &str, what: &str) -> Result<WatchSlot, ApiError> {
-        self.take(user).ok_or_else(|| {
-            too_many(&format!("too many {what} for user {user:?} (at most {} at once)", self.limit))
-        })
-    }
-
-    fn take(&self, user: &str) -> Option<WatchSlot> {
-        let mut open = self.open.lock();
-        let count = open.entry(user.to_owned()).or_insert(0);
-        if self.limit > 0 && *count >= self.limit {
-            return None;
-        }
-        *count += 1;
-        Some(WatchSlot { user: user.to_owned(), open: Arc::clone(&self.open) })
-    }
-}
-
-impl Drop for WatchSlot {
-    fn drop(&mut self) {
-        let mut open = self.open.lock();
-        if let Some(count) = open.get_mut(&self.user) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                open.remove(&self.user);
-            }
-        }
     }
 }

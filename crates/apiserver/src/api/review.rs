@@ -7,7 +7,9 @@ use bytes::Bytes;
 use http::{Method, Response};
 use serde_json::{Value, json};
 
-use crate::api::{Api, Body, User, respond};
+use super::Api;
+use crate::auth::{User, bootstrap_token_parts};
+use crate::reply::{Body, respond};
 use crate::request::Target;
 use apimachinery::ApiError;
 
@@ -136,7 +138,7 @@ impl Api {
                 let token = spec.get("token").and_then(Value::as_str).unwrap_or_default();
                 let checked = if crate::satoken::looks_like_jwt(token) {
                     self.service_account_user(token).await
-                } else if crate::api::bootstrap_token_parts(token).is_some() {
+                } else if bootstrap_token_parts(token).is_some() {
                     self.bootstrap_user(token).await
                 } else {
                     Err(ApiError::unauthorized())

@@ -1,0 +1,74 @@
+//! The member's nodes: created at start, with capacity and labels from the configuration, and
+//! their readiness following the fault file.
+
+use super::*;
+
+impl Sim {
+    pub(super) fn node_labels(&self, i: usize) -> Value {
+        let name = format!("node-{}", i + 1);
+        let mut labels = json!({"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"});
+        if !self.config.zones.is_empty() {
+            labels["topology.kubernetes.io/zone"] =
+                json!(self.config.zones[i % self.config.zones.len()]);
+        }
+        if !self.config.region.is_empty() {
+            labels["topology.kubernetes.io/region"] = json!(self.config.region);
+        }
+        labels
+    }
+
+    pub(super) fn node_status(&self, ready: bool) -> Value {
+        let capacity = json!({
+            "cpu": quantity::format_milli(self.config.node_cpu_milli),
+            "memory": format!("{}", self.config.node_memory),
+            "pods": format!("{}", self.config.node_pods),
+        });
+        let version = self.api_version();
+        json!({
+            "capacity": capacity, "allocatable": capacity,
+            "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" },
+                "reason": if ready { "KubeletReady" } else { "KubeletNotReady" },
+                "message": if ready { "kubelet is posting ready status" } else { "simulated node failure" },
+                "lastHeartbeatTime": now_rfc3339(), "lastTransitionTime": now_rfc3339()}],
+            "nodeInfo": {"kubeletVersion": version, "kubeProxyVersion": version, "operatingSystem": "linux", "architecture": "amd64",
+                "containerRuntimeVersion": "containerd://1.7.0", "osImage": "karmada-rs simulated node"},
+        })
+    }
+
+    pub(super) fn api_version(&self) -> String {
+        self.version.clone()
+    }
+
+    pub(super) async fn ensure_nodes(&mut self) {
+        for i in 0..self.config.nodes {
+            let name = format!("node-{}", i + 1);
+            if self.get(Kind::Node, "", &name).is_some() {
+                continue;
+            }
+            let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": self.node_labels(i)},
+                "spec": {"podCIDR": format!("10.244.{i}.0/24")}, "status": self.node_status(true)});
+            self.create(Kind::Node, "", node).await;
+        }
+    }
+
+    pub(super) async fn sync_node_faults(&self) {
+        let failing: Vec<String> = self.faults.read().not_ready_nodes.clone();
+        let nodes: Vec<(String, bool)> =
+            self.all(Kind::Node).map(|((_, n), v)| (n.clone(), node_ready(v))).collect();
+        for (name, ready) in nodes {
+            let should = !failing.contains(&name);
+            if ready != should {
+                let status = self.node_status(should);
+                self.update(Kind::Node, "", &name, move |o| {
+                    let capacity = o.pointer("/status/capacity").cloned();
+                    o["status"] = status.clone();
+                    if let Some(c) = capacity {
+                        o["status"]["capacity"] = c.clone();
+                        o["status"]["allocatable"] = c;
+                    }
+                })
+                .await;
+            }
+        }
+    }
+}
