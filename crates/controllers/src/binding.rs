@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use karmada_api::cluster::Cluster;
-use karmada_api::policy::{ClusterAffinity, ClusterOverridePolicy, OverridePolicy};
+use karmada_api::policy::{ClusterOverridePolicy, OverridePolicy};
 use karmada_api::work::{
     AggregatedStatusItem, ClusterResourceBinding, ResourceBinding, ResourceBindingSpec,
     ResourceBindingStatus, Work,
@@ -28,14 +28,17 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
-use propagation::Template;
-use propagation::overrides::{OverridePolicyRef, render};
+use propagation::overrides::OverridePolicyRef;
 use serde_json::{Value, json};
 
 use crate::lean::LeanObject;
 use crate::shared::{Change, Watched};
 use crate::{Binding, execution_namespace};
 use karmada_api::names;
+pub use propagation::works::{
+    BindingRef, WorkInputs, dispatch_suspended, mark_manifest, split_completions, strip,
+    work_targets, works_for,
+};
 
 pub const MANAGED_LABEL: &str = names::MANAGED_LABEL;
 pub const FINALIZER: &str = names::BINDING_FINALIZER;
@@ -43,156 +46,6 @@ pub const FINALIZER: &str = names::BINDING_FINALIZER;
 pub const OVERRIDES_CONDITION: &str = "OverridesApplied";
 /// The annotation on a Work's manifest that lets it overwrite an existing unmanaged object.
 pub const CONFLICT_ANNOTATION: &str = names::CONFLICT_RESOLUTION_ANNOTATION;
-
-/// A binding as its Works and their member objects refer to it (upstream's layout: its
-/// permanent id as a label, its name and namespace as annotations — a name can be longer than
-/// a label value may be).
-#[derive(Clone, Copy, Debug)]
-pub struct BindingRef<'a> {
-    /// None for a ClusterResourceBinding.
-    pub namespace: Option<&'a str>,
-    pub name: &'a str,
-    /// The binding's permanent id (the API server gives every binding one).
-    pub permanent_id: Option<&'a str>,
-}
-
-impl<'a> BindingRef<'a> {
-    pub fn of(meta: &'a kube::core::ObjectMeta) -> Self {
-        let namespace = meta.namespace.as_deref();
-        let id_label = match namespace {
-            Some(_) => names::RB_PERMANENT_ID_LABEL,
-            None => names::CRB_PERMANENT_ID_LABEL,
-        };
-        BindingRef {
-            namespace,
-            name: meta.name.as_deref().unwrap_or_default(),
-            permanent_id: meta.labels.as_ref().and_then(|l| l.get(id_label)).map(String::as_str),
-        }
-    }
-
-    /// The labels of its Works (and of their member objects).
-    pub fn labels(&self) -> BTreeMap<String, String> {
-        let key = match self.namespace {
-            Some(_) => names::RB_PERMANENT_ID_LABEL,
-            None => names::CRB_PERMANENT_ID_LABEL,
-        };
-        self.permanent_id.map(|id| (key.to_owned(), id.to_owned())).into_iter().collect()
-    }
-
-    /// The annotations of its Works (and of their member objects).
-    pub fn annotations(&self) -> BTreeMap<String, String> {
-        let mut annotations = BTreeMap::new();
-        match self.namespace {
-            Some(ns) => {
-                annotations.insert(names::RB_NAMESPACE_ANNOTATION.to_owned(), ns.to_owned());
-                annotations.insert(names::RB_NAME_ANNOTATION.to_owned(), self.name.to_owned());
-            }
-            None => {
-                annotations.insert(names::CRB_NAME_ANNOTATION.to_owned(), self.name.to_owned());
-            }
-        }
-        annotations
-    }
-}
-
-/// The Work metadata and manifest metadata a binding's Work in one cluster gets, as upstream
-/// writes them: on the manifest the binding's id label, `karmada.io/managed`, the binding's
-/// name annotations, the template's uid (and generation), the Work's name and namespace, and
-/// (once the Work has one) the Work's id; then the managed label/annotation key lists.
-pub fn mark_manifest(
-    manifest: &mut Value,
-    binding: &BindingRef<'_>,
-    template: &kube::core::ObjectMeta,
-    work_name: &str,
-    work_namespace: &str,
-    work_id: Option<&str>,
-) {
-    let labels = apimachinery::object::string_map_mut(manifest, "labels");
-    for (k, v) in binding.labels() {
-        labels.insert(k, json!(v));
-    }
-    labels.insert(names::MANAGED_LABEL.into(), json!("true"));
-    let annotations = apimachinery::object::string_map_mut(manifest, "annotations");
-    for (k, v) in binding.annotations() {
-        annotations.insert(k, json!(v));
-    }
-    if let Some(generation) = template.generation.filter(|g| *g > 0) {
-        annotations
-            .insert(names::TEMPLATE_GENERATION_ANNOTATION.into(), json!(generation.to_string()));
-    }
-    annotations.insert(
-        names::TEMPLATE_UID_ANNOTATION.into(),
-        json!(template.uid.as_deref().unwrap_or_default()),
-    );
-    annotations.insert(names::WORK_NAME_ANNOTATION.into(), json!(work_name));
-    annotations.insert(names::WORK_NAMESPACE_ANNOTATION.into(), json!(work_namespace));
-    karmada_api::admission::stamp_workload(manifest, work_id);
-}
-
-/// The clusters a binding's Works go to, with each one's replica share: the scheduled
-/// clusters, plus (with no replicas of their own) the clusters of every binding that requires
-/// this one. Empty while the binding is being deleted.
-pub fn work_targets(spec: &ResourceBindingSpec) -> BTreeMap<String, i32> {
-    let mut targets: BTreeMap<String, i32> =
-        spec.clusters.iter().map(|t| (t.name.clone(), t.replicas)).collect();
-    for snapshot in &spec.required_by {
-        for t in &snapshot.clusters {
-            targets.entry(t.name.clone()).or_insert(0);
-        }
-    }
-    targets
-}
-
-/// Whether dispatching to `cluster` is suspended by the binding.
-pub fn dispatch_suspended(spec: &ResourceBindingSpec, cluster: &str) -> bool {
-    spec.suspension.as_ref().is_some_and(|s| {
-        s.dispatching == Some(true)
-            || s.dispatching_on_clusters
-                .as_ref()
-                .is_some_and(|c| c.cluster_names.iter().any(|n| n == cluster))
-    })
-}
-
-/// A Divided Job's `completions`, split in proportion to the clusters' replica shares
-/// (Sainte-Laguë; a cluster with no share gets none).
-pub fn split_completions(
-    completions: i64,
-    shares: &BTreeMap<String, i32>,
-) -> BTreeMap<String, i64> {
-    let weights: Vec<i64> = shares.values().map(|r| i64::from(*r)).collect();
-    let parts = scheduler::assign::apportion(completions, &weights);
-    shares.keys().cloned().zip(parts).collect()
-}
-
-/// The template as it is sent to members: no server-owned metadata, no status.
-pub fn strip(template: &Value) -> Value {
-    let mut out = template.clone();
-    if let Some(m) = out.get_mut("metadata").and_then(Value::as_object_mut) {
-        for field in [
-            "uid",
-            "resourceVersion",
-            "creationTimestamp",
-            "generation",
-            "managedFields",
-            "ownerReferences",
-            "finalizers",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "selfLink",
-        ] {
-            m.remove(field);
-        }
-        if let Some(Value::Object(a)) = m.get_mut("annotations") {
-            a.remove("kubectl.kubernetes.io/last-applied-configuration");
-        }
-    }
-    if let Some(m) = out.as_object_mut() {
-        m.remove("status");
-    }
-    let kind = out.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
-    propagation::interpreter::prune(&kind, &mut out);
-    out
-}
 
 /// The key of a binding in the Work index: `rb:<namespace>/<name>` or `crb:<name>`.
 fn owner_key(namespace: Option<&str>, name: &str) -> String {
@@ -448,11 +301,6 @@ pub enum Error {
     Stale,
 }
 
-fn affinity_matches(cluster: &Cluster) -> impl Fn(Option<&ClusterAffinity>) -> bool + '_ {
-    let info = crate::scheduling::cluster_identity(cluster);
-    move |affinity| affinity.is_none_or(|a| scheduler::filter::matches_affinity(a, &info))
-}
-
 /// The API of a binding kind, for patches of either scope.
 async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, Error> {
     // Read before the caches: a change after this point bumps it again.
@@ -568,12 +416,6 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
         let mut object = template.to_value();
         object["apiVersion"] = json!(ar.api_version);
         object["kind"] = json!(ar.kind);
-        let t = Template::from_object(&object);
-        let mut stripped = strip(&object);
-        if spec.conflict_resolution == "Overwrite" {
-            apimachinery::object::string_map_mut(&mut stripped, "annotations")
-                .insert(CONFLICT_ANNOTATION.into(), json!("overwrite"));
-        }
         let ops = ctx.ops.state();
         let cops = ctx.cops.state();
         let op_refs: Vec<OverridePolicyRef<'_>> = ops
@@ -593,112 +435,77 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
                 spec: &p.spec,
             })
             .collect();
-        let divided = spec
-            .placement
-            .as_ref()
-            .and_then(|p| p.replica_scheduling.as_ref())
-            .is_some_and(|r| r.replica_scheduling_type == "Divided");
-        let completions = if divided && ar.kind == "Job" {
-            object.pointer("/spec/completions").and_then(Value::as_i64)
-        } else {
-            None
-        };
-        let completions = completions.map(|c| split_completions(c, &targets));
-        let mut override_failures: Vec<String> = Vec::new();
+        let clusters: BTreeMap<String, scheduler::ClusterInfo> = targets
+            .keys()
+            .filter_map(|c| ctx.clusters.get(&ObjectRef::new(c)))
+            .map(|c| {
+                let info = crate::scheduling::cluster_identity(&c);
+                (info.name.clone(), info)
+            })
+            .collect();
+        let work_ids: BTreeMap<String, String> = existing
+            .iter()
+            .filter_map(|w| {
+                let id = w.metadata.labels.as_ref()?.get(names::WORK_PERMANENT_ID_LABEL)?;
+                Some((w.metadata.namespace.clone()?, id.clone()))
+            })
+            .collect();
+        let plan = works_for(&WorkInputs {
+            binding: binding_ref,
+            spec,
+            template: &object,
+            template_meta: &template.metadata,
+            clusters: &clusters,
+            cluster_overrides: &cop_refs,
+            namespaced_overrides: &op_refs,
+            work_ids: &work_ids,
+        });
         let template_ref = crate::events::template_reference(&spec.resource);
-        for (cluster_name, replicas) in &targets {
-            let Some(cluster) = ctx.clusters.get(&ObjectRef::new(cluster_name)) else { continue };
-            let mut rendered = stripped.clone();
-            if divided && spec.clusters.iter().any(|t| &t.name == cluster_name) {
-                propagation::interpreter::revise_replica(&ar.kind, &mut rendered, *replicas);
-            }
-            if let Some(c) = completions.as_ref().and_then(|c| c.get(cluster_name)) {
-                rendered["spec"]["completions"] = json!(c);
-            }
-            let matches = affinity_matches(&cluster);
-            let rendered = match render(&ar.kind, &t, &rendered, &matches, &cop_refs, &op_refs) {
-                Ok(r) => {
-                    for (namespace, policy) in propagation::overrides::applied_policies(&r) {
-                        let policy = PolicyName {
-                            namespace: (!namespace.is_empty()).then_some(namespace.as_str()),
-                            name: &policy,
-                        };
-                        ctx.events.record(
-                            template_ref.clone(),
-                            Reason::ApplyOverridePolicySucceed,
-                            message::apply_override_policy(policy, cluster_name, true),
-                        );
-                    }
-                    r
-                }
-                Err(e) => {
-                    let policy = PolicyName {
-                        namespace: (!e.namespace.is_empty()).then_some(e.namespace.as_str()),
-                        name: &e.policy,
-                    };
-                    ctx.events.record(
-                        template_ref.clone(),
-                        Reason::ApplyOverridePolicyFailed,
-                        message::apply_override_policy(policy, cluster_name, false),
-                    );
-                    tracing::warn!(binding = %name, cluster = %cluster_name, policy = %e.policy, error = %e.message, "override failed; this cluster's copy is not updated");
-                    override_failures.push(format!(
-                        "cluster {cluster_name}: override policy {} cannot be applied: {}",
-                        e.policy, e.message
-                    ));
-                    continue;
-                }
+        for applied in &plan.applied {
+            let policy = PolicyName {
+                namespace: (!applied.namespace.is_empty()).then_some(applied.namespace.as_str()),
+                name: &applied.policy,
             };
-            // State preserved from a cluster the workload failed over from (statePreservation)
-            // is carried as labels to the clusters it moved to.
-            let mut rendered = rendered;
-            for task in &spec.graceful_eviction_tasks {
-                if !task.clusters_before_failover.iter().any(|c| c == cluster_name) {
-                    let labels = apimachinery::object::string_map_mut(&mut rendered, "labels");
-                    for (k, v) in &task.preserved_label_state {
-                        labels.insert(k.clone(), json!(v));
-                    }
-                }
-            }
-            let es = execution_namespace(cluster_name);
-            let current = existing.iter().find(|w| w.metadata.namespace.as_deref() == Some(&es));
-            let work_id = current
-                .and_then(|w| w.metadata.labels.as_ref()?.get(names::WORK_PERMANENT_ID_LABEL))
-                .map(String::as_str);
-            mark_manifest(
-                &mut rendered,
-                &binding_ref,
-                &template.metadata,
-                &work_name,
-                &es,
-                work_id,
+            ctx.events.record(
+                template_ref.clone(),
+                Reason::ApplyOverridePolicySucceed,
+                message::apply_override_policy(policy, &applied.cluster, true),
             );
-            let mut work_spec = json!({"workload": {"manifests": [rendered]}});
-            if dispatch_suspended(spec, cluster_name) {
-                work_spec["suspendDispatching"] = json!(true);
-            }
-            if spec.preserve_resources_on_deletion == Some(true) {
-                work_spec["preserveResourcesOnDeletion"] = json!(true);
-            }
+        }
+        let mut override_failures: Vec<String> = Vec::new();
+        for failure in &plan.failures {
+            let policy = PolicyName {
+                namespace: (!failure.namespace.is_empty()).then_some(failure.namespace.as_str()),
+                name: &failure.policy,
+            };
+            ctx.events.record(
+                template_ref.clone(),
+                Reason::ApplyOverridePolicyFailed,
+                message::apply_override_policy(policy, &failure.cluster, false),
+            );
+            tracing::warn!(binding = %name, cluster = %failure.cluster, policy = %failure.policy, error = %failure.message, "override failed; this cluster's copy is not updated");
+            override_failures.push(format!(
+                "cluster {}: override policy {} cannot be applied: {}",
+                failure.cluster, failure.policy, failure.message
+            ));
+        }
+        for planned in &plan.works {
+            let es = execution_namespace(&planned.cluster);
+            let current = existing.iter().find(|w| w.metadata.namespace.as_deref() == Some(&es));
+            // Compared as JSON values: the stored manifest's keys may come in another order.
             if current.is_some_and(|w| {
                 w.metadata.deletion_timestamp.is_none()
-                    && serde_json::to_value(&w.spec).ok().as_ref() == Some(&work_spec)
+                    && serde_json::to_value(&w.spec).ok()
+                        == serde_json::to_value(&planned.work.spec).ok()
             }) {
                 continue;
             }
-            let work = json!({
-                "apiVersion": "work.karmada.io/v1alpha1", "kind": "Work",
-                "metadata": {"name": work_name, "namespace": es,
-                    "labels": binding_ref.labels(), "annotations": binding_ref.annotations(),
-                    "finalizers": [names::EXECUTION_FINALIZER]},
-                "spec": work_spec,
-            });
             let api: Api<Work> = Api::namespaced(ctx.client.clone(), &es);
             let written = match api
                 .patch(
                     &work_name,
                     &PatchParams::apply("karmada-binding-controller").force(),
-                    &Patch::Apply(&work),
+                    &Patch::Apply(&planned.work),
                 )
                 .await
             {

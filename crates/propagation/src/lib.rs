@@ -1,11 +1,14 @@
 //! Propagation decisions as pure functions, for the resource detector: which policy claims a
 //! resource template (matching and upstream's priority order), whether a claimed template may
-//! be preempted, the claim labels, and the binding's name.
+//! be preempted, the claim labels, and the binding's name; for the binding controller, the
+//! Works a binding wants ([`works`]), with the overrides ([`overrides`]) and the built-in
+//! interpretation of kinds ([`interpreter`]).
 //!
 //! No IO: the detector feeds templates and policies and writes what these functions decide.
 
 pub mod interpreter;
 pub mod overrides;
+pub mod works;
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
