@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use karmada_api::cluster::Cluster;
-use karmada_api::policy::{ClusterOverridePolicy, OverridePolicy};
+use karmada_api::policy::{ClusterOverridePolicy, OverridePolicy, PurgeMode};
 use karmada_api::work::{
     AggregatedStatusItem, ClusterResourceBinding, ResourceBinding, ResourceBindingSpec,
     ResourceBindingStatus, Work,
@@ -346,7 +346,7 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
     } else {
         spec.graceful_eviction_tasks
             .iter()
-            .filter(|t| !purges_directly(&t.purge_mode))
+            .filter(|t| !t.purge_mode.is_direct())
             .map(|t| t.from_cluster.clone())
             .collect()
     };
@@ -548,11 +548,6 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 
-/// Whether a purge mode removes the evicted cluster's Work at once.
-fn purges_directly(mode: &str) -> bool {
-    matches!(mode, "Directly" | "Immediately")
-}
-
 /// Which graceful eviction tasks are done (as upstream's graceful eviction controller judges
 /// them, whatever the purge mode — Directly only removes the old cluster's Work sooner): a task
 /// with `suppressDeletion` waits for it to be set false (Never sets it true); any other once the
@@ -570,7 +565,7 @@ pub fn finished_evictions(
             if let Some(suppress) = t.suppress_deletion {
                 return !suppress;
             }
-            if t.purge_mode == "Never" {
+            if t.purge_mode == PurgeMode::Never {
                 return false;
             }
             let created = t
@@ -614,7 +609,7 @@ async fn complete_evictions<B: Binding>(
         let waiting = spec
             .graceful_eviction_tasks
             .iter()
-            .any(|t| t.suppress_deletion.is_none() && t.purge_mode != "Never");
+            .any(|t| t.suppress_deletion.is_none() && t.purge_mode != PurgeMode::Never);
         return Ok(waiting.then(|| Action::requeue(Duration::from_secs(5))));
     }
     let remaining: Vec<&karmada_api::work::GracefulEvictionTask> = spec
@@ -741,7 +736,7 @@ pub fn fully_applied(spec: &ResourceBindingSpec, items: &[AggregatedStatusItem])
     clusters.extend(
         spec.graceful_eviction_tasks
             .iter()
-            .filter(|t| !purges_directly(&t.purge_mode))
+            .filter(|t| !t.purge_mode.is_direct())
             .map(|t| t.from_cluster.clone()),
     );
     !clusters.is_empty()
@@ -1338,7 +1333,7 @@ mod tests {
         let task = |mode: &str, created: &str, grace: Option<i32>| {
             karmada_api::work::GracefulEvictionTask {
                 from_cluster: "m1".into(),
-                purge_mode: mode.into(),
+                purge_mode: PurgeMode::from(mode),
                 creation_timestamp: Some(created.into()),
                 grace_period_seconds: grace,
                 ..Default::default()

@@ -6,6 +6,7 @@
 //! controller sends a binding to its scheduled clusters plus those of `requiredBy`.
 
 use karmada_api::events::{Reason, message};
+use karmada_api::policy::ConflictResolution;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -53,20 +54,20 @@ pub fn required_by_with(
 /// preserves; and whether they disagree (reported as a `DependencyPolicyConflict` Event).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DependencySettings {
-    pub conflict_resolution: &'static str,
+    pub conflict_resolution: ConflictResolution,
     pub preserve: bool,
     pub conflict_resolution_conflict: bool,
     pub preserve_conflict: bool,
 }
 
-/// `requiring`: each requiring binding's `conflictResolution` ("" is Abort) and
+/// `requiring`: each requiring binding's `conflictResolution` (unset is Abort) and
 /// `preserveResourcesOnDeletion`.
 pub fn dependency_settings<'a>(
-    requiring: impl IntoIterator<Item = (&'a str, Option<bool>)>,
+    requiring: impl IntoIterator<Item = (&'a ConflictResolution, Option<bool>)>,
 ) -> DependencySettings {
     let (mut overwrite, mut abort, mut preserve, mut keep) = (false, false, false, false);
     for (resolution, preserved) in requiring {
-        if resolution == "Overwrite" {
+        if *resolution == ConflictResolution::Overwrite {
             overwrite = true
         } else {
             abort = true
@@ -74,7 +75,11 @@ pub fn dependency_settings<'a>(
         if preserved == Some(true) { preserve = true } else { keep = true }
     }
     DependencySettings {
-        conflict_resolution: if overwrite { "Overwrite" } else { "Abort" },
+        conflict_resolution: if overwrite {
+            ConflictResolution::Overwrite
+        } else {
+            ConflictResolution::Abort
+        },
         preserve,
         conflict_resolution_conflict: overwrite && abort,
         preserve_conflict: preserve && keep,
@@ -86,7 +91,7 @@ type BindingKey = (String, String);
 
 /// What a pass over a workload's dependencies depended on: the template version, the clusters,
 /// the dependencies found, and the settings its dependencies inherit.
-type Pass = (String, Vec<TargetCluster>, Vec<Dependency>, String, Option<bool>);
+type Pass = (String, Vec<TargetCluster>, Vec<Dependency>, ConflictResolution, Option<bool>);
 
 struct Context {
     client: kube::Client,
@@ -119,7 +124,7 @@ impl Context {
         required_by: &[BindingSnapshot],
         parent: Option<&ResourceBinding>,
     ) -> DependencySettings {
-        let requiring: Vec<(String, Option<bool>)> = required_by
+        let requiring: Vec<(ConflictResolution, Option<bool>)> = required_by
             .iter()
             .filter_map(|s| {
                 let is_parent = parent.is_some_and(|p| {
@@ -136,7 +141,7 @@ impl Context {
                 })
             })
             .collect();
-        dependency_settings(requiring.iter().map(|(c, p)| (c.as_str(), *p)))
+        dependency_settings(requiring.iter().map(|(c, p)| (c, *p)))
     }
 
     /// The bindings that may list `parent` in `requiredBy`.
@@ -252,12 +257,11 @@ fn needs_write(
         return false;
     }
     let settings = ctx.settings_for(next, Some(parent));
-    let current = if binding.spec.conflict_resolution.is_empty() {
-        "Abort"
-    } else {
-        binding.spec.conflict_resolution.as_str()
+    let current = match &binding.spec.conflict_resolution {
+        ConflictResolution::Unset => &ConflictResolution::Abort,
+        set => set,
     };
-    current != settings.conflict_resolution
+    *current != settings.conflict_resolution
         || binding.spec.preserve_resources_on_deletion.unwrap_or(false) != settings.preserve
 }
 
@@ -436,7 +440,7 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
                 "uid": object.metadata.uid, "resourceVersion": object.metadata.resource_version},
             "requiredBy": required_by_with(&[], &ns, &name, Some(&rb.spec.clusters)),
         });
-        if !rb.spec.conflict_resolution.is_empty() {
+        if !rb.spec.conflict_resolution.is_unset() {
             spec["conflictResolution"] = json!(rb.spec.conflict_resolution);
         }
         if let Some(preserve) = rb.spec.preserve_resources_on_deletion {
@@ -544,6 +548,9 @@ pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<
 mod tests {
     use super::*;
 
+    const ABORT: ConflictResolution = ConflictResolution::Abort;
+    const OVERWRITE: ConflictResolution = ConflictResolution::Overwrite;
+
     fn snap(ns: &str, name: &str, clusters: &[&str]) -> BindingSnapshot {
         BindingSnapshot {
             namespace: ns.into(),
@@ -557,17 +564,17 @@ mod tests {
 
     #[test]
     fn shared_dependencies_resolve_settings_like_upstream() {
-        let s = dependency_settings([("", None)]);
-        assert_eq!((s.conflict_resolution, s.preserve), ("Abort", false));
+        let s = dependency_settings([(&ConflictResolution::Unset, None)]);
+        assert_eq!((s.conflict_resolution, s.preserve), (ABORT, false));
         assert!(!s.conflict_resolution_conflict && !s.preserve_conflict);
-        let s = dependency_settings([("Overwrite", Some(true)), ("Abort", Some(false))]);
-        assert_eq!((s.conflict_resolution, s.preserve), ("Overwrite", true));
+        let s = dependency_settings([(&OVERWRITE, Some(true)), (&ABORT, Some(false))]);
+        assert_eq!((s.conflict_resolution, s.preserve), (OVERWRITE, true));
         assert!(s.conflict_resolution_conflict && s.preserve_conflict);
-        let s = dependency_settings([("Overwrite", Some(true)), ("Overwrite", Some(true))]);
-        assert_eq!((s.conflict_resolution, s.preserve), ("Overwrite", true));
+        let s = dependency_settings([(&OVERWRITE, Some(true)), (&OVERWRITE, Some(true))]);
+        assert_eq!((s.conflict_resolution, s.preserve), (OVERWRITE, true));
         assert!(!s.conflict_resolution_conflict && !s.preserve_conflict);
-        let s = dependency_settings([("Abort", None), ("", Some(false))]);
-        assert_eq!((s.conflict_resolution, s.preserve), ("Abort", false));
+        let s = dependency_settings([(&ABORT, None), (&ConflictResolution::Unset, Some(false))]);
+        assert_eq!((s.conflict_resolution, s.preserve), (ABORT, false));
         assert!(!s.conflict_resolution_conflict && !s.preserve_conflict);
     }
 

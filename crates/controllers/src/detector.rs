@@ -326,7 +326,7 @@ impl State {
                 "uid": template.metadata.uid, "resourceVersion": recorded_rv},
             "placement": policy.spec.placement,
             "schedulerName": if policy.spec.scheduler_name.is_empty() { "default-scheduler" } else { policy.spec.scheduler_name.as_str() },
-            "conflictResolution": if policy.spec.conflict_resolution.is_empty() { "Abort" } else { policy.spec.conflict_resolution.as_str() },
+            "conflictResolution": if policy.spec.conflict_resolution.is_unset() { "Abort" } else { policy.spec.conflict_resolution.as_str() },
         });
         if namespaced {
             spec["resource"]["namespace"] = json!(ns);

@@ -11,6 +11,7 @@
 //! stayed unhealthy longer than `decisionConditions.tolerationSeconds`.
 
 use karmada_api::events::{Reason, message};
+use karmada_api::policy::PurgeMode;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -305,7 +306,7 @@ pub struct Eviction {
     pub preserved: std::collections::BTreeMap<String, String>,
     pub reason: &'static str,
     pub message: String,
-    pub purge_mode: String,
+    pub purge_mode: PurgeMode,
     pub grace_period_seconds: Option<i32>,
 }
 
@@ -344,8 +345,8 @@ pub fn plan_evictions(
     let cluster_failover = spec.failover.as_ref().and_then(|f| f.cluster.as_ref());
     let cluster_purge = cluster_failover
         .map(|c| c.purge_mode.clone())
-        .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| "Gracefully".to_owned());
+        .filter(|m| !m.is_unset())
+        .unwrap_or(PurgeMode::Gracefully);
     let application = spec
         .failover
         .as_ref()
@@ -407,8 +408,8 @@ pub fn plan_evictions(
                 target.name,
                 now - since
             ),
-            purge_mode: if app.purge_mode.is_empty() {
-                "Gracefully".to_owned()
+            purge_mode: if app.purge_mode.is_unset() {
+                PurgeMode::Gracefully
             } else {
                 app.purge_mode.clone()
             },
@@ -449,7 +450,7 @@ pub fn eviction_patch(
             task["gracePeriodSeconds"] = json!(g);
         }
         // Never: kept until someone sets suppressDeletion false (as upstream).
-        if e.purge_mode == "Never" {
+        if e.purge_mode == PurgeMode::Never {
             task["suppressDeletion"] = json!(true);
         }
         if !e.preserved.is_empty() {
@@ -755,7 +756,7 @@ mod tests {
         let evicted: Vec<(&str, &str)> =
             early.evict.iter().map(|e| (e.target.name.as_str(), e.reason)).collect();
         assert_eq!(evicted, vec![("m1", "TaintUntolerated")], "untolerated: at once");
-        assert_eq!(early.evict[0].purge_mode, "Gracefully", "cluster failover's default");
+        assert_eq!(early.evict[0].purge_mode, PurgeMode::Gracefully, "cluster failover's default");
         assert_eq!(early.next, Some(t0 + 30), "m2's application toleration ends first");
         let later = plan(t0 + 61, all);
         let evicted: Vec<(&str, &str)> =
@@ -768,7 +769,7 @@ mod tests {
                 ("m3", "TaintUntolerated")
             ]
         );
-        assert_eq!(later.evict[1].purge_mode, "Directly");
+        assert_eq!(later.evict[1].purge_mode, PurgeMode::Directly);
         assert_eq!(later.evict[1].preserved.get("rev").map(String::as_str), Some("r7"));
         assert_eq!(later.next, None);
         let only_taints = plan(t0 + 61, Parts { taints: true, application: false });

@@ -5,6 +5,7 @@
 //! suspended, are left alone; nothing is written when nothing changed.
 
 use karmada_api::events::{Reason, message};
+use karmada_api::policy::ReplicaSchedulingType;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -134,7 +135,7 @@ pub fn needs_scheduling(
     let divided = placement
         .replica_scheduling
         .as_ref()
-        .is_some_and(|r| r.replica_scheduling_type == "Divided");
+        .is_some_and(|r| r.replica_scheduling_type == ReplicaSchedulingType::Divided);
     let assigned: i32 = spec.clusters.iter().map(|t| t.replicas).sum();
     let replicas_changed = if divided {
         assigned != spec.replicas
@@ -331,7 +332,7 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
         .placement
         .replica_scheduling
         .as_ref()
-        .is_none_or(|r| r.replica_scheduling_type != "Divided");
+        .is_none_or(|r| r.replica_scheduling_type != ReplicaSchedulingType::Divided);
     if !due && (!duplicated || spec.clusters.is_empty()) {
         return observe_generation(binding.as_ref(), &ctx).await;
     }

@@ -6,7 +6,10 @@ use apimachinery::{ApiError, Cause};
 use serde_json::{Value, json};
 
 use crate::names;
-use crate::policy::{ClusterAffinity, OverrideSpec, Overriders, PropagationSpec};
+use crate::policy::{
+    ClusterAffinity, ConflictResolution, DynamicWeight, OverrideSpec, Overriders, PropagationSpec,
+    PurgeMode, ReplicaDivisionPreference, ReplicaSchedulingType,
+};
 
 /// Where an object is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -405,11 +408,11 @@ pub fn validate_propagation(spec: &PropagationSpec, namespace: Option<&str>) -> 
             &["Always", "Never"],
         ));
     }
-    if !matches!(spec.conflict_resolution.as_str(), "" | "Abort" | "Overwrite") {
+    if matches!(spec.conflict_resolution, ConflictResolution::Other(_)) {
         causes.push(Cause::not_supported(
             "spec.conflictResolution",
             &json!(spec.conflict_resolution),
-            &["Abort", "Overwrite"],
+            ConflictResolution::VALUES,
         ));
     }
     if !matches!(spec.activation_preference.as_str(), "" | "Lazy") {
@@ -517,26 +520,26 @@ pub fn validate_propagation(spec: &PropagationSpec, namespace: Option<&str>) -> 
         causes.push(Cause::invalid("spec.placement.spreadConstraints", &json!(null), "the cluster spread constraint must be enabled in one of the constraints in case of SpreadByField is enabled"));
     }
     if let Some(rs) = &placement.replica_scheduling {
-        if !matches!(rs.replica_scheduling_type.as_str(), "" | "Duplicated" | "Divided") {
+        if matches!(rs.replica_scheduling_type, ReplicaSchedulingType::Other(_)) {
             causes.push(Cause::not_supported(
                 "spec.placement.replicaScheduling.replicaSchedulingType",
                 &json!(rs.replica_scheduling_type),
-                &["Duplicated", "Divided"],
+                ReplicaSchedulingType::VALUES,
             ));
         }
-        if !matches!(rs.replica_division_preference.as_str(), "" | "Aggregated" | "Weighted") {
+        if matches!(rs.replica_division_preference, ReplicaDivisionPreference::Other(_)) {
             causes.push(Cause::not_supported(
                 "spec.placement.replicaScheduling.replicaDivisionPreference",
                 &json!(rs.replica_division_preference),
-                &["Aggregated", "Weighted"],
+                ReplicaDivisionPreference::VALUES,
             ));
         }
         if let Some(wp) = &rs.weight_preference {
-            if !matches!(wp.dynamic_weight.as_str(), "" | "AvailableReplicas") {
+            if matches!(wp.dynamic_weight, DynamicWeight::Other(_)) {
                 causes.push(Cause::not_supported(
                     "spec.placement.replicaScheduling.weightPreference.dynamicWeight",
                     &json!(wp.dynamic_weight),
-                    &["AvailableReplicas"],
+                    DynamicWeight::VALUES,
                 ));
             }
             for (i, w) in wp.static_weight_list.iter().enumerate() {
@@ -563,17 +566,14 @@ pub fn validate_propagation(spec: &PropagationSpec, namespace: Option<&str>) -> 
                 "must be greater than or equal to 0",
             ));
         }
-        if !matches!(
-            app.purge_mode.as_str(),
-            "" | "Directly" | "Gracefully" | "Never" | "Immediately" | "Graciously"
-        ) {
+        if matches!(app.purge_mode, PurgeMode::Other(_)) {
             causes.push(Cause::not_supported(
                 "spec.failover.application.purgeMode",
                 &json!(app.purge_mode),
                 &["Directly", "Gracefully", "Never"],
             ));
         }
-        let graceful = matches!(app.purge_mode.as_str(), "Gracefully" | "Graciously");
+        let graceful = matches!(app.purge_mode, PurgeMode::Gracefully | PurgeMode::Graciously);
         if let Some(g) = app.grace_period_seconds {
             if !graceful {
                 causes.push(Cause::invalid(

@@ -55,6 +55,84 @@ macro_rules! object {
 }
 pub(crate) use object;
 
+/// An enum-like string field of upstream's API as a Rust enum: the values upstream defines as
+/// variants, `Unset` for an absent (empty) field, and `Other` for a value this version does not
+/// know, kept as written so that it round-trips (validation, not parsing, refuses it where
+/// upstream does). On the wire and in the schema it is the same string as before.
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+        pub enum $name {
+            /// Not set (an empty or absent field).
+            #[default]
+            Unset,
+            $($(#[$vmeta])* $variant,)*
+            /// A value this version does not know.
+            Other(String),
+        }
+
+        impl $name {
+            /// Every value upstream defines, as written.
+            pub const VALUES: &'static [&'static str] = &[$($text,)*];
+
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $name::Unset => "",
+                    $($name::$variant => $text,)*
+                    $name::Other(s) => s,
+                }
+            }
+
+            pub fn is_unset(&self) -> bool {
+                matches!(self, $name::Unset)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                match s {
+                    "" => $name::Unset,
+                    $($text => $name::$variant,)*
+                    other => $name::Other(other.to_owned()),
+                }
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl ::serde::Serialize for $name {
+            fn serialize<S: ::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <::std::borrow::Cow<'de, str> as ::serde::Deserialize>::deserialize(d)?;
+                Ok($name::from(s.as_ref()))
+            }
+        }
+
+        impl ::schemars::JsonSchema for $name {
+            fn schema_name() -> ::std::borrow::Cow<'static, str> {
+                <String as ::schemars::JsonSchema>::schema_name()
+            }
+            fn inline_schema() -> bool {
+                true
+            }
+            fn json_schema(g: &mut ::schemars::SchemaGenerator) -> ::schemars::Schema {
+                <String as ::schemars::JsonSchema>::json_schema(g)
+            }
+        }
+    };
+}
+pub(crate) use string_enum;
+
 pub mod admission;
 pub mod apps;
 pub mod autoscaling;

@@ -106,19 +106,19 @@ pub struct ClusterPreferences {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub static_weight_list: Vec<StaticClusterWeight>,
     /// `AvailableReplicas`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub dynamic_weight: String,
+    #[serde(default, skip_serializing_if = "DynamicWeight::is_unset")]
+    pub dynamic_weight: DynamicWeight,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplicaSchedulingStrategy {
     /// `Duplicated` or `Divided`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub replica_scheduling_type: String,
+    #[serde(default, skip_serializing_if = "ReplicaSchedulingType::is_unset")]
+    pub replica_scheduling_type: ReplicaSchedulingType,
     /// `Aggregated` or `Weighted` (for `Divided`).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub replica_division_preference: String,
+    #[serde(default, skip_serializing_if = "ReplicaDivisionPreference::is_unset")]
+    pub replica_division_preference: ReplicaDivisionPreference,
     /// How `Divided`/`Weighted` replicas are weighted: `staticWeightList` or `dynamicWeight`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight_preference: Option<ClusterPreferences>,
@@ -176,8 +176,8 @@ pub struct ApplicationFailoverBehavior {
     #[serde(default)]
     pub decision_conditions: DecisionConditions,
     /// `Directly`, `Gracefully` or `Never` (older: `Immediately`, `Graciously`).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub purge_mode: String,
+    #[serde(default, skip_serializing_if = "PurgeMode::is_unset")]
+    pub purge_mode: PurgeMode,
     /// With `Gracefully`: how long the old copy may stay while the new one becomes healthy (600 when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grace_period_seconds: Option<i32>,
@@ -189,8 +189,8 @@ pub struct ApplicationFailoverBehavior {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterFailoverBehavior {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub purge_mode: String,
+    #[serde(default, skip_serializing_if = "PurgeMode::is_unset")]
+    pub purge_mode: PurgeMode,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_preservation: Option<StatePreservation>,
 }
@@ -268,8 +268,8 @@ pub struct PropagationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failover: Option<FailoverBehavior>,
     /// `Abort` or `Overwrite`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub conflict_resolution: String,
+    #[serde(default, skip_serializing_if = "ConflictResolution::is_unset")]
+    pub conflict_resolution: ConflictResolution,
     /// `Lazy`, or empty.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub activation_preference: String,
@@ -558,5 +558,61 @@ crate::object! {
     /// Taints clusters by their status conditions.
     ClusterTaintPolicy {
         pub spec: ClusterTaintPolicySpec,
+    }
+}
+
+crate::string_enum! {
+    /// How replicas are scheduled: every cluster gets them all, or they are divided.
+    ReplicaSchedulingType {
+        Duplicated = "Duplicated",
+        Divided = "Divided",
+    }
+}
+
+crate::string_enum! {
+    /// How divided replicas are split: packed into few clusters, or by weight.
+    ReplicaDivisionPreference {
+        Aggregated = "Aggregated",
+        Weighted = "Weighted",
+    }
+}
+
+crate::string_enum! {
+    /// Weights computed from the clusters (instead of a static list).
+    DynamicWeight {
+        AvailableReplicas = "AvailableReplicas",
+    }
+}
+
+crate::string_enum! {
+    /// When a workload's copy leaves a cluster it is evicted from.
+    PurgeMode {
+        /// At once.
+        Directly = "Directly",
+        /// Once the workload is healthy elsewhere (or the grace period ends).
+        Gracefully = "Gracefully",
+        /// Never: the copy stays until the eviction task is removed.
+        Never = "Never",
+        /// The older name of `Directly`.
+        Immediately = "Immediately",
+        /// The older name of `Gracefully`.
+        Graciously = "Graciously",
+    }
+}
+
+impl PurgeMode {
+    /// Whether the evicted cluster's copy goes at once.
+    pub fn is_direct(&self) -> bool {
+        matches!(self, PurgeMode::Directly | PurgeMode::Immediately)
+    }
+}
+
+crate::string_enum! {
+    /// What happens when a member already has an object Karmada did not create.
+    ConflictResolution {
+        /// Leave it and report the conflict (the default).
+        Abort = "Abort",
+        /// Take it over.
+        Overwrite = "Overwrite",
     }
 }

@@ -9,7 +9,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::policy::{FailoverBehavior, Placement, SchedulePriority, Suspension};
+use crate::policy::{
+    ConflictResolution, FailoverBehavior, Placement, PurgeMode, SchedulePriority, Suspension,
+};
 
 fn is_false(b: &bool) -> bool {
     !*b
@@ -72,8 +74,8 @@ pub struct TargetCluster {
 #[serde(rename_all = "camelCase")]
 pub struct GracefulEvictionTask {
     pub from_cluster: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub purge_mode: String,
+    #[serde(default, skip_serializing_if = "PurgeMode::is_unset")]
+    pub purge_mode: PurgeMode,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i32>,
     pub reason: String,
@@ -132,8 +134,8 @@ pub struct ResourceBindingSpec {
     pub scheduler_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failover: Option<FailoverBehavior>,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub conflict_resolution: String,
+    #[serde(default, skip_serializing_if = "ConflictResolution::is_unset")]
+    pub conflict_resolution: ConflictResolution,
     /// Set to request a fresh schedule (newer than `status.lastScheduledTime`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reschedule_triggered_at: Option<String>,

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use karmada_api::names;
-use karmada_api::policy::ClusterAffinity;
+use karmada_api::policy::{ClusterAffinity, ConflictResolution, ReplicaSchedulingType};
 use karmada_api::work::{Manifest, ResourceBindingSpec, Work, WorkSpec, WorkloadTemplate};
 use serde_json::{Value, json};
 
@@ -227,7 +227,7 @@ pub fn works_for(input: &WorkInputs<'_>) -> WorkPlan {
     let targets = work_targets(spec);
     let template = Template::from_object(input.template);
     let mut stripped = strip(input.template);
-    if spec.conflict_resolution == "Overwrite" {
+    if spec.conflict_resolution == ConflictResolution::Overwrite {
         apimachinery::object::string_map_mut(&mut stripped, "annotations")
             .insert(names::CONFLICT_RESOLUTION_ANNOTATION.into(), json!("overwrite"));
     }
@@ -235,7 +235,7 @@ pub fn works_for(input: &WorkInputs<'_>) -> WorkPlan {
         .placement
         .as_ref()
         .and_then(|p| p.replica_scheduling.as_ref())
-        .is_some_and(|r| r.replica_scheduling_type == "Divided");
+        .is_some_and(|r| r.replica_scheduling_type == ReplicaSchedulingType::Divided);
     let completions = if divided && kind == "Job" {
         input.template.pointer("/spec/completions").and_then(Value::as_i64)
     } else {

@@ -1,6 +1,7 @@
 //! Replica assignment: Duplicated, Divided by static weights (Webster/Sainte-Laguë), Divided
 //! by dynamic weight (available replicas), and Divided+Aggregated.
 
+use karmada_api::policy::{DynamicWeight, ReplicaDivisionPreference, ReplicaSchedulingType};
 use karmada_api::work::TargetCluster;
 
 use crate::estimate::available_replicas;
@@ -66,7 +67,7 @@ pub fn run(
 ) -> Result<Vec<TargetCluster>, Unschedulable> {
     let strategy = binding.placement.replica_scheduling.clone().unwrap_or_default();
     let replicas = i64::from(binding.replicas);
-    let divided = strategy.replica_scheduling_type == "Divided";
+    let divided = strategy.replica_scheduling_type == ReplicaSchedulingType::Divided;
     if !divided || replicas == 0 {
         // Duplicated (the default): every cluster runs all replicas.
         return Ok(selected
@@ -84,7 +85,7 @@ pub fn run(
         }
         binding.previous.iter().find(|t| t.name == c.name).map_or(0, |t| i64::from(t.replicas))
     };
-    if strategy.replica_division_preference == "Aggregated" {
+    if strategy.replica_division_preference == ReplicaDivisionPreference::Aggregated {
         // Fewest clusters: those already used first, then the roomiest.
         let mut order: Vec<usize> = (0..selected.len()).collect();
         order.sort_by(|a, b| {
@@ -115,7 +116,7 @@ pub fn run(
         return Ok(targets(selected, &out));
     }
     let weight_preference = strategy.weight_preference.clone().unwrap_or_default();
-    if weight_preference.dynamic_weight == "AvailableReplicas" {
+    if weight_preference.dynamic_weight == DynamicWeight::AvailableReplicas {
         let before: Vec<i64> = selected.iter().map(|c| previous(c)).collect();
         let assigned: i64 = before.iter().sum();
         let out = if assigned == 0 {

@@ -1,6 +1,7 @@
 //! Selection: which of the feasible clusters to use, honouring spread constraints by cluster,
 //! region, zone, provider or label (min/max groups), capacity-aware for divided replicas.
 
+use karmada_api::policy::{ReplicaDivisionPreference, ReplicaSchedulingType};
 use std::collections::BTreeMap;
 
 use crate::estimate::available_replicas;
@@ -11,7 +12,7 @@ fn divided(binding: &BindingInfo) -> bool {
         .placement
         .replica_scheduling
         .as_ref()
-        .is_some_and(|r| r.replica_scheduling_type == "Divided")
+        .is_some_and(|r| r.replica_scheduling_type == ReplicaSchedulingType::Divided)
 }
 
 fn group_key(cluster: &ClusterInfo, field: &str, label: &str) -> String {
@@ -30,11 +31,11 @@ fn group_key(cluster: &ClusterInfo, field: &str, label: &str) -> String {
 /// constraints then, the weights say where replicas go.
 fn static_weighted(binding: &BindingInfo) -> bool {
     binding.placement.replica_scheduling.as_ref().is_some_and(|r| {
-        r.replica_scheduling_type == "Divided"
-            && r.replica_division_preference == "Weighted"
+        r.replica_scheduling_type == ReplicaSchedulingType::Divided
+            && r.replica_division_preference == ReplicaDivisionPreference::Weighted
             && r.weight_preference
                 .as_ref()
-                .is_none_or(|w| !w.static_weight_list.is_empty() && w.dynamic_weight.is_empty())
+                .is_none_or(|w| !w.static_weight_list.is_empty() && w.dynamic_weight.is_unset())
     })
 }
 
