@@ -12,6 +12,9 @@
 
 use karmada_api::events::{Reason, message};
 use karmada_api::policy::PurgeMode;
+use karmada_api::policy::{
+    ClusterTaintPolicy, ClusterTaintPolicySpec, MatchCondition, MatchConditionOperator,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,7 +24,7 @@ use k8s_openapi::api::core::v1::Toleration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use karmada_api::cluster::{Cluster, Taint};
 use karmada_api::work::{ClusterResourceBinding, ResourceBinding};
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, ApiResource, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -43,34 +46,62 @@ pub enum TaintAction {
 
 /// Whether every matcher (`conditionType`, `operator` In|NotIn, `statusValues`) holds; an
 /// empty list never matches.
-fn conditions_match(matchers: &[Value], conditions: &[Condition]) -> bool {
+fn conditions_match(matchers: &[MatchCondition], conditions: &[Condition]) -> bool {
     !matchers.is_empty()
         && matchers.iter().all(|m| {
-            let kind = m.get("conditionType").and_then(Value::as_str).unwrap_or_default();
-            let values: Vec<&str> = m
-                .get("statusValues")
-                .and_then(Value::as_array)
-                .map(|v| v.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            let status = conditions.iter().find(|c| c.type_ == kind).map(|c| c.status.as_str());
-            let inside = status.is_some_and(|s| values.contains(&s));
-            match m.get("operator").and_then(Value::as_str) {
-                Some("NotIn") => status.is_some() && !inside,
-                _ => inside,
+            let status =
+                conditions.iter().find(|c| c.type_ == m.condition_type).map(|c| c.status.as_str());
+            let inside = status.is_some_and(|s| m.status_values.iter().any(|v| v == s));
+            match m.operator {
+                MatchConditionOperator::NotIn => status.is_some() && !inside,
+                MatchConditionOperator::In => inside,
             }
         })
 }
 
 /// A policy's decision for a cluster with these conditions.
-pub fn taint_action(spec: &Value, conditions: &[Condition]) -> TaintAction {
-    let list = |field: &str| spec.get(field).and_then(Value::as_array).cloned().unwrap_or_default();
-    if conditions_match(&list("addOnConditions"), conditions) {
+pub fn taint_action(spec: &ClusterTaintPolicySpec, conditions: &[Condition]) -> TaintAction {
+    if conditions_match(&spec.add_on_conditions, conditions) {
         TaintAction::Add
-    } else if conditions_match(&list("removeOnConditions"), conditions) {
+    } else if conditions_match(&spec.remove_on_conditions, conditions) {
         TaintAction::Remove
     } else {
         TaintAction::Keep
     }
+}
+
+/// The taints a cluster should have under the ClusterTaintPolicies that target it, applied in
+/// order to its current taints (`now` stamps a NoExecute taint added now).
+pub fn planned_taints(
+    cluster: &Cluster,
+    policies: &[&ClusterTaintPolicy],
+    now: &str,
+) -> Vec<Taint> {
+    let conditions = cluster.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let info = crate::scheduling::cluster_info(cluster);
+    let mut taints = cluster.spec.taints.clone();
+    for policy in policies {
+        let spec = &policy.spec;
+        if spec
+            .target_clusters
+            .as_ref()
+            .is_some_and(|a| !scheduler::filter::matches_affinity(a, &info))
+        {
+            continue;
+        }
+        let policy_taints: Vec<Taint> = spec
+            .taints
+            .iter()
+            .map(|t| Taint {
+                key: t.key.clone(),
+                value: t.value.clone(),
+                effect: t.effect.clone(),
+                time_added: None,
+            })
+            .collect();
+        taints = apply_taints(&taints, &policy_taints, taint_action(spec, conditions), now);
+    }
+    taints
 }
 
 /// The cluster's taints after adding or removing a policy's taints (matched by key and effect;
@@ -129,40 +160,18 @@ pub fn eviction_due(taints: &[Taint], tolerations: &[Toleration]) -> Option<i64>
 
 /// The API resource of ClusterTaintPolicies.
 pub fn taint_policy_resource() -> ApiResource {
-    ApiResource {
-        group: "policy.karmada.io".into(),
-        version: "v1alpha1".into(),
-        api_version: "policy.karmada.io/v1alpha1".into(),
-        kind: "ClusterTaintPolicy".into(),
-        plural: "clustertaintpolicies".into(),
-    }
-}
-
-fn targets(policy: &DynamicObject, cluster: &Cluster) -> bool {
-    match policy.data.pointer("/spec/targetClusters") {
-        None | Some(Value::Null) => true,
-        Some(affinity) => {
-            serde_json::from_value::<karmada_api::policy::ClusterAffinity>(affinity.clone())
-                .is_ok_and(|a| {
-                    scheduler::filter::matches_affinity(
-                        &a,
-                        &crate::scheduling::cluster_info(cluster),
-                    )
-                })
-        }
-    }
+    ApiResource::erase::<ClusterTaintPolicy>(&())
 }
 
 /// Keeps every cluster's taints in step with the ClusterTaintPolicies.
 /// Runs the ClusterTaintPolicy controller (`clustertaintpolicy`) until the future is dropped.
 pub async fn run_taint_policies(client: kube::Client, caches: crate::Caches) -> anyhow::Result<()> {
     let notify = Arc::new(Notify::new());
-    let writer = reflector::store::Writer::<DynamicObject>::new(taint_policy_resource());
-    let policies = writer.as_reader();
+    let (policies, writer) = reflector::store::<ClusterTaintPolicy>();
     let n = Arc::clone(&notify);
     let policy_task = tokio::spawn(
         watcher::watcher(
-            Api::<DynamicObject>::all_with(client.clone(), &taint_policy_resource()),
+            Api::<ClusterTaintPolicy>::all(client.clone()),
             watcher::Config::default(),
         )
         .default_backoff()
@@ -188,18 +197,9 @@ pub async fn run_taint_policies(client: kube::Client, caches: crate::Caches) -> 
             if cluster.metadata.deletion_timestamp.is_some() {
                 continue;
             }
-            let conditions =
-                cluster.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
-            let mut taints = cluster.spec.taints.clone();
-            for p in policy_list.iter().filter(|p| targets(p, &cluster)) {
-                let spec = p.data.get("spec").cloned().unwrap_or(Value::Null);
-                let policy_taints: Vec<Taint> = spec
-                    .get("taints")
-                    .and_then(|t| serde_json::from_value(t.clone()).ok())
-                    .unwrap_or_default();
-                let action = taint_action(&spec, &conditions);
-                taints = apply_taints(&taints, &policy_taints, action, &crate::now_rfc3339());
-            }
+            let policies: Vec<&ClusterTaintPolicy> =
+                policy_list.iter().map(AsRef::as_ref).collect();
+            let taints = planned_taints(&cluster, &policies, &crate::now_rfc3339());
             if taints != cluster.spec.taints {
                 let name = cluster.metadata.name.clone().unwrap_or_default();
                 tracing::info!(cluster = %name, ?taints, "cluster taints updated by ClusterTaintPolicy");
@@ -653,14 +653,16 @@ mod tests {
 
     #[test]
     fn taint_policies() {
-        let spec = json!({"addOnConditions": [{"conditionType": "Ready", "operator": "In", "statusValues": ["False", "Unknown"]}],
+        let spec: ClusterTaintPolicySpec = serde_json::from_value(json!({"addOnConditions": [{"conditionType": "Ready", "operator": "In", "statusValues": ["False", "Unknown"]}],
             "removeOnConditions": [{"conditionType": "Ready", "operator": "In", "statusValues": ["True"]}],
-            "taints": [{"key": "cluster.karmada.io/not-ready", "effect": "NoExecute"}]});
+            "taints": [{"key": "cluster.karmada.io/not-ready", "effect": "NoExecute"}]}))
+        .unwrap();
         assert_eq!(taint_action(&spec, &[condition("False")]), TaintAction::Add);
         assert_eq!(taint_action(&spec, &[condition("Unknown")]), TaintAction::Add);
         assert_eq!(taint_action(&spec, &[condition("True")]), TaintAction::Remove);
         assert_eq!(taint_action(&spec, &[]), TaintAction::Keep, "no condition: no decision");
-        let not_in = json!({"addOnConditions": [{"conditionType": "Ready", "operator": "NotIn", "statusValues": ["True"]}]});
+        let not_in: ClusterTaintPolicySpec = serde_json::from_value(json!({"addOnConditions": [{"conditionType": "Ready", "operator": "NotIn", "statusValues": ["True"]}], "taints": []}))
+        .unwrap();
         assert_eq!(taint_action(&not_in, &[condition("False")]), TaintAction::Add);
         assert_eq!(taint_action(&not_in, &[condition("True")]), TaintAction::Keep);
 
@@ -676,6 +678,28 @@ mod tests {
         assert_eq!(added[1].time_added.as_deref(), Some("2026-11-25T10:00:00Z"));
         assert_eq!(apply_taints(&added, &policy, TaintAction::Add, "later"), added, "added once");
         assert_eq!(apply_taints(&added, &policy, TaintAction::Remove, "x"), vec![other]);
+    }
+
+    #[test]
+    fn planned_taints_follow_the_policies_that_target_the_cluster() {
+        let cluster: Cluster = serde_json::from_value(json!({"metadata": {"name": "m1", "labels": {"env": "prod"}},
+            "spec": {"taints": [{"key": "team", "effect": "NoSchedule"}]},
+            "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "r", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}))
+        .unwrap();
+        let policy = |name: &str, target: Value| -> ClusterTaintPolicy {
+            serde_json::from_value(json!({"metadata": {"name": name}, "spec": {"targetClusters": target,
+                "addOnConditions": [{"conditionType": "Ready", "operator": "In", "statusValues": ["False"]}],
+                "taints": [{"key": format!("{name}/down"), "effect": "NoExecute"}]}}))
+            .unwrap()
+        };
+        let prod = policy("prod", json!({"labelSelector": {"matchLabels": {"env": "prod"}}}));
+        let dev = policy("dev", json!({"labelSelector": {"matchLabels": {"env": "dev"}}}));
+        let all = policy("all", Value::Null);
+        let taints = planned_taints(&cluster, &[&prod, &dev, &all], "2026-01-02T00:00:00Z");
+        let keys: Vec<&str> = taints.iter().map(|t| t.key.as_str()).collect();
+        assert_eq!(keys, ["team", "prod/down", "all/down"], "dev does not target this cluster");
+        assert_eq!(taints[1].time_added.as_deref(), Some("2026-01-02T00:00:00Z"));
+        assert_eq!(taints[0].time_added, None, "a taint already there is kept as it is");
     }
 
     #[test]

@@ -531,17 +531,10 @@ impl KindCache {
 
 /// The API resource of ResourceBindings (namespaced) or ClusterResourceBindings.
 pub(crate) fn binding_resource(namespaced: bool) -> kube::api::ApiResource {
-    let (kind, plural) = if namespaced {
-        ("ResourceBinding", "resourcebindings")
+    if namespaced {
+        kube::api::ApiResource::erase::<ResourceBinding>(&())
     } else {
-        ("ClusterResourceBinding", "clusterresourcebindings")
-    };
-    kube::api::ApiResource {
-        group: "work.karmada.io".into(),
-        version: "v1alpha2".into(),
-        api_version: "work.karmada.io/v1alpha2".into(),
-        kind: kind.into(),
-        plural: plural.into(),
+        kube::api::ApiResource::erase::<ClusterResourceBinding>(&())
     }
 }
 

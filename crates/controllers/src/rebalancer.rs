@@ -8,20 +8,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use karmada_api::apps::{
+    ObservedWorkload, WorkloadRebalancer, WorkloadRebalancerStatus, WorkloadReference,
+};
+use karmada_api::work::{ClusterResourceBinding, ResourceBinding};
+use kube::api::{Api, ApiResource, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// The API resource of WorkloadRebalancers.
 pub fn rebalancer_resource() -> ApiResource {
-    ApiResource {
-        group: "apps.karmada.io".into(),
-        version: "v1alpha1".into(),
-        api_version: "apps.karmada.io/v1alpha1".into(),
-        kind: "WorkloadRebalancer".into(),
-        plural: "workloadrebalancers".into(),
-    }
+    ApiResource::erase::<WorkloadRebalancer>(&())
 }
 
 struct Context {
@@ -37,48 +36,52 @@ pub enum Error {
 /// The observed workloads after a (new) spec, as upstream keeps them: an entry still in the
 /// spec keeps its result, one no longer in it stays only if it succeeded, new ones start
 /// without a result (to be triggered); sorted by `apiVersion kind namespace name`.
-pub fn next_observed(spec: &[Value], status: &[Value]) -> Vec<Value> {
-    let mut wanted: Vec<&Value> = spec.iter().collect();
+pub fn next_observed(
+    spec: &[WorkloadReference],
+    status: &[ObservedWorkload],
+) -> Vec<ObservedWorkload> {
+    let mut wanted: Vec<&WorkloadReference> = spec.iter().collect();
     let mut out = Vec::new();
     for item in status {
-        let workload = &item["workload"];
-        if let Some(i) = wanted.iter().position(|w| *w == workload) {
+        if let Some(i) = wanted.iter().position(|w| **w == item.workload) {
             wanted.remove(i);
             out.push(item.clone());
-        } else if item.get("result").and_then(Value::as_str) == Some("Successful") {
+        } else if item.result == "Successful" {
             out.push(item.clone());
         }
     }
     for workload in wanted {
-        if !out.iter().any(|o| &o["workload"] == workload) {
-            out.push(json!({"workload": workload}));
+        if !out.iter().any(|o| &o.workload == workload) {
+            out.push(ObservedWorkload {
+                workload: workload.clone(),
+                ..ObservedWorkload::default()
+            });
         }
     }
-    let key = |v: &Value| {
-        let w = &v["workload"];
-        let s = |f: &str| w.get(f).and_then(Value::as_str).unwrap_or_default().to_owned();
-        format!("{} {} {} {}", s("apiVersion"), s("kind"), s("namespace"), s("name"))
-    };
-    out.sort_by_key(key);
+    out.sort_by(|a, b| {
+        let key = |o: &ObservedWorkload| {
+            let w = &o.workload;
+            (w.api_version.clone(), w.kind.clone(), w.namespace.clone(), w.name.clone())
+        };
+        key(a).cmp(&key(b))
+    });
     out
 }
 
-async fn reconcile(rebalancer: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile(
+    rebalancer: Arc<WorkloadRebalancer>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
     let name = rebalancer.metadata.name.clone().unwrap_or_default();
-    let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &rebalancer_resource());
+    let api: Api<WorkloadRebalancer> = Api::all(ctx.client.clone());
     let now = crate::now_secs();
-    let current = rebalancer.data.pointer("/status/observedGeneration").and_then(Value::as_i64);
-    let settled = current.is_some() && current == rebalancer.metadata.generation;
-    if let Some(finished) = rebalancer
-        .data
-        .pointer("/status/finishTime")
-        .and_then(Value::as_str)
-        .and_then(apimachinery::time::parse_rfc3339)
+    let status = rebalancer.status.clone().unwrap_or_default();
+    let settled = status.observed_generation.is_some()
+        && status.observed_generation == rebalancer.metadata.generation;
+    if let Some(finished) = status.finish_time.as_ref().map(|t| t.0.as_second())
         && settled
     {
-        let Some(ttl) =
-            rebalancer.data.pointer("/spec/ttlSecondsAfterFinished").and_then(Value::as_i64)
-        else {
+        let Some(ttl) = rebalancer.spec.ttl_seconds_after_finished.map(i64::from) else {
             return Ok(Action::await_change());
         };
         if now >= finished + ttl {
@@ -94,46 +97,41 @@ async fn reconcile(rebalancer: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<
         )));
     }
     let stamp = crate::now_rfc3339();
-    let list = |p: &str| rebalancer.data.pointer(p).and_then(Value::as_array).cloned();
-    let mut observed = next_observed(
-        &list("/spec/workloads").unwrap_or_default(),
-        &list("/status/observedWorkloads").unwrap_or_default(),
-    );
-    for entry in &mut observed {
-        if entry.get("result").is_some() {
-            continue;
-        }
-        let workload = entry["workload"].clone();
-        let text = |f: &str| workload.get(f).and_then(Value::as_str).unwrap_or_default().to_owned();
-        let (kind, namespace, object) = (text("kind"), text("namespace"), text("name"));
-        let binding = propagation::binding_name(&kind, &object);
-        let bindings: Api<DynamicObject> = if namespace.is_empty() {
-            Api::all_with(ctx.client.clone(), &crate::binding_resource(false))
+    let mut observed = next_observed(&rebalancer.spec.workloads, &status.observed_workloads);
+    for entry in observed.iter_mut().filter(|e| e.result.is_empty()) {
+        let workload = &entry.workload;
+        let binding = propagation::binding_name(&workload.kind, &workload.name);
+        let patch = Patch::Merge(json!({"spec": {"rescheduleTriggeredAt": stamp}}));
+        let written = if workload.namespace.is_empty() {
+            let bindings: Api<ClusterResourceBinding> = Api::all(ctx.client.clone());
+            bindings.patch(&binding, &PatchParams::default(), &patch).await.map(|_| ())
         } else {
-            Api::namespaced_with(ctx.client.clone(), &namespace, &crate::binding_resource(true))
+            let bindings: Api<ResourceBinding> =
+                Api::namespaced(ctx.client.clone(), &workload.namespace);
+            bindings.patch(&binding, &PatchParams::default(), &patch).await.map(|_| ())
         };
-        let patch = json!({"spec": {"rescheduleTriggeredAt": stamp}});
-        let (result, reason) =
-            match bindings.patch(&binding, &PatchParams::default(), &Patch::Merge(patch)).await {
-                Ok(_) => ("Successful", None),
-                Err(kube::Error::Api(s)) if s.code == 404 => {
-                    ("Failed", Some("ReferencedBindingNotFound"))
-                }
-                Err(e) => return Err(e.into()),
-            };
-        entry["result"] = json!(result);
-        if let Some(r) = reason {
-            entry["reason"] = json!(r);
+        match written {
+            Ok(()) => entry.result = "Successful".into(),
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                entry.result = "Failed".into();
+                entry.reason = "ReferencedBindingNotFound".into();
+            }
+            Err(e) => return Err(e.into()),
         }
     }
-    let status = json!({"status": {"observedWorkloads": observed, "finishTime": stamp,
-        "observedGeneration": rebalancer.metadata.generation}});
-    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(status)).await?;
+    let finish_time = k8s_openapi::jiff::Timestamp::from_second(now).ok().map(Time);
+    let status = WorkloadRebalancerStatus {
+        observed_workloads: observed,
+        observed_generation: rebalancer.metadata.generation,
+        finish_time,
+    };
+    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": status})))
+        .await?;
     tracing::info!(rebalancer = %name, "workloads rescheduled");
     Ok(Action::await_change())
 }
 
-fn error_policy(_: Arc<DynamicObject>, error: &Error, _: Arc<Context>) -> Action {
+fn error_policy(_: Arc<WorkloadRebalancer>, error: &Error, _: Arc<Context>) -> Action {
     crate::retry_after(
         "workload rebalancer",
         error,
@@ -144,8 +142,8 @@ fn error_policy(_: Arc<DynamicObject>, error: &Error, _: Arc<Context>) -> Action
 
 /// Runs the WorkloadRebalancer controller until the future is dropped.
 pub async fn run(client: kube::Client) -> anyhow::Result<()> {
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &rebalancer_resource());
-    Controller::new_with(api, watcher::Config::default(), rebalancer_resource())
+    let api: Api<WorkloadRebalancer> = Api::all(client.clone());
+    Controller::new(api, watcher::Config::default())
         .with_config(crate::controller_config())
         .run(reconcile, error_policy, Arc::new(Context { client }))
         .for_each(|_| async {})
@@ -159,30 +157,36 @@ mod tests {
 
     #[test]
     fn observed_workloads_follow_the_spec_like_upstream() {
-        let w = |kind: &str, name: &str| json!({"apiVersion": "apps/v1", "kind": kind, "namespace": "ns", "name": name});
-        let done =
-            |kind: &str, name: &str| json!({"workload": w(kind, name), "result": "Successful"});
-        let failed = |name: &str| json!({"workload": w("Deployment", name), "result": "Failed", "reason": "ReferencedBindingNotFound"});
+        let w = |kind: &str, name: &str| WorkloadReference {
+            api_version: "apps/v1".into(),
+            kind: kind.into(),
+            namespace: "ns".into(),
+            name: name.into(),
+        };
+        let pending = |kind: &str, name: &str| ObservedWorkload {
+            workload: w(kind, name),
+            ..ObservedWorkload::default()
+        };
+        let done = |kind: &str, name: &str| ObservedWorkload {
+            workload: w(kind, name),
+            result: "Successful".into(),
+            reason: String::new(),
+        };
+        let failed = |name: &str| ObservedWorkload {
+            workload: w("Deployment", name),
+            result: "Failed".into(),
+            reason: "ReferencedBindingNotFound".into(),
+        };
         // First pass: every workload pending, sorted by apiVersion, kind, namespace, name.
         let first = next_observed(&[w("Deployment", "b"), w("Deployment", "a")], &[]);
-        assert_eq!(
-            first,
-            vec![
-                json!({"workload": w("Deployment", "a")}),
-                json!({"workload": w("Deployment", "b")})
-            ]
-        );
+        assert_eq!(first, vec![pending("Deployment", "a"), pending("Deployment", "b")]);
         // The spec changes: a succeeded workload dropped from the spec stays, a failed one goes,
         // a kept one keeps its result, a new one is pending.
         let status = [done("Deployment", "a"), failed("gone"), done("Deployment", "kept")];
         let next = next_observed(&[w("Deployment", "kept"), w("Deployment", "new")], &status);
         assert_eq!(
             next,
-            vec![
-                done("Deployment", "a"),
-                done("Deployment", "kept"),
-                json!({"workload": w("Deployment", "new")})
-            ]
+            vec![done("Deployment", "a"), done("Deployment", "kept"), pending("Deployment", "new")]
         );
     }
 }

@@ -291,3 +291,30 @@ pub const KINDS: &[Kind] = &[
 pub fn is_karmada_group(group: &str) -> bool {
     group == "remedy.karmada.io" || KINDS.iter().any(|k| k.group == group)
 }
+
+/// The row of `kind` in [`KINDS`]. Evaluated at compile time where it is used in a constant
+/// (every `kube_core::Resource` impl does): a kind missing from the table is a build error.
+pub const fn kind_def(kind: &str) -> &'static Kind {
+    let mut i = 0;
+    while i < KINDS.len() {
+        if same(KINDS[i].kind.as_bytes(), kind.as_bytes()) {
+            return &KINDS[i];
+        }
+        i += 1;
+    }
+    panic!("a kind missing from karmada_api::kinds::KINDS")
+}
+
+const fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}

@@ -150,23 +150,41 @@ use std::borrow::Cow;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+/// `kube_core::Resource` for a kind's type, from its row in [`kinds::KINDS`] (group, storage
+/// version, plural): one table says what a kind is. A kind missing from the table, or whose
+/// scope differs from it, does not compile.
 macro_rules! resource {
-    ($ty:ty, $group:literal, $version:literal, $kind:literal, $plural:literal, $scope:ty) => {
+    ($ty:ty, $kind:literal, namespaced) => {
+        resource!(@impl $ty, $kind, NamespaceResourceScope, true);
+    };
+    ($ty:ty, $kind:literal, cluster) => {
+        resource!(@impl $ty, $kind, ClusterResourceScope, false);
+    };
+    (@impl $ty:ty, $kind:literal, $scope:ty, $namespaced:literal) => {
+        const _: () = assert!(
+            kinds::kind_def($kind).namespaced == $namespaced,
+            concat!("the scope of ", $kind, " differs from the kinds table")
+        );
+
         impl kube_core::Resource for $ty {
             type DynamicType = ();
             type Scope = $scope;
 
             fn kind(_: &()) -> Cow<'_, str> {
-                Cow::Borrowed($kind)
+                const D: &kinds::Kind = kinds::kind_def($kind);
+                Cow::Borrowed(D.kind)
             }
             fn group(_: &()) -> Cow<'_, str> {
-                Cow::Borrowed($group)
+                const D: &kinds::Kind = kinds::kind_def($kind);
+                Cow::Borrowed(D.group)
             }
             fn version(_: &()) -> Cow<'_, str> {
-                Cow::Borrowed($version)
+                const D: &kinds::Kind = kinds::kind_def($kind);
+                Cow::Borrowed(D.versions[0])
             }
             fn plural(_: &()) -> Cow<'_, str> {
-                Cow::Borrowed($plural)
+                const D: &kinds::Kind = kinds::kind_def($kind);
+                Cow::Borrowed(D.plural)
             }
             fn meta(&self) -> &ObjectMeta {
                 &self.metadata
@@ -180,60 +198,25 @@ macro_rules! resource {
 
 use kube_core::{ClusterResourceScope, NamespaceResourceScope};
 
+resource!(cluster::Cluster, "Cluster", cluster);
+resource!(policy::PropagationPolicy, "PropagationPolicy", namespaced);
+resource!(policy::ClusterPropagationPolicy, "ClusterPropagationPolicy", cluster);
+resource!(policy::OverridePolicy, "OverridePolicy", namespaced);
+resource!(policy::ClusterOverridePolicy, "ClusterOverridePolicy", cluster);
+resource!(policy::FederatedResourceQuota, "FederatedResourceQuota", namespaced);
+resource!(policy::ClusterTaintPolicy, "ClusterTaintPolicy", cluster);
+resource!(work::Work, "Work", namespaced);
+resource!(work::ResourceBinding, "ResourceBinding", namespaced);
+resource!(work::ClusterResourceBinding, "ClusterResourceBinding", cluster);
+resource!(config::ResourceInterpreterCustomization, "ResourceInterpreterCustomization", cluster);
 resource!(
-    policy::PropagationPolicy,
-    "policy.karmada.io",
-    "v1alpha1",
-    "PropagationPolicy",
-    "propagationpolicies",
-    NamespaceResourceScope
+    config::ResourceInterpreterWebhookConfiguration,
+    "ResourceInterpreterWebhookConfiguration",
+    cluster
 );
-resource!(
-    policy::ClusterPropagationPolicy,
-    "policy.karmada.io",
-    "v1alpha1",
-    "ClusterPropagationPolicy",
-    "clusterpropagationpolicies",
-    ClusterResourceScope
-);
-resource!(
-    policy::OverridePolicy,
-    "policy.karmada.io",
-    "v1alpha1",
-    "OverridePolicy",
-    "overridepolicies",
-    NamespaceResourceScope
-);
-resource!(
-    policy::ClusterOverridePolicy,
-    "policy.karmada.io",
-    "v1alpha1",
-    "ClusterOverridePolicy",
-    "clusteroverridepolicies",
-    ClusterResourceScope
-);
-resource!(
-    work::ResourceBinding,
-    "work.karmada.io",
-    "v1alpha2",
-    "ResourceBinding",
-    "resourcebindings",
-    NamespaceResourceScope
-);
-resource!(
-    work::ClusterResourceBinding,
-    "work.karmada.io",
-    "v1alpha2",
-    "ClusterResourceBinding",
-    "clusterresourcebindings",
-    ClusterResourceScope
-);
-resource!(work::Work, "work.karmada.io", "v1alpha1", "Work", "works", NamespaceResourceScope);
-resource!(
-    cluster::Cluster,
-    "cluster.karmada.io",
-    "v1alpha1",
-    "Cluster",
-    "clusters",
-    ClusterResourceScope
-);
+resource!(autoscaling::FederatedHPA, "FederatedHPA", namespaced);
+resource!(autoscaling::CronFederatedHPA, "CronFederatedHPA", namespaced);
+resource!(networking::MultiClusterService, "MultiClusterService", namespaced);
+resource!(networking::MultiClusterIngress, "MultiClusterIngress", namespaced);
+resource!(apps::WorkloadRebalancer, "WorkloadRebalancer", cluster);
+resource!(apps::ResourceRegistry, "ResourceRegistry", cluster);
