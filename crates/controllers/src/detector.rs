@@ -321,59 +321,20 @@ impl State {
                 message::REPLICAS_INTERPRETED,
             );
         }
-        let mut spec = json!({
-            "resource": {"apiVersion": ar.api_version, "kind": ar.kind, "name": name,
-                "uid": template.metadata.uid, "resourceVersion": recorded_rv},
-            "placement": policy.spec.placement,
-            "schedulerName": if policy.spec.scheduler_name.is_empty() { "default-scheduler" } else { policy.spec.scheduler_name.as_str() },
-            "conflictResolution": if policy.spec.conflict_resolution.is_unset() { "Abort" } else { policy.spec.conflict_resolution.as_str() },
+        let binding = propagation::binding::binding_for(&propagation::binding::BindingInputs {
+            api_version: &ar.api_version,
+            kind: &ar.kind,
+            namespace: if namespaced { ns.as_str() } else { "" },
+            name: &name,
+            uid: template.metadata.uid.as_deref(),
+            resource_version: &recorded_rv,
+            policy: policy.spec,
+            replicas: replicas.as_ref(),
+            labels: &claim.labels,
+            annotations: &claim.annotations,
         });
-        if namespaced {
-            spec["resource"]["namespace"] = json!(ns);
-        }
-        if policy.spec.propagate_deps {
-            spec["propagateDeps"] = json!(true);
-        }
-        for (field, value) in [
-            ("failover", serde_json::to_value(&policy.spec.failover).unwrap_or(Value::Null)),
-            ("suspension", serde_json::to_value(&policy.spec.suspension).unwrap_or(Value::Null)),
-            (
-                "preserveResourcesOnDeletion",
-                serde_json::to_value(policy.spec.preserve_resources_on_deletion)
-                    .unwrap_or(Value::Null),
-            ),
-        ] {
-            if !value.is_null() {
-                spec[field] = value;
-            }
-        }
-        if let Some((count, req)) = replicas {
-            spec["replicas"] = json!(count);
-            let requests: serde_json::Map<String, Value> = req
-                .requests
-                .iter()
-                .map(|(k, v)| (k.clone(), json!(apimachinery::quantity::format_milli(*v))))
-                .collect();
-            let mut requirements = json!({"resourceRequest": requests});
-            if !req.node_selector.is_empty() || !req.tolerations.is_empty() {
-                requirements["nodeClaim"] =
-                    json!({"nodeSelector": req.node_selector, "tolerations": req.tolerations});
-            }
-            spec["replicaRequirements"] = requirements;
-        }
         let binding_name = propagation::binding_name(&ar.kind, &name);
         let binding_ar = crate::binding_resource(namespaced);
-        let mut binding = json!({
-            "apiVersion": binding_ar.api_version, "kind": binding_ar.kind,
-            "metadata": {"name": binding_name, "labels": claim.labels,
-                "annotations": claim.annotations,
-                "finalizers": [names::BINDING_FINALIZER],
-                "ownerReferences": [{"apiVersion": ar.api_version, "kind": ar.kind, "name": name, "uid": template.metadata.uid, "controller": true, "blockOwnerDeletion": true}]},
-            "spec": spec,
-        });
-        if namespaced {
-            binding["metadata"]["namespace"] = json!(ns);
-        }
         let bindings: Api<DynamicObject> = if namespaced {
             Api::namespaced_with(self.client.clone(), &ns, &binding_ar)
         } else {

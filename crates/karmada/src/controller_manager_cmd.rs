@@ -39,17 +39,18 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    let selection = controllers::registry::Selection::parse(
+        controllers::registry::CONTROLLERS,
+        &args.controllers,
+    )
+    .map_err(anyhow::Error::msg)?;
     let client = crate::cli::kube_client(&args.kubeconfig, args.context.as_deref()).await?;
     let settings = controllers::Settings {
         cluster_status_update_frequency: args.cluster_status_update_frequency,
         cluster_monitor_grace_period: args.cluster_monitor_grace_period,
         cluster_monitor_period: args.cluster_monitor_period,
         evictions_per_second: args.evictions_per_second,
-        controllers: controllers::registry::Selection::parse(
-            controllers::registry::CONTROLLERS,
-            &args.controllers,
-        )
-        .map_err(anyhow::Error::msg)?,
+        controllers: selection,
         enable_taint_manager: args.enable_taint_manager,
         ..controllers::Settings::default()
     };

@@ -6,6 +6,7 @@
 //!
 //! No IO: the detector feeds templates and policies and writes what these functions decide.
 
+pub mod binding;
 pub mod interpreter;
 pub mod overrides;
 pub mod works;

@@ -83,17 +83,27 @@ impl Plane {
     /// Runs the controller-manager with `--controllers=<controllers>` (and the taint manager as
     /// `taint_manager` says) until the plane is dropped.
     pub fn run(&mut self, controllers: &str, taint_manager: bool) {
+        self.run_with(controllers, |s| s.enable_taint_manager = taint_manager);
+    }
+
+    /// Runs the controller-manager with `--controllers=<controllers>` and settings changed by
+    /// `configure`, until the plane is dropped.
+    pub fn run_with(
+        &mut self,
+        controllers: &str,
+        configure: impl FnOnce(&mut controllers::Settings),
+    ) {
         let selection = controllers::registry::Selection::parse(
             controllers::registry::CONTROLLERS,
             &[controllers],
         )
         .unwrap();
-        let settings = controllers::Settings {
+        let mut settings = controllers::Settings {
             cluster_status_update_frequency: Duration::from_millis(500),
             controllers: selection,
-            enable_taint_manager: taint_manager,
             ..controllers::Settings::default()
         };
+        configure(&mut settings);
         let client = self.client.clone();
         self.tasks.push(tokio::spawn(async move {
             if let Err(e) = controllers::run(client, settings).await {

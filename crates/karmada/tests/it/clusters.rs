@@ -625,3 +625,27 @@ spec:
         (out.stdout == replicas("member1").to_string()).then_some(())
     });
 }
+
+/// `--controllers` takes upstream's names: a name no Karmada has is refused with the list of
+/// the known ones, before anything starts (by the controller-manager, the agent and `karmada
+/// up` alike).
+#[test]
+fn an_unknown_controller_name_is_refused_clearly() {
+    for args in [
+        &["controller-manager", "--kubeconfig", "/nonexistent", "--controllers", "*,-bindings"][..],
+        &["up", "--data-dir", "/nonexistent/karmada", "--controllers", "bindings"][..],
+    ] {
+        let out = std::process::Command::new(KARMADA).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr.contains("unknown controller \"bindings\""), "{args:?}: {stderr}");
+        assert!(stderr.contains("bindingStatus"), "the known names are listed: {stderr}");
+    }
+    let out = std::process::Command::new(KARMADA)
+        .args(["agent", "--karmada-kubeconfig", "/x", "--cluster-kubeconfig", "/y"])
+        .args(["--cluster-name", "m1", "--controllers", "binding"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown controller \"binding\""), "not an agent's: {stderr}");
+}

@@ -1,0 +1,173 @@
+//! The binding a claimed template wants, as a value: what the resource detector server-side
+//! applies (and so owns) — the template's identity and the version it was last changed at, the
+//! claiming policy's placement and propagation settings (with upstream's defaults), the
+//! replicas and per-replica requirements the interpreter found, the claim's labels and
+//! annotations, the binding controller's finalizer, and the template as controlling owner.
+//! Fields others own (the scheduler's `clusters`, the dependencies distributor's
+//! `requiredBy`, failover's eviction tasks) are left out.
+
+use std::collections::BTreeMap;
+
+use karmada_api::names;
+use karmada_api::policy::PropagationSpec;
+use karmada_api::work::{ClusterResourceBinding, ResourceBinding};
+use serde_json::{Value, json};
+
+use crate::interpreter::Requirements;
+
+/// What a template's binding is made from.
+pub struct BindingInputs<'a> {
+    pub api_version: &'a str,
+    pub kind: &'a str,
+    /// Empty for a cluster-scoped template (its binding is a ClusterResourceBinding).
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub uid: Option<&'a str>,
+    /// The template's resourceVersion of its last change that was not a status update.
+    pub resource_version: &'a str,
+    pub policy: &'a PropagationSpec,
+    /// The replicas and per-replica requirements of a workload kind.
+    pub replicas: Option<&'a (i32, Requirements)>,
+    /// The claim's labels and annotations (the policy's id and name).
+    pub labels: &'a BTreeMap<String, String>,
+    pub annotations: &'a BTreeMap<String, String>,
+}
+
+/// The ResourceBinding (or ClusterResourceBinding) of a claimed template, as the detector
+/// applies it.
+pub fn binding_for(input: &BindingInputs<'_>) -> Value {
+    let policy = input.policy;
+    let namespaced = !input.namespace.is_empty();
+    let mut spec = json!({
+        "resource": {"apiVersion": input.api_version, "kind": input.kind, "name": input.name,
+            "uid": input.uid, "resourceVersion": input.resource_version},
+        "placement": policy.placement,
+        "schedulerName": if policy.scheduler_name.is_empty() { "default-scheduler" } else { policy.scheduler_name.as_str() },
+        "conflictResolution": if policy.conflict_resolution.is_unset() { "Abort" } else { policy.conflict_resolution.as_str() },
+    });
+    if namespaced {
+        spec["resource"]["namespace"] = json!(input.namespace);
+    }
+    if policy.propagate_deps {
+        spec["propagateDeps"] = json!(true);
+    }
+    for (field, value) in [
+        ("failover", serde_json::to_value(&policy.failover).unwrap_or(Value::Null)),
+        ("suspension", serde_json::to_value(&policy.suspension).unwrap_or(Value::Null)),
+        (
+            "preserveResourcesOnDeletion",
+            serde_json::to_value(policy.preserve_resources_on_deletion).unwrap_or(Value::Null),
+        ),
+    ] {
+        if !value.is_null() {
+            spec[field] = value;
+        }
+    }
+    if let Some((count, req)) = input.replicas {
+        spec["replicas"] = json!(count);
+        let requests: serde_json::Map<String, Value> = req
+            .requests
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(apimachinery::quantity::format_milli(*v))))
+            .collect();
+        let mut requirements = json!({"resourceRequest": requests});
+        if !req.node_selector.is_empty() || !req.tolerations.is_empty() {
+            requirements["nodeClaim"] =
+                json!({"nodeSelector": req.node_selector, "tolerations": req.tolerations});
+        }
+        spec["replicaRequirements"] = requirements;
+    }
+    let (api_version, kind) = if namespaced {
+        (ResourceBinding::API_VERSION, ResourceBinding::KIND)
+    } else {
+        (ClusterResourceBinding::API_VERSION, ClusterResourceBinding::KIND)
+    };
+    let mut binding = json!({
+        "apiVersion": api_version, "kind": kind,
+        "metadata": {"name": crate::binding_name(input.kind, input.name), "labels": input.labels,
+            "annotations": input.annotations,
+            "finalizers": [names::BINDING_FINALIZER],
+            "ownerReferences": [{"apiVersion": input.api_version, "kind": input.kind, "name": input.name,
+                "uid": input.uid, "controller": true, "blockOwnerDeletion": true}]},
+        "spec": spec,
+    });
+    if namespaced {
+        binding["metadata"]["namespace"] = json!(input.namespace);
+    }
+    binding
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bindings_as_the_detector_applies_them() {
+        let policy: PropagationSpec = serde_json::from_value(json!({
+            "resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment"}],
+            "placement": {"clusterAffinity": {"clusterNames": ["m1"]}},
+            "propagateDeps": true,
+            "failover": {"application": {"decisionConditions": {"tolerationSeconds": 60}}},
+        }))
+        .unwrap();
+        let mut requirements = Requirements::default();
+        requirements.requests.insert("cpu".into(), 250);
+        requirements.node_selector.insert("disk".into(), "ssd".into());
+        let replicas = (3, requirements);
+        let labels =
+            BTreeMap::from([(names::PP_PERMANENT_ID_LABEL.to_owned(), "pp-id".to_owned())]);
+        let annotations =
+            BTreeMap::from([(names::PP_NAME_ANNOTATION.to_owned(), "web".to_owned())]);
+        let input = BindingInputs {
+            api_version: "apps/v1",
+            kind: "Deployment",
+            namespace: "ns",
+            name: "web",
+            uid: Some("uid-1"),
+            resource_version: "41",
+            policy: &policy,
+            replicas: Some(&replicas),
+            labels: &labels,
+            annotations: &annotations,
+        };
+        assert_eq!(
+            binding_for(&input),
+            json!({"apiVersion": "work.karmada.io/v1alpha2", "kind": "ResourceBinding",
+                "metadata": {"name": "web-deployment", "namespace": "ns",
+                    "labels": {names::PP_PERMANENT_ID_LABEL: "pp-id"},
+                    "annotations": {names::PP_NAME_ANNOTATION: "web"},
+                    "finalizers": ["karmada.io/binding-controller"],
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
+                        "uid": "uid-1", "controller": true, "blockOwnerDeletion": true}]},
+                "spec": {
+                    "resource": {"apiVersion": "apps/v1", "kind": "Deployment", "namespace": "ns",
+                        "name": "web", "uid": "uid-1", "resourceVersion": "41"},
+                    "placement": {"clusterAffinity": {"clusterNames": ["m1"]}},
+                    "schedulerName": "default-scheduler",
+                    "conflictResolution": "Abort",
+                    "propagateDeps": true,
+                    "failover": {"application": {"decisionConditions": {"tolerationSeconds": 60}}},
+                    "replicas": 3,
+                    "replicaRequirements": {"resourceRequest": {"cpu": "250m"},
+                        "nodeClaim": {"nodeSelector": {"disk": "ssd"}, "tolerations": []}}}})
+        );
+        let cluster_scoped = BindingInputs {
+            api_version: "rbac.authorization.k8s.io/v1",
+            kind: "ClusterRole",
+            namespace: "",
+            name: "reader",
+            replicas: None,
+            ..input
+        };
+        let crb = binding_for(&cluster_scoped);
+        assert_eq!(
+            (crb["kind"].as_str(), crb["metadata"]["name"].as_str()),
+            (Some("ClusterResourceBinding"), Some("reader-clusterrole"))
+        );
+        assert!(
+            crb["metadata"].get("namespace").is_none()
+                && crb["spec"]["resource"].get("namespace").is_none()
+        );
+        assert!(crb["spec"].get("replicas").is_none());
+    }
+}
