@@ -17,7 +17,7 @@ pub use crate::crd_schema::{
     CRD_PREFIX, defs_from_crd, prune, sync_registry, validate, validate_crd,
 };
 use crate::registry::ResourceDef;
-use crate::storage::{Decision, Storage};
+use crate::storage::{Decision, Storage, WriteHook, Written};
 
 fn desired_status(crd: &Value) -> Value {
     let now = now_rfc3339();
@@ -52,6 +52,15 @@ fn desired_status(crd: &Value) -> Value {
         "acceptedNames": crd.pointer("/spec/names").cloned().unwrap_or(json!({})),
         "storedVersions": versions,
     })
+}
+
+/// Serves (or stops serving) a CRD's kinds as soon as the CRD is written.
+pub struct RegistrySync;
+
+impl WriteHook for RegistrySync {
+    fn written(&self, storage: &Storage, crd: &Value, written: Written) {
+        sync_registry(&storage.registry, &storage.served_crds, crd, written == Written::Deleted);
+    }
 }
 
 /// Loads every stored CRD into the registry (at start-up), and returns the revision read at.

@@ -261,6 +261,11 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             .map(|crd| (apimachinery::object::name(crd).to_owned(), crd.clone()))
             .collect(),
         shutdown: shutdown_rx.clone(),
+        write_hooks: vec![(
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            Arc::new(crd::RegistrySync) as Arc<dyn storage::WriteHook>,
+        )],
     });
     let sa_tokens = Arc::new(
         satoken::TokenSigner::load_or_create(&pki_dir).map_err(StartError::ServiceAccountKey)?,

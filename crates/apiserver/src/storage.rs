@@ -42,6 +42,14 @@ pub struct Storage {
     pub(crate) served_crds: HashMap<String, Value>,
     /// Set when the server shuts down (background loops and watches end).
     pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Kind-specific effects of writes, by (group, plural).
+    pub(crate) write_hooks: Vec<(&'static str, &'static str, Arc<dyn WriteHook>)>,
+}
+
+/// What a resource's storage does once one of its objects is written (committed), before the
+/// write is answered: Kubernetes' REST storage does such things in its strategies' hooks.
+pub trait WriteHook: Send + Sync {
+    fn written(&self, storage: &Storage, object: &Value, written: Written);
 }
 
 /// An object's `PartialObjectMetadata` (what metadata-only clients ask for).
@@ -798,16 +806,13 @@ impl Storage {
         Ok(created)
     }
 
-    /// Effects of a committed write that must be visible before the response: a CRD's kinds
-    /// are served as soon as the CRD is stored.
+    /// Effects of a committed write that must be visible before the response, by resource
+    /// (e.g. a CRD's kinds are served as soon as the CRD is stored).
     pub(crate) fn after_write(&self, def: &ResourceDef, object: &Value, written: Written) {
-        if def.kind == "CustomResourceDefinition" && def.group == "apiextensions.k8s.io" {
-            crd::sync_registry(
-                &self.registry,
-                &self.served_crds,
-                object,
-                written == Written::Deleted,
-            );
+        for (group, plural, hook) in &self.write_hooks {
+            if def.group == *group && def.plural == *plural {
+                hook.written(self, object, written);
+            }
         }
     }
 
