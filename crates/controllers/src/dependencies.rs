@@ -222,14 +222,7 @@ async fn write_required_by(
     if let Some(settings) = attached.then(|| ctx.settings_for(&required_by, parent)) {
         spec["conflictResolution"] = json!(settings.conflict_resolution);
         spec["preserveResourcesOnDeletion"] = json!(settings.preserve);
-        let conflict = message::dependency_policy_conflict(
-            settings.conflict_resolution_conflict,
-            settings.preserve_conflict,
-        );
-        if let Some(note) = conflict {
-            let regarding = crate::events::reference_of(binding);
-            ctx.events.record(regarding, Reason::DependencyPolicyConflict, note);
-        }
+        report_conflict(ctx, binding, &settings);
     }
     let patch = json!({"metadata": {"resourceVersion": binding.metadata.resource_version},
         "spec": spec});
@@ -240,6 +233,20 @@ async fn write_required_by(
 
 fn is_attached(binding: &ResourceBinding) -> bool {
     binding.metadata.labels.as_ref().is_some_and(|l| l.contains_key(ATTACHED_LABEL))
+}
+
+/// A `DependencyPolicyConflict` Event on an attached binding whose requiring workloads disagree
+/// (each time the settings are worked out, written or not: the Event says what the conflict is
+/// now; identical Events are deduplicated by the recorder).
+fn report_conflict(ctx: &Context, binding: &ResourceBinding, settings: &DependencySettings) {
+    let conflict = message::dependency_policy_conflict(
+        settings.conflict_resolution_conflict,
+        settings.preserve_conflict,
+    );
+    if let Some(note) = conflict {
+        let regarding = crate::events::reference_of(binding);
+        ctx.events.record(regarding, Reason::DependencyPolicyConflict, note);
+    }
 }
 
 /// Whether a dependency's binding must be written: its `requiredBy` changes, or (attached)
@@ -257,6 +264,7 @@ fn needs_write(
         return false;
     }
     let settings = ctx.settings_for(next, Some(parent));
+    report_conflict(ctx, binding, &settings);
     let current = match &binding.spec.conflict_resolution {
         ConflictResolution::Unset => &ConflictResolution::Abort,
         set => set,

@@ -7,8 +7,9 @@ use serde_json::{Value, json};
 
 use crate::names;
 use crate::policy::{
-    ClusterAffinity, ConflictResolution, DynamicWeight, OverrideSpec, Overriders, PropagationSpec,
-    PurgeMode, ReplicaDivisionPreference, ReplicaSchedulingType,
+    ActivationPreference, ClusterAffinity, ConflictResolution, DynamicWeight, OverrideSpec,
+    Overriders, Preemption, PropagationSpec, PurgeMode, ReplicaDivisionPreference,
+    ReplicaSchedulingType,
 };
 
 /// Where an object is in its life.
@@ -397,15 +398,15 @@ pub fn validate_propagation(spec: &PropagationSpec, namespace: Option<&str>) -> 
         if let Some(ls) = &rs.label_selector {
             validate_label_selector(ls, &format!("{field}.labelSelector"), &mut causes);
         }
-        if spec.preemption == "Always" && rs.name.is_empty() {
+        if spec.preemption == Preemption::Always && rs.name.is_empty() {
             causes.push(Cause::invalid(format!("{field}.name"), &json!(""), "name cannot be empty if preemption is Always, the empty name may cause unexpected resources preemption"));
         }
     }
-    if !matches!(spec.preemption.as_str(), "" | "Always" | "Never") {
+    if matches!(spec.preemption, Preemption::Other(_)) {
         causes.push(Cause::not_supported(
             "spec.preemption",
             &json!(spec.preemption),
-            &["Always", "Never"],
+            Preemption::VALUES,
         ));
     }
     if matches!(spec.conflict_resolution, ConflictResolution::Other(_)) {
@@ -415,7 +416,7 @@ pub fn validate_propagation(spec: &PropagationSpec, namespace: Option<&str>) -> 
             ConflictResolution::VALUES,
         ));
     }
-    if !matches!(spec.activation_preference.as_str(), "" | "Lazy") {
+    if matches!(spec.activation_preference, ActivationPreference::Other(_)) {
         causes.push(Cause::not_supported(
             "spec.activationPreference",
             &json!(spec.activation_preference),

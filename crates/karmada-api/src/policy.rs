@@ -256,8 +256,8 @@ pub struct PropagationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i32>,
     /// `Always` or `Never`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub preemption: String,
+    #[serde(default, skip_serializing_if = "Preemption::is_unset")]
+    pub preemption: Preemption,
     /// OverridePolicies that must exist before the resources propagate.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dependent_overrides: Vec<String>,
@@ -271,8 +271,8 @@ pub struct PropagationSpec {
     #[serde(default, skip_serializing_if = "ConflictResolution::is_unset")]
     pub conflict_resolution: ConflictResolution,
     /// `Lazy`, or empty.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub activation_preference: String,
+    #[serde(default, skip_serializing_if = "ActivationPreference::is_unset")]
+    pub activation_preference: ActivationPreference,
     /// Pauses scheduling or dispatching.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspension: Option<Suspension>,
@@ -614,5 +614,20 @@ crate::string_enum! {
         Abort = "Abort",
         /// Take it over.
         Overwrite = "Overwrite",
+    }
+}
+
+crate::string_enum! {
+    /// Whether a policy may take templates claimed by a lower-priority policy.
+    Preemption {
+        Always = "Always",
+        Never = "Never",
+    }
+}
+
+crate::string_enum! {
+    /// When a policy's changes take effect: at once (unset), or when the template next changes.
+    ActivationPreference {
+        Lazy = "Lazy",
     }
 }

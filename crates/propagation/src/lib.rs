@@ -138,7 +138,7 @@ pub fn best_policy<'p, 'a>(
 /// `preemption: Always` and a strictly higher priority (a PropagationPolicy always outranks
 /// a ClusterPropagationPolicy).
 pub fn may_preempt(challenger: (&Policy<'_>, Implicit), holder: (&Policy<'_>, Implicit)) -> bool {
-    if challenger.0.spec.preemption != "Always" {
+    if challenger.0.spec.preemption != karmada_api::policy::Preemption::Always {
         return false;
     }
     match (challenger.0.cluster_scoped(), holder.0.cluster_scoped()) {
