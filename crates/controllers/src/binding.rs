@@ -301,12 +301,150 @@ pub enum Error {
     Stale,
 }
 
+/// The Works this binding wants (`works_for`), from the cached override policies and
+/// clusters and the Works that exist (their permanent ids).
+fn plan_works(
+    ctx: &Context,
+    binding: BindingRef<'_>,
+    spec: &ResourceBindingSpec,
+    template: &Value,
+    template_meta: &kube::core::ObjectMeta,
+    targets: &BTreeMap<String, i32>,
+    existing: &[Arc<Work>],
+) -> propagation::works::WorkPlan {
+    let namespace = binding.namespace.unwrap_or_default();
+    let ops = ctx.ops.state();
+    let cops = ctx.cops.state();
+    let op_refs: Vec<OverridePolicyRef<'_>> = ops
+        .iter()
+        .filter(|p| !namespace.is_empty() && p.metadata.namespace.as_deref() == Some(namespace))
+        .map(|p| OverridePolicyRef {
+            namespace: p.metadata.namespace.as_deref().unwrap_or_default(),
+            name: p.metadata.name.as_deref().unwrap_or_default(),
+            spec: &p.spec,
+        })
+        .collect();
+    let cop_refs: Vec<OverridePolicyRef<'_>> = cops
+        .iter()
+        .map(|p| OverridePolicyRef {
+            namespace: "",
+            name: p.metadata.name.as_deref().unwrap_or_default(),
+            spec: &p.spec,
+        })
+        .collect();
+    let clusters: BTreeMap<String, scheduler::ClusterInfo> = targets
+        .keys()
+        .filter_map(|c| ctx.clusters.get(&ObjectRef::new(c)))
+        .map(|c| {
+            let info = crate::scheduling::cluster_identity(&c);
+            (info.name.clone(), info)
+        })
+        .collect();
+    let work_ids: BTreeMap<String, String> = existing
+        .iter()
+        .filter_map(|w| {
+            let id = w.metadata.labels.as_ref()?.get(names::WORK_PERMANENT_ID_LABEL)?;
+            Some((w.metadata.namespace.clone()?, id.clone()))
+        })
+        .collect();
+    works_for(&WorkInputs {
+        binding,
+        spec,
+        template,
+        template_meta,
+        clusters: &clusters,
+        cluster_overrides: &cop_refs,
+        namespaced_overrides: &op_refs,
+        work_ids: &work_ids,
+    })
+}
+
+/// Events for the override policies a plan applied and could not apply; the failures, as the
+/// `OverridesApplied` condition words them.
+fn report_plan(
+    ctx: &Context,
+    binding: &str,
+    spec: &ResourceBindingSpec,
+    plan: &propagation::works::WorkPlan,
+) -> Vec<String> {
+    let template_ref = crate::events::template_reference(&spec.resource);
+    for applied in &plan.applied {
+        let policy = PolicyName {
+            namespace: (!applied.namespace.is_empty()).then_some(applied.namespace.as_str()),
+            name: &applied.policy,
+        };
+        ctx.events.record(
+            template_ref.clone(),
+            Reason::ApplyOverridePolicySucceed,
+            message::apply_override_policy(policy, &applied.cluster, true),
+        );
+    }
+    let mut failures = Vec::new();
+    for failure in &plan.failures {
+        let policy = PolicyName {
+            namespace: (!failure.namespace.is_empty()).then_some(failure.namespace.as_str()),
+            name: &failure.policy,
+        };
+        ctx.events.record(
+            template_ref.clone(),
+            Reason::ApplyOverridePolicyFailed,
+            message::apply_override_policy(policy, &failure.cluster, false),
+        );
+        tracing::warn!(%binding, cluster = %failure.cluster, policy = %failure.policy, error = %failure.message, "override failed; this cluster's copy is not updated");
+        failures.push(format!(
+            "cluster {}: override policy {} cannot be applied: {}",
+            failure.cluster, failure.policy, failure.message
+        ));
+    }
+    failures
+}
+
+/// Writes the planned Works that differ from the existing ones (server-side apply); returns
+/// each written Work's execution namespace and generation.
+async fn write_works<B: Binding>(
+    ctx: &Context,
+    rb: &B,
+    plan: &propagation::works::WorkPlan,
+    existing: &[Arc<Work>],
+    work_name: &str,
+) -> Result<Vec<(String, i64)>, Error> {
+    let mut written_works = Vec::new();
+    for planned in &plan.works {
+        let es = execution_namespace(&planned.cluster);
+        let current = existing.iter().find(|w| w.metadata.namespace.as_deref() == Some(&es));
+        // Compared as JSON values: the stored manifest's keys may come in another order.
+        if current.is_some_and(|w| {
+            w.metadata.deletion_timestamp.is_none()
+                && serde_json::to_value(&w.spec).ok()
+                    == serde_json::to_value(&planned.work.spec).ok()
+        }) {
+            continue;
+        }
+        let api: Api<Work> = Api::namespaced(ctx.client.clone(), &es);
+        let written = match api
+            .patch(
+                work_name,
+                &PatchParams::apply("karmada-binding-controller").force(),
+                &Patch::Apply(&planned.work),
+            )
+            .await
+        {
+            Ok(written) => written,
+            Err(e) => {
+                ctx.events.record_binding(rb, Reason::SyncWorkFailed, &e.to_string());
+                return Err(e.into());
+            }
+        };
+        written_works.push((es, written.metadata.generation.unwrap_or(0)));
+    }
+    Ok(written_works)
+}
+
 /// The API of a binding kind, for patches of either scope.
 async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, Error> {
     // Read before the caches: a change after this point bumps it again.
     let epoch = ctx.epoch.load(Ordering::Acquire);
     let namespace = rb.meta().namespace.clone();
-    let ns = namespace.clone().unwrap_or_default();
     let name = rb.meta().name.clone().unwrap_or_default();
     let spec = rb.spec();
     let resource = &spec.resource;
@@ -416,106 +554,11 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
         let mut object = template.to_value();
         object["apiVersion"] = json!(ar.api_version);
         object["kind"] = json!(ar.kind);
-        let ops = ctx.ops.state();
-        let cops = ctx.cops.state();
-        let op_refs: Vec<OverridePolicyRef<'_>> = ops
-            .iter()
-            .filter(|p| !ns.is_empty() && p.metadata.namespace.as_deref() == Some(ns.as_str()))
-            .map(|p| OverridePolicyRef {
-                namespace: p.metadata.namespace.as_deref().unwrap_or_default(),
-                name: p.metadata.name.as_deref().unwrap_or_default(),
-                spec: &p.spec,
-            })
-            .collect();
-        let cop_refs: Vec<OverridePolicyRef<'_>> = cops
-            .iter()
-            .map(|p| OverridePolicyRef {
-                namespace: "",
-                name: p.metadata.name.as_deref().unwrap_or_default(),
-                spec: &p.spec,
-            })
-            .collect();
-        let clusters: BTreeMap<String, scheduler::ClusterInfo> = targets
-            .keys()
-            .filter_map(|c| ctx.clusters.get(&ObjectRef::new(c)))
-            .map(|c| {
-                let info = crate::scheduling::cluster_identity(&c);
-                (info.name.clone(), info)
-            })
-            .collect();
-        let work_ids: BTreeMap<String, String> = existing
-            .iter()
-            .filter_map(|w| {
-                let id = w.metadata.labels.as_ref()?.get(names::WORK_PERMANENT_ID_LABEL)?;
-                Some((w.metadata.namespace.clone()?, id.clone()))
-            })
-            .collect();
-        let plan = works_for(&WorkInputs {
-            binding: binding_ref,
-            spec,
-            template: &object,
-            template_meta: &template.metadata,
-            clusters: &clusters,
-            cluster_overrides: &cop_refs,
-            namespaced_overrides: &op_refs,
-            work_ids: &work_ids,
-        });
-        let template_ref = crate::events::template_reference(&spec.resource);
-        for applied in &plan.applied {
-            let policy = PolicyName {
-                namespace: (!applied.namespace.is_empty()).then_some(applied.namespace.as_str()),
-                name: &applied.policy,
-            };
-            ctx.events.record(
-                template_ref.clone(),
-                Reason::ApplyOverridePolicySucceed,
-                message::apply_override_policy(policy, &applied.cluster, true),
-            );
-        }
-        let mut override_failures: Vec<String> = Vec::new();
-        for failure in &plan.failures {
-            let policy = PolicyName {
-                namespace: (!failure.namespace.is_empty()).then_some(failure.namespace.as_str()),
-                name: &failure.policy,
-            };
-            ctx.events.record(
-                template_ref.clone(),
-                Reason::ApplyOverridePolicyFailed,
-                message::apply_override_policy(policy, &failure.cluster, false),
-            );
-            tracing::warn!(binding = %name, cluster = %failure.cluster, policy = %failure.policy, error = %failure.message, "override failed; this cluster's copy is not updated");
-            override_failures.push(format!(
-                "cluster {}: override policy {} cannot be applied: {}",
-                failure.cluster, failure.policy, failure.message
-            ));
-        }
-        for planned in &plan.works {
-            let es = execution_namespace(&planned.cluster);
-            let current = existing.iter().find(|w| w.metadata.namespace.as_deref() == Some(&es));
-            // Compared as JSON values: the stored manifest's keys may come in another order.
-            if current.is_some_and(|w| {
-                w.metadata.deletion_timestamp.is_none()
-                    && serde_json::to_value(&w.spec).ok()
-                        == serde_json::to_value(&planned.work.spec).ok()
-            }) {
-                continue;
-            }
-            let api: Api<Work> = Api::namespaced(ctx.client.clone(), &es);
-            let written = match api
-                .patch(
-                    &work_name,
-                    &PatchParams::apply("karmada-binding-controller").force(),
-                    &Patch::Apply(&planned.work),
-                )
-                .await
-            {
-                Ok(written) => written,
-                Err(e) => {
-                    ctx.events.record_binding(rb.as_ref(), Reason::SyncWorkFailed, &e.to_string());
-                    return Err(e.into());
-                }
-            };
-            inputs.works.insert(es, (written.metadata.generation.unwrap_or(0), false));
+        let plan =
+            plan_works(&ctx, binding_ref, spec, &object, &template.metadata, &targets, &existing);
+        let override_failures = report_plan(&ctx, &name, spec, &plan);
+        for (es, generation) in write_works::<B>(&ctx, &rb, &plan, &existing, &work_name).await? {
+            inputs.works.insert(es, (generation, false));
             wrote_works = true;
         }
         report_overrides::<B>(&ctx, &rb, &override_failures).await?;

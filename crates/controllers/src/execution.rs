@@ -574,6 +574,89 @@ fn release_patch(
     Some(json!({ "metadata": metadata }))
 }
 
+/// What applying a Work's manifests to its member found.
+struct ApplyOutcome {
+    /// Every manifest was applied (or already as wanted).
+    applied: bool,
+    /// The `Applied` condition's message.
+    message: String,
+    /// The member objects' status and health, for the Work's `manifestStatuses` (`workStatus`).
+    manifest_statuses: Vec<Value>,
+    /// What was reflected: (kind, namespace, name, health when the kind has an interpretation).
+    reflected: Vec<(String, String, String, Option<bool>)>,
+}
+
+/// Applies each of the Work's manifests to its member cluster, and reads back the member's
+/// view of each (status and health) when `workStatus` is on.
+async fn apply_work(ctx: &Context, cluster: &Cluster, work: &Work) -> ApplyOutcome {
+    let cluster_name = cluster.metadata.name.as_deref().unwrap_or_default();
+    let work_ns = work.metadata.namespace.as_deref().unwrap_or_default();
+    let name = work.metadata.name.as_deref().unwrap_or_default();
+    let mut manifest_statuses = Vec::new();
+    let mut reflected: Vec<(String, String, String, Option<bool>)> = Vec::new();
+    let (applied, message) = match ctx.member(cluster).await {
+        Err(e) => (false, format!("cannot reach cluster {cluster_name}: {e}")),
+        Ok(member) => {
+            let mut problems = Vec::new();
+            for (ordinal, manifest) in work.spec.workload.manifests.iter().enumerate() {
+                let manifest = desired(&manifest.value(), work_ns, name);
+                let applying = apply_manifest(ctx, cluster_name, &member, &manifest);
+                let template = ctx.template_events.then(|| template_of(&manifest));
+                let outcome = match bounded(ctx.timeout * 2, applying).await {
+                    Ok(a) => a,
+                    Err(e) => {
+                        if let Some((regarding, ns, name)) = template {
+                            ctx.events.record(
+                                regarding,
+                                Reason::SyncWorkloadFailed,
+                                format!("Failed to create or update resource({ns}/{name}) in member cluster({cluster_name}): {e}"),
+                            );
+                        }
+                        problems.push(format!("applying to {cluster_name} failed: {e}"));
+                        continue;
+                    }
+                };
+                if let (true, Some((regarding, ns, name))) = (outcome.written, template) {
+                    ctx.events.record(
+                        regarding,
+                        Reason::SyncWorkloadSucceed,
+                        message::workload_applied(&ns, &name, cluster_name),
+                    );
+                }
+                if let Some(reason) = outcome.refused {
+                    problems.push(reason);
+                }
+                // Reflect the member's view of the object (status and health).
+                let Some(observed) = outcome.observed.filter(|_| ctx.reflect) else { continue };
+                let ar = outcome.resource;
+                let observed = observed.to_value();
+                // A kind without a health interpretation counts as healthy (as upstream).
+                let healthy = propagation::interpreter::is_healthy(&ar.kind, &observed);
+                let health = if healthy == Some(false) { "Unhealthy" } else { "Healthy" };
+                reflected.push((
+                    ar.kind.clone(),
+                    apimachinery::object::namespace(&observed).to_owned(),
+                    apimachinery::object::name(&observed).to_owned(),
+                    healthy,
+                ));
+                let status = propagation::interpreter::reflect_status(&ar.kind, &observed);
+                manifest_statuses.push(json!({
+                    "identifier": {"ordinal": ordinal, "group": ar.group, "version": ar.version, "kind": ar.kind,
+                        "resource": ar.plural, "namespace": apimachinery::object::namespace(&observed),
+                        "name": apimachinery::object::name(&observed)},
+                    "status": status, "health": health,
+                }));
+            }
+            if problems.is_empty() {
+                (true, "Manifest has been successfully applied".to_owned())
+            } else {
+                (false, problems.join("; "))
+            }
+        }
+    };
+    ApplyOutcome { applied, message, manifest_statuses, reflected }
+}
+
 async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> {
     let Some(cluster_name) =
         work.metadata.namespace.as_deref().and_then(names::cluster_of_execution_namespace)
@@ -649,69 +732,8 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
     if unreachable {
         return Ok(Action::requeue(NOT_READY_RETRY));
     }
-    let mut manifest_statuses = Vec::new();
-    // What was reflected: (kind, namespace, name, health when the kind has an interpretation).
-    let mut reflected: Vec<(String, String, String, Option<bool>)> = Vec::new();
-    let (applied, message) = match ctx.member(&cluster).await {
-        Err(e) => (false, format!("cannot reach cluster {cluster_name}: {e}")),
-        Ok(member) => {
-            let mut problems = Vec::new();
-            for (ordinal, manifest) in work.spec.workload.manifests.iter().enumerate() {
-                let manifest = desired(&manifest.value(), &work_ns, &name);
-                let applying = apply_manifest(&ctx, cluster_name, &member, &manifest);
-                let template = ctx.template_events.then(|| template_of(&manifest));
-                let outcome = match bounded(ctx.timeout * 2, applying).await {
-                    Ok(a) => a,
-                    Err(e) => {
-                        if let Some((regarding, ns, name)) = template {
-                            ctx.events.record(
-                                regarding,
-                                Reason::SyncWorkloadFailed,
-                                format!("Failed to create or update resource({ns}/{name}) in member cluster({cluster_name}): {e}"),
-                            );
-                        }
-                        problems.push(format!("applying to {cluster_name} failed: {e}"));
-                        continue;
-                    }
-                };
-                if let (true, Some((regarding, ns, name))) = (outcome.written, template) {
-                    ctx.events.record(
-                        regarding,
-                        Reason::SyncWorkloadSucceed,
-                        message::workload_applied(&ns, &name, cluster_name),
-                    );
-                }
-                if let Some(reason) = outcome.refused {
-                    problems.push(reason);
-                }
-                // Reflect the member's view of the object (status and health).
-                let Some(observed) = outcome.observed.filter(|_| ctx.reflect) else { continue };
-                let ar = outcome.resource;
-                let observed = observed.to_value();
-                // A kind without a health interpretation counts as healthy (as upstream).
-                let healthy = propagation::interpreter::is_healthy(&ar.kind, &observed);
-                let health = if healthy == Some(false) { "Unhealthy" } else { "Healthy" };
-                reflected.push((
-                    ar.kind.clone(),
-                    apimachinery::object::namespace(&observed).to_owned(),
-                    apimachinery::object::name(&observed).to_owned(),
-                    healthy,
-                ));
-                let status = propagation::interpreter::reflect_status(&ar.kind, &observed);
-                manifest_statuses.push(json!({
-                    "identifier": {"ordinal": ordinal, "group": ar.group, "version": ar.version, "kind": ar.kind,
-                        "resource": ar.plural, "namespace": apimachinery::object::namespace(&observed),
-                        "name": apimachinery::object::name(&observed)},
-                    "status": status, "health": health,
-                }));
-            }
-            if problems.is_empty() {
-                (true, "Manifest has been successfully applied".to_owned())
-            } else {
-                (false, problems.join("; "))
-            }
-        }
-    };
+    let ApplyOutcome { applied, message, manifest_statuses, reflected } =
+        apply_work(&ctx, &cluster, &work).await;
     let current =
         work.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Applied"));
     let status_word = if applied { "True" } else { "False" };
