@@ -11,3 +11,5 @@ mod harness;
 mod binding;
 mod execution;
 mod failover;
+mod namespaces;
+mod policies;
