@@ -3,6 +3,7 @@
 //! `cluster.karmada.io/not-ready` / `unreachable` NoSchedule taints kept in step with the Ready
 //! condition after a grace period.
 
+use karmada_api::cluster::TaintEffect;
 use karmada_api::events::{Reason, message};
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,15 +46,15 @@ pub fn desired_taints(
     taints.retain(|t| {
         !((t.key == TAINT_NOT_READY || t.key == TAINT_UNREACHABLE)
             && Some(t.key.as_str()) != want
-            && t.effect == "NoSchedule")
+            && t.effect == TaintEffect::NoSchedule)
     });
     if let Some(key) = want
-        && !taints.iter().any(|t| t.key == key && t.effect == "NoSchedule")
+        && !taints.iter().any(|t| t.key == key && t.effect == TaintEffect::NoSchedule)
     {
         taints.push(Taint {
             key: key.to_owned(),
             value: String::new(),
-            effect: "NoSchedule".into(),
+            effect: TaintEffect::NoSchedule,
             time_added: None,
         });
     }
@@ -225,7 +226,7 @@ mod tests {
         let user = Taint {
             key: "team".into(),
             value: "a".into(),
-            effect: "NoSchedule".into(),
+            effect: TaintEffect::NoSchedule,
             time_added: None,
         };
         type Case = (Vec<Taint>, Option<Condition>, i64, Vec<&'static str>);
@@ -247,7 +248,7 @@ mod tests {
                     Taint {
                         key: TAINT_UNREACHABLE.into(),
                         value: String::new(),
-                        effect: "NoSchedule".into(),
+                        effect: TaintEffect::NoSchedule,
                         time_added: None,
                     },
                 ],

@@ -10,6 +10,7 @@
 //! failover (`failover.application`) evicts the same way from a cluster where the workload has
 //! stayed unhealthy longer than `decisionConditions.tolerationSeconds`.
 
+use karmada_api::cluster::TaintEffect;
 use karmada_api::events::{Reason, message};
 use karmada_api::policy::PurgeMode;
 use karmada_api::policy::{
@@ -121,7 +122,7 @@ pub fn apply_taints(
             for p in policy {
                 if !out.iter().any(|t| same(p, t)) {
                     let mut t = p.clone();
-                    if t.effect == "NoExecute" && t.time_added.is_none() {
+                    if t.effect == TaintEffect::NoExecute && t.time_added.is_none() {
                         t.time_added = Some(now.to_owned());
                     }
                     out.push(t);
@@ -138,7 +139,7 @@ pub fn apply_taints(
 pub fn eviction_due(taints: &[Taint], tolerations: &[Toleration]) -> Option<i64> {
     taints
         .iter()
-        .filter(|t| t.effect == "NoExecute")
+        .filter(|t| t.effect == TaintEffect::NoExecute)
         .filter_map(|t| {
             let matching: Vec<&Toleration> = tolerations
                 .iter()
@@ -366,7 +367,7 @@ pub fn plan_evictions(
                 Some(at) if at <= now => {
                     let taint = taints
                         .iter()
-                        .find(|t| t.effect == "NoExecute")
+                        .find(|t| t.effect == TaintEffect::NoExecute)
                         .map(|t| format!("{}:{}", t.key, t.effect))
                         .unwrap_or_default();
                     let rules = cluster_failover

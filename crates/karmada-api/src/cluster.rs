@@ -25,9 +25,21 @@ pub struct Taint {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub value: String,
     /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`.
-    pub effect: String,
+    pub effect: TaintEffect,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_added: Option<String>,
+}
+
+crate::string_enum! {
+    /// What a cluster taint does to workloads that do not tolerate it.
+    TaintEffect {
+        /// Not scheduled there.
+        NoSchedule = "NoSchedule",
+        /// Scheduled there only when nothing else fits.
+        PreferNoSchedule = "PreferNoSchedule",
+        /// Not scheduled there, and evicted from it.
+        NoExecute = "NoExecute",
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

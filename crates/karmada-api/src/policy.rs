@@ -535,7 +535,7 @@ pub struct PolicyTaint {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub value: String,
     /// `NoSchedule` or `NoExecute`.
-    pub effect: String,
+    pub effect: crate::cluster::TaintEffect,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -9,7 +9,7 @@ use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use clap::{Parser, Subcommand};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use karmada_api::cluster::{Cluster, Taint};
+use karmada_api::cluster::{Cluster, Taint, TaintEffect};
 use karmada_api::names::{CLUSTER_NAMESPACE, execution_namespace};
 use karmada_api::work::Work;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
@@ -347,15 +347,13 @@ fn parse_taint(spec: &str) -> anyhow::Result<(Taint, bool)> {
         None => (spec, false),
     };
     let (kv, effect) = match body.split_once(':') {
-        Some((kv, e)) => (kv, e.to_owned()),
-        None if remove => (body, String::new()),
+        Some((kv, e)) => (kv, TaintEffect::from(e)),
+        None if remove => (body, TaintEffect::Unset),
         None => bail!(
             "invalid taint {spec:?}: use KEY[=VALUE]:EFFECT to add or KEY[:EFFECT]- to remove"
         ),
     };
-    if !effect.is_empty()
-        && !matches!(effect.as_str(), "NoSchedule" | "PreferNoSchedule" | "NoExecute")
-    {
+    if let TaintEffect::Other(effect) = &effect {
         bail!("invalid taint effect {effect:?}: use NoSchedule, PreferNoSchedule or NoExecute");
     }
     let (key, value) = kv.split_once('=').unwrap_or((kv, ""));
@@ -376,7 +374,7 @@ async fn change_taints(
     let mut taints = cluster.spec.taints.clone();
     for (taint, remove) in changes {
         let same =
-            |t: &Taint| t.key == taint.key && (taint.effect.is_empty() || t.effect == taint.effect);
+            |t: &Taint| t.key == taint.key && (taint.effect.is_unset() || t.effect == taint.effect);
         if remove {
             let before = taints.len();
             taints.retain(|t| !same(t));
@@ -465,7 +463,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let t = Taint {
                 key: "cluster.karmada.io/unschedulable".into(),
                 value: String::new(),
-                effect: "NoSchedule".into(),
+                effect: TaintEffect::NoSchedule,
                 time_added: None,
             };
             change_taints(control, &name, vec![(t, false)], true).await?;
@@ -476,7 +474,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let t = Taint {
                 key: "cluster.karmada.io/unschedulable".into(),
                 value: String::new(),
-                effect: "NoSchedule".into(),
+                effect: TaintEffect::NoSchedule,
                 time_added: None,
             };
             let clusters: Api<Cluster> = Api::all(control.clone());

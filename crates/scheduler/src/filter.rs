@@ -1,6 +1,7 @@
 //! Filter plugins: which clusters may take a binding at all.
 
 use karmada_api::cluster::Taint;
+use karmada_api::cluster::TaintEffect;
 use karmada_api::policy::ClusterAffinity;
 
 use crate::{BindingInfo, ClusterInfo, Plugins, Rejection};
@@ -66,7 +67,7 @@ fn taint_toleration(
     cluster
         .taints
         .iter()
-        .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
+        .filter(|t| t.effect == TaintEffect::NoSchedule || t.effect == TaintEffect::NoExecute)
         .find(|t| !tolerated(tolerations, t))
         .map(|t| format!("cluster(s) had untolerated taint {{{}: {}}}", t.key, t.value))
 }

@@ -138,12 +138,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             })
         };
     let tainted = || async {
-        clusters
-            .get_opt("member1")
-            .await
-            .ok()
-            .flatten()
-            .is_some_and(|c| c.spec.taints.iter().any(|t| t.effect == "NoExecute"))
+        clusters.get_opt("member1").await.ok().flatten().is_some_and(|c| {
+            c.spec.taints.iter().any(|t| t.effect == karmada_api::cluster::TaintEffect::NoExecute)
+        })
     };
     let mut report = Report::default();
     // Detection takes up to one status period (a refused connection fails at once; a member
