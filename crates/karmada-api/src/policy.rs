@@ -307,7 +307,7 @@ pub struct PlaintextOverrider {
     /// A JSON pointer into the resource, e.g. `/spec/replicas`.
     pub path: String,
     /// `add`, `remove` or `replace`.
-    pub operator: String,
+    pub operator: OverriderOperator,
     /// The value to add or replace with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<Value>,
@@ -326,9 +326,9 @@ pub struct ImageOverrider {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub predicate: Option<ImagePredicate>,
     /// `Registry`, `Repository` or `Tag`.
-    pub component: String,
+    pub component: ImageComponent,
     /// `add`, `remove` or `replace`.
-    pub operator: String,
+    pub operator: OverriderOperator,
     /// The new registry, repository or tag.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub value: String,
@@ -340,7 +340,7 @@ pub struct CommandArgsOverrider {
     /// The container to change.
     pub container_name: String,
     /// `add` or `remove`.
-    pub operator: String,
+    pub operator: OverriderOperator,
     /// The items to add or remove.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub value: Vec<String>,
@@ -350,7 +350,7 @@ pub struct CommandArgsOverrider {
 #[serde(rename_all = "camelCase")]
 pub struct LabelAnnotationOverrider {
     /// `add`, `remove` or `replace`.
-    pub operator: String,
+    pub operator: OverriderOperator,
     /// The keys and values.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub value: BTreeMap<String, String>,
@@ -362,7 +362,7 @@ pub struct PatchOperation {
     /// A JSON pointer inside the document.
     pub sub_path: String,
     /// `add`, `remove` or `replace`.
-    pub operator: String,
+    pub operator: OverriderOperator,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<Value>,
 }
@@ -629,5 +629,23 @@ crate::string_enum! {
     /// When a policy's changes take effect: at once (unset), or when the template next changes.
     ActivationPreference {
         Lazy = "Lazy",
+    }
+}
+
+crate::string_enum! {
+    /// What an overrider does at its place.
+    OverriderOperator {
+        Add = "add",
+        Remove = "remove",
+        Replace = "replace",
+    }
+}
+
+crate::string_enum! {
+    /// The part of an image reference an image overrider changes.
+    ImageComponent {
+        Registry = "Registry",
+        Repository = "Repository",
+        Tag = "Tag",
     }
 }

@@ -8,8 +8,8 @@
 
 use apimachinery::patch::{PatchError, json as json_patch};
 use karmada_api::policy::{
-    ClusterAffinity, CommandArgsOverrider, FieldOverrider, ImageOverrider,
-    LabelAnnotationOverrider, OverrideSpec, Overriders, PlaintextOverrider,
+    ClusterAffinity, CommandArgsOverrider, FieldOverrider, ImageComponent, ImageOverrider,
+    LabelAnnotationOverrider, OverrideSpec, OverriderOperator, Overriders, PlaintextOverrider,
 };
 use serde_json::{Value, json};
 
@@ -124,14 +124,16 @@ fn valid_digest(value: &str) -> bool {
 
 fn override_image(image: &str, o: &ImageOverrider) -> String {
     let mut parsed = Image::parse(image);
-    match (o.component.as_str(), o.operator.as_str()) {
-        ("Registry", "add") => parsed.registry.push_str(&o.value),
-        ("Registry", "replace") => parsed.registry = o.value.clone(),
-        ("Registry", "remove") => parsed.registry.clear(),
-        ("Repository", "add") => parsed.repository.push_str(&o.value),
-        ("Repository", "replace") => parsed.repository = o.value.clone(),
-        ("Repository", "remove") => parsed.repository.clear(),
-        ("Tag", "add" | "replace") => {
+    use ImageComponent::{Registry, Repository, Tag};
+    use OverriderOperator::{Add, Remove, Replace};
+    match (&o.component, &o.operator) {
+        (Registry, Add) => parsed.registry.push_str(&o.value),
+        (Registry, Replace) => parsed.registry = o.value.clone(),
+        (Registry, Remove) => parsed.registry.clear(),
+        (Repository, Add) => parsed.repository.push_str(&o.value),
+        (Repository, Replace) => parsed.repository = o.value.clone(),
+        (Repository, Remove) => parsed.repository.clear(),
+        (Tag, Add | Replace) => {
             if valid_digest(&o.value) {
                 parsed.digest = o.value.clone();
                 parsed.tag.clear();
@@ -143,7 +145,7 @@ fn override_image(image: &str, o: &ImageOverrider) -> String {
                 return image.to_owned();
             }
         }
-        ("Tag", "remove") => {
+        (Tag, Remove) => {
             parsed.tag.clear();
             parsed.digest.clear();
         }
@@ -197,9 +199,9 @@ fn apply_command_args(
             let list =
                 c.as_object_mut().map(|m| m.entry(field.to_owned()).or_insert_with(|| json!([])));
             let Some(Value::Array(items)) = list else { continue };
-            match o.operator.as_str() {
-                "add" => items.extend(o.value.iter().map(|v| json!(v))),
-                "remove" => items.retain(|i| !o.value.iter().any(|v| i == v)),
+            match o.operator {
+                OverriderOperator::Add => items.extend(o.value.iter().map(|v| json!(v))),
+                OverriderOperator::Remove => items.retain(|i| !o.value.iter().any(|v| i == v)),
                 _ => {}
             }
         }
@@ -210,14 +212,14 @@ fn apply_map(object: &mut Value, overriders: &[LabelAnnotationOverrider], field:
     for o in overriders {
         let map = apimachinery::object::string_map_mut(object, field);
         for (k, v) in &o.value {
-            match o.operator.as_str() {
-                "add" => {
+            match o.operator {
+                OverriderOperator::Add => {
                     map.insert(k.clone(), json!(v));
                 }
-                "replace" if map.contains_key(k) => {
+                OverriderOperator::Replace if map.contains_key(k) => {
                     map.insert(k.clone(), json!(v));
                 }
-                "remove" => {
+                OverriderOperator::Remove => {
                     map.remove(k);
                 }
                 _ => {}
