@@ -443,30 +443,17 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
             missing = true;
             continue;
         };
-        let mut spec = json!({
-            "resource": {"apiVersion": dep.api_version, "kind": dep.kind, "namespace": ns, "name": dep.name,
-                "uid": object.metadata.uid, "resourceVersion": object.metadata.resource_version},
-            "requiredBy": required_by_with(&[], &ns, &name, Some(&rb.spec.clusters)),
-        });
-        if !rb.spec.conflict_resolution.is_unset() {
-            spec["conflictResolution"] = json!(rb.spec.conflict_resolution);
-        }
-        if let Some(preserve) = rb.spec.preserve_resources_on_deletion {
-            spec["preserveResourcesOnDeletion"] = json!(preserve);
-        }
-        let binding: ResourceBinding = match serde_json::from_value(json!({
-            "apiVersion": "work.karmada.io/v1alpha2", "kind": "ResourceBinding",
-            "metadata": {"name": dep_binding, "namespace": ns, "labels": {ATTACHED_LABEL: "true"},
-                "finalizers": [karmada_api::names::BINDING_FINALIZER],
-                "ownerReferences": [{"apiVersion": dep.api_version, "kind": dep.kind, "name": dep.name,
-                    "uid": object.metadata.uid, "controller": true, "blockOwnerDeletion": true}]},
-            "spec": spec,
-        })) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot build an attached binding");
-                continue;
-            }
+        let Some(binding) = propagation::binding::attached_binding_for(
+            dep,
+            &ns,
+            object.metadata.uid.as_deref(),
+            object.metadata.resource_version.as_deref(),
+            &required_by_with(&[], &ns, &name, Some(&rb.spec.clusters)),
+            &rb.spec.conflict_resolution,
+            rb.spec.preserve_resources_on_deletion,
+        ) else {
+            tracing::warn!(dependency = %dep.name, "cannot build an attached binding");
+            continue;
         };
         ctx.note_listed(&binding);
         match api.create(&PostParams::default(), &binding).await {

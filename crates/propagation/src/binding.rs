@@ -9,11 +9,11 @@
 use std::collections::BTreeMap;
 
 use karmada_api::names;
-use karmada_api::policy::PropagationSpec;
-use karmada_api::work::{ClusterResourceBinding, ResourceBinding};
+use karmada_api::policy::{ConflictResolution, PropagationSpec};
+use karmada_api::work::{BindingSnapshot, ClusterResourceBinding, ResourceBinding};
 use serde_json::{Value, json};
 
-use crate::interpreter::Requirements;
+use crate::interpreter::{Dependency, Requirements};
 
 /// What a template's binding is made from.
 pub struct BindingInputs<'a> {
@@ -97,6 +97,46 @@ pub fn binding_for(input: &BindingInputs<'_>) -> Value {
     binding
 }
 
+/// The binding of a workload's dependency that no policy claims (`propagateDeps`): attached
+/// (labelled so, owned by the dependency object, with the binding controller's finalizer), it
+/// lists the requiring workloads with their clusters and inherits the requiring workload's
+/// conflict resolution and resource preservation. `None` when the parts do not make a valid
+/// binding (the type refuses them).
+#[allow(clippy::too_many_arguments)]
+pub fn attached_binding_for(
+    dependency: &Dependency,
+    namespace: &str,
+    uid: Option<&str>,
+    resource_version: Option<&str>,
+    required_by: &[BindingSnapshot],
+    conflict_resolution: &ConflictResolution,
+    preserve_resources_on_deletion: Option<bool>,
+) -> Option<ResourceBinding> {
+    let uid = uid.unwrap_or_default();
+    let mut spec = json!({
+        "resource": {"apiVersion": dependency.api_version, "kind": dependency.kind,
+            "namespace": namespace, "name": dependency.name, "uid": uid,
+            "resourceVersion": resource_version.unwrap_or_default()},
+        "requiredBy": required_by,
+    });
+    if !conflict_resolution.is_unset() {
+        spec["conflictResolution"] = json!(conflict_resolution);
+    }
+    if let Some(preserve) = preserve_resources_on_deletion {
+        spec["preserveResourcesOnDeletion"] = json!(preserve);
+    }
+    serde_json::from_value(json!({
+        "apiVersion": ResourceBinding::API_VERSION, "kind": ResourceBinding::KIND,
+        "metadata": {"name": crate::binding_name(dependency.kind, &dependency.name),
+            "namespace": namespace, "labels": {names::ATTACHED_LABEL: "true"},
+            "finalizers": [names::BINDING_FINALIZER],
+            "ownerReferences": [{"apiVersion": dependency.api_version, "kind": dependency.kind,
+                "name": dependency.name, "uid": uid, "controller": true, "blockOwnerDeletion": true}]},
+        "spec": spec,
+    }))
+    .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +209,51 @@ mod tests {
                 && crb["spec"]["resource"].get("namespace").is_none()
         );
         assert!(crb["spec"].get("replicas").is_none());
+    }
+
+    #[test]
+    fn attached_bindings_follow_the_requiring_workload() {
+        let dep = Dependency { api_version: "v1", kind: "ConfigMap", name: "cfg".into() };
+        let requiring: Vec<BindingSnapshot> = serde_json::from_value(json!([
+            {"namespace": "ns", "name": "web-deployment", "clusters": [{"name": "m1", "replicas": 2}]}
+        ]))
+        .unwrap();
+        let rb = attached_binding_for(
+            &dep,
+            "ns",
+            Some("cm-uid"),
+            Some("7"),
+            &requiring,
+            &ConflictResolution::Overwrite,
+            Some(true),
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(&rb).unwrap(),
+            json!({"apiVersion": "work.karmada.io/v1alpha2", "kind": "ResourceBinding",
+                "metadata": {"name": "cfg-configmap", "namespace": "ns",
+                    "labels": {names::ATTACHED_LABEL: "true"},
+                    "finalizers": ["karmada.io/binding-controller"],
+                    "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "cfg",
+                        "uid": "cm-uid", "controller": true, "blockOwnerDeletion": true}]},
+                "spec": {
+                    "resource": {"apiVersion": "v1", "kind": "ConfigMap", "namespace": "ns",
+                        "name": "cfg", "uid": "cm-uid", "resourceVersion": "7"},
+                    "requiredBy": [{"namespace": "ns", "name": "web-deployment", "clusters": [{"name": "m1", "replicas": 2}]}],
+                    "conflictResolution": "Overwrite",
+                    "preserveResourcesOnDeletion": true}})
+        );
+        let plain = attached_binding_for(
+            &dep,
+            "ns",
+            None,
+            None,
+            &requiring,
+            &ConflictResolution::Unset,
+            None,
+        )
+        .unwrap();
+        assert!(plain.spec.conflict_resolution.is_unset());
+        assert_eq!(plain.spec.preserve_resources_on_deletion, None);
     }
 }
