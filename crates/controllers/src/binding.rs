@@ -24,10 +24,8 @@ use karmada_api::work::{
 };
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
-use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{ObjectRef, Store};
 use propagation::overrides::OverridePolicyRef;
 use serde_json::{Value, json};
 
@@ -318,20 +316,10 @@ fn plan_works(
     let op_refs: Vec<OverridePolicyRef<'_>> = ops
         .iter()
         .filter(|p| !namespace.is_empty() && p.metadata.namespace.as_deref() == Some(namespace))
-        .map(|p| OverridePolicyRef {
-            namespace: p.metadata.namespace.as_deref().unwrap_or_default(),
-            name: p.metadata.name.as_deref().unwrap_or_default(),
-            spec: &p.spec,
-        })
+        .map(|p| OverridePolicyRef::namespaced(p))
         .collect();
-    let cop_refs: Vec<OverridePolicyRef<'_>> = cops
-        .iter()
-        .map(|p| OverridePolicyRef {
-            namespace: "",
-            name: p.metadata.name.as_deref().unwrap_or_default(),
-            spec: &p.spec,
-        })
-        .collect();
+    let cop_refs: Vec<OverridePolicyRef<'_>> =
+        cops.iter().map(|p| OverridePolicyRef::cluster(p)).collect();
     let clusters: BTreeMap<String, scheduler::ClusterInfo> = targets
         .keys()
         .filter_map(|c| ctx.clusters.get(&ObjectRef::new(c)))
@@ -946,29 +934,6 @@ fn placement_relevant(
     })
 }
 
-/// A cache of one kind fed by a watch, and a stream of the objects it saw change.
-fn cached<K>(
-    client: &kube::Client,
-) -> (Store<K>, impl futures::Stream<Item = Option<K>> + Send + 'static)
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    let (reader, writer) = reflector::store::<K>();
-    let stream = watcher::watcher(Api::<K>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .modify(crate::lean)
-        .reflect(writer)
-        .touched_objects()
-        .map(Result::ok);
-    (reader, stream)
-}
-
 async fn run_for<B: Binding>(
     ctx: Arc<Context>,
     bindings: Arc<Watched<B>>,
@@ -1013,8 +978,8 @@ pub async fn run(
     caches: crate::Caches,
     parts: crate::registry::BindingParts,
 ) -> anyhow::Result<()> {
-    let (ops, op_changes) = cached::<OverridePolicy>(&client);
-    let (cops, cop_changes) = cached::<ClusterOverridePolicy>(&client);
+    let ops = caches.override_policies.store();
+    let cops = caches.cluster_override_policies.store();
     let clusters = caches.clusters.store();
     let works = caches.works.store();
     // The index is updated before a Work's change reaches the controllers (they look the
@@ -1066,13 +1031,13 @@ pub async fn run(
         }))
     };
     let feeders = [
-        forward(op_changes.map(|_| ()).boxed()),
-        forward(cop_changes.map(|_| ()).boxed()),
+        forward(caches.override_policies.subscribe().map(|_| ()).boxed()),
+        forward(caches.cluster_override_policies.subscribe().map(|_| ()).boxed()),
         forward(placement_relevant(caches.clusters.subscribe()).boxed()),
     ];
     let _ = tokio::join!(
-        ops.wait_until_ready(),
-        cops.wait_until_ready(),
+        caches.override_policies.ready(),
+        caches.cluster_override_policies.ready(),
         caches.clusters.ready(),
         caches.works.ready()
     );

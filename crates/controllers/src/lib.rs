@@ -117,6 +117,10 @@ pub struct Caches {
     pub cluster_bindings: std::sync::Arc<shared::Watched<ClusterResourceBinding>>,
     pub works: std::sync::Arc<shared::Watched<karmada_api::work::Work>>,
     pub clusters: std::sync::Arc<shared::Watched<karmada_api::cluster::Cluster>>,
+    /// OverridePolicies and ClusterOverridePolicies (the binding and namespace controllers).
+    pub override_policies: std::sync::Arc<shared::Watched<karmada_api::policy::OverridePolicy>>,
+    pub cluster_override_policies:
+        std::sync::Arc<shared::Watched<karmada_api::policy::ClusterOverridePolicy>>,
     /// Clients of the push members, shared by the status probes and the execution controller.
     pub member_clients: std::sync::Arc<member_client::Clients>,
 }
@@ -131,6 +135,11 @@ impl Caches {
             cluster_bindings: shared::Watched::start(kube::Api::all(client.clone()), config()),
             works: shared::Watched::start(kube::Api::all(client.clone()), config()),
             clusters: shared::Watched::start(kube::Api::all(client.clone()), config()),
+            override_policies: shared::Watched::start(kube::Api::all(client.clone()), config()),
+            cluster_override_policies: shared::Watched::start(
+                kube::Api::all(client.clone()),
+                config(),
+            ),
             member_clients: std::sync::Arc::default(),
         }
     }
@@ -178,7 +187,7 @@ pub async fn run(client: kube::Client, settings: Settings) -> anyhow::Result<()>
             Loop::Rebalancer => tokio::spawn(rebalancer::run(c)),
             Loop::AgentStatus => continue,
         };
-        tasks.push((loop_name(l), task));
+        tasks.push((l.name(), task));
     }
     let (result, index, _) = futures::future::select_all(tasks.iter_mut().map(|(_, t)| t)).await;
     let name = tasks[index].0;
@@ -189,21 +198,6 @@ pub async fn run(client: kube::Client, settings: Settings) -> anyhow::Result<()>
         Ok(Ok(())) => anyhow::bail!("controller {name} stopped"),
         Ok(Err(e)) => Err(e.context(format!("controller {name}"))),
         Err(e) => Err(anyhow::anyhow!("controller {name} panicked: {e}")),
-    }
-}
-
-fn loop_name(l: registry::Loop) -> &'static str {
-    use registry::Loop;
-    match l {
-        Loop::Cluster => "cluster",
-        Loop::ClusterStatus => "clusterStatus",
-        Loop::Binding => "binding",
-        Loop::Execution => "execution",
-        Loop::Namespace => "namespace",
-        Loop::Failover => "failover",
-        Loop::TaintPolicy => "clustertaintpolicy",
-        Loop::Rebalancer => "workloadRebalancer",
-        Loop::AgentStatus => "clusterStatus",
     }
 }
 

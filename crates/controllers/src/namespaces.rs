@@ -80,14 +80,8 @@ struct Caches {
 
 async fn sync(client: &kube::Client, caches: &Caches) -> Result<(), kube::Error> {
     let cops = caches.cops.state();
-    let cop_refs: Vec<OverridePolicyRef<'_>> = cops
-        .iter()
-        .map(|p| OverridePolicyRef {
-            namespace: "",
-            name: p.metadata.name.as_deref().unwrap_or_default(),
-            spec: &p.spec,
-        })
-        .collect();
+    let cop_refs: Vec<OverridePolicyRef<'_>> =
+        cops.iter().map(|p| OverridePolicyRef::cluster(p)).collect();
     let clusters: Vec<Arc<Cluster>> = caches
         .clusters
         .state()
@@ -233,12 +227,17 @@ pub async fn run(client: kube::Client, shared: crate::Caches) -> anyhow::Result<
     }));
     let (works, t3) =
         cached::<Work>(&client, watcher::Config::default().labels(NAMESPACE_WORK_LABEL), &notify);
-    let (cops, t4) = cached::<ClusterOverridePolicy>(&client, watcher::Config::default(), &notify);
+    let cops = shared.cluster_override_policies.store();
+    let n = Arc::clone(&notify);
+    let t4 = tokio::spawn(shared.cluster_override_policies.subscribe().for_each(move |_| {
+        n.notify_one();
+        async {}
+    }));
     let _ = tokio::join!(
         namespaces.wait_until_ready(),
         shared.clusters.ready(),
         works.wait_until_ready(),
-        cops.wait_until_ready()
+        shared.cluster_override_policies.ready()
     );
     let caches = Caches { namespaces, clusters, works, cops };
     loop {

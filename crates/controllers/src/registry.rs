@@ -36,6 +36,22 @@ pub enum Loop {
     AgentStatus,
 }
 
+impl Loop {
+    /// How logs and errors name the loop (upstream's name of its main controller).
+    pub fn name(self) -> &'static str {
+        match self {
+            Loop::Cluster => names::CLUSTER,
+            Loop::ClusterStatus | Loop::AgentStatus => names::CLUSTER_STATUS,
+            Loop::Binding => names::BINDING,
+            Loop::Execution => names::EXECUTION,
+            Loop::Namespace => names::NAMESPACE,
+            Loop::Failover => "failover",
+            Loop::TaintPolicy => names::CLUSTER_TAINT_POLICY,
+            Loop::Rebalancer => names::WORKLOAD_REBALANCER,
+        }
+    }
+}
+
 /// A controller by upstream's name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Controller {

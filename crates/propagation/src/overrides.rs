@@ -8,8 +8,9 @@
 
 use apimachinery::patch::{PatchError, json as json_patch};
 use karmada_api::policy::{
-    ClusterAffinity, CommandArgsOverrider, FieldOverrider, ImageComponent, ImageOverrider,
-    LabelAnnotationOverrider, OverrideSpec, OverriderOperator, Overriders, PlaintextOverrider,
+    ClusterAffinity, ClusterOverridePolicy, CommandArgsOverrider, FieldOverrider, ImageComponent,
+    ImageOverrider, LabelAnnotationOverrider, OverridePolicy, OverrideSpec, OverriderOperator,
+    Overriders, PlaintextOverrider,
 };
 use serde_json::{Value, json};
 
@@ -25,6 +26,24 @@ pub struct OverridePolicyRef<'a> {
     pub namespace: &'a str,
     pub name: &'a str,
     pub spec: &'a OverrideSpec,
+}
+
+impl<'a> OverridePolicyRef<'a> {
+    pub fn namespaced(policy: &'a OverridePolicy) -> Self {
+        OverridePolicyRef {
+            namespace: policy.metadata.namespace.as_deref().unwrap_or_default(),
+            name: policy.metadata.name.as_deref().unwrap_or_default(),
+            spec: &policy.spec,
+        }
+    }
+
+    pub fn cluster(policy: &'a ClusterOverridePolicy) -> Self {
+        OverridePolicyRef {
+            namespace: "",
+            name: policy.metadata.name.as_deref().unwrap_or_default(),
+            spec: &policy.spec,
+        }
+    }
 }
 
 /// Why an override could not be applied to one cluster's copy.

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 pub struct Plane {
     pub client: kube::Client,
     pub members: Vec<(member::Member, kube::Client)>,
-    server: Option<apiserver::Server>,
+    _server: apiserver::Server,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
@@ -77,7 +77,7 @@ impl Plane {
             .unwrap();
             joined.push((m, member_client));
         }
-        Plane { client, members: joined, server: Some(server), tasks: Vec::new(), _dir: dir }
+        Plane { client, members: joined, _server: server, tasks: Vec::new(), _dir: dir }
     }
 
     /// Runs the controller-manager with `--controllers=<controllers>` (and the taint manager as
@@ -165,11 +165,10 @@ pub async fn apply_to(client: &kube::Client, object: Value) {
 
 impl Drop for Plane {
     fn drop(&mut self) {
+        // The servers' tasks end with the test's runtime.
         for task in &self.tasks {
             task.abort();
         }
-        // The servers' tasks end with the runtime; nothing outlives the test.
-        drop(self.server.take());
     }
 }
 
