@@ -84,6 +84,42 @@ pub fn format_milli(milli: i128) -> String {
     if milli % 1000 == 0 { (milli / 1000).to_string() } else { format!("{milli}m") }
 }
 
+/// Formats milli-units as Kubernetes prints a quantity: with a binary suffix (`Ki`, `Mi`, ...)
+/// when `binary` and the value is a whole multiple of 1024, otherwise with the largest
+/// decimal suffix (`k`, `M`, ...) that keeps the number whole, or in milli-units (`1500m`).
+pub fn format_canonical(milli: i128, binary: bool) -> String {
+    if milli % 1000 != 0 {
+        return format!("{milli}m");
+    }
+    let value = milli / 1000;
+    if value == 0 {
+        return "0".to_owned();
+    }
+    let (base, suffixes): (i128, &[&str]) = if binary {
+        (1024, &["Ki", "Mi", "Gi", "Ti", "Pi", "Ei"])
+    } else {
+        (1000, &["k", "M", "G", "T", "P", "E"])
+    };
+    let mut mantissa = value;
+    let mut used = "";
+    for suffix in suffixes {
+        if mantissa % base != 0 {
+            break;
+        }
+        mantissa /= base;
+        used = suffix;
+    }
+    if binary && used.is_empty() {
+        return format_canonical(milli, false);
+    }
+    format!("{mantissa}{used}")
+}
+
+/// Whether a resource's quantities print with binary suffixes (memory and storage).
+pub fn binary_resource(name: &str) -> bool {
+    matches!(name, "memory" | "ephemeral-storage" | "storage") || name.starts_with("hugepages-")
+}
+
 /// A resource list as milli-units per resource name.
 pub type Resources = BTreeMap<String, i128>;
 

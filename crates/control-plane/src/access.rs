@@ -57,6 +57,11 @@ fn agent_allows(cluster: &str, verb: &str, target: Option<&Target>) -> bool {
             ns == Some(&names::execution_namespace(cluster))
                 && matches!(verb, "create" | "patch" | "update")
         }
+        // The resource interpreter's configuration (health, status, retention of its Works).
+        (
+            "config.karmada.io",
+            "resourceinterpretercustomizations" | "resourceinterpreterwebhookconfigurations",
+        ) => read,
         _ => false,
     }
 }
@@ -97,7 +102,7 @@ impl Authorizer for KarmadaAuthorizer {
                     target,
                     path,
                     &format!(
-                        "a cluster agent may only access the Works in {}, its own Cluster and its own Lease",
+                        "a cluster agent may only access the Works in {}, its own Cluster and its own Lease (and read the resource interpreter's configuration)",
                         names::execution_namespace(cluster)
                     ),
                 ))
@@ -211,6 +216,14 @@ pub fn rbac_bootstrap() -> Vec<Value> {
                     &["get", "list", "watch", "create", "update", "patch"],
                 ),
                 rule(&["", "events.k8s.io"], &["events"], &["create", "update", "patch"]),
+                rule(
+                    &["config.karmada.io"],
+                    &[
+                        "resourceinterpretercustomizations",
+                        "resourceinterpreterwebhookconfigurations",
+                    ],
+                    &["get", "list", "watch"],
+                ),
             ],
         ),
         binding("system:karmada:agent", AGENT_GROUP),

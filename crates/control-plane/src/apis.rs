@@ -70,7 +70,7 @@ impl Admission for KarmadaAdmission {
         }
         let now = apiserver::api::now_rfc3339();
         let new_id = || uuid::Uuid::new_v4().to_string();
-        let env = Env { new_id: &new_id, now: &now };
+        let env = Env { new_id: &new_id, now: &now, check_script: &interpreter::check_syntax };
         admission::admit(
             &request.def.group,
             &request.def.kind,

@@ -190,12 +190,14 @@ pub async fn run(
         kube::runtime::watcher::Config::default()
             .fields(&format!("metadata.name={}", config.cluster_name)),
     );
+    let interpreter = crate::interpreting::Interpreting::start(&control);
     let result = crate::execution::run_scoped(
         control,
         config.probe_timeout,
         scope,
         works,
         clusters,
+        interpreter,
         selection.execution_parts(),
     )
     .await;

@@ -42,6 +42,8 @@ pub const MANAGED_LABEL: &str = names::MANAGED_LABEL;
 pub const FINALIZER: &str = names::BINDING_FINALIZER;
 /// The binding condition saying whether every override policy could be applied.
 pub const OVERRIDES_CONDITION: &str = "OverridesApplied";
+/// The binding condition about the resource interpreter's customizations.
+pub const INTERPRETED_CONDITION: &str = "Interpreted";
 /// The annotation on a Work's manifest that lets it overwrite an existing unmanaged object.
 pub const CONFLICT_ANNOTATION: &str = names::CONFLICT_RESOLUTION_ANNOTATION;
 
@@ -192,6 +194,7 @@ struct Context {
     own_statuses: Mutex<HashMap<String, (String, Arc<ResourceBindingStatus>)>>,
     events: crate::events::Events,
     parts: crate::registry::BindingParts,
+    interpreter: Arc<crate::interpreting::Interpreting>,
 }
 
 /// The inputs of a binding's rendering: the policy/cluster epoch, the binding's uid and
@@ -344,6 +347,9 @@ fn plan_works(
         cluster_overrides: &cop_refs,
         namespaced_overrides: &op_refs,
         work_ids: &work_ids,
+        revise: &|object, replicas| {
+            ctx.interpreter.revise_replica(object, replicas).map_err(|f| f.to_string())
+        },
     })
 }
 
@@ -549,7 +555,15 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
             inputs.works.insert(es, (generation, false));
             wrote_works = true;
         }
-        report_overrides::<B>(&ctx, &rb, &override_failures).await?;
+        report_step::<B>(&ctx, &rb, &OVERRIDES, &override_failures).await?;
+        let revise_failures: Vec<String> = plan
+            .revise_failures
+            .iter()
+            .map(|f| format!("cluster {}: {}", f.cluster, f.message))
+            .collect();
+        report_step::<B>(&ctx, &rb, &INTERPRETED, &revise_failures).await?;
+        let override_failures: Vec<String> =
+            override_failures.into_iter().chain(revise_failures).collect();
         if override_failures.is_empty() {
             ctx.events.record_binding(
                 rb.as_ref(),
@@ -666,29 +680,53 @@ async fn complete_evictions<B: Binding>(
     Ok(Some(Action::await_change()))
 }
 
-/// The binding's `OverridesApplied` condition, and a Warning Event when an override policy
-/// cannot be applied for some cluster (that cluster's Work keeps its last good rendering; the
-/// other clusters are unaffected). Written only when the outcome changes.
-async fn report_overrides<B: Binding>(
+/// One of the binding's conditions about a step that can fail for some clusters, written only
+/// when the outcome changes (a binding that never failed carries none).
+struct StepCondition {
+    type_: &'static str,
+    ok_reason: &'static str,
+    ok_message: &'static str,
+    failed: Reason,
+}
+
+/// `OverridesApplied`: override policies applied to every cluster's copy.
+const OVERRIDES: StepCondition = StepCondition {
+    type_: OVERRIDES_CONDITION,
+    ok_reason: "OverridesApplied",
+    ok_message: "Override policies have been applied",
+    failed: Reason::ApplyOverridePolicyFailed,
+};
+
+/// `Interpreted`: the resource interpreter's customizations for the kind (ReviseReplica,
+/// AggregateStatus) ran; when one fails its message names the rule and the customization.
+const INTERPRETED: StepCondition = StepCondition {
+    type_: INTERPRETED_CONDITION,
+    ok_reason: "InterpretSucceeded",
+    ok_message: "The resource interpreter has interpreted the resource",
+    failed: Reason::SyncWorkFailed,
+};
+
+/// Writes a [`StepCondition`], with a Warning Event when the step failed (the clusters it
+/// failed for keep their last good Work; the others are unaffected).
+async fn report_step<B: Binding>(
     ctx: &Context,
     rb: &B,
+    step: &StepCondition,
     failures: &[String],
 ) -> Result<(), Error> {
-    let current =
-        rb.status().and_then(|s| s.conditions.iter().find(|c| c.type_ == OVERRIDES_CONDITION));
+    let current = rb.status().and_then(|s| s.conditions.iter().find(|c| c.type_ == step.type_));
     let (word, reason, message) = if failures.is_empty() {
-        ("True", "OverridesApplied", "Override policies have been applied".to_owned())
+        ("True", step.ok_reason, step.ok_message.to_owned())
     } else {
-        ("False", "ApplyOverridePolicyFailed", failures.join("; "))
+        ("False", step.failed.as_str(), failures.join("; "))
     };
-    // A binding that never failed carries no such condition.
     if current.is_none() && failures.is_empty() {
         return Ok(());
     }
     if current.is_some_and(|c| c.status == word && c.message == message) {
         return Ok(());
     }
-    let condition = json!({"type": OVERRIDES_CONDITION, "status": word, "reason": reason,
+    let condition = json!({"type": step.type_, "status": word, "reason": reason,
         "message": message, "lastTransitionTime": crate::now_rfc3339()});
     let bindings = crate::binding_api::<B>(&ctx.client, rb.meta().namespace.as_deref());
     let name = rb.meta().name.as_deref().unwrap_or_default();
@@ -700,11 +738,7 @@ async fn report_overrides<B: Binding>(
         return Err(Error::Stale);
     }
     if !failures.is_empty() {
-        ctx.events.record(
-            crate::events::reference_of(rb),
-            Reason::ApplyOverridePolicyFailed,
-            message,
-        );
+        ctx.events.record(crate::events::reference_of(rb), step.failed, message);
     }
     Ok(())
 }
@@ -794,18 +828,6 @@ async fn aggregate<B: Binding>(
     let own = ctx.own_status(&owner, rb.meta().resource_version.as_deref());
     let status = own.as_deref().or(rb.status());
     let items = aggregated_items(works, &spec.resource);
-    let members: Vec<propagation::interpreter::MemberStatus> = items
-        .iter()
-        .filter_map(|item| {
-            let status = item.status.clone()?;
-            Some(propagation::interpreter::MemberStatus {
-                cluster: item.cluster_name.clone(),
-                generation: status.get("generation").and_then(Value::as_i64),
-                observed_generation: status.get("observedGeneration").and_then(Value::as_i64),
-                status,
-            })
-        })
-        .collect();
     let fully = fully_applied(spec, &items);
     // Compared as the stored form (fields at their defaults are left out of both).
     let same_items = status.is_some_and(|s| s.aggregated_status == items);
@@ -843,16 +865,22 @@ async fn aggregate<B: Binding>(
             message::aggregate_status_succeed(rb.meta().namespace.as_deref(), name),
         );
     }
-    let generation = template.metadata.generation.unwrap_or(0);
-    // Only a Service's aggregation looks at its template's spec (its type).
-    let spec = if ar.kind == "Service" {
-        template.to_value().get("spec").cloned().unwrap_or(Value::Null)
-    } else {
-        Value::Null
+    let mut object = template.to_value();
+    object["apiVersion"] = json!(ar.api_version);
+    object["kind"] = json!(ar.kind);
+    let aggregated = match ctx.interpreter.aggregate_status(&object, &items) {
+        Ok(status) => status,
+        Err(failure) => {
+            tracing::warn!(binding = %name, error = %failure, "aggregating the template's status failed");
+            ctx.events.record(
+                crate::events::template_reference(&rb.spec().resource),
+                Reason::AggregateStatusFailed,
+                failure.to_string(),
+            );
+            None
+        }
     };
-    if let Some(status) =
-        propagation::interpreter::aggregate_status(&ar.kind, &members, generation, &spec)
-    {
+    if let Some(status) = aggregated {
         let template_key = format!(
             "{}/{}/{}",
             ar.plural,
@@ -1034,12 +1062,15 @@ pub async fn run(
         forward(caches.override_policies.subscribe().map(|_| ()).boxed()),
         forward(caches.cluster_override_policies.subscribe().map(|_| ()).boxed()),
         forward(placement_relevant(caches.clusters.subscribe()).boxed()),
+        // A customization can change how replicas are revised or status aggregated.
+        forward(caches.interpreter.changes().boxed()),
     ];
     let _ = tokio::join!(
         caches.override_policies.ready(),
         caches.cluster_override_policies.ready(),
         caches.clusters.ready(),
-        caches.works.ready()
+        caches.works.ready(),
+        caches.interpreter.ready()
     );
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -1056,6 +1087,7 @@ pub async fn run(
         own_statuses: Mutex::new(HashMap::new()),
         events: crate::events::Events::start(client.clone(), "binding-controller"),
         parts,
+        interpreter: Arc::clone(&caches.interpreter),
     });
     tokio::join!(
         run_for::<ResourceBinding>(

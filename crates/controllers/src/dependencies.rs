@@ -114,6 +114,48 @@ struct Context {
     /// is checked), never miss one, so a pass looks at those, not at every binding.
     listed: Mutex<Option<HashMap<BindingKey, BTreeSet<String>>>>,
     events: crate::events::Events,
+    interpreter: Arc<crate::interpreting::Interpreting>,
+}
+
+/// The objects the interpreter's references name: by name, or every object of the kind in
+/// the workload's namespace its label selector matches (a reference to another namespace is
+/// skipped: dependencies follow their workload in its namespace).
+async fn resolve(
+    ctx: &Context,
+    namespace: &str,
+    refs: Vec<karmada_api::config::DependentObjectReference>,
+) -> Result<Vec<Dependency>, Error> {
+    let mut out: Vec<Dependency> = Vec::new();
+    for r in refs {
+        if !r.namespace.is_empty() && r.namespace != namespace {
+            tracing::warn!(dependency = %r.name, namespace = %r.namespace, "a dependency in another namespace is not propagated");
+            continue;
+        }
+        let names = match (&r.label_selector, r.name.is_empty()) {
+            (Some(selector), true) => {
+                let (group, version) =
+                    r.api_version.split_once('/').unwrap_or(("", &r.api_version));
+                let ar = ctx.resource(&GroupVersionKind::gvk(group, version, &r.kind)).await?;
+                let selector = apimachinery::selector::LabelSelector::from_object(
+                    &serde_json::to_value(selector).unwrap_or_default(),
+                )
+                .map_err(|e| Error::Invalid(format!("dependency label selector: {e}")))?;
+                let listed = Api::<LeanObject>::namespaced_with(ctx.client.clone(), namespace, &ar)
+                    .list(&kube::api::ListParams::default().labels(&selector.to_selector_string()))
+                    .await?;
+                listed.items.into_iter().filter_map(|o| o.metadata.name).collect()
+            }
+            _ => vec![r.name.clone()],
+        };
+        for name in names {
+            let d = Dependency::new(&r.api_version, &r.kind, &name);
+            if !out.contains(&d) {
+                out.push(d);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 impl Context {
@@ -198,6 +240,8 @@ impl Context {
 pub enum Error {
     #[error(transparent)]
     Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Writes a binding's new `requiredBy`, against the version it was computed from; an attached
@@ -351,16 +395,27 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
                 }
             };
             if let Some(template) = template {
-                let object = template.to_value();
-                wanted = propagation::interpreter::dependencies(&ar.kind, &object);
+                let mut object = template.to_value();
+                object["apiVersion"] = json!(ar.api_version);
+                object["kind"] = json!(ar.kind);
+                wanted = match ctx.interpreter.dependencies(&object) {
+                    Ok(refs) => resolve(&ctx, &ns, refs).await?,
+                    Err(failure) => {
+                        tracing::warn!(workload = %name, error = %failure, "interpreting dependencies failed");
+                        ctx.events.record(
+                            crate::events::template_reference(resource),
+                            Reason::GetDependenciesFailed,
+                            failure.to_string(),
+                        );
+                        return Ok(Action::requeue(Duration::from_secs(30)));
+                    }
+                };
                 ctx.events.record(
                     crate::events::template_reference(resource),
                     Reason::GetDependenciesSucceed,
-                    message::dependencies_found(
-                        wanted
-                            .iter()
-                            .map(|d| (d.api_version, d.kind, ns.as_str(), d.name.as_str())),
-                    ),
+                    message::dependencies_found(wanted.iter().map(|d| {
+                        (d.api_version.as_str(), d.kind.as_str(), ns.as_str(), d.name.as_str())
+                    })),
                 );
                 if let Ok(mut found) = ctx.found.lock() {
                     found.insert(
@@ -393,7 +448,7 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
         }
     }
     let wanted_names: BTreeSet<String> =
-        wanted.iter().map(|d| propagation::binding_name(d.kind, &d.name)).collect();
+        wanted.iter().map(|d| propagation::binding_name(&d.kind, &d.name)).collect();
     // Dependencies no longer needed lose this workload.
     for b in ctx.listing(&parent) {
         let b_name = b.metadata.name.clone().unwrap_or_default();
@@ -405,7 +460,7 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
     }
     // Dependencies needed get (or keep) this workload with its current clusters.
     for dep in &wanted {
-        let dep_binding = propagation::binding_name(dep.kind, &dep.name);
+        let dep_binding = propagation::binding_name(&dep.kind, &dep.name);
         if let Some(b) = ctx.bindings.get(&ObjectRef::new(&dep_binding).within(&ns)) {
             if let Ok(mut created) = ctx.created.lock() {
                 created.remove(&(ns.clone(), dep_binding.clone()));
@@ -430,7 +485,8 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
             pending = true;
             continue;
         }
-        let ar = ctx.resource(&GroupVersionKind::gvk("", "v1", dep.kind)).await?;
+        let (group, version) = dep.api_version.split_once('/').unwrap_or(("", &dep.api_version));
+        let ar = ctx.resource(&GroupVersionKind::gvk(group, version, &dep.kind)).await?;
         let object = match ctx.templates.get(&ar, &ns, &dep.name) {
             Some(o) => Some(o),
             None => {
@@ -534,8 +590,21 @@ pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<
         created: Mutex::new(HashMap::new()),
         passes: Mutex::new(HashMap::new()),
         listed: Mutex::new(None),
+        interpreter: Arc::clone(&caches.interpreter),
     });
-    controller.run(reconcile, error_policy, ctx).for_each(|_| async {}).await;
+    caches.interpreter.ready().await;
+    // A customization change may change any workload's dependencies: found again.
+    let forget = Arc::clone(&ctx);
+    let changes = caches.interpreter.changes().map(move |()| {
+        if let Ok(mut found) = forget.found.lock() {
+            found.clear();
+        }
+    });
+    controller
+        .reconcile_all_on(changes)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| async {})
+        .await;
     Ok(())
 }
 

@@ -66,6 +66,7 @@ struct State {
     /// Per template: its content fingerprint and the policy epoch of its last complete pass.
     settled: Mutex<HashMap<TemplateKey, (u64, u64)>>,
     events: crate::events::Events,
+    interpreter: Arc<crate::interpreting::Interpreting>,
 }
 
 /// How many templates are reconciled at once.
@@ -169,6 +170,7 @@ impl State {
             object["kind"] = json!(ar.kind);
             match self.reconcile_object(ar, namespaced, &current, object, content).await? {
                 Pass::Done => break,
+                Pass::Failed => return Ok(()),
                 Pass::Claimed(claimed) => {
                     content = claimed.content_hash();
                     current = Cow::Owned(*claimed);
@@ -313,7 +315,14 @@ impl State {
             }
             Err(_) => current_rv,
         };
-        let replicas = propagation::interpreter::get_replicas(&ar.kind, &object);
+        let replicas = match self.interpreter.get_replicas(&object) {
+            Ok(r) => r,
+            Err(failure) => {
+                tracing::warn!(template = %name, error = %failure, "interpreting replicas failed");
+                self.events.record(regarding, Reason::GetReplicasFailed, failure.to_string());
+                return Ok(Pass::Failed);
+            }
+        };
         if replicas.is_some() {
             self.events.record(
                 regarding.clone(),
@@ -409,6 +418,9 @@ fn live_policies<'a>(
 /// What a pass over a template did.
 enum Pass {
     Done,
+    /// The interpreter failed (its Event is recorded): the template is not settled, a change
+    /// to it or to the customizations brings it back.
+    Failed,
     /// It claimed the template; the claimed template (as the API returned it) is next.
     Claimed(Box<LeanObject>),
 }
@@ -650,7 +662,22 @@ pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<
         policy_epoch,
         settled: Mutex::new(HashMap::new()),
         events: crate::events::Events::start(client.clone(), "resource-detector"),
+        interpreter: Arc::clone(&caches.interpreter),
     });
+    // Templates are interpreted with the customizations in force; a change to them is a
+    // change for every template (as a policy change).
+    caches.interpreter.ready().await;
+    {
+        let tx = tx.clone();
+        let epoch = Arc::clone(&state.policy_epoch);
+        tasks.push(tokio::spawn(caches.interpreter.changes().for_each(move |()| {
+            epoch.fetch_add(1, Ordering::AcqRel);
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(Change::Policies).await;
+            }
+        })));
+    }
     let mut queue = Queue::default();
     let mut running: tokio::task::JoinSet<TemplateKey> = tokio::task::JoinSet::new();
     loop {

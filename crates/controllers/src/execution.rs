@@ -90,6 +90,8 @@ struct Context {
     template_events: bool,
     /// Whether the member objects' status is reflected (`workStatus`).
     reflect: bool,
+    /// The resource interpreter (health, status reflection, retention).
+    interpreter: Arc<crate::interpreting::Interpreting>,
 }
 
 /// The Work's `Dispatching` condition when it has to change (upstream's execution controller
@@ -179,6 +181,8 @@ pub enum Error {
     Member(#[from] member_client::ClientError),
     #[error("the member cluster did not answer within {0:?}")]
     Timeout(Duration),
+    #[error(transparent)]
+    Interpreter(#[from] interpreter::Failure),
 }
 
 /// `work` bounded by `limit` (member clients keep watches open, so their reads have no
@@ -396,6 +400,7 @@ async fn apply_manifest(
     if !namespace.is_empty() {
         object_ref = object_ref.within(namespace);
     }
+    let mut retained_manifest: Option<Value> = None;
     let existing = match watch.cache.get(&object_ref) {
         Some(o) => Some((*o).clone()),
         None => api.get_opt(name).await?,
@@ -413,7 +418,15 @@ async fn apply_manifest(
             });
         }
         // Type fields may be absent from cached list items; the rest must match.
-        let current = existing.to_value();
+        let mut current = existing.to_value();
+        // Fields the member owns, as a Retain customization keeps them (without one,
+        // server-side apply leaves other managers' fields alone).
+        current["apiVersion"] = manifest.get("apiVersion").cloned().unwrap_or_default();
+        current["kind"] = manifest.get("kind").cloned().unwrap_or_default();
+        if let Some(retained) = ctx.interpreter.retain(manifest, &current)? {
+            retained_manifest = Some(retained);
+        }
+        let manifest = retained_manifest.as_ref().unwrap_or(manifest);
         let mut want = manifest.clone();
         if let Some(m) = want.as_object_mut() {
             m.remove("apiVersion");
@@ -429,6 +442,7 @@ async fn apply_manifest(
         }
     }
     ensure_namespace(ctx, cluster, member, namespace).await?;
+    let manifest = retained_manifest.as_ref().unwrap_or(manifest);
     match api.patch(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(manifest)).await {
         Ok(observed) => {
             Ok(Applied { refused: None, observed: Some(observed), resource: ar, written: true })
@@ -629,17 +643,39 @@ async fn apply_work(ctx: &Context, cluster: &Cluster, work: &Work) -> ApplyOutco
                 // Reflect the member's view of the object (status and health).
                 let Some(observed) = outcome.observed.filter(|_| ctx.reflect) else { continue };
                 let ar = outcome.resource;
-                let observed = observed.to_value();
-                // A kind without a health interpretation counts as healthy (as upstream).
-                let healthy = propagation::interpreter::is_healthy(&ar.kind, &observed);
-                let health = if healthy == Some(false) { "Unhealthy" } else { "Healthy" };
+                let mut observed = observed.to_value();
+                observed["apiVersion"] = json!(ar.api_version);
+                observed["kind"] = json!(ar.kind);
+                // A kind without a health interpretation counts as healthy, one whose
+                // customization fails as Unknown (as upstream).
+                let (healthy, health) = match ctx.interpreter.health(&observed) {
+                    Ok(h) => (h, if h == Some(false) { "Unhealthy" } else { "Healthy" }),
+                    Err(failure) => {
+                        ctx.events.record(
+                            crate::events::reference_of(work),
+                            Reason::InterpretHealthFailed,
+                            failure.to_string(),
+                        );
+                        (None, "Unknown")
+                    }
+                };
                 reflected.push((
                     ar.kind.clone(),
                     apimachinery::object::namespace(&observed).to_owned(),
                     apimachinery::object::name(&observed).to_owned(),
                     healthy,
                 ));
-                let status = propagation::interpreter::reflect_status(&ar.kind, &observed);
+                let status = match ctx.interpreter.reflect_status(&observed) {
+                    Ok(status) => status,
+                    Err(failure) => {
+                        ctx.events.record(
+                            crate::events::reference_of(work),
+                            Reason::ReflectStatusFailed,
+                            failure.to_string(),
+                        );
+                        Value::Null
+                    }
+                };
                 manifest_statuses.push(json!({
                     "identifier": {"ordinal": ordinal, "group": ar.group, "version": ar.version, "kind": ar.kind,
                         "resource": ar.plural, "namespace": apimachinery::object::namespace(&observed),
@@ -834,7 +870,8 @@ pub async fn run(
     parts: crate::registry::ExecutionParts,
 ) -> anyhow::Result<()> {
     let scope = Scope::Push(caches.member_clients);
-    run_scoped(client, timeout, scope, caches.works, caches.clusters, parts).await
+    run_scoped(client, timeout, scope, caches.works, caches.clusters, caches.interpreter, parts)
+        .await
 }
 
 /// The execution controller for `scope`, over `works` and `clusters` (an agent watches only its
@@ -845,6 +882,7 @@ pub async fn run_scoped(
     scope: Scope,
     works: Arc<Watched<Work>>,
     clusters: Arc<Watched<Cluster>>,
+    interpreter: Arc<crate::interpreting::Interpreting>,
     parts: crate::registry::ExecutionParts,
 ) -> anyhow::Result<()> {
     if !parts.apply {
@@ -877,6 +915,7 @@ pub async fn run_scoped(
         async {}
     }));
     clusters.ready().await;
+    interpreter.ready().await;
     let ctx = Arc::new(Context {
         template_events: matches!(scope, Scope::Push(_)),
         events: crate::events::Events::start(client.clone(), "execution-controller"),
@@ -889,6 +928,7 @@ pub async fn run_scoped(
         trigger,
         status_written: Mutex::new(HashMap::new()),
         reflect: parts.reflect,
+        interpreter,
     });
     // A Work's own status writes (this controller's) trigger nothing: only what it is asked to
     // apply (spec, deletion, finalizers) and what happens in the member do.

@@ -29,6 +29,7 @@ pub mod detector;
 pub mod events;
 pub mod execution;
 pub mod failover;
+pub mod interpreting;
 pub mod leader;
 pub mod lean;
 pub mod namespaces;
@@ -123,6 +124,8 @@ pub struct Caches {
         std::sync::Arc<shared::Watched<karmada_api::policy::ClusterOverridePolicy>>,
     /// Clients of the push members, shared by the status probes and the execution controller.
     pub member_clients: std::sync::Arc<member_client::Clients>,
+    /// The resource interpreter with the control plane's customizations.
+    pub interpreter: std::sync::Arc<interpreting::Interpreting>,
 }
 
 impl Caches {
@@ -141,6 +144,7 @@ impl Caches {
                 config(),
             ),
             member_clients: std::sync::Arc::default(),
+            interpreter: interpreting::Interpreting::start(client),
         }
     }
 }

@@ -25,6 +25,40 @@ pub struct Env<'a> {
     pub new_id: &'a dyn Fn() -> String,
     /// Now, RFC 3339.
     pub now: &'a str,
+    /// Compiles a resource interpreter script (named after its rule) without running it.
+    pub check_script: &'a dyn Fn(&str, &str) -> Result<(), String>,
+}
+
+/// A ResourceInterpreterCustomization as upstream's webhook checks it: a target kind, and
+/// every script compiles.
+pub fn validate_customization(
+    spec: &crate::config::ResourceInterpreterCustomizationSpec,
+    check_script: &dyn Fn(&str, &str) -> Result<(), String>,
+) -> Vec<Cause> {
+    use crate::config::InterpreterOperation;
+    let mut causes = Vec::new();
+    if spec.target.api_version.is_empty() {
+        causes.push(Cause::required(
+            "spec.target.apiVersion",
+            "the kind the customization interprets",
+        ));
+    }
+    if spec.target.kind.is_empty() {
+        causes.push(Cause::required("spec.target.kind", "the kind the customization interprets"));
+    }
+    for op in InterpreterOperation::CUSTOMIZABLE {
+        let (Some(script), Some((rule, _))) = (spec.customizations.script(&op), op.rule()) else {
+            continue;
+        };
+        if let Err(e) = check_script(script, rule) {
+            causes.push(Cause::invalid(
+                format!("spec.customizations.{rule}.luaScript"),
+                &json!("<script>"),
+                &format!("InterpreterOperation({op}) Lua script error: {e}"),
+            ));
+        }
+    }
+    causes
 }
 
 pub const DELETION_PROTECTION_LABEL: &str = "resourcetemplate.karmada.io/deletion-protected";
@@ -173,6 +207,11 @@ pub fn admit(
                 }
             }
             invalid(kind, group, object, causes)
+        }
+        ("config.karmada.io", "ResourceInterpreterCustomization") => {
+            let spec: crate::config::ResourceInterpreterCustomizationSpec =
+                decode(kind, group, object, "spec")?;
+            invalid(kind, group, object, validate_customization(&spec, env.check_script))
         }
         ("work.karmada.io", "ResourceBinding") => {
             ensure_id_label(object, names::RB_PERMANENT_ID_LABEL, env, old);
@@ -830,6 +869,9 @@ mod tests {
         Env {
             new_id: &|| "11111111-2222-3333-4444-555555555555".to_owned(),
             now: "2026-11-25T00:00:00Z",
+            check_script: &|script: &str, _: &str| {
+                if script.contains("syntax error") { Err("bad".to_owned()) } else { Ok(()) }
+            },
         }
     }
 
@@ -987,7 +1029,8 @@ mod tests {
         let old = object.clone();
         let mut updated = object.clone();
         updated["metadata"]["labels"] = json!({});
-        let other = Env { new_id: &|| "changed".to_owned(), now: "x" };
+        let other =
+            Env { new_id: &|| "changed".to_owned(), now: "x", check_script: &|_, _| Ok(()) };
         admit(
             "policy.karmada.io",
             "PropagationPolicy",
@@ -1111,5 +1154,35 @@ mod tests {
             e.message.contains("remove the label: resourcetemplate.karmada.io/deletion-protected")
         );
         assert!(check_delete(&json!({"metadata": {"name": "x"}})).is_ok());
+    }
+
+    #[test]
+    fn customizations_need_a_target_and_scripts_that_compile() {
+        let mut ric = json!({"apiVersion": "config.karmada.io/v1alpha1", "kind": "ResourceInterpreterCustomization",
+            "metadata": {"name": "c"},
+            "spec": {"target": {"apiVersion": "apps/v1", "kind": "Deployment"},
+                "customizations": {"replicaResource": {"luaScript": "function GetReplicas(o) return 1 end"}}}});
+        let admit_it = |object: &mut Value| {
+            admit(
+                "config.karmada.io",
+                "ResourceInterpreterCustomization",
+                Operation::Create,
+                None,
+                object,
+                &env(),
+            )
+        };
+        assert!(admit_it(&mut ric.clone()).is_ok());
+        ric["spec"]["customizations"]["retention"] = json!({"luaScript": "syntax error here"});
+        ric["spec"]["target"]["kind"] = json!("");
+        let err = admit_it(&mut ric).expect_err("refused");
+        assert_eq!(err.code, 422);
+        let fields: Vec<&str> = err.causes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["spec.target.kind", "spec.customizations.retention.luaScript"]);
+        assert!(
+            err.message.contains("InterpreterOperation(Retain) Lua script error: bad"),
+            "{}",
+            err.message
+        );
     }
 }

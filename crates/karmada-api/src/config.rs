@@ -95,3 +95,83 @@ crate::object! {
         pub webhooks: Vec<ResourceInterpreterWebhook>,
     }
 }
+
+crate::string_enum! {
+    /// An operation of the resource interpreter (as webhooks declare them; `*` is all).
+    InterpreterOperation {
+        InterpretReplica = "InterpretReplica",
+        ReviseReplica = "ReviseReplica",
+        InterpretComponent = "InterpretComponent",
+        Retain = "Retain",
+        AggregateStatus = "AggregateStatus",
+        InterpretStatus = "InterpretStatus",
+        InterpretHealth = "InterpretHealth",
+        InterpretDependency = "InterpretDependency",
+        All = "*",
+    }
+}
+
+impl InterpreterOperation {
+    /// The customization rule (`spec.customizations` field) and the Lua function that
+    /// implement the operation.
+    pub fn rule(&self) -> Option<(&'static str, &'static str)> {
+        Some(match self {
+            InterpreterOperation::InterpretReplica => ("replicaResource", "GetReplicas"),
+            InterpreterOperation::ReviseReplica => ("replicaRevision", "ReviseReplica"),
+            InterpreterOperation::InterpretComponent => ("componentResource", "GetComponents"),
+            InterpreterOperation::Retain => ("retention", "Retain"),
+            InterpreterOperation::AggregateStatus => ("statusAggregation", "AggregateStatus"),
+            InterpreterOperation::InterpretStatus => ("statusReflection", "ReflectStatus"),
+            InterpreterOperation::InterpretHealth => ("healthInterpretation", "InterpretHealth"),
+            InterpreterOperation::InterpretDependency => {
+                ("dependencyInterpretation", "GetDependencies")
+            }
+            _ => return None,
+        })
+    }
+
+    /// Every operation a customization can implement.
+    pub const CUSTOMIZABLE: [InterpreterOperation; 8] = [
+        InterpreterOperation::InterpretReplica,
+        InterpreterOperation::ReviseReplica,
+        InterpreterOperation::InterpretComponent,
+        InterpreterOperation::Retain,
+        InterpreterOperation::AggregateStatus,
+        InterpreterOperation::InterpretStatus,
+        InterpreterOperation::InterpretHealth,
+        InterpreterOperation::InterpretDependency,
+    ];
+}
+
+impl CustomizationRules {
+    /// The script of one operation's rule, if set and not empty.
+    pub fn script(&self, operation: &InterpreterOperation) -> Option<&str> {
+        let rule = match operation {
+            InterpreterOperation::InterpretReplica => &self.replica_resource,
+            InterpreterOperation::ReviseReplica => &self.replica_revision,
+            InterpreterOperation::InterpretComponent => &self.component_resource,
+            InterpreterOperation::Retain => &self.retention,
+            InterpreterOperation::AggregateStatus => &self.status_aggregation,
+            InterpreterOperation::InterpretStatus => &self.status_reflection,
+            InterpreterOperation::InterpretHealth => &self.health_interpretation,
+            InterpreterOperation::InterpretDependency => &self.dependency_interpretation,
+            _ => return None,
+        };
+        rule.as_ref().map(|r| r.lua_script.as_str()).filter(|s| !s.trim().is_empty())
+    }
+}
+
+/// An object a workload depends on (what `GetDependencies` returns): by name, or every object
+/// of the kind its label selector matches, in the workload's namespace.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DependentObjectReference {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+}

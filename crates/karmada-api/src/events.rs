@@ -45,6 +45,16 @@ pub enum Reason {
     GetReplicasSucceed,
     /// A policy took a template over from a lower-priority one.
     PreemptPolicySucceed,
+    /// The interpreter failed on the template's replicas (a customization's script).
+    GetReplicasFailed,
+    /// The interpreter failed on the template's status from its members'.
+    AggregateStatusFailed,
+    /// The interpreter failed on a member object's status.
+    ReflectStatusFailed,
+    /// The interpreter failed on a member object's health.
+    InterpretHealthFailed,
+    /// The interpreter failed on the template's dependencies.
+    GetDependenciesFailed,
 }
 
 impl Reason {
@@ -76,6 +86,11 @@ impl Reason {
             Reason::InterpretHealthSucceed => "InterpretHealthSucceed",
             Reason::GetReplicasSucceed => "GetReplicasSucceed",
             Reason::PreemptPolicySucceed => "PreemptPolicySucceed",
+            Reason::GetReplicasFailed => "GetReplicasFailed",
+            Reason::AggregateStatusFailed => "AggregateStatusFailed",
+            Reason::ReflectStatusFailed => "ReflectStatusFailed",
+            Reason::InterpretHealthFailed => "InterpretHealthFailed",
+            Reason::GetDependenciesFailed => "GetDependenciesFailed",
         }
     }
 
@@ -88,7 +103,12 @@ impl Reason {
             | Reason::ApplyOverridePolicyFailed
             | Reason::SyncWorkloadFailed
             | Reason::TaintClusterFailed
-            | Reason::DependencyPolicyConflict => EventType::Warning,
+            | Reason::DependencyPolicyConflict
+            | Reason::GetReplicasFailed
+            | Reason::AggregateStatusFailed
+            | Reason::ReflectStatusFailed
+            | Reason::InterpretHealthFailed
+            | Reason::GetDependenciesFailed => EventType::Warning,
             _ => EventType::Normal,
         }
     }
@@ -102,20 +122,20 @@ impl Reason {
             Reason::ApplyOverridePolicySucceed | Reason::ApplyOverridePolicyFailed => {
                 "ApplyOverridePolicy"
             }
-            Reason::AggregateStatusSucceed => "AggregateStatus",
+            Reason::AggregateStatusSucceed | Reason::AggregateStatusFailed => "AggregateStatus",
             Reason::SyncWorkloadSucceed | Reason::SyncWorkloadFailed => "Apply",
             Reason::EvictWorkloadFromClusterSucceed => "Evict",
             Reason::TaintClusterSucceed | Reason::TaintClusterFailed => "Taint",
             Reason::CreateExecutionSpaceSucceed | Reason::RemoveExecutionSpaceSucceed => {
                 "ExecutionSpace"
             }
-            Reason::GetDependenciesSucceed => "GetDependencies",
+            Reason::GetDependenciesSucceed | Reason::GetDependenciesFailed => "GetDependencies",
             Reason::SyncScheduleResultToDependenciesSucceed => "SyncScheduleResult",
             Reason::DependencyPolicyConflict => "SyncDependencies",
             Reason::WorkDispatching => "Dispatch",
-            Reason::ReflectStatusSucceed => "ReflectStatus",
-            Reason::InterpretHealthSucceed => "InterpretHealth",
-            Reason::GetReplicasSucceed => "GetReplicas",
+            Reason::ReflectStatusSucceed | Reason::ReflectStatusFailed => "ReflectStatus",
+            Reason::InterpretHealthSucceed | Reason::InterpretHealthFailed => "InterpretHealth",
+            Reason::GetReplicasSucceed | Reason::GetReplicasFailed => "GetReplicas",
             Reason::PreemptPolicySucceed => "PreemptPolicy",
         }
     }

@@ -16,6 +16,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use member_client::{Credentials, client_for};
 use serde_json::{Value, json};
 
+mod interpret;
 mod register;
 
 #[derive(Parser, Debug)]
@@ -66,6 +67,9 @@ enum Command {
     Register(register::RegisterArgs),
     /// Remove a Pull-mode cluster, even when its agent is gone.
     Unregister(register::UnregisterArgs),
+    /// Validate and test resource interpreter customizations before applying them: `--check`
+    /// them, or run one `--operation` on given objects.
+    Interpret(interpret::InterpretArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -445,14 +449,20 @@ async fn get_clusters(control: kube::Client, name: Option<String>) -> anyhow::Re
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     // Registering needs no control-plane kubeconfig: only the token.
-    if let Command::Register(args) = cli.command {
-        return register::register(args).await;
-    }
+    let cli = match cli.command {
+        Command::Register(args) => return register::register(args).await,
+        // Customizations from files need no control plane.
+        Command::Interpret(args) if !args.filenames.is_empty() => {
+            return interpret::run(args, None).await;
+        }
+        command => Cli { command, ..cli },
+    };
     let path = cli.kubeconfig.clone().unwrap_or_else(default_kubeconfig);
     let control = client(&path, cli.karmada_context.as_deref()).await?;
     let _ = &cli.namespace;
     match cli.command {
         Command::Register(_) => unreachable!("handled above"),
+        Command::Interpret(args) => interpret::run(args, Some(control)).await,
         Command::Token { action: TokenAction::Create(args) } => {
             register::token_create(control, &path, cli.karmada_context.as_deref(), args).await
         }

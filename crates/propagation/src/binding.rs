@@ -13,7 +13,8 @@ use karmada_api::policy::{ConflictResolution, PropagationSpec};
 use karmada_api::work::{BindingSnapshot, ClusterResourceBinding, ResourceBinding};
 use serde_json::{Value, json};
 
-use crate::interpreter::{Dependency, Requirements};
+use crate::interpreter::Dependency;
+use karmada_api::work::ReplicaRequirements;
 
 /// What a template's binding is made from.
 pub struct BindingInputs<'a> {
@@ -27,7 +28,7 @@ pub struct BindingInputs<'a> {
     pub resource_version: &'a str,
     pub policy: &'a PropagationSpec,
     /// The replicas and per-replica requirements of a workload kind.
-    pub replicas: Option<&'a (i32, Requirements)>,
+    pub replicas: Option<&'a (i32, Option<ReplicaRequirements>)>,
     /// The claim's labels and annotations (the policy's id and name).
     pub labels: &'a BTreeMap<String, String>,
     pub annotations: &'a BTreeMap<String, String>,
@@ -65,17 +66,14 @@ pub fn binding_for(input: &BindingInputs<'_>) -> Value {
     }
     if let Some((count, req)) = input.replicas {
         spec["replicas"] = json!(count);
-        let requests: serde_json::Map<String, Value> = req
-            .requests
-            .iter()
-            .map(|(k, v)| (k.clone(), json!(apimachinery::quantity::format_milli(*v))))
-            .collect();
-        let mut requirements = json!({"resourceRequest": requests});
-        if !req.node_selector.is_empty() || !req.tolerations.is_empty() {
-            requirements["nodeClaim"] =
-                json!({"nodeSelector": req.node_selector, "tolerations": req.tolerations});
+        if let Some(req) = req {
+            let mut req = req.clone();
+            // The namespace is the workload's when the interpreter did not say.
+            if req.namespace.is_empty() {
+                req.namespace = input.namespace.to_owned();
+            }
+            spec["replicaRequirements"] = serde_json::to_value(&req).unwrap_or(Value::Null);
         }
-        spec["replicaRequirements"] = requirements;
     }
     let (api_version, kind) = if namespaced {
         (ResourceBinding::API_VERSION, ResourceBinding::KIND)
@@ -127,7 +125,7 @@ pub fn attached_binding_for(
     }
     serde_json::from_value(json!({
         "apiVersion": ResourceBinding::API_VERSION, "kind": ResourceBinding::KIND,
-        "metadata": {"name": crate::binding_name(dependency.kind, &dependency.name),
+        "metadata": {"name": crate::binding_name(&dependency.kind, &dependency.name),
             "namespace": namespace, "labels": {names::ATTACHED_LABEL: "true"},
             "finalizers": [names::BINDING_FINALIZER],
             "ownerReferences": [{"apiVersion": dependency.api_version, "kind": dependency.kind,
@@ -150,10 +148,10 @@ mod tests {
             "failover": {"application": {"decisionConditions": {"tolerationSeconds": 60}}},
         }))
         .unwrap();
-        let mut requirements = Requirements::default();
-        requirements.requests.insert("cpu".into(), 250);
-        requirements.node_selector.insert("disk".into(), "ssd".into());
-        let replicas = (3, requirements);
+        let requirements: ReplicaRequirements = serde_json::from_value(json!({
+            "resourceRequest": {"cpu": "250m"}, "nodeClaim": {"nodeSelector": {"disk": "ssd"}}}))
+        .unwrap();
+        let replicas = (3, Some(requirements));
         let labels =
             BTreeMap::from([(names::PP_PERMANENT_ID_LABEL.to_owned(), "pp-id".to_owned())]);
         let annotations =
@@ -188,8 +186,8 @@ mod tests {
                     "propagateDeps": true,
                     "failover": {"application": {"decisionConditions": {"tolerationSeconds": 60}}},
                     "replicas": 3,
-                    "replicaRequirements": {"resourceRequest": {"cpu": "250m"},
-                        "nodeClaim": {"nodeSelector": {"disk": "ssd"}, "tolerations": []}}}})
+                    "replicaRequirements": {"resourceRequest": {"cpu": "250m"}, "namespace": "ns",
+                        "nodeClaim": {"nodeSelector": {"disk": "ssd"}}}}})
         );
         let cluster_scoped = BindingInputs {
             api_version: "rbac.authorization.k8s.io/v1",
@@ -213,7 +211,7 @@ mod tests {
 
     #[test]
     fn attached_bindings_follow_the_requiring_workload() {
-        let dep = Dependency { api_version: "v1", kind: "ConfigMap", name: "cfg".into() };
+        let dep = Dependency::new("v1", "ConfigMap", "cfg");
         let requiring: Vec<BindingSnapshot> = serde_json::from_value(json!([
             {"namespace": "ns", "name": "web-deployment", "clusters": [{"name": "m1", "replicas": 2}]}
         ]))

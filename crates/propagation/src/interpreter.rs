@@ -4,19 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use apimachinery::quantity::{self, Resources};
+use apimachinery::quantity;
+use k8s_openapi::api::core::v1::{NodeSelector, Toleration};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use karmada_api::work::{NodeClaim, ReplicaRequirements};
 use serde_json::{Map, Value, json};
-
-/// What one replica needs, for scheduling.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Requirements {
-    pub node_selector: BTreeMap<String, String>,
-    pub tolerations: Vec<Value>,
-    pub required_node_affinity: Option<Value>,
-    /// Milli-units per resource (without `pods`).
-    pub requests: Resources,
-    pub priority_class_name: String,
-}
 
 fn pod_template(kind: &str, object: &Value) -> Option<Value> {
     match kind {
@@ -29,26 +21,41 @@ fn pod_template(kind: &str, object: &Value) -> Option<Value> {
     }
 }
 
-fn requirements(template: &Value) -> Requirements {
+/// What one replica of a pod template needs, as a binding's `replicaRequirements`: the node
+/// claim (node selector, tolerations, required node affinity; absent when it has none), the
+/// resources one pod requests (its containers, or its largest init container, plus overhead;
+/// memory and storage with binary suffixes) and its priority class.
+pub fn template_requirements(template: &Value) -> ReplicaRequirements {
     let spec = template.get("spec").cloned().unwrap_or(json!({}));
     let mut requests = quantity::pod_requests(template);
     requests.remove("pods");
     for (k, v) in quantity::parse_list(spec.get("overhead")) {
         *requests.entry(k).or_default() += v;
     }
-    Requirements {
-        node_selector: spec
-            .get("nodeSelector")
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect()
+    let node_selector: BTreeMap<String, String> = spec
+        .get("nodeSelector")
+        .and_then(Value::as_object)
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
+        .unwrap_or_default();
+    let tolerations: Vec<Toleration> = spec
+        .get("tolerations")
+        .and_then(|t| serde_json::from_value(t.clone()).ok())
+        .unwrap_or_default();
+    let hard_node_affinity: Option<NodeSelector> = spec
+        .pointer("/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution")
+        .and_then(|a| serde_json::from_value(a.clone()).ok());
+    let node_claim =
+        (!node_selector.is_empty() || !tolerations.is_empty() || hard_node_affinity.is_some())
+            .then_some(NodeClaim { hard_node_affinity, node_selector, tolerations });
+    ReplicaRequirements {
+        node_claim,
+        resource_request: requests
+            .iter()
+            .map(|(k, v)| {
+                (k.clone(), Quantity(quantity::format_canonical(*v, quantity::binary_resource(k))))
             })
-            .unwrap_or_default(),
-        tolerations: spec.get("tolerations").and_then(Value::as_array).cloned().unwrap_or_default(),
-        required_node_affinity: spec
-            .pointer("/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution")
-            .cloned(),
-        requests,
+            .collect(),
+        namespace: String::new(),
         priority_class_name: spec
             .get("priorityClassName")
             .and_then(Value::as_str)
@@ -58,7 +65,7 @@ fn requirements(template: &Value) -> Requirements {
 }
 
 /// Replicas of a workload and what each needs; `None` for kinds without replicas.
-pub fn get_replicas(kind: &str, object: &Value) -> Option<(i32, Requirements)> {
+pub fn get_replicas(kind: &str, object: &Value) -> Option<(i32, ReplicaRequirements)> {
     let int = |p: &str| object.pointer(p).and_then(Value::as_i64).map(|n| n as i32);
     let replicas = match kind {
         "Deployment" | "ReplicaSet" | "StatefulSet" => int("/spec/replicas").unwrap_or(1),
@@ -73,7 +80,7 @@ pub fn get_replicas(kind: &str, object: &Value) -> Option<(i32, Requirements)> {
         _ => return None,
     };
     let template = pod_template(kind, object)?;
-    Some((replicas, requirements(&template)))
+    Some((replicas, template_requirements(&template)))
 }
 
 /// The object with its replica count set for one cluster.
@@ -436,24 +443,38 @@ fn load_balancer_ingress(members: &[MemberStatus]) -> Value {
 }
 
 /// An object a workload needs in the same namespace.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Dependency {
-    pub api_version: &'static str,
-    pub kind: &'static str,
+    pub api_version: String,
+    pub kind: String,
     pub name: String,
 }
 
+impl Dependency {
+    pub fn new(api_version: &str, kind: &str, name: &str) -> Self {
+        Dependency {
+            api_version: api_version.to_owned(),
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+}
+
 /// The ConfigMaps, Secrets, ServiceAccount and PersistentVolumeClaims a workload's pod
-/// template refers to (volumes, projected sources, env and envFrom of every container and
-/// init container, imagePullSecrets, serviceAccountName other than `default`), sorted and
-/// without duplicates. Empty for kinds without a pod template.
+/// template refers to (see [`template_dependencies`]). Empty for kinds without a pod template.
 pub fn dependencies(kind: &str, object: &Value) -> Vec<Dependency> {
-    let Some(template) = pod_template(kind, object) else { return Vec::new() };
+    pod_template(kind, object).map(|t| template_dependencies(&t)).unwrap_or_default()
+}
+
+/// The ConfigMaps, Secrets, ServiceAccount and PersistentVolumeClaims a pod template refers to
+/// (volumes, projected sources, env and envFrom of every container and init container,
+/// imagePullSecrets, serviceAccountName other than `default`), sorted and without duplicates.
+pub fn template_dependencies(template: &Value) -> Vec<Dependency> {
     let spec = template.get("spec").cloned().unwrap_or(json!({}));
     let mut out = std::collections::BTreeSet::new();
-    let mut add = |api_version: &'static str, kind: &'static str, name: Option<&Value>| {
+    let mut add = |api_version: &str, kind: &str, name: Option<&Value>| {
         if let Some(name) = name.and_then(Value::as_str).filter(|n| !n.is_empty()) {
-            out.insert(Dependency { api_version, kind, name: name.to_owned() });
+            out.insert(Dependency::new(api_version, kind, name));
         }
     };
     let items = |v: Option<&Value>| v.and_then(Value::as_array).cloned().unwrap_or_default();
@@ -504,10 +525,13 @@ mod tests {
     fn replicas_and_requirements() {
         let (replicas, req) = get_replicas("Deployment", &deploy()).unwrap();
         assert_eq!(replicas, 4);
-        assert_eq!(req.requests["cpu"], 510, "max(init 500m, containers 300m) + overhead 10m");
-        assert_eq!(req.requests["memory"], 64 * 1024 * 1024 * 1000);
-        assert_eq!(req.node_selector["disk"], "ssd");
-        assert_eq!(req.tolerations.len(), 1);
+        assert_eq!(
+            serde_json::to_value(&req).unwrap(),
+            json!({"resourceRequest": {"cpu": "510m", "memory": "64Mi"},
+                "nodeClaim": {"nodeSelector": {"disk": "ssd"},
+                    "tolerations": [{"key": "k", "operator": "Exists"}]}}),
+            "cpu: max(init 500m, containers 300m) + overhead 10m"
+        );
         let job = json!({"spec": {"parallelism": 5, "completions": 3, "template": {"spec": {"containers": []}}}});
         assert_eq!(get_replicas("Job", &job).unwrap().0, 3);
         let job = json!({"spec": {"parallelism": 2, "template": {"spec": {"containers": []}}}});

@@ -181,6 +181,17 @@ pub struct WorkInputs<'a> {
     /// The permanent id of the Work already in each execution namespace (kept by upstream on
     /// the manifests it applies).
     pub work_ids: &'a BTreeMap<String, String>,
+    /// Sets one cluster's replica count on the workload (the resource interpreter's
+    /// ReviseReplica); an error leaves that cluster's Work as it is.
+    pub revise: &'a dyn Fn(&Value, i64) -> Result<Value, String>,
+}
+
+/// The built-in ReviseReplica (for kinds without customizations).
+pub fn revise_natively(object: &Value, replicas: i64) -> Result<Value, String> {
+    let mut revised = object.clone();
+    let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
+    crate::interpreter::revise_replica(kind, &mut revised, replicas as i32);
+    Ok(revised)
 }
 
 /// One cluster's Work as the binding wants it.
@@ -209,12 +220,21 @@ pub struct AppliedOverride {
     pub policy: String,
 }
 
+/// A cluster whose replica count could not be set on its copy (that cluster's Work is left
+/// as it is).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReviseFailure {
+    pub cluster: String,
+    pub message: String,
+}
+
 /// The Works a binding wants, and what happened with override policies on the way.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct WorkPlan {
     pub works: Vec<PlannedWork>,
     pub applied: Vec<AppliedOverride>,
     pub failures: Vec<OverrideFailure>,
+    pub revise_failures: Vec<ReviseFailure>,
 }
 
 /// The Works of a (not deleting) binding: one for each of [`work_targets`] that is a known
@@ -246,8 +266,15 @@ pub fn works_for(input: &WorkInputs<'_>) -> WorkPlan {
     for (cluster, replicas) in &targets {
         let Some(info) = input.clusters.get(cluster) else { continue };
         let mut rendered = stripped.clone();
-        if divided && spec.clusters.iter().any(|t| &t.name == cluster) {
-            crate::interpreter::revise_replica(kind, &mut rendered, *replicas);
+        // As upstream: a divided workload with replicas gets each cluster's share.
+        if divided && spec.replicas > 0 && spec.clusters.iter().any(|t| &t.name == cluster) {
+            match (input.revise)(&rendered, i64::from(*replicas)) {
+                Ok(revised) => rendered = revised,
+                Err(message) => {
+                    plan.revise_failures.push(ReviseFailure { cluster: cluster.clone(), message });
+                    continue;
+                }
+            }
         }
         if let Some(c) = completions.as_ref().and_then(|c| c.get(cluster)) {
             rendered["spec"]["completions"] = json!(c);
@@ -354,7 +381,7 @@ mod tests {
     fn a_binding_becomes_one_work_per_known_cluster() {
         let spec: ResourceBindingSpec = serde_json::from_value(json!({
             "resource": {"apiVersion": "batch/v1", "kind": "Job", "namespace": "ns", "name": "job"},
-            "placement": {"replicaScheduling": {"replicaSchedulingType": "Divided"}},
+            "replicas": 4, "placement": {"replicaScheduling": {"replicaSchedulingType": "Divided"}},
             "clusters": [{"name": "m1", "replicas": 3}, {"name": "m2", "replicas": 1}, {"name": "gone", "replicas": 0}],
             "conflictResolution": "Overwrite",
             "preserveResourcesOnDeletion": true,
@@ -392,6 +419,7 @@ mod tests {
             cluster_overrides: &[],
             namespaced_overrides: &ops,
             work_ids: &work_ids,
+            revise: &revise_natively,
         });
         assert!(plan.failures.is_empty(), "{:?}", plan.failures);
         let on: Vec<&str> = plan.works.iter().map(|w| w.cluster.as_str()).collect();
@@ -481,6 +509,7 @@ mod tests {
             cluster_overrides: &cops,
             namespaced_overrides: &[],
             work_ids: &BTreeMap::new(),
+            revise: &revise_natively,
         });
         let on: Vec<&str> = plan.works.iter().map(|w| w.cluster.as_str()).collect();
         assert_eq!(on, ["m1"]);

@@ -11,5 +11,6 @@ mod harness;
 mod binding;
 mod execution;
 mod failover;
+mod interpreter;
 mod namespaces;
 mod policies;

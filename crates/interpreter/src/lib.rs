@@ -1,0 +1,377 @@
+//! The resource interpreter: how Karmada reads and changes a kind it propagates — replicas and
+//! what each needs, a cluster's replica count, fields a member owns, a member's status and
+//! health, the template's status from every member's, and the objects a workload needs.
+//!
+//! For every operation, as upstream: a `ResourceInterpreterCustomization` rule for the kind
+//! (a Lua script, run in [`lua::Vm`]) comes first, then the built-in rules
+//! ([`propagation::interpreter`]). Customizations for one kind merge in name order: the first
+//! script for an operation wins, except dependency rules, which all run and add up.
+
+pub mod convert;
+pub mod kube;
+pub mod lua;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use karmada_api::config::{DependentObjectReference, ResourceInterpreterCustomization};
+use karmada_api::work::{AggregatedStatusItem, ReplicaRequirements};
+use mlua::Value as LuaValue;
+use parking_lot::RwLock;
+use propagation::interpreter::MemberStatus;
+use serde_json::{Value, json};
+
+pub use karmada_api::config::InterpreterOperation as Operation;
+
+/// A customization rule that failed: which, of which customization, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub operation: Operation,
+    pub customization: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (rule, function) = self.operation.rule().unwrap_or(("", ""));
+        write!(
+            f,
+            "{function} ({rule} of ResourceInterpreterCustomization {}) failed: {}",
+            self.customization, self.message
+        )
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// One customization's script for one operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub customization: String,
+    pub script: String,
+}
+
+/// The customization rules in force, by target (`apiVersion`, `kind`).
+#[derive(Clone, Debug, Default)]
+pub struct Customizations {
+    targets: HashMap<(String, String), Target>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Target {
+    rules: HashMap<Operation, Rule>,
+    dependencies: Vec<Rule>,
+}
+
+impl Customizations {
+    /// The merged rules of these customizations (see the crate docs).
+    pub fn new<'a>(list: impl IntoIterator<Item = &'a ResourceInterpreterCustomization>) -> Self {
+        let mut sorted: Vec<&ResourceInterpreterCustomization> = list.into_iter().collect();
+        sorted.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        let mut targets: HashMap<(String, String), Target> = HashMap::new();
+        for c in sorted {
+            let name = c.metadata.name.clone().unwrap_or_default();
+            let key = (c.spec.target.api_version.clone(), c.spec.target.kind.clone());
+            let target = targets.entry(key).or_default();
+            for op in Operation::CUSTOMIZABLE {
+                let Some(script) = c.spec.customizations.script(&op) else { continue };
+                let rule = Rule { customization: name.clone(), script: script.to_owned() };
+                if op == Operation::InterpretDependency {
+                    target.dependencies.push(rule);
+                } else {
+                    target.rules.entry(op).or_insert(rule);
+                }
+            }
+        }
+        Customizations { targets }
+    }
+
+    fn target(&self, api_version: &str, kind: &str) -> Option<&Target> {
+        self.targets.get(&(api_version.to_owned(), kind.to_owned()))
+    }
+
+    /// The rule for one operation on a kind.
+    pub fn rule(&self, api_version: &str, kind: &str, op: &Operation) -> Option<&Rule> {
+        self.target(api_version, kind)?.rules.get(op)
+    }
+
+    /// Whether a kind has a customization rule for the operation.
+    pub fn has(&self, api_version: &str, kind: &str, op: &Operation) -> bool {
+        match op {
+            Operation::InterpretDependency => {
+                self.target(api_version, kind).is_some_and(|t| !t.dependencies.is_empty())
+            }
+            _ => self.rule(api_version, kind, op).is_some(),
+        }
+    }
+}
+
+fn type_of(object: &Value) -> (&str, &str) {
+    let text = |f: &str| object.get(f).and_then(Value::as_str).unwrap_or_default();
+    (text("apiVersion"), text("kind"))
+}
+
+/// The interpreter a process shares: the customizations in force and the Lua VM.
+#[derive(Default)]
+pub struct Interpreter {
+    customizations: RwLock<Arc<Customizations>>,
+    vm: lua::Vm,
+}
+
+impl Interpreter {
+    pub fn new(limits: lua::Limits) -> Self {
+        Interpreter { customizations: RwLock::default(), vm: lua::Vm::new(limits) }
+    }
+
+    /// Puts these customizations in force (all of them: the ones absent are gone).
+    pub fn load<'a>(&self, list: impl IntoIterator<Item = &'a ResourceInterpreterCustomization>) {
+        *self.customizations.write() = Arc::new(Customizations::new(list));
+    }
+
+    pub fn customizations(&self) -> Arc<Customizations> {
+        self.customizations.read().clone()
+    }
+
+    /// Whether the operation is customized for the object's kind.
+    pub fn customized(&self, object: &Value, op: &Operation) -> bool {
+        let (api_version, kind) = type_of(object);
+        self.customizations().has(api_version, kind, op)
+    }
+
+    fn rule(&self, object: &Value, op: &Operation) -> Option<Rule> {
+        let (api_version, kind) = type_of(object);
+        self.customizations().rule(api_version, kind, op).cloned()
+    }
+
+    /// Runs a rule's function with these arguments; `read` turns the returned values into the
+    /// answer.
+    fn run<T>(
+        &self,
+        rule: &Rule,
+        op: &Operation,
+        args: &[&Value],
+        read: impl FnOnce(Vec<LuaValue>) -> Result<T, String>,
+    ) -> Result<T, Failure> {
+        let (chunk, function) = op.rule().unwrap_or(("script", "main"));
+        self.vm.call(&rule.script, chunk, function, args, read).map_err(|message| Failure {
+            operation: op.clone(),
+            customization: rule.customization.clone(),
+            message,
+        })
+    }
+
+    /// The replicas of a workload and what each needs (`None` for a kind without replicas);
+    /// requirements may be absent when a customization says so.
+    pub fn get_replicas(
+        &self,
+        object: &Value,
+    ) -> Result<Option<(i32, Option<ReplicaRequirements>)>, Failure> {
+        let op = Operation::InterpretReplica;
+        let Some(rule) = self.rule(object, &op) else {
+            let (_, kind) = type_of(object);
+            return Ok(
+                propagation::interpreter::get_replicas(kind, object).map(|(n, r)| (n, Some(r)))
+            );
+        };
+        self.run(&rule, &op, &[object], |rets| {
+            let replicas = match rets.first() {
+                Some(LuaValue::Integer(i)) => *i as i32,
+                Some(LuaValue::Number(n)) => *n as i32,
+                other => return Err(expected("a number of replicas", other)),
+            };
+            let requirements = match rets.get(1) {
+                None | Some(LuaValue::Nil) => None,
+                Some(t @ LuaValue::Table(_)) => {
+                    let json = convert::restore_empty(convert::to_json(t)?, true, &[]);
+                    Some(
+                        serde_json::from_value(json)
+                            .map_err(|e| format!("the replica requirements returned: {e}"))?,
+                    )
+                }
+                other => return Err(expected("a table of replica requirements", other)),
+            };
+            Ok(Some((replicas, requirements)))
+        })
+    }
+
+    /// The object with one cluster's replica count.
+    pub fn revise_replica(&self, object: &Value, replicas: i64) -> Result<Value, Failure> {
+        let op = Operation::ReviseReplica;
+        let Some(rule) = self.rule(object, &op) else {
+            let mut revised = object.clone();
+            let (_, kind) = type_of(object);
+            propagation::interpreter::revise_replica(kind, &mut revised, replicas as i32);
+            return Ok(revised);
+        };
+        self.run(&rule, &op, &[object, &json!(replicas)], |rets| {
+            object_result(rets.first(), &[object])
+        })
+    }
+
+    /// The desired object with what the member owns kept from the observed one, when a
+    /// customization says how (`None`: the built-in way, which server-side apply does by
+    /// leaving other managers' fields alone).
+    pub fn retain(&self, desired: &Value, observed: &Value) -> Result<Option<Value>, Failure> {
+        let op = Operation::Retain;
+        let Some(rule) = self.rule(desired, &op) else { return Ok(None) };
+        self.run(&rule, &op, &[desired, observed], |rets| {
+            object_result(rets.first(), &[desired, observed]).map(Some)
+        })
+    }
+
+    /// The part of a member object's status reported back (`null`: none).
+    pub fn reflect_status(&self, observed: &Value) -> Result<Value, Failure> {
+        let op = Operation::InterpretStatus;
+        let Some(rule) = self.rule(observed, &op) else {
+            let (_, kind) = type_of(observed);
+            return Ok(propagation::interpreter::reflect_status(kind, observed));
+        };
+        self.run(&rule, &op, &[observed], |rets| object_result(rets.first(), &[]))
+    }
+
+    /// Whether a member's copy is healthy (`None`: the kind has no health rule).
+    pub fn health(&self, observed: &Value) -> Result<Option<bool>, Failure> {
+        let op = Operation::InterpretHealth;
+        let Some(rule) = self.rule(observed, &op) else {
+            let (_, kind) = type_of(observed);
+            return Ok(propagation::interpreter::is_healthy(kind, observed));
+        };
+        self.run(&rule, &op, &[observed], |rets| match rets.first() {
+            Some(LuaValue::Boolean(b)) => Ok(Some(*b)),
+            other => Err(expected("a boolean", other)),
+        })
+    }
+
+    /// The template's status from its members' (`None`: the kind has no aggregation, the
+    /// template's status is left alone).
+    pub fn aggregate_status(
+        &self,
+        template: &Value,
+        items: &[AggregatedStatusItem],
+    ) -> Result<Option<Value>, Failure> {
+        let op = Operation::AggregateStatus;
+        let Some(rule) = self.rule(template, &op) else {
+            return Ok(native_aggregate(template, items));
+        };
+        let items = serde_json::to_value(items).unwrap_or(Value::Null);
+        self.run(&rule, &op, &[template, &items], |rets| {
+            let object = object_result(rets.first(), &[])?;
+            Ok(object.get("status").cloned().filter(|s| !s.is_null()))
+        })
+    }
+
+    /// The objects a workload needs propagated along with it, each checked as upstream does.
+    pub fn dependencies(&self, object: &Value) -> Result<Vec<DependentObjectReference>, Failure> {
+        let (api_version, kind) = type_of(object);
+        let customizations = self.customizations();
+        let rules = customizations
+            .target(api_version, kind)
+            .map(|t| t.dependencies.clone())
+            .unwrap_or_default();
+        if rules.is_empty() {
+            let namespace =
+                object.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
+            return Ok(propagation::interpreter::dependencies(kind, object)
+                .into_iter()
+                .map(|d| DependentObjectReference {
+                    api_version: d.api_version,
+                    kind: d.kind,
+                    namespace: namespace.to_owned(),
+                    name: d.name,
+                    label_selector: None,
+                })
+                .collect());
+        }
+        let op = Operation::InterpretDependency;
+        let mut all: Vec<DependentObjectReference> = Vec::new();
+        for rule in &rules {
+            let found = self.run(rule, &op, &[object], |rets| {
+                let list = match rets.first() {
+                    Some(t @ LuaValue::Table(_)) => {
+                        convert::restore_empty(convert::to_json(t)?, false, &[])
+                    }
+                    other => return Err(expected("a table of dependencies", other)),
+                };
+                let refs: Vec<DependentObjectReference> = serde_json::from_value(list)
+                    .map_err(|e| format!("the dependencies returned: {e}"))?;
+                verify_dependencies(&refs)?;
+                Ok(refs)
+            })?;
+            for r in found {
+                if !all.contains(&r) {
+                    all.push(r);
+                }
+            }
+        }
+        all.sort_by(|a, b| {
+            (&a.api_version, &a.kind, &a.namespace, &a.name).cmp(&(
+                &b.api_version,
+                &b.kind,
+                &b.namespace,
+                &b.name,
+            ))
+        });
+        Ok(all)
+    }
+}
+
+/// Checks what a dependency rule returned, as upstream: an apiVersion and a kind, and a name
+/// or a label selector.
+fn verify_dependencies(refs: &[DependentObjectReference]) -> Result<(), String> {
+    let mut problems = Vec::new();
+    for (i, r) in refs.iter().enumerate() {
+        if r.api_version.is_empty() {
+            problems.push(format!("dependencies[{i}].apiVersion: missing required apiVersion"));
+        }
+        if r.kind.is_empty() {
+            problems.push(format!("dependencies[{i}].kind: missing required kind"));
+        }
+        if r.name.is_empty() && r.label_selector.is_none() {
+            problems.push(format!("dependencies[{i}]: needs a name or a labelSelector"));
+        }
+    }
+    if problems.is_empty() { Ok(()) } else { Err(problems.join(", ")) }
+}
+
+fn expected(what: &str, got: Option<&LuaValue>) -> String {
+    format!("expected {what}, got {}", got.map_or("nothing", LuaValue::type_name))
+}
+
+/// A returned table as an object, its empty tables decided by `references`.
+fn object_result(returned: Option<&LuaValue>, references: &[&Value]) -> Result<Value, String> {
+    match returned {
+        Some(t @ LuaValue::Table(_)) => {
+            Ok(convert::restore_empty(convert::to_json(t)?, true, references))
+        }
+        other => Err(expected("a table", other)),
+    }
+}
+
+/// The built-in aggregation, from the status each member reported.
+fn native_aggregate(template: &Value, items: &[AggregatedStatusItem]) -> Option<Value> {
+    let (_, kind) = type_of(template);
+    let members: Vec<MemberStatus> = items
+        .iter()
+        .filter_map(|item| {
+            let status = item.status.clone()?;
+            Some(MemberStatus {
+                cluster: item.cluster_name.clone(),
+                generation: status.get("generation").and_then(Value::as_i64),
+                observed_generation: status.get("observedGeneration").and_then(Value::as_i64),
+                status,
+            })
+        })
+        .collect();
+    let generation = template.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+    let spec = template.get("spec").cloned().unwrap_or(Value::Null);
+    propagation::interpreter::aggregate_status(kind, &members, generation, &spec)
+}
+
+/// Compiles a script without running it (admission's check): the error is the first line of
+/// Lua's message.
+pub fn check_syntax(script: &str, chunk: &str) -> Result<(), String> {
+    lua::check_syntax(script, chunk)
+}
+
+#[cfg(test)]
+mod tests;
