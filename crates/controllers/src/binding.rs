@@ -302,6 +302,25 @@ pub enum Error {
     Stale,
 }
 
+/// The workload revised (ReviseReplica) to each replica count its Works need.
+type Revisions = BTreeMap<i32, Result<Value, String>>;
+
+/// Asks the interpreter (customizations and webhooks may answer) for every revision the
+/// binding's Works need.
+async fn revise(ctx: &Context, template: &Value, spec: &ResourceBindingSpec) -> Revisions {
+    let mut out = Revisions::new();
+    let needed = propagation::works::revisions_needed(spec);
+    if needed.is_empty() {
+        return out;
+    }
+    let base = propagation::works::base_manifest(template, spec);
+    for replicas in needed {
+        let revised = ctx.interpreter.revise_replica(&base, i64::from(replicas)).await;
+        out.insert(replicas, revised.map_err(|f| f.to_string()));
+    }
+    out
+}
+
 /// The Works this binding wants (`works_for`), from the cached override policies and
 /// clusters and the Works that exist (their permanent ids).
 fn plan_works(
@@ -312,6 +331,7 @@ fn plan_works(
     template_meta: &kube::core::ObjectMeta,
     targets: &BTreeMap<String, i32>,
     existing: &[Arc<Work>],
+    revisions: &Revisions,
 ) -> propagation::works::WorkPlan {
     let namespace = binding.namespace.unwrap_or_default();
     let ops = ctx.ops.state();
@@ -347,8 +367,11 @@ fn plan_works(
         cluster_overrides: &cop_refs,
         namespaced_overrides: &op_refs,
         work_ids: &work_ids,
-        revise: &|object, replicas| {
-            ctx.interpreter.revise_replica(object, replicas).map_err(|f| f.to_string())
+        revise: &|_, replicas| {
+            revisions
+                .get(&(replicas as i32))
+                .cloned()
+                .unwrap_or_else(|| Err(format!("no revision to {replicas} replicas was prepared")))
         },
     })
 }
@@ -548,8 +571,17 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
         let mut object = template.to_value();
         object["apiVersion"] = json!(ar.api_version);
         object["kind"] = json!(ar.kind);
-        let plan =
-            plan_works(&ctx, binding_ref, spec, &object, &template.metadata, &targets, &existing);
+        let revisions = revise(&ctx, &object, spec).await;
+        let plan = plan_works(
+            &ctx,
+            binding_ref,
+            spec,
+            &object,
+            &template.metadata,
+            &targets,
+            &existing,
+            &revisions,
+        );
         let override_failures = report_plan(&ctx, &name, spec, &plan);
         for (es, generation) in write_works::<B>(&ctx, &rb, &plan, &existing, &work_name).await? {
             inputs.works.insert(es, (generation, false));
@@ -868,7 +900,7 @@ async fn aggregate<B: Binding>(
     let mut object = template.to_value();
     object["apiVersion"] = json!(ar.api_version);
     object["kind"] = json!(ar.kind);
-    let aggregated = match ctx.interpreter.aggregate_status(&object, &items) {
+    let aggregated = match ctx.interpreter.aggregate_status(&object, &items).await {
         Ok(status) => status,
         Err(failure) => {
             tracing::warn!(binding = %name, error = %failure, "aggregating the template's status failed");

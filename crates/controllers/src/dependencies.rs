@@ -398,7 +398,7 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
                 let mut object = template.to_value();
                 object["apiVersion"] = json!(ar.api_version);
                 object["kind"] = json!(ar.kind);
-                wanted = match ctx.interpreter.dependencies(&object) {
+                wanted = match ctx.interpreter.dependencies(&object).await {
                     Ok(refs) => resolve(&ctx, &ns, refs).await?,
                     Err(failure) => {
                         tracing::warn!(workload = %name, error = %failure, "interpreting dependencies failed");

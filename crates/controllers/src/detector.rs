@@ -315,7 +315,7 @@ impl State {
             }
             Err(_) => current_rv,
         };
-        let replicas = match self.interpreter.get_replicas(&object) {
+        let replicas = match self.interpreter.get_replicas(&object).await {
             Ok(r) => r,
             Err(failure) => {
                 tracing::warn!(template = %name, error = %failure, "interpreting replicas failed");

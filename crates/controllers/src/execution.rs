@@ -423,7 +423,7 @@ async fn apply_manifest(
         // server-side apply leaves other managers' fields alone).
         current["apiVersion"] = manifest.get("apiVersion").cloned().unwrap_or_default();
         current["kind"] = manifest.get("kind").cloned().unwrap_or_default();
-        if let Some(retained) = ctx.interpreter.retain(manifest, &current)? {
+        if let Some(retained) = ctx.interpreter.retain(manifest, &current).await? {
             retained_manifest = Some(retained);
         }
         let manifest = retained_manifest.as_ref().unwrap_or(manifest);
@@ -648,7 +648,7 @@ async fn apply_work(ctx: &Context, cluster: &Cluster, work: &Work) -> ApplyOutco
                 observed["kind"] = json!(ar.kind);
                 // A kind without a health interpretation counts as healthy, one whose
                 // customization fails as Unknown (as upstream).
-                let (healthy, health) = match ctx.interpreter.health(&observed) {
+                let (healthy, health) = match ctx.interpreter.health(&observed).await {
                     Ok(h) => (h, if h == Some(false) { "Unhealthy" } else { "Healthy" }),
                     Err(failure) => {
                         ctx.events.record(
@@ -665,7 +665,7 @@ async fn apply_work(ctx: &Context, cluster: &Cluster, work: &Work) -> ApplyOutco
                     apimachinery::object::name(&observed).to_owned(),
                     healthy,
                 ));
-                let status = match ctx.interpreter.reflect_status(&observed) {
+                let status = match ctx.interpreter.reflect_status(&observed).await {
                     Ok(status) => status,
                     Err(failure) => {
                         ctx.events.record(

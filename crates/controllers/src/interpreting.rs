@@ -1,12 +1,14 @@
 //! The resource interpreter of a controller process, with the ResourceInterpreterCustomizations
-//! on the control plane kept in force (reloaded on every change, as upstream's config
-//! manager).
+//! and ResourceInterpreterWebhookConfigurations on the control plane kept in force (reloaded
+//! on every change, as upstream's config managers).
 
 use std::sync::Arc;
 
 use futures::StreamExt;
 use interpreter::Interpreter;
-use karmada_api::config::ResourceInterpreterCustomization;
+use karmada_api::config::{
+    ResourceInterpreterCustomization, ResourceInterpreterWebhookConfiguration,
+};
 
 use crate::shared::{Change, Watched};
 
@@ -15,6 +17,7 @@ pub struct Interpreting {
     /// How many times customizations were loaded.
     loaded: tokio::sync::watch::Receiver<u64>,
     _customizations: Arc<Watched<ResourceInterpreterCustomization>>,
+    _webhooks: Arc<Watched<ResourceInterpreterWebhookConfiguration>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -25,27 +28,58 @@ impl Drop for Interpreting {
 }
 
 impl Interpreting {
-    /// Watches the customizations and keeps them loaded into a new interpreter.
+    /// Watches the customizations and webhook configurations and keeps them loaded into a new
+    /// interpreter.
     pub fn start(client: &kube::Client) -> Arc<Self> {
         let customizations: Arc<Watched<ResourceInterpreterCustomization>> =
             Watched::start(kube::Api::all(client.clone()), Default::default());
-        let interpreter = Arc::new(Interpreter::default());
+        let webhooks: Arc<Watched<ResourceInterpreterWebhookConfiguration>> =
+            Watched::start(kube::Api::all(client.clone()), Default::default());
+        let interpreter = Arc::new(Interpreter::with_control(client.clone()));
         let (loaded_tx, loaded) = tokio::sync::watch::channel(0u64);
-        let mut changes = customizations.subscribe();
-        let store = customizations.store();
+        let (c_changes, w_changes) = (customizations.subscribe(), webhooks.subscribe());
+        let (c_store, w_store) = (customizations.store(), webhooks.store());
         let into = Arc::clone(&interpreter);
         let task = tokio::spawn(async move {
-            while let Some(change) = changes.next().await {
+            enum Kind {
+                Customizations,
+                Webhooks,
+            }
+            let mut changes = futures::stream::select(
+                c_changes.map(|c| {
+                    (Kind::Customizations, matches!(c, Change::Relisting | Change::Listed(_)))
+                }),
+                w_changes
+                    .map(|c| (Kind::Webhooks, matches!(c, Change::Relisting | Change::Listed(_)))),
+            );
+            let (mut customizations_listed, mut webhooks_listed) = (false, false);
+            while let Some((kind, listing)) = changes.next().await {
                 // A (re)list is loaded once complete.
-                if matches!(change, Change::Relisting | Change::Listed(_)) {
+                if listing {
                     continue;
                 }
-                let all = store.state();
-                into.load(all.iter().map(|c| c.as_ref()));
-                loaded_tx.send_modify(|n| *n += 1);
+                match kind {
+                    Kind::Customizations => {
+                        into.load(c_store.state().iter().map(|c| c.as_ref()));
+                        customizations_listed = true;
+                    }
+                    Kind::Webhooks => {
+                        into.load_webhooks(w_store.state().iter().map(|c| c.as_ref()));
+                        webhooks_listed = true;
+                    }
+                }
+                if customizations_listed && webhooks_listed {
+                    loaded_tx.send_modify(|n| *n += 1);
+                }
             }
         });
-        Arc::new(Interpreting { interpreter, loaded, _customizations: customizations, task })
+        Arc::new(Interpreting {
+            interpreter,
+            loaded,
+            _customizations: customizations,
+            _webhooks: webhooks,
+            task,
+        })
     }
 
     /// Waits until the customizations on the control plane are loaded.

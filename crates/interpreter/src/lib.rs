@@ -3,13 +3,14 @@
 //! health, the template's status from every member's, and the objects a workload needs.
 //!
 //! For every operation, as upstream: a `ResourceInterpreterCustomization` rule for the kind
-//! (a Lua script, run in [`lua::Vm`]) comes first, then the built-in rules
-//! ([`propagation::interpreter`]). Customizations for one kind merge in name order: the first
+//! (a Lua script, run in [`lua::Vm`]) comes first, then an interpreter webhook
+//! ([`webhook`]), then the built-in rules ([`propagation::interpreter`]). Customizations for one kind merge in name order: the first
 //! script for an operation wins, except dependency rules, which all run and add up.
 
 pub mod convert;
 pub mod kube;
 pub mod lua;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,22 +24,36 @@ use serde_json::{Value, json};
 
 pub use karmada_api::config::InterpreterOperation as Operation;
 
-/// A customization rule that failed: which, of which customization, and why.
+/// Who interpreted: a customization (by name) or a webhook (`<configuration>/<webhook>`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Customization(String),
+    Webhook(String),
+}
+
+/// An interpretation that failed: which operation, by whom, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
     pub operation: Operation,
-    pub customization: String,
+    pub by: Source,
     pub message: String,
 }
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (rule, function) = self.operation.rule().unwrap_or(("", ""));
-        write!(
-            f,
-            "{function} ({rule} of ResourceInterpreterCustomization {}) failed: {}",
-            self.customization, self.message
-        )
+        match &self.by {
+            Source::Customization(name) => {
+                let (rule, function) = self.operation.rule().unwrap_or(("", ""));
+                write!(
+                    f,
+                    "{function} ({rule} of ResourceInterpreterCustomization {name}) failed: {}",
+                    self.message
+                )
+            }
+            Source::Webhook(uid) => {
+                write!(f, "{} (interpreter webhook {uid}) failed: {}", self.operation, self.message)
+            }
+        }
     }
 }
 
@@ -111,16 +126,62 @@ fn type_of(object: &Value) -> (&str, &str) {
     (text("apiVersion"), text("kind"))
 }
 
-/// The interpreter a process shares: the customizations in force and the Lua VM.
+/// The interpreter a process shares: the customizations and webhooks in force, the Lua VM,
+/// and the webhook clients.
 #[derive(Default)]
 pub struct Interpreter {
     customizations: RwLock<Arc<Customizations>>,
+    webhooks: RwLock<Arc<webhook::Webhooks>>,
     vm: lua::Vm,
+    caller: webhook::Caller,
+    /// The control plane (webhooks given as a Service are found there).
+    control: Option<::kube::Client>,
 }
 
 impl Interpreter {
     pub fn new(limits: lua::Limits) -> Self {
-        Interpreter { customizations: RwLock::default(), vm: lua::Vm::new(limits) }
+        Interpreter { vm: lua::Vm::new(limits), ..Interpreter::default() }
+    }
+
+    /// An interpreter that finds webhook Services on this control plane.
+    pub fn with_control(control: ::kube::Client) -> Self {
+        Interpreter { control: Some(control), ..Interpreter::default() }
+    }
+
+    /// Puts these webhook configurations in force (all of them).
+    pub fn load_webhooks<'a>(
+        &self,
+        list: impl IntoIterator<Item = &'a karmada_api::config::ResourceInterpreterWebhookConfiguration>,
+    ) {
+        *self.webhooks.write() = Arc::new(webhook::Webhooks::new(list));
+    }
+
+    /// The webhook that interprets `op` for the object's type, if any.
+    fn hook(&self, object: &Value, op: &Operation) -> Option<webhook::Hook> {
+        let webhooks = self.webhooks.read().clone();
+        if webhooks.is_empty() {
+            return None;
+        }
+        let (api_version, kind) = type_of(object);
+        webhooks.first(api_version, kind, op).cloned()
+    }
+
+    async fn call_hook(
+        &self,
+        hook: &webhook::Hook,
+        attributes: webhook::Attributes<'_>,
+    ) -> Result<webhook::Response, Failure> {
+        self.caller.call(self.control.as_ref(), hook, &attributes).await.map_err(|message| {
+            Failure {
+                operation: attributes.operation.clone(),
+                by: Source::Webhook(hook.uid.clone()),
+                message,
+            }
+        })
+    }
+
+    fn hook_failure(hook: &webhook::Hook, operation: Operation, message: String) -> Failure {
+        Failure { operation, by: Source::Webhook(hook.uid.clone()), message }
     }
 
     /// Puts these customizations in force (all of them: the ones absent are gone).
@@ -155,19 +216,23 @@ impl Interpreter {
         let (chunk, function) = op.rule().unwrap_or(("script", "main"));
         self.vm.call(&rule.script, chunk, function, args, read).map_err(|message| Failure {
             operation: op.clone(),
-            customization: rule.customization.clone(),
+            by: Source::Customization(rule.customization.clone()),
             message,
         })
     }
 
     /// The replicas of a workload and what each needs (`None` for a kind without replicas);
     /// requirements may be absent when a customization says so.
-    pub fn get_replicas(
+    pub async fn get_replicas(
         &self,
         object: &Value,
     ) -> Result<Option<(i32, Option<ReplicaRequirements>)>, Failure> {
         let op = Operation::InterpretReplica;
         let Some(rule) = self.rule(object, &op) else {
+            if let Some(hook) = self.hook(object, &op) {
+                let r = self.call_hook(&hook, attributes(op, object)).await?;
+                return Ok(Some((r.replicas.unwrap_or_default(), r.replica_requirements)));
+            }
             let (_, kind) = type_of(object);
             return Ok(
                 propagation::interpreter::get_replicas(kind, object).map(|(n, r)| (n, Some(r)))
@@ -195,9 +260,16 @@ impl Interpreter {
     }
 
     /// The object with one cluster's replica count.
-    pub fn revise_replica(&self, object: &Value, replicas: i64) -> Result<Value, Failure> {
+    pub async fn revise_replica(&self, object: &Value, replicas: i64) -> Result<Value, Failure> {
         let op = Operation::ReviseReplica;
         let Some(rule) = self.rule(object, &op) else {
+            if let Some(hook) = self.hook(object, &op) {
+                let mut attrs = attributes(op.clone(), object);
+                attrs.desired_replicas = replicas as i32;
+                let r = self.call_hook(&hook, attrs).await?;
+                return webhook::apply_patch(object, &r)
+                    .map_err(|m| Self::hook_failure(&hook, op, m));
+            }
             let mut revised = object.clone();
             let (_, kind) = type_of(object);
             propagation::interpreter::revise_replica(kind, &mut revised, replicas as i32);
@@ -211,18 +283,34 @@ impl Interpreter {
     /// The desired object with what the member owns kept from the observed one, when a
     /// customization says how (`None`: the built-in way, which server-side apply does by
     /// leaving other managers' fields alone).
-    pub fn retain(&self, desired: &Value, observed: &Value) -> Result<Option<Value>, Failure> {
+    pub async fn retain(
+        &self,
+        desired: &Value,
+        observed: &Value,
+    ) -> Result<Option<Value>, Failure> {
         let op = Operation::Retain;
-        let Some(rule) = self.rule(desired, &op) else { return Ok(None) };
+        let Some(rule) = self.rule(desired, &op) else {
+            let Some(hook) = self.hook(desired, &op) else { return Ok(None) };
+            let mut attrs = attributes(op.clone(), desired);
+            attrs.observed = Some(observed);
+            let r = self.call_hook(&hook, attrs).await?;
+            return webhook::apply_patch(desired, &r)
+                .map(Some)
+                .map_err(|m| Self::hook_failure(&hook, op, m));
+        };
         self.run(&rule, &op, &[desired, observed], |rets| {
             object_result(rets.first(), &[desired, observed]).map(Some)
         })
     }
 
     /// The part of a member object's status reported back (`null`: none).
-    pub fn reflect_status(&self, observed: &Value) -> Result<Value, Failure> {
+    pub async fn reflect_status(&self, observed: &Value) -> Result<Value, Failure> {
         let op = Operation::InterpretStatus;
         let Some(rule) = self.rule(observed, &op) else {
+            if let Some(hook) = self.hook(observed, &op) {
+                let r = self.call_hook(&hook, attributes(op, observed)).await?;
+                return Ok(r.raw_status.unwrap_or(Value::Null));
+            }
             let (_, kind) = type_of(observed);
             return Ok(propagation::interpreter::reflect_status(kind, observed));
         };
@@ -230,9 +318,13 @@ impl Interpreter {
     }
 
     /// Whether a member's copy is healthy (`None`: the kind has no health rule).
-    pub fn health(&self, observed: &Value) -> Result<Option<bool>, Failure> {
+    pub async fn health(&self, observed: &Value) -> Result<Option<bool>, Failure> {
         let op = Operation::InterpretHealth;
         let Some(rule) = self.rule(observed, &op) else {
+            if let Some(hook) = self.hook(observed, &op) {
+                let r = self.call_hook(&hook, attributes(op, observed)).await?;
+                return Ok(r.healthy);
+            }
             let (_, kind) = type_of(observed);
             return Ok(propagation::interpreter::is_healthy(kind, observed));
         };
@@ -244,13 +336,21 @@ impl Interpreter {
 
     /// The template's status from its members' (`None`: the kind has no aggregation, the
     /// template's status is left alone).
-    pub fn aggregate_status(
+    pub async fn aggregate_status(
         &self,
         template: &Value,
         items: &[AggregatedStatusItem],
     ) -> Result<Option<Value>, Failure> {
         let op = Operation::AggregateStatus;
         let Some(rule) = self.rule(template, &op) else {
+            if let Some(hook) = self.hook(template, &op) {
+                let mut attrs = attributes(op.clone(), template);
+                attrs.aggregated_status = items;
+                let r = self.call_hook(&hook, attrs).await?;
+                let patched = webhook::apply_patch(template, &r)
+                    .map_err(|m| Self::hook_failure(&hook, op, m))?;
+                return Ok(patched.get("status").cloned().filter(|s| !s.is_null()));
+            }
             return Ok(native_aggregate(template, items));
         };
         let items = serde_json::to_value(items).unwrap_or(Value::Null);
@@ -261,13 +361,23 @@ impl Interpreter {
     }
 
     /// The objects a workload needs propagated along with it, each checked as upstream does.
-    pub fn dependencies(&self, object: &Value) -> Result<Vec<DependentObjectReference>, Failure> {
+    pub async fn dependencies(
+        &self,
+        object: &Value,
+    ) -> Result<Vec<DependentObjectReference>, Failure> {
         let (api_version, kind) = type_of(object);
         let customizations = self.customizations();
         let rules = customizations
             .target(api_version, kind)
             .map(|t| t.dependencies.clone())
             .unwrap_or_default();
+        let op = Operation::InterpretDependency;
+        if rules.is_empty()
+            && let Some(hook) = self.hook(object, &op)
+        {
+            let r = self.call_hook(&hook, attributes(op, object)).await?;
+            return Ok(r.dependencies.unwrap_or_default());
+        }
         if rules.is_empty() {
             let namespace =
                 object.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
@@ -282,7 +392,6 @@ impl Interpreter {
                 })
                 .collect());
         }
-        let op = Operation::InterpretDependency;
         let mut all: Vec<DependentObjectReference> = Vec::new();
         for rule in &rules {
             let found = self.run(rule, &op, &[object], |rets| {
@@ -315,9 +424,20 @@ impl Interpreter {
     }
 }
 
+/// A webhook call about `object` with nothing else.
+fn attributes(operation: Operation, object: &Value) -> webhook::Attributes<'_> {
+    webhook::Attributes {
+        operation,
+        object,
+        observed: None,
+        desired_replicas: 0,
+        aggregated_status: &[],
+    }
+}
+
 /// Checks what a dependency rule returned, as upstream: an apiVersion and a kind, and a name
 /// or a label selector.
-fn verify_dependencies(refs: &[DependentObjectReference]) -> Result<(), String> {
+pub(crate) fn verify_dependencies(refs: &[DependentObjectReference]) -> Result<(), String> {
     let mut problems = Vec::new();
     for (i, r) in refs.iter().enumerate() {
         if r.api_version.is_empty() {

@@ -88,23 +88,24 @@ fn interpreter(rules: Value) -> Interpreter {
     i
 }
 
-#[test]
-fn kinds_without_customizations_use_the_built_in_rules() {
+#[tokio::test]
+async fn kinds_without_customizations_use_the_built_in_rules() {
     let i = Interpreter::default();
     let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"namespace": "n"},
         "spec": {"replicas": 3, "template": {"spec": {"containers": [{"name": "c"}]}}}});
-    assert_eq!(i.get_replicas(&deploy).expect("built in").map(|r| r.0), Some(3));
-    assert_eq!(i.revise_replica(&deploy, 1).expect("built in")["spec"]["replicas"], 1);
-    assert_eq!(i.retain(&deploy, &deploy), Ok(None));
-    assert_eq!(i.get_replicas(&replicated()), Ok(None), "an unknown kind has no replicas");
-    assert_eq!(i.health(&replicated()), Ok(None));
-    assert_eq!(i.dependencies(&replicated()), Ok(vec![]));
+    assert_eq!(i.get_replicas(&deploy).await.expect("built in").map(|r| r.0), Some(3));
+    assert_eq!(i.revise_replica(&deploy, 1).await.expect("built in")["spec"]["replicas"], 1);
+    assert_eq!(i.retain(&deploy, &deploy).await, Ok(None));
+    assert_eq!(i.get_replicas(&replicated()).await, Ok(None), "an unknown kind has no replicas");
+    assert_eq!(i.health(&replicated()).await, Ok(None));
+    assert_eq!(i.dependencies(&replicated()).await, Ok(vec![]));
 }
 
-#[test]
-fn replicas_and_requirements_come_from_the_script() {
+#[tokio::test]
+async fn replicas_and_requirements_come_from_the_script() {
     let i = interpreter(json!({"replicaResource": lua(REPLICAS)}));
-    let (replicas, requirements) = i.get_replicas(&replicated()).expect("runs").expect("replicas");
+    let (replicas, requirements) =
+        i.get_replicas(&replicated()).await.expect("runs").expect("replicas");
     assert_eq!(replicas, 5);
     assert_eq!(
         serde_json::to_value(requirements).expect("json"),
@@ -113,7 +114,8 @@ fn replicas_and_requirements_come_from_the_script() {
     // Upstream's e2e script shape: an empty nodeClaim table is dropped.
     let i = interpreter(json!({"replicaResource": lua(
         "function GetReplicas(o) local r = {} r.nodeClaim = {} r.resourceRequest = o.spec.template.spec.containers[1].resources.requests return o.spec.replicas + 1, r end")}));
-    let (replicas, requirements) = i.get_replicas(&replicated()).expect("runs").expect("replicas");
+    let (replicas, requirements) =
+        i.get_replicas(&replicated()).await.expect("runs").expect("replicas");
     assert_eq!(replicas, 6);
     assert_eq!(
         serde_json::to_value(requirements).expect("json"),
@@ -121,15 +123,15 @@ fn replicas_and_requirements_come_from_the_script() {
     );
     // No requirements at all.
     let i = interpreter(json!({"replicaResource": lua("function GetReplicas(o) return 2 end")}));
-    assert_eq!(i.get_replicas(&replicated()), Ok(Some((2, None))));
+    assert_eq!(i.get_replicas(&replicated()).await, Ok(Some((2, None))));
 }
 
-#[test]
-fn revision_retention_reflection_and_health() {
+#[tokio::test]
+async fn revision_retention_reflection_and_health() {
     let i = interpreter(json!({
         "replicaRevision": lua(REVISE), "retention": lua(RETAIN),
         "statusReflection": lua(REFLECT), "healthInterpretation": lua(HEALTH)}));
-    let revised = i.revise_replica(&replicated(), 2).expect("revises");
+    let revised = i.revise_replica(&replicated(), 2).await.expect("revises");
     assert_eq!(revised["spec"]["replicas"], 2);
     // Empty objects of the input stay objects.
     assert_eq!(revised["spec"]["selector"], json!({}));
@@ -139,20 +141,20 @@ fn revision_retention_reflection_and_health() {
     observed["spec"]["paused"] = json!(true);
     observed["status"] =
         json!({"replicas": 5, "readyReplicas": 4, "observedGeneration": 2, "conditions": []});
-    let retained = i.retain(&replicated(), &observed).expect("runs").expect("customized");
+    let retained = i.retain(&replicated(), &observed).await.expect("runs").expect("customized");
     assert_eq!(retained["spec"]["paused"], true);
 
     assert_eq!(
-        i.reflect_status(&observed),
+        i.reflect_status(&observed).await,
         Ok(json!({"replicas": 5, "readyReplicas": 4, "observedGeneration": 2, "generation": 2}))
     );
-    assert_eq!(i.health(&observed), Ok(Some(false)));
+    assert_eq!(i.health(&observed).await, Ok(Some(false)));
     observed["status"]["readyReplicas"] = json!(5);
-    assert_eq!(i.health(&observed), Ok(Some(true)));
+    assert_eq!(i.health(&observed).await, Ok(Some(true)));
 }
 
-#[test]
-fn status_aggregates_from_every_member() {
+#[tokio::test]
+async fn status_aggregates_from_every_member() {
     let i = interpreter(json!({"statusAggregation": lua(AGGREGATE)}));
     let items: Vec<AggregatedStatusItem> = serde_json::from_value(json!([
         {"clusterName": "m1", "status": {"replicas": 2, "readyReplicas": 2}, "applied": true, "health": "Healthy"},
@@ -161,13 +163,13 @@ fn status_aggregates_from_every_member() {
     ]))
     .expect("items");
     assert_eq!(
-        i.aggregate_status(&replicated(), &items),
+        i.aggregate_status(&replicated(), &items).await,
         Ok(Some(json!({"readyReplicas": 3, "replicas": 5, "clusters": 3})))
     );
 }
 
-#[test]
-fn dependency_rules_of_every_customization_add_up() {
+#[tokio::test]
+async fn dependency_rules_of_every_customization_add_up() {
     let second = r#"
 function GetDependencies(obj)
   return {{apiVersion = "v1", kind = "ConfigMap", namespace = obj.metadata.namespace, name = obj.metadata.name .. "-settings"},
@@ -184,6 +186,7 @@ end"#;
     ]);
     let got: Vec<(String, String)> = i
         .dependencies(&replicated())
+        .await
         .expect("runs")
         .into_iter()
         .map(|d| (d.kind, d.name))
@@ -196,12 +199,12 @@ end"#;
     // A dependency without a name or selector is refused.
     let i = interpreter(json!({"dependencyInterpretation": lua(
         "function GetDependencies(o) return {{apiVersion = 'v1', kind = 'Secret'}} end")}));
-    let err = i.dependencies(&replicated()).expect_err("refused");
+    let err = i.dependencies(&replicated()).await.expect_err("refused");
     assert!(err.message.contains("name or a labelSelector"), "{err}");
 }
 
-#[test]
-fn the_first_customization_by_name_wins_an_operation() {
+#[tokio::test]
+async fn the_first_customization_by_name_wins_an_operation() {
     let i = Interpreter::default();
     i.load(&[
         customization(
@@ -215,13 +218,13 @@ fn the_first_customization_by_name_wins_an_operation() {
             json!({"replicaResource": lua("function GetReplicas(o) return 1 end")}),
         ),
     ]);
-    assert_eq!(i.get_replicas(&replicated()), Ok(Some((1, None))));
+    assert_eq!(i.get_replicas(&replicated()).await, Ok(Some((1, None))));
     i.load(&[]);
-    assert_eq!(i.get_replicas(&replicated()), Ok(None), "a removed customization is gone");
+    assert_eq!(i.get_replicas(&replicated()).await, Ok(None), "a removed customization is gone");
 }
 
-#[test]
-fn failing_scripts_name_the_rule_and_never_hang() {
+#[tokio::test]
+async fn failing_scripts_name_the_rule_and_never_hang() {
     let cases = [
         ("function GetReplicas(o) return o.spec.missing.field end", "attempt to index"),
         ("function GetReplicas(o) return 'five' end", "expected a number of replicas, got string"),
@@ -242,9 +245,9 @@ fn failing_scripts_name_the_rule_and_never_hang() {
     });
     for (script, want) in cases {
         i.load(&[customization("broken", "Replicated", json!({"replicaResource": lua(script)}))]);
-        let err = i.get_replicas(&replicated()).expect_err(script);
+        let err = i.get_replicas(&replicated()).await.expect_err(script);
         assert_eq!(err.operation, Operation::InterpretReplica);
-        assert_eq!(err.customization, "broken");
+        assert_eq!(err.by, Source::Customization("broken".into()));
         assert!(want.split('|').any(|w| err.to_string().contains(w)), "{script}: {err}");
         assert!(err.to_string().starts_with(
             "GetReplicas (replicaResource of ResourceInterpreterCustomization broken) failed: "
@@ -256,15 +259,15 @@ fn failing_scripts_name_the_rule_and_never_hang() {
         "Replicated",
         json!({"replicaResource": lua("function GetReplicas(o) return 4 end")}),
     )]);
-    assert_eq!(i.get_replicas(&replicated()), Ok(Some((4, None))));
+    assert_eq!(i.get_replicas(&replicated()).await, Ok(Some((4, None))));
 }
 
-#[test]
-fn globals_do_not_leak_between_calls() {
+#[tokio::test]
+async fn globals_do_not_leak_between_calls() {
     let i = interpreter(json!({"replicaResource": lua(
         "function GetReplicas(o) if seen == nil then seen = 0 end seen = seen + 1 return seen end")}));
-    assert_eq!(i.get_replicas(&replicated()), Ok(Some((1, None))));
-    assert_eq!(i.get_replicas(&replicated()), Ok(Some((1, None))));
+    assert_eq!(i.get_replicas(&replicated()).await, Ok(Some((1, None))));
+    assert_eq!(i.get_replicas(&replicated()).await, Ok(Some((1, None))));
 }
 
 #[test]

@@ -225,7 +225,7 @@ pub fn check(customizations: &[(String, ResourceInterpreterCustomization)]) -> (
 pub type RuleResults = Vec<(&'static str, Value)>;
 
 /// Runs one operation's rule of the customizations on the given objects.
-pub fn execute(
+pub async fn execute(
     customizations: &[(String, ResourceInterpreterCustomization)],
     op: &Operation,
     desired: Option<&Value>,
@@ -255,24 +255,26 @@ pub fn execute(
     Ok(match op {
         Operation::Retain => {
             let observed = observed.ok_or("observed, observed-file options are not set")?;
-            let retained = interpreter.retain(subject, observed).map_err(failed)?;
+            let retained = interpreter.retain(subject, observed).await.map_err(failed)?;
             vec![("retained", retained.unwrap_or(Value::Null))]
         }
         Operation::InterpretReplica => {
             let (replica, requires) =
-                interpreter.get_replicas(subject).map_err(failed)?.unwrap_or((0, None));
+                interpreter.get_replicas(subject).await.map_err(failed)?.unwrap_or((0, None));
             vec![("replica", json!(replica)), ("requires", json!(requires))]
         }
         Operation::ReviseReplica => {
-            let revised =
-                interpreter.revise_replica(subject, i64::from(desired_replica)).map_err(failed)?;
+            let revised = interpreter
+                .revise_replica(subject, i64::from(desired_replica))
+                .await
+                .map_err(failed)?;
             vec![("revised", revised)]
         }
         Operation::InterpretStatus => {
-            vec![("status", interpreter.reflect_status(subject).map_err(failed)?)]
+            vec![("status", interpreter.reflect_status(subject).await.map_err(failed)?)]
         }
         Operation::AggregateStatus => {
-            let status = interpreter.aggregate_status(subject, status).map_err(failed)?;
+            let status = interpreter.aggregate_status(subject, status).await.map_err(failed)?;
             let mut object = subject.clone();
             object["status"] = status.unwrap_or(Value::Null);
             if object["status"].is_null()
@@ -283,11 +285,11 @@ pub fn execute(
             vec![("aggregatedStatus", object)]
         }
         Operation::InterpretHealth => {
-            let healthy = interpreter.health(subject).map_err(failed)?;
+            let healthy = interpreter.health(subject).await.map_err(failed)?;
             vec![("healthy", json!(healthy.unwrap_or(false)))]
         }
         Operation::InterpretDependency => {
-            let deps = interpreter.dependencies(subject).map_err(failed)?;
+            let deps = interpreter.dependencies(subject).await.map_err(failed)?;
             vec![("dependencies", serde_json::to_value(deps).unwrap_or(Value::Null))]
         }
         _ => return Err("components are not interpreted by karmada-rs yet".into()),
@@ -339,7 +341,9 @@ pub async fn run(args: InterpretArgs, control: Option<kube::Client>) -> anyhow::
         observed.as_ref(),
         &status,
         args.desired_replica,
-    ) {
+    )
+    .await
+    {
         Ok(results) => print!("{}", render(&results)),
         Err(e) => eprintln!("Execute {} error: {e}", op.as_str()),
     }
@@ -365,25 +369,27 @@ mod tests {
             "spec": {"replicas": 3, "paused": true}})
     }
 
-    #[test]
-    fn rules_run_and_print_as_upstream() {
+    #[tokio::test]
+    async fn rules_run_and_print_as_upstream() {
         let c = [customization(json!({
             "replicaResource": {"luaScript": "function GetReplicas(o) return o.spec.replicas, nil end"},
             "retention": {"luaScript": "function Retain(d, o) d.spec.paused = o.spec.paused return d end"}}))];
-        let results =
-            execute(&c, &Operation::InterpretReplica, None, Some(&deployment()), &[], 0).unwrap();
+        let results = execute(&c, &Operation::InterpretReplica, None, Some(&deployment()), &[], 0)
+            .await
+            .unwrap();
         assert_eq!(render(&results), "---\n# [1/2] replica:\n3\n---\n# [2/2] requires:\nnull\n");
         let mut observed = deployment();
         observed["spec"]["paused"] = json!(false);
-        let results =
-            execute(&c, &Operation::Retain, Some(&deployment()), Some(&observed), &[], 0).unwrap();
+        let results = execute(&c, &Operation::Retain, Some(&deployment()), Some(&observed), &[], 0)
+            .await
+            .unwrap();
         assert_eq!(results[0].1["spec"]["paused"], false);
         assert_eq!(
-            execute(&c, &Operation::InterpretHealth, None, Some(&deployment()), &[], 0),
+            execute(&c, &Operation::InterpretHealth, None, Some(&deployment()), &[], 0).await,
             Err("rule is not enabled".to_owned())
         );
         assert_eq!(
-            execute(&c, &Operation::InterpretReplica, None, None, &[], 0),
+            execute(&c, &Operation::InterpretReplica, None, None, &[], 0).await,
             Err("desired-file, observed-file options are not set".to_owned())
         );
     }

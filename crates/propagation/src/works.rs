@@ -186,6 +186,40 @@ pub struct WorkInputs<'a> {
     pub revise: &'a dyn Fn(&Value, i64) -> Result<Value, String>,
 }
 
+/// The template as every cluster's copy starts: stripped, marked for Overwrite when the
+/// binding says so. (What ReviseReplica is given.)
+pub fn base_manifest(template: &Value, spec: &ResourceBindingSpec) -> Value {
+    let mut stripped = strip(template);
+    if spec.conflict_resolution == ConflictResolution::Overwrite {
+        apimachinery::object::string_map_mut(&mut stripped, "annotations")
+            .insert(names::CONFLICT_RESOLUTION_ANNOTATION.into(), json!("overwrite"));
+    }
+    stripped
+}
+
+fn divided(spec: &ResourceBindingSpec) -> bool {
+    spec.placement
+        .as_ref()
+        .and_then(|p| p.replica_scheduling.as_ref())
+        .is_some_and(|r| r.replica_scheduling_type == ReplicaSchedulingType::Divided)
+}
+
+/// Whether a cluster's copy gets its share of the replicas (as upstream: a divided workload
+/// with replicas, on a cluster the scheduler chose).
+fn revises(spec: &ResourceBindingSpec, cluster: &str) -> bool {
+    divided(spec) && spec.replicas > 0 && spec.clusters.iter().any(|t| t.name == cluster)
+}
+
+/// The replica counts [`works_for`] will ask ReviseReplica for (on [`base_manifest`]): a
+/// caller with an asynchronous interpreter revises these first and answers from them.
+pub fn revisions_needed(spec: &ResourceBindingSpec) -> std::collections::BTreeSet<i32> {
+    work_targets(spec)
+        .into_iter()
+        .filter(|(cluster, _)| revises(spec, cluster))
+        .map(|(_, replicas)| replicas)
+        .collect()
+}
+
 /// The built-in ReviseReplica (for kinds without customizations).
 pub fn revise_natively(object: &Value, replicas: i64) -> Result<Value, String> {
     let mut revised = object.clone();
@@ -246,16 +280,8 @@ pub fn works_for(input: &WorkInputs<'_>) -> WorkPlan {
     let work_name = names::work_name(&resource.kind, &resource.name, &resource.namespace);
     let targets = work_targets(spec);
     let template = Template::from_object(input.template);
-    let mut stripped = strip(input.template);
-    if spec.conflict_resolution == ConflictResolution::Overwrite {
-        apimachinery::object::string_map_mut(&mut stripped, "annotations")
-            .insert(names::CONFLICT_RESOLUTION_ANNOTATION.into(), json!("overwrite"));
-    }
-    let divided = spec
-        .placement
-        .as_ref()
-        .and_then(|p| p.replica_scheduling.as_ref())
-        .is_some_and(|r| r.replica_scheduling_type == ReplicaSchedulingType::Divided);
+    let stripped = base_manifest(input.template, spec);
+    let divided = divided(spec);
     let completions = if divided && kind == "Job" {
         input.template.pointer("/spec/completions").and_then(Value::as_i64)
     } else {
@@ -266,8 +292,7 @@ pub fn works_for(input: &WorkInputs<'_>) -> WorkPlan {
     for (cluster, replicas) in &targets {
         let Some(info) = input.clusters.get(cluster) else { continue };
         let mut rendered = stripped.clone();
-        // As upstream: a divided workload with replicas gets each cluster's share.
-        if divided && spec.replicas > 0 && spec.clusters.iter().any(|t| &t.name == cluster) {
+        if revises(spec, cluster) {
             match (input.revise)(&rendered, i64::from(*replicas)) {
                 Ok(revised) => rendered = revised,
                 Err(message) => {

@@ -199,3 +199,153 @@ async fn a_broken_script_is_reported_and_holds_nothing_else_up() {
         .await;
     assert_eq!(rb.spec.replicas, 4);
 }
+
+/// An interpreter webhook for `Replicated` served by this test over HTTPS (with its own CA):
+/// replicas and revision, status, health and aggregation, as an operator's webhook would.
+async fn serve_webhook(dir: &std::path::Path) -> (String, String) {
+    use http_body_util::BodyExt;
+    let ca = apiserver::pki::Authority::load_or_create(dir, "webhook-ca").unwrap();
+    let serving = ca.serving(&["127.0.0.1".to_owned()]).unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(ca.server_config(&serving).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}/interpret", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { return };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let service = hyper::service::service_fn(
+                    |req: hyper::Request<hyper::body::Incoming>| async move {
+                        let body = req
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let context: Value = serde_json::from_slice(&body).unwrap_or_default();
+                        let answer = json!({"apiVersion": "config.karmada.io/v1alpha1", "kind": "ResourceInterpreterContext",
+                        "response": interpret(&context["request"])});
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                            http_body_util::Full::new(bytes::Bytes::from(answer.to_string())),
+                        ))
+                    },
+                );
+                let io = hyper_util::rt::TokioIo::new(tls);
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(io, service)
+                .await;
+            });
+        }
+    });
+    (url, ca.cert_pem().to_owned())
+}
+
+/// The webhook's answers.
+fn interpret(request: &Value) -> Value {
+    use base64::Engine as _;
+    let object = &request["object"];
+    let patch =
+        |ops: Value| base64::engine::general_purpose::STANDARD.encode(ops.to_string().as_bytes());
+    let mut response = json!({"uid": request["uid"], "successful": true});
+    match request["operation"].as_str().unwrap_or_default() {
+        "InterpretReplica" => {
+            response["replicas"] = object["spec"]["size"].clone();
+            response["replicaRequirements"] = json!({"resourceRequest": {"cpu": "250m"}});
+        }
+        "ReviseReplica" => {
+            response["patch"] = json!(patch(
+                json!([{"op": "replace", "path": "/spec/size", "value": request["replicas"]}])
+            ));
+            response["patchType"] = json!("JSONPatch");
+        }
+        "InterpretStatus" => response["rawStatus"] = json!({"ready": object["status"]["ready"]}),
+        "InterpretHealth" => {
+            response["healthy"] = json!(object["status"]["ready"] == object["spec"]["size"]);
+        }
+        "AggregateStatus" => {
+            let ready: i64 = request["aggregatedStatus"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|i| i["status"]["ready"].as_i64())
+                .sum();
+            response["patch"] =
+                json!(patch(json!([{"op": "add", "path": "/status", "value": {"ready": ready}}])));
+            response["patchType"] = json!("JSONPatch");
+        }
+        _ => {}
+    }
+    response
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_interprets_a_kind() {
+    let mut plane = Plane::start(2).await;
+    install_kind(&plane).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (url, ca) = serve_webhook(dir.path()).await;
+    use base64::Engine as _;
+    plane.apply(json!({"apiVersion": "config.karmada.io/v1alpha1", "kind": "ResourceInterpreterWebhookConfiguration",
+        "metadata": {"name": "examples"},
+        "webhooks": [{"name": "replicated.example.io", "interpreterContextVersions": ["v1alpha1"], "timeoutSeconds": 3,
+            "clientConfig": {"url": url, "caBundle": base64::engine::general_purpose::STANDARD.encode(ca)},
+            "rules": [{"operations": ["InterpretReplica", "ReviseReplica", "InterpretStatus", "InterpretHealth", "AggregateStatus"],
+                "apiGroups": ["apps.example.io"], "apiVersions": ["v1"], "kinds": ["Replicated"]}]}]}))
+        .await;
+    plane.run("*", false);
+    plane.run_scheduler();
+    plane.apply(namespace("demo")).await;
+    let mut policy = replicated_policy();
+    policy["spec"]["propagateDeps"] = json!(false);
+    plane.apply(policy).await;
+    plane.apply(shop()).await;
+
+    let bindings: Api<ResourceBinding> = Api::namespaced(plane.client.clone(), "demo");
+    let rb =
+        eventually("the binding with the webhook's replicas", Duration::from_secs(30), || async {
+            let rb = bindings.get_opt("shop-replicated").await.ok().flatten()?;
+            (rb.spec.clusters.len() == 2).then_some(rb)
+        })
+        .await;
+    assert_eq!(rb.spec.replicas, 4);
+    assert_eq!(
+        serde_json::to_value(&rb.spec.replica_requirements).unwrap(),
+        json!({"resourceRequest": {"cpu": "250m"}, "namespace": "demo"})
+    );
+    let ar = replicated_resource();
+    for ((_, member), ready) in plane.members.iter().zip([2, 1]) {
+        let objects: Api<DynamicObject> = Api::namespaced_with(member.clone(), "demo", &ar);
+        let copy = eventually("the member's copy", Duration::from_secs(30), || async {
+            objects.get_opt("shop").await.ok().flatten()
+        })
+        .await;
+        assert_eq!(copy.data["spec"]["size"], 2, "revised by the webhook's patch");
+        objects
+            .patch_status(
+                "shop",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {"ready": ready}})),
+            )
+            .await
+            .unwrap();
+    }
+    eventually("health and status from the webhook", Duration::from_secs(30), || async {
+        let rb = bindings.get("shop-replicated").await.ok()?;
+        let items = &rb.status.as_ref()?.aggregated_status;
+        let seen: Vec<(&str, Option<&Value>)> =
+            items.iter().map(|i| (i.health.as_str(), i.status.as_ref())).collect();
+        (seen
+            == [("Healthy", Some(&json!({"ready": 2}))), ("Unhealthy", Some(&json!({"ready": 1})))])
+        .then_some(())
+    })
+    .await;
+    let templates: Api<DynamicObject> = Api::namespaced_with(plane.client.clone(), "demo", &ar);
+    eventually("the template's status from the webhook", Duration::from_secs(30), || async {
+        let t = templates.get("shop").await.ok()?;
+        (t.data["status"] == json!({"ready": 3})).then_some(())
+    })
+    .await;
+}
