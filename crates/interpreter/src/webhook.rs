@@ -296,7 +296,13 @@ impl Caller {
         }
         let url: http::Uri =
             endpoint.url.parse().map_err(|e| format!("webhook url {:?}: {e}", endpoint.url))?;
-        let mut config = kube::Config::new(url);
+        // The client is for the server; each request names the path.
+        let mut base = http::uri::Parts::default();
+        base.scheme = url.scheme().cloned();
+        base.authority = url.authority().cloned();
+        base.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+        let base = http::Uri::from_parts(base).map_err(|e| format!("webhook url: {e}"))?;
+        let mut config = kube::Config::new(base);
         config.connect_timeout = Some(timeout);
         config.read_timeout = Some(timeout);
         config.write_timeout = Some(timeout);
@@ -338,7 +344,13 @@ impl Caller {
         let uid = uuid::Uuid::new_v4().to_string();
         let body =
             serde_json::to_vec(&request_body(&uid, attributes)).map_err(|e| e.to_string())?;
-        let request = http::Request::post(endpoint.url.as_str())
+        let path = endpoint
+            .url
+            .parse::<http::Uri>()
+            .ok()
+            .and_then(|u| u.path_and_query().map(|p| p.as_str().to_owned()))
+            .unwrap_or_else(|| "/".to_owned());
+        let request = http::Request::post(path)
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(http::header::ACCEPT, "application/json")
             .body(body)

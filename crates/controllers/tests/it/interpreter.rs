@@ -217,6 +217,13 @@ async fn serve_webhook(dir: &std::path::Path) -> (String, String) {
                 let Ok(tls) = acceptor.accept(tcp).await else { return };
                 let service = hyper::service::service_fn(
                     |req: hyper::Request<hyper::body::Incoming>| async move {
+                        if req.uri().path() != "/interpret" {
+                            let mut missing = hyper::Response::new(http_body_util::Full::new(
+                                bytes::Bytes::from("404 page not found"),
+                            ));
+                            *missing.status_mut() = hyper::StatusCode::NOT_FOUND;
+                            return Ok(missing);
+                        }
                         let body = req
                             .into_body()
                             .collect()
