@@ -245,7 +245,9 @@ impl State {
             if claimed(&labels, &annotations) {
                 self.unclaim(ar, namespaced, &templates, &name, &labels, &annotations).await?;
             }
-            if namespaced && DEPENDENCY_KINDS.contains(&ar.kind.as_str()) {
+            // Any kind can be a dependency (customizations and webhooks name them): an
+            // attached binding follows its object (a cache lookup for the others).
+            if namespaced {
                 self.refresh_attached(ar, &ns, &name, template).await?;
             }
             return Ok(Pass::Done);
@@ -517,10 +519,6 @@ impl State {
         Ok(())
     }
 }
-
-/// Kinds that can be a workload's dependency (`propagateDeps`).
-const DEPENDENCY_KINDS: [&str; 4] =
-    ["ConfigMap", "Secret", "ServiceAccount", "PersistentVolumeClaim"];
 
 /// Whether an object carries a policy's claim (or an earlier version's claim labels).
 fn claimed(labels: &BTreeMap<String, String>, annotations: &BTreeMap<String, String>) -> bool {

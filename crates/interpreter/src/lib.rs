@@ -381,6 +381,9 @@ impl Interpreter {
         if rules.is_empty() {
             let namespace =
                 object.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
+            if kind == "ServiceImport" {
+                return Ok(service_import_dependencies(object, namespace));
+            }
             return Ok(propagation::interpreter::dependencies(kind, object)
                 .into_iter()
                 .map(|d| DependentObjectReference {
@@ -422,6 +425,32 @@ impl Interpreter {
         });
         Ok(all)
     }
+}
+
+/// What a ServiceImport needs in a member (as upstream): its derived Service and that
+/// Service's EndpointSlices.
+fn service_import_dependencies(object: &Value, namespace: &str) -> Vec<DependentObjectReference> {
+    let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    let derived = karmada_api::names::derived_service_name(name);
+    let selector =
+        serde_json::from_value(json!({"matchLabels": {"kubernetes.io/service-name": derived}}))
+            .ok();
+    vec![
+        DependentObjectReference {
+            api_version: "v1".into(),
+            kind: "Service".into(),
+            namespace: namespace.to_owned(),
+            name: derived.clone(),
+            label_selector: None,
+        },
+        DependentObjectReference {
+            api_version: "discovery.k8s.io/v1".into(),
+            kind: "EndpointSlice".into(),
+            namespace: namespace.to_owned(),
+            name: String::new(),
+            label_selector: selector,
+        },
+    ]
 }
 
 /// A webhook call about `object` with nothing else.
@@ -484,7 +513,9 @@ fn native_aggregate(template: &Value, items: &[AggregatedStatusItem]) -> Option<
         .collect();
     let generation = template.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
     let spec = template.get("spec").cloned().unwrap_or(Value::Null);
-    propagation::interpreter::aggregate_status(kind, &members, generation, &spec)
+    let unreported = items.len() - members.len();
+    propagation::interpreter::aggregate_phase(kind, &members, unreported)
+        .or_else(|| propagation::interpreter::aggregate_status(kind, &members, generation, &spec))
 }
 
 /// Compiles a script without running it (admission's check): the error is the first line of

@@ -276,3 +276,32 @@ fn syntax_is_checked_without_running() {
     let err = check_syntax("function F( return 1 end", "replicaResource").expect_err("bad");
     assert!(err.starts_with("replicaResource:1:"), "{err}");
 }
+
+#[tokio::test]
+async fn a_service_import_needs_its_derived_service_and_endpoint_slices() {
+    let import = json!({"apiVersion": "multicluster.x-k8s.io/v1alpha1", "kind": "ServiceImport",
+        "metadata": {"name": "web", "namespace": "shop"}});
+    let deps =
+        serde_json::to_value(Interpreter::default().dependencies(&import).await.expect("built in"))
+            .expect("json");
+    assert_eq!(
+        deps,
+        json!([
+            {"apiVersion": "v1", "kind": "Service", "namespace": "shop", "name": "derived-web"},
+            {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "namespace": "shop",
+                "labelSelector": {"matchLabels": {"kubernetes.io/service-name": "derived-web"}}},
+        ])
+    );
+}
+
+#[tokio::test]
+async fn pods_aggregate_pending_until_every_member_reports() {
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {}});
+    let items: Vec<AggregatedStatusItem> = serde_json::from_value(json!([
+        {"clusterName": "m1", "status": {"phase": "Running"}, "applied": true},
+        {"clusterName": "m2", "applied": false},
+    ]))
+    .expect("items");
+    let status = Interpreter::default().aggregate_status(&pod, &items).await.expect("built in");
+    assert_eq!(status.expect("aggregated")["phase"], "Pending");
+}

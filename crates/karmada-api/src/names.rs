@@ -155,6 +155,11 @@ fn safe_encode(s: &str) -> String {
     s.bytes().map(|b| char::from(ALPHANUMS[usize::from(b) % ALPHANUMS.len()])).collect()
 }
 
+/// The Service a ServiceImport is served through in a member (`derived-<name>`).
+pub fn derived_service_name(service: &str) -> String {
+    format!("derived-{service}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -201,6 +201,17 @@ pub fn is_healthy(kind: &str, object: &Value) -> Option<bool> {
             object.pointer("/status/phase").and_then(Value::as_str) == Some("Bound")
         }
         "PodDisruptionBudget" => int("/status/currentHealthy") >= int("/status/desiredHealthy"),
+        // An address assigned.
+        "Ingress" => object
+            .pointer("/status/loadBalancer/ingress")
+            .and_then(Value::as_array)
+            .is_some_and(|list| {
+                list.iter().any(|i| {
+                    ["hostname", "ip"]
+                        .iter()
+                        .any(|f| i.get(*f).and_then(Value::as_str).is_some_and(|v| !v.is_empty()))
+                })
+            }),
         _ => return None,
     })
 }
@@ -297,6 +308,36 @@ pub fn aggregate_status(
             return Some(json!({"loadBalancer": load_balancer_ingress(members)}));
         }
         "Ingress" => return Some(json!({"loadBalancer": load_balancer_ingress(members)})),
+        "CronJob" => {
+            // Every member's active Jobs; the latest schedule and success anywhere.
+            let mut active = Vec::new();
+            for m in members {
+                active.extend(
+                    m.status.get("active").and_then(Value::as_array).cloned().unwrap_or_default(),
+                );
+            }
+            let latest = |field: &str| {
+                members.iter().filter_map(|m| m.status.get(field).and_then(Value::as_str)).max()
+            };
+            let mut out = Map::new();
+            if !active.is_empty() {
+                out.insert("active".into(), Value::Array(active));
+            }
+            for field in ["lastScheduleTime", "lastSuccessfulTime"] {
+                if let Some(t) = latest(field) {
+                    out.insert(field.into(), json!(t));
+                }
+            }
+            return Some(Value::Object(out));
+        }
+        "HorizontalPodAutoscaler" => {
+            let sum = |field: &str| -> i64 {
+                members.iter().filter_map(|m| m.status.get(field).and_then(Value::as_i64)).sum()
+            };
+            return Some(
+                json!({"currentReplicas": sum("currentReplicas"), "desiredReplicas": sum("desiredReplicas")}),
+            );
+        }
         "PodDisruptionBudget" => {
             let mut out = Map::new();
             for field in ["currentHealthy", "desiredHealthy", "expectedPods", "disruptionsAllowed"]
@@ -390,6 +431,71 @@ pub fn aggregate_status(
     Some(Value::Object(out))
 }
 
+/// The template's phase from its members' (as upstream, for kinds whose status is a phase): a
+/// member that reported nothing yet counts as Pending; the most troubled phase wins. Pods
+/// also gather every member's container states. `None` for other kinds.
+pub fn aggregate_phase(kind: &str, members: &[MemberStatus], unreported: usize) -> Option<Value> {
+    let phases: Vec<&str> =
+        members.iter().filter_map(|m| m.status.get("phase").and_then(Value::as_str)).collect();
+    let has = |p: &str| phases.contains(&p);
+    let first = |order: &[&'static str]| order.iter().copied().find(|p| has(p));
+    match kind {
+        "Pod" => {
+            let phase = if has("Failed") {
+                Some("Failed")
+            } else if has("Pending") || unreported > 0 {
+                Some("Pending")
+            } else {
+                first(&["Running", "Succeeded"])
+            };
+            let states = |field: &str| -> Vec<Value> {
+                members
+                    .iter()
+                    .flat_map(|m| {
+                        m.status.get(field).and_then(Value::as_array).cloned().unwrap_or_default()
+                    })
+                    .map(|c| {
+                        let mut kept =
+                            json!({"ready": c.get("ready").cloned().unwrap_or(json!(false))});
+                        if let Some(state) = c.get("state") {
+                            kept["state"] = state.clone();
+                        }
+                        kept
+                    })
+                    .collect()
+            };
+            let mut out = json!({"containerStatuses": states("containerStatuses")});
+            let init = states("initContainerStatuses");
+            if !init.is_empty() {
+                out["initContainerStatuses"] = Value::Array(init);
+            }
+            if let Some(p) = phase {
+                out["phase"] = json!(p);
+            }
+            Some(out)
+        }
+        "PersistentVolume" => {
+            let phase = if has("Failed") {
+                Some("Failed")
+            } else if has("Pending") || unreported > 0 {
+                Some("Pending")
+            } else {
+                first(&["Available", "Bound", "Released"])
+            };
+            Some(phase.map_or_else(|| json!({}), |p| json!({"phase": p})))
+        }
+        "PersistentVolumeClaim" => {
+            let phase = if has("Lost") {
+                "Lost"
+            } else {
+                phases.iter().copied().find(|p| *p != "Bound").unwrap_or("Bound")
+            };
+            Some(json!({"phase": phase}))
+        }
+        _ => None,
+    }
+}
+
 /// Every member's `status.loadBalancer.ingress`, de-duplicated (by hostname, IP and IP mode,
 /// their port statuses merged) and sorted as upstream sorts them: hostnames first (by name),
 /// then by IP, then IP mode; `{}` when there are none.
@@ -461,8 +567,24 @@ impl Dependency {
 }
 
 /// The ConfigMaps, Secrets, ServiceAccount and PersistentVolumeClaims a workload's pod
-/// template refers to (see [`template_dependencies`]). Empty for kinds without a pod template.
+/// template refers to (see [`template_dependencies`]); an Ingress's TLS Secrets. Empty for
+/// other kinds.
 pub fn dependencies(kind: &str, object: &Value) -> Vec<Dependency> {
+    if kind == "Ingress" {
+        // Its TLS certificates.
+        let mut secrets: Vec<Dependency> = object
+            .pointer("/spec/tls")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.get("secretName").and_then(Value::as_str))
+            .filter(|n| !n.is_empty())
+            .map(|n| Dependency::new("v1", "Secret", n))
+            .collect();
+        secrets.sort();
+        secrets.dedup();
+        return secrets;
+    }
     pod_template(kind, object).map(|t| template_dependencies(&t)).unwrap_or_default()
 }
 
@@ -724,5 +846,100 @@ mod tests {
         let cron = json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {"volumes": [{"name": "v", "configMap": {"name": "c"}}]}}}}}});
         assert_eq!(dependencies("CronJob", &cron).len(), 1);
         assert!(dependencies("ConfigMap", &json!({"data": {}})).is_empty());
+    }
+
+    fn member(cluster: &str, status: Value) -> MemberStatus {
+        MemberStatus {
+            cluster: cluster.into(),
+            status,
+            generation: None,
+            observed_generation: None,
+        }
+    }
+
+    /// Upstream's native rules for the kinds with phases, CronJobs and HPAs.
+    #[test]
+    fn phases_cronjobs_and_autoscalers_aggregate_as_upstream() {
+        let pods = [
+            member(
+                "m1",
+                json!({"phase": "Running", "containerStatuses": [{"name": "c", "ready": true, "state": {"running": {}}, "restartCount": 2}]}),
+            ),
+            member("m2", json!({"phase": "Succeeded"})),
+        ];
+        assert_eq!(
+            aggregate_phase("Pod", &pods, 0),
+            Some(
+                json!({"phase": "Running", "containerStatuses": [{"ready": true, "state": {"running": {}}}]})
+            )
+        );
+        assert_eq!(
+            aggregate_phase("Pod", &pods, 1).unwrap()["phase"],
+            "Pending",
+            "a member not reported yet"
+        );
+        let failed =
+            [member("m1", json!({"phase": "Pending"})), member("m2", json!({"phase": "Failed"}))];
+        assert_eq!(aggregate_phase("Pod", &failed, 0).unwrap()["phase"], "Failed");
+        let claims = |phases: &[&str]| -> Vec<MemberStatus> {
+            phases.iter().map(|p| member("m", json!({"phase": p}))).collect()
+        };
+        assert_eq!(
+            aggregate_phase("PersistentVolumeClaim", &claims(&["Bound", "Pending"]), 0),
+            Some(json!({"phase": "Pending"}))
+        );
+        assert_eq!(
+            aggregate_phase("PersistentVolumeClaim", &claims(&["Pending", "Lost"]), 0),
+            Some(json!({"phase": "Lost"}))
+        );
+        assert_eq!(
+            aggregate_phase("PersistentVolumeClaim", &claims(&["Bound"]), 0),
+            Some(json!({"phase": "Bound"}))
+        );
+        assert_eq!(
+            aggregate_phase("PersistentVolume", &claims(&["Bound", "Available"]), 0),
+            Some(json!({"phase": "Available"}))
+        );
+        assert_eq!(aggregate_phase("Deployment", &[], 0), None);
+
+        let cron = [
+            member(
+                "m1",
+                json!({"active": [{"name": "j1"}], "lastScheduleTime": "2026-01-01T00:00:00Z", "lastSuccessfulTime": "2026-01-01T00:01:00Z"}),
+            ),
+            member(
+                "m2",
+                json!({"active": [{"name": "j2"}], "lastScheduleTime": "2026-01-02T00:00:00Z"}),
+            ),
+        ];
+        assert_eq!(
+            aggregate_status("CronJob", &cron, 1, &Value::Null),
+            Some(
+                json!({"active": [{"name": "j1"}, {"name": "j2"}], "lastScheduleTime": "2026-01-02T00:00:00Z", "lastSuccessfulTime": "2026-01-01T00:01:00Z"})
+            )
+        );
+        let hpa = [
+            member("m1", json!({"currentReplicas": 2, "desiredReplicas": 3})),
+            member("m2", json!({"currentReplicas": 1, "desiredReplicas": 1})),
+        ];
+        assert_eq!(
+            aggregate_status("HorizontalPodAutoscaler", &hpa, 1, &Value::Null),
+            Some(json!({"currentReplicas": 3, "desiredReplicas": 4}))
+        );
+    }
+
+    #[test]
+    fn ingresses_are_healthy_with_an_address_and_need_their_tls_secrets() {
+        let ingress = |lb: Value| json!({"spec": {"tls": [{"secretName": "web-tls"}, {"secretName": "web-tls"}, {"hosts": ["x"]}]}, "status": {"loadBalancer": lb}});
+        assert_eq!(
+            is_healthy("Ingress", &ingress(json!({"ingress": [{"ip": "10.0.0.1"}]}))),
+            Some(true)
+        );
+        assert_eq!(is_healthy("Ingress", &ingress(json!({"ingress": [{}]}))), Some(false));
+        assert_eq!(is_healthy("Ingress", &ingress(json!({}))), Some(false));
+        assert_eq!(
+            dependencies("Ingress", &ingress(json!({}))),
+            vec![Dependency::new("v1", "Secret", "web-tls")]
+        );
     }
 }
