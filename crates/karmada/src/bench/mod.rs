@@ -3,6 +3,7 @@
 mod apiserver;
 mod chart;
 mod failover;
+mod interpreter;
 mod member;
 mod process;
 mod propagate;
@@ -29,6 +30,8 @@ pub enum Target {
     /// Failover timing: a member fails, how long until its workload is Ready elsewhere,
     /// against the time the settings predict.
     Failover(failover::Args),
+    /// The resource interpreter: per-call cost of Lua customization rules and built-in rules.
+    Interpreter(interpreter::Args),
     /// Draw BENCHMARKS.md's chart (PNG) from `bench propagate --json` result files.
     Chart(chart::Args),
 }
@@ -41,6 +44,7 @@ pub async fn run(target: Target) -> anyhow::Result<()> {
         Target::Scheduler(args) => scheduler::run(args).await,
         Target::Propagate(args) => propagate::run(args).await,
         Target::Failover(args) => failover::run(args).await,
+        Target::Interpreter(args) => interpreter::run(args).await,
         Target::Chart(args) => chart::run(args).await,
     }
 }
