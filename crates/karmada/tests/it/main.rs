@@ -9,6 +9,7 @@ mod clusters;
 mod ha;
 mod hardening;
 mod harness;
+mod interpret;
 mod karmada_apis;
 mod member_kubectl;
 mod plane;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::harness::{ApiServer, KARMADA, Out, eventually};
 
-fn karmadactl_path() -> PathBuf {
+pub fn karmadactl_path() -> PathBuf {
     let path = PathBuf::from(KARMADA).with_file_name("karmadactl");
     assert!(
         path.exists(),
