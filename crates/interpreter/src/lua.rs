@@ -28,7 +28,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         // Upstream gives a call one second.
-        Limits { wall: Duration::from_secs(1), instructions: 100_000_000, memory: 256 << 20 }
+        Limits { wall: Duration::from_secs(1), instructions: 100_000_000, memory: 64 << 20 }
     }
 }
 
