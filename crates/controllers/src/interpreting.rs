@@ -12,6 +12,9 @@ use karmada_api::config::{
 
 use crate::shared::{Change, Watched};
 
+/// How long a controller waits for the interpreter's configuration before it starts.
+const READY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub struct Interpreting {
     pub interpreter: Arc<Interpreter>,
     /// How many times customizations were loaded.
@@ -83,8 +86,16 @@ impl Interpreting {
     }
 
     /// Waits until the customizations on the control plane are loaded.
+    /// (At most 30 s: a process that cannot read them, an agent without the permission for
+    /// one, goes on with what it has — the built-in rules — and picks them up when it can.)
     pub async fn ready(&self) {
-        let _ = self.loaded.clone().wait_for(|n| *n > 0).await;
+        let mut loaded = self.loaded.clone();
+        let waited = tokio::time::timeout(READY_WAIT, loaded.wait_for(|n| *n > 0)).await;
+        if waited.is_err() {
+            tracing::warn!(
+                "the resource interpreter's customizations and webhook configurations are not loaded after {READY_WAIT:?}; interpreting with what is loaded"
+            );
+        }
     }
 
     /// One item whenever the customizations in force change (from now on).

@@ -2,23 +2,10 @@
 //! refuses a customization whose script does not compile, and `karmadactl interpret` checks and
 //! runs rules from files and from the control plane, printing as upstream's.
 
-use std::process::Command;
-
 use crate::harness::{ApiServer, Out};
-use crate::plane::karmadactl_path;
 
 fn karmadactl(api: &ApiServer, args: &[&str]) -> Out {
-    let output = Command::new(karmadactl_path())
-        .arg("--kubeconfig")
-        .arg(&api.kubeconfig)
-        .args(args)
-        .output()
-        .unwrap();
-    Out {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    crate::plane::karmadactl(&api.kubeconfig, args)
 }
 
 const CUSTOMIZATION: &str = r#"apiVersion: config.karmada.io/v1alpha1

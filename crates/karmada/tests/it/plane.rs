@@ -8,7 +8,22 @@ use std::time::Duration;
 
 use crate::harness::{ApiServer, KARMADA, Out, eventually};
 
-pub fn karmadactl_path() -> PathBuf {
+/// Runs karmadactl against the control plane of `kubeconfig`.
+pub fn karmadactl(kubeconfig: &std::path::Path, args: &[&str]) -> Out {
+    let output = Command::new(karmadactl_path())
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .output()
+        .unwrap();
+    Out {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn karmadactl_path() -> PathBuf {
     let path = PathBuf::from(KARMADA).with_file_name("karmadactl");
     assert!(
         path.exists(),
@@ -85,17 +100,7 @@ impl ControlPlane {
     }
 
     pub fn karmadactl(&self, args: &[&str]) -> Out {
-        let output = Command::new(karmadactl_path())
-            .arg("--kubeconfig")
-            .arg(&self.api.kubeconfig)
-            .args(args)
-            .output()
-            .unwrap();
-        Out {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        karmadactl(&self.api.kubeconfig, args)
     }
 
     pub fn join(&self, name: &str) -> Out {
