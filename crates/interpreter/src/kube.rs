@@ -49,8 +49,9 @@ fn resource_add(_: &Lua, args: mlua::MultiValue) -> mlua::Result<String> {
     let mut binary = None;
     for (i, arg) in args.iter().enumerate() {
         let (milli, is_binary) = quantity_arg(i + 1, arg)?;
-        // The first quantity given decides the format, as Kubernetes' Add does.
-        if !matches!(arg, LuaValue::Nil) && binary.is_none() {
+        // While the sum is zero, each quantity added sets the format (Kubernetes' Add): the
+        // first non-zero one decides.
+        if total == 0 && !matches!(arg, LuaValue::Nil) {
             binary = Some(is_binary);
         }
         total = total.saturating_add(milli);
@@ -137,6 +138,8 @@ mod tests {
             (r#"return kube.resourceAdd("512Mi", nil, "512Mi")"#, json!("1Gi")),
             (r#"return kube.resourceAdd("500", "500")"#, json!("1k")),
             (r#"return kube.resourceAdd(nil)"#, json!("0")),
+            (r#"return kube.resourceAdd("0", "1Gi", "500M")"#, json!("1573741824")),
+            (r#"return kube.resourceAdd("0", "512Mi", "512Mi")"#, json!("1Gi")),
             (r#"return kube.getResourceQuantity("1500m")"#, json!(1.5)),
             (r#"return kube.getResourceQuantity("2Ki")"#, json!(2048)),
         ];

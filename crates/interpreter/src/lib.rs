@@ -259,6 +259,32 @@ impl Interpreter {
         })
     }
 
+    /// The components of a workload with several pod templates (`None`: nothing says; there
+    /// is no built-in rule, as upstream).
+    pub async fn get_components(
+        &self,
+        object: &Value,
+    ) -> Result<Option<Vec<karmada_api::work::Component>>, Failure> {
+        let op = Operation::InterpretComponent;
+        let Some(rule) = self.rule(object, &op) else {
+            if let Some(hook) = self.hook(object, &op) {
+                let r = self.call_hook(&hook, attributes(op, object)).await?;
+                return Ok(Some(r.components.unwrap_or_default()));
+            }
+            return Ok(None);
+        };
+        self.run(&rule, &op, &[object], |rets| match rets.first() {
+            None | Some(LuaValue::Nil) => Ok(Some(Vec::new())),
+            Some(t @ LuaValue::Table(_)) => {
+                let list = convert::restore_empty(convert::to_json(t)?, false, &[]);
+                serde_json::from_value(list)
+                    .map(Some)
+                    .map_err(|e| format!("the components returned: {e}"))
+            }
+            other => Err(expected("a table of components", other)),
+        })
+    }
+
     /// The object with one cluster's replica count.
     pub async fn revise_replica(&self, object: &Value, replicas: i64) -> Result<Value, Failure> {
         let op = Operation::ReviseReplica;
@@ -341,23 +367,46 @@ impl Interpreter {
         template: &Value,
         items: &[AggregatedStatusItem],
     ) -> Result<Option<Value>, Failure> {
+        // No items is `nil` to a script, as the binding's empty list is to upstream's.
+        let items = (!items.is_empty()).then_some(items);
+        Ok(self
+            .aggregate(template, items)
+            .await?
+            .and_then(|object| object.get("status").cloned())
+            .filter(|s| !s.is_null()))
+    }
+
+    /// The template as the aggregation returns it, status included (what `karmadactl
+    /// interpret` prints); `None` when the kind has no aggregation. A script is given `nil`
+    /// for `None` items, an empty table for none.
+    pub async fn aggregate(
+        &self,
+        template: &Value,
+        items: Option<&[AggregatedStatusItem]>,
+    ) -> Result<Option<Value>, Failure> {
+        let listed = items;
+        let items = items.unwrap_or_default();
         let op = Operation::AggregateStatus;
         let Some(rule) = self.rule(template, &op) else {
             if let Some(hook) = self.hook(template, &op) {
                 let mut attrs = attributes(op.clone(), template);
                 attrs.aggregated_status = items;
                 let r = self.call_hook(&hook, attrs).await?;
-                let patched = webhook::apply_patch(template, &r)
-                    .map_err(|m| Self::hook_failure(&hook, op, m))?;
-                return Ok(patched.get("status").cloned().filter(|s| !s.is_null()));
+                return webhook::apply_patch(template, &r)
+                    .map(Some)
+                    .map_err(|m| Self::hook_failure(&hook, op, m));
             }
-            return Ok(native_aggregate(template, items));
+            return Ok(native_aggregate(template, items).map(|status| {
+                let mut object = template.clone();
+                object["status"] = status;
+                object
+            }));
         };
-        let items = serde_json::to_value(items).unwrap_or(Value::Null);
-        self.run(&rule, &op, &[template, &items], |rets| {
-            let object = object_result(rets.first(), &[])?;
-            Ok(object.get("status").cloned().filter(|s| !s.is_null()))
-        })
+        let items = match listed {
+            None => Value::Null,
+            Some(items) => serde_json::to_value(items).unwrap_or(Value::Null),
+        };
+        self.run(&rule, &op, &[template, &items], |rets| object_result(rets.first(), &[]).map(Some))
     }
 
     /// The objects a workload needs propagated along with it, each checked as upstream does.

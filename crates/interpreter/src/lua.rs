@@ -156,11 +156,10 @@ impl Vm {
                 f
             }
         };
-        // A fresh environment per call: what one script sets globally is gone for the next.
-        let env = lua.create_table().map_err(|e| e.to_string())?;
-        let meta = lua.create_table().map_err(|e| e.to_string())?;
-        meta.raw_set("__index", lua.globals()).map_err(|e| e.to_string())?;
-        env.set_metatable(Some(meta)).map_err(|e| e.to_string())?;
+        // A fresh environment per call, a copy of the sandbox's globals: what one script sets
+        // globally is gone for the next, and a global it sets to nil is gone (as with
+        // upstream's shared globals; `error = nil` must not bring the function back).
+        let env = fresh_environment(lua).map_err(|e| e.to_string())?;
         compiled.set_environment(env.clone()).map_err(|e| e.to_string())?;
         compiled.call::<()>(()).map_err(|e| lua_error(&e))?;
         let f = match env.get::<LuaValue>(function).map_err(|e| e.to_string())? {
@@ -178,6 +177,16 @@ impl Vm {
             f.call(mlua::MultiValue::from_iter(lua_args)).map_err(|e| lua_error(&e))?;
         read(returned.into_iter().collect())
     }
+}
+
+fn fresh_environment(lua: &Lua) -> mlua::Result<Table> {
+    let env = lua.create_table_with_capacity(0, 48)?;
+    for pair in lua.globals().pairs::<LuaValue, LuaValue>() {
+        let (k, v) = pair?;
+        env.raw_set(k, v)?;
+    }
+    env.raw_set("_G", env.clone())?;
+    Ok(env)
 }
 
 /// A Lua error as one line: the message without the traceback.

@@ -305,3 +305,35 @@ async fn pods_aggregate_pending_until_every_member_reports() {
     let status = Interpreter::default().aggregate_status(&pod, &items).await.expect("built in");
     assert_eq!(status.expect("aggregated")["phase"], "Pending");
 }
+
+#[tokio::test]
+async fn components_come_from_the_script() {
+    let script = r#"
+local kube = require("kube")
+function GetComponents(obj)
+  local out = {}
+  for _, role in ipairs({"leader", "worker"}) do
+    local spec = obj.spec[role]
+    local r = kube.accuratePodRequirements(spec.template)
+    table.insert(out, {name = role, replicas = spec.replicas or 1,
+      replicaRequirements = {resourceRequest = r.resourceRequest, nodeClaim = r.nodeClaim}})
+  end
+  return out
+end"#;
+    let i = interpreter(json!({"componentResource": lua(script)}));
+    let job = json!({"apiVersion": "apps.example.io/v1", "kind": "Replicated", "metadata": {"name": "j"},
+        "spec": {
+            "leader": {"template": {"spec": {"containers": [{"name": "l", "resources": {"requests": {"cpu": "500m"}}}]}}},
+            "worker": {"replicas": 4, "template": {"spec": {"nodeSelector": {"gpu": "yes"},
+                "containers": [{"name": "w", "resources": {"limits": {"cpu": "2", "memory": "1Gi"}}}]}}}}});
+    let components = i.get_components(&job).await.expect("runs").expect("customized");
+    assert_eq!(
+        serde_json::to_value(components).expect("json"),
+        json!([
+            {"name": "leader", "replicas": 1, "replicaRequirements": {"resourceRequest": {"cpu": "500m"}}},
+            {"name": "worker", "replicas": 4, "replicaRequirements": {"nodeClaim": {"nodeSelector": {"gpu": "yes"}},
+                "resourceRequest": {"cpu": "2", "memory": "1Gi"}}},
+        ])
+    );
+    assert_eq!(Interpreter::default().get_components(&job).await, Ok(None), "no built-in rule");
+}

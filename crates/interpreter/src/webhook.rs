@@ -115,6 +115,8 @@ pub struct Response {
     pub raw_status: Option<Value>,
     #[serde(default)]
     pub healthy: Option<bool>,
+    #[serde(default)]
+    pub components: Option<Vec<karmada_api::work::Component>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

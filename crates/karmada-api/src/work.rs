@@ -61,6 +61,29 @@ pub struct ReplicaRequirements {
     pub priority_class_name: String,
 }
 
+/// What each replica of one component needs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentReplicaRequirements {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_claim: Option<NodeClaim>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resource_request: BTreeMap<String, Quantity>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub priority_class_name: String,
+}
+
+/// One component of a workload with several pod templates (a job manager and its task
+/// managers, a launcher and its workers...).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Component {
+    pub name: String,
+    pub replicas: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_requirements: Option<ComponentReplicaRequirements>,
+}
+
 /// A scheduling decision for one cluster.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -151,6 +174,7 @@ pub struct ResourceBindingSpec {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AggregatedStatusItem {
+    #[serde(default)]
     pub cluster_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Value>,

@@ -230,7 +230,7 @@ pub async fn execute(
     op: &Operation,
     desired: Option<&Value>,
     observed: Option<&Value>,
-    status: &[AggregatedStatusItem],
+    status: Option<&[AggregatedStatusItem]>,
     desired_replica: i32,
 ) -> Result<RuleResults, String> {
     let interpreter = Interpreter::default();
@@ -274,15 +274,8 @@ pub async fn execute(
             vec![("status", interpreter.reflect_status(subject).await.map_err(failed)?)]
         }
         Operation::AggregateStatus => {
-            let status = interpreter.aggregate_status(subject, status).await.map_err(failed)?;
-            let mut object = subject.clone();
-            object["status"] = status.unwrap_or(Value::Null);
-            if object["status"].is_null()
-                && let Some(o) = object.as_object_mut()
-            {
-                o.remove("status");
-            }
-            vec![("aggregatedStatus", object)]
+            let object = interpreter.aggregate(subject, status).await.map_err(failed)?;
+            vec![("aggregatedStatus", object.unwrap_or(Value::Null))]
         }
         Operation::InterpretHealth => {
             let healthy = interpreter.health(subject).await.map_err(failed)?;
@@ -292,7 +285,11 @@ pub async fn execute(
             let deps = interpreter.dependencies(subject).await.map_err(failed)?;
             vec![("dependencies", serde_json::to_value(deps).unwrap_or(Value::Null))]
         }
-        _ => return Err("components are not interpreted by karmada-rs yet".into()),
+        Operation::InterpretComponent => {
+            let components = interpreter.get_components(subject).await.map_err(failed)?;
+            vec![("components", serde_json::to_value(components).unwrap_or(Value::Null))]
+        }
+        _ => return Err("rule is not enabled".into()),
     })
 }
 
@@ -326,6 +323,7 @@ pub async fn run(args: InterpretArgs, control: Option<kube::Client>) -> anyhow::
     let desired = args.desired_file.as_deref().map(read_object).transpose()?;
     let observed = args.observed_file.as_deref().map(read_object).transpose()?;
     let mut status = Vec::new();
+    let listed = args.status_file.is_some();
     if let Some(f) = &args.status_file {
         for (origin, doc) in read_documents(f, false)? {
             status.push(
@@ -339,7 +337,7 @@ pub async fn run(args: InterpretArgs, control: Option<kube::Client>) -> anyhow::
         &op,
         desired.as_ref(),
         observed.as_ref(),
-        &status,
+        listed.then_some(status.as_slice()),
         args.desired_replica,
     )
     .await
@@ -374,22 +372,23 @@ mod tests {
         let c = [customization(json!({
             "replicaResource": {"luaScript": "function GetReplicas(o) return o.spec.replicas, nil end"},
             "retention": {"luaScript": "function Retain(d, o) d.spec.paused = o.spec.paused return d end"}}))];
-        let results = execute(&c, &Operation::InterpretReplica, None, Some(&deployment()), &[], 0)
+        let results = execute(&c, &Operation::InterpretReplica, None, Some(&deployment()), None, 0)
             .await
             .unwrap();
         assert_eq!(render(&results), "---\n# [1/2] replica:\n3\n---\n# [2/2] requires:\nnull\n");
         let mut observed = deployment();
         observed["spec"]["paused"] = json!(false);
-        let results = execute(&c, &Operation::Retain, Some(&deployment()), Some(&observed), &[], 0)
-            .await
-            .unwrap();
+        let results =
+            execute(&c, &Operation::Retain, Some(&deployment()), Some(&observed), None, 0)
+                .await
+                .unwrap();
         assert_eq!(results[0].1["spec"]["paused"], false);
         assert_eq!(
-            execute(&c, &Operation::InterpretHealth, None, Some(&deployment()), &[], 0).await,
+            execute(&c, &Operation::InterpretHealth, None, Some(&deployment()), None, 0).await,
             Err("rule is not enabled".to_owned())
         );
         assert_eq!(
-            execute(&c, &Operation::InterpretReplica, None, None, &[], 0).await,
+            execute(&c, &Operation::InterpretReplica, None, None, None, 0).await,
             Err("desired-file, observed-file options are not set".to_owned())
         );
     }
