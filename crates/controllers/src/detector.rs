@@ -67,6 +67,10 @@ struct State {
     settled: Mutex<HashMap<TemplateKey, (u64, u64)>>,
     events: crate::events::Events,
     interpreter: Arc<crate::interpreting::Interpreting>,
+    /// Where a retry of the templates the interpreter failed on is asked for, and whether one
+    /// is already due.
+    retry: mpsc::Sender<Change>,
+    retry_due: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// How many templates are reconciled at once.
@@ -139,7 +143,25 @@ fn key(ar: &ApiResource, obj: &LeanObject) -> TemplateKey {
     )
 }
 
+/// How long after an interpreter failure its templates are tried again (a failure that
+/// passes — a script that ran out of time under load — heals; a broken script is tried again
+/// when its customization changes, and every so often).
+const RETRY_FAILED: Duration = Duration::from_secs(30);
+
 impl State {
+    /// Another look at every unsettled template in a while (at most one pending).
+    fn retry_failed(&self) {
+        if self.retry_due.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (tx, due) = (self.retry.clone(), Arc::clone(&self.retry_due));
+        tokio::spawn(async move {
+            tokio::time::sleep(RETRY_FAILED).await;
+            due.store(false, Ordering::Release);
+            let _ = tx.send(Change::Policies).await;
+        });
+    }
+
     /// Matches a template to its policy and writes its binding, unless neither the template
     /// (status aside) nor any policy changed since its last complete pass: the aggregated
     /// status written back to templates, several times per rollout, costs no policy matching.
@@ -170,7 +192,10 @@ impl State {
             object["kind"] = json!(ar.kind);
             match self.reconcile_object(ar, namespaced, &current, object, content).await? {
                 Pass::Done => break,
-                Pass::Failed => return Ok(()),
+                Pass::Failed => {
+                    self.retry_failed();
+                    return Ok(());
+                }
                 Pass::Claimed(claimed) => {
                     content = claimed.content_hash();
                     current = Cow::Owned(*claimed);
@@ -661,6 +686,8 @@ pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<
         settled: Mutex::new(HashMap::new()),
         events: crate::events::Events::start(client.clone(), "resource-detector"),
         interpreter: Arc::clone(&caches.interpreter),
+        retry: tx.clone(),
+        retry_due: Arc::default(),
     });
     // Templates are interpreted with the customizations in force; a change to them is a
     // change for every template (as a policy change).
