@@ -119,6 +119,8 @@ pub struct Config {
     pub served_crds: Vec<serde_json::Value>,
     /// Events are deleted this long after they were last seen (Kubernetes' `--event-ttl`).
     pub event_ttl: Duration,
+    /// Checks of a kind's objects against the others stored, by (group, plural).
+    pub peer_checks: Vec<(String, String, Arc<dyn storage::PeerCheck>)>,
 }
 
 impl Config {
@@ -150,6 +152,7 @@ impl Config {
             bookmark_interval: Duration::from_secs(60),
             gc: true,
             event_ttl: Duration::from_secs(3600),
+            peer_checks: Vec::new(),
         }
     }
 }
@@ -266,6 +269,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             "customresourcedefinitions",
             Arc::new(crd::RegistrySync) as Arc<dyn storage::WriteHook>,
         )],
+        peer_checks: config.peer_checks,
     });
     let sa_tokens = Arc::new(
         satoken::TokenSigner::load_or_create(&pki_dir).map_err(StartError::ServiceAccountKey)?,

@@ -44,6 +44,15 @@ pub struct Storage {
     pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
     /// Kind-specific effects of writes, by (group, plural).
     pub(crate) write_hooks: Vec<(&'static str, &'static str, Arc<dyn WriteHook>)>,
+    /// Checks of a kind's objects against the others stored, by (group, plural).
+    pub(crate) peer_checks: Vec<(String, String, Arc<dyn PeerCheck>)>,
+}
+
+/// A check of an object against the other stored objects of its kind before a create or an
+/// update is written (what a validating webhook does when it lists them). As a webhook's, it
+/// is not atomic with the write.
+pub trait PeerCheck: Send + Sync {
+    fn check(&self, object: &Value, peers: &[Value]) -> Result<(), ApiError>;
 }
 
 /// What a resource's storage does once one of its objects is written (committed), before the
@@ -793,6 +802,7 @@ impl Storage {
         ns: Option<&str>,
         object: Value,
     ) -> Result<Value, ApiError> {
+        self.check_peers(def, &object).await?;
         let object = self.convert_in(def, object);
         let name = object::name(&object).to_owned();
         let key = def.key(ns, &name);
@@ -804,6 +814,51 @@ impl Storage {
         let created = self.convert_out(def, codec::decode(&kv.value, kv.mod_revision.0));
         self.after_write(def, &created, Written::Created);
         Ok(created)
+    }
+
+    /// Runs the kind's [`PeerCheck`]s, if it has any, against every other stored object of it.
+    pub(crate) async fn check_peers(
+        &self,
+        def: &ResourceDef,
+        object: &Value,
+    ) -> Result<(), ApiError> {
+        let checks: Vec<&Arc<dyn PeerCheck>> = self
+            .peer_checks
+            .iter()
+            .filter(|(group, plural, _)| def.group == *group && def.plural == *plural)
+            .map(|(_, _, check)| check)
+            .collect();
+        if checks.is_empty() {
+            return Ok(());
+        }
+        let prefix = def.collection_prefix(None);
+        let mut peers = Vec::new();
+        let mut start_after = None;
+        loop {
+            let options =
+                ListOptions { start_after: start_after.clone(), ..ListOptions::default() };
+            let page = self
+                .store
+                .list(prefix.as_bytes(), options)
+                .await
+                .map_err(|e| store_error(def, "", e))?;
+            for kv in &page.items {
+                let peer = self.convert_out(def, codec::decode(&kv.value, kv.mod_revision.0));
+                if object::name(&peer) != object::name(object)
+                    || object::namespace(&peer) != object::namespace(object)
+                {
+                    peers.push(peer);
+                }
+            }
+            match page.next_after {
+                Some(after) => start_after = Some(after),
+                None => break,
+            }
+        }
+        for check in checks {
+            check.check(object, &peers)?;
+        }
+        Ok(())
     }
 
     /// Effects of a committed write that must be visible before the response, by resource
@@ -862,6 +917,7 @@ impl Storage {
                 }
                 (Decision::Create(object), None, _) => {
                     if dry {
+                        self.check_peers(def, &object).await?;
                         return Ok((object, Written::Created));
                     }
                     match self.store_create(def, ns, object).await {
@@ -872,6 +928,7 @@ impl Storage {
                 }
                 (Decision::Create(_), Some(_), _) => continue,
                 (Decision::Update(object), Some(kv), _) => {
+                    self.check_peers(def, &object).await?;
                     if dry {
                         return Ok((object, Written::Updated));
                     }

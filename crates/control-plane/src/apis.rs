@@ -82,10 +82,45 @@ impl Admission for KarmadaAdmission {
     }
 }
 
+/// Upstream's ResourceInterpreterCustomization webhook's check against the stored ones: no two
+/// customizations of one kind set the same operation.
+struct CustomizationConflicts;
+
+impl apiserver::storage::PeerCheck for CustomizationConflicts {
+    fn check(&self, object: &Value, peers: &[Value]) -> Result<(), ApiError> {
+        let spec_of = |o: &Value| {
+            serde_json::from_value::<karmada_api::config::ResourceInterpreterCustomizationSpec>(
+                o.get("spec").cloned().unwrap_or_default(),
+            )
+            .ok()
+        };
+        let Some(spec) = spec_of(object) else { return Ok(()) };
+        let others: Vec<_> = peers
+            .iter()
+            .filter_map(|p| Some((apimachinery::object::name(p).to_owned(), spec_of(p)?)))
+            .collect();
+        let causes = admission::customization_conflicts(&spec, &others);
+        if causes.is_empty() {
+            return Ok(());
+        }
+        Err(ApiError::invalid(
+            "ResourceInterpreterCustomization",
+            "config.karmada.io",
+            apimachinery::object::name(object),
+            causes,
+        ))
+    }
+}
+
 /// Adds Karmada's kinds and admission to an API server configuration.
 pub fn install(config: &mut apiserver::Config) {
     config.resources.extend(resource_defs());
     config.admission.push(Arc::new(KarmadaAdmission));
+    config.peer_checks.push((
+        "config.karmada.io".to_owned(),
+        "resourceinterpretercustomizations".to_owned(),
+        Arc::new(CustomizationConflicts),
+    ));
     config.admission.push(Arc::new(crate::access::AgentAdmission));
     config.authorizer = Arc::new(crate::access::KarmadaAuthorizer);
     config.csr_approver = Some(Arc::new(crate::access::AgentCsrApprover));

@@ -61,6 +61,39 @@ pub fn validate_customization(
     causes
 }
 
+/// Operations a customization sets that another customization of the same kind (by name) sets
+/// too, as upstream's webhook refuses them (dependency rules may be several and add up).
+pub fn customization_conflicts(
+    spec: &crate::config::ResourceInterpreterCustomizationSpec,
+    others: &[(String, crate::config::ResourceInterpreterCustomizationSpec)],
+) -> Vec<Cause> {
+    use crate::config::InterpreterOperation;
+    let mut causes = Vec::new();
+    for (name, other) in others {
+        if other.target != spec.target {
+            continue;
+        }
+        for op in InterpreterOperation::CUSTOMIZABLE {
+            if op == InterpreterOperation::InterpretDependency {
+                continue;
+            }
+            let Some((rule, _)) = op.rule() else { continue };
+            if spec.customizations.script(&op).is_some()
+                && other.customizations.script(&op).is_some()
+            {
+                causes.push(Cause::invalid(
+                    format!("spec.customizations.{rule}"),
+                    &json!("<script>"),
+                    &format!(
+                        "conflicting with InterpreterOperation({op}) of existing ResourceInterpreterCustomization({name})"
+                    ),
+                ));
+            }
+        }
+    }
+    causes
+}
+
 pub const DELETION_PROTECTION_LABEL: &str = "resourcetemplate.karmada.io/deletion-protected";
 
 /// Refuses to delete objects labelled `resourcetemplate.karmada.io/deletion-protected: Always`.
@@ -1184,5 +1217,33 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn customizations_of_one_kind_may_not_both_set_an_operation() {
+        let spec = |target: &str,
+                    rules: Value|
+         -> crate::config::ResourceInterpreterCustomizationSpec {
+            serde_json::from_value(json!({"target": {"apiVersion": "apps/v1", "kind": target}, "customizations": rules}))
+                .unwrap()
+        };
+        let lua = |s: &str| json!({"luaScript": s});
+        let new = spec(
+            "Deployment",
+            json!({"retention": lua("a"), "dependencyInterpretation": lua("d")}),
+        );
+        let others = vec![
+            ("same-op".to_owned(), spec("Deployment", json!({"retention": lua("b")}))),
+            (
+                "deps-add-up".to_owned(),
+                spec("Deployment", json!({"dependencyInterpretation": lua("e")})),
+            ),
+            ("other-op".to_owned(), spec("Deployment", json!({"replicaResource": lua("c")}))),
+            ("other-kind".to_owned(), spec("StatefulSet", json!({"retention": lua("b")}))),
+        ];
+        let causes = customization_conflicts(&new, &others);
+        assert_eq!(causes.len(), 1, "{causes:?}");
+        assert_eq!(causes[0].field, "spec.customizations.retention");
+        assert!(causes[0].message.contains("conflicting with InterpreterOperation(Retain) of existing ResourceInterpreterCustomization(same-op)"));
     }
 }

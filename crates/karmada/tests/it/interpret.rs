@@ -166,4 +166,37 @@ fn karmadactl_interpret_checks_and_runs_customizations() {
     let text = out.ok();
     assert!(text.starts_with("---\n# [1/1] retained:\n"), "{text}");
     assert!(text.contains("paused: true"), "{text}");
+
+    // A second customization of the kind may not set an operation the first sets (as
+    // upstream's webhook), but may set others.
+    let rival = api.file(
+        "rival.yaml",
+        &CUSTOMIZATION
+            .replace("name: replicated", "name: rival")
+            .split("    healthInterpretation:")
+            .next()
+            .unwrap()
+            .to_owned(),
+    );
+    let refused = api.kubectl(&["apply", "-f", &rival]);
+    let message = refused.fails();
+    assert!(
+        message.contains("spec.customizations.retention")
+            && message.contains("conflicting with InterpreterOperation(Retain) of existing ResourceInterpreterCustomization(replicated)"),
+        "{message}"
+    );
+    let status_only = r#"apiVersion: config.karmada.io/v1alpha1
+kind: ResourceInterpreterCustomization
+metadata:
+  name: status-only
+spec:
+  target:
+    apiVersion: apps.example.io/v1
+    kind: Replicated
+  customizations:
+    statusReflection:
+      luaScript: |
+        function ReflectStatus(obj) return obj.status end
+"#;
+    api.kubectl(&["apply", "-f", &api.file("status-only.yaml", status_only)]).ok();
 }
