@@ -169,15 +169,8 @@ fn karmadactl_interpret_checks_and_runs_customizations() {
 
     // A second customization of the kind may not set an operation the first sets (as
     // upstream's webhook), but may set others.
-    let rival = api.file(
-        "rival.yaml",
-        &CUSTOMIZATION
-            .replace("name: replicated", "name: rival")
-            .split("    healthInterpretation:")
-            .next()
-            .unwrap()
-            .to_owned(),
-    );
+    let renamed = CUSTOMIZATION.replace("name: replicated", "name: rival");
+    let rival = api.file("rival.yaml", renamed.split("    healthInterpretation:").next().unwrap());
     let refused = api.kubectl(&["apply", "-f", &rival]);
     let message = refused.fails();
     assert!(
