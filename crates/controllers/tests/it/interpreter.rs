@@ -356,3 +356,56 @@ async fn a_webhook_interprets_a_kind() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customized_health_drives_application_failover() {
+    let mut plane = Plane::start(2).await;
+    install_kind(&plane).await;
+    let rules = json!({
+        "replicaResource": {"luaScript": "function GetReplicas(obj)\n  return obj.spec.size, nil\nend"},
+        "healthInterpretation": {"luaScript": "function InterpretHealth(obj)\n  return obj.status ~= nil and obj.status.ready == obj.spec.size\nend"}});
+    plane.apply(customization("replicated", rules)).await;
+    plane.run("*", false);
+    plane.run_scheduler();
+    plane.apply(namespace("demo")).await;
+    plane.apply(json!({"apiVersion": "policy.karmada.io/v1alpha1", "kind": "PropagationPolicy",
+        "metadata": {"name": "shop", "namespace": "demo"},
+        "spec": {"resourceSelectors": [{"apiVersion": "apps.example.io/v1", "kind": "Replicated"}],
+            "placement": {"clusterAffinity": {"clusterNames": ["member1", "member2"]},
+                "spreadConstraints": [{"spreadByField": "cluster", "maxGroups": 1, "minGroups": 1}]},
+            "failover": {"application": {"decisionConditions": {"tolerationSeconds": 1}, "purgeMode": "Directly"}}}}))
+        .await;
+    let mut shop = shop();
+    shop["spec"].as_object_mut().unwrap().remove("settings");
+    plane.apply(shop).await;
+
+    let bindings: Api<ResourceBinding> = Api::namespaced(plane.client.clone(), "demo");
+    let first = eventually("scheduled on one cluster", Duration::from_secs(30), || async {
+        let rb = bindings.get_opt("shop-replicated").await.ok().flatten()?;
+        (rb.spec.clusters.len() == 1).then(|| rb.spec.clusters[0].name.clone())
+    })
+    .await;
+    // Its operator there never gets it ready: the customization says Unhealthy (without it the
+    // kind has no health rule and counts as healthy).
+    let member = plane.member(&first).clone();
+    let objects: Api<DynamicObject> = Api::namespaced_with(member, "demo", &replicated_resource());
+    eventually("the copy on the first cluster", Duration::from_secs(30), || async {
+        objects.get_opt("shop").await.ok().flatten()
+    })
+    .await;
+    objects
+        .patch_status(
+            "shop",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"ready": 0}})),
+        )
+        .await
+        .unwrap();
+    let moved = eventually("moved to the other cluster", Duration::from_secs(40), || async {
+        let rb = bindings.get("shop-replicated").await.ok()?;
+        let now = rb.spec.clusters.first()?.name.clone();
+        (now != first).then_some(now)
+    })
+    .await;
+    assert_ne!(moved, first);
+}
