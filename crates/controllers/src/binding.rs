@@ -302,13 +302,14 @@ pub enum Error {
     Stale,
 }
 
-/// The workload revised (ReviseReplica) to each replica count its Works need.
-type Revisions = BTreeMap<i32, Result<Value, String>>;
-
 /// Asks the interpreter (customizations and webhooks may answer) for every revision the
 /// binding's Works need.
-async fn revise(ctx: &Context, template: &Value, spec: &ResourceBindingSpec) -> Revisions {
-    let mut out = Revisions::new();
+async fn revise(
+    ctx: &Context,
+    template: &Value,
+    spec: &ResourceBindingSpec,
+) -> propagation::works::Revisions {
+    let mut out = propagation::works::Revisions::new();
     let needed = propagation::works::revisions_needed(spec);
     if needed.is_empty() {
         return out;
@@ -331,7 +332,7 @@ fn plan_works(
     template_meta: &kube::core::ObjectMeta,
     targets: &BTreeMap<String, i32>,
     existing: &[Arc<Work>],
-    revisions: &Revisions,
+    revisions: &propagation::works::Revisions,
 ) -> propagation::works::WorkPlan {
     let namespace = binding.namespace.unwrap_or_default();
     let ops = ctx.ops.state();
@@ -367,12 +368,7 @@ fn plan_works(
         cluster_overrides: &cop_refs,
         namespaced_overrides: &op_refs,
         work_ids: &work_ids,
-        revise: &|_, replicas| {
-            revisions
-                .get(&(replicas as i32))
-                .cloned()
-                .unwrap_or_else(|| Err(format!("no revision to {replicas} replicas was prepared")))
-        },
+        revisions,
     })
 }
 

@@ -400,11 +400,11 @@ async fn apply_manifest(
     if !namespace.is_empty() {
         object_ref = object_ref.within(namespace);
     }
-    let mut retained_manifest: Option<Value> = None;
     let existing = match watch.cache.get(&object_ref) {
         Some(o) => Some((*o).clone()),
         None => api.get_opt(name).await?,
     };
+    let mut current = None;
     if let Some(existing) = &existing {
         if !may_write(existing, manifest) {
             return Ok(Applied {
@@ -417,22 +417,27 @@ async fn apply_manifest(
                 written: false,
             });
         }
-        // Type fields may be absent from cached list items; the rest must match.
-        let mut current = existing.to_value();
-        // Fields the member owns, as a Retain customization keeps them (without one,
-        // server-side apply leaves other managers' fields alone).
-        current["apiVersion"] = manifest.get("apiVersion").cloned().unwrap_or_default();
-        current["kind"] = manifest.get("kind").cloned().unwrap_or_default();
-        if let Some(retained) = ctx.interpreter.retain(manifest, &current).await? {
-            retained_manifest = Some(retained);
-        }
-        let manifest = retained_manifest.as_ref().unwrap_or(manifest);
+        // Type fields may be absent from cached list items.
+        let mut value = existing.to_value();
+        value["apiVersion"] = manifest.get("apiVersion").cloned().unwrap_or_default();
+        value["kind"] = manifest.get("kind").cloned().unwrap_or_default();
+        current = Some(value);
+    }
+    // Fields the member owns, as a Retain customization keeps them (without one, server-side
+    // apply leaves other managers' fields alone).
+    let retained = match &current {
+        Some(current) => ctx.interpreter.retain(manifest, current).await?,
+        None => None,
+    };
+    let manifest = retained.as_ref().unwrap_or(manifest);
+    if let (Some(existing), Some(current)) = (&existing, &current) {
+        // Nothing to write when the member already has what is wanted.
         let mut want = manifest.clone();
         if let Some(m) = want.as_object_mut() {
             m.remove("apiVersion");
             m.remove("kind");
         }
-        if contains(&current, &want) {
+        if contains(current, &want) {
             return Ok(Applied {
                 refused: None,
                 observed: Some(existing.clone()),
@@ -442,7 +447,6 @@ async fn apply_manifest(
         }
     }
     ensure_namespace(ctx, cluster, member, namespace).await?;
-    let manifest = retained_manifest.as_ref().unwrap_or(manifest);
     match api.patch(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(manifest)).await {
         Ok(observed) => {
             Ok(Applied { refused: None, observed: Some(observed), resource: ar, written: true })

@@ -87,35 +87,35 @@ fn table(t: &Table, open: &mut Vec<usize>) -> Result<Value, String> {
     for pair in t.pairs::<LuaValue, LuaValue>() {
         pairs.push(pair.map_err(|e| e.to_string())?);
     }
-    let Some((first, _)) = pairs.first() else { return Ok(Value::Array(Vec::new())) };
     open.push(id);
-    let out = match first {
-        LuaValue::String(_) => {
+    let out = entries(&pairs, open);
+    open.pop();
+    out
+}
+
+/// A table's entries as an object (string keys), an array (keys exactly `1..n`) or `[]`.
+fn entries(pairs: &[(LuaValue, LuaValue)], open: &mut Vec<usize>) -> Result<Value, String> {
+    let mixed = || "cannot encode mixed or invalid key types".to_owned();
+    match pairs.first() {
+        None => Ok(Value::Array(Vec::new())),
+        Some((LuaValue::String(_), _)) => {
             let mut fields = Map::new();
-            for (k, v) in &pairs {
-                let LuaValue::String(k) = k else {
-                    open.pop();
-                    return Err("cannot encode mixed or invalid key types".into());
-                };
+            for (k, v) in pairs {
+                let LuaValue::String(k) = k else { return Err(mixed()) };
                 fields
                     .insert(String::from_utf8_lossy(&k.as_bytes()).into_owned(), encode(v, open)?);
             }
-            Value::Object(fields)
+            Ok(Value::Object(fields))
         }
-        LuaValue::Integer(_) | LuaValue::Number(_) => {
+        Some((LuaValue::Integer(_) | LuaValue::Number(_), _)) => {
             let mut items: Vec<(usize, &LuaValue)> = Vec::with_capacity(pairs.len());
-            for (k, v) in &pairs {
+            for (k, v) in pairs {
                 let index = match k {
-                    LuaValue::Integer(i) => Some(*i as f64),
-                    LuaValue::Number(n) => Some(*n),
-                    _ => None,
-                };
-                let Some(index) = index else {
-                    open.pop();
-                    return Err("cannot encode mixed or invalid key types".into());
+                    LuaValue::Integer(i) => *i as f64,
+                    LuaValue::Number(n) => *n,
+                    _ => return Err(mixed()),
                 };
                 if index.fract() != 0.0 || index < 1.0 || index > pairs.len() as f64 {
-                    open.pop();
                     return Err("cannot encode sparse array".into());
                 }
                 items.push((index as usize, v));
@@ -124,20 +124,14 @@ fn table(t: &Table, open: &mut Vec<usize>) -> Result<Value, String> {
             let mut array = Vec::with_capacity(items.len());
             for (expected, (i, v)) in items.into_iter().enumerate() {
                 if i != expected + 1 {
-                    open.pop();
                     return Err("cannot encode sparse array".into());
                 }
                 array.push(encode(v, open)?);
             }
-            Value::Array(array)
+            Ok(Value::Array(array))
         }
-        _ => {
-            open.pop();
-            return Err("cannot encode mixed or invalid key types".into());
-        }
-    };
-    open.pop();
-    Ok(out)
+        Some(_) => Err(mixed()),
+    }
 }
 
 /// Field paths (object keys from the root, array positions left out) of the empty arrays and

@@ -171,13 +171,21 @@ impl Interpreter {
         hook: &webhook::Hook,
         attributes: webhook::Attributes<'_>,
     ) -> Result<webhook::Response, Failure> {
-        self.caller.call(self.control.as_ref(), hook, &attributes).await.map_err(|message| {
-            Failure {
-                operation: attributes.operation.clone(),
-                by: Source::Webhook(hook.uid.clone()),
-                message,
-            }
-        })
+        self.caller
+            .call(self.control.as_ref(), hook, &attributes)
+            .await
+            .map_err(|message| Self::hook_failure(hook, attributes.operation.clone(), message))
+    }
+
+    /// `attributes.object` with the JSONPatch `hook` answers.
+    async fn patch_by_hook(
+        &self,
+        hook: &webhook::Hook,
+        attributes: webhook::Attributes<'_>,
+    ) -> Result<Value, Failure> {
+        let (op, object) = (attributes.operation.clone(), attributes.object);
+        let r = self.call_hook(hook, attributes).await?;
+        webhook::apply_patch(object, &r).map_err(|m| Self::hook_failure(hook, op, m))
     }
 
     fn hook_failure(hook: &webhook::Hook, operation: Operation, message: String) -> Failure {
@@ -290,11 +298,9 @@ impl Interpreter {
         let op = Operation::ReviseReplica;
         let Some(rule) = self.rule(object, &op) else {
             if let Some(hook) = self.hook(object, &op) {
-                let mut attrs = attributes(op.clone(), object);
+                let mut attrs = attributes(op, object);
                 attrs.desired_replicas = replicas as i32;
-                let r = self.call_hook(&hook, attrs).await?;
-                return webhook::apply_patch(object, &r)
-                    .map_err(|m| Self::hook_failure(&hook, op, m));
+                return self.patch_by_hook(&hook, attrs).await;
             }
             let mut revised = object.clone();
             let (_, kind) = type_of(object);
@@ -317,12 +323,9 @@ impl Interpreter {
         let op = Operation::Retain;
         let Some(rule) = self.rule(desired, &op) else {
             let Some(hook) = self.hook(desired, &op) else { return Ok(None) };
-            let mut attrs = attributes(op.clone(), desired);
+            let mut attrs = attributes(op, desired);
             attrs.observed = Some(observed);
-            let r = self.call_hook(&hook, attrs).await?;
-            return webhook::apply_patch(desired, &r)
-                .map(Some)
-                .map_err(|m| Self::hook_failure(&hook, op, m));
+            return self.patch_by_hook(&hook, attrs).await.map(Some);
         };
         self.run(&rule, &op, &[desired, observed], |rets| {
             object_result(rets.first(), &[desired, observed]).map(Some)
@@ -389,12 +392,9 @@ impl Interpreter {
         let op = Operation::AggregateStatus;
         let Some(rule) = self.rule(template, &op) else {
             if let Some(hook) = self.hook(template, &op) {
-                let mut attrs = attributes(op.clone(), template);
+                let mut attrs = attributes(op, template);
                 attrs.aggregated_status = items;
-                let r = self.call_hook(&hook, attrs).await?;
-                return webhook::apply_patch(template, &r)
-                    .map(Some)
-                    .map_err(|m| Self::hook_failure(&hook, op, m));
+                return self.patch_by_hook(&hook, attrs).await.map(Some);
             }
             return Ok(native_aggregate(template, items).map(|status| {
                 let mut object = template.clone();

@@ -226,7 +226,7 @@ pub fn apply_patch(object: &Value, response: &Response) -> Result<Value, String>
 }
 
 /// Where a webhook is reached: its URL and the name its certificate is checked against.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
     pub url: String,
     pub server_name: Option<String>,
@@ -279,36 +279,38 @@ pub async fn resolve(
     Ok(Endpoint { url: format!("https://{host}:{port}{path}"), server_name: Some(dns) })
 }
 
+/// A webhook client's server URL, certificate name and CA bundle.
+type ClientKey = (String, Option<String>, Vec<u8>);
+
 /// Calls webhooks, keeping one client per endpoint and CA bundle.
 #[derive(Default)]
 pub struct Caller {
-    clients: Mutex<HashMap<(Endpoint, Vec<u8>), kube::Client>>,
+    clients: Mutex<HashMap<ClientKey, kube::Client>>,
 }
 
 impl Caller {
+    /// A client for the server of `url` (requests name their path).
     fn client(
         &self,
-        endpoint: &Endpoint,
+        url: &http::Uri,
+        server_name: Option<&str>,
         ca: &[u8],
         timeout: Duration,
     ) -> Result<kube::Client, String> {
-        let key = (endpoint.clone(), ca.to_vec());
-        if let Some(c) = self.clients.lock().get(&key) {
-            return Ok(c.clone());
-        }
-        let url: http::Uri =
-            endpoint.url.parse().map_err(|e| format!("webhook url {:?}: {e}", endpoint.url))?;
-        // The client is for the server; each request names the path.
         let mut base = http::uri::Parts::default();
         base.scheme = url.scheme().cloned();
         base.authority = url.authority().cloned();
         base.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
         let base = http::Uri::from_parts(base).map_err(|e| format!("webhook url: {e}"))?;
+        let key = (base.to_string(), server_name.map(str::to_owned), ca.to_vec());
+        if let Some(c) = self.clients.lock().get(&key) {
+            return Ok(c.clone());
+        }
         let mut config = kube::Config::new(base);
         config.connect_timeout = Some(timeout);
         config.read_timeout = Some(timeout);
         config.write_timeout = Some(timeout);
-        config.tls_server_name = endpoint.server_name.clone();
+        config.tls_server_name = server_name.map(str::to_owned);
         if !ca.is_empty() {
             config.root_cert = Some(pem_certificates(ca)?);
         }
@@ -342,16 +344,13 @@ impl Caller {
             .min(MAX_TIMEOUT);
         let endpoint = resolve(control, &webhook.client_config).await?;
         let ca = webhook.client_config.ca_bundle.as_ref().map(|b| b.0.clone()).unwrap_or_default();
-        let client = self.client(&endpoint, &ca, timeout)?;
+        let url: http::Uri =
+            endpoint.url.parse().map_err(|e| format!("webhook url {:?}: {e}", endpoint.url))?;
+        let client = self.client(&url, endpoint.server_name.as_deref(), &ca, timeout)?;
         let uid = uuid::Uuid::new_v4().to_string();
         let body =
             serde_json::to_vec(&request_body(&uid, attributes)).map_err(|e| e.to_string())?;
-        let path = endpoint
-            .url
-            .parse::<http::Uri>()
-            .ok()
-            .and_then(|u| u.path_and_query().map(|p| p.as_str().to_owned()))
-            .unwrap_or_else(|| "/".to_owned());
+        let path = url.path_and_query().map_or("/", |p| p.as_str());
         let request = http::Request::post(path)
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(http::header::ACCEPT, "application/json")

@@ -438,16 +438,13 @@ pub fn aggregate_phase(kind: &str, members: &[MemberStatus], unreported: usize) 
     let phases: Vec<&str> =
         members.iter().filter_map(|m| m.status.get("phase").and_then(Value::as_str)).collect();
     let has = |p: &str| phases.contains(&p);
-    let first = |order: &[&'static str]| order.iter().copied().find(|p| has(p));
+    // The first phase of `order` a member is in; a member not reported yet is Pending.
+    let worst = |order: &[&'static str]| {
+        order.iter().copied().find(|p| has(p) || (*p == "Pending" && unreported > 0))
+    };
     match kind {
         "Pod" => {
-            let phase = if has("Failed") {
-                Some("Failed")
-            } else if has("Pending") || unreported > 0 {
-                Some("Pending")
-            } else {
-                first(&["Running", "Succeeded"])
-            };
+            let phase = worst(&["Failed", "Pending", "Running", "Succeeded"]);
             let states = |field: &str| -> Vec<Value> {
                 members
                     .iter()
@@ -475,13 +472,7 @@ pub fn aggregate_phase(kind: &str, members: &[MemberStatus], unreported: usize) 
             Some(out)
         }
         "PersistentVolume" => {
-            let phase = if has("Failed") {
-                Some("Failed")
-            } else if has("Pending") || unreported > 0 {
-                Some("Pending")
-            } else {
-                first(&["Available", "Bound", "Released"])
-            };
+            let phase = worst(&["Failed", "Pending", "Available", "Bound", "Released"]);
             Some(phase.map_or_else(|| json!({}), |p| json!({"phase": p})))
         }
         "PersistentVolumeClaim" => {

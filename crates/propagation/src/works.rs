@@ -181,10 +181,14 @@ pub struct WorkInputs<'a> {
     /// The permanent id of the Work already in each execution namespace (kept by upstream on
     /// the manifests it applies).
     pub work_ids: &'a BTreeMap<String, String>,
-    /// Sets one cluster's replica count on the workload (the resource interpreter's
-    /// ReviseReplica); an error leaves that cluster's Work as it is.
-    pub revise: &'a dyn Fn(&Value, i64) -> Result<Value, String>,
+    /// The workload revised to each replica count a cluster gets (the resource interpreter's
+    /// ReviseReplica of [`base_manifest`], for [`revisions_needed`]); an error leaves that
+    /// cluster's Work as it is.
+    pub revisions: &'a Revisions,
 }
+
+/// ReviseReplica's results by replica count.
+pub type Revisions = BTreeMap<i32, Result<Value, String>>;
 
 /// The template as every cluster's copy starts: stripped, marked for Overwrite when the
 /// binding says so. (What ReviseReplica is given.)
@@ -210,8 +214,7 @@ fn revises(spec: &ResourceBindingSpec, cluster: &str) -> bool {
     divided(spec) && spec.replicas > 0 && spec.clusters.iter().any(|t| t.name == cluster)
 }
 
-/// The replica counts [`works_for`] will ask ReviseReplica for (on [`base_manifest`]): a
-/// caller with an asynchronous interpreter revises these first and answers from them.
+/// The replica counts [`works_for`] needs ReviseReplica's results for (on [`base_manifest`]).
 pub fn revisions_needed(spec: &ResourceBindingSpec) -> std::collections::BTreeSet<i32> {
     work_targets(spec)
         .into_iter()
@@ -220,12 +223,18 @@ pub fn revisions_needed(spec: &ResourceBindingSpec) -> std::collections::BTreeSe
         .collect()
 }
 
-/// The built-in ReviseReplica (for kinds without customizations).
-pub fn revise_natively(object: &Value, replicas: i64) -> Result<Value, String> {
-    let mut revised = object.clone();
-    let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
-    crate::interpreter::revise_replica(kind, &mut revised, replicas as i32);
-    Ok(revised)
+/// The built-in ReviseReplica's [`Revisions`] (for kinds without customizations).
+pub fn native_revisions(template: &Value, spec: &ResourceBindingSpec) -> Revisions {
+    let base = base_manifest(template, spec);
+    let kind = base.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
+    revisions_needed(spec)
+        .into_iter()
+        .map(|n| {
+            let mut revised = base.clone();
+            crate::interpreter::revise_replica(&kind, &mut revised, n);
+            (n, Ok(revised))
+        })
+        .collect()
 }
 
 /// One cluster's Work as the binding wants it.
@@ -291,16 +300,21 @@ pub fn works_for(input: &WorkInputs<'_>) -> WorkPlan {
     let mut plan = WorkPlan::default();
     for (cluster, replicas) in &targets {
         let Some(info) = input.clusters.get(cluster) else { continue };
-        let mut rendered = stripped.clone();
-        if revises(spec, cluster) {
-            match (input.revise)(&rendered, i64::from(*replicas)) {
-                Ok(revised) => rendered = revised,
-                Err(message) => {
+        let mut rendered = if revises(spec, cluster) {
+            match input.revisions.get(replicas) {
+                Some(Ok(revised)) => revised.clone(),
+                failed => {
+                    let message = match failed {
+                        Some(Err(message)) => message.clone(),
+                        _ => format!("no revision to {replicas} replicas was prepared"),
+                    };
                     plan.revise_failures.push(ReviseFailure { cluster: cluster.clone(), message });
                     continue;
                 }
             }
-        }
+        } else {
+            stripped.clone()
+        };
         if let Some(c) = completions.as_ref().and_then(|c| c.get(cluster)) {
             rendered["spec"]["completions"] = json!(c);
         }
@@ -444,7 +458,7 @@ mod tests {
             cluster_overrides: &[],
             namespaced_overrides: &ops,
             work_ids: &work_ids,
-            revise: &revise_natively,
+            revisions: &native_revisions(&template, &spec),
         });
         assert!(plan.failures.is_empty(), "{:?}", plan.failures);
         let on: Vec<&str> = plan.works.iter().map(|w| w.cluster.as_str()).collect();
@@ -534,7 +548,7 @@ mod tests {
             cluster_overrides: &cops,
             namespaced_overrides: &[],
             work_ids: &BTreeMap::new(),
-            revise: &revise_natively,
+            revisions: &native_revisions(&template, &spec),
         });
         let on: Vec<&str> = plan.works.iter().map(|w| w.cluster.as_str()).collect();
         assert_eq!(on, ["m1"]);
