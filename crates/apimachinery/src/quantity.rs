@@ -115,6 +115,14 @@ pub fn format_canonical(milli: i128, binary: bool) -> String {
     format!("{mantissa}{used}")
 }
 
+/// A quantity as Kubernetes serializes it once parsed (`"0.05"` → `"50m"`, `"1024Mi"` →
+/// `"1Gi"`, `"1000m"` → `"1"`): binary suffixes stay binary when the value allows, anything
+/// else prints decimal. `None` when it does not parse.
+pub fn canonicalize(s: &str) -> Option<String> {
+    let milli = parse_milli(s)?;
+    Some(format_canonical(milli, s.trim_end().ends_with('i')))
+}
+
 /// Whether a resource's quantities print with binary suffixes (memory and storage).
 pub fn binary_resource(name: &str) -> bool {
     matches!(name, "memory" | "ephemeral-storage" | "storage") || name.starts_with("hugepages-")
@@ -185,6 +193,23 @@ pub fn to_json(resources: &Resources) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn canonical_forms() {
+        for (given, canonical) in [
+            ("0.05", "50m"),
+            ("100m", "100m"),
+            ("1000m", "1"),
+            ("1024Mi", "1Gi"),
+            ("1536Mi", "1536Mi"),
+            ("1.5", "1500m"),
+            ("2000", "2k"),
+            ("100Mi", "100Mi"),
+        ] {
+            assert_eq!(canonicalize(given).as_deref(), Some(canonical), "{given}");
+        }
+        assert_eq!(canonicalize("lots"), None);
+    }
 
     #[test]
     fn quantities() {

@@ -621,7 +621,7 @@ mod tests {
             name: name.into(),
             clusters: clusters
                 .iter()
-                .map(|c| TargetCluster { name: (*c).into(), replicas: 1 })
+                .map(|c| TargetCluster::new(*c, 1))
                 .collect(),
         }
     }
@@ -645,7 +645,7 @@ mod tests {
     #[test]
     fn required_by_is_kept_sorted_and_updated_in_place() {
         let current = vec![snap("default", "b", &["m1"]), snap("default", "a", &["m2"])];
-        let m3 = [TargetCluster { name: "m3".into(), replicas: 1 }];
+        let m3 = [TargetCluster::new("m3", 1)];
         let next = required_by_with(&current, "default", "b", Some(&m3));
         assert_eq!(next, vec![snap("default", "a", &["m2"]), snap("default", "b", &["m3"])]);
         let next = required_by_with(&next, "default", "c", Some(&[]));

@@ -5,6 +5,7 @@
 //! ClusterResourceBinding (cluster-scoped ones) per template, owned by the template.
 //! A template created before its policy is picked up when the policy arrives.
 
+use propagation::binding::Workload;
 use karmada_api::events::{PolicyName, Reason, message};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -342,21 +343,38 @@ impl State {
             }
             Err(_) => current_rv,
         };
-        let replicas = match self.interpreter.get_replicas(&object).await {
-            Ok(r) => r,
+        // Components first (a workload with several pod templates), then replicas, as upstream.
+        let workload = match self.interpreter.get_components(&object).await {
             Err(failure) => {
-                tracing::warn!(template = %name, error = %failure, "interpreting replicas failed");
-                self.events.record(regarding, Reason::GetReplicasFailed, failure.to_string());
+                tracing::warn!(template = %name, error = %failure, "interpreting components failed");
+                self.events.record(regarding, Reason::GetComponentsFailed, failure.to_string());
                 return Ok(Pass::Failed);
             }
+            Ok(Some(components)) => {
+                self.events.record(
+                    regarding.clone(),
+                    Reason::GetComponentsSucceed,
+                    message::COMPONENTS_INTERPRETED,
+                );
+                Workload::Components(components)
+            }
+            Ok(None) => match self.interpreter.get_replicas(&object).await {
+                Err(failure) => {
+                    tracing::warn!(template = %name, error = %failure, "interpreting replicas failed");
+                    self.events.record(regarding, Reason::GetReplicasFailed, failure.to_string());
+                    return Ok(Pass::Failed);
+                }
+                Ok(Some((count, requirements))) => {
+                    self.events.record(
+                        regarding.clone(),
+                        Reason::GetReplicasSucceed,
+                        message::REPLICAS_INTERPRETED,
+                    );
+                    Workload::Replicas(count, requirements)
+                }
+                Ok(None) => Workload::Plain,
+            },
         };
-        if replicas.is_some() {
-            self.events.record(
-                regarding.clone(),
-                Reason::GetReplicasSucceed,
-                message::REPLICAS_INTERPRETED,
-            );
-        }
         let binding = propagation::binding::binding_for(&propagation::binding::BindingInputs {
             api_version: &ar.api_version,
             kind: &ar.kind,
@@ -365,7 +383,7 @@ impl State {
             uid: template.metadata.uid.as_deref(),
             resource_version: &recorded_rv,
             policy: policy.spec,
-            replicas: replicas.as_ref(),
+            workload: &workload,
             labels: &claim.labels,
             annotations: &claim.annotations,
         });

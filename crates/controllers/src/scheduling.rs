@@ -88,19 +88,28 @@ pub fn binding_info(
     let requests = spec
         .replica_requirements
         .as_ref()
-        .map(|r| {
-            r.resource_request
-                .iter()
-                .filter_map(|(k, v)| Some((k.clone(), apimachinery::quantity::parse_milli(&v.0)?)))
-                .collect()
-        })
+        .map(|r| milli_requests(&r.resource_request))
         .unwrap_or_default();
+    let components = spec
+        .components
+        .iter()
+        .map(|c| scheduler::ComponentInfo {
+            name: c.name.clone(),
+            replicas: c.replicas,
+            requests: c
+                .replica_requirements
+                .as_ref()
+                .map(|r| milli_requests(&r.resource_request))
+                .unwrap_or_default(),
+        })
+        .collect();
     let last = status.and_then(|s| s.last_scheduled_time.clone()).unwrap_or_default();
     let fresh = spec.reschedule_triggered_at.as_ref().is_some_and(|t| *t > last);
     Some(scheduler::BindingInfo {
         gvk,
         replicas: spec.replicas,
         requests,
+        components,
         placement,
         previous: spec.clusters.clone(),
         evicting: spec.graceful_eviction_tasks.iter().map(|t| t.from_cluster.clone()).collect(),
@@ -109,6 +118,15 @@ pub fn binding_info(
             .map(|s| s.scheduler_observing_affinity_name.clone())
             .filter(|n| !n.is_empty()),
     })
+}
+
+/// Requests in milli-units (what does not parse is left out).
+fn milli_requests(
+    list: &BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+) -> BTreeMap<String, i128> {
+    list.iter()
+        .filter_map(|(k, v)| Some((k.clone(), apimachinery::quantity::parse_milli(&v.0)?)))
+        .collect()
 }
 
 /// Whether a decision is due: nothing scheduled yet, the placement or replicas changed, a
@@ -131,6 +149,20 @@ pub fn needs_scheduling(
     }
     if spec.clusters.iter().any(|t| !clusters.iter().any(|c| c.name == t.name && !c.deleting)) {
         return true;
+    }
+    // A multi-template workload whose components changed (scaled, added, removed): the sets
+    // recorded in its clusters are stale.
+    if spec.components.len() > 1
+        && binding_info(spec, status).is_some_and(|info| info.multi_template())
+    {
+        let wanted: Vec<(&str, i32)> =
+            spec.components.iter().map(|c| (c.name.as_str(), c.replicas)).collect();
+        let stale = spec.clusters.iter().any(|t| {
+            t.components.iter().map(|c| (c.name.as_str(), c.replicas)).ne(wanted.iter().copied())
+        });
+        if stale {
+            return true;
+        }
     }
     let divided = placement
         .replica_scheduling
@@ -175,18 +207,20 @@ impl InFlight {
         }
     }
 
-    /// Records a decision.
+    /// Records a decision: what it adds to each cluster (replicas, or a whole set of
+    /// components) is promised there.
     pub fn promise(
         &self,
         decision: &[TargetCluster],
         previous: &[TargetCluster],
-        requests: &BTreeMap<String, i128>,
+        binding: &scheduler::BindingInfo,
         versions: &BTreeMap<String, String>,
     ) {
         let Ok(mut map) = self.by_cluster.lock() else { return };
+        let unit = binding.unit_requests();
         for target in decision {
-            let before = previous.iter().find(|p| p.name == target.name).map_or(0, |p| p.replicas);
-            let added = i128::from((target.replicas - before).max(0));
+            let before = previous.iter().find(|p| p.name == target.name).map_or(0, |p| binding.units(p));
+            let added = i128::from((binding.units(target) - before).max(0));
             if added == 0 {
                 continue;
             }
@@ -196,10 +230,9 @@ impl InFlight {
             if entry.0 != rv {
                 *entry = (rv, BTreeMap::new());
             }
-            for (k, v) in requests {
+            for (k, v) in &unit {
                 *entry.1.entry(k.clone()).or_default() += v * added;
             }
-            *entry.1.entry("pods".into()).or_default() += 1000 * added;
         }
     }
 }
@@ -379,7 +412,7 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
     let (condition, clusters_out, affinity) =
         match scheduler::schedule(&info, &clusters, &ctx.plugins) {
             Ok(decision) => {
-                ctx.in_flight.promise(&decision.clusters, &spec.clusters, &info.requests, versions);
+                ctx.in_flight.promise(&decision.clusters, &spec.clusters, &info, versions);
                 let message = "Binding has been scheduled successfully.".to_owned();
                 (
                     condition("True", "Success", &message, generation),
@@ -701,12 +734,8 @@ mod tests {
         let requests: BTreeMap<String, i128> = [("cpu".to_string(), 1000)].into_iter().collect();
         let versions: BTreeMap<String, String> =
             [("m1".to_string(), "5".to_string())].into_iter().collect();
-        in_flight.promise(
-            &[TargetCluster { name: "m1".into(), replicas: 3 }],
-            &[],
-            &requests,
-            &versions,
-        );
+        let binding = scheduler::BindingInfo { requests: requests.clone(), ..Default::default() };
+        in_flight.promise(&[TargetCluster::new("m1", 3)], &[], &binding, &versions);
         let mut snapshot = vec![cluster("m1", 4000)];
         in_flight.apply(&mut snapshot, &versions);
         let available =
@@ -785,7 +814,7 @@ mod tests {
 
     #[test]
     fn a_decision_changes_with_the_set_of_clusters() {
-        let t = |n: &str| TargetCluster { name: n.into(), replicas: 2 };
+        let t = |n: &str| TargetCluster::new(n, 2);
         assert!(changes_clusters(&[t("m1")], &[t("m1"), t("m2")]));
         assert!(
             changes_clusters(&[t("m1"), t("m2")], &[t("m1")]),

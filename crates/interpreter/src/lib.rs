@@ -4,12 +4,14 @@
 //!
 //! For every operation, as upstream: a `ResourceInterpreterCustomization` rule for the kind
 //! (a Lua script, run in [`lua::Vm`]) comes first, then an interpreter webhook
-//! ([`webhook`]), then the built-in rules ([`propagation::interpreter`]). Customizations for one kind merge in name order: the first
+//! ([`webhook`]), then the customizations bundled for well-known third-party kinds
+//! ([`thirdparty`]), then the built-in rules ([`propagation::interpreter`]). Customizations for one kind merge in name order: the first
 //! script for an operation wins, except dependency rules, which all run and add up.
 
 pub mod convert;
 pub mod kube;
 pub mod lua;
+pub mod thirdparty;
 pub mod webhook;
 
 use std::collections::HashMap;
@@ -126,6 +128,13 @@ fn type_of(object: &Value) -> (&str, &str) {
     (text("apiVersion"), text("kind"))
 }
 
+/// Who interprets an operation for a kind.
+enum Route {
+    Script(Rule),
+    Hook(webhook::Hook),
+    BuiltIn,
+}
+
 /// The interpreter a process shares: the customizations and webhooks in force, the Lua VM,
 /// and the webhook clients.
 #[derive(Default)]
@@ -207,9 +216,20 @@ impl Interpreter {
         self.customizations().has(api_version, kind, op)
     }
 
-    fn rule(&self, object: &Value, op: &Operation) -> Option<Rule> {
+    /// Who interprets `op` for the object's kind: a customization, else a webhook, else a
+    /// bundled customization ([`thirdparty`]), else the built-in rules.
+    fn route(&self, object: &Value, op: &Operation) -> Route {
         let (api_version, kind) = type_of(object);
-        self.customizations().rule(api_version, kind, op).cloned()
+        if let Some(rule) = self.customizations().rule(api_version, kind, op) {
+            return Route::Script(rule.clone());
+        }
+        if let Some(hook) = self.hook(object, op) {
+            return Route::Hook(hook);
+        }
+        match thirdparty::bundled().rule(api_version, kind, op) {
+            Some(rule) => Route::Script(rule.clone()),
+            None => Route::BuiltIn,
+        }
     }
 
     /// Runs a rule's function with these arguments; `read` turns the returned values into the
@@ -236,15 +256,17 @@ impl Interpreter {
         object: &Value,
     ) -> Result<Option<(i32, Option<ReplicaRequirements>)>, Failure> {
         let op = Operation::InterpretReplica;
-        let Some(rule) = self.rule(object, &op) else {
-            if let Some(hook) = self.hook(object, &op) {
+        let rule = match self.route(object, &op) {
+            Route::Script(rule) => rule,
+            Route::Hook(hook) => {
                 let r = self.call_hook(&hook, attributes(op, object)).await?;
                 return Ok(Some((r.replicas.unwrap_or_default(), r.replica_requirements)));
             }
-            let (_, kind) = type_of(object);
-            return Ok(
-                propagation::interpreter::get_replicas(kind, object).map(|(n, r)| (n, Some(r)))
-            );
+            Route::BuiltIn => {
+                let (_, kind) = type_of(object);
+                return Ok(propagation::interpreter::get_replicas(kind, object)
+                    .map(|(n, r)| (n, Some(r))));
+            }
         };
         self.run(&rule, &op, &[object], |rets| {
             let replicas = match rets.first() {
@@ -255,7 +277,8 @@ impl Interpreter {
             let requirements = match rets.get(1) {
                 None | Some(LuaValue::Nil) => None,
                 Some(t @ LuaValue::Table(_)) => {
-                    let json = convert::restore_empty(convert::to_json(t)?, true, &[]);
+                    let mut json = convert::restore_empty(convert::to_json(t)?, true, &[]);
+                    canonical_requests(&mut json);
                     Some(
                         serde_json::from_value(json)
                             .map_err(|e| format!("the replica requirements returned: {e}"))?,
@@ -274,17 +297,23 @@ impl Interpreter {
         object: &Value,
     ) -> Result<Option<Vec<karmada_api::work::Component>>, Failure> {
         let op = Operation::InterpretComponent;
-        let Some(rule) = self.rule(object, &op) else {
-            if let Some(hook) = self.hook(object, &op) {
+        let rule = match self.route(object, &op) {
+            Route::Script(rule) => rule,
+            Route::Hook(hook) => {
                 let r = self.call_hook(&hook, attributes(op, object)).await?;
                 return Ok(Some(r.components.unwrap_or_default()));
             }
-            return Ok(None);
+            Route::BuiltIn => return Ok(None),
         };
         self.run(&rule, &op, &[object], |rets| match rets.first() {
             None | Some(LuaValue::Nil) => Ok(Some(Vec::new())),
             Some(t @ LuaValue::Table(_)) => {
-                let list = convert::restore_empty(convert::to_json(t)?, false, &[]);
+                let mut list = convert::restore_empty(convert::to_json(t)?, false, &[]);
+                for component in list.as_array_mut().into_iter().flatten() {
+                    if let Some(requirements) = component.get_mut("replicaRequirements") {
+                        canonical_requests(requirements);
+                    }
+                }
                 serde_json::from_value(list)
                     .map(Some)
                     .map_err(|e| format!("the components returned: {e}"))
@@ -296,16 +325,19 @@ impl Interpreter {
     /// The object with one cluster's replica count.
     pub async fn revise_replica(&self, object: &Value, replicas: i64) -> Result<Value, Failure> {
         let op = Operation::ReviseReplica;
-        let Some(rule) = self.rule(object, &op) else {
-            if let Some(hook) = self.hook(object, &op) {
+        let rule = match self.route(object, &op) {
+            Route::Script(rule) => rule,
+            Route::Hook(hook) => {
                 let mut attrs = attributes(op, object);
                 attrs.desired_replicas = replicas as i32;
                 return self.patch_by_hook(&hook, attrs).await;
             }
-            let mut revised = object.clone();
-            let (_, kind) = type_of(object);
-            propagation::interpreter::revise_replica(kind, &mut revised, replicas as i32);
-            return Ok(revised);
+            Route::BuiltIn => {
+                let mut revised = object.clone();
+                let (_, kind) = type_of(object);
+                propagation::interpreter::revise_replica(kind, &mut revised, replicas as i32);
+                return Ok(revised);
+            }
         };
         self.run(&rule, &op, &[object, &json!(replicas)], |rets| {
             object_result(rets.first(), &[object])
@@ -321,11 +353,14 @@ impl Interpreter {
         observed: &Value,
     ) -> Result<Option<Value>, Failure> {
         let op = Operation::Retain;
-        let Some(rule) = self.rule(desired, &op) else {
-            let Some(hook) = self.hook(desired, &op) else { return Ok(None) };
-            let mut attrs = attributes(op, desired);
-            attrs.observed = Some(observed);
-            return self.patch_by_hook(&hook, attrs).await.map(Some);
+        let rule = match self.route(desired, &op) {
+            Route::Script(rule) => rule,
+            Route::Hook(hook) => {
+                let mut attrs = attributes(op, desired);
+                attrs.observed = Some(observed);
+                return self.patch_by_hook(&hook, attrs).await.map(Some);
+            }
+            Route::BuiltIn => return Ok(None),
         };
         self.run(&rule, &op, &[desired, observed], |rets| {
             object_result(rets.first(), &[desired, observed]).map(Some)
@@ -335,13 +370,16 @@ impl Interpreter {
     /// The part of a member object's status reported back (`null`: none).
     pub async fn reflect_status(&self, observed: &Value) -> Result<Value, Failure> {
         let op = Operation::InterpretStatus;
-        let Some(rule) = self.rule(observed, &op) else {
-            if let Some(hook) = self.hook(observed, &op) {
+        let rule = match self.route(observed, &op) {
+            Route::Script(rule) => rule,
+            Route::Hook(hook) => {
                 let r = self.call_hook(&hook, attributes(op, observed)).await?;
                 return Ok(r.raw_status.unwrap_or(Value::Null));
             }
-            let (_, kind) = type_of(observed);
-            return Ok(propagation::interpreter::reflect_status(kind, observed));
+            Route::BuiltIn => {
+                let (_, kind) = type_of(observed);
+                return Ok(propagation::interpreter::reflect_status(kind, observed));
+            }
         };
         self.run(&rule, &op, &[observed], |rets| object_result(rets.first(), &[]))
     }
@@ -349,13 +387,16 @@ impl Interpreter {
     /// Whether a member's copy is healthy (`None`: the kind has no health rule).
     pub async fn health(&self, observed: &Value) -> Result<Option<bool>, Failure> {
         let op = Operation::InterpretHealth;
-        let Some(rule) = self.rule(observed, &op) else {
-            if let Some(hook) = self.hook(observed, &op) {
+        let rule = match self.route(observed, &op) {
+            Route::Script(rule) => rule,
+            Route::Hook(hook) => {
                 let r = self.call_hook(&hook, attributes(op, observed)).await?;
                 return Ok(r.healthy);
             }
-            let (_, kind) = type_of(observed);
-            return Ok(propagation::interpreter::is_healthy(kind, observed));
+            Route::BuiltIn => {
+                let (_, kind) = type_of(observed);
+                return Ok(propagation::interpreter::is_healthy(kind, observed));
+            }
         };
         self.run(&rule, &op, &[observed], |rets| match rets.first() {
             Some(LuaValue::Boolean(b)) => Ok(Some(*b)),
@@ -390,17 +431,20 @@ impl Interpreter {
         let listed = items;
         let items = items.unwrap_or_default();
         let op = Operation::AggregateStatus;
-        let Some(rule) = self.rule(template, &op) else {
-            if let Some(hook) = self.hook(template, &op) {
+        let rule = match self.route(template, &op) {
+            Route::Script(rule) => rule,
+            Route::Hook(hook) => {
                 let mut attrs = attributes(op, template);
                 attrs.aggregated_status = items;
                 return self.patch_by_hook(&hook, attrs).await.map(Some);
             }
-            return Ok(native_aggregate(template, items).map(|status| {
-                let mut object = template.clone();
-                object["status"] = status;
-                object
-            }));
+            Route::BuiltIn => {
+                return Ok(native_aggregate(template, items).map(|status| {
+                    let mut object = template.clone();
+                    object["status"] = status;
+                    object
+                }));
+            }
         };
         let items = match listed {
             None => Value::Null,
@@ -415,17 +459,19 @@ impl Interpreter {
         object: &Value,
     ) -> Result<Vec<DependentObjectReference>, Failure> {
         let (api_version, kind) = type_of(object);
-        let customizations = self.customizations();
-        let rules = customizations
-            .target(api_version, kind)
-            .map(|t| t.dependencies.clone())
-            .unwrap_or_default();
+        let dependency_rules = |c: &Customizations| {
+            c.target(api_version, kind).map(|t| t.dependencies.clone()).unwrap_or_default()
+        };
+        let mut rules = dependency_rules(&self.customizations());
         let op = Operation::InterpretDependency;
         if rules.is_empty()
             && let Some(hook) = self.hook(object, &op)
         {
             let r = self.call_hook(&hook, attributes(op, object)).await?;
             return Ok(r.dependencies.unwrap_or_default());
+        }
+        if rules.is_empty() {
+            rules = dependency_rules(thirdparty::bundled());
         }
         if rules.is_empty() {
             let namespace =
@@ -500,6 +546,25 @@ fn service_import_dependencies(object: &Value, namespace: &str) -> Vec<Dependent
             label_selector: selector,
         },
     ]
+}
+
+/// A script's `resourceRequest` as Kubernetes would store it: numbers (`cpu = 0.5`) become
+/// quantities, and quantities print canonically (`0.05` → `50m`), as upstream's decoding
+/// into typed quantities does.
+fn canonical_requests(requirements: &mut Value) {
+    let Some(list) = requirements.get_mut("resourceRequest").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for value in list.values_mut() {
+        let text = match value {
+            Value::Number(n) => n.to_string(),
+            Value::String(s) => s.clone(),
+            _ => continue,
+        };
+        if let Some(canonical) = apimachinery::quantity::canonicalize(&text) {
+            *value = Value::String(canonical);
+        }
+    }
 }
 
 /// A webhook call about `object` with nothing else.

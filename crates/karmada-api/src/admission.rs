@@ -106,6 +106,23 @@ pub fn check_delete(object: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A binding's components are named, each name once (as upstream's binding webhook).
+fn validate_components(binding: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    let components = binding.pointer("/spec/components").and_then(Value::as_array);
+    for (i, component) in components.into_iter().flatten().enumerate() {
+        let field = format!("spec.components[{i}].name");
+        let name = component.get("name").and_then(Value::as_str).unwrap_or_default();
+        if name.is_empty() {
+            causes.push(Cause::required(field, "component names must be non-empty"));
+        } else if !seen.insert(name) {
+            causes.push(Cause::duplicate(field, &Value::String(name.to_owned())));
+        }
+    }
+    causes
+}
+
 fn invalid(kind: &str, group: &str, object: &Value, causes: Vec<Cause>) -> Result<(), ApiError> {
     if causes.is_empty() {
         Ok(())
@@ -248,11 +265,11 @@ pub fn admit(
         }
         ("work.karmada.io", "ResourceBinding") => {
             ensure_id_label(object, names::RB_PERMANENT_ID_LABEL, env, old);
-            Ok(())
+            invalid(kind, group, object, validate_components(object))
         }
         ("work.karmada.io", "ClusterResourceBinding") => {
             ensure_id_label(object, names::CRB_PERMANENT_ID_LABEL, env, old);
-            Ok(())
+            invalid(kind, group, object, validate_components(object))
         }
         ("work.karmada.io", "Work") => {
             ensure_id_label(object, names::WORK_PERMANENT_ID_LABEL, env, old);
@@ -1016,6 +1033,29 @@ mod tests {
         for (spec, expect) in cases {
             check_pp(spec, expect);
         }
+    }
+
+    #[test]
+    fn binding_components_are_named_once() {
+        let binding = |components: Value| {
+            json!({"apiVersion": "work.karmada.io/v1alpha2", "kind": "ResourceBinding",
+                "metadata": {"name": "job-flinkdeployment", "namespace": "default"},
+                "spec": {"resource": {"apiVersion": "flink.apache.org/v1beta1",
+                    "kind": "FlinkDeployment", "name": "job"}, "components": components}})
+        };
+        let admit_rb = |mut object: Value| {
+            admit("work.karmada.io", "ResourceBinding", Operation::Create, None, &mut object, &env())
+        };
+        assert!(
+            admit_rb(binding(json!([{"name": "jobmanager", "replicas": 1},
+                {"name": "taskmanager", "replicas": 2}])))
+            .is_ok()
+        );
+        let e = admit_rb(binding(json!([{"name": "a", "replicas": 1}, {"name": "a", "replicas": 1},
+            {"name": "", "replicas": 1}])))
+        .unwrap_err();
+        assert!(e.message.contains("spec.components[1].name: Duplicate value: \"a\""), "{}", e.message);
+        assert!(e.message.contains("spec.components[2].name: Required value"), "{}", e.message);
     }
 
     #[test]

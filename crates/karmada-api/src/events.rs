@@ -55,6 +55,10 @@ pub enum Reason {
     InterpretHealthFailed,
     /// The interpreter failed on the template's dependencies.
     GetDependenciesFailed,
+    /// The components of a multi-template workload interpreted.
+    GetComponentsSucceed,
+    /// The interpreter failed on a multi-template workload's components.
+    GetComponentsFailed,
 }
 
 impl Reason {
@@ -91,6 +95,8 @@ impl Reason {
             Reason::ReflectStatusFailed => "ReflectStatusFailed",
             Reason::InterpretHealthFailed => "InterpretHealthFailed",
             Reason::GetDependenciesFailed => "GetDependenciesFailed",
+            Reason::GetComponentsSucceed => "GetComponentsSucceed",
+            Reason::GetComponentsFailed => "GetComponentsFailed",
         }
     }
 
@@ -108,7 +114,8 @@ impl Reason {
             | Reason::AggregateStatusFailed
             | Reason::ReflectStatusFailed
             | Reason::InterpretHealthFailed
-            | Reason::GetDependenciesFailed => EventType::Warning,
+            | Reason::GetDependenciesFailed
+            | Reason::GetComponentsFailed => EventType::Warning,
             _ => EventType::Normal,
         }
     }
@@ -136,6 +143,7 @@ impl Reason {
             Reason::ReflectStatusSucceed | Reason::ReflectStatusFailed => "ReflectStatus",
             Reason::InterpretHealthSucceed | Reason::InterpretHealthFailed => "InterpretHealth",
             Reason::GetReplicasSucceed | Reason::GetReplicasFailed => "GetReplicas",
+            Reason::GetComponentsSucceed | Reason::GetComponentsFailed => "GetComponents",
             Reason::PreemptPolicySucceed => "PreemptPolicy",
         }
     }
@@ -248,6 +256,8 @@ pub mod message {
     }
 
     pub const REPLICAS_INTERPRETED: &str = "Get replicas of resource template successfully.";
+
+    pub const COMPONENTS_INTERPRETED: &str = "Get components of resource template successfully.";
 
     /// On a template whose status was aggregated from its members.
     pub const TEMPLATE_STATUS_AGGREGATED: &str =

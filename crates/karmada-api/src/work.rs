@@ -91,6 +91,25 @@ pub struct TargetCluster {
     pub name: String,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub replicas: i32,
+    /// Each component's replicas in this cluster (multi-template workloads, which are placed
+    /// whole), by `spec.components[*].name`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<TargetComponent>,
+}
+
+impl TargetCluster {
+    /// A cluster with this many replicas (no components).
+    pub fn new(name: impl Into<String>, replicas: i32) -> Self {
+        TargetCluster { name: name.into(), replicas, components: Vec::new() }
+    }
+}
+
+/// One component's replicas in a target cluster.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetComponent {
+    pub name: String,
+    pub replicas: i32,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -141,6 +160,10 @@ pub struct ResourceBindingSpec {
     /// The template's replica count.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub replicas: i32,
+    /// The pod templates of a workload with several (from GetComponents), each with its
+    /// replicas and what one replica needs; set instead of `replicas`/`replicaRequirements`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<Component>,
     /// The scheduler's decision: target clusters and their replicas.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clusters: Vec<TargetCluster>,

@@ -14,7 +14,19 @@ use karmada_api::work::{BindingSnapshot, ClusterResourceBinding, ResourceBinding
 use serde_json::{Value, json};
 
 use crate::interpreter::Dependency;
-use karmada_api::work::ReplicaRequirements;
+use karmada_api::work::{Component, ReplicaRequirements};
+
+/// What the interpreter found of a template's replicas.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Workload {
+    /// Not a workload (a ConfigMap, a Service...): no replicas.
+    #[default]
+    Plain,
+    /// Replicas, and what each needs (when known).
+    Replicas(i32, Option<ReplicaRequirements>),
+    /// The pod templates of a workload with several (job manager and task managers...).
+    Components(Vec<Component>),
+}
 
 /// What a template's binding is made from.
 pub struct BindingInputs<'a> {
@@ -27,8 +39,8 @@ pub struct BindingInputs<'a> {
     /// The template's resourceVersion of its last change that was not a status update.
     pub resource_version: &'a str,
     pub policy: &'a PropagationSpec,
-    /// The replicas and per-replica requirements of a workload kind.
-    pub replicas: Option<&'a (i32, Option<ReplicaRequirements>)>,
+    /// The replicas and per-replica requirements, or the components, of a workload kind.
+    pub workload: &'a Workload,
     /// The claim's labels and annotations (the policy's id and name).
     pub labels: &'a BTreeMap<String, String>,
     pub annotations: &'a BTreeMap<String, String>,
@@ -64,15 +76,21 @@ pub fn binding_for(input: &BindingInputs<'_>) -> Value {
             spec[field] = value;
         }
     }
-    if let Some((count, req)) = input.replicas {
-        spec["replicas"] = json!(count);
-        if let Some(req) = req {
-            let mut req = req.clone();
-            // The namespace is the workload's when the interpreter did not say.
-            if req.namespace.is_empty() {
-                req.namespace = input.namespace.to_owned();
+    match input.workload {
+        Workload::Plain => {}
+        Workload::Replicas(count, req) => {
+            spec["replicas"] = json!(count);
+            if let Some(req) = req {
+                let mut req = req.clone();
+                // The namespace is the workload's when the interpreter did not say.
+                if req.namespace.is_empty() {
+                    req.namespace = input.namespace.to_owned();
+                }
+                spec["replicaRequirements"] = serde_json::to_value(&req).unwrap_or(Value::Null);
             }
-            spec["replicaRequirements"] = serde_json::to_value(&req).unwrap_or(Value::Null);
+        }
+        Workload::Components(components) => {
+            spec["components"] = serde_json::to_value(components).unwrap_or(Value::Null);
         }
     }
     let (api_version, kind) = if namespaced {
@@ -151,7 +169,7 @@ mod tests {
         let requirements: ReplicaRequirements = serde_json::from_value(json!({
             "resourceRequest": {"cpu": "250m"}, "nodeClaim": {"nodeSelector": {"disk": "ssd"}}}))
         .unwrap();
-        let replicas = (3, Some(requirements));
+        let workload = Workload::Replicas(3, Some(requirements));
         let labels =
             BTreeMap::from([(names::PP_PERMANENT_ID_LABEL.to_owned(), "pp-id".to_owned())]);
         let annotations =
@@ -164,7 +182,7 @@ mod tests {
             uid: Some("uid-1"),
             resource_version: "41",
             policy: &policy,
-            replicas: Some(&replicas),
+            workload: &workload,
             labels: &labels,
             annotations: &annotations,
         };
@@ -194,7 +212,7 @@ mod tests {
             kind: "ClusterRole",
             namespace: "",
             name: "reader",
-            replicas: None,
+            workload: &Workload::Plain,
             ..input
         };
         let crb = binding_for(&cluster_scoped);
@@ -207,6 +225,26 @@ mod tests {
                 && crb["spec"]["resource"].get("namespace").is_none()
         );
         assert!(crb["spec"].get("replicas").is_none());
+        let components: Vec<Component> = serde_json::from_value(json!([
+            {"name": "jobmanager", "replicas": 1,
+                "replicaRequirements": {"resourceRequest": {"cpu": "50m"}}},
+            {"name": "taskmanager", "replicas": 2}]))
+        .unwrap();
+        let multi = binding_for(&BindingInputs {
+            workload: &Workload::Components(components),
+            ..input
+        });
+        assert_eq!(
+            multi["spec"]["components"],
+            json!([{"name": "jobmanager", "replicas": 1,
+                "replicaRequirements": {"resourceRequest": {"cpu": "50m"}}},
+                {"name": "taskmanager", "replicas": 2}])
+        );
+        assert!(
+            multi["spec"].get("replicas").is_none()
+                && multi["spec"].get("replicaRequirements").is_none(),
+            "components replace the replicas"
+        );
     }
 
     #[test]

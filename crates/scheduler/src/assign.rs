@@ -2,7 +2,7 @@
 //! by dynamic weight (available replicas), and Divided+Aggregated.
 
 use karmada_api::policy::{DynamicWeight, ReplicaDivisionPreference, ReplicaSchedulingType};
-use karmada_api::work::TargetCluster;
+use karmada_api::work::{TargetCluster, TargetComponent};
 
 use crate::estimate::available_replicas;
 use crate::filter::matches_affinity;
@@ -56,6 +56,7 @@ fn targets(selected: &[&ClusterInfo], replicas: &[i64]) -> Vec<TargetCluster> {
         .map(|(c, r)| TargetCluster {
             name: c.name.clone(),
             replicas: i32::try_from(*r).unwrap_or(i32::MAX),
+            components: Vec::new(),
         })
         .collect()
 }
@@ -69,10 +70,25 @@ pub fn run(
     let replicas = i64::from(binding.replicas);
     let divided = strategy.replica_scheduling_type == ReplicaSchedulingType::Divided;
     if !divided || replicas == 0 {
-        // Duplicated (the default): every cluster runs all replicas.
+        // Duplicated (the default): every cluster runs all replicas. A multi-template workload
+        // is not divided either: each cluster runs a whole set, its components recorded.
+        let components: Vec<TargetComponent> =
+            if binding.components.len() > 1 && binding.multi_template() {
+                binding
+                    .components
+                    .iter()
+                    .map(|c| TargetComponent { name: c.name.clone(), replicas: c.replicas })
+                    .collect()
+            } else {
+                Vec::new()
+            };
         return Ok(selected
             .iter()
-            .map(|c| TargetCluster { name: c.name.clone(), replicas: binding.replicas })
+            .map(|c| TargetCluster {
+                name: c.name.clone(),
+                replicas: binding.replicas,
+                components: components.clone(),
+            })
             .collect());
     }
     let available: Vec<i64> = selected

@@ -18,29 +18,55 @@ pub fn available_replicas(
     requests: &BTreeMap<String, i128>,
     in_flight: i64,
 ) -> i64 {
+    let mut unit: BTreeMap<String, i128> =
+        requests.iter().filter(|(k, _)| *k != "pods").map(|(k, v)| (k.clone(), *v)).collect();
+    unit.insert("pods".into(), 1000);
+    (available_units(capacity, &unit) - in_flight).max(0)
+}
+
+/// Units that fit, a unit asking `unit` of the cluster (`pods` ×1000 among them): the minimum
+/// over the resources asked of free / asked. A cluster that does not report its pod budget is
+/// not bounded by it; one without a resource asked for fits nothing.
+pub fn available_units(capacity: Option<&Capacity>, unit: &BTreeMap<String, i128>) -> i64 {
     let Some(c) = capacity else { return i64::from(i32::MAX) };
-    let free = |name: &str| -> Option<i128> {
-        let total = *c.allocatable.get(name)?;
-        Some(
-            total
-                - c.allocated.get(name).copied().unwrap_or(0)
-                - c.allocating.get(name).copied().unwrap_or(0),
-        )
-    };
     let mut fit: i128 = i128::from(i32::MAX);
-    if let Some(pods) = free("pods") {
-        fit = fit.min(pods.max(0) / 1000);
-    }
-    for (name, per_replica) in requests {
-        if *per_replica <= 0 || name == "pods" {
+    for (name, asked) in unit {
+        if *asked <= 0 {
             continue;
         }
-        match free(name) {
-            Some(f) => fit = fit.min(f.max(0) / per_replica),
-            None => return 0,
-        }
+        let Some(total) = c.allocatable.get(name) else {
+            if name == "pods" {
+                continue;
+            }
+            return 0;
+        };
+        let free = total
+            - c.allocated.get(name).copied().unwrap_or(0)
+            - c.allocating.get(name).copied().unwrap_or(0);
+        fit = fit.min(free.max(0) / asked);
     }
-    (fit as i64 - in_flight).max(0)
+    fit as i64
+}
+
+/// What one whole set of components asks of a cluster: each component's requests times its
+/// replicas, and its pods (×1000).
+pub fn set_requests(components: &[crate::ComponentInfo]) -> BTreeMap<String, i128> {
+    let mut set: BTreeMap<String, i128> = BTreeMap::new();
+    for c in components {
+        let replicas = i128::from(c.replicas.max(0));
+        for (name, per_replica) in &c.requests {
+            if name != "pods" {
+                *set.entry(name.clone()).or_default() += per_replica * replicas;
+            }
+        }
+        *set.entry("pods".into()).or_default() += 1000 * replicas;
+    }
+    set
+}
+
+/// Whole sets of components that fit.
+pub fn available_sets(capacity: Option<&Capacity>, components: &[crate::ComponentInfo]) -> i64 {
+    available_units(capacity, &set_requests(components))
 }
 
 #[cfg(test)]
@@ -72,5 +98,28 @@ mod tests {
             0,
             "a resource the cluster lacks fits nothing"
         );
+    }
+
+    #[test]
+    fn sets_of_components() {
+        let c = caps(&[("cpu", 4000), ("memory", 8 << 30), ("pods", 10_000)], &[("cpu", 1000)]);
+        let component = |name: &str, replicas, cpu| crate::ComponentInfo {
+            name: name.into(),
+            replicas,
+            requests: [("cpu".to_string(), cpu)].into_iter().collect(),
+        };
+        // A set: 1 × 500m + 2 × 250m = 1 CPU and 3 pods; 3 CPUs free, 10 pods.
+        let set = [component("leader", 1, 500), component("worker", 2, 250)];
+        assert_eq!(set_requests(&set).get("pods"), Some(&3000));
+        assert_eq!(available_sets(Some(&c), &set), 3);
+        // Pods bound it: 4 workers of nothing each fit twice in 10 pods.
+        assert_eq!(available_sets(Some(&c), &[component("w", 4, 0)]), 2);
+        assert_eq!(available_sets(None, &set), i64::from(i32::MAX));
+        let gpu = crate::ComponentInfo {
+            name: "trainer".into(),
+            replicas: 1,
+            requests: [("nvidia.com/gpu".to_string(), 1000)].into_iter().collect(),
+        };
+        assert_eq!(available_sets(Some(&c), &[gpu]), 0);
     }
 }

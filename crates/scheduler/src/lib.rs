@@ -46,6 +46,8 @@ pub struct BindingInfo {
     pub replicas: i32,
     /// Per-replica requests in milli-units (`cpu`, `memory`, ...).
     pub requests: BTreeMap<String, i128>,
+    /// The pod templates of a multi-template workload (`spec.components`), placed whole.
+    pub components: Vec<ComponentInfo>,
     pub placement: Placement,
     /// The current assignment (for locality, scale up/down and eviction).
     pub previous: Vec<TargetCluster>,
@@ -57,6 +59,65 @@ pub struct BindingInfo {
     /// ordered terms are tried from it on (from the first only when `fresh`), so a workload
     /// that moved to a later term stays there when an earlier one fits again, as upstream.
     pub observed_affinity: Option<String>,
+}
+
+/// One pod template of a multi-template workload.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ComponentInfo {
+    pub name: String,
+    pub replicas: i32,
+    /// Per-replica requests in milli-units.
+    pub requests: BTreeMap<String, i128>,
+}
+
+impl BindingInfo {
+    /// Whether the workload is scheduled as whole sets of its components: it has components
+    /// and its placement asks for exactly one cluster (a `cluster` spread constraint with
+    /// minGroups = maxGroups = 1), as upstream's MultiplePodTemplatesScheduling. Capacity is
+    /// then counted in sets, and one set must fit.
+    pub fn multi_template(&self) -> bool {
+        !self.components.is_empty()
+            && self
+                .placement
+                .spread_constraints
+                .iter()
+                .any(|c| c.spread_by_field == "cluster" && c.min_groups == 1 && c.max_groups == 1)
+    }
+
+    /// What one unit of this binding asks of a cluster, `pods` included (×1000): a replica,
+    /// or a whole set of components when [`BindingInfo::multi_template`].
+    pub fn unit_requests(&self) -> BTreeMap<String, i128> {
+        if self.multi_template() {
+            return estimate::set_requests(&self.components);
+        }
+        let mut unit = self.requests.clone();
+        unit.insert("pods".into(), 1000);
+        unit
+    }
+
+    /// The units a target cluster holds: its replicas, or one set when it runs the components.
+    pub fn units(&self, target: &TargetCluster) -> i64 {
+        if self.multi_template() {
+            i64::from(!target.components.is_empty())
+        } else {
+            i64::from(target.replicas)
+        }
+    }
+
+    /// How many units fit in a cluster.
+    pub fn available(&self, cluster: &ClusterInfo) -> i64 {
+        let capacity = cluster.capacity.as_deref();
+        if self.multi_template() {
+            estimate::available_sets(capacity, &self.components)
+        } else {
+            estimate::available_replicas(capacity, &self.requests, 0)
+        }
+    }
+
+    /// The units the placement asks for: the replicas, or one set.
+    pub fn needed(&self) -> i64 {
+        if self.multi_template() { 1 } else { i64::from(self.replicas) }
+    }
 }
 
 /// One cluster's reason for not being picked.

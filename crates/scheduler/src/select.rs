@@ -4,7 +4,6 @@
 use karmada_api::policy::{ReplicaDivisionPreference, ReplicaSchedulingType};
 use std::collections::BTreeMap;
 
-use crate::estimate::available_replicas;
 use crate::{BindingInfo, ClusterInfo, Unschedulable};
 
 fn divided(binding: &BindingInfo) -> bool {
@@ -47,8 +46,7 @@ pub fn run<'a>(
     binding: &BindingInfo,
     scored: &[(&'a ClusterInfo, i64)],
 ) -> Result<Vec<&'a ClusterInfo>, Unschedulable> {
-    let available =
-        |c: &ClusterInfo| available_replicas(c.capacity.as_deref(), &binding.requests, 0);
+    let available = |c: &ClusterInfo| binding.available(c);
     let mut ranked: Vec<(&ClusterInfo, i64, i64)> =
         scored.iter().map(|(c, s)| (*c, *s, available(c))).collect();
     // Best first: score, then capacity when dividing, then name (deterministic).
@@ -138,7 +136,7 @@ pub fn run<'a>(
             let mut chosen: Vec<_> = candidates.iter().take(max).copied().collect();
             if divided(binding) {
                 // Capacity-aware: swap in higher-capacity clusters until the replicas fit.
-                let need = i64::from(binding.replicas);
+                let need = binding.needed();
                 let mut spare: Vec<_> = candidates.iter().skip(max).copied().collect();
                 spare.sort_by_key(|e| std::cmp::Reverse(e.2));
                 for candidate in spare {

@@ -111,7 +111,7 @@ fn ordered_affinity_terms_fall_back() {
     );
     let decision = schedule(&b, &clusters(), &Plugins::default()).unwrap();
     assert_eq!(decision.affinity_name.as_deref(), Some("backup"));
-    assert_eq!(decision.clusters, [TargetCluster { name: "m3".into(), replicas: 1 }]);
+    assert_eq!(decision.clusters, [TargetCluster::new("m3", 1)]);
     // Once on the backup term it stays there when the primary fits again (as upstream); a
     // requested reschedule starts from the first term.
     let mut recovered = binding(
@@ -159,7 +159,7 @@ fn taints_need_tolerations_unless_already_scheduled() {
         &[("m1", 1), ("m2", 1), ("m3", 1)],
     );
     let mut already = binding(1, json!({}));
-    already.previous = vec![TargetCluster { name: "m1".into(), replicas: 1 }];
+    already.previous = vec![TargetCluster::new("m1", 1)];
     check(already, &cs, &[("m1", 1), ("m2", 1), ("m3", 1)]);
     let all_tainted: Vec<ClusterInfo> = cs
         .iter()
@@ -224,16 +224,16 @@ fn dynamic_weights_follow_available_replicas() {
     // Scale up: only the added replicas are divided by availability.
     let mut up = dynamic(24);
     up.previous = vec![
-        TargetCluster { name: "m1".into(), replicas: 3 },
-        TargetCluster { name: "m2".into(), replicas: 4 },
-        TargetCluster { name: "m3".into(), replicas: 5 },
+        TargetCluster::new("m1", 3),
+        TargetCluster::new("m2", 4),
+        TargetCluster::new("m3", 5),
     ];
     check(up, &clusters(), &[("m1", 6), ("m2", 8), ("m3", 10)]);
     // Scale down: in proportion to the previous assignment.
     let mut down = dynamic(6);
     down.previous = vec![
-        TargetCluster { name: "m1".into(), replicas: 6 },
-        TargetCluster { name: "m2".into(), replicas: 6 },
+        TargetCluster::new("m1", 6),
+        TargetCluster::new("m2", 6),
     ];
     check(down, &clusters(), &[("m1", 3), ("m2", 3)]);
 }
@@ -251,7 +251,7 @@ fn aggregated_uses_the_fewest_clusters() {
     let err = schedule(&agg(100), &clusters(), &Plugins::default()).unwrap_err();
     assert_eq!(err.reason(), "Unschedulable");
     let mut sticky = agg(5);
-    sticky.previous = vec![TargetCluster { name: "m1".into(), replicas: 5 }];
+    sticky.previous = vec![TargetCluster::new("m1", 5)];
     check(sticky, &clusters(), &[("m1", 5)]);
 }
 
