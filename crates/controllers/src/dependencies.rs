@@ -619,10 +619,7 @@ mod tests {
         BindingSnapshot {
             namespace: ns.into(),
             name: name.into(),
-            clusters: clusters
-                .iter()
-                .map(|c| TargetCluster::new(*c, 1))
-                .collect(),
+            clusters: clusters.iter().map(|c| TargetCluster::new(*c, 1)).collect(),
         }
     }
 

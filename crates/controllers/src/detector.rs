@@ -5,8 +5,8 @@
 //! ClusterResourceBinding (cluster-scoped ones) per template, owned by the template.
 //! A template created before its policy is picked up when the policy arrives.
 
-use propagation::binding::Workload;
 use karmada_api::events::{PolicyName, Reason, message};
+use propagation::binding::Workload;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};

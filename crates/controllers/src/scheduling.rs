@@ -219,7 +219,8 @@ impl InFlight {
         let Ok(mut map) = self.by_cluster.lock() else { return };
         let unit = binding.unit_requests();
         for target in decision {
-            let before = previous.iter().find(|p| p.name == target.name).map_or(0, |p| binding.units(p));
+            let before =
+                previous.iter().find(|p| p.name == target.name).map_or(0, |p| binding.units(p));
             let added = i128::from((binding.units(target) - before).max(0));
             if added == 0 {
                 continue;

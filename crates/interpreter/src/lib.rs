@@ -264,8 +264,9 @@ impl Interpreter {
             }
             Route::BuiltIn => {
                 let (_, kind) = type_of(object);
-                return Ok(propagation::interpreter::get_replicas(kind, object)
-                    .map(|(n, r)| (n, Some(r))));
+                return Ok(
+                    propagation::interpreter::get_replicas(kind, object).map(|(n, r)| (n, Some(r)))
+                );
             }
         };
         self.run(&rule, &op, &[object], |rets| {

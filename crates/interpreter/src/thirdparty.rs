@@ -10,17 +10,8 @@ use karmada_api::config::ResourceInterpreterCustomization;
 
 use crate::Customizations;
 
-/// Each bundled file: its path (for messages) and text.
-pub const FILES: &[(&str, &str)] = &[
-    (
-        "batch.volcano.sh/Job.yaml",
-        include_str!("../thirdparty/batch.volcano.sh/Job.yaml"),
-    ),
-    (
-        "flink.apache.org/FlinkDeployment.yaml",
-        include_str!("../thirdparty/flink.apache.org/FlinkDeployment.yaml"),
-    ),
-];
+/// Each bundled file: its path under `thirdparty/` and its text (listed by `build.rs`).
+pub const FILES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
 
 /// The bundled customizations, parsed (a file that does not parse is a build defect, caught
 /// by this module's tests, and is left out rather than taking the process down).

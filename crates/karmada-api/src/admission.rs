@@ -1044,17 +1044,29 @@ mod tests {
                     "kind": "FlinkDeployment", "name": "job"}, "components": components}})
         };
         let admit_rb = |mut object: Value| {
-            admit("work.karmada.io", "ResourceBinding", Operation::Create, None, &mut object, &env())
+            admit(
+                "work.karmada.io",
+                "ResourceBinding",
+                Operation::Create,
+                None,
+                &mut object,
+                &env(),
+            )
         };
         assert!(
             admit_rb(binding(json!([{"name": "jobmanager", "replicas": 1},
                 {"name": "taskmanager", "replicas": 2}])))
             .is_ok()
         );
-        let e = admit_rb(binding(json!([{"name": "a", "replicas": 1}, {"name": "a", "replicas": 1},
+        let e =
+            admit_rb(binding(json!([{"name": "a", "replicas": 1}, {"name": "a", "replicas": 1},
             {"name": "", "replicas": 1}])))
-        .unwrap_err();
-        assert!(e.message.contains("spec.components[1].name: Duplicate value: \"a\""), "{}", e.message);
+            .unwrap_err();
+        assert!(
+            e.message.contains("spec.components[1].name: Duplicate value: \"a\""),
+            "{}",
+            e.message
+        );
         assert!(e.message.contains("spec.components[2].name: Required value"), "{}", e.message);
     }
 

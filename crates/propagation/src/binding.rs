@@ -230,10 +230,8 @@ mod tests {
                 "replicaRequirements": {"resourceRequest": {"cpu": "50m"}}},
             {"name": "taskmanager", "replicas": 2}]))
         .unwrap();
-        let multi = binding_for(&BindingInputs {
-            workload: &Workload::Components(components),
-            ..input
-        });
+        let multi =
+            binding_for(&BindingInputs { workload: &Workload::Components(components), ..input });
         assert_eq!(
             multi["spec"]["components"],
             json!([{"name": "jobmanager", "replicas": 1,

@@ -223,18 +223,12 @@ fn dynamic_weights_follow_available_replicas() {
     check(dynamic(12), &clusters(), &[("m1", 3), ("m2", 4), ("m3", 5)]);
     // Scale up: only the added replicas are divided by availability.
     let mut up = dynamic(24);
-    up.previous = vec![
-        TargetCluster::new("m1", 3),
-        TargetCluster::new("m2", 4),
-        TargetCluster::new("m3", 5),
-    ];
+    up.previous =
+        vec![TargetCluster::new("m1", 3), TargetCluster::new("m2", 4), TargetCluster::new("m3", 5)];
     check(up, &clusters(), &[("m1", 6), ("m2", 8), ("m3", 10)]);
     // Scale down: in proportion to the previous assignment.
     let mut down = dynamic(6);
-    down.previous = vec![
-        TargetCluster::new("m1", 6),
-        TargetCluster::new("m2", 6),
-    ];
+    down.previous = vec![TargetCluster::new("m1", 6), TargetCluster::new("m2", 6)];
     check(down, &clusters(), &[("m1", 3), ("m2", 3)]);
 }
 
