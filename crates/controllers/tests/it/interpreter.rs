@@ -409,3 +409,95 @@ async fn a_customized_health_drives_application_failover() {
     .await;
     assert_ne!(moved, first);
 }
+
+fn flink_crd() -> Value {
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "flinkdeployments.flink.apache.org"},
+        "spec": {"group": "flink.apache.org", "scope": "Namespaced",
+            "names": {"plural": "flinkdeployments", "singular": "flinkdeployment", "kind": "FlinkDeployment", "listKind": "FlinkDeploymentList"},
+            "versions": [{"name": "v1beta1", "served": true, "storage": true, "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundled_multi_template_kind_is_placed_whole_with_its_components() {
+    // No customization is created: FlinkDeployment is interpreted by the bundled one.
+    let mut plane = Plane::start(2).await;
+    apply_to(&plane.client, flink_crd()).await;
+    for (_, member) in &plane.members {
+        apply_to(member, flink_crd()).await;
+    }
+    plane.run("*", false);
+    plane.run_scheduler();
+    plane.apply(namespace("stream")).await;
+    plane.apply(json!({"apiVersion": "policy.karmada.io/v1alpha1", "kind": "PropagationPolicy",
+        "metadata": {"name": "jobs", "namespace": "stream"},
+        "spec": {"resourceSelectors": [{"apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkDeployment"}],
+            "placement": {"clusterAffinity": {"clusterNames": ["member1", "member2"]},
+                "spreadConstraints": [{"spreadByField": "cluster", "maxGroups": 1, "minGroups": 1}],
+                "replicaScheduling": {"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Aggregated"}}}}))
+        .await;
+    plane
+        .apply(json!({"apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkDeployment",
+        "metadata": {"name": "clicks", "namespace": "stream"},
+        "spec": {"flinkConfiguration": {"taskmanager.numberOfTaskSlots": "2"},
+            "job": {"parallelism": 4, "jarURI": "local:///opt/flink/clicks.jar"},
+            "jobManager": {"resource": {"cpu": 0.5, "memory": "1024m"}},
+            "taskManager": {"resource": {"cpu": 1, "memory": "2Gi"}}}}))
+        .await;
+
+    let bindings: Api<ResourceBinding> = Api::namespaced(plane.client.clone(), "stream");
+    let rb = eventually("scheduled whole on one cluster", Duration::from_secs(30), || async {
+        let rb = bindings.get_opt("clicks-flinkdeployment").await.ok().flatten()?;
+        (rb.spec.clusters.len() == 1).then_some(rb)
+    })
+    .await;
+    assert_eq!(
+        serde_json::to_value(&rb.spec.components).unwrap(),
+        json!([{"name": "jobmanager", "replicas": 1, "replicaRequirements": {"resourceRequest": {"cpu": "500m", "memory": "1024m"}}},
+               {"name": "taskmanager", "replicas": 2, "replicaRequirements": {"resourceRequest": {"cpu": "1", "memory": "2Gi"}}}]),
+        "task managers: parallelism 4 over 2 slots each"
+    );
+    assert_eq!((rb.spec.replicas, rb.spec.replica_requirements.is_none()), (0, true));
+    let target = &rb.spec.clusters[0];
+    let recorded: Vec<(&str, i32)> =
+        target.components.iter().map(|c| (c.name.as_str(), c.replicas)).collect();
+    assert_eq!(recorded, [("jobmanager", 1), ("taskmanager", 2)]);
+
+    // The bundled health rule: the job running in its member is healthy, and its status
+    // reaches the template.
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("flink.apache.org", "v1beta1", "FlinkDeployment"),
+        "flinkdeployments",
+    );
+    let member = plane.member(&target.name).clone();
+    let copies: Api<DynamicObject> = Api::namespaced_with(member, "stream", &ar);
+    eventually("the copy in its member", Duration::from_secs(30), || async {
+        copies.get_opt("clicks").await.ok().flatten()
+    })
+    .await;
+    copies
+        .patch_status(
+            "clicks",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"status": {"jobStatus": {"state": "RUNNING"}, "lifecycleState": "STABLE"}}),
+            ),
+        )
+        .await
+        .unwrap();
+    eventually("healthy in its member", Duration::from_secs(30), || async {
+        let rb = bindings.get("clicks-flinkdeployment").await.ok()?;
+        let items = &rb.status.as_ref()?.aggregated_status;
+        (items.len() == 1 && items[0].health == "Healthy").then_some(())
+    })
+    .await;
+    let templates: Api<DynamicObject> = Api::namespaced_with(plane.client.clone(), "stream", &ar);
+    eventually("the job's state on the template", Duration::from_secs(30), || async {
+        let t = templates.get("clicks").await.ok()?;
+        (t.data["status"]["jobStatus"]["state"] == "RUNNING"
+            && t.data["status"]["lifecycleState"] == "STABLE")
+            .then_some(())
+    })
+    .await;
+}

@@ -389,3 +389,62 @@ mod capacity_properties {
         }
     }
 }
+
+fn multi_template(
+    leader_cores: i128,
+    worker_cores: i128,
+    placement: serde_json::Value,
+) -> BindingInfo {
+    let component = |name: &str, replicas, cores: i128| scheduler::ComponentInfo {
+        name: name.into(),
+        replicas,
+        requests: [("cpu".to_string(), cores * 1000)].into_iter().collect(),
+    };
+    BindingInfo {
+        gvk: "flink.apache.org/v1beta1/FlinkDeployment".into(),
+        components: vec![
+            component("jobmanager", 1, leader_cores),
+            component("taskmanager", 2, worker_cores),
+        ],
+        placement: serde_json::from_value::<Placement>(placement).unwrap(),
+        ..BindingInfo::default()
+    }
+}
+
+const ONE_CLUSTER: &str = r#"{"spreadConstraints": [{"spreadByField": "cluster", "minGroups": 1, "maxGroups": 1}],
+    "replicaScheduling": {"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Aggregated"}}"#;
+
+#[test]
+fn a_multi_template_workload_goes_whole_to_one_cluster_that_fits_a_set() {
+    // A set asks 4 + 2 × 3 = 10 cores: only m3 (10 cores) holds one.
+    let b = multi_template(4, 3, serde_json::from_str(ONE_CLUSTER).unwrap());
+    assert!(b.multi_template());
+    let decision = schedule(&b, &clusters(), &Plugins::default()).unwrap();
+    let recorded: Vec<(String, i32)> =
+        decision.clusters[0].components.iter().map(|c| (c.name.clone(), c.replicas)).collect();
+    assert_eq!(
+        (
+            decision.clusters.len(),
+            decision.clusters[0].name.as_str(),
+            decision.clusters[0].replicas
+        ),
+        (1, "m3", 0)
+    );
+    assert_eq!(recorded, [("jobmanager".to_string(), 1), ("taskmanager".to_string(), 2)]);
+    // 12 cores a set: no cluster holds one.
+    let too_big = multi_template(4, 4, serde_json::from_str(ONE_CLUSTER).unwrap());
+    let e = schedule(&too_big, &clusters(), &Plugins::default()).unwrap_err();
+    assert_eq!(e.reason(), "Unschedulable", "{}", e.message());
+}
+
+#[test]
+fn components_without_a_single_cluster_placement_go_everywhere_unrecorded() {
+    // As upstream: a multi-component workload is not divided; without a one-cluster spread
+    // constraint it is propagated to every candidate, no per-component result recorded.
+    let b = multi_template(4, 4, json!({"clusterAffinity": {"clusterNames": ["m1", "m2"]}}));
+    assert!(!b.multi_template());
+    let decision = schedule(&b, &clusters(), &Plugins::default()).unwrap();
+    let names: Vec<&str> = decision.clusters.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["m1", "m2"]);
+    assert!(decision.clusters.iter().all(|t| t.replicas == 0 && t.components.is_empty()));
+}
