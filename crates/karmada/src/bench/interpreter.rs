@@ -1,6 +1,7 @@
 //! `karmada bench interpreter`: what one interpretation costs — a ResourceInterpreterCustomization's
 //! Lua rules (the sandboxed VM: a fresh environment, the object converted in and the result
-//! out) against the built-in rules, on a Deployment-sized object.
+//! out) against the built-in rules, on a Deployment-sized object; and the customizations bundled
+//! for third-party kinds (OpenKruise's CloneSet, Flink's multi-template FlinkDeployment).
 
 use std::time::Instant;
 
@@ -101,13 +102,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let builtin = Interpreter::default();
     let lua_object = deployment("apps.example.io/v1", "CloneSet");
     let native_object = deployment("apps/v1", "Deployment");
+    let bundled_object = deployment("apps.kruise.io/v1alpha1", "CloneSet");
     let items = items();
     let n = args.calls;
     let mut report = Report::default();
     let fail = |e: interpreter::Failure| anyhow::anyhow!("{e}");
-    for (subject, interp, object) in
-        [("Lua customization", &customized, &lua_object), ("built-in", &builtin, &native_object)]
-    {
+    for (subject, interp, object) in [
+        ("Lua customization", &customized, &lua_object),
+        ("bundled (Kruise CloneSet)", &builtin, &bundled_object),
+        ("built-in", &builtin, &native_object),
+    ] {
         measure(&mut report, &format!("{subject}: GetReplicas"), n, || async {
             interp.get_replicas(object).await.map_err(fail)?;
             Ok(())
@@ -129,5 +133,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         })
         .await?;
     }
+    let flink = json!({"apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkDeployment",
+        "metadata": {"name": "clicks", "namespace": "stream"},
+        "spec": {"flinkConfiguration": {"taskmanager.numberOfTaskSlots": "2"}, "job": {"parallelism": 8},
+            "jobManager": {"resource": {"cpu": 1, "memory": "2048m"}},
+            "taskManager": {"resource": {"cpu": 2, "memory": "4Gi"}},
+            "podTemplate": {"spec": {"nodeSelector": {"pool": "stream"}}}}});
+    measure(&mut report, "bundled (FlinkDeployment): GetComponents", n, || async {
+        builtin.get_components(&flink).await.map_err(fail)?;
+        Ok(())
+    })
+    .await?;
     report.print(args.json)
 }
