@@ -56,7 +56,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use api::{Admission, AdmissionRequest, Api, Authorizer, Operation, User};
+pub use api::{Admission, AdmissionRequest, Api, Authorizer, Operation, Proxy, ProxyRequest, User};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 pub use registry::{Registry, ResourceDef};
@@ -121,6 +121,8 @@ pub struct Config {
     pub event_ttl: Duration,
     /// Checks of a kind's objects against the others stored, by (group, plural).
     pub peer_checks: Vec<(String, String, Arc<dyn storage::PeerCheck>)>,
+    /// What serves `proxy` subresources, by (group, plural) (the cluster proxy).
+    pub proxies: Vec<(String, String, Arc<dyn api::Proxy>)>,
 }
 
 impl Config {
@@ -153,6 +155,7 @@ impl Config {
             gc: true,
             event_ttl: Duration::from_secs(3600),
             peer_checks: Vec::new(),
+            proxies: Vec::new(),
         }
     }
 }
@@ -291,6 +294,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         watches: api::WatchSlots::new(config.max_watches_per_user),
         fairness: api::Fairness::new(config.max_requests_inflight, config.exempt_groups.clone()),
         anonymous_auth: config.anonymous_auth,
+        proxies: config.proxies.clone(),
         inflight: (config.max_requests_inflight > 0)
             .then(|| Arc::new(tokio::sync::Semaphore::new(config.max_requests_inflight))),
         audit: match &config.audit_log {

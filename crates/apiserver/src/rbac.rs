@@ -340,8 +340,14 @@ pub fn forbidden_because(
                 Some(sub) => format!("{}/{sub}", t.resource),
                 None => t.resource.clone(),
             };
+            // As Kubernetes' NewForbidden: the group-qualified resource (no subresource).
+            let qualified = if t.group.is_empty() {
+                t.resource.clone()
+            } else {
+                format!("{}.{}", t.resource, t.group)
+            };
             let what =
-                t.name.as_deref().map_or(resource.clone(), |n| format!("{resource} \"{n}\""));
+                t.name.as_deref().map_or(qualified.clone(), |n| format!("{qualified} \"{n}\""));
             let scope = match &t.namespace {
                 Some(ns) => format!("in the namespace \"{ns}\""),
                 None => "at the cluster scope".to_owned(),

@@ -26,6 +26,10 @@ pub enum Route {
         version: String,
     },
     Resource(Target),
+    /// `<cluster-scoped resource>/<name>/proxy[/<path>]`: a request passed on to what the
+    /// object stands for (a member cluster's API server for a Cluster); the target's
+    /// subresource is `proxy`, the path (from its first `/`, as sent) is the rest.
+    Proxy(Target, String),
 }
 
 /// A resource request: `[namespaces/<ns>/]<resource>[/<name>[/<subresource>]]`.
@@ -40,6 +44,9 @@ pub struct Target {
 }
 
 pub fn route(path: &str) -> Option<Route> {
+    if let Some(route) = proxy_route(path) {
+        return Some(route);
+    }
     let path = path.trim_end_matches('/');
     match path {
         "/version" => return Some(Route::Version),
@@ -148,6 +155,36 @@ pub fn route(path: &str) -> Option<Route> {
         _ => return None,
     };
     Some(Route::Resource(target))
+}
+
+/// `/apis/<group>/<version>/<resource>/<name>/proxy[/<rest>]` (cluster-scoped objects only);
+/// the rest of the path is passed on as sent.
+fn proxy_route(path: &str) -> Option<Route> {
+    let rest = path.strip_prefix("/apis/")?;
+    let mut parts = rest.splitn(5, '/');
+    let (group, version, resource, name) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let tail = parts.next()?;
+    let after = tail.strip_prefix("proxy")?;
+    if !(after.is_empty() || after.starts_with('/')) || resource == "namespaces" {
+        return None;
+    }
+    let name = percent_decode_path(name);
+    if [group, version, resource].iter().any(|s| s.is_empty())
+        || name.is_empty()
+        || name.contains('/')
+    {
+        return None;
+    }
+    let target = Target {
+        group: group.to_owned(),
+        version: version.to_owned(),
+        resource: resource.to_owned(),
+        namespace: None,
+        name: Some(name),
+        subresource: Some("proxy".into()),
+    };
+    Some(Route::Proxy(target, if after.is_empty() { "/".to_owned() } else { after.to_owned() }))
 }
 
 /// Decoded query parameters (the last occurrence of a key wins; empty pairs are ignored, as
@@ -532,6 +569,37 @@ mod tests {
     }
 
     #[test]
+    fn proxy_routes() {
+        let proxy = |name: &str, rest: &str| {
+            let Some(Route::Resource(target)) =
+                Some(t("cluster.karmada.io", "clusters", None, Some(name), Some("proxy")))
+            else {
+                unreachable!()
+            };
+            Some(Route::Proxy(target, rest.to_owned()))
+        };
+        for (path, want) in [
+            (
+                "/apis/cluster.karmada.io/v1/clusters/member1/proxy/api/v1/namespaces/default/pods",
+                proxy("member1", "/api/v1/namespaces/default/pods"),
+            ),
+            ("/apis/cluster.karmada.io/v1/clusters/member1/proxy", proxy("member1", "/")),
+            ("/apis/cluster.karmada.io/v1/clusters/member1/proxy/", proxy("member1", "/")),
+            (
+                "/apis/cluster.karmada.io/v1/clusters/member1/proxy/api/v1/namespaces/a%2Fb/pods/",
+                proxy("member1", "/api/v1/namespaces/a%2Fb/pods/"),
+            ),
+            (
+                "/apis/cluster.karmada.io/v1/clusters/member1/proxyx",
+                Some(t("cluster.karmada.io", "clusters", None, Some("member1"), Some("proxyx"))),
+            ),
+            ("/apis/cluster.karmada.io/v1/clusters/a%2Fb/proxy/api", None),
+        ] {
+            assert_eq!(route(path), want, "{path}");
+        }
+    }
+
+    #[test]
     fn routes() {
         let cases = [
             ("/api/v1/namespaces", Some(t("", "namespaces", None, None, None))),
@@ -640,6 +708,17 @@ impl Verb {
     /// The verb of a request with `method` on `route` (`watch=true` makes a list a watch).
     pub fn of(method: &http::Method, route: Option<&Route>, query: &Query) -> Verb {
         use http::Method;
+        if let Some(Route::Proxy(..)) = route {
+            // As Kubernetes authorizes proxy requests: by the HTTP method.
+            return match *method {
+                Method::GET | Method::HEAD => Verb::Get,
+                Method::POST => Verb::Create,
+                Method::PUT => Verb::Update,
+                Method::PATCH => Verb::Patch,
+                Method::DELETE => Verb::Delete,
+                _ => Verb::Unknown,
+            };
+        }
         let Some(Route::Resource(t)) = route else {
             return Verb::NonResource(match *method {
                 Method::GET => "get",

@@ -121,6 +121,11 @@ pub fn install(config: &mut apiserver::Config) {
         "resourceinterpretercustomizations".to_owned(),
         Arc::new(CustomizationConflicts),
     ));
+    config.proxies.push((
+        "cluster.karmada.io".to_owned(),
+        "clusters".to_owned(),
+        Arc::new(crate::proxy::ClusterProxy::default()),
+    ));
     config.admission.push(Arc::new(crate::access::AgentAdmission));
     config.authorizer = Arc::new(crate::access::KarmadaAuthorizer);
     config.csr_approver = Some(Arc::new(crate::access::AgentCsrApprover));

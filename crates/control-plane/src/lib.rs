@@ -7,5 +7,6 @@
 
 pub mod access;
 pub mod apis;
+pub mod proxy;
 
 pub use apis::install;

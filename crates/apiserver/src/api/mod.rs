@@ -78,6 +78,29 @@ pub struct Api {
     pub(crate) fairness: Fairness,
     /// Requests without credentials are served as `system:anonymous` (where authorized).
     pub(crate) anonymous_auth: bool,
+    /// What serves `proxy` subresources, by (group, plural).
+    pub(crate) proxies: Vec<(String, String, Arc<dyn Proxy>)>,
+}
+
+/// A request passed on by a `<resource>/<name>/proxy/...` route.
+pub struct ProxyRequest<'a> {
+    /// The object's name (a Cluster's).
+    pub name: &'a str,
+    /// The path after `proxy`, from its `/` (at least `/`), as sent.
+    pub path: &'a str,
+    /// The method, the query (in `uri`) and the headers, as sent.
+    pub parts: &'a http::request::Parts,
+    pub body: Bytes,
+    /// The caller, authorized for the `proxy` subresource with the method's verb.
+    pub user: &'a User,
+    /// This server's objects (the Cluster and its Secrets).
+    pub storage: &'a Arc<Storage>,
+}
+
+/// What serves the `proxy` subresource of a kind (the control plane's cluster proxy).
+#[async_trait::async_trait]
+pub trait Proxy: Send + Sync {
+    async fn proxy(&self, request: ProxyRequest<'_>) -> Result<Response<Body>, ApiError>;
 }
 
 /// Switches for simulating an unreachable or unhealthy server.
@@ -136,7 +159,7 @@ impl Api {
         let public = matches!(route, Some(Route::Version | Route::Health(_)));
         let audit_user = user.clone();
         let audit_target = match (&self.audit, &route) {
-            (Some(_), Some(Route::Resource(t))) => Some(t.clone()),
+            (Some(_), Some(Route::Resource(t) | Route::Proxy(t, _))) => Some(t.clone()),
             _ => None,
         };
         let response =
@@ -207,7 +230,7 @@ impl Api {
         };
         let target = match (&named, &route) {
             (Some(t), _) => Some(t),
-            (None, Some(Route::Resource(t))) => Some(t),
+            (None, Some(Route::Resource(t) | Route::Proxy(t, _))) => Some(t),
             _ => None,
         };
         self.authorizer.authorize(&user, verb.as_str(), target, path)?;
@@ -228,7 +251,11 @@ impl Api {
         // Overload protection (Kubernetes' --max-requests-inflight): health checks and watches
         // are not counted; anything beyond the limit, or beyond the caller's share of it, is
         // refused at once with 429.
-        let _permit = match (&self.inflight, verb == Verb::Watch || public) {
+        // A watch, or a proxied watch or log stream, holds its connection for long.
+        let long_running = verb == Verb::Watch
+            || (matches!(route, Some(Route::Proxy(..)))
+                && (query.flag("watch") || query.flag("follow")));
+        let _permit = match (&self.inflight, long_running || public) {
             (Some(limit), false) => match Arc::clone(limit).try_acquire_owned() {
                 Ok(permit) => Some(permit),
                 Err(_) => {
@@ -237,7 +264,7 @@ impl Api {
             },
             _ => None,
         };
-        let _share = match (verb == Verb::Watch || exempt, self.inflight.is_some()) {
+        let _share = match (long_running || exempt, self.inflight.is_some()) {
             (false, true) => {
                 Some(self.fairness.requests.take_or_429(&user.name, "requests in flight")?)
             }
@@ -366,6 +393,25 @@ impl Api {
                 self.review(parts, &target, body, user).await
             }
             Route::Resource(target) => self.resource(parts, target, verb, query, body, user).await,
+            Route::Proxy(target, rest) => {
+                let proxy = self
+                    .proxies
+                    .iter()
+                    .find(|(g, r, _)| *g == target.group && *r == target.resource)
+                    .map(|(_, _, p)| Arc::clone(p))
+                    .ok_or_else(ApiError::path_not_found)?;
+                let name = target.name.as_deref().unwrap_or_default();
+                proxy
+                    .proxy(ProxyRequest {
+                        name,
+                        path: &rest,
+                        parts,
+                        body,
+                        user,
+                        storage: &self.storage,
+                    })
+                    .await
+            }
         }
     }
 
@@ -456,7 +502,7 @@ impl Api {
 /// outside the resource API).
 fn metric_resource(route: Option<&Route>) -> String {
     match route {
-        Some(Route::Resource(t)) => match &t.subresource {
+        Some(Route::Resource(t) | Route::Proxy(t, _)) => match &t.subresource {
             Some(sub) => format!("{}/{sub}", t.resource),
             None => t.resource.clone(),
         },

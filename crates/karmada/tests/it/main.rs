@@ -14,6 +14,7 @@ mod karmada_apis;
 mod member_kubectl;
 mod plane;
 mod propagation;
+mod proxy;
 mod pull;
 mod rbac;
 mod scenarios;

@@ -1,0 +1,269 @@
+//! The cluster proxy: `/apis/cluster.karmada.io/v1alpha1/clusters/<name>/proxy/<path>` passes a
+//! request on to the member's API server, as upstream's karmada-aggregated-apiserver does. The
+//! API server has already authorized the caller for `clusters/proxy` (RBAC, by the request's
+//! method); the member sees the request made by the cluster's impersonator ServiceAccount
+//! (`impersonatorSecretRef`) on behalf of the caller (`Impersonate-User` / `-Group`), never by
+//! the control plane's own identity. Bodies stream both ways (watches, `logs -f`).
+//!
+//! Push clusters only: the control plane has no connection to a Pull cluster's API server
+//! (upstream reaches those through a tunnel it does not ship either), so those get a 503 saying
+//! so, as do clusters that are not Ready or have no endpoint or credentials.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use apimachinery::ApiError;
+use apiserver::api::{Body, ProxyRequest};
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{HeaderValue, Response};
+use http_body_util::{BodyExt, StreamBody};
+use k8s_openapi::ByteString;
+use karmada_api::cluster::Cluster;
+use parking_lot::Mutex;
+
+/// How long connecting to a member may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Request headers passed on to the member (everything else — credentials above all — is not).
+const FORWARDED: &[&str] =
+    &["accept", "accept-encoding", "content-type", "user-agent", "x-stream-protocol-version"];
+
+/// Response headers passed back.
+const RETURNED: &[&str] = &["content-type", "content-encoding", "cache-control", "warning"];
+
+/// The cluster proxy, with a client per member (rebuilt when the Cluster or its Secrets
+/// change).
+#[derive(Default)]
+pub struct ClusterProxy {
+    clients: Mutex<HashMap<String, (String, kube::Client)>>,
+}
+
+fn unavailable(message: String) -> ApiError {
+    ApiError::new(503, "ServiceUnavailable", message)
+}
+
+/// Whether a cluster is reachable for proxying, or why not.
+pub fn proxyable(cluster: &Cluster) -> Result<(), String> {
+    let name = cluster.metadata.name.as_deref().unwrap_or_default();
+    if cluster.spec.sync_mode == "Pull" {
+        return Err(format!(
+            "cluster {name} is in Pull mode: the control plane has no connection to its API server to proxy through"
+        ));
+    }
+    let ready = cluster
+        .status
+        .as_ref()
+        .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    if !ready {
+        return Err(format!("cluster {name} is not ready"));
+    }
+    if cluster.spec.api_endpoint.is_empty() {
+        return Err(format!("cluster {name} has no API endpoint"));
+    }
+    if cluster.spec.impersonator_secret_ref.is_none() {
+        return Err(format!("cluster {name} has no impersonatorSecretRef"));
+    }
+    Ok(())
+}
+
+/// The impersonation headers for a caller: its name and groups (`system:authenticated` is
+/// added by the member itself).
+pub fn impersonation(user: &apiserver::User) -> Vec<(&'static str, String)> {
+    let mut headers = vec![("impersonate-user", user.name.clone())];
+    for group in &user.groups {
+        if group != "system:authenticated" {
+            headers.push(("impersonate-group", group.clone()));
+        }
+    }
+    headers
+}
+
+impl ClusterProxy {
+    async fn secret(
+        storage: &apiserver::storage::Storage,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(String, std::collections::BTreeMap<String, ByteString>), ApiError> {
+        let def = storage
+            .registry()
+            .storage_def("", "secrets")
+            .ok_or_else(|| ApiError::internal("secrets are not served"))?;
+        let secret = storage.read(&def, Some(namespace), name).await.map_err(|e| {
+            if e.code == 404 {
+                unavailable(format!("the Secret {namespace}/{name} of the cluster is missing"))
+            } else {
+                e
+            }
+        })?;
+        let rv = apimachinery::object::meta_str(&secret, "resourceVersion")
+            .unwrap_or_default()
+            .to_owned();
+        let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(secret)
+            .map_err(|e| ApiError::internal(&format!("the Secret {namespace}/{name}: {e}")))?;
+        Ok((rv, secret.data.unwrap_or_default()))
+    }
+
+    /// A client for the member that authenticates as its impersonator.
+    async fn client(
+        &self,
+        storage: &apiserver::storage::Storage,
+        cluster: &Cluster,
+        cluster_rv: &str,
+    ) -> Result<kube::Client, ApiError> {
+        let name = cluster.metadata.name.clone().unwrap_or_default();
+        let spec = &cluster.spec;
+        let impersonator = spec
+            .impersonator_secret_ref
+            .as_ref()
+            .ok_or_else(|| unavailable(format!("cluster {name} has no impersonatorSecretRef")))?;
+        let (impersonator_rv, impersonator_data) =
+            Self::secret(storage, &impersonator.namespace, &impersonator.name).await?;
+        let (ca_rv, ca_pem) = match &spec.secret_ref {
+            Some(r) => {
+                let (rv, data) = Self::secret(storage, &r.namespace, &r.name).await?;
+                (rv, data.get("caBundle").map(|b| b.0.clone()).unwrap_or_default())
+            }
+            None => (String::new(), Vec::new()),
+        };
+        let fingerprint = format!("{cluster_rv}/{impersonator_rv}/{ca_rv}");
+        if let Some((seen, client)) = self.clients.lock().get(&name)
+            && *seen == fingerprint
+        {
+            return Ok(client.clone());
+        }
+        let token = impersonator_data
+            .get("token")
+            .map(|t| String::from_utf8_lossy(&t.0).into_owned())
+            .ok_or_else(|| {
+                unavailable(format!(
+                    "the Secret {}/{} of cluster {name} holds no token",
+                    impersonator.namespace, impersonator.name
+                ))
+            })?;
+        let credentials = member_client::Credentials {
+            ca_pem: if spec.insecure_skip_tls_verification { Vec::new() } else { ca_pem },
+            token: Some(token),
+            ..Default::default()
+        };
+        let client = member_client::watching_client_for(
+            &name,
+            &spec.api_endpoint,
+            &credentials,
+            CONNECT_TIMEOUT,
+        )
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+        self.clients.lock().insert(name, (fingerprint, client.clone()));
+        Ok(client)
+    }
+}
+
+#[async_trait::async_trait]
+impl apiserver::Proxy for ClusterProxy {
+    async fn proxy(&self, request: ProxyRequest<'_>) -> Result<Response<Body>, ApiError> {
+        let storage = request.storage;
+        let def = storage
+            .registry()
+            .storage_def("cluster.karmada.io", "clusters")
+            .ok_or_else(|| ApiError::internal("clusters are not served"))?;
+        let object = storage.read(&def, None, request.name).await?;
+        let cluster_rv = apimachinery::object::meta_str(&object, "resourceVersion")
+            .unwrap_or_default()
+            .to_owned();
+        let cluster: Cluster = serde_json::from_value(object)
+            .map_err(|e| ApiError::internal(&format!("cluster {}: {e}", request.name)))?;
+        proxyable(&cluster).map_err(unavailable)?;
+        let client = self.client(storage, &cluster, &cluster_rv).await?;
+
+        let parts = request.parts;
+        let target = match parts.uri.query() {
+            Some(q) => format!("{}?{q}", request.path),
+            None => request.path.to_owned(),
+        };
+        let mut outgoing = http::Request::builder().method(parts.method.clone()).uri(&target);
+        for name in FORWARDED {
+            for value in parts.headers.get_all(*name) {
+                outgoing = outgoing.header(*name, value);
+            }
+        }
+        for (name, value) in impersonation(request.user) {
+            let value = HeaderValue::from_str(&value).map_err(|_| {
+                ApiError::bad_request(&format!("the caller's {name} cannot be sent in a header"))
+            })?;
+            outgoing = outgoing.header(name, value);
+        }
+        let outgoing = outgoing
+            .body(kube::client::Body::from(request.body.to_vec()))
+            .map_err(|e| ApiError::bad_request(&format!("cannot proxy {target}: {e}")))?;
+        let response = client.send(outgoing).await.map_err(|e| {
+            unavailable(format!("error trying to reach cluster {}: {e}", request.name))
+        })?;
+        let (member_parts, body) = response.into_parts();
+        // The body as it arrives (copied by a task: the member's body is not `Sync`); a stream
+        // the member breaks off simply ends, and one the caller drops stops the copying.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+        tokio::spawn(async move {
+            let mut chunks = body.into_data_stream();
+            while let Some(Ok(chunk)) = chunks.next().await {
+                if tx.send(chunk).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let frames = futures::stream::unfold(rx, |mut rx| async move {
+            let chunk = rx.recv().await?;
+            Some((Ok::<_, Infallible>(hyper::body::Frame::data(chunk)), rx))
+        });
+        let mut reply = Response::builder().status(member_parts.status);
+        for name in RETURNED {
+            for value in member_parts.headers.get_all(*name) {
+                reply = reply.header(*name, value);
+            }
+        }
+        reply
+            .body(BodyExt::boxed(StreamBody::new(frames)))
+            .map_err(|e| ApiError::internal(&format!("proxying {target}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(spec: serde_json::Value, ready: bool) -> Cluster {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "cluster.karmada.io/v1alpha1", "kind": "Cluster",
+            "metadata": {"name": "member1"}, "spec": spec,
+            "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" },
+                "reason": "ClusterReady", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_ready_push_clusters_with_credentials_are_proxied() {
+        let push = serde_json::json!({"syncMode": "Push", "apiEndpoint": "https://127.0.0.1:1",
+            "impersonatorSecretRef": {"namespace": "karmada-cluster", "name": "member1-impersonator"}});
+        assert_eq!(proxyable(&cluster(push.clone(), true)), Ok(()));
+        let why = |spec, ready| proxyable(&cluster(spec, ready)).unwrap_err();
+        assert!(why(push.clone(), false).contains("not ready"));
+        assert!(why(serde_json::json!({"syncMode": "Pull"}), true).contains("Pull mode"));
+        let mut bare = push;
+        bare.as_object_mut().unwrap().remove("impersonatorSecretRef");
+        assert!(why(bare, true).contains("impersonatorSecretRef"));
+    }
+
+    #[test]
+    fn the_caller_is_impersonated_with_its_groups() {
+        let user = apiserver::User {
+            name: "alice".into(),
+            groups: vec!["devs".into(), "system:authenticated".into()],
+        };
+        assert_eq!(
+            impersonation(&user),
+            [("impersonate-user", "alice".to_owned()), ("impersonate-group", "devs".to_owned())]
+        );
+    }
+}
