@@ -101,7 +101,7 @@ impl ClusterProxy {
             .unwrap_or_default()
             .to_owned();
         let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(secret)
-            .map_err(|e| ApiError::internal(&format!("the Secret {namespace}/{name}: {e}")))?;
+            .map_err(|e| ApiError::internal(format!("the Secret {namespace}/{name}: {e}")))?;
         Ok((rv, secret.data.unwrap_or_default()))
     }
 
@@ -173,7 +173,7 @@ impl apiserver::Proxy for ClusterProxy {
             .unwrap_or_default()
             .to_owned();
         let cluster: Cluster = serde_json::from_value(object)
-            .map_err(|e| ApiError::internal(&format!("cluster {}: {e}", request.name)))?;
+            .map_err(|e| ApiError::internal(format!("cluster {}: {e}", request.name)))?;
         proxyable(&cluster).map_err(unavailable)?;
         let client = self.client(storage, &cluster, &cluster_rv).await?;
 
@@ -190,13 +190,13 @@ impl apiserver::Proxy for ClusterProxy {
         }
         for (name, value) in impersonation(request.user) {
             let value = HeaderValue::from_str(&value).map_err(|_| {
-                ApiError::bad_request(&format!("the caller's {name} cannot be sent in a header"))
+                ApiError::bad_request(format!("the caller's {name} cannot be sent in a header"))
             })?;
             outgoing = outgoing.header(name, value);
         }
         let outgoing = outgoing
             .body(kube::client::Body::from(request.body.to_vec()))
-            .map_err(|e| ApiError::bad_request(&format!("cannot proxy {target}: {e}")))?;
+            .map_err(|e| ApiError::bad_request(format!("cannot proxy {target}: {e}")))?;
         let response = client.send(outgoing).await.map_err(|e| {
             unavailable(format!("error trying to reach cluster {}: {e}", request.name))
         })?;
@@ -224,7 +224,7 @@ impl apiserver::Proxy for ClusterProxy {
         }
         reply
             .body(BodyExt::boxed(StreamBody::new(frames)))
-            .map_err(|e| ApiError::internal(&format!("proxying {target}: {e}")))
+            .map_err(|e| ApiError::internal(format!("proxying {target}: {e}")))
     }
 }
 
