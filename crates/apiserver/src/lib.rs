@@ -56,7 +56,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use api::{Admission, AdmissionRequest, Api, Authorizer, Operation, Proxy, ProxyRequest, User};
+pub use api::{
+    Admission, AdmissionRequest, Api, Authorizer, Operation, Proxy, ProxyRequest, Subresource,
+    SubresourceRequest, User,
+};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 pub use registry::{Registry, ResourceDef};
@@ -123,6 +126,9 @@ pub struct Config {
     pub peer_checks: Vec<(String, String, Arc<dyn storage::PeerCheck>)>,
     /// What serves `proxy` subresources, by (group, plural) (the cluster proxy).
     pub proxies: Vec<(String, String, Arc<dyn api::Proxy>)>,
+    /// Subresources served by handlers of their own, by (group, plural, subresource) (a
+    /// simulated member's pod logs).
+    pub subresources: Vec<(String, String, String, Arc<dyn api::Subresource>)>,
 }
 
 impl Config {
@@ -156,6 +162,7 @@ impl Config {
             event_ttl: Duration::from_secs(3600),
             peer_checks: Vec::new(),
             proxies: Vec::new(),
+            subresources: Vec::new(),
         }
     }
 }
@@ -295,6 +302,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         fairness: api::Fairness::new(config.max_requests_inflight, config.exempt_groups.clone()),
         anonymous_auth: config.anonymous_auth,
         proxies: config.proxies.clone(),
+        subresources: config.subresources.clone(),
         inflight: (config.max_requests_inflight > 0)
             .then(|| Arc::new(tokio::sync::Semaphore::new(config.max_requests_inflight))),
         audit: match &config.audit_log {

@@ -13,6 +13,7 @@
 //! script them.
 
 mod cron;
+pub mod logs;
 mod sim;
 
 use std::net::SocketAddr;
@@ -152,6 +153,12 @@ async fn start_server(
     api_config.context = config.name.clone();
     api_config.kubeconfig = Some(dir.join("kubeconfig"));
     api_config.kubernetes_version = config.kubernetes_version.clone();
+    api_config.subresources.push((
+        String::new(),
+        "pods".into(),
+        "log".into(),
+        Arc::new(logs::PodLogs) as Arc<dyn apiserver::Subresource>,
+    ));
     apiserver::start(api_config)
         .await
         .map_err(|source| MemberError::Start { name: config.name.clone(), source })

@@ -80,6 +80,8 @@ pub struct Api {
     pub(crate) anonymous_auth: bool,
     /// What serves `proxy` subresources, by (group, plural).
     pub(crate) proxies: Vec<(String, String, Arc<dyn Proxy>)>,
+    /// Subresources served by handlers of their own, by (group, plural, subresource).
+    pub(crate) subresources: Vec<(String, String, String, Arc<dyn Subresource>)>,
 }
 
 /// A request passed on by a `<resource>/<name>/proxy/...` route.
@@ -103,6 +105,21 @@ pub trait Proxy: Send + Sync {
     async fn proxy(&self, request: ProxyRequest<'_>) -> Result<Response<Body>, ApiError>;
 }
 
+/// A request for a subresource served by a handler of its own (a pod's `log`).
+pub struct SubresourceRequest<'a> {
+    pub target: &'a Target,
+    pub parts: &'a http::request::Parts,
+    pub query: &'a Query,
+    pub user: &'a User,
+    pub storage: &'a Arc<Storage>,
+}
+
+/// What serves one subresource of a kind (GET only).
+#[async_trait::async_trait]
+pub trait Subresource: Send + Sync {
+    async fn serve(&self, request: SubresourceRequest<'_>) -> Result<Response<Body>, ApiError>;
+}
+
 /// Switches for simulating an unreachable or unhealthy server.
 #[derive(Default)]
 pub struct Availability {
@@ -121,6 +138,14 @@ impl Availability {
 }
 
 impl Api {
+    fn subresource_handler(&self, target: &Target) -> Option<Arc<dyn Subresource>> {
+        let sub = target.subresource.as_deref()?;
+        self.subresources
+            .iter()
+            .find(|(g, r, s, _)| *g == target.group && *r == target.resource && s == sub)
+            .map(|(_, _, _, h)| Arc::clone(h))
+    }
+
     pub fn registry(&self) -> &Arc<Registry> {
         &self.storage.registry
     }
@@ -252,9 +277,13 @@ impl Api {
         // are not counted; anything beyond the limit, or beyond the caller's share of it, is
         // refused at once with 429.
         // A watch, or a proxied watch or log stream, holds its connection for long.
-        let long_running = verb == Verb::Watch
-            || (matches!(route, Some(Route::Proxy(..)))
-                && (query.flag("watch") || query.flag("follow")));
+        let streams = match &route {
+            Some(Route::Proxy(..)) => true,
+            Some(Route::Resource(t)) => t.subresource.as_deref() == Some("log"),
+            _ => false,
+        };
+        let long_running =
+            verb == Verb::Watch || (streams && (query.flag("watch") || query.flag("follow")));
         let _permit = match (&self.inflight, long_running || public) {
             (Some(limit), false) => match Arc::clone(limit).try_acquire_owned() {
                 Ok(permit) => Some(permit),
@@ -391,6 +420,22 @@ impl Api {
             }
             Route::Resource(target) if review::is_review(&target) => {
                 self.review(parts, &target, body, user).await
+            }
+            Route::Resource(target)
+                if target.subresource.is_some() && self.subresource_handler(&target).is_some() =>
+            {
+                get_only(&parts.method)?;
+                let handler =
+                    self.subresource_handler(&target).ok_or_else(ApiError::path_not_found)?;
+                handler
+                    .serve(SubresourceRequest {
+                        target: &target,
+                        parts,
+                        query,
+                        user,
+                        storage: &self.storage,
+                    })
+                    .await
             }
             Route::Resource(target) => self.resource(parts, target, verb, query, body, user).await,
             Route::Proxy(target, rest) => {

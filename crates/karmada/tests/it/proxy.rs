@@ -59,6 +59,34 @@ fn kubectl_reaches_members_through_the_cluster_proxy() {
         String::from_utf8_lossy(&output.stderr)
     );
 
+    // Pod logs, read and followed through the proxy.
+    cp.member("member1", &["create", "deployment", "logger", "--image=busybox"]).ok();
+    let pod = eventually(Duration::from_secs(30), "the logger pod running", || {
+        let out = cp.member(
+            "member1",
+            &[
+                "get",
+                "pods",
+                "-l",
+                "app=logger",
+                "-o",
+                "jsonpath={.items[0].metadata.name} {.items[0].status.phase}",
+            ],
+        );
+        out.stdout.strip_suffix(" Running").map(str::to_owned)
+    });
+    let logs = through("member1", &["logs", &pod]);
+    assert!(logs.ok().starts_with("starting busybox (busybox)\n"), "{}", logs.stdout);
+    assert!(
+        logs.stdout.contains(&format!("running in pod default/{pod} on node")),
+        "{}",
+        logs.stdout
+    );
+    let followed =
+        through("member1", &["logs", &pod, "-f", "--timestamps", "--request-timeout=12s"]);
+    let beats = followed.stdout.lines().filter(|l| l.contains("heartbeat")).count();
+    assert!(beats >= 2, "a followed log grows: {:?} {:?}", followed.stdout, followed.stderr);
+
     // RBAC: a user needs `clusters/proxy` on that cluster.
     let as_alice = |cluster: &str| {
         let server = proxy(cluster);
