@@ -135,15 +135,15 @@ pub fn run_span(pod: &Value, container: &str) -> Result<(i64, Option<i64>), ApiE
     let state = status.and_then(|s| s.get("state"));
     let time =
         |v: Option<&Value>| v.and_then(Value::as_str).and_then(apimachinery::time::parse_rfc3339);
-    if let Some(running) = state.and_then(|s| s.get("running")) {
-        if let Some(started) = time(running.get("startedAt")) {
-            return Ok((started, None));
-        }
+    if let Some(running) = state.and_then(|s| s.get("running"))
+        && let Some(started) = time(running.get("startedAt"))
+    {
+        return Ok((started, None));
     }
-    if let Some(ended) = state.and_then(|s| s.get("terminated")) {
-        if let Some(started) = time(ended.get("startedAt")) {
-            return Ok((started, time(ended.get("finishedAt"))));
-        }
+    if let Some(ended) = state.and_then(|s| s.get("terminated"))
+        && let Some(started) = time(ended.get("startedAt"))
+    {
+        return Ok((started, time(ended.get("finishedAt"))));
     }
     let reason = state
         .and_then(|s| s.pointer("/waiting/reason"))
