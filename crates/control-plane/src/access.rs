@@ -240,6 +240,19 @@ pub fn rbac_bootstrap() -> Vec<Value> {
             ],
         ),
         binding("system:karmada:bootstrapper", BOOTSTRAP_GROUP),
+        // As upstream installs it: the administrator may use the cluster proxy (upstream's
+        // admin is `system:admin`; ours, from the generated kubeconfig, `admin`).
+        role(
+            "cluster-proxy-admin",
+            json!({}),
+            vec![rule(&["cluster.karmada.io"], &["clusters/proxy"], &["*"])],
+        ),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "cluster-proxy-admin"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-proxy-admin"},
+            "subjects": [
+                {"kind": "User", "name": "system:admin", "apiGroup": "rbac.authorization.k8s.io"},
+                {"kind": "User", "name": "admin", "apiGroup": "rbac.authorization.k8s.io"}]}),
         // The components, each with its own identity. The controller-manager propagates any
         // kind, so it may read and write everything, but not impersonate. It propagates RBAC
         // objects too: claiming a (Cluster)RoleBinding is an update of it, which Kubernetes

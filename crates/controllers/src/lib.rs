@@ -38,6 +38,7 @@ pub mod registry;
 pub mod scheduling;
 pub mod shared;
 pub mod templates;
+pub mod unified_auth;
 
 use std::fmt::Debug;
 use std::time::Duration;
@@ -189,6 +190,7 @@ pub async fn run(client: kube::Client, settings: Settings) -> anyhow::Result<()>
             )),
             Loop::TaintPolicy => tokio::spawn(failover::run_taint_policies(c, k)),
             Loop::Rebalancer => tokio::spawn(rebalancer::run(c)),
+            Loop::UnifiedAuth => tokio::spawn(unified_auth::run(c, k)),
             Loop::AgentStatus => continue,
         };
         tasks.push((l.name(), task));

@@ -32,6 +32,8 @@ pub enum Loop {
     TaintPolicy,
     /// `workloadRebalancer`.
     Rebalancer,
+    /// `unifiedAuth`: members let the cluster proxy's impersonator act for granted callers.
+    UnifiedAuth,
     /// The agent's status reporter (`clusterStatus` in the agent).
     AgentStatus,
 }
@@ -48,6 +50,7 @@ impl Loop {
             Loop::Failover => "failover",
             Loop::TaintPolicy => names::CLUSTER_TAINT_POLICY,
             Loop::Rebalancer => names::WORKLOAD_REBALANCER,
+            Loop::UnifiedAuth => names::UNIFIED_AUTH,
         }
     }
 }
@@ -82,7 +85,7 @@ pub const CONTROLLERS: &[Controller] = &[
     missing("serviceExport", true),
     missing("endpointSlice", true),
     missing("serviceImport", true),
-    missing("unifiedAuth", true),
+    on(names::UNIFIED_AUTH, Loop::UnifiedAuth),
     missing("federatedResourceQuotaSync", true),
     missing("federatedResourceQuotaStatus", true),
     missing("federatedResourceQuotaEnforcement", true),
@@ -125,6 +128,7 @@ pub mod names {
     pub const APPLICATION_FAILOVER: &str = "applicationFailover";
     pub const WORKLOAD_REBALANCER: &str = "workloadRebalancer";
     pub const CLUSTER_TAINT_POLICY: &str = "clustertaintpolicy";
+    pub const UNIFIED_AUTH: &str = "unifiedAuth";
 }
 
 /// The controllers turned on, from a `--controllers` list over one table.

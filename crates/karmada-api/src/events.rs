@@ -59,6 +59,8 @@ pub enum Reason {
     GetComponentsSucceed,
     /// The interpreter failed on a multi-template workload's components.
     GetComponentsFailed,
+    /// A cluster's impersonation rules (unifiedAuth) written.
+    SyncImpersonationConfigSucceed,
 }
 
 impl Reason {
@@ -97,6 +99,7 @@ impl Reason {
             Reason::GetDependenciesFailed => "GetDependenciesFailed",
             Reason::GetComponentsSucceed => "GetComponentsSucceed",
             Reason::GetComponentsFailed => "GetComponentsFailed",
+            Reason::SyncImpersonationConfigSucceed => "SyncImpersonationConfigSucceed",
         }
     }
 
@@ -144,6 +147,7 @@ impl Reason {
             Reason::InterpretHealthSucceed | Reason::InterpretHealthFailed => "InterpretHealth",
             Reason::GetReplicasSucceed | Reason::GetReplicasFailed => "GetReplicas",
             Reason::GetComponentsSucceed | Reason::GetComponentsFailed => "GetComponents",
+            Reason::SyncImpersonationConfigSucceed => "SyncImpersonationConfig",
             Reason::PreemptPolicySucceed => "PreemptPolicy",
         }
     }
@@ -258,6 +262,8 @@ pub mod message {
     pub const REPLICAS_INTERPRETED: &str = "Get replicas of resource template successfully.";
 
     pub const COMPONENTS_INTERPRETED: &str = "Get components of resource template successfully.";
+
+    pub const IMPERSONATION_SYNCED: &str = "Sync impersonation config succeed.";
 
     /// On a template whose status was aggregated from its members.
     pub const TEMPLATE_STATUS_AGGREGATED: &str =

@@ -153,6 +153,10 @@ async fn start_server(
     api_config.context = config.name.clone();
     api_config.kubeconfig = Some(dir.join("kubeconfig"));
     api_config.kubernetes_version = config.kubernetes_version.clone();
+    // As a real cluster: requests are authorized by RBAC (the admin kubeconfig is
+    // system:masters; the control plane's own ServiceAccount is bound to its ClusterRole at
+    // join; the cluster proxy's impersonator to what the unifiedAuth controller allows).
+    api_config.rbac = true;
     api_config.subresources.push((
         String::new(),
         "pods".into(),

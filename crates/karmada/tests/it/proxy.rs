@@ -128,11 +128,44 @@ fn kubectl_reaches_members_through_the_cluster_proxy() {
             "--user=alice",
         ])
         .ok();
+    // Through to member1 now, where alice is herself: the member's RBAC decides (unifiedAuth
+    // let the impersonator act for her there), and she may not list nodes yet.
+    let in_member = eventually(Duration::from_secs(15), "alice reaching member1", || {
+        let out = as_alice("member1");
+        out.stderr.contains("nodes is forbidden").then_some(out.stderr)
+    });
+    assert!(
+        in_member.contains(
+            r#"User "alice" cannot list resource "nodes" in API group "" at the cluster scope"#
+        ),
+        "{in_member}"
+    );
+    cp.member(
+        "member1",
+        &["create", "clusterrole", "node-reader", "--verb=get,list,watch", "--resource=nodes"],
+    )
+    .ok();
+    cp.member(
+        "member1",
+        &[
+            "create",
+            "clusterrolebinding",
+            "alice-nodes",
+            "--clusterrole=node-reader",
+            "--user=alice",
+        ],
+    )
+    .ok();
     let allowed = eventually(Duration::from_secs(10), "alice allowed on member1", || {
         let out = as_alice("member1");
         (out.code == 0).then_some(out.stdout)
     });
     assert_eq!(allowed, direct.stdout);
+    let impersonator = cp.member(
+        "member1",
+        &["get", "clusterrole", "karmada-impersonator", "-o", "jsonpath={.rules[0].resourceNames}"],
+    );
+    assert!(impersonator.ok().contains("alice"), "{}", impersonator.stdout);
     let raw = |cluster: &str, as_user: Option<&str>| {
         let path =
             format!("/apis/cluster.karmada.io/v1alpha1/clusters/{cluster}/proxy/api/v1/nodes");
