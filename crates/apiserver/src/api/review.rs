@@ -105,8 +105,14 @@ impl Api {
                 check_in("authentication.k8s.io", "userextras", Some(&key), None, value)?;
             }
         }
-        if as_user.starts_with("system:serviceaccount:") {
+        // As Kubernetes: groups given are the authority; without them a ServiceAccount is in
+        // its fixed groups.
+        if groups.is_empty()
+            && let Some((ns, _)) =
+                as_user.strip_prefix("system:serviceaccount:").and_then(|r| r.split_once(':'))
+        {
             groups.push("system:serviceaccounts".into());
+            groups.push(format!("system:serviceaccounts:{ns}"));
         }
         if as_user != "system:anonymous" {
             groups.push("system:authenticated".into());
