@@ -57,6 +57,14 @@ fn agent_allows(cluster: &str, verb: &str, target: Option<&Target>) -> bool {
             ns == Some(&names::execution_namespace(cluster))
                 && matches!(verb, "create" | "patch" | "update")
         }
+        // The member's credentials it reports (upstream's `--report-secrets`).
+        ("", "secrets") => {
+            let impersonator = format!("{cluster}-impersonator");
+            ns == Some(names::CLUSTER_NAMESPACE)
+                && ((named(cluster) || named(&impersonator))
+                    && matches!(verb, "get" | "update" | "patch")
+                    || verb == "create")
+        }
         // The resource interpreter's configuration (health, status, retention of its Works).
         (
             "config.karmada.io",
@@ -102,7 +110,7 @@ impl Authorizer for KarmadaAuthorizer {
                     target,
                     path,
                     &format!(
-                        "a cluster agent may only access the Works in {}, its own Cluster and its own Lease (and read the resource interpreter's configuration)",
+                        "a cluster agent may only access the Works in {}, its own Cluster, Lease and credential Secrets (and read the resource interpreter's configuration)",
                         names::execution_namespace(cluster)
                     ),
                 ))
@@ -154,10 +162,19 @@ impl Admission for AgentAdmission {
             return Ok(());
         }
         let kind = (request.def.group.as_str(), request.def.plural.as_str());
+        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        if kind == ("", "secrets") {
+            // Only the Secrets of the credentials it reports.
+            if name == cluster || name == format!("{cluster}-impersonator") {
+                return Ok(());
+            }
+            return Err(ApiError::forbidden(format!(
+                "secrets \"{name}\" is forbidden: the agent of cluster {cluster} may only create its own ({cluster}, {cluster}-impersonator)"
+            )));
+        }
         if !matches!(kind, ("cluster.karmada.io", "clusters") | ("coordination.k8s.io", "leases")) {
             return Ok(());
         }
-        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
         if name != cluster {
             return Err(ApiError::forbidden(format!(
                 "{} \"{name}\" is forbidden: the agent of cluster {cluster} may only create its own ({cluster})",
@@ -216,6 +233,7 @@ pub fn rbac_bootstrap() -> Vec<Value> {
                     &["get", "list", "watch", "create", "update", "patch"],
                 ),
                 rule(&["", "events.k8s.io"], &["events"], &["create", "update", "patch"]),
+                rule(&[""], &["secrets"], &["get", "create", "update", "patch"]),
                 rule(
                     &["config.karmada.io"],
                     &[

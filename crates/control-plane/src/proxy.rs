@@ -5,9 +5,9 @@
 //! (`impersonatorSecretRef`) on behalf of the caller (`Impersonate-User` / `-Group`), never by
 //! the control plane's own identity. Bodies stream both ways (watches, `logs -f`).
 //!
-//! Push clusters only: the control plane has no connection to a Pull cluster's API server
-//! (upstream reaches those through a tunnel it does not ship either), so those get a 503 saying
-//! so, as do clusters that are not Ready or have no endpoint or credentials.
+//! A Pull cluster is reached the same way when its agent reported its API endpoint and
+//! credentials (upstream's agent does by default) and the control plane can connect to it;
+//! one that did not, and clusters that are not Ready, get a 503 saying why.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -47,9 +47,11 @@ fn unavailable(message: String) -> ApiError {
 /// Whether a cluster is reachable for proxying, or why not.
 pub fn proxyable(cluster: &Cluster) -> Result<(), String> {
     let name = cluster.metadata.name.as_deref().unwrap_or_default();
-    if cluster.spec.sync_mode == "Pull" {
+    let reachable =
+        !cluster.spec.api_endpoint.is_empty() && cluster.spec.impersonator_secret_ref.is_some();
+    if cluster.spec.sync_mode == "Pull" && !reachable {
         return Err(format!(
-            "cluster {name} is in Pull mode: the control plane has no connection to its API server to proxy through"
+            "cluster {name} is in Pull mode and its agent reported no API endpoint or impersonator credentials (karmada agent --cluster-api-endpoint, --report-secrets), so the control plane cannot reach it"
         ));
     }
     let ready = cluster
@@ -250,6 +252,13 @@ mod tests {
         let why = |spec, ready| proxyable(&cluster(spec, ready)).unwrap_err();
         assert!(why(push.clone(), false).contains("not ready"));
         assert!(why(serde_json::json!({"syncMode": "Pull"}), true).contains("Pull mode"));
+        let mut reported = push.clone();
+        reported["syncMode"] = serde_json::json!("Pull");
+        assert_eq!(
+            proxyable(&cluster(reported, true)),
+            Ok(()),
+            "a Pull cluster its agent reported"
+        );
         let mut bare = push;
         bare.as_object_mut().unwrap().remove("impersonatorSecretRef");
         assert!(why(bare, true).contains("impersonatorSecretRef"));

@@ -32,6 +32,14 @@ pub struct AgentConfig {
     /// The agent's controllers that run (`--controllers` over
     /// [`crate::registry::AGENT_CONTROLLERS`]).
     pub controllers: crate::registry::Selection,
+    /// The member's API server URL as the control plane may reach it (`apiEndpoint`; empty:
+    /// not reported).
+    pub api_endpoint: String,
+    /// Report the member's credentials for the control plane (`KubeCredentials`: its own
+    /// ServiceAccount token and CA) and for the cluster proxy (`KubeImpersonator`), as
+    /// upstream's agent does by default (`--report-secrets`).
+    pub report_credentials: bool,
+    pub report_impersonator: bool,
 }
 
 impl AgentConfig {
@@ -45,6 +53,9 @@ impl AgentConfig {
             lease_duration: Duration::from_secs(40),
             probe_timeout: Duration::from_secs(5),
             controllers: crate::registry::Selection::defaults(crate::registry::AGENT_CONTROLLERS),
+            api_endpoint: String::new(),
+            report_credentials: true,
+            report_impersonator: true,
         }
     }
 }
@@ -96,6 +107,72 @@ pub async fn register(
                 "apiVersion": "cluster.karmada.io/v1alpha1", "kind": "Cluster",
                 "metadata": {"name": config.cluster_name}, "spec": spec}))?;
             clusters.create(&PostParams::default(), &cluster).await?;
+        }
+    }
+    if config.report_credentials || config.report_impersonator {
+        report_secrets(control, member, config).await?;
+    }
+    Ok(())
+}
+
+/// Reports the member's credentials as upstream's agent does (`--report-secrets`): the
+/// identities are prepared in the member as `karmadactl join` prepares them, their tokens
+/// stored in the control plane's `karmada-cluster/<cluster>` and `<cluster>-impersonator`
+/// Secrets (owned by the Cluster), and the Cluster points at them and at the member's API
+/// endpoint — so the control plane can proxy to a Pull cluster it can reach.
+async fn report_secrets(
+    control: &kube::Client,
+    member: &kube::Client,
+    config: &AgentConfig,
+) -> anyhow::Result<()> {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+    let name = config.cluster_name.as_str();
+    let (own, impersonator) = member_client::join::prepare_member(member, name).await?;
+    let data = |s: &Secret, key: &str| -> Vec<u8> {
+        s.data.as_ref().and_then(|d| d.get(key)).map(|b| b.0.clone()).unwrap_or_default()
+    };
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(control.clone(), CLUSTER_NAMESPACE);
+    let impersonator_name = member_client::join::impersonator_secret(name);
+    let mut reported = Vec::new();
+    let mut spec = json!({});
+    if !config.api_endpoint.is_empty() {
+        spec["apiEndpoint"] = json!(config.api_endpoint);
+    }
+    if config.report_credentials {
+        reported.push((
+            name.to_owned(),
+            vec![("caBundle", data(&own, "ca.crt")), ("token", data(&own, "token"))],
+        ));
+        spec["secretRef"] = json!({"namespace": CLUSTER_NAMESPACE, "name": name});
+    }
+    if config.report_impersonator {
+        reported.push((impersonator_name.clone(), vec![("token", data(&impersonator, "token"))]));
+        spec["impersonatorSecretRef"] =
+            json!({"namespace": CLUSTER_NAMESPACE, "name": impersonator_name});
+    }
+    let cluster = Api::<Cluster>::all(control.clone())
+        .patch(name, &PatchParams::default(), &Patch::Merge(json!({"spec": spec})))
+        .await?;
+    let owner = json!([{"apiVersion": "cluster.karmada.io/v1alpha1", "kind": "Cluster", "name": name,
+        "uid": cluster.metadata.uid, "controller": true, "blockOwnerDeletion": true}]);
+    for (secret_name, entries) in reported {
+        let mut secret: Secret = serde_json::from_value(
+            json!({"apiVersion": "v1", "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {"name": secret_name, "namespace": CLUSTER_NAMESPACE, "ownerReferences": owner}}),
+        )?;
+        secret.data =
+            Some(entries.into_iter().map(|(k, v)| (k.to_owned(), ByteString(v))).collect());
+        match secrets.get_opt(&secret_name).await? {
+            Some(existing) => {
+                secret.metadata.resource_version = existing.metadata.resource_version;
+                secrets.replace(&secret_name, &PostParams::default(), &secret).await?;
+            }
+            None => {
+                secrets.create(&PostParams::default(), &secret).await?;
+            }
         }
     }
     Ok(())

@@ -41,6 +41,14 @@ pub struct Args {
     /// `karmada controller-manager --help`).
     #[arg(long, value_delimiter = ',', default_value = "*")]
     controllers: Vec<String>,
+    /// The member's API server URL as the control plane reaches it (default: the member
+    /// kubeconfig's server).
+    #[arg(long)]
+    cluster_api_endpoint: Option<String>,
+    /// The member credentials reported to the control plane: `KubeCredentials`,
+    /// `KubeImpersonator` (the cluster proxy's), or `None`.
+    #[arg(long, value_delimiter = ',', default_value = "KubeCredentials,KubeImpersonator")]
+    report_secrets: Vec<String>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -66,6 +74,27 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     config.report_interval = args.cluster_status_update_frequency;
     config.lease_duration = args.cluster_lease_duration;
     config.controllers = selection;
+    for secret in &args.report_secrets {
+        if !matches!(secret.as_str(), "KubeCredentials" | "KubeImpersonator" | "None") {
+            anyhow::bail!(
+                "--report-secrets: unknown value {secret:?} (KubeCredentials, KubeImpersonator or None)"
+            );
+        }
+    }
+    config.report_credentials = args.report_secrets.iter().any(|s| s == "KubeCredentials");
+    config.report_impersonator = args.report_secrets.iter().any(|s| s == "KubeImpersonator");
+    config.api_endpoint = match args.cluster_api_endpoint {
+        Some(endpoint) => endpoint,
+        None => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(&args.cluster_kubeconfig)?;
+            let options = kube::config::KubeConfigOptions {
+                context: args.cluster_context.clone(),
+                ..Default::default()
+            };
+            let member = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?;
+            member.cluster_url.to_string().trim_end_matches('/').to_owned()
+        }
+    };
     tokio::select! {
         result = controllers::agent::run(control, member, config) => result,
         () = crate::cli::wait_for_signal() => Ok(()),

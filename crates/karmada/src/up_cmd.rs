@@ -237,6 +237,7 @@ async fn start_pull_agent(
         .map(|z| z.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
         .unwrap_or_default();
     config.report_interval = Duration::from_secs(2);
+    config.api_endpoint = member.server.url.clone();
     controllers::agent::register(&control, &member_client, &config).await?;
     Ok(tokio::spawn(controllers::agent::run(control, member_client, config)))
 }

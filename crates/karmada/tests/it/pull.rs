@@ -58,6 +58,22 @@ fn a_pull_mode_cluster_is_served_by_its_agent() {
     });
     assert_eq!(cp.jsonpath("member2", "{.spec.region}"), "edge");
     assert!(!cp.jsonpath("member2", "{.status.kubernetesVersion}").is_empty(), "status reported");
+    // As upstream's agent by default, it reported the member's endpoint and credentials: the
+    // cluster proxy reaches the Pull cluster too.
+    assert_eq!(
+        cp.jsonpath("member2", "{.spec.secretRef.name} {.spec.impersonatorSecretRef.name}"),
+        "member2 member2-impersonator"
+    );
+    assert!(cp.jsonpath("member2", "{.spec.apiEndpoint}").starts_with("https://"));
+    let nodes = eventually(Duration::from_secs(20), "member2's nodes through the proxy", || {
+        let out = cp.api.kubectl(&[
+            "get",
+            "--raw",
+            "/apis/cluster.karmada.io/v1alpha1/clusters/member2/proxy/api/v1/nodes",
+        ]);
+        (out.code == 0).then_some(out.stdout)
+    });
+    assert!(nodes.contains(r#""kind":"NodeList""#), "{nodes}");
 
     // nginx over member1 (push) and member2 (pull).
     let nginx = upstream("nginx");
