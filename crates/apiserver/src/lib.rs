@@ -57,8 +57,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use api::{
-    Admission, AdmissionRequest, Api, Authorizer, Operation, Proxy, ProxyRequest, Subresource,
-    SubresourceRequest, User,
+    Admission, AdmissionRequest, Api, Authorizer, Computed, Operation, Proxy, ProxyRequest,
+    Subresource, SubresourceRequest, User,
 };
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -129,6 +129,8 @@ pub struct Config {
     /// Subresources served by handlers of their own, by (group, plural, subresource) (a
     /// simulated member's pod logs).
     pub subresources: Vec<(String, String, String, Arc<dyn api::Subresource>)>,
+    /// Read-only kinds computed on each read (registered and discoverable like any other).
+    pub computed: Vec<(registry::ResourceDef, Arc<dyn api::Computed>)>,
 }
 
 impl Config {
@@ -163,6 +165,7 @@ impl Config {
             peer_checks: Vec::new(),
             proxies: Vec::new(),
             subresources: Vec::new(),
+            computed: Vec::new(),
         }
     }
 }
@@ -243,7 +246,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
 
     let registry = Arc::new(Registry::with_builtins());
     let mut by_group: std::collections::BTreeMap<String, Vec<ResourceDef>> = Default::default();
-    for def in config.resources {
+    for def in config.resources.into_iter().chain(config.computed.iter().map(|(d, _)| d.clone())) {
         by_group.entry(def.group.clone()).or_default().push(def);
     }
     for (group, defs) in by_group {
@@ -303,6 +306,11 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         anonymous_auth: config.anonymous_auth,
         proxies: config.proxies.clone(),
         subresources: config.subresources.clone(),
+        computed: config
+            .computed
+            .iter()
+            .map(|(def, handler)| (def.group.clone(), def.plural.clone(), Arc::clone(handler)))
+            .collect(),
         inflight: (config.max_requests_inflight > 0)
             .then(|| Arc::new(tokio::sync::Semaphore::new(config.max_requests_inflight))),
         audit: match &config.audit_log {

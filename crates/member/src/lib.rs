@@ -14,6 +14,7 @@
 
 mod cron;
 pub mod logs;
+pub mod metrics;
 mod sim;
 
 use std::net::SocketAddr;
@@ -163,6 +164,7 @@ async fn start_server(
         "log".into(),
         Arc::new(logs::PodLogs) as Arc<dyn apiserver::Subresource>,
     ));
+    api_config.computed.extend(metrics::kinds());
     apiserver::start(api_config)
         .await
         .map_err(|source| MemberError::Start { name: config.name.clone(), source })

@@ -82,6 +82,8 @@ pub struct Api {
     pub(crate) proxies: Vec<(String, String, Arc<dyn Proxy>)>,
     /// Subresources served by handlers of their own, by (group, plural, subresource).
     pub(crate) subresources: Vec<(String, String, String, Arc<dyn Subresource>)>,
+    /// Kinds computed on read, by (group, plural).
+    pub(crate) computed: Vec<(String, String, Arc<dyn Computed>)>,
 }
 
 /// A request passed on by a `<resource>/<name>/proxy/...` route.
@@ -120,6 +122,18 @@ pub trait Subresource: Send + Sync {
     async fn serve(&self, request: SubresourceRequest<'_>) -> Result<Response<Body>, ApiError>;
 }
 
+/// A read-only kind whose objects are computed on each read from the stored ones (a simulated
+/// member's `metrics.k8s.io`, as metrics-server serves it): get and list, no watch.
+#[async_trait::async_trait]
+pub trait Computed: Send + Sync {
+    /// Every object now, in `namespace` (all namespaces: `None`).
+    async fn list(
+        &self,
+        storage: &Arc<Storage>,
+        namespace: Option<&str>,
+    ) -> Result<Vec<Value>, ApiError>;
+}
+
 /// Switches for simulating an unreachable or unhealthy server.
 #[derive(Default)]
 pub struct Availability {
@@ -138,6 +152,50 @@ impl Availability {
 }
 
 impl Api {
+    /// Serves a kind computed on read: get, and list (with label and field selectors).
+    async fn computed(
+        &self,
+        target: &Target,
+        verb: Verb,
+        query: &Query,
+    ) -> Result<Response<Body>, ApiError> {
+        let handler = self
+            .computed
+            .iter()
+            .find(|(g, r, _)| *g == target.group && *r == target.resource)
+            .map(|(_, _, h)| Arc::clone(h))
+            .ok_or_else(ApiError::path_not_found)?;
+        let def = self
+            .storage
+            .registry
+            .get(&target.group, &target.version, &target.resource)
+            .ok_or_else(ApiError::path_not_found)?;
+        let objects = handler.list(&self.storage, target.namespace.as_deref()).await?;
+        match verb {
+            Verb::Get => {
+                let name = target.name.as_deref().unwrap_or_default();
+                objects
+                    .into_iter()
+                    .find(|o| apimachinery::object::name(o) == name)
+                    .map(|o| json_response(200, &o))
+                    .ok_or_else(|| ApiError::not_found(&def.plural, &def.group, name))
+            }
+            Verb::List => {
+                let filter = crate::storage::Filter::parse(&def, query)?;
+                let items: Vec<Value> =
+                    objects.into_iter().filter(|o| filter.matches(&def, o)).collect();
+                Ok(json_response(
+                    200,
+                    &json!({"kind": def.list_kind(), "apiVersion": def.api_version(),
+                        "metadata": {}, "items": items}),
+                ))
+            }
+            _ => Err(ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            )),
+        }
+    }
+
     fn subresource_handler(&self, target: &Target) -> Option<Arc<dyn Subresource>> {
         let sub = target.subresource.as_deref()?;
         self.subresources
@@ -436,6 +494,15 @@ impl Api {
                         storage: &self.storage,
                     })
                     .await
+            }
+            Route::Resource(target)
+                if target.subresource.is_none()
+                    && self
+                        .computed
+                        .iter()
+                        .any(|(g, r, _)| *g == target.group && *r == target.resource) =>
+            {
+                self.computed(&target, verb, query).await
             }
             Route::Resource(target) => self.resource(parts, target, verb, query, body, user).await,
             Route::Proxy(target, rest) => {

@@ -87,6 +87,19 @@ fn kubectl_reaches_members_through_the_cluster_proxy() {
     let beats = followed.stdout.lines().filter(|l| l.contains("heartbeat")).count();
     assert!(beats >= 2, "a followed log grows: {:?} {:?}", followed.stdout, followed.stderr);
 
+    // kubectl top: the member's metrics API, directly and through the proxy.
+    let top = eventually(Duration::from_secs(10), "top through the proxy", || {
+        let out = through("member1", &["top", "pod", &pod, "--no-headers"]);
+        (out.code == 0).then_some(out.stdout)
+    });
+    assert_eq!(
+        top.split_whitespace().collect::<Vec<_>>(),
+        [pod.as_str(), "1m", "4Mi"],
+        "an idle container that requests nothing"
+    );
+    let nodes_top = cp.member("member1", &["top", "nodes", "--no-headers"]);
+    assert!(nodes_top.ok().lines().count() >= 1, "{}", nodes_top.stdout);
+
     // RBAC: a user needs `clusters/proxy` on that cluster.
     let as_alice = |cluster: &str| {
         let server = proxy(cluster);

@@ -1,0 +1,207 @@
+//! `metrics.k8s.io/v1beta1` for simulated members, as metrics-server serves it: PodMetrics for
+//! every running pod (each container using what it requests — 1m CPU and 4Mi memory when it
+//! requests nothing) and NodeMetrics for every node (its pods' usage plus the node's own
+//! overhead), computed on each read from the stored pods and nodes, so `kubectl top` works on a
+//! member and through the cluster proxy.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use apimachinery::ApiError;
+use apimachinery::quantity::{self, Resources};
+use apiserver::registry::{Printer, ResourceDef};
+use apiserver::storage::Storage;
+use serde_json::{Value, json};
+
+/// The collection window reported (metrics-server's default resolution).
+const WINDOW: &str = "30s";
+
+/// A container that requests nothing still uses a little.
+const IDLE_CPU_MILLI: i128 = 1;
+const IDLE_MEMORY_MILLI: i128 = 4 * 1024 * 1024 * 1000;
+
+/// What a node uses itself (kubelet, runtime, system daemons).
+const NODE_CPU_MILLI: i128 = 50;
+const NODE_MEMORY_MILLI: i128 = 256 * 1024 * 1024 * 1000;
+
+fn def(kind: &str, plural: &str, namespaced: bool) -> ResourceDef {
+    ResourceDef {
+        group: "metrics.k8s.io".into(),
+        version: "v1beta1".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+        singular: kind.to_lowercase(),
+        namespaced,
+        short_names: Vec::new(),
+        categories: Vec::new(),
+        status: false,
+        scale: None,
+        generation: false,
+        printer: Printer::Columns(Vec::new()),
+        strategic: false,
+        schema: None,
+        custom: false,
+        storage_version: "v1beta1".into(),
+        protobuf: false,
+        openapi: None,
+        stored_as: None,
+    }
+}
+
+/// The two metrics kinds and what computes them.
+pub fn kinds() -> Vec<(ResourceDef, Arc<dyn apiserver::Computed>)> {
+    vec![
+        (def("PodMetrics", "pods", true), Arc::new(PodMetrics) as Arc<dyn apiserver::Computed>),
+        (def("NodeMetrics", "nodes", false), Arc::new(NodeMetrics)),
+    ]
+}
+
+/// A running container's usage: its requests (idle minimums when it requests nothing).
+pub fn container_usage(container: &Value) -> Resources {
+    let requests = quantity::parse_list(container.pointer("/resources/requests"));
+    let mut usage = Resources::new();
+    usage.insert(
+        "cpu".into(),
+        requests.get("cpu").copied().unwrap_or(IDLE_CPU_MILLI).max(IDLE_CPU_MILLI),
+    );
+    usage.insert(
+        "memory".into(),
+        requests.get("memory").copied().unwrap_or(IDLE_MEMORY_MILLI).max(IDLE_MEMORY_MILLI),
+    );
+    usage
+}
+
+fn running(pod: &Value) -> bool {
+    pod.pointer("/status/phase").and_then(Value::as_str) == Some("Running")
+}
+
+fn containers(pod: &Value) -> Vec<Value> {
+    pod.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default()
+}
+
+/// Usage as metrics-server prints it: CPU in nanocores... rounded to what kubectl shows (`n`
+/// suffix for CPU, `Ki` for memory).
+fn render(usage: &Resources) -> Value {
+    let cpu = usage.get("cpu").copied().unwrap_or(0);
+    let memory = usage.get("memory").copied().unwrap_or(0) / 1000;
+    json!({"cpu": format!("{}n", cpu * 1_000_000), "memory": format!("{}Ki", (memory + 1023) / 1024)})
+}
+
+/// One running pod's PodMetrics.
+pub fn pod_metrics(pod: &Value, now: &str) -> Value {
+    let containers: Vec<Value> = containers(pod)
+        .iter()
+        .map(|c| json!({"name": c.get("name"), "usage": render(&container_usage(c))}))
+        .collect();
+    let labels = pod.pointer("/metadata/labels").cloned().unwrap_or_else(|| json!({}));
+    json!({"kind": "PodMetrics", "apiVersion": "metrics.k8s.io/v1beta1",
+        "metadata": {"name": apimachinery::object::name(pod), "namespace": apimachinery::object::namespace(pod),
+            "labels": labels, "creationTimestamp": now},
+        "timestamp": now, "window": WINDOW, "containers": containers})
+}
+
+/// Every node's NodeMetrics: its running pods' usage plus its own.
+pub fn node_metrics(nodes: &[Value], pods: &[Value], now: &str) -> Vec<Value> {
+    let mut by_node: BTreeMap<&str, Resources> = BTreeMap::new();
+    for pod in pods.iter().filter(|p| running(p)) {
+        let Some(node) = pod.pointer("/spec/nodeName").and_then(Value::as_str) else { continue };
+        let used = by_node.entry(node).or_default();
+        for c in containers(pod) {
+            quantity::add(used, &container_usage(&c));
+        }
+    }
+    nodes
+        .iter()
+        .map(|node| {
+            let name = apimachinery::object::name(node);
+            let mut usage: Resources =
+                [("cpu".to_owned(), NODE_CPU_MILLI), ("memory".to_owned(), NODE_MEMORY_MILLI)]
+                    .into_iter()
+                    .collect();
+            if let Some(pods) = by_node.get(name) {
+                quantity::add(&mut usage, pods);
+            }
+            let labels = node.pointer("/metadata/labels").cloned().unwrap_or_else(|| json!({}));
+            json!({"kind": "NodeMetrics", "apiVersion": "metrics.k8s.io/v1beta1",
+                "metadata": {"name": name, "labels": labels, "creationTimestamp": now},
+                "timestamp": now, "window": WINDOW, "usage": render(&usage)})
+        })
+        .collect()
+}
+
+/// Every stored object of a built-in kind (in `namespace`).
+async fn stored(
+    storage: &Arc<Storage>,
+    plural: &str,
+    namespace: Option<&str>,
+) -> Result<Vec<Value>, ApiError> {
+    let def = storage
+        .registry()
+        .storage_def("", plural)
+        .ok_or_else(|| ApiError::internal(format!("{plural} are not served")))?;
+    let revision =
+        storage.store().current_revision().await.map_err(|e| ApiError::internal(e.to_string()))?;
+    let (items, _, _) = storage
+        .list_raw(&def, namespace, &apiserver::storage::Filter::default(), revision, None, None)
+        .await?;
+    Ok(items
+        .into_iter()
+        .map(|(bytes, rv, decoded)| decoded.unwrap_or_else(|| apiserver::codec::decode(&bytes, rv)))
+        .collect())
+}
+
+struct PodMetrics;
+
+#[async_trait::async_trait]
+impl apiserver::Computed for PodMetrics {
+    async fn list(
+        &self,
+        storage: &Arc<Storage>,
+        namespace: Option<&str>,
+    ) -> Result<Vec<Value>, ApiError> {
+        let now = apiserver::api::now_rfc3339();
+        let pods = stored(storage, "pods", namespace).await?;
+        Ok(pods.iter().filter(|p| running(p)).map(|p| pod_metrics(p, &now)).collect())
+    }
+}
+
+struct NodeMetrics;
+
+#[async_trait::async_trait]
+impl apiserver::Computed for NodeMetrics {
+    async fn list(&self, storage: &Arc<Storage>, _: Option<&str>) -> Result<Vec<Value>, ApiError> {
+        let now = apiserver::api::now_rfc3339();
+        let nodes = stored(storage, "nodes", None).await?;
+        let pods = stored(storage, "pods", None).await?;
+        Ok(node_metrics(&nodes, &pods, &now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_is_what_containers_request_on_their_nodes() {
+        let pod = |name: &str, node: &str, phase: &str, requests: Value| {
+            json!({"metadata": {"name": name, "namespace": "shop", "labels": {"app": "web"}},
+                "spec": {"nodeName": node, "containers": [{"name": "c", "resources": {"requests": requests}}]},
+                "status": {"phase": phase}})
+        };
+        let web = pod("web-1", "node-1", "Running", json!({"cpu": "250m", "memory": "64Mi"}));
+        let metrics = pod_metrics(&web, "2026-01-01T00:00:00Z");
+        assert_eq!(
+            metrics["containers"],
+            json!([{"name": "c", "usage": {"cpu": "250000000n", "memory": "65536Ki"}}])
+        );
+        assert_eq!(metrics["metadata"]["labels"], json!({"app": "web"}), "selectable by labels");
+        let idle = pod("idle", "node-1", "Running", json!({}));
+        let pending = pod("later", "node-1", "Pending", json!({"cpu": "4"}));
+        let nodes =
+            [json!({"metadata": {"name": "node-1"}}), json!({"metadata": {"name": "node-2"}})];
+        let all = node_metrics(&nodes, &[web, idle, pending], "2026-01-01T00:00:00Z");
+        // node-1: 50m + 250m + 1m; 256Mi + 64Mi + 4Mi. node-2: the node's own.
+        assert_eq!(all[0]["usage"], json!({"cpu": "301000000n", "memory": "331776Ki"}));
+        assert_eq!(all[1]["usage"], json!({"cpu": "50000000n", "memory": "262144Ki"}));
+    }
+}
