@@ -163,6 +163,11 @@ impl apiserver::Computed for PodMetrics {
         let pods = stored(storage, "pods", namespace).await?;
         Ok(pods.iter().filter(|p| running(p)).map(|p| pod_metrics(p, &now)).collect())
     }
+
+    /// As metrics-server says it: the pod is not found.
+    fn not_found(&self, _: &ResourceDef, name: &str) -> ApiError {
+        ApiError::not_found("pods", "", name)
+    }
 }
 
 struct NodeMetrics;
@@ -174,6 +179,10 @@ impl apiserver::Computed for NodeMetrics {
         let nodes = stored(storage, "nodes", None).await?;
         let pods = stored(storage, "pods", None).await?;
         Ok(node_metrics(&nodes, &pods, &now))
+    }
+
+    fn not_found(&self, _: &ResourceDef, name: &str) -> ApiError {
+        ApiError::not_found("nodes", "", name)
     }
 }
 

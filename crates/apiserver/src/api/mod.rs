@@ -132,6 +132,11 @@ pub trait Computed: Send + Sync {
         storage: &Arc<Storage>,
         namespace: Option<&str>,
     ) -> Result<Vec<Value>, ApiError>;
+
+    /// The error for a get of an object that is not there.
+    fn not_found(&self, def: &crate::registry::ResourceDef, name: &str) -> ApiError {
+        ApiError::not_found(&def.plural, &def.group, name)
+    }
 }
 
 /// Switches for simulating an unreachable or unhealthy server.
@@ -178,7 +183,7 @@ impl Api {
                     .into_iter()
                     .find(|o| apimachinery::object::name(o) == name)
                     .map(|o| json_response(200, &o))
-                    .ok_or_else(|| ApiError::not_found(&def.plural, &def.group, name))
+                    .ok_or_else(|| handler.not_found(&def, name))
             }
             Verb::List => {
                 let filter = crate::storage::Filter::parse(&def, query)?;

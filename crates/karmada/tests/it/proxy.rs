@@ -97,6 +97,12 @@ fn kubectl_reaches_members_through_the_cluster_proxy() {
         [pod.as_str(), "1m", "4Mi"],
         "an idle container that requests nothing"
     );
+    let missing = through("member1", &["top", "pod", "nope"]);
+    assert!(
+        missing.fails().contains(r#"pods "nope" not found"#),
+        "as metrics-server says it: {}",
+        missing.stderr
+    );
     let nodes_top = cp.member("member1", &["top", "nodes", "--no-headers"]);
     assert!(nodes_top.ok().lines().count() >= 1, "{}", nodes_top.stdout);
 
