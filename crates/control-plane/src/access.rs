@@ -417,7 +417,16 @@ mod tests {
             ),
             ("list", target("work.karmada.io", "works", Some("karmada-es-member1"), None), false),
             ("list", target("work.karmada.io", "works", None, None), false),
-            ("get", target("", "secrets", Some("karmada-cluster"), Some("member2")), false),
+            // Its own credential Secrets only (it reports them), never another's or a list.
+            ("get", target("", "secrets", Some("karmada-cluster"), Some("member2")), true),
+            (
+                "update",
+                target("", "secrets", Some("karmada-cluster"), Some("member2-impersonator")),
+                true,
+            ),
+            ("get", target("", "secrets", Some("karmada-cluster"), Some("member1")), false),
+            ("get", target("", "secrets", Some("karmada-system"), Some("member2")), false),
+            ("list", target("", "secrets", Some("karmada-cluster"), None), false),
             ("get", target("cluster.karmada.io", "clusters", None, Some("member2")), true),
             ("watch", target("cluster.karmada.io", "clusters", None, Some("member2")), true),
             ("list", target("cluster.karmada.io", "clusters", None, None), false),
@@ -454,7 +463,8 @@ mod tests {
         let csr = target("certificates.k8s.io", "certificatesigningrequests", None, None);
         assert!(a.authorize(&bootstrap, "create", Some(&csr), "/x").is_ok());
         assert!(a.authorize(&bootstrap, "list", Some(&cases[0].1), "/x").is_err());
-        let message = a.authorize(&agent, "get", Some(&cases[4].1), "/x").unwrap_err().message;
+        // Another cluster's credentials.
+        let message = a.authorize(&agent, "get", Some(&cases[6].1), "/x").unwrap_err().message;
         assert!(message.contains("cannot get resource \"secrets\""), "{message}");
     }
 }

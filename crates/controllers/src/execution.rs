@@ -742,10 +742,21 @@ async fn reconcile(work: Arc<Work>, ctx: Arc<Context>) -> Result<Action, Error> 
         }
         let preserve = work.spec.preserve_resources_on_deletion == Some(true);
         if let Some(cluster) = &cluster {
-            if preserve {
-                bounded(ctx.timeout * 2, release_applied(&ctx, cluster, &work)).await?;
+            let cleaned = if preserve {
+                bounded(ctx.timeout * 2, release_applied(&ctx, cluster, &work)).await
             } else {
-                bounded(ctx.timeout * 2, remove_applied(&ctx, cluster, &work)).await?;
+                bounded(ctx.timeout * 2, remove_applied(&ctx, cluster, &work)).await
+            };
+            match cleaned {
+                Ok(_) => {}
+                // The cluster is going away and its member cannot be cleaned (unjoin deleted
+                // its credentials, or it stopped answering): the Work goes anyway, as upstream
+                // lets an unjoin finish.
+                Err(error) if cluster.metadata.deletion_timestamp.is_some() => {
+                    tracing::warn!(work = %name, cluster = %cluster_name, %error,
+                        "cluster being removed and its member cannot be cleaned; releasing the Work");
+                }
+                Err(error) => return Err(error),
             }
         }
         crate::set_finalizer(&works, &name, &finalizers, FINALIZER, false).await?;

@@ -272,7 +272,10 @@ fn the_quick_start_deployment_gets_a_scheduled_binding() {
             "-n",
             &format!("karmada-es-{cluster}"),
             "-o",
-            &format!("jsonpath={{.items[0].spec.workload.manifests[0]{path}}}"),
+            // The Deployment's Work (the execution namespace also holds unifiedAuth's).
+            &format!(
+                "jsonpath={{.items[?(@.spec.workload.manifests[0].kind==\"Deployment\")].spec.workload.manifests[0]{path}}}"
+            ),
         ]);
         out.stdout
     };
