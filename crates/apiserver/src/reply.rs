@@ -41,6 +41,16 @@ pub(crate) async fn read_body(body: hyper::body::Incoming) -> Result<Bytes, ApiE
     }
 }
 
+/// A streamed body: the chunks sent on the channel, ending when its sender is dropped (a
+/// producer learns the client left when its send fails).
+pub fn channel_body(chunks: tokio::sync::mpsc::Receiver<Bytes>) -> Body {
+    let frames = futures_util::stream::unfold(chunks, |mut chunks| async move {
+        let chunk = chunks.recv().await?;
+        Some((Ok::<_, Infallible>(hyper::body::Frame::data(chunk)), chunks))
+    });
+    http_body_util::StreamBody::new(frames).boxed()
+}
+
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).map_err(|never| match never {}).boxed()
 }

@@ -10,7 +10,6 @@
 //! one that did not, and clusters that are not Ready, get a 503 saying why.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::time::Duration;
 
 use apimachinery::ApiError;
@@ -18,7 +17,7 @@ use apiserver::api::{Body, ProxyRequest};
 use bytes::Bytes;
 use futures::StreamExt;
 use http::{HeaderValue, Response};
-use http_body_util::{BodyExt, StreamBody};
+use http_body_util::BodyExt;
 use k8s_openapi::ByteString;
 use karmada_api::cluster::Cluster;
 use parking_lot::Mutex;
@@ -214,10 +213,6 @@ impl apiserver::Proxy for ClusterProxy {
                 }
             }
         });
-        let frames = futures::stream::unfold(rx, |mut rx| async move {
-            let chunk = rx.recv().await?;
-            Some((Ok::<_, Infallible>(hyper::body::Frame::data(chunk)), rx))
-        });
         let mut reply = Response::builder().status(member_parts.status);
         for name in RETURNED {
             for value in member_parts.headers.get_all(*name) {
@@ -225,7 +220,7 @@ impl apiserver::Proxy for ClusterProxy {
             }
         }
         reply
-            .body(BodyExt::boxed(StreamBody::new(frames)))
+            .body(apiserver::api::channel_body(rx))
             .map_err(|e| ApiError::internal(format!("proxying {target}: {e}")))
     }
 }

@@ -18,8 +18,8 @@ use karmada_api::cluster::Cluster;
 use karmada_api::policy::ClusterOverridePolicy;
 use karmada_api::work::Work;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
 use propagation::Template;
 use propagation::overrides::{OverridePolicyRef, render};
 use serde_json::{Value, json};
@@ -186,47 +186,22 @@ async fn sync(client: &kube::Client, caches: &Caches) -> Result<(), kube::Error>
     Ok(())
 }
 
-fn cached<K>(
-    client: &kube::Client,
-    config: watcher::Config,
-    notify: &Arc<Notify>,
-) -> (Store<K>, tokio::task::JoinHandle<()>)
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    let (reader, writer) = reflector::store::<K>();
-    let notify = Arc::clone(notify);
-    let task = tokio::spawn(
-        watcher::watcher(Api::<K>::all(client.clone()), config)
-            .default_backoff()
-            .modify(crate::lean)
-            .reflect(writer)
-            .for_each(move |_| {
-                notify.notify_one();
-                async {}
-            }),
-    );
-    (reader, task)
-}
-
 /// Runs namespace auto-propagation until the future is dropped.
 pub async fn run(client: kube::Client, shared: crate::Caches) -> anyhow::Result<()> {
     let notify = Arc::new(Notify::new());
-    let (namespaces, t1) = cached::<Namespace>(&client, watcher::Config::default(), &notify);
+    let (namespaces, t1) =
+        crate::shared::cached::<Namespace>(&client, watcher::Config::default(), &notify);
     let clusters = shared.clusters.store();
     let n = Arc::clone(&notify);
     let t2 = tokio::spawn(shared.clusters.subscribe().for_each(move |_| {
         n.notify_one();
         async {}
     }));
-    let (works, t3) =
-        cached::<Work>(&client, watcher::Config::default().labels(NAMESPACE_WORK_LABEL), &notify);
+    let (works, t3) = crate::shared::cached::<Work>(
+        &client,
+        watcher::Config::default().labels(NAMESPACE_WORK_LABEL),
+        &notify,
+    );
     let cops = shared.cluster_override_policies.store();
     let n = Arc::clone(&notify);
     let t4 = tokio::spawn(shared.cluster_override_policies.subscribe().for_each(move |_| {

@@ -289,6 +289,37 @@ where
     })
 }
 
+/// A reflector over every `K` (narrowed by `config`) whose every change wakes `notify`: the
+/// cache of a controller that recomputes its whole desired state on each change.
+pub fn cached<K>(
+    client: &kube::Client,
+    config: watcher::Config,
+    notify: &Arc<tokio::sync::Notify>,
+) -> (reflector::Store<K>, tokio::task::JoinHandle<()>)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store::<K>();
+    let notify = Arc::clone(notify);
+    let task = tokio::spawn(
+        watcher::watcher(kube::Api::<K>::all(client.clone()), config)
+            .default_backoff()
+            .modify(crate::lean)
+            .reflect(writer)
+            .for_each(move |_| {
+                notify.notify_one();
+                async {}
+            }),
+    );
+    (reader, task)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,8 +19,8 @@ use karmada_api::events::{Reason, message};
 use karmada_api::names;
 use karmada_api::work::Work;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
@@ -175,36 +175,13 @@ async fn sync(
     Ok(())
 }
 
-fn cached<K>(client: &kube::Client, notify: &Arc<Notify>) -> (Store<K>, tokio::task::JoinHandle<()>)
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    let (reader, writer) = reflector::store::<K>();
-    let notify = Arc::clone(notify);
-    let task = tokio::spawn(
-        watcher::watcher(Api::<K>::all(client.clone()), watcher::Config::default())
-            .default_backoff()
-            .modify(crate::lean)
-            .reflect(writer)
-            .for_each(move |_| {
-                notify.notify_one();
-                async {}
-            }),
-    );
-    (reader, task)
-}
-
 /// Runs unified authentication until the future is dropped.
 pub async fn run(client: kube::Client, shared: crate::Caches) -> anyhow::Result<()> {
     let notify = Arc::new(Notify::new());
-    let (roles, t1) = cached::<ClusterRole>(&client, &notify);
-    let (bindings, t2) = cached::<ClusterRoleBinding>(&client, &notify);
+    let (roles, t1) =
+        crate::shared::cached::<ClusterRole>(&client, watcher::Config::default(), &notify);
+    let (bindings, t2) =
+        crate::shared::cached::<ClusterRoleBinding>(&client, watcher::Config::default(), &notify);
     let n = Arc::clone(&notify);
     let t3 = tokio::spawn(shared.clusters.subscribe().for_each(move |_| {
         n.notify_one();

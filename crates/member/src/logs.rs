@@ -6,7 +6,6 @@
 //! `sinceSeconds`, `sinceTime`, `timestamps`, `limitBytes` and `previous` behave as the
 //! kubelet's, with its error messages.
 
-use std::convert::Infallible;
 use std::time::Duration;
 
 use apimachinery::ApiError;
@@ -298,11 +297,7 @@ impl apiserver::Subresource for PodLogs {
                 next += 1;
             }
         });
-        let frames = futures_util::stream::unfold(rx, |mut rx| async move {
-            let chunk = rx.recv().await?;
-            Some((Ok::<_, Infallible>(hyper::body::Frame::data(chunk)), rx))
-        });
-        response(http_body_util::BodyExt::boxed(http_body_util::StreamBody::new(frames)))
+        response(apiserver::api::channel_body(rx))
     }
 }
 

@@ -25,7 +25,7 @@ use crate::discovery;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 pub use crate::reply::{
-    BODY_TIMEOUT, Body, MAX_BODY_BYTES, error_response, full, json_response, respond,
+    BODY_TIMEOUT, Body, MAX_BODY_BYTES, channel_body, error_response, full, json_response, respond,
 };
 use crate::reply::{read_body, too_many};
 use crate::request::{self, Query, Route, Target, Verb};
