@@ -125,7 +125,6 @@ async fn report_secrets(
     member: &kube::Client,
     config: &AgentConfig,
 ) -> anyhow::Result<()> {
-    use k8s_openapi::ByteString;
     use k8s_openapi::api::core::v1::Secret;
     let name = config.cluster_name.as_str();
     let (own, impersonator) = member_client::join::prepare_member(member, name).await?;
@@ -158,22 +157,7 @@ async fn report_secrets(
     let owner = json!([{"apiVersion": "cluster.karmada.io/v1alpha1", "kind": "Cluster", "name": name,
         "uid": cluster.metadata.uid, "controller": true, "blockOwnerDeletion": true}]);
     for (secret_name, entries) in reported {
-        let mut secret: Secret = serde_json::from_value(
-            json!({"apiVersion": "v1", "kind": "Secret",
-            "type": "Opaque",
-            "metadata": {"name": secret_name, "namespace": CLUSTER_NAMESPACE, "ownerReferences": owner}}),
-        )?;
-        secret.data =
-            Some(entries.into_iter().map(|(k, v)| (k.to_owned(), ByteString(v))).collect());
-        match secrets.get_opt(&secret_name).await? {
-            Some(existing) => {
-                secret.metadata.resource_version = existing.metadata.resource_version;
-                secrets.replace(&secret_name, &PostParams::default(), &secret).await?;
-            }
-            None => {
-                secrets.create(&PostParams::default(), &secret).await?;
-            }
-        }
+        member_client::join::put_secret(&secrets, &secret_name, entries, Some(&owner)).await?;
     }
     Ok(())
 }

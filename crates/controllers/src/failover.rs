@@ -184,11 +184,7 @@ pub async fn run_taint_policies(client: kube::Client, caches: crate::Caches) -> 
         }),
     );
     let clusters = caches.clusters.store();
-    let n = Arc::clone(&notify);
-    let cluster_task = tokio::spawn(caches.clusters.subscribe().for_each(move |_| {
-        n.notify_one();
-        async {}
-    }));
+    let cluster_task = caches.clusters.notify_on_change(&notify);
     let _ = tokio::join!(policies.wait_until_ready(), caches.clusters.ready());
     let api: Api<Cluster> = Api::all(client.clone());
     let events = crate::events::Events::start(client.clone(), "cluster-taint-policy-controller");

@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use karmada_api::cluster::Cluster;
 use karmada_api::policy::ClusterOverridePolicy;
@@ -192,22 +191,14 @@ pub async fn run(client: kube::Client, shared: crate::Caches) -> anyhow::Result<
     let (namespaces, t1) =
         crate::shared::cached::<Namespace>(&client, watcher::Config::default(), &notify);
     let clusters = shared.clusters.store();
-    let n = Arc::clone(&notify);
-    let t2 = tokio::spawn(shared.clusters.subscribe().for_each(move |_| {
-        n.notify_one();
-        async {}
-    }));
+    let t2 = shared.clusters.notify_on_change(&notify);
     let (works, t3) = crate::shared::cached::<Work>(
         &client,
         watcher::Config::default().labels(NAMESPACE_WORK_LABEL),
         &notify,
     );
     let cops = shared.cluster_override_policies.store();
-    let n = Arc::clone(&notify);
-    let t4 = tokio::spawn(shared.cluster_override_policies.subscribe().for_each(move |_| {
-        n.notify_one();
-        async {}
-    }));
+    let t4 = shared.cluster_override_policies.notify_on_change(&notify);
     let _ = tokio::join!(
         namespaces.wait_until_ready(),
         shared.clusters.ready(),
@@ -223,13 +214,7 @@ pub async fn run(client: kube::Client, shared: crate::Caches) -> anyhow::Result<
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }
-        tokio::select! {
-            () = notify.notified() => {}
-            () = tokio::time::sleep(Duration::from_secs(300)) => {}
-        }
-        if t1.is_finished() || t2.is_finished() || t3.is_finished() || t4.is_finished() {
-            anyhow::bail!("a namespace sync watch stopped");
-        }
+        crate::shared::next_change(&notify, &[&t1, &t2, &t3, &t4], "namespace sync").await?;
     }
 }
 

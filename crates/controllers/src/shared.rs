@@ -149,6 +149,18 @@ where
         let _ = self.ready.clone().wait_for(|ready| *ready).await;
     }
 
+    /// Wakes `notify` on every change (for a controller that recomputes its whole state).
+    pub fn notify_on_change(&self, notify: &Arc<tokio::sync::Notify>) -> tokio::task::JoinHandle<()>
+    where
+        K: Send + Sync,
+    {
+        let notify = Arc::clone(notify);
+        tokio::spawn(self.subscribe().for_each(move |_| {
+            notify.notify_one();
+            async {}
+        }))
+    }
+
     /// Every change from now on, after what the cache holds (as a list, or the part of a
     /// list in progress): a late subscriber misses nothing.
     pub fn subscribe(&self) -> mpsc::UnboundedReceiver<Change<K>> {
@@ -287,6 +299,23 @@ where
         let _ = &guard;
         o
     })
+}
+
+/// Waits for the next change a whole-state controller is told of (or five minutes, a periodic
+/// resync); an error when one of the watches feeding it stopped.
+pub async fn next_change(
+    notify: &tokio::sync::Notify,
+    watches: &[&tokio::task::JoinHandle<()>],
+    what: &str,
+) -> anyhow::Result<()> {
+    tokio::select! {
+        () = notify.notified() => {}
+        () = tokio::time::sleep(std::time::Duration::from_secs(300)) => {}
+    }
+    if watches.iter().any(|w| w.is_finished()) {
+        anyhow::bail!("a {what} watch stopped");
+    }
+    Ok(())
 }
 
 /// A reflector over every `K` (narrowed by `config`) whose every change wakes `notify`: the

@@ -12,7 +12,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Subject};
 use karmada_api::cluster::Cluster;
 use karmada_api::events::{Reason, message};
@@ -182,11 +181,7 @@ pub async fn run(client: kube::Client, shared: crate::Caches) -> anyhow::Result<
         crate::shared::cached::<ClusterRole>(&client, watcher::Config::default(), &notify);
     let (bindings, t2) =
         crate::shared::cached::<ClusterRoleBinding>(&client, watcher::Config::default(), &notify);
-    let n = Arc::clone(&notify);
-    let t3 = tokio::spawn(shared.clusters.subscribe().for_each(move |_| {
-        n.notify_one();
-        async {}
-    }));
+    let t3 = shared.clusters.notify_on_change(&notify);
     let _ = tokio::join!(
         roles.wait_until_ready(),
         bindings.wait_until_ready(),
@@ -203,13 +198,7 @@ pub async fn run(client: kube::Client, shared: crate::Caches) -> anyhow::Result<
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }
-        tokio::select! {
-            () = notify.notified() => {}
-            () = tokio::time::sleep(Duration::from_secs(300)) => {}
-        }
-        if t1.is_finished() || t2.is_finished() || t3.is_finished() {
-            anyhow::bail!("a unified auth watch stopped");
-        }
+        crate::shared::next_change(&notify, &[&t1, &t2, &t3], "unified auth").await?;
     }
 }
 

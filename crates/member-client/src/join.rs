@@ -7,7 +7,6 @@
 //! The control plane then holds a dedicated identity for the member, never the credentials
 //! the operator joined with.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::ByteString;
@@ -205,6 +204,36 @@ pub async fn join(
     register(control, &options, &own, &impersonator, ca_pem).await
 }
 
+/// Writes a credentials Secret in the control plane's `karmada-cluster` whole (PUT, so that the
+/// credentials of an earlier join — a client certificate — go), owned by `owner` when given
+/// (else keeping the owners it has).
+pub async fn put_secret(
+    secrets: &Api<Secret>,
+    name: &str,
+    data: Vec<(&str, Vec<u8>)>,
+    owner: Option<&Value>,
+) -> Result<(), kube::Error> {
+    let mut secret: Secret = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": name, "namespace": CLUSTER_NAMESPACE, "labels": labels(),
+            "ownerReferences": owner}}))
+    .map_err(kube::Error::SerdeError)?;
+    secret.data = Some(data.into_iter().map(|(k, v)| (k.to_owned(), ByteString(v))).collect());
+    match secrets.get_opt(name).await? {
+        Some(existing) => {
+            secret.metadata.resource_version = existing.metadata.resource_version;
+            if owner.is_none() {
+                secret.metadata.owner_references = existing.metadata.owner_references;
+            }
+            secrets.replace(name, &Default::default(), &secret).await?;
+        }
+        None => {
+            secrets.create(&Default::default(), &secret).await?;
+        }
+    }
+    Ok(())
+}
+
 pub async fn register(
     control: &kube::Client,
     options: &JoinOptions,
@@ -233,36 +262,13 @@ pub async fn register(
     };
     let secrets: Api<Secret> = Api::namespaced(control.clone(), CLUSTER_NAMESPACE);
     let impersonator_name = impersonator_secret(name);
-    // Written whole (PUT), so that credentials of an earlier join (a client certificate) go.
     for (secret_name, data) in [
-        (name.to_owned(), BTreeMap::from([("caBundle", ca), ("token", data(own, "token"))])),
-        (impersonator_name.clone(), BTreeMap::from([("token", data(impersonator, "token"))])),
+        (name.to_owned(), vec![("caBundle", ca), ("token", data(own, "token"))]),
+        (impersonator_name.clone(), vec![("token", data(impersonator, "token"))]),
     ] {
-        let mut secret: Secret =
-            serde_json::from_value(json!({"apiVersion": "v1", "kind": "Secret",
-            "type": "Opaque",
-            "metadata": {"name": secret_name, "namespace": CLUSTER_NAMESPACE, "labels": labels()}}))
-            .map_err(|e| JoinError::Control {
-                what: format!("building Secret {secret_name}"),
-                source: kube::Error::SerdeError(e),
-            })?;
-        secret.data = Some(data.into_iter().map(|(k, v)| (k.to_owned(), ByteString(v))).collect());
-        match secrets.get_opt(&secret_name).await.map_err(fail("reading Secrets"))? {
-            Some(existing) => {
-                secret.metadata.resource_version = existing.metadata.resource_version;
-                secret.metadata.owner_references = existing.metadata.owner_references;
-                secrets
-                    .replace(&secret_name, &Default::default(), &secret)
-                    .await
-                    .map_err(fail(&format!("updating Secret {secret_name}")))?;
-            }
-            None => {
-                secrets
-                    .create(&Default::default(), &secret)
-                    .await
-                    .map_err(fail(&format!("creating Secret {secret_name}")))?;
-            }
-        }
+        put_secret(&secrets, &secret_name, data, None)
+            .await
+            .map_err(fail(&format!("writing Secret {secret_name}")))?;
     }
     let mut spec = json!({
         "id": options.id, "syncMode": "Push", "apiEndpoint": options.api_endpoint,

@@ -86,6 +86,15 @@ pub struct Api {
     pub(crate) computed: Vec<(String, String, Arc<dyn Computed>)>,
 }
 
+/// The handler registered for (group, plural).
+fn find<H: ?Sized>(
+    handlers: &[(String, String, Arc<H>)],
+    group: &str,
+    plural: &str,
+) -> Option<Arc<H>> {
+    handlers.iter().find(|(g, r, _)| g == group && r == plural).map(|(_, _, h)| Arc::clone(h))
+}
+
 /// A request passed on by a `<resource>/<name>/proxy/...` route.
 pub struct ProxyRequest<'a> {
     /// The object's name (a Cluster's).
@@ -160,16 +169,11 @@ impl Api {
     /// Serves a kind computed on read: get, and list (with label and field selectors).
     async fn computed(
         &self,
+        handler: Arc<dyn Computed>,
         target: &Target,
         verb: Verb,
         query: &Query,
     ) -> Result<Response<Body>, ApiError> {
-        let handler = self
-            .computed
-            .iter()
-            .find(|(g, r, _)| *g == target.group && *r == target.resource)
-            .map(|(_, _, h)| Arc::clone(h))
-            .ok_or_else(ApiError::path_not_found)?;
         let def = self
             .storage
             .registry
@@ -484,38 +488,28 @@ impl Api {
             Route::Resource(target) if review::is_review(&target) => {
                 self.review(parts, &target, body, user).await
             }
-            Route::Resource(target)
-                if target.subresource.is_some() && self.subresource_handler(&target).is_some() =>
-            {
-                get_only(&parts.method)?;
-                let handler =
-                    self.subresource_handler(&target).ok_or_else(ApiError::path_not_found)?;
-                handler
-                    .serve(SubresourceRequest {
+            Route::Resource(target) => {
+                // A kind or subresource with a handler of its own, else the storage core.
+                if let Some(handler) = self.subresource_handler(&target) {
+                    get_only(&parts.method)?;
+                    let request = SubresourceRequest {
                         target: &target,
                         parts,
                         query,
                         user,
                         storage: &self.storage,
-                    })
-                    .await
-            }
-            Route::Resource(target)
+                    };
+                    return handler.serve(request).await;
+                }
                 if target.subresource.is_none()
-                    && self
-                        .computed
-                        .iter()
-                        .any(|(g, r, _)| *g == target.group && *r == target.resource) =>
-            {
-                self.computed(&target, verb, query).await
+                    && let Some(handler) = find(&self.computed, &target.group, &target.resource)
+                {
+                    return self.computed(handler, &target, verb, query).await;
+                }
+                self.resource(parts, target, verb, query, body, user).await
             }
-            Route::Resource(target) => self.resource(parts, target, verb, query, body, user).await,
             Route::Proxy(target, rest) => {
-                let proxy = self
-                    .proxies
-                    .iter()
-                    .find(|(g, r, _)| *g == target.group && *r == target.resource)
-                    .map(|(_, _, p)| Arc::clone(p))
+                let proxy = find(&self.proxies, &target.group, &target.resource)
                     .ok_or_else(ApiError::path_not_found)?;
                 let name = target.name.as_deref().unwrap_or_default();
                 proxy

@@ -82,47 +82,29 @@ fn karmadactl_interpret_checks_and_runs_customizations() {
         assert!(line.ends_with(verdict), "{line}");
     }
 
-    let out = karmadactl(
-        &api,
-        &[
-            "interpret",
-            "-f",
-            &customization,
-            "--operation",
-            "interpretReplica",
-            "--observed-file",
-            &object,
-        ],
-    );
+    // One operation of the customization file on the object.
+    let run = |operation: &str| {
+        karmadactl(
+            &api,
+            &[
+                "interpret",
+                "-f",
+                &customization,
+                "--operation",
+                operation,
+                "--observed-file",
+                &object,
+            ],
+        )
+    };
+    let out = run("interpretReplica");
     assert_eq!(
         out.ok(),
         "---\n# [1/2] replica:\n3\n---\n# [2/2] requires:\nresourceRequest:\n  cpu: 200m\n"
     );
-    let out = karmadactl(
-        &api,
-        &[
-            "interpret",
-            "-f",
-            &customization,
-            "--operation",
-            "InterpretHealth",
-            "--observed-file",
-            &object,
-        ],
-    );
+    let out = run("InterpretHealth");
     assert_eq!(out.ok(), "---\n# [1/1] healthy:\ntrue\n");
-    let out = karmadactl(
-        &api,
-        &[
-            "interpret",
-            "-f",
-            &customization,
-            "--operation",
-            "aggregateStatus",
-            "--observed-file",
-            &object,
-        ],
-    );
+    let out = run("aggregateStatus");
     assert_eq!(out.stderr, "Execute AggregateStatus error: rule is not enabled\n");
 
     // A script that does not compile: --check fails, and the control plane refuses it.
