@@ -131,6 +131,14 @@ pub struct Config {
     pub subresources: Vec<(String, String, String, Arc<dyn api::Subresource>)>,
     /// Read-only kinds computed on each read (registered and discoverable like any other).
     pub computed: Vec<(registry::ResourceDef, Arc<dyn api::Computed>)>,
+    /// Loops that run beside the server on its storage, for as long as it runs.
+    pub background: Vec<Arc<dyn Background>>,
+}
+
+/// A loop that runs beside the server on its storage (karmada-search's caches), started once
+/// the server accepts; it ends when the storage's [`Storage::shutdown`] signal says so.
+pub trait Background: Send + Sync {
+    fn start(self: Arc<Self>, storage: Arc<storage::Storage>) -> tokio::task::JoinHandle<()>;
 }
 
 impl Config {
@@ -166,6 +174,7 @@ impl Config {
             proxies: Vec::new(),
             subresources: Vec::new(),
             computed: Vec::new(),
+            background: Vec::new(),
         }
     }
 }
@@ -370,6 +379,9 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         sa_tokens,
         authority.cert_pem().to_owned(),
     )));
+    for background in &config.background {
+        tasks.push(Arc::clone(background).start(Arc::clone(&storage)));
+    }
     tasks.push(tokio::spawn(serve(
         listener,
         tls,

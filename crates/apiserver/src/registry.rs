@@ -87,6 +87,38 @@ fn openapi_of<T: schemars::JsonSchema>(
 }
 
 impl ResourceDef {
+    /// A kind served by another server (a member cluster's), known by its names only: listed
+    /// with the default columns, no schema.
+    pub fn external(
+        group: &str,
+        version: &str,
+        kind: &str,
+        plural: &str,
+        namespaced: bool,
+    ) -> Self {
+        ResourceDef {
+            group: group.to_owned(),
+            version: version.to_owned(),
+            kind: kind.to_owned(),
+            plural: plural.to_owned(),
+            singular: kind.to_lowercase(),
+            namespaced,
+            short_names: Vec::new(),
+            categories: Vec::new(),
+            status: false,
+            scale: None,
+            generation: false,
+            printer: Printer::Columns(crate::table::default_crd_columns()),
+            strategic: false,
+            schema: None,
+            custom: true,
+            storage_version: version.to_owned(),
+            protobuf: false,
+            openapi: None,
+            stored_as: None,
+        }
+    }
+
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
             self.version.clone()

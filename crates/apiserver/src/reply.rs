@@ -25,7 +25,11 @@ pub(crate) fn too_many(message: &str) -> ApiError {
 }
 
 /// Reads a request body, bounded in size and in time.
-pub(crate) async fn read_body(body: hyper::body::Incoming) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body<B>(body: B) -> Result<Bytes, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let collect = http_body_util::Limited::new(body, MAX_BODY_BYTES).collect();
     match tokio::time::timeout(BODY_TIMEOUT, collect).await {
         Err(_) => Err(ApiError::new(

@@ -26,10 +26,11 @@ pub enum Route {
         version: String,
     },
     Resource(Target),
-    /// `<cluster-scoped resource>/<name>/proxy[/<path>]`: a request passed on to what the
-    /// object stands for (a member cluster's API server for a Cluster); the target's
-    /// subresource is `proxy`, the path (from its first `/`, as sent) is the rest.
-    Proxy(Target, String),
+    /// `<cluster-scoped resource>/<name>/proxy[/<path>]`, or any `<subresource>/<path>`: a
+    /// request passed on to what the object stands for (a member cluster's API server for a
+    /// Cluster, karmada-search's cache for `search/cache/...`); the path after the subresource
+    /// (from its first `/`, as sent; at least `/`) is the rest.
+    Connect(Target, String),
 }
 
 /// A resource request: `[namespaces/<ns>/]<resource>[/<name>[/<subresource>]]`.
@@ -44,7 +45,7 @@ pub struct Target {
 }
 
 pub fn route(path: &str) -> Option<Route> {
-    if let Some(route) = proxy_route(path) {
+    if let Some(route) = connect_route(path) {
         return Some(route);
     }
     let path = path.trim_end_matches('/');
@@ -157,20 +158,21 @@ pub fn route(path: &str) -> Option<Route> {
     Some(Route::Resource(target))
 }
 
-/// `/apis/<group>/<version>/<resource>/<name>/proxy[/<rest>]` (cluster-scoped objects only);
-/// the rest of the path is passed on as sent.
-fn proxy_route(path: &str) -> Option<Route> {
+/// `/apis/<group>/<version>/<resource>/<name>/proxy[/<rest>]`, or
+/// `/apis/<group>/<version>/<resource>/<name>/<subresource>/<rest>` (a path deeper than any
+/// plain subresource), of cluster-scoped objects only; the rest of the path is passed on as
+/// sent.
+fn connect_route(path: &str) -> Option<Route> {
     let rest = path.strip_prefix("/apis/")?;
-    let mut parts = rest.splitn(5, '/');
-    let (group, version, resource, name) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let tail = parts.next()?;
-    let after = tail.strip_prefix("proxy")?;
-    if !(after.is_empty() || after.starts_with('/')) || resource == "namespaces" {
+    let mut parts = rest.splitn(6, '/');
+    let (group, version, resource, name, sub) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let tail = parts.next();
+    if resource == "namespaces" || (sub != "proxy" && tail.is_none_or(str::is_empty)) {
         return None;
     }
     let name = percent_decode_path(name);
-    if [group, version, resource].iter().any(|s| s.is_empty())
+    if [group, version, resource, sub].iter().any(|s| s.is_empty())
         || name.is_empty()
         || name.contains('/')
     {
@@ -182,9 +184,9 @@ fn proxy_route(path: &str) -> Option<Route> {
         resource: resource.to_owned(),
         namespace: None,
         name: Some(name),
-        subresource: Some("proxy".into()),
+        subresource: Some(sub.to_owned()),
     };
-    Some(Route::Proxy(target, if after.is_empty() { "/".to_owned() } else { after.to_owned() }))
+    Some(Route::Connect(target, format!("/{}", tail.unwrap_or_default())))
 }
 
 /// Decoded query parameters (the last occurrence of a key wins; empty pairs are ignored, as
@@ -576,7 +578,19 @@ mod tests {
             else {
                 unreachable!()
             };
-            Some(Route::Proxy(target, rest.to_owned()))
+            Some(Route::Connect(target, rest.to_owned()))
+        };
+        let search_target = |resource: &str, name: &str| Target {
+            group: "search.karmada.io".into(),
+            version: "v1alpha1".into(),
+            resource: resource.into(),
+            namespace: None,
+            name: Some(name.into()),
+            subresource: None,
+        };
+        let search = |resource: &str, name: &str, sub: &str, rest: &str| {
+            let target = Target { subresource: Some(sub.into()), ..search_target(resource, name) };
+            Some(Route::Connect(target, rest.into()))
         };
         for (path, want) in [
             (
@@ -594,6 +608,27 @@ mod tests {
                 Some(t("cluster.karmada.io", "clusters", None, Some("member1"), Some("proxyx"))),
             ),
             ("/apis/cluster.karmada.io/v1/clusters/a%2Fb/proxy/api", None),
+            // Deeper than a subresource: karmada-search's cache and proxy.
+            (
+                "/apis/search.karmada.io/v1alpha1/search/cache/apis/apps/v1/deployments",
+                search("search", "cache", "apis", "/apps/v1/deployments"),
+            ),
+            (
+                "/apis/search.karmada.io/v1alpha1/proxying/karmada/proxy/api/v1/nodes",
+                search("proxying", "karmada", "proxy", "/api/v1/nodes"),
+            ),
+            // A plain subresource, and anything under a namespace, is not.
+            (
+                "/apis/search.karmada.io/v1alpha1/search/cache/apis",
+                Some(Route::Resource(Target {
+                    subresource: Some("apis".into()),
+                    ..search_target("search", "cache")
+                })),
+            ),
+            (
+                "/apis/apps/v1/namespaces/default/deployments/web/scale",
+                Some(t("apps", "deployments", Some("default"), Some("web"), Some("scale"))),
+            ),
         ] {
             assert_eq!(route(path), want, "{path}");
         }
@@ -708,7 +743,7 @@ impl Verb {
     /// The verb of a request with `method` on `route` (`watch=true` makes a list a watch).
     pub fn of(method: &http::Method, route: Option<&Route>, query: &Query) -> Verb {
         use http::Method;
-        if let Some(Route::Proxy(..)) = route {
+        if let Some(Route::Connect(..)) = route {
             // As Kubernetes authorizes proxy requests: by the HTTP method.
             return match *method {
                 Method::GET | Method::HEAD => Verb::Get,

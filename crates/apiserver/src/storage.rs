@@ -256,6 +256,11 @@ pub(crate) fn delete_options(
 
 /// (verb, resource) for metrics and authorization.
 impl Storage {
+    /// Turns true when the server shuts down.
+    pub fn shutdown(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
+
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
     }

@@ -121,11 +121,15 @@ pub fn install(config: &mut apiserver::Config) {
         "resourceinterpretercustomizations".to_owned(),
         Arc::new(CustomizationConflicts),
     ));
+    let cluster_proxy = Arc::new(crate::proxy::ClusterProxy::default());
     config.proxies.push((
         "cluster.karmada.io".to_owned(),
         "clusters".to_owned(),
-        Arc::new(crate::proxy::ClusterProxy::default()),
+        Arc::clone(&cluster_proxy) as Arc<dyn apiserver::Proxy>,
     ));
+    let search = crate::search::Search::new(cluster_proxy);
+    config.proxies.extend(search.endpoints());
+    config.background.push(search);
     config.admission.push(Arc::new(crate::access::AgentAdmission));
     config.authorizer = Arc::new(crate::access::KarmadaAuthorizer);
     config.csr_approver = Some(Arc::new(crate::access::AgentCsrApprover));

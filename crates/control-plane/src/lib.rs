@@ -8,5 +8,6 @@
 pub mod access;
 pub mod apis;
 pub mod proxy;
+pub mod search;
 
 pub use apis::install;

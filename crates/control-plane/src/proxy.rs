@@ -82,7 +82,7 @@ pub fn impersonation(user: &apiserver::User) -> Vec<(&'static str, String)> {
 }
 
 impl ClusterProxy {
-    async fn secret(
+    pub(crate) async fn secret(
         storage: &apiserver::storage::Storage,
         namespace: &str,
         name: &str,
@@ -161,46 +161,54 @@ impl ClusterProxy {
     }
 }
 
-#[async_trait::async_trait]
-impl apiserver::Proxy for ClusterProxy {
-    async fn proxy(&self, request: ProxyRequest<'_>) -> Result<Response<Body>, ApiError> {
-        let storage = request.storage;
+impl ClusterProxy {
+    /// Passes a request on to cluster `name` as its impersonator, on behalf of `user`: `path`
+    /// (with the query of `parts`), the method, the headers that may go, and `body`.
+    pub async fn forward(
+        &self,
+        storage: &apiserver::storage::Storage,
+        name: &str,
+        path: &str,
+        parts: &http::request::Parts,
+        body: Bytes,
+        user: &apiserver::User,
+    ) -> Result<Response<Body>, ApiError> {
         let def = storage
             .registry()
             .storage_def("cluster.karmada.io", "clusters")
             .ok_or_else(|| ApiError::internal("clusters are not served"))?;
-        let object = storage.read(&def, None, request.name).await?;
+        let object = storage.read(&def, None, name).await?;
         let cluster_rv = apimachinery::object::meta_str(&object, "resourceVersion")
             .unwrap_or_default()
             .to_owned();
         let cluster: Cluster = serde_json::from_value(object)
-            .map_err(|e| ApiError::internal(format!("cluster {}: {e}", request.name)))?;
+            .map_err(|e| ApiError::internal(format!("cluster {name}: {e}")))?;
         proxyable(&cluster).map_err(unavailable)?;
         let client = self.client(storage, &cluster, &cluster_rv).await?;
 
-        let parts = request.parts;
         let target = match parts.uri.query() {
-            Some(q) => format!("{}?{q}", request.path),
-            None => request.path.to_owned(),
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_owned(),
         };
         let mut outgoing = http::Request::builder().method(parts.method.clone()).uri(&target);
-        for name in FORWARDED {
-            for value in parts.headers.get_all(*name) {
-                outgoing = outgoing.header(*name, value);
+        for header in FORWARDED {
+            for value in parts.headers.get_all(*header) {
+                outgoing = outgoing.header(*header, value);
             }
         }
-        for (name, value) in impersonation(request.user) {
+        for (header, value) in impersonation(user) {
             let value = HeaderValue::from_str(&value).map_err(|_| {
-                ApiError::bad_request(format!("the caller's {name} cannot be sent in a header"))
+                ApiError::bad_request(format!("the caller's {header} cannot be sent in a header"))
             })?;
-            outgoing = outgoing.header(name, value);
+            outgoing = outgoing.header(header, value);
         }
         let outgoing = outgoing
-            .body(kube::client::Body::from(request.body.to_vec()))
+            .body(kube::client::Body::from(body.to_vec()))
             .map_err(|e| ApiError::bad_request(format!("cannot proxy {target}: {e}")))?;
-        let response = client.send(outgoing).await.map_err(|e| {
-            unavailable(format!("error trying to reach cluster {}: {e}", request.name))
-        })?;
+        let response = client
+            .send(outgoing)
+            .await
+            .map_err(|e| unavailable(format!("error trying to reach cluster {name}: {e}")))?;
         let (member_parts, body) = response.into_parts();
         // The body as it arrives (copied by a task: the member's body is not `Sync`); a stream
         // the member breaks off simply ends, and one the caller drops stops the copying.
@@ -214,14 +222,32 @@ impl apiserver::Proxy for ClusterProxy {
             }
         });
         let mut reply = Response::builder().status(member_parts.status);
-        for name in RETURNED {
-            for value in member_parts.headers.get_all(*name) {
-                reply = reply.header(*name, value);
+        for header in RETURNED {
+            for value in member_parts.headers.get_all(*header) {
+                reply = reply.header(*header, value);
             }
         }
         reply
             .body(apiserver::api::channel_body(rx))
             .map_err(|e| ApiError::internal(format!("proxying {target}: {e}")))
+    }
+}
+
+#[async_trait::async_trait]
+impl apiserver::Proxy for ClusterProxy {
+    async fn proxy(&self, request: ProxyRequest<'_>) -> Result<Response<Body>, ApiError> {
+        if request.subresource != "proxy" {
+            return Err(ApiError::path_not_found());
+        }
+        self.forward(
+            request.storage,
+            request.name,
+            request.path,
+            request.parts,
+            request.body,
+            request.user,
+        )
+        .await
     }
 }
 

@@ -348,7 +348,7 @@ fn plan_works(
         .keys()
         .filter_map(|c| ctx.clusters.get(&ObjectRef::new(c)))
         .map(|c| {
-            let info = crate::scheduling::cluster_identity(&c);
+            let info = scheduler::ClusterInfo::identity(&c);
             (info.name.clone(), info)
         })
         .collect();

@@ -54,27 +54,7 @@ pub fn cluster_info(cluster: &Cluster) -> scheduler::ClusterInfo {
             allocating: milli(&s.allocating),
         })
     });
-    scheduler::ClusterInfo { enabled_apis, capacity, ..cluster_identity(cluster) }
-}
-
-/// What matching a cluster affinity needs of a cluster: its name, labels, location, taints
-/// (not its APIs or capacity, which [`cluster_info`] adds for scheduling).
-pub fn cluster_identity(cluster: &Cluster) -> scheduler::ClusterInfo {
-    let mut zones = cluster.spec.zones.clone();
-    if zones.is_empty() && !cluster.spec.zone.is_empty() {
-        zones.push(cluster.spec.zone.clone());
-    }
-    scheduler::ClusterInfo {
-        name: cluster.metadata.name.clone().unwrap_or_default(),
-        labels: Arc::new(cluster.metadata.labels.clone().unwrap_or_default()),
-        provider: cluster.spec.provider.clone(),
-        region: cluster.spec.region.clone(),
-        zones,
-        taints: cluster.spec.taints.clone(),
-        enabled_apis: None,
-        capacity: None,
-        deleting: cluster.metadata.deletion_timestamp.is_some(),
-    }
+    scheduler::ClusterInfo { enabled_apis, capacity, ..scheduler::ClusterInfo::identity(cluster) }
 }
 
 /// What the scheduler needs of a binding.

@@ -105,6 +105,9 @@ pub const CLUSTER_NAMESPACE: &str = "karmada-cluster";
 /// The namespace of the control plane's own components (leader-election Leases).
 pub const SYSTEM_NAMESPACE: &str = "karmada-system";
 
+/// On objects karmada-search serves from its cache: the cluster the object was cached from.
+pub const CACHE_SOURCE_ANNOTATION: &str = "resource.karmada.io/cached-from-cluster";
+
 /// Execution namespaces (one per member cluster) are named `karmada-es-<cluster>`.
 pub const EXECUTION_SPACE_PREFIX: &str = "karmada-es-";
 

@@ -55,6 +55,10 @@ pub struct Args {
     /// How long Job pods run before they succeed.
     #[arg(long, default_value_t = 2000)]
     job_duration_ms: u64,
+    /// Run what a fresh kind cluster runs (CoreDNS, kube-proxy, the control plane's static
+    /// pods, the `kubernetes` Service); false: a bare cluster with all capacity free.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    system_components: bool,
 }
 
 impl Args {
@@ -73,6 +77,7 @@ impl Args {
             zones: self.zones.clone(),
             start_delay: Duration::from_millis(self.start_delay_ms),
             job_duration: Duration::from_millis(self.job_duration_ms),
+            system_components: self.system_components,
         };
         let names: Vec<String> = match (&self.name, self.count) {
             (Some(name), None) => vec![name.clone()],

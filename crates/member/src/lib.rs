@@ -230,6 +230,7 @@ pub async fn start_many(configs: Vec<MemberConfig>) -> Result<Vec<Member>, Membe
             tokio::spawn(watch_faults(Arc::clone(&api), fault_file, Arc::clone(&faults))),
             tokio::spawn(sim::run(
                 Arc::clone(&server.storage),
+                config.name.clone(),
                 api.git_version().to_owned(),
                 config.sim.clone(),
                 faults,

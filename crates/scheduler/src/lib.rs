@@ -38,6 +38,28 @@ pub struct ClusterInfo {
     pub deleting: bool,
 }
 
+impl ClusterInfo {
+    /// What matching a cluster affinity needs of a cluster: its name, labels, location, taints
+    /// (not its APIs or capacity, which scheduling adds).
+    pub fn identity(cluster: &karmada_api::cluster::Cluster) -> ClusterInfo {
+        let mut zones = cluster.spec.zones.clone();
+        if zones.is_empty() && !cluster.spec.zone.is_empty() {
+            zones.push(cluster.spec.zone.clone());
+        }
+        ClusterInfo {
+            name: cluster.metadata.name.clone().unwrap_or_default(),
+            labels: std::sync::Arc::new(cluster.metadata.labels.clone().unwrap_or_default()),
+            provider: cluster.spec.provider.clone(),
+            region: cluster.spec.region.clone(),
+            zones,
+            taints: cluster.spec.taints.clone(),
+            enabled_apis: None,
+            capacity: None,
+            deleting: cluster.metadata.deletion_timestamp.is_some(),
+        }
+    }
+}
+
 /// What the scheduler needs of one binding.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct BindingInfo {

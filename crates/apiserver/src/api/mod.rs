@@ -99,8 +99,12 @@ fn find<H: ?Sized>(
 pub struct ProxyRequest<'a> {
     /// The object's name (a Cluster's).
     pub name: &'a str,
-    /// The path after `proxy`, from its `/` (at least `/`), as sent.
+    /// The word after the name (`proxy`).
+    pub subresource: &'a str,
+    /// The path after the subresource, from its `/` (at least `/`), as sent.
     pub path: &'a str,
+    /// This server, for a handler that passes (part of) a request on to it again.
+    pub api: &'a Arc<Api>,
     /// The method, the query (in `uri`) and the headers, as sent.
     pub parts: &'a http::request::Parts,
     pub body: Bytes,
@@ -110,7 +114,8 @@ pub struct ProxyRequest<'a> {
     pub storage: &'a Arc<Storage>,
 }
 
-/// What serves the `proxy` subresource of a kind (the control plane's cluster proxy).
+/// What serves connect requests on a kind's objects (`<name>/proxy/...` and
+/// `<name>/<subresource>/<more path>`): the control plane's cluster proxy, karmada-search.
 #[async_trait::async_trait]
 pub trait Proxy: Send + Sync {
     async fn proxy(&self, request: ProxyRequest<'_>) -> Result<Response<Body>, ApiError>;
@@ -232,11 +237,19 @@ impl Api {
     /// first; its body is then read within [`BODY_TIMEOUT`], holding none of the server's
     /// in-flight slots (a caller reads at most its share of bodies at once); only then does the
     /// request take an in-flight slot (again at most the caller's share of them) to be served.
-    pub async fn handle(
+    ///
+    /// A handler may pass a request on to this server again (karmada-search's proxy does, for
+    /// what it does not cache) with the caller it was authorized for: it is then authorized
+    /// again, as that caller, for what it asks.
+    pub async fn handle<B>(
         self: &Arc<Self>,
-        req: http::Request<hyper::body::Incoming>,
+        req: http::Request<B>,
         user: Option<User>,
-    ) -> Response<Body> {
+    ) -> Response<Body>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         // An "unreachable" server never answers: hold the request until it is reachable again.
         while self.availability.is_unreachable() {
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -251,7 +264,7 @@ impl Api {
         let public = matches!(route, Some(Route::Version | Route::Health(_)));
         let audit_user = user.clone();
         let audit_target = match (&self.audit, &route) {
-            (Some(_), Some(Route::Resource(t) | Route::Proxy(t, _))) => Some(t.clone()),
+            (Some(_), Some(Route::Resource(t) | Route::Connect(t, _))) => Some(t.clone()),
             _ => None,
         };
         let response =
@@ -278,17 +291,21 @@ impl Api {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn serve(
+    async fn serve<B>(
         self: &Arc<Self>,
         parts: &http::request::Parts,
-        body: hyper::body::Incoming,
+        body: B,
         route: Option<Route>,
         query: &Query,
         verb: Verb,
         path: &str,
         public: bool,
         user: Option<User>,
-    ) -> Result<Response<Body>, ApiError> {
+    ) -> Result<Response<Body>, ApiError>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let user = match (user, public) {
             (None, false) => return Err(ApiError::unauthorized()),
             (Some(mut user), _) => {
@@ -322,7 +339,7 @@ impl Api {
         };
         let target = match (&named, &route) {
             (Some(t), _) => Some(t),
-            (None, Some(Route::Resource(t) | Route::Proxy(t, _))) => Some(t),
+            (None, Some(Route::Resource(t) | Route::Connect(t, _))) => Some(t),
             _ => None,
         };
         self.authorizer.authorize(&user, verb.as_str(), target, path)?;
@@ -345,7 +362,7 @@ impl Api {
         // refused at once with 429.
         // A watch, or a proxied watch or log stream, holds its connection for long.
         let streams = match &route {
-            Some(Route::Proxy(..)) => true,
+            Some(Route::Connect(..)) => true,
             Some(Route::Resource(t)) => t.subresource.as_deref() == Some("log"),
             _ => false,
         };
@@ -508,14 +525,16 @@ impl Api {
                 }
                 self.resource(parts, target, verb, query, body, user).await
             }
-            Route::Proxy(target, rest) => {
+            Route::Connect(target, rest) => {
                 let proxy = find(&self.proxies, &target.group, &target.resource)
                     .ok_or_else(ApiError::path_not_found)?;
                 let name = target.name.as_deref().unwrap_or_default();
                 proxy
                     .proxy(ProxyRequest {
                         name,
+                        subresource: target.subresource.as_deref().unwrap_or_default(),
                         path: &rest,
+                        api: self,
                         parts,
                         body,
                         user,
@@ -613,7 +632,7 @@ impl Api {
 /// outside the resource API).
 fn metric_resource(route: Option<&Route>) -> String {
     match route {
-        Some(Route::Resource(t) | Route::Proxy(t, _)) => match &t.subresource {
+        Some(Route::Resource(t) | Route::Connect(t, _)) => match &t.subresource {
             Some(sub) => format!("{}/{sub}", t.resource),
             None => t.resource.clone(),
         },

@@ -543,9 +543,19 @@ fn a_workload_too_big_for_the_clusters_waits_and_lands_when_capacity_appears() {
     // member1 keeps none of its 3 nodes (8 CPU each), member2 one: 0 + 8 CPU ready.
     cp.fault(
         "member1",
-        &["--node-not-ready", "node-1", "--node-not-ready", "node-2", "--node-not-ready", "node-3"],
+        &[
+            "--node-not-ready",
+            "member1-control-plane",
+            "--node-not-ready",
+            "member1-worker",
+            "--node-not-ready",
+            "member1-worker2",
+        ],
     );
-    cp.fault("member2", &["--node-not-ready", "node-2", "--node-not-ready", "node-3"]);
+    cp.fault(
+        "member2",
+        &["--node-not-ready", "member2-worker", "--node-not-ready", "member2-worker2"],
+    );
     let cpu = |c: &str| cp.jsonpath(c, "{.status.resourceSummary.allocatable.cpu}");
     // (A cluster without ready nodes reports no cpu at all: the old value must not linger.)
     eventually(Duration::from_secs(30), "capacity reported", || {

@@ -82,7 +82,11 @@ fn a_member_is_a_live_cluster_for_kubectl() {
     let m =
         Members::start(&["member1", "--nodes", "2", "--zones", "z1,z2", "--region", "eu-west"], 1);
     let nodes = m.kubectl("member1", &["get", "nodes", "-L", "topology.kubernetes.io/zone"]);
-    assert!(nodes.ok().contains("node-1") && nodes.stdout.contains("z2"), "{}", nodes.stdout);
+    assert!(
+        nodes.ok().contains("member1-control-plane") && nodes.stdout.contains("z2"),
+        "{}",
+        nodes.stdout
+    );
     let deploy = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: nginx\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: nginx}\n  template:\n    metadata:\n      labels: {app: nginx}\n    spec:\n      containers:\n      - {name: nginx, image: nginx}\n";
     let file = m.dir.path().join("d.yaml");
     std::fs::write(&file, deploy).unwrap();

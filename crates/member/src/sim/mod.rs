@@ -15,6 +15,7 @@ mod replicaset;
 mod scheduler;
 mod service;
 mod statefulset;
+mod system;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -49,6 +50,9 @@ pub struct SimConfig {
     pub start_delay: Duration,
     /// How long a Job's pods run before they succeed.
     pub job_duration: Duration,
+    /// Run what a fresh cluster runs (CoreDNS, kube-proxy, the control plane's static pods,
+    /// the `kubernetes` Service: see `system.rs`); off: a bare cluster, all capacity free.
+    pub system_components: bool,
 }
 
 impl Default for SimConfig {
@@ -63,6 +67,7 @@ impl Default for SimConfig {
             zones: Vec::new(),
             start_delay: Duration::from_millis(200),
             job_duration: Duration::from_secs(2),
+            system_components: true,
         }
     }
 }
@@ -124,6 +129,8 @@ type Key = (String, String);
 
 struct Sim {
     api: Arc<Storage>,
+    /// The member's name (its nodes are named after it, as kind's).
+    cluster: String,
     /// The Kubernetes version the member's API server reports (its nodes' kubelets too).
     version: String,
     config: SimConfig,
@@ -494,6 +501,7 @@ impl Sim {
 /// Runs the simulation for one member until the task is aborted.
 pub async fn run(
     api: Arc<Storage>,
+    cluster: String,
     version: String,
     config: SimConfig,
     faults: Arc<RwLock<Faults>>,
@@ -507,6 +515,7 @@ pub async fn run(
     }
     let mut sim = Sim {
         api: Arc::clone(&api),
+        cluster,
         version,
         config,
         faults,
@@ -533,6 +542,9 @@ pub async fn run(
     }
     let mut after = page.revision;
     sim.ensure_nodes().await;
+    if sim.config.system_components {
+        sim.ensure_system().await;
+    }
     let mut last_faults = sim.faults.read().clone();
     let mut next_pass = tokio::time::Instant::now();
     loop {

@@ -5,7 +5,7 @@ use super::*;
 
 impl Sim {
     pub(super) fn node_labels(&self, i: usize) -> Value {
-        let name = format!("node-{}", i + 1);
+        let name = system::node_name(&self.cluster, i);
         let mut labels = json!({"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"});
         if !self.config.zones.is_empty() {
             labels["topology.kubernetes.io/zone"] =
@@ -41,11 +41,15 @@ impl Sim {
 
     pub(super) async fn ensure_nodes(&mut self) {
         for i in 0..self.config.nodes {
-            let name = format!("node-{}", i + 1);
+            let name = system::node_name(&self.cluster, i);
             if self.get(Kind::Node, "", &name).is_some() {
                 continue;
             }
-            let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": self.node_labels(i)},
+            let mut labels = self.node_labels(i);
+            if i == 0 {
+                labels["node-role.kubernetes.io/control-plane"] = json!("");
+            }
+            let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels},
                 "spec": {"podCIDR": format!("10.244.{i}.0/24")}, "status": self.node_status(true)});
             self.create(Kind::Node, "", node).await;
         }

@@ -63,8 +63,15 @@ fn deployment(name: &str, replicas: i32, cpu: &str) -> Deployment {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deployments_run_and_capacity_limits_apply() {
-    // 2 nodes × 2 cores; pods request 100m: room for 40.
-    let c = start(SimConfig { nodes: 2, node_cpu_milli: 2000, ..SimConfig::default() }).await;
+    // 2 nodes × 2 cores; pods request 100m: room for 40 (a bare cluster: no system pods
+    // taking their share).
+    let config = SimConfig {
+        nodes: 2,
+        node_cpu_milli: 2000,
+        system_components: false,
+        ..SimConfig::default()
+    };
+    let c = start(config).await;
     let nodes: Api<Node> = Api::all(c.client.clone());
     let listed = eventually("nodes", Duration::from_secs(5), || async {
         let l = nodes.list(&ListParams::default()).await.ok()?;
@@ -230,7 +237,7 @@ async fn fault_injection_round_trips() {
     // Failing workload pods, and a NotReady node.
     Faults {
         failing_workloads: vec!["default/app".into()],
-        not_ready_nodes: vec!["node-1".into()],
+        not_ready_nodes: vec!["member1-control-plane".into()],
         ..Faults::default()
     }
     .save(&data_dir, "member1")
@@ -241,8 +248,8 @@ async fn fault_injection_round_trips() {
         (s.ready_replicas.unwrap_or(0) == 0).then_some(())
     })
     .await;
-    eventually("node-1 NotReady", Duration::from_secs(5), || async {
-        let n = nodes.get("node-1").await.ok()?;
+    eventually("member1-control-plane NotReady", Duration::from_secs(5), || async {
+        let n = nodes.get("member1-control-plane").await.ok()?;
         n.status?
             .conditions?
             .iter()
@@ -262,7 +269,7 @@ async fn fault_injection_round_trips() {
     eventually("recovered", Duration::from_secs(15), || async {
         readyz(c.client.clone()).await.ok()?;
         let s = deploys.get("app").await.ok()?.status?;
-        let n = nodes.get("node-1").await.ok()?;
+        let n = nodes.get("member1-control-plane").await.ok()?;
         let node_ready =
             n.status?.conditions?.iter().any(|c| c.type_ == "Ready" && c.status == "True");
         (s.ready_replicas == Some(2) && node_ready).then_some(())
@@ -318,4 +325,41 @@ async fn a_restarted_member_keeps_its_cluster_id() {
         .unwrap();
     assert_eq!(first, second);
     again.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_member_runs_what_a_kind_cluster_runs() {
+    let c = start(SimConfig { nodes: 2, ..SimConfig::default() }).await;
+    let nodes: Api<Node> = Api::all(c.client.clone());
+    let names = eventually("nodes", Duration::from_secs(5), || async {
+        let l = nodes.list(&ListParams::default()).await.ok()?;
+        let mut names: Vec<String> =
+            l.items.iter().filter_map(|n| n.metadata.name.clone()).collect();
+        names.sort();
+        (names.len() == 2).then_some(names)
+    })
+    .await;
+    assert_eq!(names, ["member1-control-plane", "member1-worker"]);
+    let system: Api<Pod> = Api::namespaced(c.client.clone(), "kube-system");
+    let running = eventually("system pods running", Duration::from_secs(10), || async {
+        let l = system.list(&ListParams::default()).await.ok()?;
+        let running: Vec<String> = l
+            .items
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .filter_map(|p| p.metadata.name.clone())
+            .collect();
+        // 4 static pods, 2 CoreDNS, a kube-proxy per node.
+        (running.len() == 8).then_some(running)
+    })
+    .await;
+    for name in ["etcd-member1-control-plane", "kube-apiserver-member1-control-plane"] {
+        assert!(running.iter().any(|p| p == name), "{name} in {running:?}");
+    }
+    assert_eq!(running.iter().filter(|p| p.starts_with("coredns-")).count(), 2, "{running:?}");
+    let deploys: Api<Deployment> = Api::namespaced(c.client.clone(), "kube-system");
+    assert!(deploys.get("coredns").await.is_ok());
+    let services: Api<Service> = Api::namespaced(c.client.clone(), "default");
+    let kubernetes = services.get("kubernetes").await.unwrap();
+    assert_eq!(kubernetes.spec.unwrap().cluster_ip.as_deref(), Some("10.96.0.1"));
 }
