@@ -32,6 +32,18 @@ const FORWARDED: &[&str] =
 /// Response headers passed back.
 const RETURNED: &[&str] = &["content-type", "content-encoding", "cache-control", "warning"];
 
+/// More headers both ways when a request upgrades its connection (exec, attach,
+/// port-forward over WebSocket or SPDY).
+const UPGRADE_HEADERS: &[&str] = &[
+    "connection",
+    "upgrade",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-protocol",
+    "sec-websocket-accept",
+    "x-stream-protocol-version",
+];
+
 /// The cluster proxy, with a client per member (rebuilt when the Cluster or its Secrets
 /// change).
 #[derive(Default)]
@@ -106,12 +118,14 @@ impl ClusterProxy {
         Ok((rv, secret.data.unwrap_or_default()))
     }
 
-    /// A client for the member that authenticates as its impersonator.
+    /// A client for the member that authenticates as its impersonator (`upgrading`: one that
+    /// speaks HTTP/1.1, made for one request that upgrades its connection).
     async fn client(
         &self,
         storage: &apiserver::storage::Storage,
         cluster: &Cluster,
         cluster_rv: &str,
+        upgrading: bool,
     ) -> Result<kube::Client, ApiError> {
         let name = cluster.metadata.name.clone().unwrap_or_default();
         let spec = &cluster.spec;
@@ -129,7 +143,8 @@ impl ClusterProxy {
             None => (String::new(), Vec::new()),
         };
         let fingerprint = format!("{cluster_rv}/{impersonator_rv}/{ca_rv}");
-        if let Some((seen, client)) = self.clients.lock().get(&name)
+        if !upgrading
+            && let Some((seen, client)) = self.clients.lock().get(&name)
             && *seen == fingerprint
         {
             return Ok(client.clone());
@@ -148,6 +163,16 @@ impl ClusterProxy {
             token: Some(token),
             ..Default::default()
         };
+        if upgrading {
+            return member_client::upgrading_client_for(
+                &name,
+                &spec.api_endpoint,
+                &credentials,
+                CONNECT_TIMEOUT,
+            )
+            .await
+            .map_err(|e| unavailable(e.to_string()));
+        }
         let client = member_client::watching_client_for(
             &name,
             &spec.api_endpoint,
@@ -184,14 +209,20 @@ impl ClusterProxy {
         let cluster: Cluster = serde_json::from_value(object)
             .map_err(|e| ApiError::internal(format!("cluster {name}: {e}")))?;
         proxyable(&cluster).map_err(unavailable)?;
-        let client = self.client(storage, &cluster, &cluster_rv).await?;
+        let upgrade = apiserver::api::Upgrade::take(parts);
+        let client = self.client(storage, &cluster, &cluster_rv, upgrade.is_some()).await?;
+        let passed: Vec<&str> = FORWARDED
+            .iter()
+            .chain(if upgrade.is_some() { UPGRADE_HEADERS } else { &[] })
+            .copied()
+            .collect();
 
         let target = match parts.uri.query() {
             Some(q) => format!("{path}?{q}"),
             None => path.to_owned(),
         };
         let mut outgoing = http::Request::builder().method(parts.method.clone()).uri(&target);
-        for header in FORWARDED {
+        for header in &passed {
             for value in parts.headers.get_all(*header) {
                 outgoing = outgoing.header(*header, value);
             }
@@ -205,10 +236,15 @@ impl ClusterProxy {
         let outgoing = outgoing
             .body(kube::client::Body::from(body.to_vec()))
             .map_err(|e| ApiError::bad_request(format!("cannot proxy {target}: {e}")))?;
-        let response = client
+        let mut response = client
             .send(outgoing)
             .await
             .map_err(|e| unavailable(format!("error trying to reach cluster {name}: {e}")))?;
+        if let Some(caller) = upgrade
+            && response.status() == http::StatusCode::SWITCHING_PROTOCOLS
+        {
+            return switch(caller, &mut response, name);
+        }
         let (member_parts, body) = response.into_parts();
         // The body as it arrives (copied by a task: the member's body is not `Sync`); a stream
         // the member breaks off simply ends, and one the caller drops stops the copying.
@@ -231,6 +267,38 @@ impl ClusterProxy {
             .body(apiserver::api::channel_body(rx))
             .map_err(|e| ApiError::internal(format!("proxying {target}: {e}")))
     }
+}
+
+/// The member switched protocols: so does the caller, and the two connections are joined
+/// until either side closes.
+fn switch(
+    caller: hyper::upgrade::OnUpgrade,
+    response: &mut http::Response<kube::client::Body>,
+    cluster: &str,
+) -> Result<Response<Body>, ApiError> {
+    let member = hyper::upgrade::on(&mut *response);
+    let cluster = cluster.to_owned();
+    tokio::spawn(async move {
+        let (caller, member) = match tokio::join!(caller, member) {
+            (Ok(caller), Ok(member)) => (caller, member),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::debug!(%cluster, error = %e, "an upgraded proxy connection failed");
+                return;
+            }
+        };
+        let mut caller = hyper_util::rt::TokioIo::new(caller);
+        let mut member = hyper_util::rt::TokioIo::new(member);
+        let _ = tokio::io::copy_bidirectional(&mut caller, &mut member).await;
+    });
+    let mut reply = Response::builder().status(http::StatusCode::SWITCHING_PROTOCOLS);
+    for header in UPGRADE_HEADERS.iter().chain(RETURNED) {
+        for value in response.headers().get_all(*header) {
+            reply = reply.header(*header, value);
+        }
+    }
+    reply
+        .body(apiserver::api::full(Bytes::new()))
+        .map_err(|e| ApiError::internal(format!("switching protocols: {e}")))
 }
 
 #[async_trait::async_trait]

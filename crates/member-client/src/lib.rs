@@ -86,13 +86,25 @@ pub async fn watching_client_for(
     build(name, endpoint, credentials, timeout, None).await
 }
 
-async fn build(
+/// A client for `endpoint` that speaks HTTP/1.1 only, so that a request may upgrade its
+/// connection (`exec`, `attach`, `port-forward` over WebSocket or SPDY: `hyper::upgrade::on`
+/// on the response); reads do not time out.
+pub async fn upgrading_client_for(
     name: &str,
     endpoint: &str,
     credentials: &Credentials,
-    connect_timeout: std::time::Duration,
-    read_timeout: Option<std::time::Duration>,
+    timeout: std::time::Duration,
 ) -> Result<kube::Client, ClientError> {
+    let config = kube_config(name, endpoint, credentials).await?;
+    http_client(config, timeout, false)
+        .map_err(|e| ClientError::Build { cluster: name.to_owned(), message: e.to_string() })
+}
+
+async fn kube_config(
+    name: &str,
+    endpoint: &str,
+    credentials: &Credentials,
+) -> Result<kube::Config, ClientError> {
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     let mut user = serde_json::Map::new();
     if let Some(t) = &credentials.token {
@@ -116,9 +128,20 @@ async fn build(
     let build = |message: String| ClientError::Build { cluster: name.to_owned(), message };
     let kubeconfig: kube::config::Kubeconfig =
         serde_json::from_value(doc).map_err(|e| build(e.to_string()))?;
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+    kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
-        .map_err(|e| build(e.to_string()))?;
+        .map_err(|e| build(e.to_string()))
+}
+
+async fn build(
+    name: &str,
+    endpoint: &str,
+    credentials: &Credentials,
+    connect_timeout: std::time::Duration,
+    read_timeout: Option<std::time::Duration>,
+) -> Result<kube::Client, ClientError> {
+    let build = |message: String| ClientError::Build { cluster: name.to_owned(), message };
+    let mut config = kube_config(name, endpoint, credentials).await?;
     config.connect_timeout = Some(connect_timeout);
     config.read_timeout = read_timeout;
     config.write_timeout = read_timeout;
@@ -136,6 +159,15 @@ pub fn http2_client(
     config: kube::Config,
     timeout: std::time::Duration,
 ) -> Result<kube::Client, Box<dyn std::error::Error + Send + Sync>> {
+    http_client(config, timeout, true)
+}
+
+/// A client offering HTTP/2 (`h2`) or speaking HTTP/1.1 only.
+fn http_client(
+    config: kube::Config,
+    timeout: std::time::Duration,
+    h2: bool,
+) -> Result<kube::Client, Box<dyn std::error::Error + Send + Sync>> {
     use kube::client::ConfigExt;
     // (hyper-rustls offers h2 and http/1.1 by ALPN itself.)
     let tls = config.rustls_client_config()?;
@@ -148,9 +180,9 @@ pub fn http2_client(
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(http);
+        .enable_http1();
+    let https =
+        if h2 { https.enable_http2().wrap_connector(http) } else { https.wrap_connector(http) };
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .timer(hyper_util::rt::TokioTimer::new())
         .http2_keep_alive_interval(std::time::Duration::from_secs(30))

@@ -13,6 +13,7 @@
 //! script them.
 
 mod cron;
+pub mod exec;
 pub mod logs;
 pub mod metrics;
 mod sim;
@@ -164,6 +165,14 @@ async fn start_server(
         "log".into(),
         Arc::new(logs::PodLogs) as Arc<dyn apiserver::Subresource>,
     ));
+    for (name, attach) in [("exec", false), ("attach", true)] {
+        api_config.subresources.push((
+            String::new(),
+            "pods".into(),
+            name.into(),
+            Arc::new(exec::PodStream { attach }) as Arc<dyn apiserver::Subresource>,
+        ));
+    }
     api_config.computed.extend(metrics::kinds());
     apiserver::start(api_config)
         .await

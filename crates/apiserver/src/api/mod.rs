@@ -130,10 +130,30 @@ pub struct SubresourceRequest<'a> {
     pub storage: &'a Arc<Storage>,
 }
 
-/// What serves one subresource of a kind (GET only).
+/// What serves one subresource of a kind.
 #[async_trait::async_trait]
 pub trait Subresource: Send + Sync {
     async fn serve(&self, request: SubresourceRequest<'_>) -> Result<Response<Body>, ApiError>;
+
+    /// The methods it answers (others get 405).
+    fn methods(&self) -> &'static [Method] {
+        &[Method::GET, Method::HEAD]
+    }
+}
+
+/// A request's connection upgrade (WebSocket or SPDY, as `kubectl exec` asks for), kept in
+/// the request's extensions for the handler that takes the connection over.
+#[derive(Clone, Default)]
+pub struct Upgrade(Arc<parking_lot::Mutex<Option<hyper::upgrade::OnUpgrade>>>);
+
+impl Upgrade {
+    /// The upgrade of a request, once (`None`: it asked for none, or it was taken).
+    pub fn take(parts: &http::request::Parts) -> Option<hyper::upgrade::OnUpgrade> {
+        if !parts.headers.contains_key(http::header::UPGRADE) {
+            return None;
+        }
+        parts.extensions.get::<Upgrade>()?.0.lock().take()
+    }
 }
 
 /// A read-only kind whose objects are computed on each read from the stored ones (a simulated
@@ -255,7 +275,10 @@ impl Api {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let started = Instant::now();
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
+        if let Some(upgrade) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() {
+            parts.extensions.insert(Upgrade(Arc::new(parking_lot::Mutex::new(Some(upgrade)))));
+        }
         let path = parts.uri.path().to_owned();
         let query = Query::parse(parts.uri.query());
         let route = request::route(&path);
@@ -366,8 +389,11 @@ impl Api {
             Some(Route::Resource(t)) => t.subresource.as_deref() == Some("log"),
             _ => false,
         };
-        let long_running =
-            verb == Verb::Watch || (streams && (query.flag("watch") || query.flag("follow")));
+        // An upgraded connection (exec, attach, port-forward) lasts as long as its session.
+        let upgrading = parts.headers.contains_key(http::header::UPGRADE);
+        let long_running = verb == Verb::Watch
+            || upgrading
+            || (streams && (query.flag("watch") || query.flag("follow")));
         let _permit = match (&self.inflight, long_running || public) {
             (Some(limit), false) => match Arc::clone(limit).try_acquire_owned() {
                 Ok(permit) => Some(permit),
@@ -508,7 +534,11 @@ impl Api {
             Route::Resource(target) => {
                 // A kind or subresource with a handler of its own, else the storage core.
                 if let Some(handler) = self.subresource_handler(&target) {
-                    get_only(&parts.method)?;
+                    if !handler.methods().contains(&parts.method) {
+                        return Err(ApiError::method_not_allowed(
+                            "the server does not allow this method on the requested resource",
+                        ));
+                    }
                     let request = SubresourceRequest {
                         target: &target,
                         parts,

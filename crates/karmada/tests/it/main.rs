@@ -18,3 +18,4 @@ mod proxy;
 mod pull;
 mod rbac;
 mod scenarios;
+mod search;

@@ -95,7 +95,7 @@ fn a_member_is_a_live_cluster_for_kubectl() {
         let out = m.kubectl("member1", &["get", "deploy", "nginx", "--no-headers"]);
         out.stdout.contains("2/2").then_some(())
     });
-    let all = m.kubectl("member1", &["get", "nodes,pods,deploy", "-A"]);
+    let all = m.kubectl("member1", &["get", "nodes,pods,deploy", "-n", "default"]);
     assert_eq!(all.ok().matches("Running").count(), 2, "{}", all.stdout);
     // Fault injection from the command line.
     m.fault("member1", &["--fail-workload", "default/nginx"]);
@@ -298,4 +298,67 @@ fn a_member_takes_imperative_generators_and_a_drain() {
         "{}",
         refused.stderr
     );
+}
+
+#[test]
+fn exec_and_attach_reach_a_pods_containers() {
+    let m = Members::start(&["member1", "--nodes", "1"], 1);
+    let manifest = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: app}
+data: {app.conf: "mode=fast\n", greeting: hello}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: app}
+spec:
+  volumes: [{name: config, configMap: {name: app}}]
+  containers:
+  - name: app
+    image: busybox
+    env:
+    - {name: GREETING, valueFrom: {configMapKeyRef: {name: app, key: greeting}}}
+    - {name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+    volumeMounts: [{name: config, mountPath: /etc/app}]
+"#;
+    let file = m.dir.path().join("pod.yaml");
+    std::fs::write(&file, manifest).unwrap();
+    m.kubectl("member1", &["apply", "-f", file.to_str().unwrap()]).ok();
+    eventually(Duration::from_secs(10), "app running", || {
+        let out = m.kubectl("member1", &["get", "pod", "app", "-o", "jsonpath={.status.phase}"]);
+        (out.stdout == "Running").then_some(())
+    });
+    let exec = |args: &[&str]| {
+        let mut all = vec!["exec", "app", "--"];
+        all.extend_from_slice(args);
+        m.kubectl("member1", &all)
+    };
+    assert_eq!(exec(&["cat", "/etc/app/app.conf"]).ok(), "mode=fast\n");
+    assert_eq!(exec(&["ls", "/etc/app"]).ok(), "app.conf\ngreeting\n");
+    assert_eq!(exec(&["sh", "-c", "echo $GREETING from $POD"]).ok(), "hello from app\n");
+    let missing = exec(&["cat", "/etc/app/nope"]);
+    assert_eq!(missing.code, 1);
+    assert!(missing.stderr.contains("can't open '/etc/app/nope'"), "{}", missing.stderr);
+    let unknown = exec(&["nginx"]);
+    assert_eq!(unknown.code, 127, "{}", unknown.stderr);
+    assert!(unknown.stderr.contains(r#"exec: "nginx": executable file not found in $PATH"#));
+    // A pod that is not running cannot be entered.
+    let gone = m.kubectl("member1", &["exec", "nope", "--", "true"]);
+    assert!(gone.fails().contains(r#"pods "nope" not found"#), "{}", gone.stderr);
+    // attach: the container's output as it is written (a heartbeat every 5 s), until the
+    // client leaves.
+    let mut attach = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(m.dir.path().join("members.config"))
+        .args(["--context", "member1", "attach", "app"])
+        .env_remove("KUBECONFIG")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(7));
+    attach.kill().unwrap();
+    let output = attach.wait_with_output().unwrap();
+    let attached = String::from_utf8_lossy(&output.stdout);
+    assert!(attached.contains("heartbeat"), "{attached:?}");
 }

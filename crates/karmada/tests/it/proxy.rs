@@ -87,6 +87,18 @@ fn kubectl_reaches_members_through_the_cluster_proxy() {
     let beats = followed.stdout.lines().filter(|l| l.contains("heartbeat")).count();
     assert!(beats >= 2, "a followed log grows: {:?} {:?}", followed.stdout, followed.stderr);
 
+    // exec through the proxy: the connection upgrade (WebSocket) passes through to the member.
+    let exec = through("member1", &["exec", &pod, "--", "sh", "-c", "echo $HOSTNAME; exit 3"]);
+    assert_eq!(exec.code, 3, "the command's exit code: {} {}", exec.stdout, exec.stderr);
+    assert_eq!(exec.stdout, format!("{pod}\n"));
+    assert!(exec.stderr.contains("command terminated with exit code 3"), "{}", exec.stderr);
+    let server = proxy("member1");
+    let echoed = cp.api.kubectl_stdin(
+        &["--server", server.as_str(), "exec", "-i", &pod, "--", "cat"],
+        "sent on stdin\n",
+    );
+    assert_eq!(echoed.ok(), "sent on stdin\n");
+
     // kubectl top: the member's metrics API, directly and through the proxy.
     let top = eventually(Duration::from_secs(10), "top through the proxy", || {
         let out = through("member1", &["top", "pod", &pod, "--no-headers"]);
