@@ -25,6 +25,8 @@ pub fn parse_milli(s: &str) -> Option<i128> {
     let (multiplier, exp): (i128, i32) = match suffix {
         _ if exp10 != 0 || suffix.starts_with('e') || suffix.starts_with('E') => (1, exp10),
         "" => (1, 0),
+        "n" => (1, -9),
+        "u" => (1, -6),
         "m" => (1, -3),
         "k" => (1, 3),
         "M" => (1, 6),
@@ -214,6 +216,9 @@ mod tests {
     #[test]
     fn quantities() {
         let cases = [
+            ("1000000n", Some(1)),
+            ("1500000n", Some(2)),
+            ("250u", Some(1)),
             ("100m", Some(100)),
             ("1", Some(1000)),
             ("0.5", Some(500)),

@@ -142,6 +142,17 @@ pub fn work_name(kind: &str, name: &str, namespace: &str) -> String {
     format!("{name}-{}", safe_encode(&fnv1a32(key.as_bytes()).to_string()))
 }
 
+/// The name `karmadactl promote` gives the policy it creates for a resource: the resource's
+/// name (lowercase, `:` → `.`) and FNV-1a (32 bit) of its namespace and `group/version,
+/// Kind=Kind`, spelled with the safe alphabet, as upstream's `GeneratePolicyName`.
+pub fn promoted_policy_name(namespace: &str, name: &str, api_version: &str, kind: &str) -> String {
+    let group_version =
+        if api_version.contains('/') { api_version.to_owned() } else { format!("/{api_version}") };
+    let key = format!("{namespace}{group_version}, Kind={kind}");
+    format!("{}-{}", name.replace(':', "."), safe_encode(&fnv1a32(key.as_bytes()).to_string()))
+        .to_lowercase()
+}
+
 fn fnv1a32(bytes: &[u8]) -> u32 {
     let mut hash: u32 = 0x811c_9dc5;
     for b in bytes {
@@ -198,6 +209,24 @@ mod tests {
             "system.aggregate-to-edit-clusterrole"
         );
         assert_eq!(binding_name("Deployment", "Web"), "web-deployment");
+        // Computed by upstream's `names.GeneratePolicyName`.
+        assert_eq!(
+            promoted_policy_name("default", "nginx", "apps/v1", "Deployment"),
+            "nginx-6d7f8d5f5b"
+        );
+        assert_eq!(
+            promoted_policy_name(
+                "",
+                "cluster-admin",
+                "rbac.authorization.k8s.io/v1",
+                "ClusterRole"
+            ),
+            "cluster-admin-54499c54c"
+        );
+        assert_eq!(
+            promoted_policy_name("ns1", "system:web", "v1", "ConfigMap"),
+            "system.web-5f97749bb8"
+        );
     }
 
     #[test]

@@ -17,6 +17,8 @@ use member_client::{Credentials, client_for};
 use serde_json::{Value, json};
 
 mod interpret;
+mod multi;
+mod objects;
 mod register;
 
 #[derive(Parser, Debug)]
@@ -55,8 +57,44 @@ enum Command {
         #[arg(long)]
         overwrite: bool,
     },
-    /// Show resources; `karmadactl get clusters`.
-    Get { resource: String, name: Option<String> },
+    /// Show resources of any kind, in the control plane and (--operation-scope members|all) in
+    /// member clusters, with the cluster each is in.
+    Get(multi::GetArgs),
+    /// Show details of objects (and their Events), in the control plane or a member.
+    Describe(objects::DescribeArgs),
+    /// Print a container's logs (in a member: --operation-scope members --cluster NAME).
+    Logs(objects::LogsArgs),
+    /// Run a command in a container.
+    Exec(objects::ExecArgs),
+    /// Attach to a container's output (and input).
+    Attach(objects::AttachArgs),
+    /// CPU and memory of pods or nodes (from the clusters' metrics API).
+    Top(objects::TopArgs),
+    /// Adopt an object that exists in a member cluster: create it as a resource template in
+    /// the control plane, with a policy that propagates it back to that cluster and takes
+    /// the member's copy over without restarting it.
+    Promote(objects::PromoteArgs),
+    /// Set (KEY=VALUE) or remove (KEY-) labels.
+    Label(objects::MetadataArgs),
+    /// Set (KEY=VALUE) or remove (KEY-) annotations.
+    Annotate(objects::MetadataArgs),
+    /// Patch an object (strategic merge, merge or JSON patch).
+    Patch(objects::PatchArgs),
+    /// Delete objects by kind and name.
+    Delete(objects::DeleteArgs),
+    /// Apply manifests (server-side); --all-clusters also propagates each object to every
+    /// member cluster.
+    Apply(objects::ApplyArgs),
+    /// Create objects from manifests.
+    Create(objects::ApplyArgs),
+    /// The kinds a cluster serves.
+    ApiResources(multi::ApiResourcesArgs),
+    /// The client's and the control plane's versions.
+    Version,
+    /// Shell completion script (bash, zsh, fish, powershell, elvish).
+    Completion { shell: clap_complete::Shell },
+    /// The flags every command takes.
+    Options,
     /// Bootstrap tokens for registering Pull-mode clusters: `karmadactl token create`.
     Token {
         #[command(subcommand)]
@@ -151,7 +189,7 @@ fn default_kubeconfig() -> PathBuf {
         .map_or_else(|| PathBuf::from(".kube/config"), |h| PathBuf::from(h).join(".kube/config"))
 }
 
-async fn client(path: &Path, context: Option<&str>) -> anyhow::Result<kube::Client> {
+async fn config(path: &Path, context: Option<&str>) -> anyhow::Result<kube::Config> {
     let kubeconfig = kube::config::Kubeconfig::read_from(path)
         .with_context(|| format!("reading kubeconfig {}", path.display()))?;
     let options = kube::config::KubeConfigOptions {
@@ -166,7 +204,7 @@ async fn client(path: &Path, context: Option<&str>) -> anyhow::Result<kube::Clie
                 context.unwrap_or("current")
             )
         })?;
-    Ok(kube::Client::try_from(config)?)
+    Ok(config)
 }
 
 /// The member's endpoint and credentials, read from its kubeconfig.
@@ -403,50 +441,6 @@ async fn change_taints(
     Ok(())
 }
 
-async fn get_clusters(control: kube::Client, name: Option<String>) -> anyhow::Result<()> {
-    let clusters: Api<Cluster> = Api::all(control);
-    let items = match name {
-        Some(n) => vec![clusters.get(&n).await?],
-        None => clusters.list(&ListParams::default()).await?.items,
-    };
-    let rows: Vec<[String; 4]> = items
-        .iter()
-        .map(|c| {
-            let status = c.status.clone().unwrap_or_default();
-            let ready = status
-                .conditions
-                .iter()
-                .find(|c| c.type_ == "Ready")
-                .map_or("Unknown".to_owned(), |c| c.status.clone());
-            [
-                c.metadata.name.clone().unwrap_or_default(),
-                status.kubernetes_version,
-                c.spec.sync_mode.clone(),
-                ready,
-            ]
-        })
-        .collect();
-    let headers = ["NAME", "VERSION", "MODE", "READY"];
-    let widths: Vec<usize> = (0..4)
-        .map(|i| rows.iter().map(|r| r[i].len()).chain([headers[i].len()]).max().unwrap_or(0))
-        .collect();
-    let line = |cells: [&str; 4]| {
-        cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("   ")
-            .trim_end()
-            .to_owned()
-    };
-    println!("{}", line(headers));
-    for r in &rows {
-        println!("{}", line([&r[0], &r[1], &r[2], &r[3]]));
-    }
-    Ok(())
-}
-
 async fn run(cli: Cli) -> anyhow::Result<()> {
     // Registering needs no control-plane kubeconfig: only the token.
     let cli = match cli.command {
@@ -455,11 +449,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Interpret(args) if !args.filenames.is_empty() => {
             return interpret::run(args, None).await;
         }
+        Command::Completion { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "karmadactl", &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Options => {
+            let command = <Cli as clap::CommandFactory>::command();
+            println!("The following options can be passed to any command:\n");
+            for arg in command.get_arguments().filter(|a| a.is_global_set()) {
+                let long = arg.get_long().map(|l| format!("--{l}")).unwrap_or_default();
+                let short = arg.get_short().map(|s| format!("-{s}, ")).unwrap_or_default();
+                println!(
+                    "    {short}{long}:\n\t{}\n",
+                    arg.get_help().map(|h| h.to_string()).unwrap_or_default()
+                );
+            }
+            return Ok(());
+        }
         command => Cli { command, ..cli },
     };
     let path = cli.kubeconfig.clone().unwrap_or_else(default_kubeconfig);
-    let control = client(&path, cli.karmada_context.as_deref()).await?;
-    let _ = &cli.namespace;
+    let plane_config = config(&path, cli.karmada_context.as_deref()).await?;
+    let control = kube::Client::try_from(plane_config.clone())?;
+    let plane = multi::Plane { config: plane_config, client: control.clone() };
+    let ns = cli.namespace.as_str();
     match cli.command {
         Command::Register(_) => unreachable!("handled above"),
         Command::Interpret(args) => interpret::run(args, Some(control)).await,
@@ -507,10 +521,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("cluster/{name} tainted");
             Ok(())
         }
-        Command::Get { resource, name } => match resource.as_str() {
-            "cluster" | "clusters" => get_clusters(control, name).await,
-            other => bail!("karmadactl get supports clusters (use kubectl for {other:?})"),
-        },
+        Command::Get(args) => multi::get(&plane, ns, args).await,
+        Command::Describe(args) => objects::describe(&plane, ns, args).await,
+        Command::Logs(args) => objects::logs(&plane, ns, args).await,
+        Command::Exec(args) => {
+            let code = objects::exec(&plane, ns, args).await?;
+            if code != 0 {
+                std::process::exit(code);
+            }
+            Ok(())
+        }
+        Command::Attach(args) => objects::attach(&plane, ns, args).await,
+        Command::Top(args) => objects::top(&plane, ns, args).await,
+        Command::Promote(args) => objects::promote(&plane, ns, args).await,
+        Command::Label(args) => objects::set_metadata(&plane, ns, args, "labels").await,
+        Command::Annotate(args) => objects::set_metadata(&plane, ns, args, "annotations").await,
+        Command::Patch(args) => objects::patch(&plane, ns, args).await,
+        Command::Delete(args) => objects::delete(&plane, ns, args).await,
+        Command::Apply(args) => objects::apply(&plane, ns, args).await,
+        Command::Create(args) => objects::create(&plane, ns, args).await,
+        Command::ApiResources(args) => multi::api_resources(&plane, args).await,
+        Command::Version => objects::version(&plane).await,
+        Command::Completion { .. } | Command::Options => unreachable!("handled above"),
     }
 }
 

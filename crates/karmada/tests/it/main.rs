@@ -11,6 +11,7 @@ mod hardening;
 mod harness;
 mod interpret;
 mod karmada_apis;
+mod karmadactl_members;
 mod member_kubectl;
 mod plane;
 mod propagation;
