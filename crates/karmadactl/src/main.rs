@@ -89,6 +89,10 @@ enum Command {
     Create(objects::ApplyArgs),
     /// The kinds a cluster serves.
     ApiResources(multi::ApiResourcesArgs),
+    /// Edit an object in your editor and write back the change.
+    Edit(objects::EditArgs),
+    /// Documentation of a kind or one of its fields (`deployment.spec.replicas`).
+    Explain(objects::ExplainArgs),
     /// The client's and the control plane's versions.
     Version,
     /// Shell completion script (bash, zsh, fish, powershell, elvish).
@@ -114,6 +118,10 @@ enum Command {
 enum TokenAction {
     /// Create a bootstrap token (prints it, or the whole register command).
     Create(register::TokenCreateArgs),
+    /// List bootstrap tokens.
+    List,
+    /// Delete bootstrap tokens (ID.SECRET or ID).
+    Delete { tokens: Vec<String> },
 }
 
 #[derive(clap::Args, Debug)]
@@ -480,6 +488,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token { action: TokenAction::Create(args) } => {
             register::token_create(control, &path, cli.karmada_context.as_deref(), args).await
         }
+        Command::Token { action: TokenAction::List } => register::token_list(control).await,
+        Command::Token { action: TokenAction::Delete { tokens } } => {
+            register::token_delete(control, &tokens).await
+        }
         Command::Unregister(args) => register::unregister(control, args).await,
         Command::Join(args) => join(control, args).await,
         Command::Unjoin(args) => unjoin(control, args).await,
@@ -541,6 +553,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apply(args) => objects::apply(&plane, ns, args).await,
         Command::Create(args) => objects::create(&plane, ns, args).await,
         Command::ApiResources(args) => multi::api_resources(&plane, args).await,
+        Command::Edit(args) => objects::edit(&plane, ns, args).await,
+        Command::Explain(args) => objects::explain(&plane, args).await,
         Command::Version => objects::version(&plane).await,
         Command::Completion { .. } | Command::Options => unreachable!("handled above"),
     }

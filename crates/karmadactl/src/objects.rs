@@ -1005,6 +1005,168 @@ pub async fn promote(plane: &Plane, namespace: &str, args: PromoteArgs) -> anyho
     Ok(())
 }
 
+#[derive(clap::Args, Debug)]
+pub struct EditArgs {
+    pub resource: String,
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+}
+
+/// Opens an object in `$KUBE_EDITOR` or `$EDITOR` (default `vi`) and writes back what changed.
+pub async fn edit(plane: &Plane, namespace: &str, args: EditArgs) -> anyhow::Result<()> {
+    let target = plane.single(&args.scope)?;
+    let (word, name) = match (args.resource.split_once('/'), &args.name) {
+        (Some((k, n)), _) => (k.to_owned(), n.to_owned()),
+        (None, Some(n)) => (args.resource.clone(), n.clone()),
+        (None, None) => bail!("give the object as KIND NAME or KIND/NAME"),
+    };
+    let kind = kind_of(&target.client, &word).await?;
+    let path = format!("{}/{name}", kind.path(Some(namespace)));
+    let mut object =
+        request(&target.client, http::Method::GET, &path, "application/json", None).await?;
+    object["apiVersion"] = Value::from(kind.api_version());
+    object["kind"] = Value::from(kind.kind.clone());
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+    }
+    let original = serde_yaml::to_string(&object)?;
+    let file =
+        std::env::temp_dir().join(format!("karmadactl-edit-{}-{name}.yaml", std::process::id()));
+    std::fs::write(&file, &original)?;
+    let editor = std::env::var("KUBE_EDITOR")
+        .or_else(|_| std::env::var("EDITOR"))
+        .unwrap_or_else(|_| "vi".into());
+    let mut words = editor.split_whitespace();
+    let program = words.next().unwrap_or("vi");
+    let status = std::process::Command::new(program)
+        .args(words)
+        .arg(&file)
+        .status()
+        .with_context(|| format!("starting the editor {editor:?}"))?;
+    let edited = std::fs::read_to_string(&file)?;
+    let _ = std::fs::remove_file(&file);
+    if !status.success() {
+        bail!("the editor {editor:?} failed ({status})");
+    }
+    if edited == original {
+        println!("Edit cancelled, no changes made.");
+        return Ok(());
+    }
+    let changed: Value = serde_yaml::from_str(&edited).context("the edited object is not YAML")?;
+    request(
+        &target.client,
+        http::Method::PUT,
+        &path,
+        "application/json",
+        Some(("application/json", serde_json::to_vec(&changed)?)),
+    )
+    .await?;
+    println!("{}/{name} edited", kind.name_prefix());
+    Ok(())
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExplainArgs {
+    /// A kind, optionally with a field path (`deployment.spec.replicas`).
+    pub path: String,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+}
+
+/// The schema an OpenAPI v3 reference points at.
+fn deref<'a>(document: &'a Value, schema: &'a Value) -> &'a Value {
+    let reference = schema["$ref"].as_str().or_else(|| schema["allOf"][0]["$ref"].as_str());
+    match reference.and_then(|r| r.strip_prefix("#/components/schemas/")) {
+        Some(name) => &document["components"]["schemas"][name.replace("~1", "/")],
+        None => schema,
+    }
+}
+
+fn type_name(document: &Value, schema: &Value) -> String {
+    let target = deref(document, schema);
+    match target["type"].as_str() {
+        Some("array") => format!("[]{}", type_name(document, &target["items"])),
+        Some("object") if target.get("additionalProperties").is_some() => {
+            "map[string]string".into()
+        }
+        Some(t) => t.to_owned(),
+        None if target.get("properties").is_some() => "Object".into(),
+        None => "Object".into(),
+    }
+}
+
+/// `explain`: a kind's (or a field's) description and fields, from the cluster's OpenAPI v3.
+pub async fn explain(plane: &Plane, args: ExplainArgs) -> anyhow::Result<()> {
+    let target = plane.single(&args.scope)?;
+    let mut parts = args.path.split('.');
+    let word = parts.next().unwrap_or_default().to_owned();
+    let fields: Vec<String> = parts.map(str::to_owned).collect();
+    let kind = kind_of(&target.client, &word).await?;
+    let root = if kind.group.is_empty() {
+        format!("/openapi/v3/api/{}", kind.version)
+    } else {
+        format!("/openapi/v3/apis/{}/{}", kind.group, kind.version)
+    };
+    let document =
+        request(&target.client, http::Method::GET, &root, "application/json", None).await?;
+    let schemas = document["components"]["schemas"]
+        .as_object()
+        .context("the OpenAPI document has no schemas")?;
+    let mut schema = schemas
+        .values()
+        .find(|s| {
+            s["x-kubernetes-group-version-kind"].as_array().into_iter().flatten().any(|g| {
+                g["group"] == kind.group.as_str()
+                    && g["version"] == kind.version.as_str()
+                    && g["kind"] == kind.kind.as_str()
+            })
+        })
+        .with_context(|| format!("no schema for {} in the OpenAPI document", kind.kind))?;
+    let mut field_line = None;
+    for field in &fields {
+        let here = deref(&document, schema);
+        let next = here["properties"].get(field).or_else(|| here["items"]["properties"].get(field));
+        let Some(next) = next else { bail!("field \"{field}\" does not exist") };
+        field_line = Some(format!("FIELD: {field} <{}>", type_name(&document, next)));
+        schema = next;
+    }
+    let here = deref(&document, schema);
+    println!("GROUP:      {}", kind.group);
+    println!("KIND:       {}", kind.kind);
+    println!("VERSION:    {}\n", kind.version);
+    if let Some(line) = field_line {
+        println!("{line}\n");
+    }
+    let description = schema["description"]
+        .as_str()
+        .or_else(|| here["description"].as_str())
+        .unwrap_or("<empty>");
+    println!("DESCRIPTION:");
+    for line in description.lines() {
+        println!("    {line}");
+    }
+    let item = if here["type"] == "array" { deref(&document, &here["items"]) } else { here };
+    if let Some(properties) = item["properties"].as_object() {
+        let required: Vec<&str> =
+            item["required"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        println!("\nFIELDS:");
+        for (name, property) in properties {
+            let marker = if required.contains(&name.as_str()) { " -required-" } else { "" };
+            println!("  {name}\t<{}>{marker}", type_name(&document, property));
+            let text = property["description"]
+                .as_str()
+                .or_else(|| deref(&document, property)["description"].as_str())
+                .unwrap_or("<no description>");
+            for line in text.lines().take(3) {
+                println!("    {line}");
+            }
+            println!();
+        }
+    }
+    Ok(())
+}
+
 pub async fn version(plane: &Plane) -> anyhow::Result<()> {
     println!("Client Version: v{}", env!("CARGO_PKG_VERSION"));
     let server =

@@ -181,6 +181,75 @@ pub async fn token_create(
     Ok(())
 }
 
+/// The bootstrap tokens in the control plane, as kubeadm lists them.
+pub async fn token_list(control: kube::Client) -> anyhow::Result<()> {
+    let secrets = Api::<Secret>::namespaced(control, "kube-system")
+        .list(&kube::api::ListParams::default())
+        .await
+        .context("listing bootstrap tokens")?;
+    let text = |s: &Secret, key: &str| {
+        s.data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+            .unwrap_or_default()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    println!(
+        "TOKEN                     TTL         EXPIRES                USAGES                   DESCRIPTION"
+    );
+    let tokens = secrets
+        .items
+        .iter()
+        .filter(|s| s.type_.as_deref() == Some("bootstrap.kubernetes.io/token"));
+    for secret in tokens {
+        let id = text(secret, "token-id");
+        if id.is_empty() {
+            continue;
+        }
+        let expiration = text(secret, "expiration");
+        let ttl = match apimachinery::time::parse_rfc3339(&expiration) {
+            Some(at) if at <= now => "<invalid>".to_owned(),
+            Some(at) => format!("{}h", (at - now + 3599) / 3600),
+            None => "<forever>".to_owned(),
+        };
+        let usages: Vec<String> = ["authentication", "signing"]
+            .iter()
+            .filter(|u| text(secret, &format!("usage-bootstrap-{u}")) == "true")
+            .map(|u| (*u).to_owned())
+            .collect();
+        let expires = if expiration.is_empty() { "<never>".to_owned() } else { expiration };
+        println!(
+            "{:<25} {:<11} {:<22} {:<24} {}",
+            format!("{id}.{}", text(secret, "token-secret")),
+            ttl,
+            expires,
+            usages.join(","),
+            text(secret, "description")
+        );
+    }
+    Ok(())
+}
+
+/// Deletes bootstrap tokens, given as `ID.SECRET` or `ID`.
+pub async fn token_delete(control: kube::Client, tokens: &[String]) -> anyhow::Result<()> {
+    let secrets = Api::<Secret>::namespaced(control, "kube-system");
+    for token in tokens {
+        let id = token.split('.').next().unwrap_or_default();
+        if id.len() != 6 || !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
+            bail!("{token:?} is not a bootstrap token (ID.SECRET, or its 6-character ID)");
+        }
+        secrets
+            .delete(&format!("bootstrap-token-{id}"), &kube::api::DeleteParams::default())
+            .await
+            .with_context(|| format!("deleting bootstrap token {id}"))?;
+        println!("bootstrap token {id:?} deleted");
+    }
+    Ok(())
+}
+
 /// A client of `endpoint` authenticated by a bearer token, trusting `ca_pem` (or nothing).
 async fn token_client(
     endpoint: &str,

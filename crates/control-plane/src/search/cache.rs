@@ -88,6 +88,15 @@ impl ResourceCache {
         self.state.read().resolved.clone()
     }
 
+    pub fn state(&self) -> super::plan::CacheState {
+        let state = self.state.read();
+        match (&state.error, state.synced) {
+            (Some(why), _) => super::plan::CacheState::Failed(why.clone()),
+            (None, true) => super::plan::CacheState::Synced,
+            (None, false) => super::plan::CacheState::Syncing,
+        }
+    }
+
     /// The cached objects in `namespace` (all: `None`), sorted by namespace and name, starting
     /// after the key `after`, and the version they are at.
     pub fn list(&self, namespace: Option<&str>, after: &str) -> (Vec<(String, Value)>, String) {

@@ -27,7 +27,7 @@ use apiserver::api::{Body, ProxyRequest};
 use apiserver::registry::ResourceDef;
 use apiserver::reply::{channel_body, json_response};
 use apiserver::request::{Query, Route, Target, Verb};
-use apiserver::storage::{Filter, Storage};
+use apiserver::storage::{Decision, Filter, Storage};
 use apiserver::table::{IncludeObject, TableBuilder};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -45,6 +45,8 @@ use crate::proxy::ClusterProxy;
 
 /// A watch of the cache ends after this long when the client did not ask for less.
 const WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
+/// Registries' conditions are brought up to date at least this often.
+const STATUS_INTERVAL: Duration = Duration::from_secs(2);
 /// Connecting to a member gives up after this long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -107,17 +109,23 @@ impl Search {
             follow(&storage, &registries_def, Arc::clone(&registries), Arc::clone(&changed)),
         ];
         let mut shutdown = storage.shutdown();
+        let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
         loop {
-            tokio::select! {
+            let replan = tokio::select! {
                 _ = shutdown.changed() => break,
-                () = changed.notified() => {}
-            }
-            // A burst of changes (a cluster's status, several registries) is one pass.
-            tokio::time::sleep(Duration::from_millis(50)).await;
+                () = changed.notified() => true,
+                // Caches become synced (or fail) without any object changing.
+                _ = status_tick.tick() => false,
+            };
             let clusters = clusters.lock().clone();
             let registries: Vec<ResourceRegistry> = registries.lock().values().cloned().collect();
             let all: Vec<Cluster> = clusters.values().cloned().collect();
-            self.reconcile(&storage, plan::plan(&registries, &all), &clusters).await;
+            if replan {
+                // A burst of changes (a cluster's status, several registries) is one pass.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                self.reconcile(&storage, plan::plan(&registries, &all), &clusters).await;
+            }
+            self.write_statuses(&storage, &registries_def, &registries, &all).await;
         }
         for follower in followers {
             follower.abort();
@@ -158,6 +166,57 @@ impl Search {
         self.clients.lock().retain(|name, _| plan.keys().any(|k| k.cluster == *name));
         if changed {
             self.topology.send_modify(|generation| *generation += 1);
+        }
+    }
+
+    /// Each registry's `Ready` condition, written when it changes.
+    async fn write_statuses(
+        &self,
+        storage: &Storage,
+        def: &ResourceDef,
+        registries: &[ResourceRegistry],
+        clusters: &[Cluster],
+    ) {
+        for registry in registries {
+            let name = registry.metadata.name.clone().unwrap_or_default();
+            let caches: Vec<(CacheKey, plan::CacheState)> = {
+                let running = self.caches.read();
+                plan::plan(std::slice::from_ref(registry), clusters)
+                    .into_keys()
+                    .map(|key| {
+                        let state = running
+                            .get(&key)
+                            .map_or(plan::CacheState::Syncing, |e| e.cache.state());
+                        (key, state)
+                    })
+                    .collect()
+            };
+            let (ready, reason, message) = plan::registry_condition(&caches);
+            let status = if ready { "True" } else { "False" };
+            let result = storage
+                .guaranteed_update(def, None, &name, false, &mut |current| {
+                    let Some(current) = current else { return Ok(Decision::Unchanged) };
+                    let conditions = current.pointer("/status/conditions").and_then(Value::as_array);
+                    let old = conditions.and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"));
+                    if old.is_some_and(|c| c["status"] == status && c["reason"] == reason && c["message"] == message.as_str()) {
+                        return Ok(Decision::Unchanged);
+                    }
+                    let since = match old {
+                        Some(c) if c["status"] == status => c["lastTransitionTime"].clone(),
+                        _ => Value::from(apiserver::api::now_rfc3339()),
+                    };
+                    let mut updated = current.clone();
+                    updated["status"] = json!({"conditions": [{"type": "Ready", "status": status,
+                        "reason": reason, "message": message, "lastTransitionTime": since,
+                        "observedGeneration": current.pointer("/metadata/generation").cloned().unwrap_or(json!(1))}]});
+                    Ok(Decision::Update(updated))
+                })
+                .await;
+            if let Err(e) = result
+                && e.code != 404
+            {
+                tracing::warn!(registry = %name, error = %e.message, "writing a ResourceRegistry's status");
+            }
         }
     }
 

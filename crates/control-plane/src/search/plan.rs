@@ -85,6 +85,52 @@ pub fn plan(registries: &[ResourceRegistry], clusters: &[Cluster]) -> Plan {
     plan
 }
 
+/// How one cache stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CacheState {
+    /// Listed and watching.
+    Synced,
+    /// Not listed yet.
+    Syncing,
+    /// Failing: why.
+    Failed(String),
+}
+
+/// A ResourceRegistry's `Ready` condition from the caches it asks for (by cluster and kind):
+/// (ready, reason, message).
+pub fn registry_condition(caches: &[(CacheKey, CacheState)]) -> (bool, &'static str, String) {
+    if caches.is_empty() {
+        return (false, "NoMatchingClusters", "no Ready cluster matches targetCluster".into());
+    }
+    let failed: Vec<String> = caches
+        .iter()
+        .filter_map(|(k, s)| match s {
+            CacheState::Failed(why) => Some(format!("{} of {}: {why}", k.kind, k.cluster)),
+            _ => None,
+        })
+        .collect();
+    if !failed.is_empty() {
+        return (false, "CacheFailed", failed.join("; "));
+    }
+    let syncing: Vec<String> = caches
+        .iter()
+        .filter(|(_, s)| *s == CacheState::Syncing)
+        .map(|(k, _)| format!("{} of {}", k.kind, k.cluster))
+        .collect();
+    if !syncing.is_empty() {
+        return (false, "Syncing", format!("listing {}", syncing.join(", ")));
+    }
+    let mut by_kind: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (k, _) in caches {
+        by_kind.entry(&k.kind).or_default().push(&k.cluster);
+    }
+    let parts: Vec<String> = by_kind
+        .iter()
+        .map(|(kind, clusters)| format!("{kind} from {}", clusters.join(", ")))
+        .collect();
+    (true, "CacheSynced", format!("caching {}", parts.join("; ")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +204,35 @@ mod tests {
         assert_eq!(plan, want, "member3 is not Ready");
         assert!(
             only(&["a"]).contains("a") && !only(&["a"]).contains("b") && only(&["a"]).contains("")
+        );
+    }
+
+    #[test]
+    fn a_registry_is_ready_when_all_its_caches_are_synced() {
+        let k = |c: &str, kind: &str| CacheKey {
+            cluster: c.into(),
+            api_version: "v1".into(),
+            kind: kind.into(),
+        };
+        assert_eq!(registry_condition(&[]).1, "NoMatchingClusters");
+        let ready = registry_condition(&[
+            (k("member1", "Node"), CacheState::Synced),
+            (k("member2", "Node"), CacheState::Synced),
+            (k("member1", "Pod"), CacheState::Synced),
+        ]);
+        assert_eq!(
+            ready,
+            (true, "CacheSynced", "caching Node from member1, member2; Pod from member1".into())
+        );
+        let syncing = registry_condition(&[(k("member1", "Node"), CacheState::Syncing)]);
+        assert_eq!((syncing.0, syncing.1), (false, "Syncing"));
+        let failed = registry_condition(&[
+            (k("member1", "Node"), CacheState::Syncing),
+            (k("member2", "Widget"), CacheState::Failed("member2 does not serve Widget".into())),
+        ]);
+        assert_eq!(
+            failed,
+            (false, "CacheFailed", "Widget of member2: member2 does not serve Widget".into())
         );
     }
 

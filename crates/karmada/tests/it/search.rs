@@ -65,6 +65,18 @@ spec:
         (items.len() == 2).then_some(items)
     });
     assert_eq!(both, [pair("web-a", "member1"), pair("web-b", "member2")]);
+    // The registry says what it caches.
+    let ready = eventually(Duration::from_secs(10), "the registry Ready", || {
+        let out = cp.api.kubectl(&[
+            "get",
+            "resourceregistry",
+            "deployments",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}: {.status.conditions[0].message}",
+        ]);
+        out.stdout.starts_with("CacheSynced").then_some(out.stdout)
+    });
+    assert_eq!(ready, "CacheSynced: caching Deployment from member1, member2");
     // The members' own system workloads too, once per cluster.
     let dns = cached(&cp, "/apis/apps/v1/namespaces/kube-system/deployments");
     assert_eq!(dns, [pair("coredns", "member1"), pair("coredns", "member2")]);
@@ -194,8 +206,16 @@ spec:
 "#,
         )
         .ok();
-    std::thread::sleep(Duration::from_secs(1));
+    std::thread::sleep(Duration::from_secs(3));
     assert!(cached(&cp, "/api/v1/secrets").is_empty(), "no cluster is labelled yet");
+    let reason = cp.api.kubectl(&[
+        "get",
+        "resourceregistry",
+        "team-a-secrets",
+        "-o",
+        "jsonpath={.status.conditions[0].reason}",
+    ]);
+    assert_eq!(reason.ok(), "NoMatchingClusters");
     cp.api.kubectl(&["label", "cluster", "member1", "search=yes"]).ok();
     let one = eventually(Duration::from_secs(10), "member1's team-a secret", || {
         let items = named(&cached(&cp, "/api/v1/secrets"), "s-");
@@ -206,6 +226,24 @@ spec:
     eventually(Duration::from_secs(10), "member2's too", || {
         (named(&cached(&cp, "/api/v1/namespaces/team-a/secrets"), "s-").len() == 2).then_some(())
     });
+    // A kind no member serves: the registry says so.
+    cp.api
+        .kubectl_stdin(
+            &["apply", "-f", "-"],
+            "apiVersion: search.karmada.io/v1alpha1\nkind: ResourceRegistry\nmetadata: {name: widgets}\nspec:\n  targetCluster: {clusterNames: [member1]}\n  resourceSelectors: [{apiVersion: example.com/v1, kind: Widget}]\n",
+        )
+        .ok();
+    let failed = eventually(Duration::from_secs(15), "widgets failing", || {
+        let out = cp.api.kubectl(&[
+            "get",
+            "resourceregistry",
+            "widgets",
+            "-o",
+            "jsonpath={.status.conditions[0].reason}: {.status.conditions[0].message}",
+        ]);
+        out.stdout.starts_with("CacheFailed").then_some(out.stdout)
+    });
+    assert!(failed.contains("Widget of member1: member1 does not serve Widget"), "{failed}");
     cp.api.kubectl(&["label", "cluster", "member1", "search-"]).ok();
     eventually(Duration::from_secs(10), "member1 dropped", || {
         let items = named(&cached(&cp, "/api/v1/secrets"), "s-");
