@@ -140,6 +140,13 @@ fn karmadactl_works_across_the_control_plane_and_its_members() {
         (out.stdout.lines().count() == 2).then_some(())
     });
     ctl(&["delete", "configmap", "everywhere"]).ok();
+    let explained = ctl(&["explain", "deployment.spec.replicas"]);
+    assert!(explained.ok().contains("FIELD: replicas <integer>"), "{}", explained.stdout);
+    let token = ctl(&["token", "create"]);
+    let token = token.ok().trim().to_owned();
+    assert!(ctl(&["token", "list"]).ok().contains(&token));
+    ctl(&["token", "delete", &token]).ok();
+    assert!(!ctl(&["token", "list"]).ok().contains(&token));
     let version = ctl(&["version"]);
     assert!(version.ok().contains("Server Version: v1."), "{}", version.stdout);
 }
