@@ -320,13 +320,9 @@ impl std::str::FromStr for Output {
     }
 }
 
+/// How a listing command (`get`, `top`) selects and prints.
 #[derive(clap::Args, Debug)]
-pub struct GetArgs {
-    /// The kind (any the clusters serve), or `kind/name`.
-    pub resource: String,
-    pub names: Vec<String>,
-    #[command(flatten)]
-    pub scope: ScopeArgs,
+pub struct ListArgs {
     /// Across every namespace.
     #[arg(short = 'A', long)]
     pub all_namespaces: bool,
@@ -334,12 +330,23 @@ pub struct GetArgs {
     #[arg(short = 'l', long)]
     pub selector: Option<String>,
     #[arg(long)]
+    pub no_headers: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct GetArgs {
+    /// The kind (any the clusters serve), or `kind/name`.
+    pub resource: String,
+    pub names: Vec<String>,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    #[command(flatten)]
+    pub list: ListArgs,
+    #[arg(long)]
     pub field_selector: Option<String>,
     /// wide, name, json or yaml.
     #[arg(short = 'o', long)]
     pub output: Option<Output>,
-    #[arg(long)]
-    pub no_headers: bool,
 }
 
 /// A printed table: column names and rows of cells.
@@ -512,9 +519,9 @@ pub async fn get(plane: &Plane, namespace: &str, args: GetArgs) -> anyhow::Resul
             }
             Err(e) => return Err(e),
         };
-        let namespace = (!args.all_namespaces).then_some(namespace);
+        let namespace = (!args.list.all_namespaces).then_some(namespace);
         let mut query = Vec::new();
-        if let Some(s) = &args.selector {
+        if let Some(s) = &args.list.selector {
             query.push(format!("labelSelector={}", encode(s)));
         }
         if let Some(s) = &args.field_selector {
@@ -550,7 +557,7 @@ pub async fn get(plane: &Plane, namespace: &str, args: GetArgs) -> anyhow::Resul
                         target.cluster.as_deref(),
                         multi,
                         wide,
-                        args.all_namespaces && resource.namespaced,
+                        args.list.all_namespaces && resource.namespaced,
                         adoption,
                         now,
                     );
@@ -573,7 +580,7 @@ pub async fn get(plane: &Plane, namespace: &str, args: GetArgs) -> anyhow::Resul
     match output {
         Output::Table { .. } if printed.rows.is_empty() => {
             if errors.is_empty() {
-                match (&kind, args.all_namespaces) {
+                match (&kind, args.list.all_namespaces) {
                     (Some(k), false) if k.namespaced => {
                         eprintln!("No resources found in {namespace} namespace.")
                     }
@@ -581,7 +588,7 @@ pub async fn get(plane: &Plane, namespace: &str, args: GetArgs) -> anyhow::Resul
                 }
             }
         }
-        Output::Table { .. } => write!(stdout, "{}", printed.render(args.no_headers))?,
+        Output::Table { .. } => write!(stdout, "{}", printed.render(args.list.no_headers))?,
         Output::Name => {
             let prefix = kind.as_ref().map(ApiResource::name_prefix).unwrap_or_default();
             for o in &objects {

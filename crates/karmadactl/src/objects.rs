@@ -267,8 +267,9 @@ pub async fn logs(plane: &Plane, namespace: &str, args: LogsArgs) -> anyhow::Res
     Ok(())
 }
 
+/// What `exec` and `attach` connect to, and how.
 #[derive(clap::Args, Debug)]
-pub struct ExecArgs {
+pub struct StreamArgs {
     pub pod: String,
     #[command(flatten)]
     pub scope: ScopeArgs,
@@ -280,6 +281,23 @@ pub struct ExecArgs {
     /// Stdin is a terminal.
     #[arg(short = 't', long)]
     pub tty: bool,
+}
+
+impl StreamArgs {
+    fn params(&self) -> AttachParams {
+        let params =
+            AttachParams::default().stdin(self.stdin).stdout(true).stderr(!self.tty).tty(self.tty);
+        match &self.container {
+            Some(c) => params.container(c.clone()),
+            None => params,
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub stream: StreamArgs,
     /// The command and its arguments (after `--`).
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
@@ -303,18 +321,13 @@ pub fn exit_code(status: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Status
 
 /// Runs a command in a container; returns its exit code.
 pub async fn exec(plane: &Plane, namespace: &str, args: ExecArgs) -> anyhow::Result<i32> {
-    let target = plane.single(&args.scope)?;
+    let target = plane.single(&args.stream.scope)?;
     let pods: Api<Pod> = Api::namespaced(target.client.clone(), namespace);
-    let mut params =
-        AttachParams::default().stdin(args.stdin).stdout(true).stderr(!args.tty).tty(args.tty);
-    if let Some(c) = &args.container {
-        params = params.container(c.clone());
-    }
     let mut attached = pods
-        .exec(pod_name(&args.pod), args.command.clone(), &params)
+        .exec(pod_name(&args.stream.pod), args.command.clone(), &args.stream.params())
         .await
         .map_err(multi::api_error)?;
-    stream(&mut attached, args.stdin).await?;
+    stream(&mut attached, args.stream.stdin).await?;
     let status = match attached.take_status() {
         Some(status) => status.await,
         None => None,
@@ -349,28 +362,13 @@ async fn stream(attached: &mut kube::api::AttachedProcess, stdin: bool) -> anyho
     Ok(())
 }
 
-#[derive(clap::Args, Debug)]
-pub struct AttachArgs {
-    pub pod: String,
-    #[command(flatten)]
-    pub scope: ScopeArgs,
-    #[arg(short = 'c', long)]
-    pub container: Option<String>,
-    #[arg(short = 'i', long)]
-    pub stdin: bool,
-    #[arg(short = 't', long)]
-    pub tty: bool,
-}
+pub type AttachArgs = StreamArgs;
 
 pub async fn attach(plane: &Plane, namespace: &str, args: AttachArgs) -> anyhow::Result<()> {
     let target = plane.single(&args.scope)?;
     let pods: Api<Pod> = Api::namespaced(target.client.clone(), namespace);
-    let mut params =
-        AttachParams::default().stdin(args.stdin).stdout(true).stderr(!args.tty).tty(args.tty);
-    if let Some(c) = &args.container {
-        params = params.container(c.clone());
-    }
-    let mut attached = pods.attach(pod_name(&args.pod), &params).await.map_err(multi::api_error)?;
+    let mut attached =
+        pods.attach(pod_name(&args.pod), &args.params()).await.map_err(multi::api_error)?;
     stream(&mut attached, args.stdin).await
 }
 
@@ -381,12 +379,8 @@ pub struct TopArgs {
     pub name: Option<String>,
     #[command(flatten)]
     pub scope: ScopeArgs,
-    #[arg(short = 'A', long)]
-    pub all_namespaces: bool,
-    #[arg(short = 'l', long)]
-    pub selector: Option<String>,
-    #[arg(long)]
-    pub no_headers: bool,
+    #[command(flatten)]
+    pub list: multi::ListArgs,
 }
 
 fn milli(q: &Value) -> i128 {
@@ -409,7 +403,7 @@ pub async fn top(plane: &Plane, namespace: &str, args: TopArgs) -> anyhow::Resul
     let targets = plane.targets(&args.scope).await?;
     let multi = args.scope.operation_scope != multi::Scope::Karmada;
     let mut headers = vec!["NAME".to_owned()];
-    if pods && args.all_namespaces {
+    if pods && args.list.all_namespaces {
         headers.insert(0, "NAMESPACE".into());
     }
     if multi {
@@ -423,14 +417,14 @@ pub async fn top(plane: &Plane, namespace: &str, args: TopArgs) -> anyhow::Resul
     let mut printed = multi::Printed { headers, rows: Vec::new() };
     for target in &targets {
         let base = if pods {
-            match (&args.name, args.all_namespaces) {
+            match (&args.name, args.list.all_namespaces) {
                 (_, true) => "/apis/metrics.k8s.io/v1beta1/pods".to_owned(),
                 _ => format!("/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods"),
             }
         } else {
             "/apis/metrics.k8s.io/v1beta1/nodes".to_owned()
         };
-        let path = match (&args.name, &args.selector) {
+        let path = match (&args.name, &args.list.selector) {
             (Some(n), _) => format!("{base}/{n}"),
             (None, Some(s)) => format!("{base}?labelSelector={}", multi::encode(s)),
             (None, None) => base,
@@ -480,7 +474,7 @@ pub async fn top(plane: &Plane, namespace: &str, args: TopArgs) -> anyhow::Resul
         for item in items {
             let name = apimachinery::object::name(&item).to_owned();
             let mut row = Vec::new();
-            if pods && args.all_namespaces {
+            if pods && args.list.all_namespaces {
                 row.push(apimachinery::object::namespace(&item).to_owned());
             }
             row.push(name.clone());
@@ -514,7 +508,7 @@ pub async fn top(plane: &Plane, namespace: &str, args: TopArgs) -> anyhow::Resul
             printed.rows.push(row);
         }
     }
-    print!("{}", printed.render(args.no_headers));
+    print!("{}", printed.render(args.list.no_headers));
     Ok(())
 }
 

@@ -566,12 +566,7 @@ impl apiserver::Subresource for PodStream {
     ) -> Result<http::Response<Body>, ApiError> {
         let namespace = request.target.namespace.clone().unwrap_or_default();
         let name = request.target.name.clone().unwrap_or_default();
-        let def = request
-            .storage
-            .registry()
-            .storage_def("", "pods")
-            .ok_or_else(|| ApiError::internal("pods are not served"))?;
-        let pod = request.storage.read(&def, Some(&namespace), &name).await?;
+        let pod = crate::logs::read_pod(request.storage, &namespace, &name).await?;
         let query = request.query;
         let container = crate::logs::container(&pod, query.get("container"))?;
         let (started, ended) = crate::logs::run_span(&pod, &container)?;
@@ -734,11 +729,11 @@ async fn run_session<S>(
                         _ => continue,
                     },
                 }
-                let Some(def) = storage.registry().storage_def("", "pods") else { return };
-                let still = storage.read(&def, Some(&namespace), &name).await.ok().filter(|p| {
-                    crate::logs::run_span(p, &container)
-                        .is_ok_and(|(s, e)| s == started && e.is_none())
-                });
+                let still =
+                    crate::logs::read_pod(&storage, &namespace, &name).await.ok().filter(|p| {
+                        crate::logs::run_span(p, &container)
+                            .is_ok_and(|(s, e)| s == started && e.is_none())
+                    });
                 if still.is_none() {
                     break;
                 }

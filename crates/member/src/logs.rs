@@ -228,7 +228,7 @@ fn format_line(line: &Line, timestamps: bool) -> String {
 /// Serves `pods/<name>/log`.
 pub struct PodLogs;
 
-async fn read_pod(
+pub(crate) async fn read_pod(
     storage: &apiserver::storage::Storage,
     namespace: &str,
     name: &str,

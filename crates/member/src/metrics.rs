@@ -26,25 +26,9 @@ const NODE_MEMORY_MILLI: i128 = 256 * 1024 * 1024 * 1000;
 
 fn def(kind: &str, plural: &str, namespaced: bool) -> ResourceDef {
     ResourceDef {
-        group: "metrics.k8s.io".into(),
-        version: "v1beta1".into(),
-        kind: kind.into(),
-        plural: plural.into(),
-        singular: kind.to_lowercase(),
-        namespaced,
-        short_names: Vec::new(),
-        categories: Vec::new(),
-        status: false,
-        scale: None,
-        generation: false,
         printer: Printer::Columns(Vec::new()),
-        strategic: false,
-        schema: None,
         custom: false,
-        storage_version: "v1beta1".into(),
-        protobuf: false,
-        openapi: None,
-        stored_as: None,
+        ..ResourceDef::external("metrics.k8s.io", "v1beta1", kind, plural, namespaced)
     }
 }
 
