@@ -465,6 +465,21 @@ fn unescape(s: &str) -> String {
     out
 }
 
+/// A selector (or any text) escaped for a URL query (`app=web,tier in (a,b)` →
+/// `app%3Dweb%2Ctier%20in%20%28a%2Cb%29`).
+pub fn query_escape(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(char::from(b))
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

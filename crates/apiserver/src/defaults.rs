@@ -3,6 +3,8 @@
 //!
 //! Jobs: `parallelism` 1, `completions` 1 when neither is given, `backoffLimit` 6,
 //! `completionMode` NonIndexed and `suspend` false, as the batch/v1 defaulter does.
+//! Pods: a container's request for a resource it only limits is the limit (what schedulers,
+//! quotas and autoscalers read).
 
 use apimachinery::ApiError;
 use serde_json::{Value, json};
@@ -33,6 +35,32 @@ pub fn default_job(job: &mut Value) {
     }
 }
 
+/// The core/v1 Pod defaults: requests from limits.
+pub fn default_pod(pod: &mut Value) {
+    for list in ["containers", "initContainers"] {
+        let Some(containers) =
+            pod.pointer_mut(&format!("/spec/{list}")).and_then(Value::as_array_mut)
+        else {
+            continue;
+        };
+        for container in containers {
+            let Some(limits) =
+                container.pointer("/resources/limits").and_then(Value::as_object).cloned()
+            else {
+                continue;
+            };
+            if !container["resources"]["requests"].is_object() {
+                container["resources"]["requests"] = json!({});
+            }
+            if let Some(requests) = container["resources"]["requests"].as_object_mut() {
+                for (resource, limit) in limits {
+                    requests.entry(resource).or_insert(limit);
+                }
+            }
+        }
+    }
+}
+
 impl Admission for BuiltinDefaults {
     fn admit(&self, request: &AdmissionRequest<'_>, object: &mut Value) -> Result<(), ApiError> {
         if request.subresource.is_some()
@@ -43,6 +71,12 @@ impl Admission for BuiltinDefaults {
         if request.def.group == "batch" && request.def.kind == "Job" {
             default_job(object);
         }
+        if request.def.group.is_empty()
+            && request.def.kind == "Pod"
+            && request.operation == Operation::Create
+        {
+            default_pod(object);
+        }
         Ok(())
     }
 }
@@ -50,6 +84,21 @@ impl Admission for BuiltinDefaults {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pods_request_what_they_only_limit() {
+        let mut pod = json!({"spec": {"containers": [
+            {"name": "a", "resources": {"limits": {"cpu": "10m", "memory": "10Mi"}}},
+            {"name": "b", "resources": {"limits": {"cpu": "1"}, "requests": {"cpu": "500m"}}},
+            {"name": "c"}]}});
+        default_pod(&mut pod);
+        assert_eq!(
+            pod["spec"]["containers"][0]["resources"]["requests"],
+            json!({"cpu": "10m", "memory": "10Mi"})
+        );
+        assert_eq!(pod["spec"]["containers"][1]["resources"]["requests"], json!({"cpu": "500m"}));
+        assert_eq!(pod["spec"]["containers"][2], json!({"name": "c"}));
+    }
 
     #[test]
     fn jobs_get_batch_v1_defaults() {

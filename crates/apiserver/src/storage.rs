@@ -452,6 +452,22 @@ impl Storage {
         }
     }
 
+    /// Every stored object of a kind (in `namespace`), decoded, at the current revision.
+    pub async fn list_values(
+        &self,
+        def: &ResourceDef,
+        namespace: Option<&str>,
+    ) -> Result<Vec<Value>, ApiError> {
+        let revision =
+            self.store.current_revision().await.map_err(|e| ApiError::internal(e.to_string()))?;
+        let (items, _, _) =
+            self.list_raw(def, namespace, &Filter::default(), revision, None, None).await?;
+        Ok(items
+            .into_iter()
+            .map(|(bytes, rv, decoded)| decoded.unwrap_or_else(|| codec::decode(&bytes, rv)))
+            .collect())
+    }
+
     /// Lists matching objects: returns (objects as stored-with-rv bytes, revision, continue).
     pub async fn list_raw(
         &self,

@@ -130,6 +130,8 @@ pub fn install(config: &mut apiserver::Config) {
     let search = crate::search::Search::new(cluster_proxy);
     config.proxies.extend(search.endpoints());
     config.background.push(search);
+    // metrics.k8s.io gathered from the members (upstream's karmada-metrics-adapter).
+    config.computed.extend(crate::metrics::kinds());
     config.admission.push(Arc::new(crate::access::AgentAdmission));
     config.authorizer = Arc::new(crate::access::KarmadaAuthorizer);
     config.csr_approver = Some(Arc::new(crate::access::AgentCsrApprover));

@@ -7,6 +7,8 @@
 
 pub mod access;
 pub mod apis;
+pub mod members;
+pub mod metrics;
 pub mod proxy;
 pub mod search;
 

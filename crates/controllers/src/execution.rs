@@ -164,10 +164,7 @@ const NOT_READY_RETRY: Duration = Duration::from_secs(30);
 
 /// Whether a cluster's Ready condition is True.
 fn ready(cluster: &Cluster) -> bool {
-    cluster
-        .status
-        .as_ref()
-        .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    cluster.is_ready()
 }
 
 /// The least time between two status writes of a Work whose workload is still coming up.

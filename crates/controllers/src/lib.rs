@@ -29,6 +29,8 @@ pub mod detector;
 pub mod events;
 pub mod execution;
 pub mod failover;
+pub mod federated_hpa;
+pub mod hpa;
 pub mod interpreting;
 pub mod leader;
 pub mod lean;
@@ -67,6 +69,8 @@ pub struct Settings {
     /// Whether workloads are evicted from clusters with untolerated NoExecute taints
     /// (`--enable-taint-manager`, part of the `cluster` controller as upstream).
     pub enable_taint_manager: bool,
+    /// How often each FederatedHPA is evaluated (`--horizontal-pod-autoscaler-sync-period`).
+    pub hpa_sync_period: Duration,
 }
 
 impl Default for Settings {
@@ -79,6 +83,7 @@ impl Default for Settings {
             evictions_per_second: 20,
             controllers: registry::Selection::default(),
             enable_taint_manager: true,
+            hpa_sync_period: federated_hpa::SYNC_PERIOD,
         }
     }
 }
@@ -191,6 +196,7 @@ pub async fn run(client: kube::Client, settings: Settings) -> anyhow::Result<()>
             Loop::TaintPolicy => tokio::spawn(failover::run_taint_policies(c, k)),
             Loop::Rebalancer => tokio::spawn(rebalancer::run(c)),
             Loop::UnifiedAuth => tokio::spawn(unified_auth::run(c, k)),
+            Loop::FederatedHpa => tokio::spawn(federated_hpa::run(c, k, s.hpa_sync_period)),
             Loop::AgentStatus => continue,
         };
         tasks.push((l.name(), task));

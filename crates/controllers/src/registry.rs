@@ -34,6 +34,8 @@ pub enum Loop {
     Rebalancer,
     /// `unifiedAuth`: members let the cluster proxy's impersonator act for granted callers.
     UnifiedAuth,
+    /// `federatedHorizontalPodAutoscaler`: FederatedHPAs scale their targets.
+    FederatedHpa,
     /// The agent's status reporter (`clusterStatus` in the agent).
     AgentStatus,
 }
@@ -51,6 +53,7 @@ impl Loop {
             Loop::TaintPolicy => names::CLUSTER_TAINT_POLICY,
             Loop::Rebalancer => names::WORKLOAD_REBALANCER,
             Loop::UnifiedAuth => names::UNIFIED_AUTH,
+            Loop::FederatedHpa => names::FEDERATED_HPA,
         }
     }
 }
@@ -91,7 +94,7 @@ pub const CONTROLLERS: &[Controller] = &[
     missing("federatedResourceQuotaEnforcement", true),
     on(names::GRACEFUL_EVICTION, Loop::Binding),
     on(names::APPLICATION_FAILOVER, Loop::Failover),
-    missing("federatedHorizontalPodAutoscaler", true),
+    on(names::FEDERATED_HPA, Loop::FederatedHpa),
     missing("cronFederatedHorizontalPodAutoscaler", true),
     missing("hpaScaleTargetMarker", false),
     missing("deploymentReplicasSyncer", false),
@@ -129,6 +132,7 @@ pub mod names {
     pub const WORKLOAD_REBALANCER: &str = "workloadRebalancer";
     pub const CLUSTER_TAINT_POLICY: &str = "clustertaintpolicy";
     pub const UNIFIED_AUTH: &str = "unifiedAuth";
+    pub const FEDERATED_HPA: &str = "federatedHorizontalPodAutoscaler";
 }
 
 /// The controllers turned on, from a `--controllers` list over one table.

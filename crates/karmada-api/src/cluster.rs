@@ -182,3 +182,12 @@ crate::object! {
         pub status: Option<ClusterStatus>,
     }
 }
+
+impl Cluster {
+    /// Whether its Ready condition is True.
+    pub fn is_ready(&self) -> bool {
+        self.status
+            .as_ref()
+            .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    }
+}

@@ -61,6 +61,14 @@ pub enum Reason {
     GetComponentsFailed,
     /// A cluster's impersonation rules (unifiedAuth) written.
     SyncImpersonationConfigSucceed,
+    /// A FederatedHPA changed its target's replicas (the HPA's reason).
+    SuccessfulRescale,
+    /// A FederatedHPA could not change its target's replicas.
+    FailedRescale,
+    /// A FederatedHPA could not read its target.
+    FailedGetScale,
+    /// A FederatedHPA got no usable metrics.
+    FailedGetResourceMetric,
 }
 
 impl Reason {
@@ -100,6 +108,10 @@ impl Reason {
             Reason::GetComponentsSucceed => "GetComponentsSucceed",
             Reason::GetComponentsFailed => "GetComponentsFailed",
             Reason::SyncImpersonationConfigSucceed => "SyncImpersonationConfigSucceed",
+            Reason::SuccessfulRescale => "SuccessfulRescale",
+            Reason::FailedRescale => "FailedRescale",
+            Reason::FailedGetScale => "FailedGetScale",
+            Reason::FailedGetResourceMetric => "FailedGetResourceMetric",
         }
     }
 
@@ -118,7 +130,10 @@ impl Reason {
             | Reason::ReflectStatusFailed
             | Reason::InterpretHealthFailed
             | Reason::GetDependenciesFailed
-            | Reason::GetComponentsFailed => EventType::Warning,
+            | Reason::GetComponentsFailed
+            | Reason::FailedRescale
+            | Reason::FailedGetScale
+            | Reason::FailedGetResourceMetric => EventType::Warning,
             _ => EventType::Normal,
         }
     }
@@ -149,6 +164,9 @@ impl Reason {
             Reason::GetComponentsSucceed | Reason::GetComponentsFailed => "GetComponents",
             Reason::SyncImpersonationConfigSucceed => "SyncImpersonationConfig",
             Reason::PreemptPolicySucceed => "PreemptPolicy",
+            Reason::SuccessfulRescale | Reason::FailedRescale => "Rescale",
+            Reason::FailedGetScale => "GetScale",
+            Reason::FailedGetResourceMetric => "GetMetrics",
         }
     }
 }

@@ -34,6 +34,9 @@ pub struct Args {
     /// `cluster` controller).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     enable_taint_manager: bool,
+    /// How often each FederatedHPA is evaluated.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    horizontal_pod_autoscaler_sync_period: Duration,
     #[command(flatten)]
     leader: LeaderElectFlags,
 }
@@ -52,6 +55,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         evictions_per_second: args.evictions_per_second,
         controllers: selection,
         enable_taint_manager: args.enable_taint_manager,
+        hpa_sync_period: args.horizontal_pod_autoscaler_sync_period,
         ..controllers::Settings::default()
     };
     eprintln!("karmada controller-manager running");

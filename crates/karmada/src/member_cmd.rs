@@ -147,6 +147,10 @@ pub struct FaultArgs {
     /// ImagePullBackOff until it is back (`--clear`).
     #[arg(long = "missing-image")]
     missing_image: Vec<String>,
+    /// CPU load of the member's containers as a factor of what they request (1: as
+    /// requested); a pod's `simulation.karmada-rs.io/load` annotation sets its own.
+    #[arg(long)]
+    load: Option<f64>,
     /// Clear every fault first.
     #[arg(long)]
     clear: bool,
@@ -165,6 +169,10 @@ pub fn fault(args: FaultArgs) -> anyhow::Result<()> {
     faults.not_ready_nodes.extend(args.node_not_ready);
     faults.failing_workloads.extend(args.fail_workload);
     faults.missing_images.extend(args.missing_image);
+    if let Some(load) = args.load {
+        anyhow::ensure!(load.is_finite() && load >= 0.0, "--load must be a number >= 0");
+        faults.load = Some(load);
+    }
     faults.save(&data_dir, &args.name)?;
     eprintln!("faults of {}: {}", args.name, serde_json::to_string(&faults)?);
     Ok(())

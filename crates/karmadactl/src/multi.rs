@@ -638,16 +638,7 @@ pub fn now() -> i64 {
 
 /// Query-string encoding of a selector.
 pub fn encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(char::from(b))
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    apimachinery::selector::query_escape(s)
 }
 
 #[derive(clap::Args, Debug)]

@@ -56,6 +56,9 @@ pub struct Faults {
     /// Workloads (`namespace/name` of a Deployment, StatefulSet, DaemonSet or Job) whose pods
     /// crash-loop.
     pub failing_workloads: Vec<String>,
+    /// CPU load of the member's containers, as a factor of what they request (unset: 1); a
+    /// pod's `simulation.karmada-rs.io/load` annotation sets its own.
+    pub load: Option<f64>,
     /// Images the member's registry does not have: a full reference (`repo:tag`), a repository
     /// (every tag), or a pattern where `*` stands for any text (`example.com/*`). A pod that
     /// needs one stays Pending in `ErrImagePull`/`ImagePullBackOff`, as on a real cluster; pods
@@ -149,6 +152,7 @@ impl Member {
 async fn start_server(
     config: &MemberConfig,
     store: Arc<dyn store::Store>,
+    faults: &Arc<parking_lot::RwLock<Faults>>,
 ) -> Result<Server, MemberError> {
     let dir = config.data_dir.join(&config.name);
     let mut api_config = apiserver::Config::new(&dir, config.bind, store);
@@ -173,7 +177,7 @@ async fn start_server(
             Arc::new(exec::PodStream { attach }) as Arc<dyn apiserver::Subresource>,
         ));
     }
-    api_config.computed.extend(metrics::kinds());
+    api_config.computed.extend(metrics::kinds(faults));
     apiserver::start(api_config)
         .await
         .map_err(|source| MemberError::Start { name: config.name.clone(), source })
@@ -230,11 +234,11 @@ pub async fn start_many(configs: Vec<MemberConfig>) -> Result<Vec<Member>, Membe
     for config in configs {
         let store: Arc<dyn store::Store> = Arc::new(store_memory::MemoryStore::default());
         seed_identity(&config, &store).await;
-        let server = start_server(&config, store).await?;
-        entries.push((config.kubeconfig.clone(), server.kubeconfig_entry(&config.name)));
-        let api = Arc::clone(&server.api);
         let fault_file = Faults::path(&config.data_dir, &config.name);
         let faults = Arc::new(parking_lot::RwLock::new(Faults::load(&fault_file)));
+        let server = start_server(&config, store, &faults).await?;
+        entries.push((config.kubeconfig.clone(), server.kubeconfig_entry(&config.name)));
+        let api = Arc::clone(&server.api);
         let tasks = vec![
             tokio::spawn(watch_faults(Arc::clone(&api), fault_file, Arc::clone(&faults))),
             tokio::spawn(sim::run(

@@ -32,22 +32,38 @@ fn def(kind: &str, plural: &str, namespaced: bool) -> ResourceDef {
     }
 }
 
-/// The two metrics kinds and what computes them.
-pub fn kinds() -> Vec<(ResourceDef, Arc<dyn apiserver::Computed>)> {
+/// The two metrics kinds and what computes them (with the member's CPU load).
+pub fn kinds(faults: &MemberFaults) -> Vec<(ResourceDef, Arc<dyn apiserver::Computed>)> {
     vec![
-        (def("PodMetrics", "pods", true), Arc::new(PodMetrics) as Arc<dyn apiserver::Computed>),
-        (def("NodeMetrics", "nodes", false), Arc::new(NodeMetrics)),
+        (
+            def("PodMetrics", "pods", true),
+            Arc::new(PodMetrics(Arc::clone(faults))) as Arc<dyn apiserver::Computed>,
+        ),
+        (def("NodeMetrics", "nodes", false), Arc::new(NodeMetrics(Arc::clone(faults)))),
     ]
 }
 
-/// A running container's usage: its requests (idle minimums when it requests nothing).
-pub fn container_usage(container: &Value) -> Resources {
+/// The pod annotation that sets its containers' CPU load (a factor of what they request),
+/// over the member's (`karmada fault NAME --load`).
+pub const LOAD_ANNOTATION: &str = "simulation.karmada-rs.io/load";
+
+/// The CPU load of a pod's containers: its annotation's, else the member's, else 1.
+pub fn load_of(pod: &Value, member: Option<f64>) -> f64 {
+    pod.pointer(&format!("/metadata/annotations/{}", LOAD_ANNOTATION.replace('/', "~1")))
+        .and_then(Value::as_str)
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .or(member)
+        .filter(|l| l.is_finite() && *l >= 0.0)
+        .unwrap_or(1.0)
+}
+
+/// A running container's usage: its requests (idle minimums when it requests nothing), its CPU
+/// scaled by `load`.
+pub fn container_usage(container: &Value, load: f64) -> Resources {
     let requests = quantity::parse_list(container.pointer("/resources/requests"));
     let mut usage = Resources::new();
-    usage.insert(
-        "cpu".into(),
-        requests.get("cpu").copied().unwrap_or(IDLE_CPU_MILLI).max(IDLE_CPU_MILLI),
-    );
+    let cpu = requests.get("cpu").copied().unwrap_or(IDLE_CPU_MILLI).max(IDLE_CPU_MILLI);
+    usage.insert("cpu".into(), ((cpu as f64 * load).round() as i128).max(IDLE_CPU_MILLI));
     usage.insert(
         "memory".into(),
         requests.get("memory").copied().unwrap_or(IDLE_MEMORY_MILLI).max(IDLE_MEMORY_MILLI),
@@ -71,11 +87,12 @@ fn render(usage: &Resources) -> Value {
     json!({"cpu": format!("{}n", cpu * 1_000_000), "memory": format!("{}Ki", (memory + 1023) / 1024)})
 }
 
-/// One running pod's PodMetrics.
-pub fn pod_metrics(pod: &Value, now: &str) -> Value {
+/// One running pod's PodMetrics (`load`: the member's CPU load, if set).
+pub fn pod_metrics(pod: &Value, now: &str, load: Option<f64>) -> Value {
+    let load = load_of(pod, load);
     let containers: Vec<Value> = containers(pod)
         .iter()
-        .map(|c| json!({"name": c.get("name"), "usage": render(&container_usage(c))}))
+        .map(|c| json!({"name": c.get("name"), "usage": render(&container_usage(c, load))}))
         .collect();
     let labels = pod.pointer("/metadata/labels").cloned().unwrap_or_else(|| json!({}));
     json!({"kind": "PodMetrics", "apiVersion": "metrics.k8s.io/v1beta1",
@@ -85,13 +102,14 @@ pub fn pod_metrics(pod: &Value, now: &str) -> Value {
 }
 
 /// Every node's NodeMetrics: its running pods' usage plus its own.
-pub fn node_metrics(nodes: &[Value], pods: &[Value], now: &str) -> Vec<Value> {
+pub fn node_metrics(nodes: &[Value], pods: &[Value], now: &str, load: Option<f64>) -> Vec<Value> {
     let mut by_node: BTreeMap<&str, Resources> = BTreeMap::new();
     for pod in pods.iter().filter(|p| running(p)) {
         let Some(node) = pod.pointer("/spec/nodeName").and_then(Value::as_str) else { continue };
         let used = by_node.entry(node).or_default();
+        let pod_load = load_of(pod, load);
         for c in containers(pod) {
-            quantity::add(used, &container_usage(&c));
+            quantity::add(used, &container_usage(&c, pod_load));
         }
     }
     nodes
@@ -123,18 +141,13 @@ async fn stored(
         .registry()
         .storage_def("", plural)
         .ok_or_else(|| ApiError::internal(format!("{plural} are not served")))?;
-    let revision =
-        storage.store().current_revision().await.map_err(|e| ApiError::internal(e.to_string()))?;
-    let (items, _, _) = storage
-        .list_raw(&def, namespace, &apiserver::storage::Filter::default(), revision, None, None)
-        .await?;
-    Ok(items
-        .into_iter()
-        .map(|(bytes, rv, decoded)| decoded.unwrap_or_else(|| apiserver::codec::decode(&bytes, rv)))
-        .collect())
+    storage.list_values(&def, namespace).await
 }
 
-struct PodMetrics;
+/// The member's faults, for its CPU load.
+type MemberFaults = Arc<parking_lot::RwLock<crate::Faults>>;
+
+struct PodMetrics(MemberFaults);
 
 #[async_trait::async_trait]
 impl apiserver::Computed for PodMetrics {
@@ -144,8 +157,9 @@ impl apiserver::Computed for PodMetrics {
         namespace: Option<&str>,
     ) -> Result<Vec<Value>, ApiError> {
         let now = apiserver::api::now_rfc3339();
+        let load = self.0.read().load;
         let pods = stored(storage, "pods", namespace).await?;
-        Ok(pods.iter().filter(|p| running(p)).map(|p| pod_metrics(p, &now)).collect())
+        Ok(pods.iter().filter(|p| running(p)).map(|p| pod_metrics(p, &now, load)).collect())
     }
 
     /// As metrics-server says it: the pod is not found.
@@ -154,15 +168,16 @@ impl apiserver::Computed for PodMetrics {
     }
 }
 
-struct NodeMetrics;
+struct NodeMetrics(MemberFaults);
 
 #[async_trait::async_trait]
 impl apiserver::Computed for NodeMetrics {
     async fn list(&self, storage: &Arc<Storage>, _: Option<&str>) -> Result<Vec<Value>, ApiError> {
         let now = apiserver::api::now_rfc3339();
+        let load = self.0.read().load;
         let nodes = stored(storage, "nodes", None).await?;
         let pods = stored(storage, "pods", None).await?;
-        Ok(node_metrics(&nodes, &pods, &now))
+        Ok(node_metrics(&nodes, &pods, &now, load))
     }
 
     fn not_found(&self, _: &ResourceDef, name: &str) -> ApiError {
@@ -182,7 +197,7 @@ mod tests {
                 "status": {"phase": phase}})
         };
         let web = pod("web-1", "node-1", "Running", json!({"cpu": "250m", "memory": "64Mi"}));
-        let metrics = pod_metrics(&web, "2026-01-01T00:00:00Z");
+        let metrics = pod_metrics(&web, "2026-01-01T00:00:00Z", None);
         assert_eq!(
             metrics["containers"],
             json!([{"name": "c", "usage": {"cpu": "250000000n", "memory": "65536Ki"}}])
@@ -192,9 +207,17 @@ mod tests {
         let pending = pod("later", "node-1", "Pending", json!({"cpu": "4"}));
         let nodes =
             [json!({"metadata": {"name": "node-1"}}), json!({"metadata": {"name": "node-2"}})];
-        let all = node_metrics(&nodes, &[web, idle, pending], "2026-01-01T00:00:00Z");
+        let all = node_metrics(&nodes, &[web.clone(), idle, pending], "2026-01-01T00:00:00Z", None);
         // node-1: 50m + 250m + 1m; 256Mi + 64Mi + 4Mi. node-2: the node's own.
         assert_eq!(all[0]["usage"], json!({"cpu": "301000000n", "memory": "331776Ki"}));
         assert_eq!(all[1]["usage"], json!({"cpu": "50000000n", "memory": "262144Ki"}));
+        // Load: the member's factor, or the pod's own annotation over it (CPU only).
+        let loaded = pod_metrics(&web, "2026-01-01T00:00:00Z", Some(1.8));
+        assert_eq!(loaded["containers"][0]["usage"]["cpu"], "450000000n");
+        assert_eq!(loaded["containers"][0]["usage"]["memory"], "65536Ki");
+        let mut calm = web;
+        calm["metadata"]["annotations"] = json!({LOAD_ANNOTATION: "0.2"});
+        let calmed = pod_metrics(&calm, "2026-01-01T00:00:00Z", Some(1.8));
+        assert_eq!(calmed["containers"][0]["usage"]["cpu"], "50000000n");
     }
 }

@@ -18,7 +18,7 @@ mod cache;
 pub mod plan;
 pub mod version;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,8 +47,6 @@ use crate::proxy::ClusterProxy;
 const WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
 /// Registries' conditions are brought up to date at least this often.
 const STATUS_INTERVAL: Duration = Duration::from_secs(2);
-/// Connecting to a member gives up after this long.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Entry {
     cache: Arc<ResourceCache>,
@@ -70,7 +68,7 @@ pub struct Search {
     /// Bumped whenever the set of caches changes: open watches end (their clients list again
     /// and see the new set), as upstream's do.
     topology: tokio::sync::watch::Sender<u64>,
-    clients: Mutex<HashMap<String, (String, kube::Client)>>,
+    clients: crate::members::MemberClients,
 }
 
 impl Search {
@@ -79,7 +77,7 @@ impl Search {
             proxy,
             caches: RwLock::new(BTreeMap::new()),
             topology: tokio::sync::watch::channel(0).0,
-            clients: Mutex::new(HashMap::new()),
+            clients: crate::members::MemberClients::default(),
         })
     }
 
@@ -146,7 +144,7 @@ impl Search {
             {
                 continue;
             }
-            let client = match self.client(storage, cluster, &client_version).await {
+            let client = match self.clients.get(storage, cluster).await {
                 Ok(client) => client,
                 Err(e) => {
                     tracing::warn!(cluster = %key.cluster, error = %e.message, "search cannot reach the cluster");
@@ -163,7 +161,7 @@ impl Search {
             changed |= !keep;
             keep
         });
-        self.clients.lock().retain(|name, _| plan.keys().any(|k| k.cluster == *name));
+        self.clients.retain(|name| plan.keys().any(|k| k.cluster == name));
         if changed {
             self.topology.send_modify(|generation| *generation += 1);
         }
@@ -218,40 +216,6 @@ impl Search {
                 tracing::warn!(registry = %name, error = %e.message, "writing a ResourceRegistry's status");
             }
         }
-    }
-
-    /// A client for a member with the control plane's credentials for it (its `secretRef`).
-    async fn client(
-        &self,
-        storage: &Storage,
-        cluster: &Cluster,
-        version: &str,
-    ) -> Result<kube::Client, ApiError> {
-        let name = cluster.metadata.name.clone().unwrap_or_default();
-        if let Some((built_for, client)) = self.clients.lock().get(&name)
-            && built_for == version
-        {
-            return Ok(client.clone());
-        }
-        let secret_ref = cluster.spec.secret_ref.as_ref().ok_or_else(|| {
-            ApiError::service_unavailable(format!("cluster {name} has no secretRef"))
-        })?;
-        let (_, data) =
-            ClusterProxy::secret(storage, &secret_ref.namespace, &secret_ref.name).await?;
-        let mut credentials = member_client::Credentials::from_secret_data(&data);
-        if cluster.spec.insecure_skip_tls_verification {
-            credentials.ca_pem.clear();
-        }
-        let client = member_client::watching_client_for(
-            &name,
-            &cluster.spec.api_endpoint,
-            &credentials,
-            CONNECT_TIMEOUT,
-        )
-        .await
-        .map_err(|e| ApiError::service_unavailable(e.to_string()))?;
-        self.clients.lock().insert(name, (version.to_owned(), client.clone()));
-        Ok(client)
     }
 
     /// The caches of a kind, by the API path's group, version and plural, ordered by cluster.

@@ -47,11 +47,7 @@ pub type Plan = BTreeMap<CacheKey, Namespaces>;
 /// Whether the cache can and should hold a cluster's objects: Ready, not being deleted, and
 /// with an endpoint and credentials to reach it by.
 pub fn cacheable(cluster: &Cluster) -> bool {
-    let ready = cluster
-        .status
-        .as_ref()
-        .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-    ready
+    cluster.is_ready()
         && cluster.metadata.deletion_timestamp.is_none()
         && !cluster.spec.api_endpoint.is_empty()
         && cluster.spec.secret_ref.is_some()

@@ -10,8 +10,7 @@ use crate::plane::ControlPlane;
 
 #[test]
 fn karmadactl_works_across_the_control_plane_and_its_members() {
-    let mut cp = ControlPlane::with_joined(2);
-    cp.start_scheduler();
+    let cp = ControlPlane::with_joined(2);
     let ctl = |args: &[&str]| cp.karmadactl(args);
     cp.member("member1", &["create", "deployment", "web", "--image=nginx", "--replicas=2"]).ok();
     let pod = eventually(Duration::from_secs(20), "web's pods running in member1", || {

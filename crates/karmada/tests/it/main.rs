@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod apiserver_kubectl;
+mod autoscaling;
 mod bench;
 mod builtins;
 mod clusters;

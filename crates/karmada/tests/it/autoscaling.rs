@@ -1,0 +1,119 @@
+//! FederatedHPA end to end: a Deployment divided over two members scales up when the members'
+//! CPU load rises (`karmada fault --load`) and back down after the scale-down stabilization
+//! window when it falls; `kubectl top pods` on the control plane lists the pods of every member.
+
+use std::time::Duration;
+
+use crate::harness::eventually;
+use crate::plane::ControlPlane;
+
+#[test]
+fn a_federated_hpa_follows_the_members_load() {
+    let cp = ControlPlane::with_joined_and(2, &["--horizontal-pod-autoscaler-sync-period=1s"]);
+    for member in ["member1", "member2"] {
+        cp.fault(member, &["--load", "0.5"]);
+    }
+    cp.api
+        .kubectl_stdin(
+            &["apply", "-f", "-"],
+            r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: nginx
+        resources: {limits: {cpu: 100m, memory: 64Mi}}
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {name: web, namespace: default}
+spec:
+  resourceSelectors: [{apiVersion: apps/v1, kind: Deployment, name: web}]
+  placement:
+    clusterAffinity: {clusterNames: [member1, member2]}
+    replicaScheduling:
+      replicaSchedulingType: Divided
+      replicaDivisionPreference: Weighted
+      weightPreference:
+        staticWeightList:
+        - {targetCluster: {clusterNames: [member1]}, weight: 1}
+        - {targetCluster: {clusterNames: [member2]}, weight: 1}
+---
+apiVersion: autoscaling.karmada.io/v1alpha1
+kind: FederatedHPA
+metadata: {name: web, namespace: default}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 1
+  maxReplicas: 6
+  metrics:
+  - type: Resource
+    resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}
+  behavior:
+    scaleDown: {stabilizationWindowSeconds: 3}
+"#,
+        )
+        .ok();
+    let replicas =
+        || cp.api.kubectl(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]).stdout;
+    // At 50 % of their requests (the limits, defaulted to requests) nothing changes.
+    let active = eventually(Duration::from_secs(30), "the FederatedHPA active", || {
+        let out = cp.api.kubectl(&[
+            "get",
+            "federatedhpa",
+            "web",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"ScalingActive\")].reason} {.status.currentMetrics[0].resource.current.averageUtilization}",
+        ]);
+        out.stdout.starts_with("ValidMetricFound").then_some(out.stdout)
+    });
+    assert_eq!(active, "ValidMetricFound 50");
+    assert_eq!(replicas(), "2");
+    // kubectl top on the control plane: the pods of both members.
+    let top = cp.api.kubectl(&["top", "pods", "-l", "app=web", "--no-headers"]);
+    assert_eq!(top.ok().lines().count(), 2, "{}", top.stdout);
+    assert!(top.stdout.contains("50m"), "{}", top.stdout);
+    // Load rises to 180 %: ceil(3.6 × 2) = 8, at most 6; divided over both members.
+    for member in ["member1", "member2"] {
+        cp.fault(member, &["--load", "1.8"]);
+    }
+    eventually(Duration::from_secs(30), "scaled up to 6", || (replicas() == "6").then_some(()));
+    eventually(Duration::from_secs(30), "6 running in the members", || {
+        let count = |m: &str| {
+            cp.member(m, &["get", "deploy", "web", "-o", "jsonpath={.status.readyReplicas}"])
+                .stdout
+                .parse::<i32>()
+                .unwrap_or(0)
+        };
+        (count("member1") + count("member2") == 6).then_some(())
+    });
+    let limited = cp.api.kubectl(&[
+        "get",
+        "federatedhpa",
+        "web",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"ScalingLimited\")].reason}",
+    ]);
+    assert_eq!(limited.ok(), "TooManyReplicas");
+    let events =
+        cp.api.kubectl(&["get", "events", "--field-selector", "involvedObject.kind=FederatedHPA"]);
+    assert!(
+        events.ok().contains(
+            "New size: 6; reason: cpu resource utilization (percentage of request) above target"
+        ),
+        "{}",
+        events.stdout
+    );
+    // Load falls to 10 %: down to the minimum once the stabilization window has passed.
+    for member in ["member1", "member2"] {
+        cp.fault(member, &["--load", "0.1"]);
+    }
+    eventually(Duration::from_secs(40), "scaled down to 1", || (replicas() == "1").then_some(()));
+}
