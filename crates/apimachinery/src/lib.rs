@@ -5,6 +5,7 @@
 //! Both the API server and the controllers use it. It knows nothing of HTTP, storage or async
 //! runtimes: every function here is deterministic given its inputs (the clock is passed in).
 
+pub mod cron;
 pub mod jsonpath;
 pub mod managed;
 pub mod object;

@@ -306,6 +306,53 @@ async fn reconcile(fhpa: Arc<FederatedHPA>, ctx: Arc<Context>) -> Result<Action,
         write_status(json!({"currentReplicas": 0, "desiredReplicas": 0, "conditions": conditions, "observedGeneration": fhpa.metadata.generation})).await?;
         return Ok(Action::requeue(ctx.period));
     }
+    // Outside min/max the bounds decide, whatever the metrics say (as the HPA does).
+    let out_of_bounds = if current > max {
+        Some((max, "Current number of replicas above Spec.MaxReplicas"))
+    } else if current < min {
+        Some((min, "Current number of replicas below Spec.MinReplicas"))
+    } else {
+        None
+    };
+    if let Some((bound, why)) = out_of_bounds {
+        let patch = Patch::Merge(json!({"spec": {"replicas": bound}}));
+        templates.patch(&target_ref.name, &PatchParams::default(), &patch).await?;
+        ctx.events.record(
+            regarding,
+            Reason::SuccessfulRescale,
+            format!("New size: {bound}; reason: {why}"),
+        );
+        ctx.history
+            .lock()
+            .entry(key.clone())
+            .or_default()
+            .events
+            .push(Sample { at: now, value: bound - current });
+        let conditions = vec![
+            condition(
+                "AbleToScale",
+                true,
+                "SucceededRescale",
+                &format!("the HPA controller was able to update the target scale to {bound}"),
+                &old_conditions,
+                &stamp,
+            ),
+            condition(
+                "ScalingLimited",
+                true,
+                if current > max { "TooManyReplicas" } else { "TooFewReplicas" },
+                why,
+                &old_conditions,
+                &stamp,
+            ),
+        ];
+        write_status(
+            json!({"currentReplicas": current, "desiredReplicas": bound, "lastScaleTime": stamp,
+            "conditions": conditions, "observedGeneration": fhpa.metadata.generation}),
+        )
+        .await?;
+        return Ok(Action::requeue(ctx.period));
+    }
     let pods = member_pods(&ctx, &namespace, &selector).await;
     let metrics_path = format!(
         "/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods?labelSelector={}",

@@ -24,6 +24,7 @@ pub use member_client::{self, join};
 pub mod binding;
 pub mod cluster;
 pub mod cluster_status;
+pub mod cron_fhpa;
 pub mod dependencies;
 pub mod detector;
 pub mod events;
@@ -197,6 +198,7 @@ pub async fn run(client: kube::Client, settings: Settings) -> anyhow::Result<()>
             Loop::Rebalancer => tokio::spawn(rebalancer::run(c)),
             Loop::UnifiedAuth => tokio::spawn(unified_auth::run(c, k)),
             Loop::FederatedHpa => tokio::spawn(federated_hpa::run(c, k, s.hpa_sync_period)),
+            Loop::CronFederatedHpa => tokio::spawn(cron_fhpa::run(c)),
             Loop::AgentStatus => continue,
         };
         tasks.push((l.name(), task));

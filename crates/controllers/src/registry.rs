@@ -36,6 +36,8 @@ pub enum Loop {
     UnifiedAuth,
     /// `federatedHorizontalPodAutoscaler`: FederatedHPAs scale their targets.
     FederatedHpa,
+    /// `cronFederatedHorizontalPodAutoscaler`: scheduled scaling.
+    CronFederatedHpa,
     /// The agent's status reporter (`clusterStatus` in the agent).
     AgentStatus,
 }
@@ -54,6 +56,7 @@ impl Loop {
             Loop::Rebalancer => names::WORKLOAD_REBALANCER,
             Loop::UnifiedAuth => names::UNIFIED_AUTH,
             Loop::FederatedHpa => names::FEDERATED_HPA,
+            Loop::CronFederatedHpa => names::CRON_FEDERATED_HPA,
         }
     }
 }
@@ -95,7 +98,7 @@ pub const CONTROLLERS: &[Controller] = &[
     on(names::GRACEFUL_EVICTION, Loop::Binding),
     on(names::APPLICATION_FAILOVER, Loop::Failover),
     on(names::FEDERATED_HPA, Loop::FederatedHpa),
-    missing("cronFederatedHorizontalPodAutoscaler", true),
+    on(names::CRON_FEDERATED_HPA, Loop::CronFederatedHpa),
     missing("hpaScaleTargetMarker", false),
     missing("deploymentReplicasSyncer", false),
     missing("multiclusterservice", true),
@@ -133,6 +136,7 @@ pub mod names {
     pub const CLUSTER_TAINT_POLICY: &str = "clustertaintpolicy";
     pub const UNIFIED_AUTH: &str = "unifiedAuth";
     pub const FEDERATED_HPA: &str = "federatedHorizontalPodAutoscaler";
+    pub const CRON_FEDERATED_HPA: &str = "cronFederatedHorizontalPodAutoscaler";
 }
 
 /// The controllers turned on, from a `--controllers` list over one table.

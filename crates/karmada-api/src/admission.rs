@@ -258,6 +258,12 @@ pub fn admit(
             }
             invalid(kind, group, object, causes)
         }
+        ("autoscaling.karmada.io", "FederatedHPA") => {
+            invalid(kind, group, object, validate_federated_hpa(object))
+        }
+        ("autoscaling.karmada.io", "CronFederatedHPA") => {
+            invalid(kind, group, object, validate_cron_federated_hpa(object))
+        }
         ("config.karmada.io", "ResourceInterpreterCustomization") => {
             let spec: crate::config::ResourceInterpreterCustomizationSpec =
                 decode(kind, group, object, "spec")?;
@@ -873,6 +879,85 @@ pub fn validate_override(spec: &OverrideSpec, namespace: Option<&str>) -> Vec<Ca
 }
 
 /// Validation of a Cluster object.
+/// A FederatedHPA's replica bounds.
+pub fn validate_federated_hpa(object: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let max = object.pointer("/spec/maxReplicas").and_then(Value::as_i64).unwrap_or(0);
+    if max < 1 {
+        causes.push(Cause::invalid(
+            "spec.maxReplicas",
+            &json!(max),
+            "must be greater than or equal to 1",
+        ));
+    }
+    if let Some(min) = object.pointer("/spec/minReplicas").and_then(Value::as_i64) {
+        if min < 1 {
+            causes.push(Cause::invalid(
+                "spec.minReplicas",
+                &json!(min),
+                "must be greater than or equal to 1",
+            ));
+        } else if min > max && max >= 1 {
+            causes.push(Cause::invalid(
+                "spec.maxReplicas",
+                &json!(max),
+                "must be greater than or equal to `minReplicas`",
+            ));
+        }
+    }
+    causes
+}
+
+/// A CronFederatedHPA's rules: named once each, valid cron schedules, and what they set
+/// fitting their target (a FederatedHPA's bounds, or a workload's replicas).
+pub fn validate_cron_federated_hpa(object: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let scales_fhpa =
+        object.pointer("/spec/scaleTargetRef/kind").and_then(Value::as_str) == Some("FederatedHPA");
+    let rules =
+        object.pointer("/spec/rules").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut names = std::collections::BTreeSet::new();
+    for (i, rule) in rules.iter().enumerate() {
+        let field = |f: &str| format!("spec.rules[{i}].{f}");
+        let name = rule["name"].as_str().unwrap_or_default();
+        if name.is_empty() {
+            causes.push(Cause::required(field("name"), "a rule needs a name"));
+        } else if !names.insert(name.to_owned()) {
+            causes.push(Cause::duplicate(field("name"), &json!(name)));
+        }
+        let schedule = rule["schedule"].as_str().unwrap_or_default();
+        if let Err(e) = apimachinery::cron::Schedule::parse(schedule) {
+            causes.push(Cause::invalid(
+                field("schedule"),
+                &json!(schedule),
+                &format!("invalid cron schedule: {e}"),
+            ));
+        }
+        if scales_fhpa {
+            if rule.get("targetMinReplicas").is_none() && rule.get("targetMaxReplicas").is_none() {
+                causes.push(Cause::required(
+                    field("targetMinReplicas"),
+                    "a rule scaling a FederatedHPA sets targetMinReplicas or targetMaxReplicas",
+                ));
+            }
+        } else {
+            match rule["targetReplicas"].as_i64() {
+                None => causes.push(Cause::required(
+                    field("targetReplicas"),
+                    "a rule scaling a workload sets targetReplicas",
+                )),
+                Some(n) if n < 0 => causes.push(Cause::invalid(
+                    field("targetReplicas"),
+                    &json!(n),
+                    "must be greater than or equal to 0",
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+    causes
+}
+
 pub fn validate_cluster(object: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
     let name = apimachinery::object::name(object);
@@ -913,6 +998,33 @@ pub fn validate_cluster(object: &Value) -> Vec<Cause> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn autoscalers_are_checked_as_upstream_checks_them() {
+        let fields = |causes: Vec<Cause>| causes.into_iter().map(|c| c.field).collect::<Vec<_>>();
+        let fhpa = json!({"spec": {"minReplicas": 3, "maxReplicas": 2}});
+        assert_eq!(fields(validate_federated_hpa(&fhpa)), ["spec.maxReplicas"]);
+        let cron = json!({"spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "rules": [
+            {"name": "up", "schedule": "*/1 * * * *", "targetReplicas": 3},
+            {"name": "up", "schedule": "61 * * * *", "targetReplicas": 3},
+            {"name": "", "schedule": "* * * * *"}]}});
+        assert_eq!(
+            fields(validate_cron_federated_hpa(&cron)),
+            [
+                "spec.rules[1].name",
+                "spec.rules[1].schedule",
+                "spec.rules[2].name",
+                "spec.rules[2].targetReplicas"
+            ]
+        );
+        let on_fhpa = json!({"spec": {"scaleTargetRef": {"kind": "FederatedHPA", "name": "web"}, "rules": [
+            {"name": "night", "schedule": "0 22 * * *", "targetReplicas": 1}]}});
+        assert_eq!(
+            fields(validate_cron_federated_hpa(&on_fhpa)),
+            ["spec.rules[0].targetMinReplicas"]
+        );
+    }
+
     use super::*;
 
     fn env() -> Env<'static> {

@@ -12,7 +12,6 @@
 //! small JSON file per member (see [`Faults`]) so that tests and the `karmada fault` command can
 //! script them.
 
-mod cron;
 pub mod exec;
 pub mod logs;
 pub mod metrics;

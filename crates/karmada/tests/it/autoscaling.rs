@@ -117,3 +117,60 @@ spec:
     }
     eventually(Duration::from_secs(40), "scaled down to 1", || (replicas() == "1").then_some(()));
 }
+
+#[test]
+fn a_cron_federated_hpa_scales_on_its_schedule() {
+    let cp = ControlPlane::with_joined(1);
+    cp.api.kubectl(&["create", "deployment", "nightly", "--image=nginx", "--replicas=2"]).ok();
+    let invalid = cp.api.kubectl_stdin(
+        &["apply", "-f", "-"],
+        r#"
+apiVersion: autoscaling.karmada.io/v1alpha1
+kind: CronFederatedHPA
+metadata: {name: broken, namespace: default}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: nightly}
+  rules: [{name: up, schedule: "61 * * * *", targetReplicas: 3}]
+"#,
+    );
+    assert!(invalid.fails().contains("spec.rules[0].schedule"), "{}", invalid.stderr);
+    cp.api
+        .kubectl_stdin(
+            &["apply", "-f", "-"],
+            r#"
+apiVersion: autoscaling.karmada.io/v1alpha1
+kind: CronFederatedHPA
+metadata: {name: every-minute, namespace: default}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: nightly}
+  rules:
+  - {name: up, schedule: "*/1 * * * *", targetReplicas: 3}
+  - {name: paused, schedule: "*/1 * * * *", targetReplicas: 9, suspend: true}
+"#,
+        )
+        .ok();
+    // The rule fires at the next minute.
+    eventually(Duration::from_secs(75), "3 replicas", || {
+        let out = cp.api.kubectl(&["get", "deploy", "nightly", "-o", "jsonpath={.spec.replicas}"]);
+        (out.stdout == "3").then_some(())
+    });
+    let history = eventually(Duration::from_secs(10), "the execution recorded", || {
+        let out = cp.api.kubectl(&[
+            "get",
+            "cronfederatedhpa",
+            "every-minute",
+            "-o",
+            "jsonpath={.status.executionHistories[0].successfulExecutions[0].appliedReplicas} {.status.executionHistories[0].nextExecutionTime}",
+        ]);
+        out.stdout.starts_with("3 ").then_some(out.stdout)
+    });
+    assert!(history.ends_with('Z'), "a next execution time: {history}");
+    let paused = cp.api.kubectl(&[
+        "get",
+        "cronfederatedhpa",
+        "every-minute",
+        "-o",
+        "jsonpath={.status.executionHistories[1].successfulExecutions}",
+    ]);
+    assert_eq!(paused.ok(), "", "a suspended rule does not run");
+}

@@ -83,7 +83,7 @@ impl Sim {
         }
         // Runs at the minutes the (UTC) schedule names; a missed minute is not caught up.
         let text = cj.pointer("/spec/schedule").and_then(Value::as_str).unwrap_or_default();
-        let Ok(schedule) = crate::cron::Schedule::parse(text) else {
+        let Ok(schedule) = apimachinery::cron::Schedule::parse(text) else {
             tracing::debug!(cronjob = name, schedule = text, "unparsable schedule");
             return;
         };
