@@ -119,6 +119,15 @@ impl ResourceDef {
         }
     }
 
+    /// A `metrics.k8s.io/v1beta1` kind (PodMetrics, NodeMetrics), served computed on read.
+    pub fn metrics(kind: &str, plural: &str, namespaced: bool) -> Self {
+        ResourceDef {
+            printer: Printer::Columns(Vec::new()),
+            custom: false,
+            ..ResourceDef::external("metrics.k8s.io", "v1beta1", kind, plural, namespaced)
+        }
+    }
+
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
             self.version.clone()

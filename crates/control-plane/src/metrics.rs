@@ -93,14 +93,6 @@ impl Gatherer {
     }
 }
 
-fn def(kind: &str, plural: &str, namespaced: bool) -> ResourceDef {
-    ResourceDef {
-        printer: apiserver::registry::Printer::Columns(Vec::new()),
-        custom: false,
-        ..ResourceDef::external("metrics.k8s.io", "v1beta1", kind, plural, namespaced)
-    }
-}
-
 struct PodMetrics(Arc<Gatherer>);
 
 #[async_trait::async_trait]
@@ -140,10 +132,10 @@ pub fn kinds() -> Vec<(ResourceDef, Arc<dyn apiserver::Computed>)> {
     let gatherer = Arc::new(Gatherer::default());
     vec![
         (
-            def("PodMetrics", "pods", true),
+            ResourceDef::metrics("PodMetrics", "pods", true),
             Arc::new(PodMetrics(Arc::clone(&gatherer))) as Arc<dyn apiserver::Computed>,
         ),
-        (def("NodeMetrics", "nodes", false), Arc::new(NodeMetrics(gatherer))),
+        (ResourceDef::metrics("NodeMetrics", "nodes", false), Arc::new(NodeMetrics(gatherer))),
     ]
 }
 

@@ -9,8 +9,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use apimachinery::cron::Schedule;
+
+use crate::federated_hpa::Kinds;
 use karmada_api::autoscaling::{CronFederatedHPA, CronFederatedHPARule, ExecutionHistory};
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
 /// How often schedules are looked at (each fires within this of its minute).
@@ -60,6 +62,7 @@ fn time(at: i64) -> Value {
 /// Applies one rule to its target; returns what it applied (the execution's fields).
 async fn apply(
     client: &kube::Client,
+    kinds: &Kinds,
     namespace: &str,
     target: &k8s_openapi::api::autoscaling::v2::CrossVersionObjectReference,
     rule: &CronFederatedHPARule,
@@ -92,11 +95,10 @@ async fn apply(
     let Some(replicas) = rule.target_replicas else {
         return Err(format!("a rule on a {} needs targetReplicas", target.kind));
     };
-    let (group, version) = api_version.split_once('/').unwrap_or(("", &api_version));
-    let gvk = kube::api::GroupVersionKind::gvk(group, version, &target.kind);
-    let (resource, _) =
-        kube::discovery::pinned_kind(client, &gvk).await.map_err(|e| e.to_string())?;
-    let templates: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    let templates = kinds
+        .templates(client, namespace, &api_version, &target.kind)
+        .await
+        .map_err(|e| e.to_string())?;
     templates
         .patch(
             &target.name,
@@ -112,6 +114,7 @@ async fn apply(
 /// and writes the status.
 async fn pass(
     client: &kube::Client,
+    kinds: &Kinds,
     cron: &CronFederatedHPA,
     last: &mut HashMap<String, i64>,
     now: i64,
@@ -143,7 +146,7 @@ async fn pass(
         if rule.suspend != Some(true)
             && let Some(scheduled) = due(&schedule, zone, since, now)
         {
-            match apply(client, &namespace, &cron.spec.scale_target_ref, rule).await {
+            match apply(client, kinds, &namespace, &cron.spec.scale_target_ref, rule).await {
                 Ok(applied) => {
                     let mut execution =
                         json!({"scheduleTime": time(scheduled), "executionTime": time(now)});
@@ -206,6 +209,7 @@ fn push_limited(history: &mut Value, field: &str, execution: Value, limit: Optio
 pub async fn run(client: kube::Client) -> anyhow::Result<()> {
     let api: Api<CronFederatedHPA> = Api::all(client.clone());
     let mut last: HashMap<String, i64> = HashMap::new();
+    let kinds = Kinds::default();
     let mut tick = tokio::time::interval(TICK);
     loop {
         tick.tick().await;
@@ -220,7 +224,7 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
         let live: Vec<String> = crons.iter().filter_map(|c| c.metadata.uid.clone()).collect();
         last.retain(|key, _| live.iter().any(|uid| key.starts_with(uid.as_str())));
         for cron in crons.iter().filter(|c| c.metadata.deletion_timestamp.is_none()) {
-            if let Err(e) = pass(&client, cron, &mut last, now).await {
+            if let Err(e) = pass(&client, &kinds, cron, &mut last, now).await {
                 tracing::debug!(error = %e, "CronFederatedHPA status");
             }
         }

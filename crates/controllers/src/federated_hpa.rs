@@ -39,7 +39,7 @@ struct Context {
     caches: crate::Caches,
     events: crate::events::Events,
     history: Mutex<HashMap<String, History>>,
-    kinds: Mutex<HashMap<String, kube::discovery::ApiResource>>,
+    kinds: Kinds,
     period: Duration,
 }
 
@@ -194,20 +194,46 @@ async fn member_pods(ctx: &Context, namespace: &str, selector: &str) -> Vec<(Str
     futures::future::join_all(lists).await.into_iter().flatten().flatten().collect()
 }
 
-async fn target_resource(
-    ctx: &Context,
-    api_version: &str,
-    kind: &str,
-) -> Result<kube::discovery::ApiResource, kube::Error> {
-    let key = format!("{api_version}/{kind}");
-    if let Some(r) = ctx.kinds.lock().get(&key) {
-        return Ok(r.clone());
+/// Workload kinds as the control plane serves them, found by discovery once each (shared by
+/// the FederatedHPA and CronFederatedHPA controllers, which scale templates of any kind).
+#[derive(Default)]
+pub(crate) struct Kinds(Mutex<HashMap<String, kube::discovery::ApiResource>>);
+
+impl Kinds {
+    /// The namespaced API of a kind's templates.
+    pub(crate) async fn templates(
+        &self,
+        client: &kube::Client,
+        namespace: &str,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<Api<DynamicObject>, kube::Error> {
+        let key = format!("{api_version}/{kind}");
+        let known = self.0.lock().get(&key).cloned();
+        let resource = match known {
+            Some(r) => r,
+            None => {
+                let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+                let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
+                let (resource, _) = kube::discovery::pinned_kind(client, &gvk).await?;
+                self.0.lock().insert(key, resource.clone());
+                resource
+            }
+        };
+        Ok(Api::namespaced_with(client.clone(), namespace, &resource))
     }
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
-    let (resource, _) = kube::discovery::pinned_kind(&ctx.client, &gvk).await?;
-    ctx.kinds.lock().insert(key, resource.clone());
-    Ok(resource)
+}
+
+/// The `AbleToScale` condition once the target was read.
+fn got_scale(old: &[Value], now: &str) -> Value {
+    condition(
+        "AbleToScale",
+        true,
+        "SucceededGetScale",
+        "the HPA controller was able to get the target's current scale",
+        old,
+        now,
+    )
 }
 
 async fn reconcile(fhpa: Arc<FederatedHPA>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -241,14 +267,11 @@ async fn reconcile(fhpa: Arc<FederatedHPA>, ctx: Arc<Context>) -> Result<Action,
         }
     };
     // The target.
-    let target = match target_resource(&ctx, &api_version, &target_ref.kind).await {
-        Ok(resource) => {
-            let templates: Api<DynamicObject> =
-                Api::namespaced_with(ctx.client.clone(), &namespace, &resource);
-            templates.get(&target_ref.name).await.map(|t| (templates, t))
-        }
-        Err(e) => Err(e),
-    };
+    let target =
+        match ctx.kinds.templates(&ctx.client, &namespace, &api_version, &target_ref.kind).await {
+            Ok(templates) => templates.get(&target_ref.name).await.map(|t| (templates, t)),
+            Err(e) => Err(e),
+        };
     let (templates, template) = match target {
         Ok(found) => found,
         Err(e) => {
@@ -286,14 +309,7 @@ async fn reconcile(fhpa: Arc<FederatedHPA>, ctx: Arc<Context>) -> Result<Action,
     let mut reason_metric = String::new();
     if current == 0 && min != 0 {
         let conditions = vec![
-            condition(
-                "AbleToScale",
-                true,
-                "SucceededGetScale",
-                "the HPA controller was able to get the target's current scale",
-                &old_conditions,
-                &stamp,
-            ),
+            got_scale(&old_conditions, &stamp),
             condition(
                 "ScalingActive",
                 false,
@@ -415,14 +431,7 @@ async fn reconcile(fhpa: Arc<FederatedHPA>, ctx: Arc<Context>) -> Result<Action,
         });
         ctx.events.record(regarding, Reason::FailedGetResourceMetric, error.message.clone());
         let conditions = vec![
-            condition(
-                "AbleToScale",
-                true,
-                "SucceededGetScale",
-                "the HPA controller was able to get the target's current scale",
-                &old_conditions,
-                &stamp,
-            ),
+            got_scale(&old_conditions, &stamp),
             condition(
                 "ScalingActive",
                 false,
@@ -540,7 +549,7 @@ pub async fn run(
         caches,
         events,
         history: Mutex::default(),
-        kinds: Mutex::default(),
+        kinds: Kinds::default(),
         period,
     });
     Controller::new(api, watcher::Config::default())

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use apimachinery::ApiError;
 use apimachinery::quantity::{self, Resources};
-use apiserver::registry::{Printer, ResourceDef};
+use apiserver::registry::ResourceDef;
 use apiserver::storage::Storage;
 use serde_json::{Value, json};
 
@@ -24,22 +24,17 @@ const IDLE_MEMORY_MILLI: i128 = 4 * 1024 * 1024 * 1000;
 const NODE_CPU_MILLI: i128 = 50;
 const NODE_MEMORY_MILLI: i128 = 256 * 1024 * 1024 * 1000;
 
-fn def(kind: &str, plural: &str, namespaced: bool) -> ResourceDef {
-    ResourceDef {
-        printer: Printer::Columns(Vec::new()),
-        custom: false,
-        ..ResourceDef::external("metrics.k8s.io", "v1beta1", kind, plural, namespaced)
-    }
-}
-
 /// The two metrics kinds and what computes them (with the member's CPU load).
 pub fn kinds(faults: &MemberFaults) -> Vec<(ResourceDef, Arc<dyn apiserver::Computed>)> {
     vec![
         (
-            def("PodMetrics", "pods", true),
+            ResourceDef::metrics("PodMetrics", "pods", true),
             Arc::new(PodMetrics(Arc::clone(faults))) as Arc<dyn apiserver::Computed>,
         ),
-        (def("NodeMetrics", "nodes", false), Arc::new(NodeMetrics(Arc::clone(faults)))),
+        (
+            ResourceDef::metrics("NodeMetrics", "nodes", false),
+            Arc::new(NodeMetrics(Arc::clone(faults))),
+        ),
     ]
 }
 
