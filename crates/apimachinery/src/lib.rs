@@ -6,6 +6,7 @@
 //! runtimes: every function here is deterministic given its inputs (the clock is passed in).
 
 pub mod cron;
+pub mod hpa;
 pub mod jsonpath;
 pub mod managed;
 pub mod object;

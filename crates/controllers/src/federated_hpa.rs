@@ -19,20 +19,13 @@ use kube::runtime::watcher;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
-use crate::hpa::{self, Limit, PodSample, Sample, Target};
+use apimachinery::hpa::{self, EventReason, History, PodSample};
 
 /// How often each FederatedHPA is evaluated by default (upstream's
 /// `--horizontal-pod-autoscaler-sync-period`).
 pub const SYNC_PERIOD: Duration = Duration::from_secs(15);
 /// How long a member may take to list its pods.
 const MEMBER_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// What one FederatedHPA remembers between evaluations.
-#[derive(Default)]
-struct History {
-    recommendations: Vec<Sample>,
-    events: Vec<Sample>,
-}
 
 struct Context {
     client: kube::Client,
@@ -69,24 +62,6 @@ pub fn selector_string(selector: &Value) -> String {
     parts.join(",")
 }
 
-fn ready(pod: &Value) -> bool {
-    pod.pointer("/status/phase").and_then(Value::as_str) == Some("Running")
-        && pod
-            .pointer("/status/conditions")
-            .and_then(Value::as_array)
-            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
-}
-
-/// A pod's request for `resource` over its containers (`None` if a container has none).
-fn request(pod: &Value, resource: &str) -> Option<i128> {
-    let mut total = 0;
-    for c in pod.pointer("/spec/containers").and_then(Value::as_array).into_iter().flatten() {
-        let q = c.pointer(&format!("/resources/requests/{resource}")).and_then(Value::as_str)?;
-        total += apimachinery::quantity::parse_milli(q)?;
-    }
-    Some(total)
-}
-
 /// A PodMetrics' usage of `resource` over its containers.
 fn usage(metrics: &Value, resource: &str) -> i128 {
     metrics["containers"]
@@ -111,59 +86,15 @@ pub fn samples(pods: &[(String, Value)], metrics: &[Value], resource: &str) -> V
         })
         .collect();
     pods.iter()
-        .filter(|(_, p)| apimachinery::object::meta_str(p, "deletionTimestamp").is_none())
-        .filter(|(_, p)| {
-            !matches!(
-                p.pointer("/status/phase").and_then(Value::as_str),
-                Some("Succeeded" | "Failed")
-            )
-        })
+        .filter(|(_, p)| hpa::pod_counts(p))
         .map(|(cluster, p)| PodSample {
-            ready: ready(p),
+            ready: hpa::pod_ready(p),
             usage: by_pod
                 .get(&(cluster.clone(), apimachinery::object::name(p).to_owned()))
                 .copied(),
-            request: request(p, resource),
+            request: hpa::pod_request(p, resource),
         })
         .collect()
-}
-
-/// A resource metric of the spec: (resource, target); others are not supported.
-fn resource_target(metric: &Value) -> Option<(String, Target)> {
-    if metric["type"] != "Resource" {
-        return None;
-    }
-    let resource = metric.pointer("/resource/name")?.as_str()?.to_owned();
-    let target = &metric["resource"]["target"];
-    match target["type"].as_str()? {
-        "Utilization" => {
-            Some((resource, Target::Utilization(target["averageUtilization"].as_i64()? as i32)))
-        }
-        "AverageValue" => Some((
-            resource,
-            Target::AverageValue(apimachinery::quantity::parse_milli(
-                target["averageValue"].as_str()?,
-            )?),
-        )),
-        _ => None,
-    }
-}
-
-fn condition(
-    type_: &str,
-    status: bool,
-    reason: &str,
-    message: &str,
-    old: &[Value],
-    now: &str,
-) -> Value {
-    let status = if status { "True" } else { "False" };
-    let since = old
-        .iter()
-        .find(|c| c["type"] == type_ && c["status"] == status)
-        .and_then(|c| c["lastTransitionTime"].as_str())
-        .unwrap_or(now);
-    json!({"type": type_, "status": status, "reason": reason, "message": message, "lastTransitionTime": since})
 }
 
 async fn member_pods(ctx: &Context, namespace: &str, selector: &str) -> Vec<(String, Value)> {
@@ -224,18 +155,6 @@ impl Kinds {
     }
 }
 
-/// The `AbleToScale` condition once the target was read.
-fn got_scale(old: &[Value], now: &str) -> Value {
-    condition(
-        "AbleToScale",
-        true,
-        "SucceededGetScale",
-        "the HPA controller was able to get the target's current scale",
-        old,
-        now,
-    )
-}
-
 async fn reconcile(fhpa: Arc<FederatedHPA>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = fhpa.metadata.namespace.clone().unwrap_or_default();
     let name = fhpa.metadata.name.clone().unwrap_or_default();
@@ -246,13 +165,10 @@ async fn reconcile(fhpa: Arc<FederatedHPA>, ctx: Arc<Context>) -> Result<Action,
     }
     let now = crate::now_secs();
     let stamp = crate::now_rfc3339();
-    let spec = &fhpa.spec;
     let old_status = serde_json::to_value(&fhpa.status).unwrap_or_default();
-    let old_conditions: Vec<Value> =
-        old_status["conditions"].as_array().cloned().unwrap_or_default();
     let regarding = crate::events::reference_of(fhpa.as_ref());
     let apis: Api<FederatedHPA> = Api::namespaced(ctx.client.clone(), &namespace);
-    let target_ref = &spec.scale_target_ref;
+    let target_ref = &fhpa.spec.scale_target_ref;
     let api_version = target_ref.api_version.clone().unwrap_or_else(|| "apps/v1".into());
     let write_status = |status: Value| {
         let apis = apis.clone();
@@ -278,105 +194,71 @@ async fn reconcile(fhpa: Arc<FederatedHPA>, ctx: Arc<Context>) -> Result<Action,
             let message =
                 format!("the HPA controller was unable to get the target's current scale: {e}");
             ctx.events.record(regarding, Reason::FailedGetScale, message.clone());
-            let conditions = vec![condition(
-                "AbleToScale",
-                false,
-                "FailedGetScale",
-                &message,
-                &old_conditions,
-                &stamp,
-            )];
-            write_status(json!({"currentReplicas": old_status["currentReplicas"], "desiredReplicas": old_status["desiredReplicas"].as_i64().unwrap_or(0), "conditions": conditions})).await?;
+            write_status(hpa::failed_get_scale_status(&message, &old_status, &stamp)).await?;
             return Ok(Action::requeue(ctx.period));
         }
     };
     let template = serde_json::to_value(&template).unwrap_or_default();
     let current = template.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1) as i32;
-    let min = spec.min_replicas.unwrap_or(1);
-    let max = spec.max_replicas;
-    let selector = selector_string(template.pointer("/spec/selector").unwrap_or(&Value::Null));
-    // The metrics.
-    let metric_specs: Vec<Value> = if spec.metrics.is_empty() {
-        vec![
-            json!({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}),
-        ]
+    let spec = hpa::Spec::from_json(&serde_json::to_value(&fhpa.spec).unwrap_or_default());
+    // The pods and their metrics, only when the bounds do not decide alone.
+    let (pods, metrics) = if current == 0 || current < spec.min || current > spec.max {
+        (Vec::new(), Vec::new())
     } else {
-        spec.metrics.iter().map(|m| serde_json::to_value(m).unwrap_or_default()).collect()
-    };
-    let mut recommendation: Option<i32> = None;
-    let mut current_metrics = Vec::new();
-    let mut failure: Option<hpa::MetricError> = None;
-    let mut reason_metric = String::new();
-    if current == 0 && min != 0 {
-        let conditions = vec![
-            got_scale(&old_conditions, &stamp),
-            condition(
-                "ScalingActive",
-                false,
-                "ScalingDisabled",
-                "scaling is disabled since the replica count of the target is zero",
-                &old_conditions,
-                &stamp,
-            ),
-        ];
-        write_status(json!({"currentReplicas": 0, "desiredReplicas": 0, "conditions": conditions, "observedGeneration": fhpa.metadata.generation})).await?;
-        return Ok(Action::requeue(ctx.period));
-    }
-    // Outside min/max the bounds decide, whatever the metrics say (as the HPA does).
-    let out_of_bounds = if current > max {
-        Some((max, "Current number of replicas above Spec.MaxReplicas"))
-    } else if current < min {
-        Some((min, "Current number of replicas below Spec.MinReplicas"))
-    } else {
-        None
-    };
-    if let Some((bound, why)) = out_of_bounds {
-        let patch = Patch::Merge(json!({"spec": {"replicas": bound}}));
-        templates.patch(&target_ref.name, &PatchParams::default(), &patch).await?;
-        ctx.events.record(
-            regarding,
-            Reason::SuccessfulRescale,
-            format!("New size: {bound}; reason: {why}"),
-        );
-        ctx.history
-            .lock()
-            .entry(key.clone())
-            .or_default()
-            .events
-            .push(Sample { at: now, value: bound - current });
-        let conditions = vec![
-            condition(
-                "AbleToScale",
-                true,
-                "SucceededRescale",
-                &format!("the HPA controller was able to update the target scale to {bound}"),
-                &old_conditions,
-                &stamp,
-            ),
-            condition(
-                "ScalingLimited",
-                true,
-                if current > max { "TooManyReplicas" } else { "TooFewReplicas" },
-                why,
-                &old_conditions,
-                &stamp,
-            ),
-        ];
-        write_status(
-            json!({"currentReplicas": current, "desiredReplicas": bound, "lastScaleTime": stamp,
-            "conditions": conditions, "observedGeneration": fhpa.metadata.generation}),
+        let selector = selector_string(template.pointer("/spec/selector").unwrap_or(&Value::Null));
+        (
+            member_pods(&ctx, &namespace, &selector).await,
+            pod_metrics(&ctx, &namespace, &selector).await,
         )
-        .await?;
-        return Ok(Action::requeue(ctx.period));
+    };
+    let outcome = {
+        let mut history = ctx.history.lock();
+        let h = history.entry(key.clone()).or_default();
+        hpa::evaluate(now, current, &spec, |resource| samples(&pods, &metrics, resource), h)
+    };
+    let scaled = match outcome.scale_to(current) {
+        None => None,
+        Some(replicas) => {
+            let patch = Patch::Merge(json!({"spec": {"replicas": replicas}}));
+            Some(match templates.patch(&target_ref.name, &PatchParams::default(), &patch).await {
+                Ok(_) => {
+                    ctx.history
+                        .lock()
+                        .entry(key.clone())
+                        .or_default()
+                        .scaled(now, replicas - current);
+                    Ok(())
+                }
+                Err(e) => Err(e.to_string()),
+            })
+        }
+    };
+    for (reason, message) in
+        outcome.event(current, scaled.as_ref()).into_iter().chain(outcome.metric_event())
+    {
+        let reason = match reason {
+            EventReason::SuccessfulRescale => Reason::SuccessfulRescale,
+            EventReason::FailedRescale => Reason::FailedRescale,
+            EventReason::FailedGetResourceMetric => Reason::FailedGetResourceMetric,
+        };
+        ctx.events.record(regarding.clone(), reason, message);
     }
-    let pods = member_pods(&ctx, &namespace, &selector).await;
-    let metrics_path = format!(
+    let status =
+        outcome.status(current, scaled.as_ref(), &old_status, &stamp, fhpa.metadata.generation);
+    if status != old_status {
+        write_status(status).await?;
+    }
+    Ok(Action::requeue(ctx.period))
+}
+
+async fn pod_metrics(ctx: &Context, namespace: &str, selector: &str) -> Vec<Value> {
+    let path = format!(
         "/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods?labelSelector={}",
-        apimachinery::selector::query_escape(&selector)
+        apimachinery::selector::query_escape(selector)
     );
-    let metrics: Vec<Value> = match ctx
+    match ctx
         .client
-        .request_text(http::Request::get(&metrics_path).body(Vec::new()).unwrap_or_default())
+        .request_text(http::Request::get(&path).body(Vec::new()).unwrap_or_default())
         .await
     {
         Ok(text) => serde_json::from_str::<Value>(&text)
@@ -384,147 +266,10 @@ async fn reconcile(fhpa: Arc<FederatedHPA>, ctx: Arc<Context>) -> Result<Action,
             .and_then(|l| l["items"].as_array().cloned())
             .unwrap_or_default(),
         Err(e) => {
-            tracing::debug!(fhpa = %key, error = %e, "metrics");
+            tracing::debug!(namespace, error = %e, "metrics");
             Vec::new()
         }
-    };
-    for metric in &metric_specs {
-        let Some((resource, target)) = resource_target(metric) else {
-            failure.get_or_insert(hpa::MetricError {
-                reason: "FailedGetObjectMetric",
-                message: format!(
-                    "unsupported metric {}: karmada-rs scales on resource metrics (cpu, memory)",
-                    metric["type"]
-                ),
-            });
-            continue;
-        };
-        match hpa::resource_replicas(
-            current,
-            &samples(&pods, &metrics, &resource),
-            target,
-            &resource,
-            hpa::TOLERANCE,
-        ) {
-            Ok(r) => {
-                if recommendation.is_none_or(|best| r.replicas > best) {
-                    reason_metric = resource.clone();
-                }
-                recommendation =
-                    Some(recommendation.map_or(r.replicas, |best| best.max(r.replicas)));
-                let mut current_value =
-                    json!({"averageValue": apimachinery::quantity::format_milli(r.average)});
-                if let Target::Utilization(_) = target {
-                    current_value["averageUtilization"] = json!(r.utilization);
-                }
-                current_metrics.push(json!({"type": "Resource", "resource": {"name": resource, "current": current_value}}));
-            }
-            Err(e) => {
-                failure.get_or_insert(e);
-            }
-        }
     }
-    let Some(recommended) = recommendation else {
-        let error = failure.unwrap_or(hpa::MetricError {
-            reason: "FailedGetResourceMetric",
-            message: "no metrics".into(),
-        });
-        ctx.events.record(regarding, Reason::FailedGetResourceMetric, error.message.clone());
-        let conditions = vec![
-            got_scale(&old_conditions, &stamp),
-            condition(
-                "ScalingActive",
-                false,
-                error.reason,
-                &error.message,
-                &old_conditions,
-                &stamp,
-            ),
-        ];
-        write_status(json!({"currentReplicas": current, "desiredReplicas": current, "conditions": conditions, "observedGeneration": fhpa.metadata.generation})).await?;
-        return Ok(Action::requeue(ctx.period));
-    };
-    let normalized = {
-        let mut history = ctx.history.lock();
-        let h = history.entry(key.clone()).or_default();
-        h.events.retain(|e| e.at > now - 1800);
-        hpa::normalize(
-            now,
-            current,
-            recommended,
-            min,
-            max,
-            spec.behavior.as_ref(),
-            &mut h.recommendations,
-            &h.events,
-        )
-    };
-    let mut last_scale_time = old_status["lastScaleTime"].clone();
-    let mut able = ("ReadyForNewScale", "recommended size matches current size".to_owned());
-    if normalized.replicas != current {
-        let patch = Patch::Merge(json!({"spec": {"replicas": normalized.replicas}}));
-        match templates.patch(&target_ref.name, &PatchParams::default(), &patch).await {
-            Ok(_) => {
-                let direction = if normalized.replicas > current { "above" } else { "below" };
-                let message = format!(
-                    "New size: {}; reason: {reason_metric} resource utilization (percentage of request) {direction} target",
-                    normalized.replicas
-                );
-                ctx.events.record(regarding, Reason::SuccessfulRescale, message);
-                ctx.history
-                    .lock()
-                    .entry(key.clone())
-                    .or_default()
-                    .events
-                    .push(Sample { at: now, value: normalized.replicas - current });
-                last_scale_time = json!(stamp);
-                able = (
-                    "SucceededRescale",
-                    format!(
-                        "the HPA controller was able to update the target scale to {}",
-                        normalized.replicas
-                    ),
-                );
-            }
-            Err(e) => {
-                let message = format!("New size: {}; error: {e}", normalized.replicas);
-                ctx.events.record(regarding, Reason::FailedRescale, message.clone());
-                able = ("FailedUpdateScale", message);
-            }
-        }
-    }
-    let (limited, limit_reason, limit_message) = normalized.limit.condition();
-    let conditions = vec![
-        condition(
-            "AbleToScale",
-            able.0 != "FailedUpdateScale",
-            able.0,
-            &able.1,
-            &old_conditions,
-            &stamp,
-        ),
-        condition(
-            "ScalingActive",
-            true,
-            "ValidMetricFound",
-            &format!(
-                "the HPA was able to successfully calculate a replica count from {reason_metric} resource utilization (percentage of request)"
-            ),
-            &old_conditions,
-            &stamp,
-        ),
-        condition("ScalingLimited", limited, limit_reason, limit_message, &old_conditions, &stamp),
-    ];
-    let mut status = json!({"currentReplicas": current, "desiredReplicas": normalized.replicas,
-        "currentMetrics": current_metrics, "conditions": conditions, "observedGeneration": fhpa.metadata.generation});
-    if !last_scale_time.is_null() {
-        status["lastScaleTime"] = last_scale_time;
-    }
-    if normalized.limit == Limit::None && old_status == status {
-        return Ok(Action::requeue(ctx.period));
-    }
-    write_status(status).await?;
-    Ok(Action::requeue(ctx.period))
 }
 
 fn error_policy(_: Arc<FederatedHPA>, error: &Error, _: Arc<Context>) -> Action {
@@ -563,6 +308,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use apimachinery::hpa::Target;
 
     #[test]
     fn selectors_become_query_strings() {
@@ -595,7 +341,7 @@ mod tests {
             "the same pod name in two clusters is two pods"
         );
         assert_eq!(
-            resource_target(
+            hpa::resource_target(
                 &json!({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}})
             ),
             Some(("cpu".into(), Target::Utilization(50)))

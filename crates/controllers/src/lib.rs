@@ -31,7 +31,6 @@ pub mod events;
 pub mod execution;
 pub mod failover;
 pub mod federated_hpa;
-pub mod hpa;
 pub mod interpreting;
 pub mod leader;
 pub mod lean;

@@ -66,6 +66,20 @@ pub fn container_usage(container: &Value, load: f64) -> Resources {
     usage
 }
 
+/// A pod's usage as the metrics API reports it (`None` for a pod that is not running, which
+/// the API does not report); `load`: the member's CPU load, if set.
+pub fn pod_usage(pod: &Value, load: Option<f64>) -> Option<Resources> {
+    if !running(pod) {
+        return None;
+    }
+    let load = load_of(pod, load);
+    let mut total = Resources::new();
+    for c in containers(pod) {
+        quantity::add(&mut total, &container_usage(&c, load));
+    }
+    Some(total)
+}
+
 fn running(pod: &Value) -> bool {
     pod.pointer("/status/phase").and_then(Value::as_str) == Some("Running")
 }

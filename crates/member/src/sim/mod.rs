@@ -7,6 +7,7 @@
 mod daemonset;
 mod deployment;
 mod disruption;
+mod hpa;
 mod job;
 mod kubelet;
 mod nodes;
@@ -84,24 +85,27 @@ enum Kind {
     CronJob,
     Service,
     PodDisruptionBudget,
+    HorizontalPodAutoscaler,
 }
 
-const KINDS: &[(Kind, &str, &str)] = &[
-    (Kind::Node, "", "nodes"),
-    (Kind::Pod, "", "pods"),
-    (Kind::Deployment, "apps", "deployments"),
-    (Kind::ReplicaSet, "apps", "replicasets"),
-    (Kind::StatefulSet, "apps", "statefulsets"),
-    (Kind::DaemonSet, "apps", "daemonsets"),
-    (Kind::Job, "batch", "jobs"),
-    (Kind::CronJob, "batch", "cronjobs"),
-    (Kind::Service, "", "services"),
-    (Kind::PodDisruptionBudget, "policy", "poddisruptionbudgets"),
+/// (kind, group, version, plural) of what the simulation watches.
+const KINDS: &[(Kind, &str, &str, &str)] = &[
+    (Kind::Node, "", "v1", "nodes"),
+    (Kind::Pod, "", "v1", "pods"),
+    (Kind::Deployment, "apps", "v1", "deployments"),
+    (Kind::ReplicaSet, "apps", "v1", "replicasets"),
+    (Kind::StatefulSet, "apps", "v1", "statefulsets"),
+    (Kind::DaemonSet, "apps", "v1", "daemonsets"),
+    (Kind::Job, "batch", "v1", "jobs"),
+    (Kind::CronJob, "batch", "v1", "cronjobs"),
+    (Kind::Service, "", "v1", "services"),
+    (Kind::PodDisruptionBudget, "policy", "v1", "poddisruptionbudgets"),
+    (Kind::HorizontalPodAutoscaler, "autoscaling", "v2", "horizontalpodautoscalers"),
 ];
 
 fn kind_of_key(key: &[u8]) -> Option<(Kind, String, String)> {
     let key = std::str::from_utf8(key).ok()?;
-    for (kind, group, plural) in KINDS {
+    for (kind, group, _, plural) in KINDS {
         let g = if group.is_empty() { "core" } else { group };
         if let Some(rest) = key.strip_prefix(&format!("/registry/{g}/{plural}/")) {
             return Some(match rest.split_once('/') {
@@ -149,6 +153,9 @@ struct Sim {
     /// Pods and ReplicaSets by their kind and the uid of their owner (no scan of every
     /// ReplicaSet per Deployment sync).
     children_by_owner: HashMap<(Kind, String), BTreeSet<Key>>,
+    /// Each HorizontalPodAutoscaler's past recommendations and scale events, and when it
+    /// was last evaluated.
+    autoscalers: HashMap<Key, (apimachinery::hpa::History, Instant)>,
 }
 
 fn owner(object: &Value) -> Option<(Kind, String)> {
@@ -368,6 +375,7 @@ impl Sim {
                 Kind::CronJob => self.sync_cronjob(&ns, &name).await,
                 Kind::Service => self.sync_service(&ns, &name).await,
                 Kind::PodDisruptionBudget => self.sync_disruption_budget(&ns, &name).await,
+                Kind::HorizontalPodAutoscaler => self.sync_hpa(&ns, &name).await,
                 Kind::Node | Kind::Pod => {}
             }
         }
@@ -491,6 +499,14 @@ impl Sim {
                     self.dirty.insert((Kind::DaemonSet, n, d));
                 }
             }
+            Kind::HorizontalPodAutoscaler => {
+                // Its own status writes do not call for another evaluation; its sync period
+                // does (`autoscalers_due`).
+                let spec = |o: Option<&Value>| o.map(|o| o["spec"].clone());
+                if spec(object.as_ref()) != spec(previous.as_ref()) {
+                    self.dirty.insert((kind, ns, name));
+                }
+            }
             _ => {
                 self.dirty.insert((kind, ns, name));
             }
@@ -508,8 +524,8 @@ pub async fn run(
 ) {
     let registry = Arc::clone(api.registry());
     let mut defs = HashMap::new();
-    for (kind, group, plural) in KINDS {
-        if let Some(def) = registry.get(group, "v1", plural) {
+    for (kind, group, version, plural) in KINDS {
+        if let Some(def) = registry.get(group, version, plural) {
             defs.insert(*kind, def);
         }
     }
@@ -531,6 +547,7 @@ pub async fn run(
         unscheduled: BTreeSet::new(),
         kubelet_queue: BTreeSet::new(),
         children_by_owner: HashMap::new(),
+        autoscalers: HashMap::new(),
     };
     let store = Arc::clone(api.store());
     let Ok(page) = store.list(b"/registry/", ListOptions::default()).await else { return };
@@ -605,6 +622,7 @@ pub async fn run(
                     for (ns, name) in cronjobs {
                         sim.dirty.insert((Kind::CronJob, ns, name));
                     }
+                    sim.autoscalers_due();
                     let faults = sim.faults.read().clone();
                     if faults != last_faults {
                         // Failing workloads start or stop: every bound pod gets another look.

@@ -363,3 +363,84 @@ async fn a_fresh_member_runs_what_a_kind_cluster_runs() {
     let kubernetes = services.get("kubernetes").await.unwrap();
     assert_eq!(kubernetes.spec.unwrap().cluster_ip.as_deref(), Some("10.96.0.1"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn horizontal_pod_autoscalers_scale_on_load() {
+    use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+    let c = start(SimConfig { system_components: false, ..SimConfig::default() }).await;
+    let data_dir = c.dir.path().join("members");
+    let deploys: Api<Deployment> = Api::namespaced(c.client.clone(), "default");
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(c.client.clone(), "default");
+    deploys.create(&PostParams::default(), &deployment("web", 2, "100m")).await.unwrap();
+    let ready = |n: i32| {
+        let deploys = deploys.clone();
+        async move {
+            let d = deploys.get("web").await.ok()?;
+            (d.spec?.replicas == Some(n) && d.status?.ready_replicas == Some(n)).then_some(())
+        }
+    };
+    eventually("2/2", Duration::from_secs(5), || ready(2)).await;
+    // Pods use what they request (load 1): 100 % against a 50 % target → twice the pods.
+    let hpa: HorizontalPodAutoscaler = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "minReplicas": 1, "maxReplicas": 6,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}],
+            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}}}
+    }))
+    .unwrap();
+    hpas.create(&PostParams::default(), &hpa).await.unwrap();
+    eventually("scaled to 4", Duration::from_secs(10), || ready(4)).await;
+    let status = eventually("status", Duration::from_secs(5), || async {
+        let s = hpas.get("web").await.ok()?.status?;
+        (s.desired_replicas == 4).then_some(s)
+    })
+    .await;
+    let utilization =
+        status.current_metrics.as_ref().unwrap()[0].resource.as_ref().unwrap().current.clone();
+    assert_eq!(utilization.average_utilization, Some(100));
+    assert!(status.last_scale_time.is_some());
+    let reason = |t: &str| {
+        status.conditions.as_ref().unwrap().iter().find(|c| c.type_ == t).unwrap().reason.clone()
+    };
+    assert_eq!(reason("AbleToScale").as_deref(), Some("SucceededRescale"));
+    assert_eq!(reason("ScalingActive").as_deref(), Some("ValidMetricFound"));
+    // A raised minimum applies at once (the HPA changed), whatever the metrics say.
+    hpas.patch("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"minReplicas": 5}})))
+        .await
+        .unwrap();
+    eventually("scaled to the minimum 5", Duration::from_secs(10), || ready(5)).await;
+    // The load drops to 20 %: 5 pods at 40 % of the target → 2.
+    Faults { load: Some(0.2), ..Faults::default() }.save(&data_dir, "member1").unwrap();
+    eventually("the metrics API sees the load", Duration::from_secs(5), || async {
+        let request = http::Request::get(
+            "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods?labelSelector=app%3Dweb",
+        )
+        .body(Vec::new())
+        .unwrap();
+        let text = c.client.request_text(request).await.ok()?;
+        text.contains("\"20000000n\"").then_some(())
+    })
+    .await;
+    hpas.patch("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"minReplicas": 1}})))
+        .await
+        .unwrap();
+    eventually("scaled down to 2", Duration::from_secs(10), || ready(2)).await;
+    // A missing target is said in the status.
+    hpas.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"scaleTargetRef": {"name": "nothing"}}})),
+    )
+    .await
+    .unwrap();
+    eventually("FailedGetScale", Duration::from_secs(5), || async {
+        let s = hpas.get("web").await.ok()?.status?;
+        s.conditions?
+            .iter()
+            .any(|c| c.reason.as_deref() == Some("FailedGetScale") && c.status == "False")
+            .then_some(())
+    })
+    .await;
+    c.member.shutdown().await;
+}
