@@ -420,10 +420,18 @@ async fn apply_manifest(
         value["kind"] = manifest.get("kind").cloned().unwrap_or_default();
         current = Some(value);
     }
-    // Fields the member owns, as a Retain customization keeps them (without one, server-side
-    // apply leaves other managers' fields alone).
+    // Fields the member owns, as a Retain customization keeps them; without one the built-in
+    // rules (replicas a member HPA owns, allocated Service IPs and ports, ...), and server-side
+    // apply leaves other managers' fields alone.
     let retained = match &current {
-        Some(current) => ctx.interpreter.retain(manifest, current).await?,
+        Some(current) => match ctx.interpreter.retain(manifest, current).await? {
+            Some(customized) => Some(customized),
+            None => {
+                let mut kept = manifest.clone();
+                propagation::interpreter::retain(&ar.kind, &mut kept, current);
+                (kept != *manifest).then_some(kept)
+            }
+        },
         None => None,
     };
     let manifest = retained.as_ref().unwrap_or(manifest);

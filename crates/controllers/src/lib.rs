@@ -31,6 +31,7 @@ pub mod events;
 pub mod execution;
 pub mod failover;
 pub mod federated_hpa;
+pub mod hpa_replicas;
 pub mod interpreting;
 pub mod leader;
 pub mod lean;
@@ -198,6 +199,8 @@ pub async fn run(client: kube::Client, settings: Settings) -> anyhow::Result<()>
             Loop::UnifiedAuth => tokio::spawn(unified_auth::run(c, k)),
             Loop::FederatedHpa => tokio::spawn(federated_hpa::run(c, k, s.hpa_sync_period)),
             Loop::CronFederatedHpa => tokio::spawn(cron_fhpa::run(c)),
+            Loop::HpaScaleTargetMarker => tokio::spawn(hpa_replicas::run_scale_target_marker(c)),
+            Loop::DeploymentReplicasSyncer => tokio::spawn(hpa_replicas::run_replicas_syncer(c)),
             Loop::AgentStatus => continue,
         };
         tasks.push((l.name(), task));

@@ -38,6 +38,10 @@ pub enum Loop {
     FederatedHpa,
     /// `cronFederatedHorizontalPodAutoscaler`: scheduled scaling.
     CronFederatedHpa,
+    /// `hpaScaleTargetMarker`: targets of propagated HPAs keep their members' replicas.
+    HpaScaleTargetMarker,
+    /// `deploymentReplicasSyncer`: member replicas flow back to Divided Deployments.
+    DeploymentReplicasSyncer,
     /// The agent's status reporter (`clusterStatus` in the agent).
     AgentStatus,
 }
@@ -57,6 +61,8 @@ impl Loop {
             Loop::UnifiedAuth => names::UNIFIED_AUTH,
             Loop::FederatedHpa => names::FEDERATED_HPA,
             Loop::CronFederatedHpa => names::CRON_FEDERATED_HPA,
+            Loop::HpaScaleTargetMarker => names::HPA_SCALE_TARGET_MARKER,
+            Loop::DeploymentReplicasSyncer => names::DEPLOYMENT_REPLICAS_SYNCER,
         }
     }
 }
@@ -73,6 +79,10 @@ pub struct Controller {
 
 const fn on(name: &'static str, runs_in: Loop) -> Controller {
     Controller { name, enabled_by_default: true, runs_in: Some(runs_in) }
+}
+
+const fn off(name: &'static str, runs_in: Loop) -> Controller {
+    Controller { name, enabled_by_default: false, runs_in: Some(runs_in) }
 }
 
 const fn missing(name: &'static str, enabled_by_default: bool) -> Controller {
@@ -99,8 +109,8 @@ pub const CONTROLLERS: &[Controller] = &[
     on(names::APPLICATION_FAILOVER, Loop::Failover),
     on(names::FEDERATED_HPA, Loop::FederatedHpa),
     on(names::CRON_FEDERATED_HPA, Loop::CronFederatedHpa),
-    missing("hpaScaleTargetMarker", false),
-    missing("deploymentReplicasSyncer", false),
+    off(names::HPA_SCALE_TARGET_MARKER, Loop::HpaScaleTargetMarker),
+    off(names::DEPLOYMENT_REPLICAS_SYNCER, Loop::DeploymentReplicasSyncer),
     missing("multiclusterservice", true),
     missing("endpointsliceCollect", true),
     missing("endpointsliceDispatch", true),
@@ -137,6 +147,8 @@ pub mod names {
     pub const UNIFIED_AUTH: &str = "unifiedAuth";
     pub const FEDERATED_HPA: &str = "federatedHorizontalPodAutoscaler";
     pub const CRON_FEDERATED_HPA: &str = "cronFederatedHorizontalPodAutoscaler";
+    pub const HPA_SCALE_TARGET_MARKER: &str = "hpaScaleTargetMarker";
+    pub const DEPLOYMENT_REPLICAS_SYNCER: &str = "deploymentReplicasSyncer";
 }
 
 /// The controllers turned on, from a `--controllers` list over one table.

@@ -5,7 +5,6 @@
 //! suspended, are left alone; nothing is written when nothing changed.
 
 use karmada_api::events::{Reason, message};
-use karmada_api::policy::ReplicaSchedulingType;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -144,10 +143,7 @@ pub fn needs_scheduling(
             return true;
         }
     }
-    let divided = placement
-        .replica_scheduling
-        .as_ref()
-        .is_some_and(|r| r.replica_scheduling_type == ReplicaSchedulingType::Divided);
+    let divided = placement.divides_replicas();
     let assigned: i32 = spec.clusters.iter().map(|t| t.replicas).sum();
     let replicas_changed = if divided {
         assigned != spec.replicas
@@ -342,11 +338,7 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
     let Some(info) = binding_info(spec, binding.status()) else {
         return Ok(Action::await_change());
     };
-    let duplicated = info
-        .placement
-        .replica_scheduling
-        .as_ref()
-        .is_none_or(|r| r.replica_scheduling_type != ReplicaSchedulingType::Divided);
+    let duplicated = !info.placement.divides_replicas();
     if !due && (!duplicated || spec.clusters.is_empty()) {
         return observe_generation(binding.as_ref(), &ctx).await;
     }

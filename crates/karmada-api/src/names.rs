@@ -52,6 +52,11 @@ pub const WORK_NAME_ANNOTATION: &str = "work.karmada.io/name";
 pub const CONFLICT_RESOLUTION_ANNOTATION: &str = "work.karmada.io/conflict-resolution";
 
 /// Every object Karmada applies to a member carries this label (`true`).
+/// On a workload template: members keep the replicas they have (their own HPA sets them), the
+/// template's replicas are not applied over them (`"true"`; any other value: not retained).
+/// Set by the `hpaScaleTargetMarker` controller on the targets of propagated HPAs.
+pub const RETAIN_REPLICAS_LABEL: &str = "resourcetemplate.karmada.io/retain-replicas";
+
 pub const MANAGED_LABEL: &str = "karmada.io/managed";
 /// The uid of the template a member object was rendered from (annotation).
 pub const TEMPLATE_UID_ANNOTATION: &str = "resourcetemplate.karmada.io/uid";

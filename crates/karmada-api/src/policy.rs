@@ -145,6 +145,15 @@ pub struct Placement {
     pub replica_scheduling: Option<ReplicaSchedulingStrategy>,
 }
 
+impl Placement {
+    /// Whether replicas are divided over the clusters (else every cluster gets them all).
+    pub fn divides_replicas(&self) -> bool {
+        self.replica_scheduling
+            .as_ref()
+            .is_some_and(|r| r.replica_scheduling_type == ReplicaSchedulingType::Divided)
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DecisionConditions {

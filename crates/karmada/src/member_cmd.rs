@@ -148,7 +148,8 @@ pub struct FaultArgs {
     #[arg(long = "missing-image")]
     missing_image: Vec<String>,
     /// CPU load of the member's containers as a factor of what they request (1: as
-    /// requested); a pod's `simulation.karmada-rs.io/load` annotation sets its own.
+    /// requested; without a load they idle at 1m); a pod's `simulation.karmada-rs.io/load`
+    /// annotation sets its own.
     #[arg(long)]
     load: Option<f64>,
     /// Clear every fault first.

@@ -43,7 +43,13 @@ pub struct Args {
     ha: bool,
     /// The controller-manager's controllers, as `karmada controller-manager --controllers`
     /// (e.g. `*,-binding` to run upstream's binding controller against this control plane).
-    #[arg(long, value_delimiter = ',', default_value = "*")]
+    /// The default is upstream's install manifests': every default controller plus the two
+    /// that let member HPAs own replicas.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "*,hpaScaleTargetMarker,deploymentReplicasSyncer"
+    )]
     controllers: Vec<String>,
 }
 

@@ -55,8 +55,9 @@ pub struct Faults {
     /// Workloads (`namespace/name` of a Deployment, StatefulSet, DaemonSet or Job) whose pods
     /// crash-loop.
     pub failing_workloads: Vec<String>,
-    /// CPU load of the member's containers, as a factor of what they request (unset: 1); a
-    /// pod's `simulation.karmada-rs.io/load` annotation sets its own.
+    /// CPU load of the member's containers, as a factor of what they request (unset: idle, as
+    /// a container nothing sends work to); a pod's `simulation.karmada-rs.io/load` annotation
+    /// sets its own.
     pub load: Option<f64>,
     /// Images the member's registry does not have: a full reference (`repo:tag`), a repository
     /// (every tag), or a pattern where `*` stands for any text (`example.com/*`). A pod that

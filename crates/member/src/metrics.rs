@@ -42,14 +42,15 @@ pub fn kinds(faults: &MemberFaults) -> Vec<(ResourceDef, Arc<dyn apiserver::Comp
 /// over the member's (`karmada fault NAME --load`).
 pub const LOAD_ANNOTATION: &str = "simulation.karmada-rs.io/load";
 
-/// The CPU load of a pod's containers: its annotation's, else the member's, else 1.
+/// The CPU load of a pod's containers: its annotation's, else the member's, else none (idle:
+/// the containers use their idle minimum, as real ones nothing sends work to).
 pub fn load_of(pod: &Value, member: Option<f64>) -> f64 {
     pod.pointer(&format!("/metadata/annotations/{}", LOAD_ANNOTATION.replace('/', "~1")))
         .and_then(Value::as_str)
         .and_then(|v| v.trim().parse::<f64>().ok())
         .or(member)
         .filter(|l| l.is_finite() && *l >= 0.0)
-        .unwrap_or(1.0)
+        .unwrap_or(0.0)
 }
 
 /// A running container's usage: its requests (idle minimums when it requests nothing), its CPU
@@ -199,24 +200,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn usage_is_what_containers_request_on_their_nodes() {
+    fn usage_is_requests_times_load_on_their_nodes() {
         let pod = |name: &str, node: &str, phase: &str, requests: Value| {
             json!({"metadata": {"name": name, "namespace": "shop", "labels": {"app": "web"}},
                 "spec": {"nodeName": node, "containers": [{"name": "c", "resources": {"requests": requests}}]},
                 "status": {"phase": phase}})
         };
         let web = pod("web-1", "node-1", "Running", json!({"cpu": "250m", "memory": "64Mi"}));
-        let metrics = pod_metrics(&web, "2026-01-01T00:00:00Z", None);
+        let metrics = pod_metrics(&web, "2026-01-01T00:00:00Z", Some(1.0));
         assert_eq!(
             metrics["containers"],
             json!([{"name": "c", "usage": {"cpu": "250000000n", "memory": "65536Ki"}}])
         );
+        // Without a load a pod idles: 1m CPU, its memory as requested.
+        let idle = pod_metrics(&web, "2026-01-01T00:00:00Z", None);
+        assert_eq!(idle["containers"][0]["usage"], json!({"cpu": "1000000n", "memory": "65536Ki"}));
         assert_eq!(metrics["metadata"]["labels"], json!({"app": "web"}), "selectable by labels");
         let idle = pod("idle", "node-1", "Running", json!({}));
         let pending = pod("later", "node-1", "Pending", json!({"cpu": "4"}));
         let nodes =
             [json!({"metadata": {"name": "node-1"}}), json!({"metadata": {"name": "node-2"}})];
-        let all = node_metrics(&nodes, &[web.clone(), idle, pending], "2026-01-01T00:00:00Z", None);
+        let all =
+            node_metrics(&nodes, &[web.clone(), idle, pending], "2026-01-01T00:00:00Z", Some(1.0));
         // node-1: 50m + 250m + 1m; 256Mi + 64Mi + 4Mi. node-2: the node's own.
         assert_eq!(all[0]["usage"], json!({"cpu": "301000000n", "memory": "331776Ki"}));
         assert_eq!(all[1]["usage"], json!({"cpu": "50000000n", "memory": "262144Ki"}));

@@ -150,7 +150,7 @@ pub fn retain(kind: &str, desired: &mut Value, observed: &Value) {
         _ => {}
     }
     let retain_replicas =
-        apimachinery::object::label(desired, "resourcetemplate.karmada.io/retain-replicas")
+        apimachinery::object::label(desired, karmada_api::names::RETAIN_REPLICAS_LABEL)
             == Some("true");
     if retain_replicas && matches!(kind, "Deployment" | "ReplicaSet" | "StatefulSet") {
         copy(desired, "/spec/replicas");

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use karmada_api::names;
-use karmada_api::policy::{ClusterAffinity, ConflictResolution, ReplicaSchedulingType};
+use karmada_api::policy::{ClusterAffinity, ConflictResolution};
 use karmada_api::work::{Manifest, ResourceBindingSpec, Work, WorkSpec, WorkloadTemplate};
 use serde_json::{Value, json};
 
@@ -202,10 +202,7 @@ pub fn base_manifest(template: &Value, spec: &ResourceBindingSpec) -> Value {
 }
 
 fn divided(spec: &ResourceBindingSpec) -> bool {
-    spec.placement
-        .as_ref()
-        .and_then(|p| p.replica_scheduling.as_ref())
-        .is_some_and(|r| r.replica_scheduling_type == ReplicaSchedulingType::Divided)
+    spec.placement.as_ref().is_some_and(|p| p.divides_replicas())
 }
 
 /// Whether a cluster's copy gets its share of the replicas (as upstream: a divided workload

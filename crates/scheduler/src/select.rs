@@ -7,11 +7,7 @@ use std::collections::BTreeMap;
 use crate::{BindingInfo, ClusterInfo, Unschedulable};
 
 fn divided(binding: &BindingInfo) -> bool {
-    binding
-        .placement
-        .replica_scheduling
-        .as_ref()
-        .is_some_and(|r| r.replica_scheduling_type == ReplicaSchedulingType::Divided)
+    binding.placement.divides_replicas()
 }
 
 fn group_key(cluster: &ClusterInfo, field: &str, label: &str) -> String {

@@ -174,3 +174,93 @@ spec:
     ]);
     assert_eq!(paused.ok(), "", "a suspended rule does not run");
 }
+
+#[test]
+fn member_hpas_own_the_replicas_of_a_divided_deployment() {
+    let cp = ControlPlane::with_joined_and(
+        2,
+        &["--controllers=*,hpaScaleTargetMarker,deploymentReplicasSyncer"],
+    );
+    cp.api
+        .kubectl_stdin(
+            &["apply", "-f", "-"],
+            r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, namespace: default}
+spec:
+  replicas: 4
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec:
+      containers:
+      - name: api
+        image: nginx
+        resources: {requests: {cpu: 10m}}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: api, namespace: default}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: api}
+  minReplicas: 2
+  maxReplicas: 6
+  metrics:
+  - type: Resource
+    resource: {name: cpu, target: {type: Utilization, averageUtilization: 80}}
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {name: api, namespace: default}
+spec:
+  resourceSelectors:
+  - {apiVersion: apps/v1, kind: Deployment, name: api}
+  - {apiVersion: autoscaling/v2, kind: HorizontalPodAutoscaler, name: api}
+  placement:
+    clusterAffinity: {clusterNames: [member1, member2]}
+    replicaScheduling:
+      replicaSchedulingType: Divided
+      replicaDivisionPreference: Weighted
+      weightPreference:
+        staticWeightList:
+        - {targetCluster: {clusterNames: [member1]}, weight: 1}
+        - {targetCluster: {clusterNames: [member2]}, weight: 1}
+"#,
+        )
+        .ok();
+    let template = |path: &str| {
+        cp.api.kubectl(&["get", "deploy", "api", "-o", &format!("jsonpath={path}")]).stdout
+    };
+    let members = || {
+        ["member1", "member2"].map(|m| {
+            cp.member(m, &["get", "deploy", "api", "-o", "jsonpath={.spec.replicas}"]).stdout
+        })
+    };
+    // The propagated HPA's target keeps its members' replicas.
+    eventually(Duration::from_secs(30), "the template marked", || {
+        (template("{.metadata.labels.resourcetemplate\\.karmada\\.io/retain-replicas}") == "true")
+            .then_some(())
+    });
+    eventually(Duration::from_secs(30), "2 + 2 in the members", || {
+        (members() == ["2", "2"]).then_some(())
+    });
+    // The members' HPAs scale (a higher minimum): the template follows their sum.
+    cp.api
+        .kubectl(&["patch", "hpa", "api", "--type=merge", "-p", r#"{"spec":{"minReplicas":3}}"#])
+        .ok();
+    eventually(Duration::from_secs(40), "3 + 3 in the members, 6 in the template", || {
+        (members() == ["3", "3"] && template("{.spec.replicas}") == "6").then_some(())
+    });
+    // A manual change to the template does not override the members' HPAs.
+    cp.api.kubectl(&["scale", "deploy", "api", "--replicas=10"]).ok();
+    eventually(Duration::from_secs(40), "back to the members' 6", || {
+        (template("{.spec.replicas}") == "6").then_some(())
+    });
+    assert_eq!(members(), ["3", "3"]);
+    // Without the HPA the template's replicas apply again.
+    cp.api.kubectl(&["delete", "hpa", "api"]).ok();
+    eventually(Duration::from_secs(30), "the label removed", || {
+        template("{.metadata.labels}").contains("retain-replicas").then_some(()).xor(Some(()))
+    });
+}

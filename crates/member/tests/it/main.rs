@@ -380,7 +380,25 @@ async fn horizontal_pod_autoscalers_scale_on_load() {
         }
     };
     eventually("2/2", Duration::from_secs(5), || ready(2)).await;
-    // Pods use what they request (load 1): 100 % against a 50 % target → twice the pods.
+    let metrics_show = |cpu: &'static str| {
+        let client = c.client.clone();
+        async move {
+            let request = http::Request::get(
+                "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods?labelSelector=app%3Dweb",
+            )
+            .body(Vec::new())
+            .unwrap();
+            let text = client.request_text(request).await.ok()?;
+            text.contains(&format!("\"{cpu}\"")).then_some(())
+        }
+    };
+    // Idle pods (1m of 100m) would leave the HPA at its minimum: load them to what they
+    // request, 100 % against a 50 % target → twice the pods.
+    Faults { load: Some(1.0), ..Faults::default() }.save(&data_dir, "member1").unwrap();
+    eventually("the metrics API sees the load", Duration::from_secs(5), || {
+        metrics_show("100000000n")
+    })
+    .await;
     let hpa: HorizontalPodAutoscaler = serde_json::from_value(json!({
         "metadata": {"name": "web"},
         "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
@@ -412,14 +430,8 @@ async fn horizontal_pod_autoscalers_scale_on_load() {
     eventually("scaled to the minimum 5", Duration::from_secs(10), || ready(5)).await;
     // The load drops to 20 %: 5 pods at 40 % of the target → 2.
     Faults { load: Some(0.2), ..Faults::default() }.save(&data_dir, "member1").unwrap();
-    eventually("the metrics API sees the load", Duration::from_secs(5), || async {
-        let request = http::Request::get(
-            "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods?labelSelector=app%3Dweb",
-        )
-        .body(Vec::new())
-        .unwrap();
-        let text = c.client.request_text(request).await.ok()?;
-        text.contains("\"20000000n\"").then_some(())
+    eventually("the metrics API sees the lower load", Duration::from_secs(5), || {
+        metrics_show("20000000n")
     })
     .await;
     hpas.patch("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"minReplicas": 1}})))
