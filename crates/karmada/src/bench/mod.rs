@@ -1,6 +1,7 @@
 //! `karmada bench ...`: benchmarks that print numbers (never timed tests).
 
 mod apiserver;
+mod autoscaling;
 mod chart;
 mod failover;
 mod interpreter;
@@ -27,6 +28,9 @@ pub enum Target {
     /// dependency), propagation latency, Works/s, control-plane memory and CPU, and a
     /// controller restart.
     Propagate(propagate::Args),
+    /// FederatedHPAs over many clusters: the control plane's CPU at rest with and without
+    /// them (metrics collection), and a load change → replicas Running.
+    Autoscaling(autoscaling::Args),
     /// Failover timing: a member fails, how long until its workload is Ready elsewhere,
     /// against the time the settings predict.
     Failover(failover::Args),
@@ -44,6 +48,7 @@ pub async fn run(target: Target) -> anyhow::Result<()> {
         Target::Scheduler(args) => scheduler::run(args).await,
         Target::Propagate(args) => propagate::run(args).await,
         Target::Failover(args) => failover::run(args).await,
+        Target::Autoscaling(args) => autoscaling::run(args).await,
         Target::Interpreter(args) => interpreter::run(args).await,
         Target::Chart(args) => chart::run(args).await,
     }
