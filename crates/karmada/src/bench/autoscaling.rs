@@ -3,7 +3,8 @@
 //! and scheduler run as child processes; `--clusters` simulated members run here (their CPU is
 //! this process's). `--workloads` Deployments (100m CPU each, `--replicas` each) are divided
 //! over the clusters at a CPU load of 0.5. The control plane is measured at rest over
-//! `--seconds`, first without FederatedHPAs and then with one per Deployment (50 % CPU target):
+//! `--seconds`, first without FederatedHPAs and then with one per Deployment (50 % CPU target,
+//! at most twice the replicas):
 //! the difference is the cost of evaluating them — every sync period each lists its pods and
 //! their metrics from every cluster. Then the members' load doubles and the bench reports when
 //! every template was scaled and when every new replica was Running in the members.
@@ -188,7 +189,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             json!({"apiVersion": "autoscaling.karmada.io/v1alpha1", "kind": "FederatedHPA",
                 "metadata": {"name": name, "namespace": "default"},
                 "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-                    "minReplicas": 1, "maxReplicas": args.replicas * 4,
+                    "minReplicas": 1, "maxReplicas": args.replicas * 2,
                     "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}]}}),
         )
         .await?;
@@ -213,7 +214,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "%",
         );
     }
-    // Twice the load: each FederatedHPA doubles its replicas at its next evaluation.
+    // Twice the load: each FederatedHPA doubles its replicas at its next evaluation (every pod
+    // of the simulation uses its request times the load however many there are, so its
+    // maximum, twice the replicas, is where it stops).
     let raised = Instant::now();
     set_load(&members_dir, args.clusters, 1.0)?;
     let scaled = until("every template scaled", Duration::from_secs(120), || async {
