@@ -878,6 +878,7 @@ mod tests {
         assert!(!skipped(&ar("", "pods")), "pods propagate as upstream's do");
         assert!(!skipped(&ar("example.karmada.io", "foos")), "a user's group under karmada.io");
         assert!(skipped(&ar("work.karmada.io", "works")));
+        assert!(!skipped(&ar("multicluster.x-k8s.io", "serviceimports")), "MCS objects propagate");
         assert!(
             !skipped(&ar("apiextensions.k8s.io", "customresourcedefinitions")),
             "CRDs are templates too"

@@ -35,6 +35,7 @@ pub mod hpa_replicas;
 pub mod interpreting;
 pub mod leader;
 pub mod lean;
+pub mod mcs;
 pub mod namespaces;
 pub mod rebalancer;
 pub mod registry;
@@ -201,6 +202,7 @@ pub async fn run(client: kube::Client, settings: Settings) -> anyhow::Result<()>
             Loop::CronFederatedHpa => tokio::spawn(cron_fhpa::run(c)),
             Loop::HpaScaleTargetMarker => tokio::spawn(hpa_replicas::run_scale_target_marker(c)),
             Loop::DeploymentReplicasSyncer => tokio::spawn(hpa_replicas::run_replicas_syncer(c)),
+            Loop::ServiceImport => tokio::spawn(mcs::run_service_import(c)),
             Loop::AgentStatus => continue,
         };
         tasks.push((l.name(), task));

@@ -42,6 +42,8 @@ pub enum Loop {
     HpaScaleTargetMarker,
     /// `deploymentReplicasSyncer`: member replicas flow back to Divided Deployments.
     DeploymentReplicasSyncer,
+    /// `serviceImport`: ServiceImports get their derived Service.
+    ServiceImport,
     /// The agent's status reporter (`clusterStatus` in the agent).
     AgentStatus,
 }
@@ -63,6 +65,7 @@ impl Loop {
             Loop::CronFederatedHpa => names::CRON_FEDERATED_HPA,
             Loop::HpaScaleTargetMarker => names::HPA_SCALE_TARGET_MARKER,
             Loop::DeploymentReplicasSyncer => names::DEPLOYMENT_REPLICAS_SYNCER,
+            Loop::ServiceImport => names::SERVICE_IMPORT,
         }
     }
 }
@@ -100,7 +103,7 @@ pub const CONTROLLERS: &[Controller] = &[
     on(names::NAMESPACE, Loop::Namespace),
     missing("serviceExport", true),
     missing("endpointSlice", true),
-    missing("serviceImport", true),
+    on(names::SERVICE_IMPORT, Loop::ServiceImport),
     on(names::UNIFIED_AUTH, Loop::UnifiedAuth),
     missing("federatedResourceQuotaSync", true),
     missing("federatedResourceQuotaStatus", true),
@@ -149,6 +152,7 @@ pub mod names {
     pub const CRON_FEDERATED_HPA: &str = "cronFederatedHorizontalPodAutoscaler";
     pub const HPA_SCALE_TARGET_MARKER: &str = "hpaScaleTargetMarker";
     pub const DEPLOYMENT_REPLICAS_SYNCER: &str = "deploymentReplicasSyncer";
+    pub const SERVICE_IMPORT: &str = "serviceImport";
 }
 
 /// The controllers turned on, from a `--controllers` list over one table.

@@ -327,6 +327,17 @@ fn default_propagation(object: &mut Value, namespaced: bool, _env: &Env<'_>) {
     }
     // Upstream's CRD defaults (the API server fills them in before its webhook runs).
     spec.entry("priority").or_insert(json!(0));
+    // A ServiceImport needs its derived Service and EndpointSlices where it goes.
+    let imports_service =
+        spec.get("resourceSelectors").and_then(Value::as_array).is_some_and(|s| {
+            s.iter().any(|r| {
+                r["kind"] == crate::mcs::ServiceImport::KIND
+                    && r["apiVersion"] == crate::mcs::ServiceImport::API_VERSION
+            })
+        });
+    if imports_service {
+        spec.insert("propagateDeps".to_owned(), json!(true));
+    }
     if let Some(rs) = spec
         .get_mut("placement")
         .and_then(|p| p.get_mut("replicaScheduling"))
@@ -1218,6 +1229,22 @@ mod tests {
         );
         assert_eq!(object["spec"]["conflictResolution"], "Abort");
         assert_eq!(object["spec"]["schedulerName"], "default-scheduler");
+        assert!(object["spec"].get("propagateDeps").is_none());
+        // Selecting a ServiceImport turns on propagateDeps (its derived Service follows it).
+        let mut import = pp(json!({
+            "resourceSelectors": [{"apiVersion": "multicluster.x-k8s.io/v1alpha1", "kind": "ServiceImport", "name": "web"}],
+            "placement": {}
+        }));
+        admit(
+            "policy.karmada.io",
+            "PropagationPolicy",
+            Operation::Create,
+            None,
+            &mut import,
+            &env(),
+        )
+        .unwrap();
+        assert_eq!(import["spec"]["propagateDeps"], true);
         assert_eq!(
             object["metadata"]["labels"]["propagationpolicy.karmada.io/permanent-id"],
             "11111111-2222-3333-4444-555555555555"

@@ -69,6 +69,10 @@ pub enum Reason {
     FailedGetScale,
     /// A FederatedHPA got no usable metrics.
     FailedGetResourceMetric,
+    /// A ServiceImport's derived Service written.
+    SyncDerivedServiceSucceed,
+    /// A ServiceImport's derived Service could not be written.
+    SyncDerivedServiceFailed,
 }
 
 impl Reason {
@@ -112,6 +116,8 @@ impl Reason {
             Reason::FailedRescale => "FailedRescale",
             Reason::FailedGetScale => "FailedGetScale",
             Reason::FailedGetResourceMetric => "FailedGetResourceMetric",
+            Reason::SyncDerivedServiceSucceed => "SyncDerivedServiceSucceed",
+            Reason::SyncDerivedServiceFailed => "SyncDerivedServiceFailed",
         }
     }
 
@@ -133,7 +139,8 @@ impl Reason {
             | Reason::GetComponentsFailed
             | Reason::FailedRescale
             | Reason::FailedGetScale
-            | Reason::FailedGetResourceMetric => EventType::Warning,
+            | Reason::FailedGetResourceMetric
+            | Reason::SyncDerivedServiceFailed => EventType::Warning,
             _ => EventType::Normal,
         }
     }
@@ -167,6 +174,9 @@ impl Reason {
             Reason::SuccessfulRescale | Reason::FailedRescale => "Rescale",
             Reason::FailedGetScale => "GetScale",
             Reason::FailedGetResourceMetric => "GetMetrics",
+            Reason::SyncDerivedServiceSucceed | Reason::SyncDerivedServiceFailed => {
+                "SyncDerivedService"
+            }
         }
     }
 }

@@ -240,6 +240,28 @@ pub const KINDS: &[Kind] = &[
         schema::of::<crate::autoscaling::CronFederatedHPA>,
     ),
     k(
+        "multicluster.x-k8s.io",
+        &["v1alpha1"],
+        "ServiceExport",
+        "serviceexports",
+        true,
+        &["svcex"],
+        true,
+        &[AGE],
+        schema::of::<crate::mcs::ServiceExport>,
+    ),
+    k(
+        "multicluster.x-k8s.io",
+        &["v1alpha1"],
+        "ServiceImport",
+        "serviceimports",
+        true,
+        &["svcim"],
+        true,
+        &[("Type", "string", ".spec.type", 0, None), ("IP", "string", ".spec.ips", 0, None), AGE],
+        schema::of::<crate::mcs::ServiceImport>,
+    ),
+    k(
         "networking.karmada.io",
         &["v1alpha1"],
         "MultiClusterService",
@@ -285,11 +307,13 @@ pub const KINDS: &[Kind] = &[
     ),
 ];
 
-/// Karmada's own API groups (objects in them are never propagated): the groups of
+/// Karmada's own API groups (objects in them are never propagated): the `karmada.io` groups of
 /// [`KINDS`] and `remedy.karmada.io`, as upstream skips them. Other groups under
-/// `karmada.io` (a user's CRD `example.karmada.io`) are ordinary templates.
+/// `karmada.io` (a user's CRD `example.karmada.io`) are ordinary templates, and so are the
+/// MCS API's (`multicluster.x-k8s.io`: ServiceExports and ServiceImports propagate).
 pub fn is_karmada_group(group: &str) -> bool {
-    group == "remedy.karmada.io" || KINDS.iter().any(|k| k.group == group)
+    group.ends_with(".karmada.io")
+        && (group == "remedy.karmada.io" || KINDS.iter().any(|k| k.group == group))
 }
 
 /// The row of `kind` in [`KINDS`]. Evaluated at compile time where it is used in a constant

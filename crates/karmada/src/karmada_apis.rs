@@ -222,6 +222,8 @@ mod tests {
             "CronFederatedHPA" => check::<autoscaling::CronFederatedHPA>(&schema, generated),
             "MultiClusterService" => check::<networking::MultiClusterService>(&schema, generated),
             "MultiClusterIngress" => check::<networking::MultiClusterIngress>(&schema, generated),
+            "ServiceExport" => check::<karmada_api::mcs::ServiceExport>(&schema, generated),
+            "ServiceImport" => check::<karmada_api::mcs::ServiceImport>(&schema, generated),
             "WorkloadRebalancer" => check::<apps::WorkloadRebalancer>(&schema, generated),
             "ResourceRegistry" => check::<apps::ResourceRegistry>(&schema, generated),
             other => Err(format!("no type for {other}")),
@@ -238,6 +240,7 @@ mod tests {
             assert!(
                 schema.pointer("/properties/spec").is_some()
                     || kind.kind == "ResourceInterpreterWebhookConfiguration"
+                    || kind.kind == "ServiceExport"
             );
             let crd = karmada_api::schema::crd(kind);
             apiserver::crd::validate_crd(&crd).unwrap_or_else(|e| panic!("{}: {e:?}", kind.kind));

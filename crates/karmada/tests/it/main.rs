@@ -13,6 +13,7 @@ mod harness;
 mod interpret;
 mod karmada_apis;
 mod karmadactl_members;
+mod mcs;
 mod member_kubectl;
 mod plane;
 mod propagation;
