@@ -59,6 +59,10 @@ pub struct Args {
     /// pods, the `kubernetes` Service); false: a bare cluster with all capacity free.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     system_components: bool,
+    /// Pods get IPs from 10.N.0.0/16 (with --count: N for the first member, N+1 for the
+    /// next...). Default: 10 and up, by position; give members started apart different ones.
+    #[arg(long, value_name = "N")]
+    pod_subnet: Option<u8>,
 }
 
 impl Args {
@@ -78,6 +82,7 @@ impl Args {
             start_delay: Duration::from_millis(self.start_delay_ms),
             job_duration: Duration::from_millis(self.job_duration_ms),
             system_components: self.system_components,
+            pod_subnet: None,
         };
         let names: Vec<String> = match (&self.name, self.count) {
             (Some(name), None) => vec![name.clone()],
@@ -90,13 +95,17 @@ impl Args {
             self.kubeconfig.clone().unwrap_or_else(|| home().join(".kube/members.config"));
         Ok(names
             .into_iter()
-            .map(|name| MemberConfig {
+            .enumerate()
+            .map(|(i, name)| MemberConfig {
                 name,
                 bind: self.bind,
                 data_dir: data_dir.clone(),
                 kubeconfig: kubeconfig.clone(),
                 kubernetes_version: self.kubernetes_version.clone(),
-                sim: sim.clone(),
+                sim: SimConfig {
+                    pod_subnet: self.pod_subnet.map(|n| n.wrapping_add(i as u8)),
+                    ..sim.clone()
+                },
             })
             .collect())
     }

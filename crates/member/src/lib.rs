@@ -231,7 +231,8 @@ pub async fn start(config: MemberConfig) -> Result<Member, MemberError> {
 pub async fn start_many(configs: Vec<MemberConfig>) -> Result<Vec<Member>, MemberError> {
     let mut members = Vec::new();
     let mut entries: Vec<(PathBuf, apiserver::pki::KubeconfigEntry)> = Vec::new();
-    for config in configs {
+    for (position, mut config) in configs.into_iter().enumerate() {
+        config.sim.pod_subnet.get_or_insert((10 + position % 240) as u8);
         let store: Arc<dyn store::Store> = Arc::new(store_memory::MemoryStore::default());
         seed_identity(&config, &store).await;
         let fault_file = Faults::path(&config.data_dir, &config.name);

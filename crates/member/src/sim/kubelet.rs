@@ -26,7 +26,8 @@ impl Sim {
             return ip.clone();
         }
         self.pod_ips += 1;
-        json!(format!("10.244.{}.{}", (self.pod_ips / 250) % 250, self.pod_ips % 250 + 2))
+        let subnet = self.config.pod_subnet.unwrap_or(244);
+        json!(format!("10.{subnet}.{}.{}", (self.pod_ips / 250) % 250, self.pod_ips % 250 + 2))
     }
 
     /// The kubelet: starts bound pods after the delay; fails the pods of failing workloads;

@@ -54,6 +54,10 @@ pub struct SimConfig {
     /// Run what a fresh cluster runs (CoreDNS, kube-proxy, the control plane's static pods,
     /// the `kubernetes` Service: see `system.rs`); off: a bare cluster, all capacity free.
     pub system_components: bool,
+    /// Pods get IPs from `10.<pod_subnet>.0.0/16`, so members' pods do not overlap (as multi-
+    /// cluster services need). `None`: `start_many` gives each member its own, 10.10 for the
+    /// first, 10.11 for the second... (as upstream's kind clusters have them).
+    pub pod_subnet: Option<u8>,
 }
 
 impl Default for SimConfig {
@@ -69,6 +73,7 @@ impl Default for SimConfig {
             start_delay: Duration::from_millis(200),
             job_duration: Duration::from_secs(2),
             system_components: true,
+            pod_subnet: None,
         }
     }
 }

@@ -49,8 +49,10 @@ impl Sim {
             if i == 0 {
                 labels["node-role.kubernetes.io/control-plane"] = json!("");
             }
+            let subnet = self.config.pod_subnet.unwrap_or(244);
+            let cidr = format!("10.{subnet}.{i}.0/24");
             let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels},
-                "spec": {"podCIDR": format!("10.244.{i}.0/24")}, "status": self.node_status(true)});
+                "spec": {"podCIDR": cidr, "podCIDRs": [cidr]}, "status": self.node_status(true)});
             self.create(Kind::Node, "", node).await;
         }
     }

@@ -456,3 +456,40 @@ async fn horizontal_pod_autoscalers_scale_on_load() {
     .await;
     c.member.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_started_together_give_pods_ips_from_their_own_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let configs = ["member1", "member2"]
+        .map(|name| MemberConfig {
+            name: name.into(),
+            bind: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().join("members"),
+            kubeconfig: dir.path().join("members.config"),
+            kubernetes_version: "v1.31.4".into(),
+            sim: SimConfig { system_components: false, ..SimConfig::default() },
+        })
+        .to_vec();
+    let members = member::start_many(configs).await.unwrap();
+    let kubeconfig =
+        kube::config::Kubeconfig::read_from(dir.path().join("members.config")).unwrap();
+    for (member, subnet) in [("member1", "10.10."), ("member2", "10.11.")] {
+        let options =
+            kube::config::KubeConfigOptions { context: Some(member.into()), ..Default::default() };
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig.clone(), &options).await.unwrap();
+        let client = kube::Client::try_from(config).unwrap();
+        let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
+        deploys.create(&PostParams::default(), &deployment("web", 2, "10m")).await.unwrap();
+        let pods: Api<Pod> = Api::namespaced(client, "default");
+        let ips = eventually("2 pods with IPs", Duration::from_secs(5), || async {
+            let listed = pods.list(&ListParams::default().labels("app=web")).await.ok()?;
+            let ips: Vec<String> =
+                listed.items.iter().filter_map(|p| p.status.as_ref()?.pod_ip.clone()).collect();
+            (ips.len() == 2).then_some(ips)
+        })
+        .await;
+        assert!(ips.iter().all(|ip| ip.starts_with(subnet)), "{member}: {ips:?}");
+    }
+    futures_util::future::join_all(members.into_iter().map(member::Member::shutdown)).await;
+}
