@@ -40,10 +40,7 @@ pub fn reserved_namespace(ns: &str) -> bool {
 /// describe a cluster rather than a workload). Pods are templates like any other.
 fn skipped(resource: &ApiResource) -> bool {
     karmada_api::kinds::is_karmada_group(&resource.group)
-        || matches!(
-            resource.group.as_str(),
-            "coordination.k8s.io" | "events.k8s.io" | "discovery.k8s.io"
-        )
+        || matches!(resource.group.as_str(), "coordination.k8s.io" | "events.k8s.io")
         || (resource.group.is_empty()
             && matches!(
                 resource.plural.as_str(),
@@ -879,6 +876,10 @@ mod tests {
         assert!(!skipped(&ar("example.karmada.io", "foos")), "a user's group under karmada.io");
         assert!(skipped(&ar("work.karmada.io", "works")));
         assert!(!skipped(&ar("multicluster.x-k8s.io", "serviceimports")), "MCS objects propagate");
+        assert!(
+            !skipped(&ar("discovery.k8s.io", "endpointslices")),
+            "imported EndpointSlices follow their ServiceImport, changes included"
+        );
         assert!(
             !skipped(&ar("apiextensions.k8s.io", "customresourcedefinitions")),
             "CRDs are templates too"

@@ -203,6 +203,8 @@ pub async fn run(client: kube::Client, settings: Settings) -> anyhow::Result<()>
             Loop::HpaScaleTargetMarker => tokio::spawn(hpa_replicas::run_scale_target_marker(c)),
             Loop::DeploymentReplicasSyncer => tokio::spawn(hpa_replicas::run_replicas_syncer(c)),
             Loop::ServiceImport => tokio::spawn(mcs::run_service_import(c)),
+            Loop::ServiceExport => tokio::spawn(mcs::run_service_export(c, k)),
+            Loop::EndpointSlice => tokio::spawn(mcs::run_endpoint_slice(c)),
             Loop::AgentStatus => continue,
         };
         tasks.push((l.name(), task));

@@ -44,6 +44,10 @@ pub enum Loop {
     DeploymentReplicasSyncer,
     /// `serviceImport`: ServiceImports get their derived Service.
     ServiceImport,
+    /// `serviceExport`: push members' EndpointSlices of exported Services collected as Works.
+    ServiceExport,
+    /// `endpointSlice`: collected Works become EndpointSlices of the derived Services.
+    EndpointSlice,
     /// The agent's status reporter (`clusterStatus` in the agent).
     AgentStatus,
 }
@@ -66,6 +70,8 @@ impl Loop {
             Loop::HpaScaleTargetMarker => names::HPA_SCALE_TARGET_MARKER,
             Loop::DeploymentReplicasSyncer => names::DEPLOYMENT_REPLICAS_SYNCER,
             Loop::ServiceImport => names::SERVICE_IMPORT,
+            Loop::ServiceExport => names::SERVICE_EXPORT,
+            Loop::EndpointSlice => names::ENDPOINT_SLICE,
         }
     }
 }
@@ -101,8 +107,8 @@ pub const CONTROLLERS: &[Controller] = &[
     on(names::EXECUTION, Loop::Execution),
     on(names::WORK_STATUS, Loop::Execution),
     on(names::NAMESPACE, Loop::Namespace),
-    missing("serviceExport", true),
-    missing("endpointSlice", true),
+    on(names::SERVICE_EXPORT, Loop::ServiceExport),
+    on(names::ENDPOINT_SLICE, Loop::EndpointSlice),
     on(names::SERVICE_IMPORT, Loop::ServiceImport),
     on(names::UNIFIED_AUTH, Loop::UnifiedAuth),
     missing("federatedResourceQuotaSync", true),
@@ -153,6 +159,8 @@ pub mod names {
     pub const HPA_SCALE_TARGET_MARKER: &str = "hpaScaleTargetMarker";
     pub const DEPLOYMENT_REPLICAS_SYNCER: &str = "deploymentReplicasSyncer";
     pub const SERVICE_IMPORT: &str = "serviceImport";
+    pub const SERVICE_EXPORT: &str = "serviceExport";
+    pub const ENDPOINT_SLICE: &str = "endpointSlice";
 }
 
 /// The controllers turned on, from a `--controllers` list over one table.

@@ -93,3 +93,127 @@ spec:
         (here.code != 0 && there.code != 0).then_some(())
     });
 }
+
+/// The endpoints of `derived-hello` a cluster's EndpointSlices hold (`None`: the control plane).
+fn endpoints(cp: &ControlPlane, cluster: Option<&str>) -> Vec<String> {
+    let args = [
+        "get",
+        "endpointslices",
+        "-l",
+        "kubernetes.io/service-name=derived-hello",
+        "-o",
+        "jsonpath={.items[*].endpoints[*].addresses[0]}",
+    ];
+    let out = match cluster {
+        Some(c) => cp.member(c, &args),
+        None => cp.api.kubectl(&args),
+    };
+    let mut ips: Vec<String> = out.stdout.split_whitespace().map(str::to_owned).collect();
+    ips.sort();
+    ips
+}
+
+#[test]
+fn exported_endpoints_reach_the_importing_cluster() {
+    let cp = ControlPlane::with_joined(2);
+    cp.api
+        .kubectl_stdin(
+            &["apply", "-f", "-"],
+            r#"
+apiVersion: policy.karmada.io/v1alpha1
+kind: ClusterPropagationPolicy
+metadata: {name: mcs-crds}
+spec:
+  resourceSelectors:
+  - {apiVersion: apiextensions.k8s.io/v1, kind: CustomResourceDefinition, name: serviceexports.multicluster.x-k8s.io}
+  - {apiVersion: apiextensions.k8s.io/v1, kind: CustomResourceDefinition, name: serviceimports.multicluster.x-k8s.io}
+  placement:
+    clusterAffinity: {clusterNames: [member1, member2]}
+"#,
+        )
+        .ok();
+    // The workload runs in member1 only, created there (as upstream's e2e does).
+    cp.member_apply(
+        "member1",
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: hello, namespace: default}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: hello}}
+  template:
+    metadata: {labels: {app: hello}}
+    spec:
+      containers: [{name: hello, image: busybox}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: hello, namespace: default}
+spec:
+  selector: {app: hello}
+  ports: [{name: tcp, port: 42, protocol: TCP}]
+"#,
+    );
+    eventually(Duration::from_secs(30), "the CRDs in both members", || {
+        let ok = |m: &str| cp.member(m, &["get", "serviceexports"]).code == 0;
+        (ok("member1") && ok("member2")).then_some(())
+    });
+    cp.api
+        .kubectl_stdin(
+            &["apply", "-f", "-"],
+            r#"
+apiVersion: multicluster.x-k8s.io/v1alpha1
+kind: ServiceExport
+metadata: {name: hello, namespace: default}
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {name: export-hello, namespace: default}
+spec:
+  resourceSelectors: [{apiVersion: multicluster.x-k8s.io/v1alpha1, kind: ServiceExport, name: hello}]
+  placement: {clusterAffinity: {clusterNames: [member1]}}
+"#,
+        )
+        .ok();
+    // member1's endpoint (from its own pod range) collected into the control plane.
+    let collected = eventually(Duration::from_secs(30), "the endpoint collected", || {
+        let ips = endpoints(&cp, None);
+        (ips.len() == 1).then_some(ips)
+    });
+    assert!(collected[0].starts_with("10.10."), "{collected:?}");
+    cp.api
+        .kubectl_stdin(
+            &["apply", "-f", "-"],
+            r#"
+apiVersion: multicluster.x-k8s.io/v1alpha1
+kind: ServiceImport
+metadata: {name: hello, namespace: default}
+spec:
+  type: ClusterSetIP
+  ports: [{name: tcp, port: 42, protocol: TCP}]
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {name: import-hello, namespace: default}
+spec:
+  resourceSelectors: [{apiVersion: multicluster.x-k8s.io/v1alpha1, kind: ServiceImport, name: hello}]
+  placement: {clusterAffinity: {clusterNames: [member2]}}
+"#,
+        )
+        .ok();
+    eventually(Duration::from_secs(30), "the endpoint imported into member2", || {
+        (endpoints(&cp, Some("member2")) == collected).then_some(())
+    });
+    // Pods come and go in the exporting cluster: the importing cluster follows.
+    cp.member("member1", &["scale", "deploy", "hello", "--replicas=3"]).ok();
+    eventually(Duration::from_secs(30), "three endpoints in member2", || {
+        (endpoints(&cp, Some("member2")).len() == 3).then_some(())
+    });
+    // Unexported: the collected and imported endpoints go.
+    cp.api.kubectl(&["delete", "serviceexport", "hello"]).ok();
+    eventually(Duration::from_secs(30), "the endpoints gone", || {
+        (endpoints(&cp, None).is_empty() && endpoints(&cp, Some("member2")).is_empty())
+            .then_some(())
+    });
+}
