@@ -137,7 +137,6 @@ pub async fn run_service_import(client: kube::Client) -> anyhow::Result<()> {
     Ok(())
 }
 
-
 // ---- serviceExport: member EndpointSlices of exported Services → Works on the control plane
 
 /// Labels of a collected EndpointSlice's Work (upstream's): the exported Service's namespace

@@ -9,14 +9,13 @@
 //! their metrics from every cluster. Then the members' load doubles and the bench reports when
 //! every template was scaled and when every new replica was Running in the members.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use clap::Args as ClapArgs;
 use k8s_openapi::api::apps::v1::Deployment;
 use karmada_api::cluster::Cluster;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
-use member::{Faults, MemberConfig, SimConfig};
+use member::{Faults, SimConfig};
 use serde_json::json;
 
 use super::process::{self, Proc};
@@ -84,16 +83,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let kc = kubeconfig.to_str().unwrap_or_default().to_owned();
     let client = crate::cli::kube_client(&kubeconfig, None).await?;
     let members_dir = dir.path().join("members");
-    let configs: Vec<MemberConfig> = (1..=args.clusters)
-        .map(|i| MemberConfig {
-            name: format!("member{i}"),
-            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-            data_dir: members_dir.clone(),
-            kubeconfig: dir.path().join("members.config"),
-            kubernetes_version: "v1.32.0".into(),
-            sim: SimConfig { nodes: 1, system_components: false, ..SimConfig::default() },
-        })
-        .collect();
+    let configs = process::member_configs(
+        dir.path(),
+        args.clusters,
+        SimConfig { nodes: 1, system_components: false, ..SimConfig::default() },
+    );
     let members = member::start_many(configs).await?;
     set_load(&members_dir, args.clusters, 0.5)?;
     let controller_manager = Proc::karmada(&["controller-manager", "--kubeconfig", &kc])?;

@@ -6,7 +6,6 @@
 //! made unreachable, and the bench reports when member1 was tainted, when the binding left it,
 //! and when every replica was Ready on the other members — each round.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use clap::Args as ClapArgs;
@@ -14,7 +13,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use karmada_api::cluster::Cluster;
 use karmada_api::work::ResourceBinding;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use member::{MemberConfig, SimConfig};
+use member::SimConfig;
 use serde_json::json;
 
 use super::process::{self, Proc};
@@ -66,16 +65,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let kc = kubeconfig.to_str().unwrap_or_default().to_owned();
     let client = crate::cli::kube_client(&kubeconfig, None).await?;
     let members_dir = dir.path().join("members");
-    let configs: Vec<MemberConfig> = (1..=3)
-        .map(|i| MemberConfig {
-            name: format!("member{i}"),
-            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-            data_dir: members_dir.clone(),
-            kubeconfig: dir.path().join("members.config"),
-            kubernetes_version: "v1.32.0".into(),
-            sim: SimConfig::default(),
-        })
-        .collect();
+    let configs = process::member_configs(dir.path(), 3, SimConfig::default());
     let members = member::start_many(configs).await?;
     let _controller_manager = Proc::karmada(&[
         "controller-manager",

@@ -115,3 +115,18 @@ pub async fn store_spec(
     store_etcd::server::wait_ready(&options, Duration::from_secs(30)).await?;
     Ok((format!("etcd:{}", etcd.client_url), Some(etcd)))
 }
+
+/// `n` simulated members `member1`..`memberN` on loopback, their data in `dir/members` and
+/// their contexts in `dir/members.config`.
+pub fn member_configs(dir: &Path, n: usize, sim: member::SimConfig) -> Vec<member::MemberConfig> {
+    (1..=n)
+        .map(|i| member::MemberConfig {
+            name: format!("member{i}"),
+            bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: dir.join("members"),
+            kubeconfig: dir.join("members.config"),
+            kubernetes_version: "v1.32.0".into(),
+            sim: sim.clone(),
+        })
+        .collect()
+}

@@ -7,10 +7,9 @@ use std::time::Duration;
 use crate::harness::eventually;
 use crate::plane::ControlPlane;
 
-#[test]
-fn a_service_import_brings_its_derived_service_to_the_consumer() {
-    let cp = ControlPlane::with_joined(2);
-    // As upstream's e2e: the CRDs are served by the control plane and propagated like any CRD.
+/// As upstream's e2e: the MCS CRDs, served by the control plane, propagated to both members
+/// like any CRD.
+fn propagate_mcs_crds(cp: &ControlPlane) {
     cp.api
         .kubectl_stdin(
             &["apply", "-f", "-"],
@@ -27,9 +26,16 @@ spec:
 "#,
         )
         .ok();
-    eventually(Duration::from_secs(30), "the CRDs in member2", || {
-        (cp.member("member2", &["get", "serviceimports", "-A"]).code == 0).then_some(())
+    eventually(Duration::from_secs(30), "the CRDs in both members", || {
+        let ok = |m: &str| cp.member(m, &["get", "serviceexports,serviceimports"]).code == 0;
+        (ok("member1") && ok("member2")).then_some(())
     });
+}
+
+#[test]
+fn a_service_import_brings_its_derived_service_to_the_consumer() {
+    let cp = ControlPlane::with_joined(2);
+    propagate_mcs_crds(&cp);
     cp.api
         .kubectl_stdin(
             &["apply", "-f", "-"],
@@ -116,22 +122,7 @@ fn endpoints(cp: &ControlPlane, cluster: Option<&str>) -> Vec<String> {
 #[test]
 fn exported_endpoints_reach_the_importing_cluster() {
     let cp = ControlPlane::with_joined(2);
-    cp.api
-        .kubectl_stdin(
-            &["apply", "-f", "-"],
-            r#"
-apiVersion: policy.karmada.io/v1alpha1
-kind: ClusterPropagationPolicy
-metadata: {name: mcs-crds}
-spec:
-  resourceSelectors:
-  - {apiVersion: apiextensions.k8s.io/v1, kind: CustomResourceDefinition, name: serviceexports.multicluster.x-k8s.io}
-  - {apiVersion: apiextensions.k8s.io/v1, kind: CustomResourceDefinition, name: serviceimports.multicluster.x-k8s.io}
-  placement:
-    clusterAffinity: {clusterNames: [member1, member2]}
-"#,
-        )
-        .ok();
+    propagate_mcs_crds(&cp);
     // The workload runs in member1 only, created there (as upstream's e2e does).
     cp.member_apply(
         "member1",
@@ -155,10 +146,6 @@ spec:
   ports: [{name: tcp, port: 42, protocol: TCP}]
 "#,
     );
-    eventually(Duration::from_secs(30), "the CRDs in both members", || {
-        let ok = |m: &str| cp.member(m, &["get", "serviceexports"]).code == 0;
-        (ok("member1") && ok("member2")).then_some(())
-    });
     cp.api
         .kubectl_stdin(
             &["apply", "-f", "-"],
