@@ -337,6 +337,34 @@ fn builtin_columns(kind: &str) -> Vec<Col> {
             }),
         ],
         "Lease" => vec![col("Holder", "string", 0, |v, _| text(v, "/spec/holderIdentity"))],
+        "EndpointSlice" => vec![
+            col("AddressType", "string", 0, |v, _| text(v, "/addressType")),
+            col("Ports", "string", 0, |v, _| {
+                let ports: Vec<String> = s(v, "/ports")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .map(|p| match (p.get("port").and_then(Value::as_i64), p.get("name")) {
+                        (Some(n), _) => n.to_string(),
+                        (None, Some(Value::String(name))) => name.clone(),
+                        _ => "*".to_owned(),
+                    })
+                    .collect();
+                json!(at_most_three(&ports))
+            }),
+            col("Endpoints", "string", 0, |v, _| {
+                let addresses: Vec<String> = s(v, "/endpoints")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|e| {
+                        e.get("addresses").and_then(Value::as_array).cloned().unwrap_or_default()
+                    })
+                    .filter_map(|a| a.as_str().map(str::to_owned))
+                    .collect();
+                json!(at_most_three(&addresses))
+            }),
+        ],
         "Endpoints" => vec![col("Endpoints", "string", 0, |v, _| {
             let mut out = Vec::new();
             for subset in s(v, "/subsets").and_then(Value::as_array).into_iter().flatten() {
@@ -558,4 +586,38 @@ pub fn default_crd_columns() -> Vec<Column> {
         json_path: ".metadata.creationTimestamp".into(),
         default_value: None,
     }]
+}
+
+/// Up to three items, then how many more (kubectl's `a,b,c + 2 more...`); `<unset>` for none.
+fn at_most_three(items: &[String]) -> String {
+    match items.len() {
+        0 => "<unset>".to_owned(),
+        n if n <= 3 => items.join(","),
+        n => format!("{} + {} more...", items[..3].join(","), n - 3),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_slices_print_as_kubectl_prints_them() {
+        let slice = json!({"addressType": "IPv4", "ports": [{"name": "http", "port": 80}, {"name": "dns"}],
+            "endpoints": [{"addresses": ["10.10.0.2"]}, {"addresses": ["10.10.0.3"]},
+                {"addresses": ["10.10.0.4"]}, {"addresses": ["10.10.0.5"]}]});
+        // Name, AddressType, Ports, Endpoints, Age.
+        let cols = builtin_columns("EndpointSlice");
+        let names: Vec<&str> = cols.iter().map(|c| c.name).collect();
+        assert_eq!(names, ["Name", "AddressType", "Ports", "Endpoints", "Age"]);
+        let cols = &cols[1..4];
+        let cells: Vec<Value> = cols.iter().map(|c| (c.cell)(&slice, 0)).collect();
+        assert_eq!(
+            cells,
+            [json!("IPv4"), json!("80,dns"), json!("10.10.0.2,10.10.0.3,10.10.0.4 + 1 more...")]
+        );
+        let empty: Vec<Value> = cols.iter().map(|c| (c.cell)(&json!({}), 0)).collect();
+        assert_eq!(empty[1], "<unset>");
+        assert_eq!(empty[2], "<unset>");
+    }
 }

@@ -115,6 +115,21 @@ struct Context {
     listed: Mutex<Option<HashMap<BindingKey, BTreeSet<String>>>>,
     events: crate::events::Events,
     interpreter: Arc<crate::interpreting::Interpreting>,
+    /// Dependencies named by a label selector, by the binding that has them: an object of
+    /// that kind appearing, changing or going in that namespace finds them again.
+    selected: Arc<Mutex<HashMap<BindingKey, Vec<Selected>>>>,
+    /// The kinds watched for `selected` (one watch each).
+    watched: Mutex<BTreeSet<String>>,
+    /// Bindings to look at again (a selected dependency changed).
+    again: futures::channel::mpsc::UnboundedSender<ObjectRef<ResourceBinding>>,
+}
+
+/// A dependency named by a label selector.
+#[derive(Clone, Debug)]
+struct Selected {
+    kind: String,
+    namespace: String,
+    selector: apimachinery::selector::LabelSelector,
 }
 
 /// The objects the interpreter's references name: by name, or every object of the kind in
@@ -159,6 +174,46 @@ async fn resolve(
 }
 
 impl Context {
+    /// Remembers the label-selector dependencies of `parent` and watches their kinds, so that
+    /// a matching object created, changed or removed later finds them again (as upstream's
+    /// distributor does).
+    async fn watch_selected(
+        &self,
+        parent: &BindingKey,
+        namespace: &str,
+        refs: &[karmada_api::config::DependentObjectReference],
+    ) -> Result<(), Error> {
+        let mut selected = Vec::new();
+        for r in refs.iter().filter(|r| r.name.is_empty()) {
+            let Some(selector) = &r.label_selector else { continue };
+            let selector = apimachinery::selector::LabelSelector::from_object(
+                &serde_json::to_value(selector).unwrap_or_default(),
+            )
+            .map_err(|e| Error::Invalid(format!("dependency label selector: {e}")))?;
+            let (group, version) = r.api_version.split_once('/').unwrap_or(("", &r.api_version));
+            let ar = self.resource(&GroupVersionKind::gvk(group, version, &r.kind)).await?;
+            let id = format!("{}/{}", ar.api_version, ar.kind);
+            selected.push(Selected { kind: id.clone(), namespace: namespace.to_owned(), selector });
+            if self.watched.lock().map(|mut w| w.insert(id.clone())).unwrap_or(false) {
+                tokio::spawn(watch_kind(
+                    self.client.clone(),
+                    ar,
+                    id,
+                    Arc::clone(&self.selected),
+                    self.again.clone(),
+                ));
+            }
+        }
+        if let Ok(mut all) = self.selected.lock() {
+            if selected.is_empty() {
+                all.remove(parent);
+            } else {
+                all.insert(parent.clone(), selected);
+            }
+        }
+        Ok(())
+    }
+
     /// The settings an attached binding inherits from the bindings in its `requiredBy` (read
     /// from the cache; `parent`, being reconciled, as it is now).
     fn settings_for(
@@ -369,7 +424,10 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
     let mut pending = false;
     if rb.spec.propagate_deps && rb.metadata.deletion_timestamp.is_none() {
         let resource = &rb.spec.resource;
-        let known = ctx.found.lock().ok().and_then(|f| {
+        // Label-selected dependencies are listed again each time (what they select changes
+        // without the workload changing).
+        let selects = ctx.selected.lock().is_ok_and(|s| s.contains_key(&parent));
+        let known = ctx.found.lock().ok().filter(|_| !selects).and_then(|f| {
             f.get(&parent)
                 .filter(|(rv, _)| *rv == resource.resource_version)
                 .map(|(_, d)| d.clone())
@@ -399,7 +457,10 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
                 object["apiVersion"] = json!(ar.api_version);
                 object["kind"] = json!(ar.kind);
                 wanted = match ctx.interpreter.dependencies(&object).await {
-                    Ok(refs) => resolve(&ctx, &ns, refs).await?,
+                    Ok(refs) => {
+                        ctx.watch_selected(&parent, &ns, &refs).await?;
+                        resolve(&ctx, &ns, refs).await?
+                    }
                     Err(failure) => {
                         tracing::warn!(workload = %name, error = %failure, "interpreting dependencies failed");
                         ctx.events.record(
@@ -442,6 +503,9 @@ async fn reconcile(rb: Arc<ResourceBinding>, ctx: Arc<Context>) -> Result<Action
             parents.remove(&parent);
             if let Ok(mut found) = ctx.found.lock() {
                 found.remove(&parent);
+            }
+            if !rb.spec.propagate_deps || rb.metadata.deletion_timestamp.is_some() {
+                ctx.selected.lock().map(|mut s| s.remove(&parent)).ok();
             }
         } else {
             parents.insert(parent.clone());
@@ -574,11 +638,56 @@ fn error_policy(_: Arc<ResourceBinding>, error: &Error, _: Arc<Context>) -> Acti
 }
 
 /// Runs the dependencies distributor until the future is dropped.
+/// Watches one kind of label-selected dependencies: each object applied or deleted sends the
+/// bindings whose selectors (in its namespace) match it to be looked at again.
+async fn watch_kind(
+    client: kube::Client,
+    ar: ApiResource,
+    id: String,
+    selected: Arc<Mutex<HashMap<BindingKey, Vec<Selected>>>>,
+    again: futures::channel::mpsc::UnboundedSender<ObjectRef<ResourceBinding>>,
+) {
+    use kube::runtime::{WatchStreamExt, watcher};
+    let api = Api::<LeanObject>::all_with(client, &ar);
+    let mut events = watcher(api, watcher::Config::default()).default_backoff().boxed();
+    while let Some(event) = events.next().await {
+        let object = match event {
+            Ok(
+                watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o),
+            ) => o,
+            _ => continue,
+        };
+        let namespace = object.metadata.namespace.clone().unwrap_or_default();
+        let labels: std::collections::BTreeMap<String, String> =
+            object.metadata.labels.clone().unwrap_or_default().into_iter().collect();
+        let bindings: Vec<BindingKey> = selected
+            .lock()
+            .map(|all| {
+                all.iter()
+                    .filter(|(_, deps)| {
+                        deps.iter().any(|d| {
+                            d.kind == id && d.namespace == namespace && d.selector.matches(&labels)
+                        })
+                    })
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (ns, name) in bindings {
+            if again.unbounded_send(ObjectRef::new(&name).within(&ns)).is_err() {
+                return;
+            }
+        }
+    }
+}
+
 pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<()> {
     let bindings = caches.bindings.store();
     let templates = Arc::clone(&caches.templates);
+    let (again, again_rx) = futures::channel::mpsc::unbounded();
     let controller = Controller::for_shared_stream(caches.bindings.applied(), bindings.clone())
-        .with_config(crate::controller_config());
+        .with_config(crate::controller_config())
+        .reconcile_on(again_rx);
     let ctx = Arc::new(Context {
         events: crate::events::Events::start(client.clone(), "dependencies-distributor"),
         client,
@@ -591,6 +700,9 @@ pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<
         passes: Mutex::new(HashMap::new()),
         listed: Mutex::new(None),
         interpreter: Arc::clone(&caches.interpreter),
+        selected: Arc::default(),
+        watched: Mutex::new(BTreeSet::new()),
+        again,
     });
     caches.interpreter.ready().await;
     // A customization change may change any workload's dependencies: found again.

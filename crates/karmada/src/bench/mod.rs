@@ -5,6 +5,7 @@ mod autoscaling;
 mod chart;
 mod failover;
 mod interpreter;
+mod mcs;
 mod member;
 mod process;
 mod propagate;
@@ -31,6 +32,9 @@ pub enum Target {
     /// FederatedHPAs over many clusters: the control plane's CPU at rest with and without
     /// them (metrics collection), and a load change → replicas Running.
     Autoscaling(autoscaling::Args),
+    /// Multi-cluster services: a pod Ready in an exporting cluster → its endpoint in an
+    /// importing one.
+    Mcs(mcs::Args),
     /// Failover timing: a member fails, how long until its workload is Ready elsewhere,
     /// against the time the settings predict.
     Failover(failover::Args),
@@ -49,6 +53,7 @@ pub async fn run(target: Target) -> anyhow::Result<()> {
         Target::Propagate(args) => propagate::run(args).await,
         Target::Failover(args) => failover::run(args).await,
         Target::Autoscaling(args) => autoscaling::run(args).await,
+        Target::Mcs(args) => mcs::run(args).await,
         Target::Interpreter(args) => interpreter::run(args).await,
         Target::Chart(args) => chart::run(args).await,
     }

@@ -146,6 +146,27 @@ spec:
   ports: [{name: tcp, port: 42, protocol: TCP}]
 "#,
     );
+    // The import comes first: the EndpointSlices it depends on appear only later.
+    cp.api
+        .kubectl_stdin(
+            &["apply", "-f", "-"],
+            r#"
+apiVersion: multicluster.x-k8s.io/v1alpha1
+kind: ServiceImport
+metadata: {name: hello, namespace: default}
+spec:
+  type: ClusterSetIP
+  ports: [{name: tcp, port: 42, protocol: TCP}]
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {name: import-hello, namespace: default}
+spec:
+  resourceSelectors: [{apiVersion: multicluster.x-k8s.io/v1alpha1, kind: ServiceImport, name: hello}]
+  placement: {clusterAffinity: {clusterNames: [member2]}}
+"#,
+        )
+        .ok();
     cp.api
         .kubectl_stdin(
             &["apply", "-f", "-"],
@@ -169,26 +190,6 @@ spec:
         (ips.len() == 1).then_some(ips)
     });
     assert!(collected[0].starts_with("10.10."), "{collected:?}");
-    cp.api
-        .kubectl_stdin(
-            &["apply", "-f", "-"],
-            r#"
-apiVersion: multicluster.x-k8s.io/v1alpha1
-kind: ServiceImport
-metadata: {name: hello, namespace: default}
-spec:
-  type: ClusterSetIP
-  ports: [{name: tcp, port: 42, protocol: TCP}]
----
-apiVersion: policy.karmada.io/v1alpha1
-kind: PropagationPolicy
-metadata: {name: import-hello, namespace: default}
-spec:
-  resourceSelectors: [{apiVersion: multicluster.x-k8s.io/v1alpha1, kind: ServiceImport, name: hello}]
-  placement: {clusterAffinity: {clusterNames: [member2]}}
-"#,
-        )
-        .ok();
     eventually(Duration::from_secs(30), "the endpoint imported into member2", || {
         (endpoints(&cp, Some("member2")) == collected).then_some(())
     });
