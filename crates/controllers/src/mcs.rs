@@ -196,10 +196,16 @@ pub fn collected_works(
 }
 
 /// One push member: watches its ServiceExports and EndpointSlices and keeps its collected
-/// Works equal to `collected_works`, until aborted.
-async fn collect_member(control: kube::Client, member: kube::Client, cluster: String) {
+/// Works (read from the controller-manager's shared Work cache) equal to `collected_works`,
+/// until aborted.
+async fn collect_member(
+    control: kube::Client,
+    member: kube::Client,
+    cluster: String,
+    cached_works: kube::runtime::reflector::Store<karmada_api::work::Work>,
+) {
     use k8s_openapi::api::discovery::v1::EndpointSlice;
-    use kube::api::{DeleteParams, ListParams};
+    use kube::api::DeleteParams;
     let notify = Arc::new(tokio::sync::Notify::new());
     let (slices, slice_watch) = crate::shared::cached::<EndpointSlice>(
         &member,
@@ -237,16 +243,17 @@ async fn collect_member(control: kube::Client, member: kube::Client, cluster: St
             .map(|s| serde_json::to_value(s.as_ref()).unwrap_or_default())
             .collect();
         let desired = collected_works(&cluster, &exported, &listed);
-        let existing = match works.list(&ListParams::default().labels(WORK_MANAGED_BY_LABEL)).await
-        {
-            Ok(l) => l.items,
-            Err(e) => {
-                tracing::debug!(cluster, error = %e, "collected works");
-                notify.notify_one();
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
+        let existing: Vec<Arc<karmada_api::work::Work>> = cached_works
+            .state()
+            .into_iter()
+            .filter(|w| {
+                w.metadata.namespace.as_deref() == Some(namespace.as_str())
+                    && w.metadata
+                        .labels
+                        .as_ref()
+                        .is_some_and(|l| l.contains_key(WORK_MANAGED_BY_LABEL))
+            })
+            .collect();
         let mut failed = false;
         for (name, work) in &desired {
             let same = existing.iter().any(|w| {
@@ -282,8 +289,8 @@ async fn collect_member(control: kube::Client, member: kube::Client, cluster: St
 
 const EXPORT_MANAGER: &str = "service-export-controller";
 
-/// Runs the `serviceExport` controller (push members; the agent does it for pull members)
-/// until the future is dropped: one collector per Ready push cluster.
+/// Runs the `serviceExport` controller until the future is dropped: one collector per Ready
+/// push cluster (pull members' exports are not collected yet).
 pub async fn run_service_export(client: kube::Client, caches: crate::Caches) -> anyhow::Result<()> {
     let mut collectors: std::collections::HashMap<String, tokio::task::JoinHandle<()>> =
         std::collections::HashMap::new();
@@ -310,7 +317,12 @@ pub async fn run_service_export(client: kube::Client, caches: crate::Caches) -> 
                 Ok((member, _)) => {
                     collectors.insert(
                         name.clone(),
-                        tokio::spawn(collect_member(client.clone(), member, name)),
+                        tokio::spawn(collect_member(
+                            client.clone(),
+                            member,
+                            name,
+                            caches.works.store(),
+                        )),
                     );
                 }
                 Err(e) => tracing::debug!(cluster = name, error = %e, "service export: no client"),

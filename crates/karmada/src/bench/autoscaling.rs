@@ -79,9 +79,7 @@ fn set_load(dir: &std::path::Path, clusters: usize, load: f64) -> anyhow::Result
 pub async fn run(args: Args) -> anyhow::Result<()> {
     anyhow::ensure!(args.clusters > 0 && args.workloads > 0 && args.replicas > 0, "nothing to do");
     let dir = tempfile::tempdir()?;
-    let (apiserver, kubeconfig) = process::apiserver("memory", &dir.path().join("control-plane"))?;
-    let kc = kubeconfig.to_str().unwrap_or_default().to_owned();
-    let client = crate::cli::kube_client(&kubeconfig, None).await?;
+    let (apiserver, kc, client) = process::memory_control_plane(dir.path()).await?;
     let members_dir = dir.path().join("members");
     let configs = process::member_configs(
         dir.path(),

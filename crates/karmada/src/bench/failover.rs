@@ -61,9 +61,7 @@ fn fault(data_dir: &std::path::Path, args: &[&str]) -> anyhow::Result<()> {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let (_apiserver, kubeconfig) = process::apiserver("memory", &dir.path().join("control-plane"))?;
-    let kc = kubeconfig.to_str().unwrap_or_default().to_owned();
-    let client = crate::cli::kube_client(&kubeconfig, None).await?;
+    let (_apiserver, kc, client) = process::memory_control_plane(dir.path()).await?;
     let members_dir = dir.path().join("members");
     let configs = process::member_configs(dir.path(), 3, SimConfig::default());
     let members = member::start_many(configs).await?;

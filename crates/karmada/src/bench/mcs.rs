@@ -71,9 +71,7 @@ async fn apply(client: &kube::Client, object: serde_json::Value) -> anyhow::Resu
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let (_apiserver, kubeconfig) = process::apiserver("memory", &dir.path().join("control-plane"))?;
-    let kc = kubeconfig.to_str().unwrap_or_default().to_owned();
-    let client = crate::cli::kube_client(&kubeconfig, None).await?;
+    let (_apiserver, kc, client) = process::memory_control_plane(dir.path()).await?;
     let sim = SimConfig { system_components: false, ..SimConfig::default() };
     let members = member::start_many(process::member_configs(dir.path(), 2, sim)).await?;
     let _controller_manager = Proc::karmada(&["controller-manager", "--kubeconfig", &kc])?;

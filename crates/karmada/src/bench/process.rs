@@ -76,6 +76,14 @@ pub fn apiserver(store: &str, dir: &Path) -> anyhow::Result<(Proc, PathBuf)> {
     Ok((proc, dir.join("karmada-apiserver.config")))
 }
 
+/// A `karmada apiserver` on the memory store in `dir/control-plane`: the process, its admin
+/// kubeconfig's path (for the components' `--kubeconfig`) and a client.
+pub async fn memory_control_plane(dir: &Path) -> anyhow::Result<(Proc, String, kube::Client)> {
+    let (apiserver, kubeconfig) = apiserver("memory", &dir.join("control-plane"))?;
+    let client = crate::cli::kube_client(&kubeconfig, None).await?;
+    Ok((apiserver, kubeconfig.to_str().unwrap_or_default().to_owned(), client))
+}
+
 /// Resident memory of a process, in bytes (0 if it is gone).
 pub fn rss_bytes(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
