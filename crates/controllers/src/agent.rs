@@ -237,6 +237,15 @@ pub async fn run(
     let reporter = loops
         .contains(&crate::registry::Loop::AgentStatus)
         .then(|| tokio::spawn(report(control.clone(), member.clone(), config.clone())));
+    // Its own EndpointSlices, collected for ServiceExports and MultiClusterServices.
+    let _collector = loops.contains(&crate::registry::Loop::Collect).then(|| {
+        crate::AbortOnDrop(tokio::spawn(crate::mcs::collect_member(
+            control.clone(),
+            member.clone(),
+            config.cluster_name.clone(),
+            selection.collect_parts(),
+        )))
+    });
     if !loops.contains(&crate::registry::Loop::Execution) {
         std::future::pending::<()>().await;
     }

@@ -173,6 +173,17 @@ impl State {
         if reserved_namespace(&ns) || template.metadata.deletion_timestamp.is_some() {
             return Ok(());
         }
+        // Propagated by something else (a MultiClusterService claims its Service): no policy
+        // takes it, as upstream's detector.
+        if template
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(names::CLAIMED_BY_LABEL))
+            .is_some_and(|v| !v.is_empty())
+        {
+            return Ok(());
+        }
         // Read before the policy caches: a policy change after this bumps it again.
         let epoch = self.policy_epoch.load(Ordering::Acquire);
         let content = template.content_hash();

@@ -36,6 +36,7 @@ pub mod interpreting;
 pub mod leader;
 pub mod lean;
 pub mod mcs;
+pub mod multicluster_service;
 pub mod namespaces;
 pub mod rebalancer;
 pub mod registry;
@@ -203,7 +204,9 @@ pub async fn run(client: kube::Client, settings: Settings) -> anyhow::Result<()>
             Loop::HpaScaleTargetMarker => tokio::spawn(hpa_replicas::run_scale_target_marker(c)),
             Loop::DeploymentReplicasSyncer => tokio::spawn(hpa_replicas::run_replicas_syncer(c)),
             Loop::ServiceImport => tokio::spawn(mcs::run_service_import(c)),
-            Loop::ServiceExport => tokio::spawn(mcs::run_service_export(c, k)),
+            Loop::Collect => tokio::spawn(mcs::run_collectors(c, k, selection.collect_parts())),
+            Loop::MultiClusterService => tokio::spawn(multicluster_service::run(c, k)),
+            Loop::EndpointSliceDispatch => tokio::spawn(multicluster_service::run_dispatch(c, k)),
             Loop::EndpointSlice => tokio::spawn(mcs::run_endpoint_slice(c)),
             Loop::AgentStatus => continue,
         };
@@ -497,7 +500,7 @@ where
 }
 
 /// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

@@ -15,6 +15,7 @@
 //! EndpointSlices — so the consuming clusters get every exporting cluster's endpoints, kept
 //! current as pods come and go.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +23,8 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
 use karmada_api::events::Reason;
 use karmada_api::mcs::ServiceImport;
-use karmada_api::names::derived_service_name;
+use karmada_api::names::{self, derived_service_name};
+use karmada_api::work::Work;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
@@ -137,41 +139,78 @@ pub async fn run_service_import(client: kube::Client) -> anyhow::Result<()> {
     Ok(())
 }
 
-// ---- serviceExport: member EndpointSlices of exported Services → Works on the control plane
+// ---- serviceExport / endpointsliceCollect: member EndpointSlices → Works on the control plane
 
-/// Labels of a collected EndpointSlice's Work (upstream's): the exported Service's namespace
-/// and name, and which controller collected it.
-pub const SERVICE_NAMESPACE_LABEL: &str = "endpointslice.karmada.io/namespace";
-pub const SERVICE_NAME_LABEL: &str = "endpointslice.karmada.io/name";
-pub const WORK_MANAGED_BY_LABEL: &str = "endpointslice.karmada.io/managed-by";
-/// Held on a collected EndpointSlice's Work until the EndpointSlices made from it are gone.
-pub const ENDPOINTSLICE_FINALIZER: &str = "karmada.io/endpointslice-controller";
-/// `endpointslice.kubernetes.io/managed-by` of the EndpointSlices Karmada writes.
-pub const ENDPOINTSLICE_MANAGER: &str = "endpointslice-controller.karmada.io";
-const SERVICE_NAME: &str = "kubernetes.io/service-name";
-const MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by";
+/// Who wants a member's EndpointSlices of a Service, as [`COLLECTORS`] orders them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Collector {
+    /// A ServiceExport in the member (`serviceExport`).
+    ServiceExport,
+    /// A MultiClusterService naming the member a provider (`endpointsliceCollect`).
+    MultiClusterService,
+}
 
-/// The Works collecting a member's EndpointSlices: one per EndpointSlice of an exported
-/// Service (`exports`: namespace, name) that Karmada did not write itself, by Work name.
+impl Collector {
+    /// Its name in `endpointslice.karmada.io/managed-by`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Collector::ServiceExport => "ServiceExport",
+            Collector::MultiClusterService => "MultiClusterService",
+        }
+    }
+
+    /// The labels naming the Service on the Work, and the finalizer its consumer holds.
+    fn keys(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Collector::ServiceExport => (
+                names::SERVICE_NAMESPACE_LABEL,
+                names::SERVICE_NAME_LABEL,
+                names::ENDPOINTSLICE_FINALIZER,
+            ),
+            Collector::MultiClusterService => {
+                (names::MCS_NAMESPACE_LABEL, names::MCS_NAME_LABEL, names::MCS_DISPATCH_FINALIZER)
+            }
+        }
+    }
+}
+
+/// The collectors of one member that are on (`serviceExport`, `endpointsliceCollect`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CollectParts {
+    pub exports: bool,
+    pub services: bool,
+}
+
+/// The Services (namespace, name) whose EndpointSlices a member gives, by who wants them.
+pub type Wanted = BTreeMap<(String, String), BTreeSet<Collector>>;
+
+/// The `endpointslice.karmada.io/managed-by` value of a Work wanted by `by`.
+fn managed_by(by: &BTreeSet<Collector>) -> String {
+    by.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(".")
+}
+
+/// The Works collecting a member's EndpointSlices: one per EndpointSlice of a wanted Service
+/// that Karmada did not write itself, by Work name, labelled for each collector that wants it
+/// (upstream's labels: a Work wanted by both carries both).
 pub fn collected_works(
     cluster: &str,
-    exports: &std::collections::BTreeSet<(String, String)>,
+    wanted: &Wanted,
     slices: &[Value],
-) -> std::collections::BTreeMap<String, Value> {
-    let namespace = karmada_api::names::execution_namespace(cluster);
-    let mut works = std::collections::BTreeMap::new();
+) -> BTreeMap<String, Value> {
+    let namespace = names::execution_namespace(cluster);
+    let mut works = BTreeMap::new();
     for slice in slices {
         let labels = &slice["metadata"]["labels"];
-        let Some(service) = labels[SERVICE_NAME].as_str() else { continue };
+        let Some(service) = labels[names::SERVICE_NAME_OF_SLICE_LABEL].as_str() else { continue };
         let slice_namespace = apimachinery::object::namespace(slice).to_owned();
-        if labels[MANAGED_BY] == ENDPOINTSLICE_MANAGER
-            || !exports.contains(&(slice_namespace.clone(), service.to_owned()))
-        {
+        if names::endpoint_slice_by_karmada(labels[names::SLICE_MANAGED_BY_LABEL].as_str()) {
             continue;
         }
+        let Some(by) = wanted.get(&(slice_namespace.clone(), service.to_owned())) else {
+            continue;
+        };
         let slice_name = apimachinery::object::name(slice);
-        let work_name =
-            karmada_api::names::work_name("EndpointSlice", slice_name, &slice_namespace);
+        let work_name = names::work_name("EndpointSlice", slice_name, &slice_namespace);
         let mut manifest = json!({
             "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
             "metadata": {"name": slice_name, "namespace": slice_namespace, "labels": labels},
@@ -181,13 +220,19 @@ pub fn collected_works(
         if let Some(ports) = slice.get("ports") {
             manifest["ports"] = ports.clone();
         }
+        let mut work_labels = json!({names::ENDPOINTSLICE_WORK_MANAGED_BY_LABEL: managed_by(by)});
+        let mut finalizers = Vec::new();
+        for c in by {
+            let (ns_label, name_label, finalizer) = c.keys();
+            work_labels[ns_label] = json!(slice_namespace);
+            work_labels[name_label] = json!(service);
+            finalizers.push(finalizer);
+        }
         works.insert(
             work_name.clone(),
             json!({"apiVersion": "work.karmada.io/v1alpha1", "kind": "Work",
-                "metadata": {"name": work_name, "namespace": namespace,
-                    "labels": {SERVICE_NAMESPACE_LABEL: slice_namespace, SERVICE_NAME_LABEL: service,
-                        WORK_MANAGED_BY_LABEL: "ServiceExport"},
-                    "finalizers": [ENDPOINTSLICE_FINALIZER]},
+                "metadata": {"name": work_name, "namespace": namespace, "labels": work_labels,
+                    "finalizers": finalizers},
                 // Collected, not to be applied back to the member.
                 "spec": {"suspendDispatching": true, "workload": {"manifests": [manifest]}}}),
         );
@@ -195,89 +240,180 @@ pub fn collected_works(
     works
 }
 
-/// One push member: watches its ServiceExports and EndpointSlices and keeps its collected
-/// Works (read from the controller-manager's shared Work cache) equal to `collected_works`,
-/// until aborted.
-async fn collect_member(
+/// Whether a collected Work that exists must go: no longer wanted, or wanted by fewer
+/// collectors than before (its deletion lets each consumer that no longer wants it clean up
+/// behind its finalizer; it is collected again once gone). One being deleted is left alone.
+pub fn collected_goes(existing: &Work, desired: Option<&Value>) -> bool {
+    if existing.metadata.deletion_timestamp.is_some() {
+        return false;
+    }
+    let Some(desired) = desired else { return true };
+    let had = existing
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(names::ENDPOINTSLICE_WORK_MANAGED_BY_LABEL))
+        .cloned()
+        .unwrap_or_default();
+    let wants = desired["metadata"]["labels"][names::ENDPOINTSLICE_WORK_MANAGED_BY_LABEL]
+        .as_str()
+        .unwrap_or_default();
+    had.split('.').any(|c| !c.is_empty() && !wants.split('.').any(|w| w == c))
+}
+
+/// What a loop last applied, by object: a desired object is written again only when it
+/// changed or its object is gone (the API server stamps Works' manifests, so what is stored
+/// never equals what was sent).
+#[derive(Default)]
+pub(crate) struct Applied(std::collections::HashMap<String, u64>);
+
+impl Applied {
+    fn fingerprint(desired: &Value) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        desired.to_string().hash(&mut h);
+        h.finish()
+    }
+
+    /// Whether `desired` must be written (`exists`: its object is there, not being deleted).
+    pub(crate) fn needs(&self, key: &str, desired: &Value, exists: bool) -> bool {
+        !exists || self.0.get(key) != Some(&Self::fingerprint(desired))
+    }
+
+    pub(crate) fn record(&mut self, key: &str, desired: &Value) {
+        self.0.insert(key.to_owned(), Self::fingerprint(desired));
+    }
+
+    /// Forgets what is not in `keep`.
+    pub(crate) fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.0.retain(|k, _| keep(k));
+    }
+}
+
+/// One member: watches its EndpointSlices (and ServiceExports), and on the control plane the
+/// MultiClusterService Works in its execution namespace and the Works collected from it, and
+/// keeps the latter equal to `collected_works`, until aborted. The controller-manager runs one
+/// per Ready push member, the agent one for its own cluster.
+pub async fn collect_member(
     control: kube::Client,
     member: kube::Client,
     cluster: String,
-    cached_works: kube::runtime::reflector::Store<karmada_api::work::Work>,
+    parts: CollectParts,
 ) {
     use k8s_openapi::api::discovery::v1::EndpointSlice;
     use kube::api::DeleteParams;
     let notify = Arc::new(tokio::sync::Notify::new());
+    let namespace = names::execution_namespace(&cluster);
+    let works: Api<Work> = Api::namespaced(control, &namespace);
     let (slices, slice_watch) = crate::shared::cached::<EndpointSlice>(
         &member,
-        watcher::Config::default().labels(SERVICE_NAME),
+        watcher::Config::default().labels(names::SERVICE_NAME_OF_SLICE_LABEL),
         &notify,
     );
-    let (exports, export_watch) = crate::shared::cached::<karmada_api::mcs::ServiceExport>(
-        &member,
-        watcher::Config::default(),
+    let mut watches = vec![slice_watch];
+    let exports = parts.exports.then(|| {
+        let (store, task) = crate::shared::cached::<karmada_api::mcs::ServiceExport>(
+            &member,
+            watcher::Config::default(),
+            &notify,
+        );
+        watches.push(task);
+        store
+    });
+    let services = parts.services.then(|| {
+        let (store, task) = crate::shared::cached_in::<Work>(
+            works.clone(),
+            watcher::Config::default().labels(names::MCS_PERMANENT_ID_LABEL),
+            &notify,
+        );
+        watches.push(task);
+        store
+    });
+    let (collected, task) = crate::shared::cached_in::<Work>(
+        works.clone(),
+        watcher::Config::default().labels(names::ENDPOINTSLICE_WORK_MANAGED_BY_LABEL),
         &notify,
     );
-    let namespace = karmada_api::names::execution_namespace(&cluster);
-    let works: Api<karmada_api::work::Work> = Api::namespaced(control, &namespace);
+    watches.push(task);
+    let _abort = AbortAll(watches.iter().map(|t| t.abort_handle()).collect());
+    let mut applied = Applied::default();
     loop {
         notify.notified().await;
         // Let a burst of changes settle.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        if slice_watch.is_finished() || export_watch.is_finished() {
+        if watches.iter().any(|t| t.is_finished()) {
             return;
         }
-        let exported: std::collections::BTreeSet<(String, String)> = exports
-            .state()
-            .iter()
-            .filter(|e| e.metadata.deletion_timestamp.is_none())
-            .map(|e| {
-                (
+        let mut wanted = Wanted::new();
+        for e in exports.iter().flat_map(|s| s.state()) {
+            if e.metadata.deletion_timestamp.is_none() {
+                let key = (
                     e.metadata.namespace.clone().unwrap_or_default(),
                     e.metadata.name.clone().unwrap_or_default(),
-                )
-            })
-            .collect();
+                );
+                wanted.entry(key).or_default().insert(Collector::ServiceExport);
+            }
+        }
+        for w in services.iter().flat_map(|s| s.state()) {
+            if w.metadata.deletion_timestamp.is_some()
+                || !w
+                    .spec
+                    .workload
+                    .manifests
+                    .iter()
+                    .any(|m| m.value()["kind"] == "MultiClusterService")
+            {
+                continue;
+            }
+            let labels = w.metadata.labels.clone().unwrap_or_default();
+            if let (Some(ns), Some(name)) =
+                (labels.get(names::MCS_NAMESPACE_LABEL), labels.get(names::MCS_NAME_LABEL))
+            {
+                wanted
+                    .entry((ns.clone(), name.clone()))
+                    .or_default()
+                    .insert(Collector::MultiClusterService);
+            }
+        }
         let listed: Vec<Value> = slices
             .state()
             .iter()
             .map(|s| serde_json::to_value(s.as_ref()).unwrap_or_default())
             .collect();
-        let desired = collected_works(&cluster, &exported, &listed);
-        let existing: Vec<Arc<karmada_api::work::Work>> = cached_works
-            .state()
-            .into_iter()
-            .filter(|w| {
-                w.metadata.namespace.as_deref() == Some(namespace.as_str())
-                    && w.metadata
-                        .labels
-                        .as_ref()
-                        .is_some_and(|l| l.contains_key(WORK_MANAGED_BY_LABEL))
-            })
-            .collect();
+        let desired = collected_works(&cluster, &wanted, &listed);
+        let existing = collected.state();
         let mut failed = false;
-        for (name, work) in &desired {
-            let same = existing.iter().any(|w| {
-                w.metadata.name.as_deref() == Some(name.as_str())
-                    && serde_json::to_value(&w.spec.workload).ok().as_ref()
-                        == Some(&work["spec"]["workload"])
-            });
-            if !same
-                && let Err(e) = works
-                    .patch(name, &PatchParams::apply(EXPORT_MANAGER).force(), &Patch::Apply(work))
-                    .await
-            {
-                tracing::debug!(cluster, work = name, error = %e, "collect EndpointSlice");
-                failed = true;
-            }
-        }
         for w in &existing {
             let name = w.metadata.name.clone().unwrap_or_default();
-            if !desired.contains_key(&name)
-                && w.metadata.deletion_timestamp.is_none()
+            if collected_goes(w, desired.get(&name))
                 && let Err(e) = works.delete(&name, &DeleteParams::default()).await
             {
                 tracing::debug!(cluster, work = name, error = %e, "remove collected EndpointSlice");
                 failed = true;
+            }
+        }
+        applied.retain(|name| desired.contains_key(name));
+        for (name, work) in &desired {
+            let current =
+                existing.iter().find(|w| w.metadata.name.as_deref() == Some(name.as_str()));
+            // One being deleted (or about to be) is collected again once gone.
+            if current.is_some_and(|w| {
+                w.metadata.deletion_timestamp.is_some() || collected_goes(w, Some(work))
+            }) {
+                continue;
+            }
+            if !applied.needs(name, work, current.is_some()) {
+                continue;
+            }
+            match works
+                .patch(name, &PatchParams::apply(COLLECT_MANAGER).force(), &Patch::Apply(work))
+                .await
+            {
+                Ok(_) => applied.record(name, work),
+                Err(e) => {
+                    tracing::debug!(cluster, work = name, error = %e, "collect EndpointSlice");
+                    failed = true;
+                }
             }
         }
         if failed {
@@ -287,11 +423,26 @@ async fn collect_member(
     }
 }
 
-const EXPORT_MANAGER: &str = "service-export-controller";
+/// Aborts the watch tasks when the collector ends (or is aborted).
+struct AbortAll(Vec<tokio::task::AbortHandle>);
 
-/// Runs the `serviceExport` controller until the future is dropped: one collector per Ready
-/// push cluster (pull members' exports are not collected yet).
-pub async fn run_service_export(client: kube::Client, caches: crate::Caches) -> anyhow::Result<()> {
+impl Drop for AbortAll {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
+        }
+    }
+}
+
+const COLLECT_MANAGER: &str = "service-export-controller";
+
+/// Runs the collectors until the future is dropped: one per Ready push cluster (the agent
+/// collects for a pull cluster).
+pub async fn run_collectors(
+    client: kube::Client,
+    caches: crate::Caches,
+    parts: CollectParts,
+) -> anyhow::Result<()> {
     let mut collectors: std::collections::HashMap<String, tokio::task::JoinHandle<()>> =
         std::collections::HashMap::new();
     let notify = Arc::new(tokio::sync::Notify::new());
@@ -317,15 +468,10 @@ pub async fn run_service_export(client: kube::Client, caches: crate::Caches) -> 
                 Ok((member, _)) => {
                     collectors.insert(
                         name.clone(),
-                        tokio::spawn(collect_member(
-                            client.clone(),
-                            member,
-                            name,
-                            caches.works.store(),
-                        )),
+                        tokio::spawn(collect_member(client.clone(), member, name, parts)),
                     );
                 }
-                Err(e) => tracing::debug!(cluster = name, error = %e, "service export: no client"),
+                Err(e) => tracing::debug!(cluster = name, error = %e, "collect: no client"),
             }
         }
         tokio::select! {
@@ -345,7 +491,7 @@ pub fn imported_slices(work: &karmada_api::work::Work) -> Vec<Value> {
         return Vec::new();
     };
     let labels = work.metadata.labels.clone().unwrap_or_default();
-    let service = labels.get(SERVICE_NAME_LABEL).cloned().unwrap_or_default();
+    let service = labels.get(names::SERVICE_NAME_LABEL).cloned().unwrap_or_default();
     let permanent_id =
         labels.get(karmada_api::names::WORK_PERMANENT_ID_LABEL).cloned().unwrap_or_default();
     work.spec
@@ -361,8 +507,9 @@ pub fn imported_slices(work: &karmada_api::work::Work) -> Vec<Value> {
                 slice_labels = json!({});
             }
             slice_labels[karmada_api::names::WORK_PERMANENT_ID_LABEL] = json!(permanent_id);
-            slice_labels[SERVICE_NAME] = json!(derived_service_name(&service));
-            slice_labels[MANAGED_BY] = json!(ENDPOINTSLICE_MANAGER);
+            slice_labels[names::SERVICE_NAME_OF_SLICE_LABEL] =
+                json!(derived_service_name(&service));
+            slice_labels[names::SLICE_MANAGED_BY_LABEL] = json!(names::ENDPOINTSLICE_CONTROLLER);
             slice["metadata"] = json!({
                 "name": format!("imported-{cluster}-{}", apimachinery::object::name(&m)),
                 "namespace": apimachinery::object::namespace(&m),
@@ -382,18 +529,22 @@ async fn reconcile_work(
     use k8s_openapi::api::discovery::v1::EndpointSlice;
     use kube::api::{DeleteParams, ListParams};
     let labels = work.metadata.labels.clone().unwrap_or_default();
-    let Some(service_namespace) = labels.get(SERVICE_NAMESPACE_LABEL) else {
+    let Some(service_namespace) = labels.get(names::SERVICE_NAMESPACE_LABEL) else {
         return Ok(Action::await_change());
     };
     let slices: Api<EndpointSlice> = Api::namespaced((*client).clone(), service_namespace);
     let has_finalizer =
-        work.metadata.finalizers.iter().flatten().any(|f| f == ENDPOINTSLICE_FINALIZER);
+        work.metadata.finalizers.iter().flatten().any(|f| f == names::ENDPOINTSLICE_FINALIZER);
     if work.metadata.deletion_timestamp.is_some() {
         // Its EndpointSlices go first, then the finalizer.
         let work_name = work.metadata.name.clone().unwrap_or_default();
         let work_namespace = work.metadata.namespace.clone().unwrap_or_default();
         let listed = slices
-            .list(&ListParams::default().labels(&format!("{MANAGED_BY}={ENDPOINTSLICE_MANAGER}")))
+            .list(&ListParams::default().labels(&format!(
+                "{}={}",
+                names::SLICE_MANAGED_BY_LABEL,
+                names::ENDPOINTSLICE_CONTROLLER
+            )))
             .await?;
         for slice in listed.items {
             let annotations = slice.metadata.annotations.clone().unwrap_or_default();
@@ -414,7 +565,7 @@ async fn reconcile_work(
                 .finalizers
                 .iter()
                 .flatten()
-                .filter(|f| *f != ENDPOINTSLICE_FINALIZER)
+                .filter(|f| *f != names::ENDPOINTSLICE_FINALIZER)
                 .collect();
             let works: Api<karmada_api::work::Work> =
                 Api::namespaced((*client).clone(), &work_namespace);
@@ -431,7 +582,11 @@ async fn reconcile_work(
     for slice in imported_slices(&work) {
         let name = apimachinery::object::name(&slice).to_owned();
         slices
-            .patch(&name, &PatchParams::apply(ENDPOINTSLICE_MANAGER).force(), &Patch::Apply(&slice))
+            .patch(
+                &name,
+                &PatchParams::apply(names::ENDPOINTSLICE_CONTROLLER).force(),
+                &Patch::Apply(&slice),
+            )
             .await?;
     }
     Ok(Action::await_change())
@@ -453,7 +608,7 @@ fn work_error_policy(
 /// Runs the `endpointSlice` controller until the future is dropped.
 pub async fn run_endpoint_slice(client: kube::Client) -> anyhow::Result<()> {
     let api: Api<karmada_api::work::Work> = Api::all(client.clone());
-    Controller::new(api, watcher::Config::default().labels(SERVICE_NAMESPACE_LABEL))
+    Controller::new(api, watcher::Config::default().labels(names::SERVICE_NAMESPACE_LABEL))
         .with_config(crate::controller_config())
         .run(reconcile_work, work_error_policy, Arc::new(client))
         .for_each(|_| async {})
@@ -498,20 +653,31 @@ mod tests {
                 "addressType": "IPv4", "endpoints": [{"addresses": ["10.10.0.3"], "conditions": {"ready": true}}],
                 "ports": [{"name": "tcp", "port": 42, "protocol": "TCP"}]})
         };
-        let exports: std::collections::BTreeSet<(String, String)> =
-            [("shop".to_owned(), "hello".to_owned())].into();
+        let exports: Wanted =
+            [(("shop".to_owned(), "hello".to_owned()), [Collector::ServiceExport].into())].into();
         let slices = [
             slice("hello-abc", "shop", "hello", Some("endpointslice-controller.k8s.io")),
             slice("other-abc", "shop", "other", None),
             slice("hello-xyz", "dev", "hello", None),
-            slice("imported-member2-hello-abc", "shop", "hello", Some(ENDPOINTSLICE_MANAGER)),
+            slice(
+                "imported-member2-hello-abc",
+                "shop",
+                "hello",
+                Some(names::ENDPOINTSLICE_CONTROLLER),
+            ),
+            slice(
+                "member2-hello-abc",
+                "shop",
+                "hello",
+                Some(names::ENDPOINTSLICE_DISPATCH_CONTROLLER),
+            ),
         ];
         let works = collected_works("member1", &exports, &slices);
         assert_eq!(works.len(), 1, "only the exported Service's own slices: {works:#?}");
         let (name, work) = works.into_iter().next().unwrap();
         assert_eq!(name, karmada_api::names::work_name("EndpointSlice", "hello-abc", "shop"));
         assert_eq!(work["metadata"]["namespace"], "karmada-es-member1");
-        assert_eq!(work["metadata"]["labels"][SERVICE_NAME_LABEL], "hello");
+        assert_eq!(work["metadata"]["labels"][names::SERVICE_NAME_LABEL], "hello");
         assert_eq!(work["spec"]["suspendDispatching"], true, "collected, not applied back");
         let manifest = &work["spec"]["workload"]["manifests"][0];
         assert!(manifest["metadata"].get("resourceVersion").is_none());
@@ -531,12 +697,43 @@ mod tests {
         );
         assert_eq!(
             imported[0]["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"],
-            ENDPOINTSLICE_MANAGER
+            names::ENDPOINTSLICE_CONTROLLER
         );
         assert_eq!(
             imported[0]["metadata"]["labels"][karmada_api::names::WORK_PERMANENT_ID_LABEL],
             "id-1"
         );
         assert_eq!(imported[0]["endpoints"][0]["addresses"][0], "10.10.0.3");
+
+        // Also a MultiClusterService's provider: one Work, labelled for both.
+        let both: Wanted = [(
+            ("shop".to_owned(), "hello".to_owned()),
+            [Collector::ServiceExport, Collector::MultiClusterService].into(),
+        )]
+        .into();
+        let works = collected_works("member1", &both, &slices);
+        let shared = works.values().next().unwrap();
+        assert_eq!(
+            shared["metadata"]["labels"][names::ENDPOINTSLICE_WORK_MANAGED_BY_LABEL],
+            "ServiceExport.MultiClusterService"
+        );
+        assert_eq!(shared["metadata"]["labels"][names::MCS_NAME_LABEL], "hello");
+        assert_eq!(
+            shared["metadata"]["finalizers"],
+            json!([names::ENDPOINTSLICE_FINALIZER, names::MCS_DISPATCH_FINALIZER])
+        );
+        // Unexported but still served: the shared Work goes (each consumer cleans up
+        // behind its finalizer) and is collected again for the MultiClusterService alone.
+        let existing: Work = serde_json::from_value(shared.clone()).unwrap();
+        let served: Wanted =
+            [(("shop".to_owned(), "hello".to_owned()), [Collector::MultiClusterService].into())]
+                .into();
+        let after = collected_works("member1", &served, &slices);
+        assert!(collected_goes(&existing, after.values().next()));
+        assert!(!collected_goes(&existing, Some(shared)));
+        assert!(collected_goes(&existing, None));
+        let only_served: Work =
+            serde_json::from_value(after.values().next().unwrap().clone()).unwrap();
+        assert!(!collected_goes(&only_served, Some(shared)), "more collectors: rewritten, kept");
     }
 }

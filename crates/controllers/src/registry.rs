@@ -44,8 +44,13 @@ pub enum Loop {
     DeploymentReplicasSyncer,
     /// `serviceImport`: ServiceImports get their derived Service.
     ServiceImport,
-    /// `serviceExport`: push members' EndpointSlices of exported Services collected as Works.
-    ServiceExport,
+    /// `serviceExport`, `endpointsliceCollect`: members' EndpointSlices of exported Services
+    /// and of MultiClusterServices' providers collected as Works.
+    Collect,
+    /// `multiclusterservice`: MultiClusterServices' Works, Service claims and bindings.
+    MultiClusterService,
+    /// `endpointsliceDispatch`: collected EndpointSlices dispatched to consumer clusters.
+    EndpointSliceDispatch,
     /// `endpointSlice`: collected Works become EndpointSlices of the derived Services.
     EndpointSlice,
     /// The agent's status reporter (`clusterStatus` in the agent).
@@ -70,7 +75,9 @@ impl Loop {
             Loop::HpaScaleTargetMarker => names::HPA_SCALE_TARGET_MARKER,
             Loop::DeploymentReplicasSyncer => names::DEPLOYMENT_REPLICAS_SYNCER,
             Loop::ServiceImport => names::SERVICE_IMPORT,
-            Loop::ServiceExport => names::SERVICE_EXPORT,
+            Loop::Collect => names::SERVICE_EXPORT,
+            Loop::MultiClusterService => names::MULTI_CLUSTER_SERVICE,
+            Loop::EndpointSliceDispatch => names::ENDPOINT_SLICE_DISPATCH,
             Loop::EndpointSlice => names::ENDPOINT_SLICE,
         }
     }
@@ -107,7 +114,7 @@ pub const CONTROLLERS: &[Controller] = &[
     on(names::EXECUTION, Loop::Execution),
     on(names::WORK_STATUS, Loop::Execution),
     on(names::NAMESPACE, Loop::Namespace),
-    on(names::SERVICE_EXPORT, Loop::ServiceExport),
+    on(names::SERVICE_EXPORT, Loop::Collect),
     on(names::ENDPOINT_SLICE, Loop::EndpointSlice),
     on(names::SERVICE_IMPORT, Loop::ServiceImport),
     on(names::UNIFIED_AUTH, Loop::UnifiedAuth),
@@ -120,9 +127,9 @@ pub const CONTROLLERS: &[Controller] = &[
     on(names::CRON_FEDERATED_HPA, Loop::CronFederatedHpa),
     off(names::HPA_SCALE_TARGET_MARKER, Loop::HpaScaleTargetMarker),
     off(names::DEPLOYMENT_REPLICAS_SYNCER, Loop::DeploymentReplicasSyncer),
-    missing("multiclusterservice", true),
-    missing("endpointsliceCollect", true),
-    missing("endpointsliceDispatch", true),
+    on(names::MULTI_CLUSTER_SERVICE, Loop::MultiClusterService),
+    on(names::ENDPOINT_SLICE_COLLECT, Loop::Collect),
+    on(names::ENDPOINT_SLICE_DISPATCH, Loop::EndpointSliceDispatch),
     missing("remedy", true),
     on(names::WORKLOAD_REBALANCER, Loop::Rebalancer),
     // The API server approves agents' certificate requests itself (`apiserver::csr`).
@@ -135,9 +142,9 @@ pub const AGENT_CONTROLLERS: &[Controller] = &[
     on(names::CLUSTER_STATUS, Loop::AgentStatus),
     on(names::EXECUTION, Loop::Execution),
     on(names::WORK_STATUS, Loop::Execution),
-    missing("serviceExport", true),
+    on(names::SERVICE_EXPORT, Loop::Collect),
     missing("certRotation", true),
-    missing("endpointsliceCollect", true),
+    on(names::ENDPOINT_SLICE_COLLECT, Loop::Collect),
 ];
 
 /// Controller names used in code (the table's other names are only data).
@@ -161,6 +168,9 @@ pub mod names {
     pub const SERVICE_IMPORT: &str = "serviceImport";
     pub const SERVICE_EXPORT: &str = "serviceExport";
     pub const ENDPOINT_SLICE: &str = "endpointSlice";
+    pub const MULTI_CLUSTER_SERVICE: &str = "multiclusterservice";
+    pub const ENDPOINT_SLICE_COLLECT: &str = "endpointsliceCollect";
+    pub const ENDPOINT_SLICE_DISPATCH: &str = "endpointsliceDispatch";
 }
 
 /// The controllers turned on, from a `--controllers` list over one table.
@@ -241,6 +251,14 @@ impl Selection {
             render: self.has(names::BINDING),
             status: self.has(names::BINDING_STATUS),
             evictions: self.has(names::GRACEFUL_EVICTION),
+        }
+    }
+
+    /// What the collectors collect for.
+    pub fn collect_parts(&self) -> crate::mcs::CollectParts {
+        crate::mcs::CollectParts {
+            exports: self.has(names::SERVICE_EXPORT),
+            services: self.has(names::ENDPOINT_SLICE_COLLECT),
         }
     }
 

@@ -4,6 +4,7 @@
 use apimachinery::selector::{self, LabelSelector};
 use apimachinery::{ApiError, Cause};
 use serde_json::{Value, json};
+use std::collections::BTreeSet;
 
 use crate::names;
 use crate::policy::{
@@ -255,6 +256,20 @@ pub fn admit(
                 if !old_id.is_empty() && old_id != new_id {
                     causes.push(Cause::invalid("spec.id", &json!(new_id), "field is immutable"));
                 }
+            }
+            invalid(kind, group, object, causes)
+        }
+        ("networking.karmada.io", "MultiClusterService") => {
+            ensure_id_label(object, names::MCS_PERMANENT_ID_LABEL, env, old);
+            let mut causes = validate_multi_cluster_service(object);
+            if let Some(old) = old
+                && old.pointer("/spec/types") != object.pointer("/spec/types")
+            {
+                causes.push(Cause::invalid(
+                    "spec.types",
+                    old.pointer("/spec/types").unwrap_or(&Value::Null),
+                    "MultiClusterService types are immutable",
+                ));
             }
             invalid(kind, group, object, causes)
         }
@@ -963,6 +978,67 @@ pub fn validate_cron_federated_hpa(object: &Value) -> Vec<Cause> {
                     "must be greater than or equal to 0",
                 )),
                 Some(_) => {}
+            }
+        }
+    }
+    causes
+}
+
+/// A MultiClusterService as upstream's webhook checks it: a DNS-1035 name, known exposure
+/// types (one kind), valid unique port names and port numbers, valid cluster names.
+pub fn validate_multi_cluster_service(object: &Value) -> Vec<Cause> {
+    use crate::networking::ExposureType;
+    let mut causes = Vec::new();
+    let name = apimachinery::object::name(object);
+    if !selector::is_dns1123_label(name) || name.starts_with(|c: char| c.is_ascii_digit()) {
+        causes.push(Cause::invalid("metadata.name", &json!(name), "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character"));
+    }
+    let mut port_names = BTreeSet::new();
+    for (i, port) in
+        object.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten().enumerate()
+    {
+        let port_name = port.get("name").and_then(Value::as_str).unwrap_or_default();
+        if !port_name.is_empty() {
+            if !selector::is_dns1123_label(port_name) {
+                causes.push(Cause::invalid(format!("spec.ports[{i}].name"), &json!(port_name), "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"));
+            } else if !port_names.insert(port_name) {
+                causes.push(Cause::duplicate(format!("spec.ports[{i}].name"), &json!(port_name)));
+            }
+        }
+        let number = port.get("port").and_then(Value::as_i64).unwrap_or_default();
+        if !(1..=65535).contains(&number) {
+            causes.push(Cause::invalid(
+                format!("spec.ports[{i}].port"),
+                &json!(number),
+                "must be between 1 and 65535, inclusive",
+            ));
+        }
+    }
+    let types: Vec<&Value> =
+        object.pointer("/spec/types").and_then(Value::as_array).into_iter().flatten().collect();
+    for (i, t) in types.iter().enumerate() {
+        if t.as_str().and_then(ExposureType::parse).is_none() {
+            causes.push(Cause::not_supported(format!("spec.types[{i}]"), t, ExposureType::NAMES));
+        }
+    }
+    let distinct: BTreeSet<String> = types.iter().map(|t| t.to_string()).collect();
+    if distinct.len() > 1 {
+        causes.push(Cause::invalid(
+            "spec.types",
+            &json!(types),
+            "MultiClusterService types should not contain more than one type",
+        ));
+    }
+    for field in ["providerClusters", "consumerClusters"] {
+        let listed = object.pointer(&format!("/spec/{field}")).and_then(Value::as_array);
+        for (i, c) in listed.into_iter().flatten().enumerate() {
+            let cluster = c.get("name").and_then(Value::as_str).unwrap_or_default();
+            if cluster.is_empty() || cluster.len() > 48 || !selector::is_dns1123_label(cluster) {
+                causes.push(Cause::invalid(
+                    format!("spec.{field}[{i}].name"),
+                    &json!(cluster),
+                    "must be a cluster name: a lowercase RFC 1123 label of at most 48 characters",
+                ));
             }
         }
     }

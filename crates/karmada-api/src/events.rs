@@ -73,6 +73,18 @@ pub enum Reason {
     SyncDerivedServiceSucceed,
     /// A ServiceImport's derived Service could not be written.
     SyncDerivedServiceFailed,
+    /// A MultiClusterService's Service propagated to its provider and consumer clusters.
+    SyncServiceSucceed,
+    /// A MultiClusterService's Service could not be propagated (or a cluster was skipped).
+    SyncServiceFailed,
+    /// A MultiClusterService's EndpointSlices dispatched to its consumer clusters.
+    DispatchEndpointSliceSucceed,
+    /// A MultiClusterService's EndpointSlices could not be dispatched.
+    DispatchEndpointSliceFailed,
+    /// A cluster a MultiClusterService names does not exist.
+    ClusterNotFound,
+    /// A cluster a MultiClusterService names does not serve EndpointSlices.
+    APIIncompatible,
 }
 
 impl Reason {
@@ -118,6 +130,12 @@ impl Reason {
             Reason::FailedGetResourceMetric => "FailedGetResourceMetric",
             Reason::SyncDerivedServiceSucceed => "SyncDerivedServiceSucceed",
             Reason::SyncDerivedServiceFailed => "SyncDerivedServiceFailed",
+            Reason::SyncServiceSucceed => "SyncServiceSucceed",
+            Reason::SyncServiceFailed => "SyncServiceFailed",
+            Reason::DispatchEndpointSliceSucceed => "DispatchEndpointSliceSucceed",
+            Reason::DispatchEndpointSliceFailed => "DispatchEndpointSliceFailed",
+            Reason::ClusterNotFound => "ClusterNotFound",
+            Reason::APIIncompatible => "APIIncompatible",
         }
     }
 
@@ -140,7 +158,11 @@ impl Reason {
             | Reason::FailedRescale
             | Reason::FailedGetScale
             | Reason::FailedGetResourceMetric
-            | Reason::SyncDerivedServiceFailed => EventType::Warning,
+            | Reason::SyncDerivedServiceFailed
+            | Reason::SyncServiceFailed
+            | Reason::DispatchEndpointSliceFailed
+            | Reason::ClusterNotFound
+            | Reason::APIIncompatible => EventType::Warning,
             _ => EventType::Normal,
         }
     }
@@ -177,6 +199,11 @@ impl Reason {
             Reason::SyncDerivedServiceSucceed | Reason::SyncDerivedServiceFailed => {
                 "SyncDerivedService"
             }
+            Reason::SyncServiceSucceed | Reason::SyncServiceFailed => "SyncService",
+            Reason::DispatchEndpointSliceSucceed | Reason::DispatchEndpointSliceFailed => {
+                "DispatchEndpointSlice"
+            }
+            Reason::ClusterNotFound | Reason::APIIncompatible => "CheckCluster",
         }
     }
 }

@@ -174,6 +174,54 @@ fn safe_encode(s: &str) -> String {
     s.bytes().map(|b| char::from(ALPHANUMS[usize::from(b) % ALPHANUMS.len()])).collect()
 }
 
+// ---- Multi-cluster services (upstream's names)
+
+/// On a collected EndpointSlice's Work: the namespace of the exported Service.
+pub const SERVICE_NAMESPACE_LABEL: &str = "endpointslice.karmada.io/namespace";
+/// On a collected EndpointSlice's Work: the name of the exported Service.
+pub const SERVICE_NAME_LABEL: &str = "endpointslice.karmada.io/name";
+/// On a collected EndpointSlice's Work: which controllers want it, `.`-joined
+/// (`ServiceExport`, `MultiClusterService`).
+pub const ENDPOINTSLICE_WORK_MANAGED_BY_LABEL: &str = "endpointslice.karmada.io/managed-by";
+/// On the Works of a MultiClusterService (its own, the EndpointSlices collected for it and
+/// those dispatched from it): the MultiClusterService's namespace.
+pub const MCS_NAMESPACE_LABEL: &str = "multiclusterservice.karmada.io/namespace";
+/// ... and its name.
+pub const MCS_NAME_LABEL: &str = "multiclusterservice.karmada.io/name";
+/// A MultiClusterService's permanent id (label on it, the Service it claims, its binding and
+/// Works).
+pub const MCS_PERMANENT_ID_LABEL: &str = "multiclusterservice.karmada.io/permanent-id";
+/// The MultiClusterService that propagates a Service (annotations on the Service and its
+/// binding).
+pub const MCS_NAME_ANNOTATION: &str = "multiclusterservice.karmada.io/name";
+pub const MCS_NAMESPACE_ANNOTATION: &str = "multiclusterservice.karmada.io/namespace";
+/// On a template: what propagates it instead of a policy (`MultiClusterService`); the
+/// resource detector leaves such templates alone.
+pub const CLAIMED_BY_LABEL: &str = "resourcetemplate.karmada.io/claimed-by";
+/// On a binding: what made it instead of the detector (`MultiClusterService`).
+pub const BINDING_MANAGED_BY_LABEL: &str = "binding.karmada.io/managed-by";
+/// On a dispatched EndpointSlice and its Work: the cluster that provides its endpoints.
+pub const PROVISION_CLUSTER_ANNOTATION: &str = "endpointslice.karmada.io/provision-cluster";
+/// On a MultiClusterService while its Works and claim exist.
+pub const MCS_FINALIZER: &str = "karmada.io/multiclusterservice-controller";
+/// On a collected EndpointSlice's Work while ServiceExport's imported EndpointSlices exist.
+pub const ENDPOINTSLICE_FINALIZER: &str = "karmada.io/endpointslice-controller";
+/// On a collected EndpointSlice's Work while EndpointSlices dispatched from it exist.
+pub const MCS_DISPATCH_FINALIZER: &str = "karmada.io/mcs-endpointslice-dispatch-controller";
+/// `endpointslice.kubernetes.io/managed-by` of the EndpointSlices ServiceExport imports.
+pub const ENDPOINTSLICE_CONTROLLER: &str = "endpointslice-controller.karmada.io";
+/// `endpointslice.kubernetes.io/managed-by` of the EndpointSlices a MultiClusterService
+/// dispatches.
+pub const ENDPOINTSLICE_DISPATCH_CONTROLLER: &str = "endpointslice-dispatch-controller.karmada.io";
+/// Kubernetes' EndpointSlice labels.
+pub const SERVICE_NAME_OF_SLICE_LABEL: &str = "kubernetes.io/service-name";
+pub const SLICE_MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
+
+/// Whether Karmada wrote an EndpointSlice (imported or dispatched: never collected again).
+pub fn endpoint_slice_by_karmada(managed_by: Option<&str>) -> bool {
+    matches!(managed_by, Some(ENDPOINTSLICE_CONTROLLER | ENDPOINTSLICE_DISPATCH_CONTROLLER))
+}
+
 /// The Service a ServiceImport is served through in a member (`derived-<name>`).
 pub fn derived_service_name(service: &str) -> String {
     format!("derived-{service}")

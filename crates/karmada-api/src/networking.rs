@@ -48,6 +48,44 @@ pub struct MultiClusterServiceSpec {
     pub consumer_clusters: Vec<ClusterSelector>,
 }
 
+/// How a MultiClusterService exposes its Service (`spec.types`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExposureType {
+    /// Reachable from the consumer clusters through the providers' endpoints.
+    CrossCluster,
+    /// Exposed through the members' load balancers.
+    LoadBalancer,
+}
+
+impl ExposureType {
+    pub const NAMES: &[&str] = &["CrossCluster", "LoadBalancer"];
+
+    pub fn parse(s: &str) -> Option<ExposureType> {
+        match s {
+            "CrossCluster" => Some(ExposureType::CrossCluster),
+            "LoadBalancer" => Some(ExposureType::LoadBalancer),
+            _ => None,
+        }
+    }
+}
+
+impl MultiClusterServiceSpec {
+    /// Whether `spec.types` holds `t`.
+    pub fn exposes(&self, t: ExposureType) -> bool {
+        self.types.iter().any(|s| ExposureType::parse(s) == Some(t))
+    }
+
+    /// The provider clusters named (empty: every cluster).
+    pub fn provider_names(&self) -> Vec<&str> {
+        self.provider_clusters.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    /// The consumer clusters named (empty: every cluster).
+    pub fn consumer_names(&self) -> Vec<&str> {
+        self.consumer_clusters.iter().map(|c| c.name.as_str()).collect()
+    }
+}
+
 crate::object! {
     "networking.karmada.io/v1alpha1",
     /// Exposes a Service across clusters.

@@ -50,18 +50,23 @@ impl Sim {
         else {
             return;
         };
+        // Named as kube-controller-manager's generateName does (`<service>-<5 random>`): each
+        // member's slice of a Service has its own name.
+        let prefix: String = name.chars().take(57).collect();
+        let slice_name = format!("{prefix}-{}", &short_hash(&uid(&svc))[..5]);
+        let slice_name = slice_name.as_str();
         let desired = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-            "metadata": {"name": name, "namespace": ns, "labels": {"kubernetes.io/service-name": name, "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"},
+            "metadata": {"name": slice_name, "namespace": ns, "labels": {"kubernetes.io/service-name": name, "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"},
                 "ownerReferences": owner_ref(&svc, "Service", "v1")},
             "addressType": "IPv4", "endpoints": endpoints, "ports": ports});
-        match self.api.read(&slice_def, Some(ns), name).await {
+        match self.api.read(&slice_def, Some(ns), slice_name).await {
             Ok(current) => {
                 if current.get("endpoints") != desired.get("endpoints")
                     || current.get("ports") != desired.get("ports")
                 {
                     let _ = self
                         .api
-                        .guaranteed_update(&slice_def, Some(ns), name, false, &mut |cur| {
+                        .guaranteed_update(&slice_def, Some(ns), slice_name, false, &mut |cur| {
                             let Some(cur) = cur else { return Ok(Decision::Unchanged) };
                             let mut new = cur.clone();
                             new["endpoints"] = desired["endpoints"].clone();

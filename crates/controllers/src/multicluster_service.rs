@@ -1,0 +1,1098 @@
+//! `networking.karmada.io` MultiClusterService with `types: [CrossCluster]`: upstream's
+//! `multiclusterservice` and `endpointsliceDispatch` controllers (the collection from the
+//! providers is the collectors' in [`crate::mcs`], `endpointsliceCollect`).
+//!
+//! - `multiclusterservice` (one reconcile per MultiClusterService): a Work carrying the
+//!   MultiClusterService into each Ready provider's execution namespace (suspended: the
+//!   providers' collectors read it, nothing is applied); the Service of the same name claimed
+//!   (`resourcetemplate.karmada.io/claimed-by: MultiClusterService`, so no policy takes it) and
+//!   bound to providers ∪ consumers by a ResourceBinding it writes itself; condition
+//!   `ServiceApplied` and Events `SyncServiceSucceed`/`SyncServiceFailed`/`ClusterNotFound`.
+//!   Deleted, or no longer CrossCluster: its Works go, the Service is released, the binding
+//!   stays (as when a policy is deleted).
+//! - `endpointsliceDispatch` (one level-triggered loop): every EndpointSlice collected for a
+//!   MultiClusterService from a Ready provider goes to each Ready consumer but the provider
+//!   itself as `<provider>-<slice>`, labelled `kubernetes.io/service-name: <service>` and
+//!   `endpointslice.kubernetes.io/managed-by: endpointslice-dispatch-controller.karmada.io`;
+//!   what is no longer wanted (a provider gone or not Ready, a consumer removed, the
+//!   MultiClusterService deleted) is deleted. Condition `EndpointSliceDispatched` and Events
+//!   `DispatchEndpointSliceSucceed`/`Failed`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Service;
+use karmada_api::cluster::Cluster;
+use karmada_api::events::Reason;
+use karmada_api::names;
+use karmada_api::networking::{ExposureType, MultiClusterService};
+use karmada_api::work::Work;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+
+use crate::mcs::Applied;
+
+const KIND: &str = "MultiClusterService";
+const MANAGER: &str = "multiclusterservice-controller";
+const DISPATCH_MANAGER: &str = "endpointslice-dispatch-controller";
+/// Condition types on a MultiClusterService.
+pub const SERVICE_APPLIED: &str = "ServiceApplied";
+pub const ENDPOINT_SLICE_DISPATCHED: &str = "EndpointSliceDispatched";
+
+/// A cluster as a MultiClusterService sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Member {
+    pub name: String,
+    pub ready: bool,
+    /// Whether it serves `discovery.k8s.io/v1` EndpointSlices (as far as its status says).
+    pub endpoint_slices: bool,
+}
+
+impl Member {
+    pub fn of(cluster: &Cluster) -> Member {
+        let enablements =
+            cluster.status.as_ref().map(|s| s.api_enablements.as_slice()).unwrap_or_default();
+        let endpoint_slices = enablements.is_empty()
+            || enablements.iter().any(|e| {
+                e.group_version == "discovery.k8s.io/v1"
+                    && e.resources.iter().any(|r| r.kind == "EndpointSlice")
+            });
+        Member {
+            name: cluster.metadata.name.clone().unwrap_or_default(),
+            ready: cluster.is_ready() && cluster.metadata.deletion_timestamp.is_none(),
+            endpoint_slices,
+        }
+    }
+}
+
+/// The clusters named, or every cluster when none is.
+fn named_or_all(named: Vec<&str>, members: &[Member]) -> BTreeSet<String> {
+    if named.is_empty() {
+        members.iter().map(|m| m.name.clone()).collect()
+    } else {
+        named.into_iter().map(str::to_owned).collect()
+    }
+}
+
+/// The provider and consumer clusters of a MultiClusterService.
+pub fn clusters_of(
+    mcs: &MultiClusterService,
+    members: &[Member],
+) -> (BTreeSet<String>, BTreeSet<String>) {
+    (
+        named_or_all(mcs.spec.provider_names(), members),
+        named_or_all(mcs.spec.consumer_names(), members),
+    )
+}
+
+/// What `multiclusterservice` writes for one MultiClusterService (that is CrossCluster and not
+/// being deleted).
+#[derive(Debug, Default, PartialEq)]
+pub struct Plan {
+    /// The providers and consumers: what the Service's binding places it on.
+    pub placement: BTreeSet<String>,
+    /// The Work carrying the MultiClusterService to each Ready provider, by cluster.
+    pub works: BTreeMap<String, Value>,
+    /// Events: a named cluster that does not exist, is not Ready or lacks EndpointSlices.
+    pub events: Vec<(Reason, String)>,
+}
+
+pub fn plan(mcs: &MultiClusterService, members: &[Member]) -> Plan {
+    let (providers, consumers) = clusters_of(mcs, members);
+    let name = mcs.metadata.name.clone().unwrap_or_default();
+    let namespace = mcs.metadata.namespace.clone().unwrap_or_default();
+    let labels = mcs.metadata.labels.clone().unwrap_or_default();
+    let id = labels.get(names::MCS_PERMANENT_ID_LABEL).cloned().unwrap_or_default();
+    let mut out = Plan { placement: &providers | &consumers, ..Plan::default() };
+    for cluster in &providers {
+        let Some(member) = members.iter().find(|m| &m.name == cluster) else {
+            out.events.push((
+                Reason::ClusterNotFound,
+                format!("Provider cluster {cluster} is not found"),
+            ));
+            continue;
+        };
+        if !member.ready {
+            out.events.push((
+                Reason::SyncServiceFailed,
+                format!(
+                    "Provider cluster {cluster} is not ready, skip to propagate MultiClusterService"
+                ),
+            ));
+            continue;
+        }
+        if !member.endpoint_slices {
+            out.events.push((
+                Reason::APIIncompatible,
+                format!("Provider cluster {cluster} does not support EndpointSlice"),
+            ));
+            continue;
+        }
+        let work_name = names::work_name(KIND, &name, &namespace);
+        out.works.insert(
+            cluster.clone(),
+            json!({"apiVersion": "work.karmada.io/v1alpha1", "kind": "Work",
+            "metadata": {"name": work_name, "namespace": names::execution_namespace(cluster),
+                "labels": {names::MCS_PERMANENT_ID_LABEL: id, names::MCS_NAMESPACE_LABEL: namespace,
+                    names::MCS_NAME_LABEL: name}},
+            "spec": {"suspendDispatching": true, "workload": {"manifests": [{
+                "apiVersion": MultiClusterService::API_VERSION, "kind": KIND,
+                "metadata": {"name": name, "namespace": namespace, "labels": labels},
+                "spec": mcs.spec,
+            }]}}}),
+        );
+    }
+    for cluster in consumers.difference(&providers) {
+        if !members.iter().any(|m| &m.name == cluster) {
+            out.events.push((
+                Reason::ClusterNotFound,
+                format!("Consumer cluster {cluster} is not found"),
+            ));
+        }
+    }
+    out
+}
+
+/// The ResourceBinding that propagates the Service to `placement` (upstream's: Overwrite
+/// conflicts, managed by the MultiClusterService).
+pub fn service_binding(
+    mcs: &MultiClusterService,
+    service: &Service,
+    placement: &BTreeSet<String>,
+) -> Value {
+    let name = service.metadata.name.clone().unwrap_or_default();
+    let namespace = service.metadata.namespace.clone().unwrap_or_default();
+    let id = mcs
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(names::MCS_PERMANENT_ID_LABEL))
+        .cloned()
+        .unwrap_or_default();
+    json!({
+        "apiVersion": karmada_api::work::ResourceBinding::API_VERSION, "kind": "ResourceBinding",
+        "metadata": {"name": propagation::binding_name("Service", &name), "namespace": namespace,
+            "labels": {names::BINDING_MANAGED_BY_LABEL: KIND, names::MCS_PERMANENT_ID_LABEL: id},
+            "annotations": {names::MCS_NAME_ANNOTATION: mcs.metadata.name, names::MCS_NAMESPACE_ANNOTATION: mcs.metadata.namespace},
+            "finalizers": [names::BINDING_FINALIZER],
+            "ownerReferences": [{"apiVersion": "v1", "kind": "Service", "name": name,
+                "uid": service.metadata.uid, "controller": true, "blockOwnerDeletion": true}]},
+        "spec": {
+            "resource": {"apiVersion": "v1", "kind": "Service", "namespace": namespace, "name": name,
+                "uid": service.metadata.uid, "resourceVersion": service.metadata.resource_version},
+            "placement": {"clusterAffinity": {"clusterNames": placement}},
+            "conflictResolution": "Overwrite",
+        },
+    })
+}
+
+/// The merge patch that makes the Service the MultiClusterService's (and no policy's), or
+/// `None` when it already is.
+pub fn claim_patch(mcs: &MultiClusterService, service: &Service) -> Option<Value> {
+    let labels = service.metadata.labels.clone().unwrap_or_default();
+    let annotations = service.metadata.annotations.clone().unwrap_or_default();
+    let id = mcs
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(names::MCS_PERMANENT_ID_LABEL))
+        .cloned()
+        .unwrap_or_default();
+    let mut label_patch = serde_json::Map::new();
+    let mut annotation_patch = serde_json::Map::new();
+    let want = |patch: &mut serde_json::Map<String, Value>,
+                map: &BTreeMap<String, String>,
+                key: &str,
+                value: Option<&str>| {
+        if map.get(key).map(String::as_str) != value {
+            patch.insert(key.to_owned(), value.map_or(Value::Null, |v| json!(v)));
+        }
+    };
+    want(&mut label_patch, &labels, names::CLAIMED_BY_LABEL, Some(KIND));
+    want(&mut label_patch, &labels, names::MCS_PERMANENT_ID_LABEL, Some(&id));
+    for policy_label in [names::PP_PERMANENT_ID_LABEL, names::CPP_PERMANENT_ID_LABEL] {
+        want(&mut label_patch, &labels, policy_label, None);
+    }
+    want(
+        &mut annotation_patch,
+        &annotations,
+        names::MCS_NAME_ANNOTATION,
+        mcs.metadata.name.as_deref(),
+    );
+    want(
+        &mut annotation_patch,
+        &annotations,
+        names::MCS_NAMESPACE_ANNOTATION,
+        mcs.metadata.namespace.as_deref(),
+    );
+    for policy_annotation in
+        [names::PP_NAME_ANNOTATION, names::PP_NAMESPACE_ANNOTATION, names::CPP_NAME_ANNOTATION]
+    {
+        want(&mut annotation_patch, &annotations, policy_annotation, None);
+    }
+    (!label_patch.is_empty() || !annotation_patch.is_empty())
+        .then(|| json!({"metadata": {"labels": label_patch, "annotations": annotation_patch}}))
+}
+
+/// The merge patch that releases an object (Service or binding) from a MultiClusterService:
+/// its claim labels and annotations removed (`None`: it carries none).
+pub fn release_patch(
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+) -> Option<Value> {
+    let label_keys =
+        [names::CLAIMED_BY_LABEL, names::MCS_PERMANENT_ID_LABEL, names::BINDING_MANAGED_BY_LABEL];
+    let annotation_keys = [names::MCS_NAME_ANNOTATION, names::MCS_NAMESPACE_ANNOTATION];
+    let l: serde_json::Map<String, Value> = label_keys
+        .iter()
+        .filter(|k| labels.contains_key(**k))
+        .map(|k| ((*k).to_owned(), Value::Null))
+        .collect();
+    let a: serde_json::Map<String, Value> = annotation_keys
+        .iter()
+        .filter(|k| annotations.contains_key(**k))
+        .map(|k| ((*k).to_owned(), Value::Null))
+        .collect();
+    (!l.is_empty() || !a.is_empty()).then(|| json!({"metadata": {"labels": l, "annotations": a}}))
+}
+
+/// A condition as it is to be written: the transition time kept while its status holds.
+fn condition(current: Option<&Value>, type_: &str, ok: bool, reason: &str, message: &str) -> Value {
+    let status = if ok { "True" } else { "False" };
+    let since = current
+        .and_then(|s| s.get("conditions"))
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().find(|c| c["type"] == type_))
+        .filter(|c| c["status"] == status)
+        .and_then(|c| c.get("lastTransitionTime").cloned())
+        .unwrap_or_else(|| json!(crate::now_rfc3339()));
+    json!({"type": type_, "status": status, "reason": reason, "message": message, "lastTransitionTime": since})
+}
+
+/// Whether `status` already holds `wanted` (its time aside).
+fn holds(status: Option<&Value>, wanted: &Value) -> bool {
+    status.and_then(|s| s.get("conditions")).and_then(Value::as_array).is_some_and(|cs| {
+        cs.iter().any(|c| {
+            c["type"] == wanted["type"]
+                && c["status"] == wanted["status"]
+                && c["reason"] == wanted["reason"]
+                && c["message"] == wanted["message"]
+        })
+    })
+}
+
+/// Writes `wanted` into a MultiClusterService's status unless it holds it already.
+async fn set_condition(
+    api: &Api<MultiClusterService>,
+    mcs: &MultiClusterService,
+    wanted: Value,
+) -> Result<bool, kube::Error> {
+    let status = mcs.status.as_ref().and_then(|s| serde_json::to_value(s).ok());
+    if holds(status.as_ref(), &wanted) {
+        return Ok(false);
+    }
+    let name = mcs.metadata.name.clone().unwrap_or_default();
+    let ops = crate::status_ops(status.as_ref(), wanted, &[]);
+    Ok(crate::patch_status_ops(api, &name, ops).await?.is_some())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+    #[error("service {0} not found")]
+    ServiceMissing(String),
+}
+
+struct Context {
+    client: kube::Client,
+    caches: crate::Caches,
+    events: crate::events::Events,
+    /// The bindings and claims written, by MultiClusterService (what changes is written again).
+    applied: std::sync::Mutex<Applied>,
+}
+
+fn members(caches: &crate::Caches) -> Vec<Member> {
+    caches.clusters.store().state().iter().map(|c| Member::of(c)).collect()
+}
+
+/// The MultiClusterService Works of `id` in the shared Work cache, by cluster.
+fn service_works(caches: &crate::Caches, id: &str) -> Vec<Arc<Work>> {
+    caches
+        .works
+        .store()
+        .state()
+        .into_iter()
+        .filter(|w| {
+            !id.is_empty()
+                && w.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(names::MCS_PERMANENT_ID_LABEL))
+                    .map(String::as_str)
+                    == Some(id)
+                && w.spec.workload.manifests.iter().any(|m| m.value()["kind"] == KIND)
+        })
+        .collect()
+}
+
+async fn reconcile(mcs: Arc<MultiClusterService>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let name = mcs.metadata.name.clone().unwrap_or_default();
+    let namespace = mcs.metadata.namespace.clone().unwrap_or_default();
+    let id = mcs
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(names::MCS_PERMANENT_ID_LABEL))
+        .cloned()
+        .unwrap_or_default();
+    let api: Api<MultiClusterService> = Api::namespaced(ctx.client.clone(), &namespace);
+    let finalizers = mcs.metadata.finalizers.clone().unwrap_or_default();
+    let regarding = crate::events::reference_of(mcs.as_ref());
+    let key = format!("{namespace}/{name}");
+    if mcs.metadata.deletion_timestamp.is_some() || !mcs.spec.exposes(ExposureType::CrossCluster) {
+        if !finalizers.iter().any(|f| f == names::MCS_FINALIZER) {
+            return Ok(Action::await_change());
+        }
+        if let Err(e) = release(&ctx, &namespace, &name, &id).await {
+            ctx.events.record(
+                regarding,
+                Reason::SyncServiceFailed,
+                format!("failed to delete service work :{e}"),
+            );
+            return Err(e.into());
+        }
+        if let Ok(mut applied) = ctx.applied.lock() {
+            applied.retain(|k| k != key);
+        }
+        crate::set_finalizer(&api, &name, &finalizers, names::MCS_FINALIZER, false).await?;
+        return Ok(Action::await_change());
+    }
+    crate::set_finalizer(&api, &name, &finalizers, names::MCS_FINALIZER, true).await?;
+    let members = members(&ctx.caches);
+    let plan = plan(&mcs, &members);
+    for (reason, message) in &plan.events {
+        ctx.events.record(regarding.clone(), *reason, message.clone());
+    }
+    let result = propagate(&ctx, &mcs, &plan, &id, &key).await;
+    let status_view = mcs.status.as_ref().and_then(|s| serde_json::to_value(s).ok());
+    let (wanted, reason, message) = match &result {
+        Ok(_) => {
+            let message = "Service is propagated to target clusters.";
+            (
+                condition(
+                    status_view.as_ref(),
+                    SERVICE_APPLIED,
+                    true,
+                    "ServiceAppliedSucceed",
+                    message,
+                ),
+                Reason::SyncServiceSucceed,
+                message.to_owned(),
+            )
+        }
+        Err(e) => {
+            let message = e.to_string();
+            (
+                condition(
+                    status_view.as_ref(),
+                    SERVICE_APPLIED,
+                    false,
+                    "ServiceAppliedFailed",
+                    &message,
+                ),
+                Reason::SyncServiceFailed,
+                message,
+            )
+        }
+    };
+    let changed = set_condition(&api, &mcs, wanted).await?;
+    if changed || result.as_ref().is_ok_and(|wrote| *wrote) || result.is_err() {
+        ctx.events.record(regarding, reason, message);
+    }
+    result.map(|_| Action::await_change())
+}
+
+/// Writes a MultiClusterService's Works, claim and binding; whether anything was written.
+async fn propagate(
+    ctx: &Context,
+    mcs: &MultiClusterService,
+    plan: &Plan,
+    id: &str,
+    key: &str,
+) -> Result<bool, Error> {
+    let namespace = mcs.metadata.namespace.clone().unwrap_or_default();
+    let name = mcs.metadata.name.clone().unwrap_or_default();
+    let mut wrote = false;
+    let existing = service_works(&ctx.caches, id);
+    for (cluster, work) in &plan.works {
+        let work_key = format!("{key}/work/{cluster}");
+        let exists = existing.iter().any(|w| {
+            w.metadata.namespace.as_deref() == work["metadata"]["namespace"].as_str()
+                && w.metadata.deletion_timestamp.is_none()
+        });
+        if !ctx.applied.lock().map(|a| a.needs(&work_key, work, exists)).unwrap_or(true) {
+            continue;
+        }
+        let works: Api<Work> =
+            Api::namespaced(ctx.client.clone(), &names::execution_namespace(cluster));
+        let work_name = work["metadata"]["name"].as_str().unwrap_or_default();
+        works.patch(work_name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(work)).await?;
+        if let Ok(mut applied) = ctx.applied.lock() {
+            applied.record(&work_key, work);
+        }
+        wrote = true;
+    }
+    // Providers no longer named lose theirs (a provider not Ready keeps it).
+    let (providers, _) = clusters_of(mcs, &members(&ctx.caches));
+    for w in &existing {
+        let ns = w.metadata.namespace.clone().unwrap_or_default();
+        let cluster = names::cluster_of_execution_namespace(&ns).unwrap_or_default().to_owned();
+        if !providers.contains(&cluster) && w.metadata.deletion_timestamp.is_none() {
+            let works: Api<Work> = Api::namespaced(ctx.client.clone(), &ns);
+            match works
+                .delete(w.metadata.name.as_deref().unwrap_or_default(), &DeleteParams::default())
+                .await
+            {
+                Ok(_) => wrote = true,
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
+    let Some(service) = services.get_opt(&name).await? else {
+        return Err(Error::ServiceMissing(format!("{namespace}/{name}")));
+    };
+    if let Some(patch) = claim_patch(mcs, &service) {
+        services.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await?;
+        wrote = true;
+    }
+    let binding = service_binding(mcs, &service, &plan.placement);
+    let binding_key = format!("{key}/binding");
+    let binding_name = binding["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+    let exists = ctx.caches.bindings.store().state().iter().any(|b| {
+        b.metadata.namespace.as_deref() == Some(namespace.as_str())
+            && b.metadata.name.as_deref() == Some(binding_name.as_str())
+    });
+    if ctx.applied.lock().map(|a| a.needs(&binding_key, &binding, exists)).unwrap_or(true) {
+        let bindings: Api<karmada_api::work::ResourceBinding> =
+            Api::namespaced(ctx.client.clone(), &namespace);
+        bindings
+            .patch(&binding_name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&binding))
+            .await?;
+        if let Ok(mut applied) = ctx.applied.lock() {
+            applied.record(&binding_key, &binding);
+        }
+        wrote = true;
+    }
+    Ok(wrote)
+}
+
+/// Undoes a MultiClusterService: its Works deleted, its Service and the binding released (the
+/// binding stays, as a policy's does when the policy goes).
+async fn release(ctx: &Context, namespace: &str, name: &str, id: &str) -> Result<(), kube::Error> {
+    for w in service_works(&ctx.caches, id) {
+        let works: Api<Work> = Api::namespaced(
+            ctx.client.clone(),
+            w.metadata.namespace.as_deref().unwrap_or_default(),
+        );
+        match works
+            .delete(w.metadata.name.as_deref().unwrap_or_default(), &DeleteParams::default())
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), namespace);
+    if let Some(service) = services.get_opt(name).await?
+        && service
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(names::MCS_PERMANENT_ID_LABEL))
+            .map(String::as_str)
+            == Some(id)
+        && let Some(patch) = release_patch(
+            &service.metadata.labels.clone().unwrap_or_default(),
+            &service.metadata.annotations.clone().unwrap_or_default(),
+        )
+    {
+        services.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await?;
+    }
+    let bindings: Api<karmada_api::work::ResourceBinding> =
+        Api::namespaced(ctx.client.clone(), namespace);
+    let binding_name = propagation::binding_name("Service", name);
+    if let Some(binding) = bindings.get_opt(&binding_name).await?
+        && binding
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(names::MCS_PERMANENT_ID_LABEL))
+            .map(String::as_str)
+            == Some(id)
+        && let Some(patch) = release_patch(
+            &binding.metadata.labels.clone().unwrap_or_default(),
+            &binding.metadata.annotations.clone().unwrap_or_default(),
+        )
+    {
+        bindings.patch(&binding_name, &PatchParams::default(), &Patch::Merge(patch)).await?;
+    }
+    Ok(())
+}
+
+fn error_policy(_: Arc<MultiClusterService>, error: &Error, _: Arc<Context>) -> Action {
+    crate::retry_after(
+        "multicluster service",
+        error,
+        matches!(error, Error::Kube(e) if crate::is_conflict(e)),
+        Duration::from_secs(2),
+    )
+}
+
+/// A stream that yields whenever the clusters' names, readiness or EndpointSlice support
+/// change (what a MultiClusterService's plan depends on).
+fn member_changes(caches: &crate::Caches) -> impl futures::Stream<Item = ()> + Send + 'static {
+    let (tx, rx) = futures::channel::mpsc::unbounded();
+    let notify = Arc::new(tokio::sync::Notify::new());
+    let watch = caches.clusters.notify_on_change(&notify);
+    let store = caches.clusters.store();
+    tokio::spawn(async move {
+        let _watch = watch;
+        let mut last: Option<BTreeSet<(String, bool, bool)>> = None;
+        loop {
+            notify.notified().await;
+            let now: BTreeSet<(String, bool, bool)> = store
+                .state()
+                .iter()
+                .map(|c| Member::of(c))
+                .map(|m| (m.name, m.ready, m.endpoint_slices))
+                .collect();
+            if last.as_ref() != Some(&now) {
+                last = Some(now);
+                if tx.unbounded_send(()).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// Runs the `multiclusterservice` controller until the future is dropped.
+pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<()> {
+    let api: Api<MultiClusterService> = Api::all(client.clone());
+    let events = crate::events::Events::start(client.clone(), "multiclusterservice-controller");
+    let changes = member_changes(&caches);
+    Controller::new(api, watcher::Config::default())
+        .with_config(crate::controller_config())
+        .watches(Api::<Service>::all(client.clone()), watcher::Config::default(), |svc: Service| {
+            Some(
+                ObjectRef::<MultiClusterService>::new(svc.metadata.name.as_deref()?)
+                    .within(svc.metadata.namespace.as_deref()?),
+            )
+        })
+        .reconcile_all_on(changes)
+        .run(
+            reconcile,
+            error_policy,
+            Arc::new(Context { client, caches, events, applied: Default::default() }),
+        )
+        .for_each(|_| async {})
+        .await;
+    Ok(())
+}
+
+// ---- endpointsliceDispatch
+
+/// What the dispatch loop writes, from every MultiClusterService, the Works labelled with one
+/// (collected and dispatched) and the clusters.
+#[derive(Debug, Default, PartialEq)]
+pub struct Dispatch {
+    /// The dispatched Works wanted, by `namespace/name`.
+    pub works: BTreeMap<String, Value>,
+    /// Per MultiClusterService (`namespace/name`) with EndpointSlices collected for it: the
+    /// dispatched Works it wants (for its condition) and its Events.
+    pub services: BTreeMap<String, (BTreeSet<String>, Vec<(Reason, String)>)>,
+    /// Collected Works being deleted whose dispatch finalizer can go once the Works
+    /// dispatched from them are gone (`namespace/name`).
+    pub released: Vec<(String, String)>,
+}
+
+fn label<'a>(work: &'a Work, key: &str) -> Option<&'a str> {
+    work.metadata.labels.as_ref()?.get(key).map(String::as_str)
+}
+
+fn provision_cluster(work: &Work) -> Option<&str> {
+    work.metadata.annotations.as_ref()?.get(names::PROVISION_CLUSTER_ANNOTATION).map(String::as_str)
+}
+
+/// The dispatched EndpointSlice Work for `consumer` of a slice collected from `provider`.
+pub fn dispatched_work(
+    mcs_namespace: &str,
+    mcs_name: &str,
+    provider: &str,
+    consumer: &str,
+    slice: &Value,
+) -> Value {
+    let slice_name = format!("{provider}-{}", apimachinery::object::name(slice));
+    let slice_namespace = apimachinery::object::namespace(slice).to_owned();
+    let mut manifest = json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": slice_name, "namespace": slice_namespace,
+            "labels": {names::SERVICE_NAME_OF_SLICE_LABEL: mcs_name,
+                names::SLICE_MANAGED_BY_LABEL: names::ENDPOINTSLICE_DISPATCH_CONTROLLER},
+            "annotations": {names::PROVISION_CLUSTER_ANNOTATION: provider}},
+        "addressType": slice["addressType"],
+        "endpoints": slice.get("endpoints").cloned().unwrap_or_else(|| json!([])),
+    });
+    if let Some(ports) = slice.get("ports") {
+        manifest["ports"] = ports.clone();
+    }
+    json!({"apiVersion": "work.karmada.io/v1alpha1", "kind": "Work",
+        "metadata": {"name": names::work_name("EndpointSlice", &slice_name, &slice_namespace),
+            "namespace": names::execution_namespace(consumer),
+            "labels": {names::MCS_NAME_LABEL: mcs_name, names::MCS_NAMESPACE_LABEL: mcs_namespace},
+            "annotations": {names::PROVISION_CLUSTER_ANNOTATION: provider}},
+        "spec": {"workload": {"manifests": [manifest]}}})
+}
+
+pub fn dispatch(
+    services: &[Arc<MultiClusterService>],
+    works: &[Arc<Work>],
+    members: &[Member],
+) -> Dispatch {
+    let mut out = Dispatch::default();
+    let by_key: HashMap<(String, String), &MultiClusterService> = services
+        .iter()
+        .filter(|m| {
+            m.metadata.deletion_timestamp.is_none() && m.spec.exposes(ExposureType::CrossCluster)
+        })
+        .map(|m| {
+            (
+                (
+                    m.metadata.namespace.clone().unwrap_or_default(),
+                    m.metadata.name.clone().unwrap_or_default(),
+                ),
+                m.as_ref(),
+            )
+        })
+        .collect();
+    let ready: HashSet<&str> =
+        members.iter().filter(|m| m.ready && m.endpoint_slices).map(|m| m.name.as_str()).collect();
+    for work in works {
+        // Collected ones: in a provider's namespace, not dispatched themselves.
+        if provision_cluster(work).is_some()
+            || label(work, names::ENDPOINTSLICE_WORK_MANAGED_BY_LABEL).is_none()
+        {
+            continue;
+        }
+        let work_namespace = work.metadata.namespace.clone().unwrap_or_default();
+        if work.metadata.deletion_timestamp.is_some() {
+            if work.metadata.finalizers.iter().flatten().any(|f| f == names::MCS_DISPATCH_FINALIZER)
+            {
+                out.released.push((work_namespace, work.metadata.name.clone().unwrap_or_default()));
+            }
+            continue;
+        }
+        let (Some(mcs_namespace), Some(mcs_name)) =
+            (label(work, names::MCS_NAMESPACE_LABEL), label(work, names::MCS_NAME_LABEL))
+        else {
+            continue;
+        };
+        let Some(mcs) = by_key.get(&(mcs_namespace.to_owned(), mcs_name.to_owned())) else {
+            continue;
+        };
+        let Some(provider) = names::cluster_of_execution_namespace(&work_namespace) else {
+            continue;
+        };
+        let service_key = format!("{mcs_namespace}/{mcs_name}");
+        let (providers, consumers) = clusters_of(mcs, members);
+        let entry = out.services.entry(service_key).or_default();
+        // A provider no longer named or not Ready gives no endpoints (failover).
+        if !providers.contains(provider) || !ready.contains(provider) {
+            continue;
+        }
+        for consumer in consumers.iter().filter(|c| c.as_str() != provider) {
+            match members.iter().find(|m| &m.name == consumer) {
+                None => {
+                    entry.1.push((
+                        Reason::ClusterNotFound,
+                        format!("Consumer cluster {consumer} is not found"),
+                    ));
+                    continue;
+                }
+                Some(m) if !m.ready => {
+                    entry.1.push((
+                        Reason::SyncServiceFailed,
+                        format!("Consumer cluster {consumer} is not ready, skip to propagate EndpointSlice"),
+                    ));
+                    continue;
+                }
+                Some(m) if !m.endpoint_slices => {
+                    entry.1.push((
+                        Reason::APIIncompatible,
+                        format!("Consumer cluster {consumer} does not support EndpointSlice"),
+                    ));
+                    continue;
+                }
+                Some(_) => {}
+            }
+            for slice in work
+                .spec
+                .workload
+                .manifests
+                .iter()
+                .map(|m| m.value())
+                .filter(|m| m["kind"] == "EndpointSlice")
+            {
+                let dispatched =
+                    dispatched_work(mcs_namespace, mcs_name, provider, consumer, &slice);
+                let key = format!(
+                    "{}/{}",
+                    dispatched["metadata"]["namespace"].as_str().unwrap_or_default(),
+                    dispatched["metadata"]["name"].as_str().unwrap_or_default()
+                );
+                entry.0.insert(key.clone());
+                out.works.insert(key, dispatched);
+            }
+        }
+        entry.1.sort_by(|a, b| a.1.cmp(&b.1));
+        entry.1.dedup();
+    }
+    out
+}
+
+/// Runs the `endpointsliceDispatch` loop until the future is dropped.
+pub async fn run_dispatch(client: kube::Client, caches: crate::Caches) -> anyhow::Result<()> {
+    let notify = Arc::new(tokio::sync::Notify::new());
+    let (services, service_watch) =
+        crate::shared::cached::<MultiClusterService>(&client, watcher::Config::default(), &notify);
+    let (works, work_watch) = crate::shared::cached::<Work>(
+        &client,
+        watcher::Config::default().labels(names::MCS_NAME_LABEL),
+        &notify,
+    );
+    let _clusters = caches.clusters.notify_on_change(&notify);
+    let events = crate::events::Events::start(client.clone(), "endpointslice-dispatch-controller");
+    let mut applied = Applied::default();
+    // The Events last recorded per MultiClusterService (recorded again when they change).
+    let mut recorded: HashMap<String, Vec<(Reason, String)>> = HashMap::new();
+    loop {
+        notify.notified().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if service_watch.is_finished() || work_watch.is_finished() {
+            anyhow::bail!("a watch of the endpointslice dispatch loop stopped");
+        }
+        let service_list = services.state();
+        let work_list = works.state();
+        let members = members(&caches);
+        let plan = dispatch(&service_list, &work_list, &members);
+        let mut failed_keys: HashSet<String> = HashSet::new();
+        let mut written_keys: HashSet<String> = HashSet::new();
+        let existing: HashMap<String, &Arc<Work>> = work_list
+            .iter()
+            .filter(|w| provision_cluster(w).is_some())
+            .map(|w| {
+                (
+                    format!(
+                        "{}/{}",
+                        w.metadata.namespace.as_deref().unwrap_or_default(),
+                        w.metadata.name.as_deref().unwrap_or_default()
+                    ),
+                    w,
+                )
+            })
+            .collect();
+        applied.retain(|k| plan.works.contains_key(k));
+        for (key, work) in &plan.works {
+            let exists = existing.get(key).is_some_and(|w| w.metadata.deletion_timestamp.is_none());
+            if !applied.needs(key, work, exists) {
+                continue;
+            }
+            let api: Api<Work> = Api::namespaced(
+                client.clone(),
+                work["metadata"]["namespace"].as_str().unwrap_or_default(),
+            );
+            let name = work["metadata"]["name"].as_str().unwrap_or_default();
+            match api
+                .patch(name, &PatchParams::apply(DISPATCH_MANAGER).force(), &Patch::Apply(work))
+                .await
+            {
+                Ok(_) => {
+                    applied.record(key, work);
+                    written_keys.insert(key.clone());
+                }
+                Err(e) => {
+                    tracing::debug!(work = key, error = %e, "dispatch EndpointSlice");
+                    failed_keys.insert(key.clone());
+                }
+            }
+        }
+        let mut failed = !failed_keys.is_empty();
+        let mut removing: HashSet<(String, String)> = HashSet::new();
+        for (key, w) in &existing {
+            if plan.works.contains_key(key) {
+                continue;
+            }
+            if let Some(provider) = provision_cluster(w) {
+                removing.insert((provider.to_owned(), w.metadata.name.clone().unwrap_or_default()));
+            }
+            if w.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            let api: Api<Work> = Api::namespaced(
+                client.clone(),
+                w.metadata.namespace.as_deref().unwrap_or_default(),
+            );
+            match api
+                .delete(w.metadata.name.as_deref().unwrap_or_default(), &DeleteParams::default())
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => {
+                    tracing::debug!(work = key, error = %e, "remove dispatched EndpointSlice");
+                    failed = true;
+                }
+            }
+        }
+        // A collected Work being deleted lets go once nothing dispatched from it is left.
+        if !failed {
+            for (namespace, name) in &plan.released {
+                let api: Api<Work> = Api::namespaced(client.clone(), namespace);
+                let Some(w) = work_list.iter().find(|w| {
+                    w.metadata.namespace.as_deref() == Some(namespace.as_str())
+                        && w.metadata.name.as_deref() == Some(name.as_str())
+                }) else {
+                    continue;
+                };
+                let finalizers = w.metadata.finalizers.clone().unwrap_or_default();
+                if let Err(e) = crate::set_finalizer(
+                    &api,
+                    name,
+                    &finalizers,
+                    names::MCS_DISPATCH_FINALIZER,
+                    false,
+                )
+                .await
+                    && !matches!(&e, kube::Error::Api(s) if s.code == 404)
+                {
+                    tracing::debug!(work = name, error = %e, "release collected EndpointSlice");
+                    failed = true;
+                }
+            }
+        }
+        // Conditions and Events per MultiClusterService.
+        for (key, (wanted, service_events)) in &plan.services {
+            let Some(mcs) = service_list.iter().find(|m| {
+                format!(
+                    "{}/{}",
+                    m.metadata.namespace.as_deref().unwrap_or_default(),
+                    m.metadata.name.as_deref().unwrap_or_default()
+                ) == *key
+            }) else {
+                continue;
+            };
+            let regarding = crate::events::reference_of(mcs.as_ref());
+            if recorded.get(key) != Some(service_events) {
+                for (reason, message) in service_events {
+                    events.record(regarding.clone(), *reason, message.clone());
+                }
+                recorded.insert(key.clone(), service_events.clone());
+            }
+            let failures: Vec<&String> =
+                wanted.iter().filter(|k| failed_keys.contains(*k)).collect();
+            let ok = failures.is_empty();
+            let (reason, message, event) = if ok {
+                (
+                    "EndpointSliceDispatchedSucceed",
+                    "EndpointSlice are dispatched successfully".to_owned(),
+                    Reason::DispatchEndpointSliceSucceed,
+                )
+            } else {
+                (
+                    "EndpointSliceDispatchedFailed",
+                    format!(
+                        "failed to dispatch {} EndpointSlice Work(s), first {}",
+                        failures.len(),
+                        failures[0]
+                    ),
+                    Reason::DispatchEndpointSliceFailed,
+                )
+            };
+            let status = mcs.status.as_ref().and_then(|s| serde_json::to_value(s).ok());
+            let wanted_condition =
+                condition(status.as_ref(), ENDPOINT_SLICE_DISPATCHED, ok, reason, &message);
+            let api: Api<MultiClusterService> = Api::namespaced(
+                client.clone(),
+                mcs.metadata.namespace.as_deref().unwrap_or_default(),
+            );
+            let changed = match set_condition(&api, mcs, wanted_condition).await {
+                Ok(changed) => changed,
+                Err(e) => {
+                    tracing::debug!(service = key, error = %e, "EndpointSliceDispatched condition");
+                    failed = true;
+                    false
+                }
+            };
+            if changed || !ok || wanted.iter().any(|k| written_keys.contains(k)) {
+                events.record(regarding, event, message);
+            }
+        }
+        recorded.retain(|k, _| plan.services.contains_key(k));
+        if failed {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            notify.notify_one();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mcs(providers: &[&str], consumers: &[&str]) -> MultiClusterService {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "shop", "labels": {names::MCS_PERMANENT_ID_LABEL: "id-1"}},
+            "spec": {"types": ["CrossCluster"],
+                "providerClusters": providers.iter().map(|n| json!({"name": n})).collect::<Vec<_>>(),
+                "consumerClusters": consumers.iter().map(|n| json!({"name": n})).collect::<Vec<_>>()}
+        }))
+        .unwrap()
+    }
+
+    fn member(name: &str, ready: bool) -> Member {
+        Member { name: name.into(), ready, endpoint_slices: true }
+    }
+
+    #[test]
+    fn providers_get_the_service_and_missing_clusters_are_reported() {
+        let members = [member("member1", true), member("member2", true), member("member3", false)];
+        let p = plan(&mcs(&["member1", "member3", "gone"], &["member2"]), &members);
+        assert_eq!(p.placement, ["gone", "member1", "member2", "member3"].map(String::from).into());
+        assert_eq!(p.works.keys().collect::<Vec<_>>(), ["member1"], "only Ready providers");
+        let work = &p.works["member1"];
+        assert_eq!(work["metadata"]["namespace"], "karmada-es-member1");
+        assert_eq!(work["metadata"]["labels"][names::MCS_PERMANENT_ID_LABEL], "id-1");
+        assert_eq!(work["spec"]["suspendDispatching"], true);
+        assert_eq!(work["spec"]["workload"]["manifests"][0]["kind"], "MultiClusterService");
+        let reasons: Vec<(Reason, &str)> = p.events.iter().map(|(r, m)| (*r, m.as_str())).collect();
+        assert_eq!(
+            reasons,
+            [
+                (Reason::ClusterNotFound, "Provider cluster gone is not found"),
+                (
+                    Reason::SyncServiceFailed,
+                    "Provider cluster member3 is not ready, skip to propagate MultiClusterService"
+                ),
+            ]
+        );
+        // Empty lists: every cluster.
+        let all = plan(&mcs(&[], &[]), &members);
+        assert_eq!(all.placement.len(), 3);
+        assert_eq!(all.works.len(), 2);
+    }
+
+    #[test]
+    fn the_service_is_claimed_from_its_policy_and_released() {
+        let service: Service = serde_json::from_value(json!({"metadata": {"name": "web", "namespace": "shop", "uid": "s1",
+            "labels": {names::PP_PERMANENT_ID_LABEL: "pp"}, "annotations": {names::PP_NAME_ANNOTATION: "pp"}}}))
+        .unwrap();
+        let m = mcs(&["member1"], &["member2"]);
+        let patch = claim_patch(&m, &service).unwrap();
+        assert_eq!(patch["metadata"]["labels"][names::CLAIMED_BY_LABEL], "MultiClusterService");
+        assert_eq!(patch["metadata"]["labels"][names::PP_PERMANENT_ID_LABEL], Value::Null);
+        assert_eq!(patch["metadata"]["annotations"][names::MCS_NAME_ANNOTATION], "web");
+        let mut claimed = serde_json::to_value(&service).unwrap();
+        json_patch::merge(&mut claimed, &patch);
+        let claimed: Service = serde_json::from_value(claimed).unwrap();
+        assert_eq!(claim_patch(&m, &claimed), None, "claimed once");
+        let release = release_patch(
+            claimed.metadata.labels.as_ref().unwrap(),
+            claimed.metadata.annotations.as_ref().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(release["metadata"]["labels"][names::CLAIMED_BY_LABEL], Value::Null);
+        let binding =
+            service_binding(&m, &claimed, &["member1".to_owned(), "member2".to_owned()].into());
+        assert_eq!(binding["metadata"]["name"], propagation::binding_name("Service", "web"));
+        assert_eq!(
+            binding["metadata"]["labels"][names::BINDING_MANAGED_BY_LABEL],
+            "MultiClusterService"
+        );
+        assert_eq!(
+            binding["spec"]["placement"]["clusterAffinity"]["clusterNames"],
+            json!(["member1", "member2"])
+        );
+        assert_eq!(binding["spec"]["conflictResolution"], "Overwrite");
+        assert_eq!(binding["spec"]["resource"]["uid"], "s1");
+    }
+
+    fn collected(cluster: &str, deleting: bool) -> Arc<Work> {
+        let mut w = json!({"metadata": {"name": "web-abcde-x", "namespace": names::execution_namespace(cluster),
+                "labels": {names::MCS_NAME_LABEL: "web", names::MCS_NAMESPACE_LABEL: "shop",
+                    names::ENDPOINTSLICE_WORK_MANAGED_BY_LABEL: "MultiClusterService"},
+                "finalizers": [names::MCS_DISPATCH_FINALIZER]},
+            "spec": {"workload": {"manifests": [{"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"name": "web-abcde", "namespace": "shop"}, "addressType": "IPv4",
+                "endpoints": [{"addresses": ["10.10.0.5"]}]}]}}});
+        if deleting {
+            w["metadata"]["deletionTimestamp"] = json!("2026-12-07T00:00:00Z");
+        }
+        Arc::new(serde_json::from_value(w).unwrap())
+    }
+
+    #[test]
+    fn slices_go_from_ready_providers_to_the_other_consumers() {
+        let services = [Arc::new(mcs(&["member1", "member2"], &[]))];
+        let members = [member("member1", true), member("member2", true), member("member3", true)];
+        let works = [collected("member1", false), collected("member2", false)];
+        let d = dispatch(&services, &works, &members);
+        // member1's slice to member2 and member3, member2's to member1 and member3.
+        assert_eq!(d.works.len(), 4, "{:#?}", d.works.keys());
+        let to_member3: Vec<&Value> = d
+            .works
+            .values()
+            .filter(|w| w["metadata"]["namespace"] == "karmada-es-member3")
+            .collect();
+        let mut names: Vec<&str> = to_member3
+            .iter()
+            .map(|w| w["spec"]["workload"]["manifests"][0]["metadata"]["name"].as_str().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["member1-web-abcde", "member2-web-abcde"]);
+        let slice = &to_member3[0]["spec"]["workload"]["manifests"][0];
+        assert_eq!(slice["metadata"]["labels"][names::SERVICE_NAME_OF_SLICE_LABEL], "web");
+        assert_eq!(
+            slice["metadata"]["labels"][names::SLICE_MANAGED_BY_LABEL],
+            names::ENDPOINTSLICE_DISPATCH_CONTROLLER
+        );
+        assert_eq!(slice["endpoints"][0]["addresses"][0], "10.10.0.5");
+        assert_eq!(d.services["shop/web"].0.len(), 4);
+
+        // member1 unreachable: its endpoints are withdrawn everywhere.
+        let failed_over =
+            [member("member1", false), member("member2", true), member("member3", true)];
+        let d = dispatch(&services, &works, &failed_over);
+        assert!(d.works.values().all(|w| w["metadata"]["annotations"]
+            [names::PROVISION_CLUSTER_ANNOTATION]
+            == "member2"));
+        assert!(
+            d.services["shop/web"].1.iter().any(|(r, _)| *r == Reason::SyncServiceFailed),
+            "member1 as consumer is not ready"
+        );
+
+        // No MultiClusterService: nothing; a collected Work being deleted is released.
+        let d = dispatch(&[], &[collected("member1", true)], &members);
+        assert!(d.works.is_empty());
+        assert_eq!(d.released, [("karmada-es-member1".to_owned(), "web-abcde-x".to_owned())]);
+    }
+}
