@@ -205,3 +205,168 @@ spec:
             .then_some(())
     });
 }
+
+/// The addresses of the EndpointSlices of Service `web` in a member, by slice name.
+fn slices_of_web(cp: &ControlPlane, cluster: &str) -> Vec<(String, usize)> {
+    let out = cp.member(
+        cluster,
+        &[
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=web",
+            "-o",
+            r#"go-template={{range .items}}{{.metadata.name}} {{len .endpoints}}{{"\n"}}{{end}}"#,
+        ],
+    );
+    let mut slices: Vec<(String, usize)> = out
+        .stdout
+        .lines()
+        .filter_map(|l| {
+            let (name, n) = l.split_once(' ')?;
+            Some((name.to_owned(), n.parse().ok()?))
+        })
+        .collect();
+    slices.sort();
+    slices
+}
+
+/// A MultiClusterService from member1 (provider, where the workload runs) to member2
+/// (consumer): the Service goes to both, member1's EndpointSlice to member2 as
+/// `member1-<slice>`, following the pods; member1 unreachable withdraws its endpoints; the
+/// MultiClusterService deleted, everything it dispatched goes.
+#[test]
+fn a_multi_cluster_service_takes_the_providers_endpoints_to_its_consumers() {
+    let cp = ControlPlane::with_joined(2);
+    cp.api
+        .kubectl_stdin(
+            &["apply", "-f", "-"],
+            r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: nginx}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  selector: {app: web}
+  ports: [{port: 80}]
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {name: web, namespace: default}
+spec:
+  resourceSelectors: [{apiVersion: apps/v1, kind: Deployment, name: web}]
+  placement: {clusterAffinity: {clusterNames: [member1]}}
+---
+apiVersion: networking.karmada.io/v1alpha1
+kind: MultiClusterService
+metadata: {name: web, namespace: default}
+spec:
+  types: [CrossCluster]
+  providerClusters: [{name: member1}]
+  consumerClusters: [{name: member2}]
+"#,
+        )
+        .ok();
+    let provided = eventually(Duration::from_secs(30), "member1's slice with 2 endpoints", || {
+        let slices = slices_of_web(&cp, "member1");
+        (slices.len() == 1 && slices[0].1 == 2).then_some(slices[0].0.clone())
+    });
+    let dispatched = format!("member1-{provided}");
+    eventually(Duration::from_secs(30), "the slice dispatched to member2", || {
+        slices_of_web(&cp, "member2").contains(&(dispatched.clone(), 2)).then_some(())
+    });
+    let conditions = cp.api.kubectl(&[
+        "get",
+        "mcs",
+        "web",
+        "-o",
+        r#"jsonpath={range .status.conditions[*]}{.type}={.status} {end}"#,
+    ]);
+    assert!(
+        conditions.stdout.contains("ServiceApplied=True")
+            && conditions.stdout.contains("EndpointSliceDispatched=True"),
+        "{}",
+        conditions.stdout
+    );
+    let claimed = cp.api.kubectl(&[
+        "get",
+        "svc",
+        "web",
+        "-o",
+        "jsonpath={.metadata.labels.resourcetemplate\\.karmada\\.io/claimed-by}",
+    ]);
+    assert_eq!(claimed.stdout, "MultiClusterService");
+    let reasons = cp.api.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.kind=MultiClusterService",
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ]);
+    assert!(
+        reasons.stdout.contains("SyncServiceSucceed")
+            && reasons.stdout.contains("DispatchEndpointSliceSucceed"),
+        "{}",
+        reasons.stdout
+    );
+    // The workload scales in the provider: the consumer follows.
+    cp.api.kubectl(&["scale", "deploy", "web", "--replicas=3"]).ok();
+    eventually(Duration::from_secs(30), "3 endpoints in member2", || {
+        slices_of_web(&cp, "member2").contains(&(dispatched.clone(), 3)).then_some(())
+    });
+    // A provider that is unreachable gives no endpoints (within the failover time), and gives
+    // them again when it is back.
+    cp.fault("member1", &["--unreachable", "true"]);
+    eventually(Duration::from_secs(40), "member1's endpoints withdrawn from member2", || {
+        (!slices_of_web(&cp, "member2").iter().any(|(n, _)| n.starts_with("member1-")))
+            .then_some(())
+    });
+    cp.fault("member1", &["--unreachable", "false"]);
+    eventually(Duration::from_secs(40), "member1's endpoints back in member2", || {
+        slices_of_web(&cp, "member2").iter().any(|(n, _)| n.starts_with("member1-")).then_some(())
+    });
+    // Deleted: what it dispatched goes, the Service is released (and stays where it is).
+    cp.api.kubectl(&["delete", "mcs", "web"]).ok();
+    eventually(Duration::from_secs(30), "the dispatched slices gone", || {
+        (!slices_of_web(&cp, "member2").iter().any(|(n, _)| n.starts_with("member1-")))
+            .then_some(())
+    });
+    let released = cp.api.kubectl(&["get", "svc", "web", "-o", "jsonpath={.metadata.labels}"]);
+    assert!(!released.stdout.contains("claimed-by"), "{}", released.stdout);
+}
+
+#[test]
+fn a_multi_cluster_service_is_validated() {
+    let api = crate::harness::ApiServer::start("memory");
+    let out = api.kubectl_stdin(
+        &["apply", "-f", "-"],
+        r#"
+apiVersion: networking.karmada.io/v1alpha1
+kind: MultiClusterService
+metadata: {name: web, namespace: default}
+spec:
+  types: [CrossCluster, Sideways]
+  ports: [{name: http, port: 80}, {name: http, port: 70000}]
+  providerClusters: [{name: Member_1}]
+"#,
+    );
+    assert_ne!(out.code, 0);
+    for field in [
+        "spec.types[1]",
+        "spec.ports[1].name",
+        "spec.ports[1].port",
+        "spec.providerClusters[0].name",
+    ] {
+        assert!(out.stderr.contains(field), "{field} in {}", out.stderr);
+    }
+}
