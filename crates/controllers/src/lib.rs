@@ -205,7 +205,14 @@ pub async fn run(client: kube::Client, settings: Settings) -> anyhow::Result<()>
             Loop::DeploymentReplicasSyncer => tokio::spawn(hpa_replicas::run_replicas_syncer(c)),
             Loop::ServiceImport => tokio::spawn(mcs::run_service_import(c)),
             Loop::Collect => tokio::spawn(mcs::run_collectors(c, k, selection.collect_parts())),
-            Loop::MultiClusterService => tokio::spawn(multicluster_service::run(c, k)),
+            // With the status of LoadBalancer MultiClusterServices and MultiClusterIngresses.
+            Loop::MultiClusterService => tokio::spawn(async move {
+                tokio::try_join!(
+                    multicluster_service::run(c.clone(), k.clone()),
+                    multicluster_service::run_exposure_status(c, k)
+                )
+                .map(|_| ())
+            }),
             Loop::EndpointSliceDispatch => tokio::spawn(multicluster_service::run_dispatch(c, k)),
             Loop::EndpointSlice => tokio::spawn(mcs::run_endpoint_slice(c)),
             Loop::AgentStatus => continue,

@@ -27,7 +27,7 @@ use k8s_openapi::api::core::v1::Service;
 use karmada_api::cluster::Cluster;
 use karmada_api::events::Reason;
 use karmada_api::names;
-use karmada_api::networking::{ExposureType, MultiClusterService};
+use karmada_api::networking::{ExposureType, MultiClusterIngress, MultiClusterService};
 use karmada_api::work::Work;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
@@ -368,7 +368,8 @@ async fn reconcile(mcs: Arc<MultiClusterService>, ctx: Arc<Context>) -> Result<A
             return Err(e.into());
         }
         if let Ok(mut applied) = ctx.applied.lock() {
-            applied.retain(|k| k != key);
+            let prefix = format!("{key}/");
+            applied.retain(|k| !k.starts_with(&prefix));
         }
         crate::set_finalizer(&api, &name, &finalizers, names::MCS_FINALIZER, false).await?;
         return Ok(Action::await_change());
@@ -608,6 +609,175 @@ pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<
         .for_each(|_| async {})
         .await;
     Ok(())
+}
+
+// ---- Load balancer and ingress status
+
+/// `types: [LoadBalancer]`: the MultiClusterService's `status.loadBalancer` is its Service's
+/// members' load balancers (the Service's status aggregates them from every member it runs in).
+pub fn load_balancer_status(service: Option<&Service>) -> Value {
+    let ingress = service
+        .and_then(|s| s.status.as_ref())
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.clone())
+        .unwrap_or_default();
+    json!({"ingress": ingress})
+}
+
+/// The backend Services a MultiClusterIngress routes to (default backend and every path).
+pub fn ingress_backends(mci: &MultiClusterIngress) -> BTreeSet<String> {
+    let spec = &mci.spec;
+    let default =
+        spec.default_backend.iter().filter_map(|b| Some(b.service.as_ref()?.name.clone()));
+    let paths = spec
+        .rules
+        .iter()
+        .flatten()
+        .filter_map(|r| r.http.as_ref())
+        .flat_map(|h| h.paths.iter())
+        .filter_map(|p| Some(p.backend.service.as_ref()?.name.clone()));
+    default.chain(paths).collect()
+}
+
+/// A MultiClusterIngress's status: the load balancers of the Ingress of its name (aggregated
+/// from the members it runs in) and, per backend Service, the clusters it is scheduled to.
+pub fn ingress_status(
+    mci: &MultiClusterIngress,
+    ingress: Option<&Value>,
+    scheduled: &dyn Fn(&str) -> Vec<String>,
+) -> Value {
+    let load_balancer = ingress
+        .and_then(|i| i.pointer("/status/loadBalancer"))
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    let locations: Vec<Value> = ingress_backends(mci)
+        .into_iter()
+        .map(|service| {
+            let clusters = scheduled(&service);
+            let mut location = json!({"name": service});
+            if !clusters.is_empty() {
+                location["clusters"] = json!(clusters);
+            }
+            location
+        })
+        .collect();
+    let mut status = json!({"loadBalancer": load_balancer});
+    if !locations.is_empty() {
+        status["serviceLocations"] = json!(locations);
+    }
+    status
+}
+
+fn key_of(meta: &kube::api::ObjectMeta) -> (String, String) {
+    (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default())
+}
+
+/// Keeps the status of LoadBalancer MultiClusterServices and of MultiClusterIngresses
+/// current (a level-triggered loop over Services, Ingresses and bindings), until dropped.
+pub async fn run_exposure_status(
+    client: kube::Client,
+    caches: crate::Caches,
+) -> anyhow::Result<()> {
+    use k8s_openapi::api::networking::v1::Ingress;
+    let notify = Arc::new(tokio::sync::Notify::new());
+    let (services, w1) =
+        crate::shared::cached::<MultiClusterService>(&client, watcher::Config::default(), &notify);
+    let (ingresses, w2) =
+        crate::shared::cached::<MultiClusterIngress>(&client, watcher::Config::default(), &notify);
+    let (plain_services, w3) =
+        crate::shared::cached::<Service>(&client, watcher::Config::default(), &notify);
+    let (plain_ingresses, w4) =
+        crate::shared::cached::<Ingress>(&client, watcher::Config::default(), &notify);
+    let _bindings = caches.bindings.notify_on_change(&notify);
+    loop {
+        notify.notified().await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if [&w1, &w2, &w3, &w4].iter().any(|w| w.is_finished()) {
+            anyhow::bail!("a watch of the exposure status loop stopped");
+        }
+        let mut failed = false;
+        for mcs in services.state() {
+            if mcs.metadata.deletion_timestamp.is_some()
+                || !mcs.spec.exposes(ExposureType::LoadBalancer)
+            {
+                continue;
+            }
+            let (namespace, name) = key_of(&mcs.metadata);
+            let service = plain_services
+                .state()
+                .into_iter()
+                .find(|s| key_of(&s.metadata) == (namespace.clone(), name.clone()));
+            let wanted = load_balancer_status(service.as_deref());
+            let current = mcs
+                .status
+                .as_ref()
+                .and_then(|s| s.load_balancer.as_ref())
+                .and_then(|lb| serde_json::to_value(lb).ok())
+                .map(|mut lb| {
+                    if lb.get("ingress").is_none() {
+                        lb["ingress"] = json!([]);
+                    }
+                    lb
+                });
+            if current.as_ref() != Some(&wanted) {
+                let api: Api<MultiClusterService> = Api::namespaced(client.clone(), &namespace);
+                let patch = json!({"status": {"loadBalancer": wanted}});
+                if let Err(e) =
+                    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(patch)).await
+                {
+                    tracing::debug!(service = name, error = %e, "MultiClusterService load balancer status");
+                    failed = true;
+                }
+            }
+        }
+        let bindings = caches.bindings.store().state();
+        for mci in ingresses.state() {
+            if mci.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            let (namespace, name) = key_of(&mci.metadata);
+            let ingress = plain_ingresses
+                .state()
+                .into_iter()
+                .find(|i| key_of(&i.metadata) == (namespace.clone(), name.clone()))
+                .and_then(|i| serde_json::to_value(i.as_ref()).ok());
+            let scheduled = |service: &str| -> Vec<String> {
+                let binding_name = propagation::binding_name("Service", service);
+                let mut clusters: Vec<String> = bindings
+                    .iter()
+                    .filter(|b| key_of(&b.metadata) == (namespace.clone(), binding_name.clone()))
+                    .flat_map(|b| b.spec.clusters.iter().map(|c| c.name.clone()))
+                    .collect();
+                clusters.sort();
+                clusters.dedup();
+                clusters
+            };
+            let wanted = ingress_status(&mci, ingress.as_ref(), &scheduled);
+            let current =
+                mci.status.as_ref().and_then(|s| serde_json::to_value(s).ok()).unwrap_or_default();
+            let differs = current.get("loadBalancer").unwrap_or(&json!({}))
+                != &wanted["loadBalancer"]
+                || current.get("serviceLocations") != wanted.get("serviceLocations");
+            if differs {
+                let api: Api<MultiClusterIngress> = Api::namespaced(client.clone(), &namespace);
+                let mut status = wanted;
+                if status.get("serviceLocations").is_none() {
+                    status["serviceLocations"] = Value::Null;
+                }
+                let patch = json!({"status": status});
+                if let Err(e) =
+                    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(patch)).await
+                {
+                    tracing::debug!(ingress = name, error = %e, "MultiClusterIngress status");
+                    failed = true;
+                }
+            }
+        }
+        if failed {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            notify.notify_one();
+        }
+    }
 }
 
 // ---- endpointsliceDispatch
@@ -1094,5 +1264,32 @@ mod tests {
         let d = dispatch(&[], &[collected("member1", true)], &members);
         assert!(d.works.is_empty());
         assert_eq!(d.released, [("karmada-es-member1".to_owned(), "web-abcde-x".to_owned())]);
+    }
+
+    #[test]
+    fn load_balancers_and_ingress_locations_are_reported() {
+        let service: Service = serde_json::from_value(json!({"metadata": {"name": "web"},
+            "status": {"loadBalancer": {"ingress": [{"ip": "172.18.0.1"}, {"ip": "172.18.3.4"}]}}}))
+        .unwrap();
+        assert_eq!(
+            load_balancer_status(Some(&service)),
+            json!({"ingress": [{"ip": "172.18.0.1"}, {"ip": "172.18.3.4"}]})
+        );
+        assert_eq!(load_balancer_status(None), json!({"ingress": []}));
+        let mci: MultiClusterIngress =
+            serde_json::from_value(json!({"metadata": {"name": "shop", "namespace": "shop"},
+            "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}},
+                "rules": [{"http": {"paths": [{"path": "/api", "pathType": "Prefix",
+                    "backend": {"service": {"name": "api", "port": {"number": 80}}}}]}}]}}))
+            .unwrap();
+        let ingress = json!({"status": {"loadBalancer": {"ingress": [{"ip": "172.19.0.9"}]}}});
+        let status = ingress_status(&mci, Some(&ingress), &|s: &str| {
+            if s == "web" { vec!["member1".into(), "member2".into()] } else { vec![] }
+        });
+        assert_eq!(
+            status,
+            json!({"loadBalancer": {"ingress": [{"ip": "172.19.0.9"}]},
+                "serviceLocations": [{"name": "api"}, {"name": "web", "clusters": ["member1", "member2"]}]})
+        );
     }
 }
