@@ -240,6 +240,36 @@ pub fn collected_works(
     works
 }
 
+/// The `Valid` condition of a ServiceExport (the MCS API's): whether the Service it exports
+/// exists in the member. `None`: the export already says so.
+pub fn export_validity(
+    export: &karmada_api::mcs::ServiceExport,
+    service_exists: bool,
+    cluster: &str,
+    now: &str,
+) -> Option<Value> {
+    let (status, reason, message) = if service_exists {
+        ("True", "ServiceFound", "the Service is exported".to_owned())
+    } else {
+        (
+            "False",
+            "ServiceNotFound",
+            format!(
+                "Service {}/{} does not exist in cluster {cluster}",
+                export.metadata.namespace.as_deref().unwrap_or_default(),
+                export.metadata.name.as_deref().unwrap_or_default()
+            ),
+        )
+    };
+    let current =
+        export.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Valid"));
+    if current.is_some_and(|c| c.status == status && c.reason == reason && c.message == message) {
+        return None;
+    }
+    Some(json!({"type": "Valid", "status": status, "reason": reason, "message": message,
+        "lastTransitionTime": now}))
+}
+
 /// Whether a collected Work that exists must go: no longer wanted, or wanted by fewer
 /// collectors than before (its deletion lets each consumer that no longer wants it clean up
 /// behind its finalizer; it is collected again once gone). One being deleted is left alone.
@@ -320,6 +350,12 @@ pub async fn collect_member(
         watches.push(task);
         store
     });
+    let member_services = parts.exports.then(|| {
+        let (store, task) =
+            crate::shared::cached::<Service>(&member, watcher::Config::default(), &notify);
+        watches.push(task);
+        store
+    });
     let services = parts.services.then(|| {
         let (store, task) = crate::shared::cached_in::<Work>(
             works.clone(),
@@ -373,6 +409,27 @@ pub async fn collect_member(
                     .entry((ns.clone(), name.clone()))
                     .or_default()
                     .insert(Collector::MultiClusterService);
+            }
+        }
+        // Each export says whether its Service is there (not an error loop: a condition).
+        for e in exports.iter().flat_map(|s| s.state()) {
+            if e.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            let key = (e.metadata.namespace.as_deref(), e.metadata.name.as_deref());
+            let exists = member_services.iter().flat_map(|s| s.state()).any(|svc| {
+                (svc.metadata.namespace.as_deref(), svc.metadata.name.as_deref()) == key
+            });
+            if let Some(condition) = export_validity(&e, exists, &cluster, &crate::now_rfc3339()) {
+                let api: Api<karmada_api::mcs::ServiceExport> =
+                    Api::namespaced(member.clone(), key.0.unwrap_or_default());
+                let status = e.status.as_ref().and_then(|s| serde_json::to_value(s).ok());
+                let ops = crate::status_ops(status.as_ref(), condition, &[]);
+                if let Err(err) =
+                    crate::patch_status_ops(&api, key.1.unwrap_or_default(), ops).await
+                {
+                    tracing::debug!(cluster, export = key.1, error = %err, "ServiceExport status");
+                }
             }
         }
         let listed: Vec<Value> = slices
@@ -735,5 +792,24 @@ mod tests {
         let only_served: Work =
             serde_json::from_value(after.values().next().unwrap().clone()).unwrap();
         assert!(!collected_goes(&only_served, Some(shared)), "more collectors: rewritten, kept");
+    }
+
+    #[test]
+    fn an_export_says_whether_its_service_exists() {
+        let export: karmada_api::mcs::ServiceExport =
+            serde_json::from_value(json!({"metadata": {"name": "ghost", "namespace": "shop"}}))
+                .unwrap();
+        let missing = export_validity(&export, false, "member1", "2026-12-07T00:00:00Z").unwrap();
+        assert_eq!(missing["status"], "False");
+        assert_eq!(missing["reason"], "ServiceNotFound");
+        assert_eq!(missing["message"], "Service shop/ghost does not exist in cluster member1");
+        let mut reported = export.clone();
+        reported.status = Some(serde_json::from_value(json!({"conditions": [missing]})).unwrap());
+        assert_eq!(export_validity(&reported, false, "member1", "later"), None, "said once");
+        let found = export_validity(&reported, true, "member1", "later").unwrap();
+        assert_eq!(
+            (found["status"].as_str(), found["reason"].as_str()),
+            (Some("True"), Some("ServiceFound"))
+        );
     }
 }

@@ -184,6 +184,41 @@ spec:
 "#,
         )
         .ok();
+    // The export says its Service is there; one of a Service that does not exist says so.
+    cp.api
+        .kubectl_stdin(
+            &["apply", "-f", "-"],
+            r#"
+apiVersion: multicluster.x-k8s.io/v1alpha1
+kind: ServiceExport
+metadata: {name: ghost, namespace: default}
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {name: export-ghost, namespace: default}
+spec:
+  resourceSelectors: [{apiVersion: multicluster.x-k8s.io/v1alpha1, kind: ServiceExport, name: ghost}]
+  placement: {clusterAffinity: {clusterNames: [member1]}}
+"#,
+        )
+        .ok();
+    let validity = |name: &str| {
+        cp.member(
+            "member1",
+            &[
+                "get",
+                "serviceexport",
+                name,
+                "-o",
+                r#"jsonpath={.status.conditions[?(@.type=="Valid")].status} {.status.conditions[?(@.type=="Valid")].reason}"#,
+            ],
+        )
+        .stdout
+    };
+    eventually(Duration::from_secs(30), "both exports validated", || {
+        (validity("hello") == "True ServiceFound" && validity("ghost") == "False ServiceNotFound")
+            .then_some(())
+    });
     // member1's endpoint (from its own pod range) collected into the control plane.
     let collected = eventually(Duration::from_secs(30), "the endpoint collected", || {
         let ips = endpoints(&cp, None);
