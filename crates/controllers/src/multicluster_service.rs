@@ -167,13 +167,7 @@ pub fn service_binding(
 ) -> Value {
     let name = service.metadata.name.clone().unwrap_or_default();
     let namespace = service.metadata.namespace.clone().unwrap_or_default();
-    let id = mcs
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(names::MCS_PERMANENT_ID_LABEL))
-        .cloned()
-        .unwrap_or_default();
+    let id = permanent_id(&mcs.metadata).unwrap_or_default().to_owned();
     json!({
         "apiVersion": karmada_api::work::ResourceBinding::API_VERSION, "kind": "ResourceBinding",
         "metadata": {"name": propagation::binding_name("Service", &name), "namespace": namespace,
@@ -196,13 +190,7 @@ pub fn service_binding(
 pub fn claim_patch(mcs: &MultiClusterService, service: &Service) -> Option<Value> {
     let labels = service.metadata.labels.clone().unwrap_or_default();
     let annotations = service.metadata.annotations.clone().unwrap_or_default();
-    let id = mcs
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(names::MCS_PERMANENT_ID_LABEL))
-        .cloned()
-        .unwrap_or_default();
+    let id = permanent_id(&mcs.metadata).unwrap_or_default().to_owned();
     let mut label_patch = serde_json::Map::new();
     let mut annotation_patch = serde_json::Map::new();
     let want = |patch: &mut serde_json::Map<String, Value>,
@@ -330,12 +318,7 @@ fn service_works(caches: &crate::Caches, id: &str) -> Vec<Arc<Work>> {
         .into_iter()
         .filter(|w| {
             !id.is_empty()
-                && w.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(names::MCS_PERMANENT_ID_LABEL))
-                    .map(String::as_str)
-                    == Some(id)
+                && permanent_id(&w.metadata) == Some(id)
                 && w.spec.workload.manifests.iter().any(|m| m.value()["kind"] == KIND)
         })
         .collect()
@@ -344,13 +327,7 @@ fn service_works(caches: &crate::Caches, id: &str) -> Vec<Arc<Work>> {
 async fn reconcile(mcs: Arc<MultiClusterService>, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = mcs.metadata.name.clone().unwrap_or_default();
     let namespace = mcs.metadata.namespace.clone().unwrap_or_default();
-    let id = mcs
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(names::MCS_PERMANENT_ID_LABEL))
-        .cloned()
-        .unwrap_or_default();
+    let id = permanent_id(&mcs.metadata).unwrap_or_default().to_owned();
     let api: Api<MultiClusterService> = Api::namespaced(ctx.client.clone(), &namespace);
     let finalizers = mcs.metadata.finalizers.clone().unwrap_or_default();
     let regarding = crate::events::reference_of(mcs.as_ref());
@@ -512,39 +489,32 @@ async fn release(ctx: &Context, namespace: &str, name: &str, id: &str) -> Result
             Err(e) => return Err(e),
         }
     }
-    let services: Api<Service> = Api::namespaced(ctx.client.clone(), namespace);
-    if let Some(service) = services.get_opt(name).await?
-        && service
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(names::MCS_PERMANENT_ID_LABEL))
-            .map(String::as_str)
-            == Some(id)
-        && let Some(patch) = release_patch(
-            &service.metadata.labels.clone().unwrap_or_default(),
-            &service.metadata.annotations.clone().unwrap_or_default(),
-        )
-    {
-        services.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await?;
-    }
+    release_object(&Api::<Service>::namespaced(ctx.client.clone(), namespace), name, id).await?;
     let bindings: Api<karmada_api::work::ResourceBinding> =
         Api::namespaced(ctx.client.clone(), namespace);
-    let binding_name = propagation::binding_name("Service", name);
-    if let Some(binding) = bindings.get_opt(&binding_name).await?
-        && binding
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(names::MCS_PERMANENT_ID_LABEL))
-            .map(String::as_str)
-            == Some(id)
+    release_object(&bindings, &propagation::binding_name("Service", name), id).await?;
+    Ok(())
+}
+
+/// The MultiClusterService permanent id an object carries.
+fn permanent_id(meta: &kube::api::ObjectMeta) -> Option<&str> {
+    meta.labels.as_ref()?.get(names::MCS_PERMANENT_ID_LABEL).map(String::as_str)
+}
+
+/// Releases the object `name` (a Service or its binding) if the MultiClusterService `id`
+/// claims it.
+async fn release_object<K>(api: &Api<K>, name: &str, id: &str) -> Result<(), kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    if let Some(object) = api.get_opt(name).await?
+        && permanent_id(object.meta()) == Some(id)
         && let Some(patch) = release_patch(
-            &binding.metadata.labels.clone().unwrap_or_default(),
-            &binding.metadata.annotations.clone().unwrap_or_default(),
+            &object.meta().labels.clone().unwrap_or_default(),
+            &object.meta().annotations.clone().unwrap_or_default(),
         )
     {
-        bindings.patch(&binding_name, &PatchParams::default(), &Patch::Merge(patch)).await?;
+        api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await?;
     }
     Ok(())
 }

@@ -119,6 +119,29 @@ fn endpoints(cp: &ControlPlane, cluster: Option<&str>) -> Vec<String> {
     ips
 }
 
+/// A ServiceExport of `name`, propagated to member1.
+fn export_from_member1(cp: &ControlPlane, name: &str) {
+    cp.api
+        .kubectl_stdin(
+            &["apply", "-f", "-"],
+            &format!(
+                r#"
+apiVersion: multicluster.x-k8s.io/v1alpha1
+kind: ServiceExport
+metadata: {{name: {name}, namespace: default}}
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {{name: export-{name}, namespace: default}}
+spec:
+  resourceSelectors: [{{apiVersion: multicluster.x-k8s.io/v1alpha1, kind: ServiceExport, name: {name}}}]
+  placement: {{clusterAffinity: {{clusterNames: [member1]}}}}
+"#
+            ),
+        )
+        .ok();
+}
+
 #[test]
 fn exported_endpoints_reach_the_importing_cluster() {
     let cp = ControlPlane::with_joined(2);
@@ -167,41 +190,9 @@ spec:
 "#,
         )
         .ok();
-    cp.api
-        .kubectl_stdin(
-            &["apply", "-f", "-"],
-            r#"
-apiVersion: multicluster.x-k8s.io/v1alpha1
-kind: ServiceExport
-metadata: {name: hello, namespace: default}
----
-apiVersion: policy.karmada.io/v1alpha1
-kind: PropagationPolicy
-metadata: {name: export-hello, namespace: default}
-spec:
-  resourceSelectors: [{apiVersion: multicluster.x-k8s.io/v1alpha1, kind: ServiceExport, name: hello}]
-  placement: {clusterAffinity: {clusterNames: [member1]}}
-"#,
-        )
-        .ok();
+    export_from_member1(&cp, "hello");
     // The export says its Service is there; one of a Service that does not exist says so.
-    cp.api
-        .kubectl_stdin(
-            &["apply", "-f", "-"],
-            r#"
-apiVersion: multicluster.x-k8s.io/v1alpha1
-kind: ServiceExport
-metadata: {name: ghost, namespace: default}
----
-apiVersion: policy.karmada.io/v1alpha1
-kind: PropagationPolicy
-metadata: {name: export-ghost, namespace: default}
-spec:
-  resourceSelectors: [{apiVersion: multicluster.x-k8s.io/v1alpha1, kind: ServiceExport, name: ghost}]
-  placement: {clusterAffinity: {clusterNames: [member1]}}
-"#,
-        )
-        .ok();
+    export_from_member1(&cp, "ghost");
     let validity = |name: &str| {
         cp.member(
             "member1",
