@@ -5,6 +5,7 @@
 //! ([`crate::cluster_status::observe_member`], [`crate::execution::run_scoped`]). It touches
 //! nothing on the control plane but its own Cluster, its Lease and its Works.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -237,24 +238,36 @@ pub async fn run(
     let reporter = loops
         .contains(&crate::registry::Loop::AgentStatus)
         .then(|| tokio::spawn(report(control.clone(), member.clone(), config.clone())));
-    // Its own EndpointSlices, collected for ServiceExports and MultiClusterServices.
-    let _collector = loops.contains(&crate::registry::Loop::Collect).then(|| {
-        crate::AbortOnDrop(tokio::spawn(crate::mcs::collect_member(
-            control.clone(),
-            member.clone(),
-            config.cluster_name.clone(),
-            selection.collect_parts(),
-        )))
-    });
-    if !loops.contains(&crate::registry::Loop::Execution) {
-        std::future::pending::<()>().await;
-    }
-    let scope = crate::execution::Scope::Agent { cluster: config.cluster_name.clone(), member };
     // Its credentials reach its own Works and its own Cluster only.
     let works = crate::shared::Watched::start(
         kube::Api::namespaced(control.clone(), &crate::execution_namespace(&config.cluster_name)),
         kube::runtime::watcher::Config::default(),
     );
+    // Its own EndpointSlices, collected for ServiceExports and MultiClusterServices.
+    let _collector = loops.contains(&crate::registry::Loop::Collect).then(|| {
+        let source = crate::mcs::WorkSource {
+            store: works.store(),
+            notify: Arc::new(tokio::sync::Notify::new()),
+        };
+        let wakeups = crate::mcs::Wakeups::default();
+        if let Ok(mut w) = wakeups.lock() {
+            w.insert(crate::execution_namespace(&config.cluster_name), Arc::clone(&source.notify));
+        }
+        (
+            crate::AbortOnDrop(crate::mcs::route_work_changes(&works, wakeups)),
+            crate::AbortOnDrop(tokio::spawn(crate::mcs::collect_member(
+                control.clone(),
+                member.clone(),
+                config.cluster_name.clone(),
+                selection.collect_parts(),
+                source,
+            ))),
+        )
+    });
+    if !loops.contains(&crate::registry::Loop::Execution) {
+        std::future::pending::<()>().await;
+    }
+    let scope = crate::execution::Scope::Agent { cluster: config.cluster_name.clone(), member };
     let clusters = crate::shared::Watched::start(
         kube::Api::all(control.clone()),
         kube::runtime::watcher::Config::default()

@@ -320,21 +320,78 @@ impl Applied {
     }
 }
 
-/// One member: watches its EndpointSlices (and ServiceExports), and on the control plane the
-/// MultiClusterService Works in its execution namespace and the Works collected from it, and
-/// keeps the latter equal to `collected_works`, until aborted. The controller-manager runs one
-/// per Ready push member, the agent one for its own cluster.
+fn label_of<'a>(work: &'a Work, key: &str) -> Option<&'a str> {
+    work.metadata.labels.as_ref()?.get(key).map(String::as_str)
+}
+
+/// Where a collector reads the control plane's Works: a cache holding (at least) its execution
+/// namespace's, and a wake-up for the changes that concern it.
+#[derive(Clone)]
+pub struct WorkSource {
+    pub store: kube::runtime::reflector::Store<Work>,
+    pub notify: Arc<tokio::sync::Notify>,
+}
+
+/// Whether a Work concerns the collectors: a MultiClusterService's, or a collected one.
+pub fn concerns_collectors(work: &Work) -> bool {
+    label_of(work, names::MCS_PERMANENT_ID_LABEL).is_some()
+        || label_of(work, names::ENDPOINTSLICE_WORK_MANAGED_BY_LABEL).is_some()
+}
+
+/// The collectors' wake-ups, by execution namespace.
+pub type Wakeups =
+    Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Notify>>>>;
+
+/// Wakes the collector of a Work's execution namespace on each change that concerns it (every
+/// collector on a relist), from a shared Work cache: the collectors add no watch of their own
+/// to the API server. Runs until aborted.
+pub fn route_work_changes(
+    works: &crate::shared::Watched<Work>,
+    wakeups: Wakeups,
+) -> tokio::task::JoinHandle<()> {
+    use crate::shared::Change;
+    let changes = works.subscribe();
+    tokio::spawn(changes.for_each(move |change| {
+        let wake = |namespace: Option<&str>| {
+            let Ok(all) = wakeups.lock() else { return };
+            match namespace {
+                Some(ns) => {
+                    if let Some(n) = all.get(ns) {
+                        n.notify_one();
+                    }
+                }
+                None => all.values().for_each(|n| n.notify_one()),
+            }
+        };
+        match &change {
+            Change::Relisted => wake(None),
+            Change::Applied(w) | Change::Deleted(w) if concerns_collectors(w) => {
+                wake(w.metadata.namespace.as_deref())
+            }
+            _ => {}
+        }
+        async {}
+    }))
+}
+
+/// One member: watches its EndpointSlices (and ServiceExports and Services), reads the
+/// MultiClusterService Works in its execution namespace and the Works collected from it from
+/// `source`, and keeps the latter equal to `collected_works`, until aborted. The
+/// controller-manager runs one per Ready push member, the agent one for its own cluster.
 pub async fn collect_member(
     control: kube::Client,
     member: kube::Client,
     cluster: String,
     parts: CollectParts,
+    source: WorkSource,
 ) {
     use k8s_openapi::api::discovery::v1::EndpointSlice;
     use kube::api::DeleteParams;
-    let notify = Arc::new(tokio::sync::Notify::new());
+    let notify = Arc::clone(&source.notify);
     let namespace = names::execution_namespace(&cluster);
     let works: Api<Work> = Api::namespaced(control, &namespace);
+    // A first pass over what is there already.
+    notify.notify_one();
     let (slices, slice_watch) = crate::shared::cached::<EndpointSlice>(
         &member,
         watcher::Config::default().labels(names::SERVICE_NAME_OF_SLICE_LABEL),
@@ -356,21 +413,6 @@ pub async fn collect_member(
         watches.push(task);
         store
     });
-    let services = parts.services.then(|| {
-        let (store, task) = crate::shared::cached_in::<Work>(
-            works.clone(),
-            watcher::Config::default().labels(names::MCS_PERMANENT_ID_LABEL),
-            &notify,
-        );
-        watches.push(task);
-        store
-    });
-    let (collected, task) = crate::shared::cached_in::<Work>(
-        works.clone(),
-        watcher::Config::default().labels(names::ENDPOINTSLICE_WORK_MANAGED_BY_LABEL),
-        &notify,
-    );
-    watches.push(task);
     let _abort = AbortAll(watches.iter().map(|t| t.abort_handle()).collect());
     let mut applied = Applied::default();
     loop {
@@ -390,7 +432,16 @@ pub async fn collect_member(
                 wanted.entry(key).or_default().insert(Collector::ServiceExport);
             }
         }
-        for w in services.iter().flat_map(|s| s.state()) {
+        let in_namespace: Vec<Arc<Work>> = source
+            .store
+            .state()
+            .into_iter()
+            .filter(|w| w.metadata.namespace.as_deref() == Some(namespace.as_str()))
+            .collect();
+        let service_works = in_namespace
+            .iter()
+            .filter(|w| parts.services && label_of(w, names::MCS_PERMANENT_ID_LABEL).is_some());
+        for w in service_works {
             if w.metadata.deletion_timestamp.is_some()
                 || !w
                     .spec
@@ -438,7 +489,10 @@ pub async fn collect_member(
             .map(|s| serde_json::to_value(s.as_ref()).unwrap_or_default())
             .collect();
         let desired = collected_works(&cluster, &wanted, &listed);
-        let existing = collected.state();
+        let existing: Vec<&Arc<Work>> = in_namespace
+            .iter()
+            .filter(|w| label_of(w, names::ENDPOINTSLICE_WORK_MANAGED_BY_LABEL).is_some())
+            .collect();
         let mut failed = false;
         for w in &existing {
             let name = w.metadata.name.clone().unwrap_or_default();
@@ -504,6 +558,8 @@ pub async fn run_collectors(
         std::collections::HashMap::new();
     let notify = Arc::new(tokio::sync::Notify::new());
     let _watch = caches.clusters.notify_on_change(&notify);
+    let wakeups = Wakeups::default();
+    let _router = crate::AbortOnDrop(route_work_changes(&caches.works, Arc::clone(&wakeups)));
     loop {
         let clusters = caches.clusters.store().state();
         let wanted: Vec<Arc<karmada_api::cluster::Cluster>> =
@@ -513,6 +569,9 @@ pub async fn run_collectors(
                 && wanted.iter().any(|c| c.metadata.name.as_deref() == Some(name.as_str()));
             if !keep {
                 task.abort();
+                if let Ok(mut w) = wakeups.lock() {
+                    w.remove(&names::execution_namespace(name));
+                }
             }
             keep
         });
@@ -523,9 +582,16 @@ pub async fn run_collectors(
             }
             match caches.member_clients.get(&client, &cluster, Duration::from_secs(5)).await {
                 Ok((member, _)) => {
+                    let source = WorkSource {
+                        store: caches.works.store(),
+                        notify: Arc::new(tokio::sync::Notify::new()),
+                    };
+                    if let Ok(mut w) = wakeups.lock() {
+                        w.insert(names::execution_namespace(&name), Arc::clone(&source.notify));
+                    }
                     collectors.insert(
                         name.clone(),
-                        tokio::spawn(collect_member(client.clone(), member, name, parts)),
+                        tokio::spawn(collect_member(client.clone(), member, name, parts, source)),
                     );
                 }
                 Err(e) => tracing::debug!(cluster = name, error = %e, "collect: no client"),

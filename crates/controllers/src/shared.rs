@@ -334,28 +334,10 @@ where
         + Sync
         + 'static,
 {
-    cached_in(kube::Api::<K>::all(client.clone()), config, notify)
-}
-
-/// [`cached`] over one API (a namespace).
-pub fn cached_in<K>(
-    api: kube::Api<K>,
-    config: watcher::Config,
-    notify: &Arc<tokio::sync::Notify>,
-) -> (reflector::Store<K>, tokio::task::JoinHandle<()>)
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
     let (reader, writer) = reflector::store::<K>();
     let notify = Arc::clone(notify);
     let task = tokio::spawn(
-        watcher::watcher(api, config)
+        watcher::watcher(kube::Api::<K>::all(client.clone()), config)
             .default_backoff()
             .modify(crate::lean)
             .reflect(writer)
