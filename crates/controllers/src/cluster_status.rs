@@ -204,6 +204,15 @@ pub async fn observe(
     status
 }
 
+/// Puts the `Ready` condition in place, keeping the others (a problem detector's, as
+/// `ServiceDomainNameResolutionReady`, which Remedies act on).
+pub fn set_ready(conditions: &mut Vec<Condition>, ready: Condition) {
+    match conditions.iter_mut().find(|c| c.type_ == ready.type_) {
+        Some(c) => *c = ready,
+        None => conditions.insert(0, ready),
+    }
+}
+
 /// Computes the status of one cluster through a client of the member (or why there is none).
 /// Shared by the control plane (push mode) and the agent (pull mode).
 pub async fn observe_member(
@@ -219,8 +228,10 @@ pub async fn observe_member(
         Ok(c) => c,
         Err(e) => {
             let mut status = previous.clone();
-            status.conditions =
-                vec![ready_condition(&Health::Unreachable(e), previous_ready, &now, generation)];
+            set_ready(
+                &mut status.conditions,
+                ready_condition(&Health::Unreachable(e), previous_ready, &now, generation),
+            );
             return status;
         }
     };
@@ -229,7 +240,7 @@ pub async fn observe_member(
         Err(_) => Health::Unreachable(format!("no answer within {:?}", settings.probe_timeout)),
     };
     let mut status = previous.clone();
-    status.conditions = vec![ready_condition(&health, previous_ready, &now, generation)];
+    set_ready(&mut status.conditions, ready_condition(&health, previous_ready, &now, generation));
     if health != Health::Ready {
         return status;
     }
@@ -353,7 +364,7 @@ async fn pull_cluster_silence(
     );
     condition.status = "Unknown".into();
     condition.reason = "ClusterStatusUnknown".into();
-    status.conditions = vec![condition];
+    set_ready(&mut status.conditions, condition);
     Some(status)
 }
 

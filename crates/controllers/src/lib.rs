@@ -40,6 +40,7 @@ pub mod multicluster_service;
 pub mod namespaces;
 pub mod rebalancer;
 pub mod registry;
+pub mod remedy;
 pub mod scheduling;
 pub mod shared;
 pub mod templates;
@@ -214,6 +215,7 @@ pub async fn run(client: kube::Client, settings: Settings) -> anyhow::Result<()>
                 .map(|_| ())
             }),
             Loop::EndpointSliceDispatch => tokio::spawn(multicluster_service::run_dispatch(c, k)),
+            Loop::Remedy => tokio::spawn(remedy::run(c, k)),
             Loop::EndpointSlice => tokio::spawn(mcs::run_endpoint_slice(c)),
             Loop::AgentStatus => continue,
         };

@@ -28,6 +28,7 @@ use karmada_api::cluster::Cluster;
 use karmada_api::events::Reason;
 use karmada_api::names;
 use karmada_api::networking::{ExposureType, MultiClusterIngress, MultiClusterService};
+use karmada_api::remedy::RemedyAction;
 use karmada_api::work::Work;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
@@ -45,12 +46,14 @@ pub const SERVICE_APPLIED: &str = "ServiceApplied";
 pub const ENDPOINT_SLICE_DISPATCHED: &str = "EndpointSliceDispatched";
 
 /// A cluster as a MultiClusterService sees it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Member {
     pub name: String,
     pub ready: bool,
     /// Whether it serves `discovery.k8s.io/v1` EndpointSlices (as far as its status says).
     pub endpoint_slices: bool,
+    /// A Remedy keeps traffic away from it (`TrafficControl` in `status.remedyActions`).
+    pub traffic_blocked: bool,
 }
 
 impl Member {
@@ -66,6 +69,9 @@ impl Member {
             name: cluster.metadata.name.clone().unwrap_or_default(),
             ready: cluster.is_ready() && cluster.metadata.deletion_timestamp.is_none(),
             endpoint_slices,
+            traffic_blocked: cluster.status.as_ref().is_some_and(|s| {
+                s.remedy_actions.iter().any(|a| a == RemedyAction::TrafficControl.as_str())
+            }),
         }
     }
 }
@@ -537,15 +543,10 @@ fn member_changes(caches: &crate::Caches) -> impl futures::Stream<Item = ()> + S
     let store = caches.clusters.store();
     tokio::spawn(async move {
         let _watch = watch;
-        let mut last: Option<BTreeSet<(String, bool, bool)>> = None;
+        let mut last: Option<BTreeSet<Member>> = None;
         loop {
             notify.notified().await;
-            let now: BTreeSet<(String, bool, bool)> = store
-                .state()
-                .iter()
-                .map(|c| Member::of(c))
-                .map(|m| (m.name, m.ready, m.endpoint_slices))
-                .collect();
+            let now: BTreeSet<Member> = store.state().iter().map(|c| Member::of(c)).collect();
             if last.as_ref() != Some(&now) {
                 last = Some(now);
                 if tx.unbounded_send(()).is_err() {
@@ -610,12 +611,15 @@ pub fn ingress_backends(mci: &MultiClusterIngress) -> BTreeSet<String> {
 }
 
 /// A MultiClusterIngress's status: the load balancers of the Ingress of its name (aggregated
-/// from the members it runs in) and, per backend Service, the clusters it is scheduled to.
+/// from the members it runs in), per backend Service the clusters it is scheduled to, and
+/// which of those a Remedy keeps traffic away from (`trafficBlockClusters`, from `blocked`).
 pub fn ingress_status(
     mci: &MultiClusterIngress,
     ingress: Option<&Value>,
     scheduled: &dyn Fn(&str) -> Vec<String>,
+    blocked: &BTreeSet<String>,
 ) -> Value {
+    let mut block = BTreeSet::new();
     let load_balancer = ingress
         .and_then(|i| i.pointer("/status/loadBalancer"))
         .cloned()
@@ -624,6 +628,7 @@ pub fn ingress_status(
         .into_iter()
         .map(|service| {
             let clusters = scheduled(&service);
+            block.extend(clusters.iter().filter(|c| blocked.contains(*c)).cloned());
             let mut location = json!({"name": service});
             if !clusters.is_empty() {
                 location["clusters"] = json!(clusters);
@@ -634,6 +639,9 @@ pub fn ingress_status(
     let mut status = json!({"loadBalancer": load_balancer});
     if !locations.is_empty() {
         status["serviceLocations"] = json!(locations);
+    }
+    if !block.is_empty() {
+        status["trafficBlockClusters"] = json!(block);
     }
     status
 }
@@ -659,6 +667,7 @@ pub async fn run_exposure_status(
     let (plain_ingresses, w4) =
         crate::shared::cached::<Ingress>(&client, watcher::Config::default(), &notify);
     let _bindings = caches.bindings.notify_on_change(&notify);
+    let _clusters = caches.clusters.notify_on_change(&notify);
     loop {
         notify.notified().await;
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -701,6 +710,8 @@ pub async fn run_exposure_status(
             }
         }
         let bindings = caches.bindings.store().state();
+        let blocked: BTreeSet<String> =
+            members(&caches).into_iter().filter(|m| m.traffic_blocked).map(|m| m.name).collect();
         for mci in ingresses.state() {
             if mci.metadata.deletion_timestamp.is_some() {
                 continue;
@@ -722,17 +733,20 @@ pub async fn run_exposure_status(
                 clusters.dedup();
                 clusters
             };
-            let wanted = ingress_status(&mci, ingress.as_ref(), &scheduled);
+            let wanted = ingress_status(&mci, ingress.as_ref(), &scheduled, &blocked);
             let current =
                 mci.status.as_ref().and_then(|s| serde_json::to_value(s).ok()).unwrap_or_default();
             let differs = current.get("loadBalancer").unwrap_or(&json!({}))
                 != &wanted["loadBalancer"]
-                || current.get("serviceLocations") != wanted.get("serviceLocations");
+                || current.get("serviceLocations") != wanted.get("serviceLocations")
+                || current.get("trafficBlockClusters") != wanted.get("trafficBlockClusters");
             if differs {
                 let api: Api<MultiClusterIngress> = Api::namespaced(client.clone(), &namespace);
                 let mut status = wanted;
-                if status.get("serviceLocations").is_none() {
-                    status["serviceLocations"] = Value::Null;
+                for field in ["serviceLocations", "trafficBlockClusters"] {
+                    if status.get(field).is_none() {
+                        status[field] = Value::Null;
+                    }
                 }
                 let patch = json!({"status": status});
                 if let Err(e) =
@@ -825,8 +839,12 @@ pub fn dispatch(
             )
         })
         .collect();
-    let ready: HashSet<&str> =
-        members.iter().filter(|m| m.ready && m.endpoint_slices).map(|m| m.name.as_str()).collect();
+    // Providers whose endpoints are served: Ready, and no Remedy keeps traffic away.
+    let serving: HashSet<&str> = members
+        .iter()
+        .filter(|m| m.ready && m.endpoint_slices && !m.traffic_blocked)
+        .map(|m| m.name.as_str())
+        .collect();
     for work in works {
         // Collected ones: in a provider's namespace, not dispatched themselves.
         if provision_cluster(work).is_some()
@@ -857,7 +875,7 @@ pub fn dispatch(
         let (providers, consumers) = clusters_of(mcs, members);
         let entry = out.services.entry(service_key).or_default();
         // A provider no longer named or not Ready gives no endpoints (failover).
-        if !providers.contains(provider) || !ready.contains(provider) {
+        if !providers.contains(provider) || !serving.contains(provider) {
             continue;
         }
         for consumer in consumers.iter().filter(|c| c.as_str() != provider) {
@@ -1110,7 +1128,7 @@ mod tests {
     }
 
     fn member(name: &str, ready: bool) -> Member {
-        Member { name: name.into(), ready, endpoint_slices: true }
+        Member { name: name.into(), ready, endpoint_slices: true, traffic_blocked: false }
     }
 
     #[test]
@@ -1230,6 +1248,14 @@ mod tests {
             "member1 as consumer is not ready"
         );
 
+        // A Remedy keeps traffic away from member2: its endpoints are withdrawn too.
+        let mut remedied = members.clone();
+        remedied[1].traffic_blocked = true;
+        let d = dispatch(&services, &works, &remedied);
+        assert!(d.works.values().all(|w| w["metadata"]["annotations"]
+            [names::PROVISION_CLUSTER_ANNOTATION]
+            == "member1"));
+
         // No MultiClusterService: nothing; a collected Work being deleted is released.
         let d = dispatch(&[], &[collected("member1", true)], &members);
         assert!(d.works.is_empty());
@@ -1253,13 +1279,18 @@ mod tests {
                     "backend": {"service": {"name": "api", "port": {"number": 80}}}}]}}]}}))
             .unwrap();
         let ingress = json!({"status": {"loadBalancer": {"ingress": [{"ip": "172.19.0.9"}]}}});
-        let status = ingress_status(&mci, Some(&ingress), &|s: &str| {
+        let scheduled = |s: &str| -> Vec<String> {
             if s == "web" { vec!["member1".into(), "member2".into()] } else { vec![] }
-        });
+        };
+        let status = ingress_status(&mci, Some(&ingress), &scheduled, &BTreeSet::new());
         assert_eq!(
             status,
             json!({"loadBalancer": {"ingress": [{"ip": "172.19.0.9"}]},
                 "serviceLocations": [{"name": "api"}, {"name": "web", "clusters": ["member1", "member2"]}]})
         );
+        // A Remedy keeps traffic away from member2 (and member9, which runs none of it).
+        let blocked: BTreeSet<String> = ["member2".to_owned(), "member9".to_owned()].into();
+        let status = ingress_status(&mci, Some(&ingress), &scheduled, &blocked);
+        assert_eq!(status["trafficBlockClusters"], json!(["member2"]));
     }
 }

@@ -53,6 +53,8 @@ pub enum Loop {
     EndpointSliceDispatch,
     /// `endpointSlice`: collected Works become EndpointSlices of the derived Services.
     EndpointSlice,
+    /// `remedy`: clusters' `status.remedyActions` from the Remedies matching their conditions.
+    Remedy,
     /// The agent's status reporter (`clusterStatus` in the agent).
     AgentStatus,
 }
@@ -78,6 +80,7 @@ impl Loop {
             Loop::Collect => names::SERVICE_EXPORT,
             Loop::MultiClusterService => names::MULTI_CLUSTER_SERVICE,
             Loop::EndpointSliceDispatch => names::ENDPOINT_SLICE_DISPATCH,
+            Loop::Remedy => names::REMEDY,
             Loop::EndpointSlice => names::ENDPOINT_SLICE,
         }
     }
@@ -130,7 +133,7 @@ pub const CONTROLLERS: &[Controller] = &[
     on(names::MULTI_CLUSTER_SERVICE, Loop::MultiClusterService),
     on(names::ENDPOINT_SLICE_COLLECT, Loop::Collect),
     on(names::ENDPOINT_SLICE_DISPATCH, Loop::EndpointSliceDispatch),
-    missing("remedy", true),
+    on(names::REMEDY, Loop::Remedy),
     on(names::WORKLOAD_REBALANCER, Loop::Rebalancer),
     // The API server approves agents' certificate requests itself (`apiserver::csr`).
     missing("agentcsrapproving", true),
@@ -171,6 +174,7 @@ pub mod names {
     pub const MULTI_CLUSTER_SERVICE: &str = "multiclusterservice";
     pub const ENDPOINT_SLICE_COLLECT: &str = "endpointsliceCollect";
     pub const ENDPOINT_SLICE_DISPATCH: &str = "endpointsliceDispatch";
+    pub const REMEDY: &str = "remedy";
 }
 
 /// The controllers turned on, from a `--controllers` list over one table.
@@ -342,7 +346,16 @@ mod tests {
         let s = Selection::parse(CONTROLLERS, &["*,-binding,-bindingStatus,-gracefulEviction"])
             .unwrap();
         assert!(!s.loops().contains(&Loop::Binding));
-        assert_eq!(Selection::parse(CONTROLLERS, &["remedy"]).unwrap().missing(), vec!["remedy"]);
+        assert_eq!(
+            Selection::parse(CONTROLLERS, &["federatedResourceQuotaSync"]).unwrap().missing(),
+            vec!["federatedResourceQuotaSync"]
+        );
+        let collect = Selection::parse(CONTROLLERS, &["endpointsliceCollect"]).unwrap();
+        assert!(collect.loops().contains(&Loop::Collect));
+        assert_eq!(
+            collect.collect_parts(),
+            crate::mcs::CollectParts { exports: false, services: true }
+        );
         let agent = Selection::parse(AGENT_CONTROLLERS, &["*,-workStatus"]).unwrap();
         assert_eq!(agent.execution_parts(), ExecutionParts { apply: true, reflect: false });
         assert!(Selection::parse(AGENT_CONTROLLERS, &["binding"]).is_err(), "not an agent's");

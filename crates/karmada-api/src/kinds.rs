@@ -284,6 +284,17 @@ pub const KINDS: &[Kind] = &[
         schema::of::<crate::networking::MultiClusterIngress>,
     ),
     k(
+        "remedy.karmada.io",
+        &["v1alpha1"],
+        "Remedy",
+        "remedies",
+        false,
+        &[],
+        true,
+        &[AGE],
+        schema::of::<crate::remedy::Remedy>,
+    ),
+    k(
         "apps.karmada.io",
         &["v1alpha1"],
         "WorkloadRebalancer",
@@ -308,12 +319,11 @@ pub const KINDS: &[Kind] = &[
 ];
 
 /// Karmada's own API groups (objects in them are never propagated): the `karmada.io` groups of
-/// [`KINDS`] and `remedy.karmada.io`, as upstream skips them. Other groups under
+/// [`KINDS`], as upstream skips them. Other groups under
 /// `karmada.io` (a user's CRD `example.karmada.io`) are ordinary templates, and so are the
 /// MCS API's (`multicluster.x-k8s.io`: ServiceExports and ServiceImports propagate).
 pub fn is_karmada_group(group: &str) -> bool {
-    group.ends_with(".karmada.io")
-        && (group == "remedy.karmada.io" || KINDS.iter().any(|k| k.group == group))
+    group.ends_with(".karmada.io") && KINDS.iter().any(|k| k.group == group)
 }
 
 /// The row of `kind` in [`KINDS`]. Evaluated at compile time where it is used in a constant

@@ -144,6 +144,7 @@ pub mod mcs;
 pub mod names;
 pub mod networking;
 pub mod policy;
+pub mod remedy;
 pub mod schema;
 pub mod work;
 
@@ -221,5 +222,6 @@ resource!(networking::MultiClusterService, "MultiClusterService", namespaced);
 resource!(networking::MultiClusterIngress, "MultiClusterIngress", namespaced);
 resource!(mcs::ServiceExport, "ServiceExport", namespaced);
 resource!(mcs::ServiceImport, "ServiceImport", namespaced);
+resource!(remedy::Remedy, "Remedy", cluster);
 resource!(apps::WorkloadRebalancer, "WorkloadRebalancer", cluster);
 resource!(apps::ResourceRegistry, "ResourceRegistry", cluster);

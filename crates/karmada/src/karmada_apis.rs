@@ -225,6 +225,7 @@ mod tests {
             "ServiceExport" => check::<karmada_api::mcs::ServiceExport>(&schema, generated),
             "ServiceImport" => check::<karmada_api::mcs::ServiceImport>(&schema, generated),
             "WorkloadRebalancer" => check::<apps::WorkloadRebalancer>(&schema, generated),
+            "Remedy" => check::<karmada_api::remedy::Remedy>(&schema, generated),
             "ResourceRegistry" => check::<apps::ResourceRegistry>(&schema, generated),
             other => Err(format!("no type for {other}")),
         }
