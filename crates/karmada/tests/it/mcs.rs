@@ -232,6 +232,42 @@ spec:
     });
 }
 
+/// A Deployment `web` in member1 and a MultiClusterService taking its Service from member1
+/// to member2.
+const WEB_ACROSS: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: nginx}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  selector: {app: web}
+  ports: [{port: 80}]
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {name: web, namespace: default}
+spec:
+  resourceSelectors: [{apiVersion: apps/v1, kind: Deployment, name: web}]
+  placement: {clusterAffinity: {clusterNames: [member1]}}
+---
+apiVersion: networking.karmada.io/v1alpha1
+kind: MultiClusterService
+metadata: {name: web, namespace: default}
+spec:
+  types: [CrossCluster]
+  providerClusters: [{name: member1}]
+  consumerClusters: [{name: member2}]
+"#;
+
 /// The addresses of the EndpointSlices of Service `web` in a member, by slice name.
 fn slices_of_web(cp: &ControlPlane, cluster: &str) -> Vec<(String, usize)> {
     let out = cp.member(
@@ -264,44 +300,7 @@ fn slices_of_web(cp: &ControlPlane, cluster: &str) -> Vec<(String, usize)> {
 #[test]
 fn a_multi_cluster_service_takes_the_providers_endpoints_to_its_consumers() {
     let cp = ControlPlane::with_joined(2);
-    cp.api
-        .kubectl_stdin(
-            &["apply", "-f", "-"],
-            r#"
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: default}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec: {containers: [{name: web, image: nginx}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: default}
-spec:
-  selector: {app: web}
-  ports: [{port: 80}]
----
-apiVersion: policy.karmada.io/v1alpha1
-kind: PropagationPolicy
-metadata: {name: web, namespace: default}
-spec:
-  resourceSelectors: [{apiVersion: apps/v1, kind: Deployment, name: web}]
-  placement: {clusterAffinity: {clusterNames: [member1]}}
----
-apiVersion: networking.karmada.io/v1alpha1
-kind: MultiClusterService
-metadata: {name: web, namespace: default}
-spec:
-  types: [CrossCluster]
-  providerClusters: [{name: member1}]
-  consumerClusters: [{name: member2}]
-"#,
-        )
-        .ok();
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], WEB_ACROSS).ok();
     let provided = eventually(Duration::from_secs(30), "member1's slice with 2 endpoints", || {
         let slices = slices_of_web(&cp, "member1");
         (slices.len() == 1 && slices[0].1 == 2).then_some(slices[0].0.clone())
@@ -395,4 +394,98 @@ spec:
     ] {
         assert!(out.stderr.contains(field), "{field} in {}", out.stderr);
     }
+}
+
+/// A Remedy acting on a problem detector's cluster condition: member1's DNS reported broken →
+/// `TrafficControl` in its `status.remedyActions` → its endpoints withdrawn from the consumer;
+/// reported fixed → back.
+#[test]
+fn a_remedy_keeps_traffic_away_from_a_cluster() {
+    let cp = ControlPlane::with_joined(2);
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], WEB_ACROSS).ok();
+    cp.api
+        .kubectl_stdin(
+            &["apply", "-f", "-"],
+            r#"
+apiVersion: remedy.karmada.io/v1alpha1
+kind: Remedy
+metadata: {name: dns}
+spec:
+  clusterAffinity: {clusterNames: [member1]}
+  decisionMatches:
+  - clusterConditionMatch: {conditionType: ServiceDomainNameResolutionReady, operator: Equal, conditionStatus: "False"}
+  actions: [TrafficControl]
+"#,
+        )
+        .ok();
+    let dispatched =
+        || slices_of_web(&cp, "member2").iter().any(|(n, _)| n.starts_with("member1-"));
+    eventually(Duration::from_secs(30), "member1's endpoints in member2", || {
+        dispatched().then_some(())
+    });
+    let report = |status: &str| {
+        let patch = format!(
+            r#"[{{"op": "add", "path": "/status/conditions/-", "value": {{"type": "ServiceDomainNameResolutionReady",
+                "status": "{status}", "reason": "Detected", "message": "", "lastTransitionTime": "2026-12-07T00:00:00Z"}}}}]"#
+        );
+        cp.api
+            .kubectl(&[
+                "patch",
+                "cluster",
+                "member1",
+                "--subresource=status",
+                "--type=json",
+                "-p",
+                &patch,
+            ])
+            .ok();
+    };
+    let actions = || {
+        cp.api
+            .kubectl(&["get", "cluster", "member1", "-o", "jsonpath={.status.remedyActions}"])
+            .stdout
+    };
+    report("False");
+    eventually(Duration::from_secs(30), "TrafficControl on member1", || {
+        actions().contains("TrafficControl").then_some(())
+    });
+    eventually(Duration::from_secs(30), "member1's endpoints withdrawn", || {
+        (!dispatched()).then_some(())
+    });
+    // The problem's condition survives the cluster's status updates; fixed, the action goes.
+    let conditions = cp.api.kubectl(&[
+        "get",
+        "cluster",
+        "member1",
+        "-o",
+        "jsonpath={.status.conditions[*].type}",
+    ]);
+    assert!(
+        conditions.stdout.contains("ServiceDomainNameResolutionReady"),
+        "{}",
+        conditions.stdout
+    );
+    let index = conditions
+        .stdout
+        .split_whitespace()
+        .position(|t| t == "ServiceDomainNameResolutionReady")
+        .unwrap();
+    let patch = format!(
+        r#"[{{"op": "replace", "path": "/status/conditions/{index}/status", "value": "True"}}]"#
+    );
+    cp.api
+        .kubectl(&[
+            "patch",
+            "cluster",
+            "member1",
+            "--subresource=status",
+            "--type=json",
+            "-p",
+            &patch,
+        ])
+        .ok();
+    eventually(Duration::from_secs(30), "no action on member1", || {
+        actions().is_empty().then_some(())
+    });
+    eventually(Duration::from_secs(30), "member1's endpoints back", || dispatched().then_some(()));
 }
