@@ -766,6 +766,15 @@ pub async fn run_exposure_status(
 
 // ---- endpointsliceDispatch
 
+/// What one MultiClusterService's EndpointSlices are dispatched as.
+#[derive(Debug, Default, PartialEq)]
+pub struct ServiceDispatch {
+    /// The dispatched Works it wants (`namespace/name`).
+    pub works: BTreeSet<String>,
+    /// Its Events (consumer clusters missing, not Ready...).
+    pub events: Vec<(Reason, String)>,
+}
+
 /// What the dispatch loop writes, from every MultiClusterService, the Works labelled with one
 /// (collected and dispatched) and the clusters.
 #[derive(Debug, Default, PartialEq)]
@@ -774,7 +783,7 @@ pub struct Dispatch {
     pub works: BTreeMap<String, Value>,
     /// Per MultiClusterService (`namespace/name`) with EndpointSlices collected for it: the
     /// dispatched Works it wants (for its condition) and its Events.
-    pub services: BTreeMap<String, (BTreeSet<String>, Vec<(Reason, String)>)>,
+    pub services: BTreeMap<String, ServiceDispatch>,
     /// Collected Works being deleted whose dispatch finalizer can go once the Works
     /// dispatched from them are gone (`namespace/name`).
     pub released: Vec<(String, String)>,
@@ -881,21 +890,21 @@ pub fn dispatch(
         for consumer in consumers.iter().filter(|c| c.as_str() != provider) {
             match members.iter().find(|m| &m.name == consumer) {
                 None => {
-                    entry.1.push((
+                    entry.events.push((
                         Reason::ClusterNotFound,
                         format!("Consumer cluster {consumer} is not found"),
                     ));
                     continue;
                 }
                 Some(m) if !m.ready => {
-                    entry.1.push((
+                    entry.events.push((
                         Reason::SyncServiceFailed,
                         format!("Consumer cluster {consumer} is not ready, skip to propagate EndpointSlice"),
                     ));
                     continue;
                 }
                 Some(m) if !m.endpoint_slices => {
-                    entry.1.push((
+                    entry.events.push((
                         Reason::APIIncompatible,
                         format!("Consumer cluster {consumer} does not support EndpointSlice"),
                     ));
@@ -918,12 +927,12 @@ pub fn dispatch(
                     dispatched["metadata"]["namespace"].as_str().unwrap_or_default(),
                     dispatched["metadata"]["name"].as_str().unwrap_or_default()
                 );
-                entry.0.insert(key.clone());
+                entry.works.insert(key.clone());
                 out.works.insert(key, dispatched);
             }
         }
-        entry.1.sort_by(|a, b| a.1.cmp(&b.1));
-        entry.1.dedup();
+        entry.events.sort_by(|a, b| a.1.cmp(&b.1));
+        entry.events.dedup();
     }
     out
 }
@@ -1049,7 +1058,7 @@ pub async fn run_dispatch(client: kube::Client, caches: crate::Caches) -> anyhow
             }
         }
         // Conditions and Events per MultiClusterService.
-        for (key, (wanted, service_events)) in &plan.services {
+        for (key, ServiceDispatch { works: wanted, events: service_events }) in &plan.services {
             let Some(mcs) = service_list.iter().find(|m| {
                 format!(
                     "{}/{}",
@@ -1234,7 +1243,7 @@ mod tests {
             names::ENDPOINTSLICE_DISPATCH_CONTROLLER
         );
         assert_eq!(slice["endpoints"][0]["addresses"][0], "10.10.0.5");
-        assert_eq!(d.services["shop/web"].0.len(), 4);
+        assert_eq!(d.services["shop/web"].works.len(), 4);
 
         // member1 unreachable: its endpoints are withdrawn everywhere.
         let failed_over =
@@ -1244,7 +1253,7 @@ mod tests {
             [names::PROVISION_CLUSTER_ANNOTATION]
             == "member2"));
         assert!(
-            d.services["shop/web"].1.iter().any(|(r, _)| *r == Reason::SyncServiceFailed),
+            d.services["shop/web"].events.iter().any(|(r, _)| *r == Reason::SyncServiceFailed),
             "member1 as consumer is not ready"
         );
 
