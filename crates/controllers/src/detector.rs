@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use karmada_api::names;
-use karmada_api::policy::{ClusterPropagationPolicy, PropagationPolicy};
+use karmada_api::policy::{ActivationPreference, ClusterPropagationPolicy, PropagationPolicy};
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 
 use crate::lean::LeanObject;
@@ -63,6 +63,11 @@ struct State {
     policy_epoch: Arc<AtomicU64>,
     /// Per template: its content fingerprint and the policy epoch of its last complete pass.
     settled: Mutex<HashMap<TemplateKey, (u64, u64)>>,
+    /// Per template: a fingerprint of what its users wrote (`user_hash`), and whether a
+    /// complete pass has seen that version — a Lazy policy's binding is refreshed only by a
+    /// version no pass has seen yet (a template created or changed by a user, or every
+    /// template once after a restart, as upstream's detector).
+    activation: Mutex<HashMap<TemplateKey, (u64, bool)>>,
     events: crate::events::Events,
     interpreter: Arc<crate::interpreting::Interpreting>,
     /// Where a retry of the templates the interpreter failed on is asked for, and whether one
@@ -123,6 +128,28 @@ impl Queue {
 }
 
 /// What policies match a template by: its kind, namespace, name and labels.
+/// A fingerprint of what a template's users wrote: everything but its status, server
+/// bookkeeping and the labels and annotations Karmada puts on it (claims, markers), so that
+/// neither Karmada's writes nor status updates count as changes of the template.
+fn user_hash(obj: &LeanObject) -> u64 {
+    const KARMADA_KEYS: &[&str] = &[
+        names::PP_PERMANENT_ID_LABEL,
+        names::PP_NAME_ANNOTATION,
+        names::PP_NAMESPACE_ANNOTATION,
+        names::CPP_PERMANENT_ID_LABEL,
+        names::CPP_NAME_ANNOTATION,
+        names::LEGACY_PP_NAME_LABEL,
+        names::LEGACY_PP_NAMESPACE_LABEL,
+        names::LEGACY_CPP_NAME_LABEL,
+        names::CLAIMED_BY_LABEL,
+        names::MCS_PERMANENT_ID_LABEL,
+        names::MCS_NAME_ANNOTATION,
+        names::MCS_NAMESPACE_ANNOTATION,
+        names::RETAIN_REPLICAS_LABEL,
+    ];
+    obj.user_hash(KARMADA_KEYS)
+}
+
 fn template_of(ar: &ApiResource, obj: &LeanObject) -> Template {
     Template {
         api_version: ar.api_version.clone(),
@@ -188,6 +215,13 @@ impl State {
         let epoch = self.policy_epoch.load(Ordering::Acquire);
         let content = template.content_hash();
         let k = key(ar, template);
+        let user = user_hash(template);
+        if let Ok(mut activation) = self.activation.lock() {
+            let entry = activation.entry(k.clone()).or_insert((user, false));
+            if entry.0 != user {
+                *entry = (user, false);
+            }
+        }
         if self.settled.lock().is_ok_and(|s| s.get(&k) == Some(&(content, epoch))) {
             return Ok(());
         }
@@ -211,10 +245,21 @@ impl State {
                 }
             }
         }
+        if let Ok(mut activation) = self.activation.lock()
+            && let Some(entry) = activation.get_mut(&k)
+        {
+            entry.1 = true;
+        }
         if let Ok(mut settled) = self.settled.lock() {
             settled.insert(k, (content, epoch));
         }
         Ok(())
+    }
+
+    /// Whether a Lazy policy may refresh this template's binding now: a version of it no
+    /// complete pass has seen (its user changed it, or it is new to this detector).
+    fn unseen_version(&self, k: &TemplateKey) -> bool {
+        self.activation.lock().map(|a| a.get(k).is_none_or(|(_, seen)| !seen)).unwrap_or(true)
     }
 
     async fn reconcile_object(
@@ -335,6 +380,13 @@ impl State {
                 (Arc::new(ar.clone()), namespaced, claimed.clone()),
             );
             return Ok(Pass::Claimed(Box::new(claimed)));
+        }
+        // A Lazy policy takes effect when the template next changes, not when the policy does
+        // (the claim above is made either way, as upstream's).
+        if policy.spec.activation_preference == ActivationPreference::Lazy
+            && !self.unseen_version(&key(ar, template))
+        {
+            return Ok(Pass::Done);
         }
         // The binding. It records the template's resourceVersion of its last change that
         // was not a status update (aggregated status written back is not a change to
@@ -506,6 +558,9 @@ impl State {
         }
         if let Ok(mut settled) = self.settled.lock() {
             settled.remove(k);
+        }
+        if let Ok(mut activation) = self.activation.lock() {
+            activation.remove(k);
         }
     }
 
@@ -710,6 +765,7 @@ pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<
         versions: Mutex::new(HashMap::new()),
         policy_epoch,
         settled: Mutex::new(HashMap::new()),
+        activation: Mutex::new(HashMap::new()),
         events: crate::events::Events::start(client.clone(), "resource-detector"),
         interpreter: Arc::clone(&caches.interpreter),
         retry: tx.clone(),

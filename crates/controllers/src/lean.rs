@@ -101,6 +101,26 @@ impl LeanObject {
         h.finish()
     }
 
+    /// A fingerprint of what the object's users wrote: its labels and annotations but those in
+    /// `ignored` (set by controllers), and every field but metadata and status.
+    pub fn user_hash(&self, ignored: &[&str]) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for map in [&self.metadata.labels, &self.metadata.annotations] {
+            for (k, v) in map.iter().flatten() {
+                if !ignored.contains(&k.as_str()) {
+                    k.hash(&mut h);
+                    v.hash(&mut h);
+                }
+            }
+            0u8.hash(&mut h);
+        }
+        for (k, v) in self.fields.iter().filter(|(k, _)| &**k != "status") {
+            k.hash(&mut h);
+            v.get().hash(&mut h);
+        }
+        h.finish()
+    }
+
     /// An object from a JSON value (an API response read as a whole).
     pub fn from_value(value: Value) -> Result<Self, serde_json::Error> {
         serde_json::from_value(value)

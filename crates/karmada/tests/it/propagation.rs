@@ -1212,3 +1212,69 @@ spec:
         );
     }
 }
+
+/// `activationPreference: Lazy`: a policy's creation and changes reach a template only when
+/// the template itself next changes; a policy made immediate again takes effect at once.
+#[test]
+fn a_lazy_policy_takes_effect_when_the_template_changes() {
+    let cp = ControlPlane::with_joined(2);
+    let in_member = |m: &str| cp.member(m, &["get", "deploy", "lazy"]).code == 0;
+    // Long enough for a propagation that should not happen to have happened (they take
+    // well under a second here).
+    let settle = || std::thread::sleep(Duration::from_secs(3));
+    cp.api
+        .kubectl_stdin(
+            &["apply", "-f", "-"],
+            r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: lazy, namespace: default}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: lazy}}
+  template:
+    metadata: {labels: {app: lazy}}
+    spec: {containers: [{name: web, image: nginx}]}
+"#,
+        )
+        .ok();
+    let policy = |cluster: &str, lazy: bool| {
+        let preference = if lazy { "activationPreference: Lazy" } else { "" };
+        format!(
+            r#"
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {{name: lazy, namespace: default}}
+spec:
+  {preference}
+  resourceSelectors: [{{apiVersion: apps/v1, kind: Deployment, name: lazy}}]
+  placement: {{clusterAffinity: {{clusterNames: [{cluster}]}}}}
+"#
+        )
+    };
+    // Created after the template: it is claimed, not propagated.
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], &policy("member1", true)).ok();
+    eventually(Duration::from_secs(20), "the template claimed", || {
+        let labels =
+            cp.api.kubectl(&["get", "deploy", "lazy", "-o", "jsonpath={.metadata.labels}"]);
+        labels.stdout.contains("propagationpolicy.karmada.io/permanent-id").then_some(())
+    });
+    settle();
+    assert!(!in_member("member1"), "a lazy policy waits for the template to change");
+    // The template changes: now it goes.
+    cp.api.kubectl(&["label", "deploy", "lazy", "tier=web"]).ok();
+    eventually(Duration::from_secs(20), "in member1", || in_member("member1").then_some(()));
+    // The lazy policy changes: nothing moves until the template does.
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], &policy("member2", true)).ok();
+    settle();
+    assert!(in_member("member1") && !in_member("member2"), "the lazy change waits");
+    cp.api.kubectl(&["scale", "deploy", "lazy", "--replicas=2"]).ok();
+    eventually(Duration::from_secs(20), "moved to member2", || {
+        (in_member("member2") && !in_member("member1")).then_some(())
+    });
+    // Immediate again, to member1: at once.
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], &policy("member1", false)).ok();
+    eventually(Duration::from_secs(20), "back in member1", || {
+        (in_member("member1") && !in_member("member2")).then_some(())
+    });
+}
