@@ -435,6 +435,39 @@ impl State {
                 Ok(None) => Workload::Plain,
             },
         };
+        // `schedulePriority` (KubePriorityClass): the class's value goes on the binding; a
+        // class that does not exist means no binding (tried again in a while), as upstream.
+        let priority = match &policy.spec.schedule_priority {
+            Some(p)
+                if p.priority_class_source == "KubePriorityClass"
+                    && !p.priority_class_name.is_empty() =>
+            {
+                let classes: Api<k8s_openapi::api::scheduling::v1::PriorityClass> =
+                    Api::all(self.client.clone());
+                match classes.get_opt(&p.priority_class_name).await? {
+                    Some(class) => Some(class.value),
+                    None => {
+                        let policy_name = PolicyName {
+                            namespace: (!policy.cluster_scoped()).then_some(policy.namespace),
+                            name: policy.name,
+                        };
+                        self.events.record(
+                            regarding,
+                            Reason::ApplyPolicyFailed,
+                            message::apply_policy_failed(
+                                policy_name,
+                                &format!(
+                                    "priorityclasses.scheduling.k8s.io {:?} not found",
+                                    p.priority_class_name
+                                ),
+                            ),
+                        );
+                        return Ok(Pass::Failed);
+                    }
+                }
+            }
+            _ => None,
+        };
         let binding = propagation::binding::binding_for(&propagation::binding::BindingInputs {
             api_version: &ar.api_version,
             kind: &ar.kind,
@@ -446,6 +479,7 @@ impl State {
             workload: &workload,
             labels: &claim.labels,
             annotations: &claim.annotations,
+            priority,
         });
         let binding_name = propagation::binding_name(&ar.kind, &name);
         let binding_ar = crate::binding_resource(namespaced);

@@ -9,9 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::policy::{
-    ConflictResolution, FailoverBehavior, Placement, PurgeMode, SchedulePriority, Suspension,
-};
+use crate::policy::{ConflictResolution, FailoverBehavior, Placement, PurgeMode, Suspension};
 
 fn is_false(b: &bool) -> bool {
     !*b
@@ -189,8 +187,17 @@ pub struct ResourceBindingSpec {
     pub suspension: Option<Suspension>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preserve_resources_on_deletion: Option<bool>,
+    /// The priority the scheduler orders it by (from its policy's `schedulePriority`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schedule_priority: Option<SchedulePriority>,
+    pub schedule_priority: Option<BindingPriority>,
+}
+
+/// A binding's scheduling priority (the value of its policy's PriorityClass).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BindingPriority {
+    #[serde(default)]
+    pub priority: i32,
 }
 
 /// A cluster's view of the bound resource.

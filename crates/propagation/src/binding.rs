@@ -44,6 +44,8 @@ pub struct BindingInputs<'a> {
     /// The claim's labels and annotations (the policy's id and name).
     pub labels: &'a BTreeMap<String, String>,
     pub annotations: &'a BTreeMap<String, String>,
+    /// The value of the policy's PriorityClass (`schedulePriority`), when it names one.
+    pub priority: Option<i32>,
 }
 
 /// The ResourceBinding (or ClusterResourceBinding) of a claimed template, as the detector
@@ -63,6 +65,9 @@ pub fn binding_for(input: &BindingInputs<'_>) -> Value {
     }
     if policy.propagate_deps {
         spec["propagateDeps"] = json!(true);
+    }
+    if let Some(priority) = input.priority {
+        spec["schedulePriority"] = json!({"priority": priority});
     }
     for (field, value) in [
         ("failover", serde_json::to_value(&policy.failover).unwrap_or(Value::Null)),
@@ -185,6 +190,7 @@ mod tests {
             workload: &workload,
             labels: &labels,
             annotations: &annotations,
+            priority: None,
         };
         assert_eq!(
             binding_for(&input),
@@ -207,6 +213,8 @@ mod tests {
                     "replicaRequirements": {"resourceRequest": {"cpu": "250m"}, "namespace": "ns",
                         "nodeClaim": {"nodeSelector": {"disk": "ssd"}}}}})
         );
+        let prioritized = binding_for(&BindingInputs { priority: Some(1000), ..input });
+        assert_eq!(prioritized["spec"]["schedulePriority"], json!({"priority": 1000}));
         let cluster_scoped = BindingInputs {
             api_version: "rbac.authorization.k8s.io/v1",
             kind: "ClusterRole",

@@ -1278,3 +1278,70 @@ spec:
         (in_member("member1") && !in_member("member2")).then_some(())
     });
 }
+
+/// `schedulePriority` from a Kubernetes PriorityClass: its value on the binding; a class that
+/// does not exist: no binding.
+#[test]
+fn a_policys_priority_class_sets_its_bindings_priority() {
+    let cp = ControlPlane::with_joined(1);
+    cp.api
+        .kubectl_stdin(
+            &["apply", "-f", "-"],
+            r#"
+apiVersion: scheduling.k8s.io/v1
+kind: PriorityClass
+metadata: {name: important}
+value: 1000
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: first, namespace: default}
+data: {a: "1"}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: second, namespace: default}
+data: {a: "2"}
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {name: important, namespace: default}
+spec:
+  schedulePriority: {priorityClassSource: KubePriorityClass, priorityClassName: important}
+  resourceSelectors: [{apiVersion: v1, kind: ConfigMap, name: first}]
+  placement: {clusterAffinity: {clusterNames: [member1]}}
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {name: missing, namespace: default}
+spec:
+  schedulePriority: {priorityClassSource: KubePriorityClass, priorityClassName: no-such-class}
+  resourceSelectors: [{apiVersion: v1, kind: ConfigMap, name: second}]
+  placement: {clusterAffinity: {clusterNames: [member1]}}
+"#,
+        )
+        .ok();
+    let priority = eventually(Duration::from_secs(20), "the binding's priority", || {
+        let out = cp.api.kubectl(&[
+            "get",
+            "rb",
+            "first-configmap",
+            "-o",
+            "jsonpath={.spec.schedulePriority.priority}",
+        ]);
+        (out.code == 0 && !out.stdout.is_empty()).then_some(out.stdout)
+    });
+    assert_eq!(priority, "1000");
+    eventually(Duration::from_secs(20), "an ApplyPolicyFailed Event naming the class", || {
+        let events = cp.api.kubectl(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=second,reason=ApplyPolicyFailed",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ]);
+        events.stdout.contains("no-such-class").then_some(())
+    });
+    assert_ne!(cp.api.kubectl(&["get", "rb", "second-configmap"]).code, 0, "no binding");
+}
