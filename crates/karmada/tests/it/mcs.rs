@@ -423,11 +423,8 @@ spec:
     eventually(Duration::from_secs(30), "member1's endpoints in member2", || {
         dispatched().then_some(())
     });
-    let report = |status: &str| {
-        let patch = format!(
-            r#"[{{"op": "add", "path": "/status/conditions/-", "value": {{"type": "ServiceDomainNameResolutionReady",
-                "status": "{status}", "reason": "Detected", "message": "", "lastTransitionTime": "2026-12-07T00:00:00Z"}}}}]"#
-        );
+    // As a problem detector reports cluster conditions.
+    let patch_status = |patch: &str| {
         cp.api
             .kubectl(&[
                 "patch",
@@ -436,9 +433,15 @@ spec:
                 "--subresource=status",
                 "--type=json",
                 "-p",
-                &patch,
+                patch,
             ])
             .ok();
+    };
+    let report = |status: &str| {
+        patch_status(&format!(
+            r#"[{{"op": "add", "path": "/status/conditions/-", "value": {{"type": "ServiceDomainNameResolutionReady",
+                "status": "{status}", "reason": "Detected", "message": "", "lastTransitionTime": "2026-12-07T00:00:00Z"}}}}]"#
+        ));
     };
     let actions = || {
         cp.api
@@ -470,20 +473,9 @@ spec:
         .split_whitespace()
         .position(|t| t == "ServiceDomainNameResolutionReady")
         .unwrap();
-    let patch = format!(
+    patch_status(&format!(
         r#"[{{"op": "replace", "path": "/status/conditions/{index}/status", "value": "True"}}]"#
-    );
-    cp.api
-        .kubectl(&[
-            "patch",
-            "cluster",
-            "member1",
-            "--subresource=status",
-            "--type=json",
-            "-p",
-            &patch,
-        ])
-        .ok();
+    ));
     eventually(Duration::from_secs(30), "no action on member1", || {
         actions().is_empty().then_some(())
     });
