@@ -100,6 +100,8 @@ pub fn clusters_of(
 /// being deleted).
 #[derive(Debug, Default, PartialEq)]
 pub struct Plan {
+    /// The providers (named or all): only they keep a Work.
+    pub providers: BTreeSet<String>,
     /// The providers and consumers: what the Service's binding places it on.
     pub placement: BTreeSet<String>,
     /// The Work carrying the MultiClusterService to each Ready provider, by cluster.
@@ -115,6 +117,7 @@ pub fn plan(mcs: &MultiClusterService, members: &[Member]) -> Plan {
     let labels = mcs.metadata.labels.clone().unwrap_or_default();
     let id = labels.get(names::MCS_PERMANENT_ID_LABEL).cloned().unwrap_or_default();
     let mut out = Plan { placement: &providers | &consumers, ..Plan::default() };
+    out.providers = providers.clone();
     for cluster in &providers {
         let Some(member) = members.iter().find(|m| &m.name == cluster) else {
             out.events.push((
@@ -433,11 +436,10 @@ async fn propagate(
         wrote = true;
     }
     // Providers no longer named lose theirs (a provider not Ready keeps it).
-    let (providers, _) = clusters_of(mcs, &members(&ctx.caches));
     for w in &existing {
         let ns = w.metadata.namespace.clone().unwrap_or_default();
         let cluster = names::cluster_of_execution_namespace(&ns).unwrap_or_default().to_owned();
-        if !providers.contains(&cluster) && w.metadata.deletion_timestamp.is_none() {
+        if !plan.providers.contains(&cluster) && w.metadata.deletion_timestamp.is_none() {
             let works: Api<Work> = Api::namespaced(ctx.client.clone(), &ns);
             match works
                 .delete(w.metadata.name.as_deref().unwrap_or_default(), &DeleteParams::default())
@@ -682,10 +684,7 @@ pub async fn run_exposure_status(
                 continue;
             }
             let (namespace, name) = key_of(&mcs.metadata);
-            let service = plain_services
-                .state()
-                .into_iter()
-                .find(|s| key_of(&s.metadata) == (namespace.clone(), name.clone()));
+            let service = plain_services.get(&ObjectRef::new(&name).within(&namespace));
             let wanted = load_balancer_status(service.as_deref());
             let current = mcs
                 .status
@@ -709,7 +708,7 @@ pub async fn run_exposure_status(
                 }
             }
         }
-        let bindings = caches.bindings.store().state();
+        let bindings = caches.bindings.store();
         let blocked: BTreeSet<String> =
             members(&caches).into_iter().filter(|m| m.traffic_blocked).map(|m| m.name).collect();
         for mci in ingresses.state() {
@@ -718,15 +717,13 @@ pub async fn run_exposure_status(
             }
             let (namespace, name) = key_of(&mci.metadata);
             let ingress = plain_ingresses
-                .state()
-                .into_iter()
-                .find(|i| key_of(&i.metadata) == (namespace.clone(), name.clone()))
+                .get(&ObjectRef::new(&name).within(&namespace))
                 .and_then(|i| serde_json::to_value(i.as_ref()).ok());
             let scheduled = |service: &str| -> Vec<String> {
                 let binding_name = propagation::binding_name("Service", service);
                 let mut clusters: Vec<String> = bindings
+                    .get(&ObjectRef::new(&binding_name).within(&namespace))
                     .iter()
-                    .filter(|b| key_of(&b.metadata) == (namespace.clone(), binding_name.clone()))
                     .flat_map(|b| b.spec.clusters.iter().map(|c| c.name.clone()))
                     .collect();
                 clusters.sort();
@@ -1059,13 +1056,8 @@ pub async fn run_dispatch(client: kube::Client, caches: crate::Caches) -> anyhow
         }
         // Conditions and Events per MultiClusterService.
         for (key, ServiceDispatch { works: wanted, events: service_events }) in &plan.services {
-            let Some(mcs) = service_list.iter().find(|m| {
-                format!(
-                    "{}/{}",
-                    m.metadata.namespace.as_deref().unwrap_or_default(),
-                    m.metadata.name.as_deref().unwrap_or_default()
-                ) == *key
-            }) else {
+            let Some((namespace, name)) = key.split_once('/') else { continue };
+            let Some(mcs) = services.get(&ObjectRef::new(name).within(namespace)) else {
                 continue;
             };
             let regarding = crate::events::reference_of(mcs.as_ref());
@@ -1102,7 +1094,7 @@ pub async fn run_dispatch(client: kube::Client, caches: crate::Caches) -> anyhow
                 client.clone(),
                 mcs.metadata.namespace.as_deref().unwrap_or_default(),
             );
-            let changed = match set_condition(&api, mcs, wanted_condition).await {
+            let changed = match set_condition(&api, &mcs, wanted_condition).await {
                 Ok(changed) => changed,
                 Err(e) => {
                     tracing::debug!(service = key, error = %e, "EndpointSliceDispatched condition");

@@ -309,40 +309,49 @@ fn a_multi_cluster_service_takes_the_providers_endpoints_to_its_consumers() {
     eventually(Duration::from_secs(30), "the slice dispatched to member2", || {
         slices_of_web(&cp, "member2").contains(&(dispatched.clone(), 2)).then_some(())
     });
-    let conditions = cp.api.kubectl(&[
-        "get",
-        "mcs",
-        "web",
-        "-o",
-        r#"jsonpath={range .status.conditions[*]}{.type}={.status} {end}"#,
-    ]);
-    assert!(
-        conditions.stdout.contains("ServiceApplied=True")
-            && conditions.stdout.contains("EndpointSliceDispatched=True"),
-        "{}",
-        conditions.stdout
-    );
-    let claimed = cp.api.kubectl(&[
-        "get",
-        "svc",
-        "web",
-        "-o",
-        "jsonpath={.metadata.labels.resourcetemplate\\.karmada\\.io/claimed-by}",
-    ]);
-    assert_eq!(claimed.stdout, "MultiClusterService");
-    let reasons = cp.api.kubectl(&[
-        "get",
-        "events",
-        "--field-selector",
-        "involvedObject.kind=MultiClusterService",
-        "-o",
-        "jsonpath={.items[*].reason}",
-    ]);
-    assert!(
-        reasons.stdout.contains("SyncServiceSucceed")
-            && reasons.stdout.contains("DispatchEndpointSliceSucceed"),
-        "{}",
-        reasons.stdout
+    // Conditions and Events are written after the slices go out: looked for until there.
+    let conditions = || {
+        cp.api
+            .kubectl(&[
+                "get",
+                "mcs",
+                "web",
+                "-o",
+                r#"jsonpath={range .status.conditions[*]}{.type}={.status} {end}"#,
+            ])
+            .stdout
+    };
+    eventually(Duration::from_secs(20), "ServiceApplied and EndpointSliceDispatched", || {
+        let c = conditions();
+        (c.contains("ServiceApplied=True") && c.contains("EndpointSliceDispatched=True"))
+            .then_some(())
+    });
+    eventually(Duration::from_secs(20), "the Service claimed", || {
+        let claimed = cp.api.kubectl(&[
+            "get",
+            "svc",
+            "web",
+            "-o",
+            "jsonpath={.metadata.labels.resourcetemplate\\.karmada\\.io/claimed-by}",
+        ]);
+        (claimed.stdout == "MultiClusterService").then_some(())
+    });
+    eventually(
+        Duration::from_secs(20),
+        "SyncServiceSucceed and DispatchEndpointSliceSucceed",
+        || {
+            let reasons = cp.api.kubectl(&[
+                "get",
+                "events",
+                "--field-selector",
+                "involvedObject.kind=MultiClusterService",
+                "-o",
+                "jsonpath={.items[*].reason}",
+            ]);
+            (reasons.stdout.contains("SyncServiceSucceed")
+                && reasons.stdout.contains("DispatchEndpointSliceSucceed"))
+            .then_some(())
+        },
     );
     // The workload scales in the provider: the consumer follows.
     cp.api.kubectl(&["scale", "deploy", "web", "--replicas=3"]).ok();
