@@ -303,7 +303,7 @@ fn a_multi_cluster_service_takes_the_providers_endpoints_to_its_consumers() {
     cp.api.kubectl_stdin(&["apply", "-f", "-"], WEB_ACROSS).ok();
     let provided = eventually(Duration::from_secs(30), "member1's slice with 2 endpoints", || {
         let slices = slices_of_web(&cp, "member1");
-        (slices.len() == 1 && slices[0].1 == 2).then_some(slices[0].0.clone())
+        (slices.len() == 1 && slices[0].1 == 2).then(|| slices[0].0.clone())
     });
     let dispatched = format!("member1-{provided}");
     eventually(Duration::from_secs(30), "the slice dispatched to member2", || {
