@@ -12,6 +12,7 @@ pub mod managed;
 pub mod object;
 pub mod patch;
 pub mod quantity;
+pub mod quota;
 pub mod selector;
 pub mod status;
 pub mod time;

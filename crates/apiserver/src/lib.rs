@@ -37,6 +37,7 @@ pub mod follow;
 pub mod gc;
 pub mod metrics;
 pub mod pki;
+pub mod quota;
 pub mod rbac;
 pub mod registry;
 pub mod reply;
@@ -124,6 +125,9 @@ pub struct Config {
     pub event_ttl: Duration,
     /// Checks of a kind's objects against the others stored, by (group, plural).
     pub peer_checks: Vec<(String, String, Arc<dyn storage::PeerCheck>)>,
+    /// Checks of a kind's writes against other stored objects (that may write those too),
+    /// by (group, plural).
+    pub write_checks: Vec<(String, String, Arc<dyn storage::WriteCheck>)>,
     /// What serves `proxy` subresources, by (group, plural) (the cluster proxy).
     pub proxies: Vec<(String, String, Arc<dyn api::Proxy>)>,
     /// Subresources served by handlers of their own, by (group, plural, subresource) (a
@@ -171,6 +175,7 @@ impl Config {
             gc: true,
             event_ttl: Duration::from_secs(3600),
             peer_checks: Vec::new(),
+            write_checks: Vec::new(),
             proxies: Vec::new(),
             subresources: Vec::new(),
             computed: Vec::new(),
@@ -292,6 +297,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             Arc::new(crd::RegistrySync) as Arc<dyn storage::WriteHook>,
         )],
         peer_checks: config.peer_checks,
+        write_checks: config.write_checks,
     });
     let sa_tokens = Arc::new(
         satoken::TokenSigner::load_or_create(&pki_dir).map_err(StartError::ServiceAccountKey)?,

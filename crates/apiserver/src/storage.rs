@@ -46,6 +46,8 @@ pub struct Storage {
     pub(crate) write_hooks: Vec<(&'static str, &'static str, Arc<dyn WriteHook>)>,
     /// Checks of a kind's objects against the others stored, by (group, plural).
     pub(crate) peer_checks: Vec<(String, String, Arc<dyn PeerCheck>)>,
+    /// Checks of a kind's writes against other stored objects, by (group, plural).
+    pub(crate) write_checks: Vec<(String, String, Arc<dyn WriteCheck>)>,
 }
 
 /// A check of an object against the other stored objects of its kind before a create or an
@@ -53,6 +55,35 @@ pub struct Storage {
 /// is not atomic with the write.
 pub trait PeerCheck: Send + Sync {
     fn check(&self, object: &Value, peers: &[Value]) -> Result<(), ApiError>;
+}
+
+/// A create or update as a [`WriteCheck`] sees it.
+pub struct CheckedWrite<'a> {
+    pub def: &'a ResourceDef,
+    /// The stored object it replaces; `None` for a create.
+    pub old: Option<&'a Value>,
+    pub object: &'a Value,
+    pub dry_run: bool,
+}
+
+/// A check of a write against other stored objects that may write them too once the write is
+/// stored (what a validating webhook with side effects does: upstream's ResourceBinding webhook
+/// accounts usage in FederatedResourceQuotas). The decision is made before the write; the
+/// [`AfterCommit`] it returns runs once the write is stored, and is dropped (with whatever it
+/// holds, e.g. a lock) when the write is not — so a retried or failed write accounts nothing.
+#[async_trait::async_trait]
+pub trait WriteCheck: Send + Sync {
+    async fn check(
+        &self,
+        storage: &Storage,
+        write: &CheckedWrite<'_>,
+    ) -> Result<Option<Box<dyn AfterCommit>>, ApiError>;
+}
+
+/// What a [`WriteCheck`] does once the write it allowed is stored.
+#[async_trait::async_trait]
+pub trait AfterCommit: Send {
+    async fn committed(self: Box<Self>, storage: &Storage);
 }
 
 /// What a resource's storage does once one of its objects is written (committed), before the
@@ -788,6 +819,7 @@ impl Storage {
         for _attempt in 0..8 {
             let prepared = self.new_object(req, object.clone(), &manager, false)?;
             if dry {
+                self.check_write(def, None, &prepared, true).await?;
                 return Ok(req.respond(201, &prepared));
             }
             let created = self.store_create(def, ns, prepared).await;
@@ -823,7 +855,7 @@ impl Storage {
         ns: Option<&str>,
         object: Value,
     ) -> Result<Value, ApiError> {
-        self.check_peers(def, &object).await?;
+        let commits = self.check_write(def, None, &object, false).await?;
         let object = self.convert_in(def, object);
         let name = object::name(&object).to_owned();
         let key = def.key(ns, &name);
@@ -834,15 +866,39 @@ impl Storage {
             .map_err(|e| store_error(def, &name, e))?;
         let created = self.convert_out(def, codec::decode(&kv.value, kv.mod_revision.0));
         self.after_write(def, &created, Written::Created);
+        self.committed(commits).await;
         Ok(created)
     }
 
-    /// Runs the kind's [`PeerCheck`]s, if it has any, against every other stored object of it.
-    pub(crate) async fn check_peers(
+    /// Runs the kind's [`WriteCheck`]s and [`PeerCheck`]s before `object` is written over `old`
+    /// (`None`: created); what the write checks want done once it is stored.
+    pub(crate) async fn check_write(
         &self,
         def: &ResourceDef,
+        old: Option<&Value>,
         object: &Value,
-    ) -> Result<(), ApiError> {
+        dry_run: bool,
+    ) -> Result<Vec<Box<dyn AfterCommit>>, ApiError> {
+        self.check_peers(def, object).await?;
+        let mut commits = Vec::new();
+        let write = CheckedWrite { def, old, object, dry_run };
+        for (group, plural, check) in &self.write_checks {
+            if def.group == *group && def.plural == *plural {
+                commits.extend(check.check(self, &write).await?);
+            }
+        }
+        Ok(commits)
+    }
+
+    /// Runs what write checks wanted done once their write is stored.
+    async fn committed(&self, commits: Vec<Box<dyn AfterCommit>>) {
+        for commit in commits {
+            commit.committed(self).await;
+        }
+    }
+
+    /// Runs the kind's [`PeerCheck`]s, if it has any, against every other stored object of it.
+    async fn check_peers(&self, def: &ResourceDef, object: &Value) -> Result<(), ApiError> {
         let checks: Vec<&Arc<dyn PeerCheck>> = self
             .peer_checks
             .iter()
@@ -938,7 +994,7 @@ impl Storage {
                 }
                 (Decision::Create(object), None, _) => {
                     if dry {
-                        self.check_peers(def, &object).await?;
+                        self.check_write(def, None, &object, true).await?;
                         return Ok((object, Written::Created));
                     }
                     match self.store_create(def, ns, object).await {
@@ -948,8 +1004,8 @@ impl Storage {
                     }
                 }
                 (Decision::Create(_), Some(_), _) => continue,
-                (Decision::Update(object), Some(kv), _) => {
-                    self.check_peers(def, &object).await?;
+                (Decision::Update(object), Some(kv), current) => {
+                    let commits = self.check_write(def, current.as_ref(), &object, dry).await?;
                     if dry {
                         return Ok((object, Written::Updated));
                     }
@@ -967,6 +1023,7 @@ impl Storage {
                             let updated = self
                                 .convert_out(def, codec::decode(&new.value, new.mod_revision.0));
                             self.after_write(def, &updated, Written::Updated);
+                            self.committed(commits).await;
                             return Ok((updated, Written::Updated));
                         }
                         Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => continue,

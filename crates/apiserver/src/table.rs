@@ -462,10 +462,33 @@ fn builtin_columns(kind: &str) -> Vec<Col> {
         "Node" => {
             vec![col("Version", "string", 0, |v, _| text(v, "/status/nodeInfo/kubeletVersion"))]
         }
+        "ResourceQuota" => vec![
+            col("Request", "string", 0, |v, _| json!(quota_usage(v, false))),
+            col("Limit", "string", 0, |v, _| json!(quota_usage(v, true))),
+        ],
         _ => vec![],
     };
     cols.extend(wide);
     cols
+}
+
+/// A ResourceQuota's `used/hard` per resource (`pods: 1/2, requests.cpu: 800m/1`): the
+/// `limits.*` ones or the others.
+fn quota_usage(quota: &Value, limits: bool) -> String {
+    let Some(hard) = s(quota, "/status/hard").and_then(Value::as_object) else {
+        return String::new();
+    };
+    hard.iter()
+        .filter(|(k, _)| k.starts_with("limits.") == limits)
+        .map(|(k, h)| {
+            let used = s(quota, "/status/used")
+                .and_then(|u| u.get(k.as_str()))
+                .and_then(Value::as_str)
+                .unwrap_or("0");
+            format!("{k}: {used}/{}", h.as_str().unwrap_or_default())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn name_column_description() -> &'static str {

@@ -121,6 +121,12 @@ pub fn install(config: &mut apiserver::Config) {
         "resourceinterpretercustomizations".to_owned(),
         Arc::new(CustomizationConflicts),
     ));
+    // FederatedQuotaEnforcement (upstream's ResourceBinding webhook).
+    config.write_checks.push((
+        "work.karmada.io".to_owned(),
+        "resourcebindings".to_owned(),
+        Arc::new(crate::quota::QuotaEnforcement::default()),
+    ));
     let cluster_proxy = Arc::new(crate::proxy::ClusterProxy::default());
     config.proxies.push((
         "cluster.karmada.io".to_owned(),

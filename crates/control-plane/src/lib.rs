@@ -10,6 +10,7 @@ pub mod apis;
 pub mod members;
 pub mod metrics;
 pub mod proxy;
+pub mod quota;
 pub mod search;
 
 pub use apis::install;

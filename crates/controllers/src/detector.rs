@@ -512,7 +512,7 @@ impl State {
             self.events.record(
                 regarding,
                 Reason::ApplyPolicyFailed,
-                message::apply_policy_failed(policy_name, &e.to_string()),
+                message::apply_policy_failed(policy_name, &crate::error_text(&e)),
             );
             return Err(e);
         }

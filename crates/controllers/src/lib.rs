@@ -31,6 +31,7 @@ pub mod events;
 pub mod execution;
 pub mod failover;
 pub mod federated_hpa;
+pub mod federated_quota;
 pub mod hpa_replicas;
 pub mod interpreting;
 pub mod leader;
@@ -75,6 +76,9 @@ pub struct Settings {
     pub enable_taint_manager: bool,
     /// How often each FederatedHPA is evaluated (`--horizontal-pod-autoscaler-sync-period`).
     pub hpa_sync_period: Duration,
+    /// How often FederatedResourceQuotas' usage is recounted from the bindings
+    /// (`--federated-resource-quota-sync-period`).
+    pub quota_sync_period: Duration,
 }
 
 impl Default for Settings {
@@ -88,6 +92,7 @@ impl Default for Settings {
             controllers: registry::Selection::default(),
             enable_taint_manager: true,
             hpa_sync_period: federated_hpa::SYNC_PERIOD,
+            quota_sync_period: Duration::from_secs(300),
         }
     }
 }
@@ -216,6 +221,12 @@ pub async fn run(client: kube::Client, settings: Settings) -> anyhow::Result<()>
             }),
             Loop::EndpointSliceDispatch => tokio::spawn(multicluster_service::run_dispatch(c, k)),
             Loop::Remedy => tokio::spawn(remedy::run(c, k)),
+            Loop::FederatedResourceQuota => tokio::spawn(federated_quota::run(
+                c,
+                k,
+                selection.quota_parts(),
+                s.quota_sync_period,
+            )),
             Loop::EndpointSlice => tokio::spawn(mcs::run_endpoint_slice(c)),
             Loop::AgentStatus => continue,
         };
@@ -310,6 +321,15 @@ pub(crate) fn retry_after(
 }
 
 /// Whether an error is a 409 Conflict from the API.
+/// An error as Go clients print it in Events and conditions: an API server's refusal is its
+/// Status message alone.
+pub(crate) fn error_text(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => status.message.clone(),
+        other => other.to_string(),
+    }
+}
+
 pub(crate) fn is_conflict(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(s) if s.code == 409)
 }

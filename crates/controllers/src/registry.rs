@@ -55,6 +55,10 @@ pub enum Loop {
     EndpointSlice,
     /// `remedy`: clusters' `status.remedyActions` from the Remedies matching their conditions.
     Remedy,
+    /// `federatedResourceQuotaSync`, `federatedResourceQuotaStatus`,
+    /// `federatedResourceQuotaEnforcement`: FederatedResourceQuotas' member ResourceQuotas and
+    /// status.
+    FederatedResourceQuota,
     /// The agent's status reporter (`clusterStatus` in the agent).
     AgentStatus,
 }
@@ -81,6 +85,7 @@ impl Loop {
             Loop::MultiClusterService => names::MULTI_CLUSTER_SERVICE,
             Loop::EndpointSliceDispatch => names::ENDPOINT_SLICE_DISPATCH,
             Loop::Remedy => names::REMEDY,
+            Loop::FederatedResourceQuota => names::FEDERATED_RESOURCE_QUOTA_SYNC,
             Loop::EndpointSlice => names::ENDPOINT_SLICE,
         }
     }
@@ -121,9 +126,9 @@ pub const CONTROLLERS: &[Controller] = &[
     on(names::ENDPOINT_SLICE, Loop::EndpointSlice),
     on(names::SERVICE_IMPORT, Loop::ServiceImport),
     on(names::UNIFIED_AUTH, Loop::UnifiedAuth),
-    missing("federatedResourceQuotaSync", true),
-    missing("federatedResourceQuotaStatus", true),
-    missing("federatedResourceQuotaEnforcement", true),
+    on(names::FEDERATED_RESOURCE_QUOTA_SYNC, Loop::FederatedResourceQuota),
+    on(names::FEDERATED_RESOURCE_QUOTA_STATUS, Loop::FederatedResourceQuota),
+    on(names::FEDERATED_RESOURCE_QUOTA_ENFORCEMENT, Loop::FederatedResourceQuota),
     on(names::GRACEFUL_EVICTION, Loop::Binding),
     on(names::APPLICATION_FAILOVER, Loop::Failover),
     on(names::FEDERATED_HPA, Loop::FederatedHpa),
@@ -175,6 +180,9 @@ pub mod names {
     pub const ENDPOINT_SLICE_COLLECT: &str = "endpointsliceCollect";
     pub const ENDPOINT_SLICE_DISPATCH: &str = "endpointsliceDispatch";
     pub const REMEDY: &str = "remedy";
+    pub const FEDERATED_RESOURCE_QUOTA_SYNC: &str = "federatedResourceQuotaSync";
+    pub const FEDERATED_RESOURCE_QUOTA_STATUS: &str = "federatedResourceQuotaStatus";
+    pub const FEDERATED_RESOURCE_QUOTA_ENFORCEMENT: &str = "federatedResourceQuotaEnforcement";
 }
 
 /// The controllers turned on, from a `--controllers` list over one table.
@@ -247,6 +255,15 @@ impl Selection {
             .filter(|c| c.runs_in.is_none() && self.has(c.name))
             .map(|c| c.name)
             .collect()
+    }
+
+    /// What the FederatedResourceQuota loop does.
+    pub fn quota_parts(&self) -> crate::federated_quota::Parts {
+        crate::federated_quota::Parts {
+            sync: self.has(names::FEDERATED_RESOURCE_QUOTA_SYNC),
+            status: self.has(names::FEDERATED_RESOURCE_QUOTA_STATUS),
+            enforcement: self.has(names::FEDERATED_RESOURCE_QUOTA_ENFORCEMENT),
+        }
     }
 
     /// What the binding loop does.

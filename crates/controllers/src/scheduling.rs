@@ -435,7 +435,28 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
     if let Some(clusters) = &clusters_out {
         patch["spec"] = json!({"clusters": clusters});
     }
-    let written = api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    let written = match api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(written) => written,
+        // A FederatedResourceQuota of the namespace has no room for the decision: the binding
+        // keeps its clusters, says why, and is tried again in a while (quota may be freed).
+        Err(kube::Error::Api(e)) if e.code == 403 && e.reason == QUOTA_EXCEEDED => {
+            let mut failed = condition.clone();
+            (failed.status, failed.reason, failed.message) =
+                ("False".into(), QUOTA_EXCEEDED.into(), e.message.clone());
+            let failed = serde_json::to_value(&failed).unwrap_or_default();
+            let mut read = binding.status().map(|s| serde_json::to_value(s).unwrap_or_default());
+            for _ in 0..5 {
+                let ops = crate::status_ops(read.as_ref(), failed.clone(), &[]);
+                if crate::patch_status_ops(&api, &name, ops).await?.is_some() {
+                    break;
+                }
+                read = api.get(&name).await?.data.get("status").cloned();
+            }
+            ctx.events.record_binding(binding.as_ref(), Reason::ScheduleBindingFailed, &e.message);
+            return Ok(Action::requeue(QUOTA_RETRY));
+        }
+        Err(e) => return Err(e.into()),
+    };
     // The scheduler has observed the generation its own write made (as upstream, whose next
     // pass records it), so `schedulerObservedGeneration == generation` means scheduled.
     let generation = written.metadata.generation.unwrap_or(generation);
@@ -495,6 +516,12 @@ async fn observe_generation<B: Binding>(binding: &B, ctx: &Context) -> Result<Ac
     api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
     Ok(Action::await_change())
 }
+
+/// The reason of the Status a binding write refused for a FederatedResourceQuota carries, and
+/// of the `Scheduled` condition it leads to (upstream's `QuotaExceeded`).
+const QUOTA_EXCEEDED: &str = "QuotaExceeded";
+/// How soon a decision refused for quota is tried again.
+const QUOTA_RETRY: Duration = Duration::from_secs(10);
 
 fn condition(status: &str, reason: &str, message: &str, generation: i64) -> Condition {
     Condition {

@@ -273,6 +273,9 @@ pub fn admit(
             }
             invalid(kind, group, object, causes)
         }
+        ("policy.karmada.io", "FederatedResourceQuota") => {
+            invalid(kind, group, object, crate::quota::validate(object))
+        }
         ("autoscaling.karmada.io", "FederatedHPA") => {
             invalid(kind, group, object, validate_federated_hpa(object))
         }

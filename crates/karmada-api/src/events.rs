@@ -85,6 +85,10 @@ pub enum Reason {
     ClusterNotFound,
     /// A cluster a MultiClusterService names does not serve EndpointSlices.
     APIIncompatible,
+    /// A FederatedResourceQuota's overall usage recounted from its namespace's bindings.
+    CollectOverallStatusSucceed,
+    /// A FederatedResourceQuota's overall usage could not be recounted.
+    CollectOverallStatusFailed,
 }
 
 impl Reason {
@@ -136,6 +140,8 @@ impl Reason {
             Reason::DispatchEndpointSliceFailed => "DispatchEndpointSliceFailed",
             Reason::ClusterNotFound => "ClusterNotFound",
             Reason::APIIncompatible => "APIIncompatible",
+            Reason::CollectOverallStatusSucceed => "CollectOverallStatusSucceed",
+            Reason::CollectOverallStatusFailed => "CollectOverallStatusFailed",
         }
     }
 
@@ -162,7 +168,8 @@ impl Reason {
             | Reason::SyncServiceFailed
             | Reason::DispatchEndpointSliceFailed
             | Reason::ClusterNotFound
-            | Reason::APIIncompatible => EventType::Warning,
+            | Reason::APIIncompatible
+            | Reason::CollectOverallStatusFailed => EventType::Warning,
             _ => EventType::Normal,
         }
     }
@@ -204,6 +211,9 @@ impl Reason {
                 "DispatchEndpointSlice"
             }
             Reason::ClusterNotFound | Reason::APIIncompatible => "CheckCluster",
+            Reason::CollectOverallStatusSucceed | Reason::CollectOverallStatusFailed => {
+                "CollectOverallStatus"
+            }
         }
     }
 }
@@ -221,6 +231,16 @@ pub mod message {
     use std::fmt::Write as _;
 
     use super::PolicyName;
+
+    /// A FederatedResourceQuota's Works written (`ns/name`).
+    pub fn quota_works_synced(quota: &str) -> String {
+        format!("Sync works for FederatedResourceQuota({quota}) succeed.")
+    }
+
+    /// A FederatedResourceQuota's status collected, from its members or from its bindings.
+    pub fn quota_status_collected(quota: &str) -> String {
+        format!("Collect status of FederatedResourceQuota({quota}) succeed.")
+    }
 
     pub fn apply_policy_succeed(policy: PolicyName<'_>) -> String {
         match policy.namespace {

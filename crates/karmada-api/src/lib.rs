@@ -144,6 +144,7 @@ pub mod mcs;
 pub mod names;
 pub mod networking;
 pub mod policy;
+pub mod quota;
 pub mod remedy;
 pub mod schema;
 pub mod work;

@@ -188,6 +188,9 @@ pub const ENDPOINTSLICE_WORK_MANAGED_BY_LABEL: &str = "endpointslice.karmada.io/
 pub const MCS_NAMESPACE_LABEL: &str = "multiclusterservice.karmada.io/namespace";
 /// ... and its name.
 pub const MCS_NAME_LABEL: &str = "multiclusterservice.karmada.io/name";
+/// On a FederatedResourceQuota's Works: the quota's namespace and name.
+pub const FRQ_NAMESPACE_LABEL: &str = "federatedresourcequota.karmada.io/namespace";
+pub const FRQ_NAME_LABEL: &str = "federatedresourcequota.karmada.io/name";
 /// A MultiClusterService's permanent id (label on it, the Service it claims, its binding and
 /// Works).
 pub const MCS_PERMANENT_ID_LABEL: &str = "multiclusterservice.karmada.io/permanent-id";

@@ -37,6 +37,10 @@ pub struct Args {
     /// How often each FederatedHPA is evaluated.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     horizontal_pod_autoscaler_sync_period: Duration,
+    /// How often FederatedResourceQuotas' overall usage is recounted from the bindings
+    /// (between recounts the API server accounts each binding write).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    federated_resource_quota_sync_period: Duration,
     #[command(flatten)]
     leader: LeaderElectFlags,
 }
@@ -56,6 +60,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         controllers: selection,
         enable_taint_manager: args.enable_taint_manager,
         hpa_sync_period: args.horizontal_pod_autoscaler_sync_period,
+        quota_sync_period: args.federated_resource_quota_sync_period,
         ..controllers::Settings::default()
     };
     eprintln!("karmada controller-manager running");

@@ -178,6 +178,29 @@ async fn start_server(
         ));
     }
     api_config.computed.extend(metrics::kinds(faults));
+    // ResourceQuota admission, as a real cluster's API server does (the simulation recounts
+    // the quotas' usage, as kube-controller-manager does).
+    let quota = Arc::new(apiserver::quota::ResourceQuotaAdmission::default());
+    for (group, plural) in [
+        ("", "pods"),
+        ("", "services"),
+        ("", "configmaps"),
+        ("", "secrets"),
+        ("", "persistentvolumeclaims"),
+        ("", "replicationcontrollers"),
+        ("apps", "deployments"),
+        ("apps", "replicasets"),
+        ("apps", "statefulsets"),
+        ("apps", "daemonsets"),
+        ("batch", "jobs"),
+        ("batch", "cronjobs"),
+    ] {
+        api_config.write_checks.push((
+            group.to_owned(),
+            plural.to_owned(),
+            Arc::clone(&quota) as Arc<dyn apiserver::storage::WriteCheck>,
+        ));
+    }
     apiserver::start(api_config)
         .await
         .map_err(|source| MemberError::Start { name: config.name.clone(), source })

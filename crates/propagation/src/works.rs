@@ -205,10 +205,13 @@ fn divided(spec: &ResourceBindingSpec) -> bool {
     spec.placement.as_ref().is_some_and(|p| p.divides_replicas())
 }
 
-/// Whether a cluster's copy gets its share of the replicas (as upstream: a divided workload
-/// with replicas, on a cluster the scheduler chose).
+/// Whether a cluster's copy gets the replicas the scheduler gave it: every workload, divided
+/// or duplicated, on a cluster the scheduler chose (as upstream: members follow the scheduling
+/// result, not the template, so a scale-up the scheduler could not place — refused by a
+/// FederatedResourceQuota, say — does not reach them).
 fn revises(spec: &ResourceBindingSpec, cluster: &str) -> bool {
-    divided(spec) && spec.replicas > 0 && spec.clusters.iter().any(|t| t.name == cluster)
+    let workload = spec.replicas > 0 || spec.replica_requirements.is_some();
+    workload && spec.components.is_empty() && spec.clusters.iter().any(|t| t.name == cluster)
 }
 
 /// The replica counts [`works_for`] needs ReviseReplica's results for (on [`base_manifest`]).

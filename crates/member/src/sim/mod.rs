@@ -12,6 +12,7 @@ mod job;
 mod kubelet;
 mod nodes;
 mod pods;
+mod quota;
 mod replicaset;
 mod scheduler;
 mod service;
@@ -91,6 +92,7 @@ enum Kind {
     Service,
     PodDisruptionBudget,
     HorizontalPodAutoscaler,
+    ResourceQuota,
 }
 
 /// (kind, group, version, plural) of what the simulation watches.
@@ -106,6 +108,7 @@ const KINDS: &[(Kind, &str, &str, &str)] = &[
     (Kind::Service, "", "v1", "services"),
     (Kind::PodDisruptionBudget, "policy", "v1", "poddisruptionbudgets"),
     (Kind::HorizontalPodAutoscaler, "autoscaling", "v2", "horizontalpodautoscalers"),
+    (Kind::ResourceQuota, "", "v1", "resourcequotas"),
 ];
 
 fn kind_of_key(key: &[u8]) -> Option<(Kind, String, String)> {
@@ -381,6 +384,7 @@ impl Sim {
                 Kind::Service => self.sync_service(&ns, &name).await,
                 Kind::PodDisruptionBudget => self.sync_disruption_budget(&ns, &name).await,
                 Kind::HorizontalPodAutoscaler => self.sync_hpa(&ns, &name).await,
+                Kind::ResourceQuota => self.sync_resource_quota(&ns, &name).await,
                 Kind::Node | Kind::Pod => {}
             }
         }
@@ -422,6 +426,17 @@ impl Sim {
             None => self.objects.entry(kind).or_default().remove(&key),
         };
         let subject = object.as_ref().or(previous.as_ref());
+        // What is counted against a namespace's quotas changed: they are recounted.
+        if kind != Kind::ResourceQuota && !ns.is_empty() {
+            let quotas: Vec<String> = self
+                .all(Kind::ResourceQuota)
+                .filter(|((n, _), _)| *n == ns)
+                .map(|((_, q), _)| q.clone())
+                .collect();
+            for q in quotas {
+                self.dirty.insert((Kind::ResourceQuota, ns.clone(), q));
+            }
+        }
         if matches!(kind, Kind::Pod | Kind::ReplicaSet) {
             let owners = |o: &Value| -> Vec<String> {
                 o.pointer("/metadata/ownerReferences")
