@@ -61,6 +61,10 @@ impl WriteCheck for QuotaEnforcement {
         storage: &Storage,
         write: &CheckedWrite<'_>,
     ) -> Result<Option<Box<dyn AfterCommit>>, ApiError> {
+        // Status writes, metadata changes: nothing a quota counts changed.
+        if write.old.is_some_and(|old| old.get("spec") == write.object.get("spec")) {
+            return Ok(None);
+        }
         let Some(new) = spec_of(write.object) else { return Ok(None) };
         let old = write.old.and_then(spec_of);
         match &old {

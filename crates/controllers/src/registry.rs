@@ -364,8 +364,15 @@ mod tests {
             .unwrap();
         assert!(!s.loops().contains(&Loop::Binding));
         assert_eq!(
-            Selection::parse(CONTROLLERS, &["federatedResourceQuotaSync"]).unwrap().missing(),
-            vec!["federatedResourceQuotaSync"]
+            Selection::parse(CONTROLLERS, &["agentcsrapproving"]).unwrap().missing(),
+            vec!["agentcsrapproving"]
+        );
+        let quota =
+            Selection::parse(CONTROLLERS, &["*,-federatedResourceQuotaEnforcement"]).unwrap();
+        assert!(quota.loops().contains(&Loop::FederatedResourceQuota));
+        assert_eq!(
+            quota.quota_parts(),
+            crate::federated_quota::Parts { sync: true, status: true, enforcement: false }
         );
         let collect = Selection::parse(CONTROLLERS, &["endpointsliceCollect"]).unwrap();
         assert!(collect.loops().contains(&Loop::Collect));

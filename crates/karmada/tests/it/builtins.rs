@@ -79,7 +79,9 @@ pub fn generators(kubectl: &dyn Fn(&[&str]) -> Out, dir: &Path, rbac: bool) {
         (vec!["create", "service", "clusterip", "api", "--tcp=80:8080"], "service/api created"),
         (vec!["create", "service", "nodeport", "edge", "--tcp=443:8443"], "service/edge created"),
         (
-            vec!["create", "quota", "limits", "--hard=pods=20,requests.cpu=4"],
+            // Counts only: a `requests.cpu` quota would refuse the pods of `web` (they request
+            // nothing), as a real cluster's quota admission does.
+            vec!["create", "quota", "limits", "--hard=pods=20,services=10"],
             "resourcequota/limits created",
         ),
         (

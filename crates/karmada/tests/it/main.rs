@@ -19,6 +19,7 @@ mod plane;
 mod propagation;
 mod proxy;
 mod pull;
+mod quota;
 mod rbac;
 mod scenarios;
 mod search;
