@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use karmada_api::features::{Feature, FeatureGates};
+
 use apimachinery::ApiError;
 use apiserver::registry::{Column, Printer, ResourceDef};
 use apiserver::{Admission, AdmissionRequest, Operation};
@@ -112,8 +114,9 @@ impl apiserver::storage::PeerCheck for CustomizationConflicts {
     }
 }
 
-/// Adds Karmada's kinds and admission to an API server configuration.
-pub fn install(config: &mut apiserver::Config) {
+/// Adds Karmada's kinds and admission to an API server configuration; `features` are the
+/// gates upstream's webhook takes (FederatedQuotaEnforcement).
+pub fn install(config: &mut apiserver::Config, features: &FeatureGates) {
     config.resources.extend(resource_defs());
     config.admission.push(Arc::new(KarmadaAdmission));
     config.peer_checks.push((
@@ -122,11 +125,13 @@ pub fn install(config: &mut apiserver::Config) {
         Arc::new(CustomizationConflicts),
     ));
     // FederatedQuotaEnforcement (upstream's ResourceBinding webhook).
-    config.write_checks.push((
-        "work.karmada.io".to_owned(),
-        "resourcebindings".to_owned(),
-        Arc::new(crate::quota::QuotaEnforcement::default()),
-    ));
+    if features.enabled(Feature::FederatedQuotaEnforcement) {
+        config.write_checks.push((
+            "work.karmada.io".to_owned(),
+            "resourcebindings".to_owned(),
+            Arc::new(crate::quota::QuotaEnforcement::default()),
+        ));
+    }
     let cluster_proxy = Arc::new(crate::proxy::ClusterProxy::default());
     config.proxies.push((
         "cluster.karmada.io".to_owned(),

@@ -6,6 +6,7 @@
 //! A template created before its policy is picked up when the policy arrives.
 
 use karmada_api::events::{PolicyName, Reason, message};
+use karmada_api::features::Feature;
 use propagation::binding::Workload;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -74,6 +75,8 @@ struct State {
     /// is already due.
     retry: mpsc::Sender<Change>,
     retry_due: Arc<std::sync::atomic::AtomicBool>,
+    /// `PolicyPreemption`, `PriorityBasedScheduling`, `MultiplePodTemplatesScheduling`.
+    features: karmada_api::features::FeatureGates,
 }
 
 /// How many templates are reconciled at once.
@@ -291,11 +294,15 @@ impl State {
         let namespace_policies: &[Policy<'_>] = if namespaced { &pps } else { &[] };
         let best = propagation::best_policy(&t, namespace_policies, &cpps)
             .and_then(|p| propagation::policy_matches(p, &t).map(|i| (p, i)));
-        // The holder a higher-priority policy takes the template from (for the Event).
+        // The holder a higher-priority policy takes the template from (for the Event); only
+        // with PolicyPreemption.
+        let may_preempt = |b, h| {
+            self.features.enabled(Feature::PolicyPreemption) && propagation::may_preempt(b, h)
+        };
         let preempted = match (holder, best) {
             (Some(h), Some(b))
                 if (b.0.name != h.0.name || b.0.namespace != h.0.namespace)
-                    && propagation::may_preempt(b, h) =>
+                    && may_preempt(b, h) =>
             {
                 Some(h.0)
             }
@@ -303,7 +310,7 @@ impl State {
         };
         let chosen = match (holder, best) {
             (Some(h), Some(b)) if b.0.name != h.0.name || b.0.namespace != h.0.namespace => {
-                if propagation::may_preempt(b, h) {
+                if may_preempt(b, h) {
                     Some(b.0)
                 } else {
                     Some(h.0)
@@ -403,8 +410,14 @@ impl State {
             }
             Err(_) => current_rv,
         };
-        // Components first (a workload with several pod templates), then replicas, as upstream.
-        let workload = match self.interpreter.get_components(&object).await {
+        // Components first (a workload with several pod templates), then replicas, as upstream
+        // (components only with MultiplePodTemplatesScheduling).
+        let components = if self.features.enabled(Feature::MultiplePodTemplatesScheduling) {
+            self.interpreter.get_components(&object).await
+        } else {
+            Ok(None)
+        };
+        let workload = match components {
             Err(failure) => {
                 tracing::warn!(template = %name, error = %failure, "interpreting components failed");
                 self.events.record(regarding, Reason::GetComponentsFailed, failure.to_string());
@@ -439,7 +452,8 @@ impl State {
         // class that does not exist means no binding (tried again in a while), as upstream.
         let priority = match &policy.spec.schedule_priority {
             Some(p)
-                if p.priority_class_source == "KubePriorityClass"
+                if self.features.enabled(Feature::PriorityBasedScheduling)
+                    && p.priority_class_source == "KubePriorityClass"
                     && !p.priority_class_name.is_empty() =>
             {
                 let classes: Api<k8s_openapi::api::scheduling::v1::PriorityClass> =
@@ -739,7 +753,11 @@ async fn discover(client: &kube::Client) -> Vec<kube::discovery::ApiGroup> {
     groups
 }
 
-pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<()> {
+pub async fn run(
+    client: kube::Client,
+    caches: crate::Caches,
+    features: karmada_api::features::FeatureGates,
+) -> anyhow::Result<()> {
     let templates = Arc::clone(&caches.templates);
     let (pp_reader, pp_writer) = reflector::store::<PropagationPolicy>();
     let (cpp_reader, cpp_writer) = reflector::store::<ClusterPropagationPolicy>();
@@ -804,6 +822,7 @@ pub async fn run(client: kube::Client, caches: crate::Caches) -> anyhow::Result<
         interpreter: Arc::clone(&caches.interpreter),
         retry: tx.clone(),
         retry_due: Arc::default(),
+        features,
     });
     // Templates are interpreted with the customizations in force; a change to them is a
     // change for every template (as a policy change).

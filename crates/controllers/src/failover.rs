@@ -368,6 +368,7 @@ pub fn plan_evictions(
                         .unwrap_or_default();
                     let rules = cluster_failover
                         .and_then(|c| c.state_preservation.as_ref())
+                        .filter(|_| observed.parts.preserve_state)
                         .map(|p| p.rules.as_slice())
                         .unwrap_or_default();
                     plan.evict.push(Eviction {
@@ -395,7 +396,21 @@ pub fn plan_evictions(
             plan.later(due);
             continue;
         }
-        let rules = app.state_preservation.as_ref().map(|p| p.rules.as_slice()).unwrap_or_default();
+        let purge_mode =
+            if app.purge_mode.is_unset() { PurgeMode::Gracefully } else { app.purge_mode.clone() };
+        if purge_mode == PurgeMode::Gracefully && !observed.parts.graceful {
+            tracing::warn!(
+                cluster = %target.name,
+                "GracefulEviction featureGate must be enabled when purgeMode is Gracefully"
+            );
+            continue;
+        }
+        let rules = app
+            .state_preservation
+            .as_ref()
+            .filter(|_| observed.parts.preserve_state)
+            .map(|p| p.rules.as_slice())
+            .unwrap_or_default();
         plan.evict.push(Eviction {
             preserved: preserved_state(rules, status_in(&target.name)),
             target: target.clone(),
@@ -405,11 +420,7 @@ pub fn plan_evictions(
                 target.name,
                 now - since
             ),
-            purge_mode: if app.purge_mode.is_unset() {
-                PurgeMode::Gracefully
-            } else {
-                app.purge_mode.clone()
-            },
+            purge_mode,
             grace_period_seconds: app.grace_period_seconds,
         });
     }
@@ -577,6 +588,11 @@ pub struct Parts {
     pub taints: bool,
     /// `applicationFailover`: from clusters where the workload stays unhealthy.
     pub application: bool,
+    /// StatefulFailoverInjection: `statePreservation` rules carry state to the new clusters.
+    pub preserve_state: bool,
+    /// GracefulEviction: without it an application failover with purge mode `Gracefully` is
+    /// refused (as upstream).
+    pub graceful: bool,
 }
 
 /// Runs the taint manager and application failover (as `parts` says) until the future is
@@ -768,7 +784,7 @@ mod tests {
             _ => Some(vec![]),
         };
         let since = HashMap::from([("m2".to_owned(), t0)]);
-        let all = Parts { taints: true, application: true };
+        let all = Parts { taints: true, application: true, preserve_state: true, graceful: true };
         let plan = |now: i64, parts: Parts| {
             let observed = Observed { taints: &taints, unhealthy_since: &since, now, parts };
             plan_evictions(&spec, Some(&status), &observed)
@@ -793,9 +809,9 @@ mod tests {
         assert_eq!(later.evict[1].purge_mode, PurgeMode::Directly);
         assert_eq!(later.evict[1].preserved.get("rev").map(String::as_str), Some("r7"));
         assert_eq!(later.next, None);
-        let only_taints = plan(t0 + 61, Parts { taints: true, application: false });
+        let only_taints = plan(t0 + 61, Parts { application: false, ..all });
         assert_eq!(only_taints.evict.len(), 2, "application failover off");
-        let only_app = plan(t0 + 61, Parts { taints: false, application: true });
+        let only_app = plan(t0 + 61, Parts { taints: false, ..all });
         assert_eq!(only_app.evict.len(), 1, "taint manager off");
 
         let patch = eviction_patch(&spec, Some("42"), &later.evict[..2], "2026-01-01T00:01:01Z");

@@ -79,6 +79,8 @@ pub struct Settings {
     /// How often FederatedResourceQuotas' usage is recounted from the bindings
     /// (`--federated-resource-quota-sync-period`).
     pub quota_sync_period: Duration,
+    /// `--feature-gates` (upstream's defaults unless set).
+    pub features: karmada_api::features::FeatureGates,
 }
 
 impl Default for Settings {
@@ -93,6 +95,7 @@ impl Default for Settings {
             enable_taint_manager: true,
             hpa_sync_period: federated_hpa::SYNC_PERIOD,
             quota_sync_period: Duration::from_secs(300),
+            features: karmada_api::features::FeatureGates::default(),
         }
     }
 }
@@ -167,22 +170,33 @@ impl Caches {
 /// Runs the selected controllers (`settings.controllers`) until the future is dropped or one
 /// of them fails.
 pub async fn run(client: kube::Client, settings: Settings) -> anyhow::Result<()> {
+    use karmada_api::features::Feature;
     use registry::Loop;
-    let selection = settings.controllers.clone();
+    let features = settings.features.clone();
+    let selection = settings.controllers.clone().gated(&features);
     for name in selection.missing() {
         tracing::info!(controller = name, "not implemented in karmada-rs; skipped");
     }
     let caches = Caches::start(&client);
     let mut loops = selection.loops();
-    let taint_manager = settings.enable_taint_manager && selection.has(registry::names::CLUSTER);
+    // Taint-based eviction only with the Failover gate, as upstream.
+    let taint_manager = settings.enable_taint_manager
+        && selection.has(registry::names::CLUSTER)
+        && features.enabled(Feature::Failover);
     if taint_manager {
         loops.insert(Loop::Failover);
     }
     let mut tasks: Vec<(&'static str, tokio::task::JoinHandle<anyhow::Result<()>>)> = vec![
-        // Always on, as upstream's resource detector and dependencies distributor.
-        ("detector", tokio::spawn(detector::run(client.clone(), caches.clone()))),
-        ("dependencies", tokio::spawn(dependencies::run(client.clone(), caches.clone()))),
+        // Always on, as upstream's resource detector.
+        ("detector", tokio::spawn(detector::run(client.clone(), caches.clone(), features.clone()))),
     ];
+    // The dependencies distributor, behind PropagateDeps.
+    if features.enabled(Feature::PropagateDeps) {
+        tasks.push((
+            "dependencies",
+            tokio::spawn(dependencies::run(client.clone(), caches.clone())),
+        ));
+    }
     for l in loops {
         let (c, s, k) = (client.clone(), settings.clone(), caches.clone());
         let task = match l {
@@ -200,6 +214,8 @@ pub async fn run(client: kube::Client, settings: Settings) -> anyhow::Result<()>
                 failover::Parts {
                     taints: taint_manager,
                     application: selection.has(registry::names::APPLICATION_FAILOVER),
+                    preserve_state: features.enabled(Feature::StatefulFailoverInjection),
+                    graceful: features.enabled(Feature::GracefulEviction),
                 },
             )),
             Loop::TaintPolicy => tokio::spawn(failover::run_taint_policies(c, k)),

@@ -13,6 +13,8 @@
 
 use std::collections::BTreeSet;
 
+use karmada_api::features::{Feature, FeatureGates};
+
 /// One of our controller loops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Loop {
@@ -236,6 +238,26 @@ impl Selection {
             .map(|c| c.name)
             .collect();
         Ok(Selection { table, enabled })
+    }
+
+    /// The selection with the controllers upstream starts only behind a feature gate turned
+    /// off when their gate is off: `clustertaintpolicy` (Failover), the multi-cluster service
+    /// ones (MultiClusterService), `federatedResourceQuotaEnforcement`
+    /// (FederatedQuotaEnforcement).
+    pub fn gated(mut self, features: &FeatureGates) -> Selection {
+        let gates: &[(&str, Feature)] = &[
+            (names::CLUSTER_TAINT_POLICY, Feature::Failover),
+            (names::MULTI_CLUSTER_SERVICE, Feature::MultiClusterService),
+            (names::ENDPOINT_SLICE_COLLECT, Feature::MultiClusterService),
+            (names::ENDPOINT_SLICE_DISPATCH, Feature::MultiClusterService),
+            (names::FEDERATED_RESOURCE_QUOTA_ENFORCEMENT, Feature::FederatedQuotaEnforcement),
+        ];
+        for (name, feature) in gates {
+            if !features.enabled(*feature) {
+                self.enabled.remove(name);
+            }
+        }
+        self
     }
 
     /// Whether the controller named `name` is on.

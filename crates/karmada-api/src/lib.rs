@@ -139,6 +139,7 @@ pub mod autoscaling;
 pub mod cluster;
 pub mod config;
 pub mod events;
+pub mod features;
 pub mod kinds;
 pub mod mcs;
 pub mod names;

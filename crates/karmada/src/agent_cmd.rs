@@ -49,6 +49,10 @@ pub struct Args {
     /// `KubeImpersonator` (the cluster proxy's), or `None`.
     #[arg(long, value_delimiter = ',', default_value = "KubeCredentials,KubeImpersonator")]
     report_secrets: Vec<String>,
+    /// Feature gates, as upstream's: `Name=true|false` pairs (`AllAlpha=true`, `AllBeta=true` set
+    /// every alpha/beta gate not named); upstream's defaults otherwise.
+    #[arg(long, default_value = "", value_parser = crate::cli::parse_feature_gates)]
+    feature_gates: karmada_api::features::FeatureGates,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -73,7 +77,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .collect();
     config.report_interval = args.cluster_status_update_frequency;
     config.lease_duration = args.cluster_lease_duration;
-    config.controllers = selection;
+    // The multi-cluster service collector runs behind its gate, as upstream's.
+    config.controllers = selection.gated(&args.feature_gates);
     for secret in &args.report_secrets {
         if !matches!(secret.as_str(), "KubeCredentials" | "KubeImpersonator" | "None") {
             anyhow::bail!(

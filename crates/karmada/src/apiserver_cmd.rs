@@ -9,6 +9,10 @@ use store::Store;
 
 #[derive(ClapArgs, Debug)]
 pub struct Args {
+    /// Feature gates of upstream's webhook, which this API server plays:
+    /// FederatedQuotaEnforcement (`Name=true|false`, `AllAlpha=true`, `AllBeta=true`).
+    #[arg(long, default_value = "", value_parser = crate::cli::parse_feature_gates)]
+    feature_gates: karmada_api::features::FeatureGates,
     /// Directory for certificates, the kubeconfig and (with redb) the data.
     #[arg(long, default_value = "karmada-data")]
     data_dir: PathBuf,
@@ -174,7 +178,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     config.anonymous_auth = args.anonymous_auth;
     config.audit_log = args.audit_log_path;
     config.audit_log_max_bytes = args.audit_log_maxsize << 20;
-    control_plane::install(&mut config);
+    control_plane::install(&mut config, &args.feature_gates);
     let server = apiserver::start(config).await?;
     eprintln!("karmada-apiserver listening on {}", server.url);
     eprintln!("kubeconfig: {}", server.kubeconfig.display());

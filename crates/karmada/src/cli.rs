@@ -115,6 +115,12 @@ pub async fn wait_for_signal() {
 
 /// Parses `10` (seconds) or a Go duration as Kubernetes' flags take them (`500ms`, `10s`,
 /// `2m`, `1h0m0s`).
+/// `--feature-gates`, as every Karmada component takes it (`Name=true,Other=false`,
+/// `AllAlpha=true`, `AllBeta=true`).
+pub fn parse_feature_gates(s: &str) -> Result<karmada_api::features::FeatureGates, String> {
+    karmada_api::features::FeatureGates::parse(s)
+}
+
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     use std::time::Duration;
     if let Ok(seconds) = s.parse::<u64>() {

@@ -41,6 +41,10 @@ pub struct Args {
     /// (between recounts the API server accounts each binding write).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     federated_resource_quota_sync_period: Duration,
+    /// Feature gates, as upstream's: `Name=true|false` pairs (`AllAlpha=true`, `AllBeta=true` set
+    /// every alpha/beta gate not named); upstream's defaults otherwise.
+    #[arg(long, default_value = "", value_parser = crate::cli::parse_feature_gates)]
+    feature_gates: karmada_api::features::FeatureGates,
     #[command(flatten)]
     leader: LeaderElectFlags,
 }
@@ -61,6 +65,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         enable_taint_manager: args.enable_taint_manager,
         hpa_sync_period: args.horizontal_pod_autoscaler_sync_period,
         quota_sync_period: args.federated_resource_quota_sync_period,
+        features: args.feature_gates,
         ..controllers::Settings::default()
     };
     eprintln!("karmada controller-manager running");

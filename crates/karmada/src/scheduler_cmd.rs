@@ -15,6 +15,12 @@ pub struct Args {
     /// Enabled plugins: `*` (all), `*,-Name` to disable one.
     #[arg(long, default_value = "*")]
     plugins: String,
+    /// Feature gates, as upstream's: `Name=true|false` pairs (`AllAlpha=true`, `AllBeta=true` set
+    /// every alpha/beta gate not named); upstream's defaults otherwise. (The scheduler's own gates —
+    /// PriorityBasedScheduling's queue order, WorkloadAffinity — are accepted; karmada-rs does
+    /// not have those features yet.)
+    #[arg(long, default_value = "", value_parser = crate::cli::parse_feature_gates)]
+    feature_gates: karmada_api::features::FeatureGates,
     #[command(flatten)]
     leader: crate::cli::LeaderElectFlags,
 }
@@ -23,6 +29,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let plugins =
         scheduler::Plugins::parse(&args.plugins).map_err(|e| anyhow::anyhow!("--plugins: {e}"))?;
     let client = crate::cli::kube_client(&args.kubeconfig, args.context.as_deref()).await?;
+    let _ = &args.feature_gates;
     eprintln!("karmada scheduler running");
     let work = {
         let client = client.clone();

@@ -51,6 +51,10 @@ pub struct Args {
         default_value = "*,hpaScaleTargetMarker,deploymentReplicasSyncer"
     )]
     controllers: Vec<String>,
+    /// Feature gates of every component, as upstream's: the default is what upstream's install
+    /// manifests set (every alpha and beta feature on).
+    #[arg(long, default_value = karmada_api::features::QUICK_START, value_parser = crate::cli::parse_feature_gates)]
+    feature_gates: karmada_api::features::FeatureGates,
 }
 
 #[derive(ClapArgs, Debug)]
@@ -111,13 +115,11 @@ pub async fn down(args: DownArgs) -> anyhow::Result<()> {
 /// it is running, and returns.
 #[allow(clippy::print_stdout)]
 fn detach(
-    members: usize,
-    port: u16,
-    ha: bool,
-    controllers: &[String],
+    args: &Args,
     data_dir: &std::path::Path,
     kubeconfig: &std::path::Path,
 ) -> anyhow::Result<()> {
+    let (members, port, ha, controllers) = (args.members, args.port, args.ha, &args.controllers);
     use std::io::BufRead;
     use std::os::unix::process::CommandExt;
     apiserver::files::private_dir(data_dir)?;
@@ -129,6 +131,7 @@ fn detach(
         .arg(kubeconfig)
         .args(ha.then_some("--ha"))
         .arg(format!("--controllers={}", controllers.join(",")))
+        .arg(format!("--feature-gates={}", args.feature_gates.changed()))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::fs::File::create(&log)?)
@@ -222,6 +225,7 @@ async fn component_client(
 async fn start_pull_agent(
     data_dir: &std::path::Path,
     server: &apiserver::Server,
+    features: &karmada_api::features::FeatureGates,
     member: &member::Member,
     location: &serde_json::Value,
 ) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
@@ -243,6 +247,7 @@ async fn start_pull_agent(
         .map(|z| z.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
         .unwrap_or_default();
     config.report_interval = Duration::from_secs(2);
+    config.controllers = config.controllers.clone().gated(features);
     config.api_endpoint = member.server.url.clone();
     controllers::agent::register(&control, &member_client, &config).await?;
     Ok(tokio::spawn(controllers::agent::run(control, member_client, config)))
@@ -318,15 +323,15 @@ async fn start_etcd_cluster(
 #[allow(clippy::print_stdout)]
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
-    let data_dir = args.data_dir.unwrap_or_else(|| home().join(".karmada"));
-    let kubeconfig = args.kubeconfig.unwrap_or_else(|| home().join(".kube/karmada.config"));
+    let data_dir = args.data_dir.clone().unwrap_or_else(|| home().join(".karmada"));
+    let kubeconfig = args.kubeconfig.clone().unwrap_or_else(|| home().join(".kube/karmada.config"));
     let selection = controllers::registry::Selection::parse(
         controllers::registry::CONTROLLERS,
         &args.controllers,
     )
     .map_err(anyhow::Error::msg)?;
     if args.detach {
-        return detach(args.members, args.port, args.ha, &args.controllers, &data_dir, &kubeconfig);
+        return detach(&args, &data_dir, &kubeconfig);
     }
     // Keys, the store and credentials live here: the owner's only.
     apiserver::files::private_dir(&data_dir)?;
@@ -361,11 +366,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Some(s) => Some(crate::apiserver_cmd::encrypt_secrets(s, &key_file)?),
         None => None,
     };
+    progress(&format!("feature gates (every component): {}", args.feature_gates.changed()));
     progress("starting the control plane");
     let mut config =
         apiserver::Config::new(&data_dir, SocketAddr::from(([127, 0, 0, 1], args.port)), store);
     config.kubeconfig = Some(kubeconfig.clone());
-    control_plane::install(&mut config);
+    control_plane::install(&mut config, &args.feature_gates);
     let server = apiserver::start(config).await?;
     let control = crate::cli::kube_client(&kubeconfig, Some("karmada-apiserver")).await?;
     // With --ha, a second API server on the same etcd (same CA and admin certificate).
@@ -375,7 +381,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 apiserver::Config::new(&data_dir, SocketAddr::from(([127, 0, 0, 1], 0)), store);
             config.kubeconfig = Some(kubeconfig.clone());
             config.context = "karmada-apiserver-2".into();
-            control_plane::install(&mut config);
+            control_plane::install(&mut config, &args.feature_gates);
             let server = apiserver::start(config).await?;
             let client = crate::cli::kube_client(&kubeconfig, Some("karmada-apiserver-2")).await?;
             Some((server, client))
@@ -418,6 +424,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let settings = controllers::Settings {
         cluster_status_update_frequency: Duration::from_secs(2),
         controllers: selection,
+        features: args.feature_gates.clone(),
         ..controllers::Settings::default()
     };
     let (stop, stopping) = tokio::sync::watch::channel(false);
@@ -493,7 +500,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for (i, m) in members.iter().enumerate() {
         let location = locations.get(&m.name).cloned().unwrap_or_else(|| json!({}));
         if i == 2 {
-            agents.push(start_pull_agent(&data_dir, &server, m, &location).await?);
+            agents.push(
+                start_pull_agent(&data_dir, &server, &args.feature_gates, m, &location).await?,
+            );
         } else {
             join_at(&control, &m.name, &m.server, location).await?;
         }

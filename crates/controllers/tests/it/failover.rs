@@ -63,6 +63,24 @@ async fn without_the_taint_manager_nothing_is_evicted() {
     assert!(rb.spec.clusters.iter().any(|c| c.name == "member1"));
 }
 
+/// The Failover gate off (upstream's default): the taint manager is not started, a NoExecute
+/// taint evicts nothing, as `--feature-gates=Failover=false`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_failover_gate_off_nothing_is_evicted() {
+    let mut plane = Plane::start(2).await;
+    plane.members_ready().await;
+    plane.run_with("cluster,binding", |s| {
+        s.features = karmada_api::features::FeatureGates::parse("Failover=false").unwrap();
+    });
+    plane.run_scheduler();
+    let bindings = scheduled_on_both(&plane).await;
+    taint_member1(&plane).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rb = bindings.get("web-deployment").await.unwrap();
+    assert!(rb.spec.graceful_eviction_tasks.is_empty());
+    assert!(rb.spec.clusters.iter().any(|c| c.name == "member1"));
+}
+
 /// Two of three clusters fail at once: every workload leaves both for the backup affinity
 /// term, evictions are paced by `evictions_per_second` (1: each eviction in its own second),
 /// and with `purgeMode: Never` the failed clusters keep their Works, also once their taints are

@@ -48,7 +48,11 @@ impl Plane {
             "127.0.0.1:0".parse().unwrap(),
             store,
         );
-        control_plane::install(&mut config);
+        control_plane::install(
+            &mut config,
+            &karmada_api::features::FeatureGates::parse(karmada_api::features::QUICK_START)
+                .unwrap(),
+        );
         let server = apiserver::start(config).await.unwrap();
         let client = admin_client("karmada", &server).await;
         let configs = (1..=members)
@@ -101,6 +105,11 @@ impl Plane {
         let mut settings = controllers::Settings {
             cluster_status_update_frequency: Duration::from_millis(500),
             controllers: selection,
+            // As upstream's install manifests (Failover, PolicyPreemption, ...).
+            features: karmada_api::features::FeatureGates::parse(
+                karmada_api::features::QUICK_START,
+            )
+            .unwrap(),
             ..controllers::Settings::default()
         };
         configure(&mut settings);

@@ -410,7 +410,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             },
         ),
     ));
-    let (seen, replicas) = (ready.clone(), args.replicas);
+    // A template's status sums its members' (as upstream's): a duplicated workload is Ready
+    // with its replicas in each of its clusters.
+    let replicas = match args.mode {
+        Mode::Duplicated => args.replicas * i32::try_from(k).unwrap_or(i32::MAX),
+        Mode::Divided => args.replicas,
+    };
+    let seen = ready.clone();
     watches.push(tokio::spawn(
         watcher::watcher(
             Api::<Deployment>::namespaced(client.clone(), NAMESPACE),

@@ -126,7 +126,7 @@ async fn end_to_end(count: usize, paced: (usize, f64), report: &mut Report) -> a
     let dir = tempfile::tempdir()?;
     let store: Arc<dyn store::Store> = Arc::new(store_memory::MemoryStore::default());
     let mut config = apiserver::Config::new(dir.path(), "127.0.0.1:0".parse()?, store);
-    control_plane::install(&mut config);
+    control_plane::install(&mut config, &karmada_api::features::FeatureGates::default());
     let server = apiserver::start(config).await?;
     let client = crate::cli::kube_client(&server.kubeconfig, None).await?;
     let clusters: Api<Cluster> = Api::all(client.clone());

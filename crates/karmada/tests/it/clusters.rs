@@ -664,3 +664,45 @@ fn an_unknown_controller_name_is_refused_clearly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unknown controller \"binding\""), "not an agent's: {stderr}");
 }
+
+/// `--feature-gates` as upstream's components take it: every component accepts upstream's
+/// gates and refuses a gate no Karmada has, or a value that is not a boolean, before anything
+/// starts.
+#[test]
+fn feature_gates_are_upstreams() {
+    let components: [&[&str]; 5] = [
+        &["controller-manager", "--kubeconfig", "/nonexistent"],
+        &["scheduler", "--kubeconfig", "/nonexistent"],
+        &["apiserver", "--data-dir", "/nonexistent/karmada"],
+        &[
+            "agent",
+            "--karmada-kubeconfig",
+            "/x",
+            "--cluster-kubeconfig",
+            "/y",
+            "--cluster-name",
+            "m1",
+        ],
+        &["up", "--data-dir", "/nonexistent/karmada"],
+    ];
+    for args in components {
+        let run = |gates: &str| {
+            let mut words = gates.split(' ');
+            let out = std::process::Command::new(KARMADA)
+                .args(args)
+                .arg(format!("--feature-gates={}", words.next().unwrap_or_default()))
+                .args(words)
+                .output()
+                .unwrap();
+            (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+        };
+        let (ok, stderr) = run("Failover=true,Bogus=true");
+        assert!(!ok && stderr.contains("unrecognized feature gate: Bogus"), "{args:?}: {stderr}");
+        let (ok, stderr) = run("Failover=maybe");
+        assert!(!ok && stderr.contains("invalid value of Failover=maybe"), "{args:?}: {stderr}");
+        // Upstream's gates are accepted (`--help` after them: nothing starts).
+        let (ok, stderr) =
+            run("AllAlpha=true,AllBeta=false,Failover=true,MultiClusterService=false --help");
+        assert!(ok, "{args:?}: {stderr}");
+    }
+}

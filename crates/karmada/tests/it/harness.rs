@@ -48,7 +48,9 @@ pub struct ApiServer {
 
 fn spawn(dir: &Path, store: &str, bind: &str, extra: &[String]) -> (Child, String) {
     let mut child = Command::new(KARMADA)
-        .args(["apiserver", "--bind", bind, "--store", store, "--data-dir"])
+        // As upstream's install runs its webhook (FederatedQuotaEnforcement on).
+        .args(["apiserver", "--feature-gates", "AllAlpha=true,AllBeta=true"])
+        .args(["--bind", bind, "--store", store, "--data-dir"])
         .arg(dir)
         .args(extra)
         .stdout(Stdio::null())

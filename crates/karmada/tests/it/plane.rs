@@ -69,6 +69,8 @@ impl ControlPlane {
                 Command::new(KARMADA)
                     .args([
                         "controller-manager",
+                        // As upstream's install manifests (Failover, PolicyPreemption, ...).
+                        "--feature-gates=AllAlpha=true,AllBeta=true",
                         "--cluster-status-update-frequency",
                         "1s",
                         "--cluster-monitor-grace-period",
