@@ -482,6 +482,13 @@ impl State {
             }
             _ => None,
         };
+        // `workloadAffinity` groups, behind the WorkloadAffinity gate.
+        let affinity_groups = if self.features.enabled(Feature::WorkloadAffinity) {
+            let template_labels = template.metadata.labels.clone().unwrap_or_default();
+            propagation::binding::workload_affinity_groups(&policy.spec.placement, &template_labels)
+        } else {
+            None
+        };
         let binding = propagation::binding::binding_for(&propagation::binding::BindingInputs {
             api_version: &ar.api_version,
             kind: &ar.kind,
@@ -494,6 +501,7 @@ impl State {
             labels: &claim.labels,
             annotations: &claim.annotations,
             priority,
+            affinity_groups: affinity_groups.as_ref(),
         });
         let binding_name = propagation::binding_name(&ar.kind, &name);
         let binding_ar = crate::binding_resource(namespaced);

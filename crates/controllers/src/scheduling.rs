@@ -96,6 +96,8 @@ pub fn binding_info(
         observed_affinity: status
             .map(|s| s.scheduler_observing_affinity_name.clone())
             .filter(|n| !n.is_empty()),
+        affinity_peers: Vec::new(),
+        anti_affinity_taken: std::collections::BTreeSet::new(),
     })
 }
 
@@ -233,6 +235,55 @@ struct Context {
     placement_changes: Arc<AtomicU64>,
     /// Bindings (by uid): the `placement_changes` they were last scheduled against.
     refreshed: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    /// The ResourceBindings (for `workloadAffinity` groups; none for cluster bindings).
+    grouped: Option<Store<ResourceBinding>>,
+    /// The clusters of the latest decisions written (`namespace/name` → resourceVersion,
+    /// clusters): a group's peers as they are even before the watch brings them (upstream's
+    /// "assigning bindings").
+    decided: std::sync::Mutex<std::collections::HashMap<String, (u64, Vec<String>)>>,
+    /// Held while a grouped workload is decided and written.
+    group_turn: tokio::sync::Mutex<()>,
+}
+
+/// The `workloadAffinity` peers of a binding of `namespace`/`name` with `groups`: the clusters
+/// of each scheduled workload of its affinity group, and those holding its anti-affinity group
+/// (each peer as the newest of the cache and `decided` has it).
+pub fn affinity_peers(
+    namespace: &str,
+    name: &str,
+    groups: &karmada_api::work::WorkloadAffinityGroups,
+    bindings: &[Arc<ResourceBinding>],
+    decided: &std::collections::HashMap<String, (u64, Vec<String>)>,
+) -> (Vec<Vec<String>>, std::collections::BTreeSet<String>) {
+    let mut peers = Vec::new();
+    let mut taken = std::collections::BTreeSet::new();
+    for b in bindings {
+        let (Some(ns), Some(n)) = (b.metadata.namespace.as_deref(), b.metadata.name.as_deref())
+        else {
+            continue;
+        };
+        if ns != namespace || n == name || b.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let Some(theirs) = &b.spec.workload_affinity_groups else { continue };
+        let cached_rv = b.metadata.resource_version.as_deref().and_then(|v| v.parse().ok());
+        let clusters: Vec<String> = match decided.get(&format!("{ns}/{n}")) {
+            Some((rv, clusters)) if Some(*rv) > cached_rv => clusters.clone(),
+            _ => b.spec.clusters.iter().map(|c| c.name.clone()).collect(),
+        };
+        if clusters.is_empty() {
+            continue;
+        }
+        if !groups.affinity_group.is_empty() && theirs.affinity_group == groups.affinity_group {
+            peers.push(clusters.clone());
+        }
+        if !groups.anti_affinity_group.is_empty()
+            && theirs.anti_affinity_group == groups.anti_affinity_group
+        {
+            taken.extend(clusters);
+        }
+    }
+    (peers, taken)
 }
 
 /// Every cluster as the scheduler sees it, and each one's resourceVersion.
@@ -335,9 +386,31 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
     // Whether a decision is due depends on the clusters' names only, so the cached snapshot
     // answers it; capacity (with in-flight promises deducted) is only needed to decide.
     let due = retry || needs_scheduling(spec, binding.status(), applied, &snapshot.infos);
-    let Some(info) = binding_info(spec, binding.status()) else {
+    let Some(mut info) = binding_info(spec, binding.status()) else {
         return Ok(Action::await_change());
     };
+    // Workloads of groups are decided one at a time (each sees the one before).
+    let _group_turn = match &spec.workload_affinity_groups {
+        Some(_) => Some(ctx.group_turn.lock().await),
+        None => None,
+    };
+    // A grouped workload that does not fit looks again in a while: its peers may have moved.
+    let settled = if spec.workload_affinity_groups.is_some() {
+        Action::requeue(Duration::from_secs(15))
+    } else {
+        Action::await_change()
+    };
+    if let (Some(groups), Some(store)) = (&spec.workload_affinity_groups, &ctx.grouped) {
+        let decided = ctx.decided.lock().map(|d| d.clone()).unwrap_or_default();
+        let (peers, taken) = affinity_peers(
+            binding.meta().namespace.as_deref().unwrap_or_default(),
+            binding.meta().name.as_deref().unwrap_or_default(),
+            groups,
+            &store.state(),
+            &decided,
+        );
+        (info.affinity_peers, info.anti_affinity_taken) = (peers, taken);
+    }
     let duplicated = !info.placement.divides_replicas();
     if !due && (!duplicated || spec.clusters.is_empty()) {
         return observe_generation(binding.as_ref(), &ctx).await;
@@ -428,7 +501,7 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
             })
         });
     if same_failure {
-        return Ok(Action::await_change());
+        return Ok(settled);
     }
     // One write for the decision (spec + annotation), one for the condition.
     let mut patch = json!({"metadata": {"annotations": {APPLIED_PLACEMENT: placement}}});
@@ -457,6 +530,21 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
         }
         Err(e) => return Err(e.into()),
     };
+    if spec.workload_affinity_groups.is_some()
+        && let (Some(rv), Some(clusters)) = (
+            written.metadata.resource_version.as_deref().and_then(|v| v.parse::<u64>().ok()),
+            &clusters_out,
+        )
+        && let Ok(mut decided) = ctx.decided.lock()
+    {
+        let key = format!(
+            "{}/{}",
+            written.metadata.namespace.as_deref().unwrap_or_default(),
+            written.metadata.name.as_deref().unwrap_or_default()
+        );
+        decided.retain(|_, (at, _)| *at + 100_000 > rv);
+        decided.insert(key, (rv, clusters.iter().map(|c| c.name.clone()).collect()));
+    }
     // The scheduler has observed the generation its own write made (as upstream, whose next
     // pass records it), so `schedulerObservedGeneration == generation` means scheduled.
     let generation = written.metadata.generation.unwrap_or(generation);
@@ -495,6 +583,7 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
             let message =
                 condition.get("message").and_then(serde_json::Value::as_str).unwrap_or_default();
             ctx.events.record_binding(binding.as_ref(), Reason::ScheduleBindingFailed, message);
+            return Ok(settled);
         }
     }
     Ok(Action::await_change())
@@ -602,6 +691,10 @@ async fn run_for<B: Binding>(
     placement_changes: Arc<AtomicU64>,
 ) {
     let api: Api<B> = Api::all(client.clone());
+    let (bindings, changes) = crate::lean_watch(api);
+    // ResourceBindings carry workloadAffinity groups; the scheduler reads their peers here.
+    let grouped =
+        (&bindings as &dyn std::any::Any).downcast_ref::<Store<ResourceBinding>>().cloned();
     let ctx = Arc::new(Context {
         events: crate::events::Events::start(client.clone(), "karmada-scheduler"),
         client,
@@ -614,8 +707,10 @@ async fn run_for<B: Binding>(
         tried: std::sync::Mutex::default(),
         placement_changes,
         refreshed: std::sync::Mutex::default(),
+        grouped,
+        decided: std::sync::Mutex::default(),
+        group_turn: tokio::sync::Mutex::default(),
     });
-    let (bindings, changes) = crate::lean_watch(api);
     let controller =
         Controller::for_stream(changes, bindings.clone()).with_config(crate::controller_config());
     let (all_tx, all_rx) = futures::channel::mpsc::unbounded::<()>();
@@ -714,6 +809,37 @@ pub async fn run(client: kube::Client, plugins: scheduler::Plugins) -> anyhow::R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn affinity_peers_come_from_the_group_in_the_namespace_newest_first() {
+        let rb = |ns: &str, name: &str, rv: &str, groups: serde_json::Value, clusters: &[&str]| {
+            let clusters: Vec<serde_json::Value> =
+                clusters.iter().map(|c| json!({"name": c, "replicas": 1})).collect();
+            Arc::new(
+                serde_json::from_value::<ResourceBinding>(json!({
+                    "metadata": {"name": name, "namespace": ns, "resourceVersion": rv},
+                    "spec": {"resource": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+                        "workloadAffinityGroups": groups, "clusters": clusters}}))
+                .unwrap(),
+            )
+        };
+        let mine: karmada_api::work::WorkloadAffinityGroups =
+            serde_json::from_value(json!({"affinityGroup": "g=a", "antiAffinityGroup": "ha=x"}))
+                .unwrap();
+        let bindings = vec![
+            rb("ns", "self", "1", json!({"affinityGroup": "g=a"}), &["m9"]),
+            rb("ns", "peer", "5", json!({"affinityGroup": "g=a"}), &["m1", "m2"]),
+            rb("ns", "unscheduled", "5", json!({"affinityGroup": "g=a"}), &[]),
+            rb("other", "elsewhere", "5", json!({"affinityGroup": "g=a"}), &["m3"]),
+            rb("ns", "rival", "5", json!({"antiAffinityGroup": "ha=x"}), &["m1"]),
+            rb("ns", "unrelated", "5", json!({"antiAffinityGroup": "ha=y"}), &["m2"]),
+        ];
+        // The scheduler's own newer decision for the rival wins over the cache.
+        let decided = [("ns/rival".to_owned(), (9, vec!["m4".to_owned()]))].into_iter().collect();
+        let (peers, taken) = affinity_peers("ns", "self", &mine, &bindings, &decided);
+        assert_eq!(peers, vec![vec!["m1".to_owned(), "m2".to_owned()]]);
+        assert_eq!(taken.into_iter().collect::<Vec<_>>(), ["m4"]);
+    }
 
     fn cluster(name: &str, cpu: i128) -> scheduler::ClusterInfo {
         scheduler::ClusterInfo {

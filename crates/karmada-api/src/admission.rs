@@ -558,6 +558,27 @@ pub fn validate_propagation(spec: &PropagationSpec, namespace: Option<&str>) -> 
     if let Some(affinity) = &placement.cluster_affinity {
         validate_affinity(affinity, "spec.placement.clusterAffinity", &mut causes);
     }
+    if let Some(w) = &placement.workload_affinity {
+        for (term, name) in [(&w.affinity, "affinity"), (&w.anti_affinity, "antiAffinity")] {
+            let Some(term) = term else { continue };
+            if let Err(e) = apimachinery::selector::validate_label_key(&term.group_by_label_key) {
+                causes.push(Cause::invalid(
+                    format!("spec.placement.workloadAffinity.{name}.groupByLabelKey"),
+                    &json!(term.group_by_label_key),
+                    &e,
+                ));
+            }
+        }
+        if let (Some(a), Some(b)) = (&w.affinity, &w.anti_affinity)
+            && a.group_by_label_key == b.group_by_label_key
+        {
+            causes.push(Cause::invalid(
+                "spec.placement.workloadAffinity",
+                &json!(w),
+                "affinity and antiAffinity must not use the same groupByLabelKey",
+            ));
+        }
+    }
     let mut names = std::collections::BTreeSet::new();
     for (i, term) in placement.cluster_affinities.iter().enumerate() {
         if !names.insert(term.affinity_name.as_str()) {

@@ -143,6 +143,31 @@ pub struct Placement {
     /// How replicas are placed: duplicated to every cluster, or divided among them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replica_scheduling: Option<ReplicaSchedulingStrategy>,
+    /// Co-location with, or separation from, the workloads of the same group (by a label of
+    /// the template; groups are per namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_affinity: Option<WorkloadAffinity>,
+}
+
+/// Inter-workload affinity and anti-affinity (both hard requirements).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadAffinity {
+    /// Workloads of the same group go only where the group's scheduled workloads are (the
+    /// first of a group goes anywhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<WorkloadAffinityTerm>,
+    /// Workloads of the same group avoid the clusters where the group's workloads are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anti_affinity: Option<WorkloadAffinityTerm>,
+}
+
+/// A workload group: the templates with the same value of a label.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadAffinityTerm {
+    /// The template label whose value names the group.
+    pub group_by_label_key: String,
 }
 
 impl Placement {

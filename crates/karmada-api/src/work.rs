@@ -190,6 +190,19 @@ pub struct ResourceBindingSpec {
     /// The priority the scheduler orders it by (from its policy's `schedulePriority`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule_priority: Option<BindingPriority>,
+    /// The groups of `placement.workloadAffinity`, instantiated from the template's labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_affinity_groups: Option<WorkloadAffinityGroups>,
+}
+
+/// A binding's workload affinity groups, each `<labelKey>=<labelValue>`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadAffinityGroups {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub affinity_group: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub anti_affinity_group: String,
 }
 
 /// A binding's scheduling priority (the value of its policy's PriorityClass).

@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 
 use karmada_api::names;
 use karmada_api::policy::{ConflictResolution, PropagationSpec};
-use karmada_api::work::{BindingSnapshot, ClusterResourceBinding, ResourceBinding};
+use karmada_api::work::{
+    BindingSnapshot, ClusterResourceBinding, ResourceBinding, WorkloadAffinityGroups,
+};
 use serde_json::{Value, json};
 
 use crate::interpreter::Dependency;
@@ -46,6 +48,30 @@ pub struct BindingInputs<'a> {
     pub annotations: &'a BTreeMap<String, String>,
     /// The value of the policy's PriorityClass (`schedulePriority`), when it names one.
     pub priority: Option<i32>,
+    /// The template's `placement.workloadAffinity` groups ([`workload_affinity_groups`]).
+    pub affinity_groups: Option<&'a WorkloadAffinityGroups>,
+}
+
+/// The groups a template belongs to under `placement.workloadAffinity`: `<key>=<value>` of
+/// each term's label on the template; `None` when it has neither label.
+pub fn workload_affinity_groups(
+    placement: &karmada_api::policy::Placement,
+    template_labels: &BTreeMap<String, String>,
+) -> Option<WorkloadAffinityGroups> {
+    let terms = placement.workload_affinity.as_ref()?;
+    let group = |term: &Option<karmada_api::policy::WorkloadAffinityTerm>| {
+        term.as_ref()
+            .and_then(|t| {
+                let value = template_labels.get(&t.group_by_label_key)?;
+                Some(format!("{}={value}", t.group_by_label_key))
+            })
+            .unwrap_or_default()
+    };
+    let groups = WorkloadAffinityGroups {
+        affinity_group: group(&terms.affinity),
+        anti_affinity_group: group(&terms.anti_affinity),
+    };
+    (!groups.affinity_group.is_empty() || !groups.anti_affinity_group.is_empty()).then_some(groups)
 }
 
 /// The ResourceBinding (or ClusterResourceBinding) of a claimed template, as the detector
@@ -68,6 +94,9 @@ pub fn binding_for(input: &BindingInputs<'_>) -> Value {
     }
     if let Some(priority) = input.priority {
         spec["schedulePriority"] = json!({"priority": priority});
+    }
+    if let Some(groups) = input.affinity_groups.filter(|_| namespaced) {
+        spec["workloadAffinityGroups"] = json!(groups);
     }
     for (field, value) in [
         ("failover", serde_json::to_value(&policy.failover).unwrap_or(Value::Null)),
@@ -191,6 +220,7 @@ mod tests {
             labels: &labels,
             annotations: &annotations,
             priority: None,
+            affinity_groups: None,
         };
         assert_eq!(
             binding_for(&input),
@@ -215,6 +245,23 @@ mod tests {
         );
         let prioritized = binding_for(&BindingInputs { priority: Some(1000), ..input });
         assert_eq!(prioritized["spec"]["schedulePriority"], json!({"priority": 1000}));
+        // workloadAffinity: the template's label values name its groups.
+        let placement: karmada_api::policy::Placement = serde_json::from_value(json!({
+            "workloadAffinity": {"affinity": {"groupByLabelKey": "app.group"},
+                "antiAffinity": {"groupByLabelKey": "ha"}}}))
+        .unwrap();
+        let template_labels = BTreeMap::from([("app.group".to_owned(), "frontend".to_owned())]);
+        let groups = workload_affinity_groups(&placement, &template_labels).unwrap();
+        assert_eq!(
+            (groups.affinity_group.as_str(), groups.anti_affinity_group.as_str()),
+            ("app.group=frontend", "")
+        );
+        assert_eq!(workload_affinity_groups(&placement, &BTreeMap::new()), None);
+        let grouped = binding_for(&BindingInputs { affinity_groups: Some(&groups), ..input });
+        assert_eq!(
+            grouped["spec"]["workloadAffinityGroups"],
+            json!({"affinityGroup": "app.group=frontend"})
+        );
         let cluster_scoped = BindingInputs {
             api_version: "rbac.authorization.k8s.io/v1",
             kind: "ClusterRole",

@@ -15,7 +15,32 @@ pub const FILTERS: &[(&str, Filter)] = &[
     ("TaintToleration", taint_toleration),
     ("ClusterAffinity", cluster_affinity),
     ("SpreadConstraint", spread_constraint),
+    ("WorkloadAffinity", workload_affinity),
+    ("WorkloadAntiAffinity", workload_anti_affinity),
 ];
+
+/// Only where every scheduled workload of its affinity group is (a cluster it is already on
+/// stays).
+fn workload_affinity(
+    binding: &BindingInfo,
+    cluster: &ClusterInfo,
+    _: Option<&ClusterAffinity>,
+) -> Option<String> {
+    let missing = binding.affinity_peers.iter().any(|peer| !peer.contains(&cluster.name));
+    (missing && !scheduled_on(binding, cluster)).then(|| {
+        "ResourceBinding with the same affinity group does not target this cluster".to_owned()
+    })
+}
+
+/// Not where a workload of its anti-affinity group is (a cluster it is already on stays).
+fn workload_anti_affinity(
+    binding: &BindingInfo,
+    cluster: &ClusterInfo,
+    _: Option<&ClusterAffinity>,
+) -> Option<String> {
+    (binding.anti_affinity_taken.contains(&cluster.name) && !scheduled_on(binding, cluster))
+        .then(|| "cluster already has workload with the same anti-affinity group".to_owned())
+}
 
 fn scheduled_on(binding: &BindingInfo, cluster: &ClusterInfo) -> bool {
     binding.previous.iter().any(|t| t.name == cluster.name)

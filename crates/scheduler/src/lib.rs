@@ -81,6 +81,12 @@ pub struct BindingInfo {
     /// ordered terms are tried from it on (from the first only when `fresh`), so a workload
     /// that moved to a later term stays there when an earlier one fits again, as upstream.
     pub observed_affinity: Option<String>,
+    /// `workloadAffinity`: the clusters of each scheduled workload of the binding's affinity
+    /// group (in its namespace; itself excluded). It may go only where all of them are; the
+    /// first of a group goes anywhere.
+    pub affinity_peers: Vec<Vec<String>>,
+    /// `workloadAffinity`: the clusters holding workloads of its anti-affinity group.
+    pub anti_affinity_taken: std::collections::BTreeSet<String>,
 }
 
 /// One pod template of a multi-template workload.

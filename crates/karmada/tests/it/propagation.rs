@@ -1345,3 +1345,98 @@ spec:
     });
     assert_ne!(cp.api.kubectl(&["get", "rb", "second-configmap"]).code, 0, "no binding");
 }
+
+/// `placement.workloadAffinity`: workloads of one anti-affinity group land in different
+/// clusters, those of one affinity group in the same one, and a third member of the
+/// anti-affinity group finds no cluster left (NoClusterFit, with upstream's reason).
+#[test]
+fn workload_affinity_groups_co_locate_and_keep_apart() {
+    let cp = ControlPlane::with_joined(2);
+    let deployment = |name: &str, labels: &str| {
+        format!(
+            r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: default, labels: {{{labels}}}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec: {{containers: [{{name: c, image: nginx}}]}}
+---"#
+        )
+    };
+    let policy = |name: &str, selector: &str, term: &str, key: &str| {
+        format!(
+            r#"
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {{name: {name}, namespace: default}}
+spec:
+  resourceSelectors: [{{apiVersion: apps/v1, kind: Deployment, labelSelector: {{matchLabels: {{{selector}}}}}}}]
+  placement:
+    workloadAffinity: {{{term}: {{groupByLabelKey: {key}}}}}
+    spreadConstraints: [{{spreadByField: cluster, minGroups: 1, maxGroups: 1}}]
+---"#
+        )
+    };
+    let manifests = [
+        policy("apart", "tier: ha", "antiAffinity", "ha.group"),
+        policy("together", "tier: app", "affinity", "app.group"),
+        deployment("ha-1", "tier: ha, ha.group: db"),
+        deployment("ha-2", "tier: ha, ha.group: db"),
+        deployment("app-1", "tier: app, app.group: shop"),
+        deployment("app-2", "tier: app, app.group: shop"),
+        deployment("app-3", "tier: app, app.group: shop"),
+    ]
+    .concat();
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], &manifests).ok();
+    let clusters = |name: &str| {
+        cp.api
+            .kubectl(&[
+                "get",
+                "rb",
+                &format!("{name}-deployment"),
+                "-o",
+                "jsonpath={.spec.clusters[*].name}",
+            ])
+            .stdout
+    };
+    let (a, b) = eventually(Duration::from_secs(30), "both ha workloads scheduled", || {
+        let (a, b) = (clusters("ha-1"), clusters("ha-2"));
+        (!a.is_empty() && !b.is_empty()).then_some((a, b))
+    });
+    assert_ne!(a, b, "one anti-affinity group, two clusters");
+    let shop = eventually(Duration::from_secs(30), "the shop workloads scheduled", || {
+        let all: Vec<String> = ["app-1", "app-2", "app-3"].iter().map(|n| clusters(n)).collect();
+        all.iter().all(|c| !c.is_empty()).then_some(all)
+    });
+    assert!(shop.iter().all(|c| *c == shop[0]), "one affinity group, one cluster: {shop:?}");
+    let groups = cp.api.kubectl(&[
+        "get",
+        "rb",
+        "app-1-deployment",
+        "-o",
+        "jsonpath={.spec.workloadAffinityGroups}",
+    ]);
+    assert_eq!(groups.stdout, r#"{"affinityGroup":"app.group=shop"}"#);
+    // A third of the anti-affinity group: both clusters are taken.
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], &deployment("ha-3", "tier: ha, ha.group: db")).ok();
+    eventually(Duration::from_secs(30), "ha-3 unschedulable", || {
+        let condition = cp.api.kubectl(&["get", "rb", "ha-3-deployment", "-o",
+            r#"jsonpath={.status.conditions[?(@.type=="Scheduled")].reason}: {.status.conditions[?(@.type=="Scheduled")].message}"#]);
+        (condition.stdout
+            == "NoClusterFit: 0/2 clusters are available: 2 cluster already has workload with the same anti-affinity group.")
+            .then_some(())
+    });
+    // An invalid group key is refused, naming the field.
+    let bad = cp
+        .api
+        .kubectl_stdin(&["apply", "-f", "-"], &policy("bad", "tier: x", "affinity", "-nope-"));
+    assert!(
+        bad.fails().contains("spec.placement.workloadAffinity.affinity.groupByLabelKey"),
+        "{}",
+        bad.stderr
+    );
+}

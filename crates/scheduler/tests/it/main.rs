@@ -448,3 +448,29 @@ fn components_without_a_single_cluster_placement_go_everywhere_unrecorded() {
     assert_eq!(names, ["m1", "m2"]);
     assert!(decision.clusters.iter().all(|t| t.replicas == 0 && t.components.is_empty()));
 }
+
+#[test]
+fn workload_affinity_and_anti_affinity() {
+    let one = json!({"spreadConstraints": [{"spreadByField": "cluster", "minGroups": 1, "maxGroups": 1}]});
+    // Anti-affinity: not where the group already is.
+    let mut b = binding(1, one.clone());
+    b.anti_affinity_taken = ["m3".to_string()].into_iter().collect();
+    let got = schedule(&b, &clusters(), &Plugins::default()).unwrap();
+    assert!(got.clusters.iter().all(|t| t.name != "m3"), "{:?}", got.clusters);
+    // ... unless it is there already.
+    b.previous = vec![TargetCluster::new("m3", 1)];
+    check(b, &clusters(), &[("m3", 1)]);
+    // Affinity: only where every scheduled peer is.
+    let mut b = binding(1, one.clone());
+    b.affinity_peers = vec![vec!["m1".into(), "m2".into()], vec!["m2".into()]];
+    check(b, &clusters(), &[("m2", 1)]);
+    // Nowhere left: why, per cluster, as upstream words it.
+    let mut b = binding(1, one);
+    b.affinity_peers = vec![vec!["gone".into()]];
+    b.anti_affinity_taken = ["m1".to_string()].into_iter().collect();
+    let e = schedule(&b, &clusters(), &Plugins::default()).unwrap_err();
+    assert_eq!(
+        e.message(),
+        "0/3 clusters are available: 3 ResourceBinding with the same affinity group does not target this cluster."
+    );
+}
