@@ -77,6 +77,12 @@ struct State {
     retry_due: Arc<std::sync::atomic::AtomicBool>,
     /// `PolicyPreemption`, `PriorityBasedScheduling`, `MultiplePodTemplatesScheduling`.
     features: karmada_api::features::FeatureGates,
+    /// The (Cluster)OverridePolicies, for policies' `dependentOverrides`.
+    overrides: Store<karmada_api::policy::OverridePolicy>,
+    cluster_overrides: Store<karmada_api::policy::ClusterOverridePolicy>,
+    /// Set while a template waits for a policy's dependent overrides: the next override
+    /// created looks at every template again.
+    waiting_overrides: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// How many templates are reconciled at once.
@@ -338,6 +344,23 @@ impl State {
             }
             return Ok(Pass::Done);
         };
+        // `dependentOverrides`: the policy takes effect only once every override it names
+        // exists (in its namespace; ClusterOverridePolicies for a cluster policy), as upstream.
+        let missing = policy.spec.dependent_overrides.iter().find(|o| {
+            if policy.cluster_scoped() {
+                !self.cluster_overrides.state().iter().any(|c| c.metadata.name.as_ref() == Some(*o))
+            } else {
+                !self.overrides.state().iter().any(|c| {
+                    c.metadata.name.as_ref() == Some(*o)
+                        && c.metadata.namespace.as_deref() == Some(policy.namespace)
+                })
+            }
+        });
+        if let Some(missing) = missing {
+            tracing::info!(template = %name, policy = policy.name, %missing, "waiting for dependent overrides");
+            self.waiting_overrides.store(true, Ordering::Release);
+            return Ok(Pass::Failed);
+        }
         let policy_id = if policy.cluster_scoped() {
             cpp_list.iter().find(|p| p.metadata.name.as_deref() == Some(policy.name)).and_then(
                 |p| p.metadata.labels.as_ref()?.get(names::CPP_PERMANENT_ID_LABEL).cloned(),
@@ -831,7 +854,31 @@ pub async fn run(
         retry: tx.clone(),
         retry_due: Arc::default(),
         features,
+        overrides: caches.override_policies.store(),
+        cluster_overrides: caches.cluster_override_policies.store(),
+        waiting_overrides: Arc::default(),
     });
+    // An override created while templates wait for it: they are looked at again.
+    for changes in [
+        caches.override_policies.subscribe().map(|c| c.applied().is_some()).boxed(),
+        caches.cluster_override_policies.subscribe().map(|c| c.applied().is_some()).boxed(),
+    ] {
+        let tx = tx.clone();
+        let epoch = Arc::clone(&state.policy_epoch);
+        let waiting = Arc::clone(&state.waiting_overrides);
+        tasks.push(tokio::spawn(changes.for_each(move |applied| {
+            let wake = applied && waiting.swap(false, Ordering::AcqRel);
+            if wake {
+                epoch.fetch_add(1, Ordering::AcqRel);
+            }
+            let tx = tx.clone();
+            async move {
+                if wake {
+                    let _ = tx.send(Change::Policies).await;
+                }
+            }
+        })));
+    }
     // Templates are interpreted with the customizations in force; a change to them is a
     // change for every template (as a policy change).
     caches.interpreter.ready().await;

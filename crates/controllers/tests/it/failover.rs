@@ -49,11 +49,11 @@ async fn an_untolerated_noexecute_taint_evicts() {
     assert!(rb.spec.clusters.iter().all(|c| c.name != "member1"), "{:?}", rb.spec.clusters);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_the_taint_manager_nothing_is_evicted() {
+/// A NoExecute taint on member1 evicts nothing with these settings.
+async fn nothing_is_evicted(configure: impl FnOnce(&mut controllers::Settings)) {
     let mut plane = Plane::start(2).await;
     plane.members_ready().await;
-    plane.run("cluster,binding", false);
+    plane.run_with("cluster,binding", configure);
     plane.run_scheduler();
     let bindings = scheduled_on_both(&plane).await;
     taint_member1(&plane).await;
@@ -63,22 +63,19 @@ async fn without_the_taint_manager_nothing_is_evicted() {
     assert!(rb.spec.clusters.iter().any(|c| c.name == "member1"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_taint_manager_nothing_is_evicted() {
+    nothing_is_evicted(|s| s.enable_taint_manager = false).await;
+}
+
 /// The Failover gate off (upstream's default): the taint manager is not started, a NoExecute
 /// taint evicts nothing, as `--feature-gates=Failover=false`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_failover_gate_off_nothing_is_evicted() {
-    let mut plane = Plane::start(2).await;
-    plane.members_ready().await;
-    plane.run_with("cluster,binding", |s| {
+    nothing_is_evicted(|s| {
         s.features = karmada_api::features::FeatureGates::parse("Failover=false").unwrap();
-    });
-    plane.run_scheduler();
-    let bindings = scheduled_on_both(&plane).await;
-    taint_member1(&plane).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let rb = bindings.get("web-deployment").await.unwrap();
-    assert!(rb.spec.graceful_eviction_tasks.is_empty());
-    assert!(rb.spec.clusters.iter().any(|c| c.name == "member1"));
+    })
+    .await;
 }
 
 /// Two of three clusters fail at once: every workload leaves both for the backup affinity

@@ -1440,3 +1440,52 @@ spec:
         bad.stderr
     );
 }
+
+/// `dependentOverrides`: a policy takes effect only once the overrides it names exist; the
+/// template then propagates with them applied.
+#[test]
+fn a_policy_waits_for_its_dependent_overrides() {
+    let cp = ControlPlane::with_joined(1);
+    cp.api
+        .kubectl_stdin(
+            &["apply", "-f", "-"],
+            r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: default}
+data: {mode: plain}
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {name: settings, namespace: default}
+spec:
+  dependentOverrides: [settings-override]
+  resourceSelectors: [{apiVersion: v1, kind: ConfigMap, name: settings}]
+  placement: {clusterAffinity: {clusterNames: [member1]}}
+"#,
+        )
+        .ok();
+    std::thread::sleep(Duration::from_secs(3));
+    let binding = cp.api.kubectl(&["get", "rb", "settings-configmap"]);
+    assert_ne!(binding.code, 0, "no binding while the override is missing");
+    cp.api
+        .kubectl_stdin(
+            &["apply", "-f", "-"],
+            r#"
+apiVersion: policy.karmada.io/v1alpha1
+kind: OverridePolicy
+metadata: {name: settings-override, namespace: default}
+spec:
+  resourceSelectors: [{apiVersion: v1, kind: ConfigMap, name: settings}]
+  overrideRules:
+  - targetCluster: {clusterNames: [member1]}
+    overriders:
+      plaintext: [{path: /data/mode, operator: replace, value: member}]
+"#,
+        )
+        .ok();
+    eventually(Duration::from_secs(20), "the ConfigMap in member1, overridden", || {
+        let mode = cp.member("member1", &["get", "cm", "settings", "-o", "jsonpath={.data.mode}"]);
+        (mode.stdout == "member").then_some(())
+    });
+}
