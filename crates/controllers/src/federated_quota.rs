@@ -241,9 +241,9 @@ pub async fn run(
             }
         }
         let mut failed = false;
+        let live: BTreeSet<(String, String)> = all_quotas.iter().map(|f| key_of(f)).collect();
         // Works of quotas gone.
         if parts.sync {
-            let live: BTreeSet<(String, String)> = all_quotas.iter().map(|f| key_of(f)).collect();
             for (owner, ws) in &by_quota {
                 if live.contains(owner) {
                     continue;
@@ -348,7 +348,6 @@ pub async fn run(
                 );
             }
         }
-        let live: BTreeSet<(String, String)> = all_quotas.iter().map(|f| key_of(f)).collect();
         counted.retain(|k, _| live.contains(k));
         applied.retain(|k| live.iter().any(|(ns, n)| k.starts_with(&format!("{ns}/{n}/"))));
         if failed {

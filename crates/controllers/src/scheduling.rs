@@ -401,14 +401,16 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
         Action::await_change()
     };
     if let (Some(groups), Some(store)) = (&spec.workload_affinity_groups, &ctx.grouped) {
-        let decided = ctx.decided.lock().map(|d| d.clone()).unwrap_or_default();
+        let bindings = store.state();
+        let decided = ctx.decided.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let (peers, taken) = affinity_peers(
             binding.meta().namespace.as_deref().unwrap_or_default(),
             binding.meta().name.as_deref().unwrap_or_default(),
             groups,
-            &store.state(),
+            &bindings,
             &decided,
         );
+        drop(decided);
         (info.affinity_peers, info.anti_affinity_taken) = (peers, taken);
     }
     let duplicated = !info.placement.divides_replicas();
@@ -517,14 +519,7 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
             (failed.status, failed.reason, failed.message) =
                 ("False".into(), QUOTA_EXCEEDED.into(), e.message.clone());
             let failed = serde_json::to_value(&failed).unwrap_or_default();
-            let mut read = binding.status().map(|s| serde_json::to_value(s).unwrap_or_default());
-            for _ in 0..5 {
-                let ops = crate::status_ops(read.as_ref(), failed.clone(), &[]);
-                if crate::patch_status_ops(&api, &name, ops).await?.is_some() {
-                    break;
-                }
-                read = api.get(&name).await?.data.get("status").cloned();
-            }
+            write_scheduled(&api, &name, binding.as_ref(), failed, &[]).await?;
             ctx.events.record_binding(binding.as_ref(), Reason::ScheduleBindingFailed, &e.message);
             return Ok(Action::requeue(QUOTA_RETRY));
         }
@@ -563,14 +558,7 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
         fields.push(("schedulerObservingAffinityName", json!(a)));
     }
     let condition = serde_json::to_value(&condition).unwrap_or_default();
-    let mut read = binding.status().map(|s| serde_json::to_value(s).unwrap_or_default());
-    for _ in 0..5 {
-        let ops = crate::status_ops(read.as_ref(), condition.clone(), &fields);
-        if crate::patch_status_ops(&api, &name, ops).await?.is_some() {
-            break;
-        }
-        read = api.get(&name).await?.data.get("status").cloned();
-    }
+    write_scheduled(&api, &name, binding.as_ref(), condition.clone(), &fields).await?;
     match clusters_out.as_ref().filter(|_| succeeded) {
         Some(clusters) => ctx.events.record_binding(
             binding.as_ref(),
@@ -587,6 +575,27 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
         }
     }
     Ok(Action::await_change())
+}
+
+/// Writes the `Scheduled` condition and the scheduler's status `fields` without touching other
+/// controllers' conditions; a guard failure (the status changed since it was read) re-reads
+/// and retries.
+async fn write_scheduled<B: Binding>(
+    api: &Api<kube::api::DynamicObject>,
+    name: &str,
+    binding: &B,
+    condition: serde_json::Value,
+    fields: &[(&str, serde_json::Value)],
+) -> Result<(), kube::Error> {
+    let mut read = binding.status().map(|s| serde_json::to_value(s).unwrap_or_default());
+    for _ in 0..5 {
+        let ops = crate::status_ops(read.as_ref(), condition.clone(), fields);
+        if crate::patch_status_ops(api, name, ops).await?.is_some() {
+            break;
+        }
+        read = api.get(name).await?.data.get("status").cloned();
+    }
+    Ok(())
 }
 
 /// A binding that needs no decision: its generation is recorded as observed when the last

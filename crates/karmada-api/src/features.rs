@@ -3,7 +3,6 @@
 //! `AllAlpha`/`AllBeta`, which set every alpha/beta gate not named on its own).
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 /// How mature a gated feature is (what `AllAlpha`/`AllBeta` select).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,10 +93,6 @@ impl Feature {
     fn default_on(self) -> bool {
         GATES.iter().find(|g| g.0 == self).is_some_and(|g| g.2)
     }
-
-    fn stage(self) -> Stage {
-        GATES.iter().find(|g| g.0 == self).map_or(Stage::Alpha, |g| g.3)
-    }
 }
 
 /// What upstream's install (and `karmada up`) runs every component with.
@@ -162,11 +157,6 @@ impl FeatureGates {
         self.on.get(&feature).copied().unwrap_or_else(|| feature.default_on())
     }
 
-    /// Turns one gate on or off.
-    pub fn set(&mut self, feature: Feature, on: bool) {
-        self.on.insert(feature, on);
-    }
-
     /// The gates set away from upstream's defaults, as `--feature-gates` would say them.
     pub fn changed(&self) -> String {
         self.on
@@ -175,28 +165,6 @@ impl FeatureGates {
             .map(|(f, on)| format!("{}={on}", f.name()))
             .collect::<Vec<_>>()
             .join(",")
-    }
-
-    /// Every gate with its state and stage, for `--help`-like listings.
-    pub fn describe(&self) -> Vec<(&'static str, bool, &'static str)> {
-        GATES
-            .iter()
-            .map(|g| {
-                let stage = match g.0.stage() {
-                    Stage::Alpha => "ALPHA",
-                    Stage::Beta => "BETA",
-                };
-                (g.1, self.enabled(g.0), stage)
-            })
-            .collect()
-    }
-}
-
-impl fmt::Display for FeatureGates {
-    /// Every gate that is on.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let on: Vec<&str> = GATES.iter().filter(|g| self.enabled(g.0)).map(|g| g.1).collect();
-        write!(f, "{}", on.join(","))
     }
 }
 

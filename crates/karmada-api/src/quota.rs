@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use apimachinery::Cause;
 use apimachinery::quantity;
 pub use apimachinery::quantity::Resources;
+use apimachinery::quota::format;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde_json::{Value, json};
 
@@ -25,11 +26,6 @@ pub fn resources(list: &BTreeMap<String, Quantity>) -> Resources {
 /// Milli-units as the API's resource list, each printed as Kubernetes prints it.
 pub fn quantities(resources: &Resources) -> BTreeMap<String, Quantity> {
     resources.iter().map(|(k, v)| (k.clone(), Quantity(format(k, *v)))).collect()
-}
-
-/// One quantity of resource `name`, as Kubernetes prints it (`10m`, `100Mi`, `2`).
-pub fn format(name: &str, milli: i128) -> String {
-    quantity::format_canonical(milli, quantity::binary_resource(name))
 }
 
 /// What a binding's placement uses: each replica's request times the replicas scheduled; for a
@@ -158,14 +154,6 @@ pub fn overall_used<'a>(
     }
     used.retain(|k, _| overall.contains_key(k));
     used
-}
-
-/// The cluster's `hard` limits a quota assigns, if it names the cluster.
-pub fn assignment<'a>(
-    spec: &'a FederatedResourceQuotaSpec,
-    cluster: &str,
-) -> Option<&'a BTreeMap<String, Quantity>> {
-    spec.static_assignments.iter().find(|a| a.cluster_name == cluster).map(|a| &a.hard)
 }
 
 /// The ResourceQuota a quota's static assignment puts in `cluster` (named and namespaced as the

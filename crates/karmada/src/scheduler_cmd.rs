@@ -29,7 +29,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let plugins =
         scheduler::Plugins::parse(&args.plugins).map_err(|e| anyhow::anyhow!("--plugins: {e}"))?;
     let client = crate::cli::kube_client(&args.kubeconfig, args.context.as_deref()).await?;
-    let _ = &args.feature_gates;
+    tracing::info!(gates = %args.feature_gates.changed(), "feature gates set");
     eprintln!("karmada scheduler running");
     let work = {
         let client = client.clone();
