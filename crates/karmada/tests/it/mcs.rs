@@ -91,6 +91,39 @@ spec:
         (import.code == 0 && derived.code == 0).then_some(())
     });
     assert_ne!(cp.member("member1", &["get", "svc", "derived-hello"]).code, 0, "only the consumer");
+    // A consumer that already has a Service of the derived name, not Karmada's, keeps it: the
+    // derived Service's Work says why it was not applied (the policy's default, Abort).
+    cp.member_apply(
+        "member2",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: derived-clash, namespace: default, labels: {owner: member2}}\n\
+         spec: {ports: [{port: 80}]}\n",
+    );
+    cp.api
+        .kubectl_stdin(
+            &["apply", "-f", "-"],
+            "apiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceImport\nmetadata: {name: clash, namespace: default}\n\
+             spec: {type: ClusterSetIP, ports: [{port: 42, protocol: TCP}]}\n---\n\
+             apiVersion: policy.karmada.io/v1alpha1\nkind: PropagationPolicy\nmetadata: {name: import-clash, namespace: default}\n\
+             spec:\n  resourceSelectors: [{apiVersion: multicluster.x-k8s.io/v1alpha1, kind: ServiceImport, name: clash}]\n  \
+             placement: {clusterAffinity: {clusterNames: [member2]}}\n",
+        )
+        .ok();
+    let work = karmada_api::names::work_name("Service", "derived-clash", "default");
+    let message = eventually(Duration::from_secs(30), "Applied=False on the derived Service's Work", || {
+        let out = cp.api.kubectl(&[
+            "get",
+            "work",
+            "-n",
+            "karmada-es-member2",
+            &work,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Applied\")].status}|{.status.conditions[?(@.type==\"Applied\")].message}",
+        ]);
+        out.stdout.strip_prefix("False|").map(str::to_owned)
+    });
+    assert!(message.contains("not managed by Karmada"), "{message}");
+    let kept = cp.member("member2", &["get", "svc", "derived-clash", "-o", "jsonpath={.metadata.labels.owner}"]);
+    assert_eq!(kept.ok(), "member2", "the consumer's own Service is left as it was");
     // Without the import, its derived Service goes, here and in the member.
     cp.api.kubectl(&["delete", "serviceimport", "hello"]).ok();
     eventually(Duration::from_secs(30), "the derived Service gone", || {
