@@ -98,6 +98,7 @@ pub fn binding_info(
             .filter(|n| !n.is_empty()),
         affinity_peers: Vec::new(),
         anti_affinity_taken: std::collections::BTreeSet::new(),
+        estimates: BTreeMap::new(),
     })
 }
 

@@ -4,7 +4,6 @@
 use karmada_api::policy::{DynamicWeight, ReplicaDivisionPreference, ReplicaSchedulingType};
 use karmada_api::work::{TargetCluster, TargetComponent};
 
-use crate::estimate::available_replicas;
 use crate::filter::matches_affinity;
 use crate::{BindingInfo, ClusterInfo, Unschedulable};
 
@@ -93,7 +92,14 @@ pub fn run(
     }
     let available: Vec<i64> = selected
         .iter()
-        .map(|c| available_replicas(c.capacity.as_deref(), &binding.requests, 0))
+        .map(|c| {
+            if binding.multi_template() {
+                // Counted in sets elsewhere; here the replicas of its own requests.
+                crate::estimate::available_replicas(c.capacity.as_deref(), &binding.requests, 0)
+            } else {
+                binding.available(c)
+            }
+        })
         .collect();
     let previous = |c: &ClusterInfo| -> i64 {
         if binding.fresh {

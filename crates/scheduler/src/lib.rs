@@ -7,6 +7,7 @@
 //! `*,-Name`. "Nothing fits" is a typed [`Unschedulable`] with a per-cluster diagnosis.
 
 pub mod assign;
+pub mod accurate;
 pub mod estimate;
 pub mod filter;
 pub mod select;
@@ -87,6 +88,9 @@ pub struct BindingInfo {
     pub affinity_peers: Vec<Vec<String>>,
     /// `workloadAffinity`: the clusters holding workloads of its anti-affinity group.
     pub anti_affinity_taken: std::collections::BTreeSet<String>,
+    /// The accurate estimator's answer per cluster (units: replicas, or sets for a
+    /// multi-template workload); a cluster without one is estimated from its summary alone.
+    pub estimates: BTreeMap<String, i64>,
 }
 
 /// One pod template of a multi-template workload.
@@ -133,13 +137,16 @@ impl BindingInfo {
     }
 
     /// How many units fit in a cluster.
+    /// How many units fit in a cluster: the summary's estimate, bounded by the accurate
+    /// estimator's when there is one (upstream takes the smaller of its estimators).
     pub fn available(&self, cluster: &ClusterInfo) -> i64 {
         let capacity = cluster.capacity.as_deref();
-        if self.multi_template() {
+        let general = if self.multi_template() {
             estimate::available_sets(capacity, &self.components)
         } else {
             estimate::available_replicas(capacity, &self.requests, 0)
-        }
+        };
+        self.estimates.get(&cluster.name).map_or(general, |accurate| general.min(*accurate))
     }
 
     /// The units the placement asks for: the replicas, or one set.
@@ -163,14 +170,18 @@ pub enum Unschedulable {
     NoClusterFit { total: usize, rejections: Vec<Rejection> },
     /// Clusters fit, but not in the numbers or with the capacity asked for.
     NotEnough { message: String },
+    /// The spread constraints could not pick enough clusters with room (upstream's plain
+    /// scheduling error).
+    SelectionFailed { message: String },
 }
 
 impl Unschedulable {
-    /// The condition reason (`NoClusterFit` or `Unschedulable`).
+    /// The condition reason (`NoClusterFit`, `Unschedulable` or `SchedulerError`).
     pub fn reason(&self) -> &'static str {
         match self {
             Unschedulable::NoClusterFit { .. } => "NoClusterFit",
             Unschedulable::NotEnough { .. } => "Unschedulable",
+            Unschedulable::SelectionFailed { .. } => "SchedulerError",
         }
     }
 
@@ -187,6 +198,7 @@ impl Unschedulable {
                 format!("0/{total} clusters are available: {}.", parts.join(", "))
             }
             Unschedulable::NotEnough { message } => message.clone(),
+            Unschedulable::SelectionFailed { message } => format!("failed to select clusters: {message}"),
         }
     }
 }

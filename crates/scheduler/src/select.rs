@@ -84,7 +84,7 @@ pub fn run<'a>(
         });
         let min = g.min_groups.max(1) as usize;
         if ordered.len() < min {
-            return Err(Unschedulable::NotEnough {
+            return Err(Unschedulable::SelectionFailed {
                 message: format!(
                     "the number of feasible clusters is less than spreadConstraint.MinGroups: {} groups by {} for minGroups {min}",
                     ordered.len(),
@@ -116,7 +116,7 @@ pub fn run<'a>(
         Some(c) => {
             let min = (c.min_groups.max(1) as usize).max(group_count);
             if candidates.len() < c.min_groups.max(1) as usize {
-                return Err(Unschedulable::NotEnough {
+                return Err(Unschedulable::SelectionFailed {
                     message: format!(
                         "the number of feasible clusters is less than spreadConstraint.MinGroups: {} clusters for minGroups {}",
                         candidates.len(),
@@ -149,7 +149,7 @@ pub fn run<'a>(
                 }
                 let total: i64 = chosen.iter().map(|e| e.2).sum();
                 if total < need {
-                    return Err(Unschedulable::NotEnough {
+                    return Err(Unschedulable::SelectionFailed {
                         message: format!(
                             "no enough resource when selecting {} clusters",
                             chosen.len().max(min)

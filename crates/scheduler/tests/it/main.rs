@@ -434,7 +434,9 @@ fn a_multi_template_workload_goes_whole_to_one_cluster_that_fits_a_set() {
     // 12 cores a set: no cluster holds one.
     let too_big = multi_template(4, 4, serde_json::from_str(ONE_CLUSTER).unwrap());
     let e = schedule(&too_big, &clusters(), &Plugins::default()).unwrap_err();
-    assert_eq!(e.reason(), "Unschedulable", "{}", e.message());
+    // As upstream: the spread constraint's selection fails, a plain scheduler error.
+    assert_eq!(e.reason(), "SchedulerError", "{}", e.message());
+    assert!(e.message().contains("no enough resource when selecting 1 clusters"), "{}", e.message());
 }
 
 #[test]
