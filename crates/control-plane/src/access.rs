@@ -312,6 +312,9 @@ pub fn rbac_bootstrap() -> Vec<Value> {
                 ),
                 rule(&[""], &["namespaces"], &["get"]),
                 rule(&["", "events.k8s.io"], &["events"], &["create", "update", "patch"]),
+                // The in-process estimator reads the members with their credentials, as
+                // upstream's per-member estimators are given them.
+                rule(&[""], &["secrets"], &["get"]),
             ],
         ),
         user_binding(COMPONENT_SCHEDULER),

@@ -27,6 +27,7 @@ pub mod cluster_status;
 pub mod cron_fhpa;
 pub mod dependencies;
 pub mod detector;
+pub mod estimator;
 pub mod events;
 pub mod execution;
 pub mod failover;

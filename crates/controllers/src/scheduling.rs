@@ -222,6 +222,8 @@ struct Context {
     clusters: Store<Cluster>,
     plugins: scheduler::Plugins,
     in_flight: Arc<InFlight>,
+    /// The accurate estimator, when enabled.
+    estimator: Option<Arc<crate::estimator::Estimator>>,
     /// Bumped by the cluster watch after each change reaches `clusters`.
     cluster_changes: Arc<AtomicU64>,
     /// The scheduler's view of the clusters, rebuilt only when they changed (not once per
@@ -229,8 +231,9 @@ struct Context {
     snapshot: std::sync::Mutex<Arc<Snapshot>>,
     /// Each cluster's view by name, with the resourceVersion it was made from.
     infos: std::sync::Mutex<std::collections::HashMap<String, (String, scheduler::ClusterInfo)>>,
-    /// Bindings (by uid) that did not fit, and the cluster generation they were tried against.
-    tried: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    /// Bindings (by uid) that did not fit, and the cluster (and member facts) generations they
+    /// were tried against.
+    tried: std::sync::Mutex<std::collections::HashMap<String, (u64, u64)>>,
     events: crate::events::Events,
     /// Bumped on every change of a cluster's labels, spec or membership.
     placement_changes: Arc<AtomicU64>,
@@ -366,7 +369,13 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
         if let Ok(mut tried) = ctx.tried.lock() {
             tried.remove(&uid);
         }
+        if let Some(estimator) = &ctx.estimator {
+            estimator.assumptions.release(&binding_key(binding.as_ref()));
+        }
         return Ok(Action::await_change());
+    }
+    if let Some(estimator) = &ctx.estimator {
+        estimator.assumptions.observe(&binding_key(binding.as_ref()), binding.status());
     }
     if scheduler_name != SCHEDULER_NAME || suspended {
         return Ok(Action::await_change());
@@ -379,11 +388,13 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
         .and_then(|a| a.get(APPLIED_PLACEMENT))
         .map(String::as_str);
     let key = binding.meta().uid.clone().unwrap_or_default();
-    // A binding that did not fit is tried again once the clusters changed since its last try
-    // (capacity appeared, a node became ready...), not on its own status writes.
+    // A binding that did not fit is tried again once the clusters (or, with the estimator, the
+    // members' nodes, pods or quotas) changed since its last try (capacity appeared, a node
+    // became ready...), not on its own status writes.
+    let attempt = (snapshot.generation, ctx.estimator.as_ref().map_or(0, |e| e.generation()));
     let retry = spec.clusters.is_empty()
         && unschedulable(binding.as_ref())
-        && ctx.tried.lock().map(|t| t.get(&key) != Some(&snapshot.generation)).unwrap_or(true);
+        && ctx.tried.lock().map(|t| t.get(&key) != Some(&attempt)).unwrap_or(true);
     // Whether a decision is due depends on the clusters' names only, so the cached snapshot
     // answers it; capacity (with in-flight promises deducted) is only needed to decide.
     let due = retry || needs_scheduling(spec, binding.status(), applied, &snapshot.infos);
@@ -395,8 +406,9 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
         Some(_) => Some(ctx.group_turn.lock().await),
         None => None,
     };
-    // A grouped workload that does not fit looks again in a while: its peers may have moved.
-    let settled = if spec.workload_affinity_groups.is_some() {
+    // A grouped workload that does not fit looks again in a while: its peers may have moved;
+    // so does one the estimator judges (the members' facts change without the clusters).
+    let settled = if spec.workload_affinity_groups.is_some() || ctx.estimator.is_some() {
         Action::requeue(Duration::from_secs(15))
     } else {
         Action::await_change()
@@ -416,11 +428,20 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
     }
     let duplicated = !info.placement.divides_replicas();
     if !due && (!duplicated || spec.clusters.is_empty()) {
+        // One still waiting keeps looking in a while (the write of its own condition brought
+        // it here and took the place of that look).
+        if spec.clusters.is_empty() && unschedulable(binding.as_ref()) {
+            return Ok(settled);
+        }
         return observe_generation(binding.as_ref(), &ctx).await;
     }
     let versions = &snapshot.versions;
     let mut clusters = snapshot.infos.clone();
     ctx.in_flight.apply(&mut clusters, versions);
+    if let Some(estimator) = &ctx.estimator {
+        info.estimates =
+            estimator.estimates(&binding_key(binding.as_ref()), spec, info.multi_template());
+    }
     if !due {
         // A Duplicated workload follows the clusters, as upstream schedules Duplicated bindings
         // on every cluster change: one that newly fits its placement (joined, relabelled,
@@ -462,6 +483,14 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
         match scheduler::schedule(&info, &clusters, &ctx.plugins) {
             Ok(decision) => {
                 ctx.in_flight.promise(&decision.clusters, &spec.clusters, &info, versions);
+                if let Some(estimator) = &ctx.estimator {
+                    estimator.assumptions.assume(
+                        &binding_key(binding.as_ref()),
+                        spec,
+                        binding.status(),
+                        &decision.clusters,
+                    );
+                }
                 let message = "Binding has been scheduled successfully.".to_owned();
                 (
                     condition("True", "Success", &message, generation),
@@ -488,7 +517,7 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
         if succeeded {
             tried.remove(&key);
         } else {
-            tried.insert(key.clone(), snapshot.generation);
+            tried.insert(key.clone(), attempt);
         }
     }
     // Still not fitting, for the same reason: nothing to write.
@@ -576,6 +605,15 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
         }
     }
     Ok(Action::await_change())
+}
+
+/// A binding's `namespace/name` (`/name` for a cluster binding), as assumptions are keyed.
+fn binding_key<B: Binding>(binding: &B) -> String {
+    format!(
+        "{}/{}",
+        binding.meta().namespace.as_deref().unwrap_or_default(),
+        binding.meta().name.as_deref().unwrap_or_default()
+    )
 }
 
 /// Writes the `Scheduled` condition and the scheduler's status `fields` without touching other
@@ -697,6 +735,7 @@ async fn run_for<B: Binding>(
     cluster_changes: impl futures::Stream<Item = Signal> + Send + 'static,
     plugins: scheduler::Plugins,
     in_flight: Arc<InFlight>,
+    estimator: Option<Arc<crate::estimator::Estimator>>,
     cluster_generation: Arc<AtomicU64>,
     placement_changes: Arc<AtomicU64>,
 ) {
@@ -711,6 +750,7 @@ async fn run_for<B: Binding>(
         clusters,
         plugins,
         in_flight,
+        estimator,
         cluster_changes: cluster_generation,
         snapshot: std::sync::Mutex::default(),
         infos: std::sync::Mutex::default(),
@@ -751,8 +791,23 @@ async fn run_for<B: Binding>(
     router.abort();
 }
 
-/// Runs the scheduler until the future is dropped.
+/// How the scheduler runs.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    pub plugins: scheduler::Plugins,
+    /// Estimate from the members' nodes and quotas too (`--enable-scheduler-estimator`).
+    pub estimator: bool,
+    pub features: karmada_api::features::FeatureGates,
+}
+
+/// Runs the scheduler with the default plugins until the future is dropped.
 pub async fn run(client: kube::Client, plugins: scheduler::Plugins) -> anyhow::Result<()> {
+    run_with(client, Options { plugins, ..Options::default() }).await
+}
+
+/// Runs the scheduler until the future is dropped.
+pub async fn run_with(client: kube::Client, options: Options) -> anyhow::Result<()> {
+    let plugins = options.plugins;
     let (reader, writer) = reflector::store::<Cluster>();
     let clusters: Api<Cluster> = Api::all(client.clone());
     let (tx, _) = tokio::sync::broadcast::channel::<Signal>(256);
@@ -793,12 +848,34 @@ pub async fn run(client: kube::Client, plugins: scheduler::Plugins) -> anyhow::R
         })
     };
     let in_flight = Arc::new(InFlight::default());
+    let estimator = options.estimator.then(|| {
+        Arc::new(crate::estimator::Estimator::new(
+            client.clone(),
+            options.features.enabled(karmada_api::features::Feature::ResourceQuotaEstimate),
+        ))
+    });
+    // The estimator follows the clusters: a watch of each member's nodes, pods and quotas.
+    let following = estimator.as_ref().map(|estimator| {
+        let (estimator, clusters) = (Arc::clone(estimator), reader.clone());
+        let mut signals = changes(&tx).boxed();
+        tokio::spawn(async move {
+            loop {
+                estimator.follow_clusters(&clusters.state()).await;
+                if signals.next().await.is_none() {
+                    break;
+                }
+                // Cluster status changes come in bursts: look once per burst.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    });
     let namespaced = run_for::<ResourceBinding>(
         client.clone(),
         reader.clone(),
         changes(&tx),
         plugins.clone(),
         Arc::clone(&in_flight),
+        estimator.clone(),
         Arc::clone(&cluster_changes),
         Arc::clone(&placement_changes),
     );
@@ -808,11 +885,15 @@ pub async fn run(client: kube::Client, plugins: scheduler::Plugins) -> anyhow::R
         changes(&tx),
         plugins,
         in_flight,
+        estimator,
         cluster_changes,
         placement_changes,
     );
     tokio::join!(namespaced, cluster_scoped);
     cluster_stream.abort();
+    if let Some(task) = following {
+        task.abort();
+    }
     Ok(())
 }
 

@@ -16,11 +16,17 @@ pub struct Args {
     #[arg(long, default_value = "*")]
     plugins: String,
     /// Feature gates, as upstream's: `Name=true|false` pairs (`AllAlpha=true`, `AllBeta=true` set
-    /// every alpha/beta gate not named); upstream's defaults otherwise. (The scheduler's own gates —
-    /// PriorityBasedScheduling's queue order, WorkloadAffinity — are accepted; karmada-rs does
-    /// not have those features yet.)
+    /// every alpha/beta gate not named); upstream's defaults otherwise. ResourceQuotaEstimate
+    /// lets the estimator bound placements by the members' ResourceQuotas. (PriorityBasedScheduling
+    /// is accepted; the queue is not ordered by priority yet.)
     #[arg(long, default_value = "", value_parser = crate::cli::parse_feature_gates)]
     feature_gates: karmada_api::features::FeatureGates,
+    /// Estimate what fits in each member from its nodes (free resources per node, node
+    /// selectors, affinity, taints) and the ResourceQuotas of the workload's namespace, as
+    /// upstream's karmada-scheduler-estimator does (here in process, watching each member with
+    /// its own credentials), besides the cluster's resource summary.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    enable_scheduler_estimator: bool,
     #[command(flatten)]
     leader: crate::cli::LeaderElectFlags,
 }
@@ -31,9 +37,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = crate::cli::kube_client(&args.kubeconfig, args.context.as_deref()).await?;
     tracing::info!(gates = %args.feature_gates.changed(), "feature gates set");
     eprintln!("karmada scheduler running");
+    let options = controllers::scheduling::Options {
+        plugins,
+        estimator: args.enable_scheduler_estimator,
+        features: args.feature_gates.clone(),
+    };
     let work = {
         let client = client.clone();
-        move || controllers::scheduling::run(client, plugins)
+        move || controllers::scheduling::run_with(client, options.clone())
     };
     args.leader.run(client, "karmada-scheduler", work).await
 }

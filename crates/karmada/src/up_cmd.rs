@@ -427,6 +427,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         features: args.feature_gates.clone(),
         ..controllers::Settings::default()
     };
+    // As upstream's local-up deploys a scheduler-estimator per member and turns the
+    // scheduler's estimator on.
+    let scheduler_options = controllers::scheduling::Options {
+        plugins: scheduler::Plugins::default(),
+        estimator: true,
+        features: args.feature_gates.clone(),
+    };
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut components = Vec::new();
     if let Some((second_server, _)) = &second {
@@ -457,11 +464,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 &[control_plane::access::COMPONENTS_GROUP],
             )
             .await?;
-            let c = scheduler_client.clone();
+            let (c, options) = (scheduler_client.clone(), scheduler_options.clone());
             components.push(tokio::spawn(controllers::leader::run(
                 scheduler_client,
                 controllers::leader::LeaderElection::new("karmada-scheduler"),
-                move || controllers::scheduling::run(c, scheduler::Plugins::default()),
+                move || controllers::scheduling::run_with(c, options.clone()),
                 until_stop(stopping.clone()),
             )));
         }
@@ -482,9 +489,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         )
         .await?;
         components.push(tokio::spawn(controllers::run(manager, settings)));
-        components.push(tokio::spawn(controllers::scheduling::run(
+        components.push(tokio::spawn(controllers::scheduling::run_with(
             scheduler_client,
-            scheduler::Plugins::default(),
+            scheduler_options,
         )));
     }
 

@@ -7,6 +7,7 @@ mod autoscaling;
 mod bench;
 mod builtins;
 mod clusters;
+mod estimator;
 mod ha;
 mod hardening;
 mod harness;

@@ -152,9 +152,18 @@ impl ControlPlane {
 
     /// Like [`ControlPlane::with_joined`], with more controller-manager flags.
     pub fn with_joined_and(members: usize, controller_manager: &[&str]) -> ControlPlane {
+        ControlPlane::with_joined_flags(members, controller_manager, &[])
+    }
+
+    /// Like [`ControlPlane::with_joined_and`], with scheduler flags too.
+    pub fn with_joined_flags(
+        members: usize,
+        controller_manager: &[&str],
+        scheduler: &[&str],
+    ) -> ControlPlane {
         let mut cp =
             ControlPlane::start_on(ApiServer::start("memory"), members, Some(controller_manager));
-        cp.start_scheduler();
+        cp.start_scheduler_with(scheduler);
         for i in 1..=members {
             cp.join(&format!("member{i}")).ok();
         }
@@ -166,10 +175,15 @@ impl ControlPlane {
     }
 
     pub fn start_scheduler(&mut self) {
+        self.start_scheduler_with(&[]);
+    }
+
+    pub fn start_scheduler_with(&mut self, flags: &[&str]) {
         self.children.push(
             Command::new(KARMADA)
                 .args(["scheduler", "--kubeconfig"])
                 .arg(&self.api.kubeconfig)
+                .args(flags)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()

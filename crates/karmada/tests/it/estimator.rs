@@ -1,0 +1,147 @@
+//! The scheduler's accurate estimator (`--enable-scheduler-estimator`) end to end: placements
+//! bounded by the members' ResourceQuotas (what they leave, less what was just decided) and by
+//! their nodes (a node selector no node satisfies fits nothing), as upstream's
+//! karmada-scheduler-estimator.
+
+use std::time::Duration;
+
+use crate::harness::eventually;
+use crate::plane::ControlPlane;
+
+/// A Deployment of `replicas` × 10m CPU in `namespace`, `extra` added to its pod spec, placed
+/// Divided by available replicas on `clusters`.
+fn deployment(namespace: &str, name: &str, replicas: u32, extra: &str, clusters: &str) -> String {
+    format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      {extra}
+      containers: [{{name: c, image: nginx, resources: {{requests: {{cpu: 10m}}, limits: {{cpu: 10m}}}}}}]
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  resourceSelectors: [{{apiVersion: apps/v1, kind: Deployment, name: {name}}}]
+  placement:
+    clusterAffinity: {{clusterNames: [{clusters}]}}
+    replicaScheduling:
+      replicaSchedulingType: Divided
+      replicaDivisionPreference: Weighted
+      weightPreference: {{dynamicWeight: AvailableReplicas}}
+"#
+    )
+}
+
+/// A 30m `requests.cpu` ResourceQuota in `namespace`, propagated to member1.
+fn quota(namespace: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Namespace
+metadata: {{name: {namespace}}}
+---
+apiVersion: v1
+kind: ResourceQuota
+metadata: {{name: small, namespace: {namespace}}}
+spec: {{hard: {{requests.cpu: 30m}}}}
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {{name: small, namespace: {namespace}}}
+spec:
+  resourceSelectors: [{{apiVersion: v1, kind: ResourceQuota, name: small}}]
+  placement: {{clusterAffinity: {{clusterNames: [member1]}}}}
+"#
+    )
+}
+
+/// The binding's `Scheduled` reason and message, and its clusters.
+fn scheduled(cp: &ControlPlane, namespace: &str, name: &str) -> (String, String) {
+    let out = cp.api.kubectl(&[
+        "get",
+        "rb",
+        "-n",
+        namespace,
+        &format!("{name}-deployment"),
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Scheduled\")].reason}|{.status.conditions[?(@.type==\"Scheduled\")].message}|{.spec.clusters}",
+    ]);
+    let mut parts = out.stdout.splitn(3, '|');
+    let reason = parts.next().unwrap_or_default().to_owned();
+    let message = parts.next().unwrap_or_default().to_owned();
+    (reason, format!("{message} clusters={}", parts.next().unwrap_or_default()))
+}
+
+#[test]
+fn member_quotas_and_nodes_bound_what_is_placed() {
+    let cp = ControlPlane::with_joined_flags(
+        2,
+        &[],
+        &["--enable-scheduler-estimator", "--feature-gates=ResourceQuotaEstimate=true"],
+    );
+    for namespace in ["fits", "over"] {
+        cp.api.kubectl_stdin(&["apply", "-f", "-"], &quota(namespace)).ok();
+        eventually(Duration::from_secs(30), "the quota's status in member1", || {
+            let out = cp.member(
+                "member1",
+                &["get", "quota", "small", "-n", namespace, "-o", "jsonpath={.status.used.requests\\.cpu}"],
+            );
+            (out.code == 0 && !out.stdout.is_empty()).then_some(())
+        });
+    }
+    // Three replicas of 10m fit the 30m quota.
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], &deployment("fits", "web", 3, "", "member1")).ok();
+    let (reason, detail) = eventually(Duration::from_secs(30), "web scheduled", || {
+        let (reason, detail) = scheduled(&cp, "fits", "web");
+        (!reason.is_empty()).then_some((reason, detail))
+    });
+    assert_eq!(reason, "Success", "{detail}");
+    eventually(Duration::from_secs(30), "web's pods in member1", || {
+        let out = cp.member("member1", &["get", "deploy", "web", "-n", "fits", "-o", "jsonpath={.status.readyReplicas}"]);
+        (out.stdout == "3").then_some(())
+    });
+    // Five do not: no cluster is given, upstream's Unschedulable, nothing reaches the member.
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], &deployment("over", "big", 5, "", "member1")).ok();
+    let (reason, detail) = eventually(Duration::from_secs(30), "big tried", || {
+        let (reason, detail) = scheduled(&cp, "over", "big");
+        (!reason.is_empty()).then_some((reason, detail))
+    });
+    assert_eq!(reason, "Unschedulable", "{detail}");
+    assert!(detail.ends_with("clusters="), "no clusters: {detail}");
+    // The quota `web` used up leaves nothing for one more replica in its namespace.
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], &deployment("fits", "more", 1, "", "member1")).ok();
+    let (reason, detail) = eventually(Duration::from_secs(30), "more tried", || {
+        let (reason, detail) = scheduled(&cp, "fits", "more");
+        (!reason.is_empty()).then_some((reason, detail))
+    });
+    assert_eq!(reason, "Unschedulable", "{detail}");
+    assert_ne!(cp.member("member1", &["get", "deploy", "big", "-n", "over"]).code, 0);
+    // A node selector no node of either member satisfies: the summaries have room, the nodes
+    // do not (without the estimator the pods would wait Pending in a member).
+    cp.api
+        .kubectl_stdin(
+            &["apply", "-f", "-"],
+            &deployment("default", "ssd", 2, "nodeSelector: {disktype: ssd}", "member1, member2"),
+        )
+        .ok();
+    let (reason, detail) = eventually(Duration::from_secs(30), "ssd tried", || {
+        let (reason, detail) = scheduled(&cp, "default", "ssd");
+        (!reason.is_empty()).then_some((reason, detail))
+    });
+    assert_eq!(reason, "Unschedulable", "{detail}");
+    // Once member1's nodes have the label, the workload goes there and only there.
+    cp.member("member1", &["label", "nodes", "--all", "disktype=ssd"]).ok();
+    let detail = eventually(Duration::from_secs(30), "ssd placed on member1", || {
+        let (reason, detail) = scheduled(&cp, "default", "ssd");
+        (reason == "Success").then_some(detail)
+    });
+    assert!(detail.contains("member1") && !detail.contains("member2"), "{detail}");
+}
