@@ -167,7 +167,11 @@ fn node_fact(node: &Value) -> NodeFact {
                 .filter_map(|t| {
                     Some(Taint {
                         key: t.get("key")?.as_str()?.to_owned(),
-                        value: t.get("value").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                        value: t
+                            .get("value")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned(),
                         effect: TaintEffect::from(t.get("effect")?.as_str()?),
                         time_added: None,
                     })
@@ -190,7 +194,10 @@ fn pod_fact(pod: &Value) -> Option<(String, BTreeMap<String, i128>)> {
     if matches!(phase, "Succeeded" | "Failed") {
         return None;
     }
-    let requests = apimachinery::quantity::pod_requests(pod).into_iter().filter(|(k, _)| k != "pods").collect();
+    let requests = apimachinery::quantity::pod_requests(pod)
+        .into_iter()
+        .filter(|(k, _)| k != "pods")
+        .collect();
     Some((node.to_owned(), requests))
 }
 
@@ -202,7 +209,8 @@ fn quota_fact(quota: &Value) -> (String, accurate::Quota) {
         .map(|es| {
             es.iter()
                 .map(|e| {
-                    let text = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+                    let text =
+                        |k: &str| e.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
                     let values = e
                         .get("values")
                         .and_then(Value::as_array)
@@ -215,13 +223,24 @@ fn quota_fact(quota: &Value) -> (String, accurate::Quota) {
         .unwrap_or_default();
     if let Some(named) = quota.pointer("/spec/scopes").and_then(Value::as_array) {
         scopes.extend(
-            named.iter().filter_map(Value::as_str).map(|s| (s.to_owned(), "Exists".to_owned(), Vec::new())),
+            named
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|s| (s.to_owned(), "Exists".to_owned(), Vec::new())),
         );
     }
     let namespace =
         quota.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let name = quota.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
-    (namespace, accurate::Quota { name, scopes, free: accurate::quota_free(&list("/status/hard"), &list("/status/used")) })
+    let name =
+        quota.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
+    (
+        namespace,
+        accurate::Quota {
+            name,
+            scopes,
+            free: accurate::quota_free(&list("/status/hard"), &list("/status/used")),
+        },
+    )
 }
 
 /// Keeps one kind of a member's facts from a watch, until the task is aborted.
@@ -277,7 +296,9 @@ async fn follow(
             watcher::Event::InitApply(o) | watcher::Event::Apply(o) => {
                 apply(&mut facts, &serde_json::to_value(&o).unwrap_or_default())
             }
-            watcher::Event::Delete(o) => delete(&mut facts, &serde_json::to_value(&o).unwrap_or_default()),
+            watcher::Event::Delete(o) => {
+                delete(&mut facts, &serde_json::to_value(&o).unwrap_or_default())
+            }
             watcher::Event::InitDone => facts.listed |= bit,
         }
     }
@@ -404,7 +425,13 @@ impl Estimator {
             let watches: Vec<_> = kinds
                 .into_iter()
                 .map(|(resource, bit)| {
-                    follow(member.clone(), resource, bit, Arc::clone(&facts), Arc::clone(&self.changes))
+                    follow(
+                        member.clone(),
+                        resource,
+                        bit,
+                        Arc::clone(&facts),
+                        Arc::clone(&self.changes),
+                    )
                 })
                 .collect();
             let task = tokio::spawn(async move {
@@ -439,7 +466,9 @@ impl Estimator {
                         replicas: i64::from(c.replicas),
                         requests: r.map(|r| milli(&r.resource_request)).unwrap_or_default(),
                         claim: r.and_then(|r| r.node_claim.clone()),
-                        priority_class: r.map(|r| r.priority_class_name.clone()).unwrap_or_default(),
+                        priority_class: r
+                            .map(|r| r.priority_class_name.clone())
+                            .unwrap_or_default(),
                     }
                 })
                 .collect()
@@ -465,7 +494,6 @@ impl Estimator {
             })
             .collect()
     }
-
 }
 
 impl Assumptions {
@@ -508,7 +536,8 @@ impl Assumptions {
             .iter()
             .filter(|t| t.replicas > 0 || !t.components.is_empty())
             .map(|t| {
-                let workload = Assumed { namespace: namespace.clone(), components: placed(spec, t) };
+                let workload =
+                    Assumed { namespace: namespace.clone(), components: placed(spec, t) };
                 let was_healthy = healthy.contains(&t.name.as_str());
                 (t.name.clone(), Assumption { workload, at: Instant::now(), was_healthy })
             })
@@ -533,7 +562,7 @@ impl Assumptions {
             if !now {
                 a.was_healthy = false;
             }
-            !(now && !a.was_healthy)
+            !now || a.was_healthy
         });
         if clusters.is_empty() {
             all.remove(binding);
@@ -561,9 +590,11 @@ mod tests {
             "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
                        "conditions": [{"type": "Ready", "status": "True"}]}});
         facts.nodes.insert("n1".into(), node_fact(&node));
-        let pod = |name: &str, phase: &str| json!({"metadata": {"name": name, "namespace": "ns"},
+        let pod = |name: &str, phase: &str| {
+            json!({"metadata": {"name": name, "namespace": "ns"},
             "spec": {"nodeName": "n1", "containers": [{"name": "c", "resources": {"requests": {"cpu": "500m"}}}]},
-            "status": {"phase": phase}});
+            "status": {"phase": phase}})
+        };
         for (name, phase) in [("a", "Running"), ("b", "Pending"), ("done", "Succeeded")] {
             match pod_fact(&pod(name, phase)) {
                 Some((n, r)) => facts.add_pod(key_of(&pod(name, phase)), n, r),
@@ -586,7 +617,10 @@ mod tests {
         let (namespace, q) = quota_fact(&quota);
         assert_eq!(namespace, "ns");
         assert_eq!(q.free, BTreeMap::from([("cpu".to_owned(), 20)]));
-        assert_eq!(q.scopes, vec![("PriorityClass".to_owned(), "In".to_owned(), vec!["high".to_owned()])]);
+        assert_eq!(
+            q.scopes,
+            vec![("PriorityClass".to_owned(), "In".to_owned(), vec!["high".to_owned()])]
+        );
     }
 
     #[test]
@@ -608,7 +642,10 @@ mod tests {
         assert_eq!(seen["m1"][0].components[0].replicas, 2);
         assert_eq!(seen["m1"][0].components[0].requests["cpu"], 100);
         assert_eq!(seen["m1"][0].namespace, "ns");
-        assert!(assumptions.by_cluster("ns/web").is_empty(), "a binding is estimated without its own");
+        assert!(
+            assumptions.by_cluster("ns/web").is_empty(),
+            "a binding is estimated without its own"
+        );
         // m1 turns Healthy: its assumption ends, m2's stays.
         assumptions.observe("ns/web", Some(&status("Healthy")));
         let seen = assumptions.by_cluster("ns/other");

@@ -90,7 +90,12 @@ pub fn units(
     if !quotas {
         return by_nodes;
     }
-    by_nodes.min(quota_units(member.quotas.get(namespace).map_or(&[], Vec::as_slice), namespace, components, assumed))
+    by_nodes.min(quota_units(
+        member.quotas.get(namespace).map_or(&[], Vec::as_slice),
+        namespace,
+        components,
+        assumed,
+    ))
 }
 
 /// Units that fit on the nodes once the assumed workloads are placed (first fit, as upstream's
@@ -119,7 +124,8 @@ fn node_units(nodes: &[Node], components: &[Component], assumed: &[Assumed]) -> 
     let mut sets = 0;
     while sets < UNBOUNDED {
         let mut trial = free.clone();
-        let whole = components.iter().all(|c| place(nodes, &mut trial, c, c.replicas) == c.replicas);
+        let whole =
+            components.iter().all(|c| place(nodes, &mut trial, c, c.replicas) == c.replicas);
         if !whole {
             break;
         }
@@ -200,7 +206,9 @@ fn affinity_matches(selector: &NodeSelector, node: &Node) -> bool {
         if expressions.is_empty() && fields.is_empty() {
             return false;
         }
-        expressions.iter().all(|r| requirement_matches(r, node.labels.get(&r.key).map(String::as_str)))
+        expressions
+            .iter()
+            .all(|r| requirement_matches(r, node.labels.get(&r.key).map(String::as_str)))
             && fields.iter().all(|r| {
                 r.key == "metadata.name" && requirement_matches(r, Some(node.name.as_str()))
             })
@@ -231,7 +239,12 @@ fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool
 /// one the components match), what is free after the assumed workloads of the namespace, over
 /// what a unit asks of the resources the quota limits. A quota the assumed workloads already
 /// exhaust allows none.
-fn quota_units(quotas: &[Quota], namespace: &str, components: &[Component], assumed: &[Assumed]) -> i64 {
+fn quota_units(
+    quotas: &[Quota],
+    namespace: &str,
+    components: &[Component],
+    assumed: &[Assumed],
+) -> i64 {
     let mut allowed = UNBOUNDED;
     for quota in quotas {
         let matched: Vec<&Component> =
@@ -333,13 +346,18 @@ mod tests {
     }
 
     fn replica(cpu: i128) -> Component {
-        Component { replicas: 1, requests: BTreeMap::from([("cpu".into(), cpu)]), ..Component::default() }
+        Component {
+            replicas: 1,
+            requests: BTreeMap::from([("cpu".into(), cpu)]),
+            ..Component::default()
+        }
     }
 
     #[test]
     fn replicas_are_counted_per_node() {
         // 2.5 cores on one node and 1.5 on the other: 1-core replicas fit 2 + 1, not 4.
-        let member = Member { nodes: vec![node("a", 2500, 110), node("b", 1500, 110)], ..Member::default() };
+        let member =
+            Member { nodes: vec![node("a", 2500, 110), node("b", 1500, 110)], ..Member::default() };
         assert_eq!(replicas(&member, "ns", &replica(1000), &[], true), 3);
         // Pod slots bound too.
         let member = Member { nodes: vec![node("a", 100_000, 2)], ..Member::default() };
@@ -358,20 +376,40 @@ mod tests {
     fn node_claims_pick_the_nodes() {
         let mut gpu = node("gpu", 4000, 110);
         gpu.labels.insert("accelerator".into(), "a100".into());
-        gpu.taints.push(Taint { key: "dedicated".into(), value: "ml".into(), effect: TaintEffect::NoSchedule, time_added: None });
+        gpu.taints.push(Taint {
+            key: "dedicated".into(),
+            value: "ml".into(),
+            effect: TaintEffect::NoSchedule,
+            time_added: None,
+        });
         let mut soft = node("soft", 4000, 110);
-        soft.taints.push(Taint { key: "spot".into(), value: String::new(), effect: TaintEffect::PreferNoSchedule, time_added: None });
+        soft.taints.push(Taint {
+            key: "spot".into(),
+            value: String::new(),
+            effect: TaintEffect::PreferNoSchedule,
+            time_added: None,
+        });
         let member = Member { nodes: vec![gpu, soft], ..Member::default() };
         // No claim: the tainted node is out, PreferNoSchedule does not matter.
         assert_eq!(replicas(&member, "ns", &replica(1000), &[], true), 4);
-        let toleration = Toleration { key: Some("dedicated".into()), operator: Some("Equal".into()), value: Some("ml".into()), effect: Some("NoSchedule".into()), ..Toleration::default() };
+        let toleration = Toleration {
+            key: Some("dedicated".into()),
+            operator: Some("Equal".into()),
+            value: Some("ml".into()),
+            effect: Some("NoSchedule".into()),
+            ..Toleration::default()
+        };
         let mut with = replica(1000);
         with.claim = Some(NodeClaim {
             node_selector: BTreeMap::from([("accelerator".into(), "a100".into())]),
             tolerations: vec![toleration.clone()],
             ..NodeClaim::default()
         });
-        assert_eq!(replicas(&member, "ns", &with, &[], true), 4, "only the selected node, its taint tolerated");
+        assert_eq!(
+            replicas(&member, "ns", &with, &[], true),
+            4,
+            "only the selected node, its taint tolerated"
+        );
         with.claim = Some(NodeClaim {
             hard_node_affinity: Some(NodeSelector {
                 node_selector_terms: vec![NodeSelectorTerm {
@@ -386,9 +424,15 @@ mod tests {
             tolerations: vec![toleration],
             ..NodeClaim::default()
         });
-        assert_eq!(replicas(&member, "ns", &with, &[], true), 4, "affinity keeps only the other node");
+        assert_eq!(
+            replicas(&member, "ns", &with, &[], true),
+            4,
+            "affinity keeps only the other node"
+        );
         with.claim = Some(NodeClaim {
-            hard_node_affinity: Some(NodeSelector { node_selector_terms: vec![NodeSelectorTerm::default()] }),
+            hard_node_affinity: Some(NodeSelector {
+                node_selector_terms: vec![NodeSelectorTerm::default()],
+            }),
             ..NodeClaim::default()
         });
         assert_eq!(replicas(&member, "ns", &with, &[], true), 0, "an empty term matches no node");
@@ -396,8 +440,12 @@ mod tests {
 
     #[test]
     fn assumed_workloads_take_their_room_first() {
-        let member = Member { nodes: vec![node("a", 2000, 110), node("b", 2000, 110)], ..Member::default() };
-        let assumed = Assumed { namespace: "other".into(), components: vec![Component { replicas: 3, ..replica(1000) }] };
+        let member =
+            Member { nodes: vec![node("a", 2000, 110), node("b", 2000, 110)], ..Member::default() };
+        let assumed = Assumed {
+            namespace: "other".into(),
+            components: vec![Component { replicas: 3, ..replica(1000) }],
+        };
         assert_eq!(replicas(&member, "ns", &replica(1000), &[assumed], true), 1);
     }
 
@@ -414,7 +462,11 @@ mod tests {
         };
         // As upstream's e2e: 30m of requests.cpu holds 3 replicas of 10m, not 5.
         assert_eq!(replicas(&member, "ns", &replica(10), &[], true), 3);
-        assert_eq!(replicas(&member, "elsewhere", &replica(10), &[], true), 110, "another namespace: the pod slots");
+        assert_eq!(
+            replicas(&member, "elsewhere", &replica(10), &[], true),
+            110,
+            "another namespace: the pod slots"
+        );
         assert_eq!(replicas(&member, "ns", &replica(10), &[], false), 110, "quotas not estimated");
         // Assumed workloads of the namespace count against it; exhausting it leaves nothing.
         let assumed = |cpu| Assumed { namespace: "ns".into(), components: vec![replica(cpu)] };
@@ -423,7 +475,10 @@ mod tests {
         // A quota scoped to a PriorityClass counts only that class.
         let mut scoped = quota(0);
         scoped.scopes.push(("PriorityClass".into(), "In".into(), vec!["high".into()]));
-        let member = Member { nodes: vec![node("a", 1000, 110)], quotas: BTreeMap::from([("ns".into(), vec![scoped])]) };
+        let member = Member {
+            nodes: vec![node("a", 1000, 110)],
+            quotas: BTreeMap::from([("ns".into(), vec![scoped])]),
+        };
         assert_eq!(replicas(&member, "ns", &replica(100), &[], true), 10);
         let mut high = replica(100);
         high.priority_class = "high".into();
@@ -435,7 +490,7 @@ mod tests {
         let hard = BTreeMap::from([
             ("requests.cpu".to_owned(), 1000),
             ("limits.cpu".to_owned(), 2000),
-            ("memory".to_owned(), 4096_000),
+            ("memory".to_owned(), 4_096_000),
             ("pods".to_owned(), 10_000),
             ("count/deployments.apps".to_owned(), 5000),
             ("requests.nvidia.com/gpu".to_owned(), 2000),
@@ -461,15 +516,26 @@ mod tests {
             Component { replicas: 1, ..replica(500) },
             Component { replicas: 2, ..replica(1000) },
         ];
-        let member = Member { nodes: vec![node("a", 2500, 110), node("b", 2500, 110)], ..Member::default() };
+        let member =
+            Member { nodes: vec![node("a", 2500, 110), node("b", 2500, 110)], ..Member::default() };
         // 5 cores in total would hold two sets (2.5 each), but per node: a: jm + 2 tm = 2.5;
         // b: jm + 2 tm = 2.5 → 2 sets.
         assert_eq!(units(&member, "ns", &components, &[], true), 2);
-        let member = Member { nodes: vec![node("a", 2000, 110), node("b", 2000, 110)], ..Member::default() };
+        let member =
+            Member { nodes: vec![node("a", 2000, 110), node("b", 2000, 110)], ..Member::default() };
         // a: jm + 1 tm (1.5), b: 1 tm... the second tm goes on b → one set; the next does not fit.
         assert_eq!(units(&member, "ns", &components, &[], true), 1);
-        let quota = Quota { name: "q".into(), scopes: Vec::new(), free: BTreeMap::from([("cpu".into(), 1000)]) };
-        let member = Member { nodes: member.nodes, quotas: BTreeMap::from([("ns".into(), vec![quota])]) };
-        assert_eq!(units(&member, "ns", &components, &[], true), 0, "a set asks 2.5 cores of a 1-core quota");
+        let quota = Quota {
+            name: "q".into(),
+            scopes: Vec::new(),
+            free: BTreeMap::from([("cpu".into(), 1000)]),
+        };
+        let member =
+            Member { nodes: member.nodes, quotas: BTreeMap::from([("ns".into(), vec![quota])]) };
+        assert_eq!(
+            units(&member, "ns", &components, &[], true),
+            0,
+            "a set asks 2.5 cores of a 1-core quota"
+        );
     }
 }

@@ -6,8 +6,8 @@
 //! Plugins are named registry entries ([`FILTERS`], [`SCORES`]) that can be disabled with
 //! `*,-Name`. "Nothing fits" is a typed [`Unschedulable`] with a per-cluster diagnosis.
 
-pub mod assign;
 pub mod accurate;
+pub mod assign;
 pub mod estimate;
 pub mod filter;
 pub mod select;
@@ -198,7 +198,9 @@ impl Unschedulable {
                 format!("0/{total} clusters are available: {}.", parts.join(", "))
             }
             Unschedulable::NotEnough { message } => message.clone(),
-            Unschedulable::SelectionFailed { message } => format!("failed to select clusters: {message}"),
+            Unschedulable::SelectionFailed { message } => {
+                format!("failed to select clusters: {message}")
+            }
         }
     }
 }

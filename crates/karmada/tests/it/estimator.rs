@@ -92,7 +92,15 @@ fn member_quotas_and_nodes_bound_what_is_placed() {
         eventually(Duration::from_secs(30), "the quota's status in member1", || {
             let out = cp.member(
                 "member1",
-                &["get", "quota", "small", "-n", namespace, "-o", "jsonpath={.status.used.requests\\.cpu}"],
+                &[
+                    "get",
+                    "quota",
+                    "small",
+                    "-n",
+                    namespace,
+                    "-o",
+                    "jsonpath={.status.used.requests\\.cpu}",
+                ],
             );
             (out.code == 0 && !out.stdout.is_empty()).then_some(())
         });
@@ -105,7 +113,10 @@ fn member_quotas_and_nodes_bound_what_is_placed() {
     });
     assert_eq!(reason, "Success", "{detail}");
     eventually(Duration::from_secs(30), "web's pods in member1", || {
-        let out = cp.member("member1", &["get", "deploy", "web", "-n", "fits", "-o", "jsonpath={.status.readyReplicas}"]);
+        let out = cp.member(
+            "member1",
+            &["get", "deploy", "web", "-n", "fits", "-o", "jsonpath={.status.readyReplicas}"],
+        );
         (out.stdout == "3").then_some(())
     });
     // Five do not: no cluster is given, upstream's Unschedulable, nothing reaches the member.

@@ -109,8 +109,11 @@ spec:
         )
         .ok();
     let work = karmada_api::names::work_name("Service", "derived-clash", "default");
-    let message = eventually(Duration::from_secs(30), "Applied=False on the derived Service's Work", || {
-        let out = cp.api.kubectl(&[
+    let message = eventually(
+        Duration::from_secs(30),
+        "Applied=False on the derived Service's Work",
+        || {
+            let out = cp.api.kubectl(&[
             "get",
             "work",
             "-n",
@@ -119,10 +122,14 @@ spec:
             "-o",
             "jsonpath={.status.conditions[?(@.type==\"Applied\")].status}|{.status.conditions[?(@.type==\"Applied\")].message}",
         ]);
-        out.stdout.strip_prefix("False|").map(str::to_owned)
-    });
+            out.stdout.strip_prefix("False|").map(str::to_owned)
+        },
+    );
     assert!(message.contains("not managed by Karmada"), "{message}");
-    let kept = cp.member("member2", &["get", "svc", "derived-clash", "-o", "jsonpath={.metadata.labels.owner}"]);
+    let kept = cp.member(
+        "member2",
+        &["get", "svc", "derived-clash", "-o", "jsonpath={.metadata.labels.owner}"],
+    );
     assert_eq!(kept.ok(), "member2", "the consumer's own Service is left as it was");
     // Without the import, its derived Service goes, here and in the member.
     cp.api.kubectl(&["delete", "serviceimport", "hello"]).ok();

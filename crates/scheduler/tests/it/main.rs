@@ -436,7 +436,11 @@ fn a_multi_template_workload_goes_whole_to_one_cluster_that_fits_a_set() {
     let e = schedule(&too_big, &clusters(), &Plugins::default()).unwrap_err();
     // As upstream: the spread constraint's selection fails, a plain scheduler error.
     assert_eq!(e.reason(), "SchedulerError", "{}", e.message());
-    assert!(e.message().contains("no enough resource when selecting 1 clusters"), "{}", e.message());
+    assert!(
+        e.message().contains("no enough resource when selecting 1 clusters"),
+        "{}",
+        e.message()
+    );
 }
 
 #[test]
