@@ -17,6 +17,7 @@ pub const BOOTSTRAP_GROUP: &str = "system:bootstrappers";
 /// The identities `karmada up` gives its components (with the roles of the same names).
 pub const COMPONENT_CONTROLLER_MANAGER: &str = "system:karmada:controller-manager";
 pub const COMPONENT_SCHEDULER: &str = "system:karmada:scheduler";
+pub const COMPONENT_DESCHEDULER: &str = "system:karmada:descheduler";
 /// The control plane's own components: not held to a user's share of in-flight requests (as
 /// Kubernetes' system components are not held to a tenant's).
 pub const COMPONENTS_GROUP: &str = "system:karmada:components";
@@ -318,6 +319,28 @@ pub fn rbac_bootstrap() -> Vec<Value> {
             ],
         ),
         user_binding(COMPONENT_SCHEDULER),
+        role(
+            COMPONENT_DESCHEDULER,
+            json!({}),
+            vec![
+                rule(
+                    &["work.karmada.io"],
+                    &["resourcebindings"],
+                    &["get", "list", "watch", "update", "patch"],
+                ),
+                rule(&["cluster.karmada.io"], &["clusters"], &["get", "list", "watch"]),
+                // The workloads' selectors, and the members' credentials (it reads their pods).
+                rule(&["apps"], &["deployments"], &["get"]),
+                rule(&[""], &["secrets"], &["get"]),
+                rule(
+                    &["coordination.k8s.io"],
+                    &["leases"],
+                    &["get", "list", "watch", "create", "update", "patch"],
+                ),
+                rule(&["", "events.k8s.io"], &["events"], &["create", "update", "patch"]),
+            ],
+        ),
+        user_binding(COMPONENT_DESCHEDULER),
         role(
             "karmada:aggregate-to-edit",
             json!({"rbac.authorization.k8s.io/aggregate-to-admin": "true",

@@ -81,6 +81,8 @@ struct Facts {
     requested: HashMap<String, BTreeMap<String, i128>>,
     /// `namespace/name` → (namespace, quota).
     quotas: HashMap<String, (String, accurate::Quota)>,
+    /// Pods the member's scheduler could not place: `namespace/name` → (labels, since when).
+    unschedulable: HashMap<String, (BTreeMap<String, String>, String)>,
 }
 
 struct NodeFact {
@@ -201,6 +203,27 @@ fn pod_fact(pod: &Value) -> Option<(String, BTreeMap<String, i128>)> {
     Some((node.to_owned(), requests))
 }
 
+/// Since when a pod has been unschedulable (`PodScheduled=False`, reason `Unschedulable`, not
+/// bound, not finished).
+fn unschedulable_since(pod: &Value) -> Option<String> {
+    let bound =
+        pod.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+    let phase = pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or_default();
+    if bound
+        || matches!(phase, "Succeeded" | "Failed")
+        || pod.pointer("/metadata/deletionTimestamp").is_some()
+    {
+        return None;
+    }
+    pod.pointer("/status/conditions")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|c| {
+            c["type"] == "PodScheduled" && c["status"] == "False" && c["reason"] == "Unschedulable"
+        })
+        .map(|c| c.get("lastTransitionTime").and_then(Value::as_str).unwrap_or_default().to_owned())
+}
+
 fn quota_fact(quota: &Value) -> (String, accurate::Quota) {
     let list = |path: &str| apimachinery::quantity::parse_list(quota.pointer(path));
     let mut scopes: Vec<(String, String, Vec<String>)> = quota
@@ -258,10 +281,22 @@ async fn follow(
             let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
             facts.nodes.insert(name.to_owned(), node_fact(object));
         }
-        PODS => match pod_fact(object) {
-            Some((node, requests)) => facts.add_pod(key_of(object), node, requests),
-            None => facts.remove_pod(&key_of(object)),
-        },
+        PODS => {
+            let key = key_of(object);
+            match pod_fact(object) {
+                Some((node, requests)) => facts.add_pod(key.clone(), node, requests),
+                None => facts.remove_pod(&key),
+            }
+            match unschedulable_since(object) {
+                Some(since) => {
+                    let labels = apimachinery::selector::labels_of(object);
+                    facts.unschedulable.insert(key, (labels, since));
+                }
+                None => {
+                    facts.unschedulable.remove(&key);
+                }
+            }
+        }
         _ => {
             let (namespace, quota) = quota_fact(object);
             facts.quotas.insert(key_of(object), (namespace, quota));
@@ -272,7 +307,10 @@ async fn follow(
             let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
             facts.nodes.remove(name);
         }
-        PODS => facts.remove_pod(&key_of(object)),
+        PODS => {
+            facts.remove_pod(&key_of(object));
+            facts.unschedulable.remove(&key_of(object));
+        }
         _ => {
             facts.quotas.remove(&key_of(object));
         }
@@ -289,6 +327,7 @@ async fn follow(
                     PODS => {
                         facts.pods.clear();
                         facts.requested.clear();
+                        facts.unschedulable.clear();
                     }
                     _ => facts.quotas.clear(),
                 }
@@ -441,6 +480,40 @@ impl Estimator {
                 members.insert(name, Watched { version, facts, task });
             }
         }
+    }
+
+    /// How many pods of `namespace` whose labels `selector` matches have been unschedulable in
+    /// `cluster` for at least `threshold` (upstream's GetUnschedulableReplicas); `None` when the
+    /// member's pods are not listed.
+    pub fn unschedulable(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        selector: &apimachinery::selector::LabelSelector,
+        threshold: Duration,
+    ) -> Option<i32> {
+        let members = self.members.lock().ok()?;
+        let facts = members.get(cluster)?.facts.lock().ok()?;
+        if facts.listed & PODS == 0 {
+            return None;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let threshold = threshold.as_secs() as i64;
+        let old_enough = |since: &str| {
+            apimachinery::time::parse_rfc3339(since).is_some_and(|t| now - t >= threshold)
+        };
+        let count = facts
+            .unschedulable
+            .iter()
+            .filter(|(key, (labels, since))| {
+                key.split_once('/').is_some_and(|(ns, _)| ns == namespace)
+                    && selector.matches(labels)
+                    && old_enough(since)
+            })
+            .count();
+        Some(i32::try_from(count).unwrap_or(i32::MAX))
     }
 
     /// The accurate estimate of every member with listed facts, in the binding's units

@@ -26,6 +26,7 @@ pub mod cluster;
 pub mod cluster_status;
 pub mod cron_fhpa;
 pub mod dependencies;
+pub mod descheduler;
 pub mod detector;
 pub mod estimator;
 pub mod events;

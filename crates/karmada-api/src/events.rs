@@ -18,6 +18,8 @@ pub enum Reason {
     ApplyPolicyFailed,
     ScheduleBindingSucceed,
     ScheduleBindingFailed,
+    DescheduleBindingSucceed,
+    DescheduleBindingFailed,
     SyncWorkSucceed,
     SyncWorkFailed,
     ApplyOverridePolicySucceed,
@@ -98,6 +100,8 @@ impl Reason {
             Reason::ApplyPolicyFailed => "ApplyPolicyFailed",
             Reason::ScheduleBindingSucceed => "ScheduleBindingSucceed",
             Reason::ScheduleBindingFailed => "ScheduleBindingFailed",
+            Reason::DescheduleBindingSucceed => "DescheduleBindingSucceed",
+            Reason::DescheduleBindingFailed => "DescheduleBindingFailed",
             Reason::SyncWorkSucceed => "SyncWorkSucceed",
             Reason::SyncWorkFailed => "SyncWorkFailed",
             Reason::ApplyOverridePolicySucceed => "ApplyOverridePolicySucceed",
@@ -150,6 +154,7 @@ impl Reason {
         match self {
             Reason::ApplyPolicyFailed
             | Reason::ScheduleBindingFailed
+            | Reason::DescheduleBindingFailed
             | Reason::SyncWorkFailed
             | Reason::ApplyOverridePolicyFailed
             | Reason::SyncWorkloadFailed
@@ -179,6 +184,7 @@ impl Reason {
         match self {
             Reason::ApplyPolicySucceed | Reason::ApplyPolicyFailed => "ApplyPolicy",
             Reason::ScheduleBindingSucceed | Reason::ScheduleBindingFailed => "Schedule",
+            Reason::DescheduleBindingSucceed | Reason::DescheduleBindingFailed => "Deschedule",
             Reason::SyncWorkSucceed | Reason::SyncWorkFailed => "SyncWork",
             Reason::ApplyOverridePolicySucceed | Reason::ApplyOverridePolicyFailed => {
                 "ApplyOverridePolicy"

@@ -177,6 +177,21 @@ impl Placement {
             .as_ref()
             .is_some_and(|r| r.replica_scheduling_type == ReplicaSchedulingType::Divided)
     }
+
+    /// Whether replicas are divided by what the clusters can take (Aggregated, or Weighted by a
+    /// dynamic weight): the placements the descheduler may take replicas from.
+    pub fn divides_dynamically(&self) -> bool {
+        let Some(r) = self.replica_scheduling.as_ref().filter(|_| self.divides_replicas()) else {
+            return false;
+        };
+        match r.replica_division_preference {
+            ReplicaDivisionPreference::Aggregated => true,
+            ReplicaDivisionPreference::Weighted => {
+                r.weight_preference.as_ref().is_some_and(|w| !w.dynamic_weight.is_unset())
+            }
+            _ => false,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -4,8 +4,8 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::{
-    agent_cmd, apiserver_cmd, bench, controller_manager_cmd, karmada_apis, member_cmd,
-    scheduler_cmd, up_cmd,
+    agent_cmd, apiserver_cmd, bench, controller_manager_cmd, descheduler_cmd, karmada_apis,
+    member_cmd, scheduler_cmd, up_cmd,
 };
 
 #[derive(Parser, Debug)]
@@ -31,6 +31,8 @@ enum Command {
     ControllerManager(controller_manager_cmd::Args),
     /// Run the scheduler (fills ResourceBinding spec.clusters from the placement).
     Scheduler(scheduler_cmd::Args),
+    /// Run the descheduler (moves replicas that stay unschedulable in a member elsewhere).
+    Descheduler(descheduler_cmd::Args),
     /// Run simulated member clusters (an API server plus simulated nodes and workloads).
     Member(Box<member_cmd::Args>),
     /// The pull-mode agent of one member cluster: registers it, reports its status and applies
@@ -67,6 +69,7 @@ pub fn main() -> anyhow::Result<()> {
             Command::Member(args) => member_cmd::run(*args).await,
             Command::ControllerManager(args) => controller_manager_cmd::run(args).await,
             Command::Scheduler(args) => scheduler_cmd::run(args).await,
+            Command::Descheduler(args) => descheduler_cmd::run(args).await,
             Command::Fault(args) => member_cmd::fault(args),
             Command::Agent(args) => agent_cmd::run(args).await,
             Command::Crds(args) => karmada_apis::print_crds(&args),

@@ -5,6 +5,7 @@ mod apiserver_cmd;
 mod bench;
 mod cli;
 mod controller_manager_cmd;
+mod descheduler_cmd;
 mod karmada_apis;
 mod member_cmd;
 mod scheduler_cmd;

@@ -195,6 +195,20 @@ pub(crate) async fn join_at(
 
 /// A client of the control plane acting as `user` in `groups` (a client certificate from its
 /// CA).
+/// The descheduler's client: its own identity, among the control plane's components.
+async fn descheduler_client(
+    data_dir: &std::path::Path,
+    server: &apiserver::Server,
+) -> anyhow::Result<kube::Client> {
+    component_client(
+        data_dir,
+        server,
+        control_plane::access::COMPONENT_DESCHEDULER,
+        &[control_plane::access::COMPONENTS_GROUP],
+    )
+    .await
+}
+
 async fn component_client(
     data_dir: &std::path::Path,
     server: &apiserver::Server,
@@ -471,9 +485,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 move || controllers::scheduling::run_with(c, options.clone()),
                 until_stop(stopping.clone()),
             )));
+            let descheduler_client = descheduler_client(&data_dir, api_server).await?;
+            let c = descheduler_client.clone();
+            components.push(tokio::spawn(controllers::leader::run(
+                descheduler_client,
+                controllers::leader::LeaderElection::new("karmada-descheduler"),
+                move || controllers::descheduler::run(c, Default::default()),
+                until_stop(stopping.clone()),
+            )));
         }
     } else {
-        progress("starting the controller-manager and the scheduler");
+        progress("starting the controller-manager, the scheduler and the descheduler");
         let manager = component_client(
             &data_dir,
             &server,
@@ -492,6 +514,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         components.push(tokio::spawn(controllers::scheduling::run_with(
             scheduler_client,
             scheduler_options,
+        )));
+        let descheduler_client = descheduler_client(&data_dir, &server).await?;
+        components.push(tokio::spawn(controllers::descheduler::run(
+            descheduler_client,
+            Default::default(),
         )));
     }
 

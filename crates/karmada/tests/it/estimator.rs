@@ -156,3 +156,80 @@ fn member_quotas_and_nodes_bound_what_is_placed() {
     });
     assert!(detail.contains("member1") && !detail.contains("member2"), "{detail}");
 }
+
+/// A member whose nodes are drained: the pods of a workload placed there stay Pending, and the
+/// descheduler takes those replicas away after the threshold; the scheduler (whose estimator
+/// sees no schedulable node there) puts them in the other member.
+#[test]
+fn the_descheduler_moves_replicas_that_stay_unschedulable() {
+    let mut cp = ControlPlane::with_joined_flags(2, &[], &["--enable-scheduler-estimator"]);
+    cp.children.push(
+        std::process::Command::new(crate::harness::KARMADA)
+            .args(["descheduler", "--kubeconfig"])
+            .arg(&cp.api.kubeconfig)
+            .args(["--descheduling-interval", "1s", "--unschedulable-threshold", "2s"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    cp.api
+        .kubectl_stdin(
+            &["apply", "-f", "-"],
+            &deployment("default", "web", 4, "", "member1, member2"),
+        )
+        .ok();
+    let replicas = |cluster: &str| {
+        cp.member(
+            cluster,
+            &["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}/{.status.readyReplicas}"],
+        )
+        .stdout
+    };
+    let split = eventually(Duration::from_secs(30), "web ready in both members", || {
+        let (one, two) = (replicas("member1"), replicas("member2"));
+        let ready = |s: &str| {
+            s.split_once('/').is_some_and(|(want, have)| !want.is_empty() && want == have)
+        };
+        (ready(&one) && ready(&two)).then_some((one, two))
+    });
+    // Drain member1: its nodes cordoned, its pods of web gone; their replacements stay Pending.
+    let nodes = cp.member("member1", &["get", "nodes", "-o", "jsonpath={.items[*].metadata.name}"]);
+    for node in nodes.ok().split_whitespace() {
+        cp.member("member1", &["cordon", node]).ok();
+    }
+    cp.member("member1", &["delete", "pods", "-l", "app=web", "--wait=false"]).ok();
+    let clusters = eventually(Duration::from_secs(40), "web's replicas all in member2", || {
+        let out = cp.api.kubectl(&[
+            "get",
+            "rb",
+            "web-deployment",
+            "-o",
+            "jsonpath={range .spec.clusters[*]}{.name}={.replicas} {end}",
+        ]);
+        let text = out.stdout.trim().to_owned();
+        (text.contains("member2=4") && !text.contains("member1=1") && !text.contains("member1=2"))
+            .then_some(text)
+    });
+    assert!(
+        !clusters.contains("member1=3") && !clusters.contains("member1=4"),
+        "{clusters} (was {split:?})"
+    );
+    eventually(Duration::from_secs(30), "4 ready in member2", || {
+        (replicas("member2") == "4/4").then_some(())
+    });
+    let events = cp.api.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=DescheduleBindingSucceed",
+        "-o",
+        "jsonpath={range .items[*]}{.involvedObject.kind}: {.message}{\"\\n\"}{end}",
+    ]);
+    assert!(
+        events.stdout.contains("Deployment: Binding has been descheduled, ")
+            && events.stdout.contains("replica(s) in cluster(member1)"),
+        "{}",
+        events.stdout
+    );
+}

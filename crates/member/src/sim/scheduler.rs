@@ -92,8 +92,19 @@ impl Sim {
                         reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
                     let message = format!("0/{total} nodes are available: {}.", detail.join(", "));
                     self.update(Kind::Pod, &ns, &name, move |p| {
+                        // Unschedulable since the first time it was found so (what the
+                        // descheduler measures against its threshold).
+                        let since = p
+                            .pointer("/status/conditions")
+                            .and_then(Value::as_array)
+                            .and_then(|cs| {
+                                cs.iter().find(|c| c["type"] == "PodScheduled" && c["reason"] == "Unschedulable")
+                            })
+                            .and_then(|c| c.get("lastTransitionTime").cloned())
+                            .unwrap_or_else(|| json!(now_rfc3339()));
                         p["status"]["phase"] = json!("Pending");
-                        p["status"]["conditions"] = json!([{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message.clone()}]);
+                        p["status"]["conditions"] = json!([{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                            "message": message.clone(), "lastProbeTime": null, "lastTransitionTime": since}]);
                     })
                     .await;
                 }
