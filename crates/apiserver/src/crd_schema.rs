@@ -112,6 +112,7 @@ pub fn defs_from_crd(crd: &Value) -> Vec<ResourceDef> {
                 protobuf: false,
                 openapi: None,
                 stored_as: None,
+                conversion: None,
             }
         })
         .collect()

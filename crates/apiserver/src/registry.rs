@@ -75,6 +75,16 @@ pub struct ResourceDef {
     /// Objects live in another kind's storage, in its form (`events.k8s.io` Events are core
     /// Events), converted on the way in and out.
     pub stored_as: Option<StoredAs>,
+    /// This version's objects have another shape than the storage version's: converted on
+    /// the way in and out.
+    pub conversion: Option<Conversion>,
+}
+
+/// Conversions between a served version and the storage version.
+#[derive(Clone, Copy, Debug)]
+pub struct Conversion {
+    pub to_storage: fn(Value) -> Value,
+    pub from_storage: fn(Value) -> Value,
 }
 
 /// Adds a kind's schema (and the schemas it uses) to a generator, returning a reference.
@@ -116,6 +126,7 @@ impl ResourceDef {
             protobuf: false,
             openapi: None,
             stored_as: None,
+            conversion: None,
         }
     }
 
@@ -404,6 +415,7 @@ fn builtin_def(b: &Builtin) -> ResourceDef {
         storage_version: b.version.into(),
         openapi: b.openapi,
         stored_as: b.stored_as,
+        conversion: None,
         protobuf: kube_protobuf::supports(
             &if b.group.is_empty() {
                 b.version.to_owned()

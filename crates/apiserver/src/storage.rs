@@ -319,6 +319,9 @@ impl Storage {
         if let Some(alias) = def.stored_as {
             return alias.from_storage(object, &def.api_version());
         }
+        if let Some(conversion) = def.conversion {
+            return (conversion.from_storage)(object);
+        }
         if def.version != def.storage_version {
             object["apiVersion"] = json!(def.api_version());
         }
@@ -328,6 +331,9 @@ impl Storage {
     pub(crate) fn convert_in(&self, def: &ResourceDef, mut object: Value) -> Value {
         if let Some(alias) = def.stored_as {
             return alias.to_storage(object);
+        }
+        if let Some(conversion) = def.conversion {
+            return (conversion.to_storage)(object);
         }
         if def.version != def.storage_version {
             let group = &def.group;

@@ -141,6 +141,9 @@ impl Encoder {
         if let Some(alias) = self.def.stored_as {
             return alias.from_storage(object, &self.def.api_version());
         }
+        if let Some(conversion) = self.def.conversion {
+            return (conversion.from_storage)(object);
+        }
         if self.def.version != self.def.storage_version {
             object["apiVersion"] = json!(self.def.api_version());
         }

@@ -45,12 +45,16 @@ pub fn resource_defs() -> Vec<ResourceDef> {
                 generation: true,
                 printer: Printer::Columns(columns.clone()),
                 strategic: false,
-                schema: Some(Arc::new((kind.schema)())),
+                schema: Some(Arc::new(kind.schema_of(version))),
                 custom: true,
                 storage_version: kind.versions[0].to_owned(),
                 protobuf: false,
                 openapi: None,
                 stored_as: None,
+                conversion: kind.older(version).map(|o| apiserver::registry::Conversion {
+                    to_storage: o.to_storage,
+                    from_storage: o.from_storage,
+                }),
             });
         }
     }

@@ -18,7 +18,38 @@ pub struct Kind {
     pub columns: &'static [Column],
     /// The kind's structural OpenAPI v3 schema, generated from its type.
     pub schema: fn() -> serde_json::Value,
+    /// Served versions of another shape, converted to and from the storage version.
+    pub older: &'static [OlderVersion],
 }
+
+/// A served version whose objects have another shape than the storage version's: its schema,
+/// and the conversions both ways (as upstream's conversion webhook).
+pub struct OlderVersion {
+    pub version: &'static str,
+    pub schema: fn() -> serde_json::Value,
+    pub to_storage: fn(serde_json::Value) -> serde_json::Value,
+    pub from_storage: fn(serde_json::Value) -> serde_json::Value,
+}
+
+impl Kind {
+    /// The conversions of a served version of another shape (`None`: the storage shape).
+    pub fn older(&self, version: &str) -> Option<&'static OlderVersion> {
+        self.older.iter().find(|o| o.version == version)
+    }
+
+    /// The schema of a served version.
+    pub fn schema_of(&self, version: &str) -> serde_json::Value {
+        self.older(version).map_or_else(|| (self.schema)(), |o| (o.schema)())
+    }
+}
+
+/// ResourceBinding and ClusterResourceBinding v1alpha1.
+const BINDING_V1ALPHA1: &[OlderVersion] = &[OlderVersion {
+    version: "v1alpha1",
+    schema: crate::work_v1alpha1::schema,
+    to_storage: crate::work_v1alpha1::to_v1alpha2,
+    from_storage: crate::work_v1alpha1::from_v1alpha2,
+}];
 
 pub const CATEGORY: &str = "karmada-io";
 
@@ -53,7 +84,18 @@ const fn k(
     columns: &'static [Column],
     schema: fn() -> serde_json::Value,
 ) -> Kind {
-    Kind { group, versions, kind, plural, namespaced, short_names, status, columns, schema }
+    Kind {
+        group,
+        versions,
+        kind,
+        plural,
+        namespaced,
+        short_names,
+        status,
+        columns,
+        schema,
+        older: &[],
+    }
 }
 
 pub const KINDS: &[Kind] = &[
@@ -165,28 +207,34 @@ pub const KINDS: &[Kind] = &[
         ],
         schema::of::<crate::work::Work>,
     ),
-    k(
-        "work.karmada.io",
-        &["v1alpha2", "v1alpha1"],
-        "ResourceBinding",
-        "resourcebindings",
-        true,
-        &["rb"],
-        true,
-        BINDING_COLUMNS,
-        schema::of::<crate::work::ResourceBinding>,
-    ),
-    k(
-        "work.karmada.io",
-        &["v1alpha2", "v1alpha1"],
-        "ClusterResourceBinding",
-        "clusterresourcebindings",
-        false,
-        &["crb"],
-        true,
-        BINDING_COLUMNS,
-        schema::of::<crate::work::ClusterResourceBinding>,
-    ),
+    Kind {
+        older: BINDING_V1ALPHA1,
+        ..k(
+            "work.karmada.io",
+            &["v1alpha2", "v1alpha1"],
+            "ResourceBinding",
+            "resourcebindings",
+            true,
+            &["rb"],
+            true,
+            BINDING_COLUMNS,
+            schema::of::<crate::work::ResourceBinding>,
+        )
+    },
+    Kind {
+        older: BINDING_V1ALPHA1,
+        ..k(
+            "work.karmada.io",
+            &["v1alpha2", "v1alpha1"],
+            "ClusterResourceBinding",
+            "clusterresourcebindings",
+            false,
+            &["crb"],
+            true,
+            BINDING_COLUMNS,
+            schema::of::<crate::work::ClusterResourceBinding>,
+        )
+    },
     k(
         "config.karmada.io",
         &["v1alpha1"],

@@ -149,6 +149,7 @@ pub mod quota;
 pub mod remedy;
 pub mod schema;
 pub mod work;
+pub mod work_v1alpha1;
 
 use std::borrow::Cow;
 

@@ -130,7 +130,6 @@ pub fn embedded_resources(_: &mut SchemaGenerator) -> Schema {
 
 /// A CustomResourceDefinition (apiextensions.k8s.io/v1) for a kind, as upstream ships them.
 pub fn crd(kind: &crate::kinds::Kind) -> Value {
-    let schema = (kind.schema)();
     let versions: Vec<Value> = kind
         .versions
         .iter()
@@ -151,7 +150,7 @@ pub fn crd(kind: &crate::kinds::Kind) -> Value {
                 "name": version,
                 "served": true,
                 "storage": i == 0,
-                "schema": {"openAPIV3Schema": schema},
+                "schema": {"openAPIV3Schema": kind.schema_of(version)},
                 "additionalPrinterColumns": columns,
             });
             if kind.status {

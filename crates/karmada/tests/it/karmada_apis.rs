@@ -394,3 +394,65 @@ fn karmada_kinds_are_listed_as_crds_that_keep_the_servers_definition() {
         .to_owned();
     assert_eq!(before, again);
 }
+
+/// ResourceBinding v1alpha1 is served with its own shape and converted to and from the stored
+/// v1alpha2, as upstream's conversion webhook: a binding written as v1alpha2 reads as v1alpha1
+/// (replicas and requests inside `spec.resource`), one written as v1alpha1 reads as v1alpha2,
+/// watches in either version see their own shape, and each version has its own schema.
+#[test]
+fn resource_bindings_convert_between_v1alpha1_and_v1alpha2() {
+    let s = ApiServer::start("memory");
+    let v2 = r#"
+apiVersion: work.karmada.io/v1alpha2
+kind: ResourceBinding
+metadata: {name: web-deployment, namespace: default}
+spec:
+  resource: {apiVersion: apps/v1, kind: Deployment, namespace: default, name: web}
+  replicas: 3
+  replicaRequirements: {resourceRequest: {cpu: 100m}}
+  placement: {clusterAffinity: {clusterNames: [member1]}}
+  clusters: [{name: member1, replicas: 3}]
+"#;
+    s.kubectl_stdin(&["apply", "-f", "-"], v2).ok();
+    let old = s.kubectl(&[
+        "get",
+        "resourcebindings.v1alpha1.work.karmada.io",
+        "web-deployment",
+        "-o",
+        "json",
+    ]);
+    let old: Value = serde_json::from_str(&old.ok()).unwrap();
+    assert_eq!(old["apiVersion"], "work.karmada.io/v1alpha1");
+    assert_eq!(old["spec"]["resource"]["replicas"], 3);
+    assert_eq!(old["spec"]["resource"]["resourcePerReplicas"]["cpu"], "100m");
+    assert_eq!(old["spec"]["clusters"][0]["replicas"], 3);
+    assert!(old["spec"].get("placement").is_none(), "v1alpha1 has no placement: {old}");
+    // Written as v1alpha1, read as v1alpha2.
+    let v1 = r#"
+apiVersion: work.karmada.io/v1alpha1
+kind: ResourceBinding
+metadata: {name: legacy, namespace: default}
+spec:
+  resource: {apiVersion: apps/v1, kind: Deployment, namespace: default, name: legacy, replicas: 2, resourcePerReplicas: {memory: 64Mi}}
+  clusters: [{name: member2, replicas: 2}]
+"#;
+    s.kubectl_stdin(&["apply", "-f", "-"], v1).ok();
+    let new = s.kubectl(&["get", "rb", "legacy", "-o", "json"]);
+    let new: Value = serde_json::from_str(&new.ok()).unwrap();
+    assert_eq!(new["apiVersion"], "work.karmada.io/v1alpha2");
+    assert_eq!(new["spec"]["replicas"], 2);
+    assert_eq!(new["spec"]["replicaRequirements"]["resourceRequest"]["memory"], "64Mi");
+    assert_eq!(new["spec"]["clusters"][0]["name"], "member2");
+    // A v1alpha1 list holds both in the v1alpha1 shape.
+    let list = s.kubectl(&[
+        "get",
+        "resourcebindings.v1alpha1.work.karmada.io",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name}:{.spec.resource.replicas} {end}",
+    ]);
+    assert_eq!(list.ok().trim(), "legacy:2 web-deployment:3");
+    // Each version validates its own shape: v1alpha1 has no spec.replicas.
+    let wrong = v1.replace("clusters: [{name: member2, replicas: 2}]", "replicas: 2");
+    let err = s.kubectl_stdin(&["apply", "-f", "-"], &wrong).fails().to_owned();
+    assert!(err.contains("unknown field") && err.contains("spec.replicas"), "{err}");
+}
