@@ -421,7 +421,7 @@ spec:
         "-o",
         "json",
     ]);
-    let old: Value = serde_json::from_str(&old.ok()).unwrap();
+    let old: Value = serde_json::from_str(old.ok()).unwrap();
     assert_eq!(old["apiVersion"], "work.karmada.io/v1alpha1");
     assert_eq!(old["spec"]["resource"]["replicas"], 3);
     assert_eq!(old["spec"]["resource"]["resourcePerReplicas"]["cpu"], "100m");
@@ -438,7 +438,7 @@ spec:
 "#;
     s.kubectl_stdin(&["apply", "-f", "-"], v1).ok();
     let new = s.kubectl(&["get", "rb", "legacy", "-o", "json"]);
-    let new: Value = serde_json::from_str(&new.ok()).unwrap();
+    let new: Value = serde_json::from_str(new.ok()).unwrap();
     assert_eq!(new["apiVersion"], "work.karmada.io/v1alpha2");
     assert_eq!(new["spec"]["replicas"], 2);
     assert_eq!(new["spec"]["replicaRequirements"]["resourceRequest"]["memory"], "64Mi");
