@@ -469,6 +469,54 @@ fn validate_label_selector(
     }
 }
 
+/// A term's `overflowAffinities`, as upstream: only with dynamic weights or Aggregated, only
+/// after a non-empty primary group, names that are label keys, unique and not the term's.
+fn validate_overflow(
+    term: &crate::policy::ClusterAffinityTerm,
+    placement: &crate::policy::Placement,
+    index: usize,
+    causes: &mut Vec<Cause>,
+) {
+    if term.overflow_affinities.is_empty() {
+        return;
+    }
+    let field = format!("spec.placement.clusterAffinities[{index}].overflowAffinities");
+    if !placement.divides_dynamically() {
+        causes.push(Cause::invalid(
+            field.clone(),
+            &json!(term.overflow_affinities),
+            "overflowAffinities can only be used together with dynamic weight or aggregated scheduling",
+        ));
+    }
+    let primary = &term.affinity;
+    if primary.label_selector.is_none()
+        && primary.field_selector.is_none()
+        && primary.cluster_names.is_empty()
+        && primary.exclude.is_empty()
+    {
+        causes.push(Cause::invalid(
+            field.clone(),
+            &json!(term.overflow_affinities),
+            "overflowAffinities can only be used together with the inline ClusterAffinity",
+        ));
+    }
+    let mut names = std::collections::BTreeSet::from([term.affinity_name.as_str()]);
+    for (i, overflow) in term.overflow_affinities.iter().enumerate() {
+        let name_field = format!("{field}[{i}].affinityName");
+        if let Err(e) = apimachinery::selector::validate_label_key(&overflow.affinity_name) {
+            causes.push(Cause::invalid(name_field.clone(), &json!(overflow.affinity_name), &e));
+        }
+        if !names.insert(overflow.affinity_name.as_str()) {
+            causes.push(Cause::invalid(
+                name_field,
+                &json!(overflow.affinity_name),
+                "overflow affinity name must be unique and must not duplicate the primary group's affinityName",
+            ));
+        }
+        validate_affinity(&overflow.affinity, &format!("{field}[{i}]"), causes);
+    }
+}
+
 fn validate_affinity(affinity: &ClusterAffinity, field: &str, causes: &mut Vec<Cause>) {
     if let Some(ls) = &affinity.label_selector {
         validate_label_selector(ls, &format!("{field}.labelSelector"), causes);
@@ -593,6 +641,7 @@ pub fn validate_propagation(spec: &PropagationSpec, namespace: Option<&str>) -> 
             &format!("spec.placement.clusterAffinities[{i}]"),
             &mut causes,
         );
+        validate_overflow(term, placement, i, &mut causes);
     }
     for (i, t) in placement.cluster_tolerations.iter().enumerate() {
         let field = format!("spec.placement.clusterTolerations[{i}]");
@@ -1191,6 +1240,33 @@ mod tests {
             (
                 spec(json!({"clusterAffinities": [{"affinityName": "a"}, {"affinityName": "a"}]})),
                 Some("each affinity term in a policy must have a unique name"),
+            ),
+            (
+                spec(json!({"clusterAffinities": [{"affinityName": "a", "clusterNames": ["m1"],
+                    "overflowAffinities": [{"affinityName": "b", "clusterNames": ["m2"]}]}],
+                    "replicaScheduling": {"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Aggregated"}})),
+                None,
+            ),
+            (
+                spec(json!({"clusterAffinities": [{"affinityName": "a", "clusterNames": ["m1"],
+                    "overflowAffinities": [{"affinityName": "b", "clusterNames": ["m2"]}]}]})),
+                Some(
+                    "overflowAffinities can only be used together with dynamic weight or aggregated scheduling",
+                ),
+            ),
+            (
+                spec(json!({"clusterAffinities": [{"affinityName": "a",
+                    "overflowAffinities": [{"affinityName": "b", "clusterNames": ["m2"]}]}],
+                    "replicaScheduling": {"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Aggregated"}})),
+                Some(
+                    "overflowAffinities can only be used together with the inline ClusterAffinity",
+                ),
+            ),
+            (
+                spec(json!({"clusterAffinities": [{"affinityName": "a", "clusterNames": ["m1"],
+                    "overflowAffinities": [{"affinityName": "a", "clusterNames": ["m2"]}]}],
+                    "replicaScheduling": {"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Aggregated"}})),
+                Some("must not duplicate the primary group's affinityName"),
             ),
             (
                 spec(

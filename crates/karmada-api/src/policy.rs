@@ -67,6 +67,21 @@ pub struct ClusterAffinityTerm {
     pub affinity_name: String,
     #[serde(flatten)]
     pub affinity: ClusterAffinity,
+    /// Further cluster groups a workload's replicas overflow into, in order, when the term's
+    /// own clusters (the primary group) lack room; they leave them in reverse order on
+    /// scale-down. A cluster in several groups belongs to the first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overflow_affinities: Vec<OverflowClusterAffinity>,
+}
+
+/// A cluster group a workload overflows into.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OverflowClusterAffinity {
+    /// The group's name.
+    pub affinity_name: String,
+    #[serde(flatten)]
+    pub affinity: ClusterAffinity,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

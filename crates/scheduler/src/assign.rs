@@ -116,14 +116,35 @@ pub fn run(
                 .then(available[*b].cmp(&available[*a]))
                 .then(selected[*a].name.cmp(&selected[*b].name))
         });
+        // What the workload holds stays where it is: a scale-up adds to it (its own replicas
+        // already count against the clusters' room), a scale-down keeps the clusters it uses
+        // most (as upstream's dynamic scale-up and scale-down).
+        let held: Vec<i64> = selected.iter().map(|c| previous(c)).collect();
+        let assigned: i64 = held.iter().sum();
         let mut out = vec![0i64; selected.len()];
         let mut left = replicas;
+        if assigned > 0 && replicas <= assigned {
+            let mut by_held: Vec<usize> = (0..selected.len()).collect();
+            by_held.sort_by(|a, b| {
+                held[*b].cmp(&held[*a]).then(selected[*a].name.cmp(&selected[*b].name))
+            });
+            for i in by_held {
+                let take = held[i].min(left);
+                out[i] = take;
+                left -= take;
+            }
+            return Ok(targets(selected, &out));
+        }
+        if assigned > 0 {
+            out.clone_from(&held);
+            left -= assigned;
+        }
         for i in order {
             if left == 0 {
                 break;
             }
             let take = available[i].min(left);
-            out[i] = take;
+            out[i] += take;
             left -= take;
         }
         if left > 0 {

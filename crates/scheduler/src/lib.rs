@@ -280,7 +280,7 @@ pub fn schedule(
         };
         let mut first = None;
         for term in &placement.cluster_affinities[start..] {
-            match schedule_with(binding, clusters, plugins, Some(&term.affinity)) {
+            match schedule_term(binding, clusters, plugins, term) {
                 Ok(clusters) => {
                     return Ok(Decision {
                         clusters,
@@ -299,6 +299,72 @@ pub fn schedule(
     }
     let clusters = schedule_with(binding, clusters, plugins, placement.cluster_affinity.as_ref())?;
     Ok(Decision { clusters, affinity_name: None })
+}
+
+/// One `clusterAffinities` term: its clusters, and for a divided workload with
+/// `overflowAffinities` the overflow groups in order — each group (tier) takes what the groups
+/// before it cannot (its clusters' room plus what the workload holds there already), so a
+/// workload grows into later groups and, as it shrinks, leaves them first (as upstream).
+fn schedule_term(
+    binding: &BindingInfo,
+    clusters: &[ClusterInfo],
+    plugins: &Plugins,
+    term: &karmada_api::policy::ClusterAffinityTerm,
+) -> Result<Vec<TargetCluster>, Unschedulable> {
+    if term.overflow_affinities.is_empty()
+        || binding.replicas == 0
+        || !binding.placement.divides_replicas()
+        || binding.multi_template()
+    {
+        return schedule_with(binding, clusters, plugins, Some(&term.affinity));
+    }
+    let groups =
+        std::iter::once(&term.affinity).chain(term.overflow_affinities.iter().map(|o| &o.affinity));
+    let mut seen = std::collections::BTreeSet::new();
+    let mut tiers: Vec<Vec<&ClusterInfo>> = Vec::new();
+    let mut first_rejections = None;
+    for affinity in groups {
+        let (feasible, rejections) = filter::run(binding, clusters, plugins, Some(affinity));
+        first_rejections.get_or_insert(rejections);
+        // A cluster belongs to the first group it is in.
+        tiers.push(feasible.into_iter().filter(|c| seen.insert(c.name.as_str())).collect());
+    }
+    if tiers.iter().all(Vec::is_empty) {
+        return Err(Unschedulable::NoClusterFit {
+            total: clusters.len(),
+            rejections: first_rejections.unwrap_or_default(),
+        });
+    }
+    let held = |c: &ClusterInfo| {
+        binding.previous.iter().find(|p| p.name == c.name).map_or(0, |p| i64::from(p.replicas))
+    };
+    let mut remaining = i64::from(binding.replicas);
+    let mut out = Vec::new();
+    for tier in tiers.iter().filter(|t| !t.is_empty()) {
+        if remaining == 0 {
+            break;
+        }
+        let room: i64 = tier.iter().map(|c| binding.available(c) + held(c)).sum();
+        let take = remaining.min(room);
+        if take == 0 {
+            continue;
+        }
+        let mut part = binding.clone();
+        part.replicas = i32::try_from(take).unwrap_or(i32::MAX);
+        part.previous.retain(|p| tier.iter().any(|c| c.name == p.name));
+        let scored: Vec<(&ClusterInfo, i64)> =
+            tier.iter().map(|c| (*c, score(&part, c, plugins))).collect();
+        let selected = select::run(&part, &scored)?;
+        out.extend(assign::run(&part, &selected)?);
+        remaining -= take;
+    }
+    if remaining > 0 {
+        return Err(Unschedulable::NotEnough {
+            message: "Clusters available replicas are not enough to schedule.".into(),
+        });
+    }
+    out.retain(|t| t.replicas > 0);
+    Ok(out)
 }
 
 fn schedule_with(

@@ -480,3 +480,45 @@ fn workload_affinity_and_anti_affinity() {
         "0/3 clusters are available: 3 ResourceBinding with the same affinity group does not target this cluster."
     );
 }
+
+/// `overflowAffinities`: replicas fill the primary group, then each overflow group in order;
+/// on scale-down the last groups are left first.
+#[test]
+fn overflow_affinities_fill_groups_in_order_and_leave_them_in_reverse() {
+    let placement = json!({
+        "clusterAffinities": [{
+            "affinityName": "primary", "clusterNames": ["m1"],
+            "overflowAffinities": [
+                {"affinityName": "first", "clusterNames": ["m2", "m1"]},
+                {"affinityName": "second", "clusterNames": ["m3"]}
+            ]
+        }],
+        "replicaScheduling": {"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Aggregated"}
+    });
+    let overflow = |replicas| binding(replicas, placement.clone());
+    check(overflow(4), &clusters(), &[("m1", 4)]);
+    check(overflow(10), &clusters(), &[("m1", 6), ("m2", 4)]);
+    check(overflow(20), &clusters(), &[("m1", 6), ("m2", 8), ("m3", 6)]);
+    let err = schedule(&overflow(30), &clusters(), &Plugins::default()).unwrap_err();
+    assert_eq!(err.reason(), "Unschedulable", "{}", err.message());
+    // Running 6 + 8 + 6 (the clusters' capacity taken by them), scaled down to 10: the second
+    // overflow group is left, the first shrinks, the primary keeps its replicas.
+    let running = |name: &str, cpu: i128, used: i128| {
+        let mut c = cluster(name, "eu", cpu);
+        let capacity = std::sync::Arc::make_mut(c.capacity.as_mut().unwrap());
+        capacity.allocated = [("cpu".to_string(), used * 1000)].into_iter().collect();
+        c
+    };
+    let busy = [running("m1", 6, 6), running("m2", 8, 8), running("m3", 10, 6)];
+    let mut down = overflow(10);
+    down.previous =
+        vec![TargetCluster::new("m1", 6), TargetCluster::new("m2", 8), TargetCluster::new("m3", 6)];
+    check(down, &busy, &[("m1", 6), ("m2", 4)]);
+    // Without overflow groups the term is its clusters alone.
+    let plain = json!({
+        "clusterAffinities": [{"affinityName": "primary", "clusterNames": ["m1"]}],
+        "replicaScheduling": {"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Aggregated"}
+    });
+    let err = schedule(&binding(10, plain), &clusters(), &Plugins::default()).unwrap_err();
+    assert_eq!(err.reason(), "Unschedulable", "{}", err.message());
+}
