@@ -77,7 +77,7 @@ pub struct ClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub impersonator_secret_ref: Option<LocalSecretReference>,
     /// Do not verify the member's serving certificate.
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(default, rename = "insecureSkipTLSVerification", skip_serializing_if = "is_false")]
     pub insecure_skip_tls_verification: bool,
     /// An HTTP proxy to reach the member through.
     #[serde(default, rename = "proxyURL", skip_serializing_if = "String::is_empty")]
