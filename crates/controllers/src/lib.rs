@@ -48,6 +48,7 @@ pub mod scheduling;
 pub mod shared;
 pub mod templates;
 pub mod unified_auth;
+pub mod work_queue;
 
 use std::fmt::Debug;
 use std::time::Duration;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::work_queue::{Next, Queue};
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use karmada_api::cluster::Cluster;
@@ -18,7 +19,6 @@ use karmada_api::work::{
     TargetCluster,
 };
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
@@ -247,6 +247,12 @@ struct Context {
     decided: std::sync::Mutex<std::collections::HashMap<String, (u64, Vec<String>)>>,
     /// Held while a grouped workload is decided and written.
     group_turn: tokio::sync::Mutex<()>,
+    /// PriorityBasedScheduling: the queue by priority, and preemption.
+    priorities: bool,
+    /// The bindings of the kind (a `Store<B>`), where preemption finds its candidates.
+    store: Arc<dyn std::any::Any + Send + Sync>,
+    /// Bindings that preempted others (`namespace/name`), and when: they wait for that room.
+    nominated: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
 
 /// The `workloadAffinity` peers of a binding of `namespace`/`name` with `groups`: the clusters
@@ -355,7 +361,7 @@ pub enum Error {
     Kube(#[from] kube::Error),
 }
 
-async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Next, Error> {
     let spec = binding.spec();
     let scheduler_name =
         if spec.scheduler_name.is_empty() { SCHEDULER_NAME } else { spec.scheduler_name.as_str() };
@@ -372,13 +378,13 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
         if let Some(estimator) = &ctx.estimator {
             estimator.assumptions.release(&binding_key(binding.as_ref()));
         }
-        return Ok(Action::await_change());
+        return Ok(Next::Done);
     }
     if let Some(estimator) = &ctx.estimator {
         estimator.assumptions.observe(&binding_key(binding.as_ref()), binding.status());
     }
     if scheduler_name != SCHEDULER_NAME || suspended {
-        return Ok(Action::await_change());
+        return Ok(Next::Done);
     }
     let snapshot = ctx.snapshot();
     let applied = binding
@@ -399,7 +405,7 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
     // answers it; capacity (with in-flight promises deducted) is only needed to decide.
     let due = retry || needs_scheduling(spec, binding.status(), applied, &snapshot.infos);
     let Some(mut info) = binding_info(spec, binding.status()) else {
-        return Ok(Action::await_change());
+        return Ok(Next::Done);
     };
     // Workloads of groups are decided one at a time (each sees the one before).
     let _group_turn = match &spec.workload_affinity_groups {
@@ -409,9 +415,9 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
     // A grouped workload that does not fit looks again in a while: its peers may have moved;
     // so does one the estimator judges (the members' facts change without the clusters).
     let settled = if spec.workload_affinity_groups.is_some() || ctx.estimator.is_some() {
-        Action::requeue(Duration::from_secs(15))
+        Next::After(Duration::from_secs(15))
     } else {
-        Action::await_change()
+        Next::Done
     };
     if let (Some(groups), Some(store)) = (&spec.workload_affinity_groups, &ctx.grouped) {
         let bindings = store.state();
@@ -479,6 +485,7 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
             .unwrap_or_default();
     let generation = binding.meta().generation.unwrap_or(0);
     let _span = tracing::info_span!("schedule", binding = %name).entered();
+    let mut short_of_room = false;
     let (condition, clusters_out, affinity) =
         match scheduler::schedule(&info, &clusters, &ctx.plugins) {
             Ok(decision) => {
@@ -502,8 +509,9 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
                 // No cluster passes the filters at all (upstream's FitError): the result is
                 // cleared, so the workload leaves clusters that no longer fit (upstream
                 // patches an empty result); not enough room keeps the current one.
-                let cleared = matches!(e, scheduler::Unschedulable::NoClusterFit { .. })
-                    && !spec.clusters.is_empty();
+                let no_fit = matches!(e, scheduler::Unschedulable::NoClusterFit { .. });
+                short_of_room = !no_fit;
+                let cleared = no_fit && !spec.clusters.is_empty();
                 (
                     condition("False", e.reason(), &e.message(), generation),
                     cleared.then(Vec::new),
@@ -513,6 +521,16 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
         };
     drop(_span);
     let succeeded = condition.status == "True";
+    // Short of room with a priority: lower-priority placements may make way; then it looks
+    // again soon (its room appears as their pods go).
+    let mut settled = settled;
+    if short_of_room
+        && ctx.priorities
+        && spec.schedule_priority.is_some()
+        && preempt(binding.as_ref(), &info, &clusters, &ctx).await
+    {
+        settled = Next::After(PREEMPTION_RETRY);
+    }
     if let Ok(mut tried) = ctx.tried.lock() {
         if succeeded {
             tried.remove(&key);
@@ -551,7 +569,7 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
             let failed = serde_json::to_value(&failed).unwrap_or_default();
             write_scheduled(&api, &name, binding.as_ref(), failed, &[]).await?;
             ctx.events.record_binding(binding.as_ref(), Reason::ScheduleBindingFailed, &e.message);
-            return Ok(Action::requeue(QUOTA_RETRY));
+            return Ok(Next::After(QUOTA_RETRY));
         }
         Err(e) => return Err(e.into()),
     };
@@ -604,7 +622,82 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Act
             return Ok(settled);
         }
     }
-    Ok(Action::await_change())
+    Ok(Next::Done)
+}
+
+/// How long a binding that preempted others waits for that room before it may preempt again.
+const NOMINATION: Duration = Duration::from_secs(60);
+/// How soon a binding that preempted others looks again.
+const PREEMPTION_RETRY: Duration = Duration::from_secs(2);
+
+/// Releases the placements of the fewest lower-priority bindings whose room lets `binding` fit
+/// (`scheduler::preempt`); whether it is waiting for room so made (now or recently).
+async fn preempt<B: Binding>(
+    binding: &B,
+    info: &scheduler::BindingInfo,
+    clusters: &[scheduler::ClusterInfo],
+    ctx: &Context,
+) -> bool {
+    let key = binding_key(binding);
+    if let Ok(nominated) = ctx.nominated.lock()
+        && nominated.get(&key).is_some_and(|at| at.elapsed() < NOMINATION)
+    {
+        return true;
+    }
+    let Some(store) = ctx.store.downcast_ref::<Store<B>>() else { return false };
+    let priority = binding.spec().schedule_priority.as_ref().map_or(0, |p| p.priority);
+    let bindings = store.state();
+    let (holders, candidates): (Vec<&Arc<B>>, Vec<scheduler::preempt::Candidate>) = bindings
+        .iter()
+        .filter(|b| b.meta().deletion_timestamp.is_none() && !b.spec().clusters.is_empty())
+        .filter_map(|b| {
+            let theirs = b.spec().schedule_priority.as_ref().map_or(0, |p| p.priority);
+            let candidate_key = binding_key(b.as_ref());
+            if theirs >= priority || candidate_key == key {
+                return None;
+            }
+            let info = binding_info(b.spec(), b.status())?;
+            Some((
+                b,
+                scheduler::preempt::Candidate {
+                    key: candidate_key,
+                    priority: theirs,
+                    binding: info,
+                },
+            ))
+        })
+        .unzip();
+    let Some((chosen, _)) =
+        scheduler::preempt::victims(info, priority, clusters, &candidates, &ctx.plugins)
+    else {
+        return false;
+    };
+    for i in chosen {
+        let victim = holders[i];
+        let name = victim.meta().name.clone().unwrap_or_default();
+        let api = crate::binding_api::<B>(&ctx.client, victim.meta().namespace.as_deref());
+        // Guarded by the version it was chosen from: a victim that changed meanwhile is left.
+        let patch = json!({
+            "metadata": {"resourceVersion": victim.meta().resource_version},
+            "spec": {"clusters": []},
+        });
+        match api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(_) => {
+                let released: Vec<&str> =
+                    victim.spec().clusters.iter().map(|c| c.name.as_str()).collect();
+                let message =
+                    message::binding_preempted(key.trim_start_matches('/'), priority, &released);
+                tracing::info!(binding = %name, %message, "preempted");
+                ctx.events.record_binding(victim.as_ref(), Reason::Preempted, &message);
+            }
+            Err(e) => tracing::debug!(binding = %name, error = %e, "preemption skipped"),
+        }
+    }
+    if let Ok(mut nominated) = ctx.nominated.lock() {
+        nominated.retain(|_, at| at.elapsed() < NOMINATION);
+        nominated.insert(key, std::time::Instant::now());
+    }
+    true
 }
 
 /// A binding's `namespace/name` (`/name` for a cluster binding), as assumptions are keyed.
@@ -640,18 +733,18 @@ async fn write_scheduled<B: Binding>(
 /// A binding that needs no decision: its generation is recorded as observed when the last
 /// decision succeeded and the binding changed since in ways scheduling does not look at (as
 /// upstream does), so `schedulerObservedGeneration == generation` keeps meaning "scheduled".
-async fn observe_generation<B: Binding>(binding: &B, ctx: &Context) -> Result<Action, Error> {
+async fn observe_generation<B: Binding>(binding: &B, ctx: &Context) -> Result<Next, Error> {
     let generation = binding.meta().generation.unwrap_or(0);
-    let Some(status) = binding.status() else { return Ok(Action::await_change()) };
+    let Some(status) = binding.status() else { return Ok(Next::Done) };
     let scheduled = status.conditions.iter().any(|c| c.type_ == "Scheduled" && c.status == "True");
     if !scheduled || status.scheduler_observed_generation == generation || generation == 0 {
-        return Ok(Action::await_change());
+        return Ok(Next::Done);
     }
     let api = crate::binding_api::<B>(&ctx.client, binding.meta().namespace.as_deref());
     let name = binding.meta().name.clone().unwrap_or_default();
     let patch = json!({"status": {"schedulerObservedGeneration": generation}});
     api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
-    Ok(Action::await_change())
+    Ok(Next::Done)
 }
 
 /// The reason of the Status a binding write refused for a FederatedResourceQuota carries, and
@@ -671,13 +764,16 @@ fn condition(status: &str, reason: &str, message: &str, generation: i64) -> Cond
     }
 }
 
-fn error_policy<B: Binding>(_: Arc<B>, error: &Error, _: Arc<Context>) -> Action {
-    crate::retry_after(
-        "scheduling",
-        error,
-        matches!(error, Error::Kube(e) if crate::is_conflict(e)),
-        Duration::from_secs(1),
-    )
+/// When a failed reconcile is tried again: a lost write race at once, anything else in a
+/// second (logged).
+fn error_policy(error: &Error) -> Next {
+    if matches!(error, Error::Kube(e) if crate::is_conflict(e)) {
+        tracing::debug!(%error, "scheduling: write conflict, retrying");
+        Next::After(Duration::from_millis(50))
+    } else {
+        tracing::warn!(%error, "scheduling reconcile failed");
+        Next::After(Duration::from_secs(1))
+    }
 }
 
 /// Whether a decision places the workload on another set of clusters than the current one.
@@ -738,6 +834,7 @@ async fn run_for<B: Binding>(
     estimator: Option<Arc<crate::estimator::Estimator>>,
     cluster_generation: Arc<AtomicU64>,
     placement_changes: Arc<AtomicU64>,
+    priorities: bool,
 ) {
     let api: Api<B> = Api::all(client.clone());
     let (bindings, changes) = crate::lean_watch(api);
@@ -760,35 +857,79 @@ async fn run_for<B: Binding>(
         grouped,
         decided: std::sync::Mutex::default(),
         group_turn: tokio::sync::Mutex::default(),
+        priorities,
+        store: Arc::new(bindings.clone()),
+        nominated: std::sync::Mutex::default(),
     });
-    let controller =
-        Controller::for_stream(changes, bindings.clone()).with_config(crate::controller_config());
-    let (all_tx, all_rx) = futures::channel::mpsc::unbounded::<()>();
-    let (some_tx, some_rx) = futures::channel::mpsc::unbounded();
-    let router = tokio::spawn(cluster_changes.for_each(move |signal| {
-        match signal {
-            Signal::All => {
-                let _ = all_tx.unbounded_send(());
+    // The queue: by schedulePriority with PriorityBasedScheduling (upstream's priority queue),
+    // first come first served otherwise.
+    let queue: Arc<Queue<ObjectRef<B>>> = Arc::default();
+    let priority = {
+        let bindings = bindings.clone();
+        move |key: &ObjectRef<B>| -> i32 {
+            if !priorities {
+                return 0;
             }
-            Signal::Unscheduled => {
-                // Only bindings that were tried and did not fit may fit now; those never tried
-                // are already queued by their own watch event (re-queueing them on every
-                // cluster status change made the scheduler's work grow with clusters ×
-                // pending bindings during a burst).
-                for b in bindings.state().iter().filter(|b| unschedulable(b.as_ref())) {
-                    let _ = some_tx.unbounded_send(ObjectRef::from_obj(b.as_ref()));
+            bindings
+                .get(key)
+                .and_then(|b| b.spec().schedule_priority.as_ref().map(|p| p.priority))
+                .unwrap_or(0)
+        }
+    };
+    let router = {
+        let (queue, bindings, priority) = (Arc::clone(&queue), bindings.clone(), priority.clone());
+        tokio::spawn(cluster_changes.for_each(move |signal| {
+            // Every binding on a placement-relevant change; on a capacity-only one, only the
+            // bindings that were tried and did not fit (those never tried are already queued by
+            // their own watch event; re-queueing them on every cluster status change made the
+            // scheduler's work grow with clusters × pending bindings during a burst).
+            for b in bindings.state() {
+                if signal == Signal::All || unschedulable(b.as_ref()) {
+                    let key = ObjectRef::from_obj(b.as_ref());
+                    let p = priority(&key);
+                    queue.push(key, p);
                 }
             }
-        }
-        async {}
-    }));
-    controller
-        .reconcile_all_on(all_rx)
-        .reconcile_on(some_rx)
-        .run(reconcile::<B>, error_policy::<B>, ctx)
-        .for_each(|_| async {})
-        .await;
+            async {}
+        }))
+    };
+    let feeder = {
+        let (queue, priority) = (Arc::clone(&queue), priority.clone());
+        tokio::spawn(changes.for_each(move |changed| {
+            if let Ok(b) = changed {
+                let key = ObjectRef::from_obj(&b);
+                let p = priority(&key);
+                queue.push(key, p);
+            }
+            async {}
+        }))
+    };
+    let workers: Vec<_> = (0..usize::from(crate::CONCURRENCY))
+        .map(|_| {
+            let (queue, bindings, ctx, priority) =
+                (Arc::clone(&queue), bindings.clone(), Arc::clone(&ctx), priority.clone());
+            tokio::spawn(async move {
+                loop {
+                    let key = queue.pop().await;
+                    let next = match bindings.get(&key) {
+                        Some(binding) => match reconcile::<B>(binding, Arc::clone(&ctx)).await {
+                            Ok(next) => next,
+                            Err(e) => error_policy(&e),
+                        },
+                        // Gone: nothing to schedule.
+                        None => Next::Done,
+                    };
+                    queue.done(key, next, &priority);
+                }
+            })
+        })
+        .collect();
+    // Runs until the watch ends (never, short of the process stopping).
+    let _ = feeder.await;
     router.abort();
+    for worker in workers {
+        worker.abort();
+    }
 }
 
 /// How the scheduler runs.
@@ -848,6 +989,8 @@ pub async fn run_with(client: kube::Client, options: Options) -> anyhow::Result<
         })
     };
     let in_flight = Arc::new(InFlight::default());
+    let priorities =
+        options.features.enabled(karmada_api::features::Feature::PriorityBasedScheduling);
     let estimator = options.estimator.then(|| {
         Arc::new(crate::estimator::Estimator::new(
             client.clone(),
@@ -878,6 +1021,7 @@ pub async fn run_with(client: kube::Client, options: Options) -> anyhow::Result<
         estimator.clone(),
         Arc::clone(&cluster_changes),
         Arc::clone(&placement_changes),
+        priorities,
     );
     let cluster_scoped = run_for::<ClusterResourceBinding>(
         client,
@@ -888,6 +1032,7 @@ pub async fn run_with(client: kube::Client, options: Options) -> anyhow::Result<
         estimator,
         cluster_changes,
         placement_changes,
+        priorities,
     );
     tokio::join!(namespaced, cluster_scoped);
     cluster_stream.abort();

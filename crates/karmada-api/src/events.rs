@@ -20,6 +20,9 @@ pub enum Reason {
     ScheduleBindingFailed,
     DescheduleBindingSucceed,
     DescheduleBindingFailed,
+    /// A binding's placement released for a higher-priority one (karmada-rs; Kubernetes' pod
+    /// preemption reason).
+    Preempted,
     SyncWorkSucceed,
     SyncWorkFailed,
     ApplyOverridePolicySucceed,
@@ -102,6 +105,7 @@ impl Reason {
             Reason::ScheduleBindingFailed => "ScheduleBindingFailed",
             Reason::DescheduleBindingSucceed => "DescheduleBindingSucceed",
             Reason::DescheduleBindingFailed => "DescheduleBindingFailed",
+            Reason::Preempted => "Preempted",
             Reason::SyncWorkSucceed => "SyncWorkSucceed",
             Reason::SyncWorkFailed => "SyncWorkFailed",
             Reason::ApplyOverridePolicySucceed => "ApplyOverridePolicySucceed",
@@ -185,6 +189,7 @@ impl Reason {
             Reason::ApplyPolicySucceed | Reason::ApplyPolicyFailed => "ApplyPolicy",
             Reason::ScheduleBindingSucceed | Reason::ScheduleBindingFailed => "Schedule",
             Reason::DescheduleBindingSucceed | Reason::DescheduleBindingFailed => "Deschedule",
+            Reason::Preempted => "Preempt",
             Reason::SyncWorkSucceed | Reason::SyncWorkFailed => "SyncWork",
             Reason::ApplyOverridePolicySucceed | Reason::ApplyOverridePolicyFailed => {
                 "ApplyOverridePolicy"
@@ -271,6 +276,14 @@ pub mod message {
             Some(ns) => format!("Apply policy({ns}/{}) failed: {error}", policy.name),
             None => format!("Apply cluster policy({}) failed: {error}", policy.name),
         }
+    }
+
+    /// A binding preempted by `by` (`namespace/name` or `name`) of `priority`.
+    pub fn binding_preempted(by: &str, priority: i32, clusters: &[&str]) -> String {
+        format!(
+            "Preempted by {by} (priority {priority}): its placement on {} was released for the higher-priority workload.",
+            clusters.join(", ")
+        )
     }
 
     /// `clusters`: (name, replicas) of the schedule result.

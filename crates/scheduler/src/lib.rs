@@ -10,6 +10,7 @@ pub mod accurate;
 pub mod assign;
 pub mod estimate;
 pub mod filter;
+pub mod preempt;
 pub mod select;
 
 use std::collections::BTreeMap;

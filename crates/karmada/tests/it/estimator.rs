@@ -233,3 +233,105 @@ fn the_descheduler_moves_replicas_that_stay_unschedulable() {
         events.stdout
     );
 }
+
+/// PriorityBasedScheduling: a workload of a higher PriorityClass that does not fit takes the
+/// room of a lower one (its placement released, a `Preempted` Event), and is placed once that
+/// room is free; the lower one waits.
+#[test]
+fn a_higher_priority_workload_preempts_a_lower_one() {
+    let cp = ControlPlane::with_joined(1);
+    let workload = |name: &str, class: &str, replicas: u32| {
+        format!(
+            r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: default}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers: [{{name: c, image: nginx, resources: {{requests: {{cpu: "1"}}}}}}]
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {{name: {name}, namespace: default}}
+spec:
+  resourceSelectors: [{{apiVersion: apps/v1, kind: Deployment, name: {name}}}]
+  schedulePriority: {{priorityClassSource: KubePriorityClass, priorityClassName: {class}}}
+  placement:
+    clusterAffinity: {{clusterNames: [member1]}}
+    replicaScheduling: {{replicaSchedulingType: Divided, replicaDivisionPreference: Aggregated}}
+"#
+        )
+    };
+    cp.api
+        .kubectl_stdin(
+            &["apply", "-f", "-"],
+            "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: low}\nvalue: 100\n---\n\
+             apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: high}\nvalue: 1000\n",
+        )
+        .ok();
+    let scheduled = |name: &str| {
+        cp.api
+            .kubectl(&[
+                "get",
+                "rb",
+                &format!("{name}-deployment"),
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Scheduled\")].status} {.spec.clusters}",
+            ])
+            .stdout
+    };
+    // member1's three 8-core nodes hold 18 one-core replicas of `low`, not 10 more.
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], &workload("low", "low", 18)).ok();
+    eventually(Duration::from_secs(30), "low ready in member1", || {
+        let out = cp
+            .member("member1", &["get", "deploy", "low", "-o", "jsonpath={.status.readyReplicas}"]);
+        (out.stdout == "18").then_some(())
+    });
+    // The cluster's summary counts them (the scheduler estimates from it).
+    eventually(Duration::from_secs(30), "member1's summary with low's pods", || {
+        let out = cp.api.kubectl(&[
+            "get",
+            "cluster",
+            "member1",
+            "-o",
+            "jsonpath={.status.resourceSummary.allocated.cpu}",
+        ]);
+        let milli = apimachinery::quantity::parse_milli(out.stdout.trim()).unwrap_or(0);
+        (milli >= 18_000).then_some(())
+    });
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], &workload("high", "high", 10)).ok();
+    let high = eventually(Duration::from_secs(60), "high placed", || {
+        let s = scheduled("high");
+        s.starts_with("True").then_some(s)
+    });
+    assert!(high.contains(r#""name":"member1","replicas":10"#), "{high}");
+    let low = scheduled("low");
+    assert!(low.starts_with("False"), "low waits for room: {low}");
+    eventually(Duration::from_secs(30), "high ready in member1, low gone", || {
+        let high = cp.member(
+            "member1",
+            &["get", "deploy", "high", "-o", "jsonpath={.status.readyReplicas}"],
+        );
+        let low = cp.member("member1", &["get", "deploy", "low"]);
+        (high.stdout == "10" && low.code != 0).then_some(())
+    });
+    let events = cp.api.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=Preempted,involvedObject.kind=Deployment",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert!(
+        events.stdout.contains(
+            "Preempted by default/high-deployment (priority 1000): its placement on member1"
+        ),
+        "{}",
+        events.stdout
+    );
+}

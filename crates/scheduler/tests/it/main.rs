@@ -522,3 +522,59 @@ fn overflow_affinities_fill_groups_in_order_and_leave_them_in_reverse() {
     let err = schedule(&binding(10, plain), &clusters(), &Plugins::default()).unwrap_err();
     assert_eq!(err.reason(), "Unschedulable", "{}", err.message());
 }
+
+/// Preemption: a binding that does not fit takes the room of the fewest lower-priority
+/// placements on clusters it could use, lowest priority first.
+#[test]
+fn preemption_takes_the_fewest_lower_priority_placements() {
+    use scheduler::preempt::{Candidate, victims};
+    // m1 (6 cores) and m2 (8) are full: m1 with low-a (2) and low-b (4), m2 with mid (8).
+    let full = |name: &str, cpu: i128| {
+        let mut c = cluster(name, "eu", cpu);
+        let capacity = std::sync::Arc::make_mut(c.capacity.as_mut().unwrap());
+        capacity.allocated = [("cpu".to_string(), cpu * 1000)].into_iter().collect();
+        c
+    };
+    let clusters = [full("m1", 6), full("m2", 8)];
+    let holding = |key: &str, priority: i32, cluster: &str, replicas: i32| {
+        let mut b = binding(replicas, json!({"clusterAffinity": {"clusterNames": [cluster]}}));
+        b.previous = vec![TargetCluster::new(cluster, replicas)];
+        Candidate { key: key.into(), priority, binding: b }
+    };
+    let candidates = [
+        holding("ns/mid", 50, "m2", 8),
+        holding("ns/low-b", 10, "m1", 4),
+        holding("ns/low-a", 10, "m1", 2),
+    ];
+    let wants = |replicas: i32, names: &[&str]| {
+        binding(
+            replicas,
+            json!({"clusterAffinity": {"clusterNames": names},
+                   "replicaScheduling": {"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Aggregated"}}),
+        )
+    };
+    assert!(schedule(&wants(2, &["m1", "m2"]), &clusters, &Plugins::default()).is_err());
+    // Two cores: the lowest priority, first by key (low-a, 2 cores) is enough.
+    let (chosen, decision) =
+        victims(&wants(2, &["m1", "m2"]), 100, &clusters, &candidates, &Plugins::default())
+            .unwrap();
+    let keys: Vec<&str> = chosen.iter().map(|i| candidates[*i].key.as_str()).collect();
+    assert_eq!(keys, ["ns/low-a"]);
+    assert_eq!(decision.clusters, [TargetCluster::new("m1", 2)]);
+    // Five cores: both low ones.
+    let (chosen, _) =
+        victims(&wants(5, &["m1", "m2"]), 100, &clusters, &candidates, &Plugins::default())
+            .unwrap();
+    assert_eq!(chosen.len(), 2);
+    // Only m2 usable: the low ones on m1 do not help; mid (priority 50) does for priority 100 ...
+    let (chosen, _) =
+        victims(&wants(3, &["m2"]), 100, &clusters, &candidates, &Plugins::default()).unwrap();
+    let keys: Vec<&str> = chosen.iter().map(|i| candidates[*i].key.as_str()).collect();
+    assert_eq!(keys, ["ns/mid"]);
+    // ... but not for priority 50 (equal), nor when nothing lower holds enough.
+    assert!(victims(&wants(3, &["m2"]), 50, &clusters, &candidates, &Plugins::default()).is_none());
+    assert!(
+        victims(&wants(20, &["m1", "m2"]), 100, &clusters, &candidates, &Plugins::default())
+            .is_none()
+    );
+}
