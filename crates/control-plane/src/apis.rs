@@ -62,7 +62,10 @@ pub fn resource_defs() -> Vec<ResourceDef> {
 }
 
 /// Upstream Karmada's webhooks, inside the API server.
-pub struct KarmadaAdmission;
+pub struct KarmadaAdmission {
+    /// CustomizedClusterResourceModeling.
+    pub resource_modeling: bool,
+}
 
 impl Admission for KarmadaAdmission {
     fn admit(&self, request: &AdmissionRequest<'_>, object: &mut Value) -> Result<(), ApiError> {
@@ -76,7 +79,12 @@ impl Admission for KarmadaAdmission {
         }
         let now = apiserver::api::now_rfc3339();
         let new_id = || uuid::Uuid::new_v4().to_string();
-        let env = Env { new_id: &new_id, now: &now, check_script: &interpreter::check_syntax };
+        let env = Env {
+            new_id: &new_id,
+            now: &now,
+            check_script: &interpreter::check_syntax,
+            resource_modeling: self.resource_modeling,
+        };
         admission::admit(
             &request.def.group,
             &request.def.kind,
@@ -122,7 +130,9 @@ impl apiserver::storage::PeerCheck for CustomizationConflicts {
 /// gates upstream's webhook takes (FederatedQuotaEnforcement).
 pub fn install(config: &mut apiserver::Config, features: &FeatureGates) {
     config.resources.extend(resource_defs());
-    config.admission.push(Arc::new(KarmadaAdmission));
+    config.admission.push(Arc::new(KarmadaAdmission {
+        resource_modeling: features.enabled(Feature::CustomizedClusterResourceModeling),
+    }));
     config.peer_checks.push((
         "config.karmada.io".to_owned(),
         "resourceinterpretercustomizations".to_owned(),

@@ -138,13 +138,23 @@ fn to_quantities(
         .collect()
 }
 
-async fn summaries(client: &kube::Client) -> Result<(NodeSummary, ResourceSummary), kube::Error> {
+async fn summaries(
+    client: &kube::Client,
+    models: &[karmada_api::cluster::ResourceModel],
+) -> Result<(NodeSummary, ResourceSummary), kube::Error> {
     let nodes: Api<Node> = Api::all(client.clone());
     let mut summary = NodeSummary::default();
     let mut allocatable = Resources::new();
+    // Each node's free resources, for the resource models' counts.
+    let mut free_by_node: BTreeMap<String, Resources> = BTreeMap::new();
     for node in nodes.list(&ListParams::default()).await?.items {
         summary.total_num += 1;
         let status = node.status.unwrap_or_default();
+        let node_allocatable = serde_json::to_value(&status.allocatable).unwrap_or(Value::Null);
+        free_by_node.insert(
+            node.metadata.name.clone().unwrap_or_default(),
+            quantity::parse_list(Some(&node_allocatable)),
+        );
         let ready = status
             .conditions
             .unwrap_or_default()
@@ -167,8 +177,13 @@ async fn summaries(client: &kube::Client) -> Result<(NodeSummary, ResourceSummar
                 continue;
             }
             let requests = pod_requests(pod);
-            if pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some() {
+            if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_ref()) {
                 quantity::add(&mut allocated, &requests);
+                if let Some(free) = free_by_node.get_mut(node) {
+                    for (k, v) in &requests {
+                        *free.entry(k.clone()).or_default() -= v;
+                    }
+                }
             } else {
                 quantity::add(&mut allocating, &requests);
             }
@@ -182,7 +197,12 @@ async fn summaries(client: &kube::Client) -> Result<(NodeSummary, ResourceSummar
         allocatable: to_quantities(&allocatable),
         allocating: to_quantities(&allocating),
         allocated: to_quantities(&allocated),
-        allocatable_modelings: Vec::new(),
+        allocatable_modelings: if models.is_empty() {
+            Vec::new()
+        } else {
+            let frees: Vec<Resources> = free_by_node.into_values().collect();
+            karmada_api::modeling::allocatable_modelings(models, &frees)
+        },
     };
     Ok((summary, resources))
 }
@@ -247,7 +267,7 @@ pub async fn observe_member(
     let detail = async {
         let version = client.apiserver_version().await?;
         let enablements = api_enablements(&client).await?;
-        let (nodes, resources) = summaries(&client).await?;
+        let (nodes, resources) = summaries(&client, &cluster.spec.resource_models).await?;
         Ok::<_, kube::Error>((version.git_version, enablements, nodes, resources))
     };
     match tokio::time::timeout(settings.probe_timeout * 4, detail).await {

@@ -28,6 +28,8 @@ pub struct Env<'a> {
     pub now: &'a str,
     /// Compiles a resource interpreter script (named after its rule) without running it.
     pub check_script: &'a dyn Fn(&str, &str) -> Result<(), String>,
+    /// CustomizedClusterResourceModeling: Clusters get default resource models.
+    pub resource_modeling: bool,
 }
 
 /// A ResourceInterpreterCustomization as upstream's webhook checks it: a target kind, and
@@ -248,7 +250,7 @@ pub fn admit(
             )
         }
         ("cluster.karmada.io", "Cluster") => {
-            default_cluster(object, env);
+            default_cluster(object, env, old.is_none());
             let mut causes = validate_cluster(object);
             if let Some(old) = old {
                 let old_id = old.pointer("/spec/id").and_then(Value::as_str).unwrap_or_default();
@@ -438,7 +440,21 @@ fn default_propagation(object: &mut Value, namespaced: bool, _env: &Env<'_>) {
     }
 }
 
-fn default_cluster(object: &mut Value, env: &Env<'_>) {
+fn default_cluster(object: &mut Value, env: &Env<'_>, created: bool) {
+    // Resource models as upstream's API server: the default grades on a new cluster without
+    // any, user models standardized.
+    if env.resource_modeling
+        && let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut)
+    {
+        let models = spec.get_mut("resourceModels").and_then(Value::as_array_mut);
+        match models {
+            Some(models) if !models.is_empty() => crate::modeling::standardize(models),
+            _ if created => {
+                spec.insert("resourceModels".into(), crate::modeling::default_models());
+            }
+            _ => {}
+        }
+    }
     if let Some(taints) = object.pointer_mut("/spec/taints").and_then(Value::as_array_mut) {
         for t in taints {
             if t.get("effect").and_then(Value::as_str) == Some("NoExecute")
@@ -1191,6 +1207,7 @@ mod tests {
         Env {
             new_id: &|| "11111111-2222-3333-4444-555555555555".to_owned(),
             now: "2026-11-25T00:00:00Z",
+            resource_modeling: true,
             check_script: &|script: &str, _: &str| {
                 if script.contains("syntax error") { Err("bad".to_owned()) } else { Ok(()) }
             },
@@ -1429,8 +1446,12 @@ mod tests {
         let old = object.clone();
         let mut updated = object.clone();
         updated["metadata"]["labels"] = json!({});
-        let other =
-            Env { new_id: &|| "changed".to_owned(), now: "x", check_script: &|_, _| Ok(()) };
+        let other = Env {
+            new_id: &|| "changed".to_owned(),
+            now: "x",
+            check_script: &|_, _| Ok(()),
+            resource_modeling: true,
+        };
         admit(
             "policy.karmada.io",
             "PropagationPolicy",

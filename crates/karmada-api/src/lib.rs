@@ -142,6 +142,7 @@ pub mod events;
 pub mod features;
 pub mod kinds;
 pub mod mcs;
+pub mod modeling;
 pub mod names;
 pub mod networking;
 pub mod policy;

@@ -706,3 +706,58 @@ fn feature_gates_are_upstreams() {
         assert!(ok, "{args:?}: {stderr}");
     }
 }
+
+/// CustomizedClusterResourceModeling: a joined cluster gets upstream's nine default grades, its
+/// status counts its nodes per grade by what each has free, and user models are standardized.
+#[test]
+fn clusters_have_resource_models_and_count_their_nodes_by_grade() {
+    let cp = ControlPlane::with_joined(1);
+    let grades = cp.jsonpath("member1", "{.spec.resourceModels[*].grade}");
+    assert_eq!(grades, "0 1 2 3 4 5 6 7 8");
+    assert_eq!(
+        cp.jsonpath("member1", "{.spec.resourceModels[8].ranges[0].max}"),
+        "9223372036854775807"
+    );
+    // Three nodes of 8 cores and 32Gi: 4–8 cores free is grade 3, and so is 32Gi of memory;
+    // a node where system pods (CoreDNS) request memory has less than 32Gi free: grade 2.
+    let counts = eventually(Duration::from_secs(20), "allocatableModelings", || {
+        let out = cp.jsonpath(
+            "member1",
+            "{range .status.resourceSummary.allocatableModelings[*]}{.grade}={.count} {end}",
+        );
+        (!out.trim().is_empty()).then_some(out)
+    });
+    let counted: Vec<(u32, i64)> = counts
+        .split_whitespace()
+        .filter_map(|p| {
+            p.split_once('=').and_then(|(g, c)| Some((g.parse().ok()?, c.parse().ok()?)))
+        })
+        .collect();
+    assert_eq!(counted.len(), 9, "{counts}");
+    assert_eq!(counted.iter().map(|(_, c)| c).sum::<i64>(), 3, "{counts}");
+    assert!(counted.iter().all(|(g, c)| *c == 0 || (2..=3).contains(g)), "{counts}");
+    // Models a user writes: ordered by grade, the first from 0, the last unbounded.
+    cp.api
+        .kubectl(&[
+            "patch",
+            "cluster",
+            "member1",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"resourceModels":[{"grade":1,"ranges":[{"name":"cpu","min":"4","max":"8"}]},{"grade":0,"ranges":[{"name":"cpu","min":"1","max":"4"}]}]}}"#,
+        ])
+        .ok();
+    let models = cp.jsonpath(
+        "member1",
+        "{range .spec.resourceModels[*]}{.grade}:{.ranges[0].min}-{.ranges[0].max} {end}",
+    );
+    assert_eq!(models.trim(), "0:0-4 1:4-9223372036854775807");
+    let counts = eventually(Duration::from_secs(20), "counts by the new models", || {
+        let out = cp.jsonpath(
+            "member1",
+            "{range .status.resourceSummary.allocatableModelings[*]}{.grade}={.count} {end}",
+        );
+        (out.trim() == "0=0 1=3").then_some(out)
+    });
+    assert_eq!(counts.trim(), "0=0 1=3");
+}
