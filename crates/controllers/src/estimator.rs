@@ -343,42 +343,63 @@ async fn follow(
     }
 }
 
-/// What a decision places on one cluster: its replicas, or its components' replicas there.
-fn placed(spec: &ResourceBindingSpec, target: &TargetCluster) -> Vec<Component> {
-    let requirements = spec.replica_requirements.as_ref();
-    if !target.components.is_empty() {
-        return target
-            .components
-            .iter()
-            .map(|t| {
-                let r = spec
-                    .components
-                    .iter()
-                    .find(|c| c.name == t.name)
-                    .and_then(|c| c.replica_requirements.as_ref());
-                Component {
-                    replicas: i64::from(t.replicas),
-                    requests: r.map(|r| milli(&r.resource_request)).unwrap_or_default(),
-                    claim: r.and_then(|r| r.node_claim.clone()),
-                    priority_class: r.map(|r| r.priority_class_name.clone()).unwrap_or_default(),
-                }
-            })
-            .collect();
-    }
-    vec![Component {
-        replicas: i64::from(target.replicas),
-        requests: requirements.map(|r| milli(&r.resource_request)).unwrap_or_default(),
-        claim: requirements.and_then(|r| r.node_claim.clone()),
-        priority_class: requirements.map(|r| r.priority_class_name.clone()).unwrap_or_default(),
-    }]
+/// The namespace a workload's pods run in (its replica requirements', else its template's).
+fn workload_namespace(spec: &ResourceBindingSpec) -> String {
+    spec.replica_requirements
+        .as_ref()
+        .map(|r| r.namespace.clone())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| spec.resource.namespace.clone())
 }
 
-fn milli(
-    list: &BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
-) -> BTreeMap<String, i128> {
-    list.iter()
-        .filter_map(|(k, v)| Some((k.clone(), apimachinery::quantity::parse_milli(&v.0)?)))
+/// `replicas` pods of what `requirements` (a replica's or a component's) ask.
+fn component(
+    replicas: i32,
+    requests: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
+    claim: Option<&karmada_api::work::NodeClaim>,
+    priority_class: Option<&str>,
+) -> Component {
+    Component {
+        replicas: i64::from(replicas),
+        requests: requests.map(crate::scheduling::milli_requests).unwrap_or_default(),
+        claim: claim.cloned(),
+        priority_class: priority_class.unwrap_or_default().to_owned(),
+    }
+}
+
+/// The pod templates of a multi-template workload, `replicas` each as its spec says.
+fn components(
+    spec: &ResourceBindingSpec,
+    replicas: impl Fn(&str) -> Option<i32>,
+) -> Vec<Component> {
+    spec.components
+        .iter()
+        .filter_map(|c| {
+            let r = c.replica_requirements.as_ref();
+            Some(component(
+                replicas(&c.name)?,
+                r.map(|r| &r.resource_request),
+                r.and_then(|r| r.node_claim.as_ref()),
+                r.map(|r| r.priority_class_name.as_str()),
+            ))
+        })
         .collect()
+}
+
+/// What a decision places on one cluster: its replicas, or its components' replicas there.
+fn placed(spec: &ResourceBindingSpec, target: &TargetCluster) -> Vec<Component> {
+    if !target.components.is_empty() {
+        return components(spec, |name| {
+            target.components.iter().find(|t| t.name == name).map(|t| t.replicas)
+        });
+    }
+    let r = spec.replica_requirements.as_ref();
+    vec![component(
+        target.replicas,
+        r.map(|r| &r.resource_request),
+        r.and_then(|r| r.node_claim.as_ref()),
+        r.map(|r| r.priority_class_name.as_str()),
+    )]
 }
 
 /// The clusters where a binding's status says its workload is Healthy.
@@ -524,27 +545,11 @@ impl Estimator {
         spec: &ResourceBindingSpec,
         sets: bool,
     ) -> BTreeMap<String, i64> {
-        let namespace = spec
-            .replica_requirements
-            .as_ref()
-            .map(|r| r.namespace.clone())
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| spec.resource.namespace.clone());
+        let namespace = workload_namespace(spec);
         let components: Vec<Component> = if sets {
-            spec.components
-                .iter()
-                .map(|c| {
-                    let r = c.replica_requirements.as_ref();
-                    Component {
-                        replicas: i64::from(c.replicas),
-                        requests: r.map(|r| milli(&r.resource_request)).unwrap_or_default(),
-                        claim: r.and_then(|r| r.node_claim.clone()),
-                        priority_class: r
-                            .map(|r| r.priority_class_name.clone())
-                            .unwrap_or_default(),
-                    }
-                })
-                .collect()
+            let replicas: BTreeMap<&str, i32> =
+                spec.components.iter().map(|c| (c.name.as_str(), c.replicas)).collect();
+            components(spec, |name| replicas.get(name).copied())
         } else {
             placed(spec, &TargetCluster { replicas: 1, ..TargetCluster::default() })
         };
@@ -598,12 +603,7 @@ impl Assumptions {
         status: Option<&ResourceBindingStatus>,
         decision: &[TargetCluster],
     ) {
-        let namespace = spec
-            .replica_requirements
-            .as_ref()
-            .map(|r| r.namespace.clone())
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| spec.resource.namespace.clone());
+        let namespace = workload_namespace(spec);
         let healthy = healthy(status);
         let entries: HashMap<String, Assumption> = decision
             .iter()

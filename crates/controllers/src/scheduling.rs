@@ -103,7 +103,7 @@ pub fn binding_info(
 }
 
 /// Requests in milli-units (what does not parse is left out).
-fn milli_requests(
+pub(crate) fn milli_requests(
     list: &BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
 ) -> BTreeMap<String, i128> {
     list.iter()

@@ -96,6 +96,14 @@ fn with_version(mut object: Value, version: &str) -> Value {
     object
 }
 
+/// The target clusters as both versions have them in common (names and replicas).
+fn clusters(spec: &Value) -> Option<Value> {
+    let clusters = spec.get("clusters")?.as_array()?;
+    Some(Value::Array(
+        clusters.iter().map(|c| Value::Object(pick(c, &["name", "replicas"]))).collect(),
+    ))
+}
+
 /// The items of an aggregated status as both versions have them in common.
 fn aggregated(status: &Value) -> Option<Value> {
     let items: Vec<Value> = status
@@ -133,10 +141,8 @@ pub fn to_v1alpha2(object: Value) -> Value {
     if let Some(replicas) = resource.get("replicas").filter(|r| !r.is_null()) {
         spec.insert("replicas".into(), replicas.clone());
     }
-    if let Some(clusters) = object.pointer("/spec/clusters").and_then(Value::as_array) {
-        let clusters: Vec<Value> =
-            clusters.iter().map(|c| Value::Object(pick(c, &["name", "replicas"]))).collect();
-        spec.insert("clusters".into(), Value::Array(clusters));
+    if let Some(clusters) = clusters(&object["spec"]) {
+        spec.insert("clusters".into(), clusters);
     }
     let mut out = pick(&object, &["apiVersion", "kind", "metadata"]);
     out.insert("spec".into(), Value::Object(spec));
@@ -163,10 +169,8 @@ pub fn from_v1alpha2(object: Value) -> Value {
     }
     let mut v1 = Map::new();
     v1.insert("resource".into(), Value::Object(resource));
-    if let Some(clusters) = spec.get("clusters").and_then(Value::as_array) {
-        let clusters: Vec<Value> =
-            clusters.iter().map(|c| Value::Object(pick(c, &["name", "replicas"]))).collect();
-        v1.insert("clusters".into(), Value::Array(clusters));
+    if let Some(clusters) = clusters(&spec) {
+        v1.insert("clusters".into(), clusters);
     }
     let mut out = pick(&object, &["apiVersion", "kind", "metadata"]);
     out.insert("spec".into(), Value::Object(v1));
