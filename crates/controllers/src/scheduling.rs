@@ -434,8 +434,8 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Nex
     }
     let duplicated = !info.placement.divides_replicas();
     if !due && (!duplicated || spec.clusters.is_empty()) {
-        // One still waiting keeps looking in a while (the write of its own condition brought
-        // it here and took the place of that look).
+        // One still waiting keeps looking every so often (`settled`): what may let it fit —
+        // the members' facts, a group peer moving — sends it no event of its own.
         if spec.clusters.is_empty() && unschedulable(binding.as_ref()) {
             return Ok(settled);
         }

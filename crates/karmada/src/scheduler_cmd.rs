@@ -17,8 +17,9 @@ pub struct Args {
     plugins: String,
     /// Feature gates, as upstream's: `Name=true|false` pairs (`AllAlpha=true`, `AllBeta=true` set
     /// every alpha/beta gate not named); upstream's defaults otherwise. ResourceQuotaEstimate
-    /// lets the estimator bound placements by the members' ResourceQuotas. (PriorityBasedScheduling
-    /// is accepted; the queue is not ordered by priority yet.)
+    /// lets the estimator bound placements by the members' ResourceQuotas; PriorityBasedScheduling
+    /// orders the queue by `schedulePriority` and lets a binding short of room preempt
+    /// lower-priority placements.
     #[arg(long, default_value = "", value_parser = crate::cli::parse_feature_gates)]
     feature_gates: karmada_api::features::FeatureGates,
     /// Estimate what fits in each member from its nodes (free resources per node, node
