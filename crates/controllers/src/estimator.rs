@@ -403,7 +403,7 @@ fn placed(spec: &ResourceBindingSpec, target: &TargetCluster) -> Vec<Component> 
 }
 
 /// The clusters where a binding's status says its workload is Healthy.
-fn healthy(status: Option<&ResourceBindingStatus>) -> Vec<&str> {
+pub(crate) fn healthy(status: Option<&ResourceBindingStatus>) -> Vec<&str> {
     status
         .map(|s| {
             s.aggregated_status

@@ -35,6 +35,7 @@ pub mod failover;
 pub mod federated_hpa;
 pub mod federated_quota;
 pub mod hpa_replicas;
+pub mod in_flight;
 pub mod interpreting;
 pub mod leader;
 pub mod lean;

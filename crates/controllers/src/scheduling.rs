@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::in_flight::InFlight;
 use crate::work_queue::{Next, Queue};
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -157,66 +158,6 @@ pub fn needs_scheduling(
     replicas_changed || spec.reschedule_triggered_at.as_ref().is_some_and(|t| *t > last)
 }
 
-/// Requests promised to clusters by recent decisions, until the cluster's status catches up
-/// (a new resourceVersion): concurrent bindings never overcommit a cluster (karmada#1385).
-#[derive(Default)]
-pub struct InFlight {
-    /// cluster → (the resourceVersion the promise was made against, promised requests).
-    by_cluster: std::sync::Mutex<BTreeMap<String, Promise>>,
-}
-
-type Promise = (String, BTreeMap<String, i128>);
-
-impl InFlight {
-    /// Deducts promised requests from each cluster's capacity in the snapshot.
-    pub fn apply(
-        &self,
-        clusters: &mut [scheduler::ClusterInfo],
-        versions: &BTreeMap<String, String>,
-    ) {
-        let Ok(mut map) = self.by_cluster.lock() else { return };
-        map.retain(|name, (rv, _)| versions.get(name) == Some(rv));
-        for c in clusters.iter_mut() {
-            if let (Some((_, promised)), Some(capacity)) = (map.get(&c.name), c.capacity.as_mut()) {
-                let capacity = Arc::make_mut(capacity);
-                for (k, v) in promised {
-                    *capacity.allocating.entry(k.clone()).or_default() += v;
-                }
-            }
-        }
-    }
-
-    /// Records a decision: what it adds to each cluster (replicas, or a whole set of
-    /// components) is promised there.
-    pub fn promise(
-        &self,
-        decision: &[TargetCluster],
-        previous: &[TargetCluster],
-        binding: &scheduler::BindingInfo,
-        versions: &BTreeMap<String, String>,
-    ) {
-        let Ok(mut map) = self.by_cluster.lock() else { return };
-        let unit = binding.unit_requests();
-        for target in decision {
-            let before =
-                previous.iter().find(|p| p.name == target.name).map_or(0, |p| binding.units(p));
-            let added = i128::from((binding.units(target) - before).max(0));
-            if added == 0 {
-                continue;
-            }
-            let rv = versions.get(&target.name).cloned().unwrap_or_default();
-            let entry =
-                map.entry(target.name.clone()).or_insert_with(|| (rv.clone(), BTreeMap::new()));
-            if entry.0 != rv {
-                *entry = (rv, BTreeMap::new());
-            }
-            for (k, v) in &unit {
-                *entry.1.entry(k.clone()).or_default() += v * added;
-            }
-        }
-    }
-}
-
 struct Context {
     client: kube::Client,
     clusters: Store<Cluster>,
@@ -233,7 +174,7 @@ struct Context {
     infos: std::sync::Mutex<std::collections::HashMap<String, (String, scheduler::ClusterInfo)>>,
     /// Bindings (by uid) that did not fit, and the cluster (and member facts) generations they
     /// were tried against.
-    tried: std::sync::Mutex<std::collections::HashMap<String, (u64, u64)>>,
+    tried: std::sync::Mutex<std::collections::HashMap<String, (u64, u64, u64)>>,
     events: crate::events::Events,
     /// Bumped on every change of a cluster's labels, spec or membership.
     placement_changes: Arc<AtomicU64>,
@@ -251,8 +192,6 @@ struct Context {
     priorities: bool,
     /// The bindings of the kind (a `Store<B>`), where preemption finds its candidates.
     store: Arc<dyn std::any::Any + Send + Sync>,
-    /// Bindings that preempted others (`namespace/name`), and when: they wait for that room.
-    nominated: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
 
 /// The `workloadAffinity` peers of a binding of `namespace`/`name` with `groups`: the clusters
@@ -378,15 +317,19 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Nex
         if let Some(estimator) = &ctx.estimator {
             estimator.assumptions.release(&binding_key(binding.as_ref()));
         }
+        ctx.in_flight.release(&binding_key(binding.as_ref()));
         return Ok(Next::Done);
     }
+    let snapshot = ctx.snapshot();
+    let own = binding_key(binding.as_ref());
+    let healthy = crate::estimator::healthy(binding.status());
+    ctx.in_flight.observe(&own, &healthy, &snapshot.versions);
     if let Some(estimator) = &ctx.estimator {
-        estimator.assumptions.observe(&binding_key(binding.as_ref()), binding.status());
+        estimator.assumptions.observe(&own, binding.status());
     }
     if scheduler_name != SCHEDULER_NAME || suspended {
         return Ok(Next::Done);
     }
-    let snapshot = ctx.snapshot();
     let applied = binding
         .meta()
         .annotations
@@ -397,7 +340,11 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Nex
     // A binding that did not fit is tried again once the clusters (or, with the estimator, the
     // members' nodes, pods or quotas) changed since its last try (capacity appeared, a node
     // became ready...), not on its own status writes.
-    let attempt = (snapshot.generation, ctx.estimator.as_ref().map_or(0, |e| e.generation()));
+    let attempt = (
+        snapshot.generation,
+        ctx.estimator.as_ref().map_or(0, |e| e.generation()),
+        ctx.in_flight.sweep(&snapshot.versions, snapshot.generation),
+    );
     let retry = spec.clusters.is_empty()
         && unschedulable(binding.as_ref())
         && ctx.tried.lock().map(|t| t.get(&key) != Some(&attempt)).unwrap_or(true);
@@ -413,8 +360,12 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Nex
         None => None,
     };
     // A grouped workload that does not fit looks again in a while: its peers may have moved;
-    // so does one the estimator judges (the members' facts change without the clusters).
-    let settled = if spec.workload_affinity_groups.is_some() || ctx.estimator.is_some() {
+    // so does one the estimator judges (the members' facts change without the clusters), and
+    // any while room is held in flight (it may end without a cluster event).
+    let settled = if spec.workload_affinity_groups.is_some()
+        || ctx.estimator.is_some()
+        || ctx.in_flight.holding()
+    {
         Next::After(Duration::from_secs(15))
     } else {
         Next::Done
@@ -443,10 +394,10 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Nex
     }
     let versions = &snapshot.versions;
     let mut clusters = snapshot.infos.clone();
-    ctx.in_flight.apply(&mut clusters, versions);
+    let priority = spec.schedule_priority.as_ref().map_or(0, |p| p.priority);
+    ctx.in_flight.apply(&mut clusters, (versions, snapshot.generation), &own, priority);
     if let Some(estimator) = &ctx.estimator {
-        info.estimates =
-            estimator.estimates(&binding_key(binding.as_ref()), spec, info.multi_template());
+        info.estimates = estimator.estimates(&own, spec, info.multi_template());
     }
     if !due {
         // A Duplicated workload follows the clusters, as upstream schedules Duplicated bindings
@@ -489,14 +440,9 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Nex
     let (condition, clusters_out, affinity) =
         match scheduler::schedule(&info, &clusters, &ctx.plugins) {
             Ok(decision) => {
-                ctx.in_flight.promise(&decision.clusters, &spec.clusters, &info, versions);
+                ctx.in_flight.promise(&own, &decision.clusters, &spec.clusters, &info, &healthy);
                 if let Some(estimator) = &ctx.estimator {
-                    estimator.assumptions.assume(
-                        &binding_key(binding.as_ref()),
-                        spec,
-                        binding.status(),
-                        &decision.clusters,
-                    );
+                    estimator.assumptions.assume(&own, spec, binding.status(), &decision.clusters);
                 }
                 let message = "Binding has been scheduled successfully.".to_owned();
                 (
@@ -625,8 +571,6 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Nex
     Ok(Next::Done)
 }
 
-/// How long a binding that preempted others waits for that room before it may preempt again.
-const NOMINATION: Duration = Duration::from_secs(60);
 /// How soon a binding that preempted others looks again.
 const PREEMPTION_RETRY: Duration = Duration::from_secs(2);
 
@@ -639,9 +583,7 @@ async fn preempt<B: Binding>(
     ctx: &Context,
 ) -> bool {
     let key = binding_key(binding);
-    if let Ok(nominated) = ctx.nominated.lock()
-        && nominated.get(&key).is_some_and(|at| at.elapsed() < NOMINATION)
-    {
+    if ctx.in_flight.nominated(&key) {
         return true;
     }
     let Some(store) = ctx.store.downcast_ref::<Store<B>>() else { return false };
@@ -660,6 +602,7 @@ async fn preempt<B: Binding>(
             Some((
                 b,
                 scheduler::preempt::Candidate {
+                    in_flight: ctx.in_flight.held_by(&candidate_key),
                     key: candidate_key,
                     priority: theirs,
                     binding: info,
@@ -667,11 +610,12 @@ async fn preempt<B: Binding>(
             ))
         })
         .unzip();
-    let Some((chosen, _)) =
+    let Some((chosen, decision)) =
         scheduler::preempt::victims(info, priority, clusters, &candidates, &ctx.plugins)
     else {
         return false;
     };
+    let mut all_released = true;
     for i in chosen {
         let victim = holders[i];
         let name = victim.meta().name.clone().unwrap_or_default();
@@ -683,6 +627,8 @@ async fn preempt<B: Binding>(
         });
         match api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
             Ok(_) => {
+                // Its room is given back: what it held in flight too.
+                ctx.in_flight.release(&binding_key(victim.as_ref()));
                 let released: Vec<&str> =
                     victim.spec().clusters.iter().map(|c| c.name.as_str()).collect();
                 let message =
@@ -690,12 +636,15 @@ async fn preempt<B: Binding>(
                 tracing::info!(binding = %name, %message, "preempted");
                 ctx.events.record_binding(victim.as_ref(), Reason::Preempted, &message);
             }
-            Err(e) => tracing::debug!(binding = %name, error = %e, "preemption skipped"),
+            Err(e) => {
+                // Chosen again on the next try (soon), from what it is then.
+                tracing::debug!(binding = %name, error = %e, "preemption skipped");
+                all_released = false;
+            }
         }
     }
-    if let Ok(mut nominated) = ctx.nominated.lock() {
-        nominated.retain(|_, at| at.elapsed() < NOMINATION);
-        nominated.insert(key, std::time::Instant::now());
+    if all_released {
+        ctx.in_flight.nominate(&key, priority, &decision.clusters, info);
     }
     true
 }
@@ -859,7 +808,6 @@ async fn run_for<B: Binding>(
         group_turn: tokio::sync::Mutex::default(),
         priorities,
         store: Arc::new(bindings.clone()),
-        nominated: std::sync::Mutex::default(),
     });
     // The queue: by schedulePriority with PriorityBasedScheduling (upstream's priority queue),
     // first come first served otherwise.
@@ -1077,43 +1025,6 @@ mod tests {
         assert_eq!(taken.into_iter().collect::<Vec<_>>(), ["m4"]);
     }
 
-    fn cluster(name: &str, cpu: i128) -> scheduler::ClusterInfo {
-        scheduler::ClusterInfo {
-            name: name.into(),
-            capacity: Some(Arc::new(scheduler::Capacity {
-                allocatable: [("cpu".to_string(), cpu), ("pods".to_string(), 110_000)]
-                    .into_iter()
-                    .collect(),
-                ..Default::default()
-            })),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn promised_replicas_are_deducted_until_the_cluster_reports() {
-        let in_flight = InFlight::default();
-        let requests: BTreeMap<String, i128> = [("cpu".to_string(), 1000)].into_iter().collect();
-        let versions: BTreeMap<String, String> =
-            [("m1".to_string(), "5".to_string())].into_iter().collect();
-        let binding = scheduler::BindingInfo { requests: requests.clone(), ..Default::default() };
-        in_flight.promise(&[TargetCluster::new("m1", 3)], &[], &binding, &versions);
-        let mut snapshot = vec![cluster("m1", 4000)];
-        in_flight.apply(&mut snapshot, &versions);
-        let available =
-            scheduler::estimate::available_replicas(snapshot[0].capacity.as_deref(), &requests, 0);
-        assert_eq!(available, 1, "3 of 4 cores are promised");
-        // The cluster reported a new status: the promise is dropped.
-        let newer: BTreeMap<String, String> =
-            [("m1".to_string(), "6".to_string())].into_iter().collect();
-        let mut snapshot = vec![cluster("m1", 4000)];
-        in_flight.apply(&mut snapshot, &newer);
-        assert_eq!(
-            scheduler::estimate::available_replicas(snapshot[0].capacity.as_deref(), &requests, 0),
-            4
-        );
-    }
-
     #[test]
     fn scheduling_is_due_only_when_something_changed() {
         let spec: ResourceBindingSpec = serde_json::from_value(json!({
@@ -1123,7 +1034,7 @@ mod tests {
         }))
         .unwrap();
         let applied = serde_json::to_string(spec.placement.as_ref().unwrap()).unwrap();
-        let clusters = vec![cluster("m1", 1000)];
+        let clusters = vec![scheduler::ClusterInfo { name: "m1".into(), ..Default::default() }];
         assert!(!needs_scheduling(&spec, None, Some(&applied), &clusters));
         assert!(needs_scheduling(&spec, None, None, &clusters), "placement never applied");
         let mut scaled = spec.clone();

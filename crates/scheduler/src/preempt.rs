@@ -8,12 +8,14 @@ use std::collections::BTreeSet;
 use crate::{BindingInfo, ClusterInfo, Decision, Plugins, schedule};
 
 /// A scheduled binding that might make room: its key, priority, and what it needs and holds
-/// (`BindingInfo::previous` is its placement).
-#[derive(Clone, Debug)]
+/// (`BindingInfo::previous` is its placement; `in_flight`, by cluster, what of it the clusters'
+/// summaries may not count yet and is deducted as `allocating`).
+#[derive(Clone, Debug, Default)]
 pub struct Candidate {
     pub key: String,
     pub priority: i32,
     pub binding: BindingInfo,
+    pub in_flight: std::collections::BTreeMap<String, std::collections::BTreeMap<String, i128>>,
 }
 
 /// How many candidates are looked at, at most (the lowest priorities first).
@@ -55,6 +57,11 @@ pub fn victims(
                 for (k, v) in &unit {
                     let held = capacity.allocated.entry(k.clone()).or_default();
                     *held = (*held - v * units).max(0);
+                }
+                // What it holds in flight is given back too.
+                for (k, v) in candidates[i].in_flight.get(&target.name).into_iter().flatten() {
+                    let held = capacity.allocating.entry(k.clone()).or_default();
+                    *held = (*held - v).max(0);
                 }
             }
             // The accurate estimate was made with the victim there: the summary with its room

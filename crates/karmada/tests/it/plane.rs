@@ -82,7 +82,7 @@ impl ControlPlane {
                     .arg(&api.kubeconfig)
                     .args(extra)
                     .stdout(Stdio::null())
-                    .stderr(Stdio::null())
+                    .stderr(crate::harness::log_sink("controller-manager"))
                     .spawn()
                     .unwrap(),
             );
@@ -185,7 +185,7 @@ impl ControlPlane {
                 .arg(&self.api.kubeconfig)
                 .args(flags)
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(crate::harness::log_sink("scheduler"))
                 .spawn()
                 .unwrap(),
         );

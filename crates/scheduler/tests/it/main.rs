@@ -539,7 +539,7 @@ fn preemption_takes_the_fewest_lower_priority_placements() {
     let holding = |key: &str, priority: i32, cluster: &str, replicas: i32| {
         let mut b = binding(replicas, json!({"clusterAffinity": {"clusterNames": [cluster]}}));
         b.previous = vec![TargetCluster::new(cluster, replicas)];
-        Candidate { key: key.into(), priority, binding: b }
+        Candidate { key: key.into(), priority, binding: b, ..Candidate::default() }
     };
     let candidates = [
         holding("ns/mid", 50, "m2", 8),
@@ -577,4 +577,19 @@ fn preemption_takes_the_fewest_lower_priority_placements() {
         victims(&wants(20, &["m1", "m2"]), 100, &clusters, &candidates, &Plugins::default())
             .is_none()
     );
+    // A placement the summary does not count yet is held in flight (`allocating`): taking it
+    // gives that back too.
+    let mut m3 = cluster("m3", "eu", 4);
+    std::sync::Arc::make_mut(m3.capacity.as_mut().unwrap()).allocating =
+        [("cpu".to_string(), 4000)].into_iter().collect();
+    let mut fresh = holding("ns/fresh", 10, "m3", 4);
+    fresh.in_flight = [("m3".to_string(), [("cpu".to_string(), 4000)].into_iter().collect())]
+        .into_iter()
+        .collect();
+    let (chosen, decision) =
+        victims(&wants(4, &["m3"]), 100, &[m3.clone()], &[fresh.clone()], &Plugins::default())
+            .unwrap();
+    assert_eq!((chosen, decision.clusters), (vec![0], vec![TargetCluster::new("m3", 4)]));
+    fresh.in_flight.clear();
+    assert!(victims(&wants(4, &["m3"]), 100, &[m3], &[fresh], &Plugins::default()).is_none());
 }
