@@ -29,8 +29,14 @@ pub use crate::Binding;
 pub const APPLIED_PLACEMENT: &str = "policy.karmada.io/applied-placement";
 pub const SCHEDULER_NAME: &str = "default-scheduler";
 
-/// The scheduler's view of a cluster.
+/// The scheduler's view of a cluster (its capacity from the summary alone).
 pub fn cluster_info(cluster: &Cluster) -> scheduler::ClusterInfo {
+    cluster_info_with(cluster, false)
+}
+
+/// The scheduler's view of a cluster; with `modeling` (CustomizedClusterResourceModeling), a
+/// cluster with resource models and its nodes counted in them is estimated by those nodes.
+pub fn cluster_info_with(cluster: &Cluster, modeling: bool) -> scheduler::ClusterInfo {
     let empty = karmada_api::cluster::ClusterStatus::default();
     let status = cluster.status.as_ref().unwrap_or(&empty);
     let enabled_apis = (!status.api_enablements.is_empty()).then(|| {
@@ -48,13 +54,45 @@ pub fn cluster_info(cluster: &Cluster) -> scheduler::ClusterInfo {
         m.iter().filter_map(|(k, v)| Some((k.clone(), apimachinery::quantity::parse_milli(&v.0)?))).collect()
     };
     let capacity = status.resource_summary.as_ref().map(|s| {
+        let models =
+            if modeling { model_grades(&cluster.spec.resource_models, s) } else { Vec::new() };
         Arc::new(scheduler::Capacity {
             allocatable: milli(&s.allocatable),
             allocated: milli(&s.allocated),
             allocating: milli(&s.allocating),
+            models,
         })
     });
     scheduler::ClusterInfo { enabled_apis, capacity, ..scheduler::ClusterInfo::identity(cluster) }
+}
+
+/// A cluster's nodes by model grade, lowest first: each grade's minimums and the nodes the
+/// summary counts in it; none unless the cluster has both models and counts.
+fn model_grades(
+    models: &[karmada_api::cluster::ResourceModel],
+    summary: &karmada_api::cluster::ResourceSummary,
+) -> Vec<scheduler::ModelGrade> {
+    if models.is_empty() || summary.allocatable_modelings.is_empty() {
+        return Vec::new();
+    }
+    let mut grades: Vec<scheduler::ModelGrade> = Vec::new();
+    let mut ordered: Vec<&karmada_api::cluster::ResourceModel> = models.iter().collect();
+    ordered.sort_by_key(|m| m.grade);
+    for model in ordered {
+        let nodes = summary
+            .allocatable_modelings
+            .iter()
+            .filter(|a| a.grade == model.grade)
+            .map(|a| a.count.max(0))
+            .sum();
+        let minimum = model
+            .ranges
+            .iter()
+            .map(|r| (r.name.clone(), apimachinery::quantity::parse_milli(&r.min.0).unwrap_or(0)))
+            .collect();
+        grades.push(scheduler::ModelGrade { minimum, nodes });
+    }
+    grades
 }
 
 /// What the scheduler needs of a binding.
@@ -190,6 +228,8 @@ struct Context {
     group_turn: tokio::sync::Mutex<()>,
     /// PriorityBasedScheduling: the queue by priority, and preemption.
     priorities: bool,
+    /// CustomizedClusterResourceModeling: modelled clusters are estimated by their models.
+    modeling: bool,
     /// The bindings of the kind (a `Store<B>`), where preemption finds its candidates.
     store: Arc<dyn std::any::Any + Send + Sync>,
 }
@@ -276,7 +316,7 @@ impl Context {
                         match known.get(&name) {
                             Some((seen, info)) if *seen == rv => info.clone(),
                             _ => {
-                                let info = cluster_info(c);
+                                let info = cluster_info_with(c, self.modeling);
                                 known.insert(name, (rv, info.clone()));
                                 info
                             }
@@ -284,7 +324,7 @@ impl Context {
                     })
                     .collect()
             }
-            Err(_) => state.iter().map(|c| cluster_info(c)).collect(),
+            Err(_) => state.iter().map(|c| cluster_info_with(c, self.modeling)).collect(),
         };
         let fresh = Arc::new(Snapshot { generation, infos, versions });
         if let Ok(mut cached) = self.snapshot.lock() {
@@ -345,9 +385,16 @@ async fn reconcile<B: Binding>(binding: Arc<B>, ctx: Arc<Context>) -> Result<Nex
         ctx.estimator.as_ref().map_or(0, |e| e.generation()),
         ctx.in_flight.sweep(&snapshot.versions, snapshot.generation),
     );
+    // ... and once it changed itself (scaled down, its requests edited): what did not fit may.
+    let changed = binding.status().is_some_and(|s| {
+        s.conditions.iter().any(|c| {
+            c.type_ == "Scheduled"
+                && c.observed_generation.is_some_and(|g| g < binding.meta().generation.unwrap_or(0))
+        })
+    });
     let retry = spec.clusters.is_empty()
         && unschedulable(binding.as_ref())
-        && ctx.tried.lock().map(|t| t.get(&key) != Some(&attempt)).unwrap_or(true);
+        && (changed || ctx.tried.lock().map(|t| t.get(&key) != Some(&attempt)).unwrap_or(true));
     // Whether a decision is due depends on the clusters' names only, so the cached snapshot
     // answers it; capacity (with in-flight promises deducted) is only needed to decide.
     let due = retry || needs_scheduling(spec, binding.status(), applied, &snapshot.infos);
@@ -783,8 +830,11 @@ async fn run_for<B: Binding>(
     estimator: Option<Arc<crate::estimator::Estimator>>,
     cluster_generation: Arc<AtomicU64>,
     placement_changes: Arc<AtomicU64>,
-    priorities: bool,
+    features: karmada_api::features::FeatureGates,
 ) {
+    use karmada_api::features::Feature;
+    let priorities = features.enabled(Feature::PriorityBasedScheduling);
+    let modeling = features.enabled(Feature::CustomizedClusterResourceModeling);
     let api: Api<B> = Api::all(client.clone());
     let (bindings, changes) = crate::lean_watch(api);
     // ResourceBindings carry workloadAffinity groups; the scheduler reads their peers here.
@@ -807,6 +857,7 @@ async fn run_for<B: Binding>(
         decided: std::sync::Mutex::default(),
         group_turn: tokio::sync::Mutex::default(),
         priorities,
+        modeling,
         store: Arc::new(bindings.clone()),
     });
     // The queue: by schedulePriority with PriorityBasedScheduling (upstream's priority queue),
@@ -937,8 +988,6 @@ pub async fn run_with(client: kube::Client, options: Options) -> anyhow::Result<
         })
     };
     let in_flight = Arc::new(InFlight::default());
-    let priorities =
-        options.features.enabled(karmada_api::features::Feature::PriorityBasedScheduling);
     let estimator = options.estimator.then(|| {
         Arc::new(crate::estimator::Estimator::new(
             client.clone(),
@@ -969,7 +1018,7 @@ pub async fn run_with(client: kube::Client, options: Options) -> anyhow::Result<
         estimator.clone(),
         Arc::clone(&cluster_changes),
         Arc::clone(&placement_changes),
-        priorities,
+        options.features.clone(),
     );
     let cluster_scoped = run_for::<ClusterResourceBinding>(
         client,
@@ -980,7 +1029,7 @@ pub async fn run_with(client: kube::Client, options: Options) -> anyhow::Result<
         estimator,
         cluster_changes,
         placement_changes,
-        priorities,
+        options.features,
     );
     tokio::join!(namespaced, cluster_scoped);
     cluster_stream.abort();

@@ -19,7 +19,7 @@ use karmada_api::cluster::Taint;
 use karmada_api::policy::Placement;
 use karmada_api::work::TargetCluster;
 
-pub use estimate::Capacity;
+pub use estimate::{Capacity, ModelGrade};
 
 /// What the scheduler knows about one cluster.
 #[derive(Clone, Debug, Default, PartialEq)]

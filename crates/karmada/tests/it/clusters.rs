@@ -538,10 +538,11 @@ fn the_readme_quick_start_runs_as_written() {
 
 /// Capacity-aware division end to end: a Divided workload that does not fit the clusters' ready
 /// nodes is Unschedulable with a clear message, is scheduled as soon as capacity appears (nodes
-/// become Ready), and its replicas follow each cluster's available replicas.
+/// become Ready), and its replicas follow each cluster's available replicas. (By the clusters'
+/// resource summaries: resource modelling, which estimates by model grades instead, is off.)
 #[test]
 fn a_workload_too_big_for_the_clusters_waits_and_lands_when_capacity_appears() {
-    let cp = ControlPlane::with_joined(2);
+    let cp = ControlPlane::with_joined_flags(2, &[], &[SUMMARY_ESTIMATE]);
     // member1 keeps none of its 3 nodes (8 CPU each), member2 one: 0 + 8 CPU ready.
     cp.fault(
         "member1",
@@ -707,8 +708,13 @@ fn feature_gates_are_upstreams() {
     }
 }
 
+/// The scheduler flag that makes it estimate by clusters' resource summaries, not by their
+/// resource models.
+pub const SUMMARY_ESTIMATE: &str = "--feature-gates=CustomizedClusterResourceModeling=false";
+
 /// CustomizedClusterResourceModeling: a joined cluster gets upstream's nine default grades, its
-/// status counts its nodes per grade by what each has free, and user models are standardized.
+/// status counts its nodes per grade by what each has free, user models are standardized, and
+/// the scheduler estimates a modelled cluster by its grades (each node as its grade's minimum).
 #[test]
 fn clusters_have_resource_models_and_count_their_nodes_by_grade() {
     let cp = ControlPlane::with_joined(1);
@@ -760,4 +766,53 @@ fn clusters_have_resource_models_and_count_their_nodes_by_grade() {
         (out.trim() == "0=0 1=3").then_some(out)
     });
     assert_eq!(counts.trim(), "0=0 1=3");
+    // Three nodes of grade 1 (at least 4 cores free) hold one 3-core replica each: five do not
+    // fit, although the summary's 23 free cores would say seven.
+    let workload = |replicas: u32| {
+        format!(
+            r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: graded, namespace: default}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: graded}}}}
+  template:
+    metadata: {{labels: {{app: graded}}}}
+    spec:
+      containers: [{{name: c, image: nginx, resources: {{requests: {{cpu: "3"}}}}}}]
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {{name: graded, namespace: default}}
+spec:
+  resourceSelectors: [{{apiVersion: apps/v1, kind: Deployment, name: graded}}]
+  placement:
+    clusterAffinity: {{clusterNames: [member1]}}
+    replicaScheduling: {{replicaSchedulingType: Divided, replicaDivisionPreference: Aggregated}}
+"#
+        )
+    };
+    let scheduled = || {
+        cp.api
+            .kubectl(&[
+                "get",
+                "rb",
+                "graded-deployment",
+                "-o",
+                "jsonpath={.spec.replicas} {.status.conditions[?(@.type==\"Scheduled\")].message}|{.spec.clusters}",
+            ])
+            .stdout
+    };
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], &workload(5)).ok();
+    let waiting = eventually(Duration::from_secs(30), "five do not fit", || {
+        let s = scheduled();
+        s.contains("no enough resource").then_some(s)
+    });
+    assert!(waiting.contains("5 replicas requested"), "{waiting}");
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], &workload(3)).ok();
+    crate::harness::eventually_seen(Duration::from_secs(30), "three fit", || {
+        let s = scheduled();
+        if s.ends_with(r#"|[{"name":"member1","replicas":3}]"#) { Ok(()) } else { Err(s) }
+    });
 }

@@ -239,7 +239,8 @@ fn the_descheduler_moves_replicas_that_stay_unschedulable() {
 /// room is free; the lower one waits.
 #[test]
 fn a_higher_priority_workload_preempts_a_lower_one() {
-    let cp = ControlPlane::with_joined(1);
+    // Room counted by the summary (CPU by CPU), not by resource-model grades.
+    let cp = ControlPlane::with_joined_flags(1, &[], &[crate::clusters::SUMMARY_ESTIMATE]);
     let workload = |name: &str, class: &str, replicas: u32| {
         format!(
             r#"
