@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("thirdparty");
+    // Read when run (not when built): a build script binary may be shared between checkouts.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest).join("thirdparty");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut files = Vec::new();
     for group in std::fs::read_dir(&root).expect("thirdparty/ exists") {

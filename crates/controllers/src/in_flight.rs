@@ -21,8 +21,9 @@ use std::time::{Duration, Instant};
 
 use karmada_api::work::TargetCluster;
 
-/// How long a promise is held at most (a workload that never reports Healthy).
-pub const PROMISE_TTL: Duration = Duration::from_secs(60);
+/// How long a promise is held at most (a workload that never reports Healthy): upstream's
+/// assumption TTL, as the estimator's assumptions.
+pub const PROMISE_TTL: Duration = crate::estimator::ASSUMPTION_TTL;
 /// How long after the workload's Healthy report a promise is held without a new cluster
 /// status: upstream's default `--cluster-status-update-frequency`, so a collection ran.
 pub const REPORT_GRACE: Duration = Duration::from_secs(10);
