@@ -1101,6 +1101,30 @@ mod tests {
     }
 
     #[test]
+    fn a_modelled_cluster_is_seen_by_its_grades_when_modelling_is_on() {
+        let cluster: Cluster = serde_json::from_value(json!({"metadata": {"name": "m1"},
+            "spec": {"resourceModels": [
+                {"grade": 1, "ranges": [{"name": "cpu", "min": "4", "max": "9223372036854775807"}]},
+                {"grade": 0, "ranges": [{"name": "cpu", "min": "0", "max": "4"}]}]},
+            "status": {"resourceSummary": {"allocatable": {"cpu": "24", "pods": "330"},
+                "allocatableModelings": [{"grade": 0, "count": 1}, {"grade": 1, "count": 2}]}}}))
+        .unwrap();
+        let grades = |modeling: bool| {
+            let info = cluster_info_with(&cluster, modeling);
+            info.capacity
+                .map(|c| c.models.iter().map(|g| (g.minimum["cpu"], g.nodes)).collect::<Vec<_>>())
+        };
+        assert_eq!(grades(true), Some(vec![(0, 1), (4000, 2)]), "lowest grade first");
+        assert_eq!(grades(false), Some(vec![]));
+        // Without counts (a status from before models), the summary decides.
+        let mut uncounted = cluster.clone();
+        if let Some(s) = uncounted.status.as_mut().and_then(|s| s.resource_summary.as_mut()) {
+            s.allocatable_modelings.clear();
+        }
+        assert!(cluster_info_with(&uncounted, true).capacity.unwrap().models.is_empty());
+    }
+
+    #[test]
     fn only_placement_relevant_cluster_changes_rescan_everything() {
         let cluster = |labels: serde_json::Value, cpu: &str| -> Cluster {
             serde_json::from_value(json!({"metadata": {"name": "m1", "labels": labels},
