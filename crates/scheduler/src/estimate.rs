@@ -156,10 +156,11 @@ pub fn available_sets(capacity: Option<&Capacity>, components: &[crate::Componen
     // No more sets than the modelled nodes have pods for.
     let model_pods: i128 =
         c.models.iter().map(|g| i128::from(g.nodes.max(0)) * MODEL_NODE_PODS).sum();
+    let allocating = allocating_units(c, &set);
     let bound = by_summary
-        .saturating_add(allocating_units(c, &set))
+        .saturating_add(allocating)
         .min(i64::try_from(model_pods / pods_per_set).unwrap_or(i64::MAX));
-    by_summary.min(model_sets(&c.models, components, bound) - allocating_units(c, &set)).max(0)
+    by_summary.min(model_sets(&c.models, components, bound) - allocating).max(0)
 }
 
 /// Sets placed first-fit in the nodes of `models`, up to `bound`.
@@ -170,21 +171,28 @@ fn model_sets(models: &[ModelGrade], components: &[crate::ComponentInfo], bound:
         node.insert("pods".into(), MODEL_NODE_PODS);
         nodes.extend(std::iter::repeat_n(node, usize::try_from(grade.nodes).unwrap_or(0)));
     }
+    // What one replica of each component asks, pods included (the same for every set).
+    let units: Vec<(BTreeMap<String, i128>, i128)> = components
+        .iter()
+        .map(|c| {
+            let mut unit = c.requests.clone();
+            unit.insert("pods".into(), 1000);
+            (unit, i128::from(c.replicas.max(0)))
+        })
+        .collect();
     let mut sets = 0;
     while sets < bound {
-        for component in components {
-            let mut unit: BTreeMap<String, i128> = component.requests.clone();
-            unit.insert("pods".into(), 1000);
-            let mut remaining = i128::from(component.replicas.max(0));
+        for (unit, replicas) in &units {
+            let mut remaining = *replicas;
             for node in nodes.iter_mut() {
                 if remaining == 0 {
                     break;
                 }
-                let placed = per_model_node(node, &unit).min(remaining);
+                let placed = per_model_node(node, unit).min(remaining);
                 if placed <= 0 {
                     continue;
                 }
-                for (name, asked) in &unit {
+                for (name, asked) in unit {
                     if let Some(have) = node.get_mut(name) {
                         *have -= asked * placed;
                     }
