@@ -54,6 +54,83 @@ fn bench_propagate_smoke_on_redb_and_etcd() {
     }
 }
 
+/// The same load against a control plane the bench did not start (here ours, started as a
+/// user would): it finds the Ready clusters through the members' kubeconfig, measures the
+/// processes it is given, reports writes per workload, and deletes what it created.
+#[test]
+fn bench_propagate_runs_against_a_running_control_plane() {
+    let cp = crate::plane::ControlPlane::with_joined(3);
+    let controller_manager = cp.children[0].id().to_string();
+    let scheduler = cp.children.last().unwrap().id().to_string();
+    let control_plane = cp.api.kubeconfig.to_str().unwrap();
+    let members = cp.members_config.to_str().unwrap();
+    let report = bench(&[
+        "propagate",
+        "--control-plane",
+        control_plane,
+        "--members",
+        members,
+        "--pid",
+        &format!("controller-manager={controller_manager}"),
+        "--pid",
+        &format!("scheduler={scheduler}"),
+        "--workloads",
+        "6",
+        "--clusters-per-workload",
+        "2",
+        "--label",
+        "karmada-rs",
+        "--timeout",
+        "120",
+    ]);
+    let rows = report.as_array().expect("rows");
+    let value = |metric: &str| {
+        rows.iter()
+            .find(|r| r["metric"] == metric)
+            .and_then(|r| r["value"].as_f64())
+            .unwrap_or_else(|| panic!("no {metric:?} in {report}"))
+    };
+    assert!(
+        rows.iter().all(|r| r["subject"] == "controller restart"
+            || r["subject"] == "propagate 3×6 (Divided, 2 replicas, 2 clusters each, karmada-rs)"),
+        "{report}"
+    );
+    // 6 workloads × 2 clusters × (the Deployment and the ConfigMap it mounts).
+    assert_eq!(value("Works applied"), 24.0, "{report}");
+    assert!(value("control-plane peak RSS (2 processes)") > 1.0, "{report}");
+    assert!(value("  of which controller-manager") > 0.0, "{report}");
+    // Each workload takes at least its two creates, a binding and two Works.
+    assert!(value("control-plane writes per workload") >= 5.0, "{report}");
+    assert!(!rows.iter().any(|r| r["subject"] == "controller restart"), "nothing restarted");
+    // Nothing is left behind, on the control plane or in the members.
+    crate::harness::eventually(std::time::Duration::from_secs(60), "bench namespace gone", || {
+        cp.api.kubectl(&["get", "ns", "bench"]).code.ne(&0).then_some(())
+    });
+    for member in ["member1", "member2", "member3"] {
+        crate::harness::eventually(
+            std::time::Duration::from_secs(60),
+            &format!("bench namespace gone from {member}"),
+            || cp.member(member, &["get", "ns", "bench"]).code.ne(&0).then_some(()),
+        );
+    }
+    // More clusters than there are is refused with the count; a run does not mix with what an
+    // earlier one left behind, rather than counting it.
+    let refused = |extra: &[&str]| {
+        let out = Command::new(KARMADA)
+            .args(["bench", "propagate", "--control-plane", control_plane, "--members", members])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let stderr = refused(&["--clusters", "4"]);
+    assert!(stderr.contains("--clusters 4: 3 Ready clusters have a context"), "{stderr}");
+    cp.api.kubectl(&["create", "namespace", "bench"]).ok();
+    let stderr = refused(&[]);
+    assert!(stderr.contains("the namespace \"bench\" exists on the control plane"), "{stderr}");
+}
+
 #[test]
 fn bench_apiserver_smoke_compares_redb_and_etcd() {
     let report = bench(&[

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use store_etcd::server::{self, EtcdServer, MemberSpec, ServerTls};
 
-use crate::harness::{ApiServer, eventually};
+use crate::harness::{ApiServer, eventually, eventually_seen};
 
 /// A one-node etcd on loopback serving TLS and requiring client certificates, plus the
 /// `karmada apiserver` flags that reach it.
@@ -212,8 +212,14 @@ impl Replica {
             .unwrap();
         let leading = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (stderr, flag) = (child.stderr.take().unwrap(), leading.clone());
+        // With KARMADA_IT_LOGS set, every line is kept there too.
+        let mut log = crate::harness::log_file(component);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(log) = log.as_mut() {
+                    use std::io::Write;
+                    let _ = writeln!(log, "{line}");
+                }
                 if line.starts_with("became leader") {
                     flag.store(true, std::sync::atomic::Ordering::SeqCst);
                 }
@@ -344,11 +350,46 @@ fn leader_election_hands_over_without_losing_or_doubling_work() {
             got.sort();
             got
         };
-        let got =
-            eventually(Duration::from_secs(60), &format!("all 10 workloads in {member}"), || {
+        let started = std::time::Instant::now();
+        let got = eventually_seen(
+            Duration::from_secs(60),
+            &format!("all 10 workloads in {member}"),
+            || {
                 let got = deployments();
-                (got.len() == 10).then_some(got)
-            });
+                if got.len() == 10 {
+                    return Ok(got);
+                }
+                if started.elapsed() < Duration::from_secs(55) {
+                    return Err(format!("{got:?}"));
+                }
+                // What the control plane holds for the missing ones, to tell where they stopped.
+                let missing: Vec<String> = (0..10)
+                    .map(|i| format!("ha-{i}"))
+                    .filter(|n| !got.iter().any(|g| g.starts_with(&format!("{n}="))))
+                    .collect();
+                let bindings = cp.api.kubectl(&[
+                    "get",
+                    "rb",
+                    "-n",
+                    "default",
+                    "-o",
+                    "jsonpath={range .items[*]}{.metadata.name}: clusters={.spec.clusters} \
+                     conditions={.status.conditions}{'\\n'}{end}",
+                ]);
+                let works = cp.api.kubectl(&[
+                    "get",
+                    "works",
+                    "-A",
+                    "-o",
+                    "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}: \
+                     {.status.conditions}{'\\n'}{end}",
+                ]);
+                Err(format!(
+                    "{member} has {got:?}, missing {missing:?}\nbindings:\n{}\nworks:\n{}",
+                    bindings.stdout, works.stdout
+                ))
+            },
+        );
         let mut want: Vec<String> = (0..10).map(|i| format!("ha-{i}=2")).collect();
         want.sort();
         assert_eq!(got, want, "every workload exactly once in {member}, as written");

@@ -370,9 +370,14 @@ pub fn kubectl_context(kubeconfig: &Path, context: &str, args: &[&str]) -> (i32,
 /// Where a component started by a test writes its log: with `KARMADA_IT_LOGS=<dir>`, a file
 /// `<dir>/<component>-<n>.log` (for looking into a failure), nowhere otherwise.
 pub fn log_sink(component: &str) -> Stdio {
+    log_file(component).map_or_else(Stdio::null, Stdio::from)
+}
+
+/// A new file for `component`'s log under `KARMADA_IT_LOGS`, when that is set.
+pub fn log_file(component: &str) -> Option<std::fs::File> {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let Some(dir) = std::env::var_os("KARMADA_IT_LOGS") else { return Stdio::null() };
+    let dir = std::env::var_os("KARMADA_IT_LOGS")?;
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let path = Path::new(&dir).join(format!("{component}-{}-{n}.log", std::process::id()));
-    std::fs::File::create(path).map_or_else(|_| Stdio::null(), Stdio::from)
+    std::fs::File::create(path).ok()
 }

@@ -93,7 +93,13 @@ impl ControlPlane {
             .arg(&members_dir)
             .arg("--kubeconfig")
             .arg(&members_config);
-        children.push(member.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+        children.push(
+            member
+                .stdout(Stdio::null())
+                .stderr(crate::harness::log_sink("member"))
+                .spawn()
+                .unwrap(),
+        );
         eventually(Duration::from_secs(30), "members kubeconfig", || {
             let text = std::fs::read_to_string(&members_config).ok()?;
             (text.matches("name: member").count() >= members * 3).then_some(())
