@@ -601,7 +601,7 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
         }
         if let Ok(mut rendered) = ctx.rendered.lock() {
             if override_failures.is_empty() {
-                rendered.insert(owner, inputs);
+                rendered.insert(owner.clone(), inputs);
             } else {
                 rendered.remove(&owner);
             }
@@ -616,9 +616,44 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
         return Ok(Action::requeue(Duration::from_secs(300)));
     }
     if ctx.parts.status {
+        let own = ctx.own_status(&owner, rb.meta().resource_version.as_deref());
+        let shown = own.as_deref().or(rb.status());
+        if let Some(wait) = awaiting_first_reports(&existing, shown, crate::now_secs()) {
+            return Ok(Action::requeue(wait));
+        }
         aggregate::<B>(&ctx, &rb, &existing, &ar, &templates, &template).await?;
     }
     Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+/// How long a binding's Works may take to report for the first time before the binding says
+/// they have not (`applied: false`, health Unknown, `FullyApplied=False`).
+pub const FIRST_REPORT_GRACE_SECS: i64 = 10;
+
+/// Whether the first aggregation of a binding waits, and how long at most: its Works were all
+/// created within [`FIRST_REPORT_GRACE_SECS`], some have not reported yet, and the binding
+/// shows no aggregated status. Their first reports follow within moments (each brings the
+/// binding back); writing "not applied yet", or one cluster's report before the other's, would
+/// cost binding and template status writes that are overwritten at once. A Work that does not
+/// report in time (its cluster is down) is shown as not applied once the grace is over.
+pub fn awaiting_first_reports(
+    works: &[Arc<Work>],
+    shown: Option<&ResourceBindingStatus>,
+    now_secs: i64,
+) -> Option<Duration> {
+    if shown.is_some_and(|s| !s.aggregated_status.is_empty()) {
+        return None;
+    }
+    let mut oldest = None::<i64>;
+    let mut silent = false;
+    for work in works.iter().filter(|w| w.metadata.deletion_timestamp.is_none()) {
+        silent |= work.status.as_ref().is_none_or(|s| s.conditions.is_empty());
+        let created = work.metadata.creation_timestamp.as_ref()?.0.as_second();
+        oldest = Some(oldest.map_or(created, |o| o.min(created)));
+    }
+    let age = now_secs - oldest?;
+    (silent && age < FIRST_REPORT_GRACE_SECS)
+        .then(|| Duration::from_secs((FIRST_REPORT_GRACE_SECS - age).max(1) as u64))
 }
 
 /// Which graceful eviction tasks are done (as upstream's graceful eviction controller judges
@@ -1143,6 +1178,56 @@ mod tests {
     use super::*;
 
     /// Aggregation as upstream's `assembleWorkStatus` and `generateFullyAppliedCondition`.
+    #[test]
+    fn the_first_aggregation_waits_for_fresh_works_to_report() {
+        let t0 = apimachinery::time::parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
+        let work = |cluster: &str, created: i64, reported: bool, deleting: bool| {
+            let mut w: Work = serde_json::from_value(json!({
+                "metadata": {"name": "d-1", "namespace": format!("karmada-es-{cluster}"),
+                    "creationTimestamp": apimachinery::time::format_rfc3339(t0 + created)},
+                "spec": {"workload": {"manifests": []}},
+            }))
+            .unwrap();
+            if reported {
+                w.status = Some(
+                    serde_json::from_value(json!({"conditions": [{"type": "Applied",
+                        "status": "True", "reason": "r", "message": "",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z"}]}))
+                    .unwrap(),
+                );
+            }
+            if deleting {
+                w.metadata.deletion_timestamp =
+                    Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                        k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+                    ));
+            }
+            Arc::new(w)
+        };
+        let fresh = [work("m1", 0, false, false), work("m2", 1, false, false)];
+        // Counted from the oldest Work: 3 s after it, 7 s are left.
+        assert_eq!(awaiting_first_reports(&fresh, None, t0 + 3), Some(Duration::from_secs(7)));
+        assert_eq!(awaiting_first_reports(&fresh, None, t0 + 9), Some(Duration::from_secs(1)));
+        // Past the grace, the binding says they have not reported.
+        assert_eq!(awaiting_first_reports(&fresh, None, t0 + 10), None);
+        // The first aggregation waits for every Work's report, not one cluster's.
+        let one = [work("m1", 0, true, false), work("m2", 0, false, false)];
+        assert_eq!(awaiting_first_reports(&one, None, t0 + 1), Some(Duration::from_secs(9)));
+        let both = [work("m1", 0, true, false), work("m2", 0, true, false)];
+        assert_eq!(awaiting_first_reports(&both, None, t0 + 1), None);
+        // A binding that already shows an aggregated status is kept current at once.
+        let shown: ResourceBindingStatus = serde_json::from_value(json!({
+            "aggregatedStatus": [{"clusterName": "m1", "health": "Unknown"}]}))
+        .unwrap();
+        assert_eq!(awaiting_first_reports(&fresh, Some(&shown), t0 + 1), None);
+        let scheduled_only: ResourceBindingStatus =
+            serde_json::from_value(json!({"schedulerObservedGeneration": 2})).unwrap();
+        assert!(awaiting_first_reports(&fresh, Some(&scheduled_only), t0 + 1).is_some());
+        // No Works (or only Works going away): nothing to wait for.
+        assert_eq!(awaiting_first_reports(&[], None, t0), None);
+        assert_eq!(awaiting_first_reports(&[work("m1", 0, false, true)], None, t0), None);
+    }
+
     #[test]
     fn aggregated_status_follows_the_works() {
         let resource: karmada_api::work::ObjectReference = serde_json::from_value(

@@ -566,7 +566,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let result = load_and_measure(&args, &mut setup).await;
     if setup.own.is_none() {
-        clean_up(&setup.client, Duration::from_secs(args.timeout.min(300))).await;
+        clean_up(&setup.client, Duration::from_secs(args.timeout.min(120))).await;
     }
     if let Some(own) = setup.own.take() {
         drop(own.cp);
