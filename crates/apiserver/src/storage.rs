@@ -1440,6 +1440,14 @@ impl Storage {
             let mut new = current.clone();
             object::set_meta(&mut new, "deletionTimestamp", json!(now_rfc3339()));
             object::set_meta(&mut new, "deletionGracePeriodSeconds", json!(0));
+            // Being deleted is a change of what the object asks for: its generation moves (as
+            // Kubernetes' registry marks an object as deleting), so controllers that follow
+            // generation changes only see it.
+            if let Some(generation) = current.pointer("/metadata/generation").and_then(Value::as_i64)
+                && generation > 0
+            {
+                object::set_meta(&mut new, "generation", json!(generation + 1));
+            }
             object::set_meta(&mut new, "finalizers", json!(finalizers));
             if namespace_finalizing {
                 new["status"]["phase"] = json!("Terminating");

@@ -18,24 +18,49 @@ pub struct Args {
     /// Where to write the PNG.
     #[arg(long, default_value = "benchmarks/propagate.png")]
     out: PathBuf,
+    /// Compare runs of one scale by their label (`bench propagate --label`, e.g. karmada-rs
+    /// and upstream against the same control plane): time, CPU per process, writes per
+    /// workload and peak RSS, each the mean of a label's runs.
+    #[arg(long)]
+    side_by_side: bool,
+}
+
+fn read_rows(path: &std::path::Path) -> anyhow::Result<Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{}: not the JSON of `bench propagate --json`", path.display()))
+}
+
+fn write_png(out: &std::path::Path, canvas: &Canvas) -> anyhow::Result<()> {
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(out, canvas.png())?;
+    Ok(())
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    if args.side_by_side {
+        let mut runs = Vec::new();
+        for path in &args.inputs {
+            runs.push(
+                Labelled::from_rows(&read_rows(path)?)
+                    .with_context(|| path.display().to_string())?,
+            );
+        }
+        let means = Labelled::means(&runs)?;
+        write_png(&args.out, &draw_side_by_side(&means))?;
+        eprintln!("wrote {} ({} runs, {} labels)", args.out.display(), runs.len(), means.len());
+        return Ok(());
+    }
     let mut points = Vec::new();
     for path in &args.inputs {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let rows: Value = serde_json::from_str(&text).with_context(|| {
-            format!("{}: not the JSON of `bench propagate --json`", path.display())
-        })?;
-        points.push(Point::from_rows(&rows).with_context(|| path.display().to_string())?);
+        points
+            .push(Point::from_rows(&read_rows(path)?).with_context(|| path.display().to_string())?);
     }
     points.sort_by_key(|p| (p.clusters, p.workloads));
-    let png = draw(&points).png();
-    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(&args.out, png)?;
+    write_png(&args.out, &draw(&points))?;
     eprintln!("wrote {} ({} scales)", args.out.display(), points.len());
     Ok(())
 }
@@ -88,6 +113,177 @@ impl Point {
     }
 }
 
+/// One `bench propagate` run under its label, for the side-by-side chart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Labelled {
+    /// The label (`--label`), the last item of the subject's parentheses.
+    pub label: String,
+    /// The scale, e.g. `10×1000`: runs of different scales are not compared.
+    pub scale: String,
+    /// Seconds until every member object exists.
+    pub to_members: f64,
+    /// CPU seconds during the load, by process.
+    pub cpu: Vec<(String, f64)>,
+    pub writes_per_workload: f64,
+    pub rss_mib: f64,
+}
+
+impl Labelled {
+    pub fn from_rows(rows: &Value) -> anyhow::Result<Labelled> {
+        let rows = rows.as_array().context("expected a JSON array of rows")?;
+        let propagate =
+            |r: &&Value| r["subject"].as_str().is_some_and(|s| s.starts_with("propagate "));
+        let find = |metric: &str| -> anyhow::Result<f64> {
+            rows.iter()
+                .filter(propagate)
+                .find(|r| r["metric"] == metric)
+                .and_then(|r| r["value"].as_f64())
+                .with_context(|| format!("no {metric:?} row"))
+        };
+        let subject = rows
+            .iter()
+            .find(propagate)
+            .and_then(|r| r["subject"].as_str())
+            .context("no `propagate` rows")?;
+        // "propagate 10×1000 (Divided, 2 replicas, 3 clusters each, upstream[, 10/s])"
+        let scale = subject.split_whitespace().nth(1).unwrap_or_default().to_owned();
+        let inside = subject.split_once('(').and_then(|(_, r)| r.rsplit_once(')')).map(|(i, _)| i);
+        let label = inside
+            .and_then(|i| i.split(", ").nth(3))
+            .with_context(|| format!("no label in {subject:?}"))?
+            .to_owned();
+        let cpu = rows
+            .iter()
+            .filter(propagate)
+            .filter_map(|r| {
+                let name = r["metric"].as_str()?.strip_prefix("  of which ")?;
+                Some((name.trim_end_matches(" (since start)").to_owned(), r["value"].as_f64()?))
+            })
+            .collect();
+        let rss = rows
+            .iter()
+            .filter(propagate)
+            .find(|r| r["metric"].as_str().is_some_and(|m| m.starts_with("control-plane peak RSS")))
+            .and_then(|r| r["value"].as_f64())
+            .context("no peak RSS row (run with --pid)")?;
+        Ok(Labelled {
+            label,
+            scale,
+            to_members: find("time until every member object exists")?,
+            cpu,
+            writes_per_workload: find("control-plane writes per workload")?,
+            rss_mib: rss,
+        })
+    }
+
+    /// The mean of each label's runs, labels in the order first seen; all of one scale.
+    pub fn means(runs: &[Labelled]) -> anyhow::Result<Vec<Labelled>> {
+        let Some(first) = runs.first() else { bail!("no runs") };
+        if let Some(other) = runs.iter().find(|r| r.scale != first.scale) {
+            bail!(
+                "runs of different scales ({} and {}) are not compared",
+                first.scale,
+                other.scale
+            );
+        }
+        let mut labels: Vec<&str> = Vec::new();
+        for r in runs {
+            if !labels.contains(&r.label.as_str()) {
+                labels.push(&r.label);
+            }
+        }
+        Ok(labels
+            .into_iter()
+            .map(|label| {
+                let mine: Vec<&Labelled> = runs.iter().filter(|r| r.label == label).collect();
+                let n = mine.len() as f64;
+                let mean =
+                    |f: &dyn Fn(&Labelled) -> f64| mine.iter().map(|r| f(r)).sum::<f64>() / n;
+                let cpu = mine[0]
+                    .cpu
+                    .iter()
+                    .map(|(name, _)| {
+                        let of = |r: &Labelled| {
+                            r.cpu.iter().find(|(n, _)| n == name).map_or(0.0, |(_, v)| *v)
+                        };
+                        (name.clone(), mean(&of))
+                    })
+                    .collect();
+                Labelled {
+                    label: label.to_owned(),
+                    scale: first.scale.clone(),
+                    to_members: mean(&|r| r.to_members),
+                    cpu,
+                    writes_per_workload: mean(&|r| r.writes_per_workload),
+                    rss_mib: mean(&|r| r.rss_mib),
+                }
+            })
+            .collect())
+    }
+}
+
+/// Colours of the compared labels, in order.
+const SERIES: [u8; 4] = [4, 5, 6, 3];
+
+/// The side-by-side chart: seconds (to all in members, CPU by process), writes per workload,
+/// and peak RSS, one bar per label in each group.
+pub fn draw_side_by_side(runs: &[Labelled]) -> Canvas {
+    let mut c = Canvas::new(1000, 560);
+    let scale = runs.first().map_or("", |r| r.scale.as_str()).replace('×', "x");
+    c.text(20, 14, &format!("bench propagate {scale}, side by side"), BLACK, 2);
+    let series: Vec<(&str, u8)> =
+        runs.iter().zip(SERIES.iter().cycle()).map(|(r, c)| (r.label.as_str(), *c)).collect();
+    let mut processes: Vec<String> = Vec::new();
+    for r in runs {
+        for (name, _) in &r.cpu {
+            if !processes.contains(name) {
+                processes.push(name.clone());
+            }
+        }
+    }
+    let cpu_of =
+        |r: &Labelled, name: &str| r.cpu.iter().find(|(n, _)| n == name).map_or(0.0, |(_, v)| *v);
+    let mut seconds =
+        vec![("to members".to_owned(), runs.iter().map(|r| r.to_members).collect::<Vec<f64>>())];
+    seconds.push((
+        "CPU total".to_owned(),
+        runs.iter().map(|r| r.cpu.iter().map(|(_, v)| v).sum()).collect(),
+    ));
+    for name in &processes {
+        let short = name.replace("controller-manager", "cm");
+        seconds.push((short, runs.iter().map(|r| cpu_of(r, name)).collect()));
+    }
+    bars(
+        &mut c,
+        Area { x: 60, y: 70, w: 500, h: 400 },
+        "seconds: wall time, CPU",
+        &seconds,
+        &series,
+        None,
+        true,
+    );
+    let writes = vec![("writes".to_owned(), runs.iter().map(|r| r.writes_per_workload).collect())];
+    bars(
+        &mut c,
+        Area { x: 630, y: 70, w: 140, h: 400 },
+        "per workload",
+        &writes,
+        &series,
+        None,
+        false,
+    );
+    let rss = vec![("peak RSS".to_owned(), runs.iter().map(|r| r.rss_mib).collect())];
+    bars(&mut c, Area { x: 840, y: 70, w: 140, h: 400 }, "MiB", &rss, &series, None, false);
+    c.text(
+        20,
+        535,
+        "each bar the mean of a label's runs; cm = controller-manager; see BENCHMARKS.md",
+        GREY,
+        1,
+    );
+    c
+}
+
 const WHITE: u8 = 0;
 const BLACK: u8 = 1;
 const GRID: u8 = 2;
@@ -120,6 +316,7 @@ pub fn draw(points: &[Point]) -> Canvas {
         &groups,
         &[("to member p50", BLUE), ("to member p99", ORANGE), ("to Ready p99", GREEN)],
         None,
+        true,
     );
     let groups: Vec<(String, Vec<f64>)> =
         points.iter().map(|p| (p.label(), vec![p.works_per_s])).collect();
@@ -130,6 +327,7 @@ pub fn draw(points: &[Point]) -> Canvas {
         &groups,
         &[("karmada-rs", BLUE)],
         Some((200.0, "upstream v1.3 report: ~200 Works/s")),
+        true,
     );
     c.text(20, 535, "scale = clusters x workloads; each workload is a Deployment + ConfigMap; see BENCHMARKS.md", GREY, 1);
     c
@@ -166,6 +364,7 @@ fn bars(
     groups: &[(String, Vec<f64>)],
     series: &[(&str, u8)],
     reference: Option<(f64, &str)>,
+    legend: bool,
 ) {
     c.text(a.x, a.y - 22, title, BLACK, 1);
     let highest = groups
@@ -212,6 +411,9 @@ fn bars(
             x += 10;
         }
         c.text(a.x + a.w - Canvas::text_width(text, 1), y.saturating_sub(12), text, RED, 1);
+    }
+    if !legend {
+        return;
     }
     // Legend under the axis.
     let mut x = a.x;
@@ -374,6 +576,50 @@ mod tests {
         assert_eq!(u32::from_be_bytes(png[16..20].try_into().unwrap()), 1000);
         let raw = miniz_oxide::inflate::decompress_to_vec_zlib(&idat(&png)).unwrap();
         assert_eq!(raw.len(), (1000 + 1) * 560);
+    }
+
+    fn labelled(label: &str, scale: &str, to_members: f64, cm: f64) -> Value {
+        let s = format!("propagate {scale} (Divided, 2 replicas, 3 clusters each, {label})");
+        json!([
+            {"subject": s, "metric": "time until every member object exists", "value": to_members, "unit": "s"},
+            {"subject": s, "metric": "control-plane writes per workload", "value": 20.0, "unit": "requests"},
+            {"subject": s, "metric": "control-plane peak RSS (2 processes)", "value": 400.0, "unit": "MiB"},
+            {"subject": s, "metric": "  of which apiserver", "value": 8.0, "unit": "s"},
+            {"subject": s, "metric": "  of which controller-manager", "value": cm, "unit": "s"},
+        ])
+    }
+
+    #[test]
+    fn side_by_side_runs_are_averaged_by_label_and_drawn_to_scale() {
+        let runs: Vec<Labelled> = [
+            labelled("karmada-rs", "10×1000", 12.0, 5.0),
+            labelled("upstream", "10×1000", 50.0, 40.0),
+            labelled("karmada-rs", "10×1000", 14.0, 7.0),
+        ]
+        .iter()
+        .map(|r| Labelled::from_rows(r).unwrap())
+        .collect();
+        assert_eq!(runs[1].label, "upstream");
+        assert_eq!(
+            runs[1].cpu,
+            [("apiserver".to_owned(), 8.0), ("controller-manager".to_owned(), 40.0)]
+        );
+        let means = Labelled::means(&runs).unwrap();
+        assert_eq!(means.len(), 2);
+        assert_eq!((means[0].label.as_str(), means[0].to_members), ("karmada-rs", 13.0));
+        assert_eq!(means[0].cpu[1], ("controller-manager".to_owned(), 6.0));
+        let c = draw_side_by_side(&means);
+        // In the seconds panel (x 60..560, 4 groups: to members, CPU total, apiserver, cm),
+        // the "to members" bars are 13 and 50 s tall: count their pixels.
+        let height = |x: usize, color: u8| (70..470).filter(|y| c.pixel(x, *y) == color).count();
+        let slot = 500 / 4;
+        let bar = (slot * 3 / 4) / 2;
+        let left = 60 + (slot - bar * 2) / 2;
+        let ours = height(left + bar / 2, SERIES[0]);
+        let theirs = height(left + bar + bar / 2, SERIES[1]);
+        assert!((theirs as f64 / ours as f64 - 50.0 / 13.0).abs() < 0.1, "{ours} vs {theirs}");
+        let other_scale = Labelled::from_rows(&labelled("x", "10×200", 1.0, 1.0)).unwrap();
+        assert!(Labelled::means(&[runs[0].clone(), other_scale]).is_err());
     }
 
     fn idat(png: &[u8]) -> Vec<u8> {

@@ -419,6 +419,13 @@ fn delete_finalizers_gc_and_namespaces() {
         let ts = s.kubectl(&["get", "wg", "wfin", "-o", "jsonpath={.metadata.deletionTimestamp}"]);
         (ts.code == 0 && !ts.stdout.is_empty()).then_some(())
     });
+    // Marking it as being deleted bumps its generation, as Kubernetes does: controllers that
+    // only look at generation changes (controller-runtime's GenerationChangedPredicate, as
+    // upstream Karmada's use) see the deletion.
+    assert_eq!(
+        s.kubectl(&["get", "wg", "wfin", "-o", "jsonpath={.metadata.generation}"]).ok(),
+        "2"
+    );
     let out = s.kubectl(&[
         "patch",
         "wg",

@@ -230,26 +230,34 @@ fn bench_scheduler_smoke_reports_burst_and_steady_latency() {
     );
 }
 
-/// The chart in BENCHMARKS.md is drawn from the committed results; drawing it must keep working.
+/// The charts in BENCHMARKS.md are drawn from the committed results; drawing them must keep
+/// working.
 #[test]
 fn bench_chart_draws_the_committed_results() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benchmarks/results");
-    let mut inputs: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    inputs.sort();
-    assert!(inputs.len() >= 3, "{inputs:?}");
-    let out = tempfile::tempdir().unwrap();
-    let png = out.path().join("chart.png");
-    let status = Command::new(KARMADA)
-        .args(["bench", "chart", "--out"])
-        .arg(&png)
-        .args(&inputs)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let bytes = std::fs::read(&png).unwrap();
-    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    for (results, flags, at_least) in
+        [("results", &[][..], 3), ("side-by-side", &["--side-by-side"][..], 2)]
+    {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benchmarks").join(results);
+        let mut inputs: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        inputs.sort();
+        assert!(inputs.len() >= at_least, "{inputs:?}");
+        let out = tempfile::tempdir().unwrap();
+        let png = out.path().join("chart.png");
+        let status = Command::new(KARMADA)
+            .args(["bench", "chart"])
+            .args(flags)
+            .arg("--out")
+            .arg(&png)
+            .args(&inputs)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{results}");
+        let bytes = std::fs::read(&png).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    }
 }
