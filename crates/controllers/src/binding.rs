@@ -1177,7 +1177,6 @@ pub async fn run(
 mod tests {
     use super::*;
 
-    /// Aggregation as upstream's `assembleWorkStatus` and `generateFullyAppliedCondition`.
     #[test]
     fn the_first_aggregation_waits_for_fresh_works_to_report() {
         let t0 = apimachinery::time::parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
@@ -1228,6 +1227,7 @@ mod tests {
         assert_eq!(awaiting_first_reports(&[work("m1", 0, false, true)], None, t0), None);
     }
 
+    /// Aggregation as upstream's `assembleWorkStatus` and `generateFullyAppliedCondition`.
     #[test]
     fn aggregated_status_follows_the_works() {
         let resource: karmada_api::work::ObjectReference = serde_json::from_value(
