@@ -40,6 +40,16 @@ impl LogEntry {
         self.event.revision()
     }
 
+    /// The bytes this entry keeps in the history: its key, and the value it wrote (a replaced
+    /// or deleted value is counted by the entry that wrote it).
+    pub fn bytes(&self) -> u64 {
+        let (key, value) = match &self.event {
+            Event::Put { kv, .. } => (kv.key.len(), kv.value.len()),
+            Event::Delete { prev, .. } => (prev.key.len(), 0),
+        };
+        (key + value) as u64
+    }
+
     /// The key's value just before this event.
     fn prev_value(&self) -> Option<KeyValue> {
         match &self.event {
@@ -58,6 +68,10 @@ pub struct Retention {
     pub max_revisions: u64,
     /// Compact revisions older than this (beyond `min_revisions`).
     pub max_age: Duration,
+    /// Compact the oldest revisions while the history holds more than this many bytes of
+    /// keys and values (beyond `min_revisions`): a burst of large writes cannot make it grow
+    /// without bound before `max_revisions` or `max_age` would.
+    pub max_bytes: u64,
 }
 
 impl Default for Retention {
@@ -66,6 +80,7 @@ impl Default for Retention {
             min_revisions: 1_000,
             max_revisions: 100_000,
             max_age: Duration::from_secs(300),
+            max_bytes: 128 << 20,
         }
     }
 }
@@ -82,6 +97,8 @@ struct Entry {
 struct Timed {
     entry: LogEntry,
     at: Instant,
+    /// What the entry adds to the history's size (see [`LogEntry::bytes`]).
+    bytes: u64,
 }
 
 #[derive(Debug)]
@@ -89,6 +106,8 @@ struct State {
     map: BTreeMap<Bytes, Entry>,
     /// Events with revisions in `(compacted, revision]`, contiguous.
     log: VecDeque<Timed>,
+    /// The sum of the log's entries' bytes.
+    log_bytes: u64,
     revision: u64,
     compacted: u64,
 }
@@ -184,8 +203,12 @@ impl Engine {
                 map.insert(prev.key.clone(), Entry { latest: None, last_event: revision.0 });
             }
         }
-        let log = history.into_iter().map(|entry| Timed { entry, at: now }).collect();
-        let state = State { map, log, revision: revision.0, compacted: compacted.0 };
+        let log: VecDeque<Timed> = history
+            .into_iter()
+            .map(|entry| Timed { bytes: entry.bytes(), entry, at: now })
+            .collect();
+        let log_bytes = log.iter().map(|t| t.bytes).sum();
+        let state = State { map, log, log_bytes, revision: revision.0, compacted: compacted.0 };
         let (tip, _) = watch::channel(Tip { revision: revision.0, closed: false });
         Arc::new(Engine { state: RwLock::new(state), tip, retention })
     }
@@ -236,7 +259,9 @@ impl Engine {
                 };
                 state.map.insert(key, Entry { latest, last_event: rev });
                 state.revision = rev;
-                state.log.push_back(Timed { entry, at: now });
+                let bytes = entry.bytes();
+                state.log_bytes += bytes;
+                state.log.push_back(Timed { entry, at: now, bytes });
             }
             state.revision
         };
@@ -261,6 +286,7 @@ impl Engine {
         }
         while state.log.front().is_some_and(|t| t.entry.revision().0 <= target.0) {
             let Some(timed) = state.log.pop_front() else { break };
+            state.log_bytes -= timed.bytes;
             if let Event::Delete { revision, prev } = &timed.entry.event
                 && state.map.get(&prev.key).is_some_and(|e| e.last_event == revision.0)
             {
@@ -293,6 +319,19 @@ impl Engine {
             let old = state.log.partition_point(|t| t.at < cutoff);
             let rev = state.compacted + old as u64;
             target = target.max(rev.min(keep_floor));
+        }
+        let byte_slack = self.retention.max_bytes / 16;
+        if state.log_bytes > self.retention.max_bytes + byte_slack {
+            // Drop the oldest entries until what is left fits.
+            let (mut left, mut dropped) = (state.log_bytes, 0u64);
+            for timed in &state.log {
+                if left <= self.retention.max_bytes {
+                    break;
+                }
+                left -= timed.bytes;
+                dropped += 1;
+            }
+            target = target.max((state.compacted + dropped).min(keep_floor));
         }
         (target > state.compacted).then_some(Revision(target))
     }
@@ -480,5 +519,67 @@ impl Cursor {
                 return None;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(engine: &Engine, key: &str, size: usize) {
+        let op =
+            Op::Create { key: Bytes::from(key.to_owned()), value: Bytes::from(vec![b'x'; size]) };
+        let entries: Vec<LogEntry> =
+            engine.prepare(std::slice::from_ref(&op)).into_iter().map(Result::unwrap).collect();
+        engine.apply(entries).unwrap();
+    }
+
+    #[test]
+    fn history_is_bounded_by_bytes_as_well_as_revisions() {
+        let retention = Retention {
+            min_revisions: 2,
+            max_revisions: 1_000,
+            max_age: Duration::from_secs(3600),
+            max_bytes: 10_000,
+        };
+        let engine = Engine::new(retention);
+        // 20 writes of ~1 KB (a 2-byte key and 1,000 bytes of value): 20 KB of history.
+        for i in 0..20 {
+            write(&engine, &format!("{i:02}"), 1_000);
+        }
+        let target = engine.compaction_due(Instant::now()).expect("over the byte bound");
+        engine.compact(target).unwrap();
+        let state = engine.state.read();
+        assert!(state.log_bytes <= 10_000, "{}", state.log_bytes);
+        assert_eq!(state.log.len(), 9, "the newest 9 entries (9,018 bytes) fit");
+        assert_eq!(state.log_bytes, 9 * 1_002);
+        drop(state);
+        // Within the bound (and its slack) nothing is due; the live values are all readable.
+        assert_eq!(engine.compaction_due(Instant::now()), None);
+        assert!(engine.get(b"00", None).unwrap().is_some());
+        // The newest `min_revisions` stay, whatever their size.
+        let engine = Engine::new(retention);
+        write(&engine, "a", 50_000);
+        write(&engine, "b", 50_000);
+        assert_eq!(engine.compaction_due(Instant::now()), None);
+        write(&engine, "c", 50_000);
+        let target = engine.compaction_due(Instant::now()).unwrap();
+        assert_eq!(target, Revision(Revision::INITIAL.0 + 1), "only the oldest goes");
+    }
+
+    #[test]
+    fn restored_history_counts_its_bytes() {
+        let engine = Engine::new(Retention::default());
+        write(&engine, "k", 100);
+        let history: Vec<LogEntry> =
+            engine.state.read().log.iter().map(|t| t.entry.clone()).collect();
+        let restored = Engine::restore(
+            Retention::default(),
+            engine.revision(),
+            engine.compacted(),
+            Vec::new(),
+            history,
+        );
+        assert_eq!(restored.state.read().log_bytes, 101);
     }
 }

@@ -101,8 +101,12 @@ async fn compaction_survives_reopen() {
 async fn history_is_compacted_in_the_background() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.redb");
-    let retention =
-        Retention { min_revisions: 10, max_revisions: 64, max_age: Duration::from_secs(3600) };
+    let retention = Retention {
+        min_revisions: 10,
+        max_revisions: 64,
+        max_age: Duration::from_secs(3600),
+        ..Retention::default()
+    };
     let options = RedbOptions { retention, ..Default::default() };
     let store = RedbStore::open(&path, options).unwrap();
     let mut kv = store.create(b("/bg/k"), b("0")).await.unwrap();
