@@ -113,6 +113,7 @@ pub fn defs_from_crd(crd: &Value) -> Vec<ResourceDef> {
                 openapi: None,
                 stored_as: None,
                 conversion: None,
+                verbs: crate::registry::Verbs::All,
             }
         })
         .collect()

@@ -4,9 +4,6 @@ use serde_json::{Value, json};
 
 use crate::registry::{Registry, ResourceDef};
 
-const VERBS: &[&str] =
-    &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
-
 fn subresource_verbs() -> Value {
     json!(["get", "patch", "update"])
 }
@@ -76,7 +73,7 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
     for def in &defs {
         let mut entry = json!({
             "name": def.plural, "singularName": def.singular, "namespaced": def.namespaced,
-            "kind": def.kind, "verbs": VERBS,
+            "kind": def.kind, "verbs": def.verbs.names(),
         });
         if !def.short_names.is_empty() {
             entry["shortNames"] = json!(def.short_names);
@@ -127,7 +124,7 @@ fn aggregated_resource(def: &ResourceDef) -> Value {
         "responseKind": kind,
         "scope": if def.namespaced { "Namespaced" } else { "Cluster" },
         "singularResource": def.singular,
-        "verbs": VERBS,
+        "verbs": def.verbs.names(),
     });
     if !def.short_names.is_empty() {
         entry["shortNames"] = json!(def.short_names);

@@ -78,6 +78,33 @@ pub struct ResourceDef {
     /// This version's objects have another shape than the storage version's: converted on
     /// the way in and out.
     pub conversion: Option<Conversion>,
+    /// The verbs the kind answers, as discovery lists them.
+    pub verbs: Verbs,
+}
+
+/// The verbs a kind answers, as discovery lists them: clients (the detector, informers,
+/// `kubectl api-resources`) decide from them what they may list and watch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Verbs {
+    /// Stored objects: every verb.
+    #[default]
+    All,
+    /// Answered, never stored (the reviews): only `create`.
+    CreateOnly,
+    /// Computed when read (metrics): `get` and `list`.
+    ReadOnly,
+}
+
+impl Verbs {
+    pub fn names(self) -> &'static [&'static str] {
+        match self {
+            Verbs::All => {
+                &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+            }
+            Verbs::CreateOnly => &["create"],
+            Verbs::ReadOnly => &["get", "list"],
+        }
+    }
 }
 
 /// Conversions between a served version and the storage version.
@@ -127,6 +154,7 @@ impl ResourceDef {
             openapi: None,
             stored_as: None,
             conversion: None,
+            verbs: Verbs::All,
         }
     }
 
@@ -135,6 +163,7 @@ impl ResourceDef {
         ResourceDef {
             printer: Printer::Columns(Vec::new()),
             custom: false,
+            verbs: Verbs::ReadOnly,
             ..ResourceDef::external("metrics.k8s.io", "v1beta1", kind, plural, namespaced)
         }
     }
@@ -200,6 +229,7 @@ struct Builtin {
     scale: bool,
     generation: bool,
     stored_as: Option<StoredAs>,
+    verbs: Verbs,
 }
 
 const fn b(
@@ -223,10 +253,17 @@ const fn b(
         scale: false,
         generation: false,
         stored_as: None,
+        verbs: Verbs::All,
     }
 }
 
 impl Builtin {
+    /// A review: answered, never stored.
+    const fn review(mut self) -> Self {
+        self.verbs = Verbs::CreateOnly;
+        self
+    }
+
     const fn schema(mut self, openapi: OpenApiFn) -> Self {
         self.openapi = Some(openapi);
         self
@@ -326,10 +363,13 @@ const BUILTINS: &[Builtin] = &[
         .schema(openapi_of::<k8s_openapi::api::coordination::v1::Lease>),
     // Reviews are answered, never stored (see `review`); listed so clients can map the kinds.
     b("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", false, &[])
+        .review()
         .schema(openapi_of::<k8s_openapi::api::authentication::v1::TokenReview>),
     b("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", false, &[])
+        .review()
         .schema(openapi_of::<k8s_openapi::api::authentication::v1::SelfSubjectReview>),
     b("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", false, &[])
+        .review()
         .schema(openapi_of::<k8s_openapi::api::authorization::v1::SubjectAccessReview>),
     b(
         "authorization.k8s.io",
@@ -339,6 +379,7 @@ const BUILTINS: &[Builtin] = &[
         false,
         &[],
     )
+        .review()
         .schema(openapi_of::<k8s_openapi::api::authorization::v1::SelfSubjectAccessReview>),
     b(
         "authorization.k8s.io",
@@ -348,6 +389,7 @@ const BUILTINS: &[Builtin] = &[
         false,
         &[],
     )
+        .review()
         .schema(openapi_of::<k8s_openapi::api::authorization::v1::SelfSubjectRulesReview>),
     b(
         "authorization.k8s.io",
@@ -357,6 +399,7 @@ const BUILTINS: &[Builtin] = &[
         true,
         &[],
     )
+        .review()
         .schema(openapi_of::<k8s_openapi::api::authorization::v1::LocalSubjectAccessReview>),
     b(
         "certificates.k8s.io",
@@ -416,6 +459,7 @@ fn builtin_def(b: &Builtin) -> ResourceDef {
         openapi: b.openapi,
         stored_as: b.stored_as,
         conversion: None,
+        verbs: b.verbs,
         protobuf: kube_protobuf::supports(
             &if b.group.is_empty() {
                 b.version.to_owned()

@@ -55,6 +55,7 @@ pub fn resource_defs() -> Vec<ResourceDef> {
                     to_storage: o.to_storage,
                     from_storage: o.from_storage,
                 }),
+                verbs: apiserver::registry::Verbs::All,
             });
         }
     }

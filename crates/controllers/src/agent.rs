@@ -5,7 +5,6 @@
 //! ([`crate::cluster_status::observe_member`], [`crate::execution::run_scoped`]). It touches
 //! nothing on the control plane but its own Cluster, its Lease and its Works.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -245,16 +244,13 @@ pub async fn run(
     );
     // Its own EndpointSlices, collected for ServiceExports and MultiClusterServices.
     let _collector = loops.contains(&crate::registry::Loop::Collect).then(|| {
+        let (collected, router) = crate::mcs::CollectorWorks::start(&works);
         let source = crate::mcs::WorkSource {
-            store: works.store(),
-            notify: Arc::new(tokio::sync::Notify::new()),
+            notify: collected.register(&crate::execution_namespace(&config.cluster_name)),
+            works: collected,
         };
-        let wakeups = crate::mcs::Wakeups::default();
-        if let Ok(mut w) = wakeups.lock() {
-            w.insert(crate::execution_namespace(&config.cluster_name), Arc::clone(&source.notify));
-        }
         (
-            crate::AbortOnDrop(crate::mcs::route_work_changes(&works, wakeups)),
+            crate::AbortOnDrop(router),
             crate::AbortOnDrop(tokio::spawn(crate::mcs::collect_member(
                 control.clone(),
                 member.clone(),

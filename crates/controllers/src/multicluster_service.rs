@@ -60,11 +60,8 @@ impl Member {
     pub fn of(cluster: &Cluster) -> Member {
         let enablements =
             cluster.status.as_ref().map(|s| s.api_enablements.as_slice()).unwrap_or_default();
-        let endpoint_slices = enablements.is_empty()
-            || enablements.iter().any(|e| {
-                e.group_version == "discovery.k8s.io/v1"
-                    && e.resources.iter().any(|r| r.kind == "EndpointSlice")
-            });
+        let endpoint_slices =
+            enablements.is_empty() || cluster.serves("discovery.k8s.io/v1", "EndpointSlice");
         Member {
             name: cluster.metadata.name.clone().unwrap_or_default(),
             ready: cluster.is_ready() && cluster.metadata.deletion_timestamp.is_none(),

@@ -341,8 +341,11 @@ where
             .default_backoff()
             .modify(crate::lean)
             .reflect(writer)
-            .for_each(move |_| {
-                notify.notify_one();
+            .for_each(move |event| {
+                // A failing watch (retried with backoff) changes nothing to look at.
+                if event.is_ok() {
+                    notify.notify_one();
+                }
                 async {}
             }),
     );

@@ -190,4 +190,14 @@ impl Cluster {
             .as_ref()
             .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
     }
+
+    /// Whether its status lists `kind` of `group_version` (`apps/v1`, `v1`) among the APIs the
+    /// member serves (upstream's `IsAPIEnabled`): false until the status says so.
+    pub fn serves(&self, group_version: &str, kind: &str) -> bool {
+        self.status.as_ref().is_some_and(|s| {
+            s.api_enablements.iter().any(|e| {
+                e.group_version == group_version && e.resources.iter().any(|r| r.kind == kind)
+            })
+        })
+    }
 }

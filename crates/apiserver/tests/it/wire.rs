@@ -6,6 +6,49 @@ use serde_json::json;
 
 use crate::start;
 
+/// Kinds that are not stored list only the verbs they answer, in both discovery forms, so
+/// clients that watch every listable kind (Karmada's resource detector) leave them alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_lists_the_verbs_each_kind_answers() {
+    let h = start().await;
+    let verbs = |doc: &serde_json::Value, name: &str| {
+        doc["resources"].as_array().unwrap().iter().find(|r| r["name"] == name).unwrap()["verbs"]
+            .clone()
+    };
+    let authn = h.get("/apis/authentication.k8s.io/v1").await.json();
+    assert_eq!(verbs(&authn, "tokenreviews"), json!(["create"]));
+    assert_eq!(verbs(&authn, "selfsubjectreviews"), json!(["create"]));
+    let authz = h.get("/apis/authorization.k8s.io/v1").await.json();
+    for review in [
+        "subjectaccessreviews",
+        "selfsubjectaccessreviews",
+        "selfsubjectrulesreviews",
+        "localsubjectaccessreviews",
+    ] {
+        assert_eq!(verbs(&authz, review), json!(["create"]), "{review}");
+    }
+    let core = h.get("/api/v1").await.json();
+    assert_eq!(
+        verbs(&core, "configmaps"),
+        json!(["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"])
+    );
+    let v2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+    let doc = h.raw("GET", "/apis", Some(v2), None, "").await.json();
+    let group = doc["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["metadata"]["name"] == "authentication.k8s.io")
+        .unwrap();
+    let tokenreviews = group["versions"][0]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "tokenreviews")
+        .unwrap();
+    assert_eq!(tokenreviews["verbs"], json!(["create"]));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_forms() {
     let h = start().await;

@@ -392,6 +392,13 @@ async fn horizontal_pod_autoscalers_scale_on_load() {
             text.contains(&format!("\"{cpu}\"")).then_some(())
         }
     };
+    // As metrics-server lists them: read only (no watch for informers to try).
+    let discovery = http::Request::get("/apis/metrics.k8s.io/v1beta1").body(Vec::new()).unwrap();
+    let discovery: serde_json::Value =
+        serde_json::from_str(&c.client.request_text(discovery).await.unwrap()).unwrap();
+    for resource in discovery["resources"].as_array().unwrap() {
+        assert_eq!(resource["verbs"], serde_json::json!(["get", "list"]), "{resource}");
+    }
     // Idle pods (1m of 100m) would leave the HPA at its minimum: load them to what they
     // request, 100 % against a 50 % target → twice the pods.
     Faults { load: Some(1.0), ..Faults::default() }.save(&data_dir, "member1").unwrap();
