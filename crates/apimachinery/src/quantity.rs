@@ -168,18 +168,34 @@ pub fn max(into: &mut Resources, other: &Resources) {
 /// What one pod asks for: the sum over its containers (limits standing in for missing
 /// requests), or its largest init container if that is larger, plus one `pods`.
 pub fn pod_requests(pod: &Value) -> Resources {
-    let per_container = |c: &Value| {
-        let mut r = parse_list(c.pointer("/resources/limits"));
-        for (k, v) in parse_list(c.pointer("/resources/requests")) {
+    let containers = |field: &str| {
+        pod.pointer(field)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.get("resources"))
+    };
+    requests_of(containers("/spec/containers"), containers("/spec/initContainers"))
+}
+
+/// A pod's requests from its containers' and init containers' `resources` (requests, or
+/// limits where a request is not given), plus one pod.
+pub fn requests_of<'a>(
+    containers: impl Iterator<Item = &'a Value>,
+    init_containers: impl Iterator<Item = &'a Value>,
+) -> Resources {
+    let per_container = |resources: &Value| {
+        let mut r = parse_list(resources.get("limits"));
+        for (k, v) in parse_list(resources.get("requests")) {
             r.insert(k, v);
         }
         r
     };
     let mut total = Resources::new();
-    for c in pod.pointer("/spec/containers").and_then(Value::as_array).into_iter().flatten() {
+    for c in containers {
         add(&mut total, &per_container(c));
     }
-    for c in pod.pointer("/spec/initContainers").and_then(Value::as_array).into_iter().flatten() {
+    for c in init_containers {
         max(&mut total, &per_container(c));
     }
     total.insert("pods".into(), 1000);

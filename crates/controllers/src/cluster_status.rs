@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use apimachinery::quantity::{self, Resources};
 use futures::future::join_all;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use karmada_api::cluster::{
     ApiEnablement, ApiResourceRef, Cluster, ClusterStatus, NodeSummary, ResourceSummary,
@@ -121,8 +121,56 @@ async fn api_enablements(client: &kube::Client) -> Result<Vec<ApiEnablement>, ku
         .collect())
 }
 
-fn pod_requests(pod: &Pod) -> Resources {
-    quantity::pod_requests(&serde_json::to_value(pod).unwrap_or(Value::Null))
+/// What the summary reads of a pod (the rest of it is skipped while parsing: a status probe
+/// lists every pod of the member).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct PodUsage {
+    spec: PodUsageSpec,
+    status: PodUsageStatus,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct PodUsageSpec {
+    node_name: Option<String>,
+    containers: Vec<ContainerUsage>,
+    init_containers: Vec<ContainerUsage>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct ContainerUsage {
+    resources: Value,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct PodUsageStatus {
+    phase: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct PodPage {
+    items: Vec<PodUsage>,
+    metadata: PageMeta,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct PageMeta {
+    #[serde(rename = "continue")]
+    continue_: Option<String>,
+}
+
+impl PodUsage {
+    fn requests(&self) -> Resources {
+        quantity::requests_of(
+            self.spec.containers.iter().map(|c| &c.resources),
+            self.spec.init_containers.iter().map(|c| &c.resources),
+        )
+    }
 }
 
 fn to_quantities(
@@ -166,18 +214,19 @@ async fn summaries(
             quantity::add(&mut allocatable, &quantity::parse_list(Some(&value)));
         }
     }
-    let pods: Api<Pod> = Api::all(client.clone());
     let (mut allocated, mut allocating) = (Resources::new(), Resources::new());
+    let pods = kube::core::Request::new("/api/v1/pods");
     let mut params = ListParams::default().limit(500);
     loop {
-        let page = pods.list(&params).await?;
+        let request = pods.list(&params).map_err(kube::Error::BuildRequest)?;
+        let page: PodPage = client.request(request).await?;
         for pod in &page.items {
-            let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
+            let phase = pod.status.phase.as_deref().unwrap_or("Pending");
             if matches!(phase, "Succeeded" | "Failed") {
                 continue;
             }
-            let requests = pod_requests(pod);
-            if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_ref()) {
+            let requests = pod.requests();
+            if let Some(node) = pod.spec.node_name.as_ref() {
                 quantity::add(&mut allocated, &requests);
                 if let Some(free) = free_by_node.get_mut(node) {
                     for (k, v) in &requests {
@@ -391,6 +440,33 @@ async fn pull_cluster_silence(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_listed_pod_is_read_for_its_requests_only() {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web", "labels": {"app": "web"}, "managedFields": [{"manager": "x"}]},
+            "spec": {"nodeName": "node-1",
+                "containers": [
+                    {"name": "a", "image": "nginx", "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}},
+                    {"name": "b", "image": "nginx", "resources": {"limits": {"cpu": "1"}, "requests": {"cpu": "200m"}}},
+                    {"name": "c", "image": "nginx", "resources": {"limits": {"memory": "1Gi"}}}],
+                "initContainers": [{"name": "i", "image": "busybox", "resources": {"requests": {"cpu": "2"}}}]},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}});
+        let page: PodPage = serde_json::from_value(json!({"kind": "PodList", "apiVersion": "v1",
+            "metadata": {"resourceVersion": "9", "continue": "next"}, "items": [pod.clone(), {}]}))
+        .unwrap();
+        assert_eq!(page.metadata.continue_.as_deref(), Some("next"));
+        let usage = &page.items[0];
+        assert_eq!(usage.spec.node_name.as_deref(), Some("node-1"));
+        assert_eq!(usage.status.phase.as_deref(), Some("Running"));
+        // The same totals as from the whole pod: init containers' maximum, limits where no
+        // request is given, and one pod.
+        assert_eq!(usage.requests(), quantity::pod_requests(&pod));
+        assert_eq!(usage.requests()["cpu"], 2000);
+        // A pod without a spec counts as one pod, nowhere yet.
+        let empty = &page.items[1];
+        assert_eq!((empty.spec.node_name.as_deref(), empty.requests().len()), (None, 1));
+    }
 
     #[test]
     fn ready_condition_keeps_transition_time() {

@@ -60,7 +60,7 @@ pub fn cluster_info_with(cluster: &Cluster, modeling: bool) -> scheduler::Cluste
             allocatable: milli(&s.allocatable),
             allocated: milli(&s.allocated),
             allocating: milli(&s.allocating),
-            models,
+            models: Arc::new(models),
         })
     });
     scheduler::ClusterInfo { enabled_apis, capacity, ..scheduler::ClusterInfo::identity(cluster) }

@@ -11,8 +11,9 @@ pub struct Capacity {
     pub allocated: BTreeMap<String, i128>,
     pub allocating: BTreeMap<String, i128>,
     /// The cluster's nodes by resource-model grade, lowest grade first; empty when the cluster
-    /// is not modelled (or modelling is off).
-    pub models: Vec<ModelGrade>,
+    /// is not modelled (or modelling is off). Shared: a decision deducting in-flight room copies
+    /// the rest of the capacity, not the grades.
+    pub models: std::sync::Arc<Vec<ModelGrade>>,
 }
 
 /// One grade of a cluster's resource models as nodes: the grade's minimum of each modelled
@@ -217,7 +218,7 @@ mod tests {
             allocatable: alloc.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             allocated: used.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             allocating: BTreeMap::new(),
-            models: Vec::new(),
+            models: Default::default(),
         }
     }
 
@@ -225,13 +226,13 @@ mod tests {
     fn modelled(nodes: i64) -> Capacity {
         let mut c =
             caps(&[("cpu", 24_000), ("memory", 96 << 30), ("pods", 330_000)], &[("pods", 10_000)]);
-        c.models = vec![
+        c.models = std::sync::Arc::new(vec![
             ModelGrade { minimum: [("cpu".into(), 0), ("memory".into(), 0)].into(), nodes: 0 },
             ModelGrade {
                 minimum: [("cpu".into(), 2000), ("memory".into(), (16i128 << 30) * 1000)].into(),
                 nodes,
             },
-        ];
+        ]);
         c
     }
 
@@ -275,7 +276,7 @@ mod tests {
         assert_eq!(available_sets(Some(&modelled(3)), &set), 1);
         assert_eq!(available_sets(Some(&modelled(4)), &set), 2);
         let mut plain = modelled(3);
-        plain.models.clear();
+        plain.models = Default::default();
         assert_eq!(available_sets(Some(&plain), &set), 6);
         // Nothing asked: the summary decides.
         assert_eq!(

@@ -115,8 +115,13 @@ impl Search {
                 // Caches become synced (or fail) without any object changing.
                 _ = status_tick.tick() => false,
             };
-            let clusters = clusters.lock().clone();
             let registries: Vec<ResourceRegistry> = registries.lock().values().cloned().collect();
+            // Without registries there is nothing to cache or report: a cluster's status
+            // changing (every few seconds per cluster under load) costs nothing then.
+            if registries.is_empty() && self.caches.read().is_empty() {
+                continue;
+            }
+            let clusters = clusters.lock().clone();
             let all: Vec<Cluster> = clusters.values().cloned().collect();
             if replan {
                 // A burst of changes (a cluster's status, several registries) is one pass.
