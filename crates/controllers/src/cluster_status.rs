@@ -123,14 +123,14 @@ async fn api_enablements(client: &kube::Client) -> Result<Vec<ApiEnablement>, ku
 
 /// What the summary reads of a pod (the rest of it is skipped while parsing: a status probe
 /// lists every pod of the member).
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Clone, Debug, Default, serde::Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 struct PodUsage {
     spec: PodUsageSpec,
     status: PodUsageStatus,
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Clone, Debug, Default, serde::Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 struct PodUsageSpec {
     node_name: Option<String>,
@@ -138,31 +138,20 @@ struct PodUsageSpec {
     init_containers: Vec<ContainerUsage>,
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Clone, Debug, Default, serde::Deserialize)]
 #[serde(default)]
 struct ContainerUsage {
     resources: Value,
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Clone, Debug, Default, serde::Deserialize)]
 #[serde(default)]
 struct PodUsageStatus {
     phase: Option<String>,
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(default)]
-struct PodPage {
-    items: Vec<PodUsage>,
-    metadata: PageMeta,
-}
-
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(default)]
-struct PageMeta {
-    #[serde(rename = "continue")]
-    continue_: Option<String>,
-}
+/// A page of the member's pods, read as [`PodUsage`].
+type PodPage = kube::core::ObjectList<PodUsage>;
 
 impl PodUsage {
     fn requests(&self) -> Resources {

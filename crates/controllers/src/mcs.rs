@@ -399,14 +399,30 @@ impl CollectorWorks {
             .unwrap_or_default()
     }
 
+    /// A Work changed (`kept`) or went: the index follows, and its namespace's collector is
+    /// woken if the Work concerns the collectors or was indexed. A Work that concerns no
+    /// collector (nearly all of them) costs a lookup, no allocation.
+    fn update(state: &mut Collected, work: Arc<Work>, kept: bool) {
+        let concerns = concerns_collectors(&work);
+        let ns = work.metadata.namespace.as_deref().unwrap_or_default();
+        let name = work.metadata.name.as_deref().unwrap_or_default();
+        let had = state.works.get_mut(ns).is_some_and(|m| m.remove(name).is_some());
+        if kept && concerns {
+            let name = name.to_owned();
+            state.works.entry(ns.to_owned()).or_default().insert(name, Arc::clone(&work));
+        } else if state.works.get(ns).is_some_and(BTreeMap::is_empty) {
+            state.works.remove(ns);
+        }
+        if (concerns || had)
+            && let Some(n) = state.wakeups.get(ns)
+        {
+            n.notify_one();
+        }
+    }
+
     fn apply(&self, change: crate::shared::Change<Work>) {
         use crate::shared::Change;
         let mut state = self.state.lock();
-        let wake = |state: &Collected, namespace: &str| {
-            if let Some(n) = state.wakeups.get(namespace) {
-                n.notify_one();
-            }
-        };
         match change {
             Change::Relisting => state.listing = Some(ByNamespace::new()),
             Change::Listed(w) => {
@@ -422,27 +438,8 @@ impl CollectorWorks {
                 state.works = state.listing.take().unwrap_or_default();
                 state.wakeups.values().for_each(|n| n.notify_one());
             }
-            Change::Applied(w) => {
-                let (ns, name) = work_key(&w);
-                let concerns = concerns_collectors(&w);
-                let had = state.works.get_mut(&ns).and_then(|m| m.remove(&name)).is_some();
-                if concerns {
-                    state.works.entry(ns.clone()).or_default().insert(name, w);
-                }
-                if concerns || had {
-                    wake(&state, &ns);
-                }
-            }
-            Change::Deleted(w) => {
-                let (ns, name) = work_key(&w);
-                let had = state.works.get_mut(&ns).and_then(|m| m.remove(&name)).is_some();
-                if state.works.get(&ns).is_some_and(BTreeMap::is_empty) {
-                    state.works.remove(&ns);
-                }
-                if had || concerns_collectors(&w) {
-                    wake(&state, &ns);
-                }
-            }
+            Change::Applied(w) => Self::update(&mut state, w, true),
+            Change::Deleted(w) => Self::update(&mut state, w, false),
         }
     }
 }
