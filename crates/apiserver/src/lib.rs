@@ -33,6 +33,7 @@ pub mod encoding;
 pub mod encryption;
 pub mod eviction;
 pub mod files;
+pub mod format;
 pub mod follow;
 pub mod gc;
 pub mod metrics;
@@ -200,6 +201,8 @@ pub enum StartError {
     Audit(#[source] std::io::Error),
     #[error("service account signing key: {0}")]
     ServiceAccountKey(String),
+    #[error("store: {0}")]
+    Format(#[from] format::FormatError),
 }
 
 /// HTTP/2 streams one connection may have open at once (watches included).
@@ -336,6 +339,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             None => None,
         },
     });
+    format::open(config.store.as_ref()).await?;
     let crd_revision = crd::load_all(&storage).await?;
     ensure_default_namespaces(&storage, &config.namespaces).await;
     for crd in &config.served_crds {

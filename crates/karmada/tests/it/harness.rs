@@ -78,7 +78,11 @@ impl ApiServer {
 
     /// Starts with more `karmada apiserver` flags (e.g. `--etcd-cafile`).
     pub fn start_with(store: &str, extra: &[String]) -> ApiServer {
-        let dir = tempfile::tempdir().expect("temp dir");
+        ApiServer::start_in(tempfile::tempdir().expect("temp dir"), store, extra)
+    }
+
+    /// Starts on an existing data dir (what an earlier server or release left there).
+    pub fn start_in(dir: tempfile::TempDir, store: &str, extra: &[String]) -> ApiServer {
         let (child, url) = spawn(dir.path(), store, "127.0.0.1:0", extra);
         let kubeconfig = dir.path().join("karmada-apiserver.config");
         ApiServer {

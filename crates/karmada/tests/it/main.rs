@@ -24,3 +24,4 @@ mod quota;
 mod rbac;
 mod scenarios;
 mod search;
+mod upgrade;
