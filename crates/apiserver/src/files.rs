@@ -45,6 +45,14 @@ pub fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
     result
 }
 
+#[cfg(unix)]
+fn running_as_root() -> bool {
+    // The owner of what this process creates is its effective user.
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
 /// Sets an existing file to mode 0600.
 pub fn make_private(path: &Path) -> io::Result<()> {
     #[cfg(unix)]
@@ -56,13 +64,18 @@ pub fn make_private(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Refuses a secret file that users other than its owner can read or write.
+/// Refuses a secret file that users other than its owner can read or write — except that a
+/// file owned by root may be readable by its group (mode 0640 at most), as a Kubernetes Secret
+/// volume with an `fsGroup` presents keys to a non-root container (PostgreSQL's rule for its
+/// key files).
 pub fn check_private(path: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let metadata = std::fs::metadata(path)?;
+        let mode = metadata.permissions().mode() & 0o777;
+        let allowed = if metadata.uid() == 0 && !running_as_root() { 0o037 } else { 0o077 };
+        if mode & allowed != 0 {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
                 format!(

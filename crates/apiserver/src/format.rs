@@ -57,11 +57,13 @@ pub async fn open(store: &dyn Store) -> Result<u32, FormatError> {
     let found = loop {
         match store.get(KEY.as_bytes(), None).await? {
             Some(kv) => break (decode(&kv.value)?, kv.mod_revision),
-            None => match store.create(Bytes::from_static(KEY.as_bytes()), encode(UNMARKED)).await {
-                Ok(kv) => break (UNMARKED, kv.mod_revision),
-                Err(StoreError::AlreadyExists { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            },
+            None => {
+                match store.create(Bytes::from_static(KEY.as_bytes()), encode(UNMARKED)).await {
+                    Ok(kv) => break (UNMARKED, kv.mod_revision),
+                    Err(StoreError::AlreadyExists { .. }) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
     };
     let (first, mut revision) = found;
@@ -76,9 +78,10 @@ pub async fn open(store: &dyn Store) -> Result<u32, FormatError> {
             Ok(kv) => revision = kv.mod_revision,
             // Another API server migrated this step meanwhile: read where it got to.
             Err(StoreError::Conflict { .. }) => {
-                let kv = store.get(KEY.as_bytes(), None).await?.ok_or(StoreError::NotFound {
-                    key: Bytes::from_static(KEY.as_bytes()),
-                })?;
+                let kv = store
+                    .get(KEY.as_bytes(), None)
+                    .await?
+                    .ok_or(StoreError::NotFound { key: Bytes::from_static(KEY.as_bytes()) })?;
                 revision = kv.mod_revision;
                 version = decode(&kv.value)?;
                 if version > CURRENT {

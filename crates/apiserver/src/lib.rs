@@ -33,8 +33,8 @@ pub mod encoding;
 pub mod encryption;
 pub mod eviction;
 pub mod files;
-pub mod format;
 pub mod follow;
+pub mod format;
 pub mod gc;
 pub mod metrics;
 pub mod pki;
@@ -80,6 +80,10 @@ pub struct Config {
     pub store: Arc<dyn Store>,
     /// Where to write the admin kubeconfig (default `data_dir/karmada-apiserver.config`).
     pub kubeconfig: Option<PathBuf>,
+    /// The CA, the admin certificate and the service account key (default `data_dir/pki`,
+    /// created there on first start); when they are all present the directory is only read,
+    /// so it may be a read-only mount (a Secret shared by several API servers).
+    pub pki_dir: Option<PathBuf>,
     /// The kubeconfig context (and cluster/user) name.
     pub context: String,
     /// Reported by `/version` (its minor picks the kubectl the dispatcher runs).
@@ -153,6 +157,7 @@ impl Config {
             bind,
             store,
             kubeconfig: None,
+            pki_dir: None,
             context: "karmada-apiserver".into(),
             kubernetes_version: "v1.32.0".into(),
             extra_sans: Vec::new(),
@@ -246,7 +251,7 @@ impl Server {
 
 /// Starts the server: certificates, listener, background loops. Returns once it accepts.
 pub async fn start(config: Config) -> Result<Server, StartError> {
-    let pki_dir = config.data_dir.join("pki");
+    let pki_dir = config.pki_dir.clone().unwrap_or_else(|| config.data_dir.join("pki"));
     let authority = pki::Authority::load_or_create(&pki_dir, &format!("{}-ca", config.context))?;
     let listener =
         listen(config.bind).map_err(|source| StartError::Bind { addr: config.bind, source })?;

@@ -40,8 +40,9 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> PkiError {
 
 /// A certificate authority whose key lives in a directory.
 pub struct Authority {
-    params: CertificateParams,
-    key: KeyPair,
+    /// Issues under the stored certificate's own subject and key identifier, so that what it
+    /// signs chains to it whoever created it (this server, `karmadactl init`, a user's CA).
+    issuer: Issuer<'static, KeyPair>,
     cert_pem: String,
 }
 
@@ -82,19 +83,15 @@ fn read_private(path: &Path) -> Result<String, PkiError> {
 impl Authority {
     /// Loads `ca.crt`/`ca.key` from `dir`, creating them on first use.
     pub fn load_or_create(dir: &Path, common_name: &str) -> Result<Authority, PkiError> {
-        crate::files::private_dir(dir).map_err(io_err(format!("create {}", dir.display())))?;
         let (cert_path, key_path) = (dir.join("ca.crt"), dir.join("ca.key"));
         if cert_path.exists() && key_path.exists() {
+            // Possibly provided read-only (a mounted Secret): read, never rewrite.
             let key_pem = read_private(&key_path)?;
-            let key = KeyPair::from_pem(&key_pem)?;
             let cert_pem = std::fs::read_to_string(&cert_path)
                 .map_err(io_err(format!("read {}", cert_path.display())))?;
-            // Issue under the name the stored CA certificate carries (whoever created it), so
-            // that what we sign chains to it.
-            let stored_name = common_name_of_pem(&cert_pem);
-            let params = ca_params(stored_name.as_deref().unwrap_or(common_name))?;
-            return Ok(Authority { params, key, cert_pem });
+            return Authority::from_pem(&cert_pem, &key_pem);
         }
+        crate::files::private_dir(dir).map_err(io_err(format!("create {}", dir.display())))?;
         let params = ca_params(common_name)?;
         let key = KeyPair::generate()?;
         let cert = params.self_signed(&key)?;
@@ -102,24 +99,62 @@ impl Authority {
         write_private(&key_path, &key.serialize_pem())?;
         std::fs::write(&cert_path, &cert_pem)
             .map_err(io_err(format!("write {}", cert_path.display())))?;
-        Ok(Authority { params, key, cert_pem })
+        Ok(Authority { issuer: Issuer::new(params, key), cert_pem })
+    }
+
+    /// A new CA, in memory (`karmadactl init` writes it into a Secret).
+    pub fn generate(common_name: &str) -> Result<Authority, PkiError> {
+        let params = ca_params(common_name)?;
+        let key = KeyPair::generate()?;
+        let cert_pem = params.self_signed(&key)?.pem();
+        Ok(Authority { issuer: Issuer::new(params, key), cert_pem })
+    }
+
+    /// A CA from its certificate and key (PEM), e.g. one a user provides.
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Authority, PkiError> {
+        let pem_error = |what: &str, e: rcgen::Error| PkiError::Pem {
+            path: what.to_owned(),
+            message: e.to_string(),
+        };
+        let key = KeyPair::from_pem(key_pem).map_err(|e| pem_error("the CA key", e))?;
+        let issuer = Issuer::from_ca_cert_pem(cert_pem, key)
+            .map_err(|e| pem_error("the CA certificate", e))?;
+        Ok(Authority { issuer, cert_pem: cert_pem.to_owned() })
     }
 
     pub fn cert_pem(&self) -> &str {
         &self.cert_pem
     }
 
+    pub fn key_pem(&self) -> String {
+        self.issuer.key().serialize_pem()
+    }
+
     fn issue(&self, params: CertificateParams) -> Result<Issued, PkiError> {
         let key = KeyPair::generate()?;
-        let issuer = Issuer::from_params(&self.params, &self.key);
-        let cert = params.signed_by(&key, &issuer)?;
+        let cert = params.signed_by(&key, &self.issuer)?;
         Ok(Issued { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
     }
 
     /// A serving certificate for `hosts` (DNS names or IP addresses).
     pub fn serving(&self, hosts: &[String]) -> Result<Issued, PkiError> {
+        self.serving_as(hosts, "karmada-apiserver", false)
+    }
+
+    /// A certificate for `hosts` that serves and, as a client, connects to its peers (an etcd
+    /// member's), named `common_name`.
+    pub fn peer(&self, hosts: &[String], common_name: &str) -> Result<Issued, PkiError> {
+        self.serving_as(hosts, common_name, true)
+    }
+
+    fn serving_as(
+        &self,
+        hosts: &[String],
+        common_name: &str,
+        client_too: bool,
+    ) -> Result<Issued, PkiError> {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.distinguished_name.push(DnType::CommonName, "karmada-apiserver");
+        params.distinguished_name.push(DnType::CommonName, common_name);
         for host in hosts {
             let san = match host.parse::<IpAddr>() {
                 Ok(ip) => SanType::IpAddress(ip),
@@ -130,6 +165,9 @@ impl Authority {
             }
         }
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        if client_too {
+            params.extended_key_usages.push(ExtendedKeyUsagePurpose::ClientAuth);
+        }
         params.key_usages =
             vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         params.not_before = rcgen::date_time_ymd(2024, 1, 1);
@@ -169,8 +207,7 @@ impl Authority {
                 .unwrap_or(56) as i32;
         csr.params.not_before = rcgen::date_time_ymd(year - 1, 1, 1);
         csr.params.not_after = rcgen::date_time_ymd(year + 2, 1, 1);
-        let issuer = Issuer::from_params(&self.params, &self.key);
-        Ok(csr.signed_by(&issuer)?.pem())
+        Ok(csr.signed_by(&self.issuer)?.pem())
     }
 
     /// A client certificate kept in `dir/<file>.crt|.key`, created on first use.
@@ -316,14 +353,6 @@ pub fn check_client_certificate(
         .ok_or_else(|| "x509: the client certificate has no common name".into())
 }
 
-/// The subject common name of the first certificate in `pem`.
-fn common_name_of_pem(pem: &str) -> Option<String> {
-    let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
-    let cert = block.parse_x509().ok()?;
-    let name = cert.subject().iter_common_name().next()?.as_str().ok()?.to_owned();
-    Some(name)
-}
-
 /// The subject (CN and O) of a certificate signing request in PEM.
 pub fn request_subject(csr_pem: &str) -> Option<(String, Vec<String>)> {
     use x509_parser::prelude::FromDer;
@@ -370,12 +399,27 @@ pub fn write_kubeconfig(
     entries: &[KubeconfigEntry],
     current: Option<&str>,
 ) -> Result<(), PkiError> {
-    let mut doc: serde_json::Value = match std::fs::read_to_string(path) {
+    let doc: serde_json::Value = match std::fs::read_to_string(path) {
         Ok(text) if !text.trim().is_empty() => {
             serde_yaml::from_str(&text).unwrap_or_else(|_| serde_json::json!({}))
         }
         _ => serde_json::json!({}),
     };
+    let doc = merge_kubeconfig(doc, entries, current);
+    let text = serde_yaml::to_string(&doc).map_err(|e| PkiError::Io {
+        context: "render kubeconfig".into(),
+        source: io::Error::other(e),
+    })?;
+    write_kubeconfig_text(path, &text)
+}
+
+/// `doc` (a kubeconfig, or anything: it becomes one) with `entries` replacing those of the same
+/// name; `current` becomes the current context when given (or when there was none).
+pub fn merge_kubeconfig(
+    mut doc: serde_json::Value,
+    entries: &[KubeconfigEntry],
+    current: Option<&str>,
+) -> serde_json::Value {
     if !doc.is_object() {
         doc = serde_json::json!({});
     }
@@ -420,10 +464,10 @@ pub fn write_kubeconfig(
     if doc.get("preferences").is_none() {
         doc["preferences"] = serde_json::json!({});
     }
-    let text = serde_yaml::to_string(&doc).map_err(|e| PkiError::Io {
-        context: "render kubeconfig".into(),
-        source: io::Error::other(e),
-    })?;
+    doc
+}
+
+fn write_kubeconfig_text(path: &Path, text: &str) -> Result<(), PkiError> {
     if let Some(parent) = path.parent()
         && !parent.as_os_str().is_empty()
     {
@@ -431,7 +475,7 @@ pub fn write_kubeconfig(
     }
     // Atomically (concurrent readers such as kubectl never see half a file), and private: it
     // holds credentials.
-    write_private(path, &text)
+    write_private(path, text)
 }
 
 #[cfg(test)]

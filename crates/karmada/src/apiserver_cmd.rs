@@ -40,7 +40,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Encryption::Aesgcm)]
     encryption: Encryption,
     /// The AES-256 key (32 bytes, raw or base64) Secrets are sealed with, generated (mode 0600)
-    /// if missing (default: DATA_DIR/pki/encryption.key); values stored unencrypted are sealed
+    /// if missing (default: PKI_DIR/encryption.key); values stored unencrypted are sealed
     /// on their next write.
     #[arg(long)]
     encryption_key_file: Option<PathBuf>,
@@ -57,6 +57,17 @@ pub struct Args {
     /// Where to write the admin kubeconfig (default: DATA_DIR/karmada-apiserver.config).
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
+    /// The CA (`ca.crt`, `ca.key`), admin certificate (`admin.crt`, `admin.key`) and service
+    /// account key (`sa.key`); default DATA_DIR/pki, created on first start. When they are all
+    /// there it is only read: a Secret mounted read-only, shared by several API servers
+    /// (`karmadactl init` makes one).
+    #[arg(long)]
+    pki_dir: Option<PathBuf>,
+    /// More names (DNS or IP) for the serving certificate, which always has localhost,
+    /// 127.0.0.1 and the bind address: a Service's DNS names, a node or load balancer address
+    /// (as k3s's flag). Comma-separated or repeated.
+    #[arg(long, value_delimiter = ',')]
+    tls_san: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -153,13 +164,12 @@ pub fn encrypt_secrets(
 pub async fn run(args: Args) -> anyhow::Result<()> {
     // Keys and credentials live in the data dir: the owner's only.
     apiserver::files::private_dir(&args.data_dir)?;
+    let pki_dir = args.pki_dir.clone().unwrap_or_else(|| args.data_dir.join("pki"));
     let mut store = open_store(&args.store, &args.data_dir, &args.etcd).await?;
     match args.encryption {
         Encryption::Aesgcm => {
-            let path = args
-                .encryption_key_file
-                .clone()
-                .unwrap_or_else(|| args.data_dir.join("pki").join("encryption.key"));
+            let path =
+                args.encryption_key_file.clone().unwrap_or_else(|| pki_dir.join("encryption.key"));
             apiserver::encryption::ensure_key_file(&path)?;
             store = encrypt_secrets(store, &path)?;
         }
@@ -172,6 +182,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let mut config = apiserver::Config::new(&args.data_dir, args.bind, store);
     config.kubeconfig = args.kubeconfig;
+    config.pki_dir = args.pki_dir;
+    config.extra_sans = args.tls_san;
     config.max_requests_inflight = args.max_requests_inflight;
     config.max_watches_per_user = args.max_watches_per_user;
     config.event_ttl = args.event_ttl;

@@ -4,8 +4,8 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::{
-    agent_cmd, apiserver_cmd, bench, controller_manager_cmd, descheduler_cmd, karmada_apis,
-    member_cmd, scheduler_cmd, up_cmd,
+    agent_cmd, apiserver_cmd, bench, controller_manager_cmd, descheduler_cmd, init_secrets_cmd,
+    karmada_apis, member_cmd, scheduler_cmd, up_cmd,
 };
 
 #[derive(Parser, Debug)]
@@ -40,6 +40,9 @@ enum Command {
     Agent(agent_cmd::Args),
     /// Inject or clear faults in a running simulated member.
     Fault(member_cmd::FaultArgs),
+    /// Generate the control plane's certificates and kubeconfig into Secrets of the host
+    /// cluster unless they exist (the Job of `karmadactl init`'s manifests).
+    InitSecrets(init_secrets_cmd::Args),
     /// Print the CustomResourceDefinitions of Karmada's kinds (generated from the types), as
     /// YAML, for installing Karmada's APIs into another API server.
     Crds(karmada_apis::CrdsArgs),
@@ -72,6 +75,7 @@ pub fn main() -> anyhow::Result<()> {
             Command::Descheduler(args) => descheduler_cmd::run(args).await,
             Command::Fault(args) => member_cmd::fault(args),
             Command::Agent(args) => agent_cmd::run(args).await,
+            Command::InitSecrets(args) => init_secrets_cmd::run(args).await,
             Command::Crds(args) => karmada_apis::print_crds(&args),
         }
     })

@@ -47,6 +47,8 @@ pub struct Args {
     feature_gates: karmada_api::features::FeatureGates,
     #[command(flatten)]
     leader: LeaderElectFlags,
+    #[command(flatten)]
+    probes: crate::health::ProbeFlags,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -73,5 +75,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let client = client.clone();
         move || controllers::run(client, settings)
     };
+    args.probes.start().await?;
     args.leader.run(client, "karmada-controller-manager", work).await
 }

@@ -22,6 +22,8 @@ pub struct Args {
     unschedulable_threshold: std::time::Duration,
     #[command(flatten)]
     leader: crate::cli::LeaderElectFlags,
+    #[command(flatten)]
+    probes: crate::health::ProbeFlags,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -35,5 +37,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let client = client.clone();
         move || controllers::descheduler::run(client, options)
     };
+    args.probes.start().await?;
     args.leader.run(client, "karmada-descheduler", work).await
 }

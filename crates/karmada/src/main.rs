@@ -6,6 +6,8 @@ mod bench;
 mod cli;
 mod controller_manager_cmd;
 mod descheduler_cmd;
+mod health;
+mod init_secrets_cmd;
 mod karmada_apis;
 mod member_cmd;
 mod scheduler_cmd;

@@ -30,6 +30,8 @@ pub struct Args {
     enable_scheduler_estimator: bool,
     #[command(flatten)]
     leader: crate::cli::LeaderElectFlags,
+    #[command(flatten)]
+    probes: crate::health::ProbeFlags,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -47,5 +49,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let client = client.clone();
         move || controllers::scheduling::run_with(client, options.clone())
     };
+    args.probes.start().await?;
     args.leader.run(client, "karmada-scheduler", work).await
 }

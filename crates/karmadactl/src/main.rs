@@ -16,10 +16,14 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use member_client::{Credentials, client_for};
 use serde_json::{Value, json};
 
+mod init;
 mod interpret;
 mod multi;
 mod objects;
 mod register;
+
+/// Where `karmadactl init` installs (upstream's default).
+const INSTALL_NAMESPACE: &str = "karmada-system";
 
 #[derive(Parser, Debug)]
 #[command(name = "karmadactl", version, about = "karmadactl controls a karmada-rs control plane")]
@@ -30,9 +34,10 @@ struct Cli {
     /// The context of the control plane in the kubeconfig (default: its current context).
     #[arg(long, global = true)]
     karmada_context: Option<String>,
-    /// Namespace for namespaced operations.
-    #[arg(short = 'n', long, global = true, default_value = "default")]
-    namespace: String,
+    /// Namespace for namespaced operations (default: `default`; for init and deinit, the
+    /// control plane's namespace on the host cluster, `karmada-system`).
+    #[arg(short = 'n', long, global = true)]
+    namespace: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -109,6 +114,12 @@ enum Command {
     Register(register::RegisterArgs),
     /// Remove a Pull-mode cluster, even when its agent is gone.
     Unregister(register::UnregisterArgs),
+    /// Install the control plane on the host cluster of --kubeconfig/--context (or print its
+    /// manifests with --dry-run); writes the control plane's kubeconfig and prints how to join
+    /// clusters.
+    Init(Box<init::InitArgs>),
+    /// Remove what `karmadactl init` installed from the host cluster.
+    Deinit(init::DeinitArgs),
     /// Validate and test resource interpreter customizations before applying them: `--check`
     /// them, or run one `--operation` on given objects.
     Interpret(interpret::InterpretArgs),
@@ -453,6 +464,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     // Registering needs no control-plane kubeconfig: only the token.
     let cli = match cli.command {
         Command::Register(args) => return register::register(args).await,
+        // The host cluster's kubeconfig, not the control plane's.
+        Command::Init(args) => {
+            let path = cli.kubeconfig.unwrap_or_else(default_kubeconfig);
+            let ns = cli.namespace.as_deref().unwrap_or(INSTALL_NAMESPACE);
+            return init::init(&path, ns, *args).await;
+        }
+        Command::Deinit(args) => {
+            let path = cli.kubeconfig.unwrap_or_else(default_kubeconfig);
+            let ns = cli.namespace.as_deref().unwrap_or(INSTALL_NAMESPACE);
+            return init::deinit(&path, ns, args).await;
+        }
         // Customizations from files need no control plane.
         Command::Interpret(args) if !args.filenames.is_empty() => {
             return interpret::run(args, None).await;
@@ -481,9 +503,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let plane_config = config(&path, cli.karmada_context.as_deref()).await?;
     let control = kube::Client::try_from(plane_config.clone())?;
     let plane = multi::Plane { config: plane_config, client: control.clone() };
-    let ns = cli.namespace.as_str();
+    let ns = cli.namespace.as_deref().unwrap_or("default");
     match cli.command {
-        Command::Register(_) => unreachable!("handled above"),
+        Command::Register(_) | Command::Init(_) | Command::Deinit(_) => {
+            unreachable!("handled above")
+        }
         Command::Interpret(args) => interpret::run(args, Some(control)).await,
         Command::Token { action: TokenAction::Create(args) } => {
             register::token_create(control, &path, cli.karmada_context.as_deref(), args).await

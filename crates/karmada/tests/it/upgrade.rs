@@ -39,7 +39,10 @@ fn a_data_dir_written_by_the_previous_release_opens_with_its_objects() {
     let get = |s: &ApiServer, args: &[&str]| s.kubectl(args).ok().trim().to_owned();
     let check = |s: &ApiServer| {
         assert_eq!(
-            get(s, &["-n", "legacy", "get", "deployment", "web", "-o", "jsonpath={.spec.replicas}"]),
+            get(
+                s,
+                &["-n", "legacy", "get", "deployment", "web", "-o", "jsonpath={.spec.replicas}"]
+            ),
             "2"
         );
         assert_eq!(
@@ -47,7 +50,10 @@ fn a_data_dir_written_by_the_previous_release_opens_with_its_objects() {
             "czNjcmV0" // base64 of s3cret
         );
         assert_eq!(
-            get(s, &["-n", "legacy", "get", "configmap", "settings", "-o", "jsonpath={.data.mode}"]),
+            get(
+                s,
+                &["-n", "legacy", "get", "configmap", "settings", "-o", "jsonpath={.data.mode}"]
+            ),
             "prod"
         );
         assert_eq!(

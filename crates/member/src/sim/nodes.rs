@@ -51,8 +51,13 @@ impl Sim {
             }
             let subnet = self.config.pod_subnet.unwrap_or(244);
             let cidr = format!("10.{subnet}.{i}.0/24");
-            let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels},
+            let mut node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels},
                 "spec": {"podCIDR": cidr, "podCIDRs": [cidr]}, "status": self.node_status(true)});
+            // As a kind node's, on the node network (one /24 per member, like its pods' /16).
+            node["status"]["addresses"] = json!([
+                {"type": "InternalIP", "address": format!("172.18.{subnet}.{}", i + 2)},
+                {"type": "Hostname", "address": name},
+            ]);
             self.create(Kind::Node, "", node).await;
         }
     }
@@ -67,7 +72,11 @@ impl Sim {
                 let status = self.node_status(should);
                 self.update(Kind::Node, "", &name, move |o| {
                     let capacity = o.pointer("/status/capacity").cloned();
+                    let addresses = o.pointer("/status/addresses").cloned();
                     o["status"] = status.clone();
+                    if let Some(a) = addresses {
+                        o["status"]["addresses"] = a;
+                    }
                     if let Some(c) = capacity {
                         o["status"]["capacity"] = c.clone();
                         o["status"]["allocatable"] = c;
