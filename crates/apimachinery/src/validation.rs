@@ -119,6 +119,23 @@ fn port_range(causes: &mut Vec<Cause>, path: String, value: &Value, zero_ok: boo
     causes.push(Cause::invalid(path, value, "must be between 1 and 65535, inclusive"));
 }
 
+/// User and group ids of a security context (pod or container): 0 to 2^31 - 1, as Kubernetes
+/// validates them.
+fn security_ids(causes: &mut Vec<Cause>, context: Option<&Value>, path: &str, fields: &[&str]) {
+    let Some(context) = context else { return };
+    for field in fields {
+        if let Some(v) = context.get(*field)
+            && v.as_i64().is_some_and(|n| !(0..=i64::from(i32::MAX)).contains(&n))
+        {
+            causes.push(Cause::invalid(
+                format!("{path}securityContext.{field}"),
+                v,
+                "must be between 0 and 2147483647, inclusive",
+            ));
+        }
+    }
+}
+
 fn non_negative(causes: &mut Vec<Cause>, object: &Value, pointer: &str, path: &str) {
     if let Some(v) = object.pointer(pointer)
         && v.as_i64().is_some_and(|n| n < 0)
@@ -196,6 +213,12 @@ pub fn pod_spec(spec: &Value, path: &str, restart: &[&str], causes: &mut Vec<Cau
             {
                 causes.push(Cause::required(format!("{at}.image"), ""));
             }
+            security_ids(
+                causes,
+                c.get("securityContext"),
+                &format!("{at}."),
+                &["runAsUser", "runAsGroup"],
+            );
             let mut port_names = BTreeSet::new();
             for (j, p) in array_at(c, "/ports").iter().enumerate() {
                 let pat = format!("{at}.ports[{j}]");
@@ -257,6 +280,12 @@ pub fn pod_spec(spec: &Value, path: &str, restart: &[&str], causes: &mut Vec<Cau
             &format!("valid values: {}", list.join(", ")),
         ));
     }
+    security_ids(
+        causes,
+        spec.get("securityContext"),
+        path,
+        &["runAsUser", "runAsGroup", "fsGroup"],
+    );
     if let Some(v) = spec.get("terminationGracePeriodSeconds")
         && v.as_i64().is_some_and(|n| n < 0)
     {
@@ -647,6 +676,16 @@ mod tests {
                 "/spec/template/spec/containers/0/image",
                 json!(""),
                 "spec.template.spec.containers[0].image: Required value",
+            ),
+            (
+                "/spec/template/spec/securityContext",
+                json!({"runAsUser": -1}),
+                "spec.template.spec.securityContext.runAsUser: Invalid value: -1: must be between 0 and 2147483647, inclusive",
+            ),
+            (
+                "/spec/template/spec/containers/0/securityContext",
+                json!({"runAsGroup": 2147483648_i64}),
+                "spec.template.spec.containers[0].securityContext.runAsGroup: Invalid value: 2147483648: must be between 0 and 2147483647, inclusive",
             ),
             (
                 "/spec/template/spec/containers/0/ports/0/containerPort",

@@ -23,6 +23,9 @@ pub struct AdmissionRequest<'a> {
     pub old: Option<&'a Value>,
     pub subresource: Option<&'a str>,
     pub user: &'a User,
+    /// `dryRun=All`: nothing this request decides may outlive it (an allocator may pick an
+    /// address to show, but must not hold it).
+    pub dry_run: bool,
 }
 
 /// Mutating and validating admission, run inside the API server (what upstream does in

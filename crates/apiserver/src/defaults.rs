@@ -5,6 +5,9 @@
 //! `completionMode` NonIndexed and `suspend` false, as the batch/v1 defaulter does.
 //! Pods: a container's request for a resource it only limits is the limit (what schedulers,
 //! quotas and autoscalers read).
+//! StatefulSets: `replicas` 1, `podManagementPolicy` OrderedReady, `updateStrategy` RollingUpdate
+//! with partition 0, `revisionHistoryLimit` 10, claims retained when deleted or scaled (what
+//! `kubectl rollout status` requires and the apps/v1 defaulter sets).
 
 use apimachinery::ApiError;
 use serde_json::{Value, json};
@@ -32,6 +35,33 @@ pub fn default_job(job: &mut Value) {
         if unset(spec, field) {
             spec.insert(field.into(), value);
         }
+    }
+}
+
+/// The apps/v1 StatefulSet defaults.
+pub fn default_statefulset(set: &mut Value) {
+    let Some(spec) = set.get_mut("spec").and_then(Value::as_object_mut) else { return };
+    let unset =
+        |spec: &serde_json::Map<String, Value>, f: &str| spec.get(f).is_none_or(Value::is_null);
+    for (field, value) in [
+        ("replicas", json!(1)),
+        ("podManagementPolicy", json!("OrderedReady")),
+        ("updateStrategy", json!({"type": "RollingUpdate"})),
+        ("revisionHistoryLimit", json!(10)),
+        (
+            "persistentVolumeClaimRetentionPolicy",
+            json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
+        ),
+    ] {
+        if unset(spec, field) {
+            spec.insert(field.into(), value);
+        }
+    }
+    if let Some(strategy) = spec.get_mut("updateStrategy").and_then(Value::as_object_mut)
+        && strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate")
+        && strategy.get("rollingUpdate").is_none_or(Value::is_null)
+    {
+        strategy.insert("rollingUpdate".into(), json!({"partition": 0}));
     }
 }
 
@@ -71,6 +101,9 @@ impl Admission for BuiltinDefaults {
         if request.def.group == "batch" && request.def.kind == "Job" {
             default_job(object);
         }
+        if request.def.group == "apps" && request.def.kind == "StatefulSet" {
+            default_statefulset(object);
+        }
         if request.def.group.is_empty()
             && request.def.kind == "Pod"
             && request.operation == Operation::Create
@@ -98,6 +131,23 @@ mod tests {
         );
         assert_eq!(pod["spec"]["containers"][1]["resources"]["requests"], json!({"cpu": "500m"}));
         assert_eq!(pod["spec"]["containers"][2], json!({"name": "c"}));
+    }
+
+    #[test]
+    fn statefulsets_get_apps_v1_defaults() {
+        let mut set = json!({"spec": {"serviceName": "db", "podManagementPolicy": "Parallel"}});
+        default_statefulset(&mut set);
+        assert_eq!(
+            set["spec"],
+            json!({"serviceName": "db", "replicas": 1, "podManagementPolicy": "Parallel",
+                   "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
+                   "revisionHistoryLimit": 10,
+                   "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"}})
+        );
+        let mut on_delete =
+            json!({"spec": {"replicas": 3, "updateStrategy": {"type": "OnDelete"}}});
+        default_statefulset(&mut on_delete);
+        assert_eq!(on_delete["spec"]["updateStrategy"], json!({"type": "OnDelete"}));
     }
 
     #[test]

@@ -87,27 +87,33 @@ impl State {
                 .is_some_and(|at| now.duration_since(*at) <= RESERVATION)
     }
 
-    fn allocate_ip(&mut self) -> Option<u32> {
+    /// A free address, reserved unless `dry_run` (shown, not held: Kubernetes' dry-run
+    /// allocation).
+    fn allocate_ip(&mut self, dry_run: bool) -> Option<u32> {
         let now = Instant::now();
         for step in 0..CLUSTER_IPS {
             let candidate = (self.next_ip + step) % CLUSTER_IPS;
             if self.ip_free(candidate, now) {
-                self.next_ip = (candidate + 1) % CLUSTER_IPS;
-                self.reserved_ips.insert(candidate, now);
+                if !dry_run {
+                    self.next_ip = (candidate + 1) % CLUSTER_IPS;
+                    self.reserved_ips.insert(candidate, now);
+                }
                 return Some(candidate);
             }
         }
         None
     }
 
-    fn allocate_port(&mut self, key: &str) -> Option<u16> {
+    fn allocate_port(&mut self, key: &str, dry_run: bool) -> Option<u16> {
         let now = Instant::now();
         let span = NODE_PORTS.end() - NODE_PORTS.start() + 1;
         for step in 0..span {
             let candidate = NODE_PORTS.start() + (self.next_port + step) % span;
             if !self.port_taken(candidate, key, now) && !self.ports.contains_key(&candidate) {
-                self.next_port = (candidate - NODE_PORTS.start() + 1) % span;
-                self.reserved_ports.insert(candidate, now);
+                if !dry_run {
+                    self.next_port = (candidate - NODE_PORTS.start() + 1) % span;
+                    self.reserved_ports.insert(candidate, now);
+                }
                 return Some(candidate);
             }
         }
@@ -178,7 +184,7 @@ impl ServiceAllocator {
         let mut state = self.state.lock();
         let headless = cluster_ip(service) == Some("None");
         if !headless && spec_type != "ExternalName" && cluster_ip(service).is_none() {
-            let Some(n) = state.allocate_ip() else {
+            let Some(n) = state.allocate_ip(request.dry_run) else {
                 return Err(ApiError::new(500, "InternalError", "no cluster IP left to allocate"));
             };
             service["spec"]["clusterIP"] = json!(ip_text(n));
@@ -233,7 +239,7 @@ impl ServiceAllocator {
                         .and_then(|o| o.get("nodePort").cloned());
                     let p = match kept {
                         Some(p) => p,
-                        None => match state.allocate_port(&key) {
+                        None => match state.allocate_port(&key, request.dry_run) {
                             Some(p) => json!(p),
                             None => {
                                 return Err(ApiError::new(
@@ -256,7 +262,7 @@ impl ServiceAllocator {
                 causes,
             ));
         }
-        if request.operation == Operation::Create {
+        if request.operation == Operation::Create && !request.dry_run {
             for p in mine {
                 state.reserved_ports.insert(p, now);
             }
@@ -317,9 +323,11 @@ mod tests {
         let held = json!({"metadata": {"namespace": "a", "name": "s"},
             "spec": {"clusterIP": "10.96.0.1", "ports": [{"port": 80, "nodePort": 30000}]}});
         state.record("a/s", &held);
-        assert_eq!(state.allocate_ip(), Some(1), "10.96.0.1 is held");
-        assert_eq!(state.allocate_port("b/t"), Some(30001), "30000 is held");
-        assert_eq!(state.allocate_port("b/t"), Some(30002), "30001 is reserved");
+        assert_eq!(state.allocate_ip(false), Some(1), "10.96.0.1 is held");
+        // A dry run shows the next free port and holds nothing.
+        assert_eq!(state.allocate_port("b/t", true), Some(30001), "30000 is held");
+        assert_eq!(state.allocate_port("b/t", false), Some(30001), "the dry run held nothing");
+        assert_eq!(state.allocate_port("b/t", false), Some(30002), "30001 is reserved");
         assert!(state.port_taken(30000, "b/t", Instant::now()));
         assert!(!state.port_taken(30000, "a/s", Instant::now()), "its own port");
         state.forget("a/s");

@@ -778,6 +778,7 @@ impl Storage {
                 old: None,
                 subresource: None,
                 user: req.user,
+                dry_run: dry_run(req.query).unwrap_or(false),
             },
             &mut object,
         )?;
@@ -1091,6 +1092,7 @@ impl Storage {
                 old: Some(current),
                 subresource,
                 user: req.user,
+                dry_run: dry_run(req.query).unwrap_or(false),
             },
             &mut new,
         )?;
@@ -1414,7 +1416,7 @@ impl Storage {
                 )));
             }
             let mut check = current.clone();
-            self.admit(&AdmissionRequest { operation: Operation::Delete, served_crds: &self.served_crds, def, old: Some(current), subresource: None, user }, &mut check)?;
+            self.admit(&AdmissionRequest { operation: Operation::Delete, served_crds: &self.served_crds, def, old: Some(current), subresource: None, user, dry_run: dry }, &mut check)?;
             let mut finalizers = object::finalizers(current);
             let policy_finalizer = match options.propagation.as_deref() {
                 Some("Foreground") => Some("foregroundDeletion"),

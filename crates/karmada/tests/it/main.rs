@@ -11,6 +11,7 @@ mod estimator;
 mod ha;
 mod hardening;
 mod harness;
+mod install;
 mod interpret;
 mod karmada_apis;
 mod karmadactl_members;

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use crate::harness::{KARMADA, eventually};
 
-struct Members {
+/// A `karmada member` process (the members' kubeconfig is `dir/members.config`).
+pub(crate) struct Members {
     child: Child,
-    dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Drop for Members {
@@ -19,7 +20,7 @@ impl Drop for Members {
 }
 
 impl Members {
-    fn start(args: &[&str], expect: usize) -> Members {
+    pub(crate) fn start(args: &[&str], expect: usize) -> Members {
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(KARMADA)
             .arg("member")
@@ -46,7 +47,7 @@ impl Members {
         Members { child, dir }
     }
 
-    fn kubectl(&self, context: &str, args: &[&str]) -> crate::harness::Out {
+    pub(crate) fn kubectl(&self, context: &str, args: &[&str]) -> crate::harness::Out {
         let output = Command::new("kubectl")
             .arg("--kubeconfig")
             .arg(self.dir.path().join("members.config"))

@@ -1,0 +1,347 @@
+//! Running the control plane on a Kubernetes host cluster: `karmadactl init` and `deinit`, the
+//! plain manifests in `deploy/` and their certificate Job, against a simulated member acting as
+//! the host. The simulation schedules and "runs" pods without running containers, so each test
+//! also runs, as processes, the commands the installed pods would run — with the arguments and
+//! Secrets read back from the host — to show they work as installed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use serde_json::Value;
+
+use crate::harness::{ApiServer, KARMADA};
+use crate::member_kubectl::Members;
+use crate::plane::karmadactl;
+
+const NS: &str = "karmada-system";
+
+/// The flags `deploy/karmada-ha.yaml` is made with (`deploy/README.md`).
+const HA_FLAGS: [&str; 10] = [
+    "--store",
+    "etcd",
+    "--etcd-replicas",
+    "3",
+    "--karmada-apiserver-replicas",
+    "2",
+    "--karmada-controller-manager-replicas",
+    "2",
+    "--karmada-scheduler-replicas",
+    "2",
+];
+
+fn deploy_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
+}
+
+fn json_of(out: &str) -> Value {
+    serde_json::from_str(out).unwrap()
+}
+
+/// A Secret's files, decoded.
+fn secret_files(host: &Members, name: &str) -> BTreeMap<String, String> {
+    let secret =
+        json_of(host.kubectl("host", &["-n", NS, "get", "secret", name, "-o", "json"]).ok());
+    secret["data"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            let bytes =
+                base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap();
+            (k.clone(), String::from_utf8(bytes).unwrap())
+        })
+        .collect()
+}
+
+/// The arguments of a workload's first container.
+fn container_args(host: &Members, kind: &str, name: &str) -> Vec<String> {
+    let object = json_of(host.kubectl("host", &["-n", NS, "get", kind, name, "-o", "json"]).ok());
+    object["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn private_files(dir: &Path, files: &BTreeMap<String, String>) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    for (name, contents) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, contents).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
+/// Starts `karmada apiserver` as the Deployment's pod would run it: its arguments, the
+/// certificate Secret where it is mounted (here a private directory: the simulation mounts
+/// nothing), its own data directory and a loopback port in place of the pod's.
+fn run_apiserver_as_installed(host: &Members, pki: &Path) -> ApiServer {
+    let args = container_args(host, "deployment", "karmada-apiserver");
+    assert_eq!(args[0], "apiserver", "{args:?}");
+    private_files(pki, &secret_files(host, "karmada-cert"));
+    let mut store = String::new();
+    let mut extra = Vec::new();
+    for arg in &args[1..] {
+        if let Some(s) = arg.strip_prefix("--store=") {
+            store = s.to_owned();
+        } else if arg.starts_with("--pki-dir=") {
+            extra.push(format!("--pki-dir={}", pki.display()));
+        } else if !arg.starts_with("--bind=") && !arg.starts_with("--data-dir=") {
+            extra.push(arg.clone());
+        }
+    }
+    ApiServer::start_in(tempfile::tempdir().unwrap(), &store, &extra)
+}
+
+/// kubectl with `kubeconfig`, at `url` (the server it names is not reachable from here),
+/// checking the serving certificate against `server_name` as a client at that name would.
+fn kubectl_at(kubeconfig: &Path, url: &str, server_name: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["--server", url, "--tls-server-name", server_name])
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "kubectl {args:?} at {url} as {server_name}: {stderr}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `deploy/*.yaml` are exactly what `karmadactl init --dry-run` prints (single replica, and
+/// HA with `HA_FLAGS`), and an API server with built-in validation accepts every object of
+/// both (server-side dry run, one after the other: a dry run holds no node port) — and refuses
+/// a broken copy, so the validation is real.
+#[test]
+fn deploy_manifests_are_what_init_prints_and_validate_against_the_schemas() {
+    let api = ApiServer::start("memory");
+    let nowhere = Path::new("/nonexistent/kubeconfig");
+    for (file, flags) in [("karmada.yaml", &[][..]), ("karmada-ha.yaml", &HA_FLAGS[..])] {
+        let path = deploy_dir().join(file);
+        let committed =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut args = vec!["init", "--dry-run"];
+        args.extend(flags);
+        let printed = karmadactl(nowhere, &args).ok().to_owned();
+        assert!(
+            printed == committed,
+            "deploy/{file} is not what `karmadactl {}` prints: regenerate it with that command",
+            args.join(" ")
+        );
+        let out = api.kubectl(&["apply", "--dry-run=server", "-f", path.to_str().unwrap()]);
+        let applied = out.ok();
+        assert!(
+            applied.contains("deployment.apps/karmada-apiserver created (server dry run)"),
+            "{applied}"
+        );
+    }
+    let broken = deploy_dir().join("karmada.yaml");
+    let broken =
+        std::fs::read_to_string(broken).unwrap().replace("runAsUser: 65532", "runAsUser: -1");
+    let file = api.file("broken.yaml", &broken);
+    let refused = api.kubectl(&["apply", "--dry-run=server", "-f", &file]).fails().to_owned();
+    assert!(refused.contains("runAsUser"), "{refused}");
+}
+
+/// `karmadactl init` on a host cluster: every object created, the components' pods scheduled
+/// and Running (in the simulation), the kubeconfig written for the node's address and the join
+/// commands printed. Then the API server runs exactly as installed — the Deployment's
+/// arguments, the Secret's certificates read-only — and both the user's kubeconfig (at the
+/// node address) and the components' (at the Service's DNS name) are served and trusted.
+/// `deinit` removes it all, the data's claim only with `--purge-namespace`.
+#[test]
+fn init_installs_on_a_host_and_the_api_server_runs_as_installed() {
+    let host = Members::start(&["host"], 1);
+    let host_config = host.dir.path().join("members.config");
+    let local = tempfile::tempdir().unwrap();
+    let data = local.path().join("karmada");
+    let pki = data.join("pki");
+    let out = karmadactl(
+        &host_config,
+        &[
+            "init",
+            "--context",
+            "host",
+            "-d",
+            data.to_str().unwrap(),
+            "--karmada-pki",
+            pki.to_str().unwrap(),
+            "--wait-component-ready-timeout",
+            "120",
+        ],
+    );
+    let printed = out.ok().to_owned();
+    let node =
+        json_of(host.kubectl("host", &["get", "node", "host-control-plane", "-o", "json"]).ok());
+    let node_ip = node["status"]["addresses"][0]["address"].as_str().unwrap().to_owned();
+    let config = data.join("karmada-apiserver.config");
+    for expected in [
+        "deployments/karmada-apiserver ready".to_owned(),
+        "jobs/karmada-init-secrets ready".to_owned(),
+        format!("https://{node_ip}:32443"),
+        format!("karmadactl --kubeconfig {} join", config.display()),
+        format!(
+            "karmadactl --kubeconfig {} token create --print-register-command",
+            config.display()
+        ),
+    ] {
+        assert!(printed.contains(&expected), "{expected:?} not in:\n{printed}");
+    }
+    for object in [
+        "serviceaccount/karmada-init-secrets",
+        "role/karmada-init-secrets",
+        "rolebinding/karmada-init-secrets",
+        "job/karmada-init-secrets",
+        "persistentvolumeclaim/karmada-apiserver-data",
+        "service/karmada-apiserver",
+        "deployment/karmada-apiserver",
+        "deployment/karmada-controller-manager",
+        "deployment/karmada-scheduler",
+        "secret/karmada-cert",
+        "secret/karmada-kubeconfig",
+    ] {
+        host.kubectl("host", &["-n", NS, "get", object]).ok();
+    }
+    let phases = host
+        .kubectl(
+            "host",
+            &[
+                "-n",
+                NS,
+                "get",
+                "pods",
+                "-l",
+                "app in (karmada-apiserver,karmada-controller-manager,karmada-scheduler)",
+                "-o",
+                "jsonpath={.items[*].status.phase}",
+            ],
+        )
+        .ok()
+        .to_owned();
+    assert_eq!(phases.split_whitespace().collect::<Vec<_>>(), ["Running"; 3], "{phases}");
+
+    // The kubeconfig init wrote: the node's address and NodePort, this CA, the admin.
+    let written: Value = serde_yaml::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    assert_eq!(written["clusters"][0]["cluster"]["server"], format!("https://{node_ip}:32443"));
+    let local_pki: Vec<String> = std::fs::read_dir(&pki)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        local_pki.contains(&"ca.crt".to_owned()) && local_pki.contains(&"admin.key".to_owned())
+    );
+
+    let mounted = local.path().join("mounted-pki");
+    let api = run_apiserver_as_installed(&host, &mounted);
+    let before: Vec<_> = std::fs::read_dir(&mounted).unwrap().map(|e| e.unwrap().path()).collect();
+    let namespaces = kubectl_at(&config, &api.url, &node_ip, &["get", "namespaces", "-o", "name"]);
+    assert!(namespaces.contains("namespace/karmada-system"), "{namespaces}");
+    let components = local.path().join("components.config");
+    std::fs::write(&components, &secret_files(&host, "karmada-kubeconfig")["karmada.config"])
+        .unwrap();
+    let service_name = "karmada-apiserver.karmada-system.svc.cluster.local";
+    kubectl_at(&components, &api.url, service_name, &["get", "clusters"]);
+    let after: Vec<_> = std::fs::read_dir(&mounted).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(before, after, "the API server wrote into its (read-only) certificate mount");
+    // The controllers' arguments are the binary's own flags.
+    for (name, expect) in
+        [("karmada-controller-manager", "controller-manager"), ("karmada-scheduler", "scheduler")]
+    {
+        let args = container_args(&host, "deployment", name);
+        assert_eq!(args[0], expect);
+        let check = std::process::Command::new(KARMADA).args(&args).arg("--help").output().unwrap();
+        assert!(check.status.success(), "{name}: {}", String::from_utf8_lossy(&check.stderr));
+    }
+
+    let removed = karmadactl(&host_config, &["deinit", "--context", "host", "-f"]).ok().to_owned();
+    for expected in [
+        "deployments/karmada-apiserver deleted",
+        "secrets/karmada-cert deleted",
+        "jobs/karmada-init-secrets deleted",
+    ] {
+        assert!(removed.contains(expected), "{expected:?} not in:\n{removed}");
+    }
+    let left = host.kubectl(
+        "host",
+        &[
+            "-n",
+            NS,
+            "get",
+            "deployments,jobs,secrets,services",
+            "-l",
+            "karmada.io/bootstrapping",
+            "-o",
+            "name",
+        ],
+    );
+    assert_eq!(left.ok().trim(), "");
+    host.kubectl("host", &["-n", NS, "get", "persistentvolumeclaim/karmada-apiserver-data"]).ok();
+    let purged =
+        karmadactl(&host_config, &["deinit", "--context", "host", "-f", "--purge-namespace"])
+            .ok()
+            .to_owned();
+    assert!(purged.contains("namespaces/karmada-system deleted"), "{purged}");
+}
+
+/// The plain manifests route: `kubectl apply -f deploy/karmada-ha.yaml` on a host, the Job's
+/// command (run here with the host's credentials in place of its pod's service account)
+/// creates the certificate and kubeconfig Secrets — etcd's included — once, keeping them when
+/// it runs again; the etcd StatefulSet and every Deployment then come up (in the simulation).
+#[test]
+fn the_plain_manifests_make_their_certificates_with_their_job() {
+    let host = Members::start(&["host"], 1);
+    let host_config = host.dir.path().join("members.config");
+    let ha = deploy_dir().join("karmada-ha.yaml");
+    host.kubectl("host", &["apply", "-f", ha.to_str().unwrap()]).ok();
+    let job = json_of(
+        host.kubectl("host", &["-n", NS, "get", "job", "karmada-init-secrets", "-o", "json"]).ok(),
+    );
+    let args: Vec<String> = job["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect();
+    let run = || {
+        let output = std::process::Command::new(KARMADA)
+            .args(&args)
+            .arg("--kubeconfig")
+            .arg(&host_config)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stderr}");
+        stderr
+    };
+    let first = run();
+    assert!(first.contains("secret/karmada-cert created"), "{first}");
+    assert!(first.contains("secret/karmada-kubeconfig created"), "{first}");
+    let files = secret_files(&host, "karmada-cert");
+    for key in [
+        "ca.crt",
+        "ca.key",
+        "admin.crt",
+        "sa.key",
+        "encryption.key",
+        "etcd-server.crt",
+        "etcd-client.key",
+    ] {
+        assert!(files.contains_key(key), "{key} missing: {:?}", files.keys());
+    }
+    let again = run();
+    assert!(again.contains("secret/karmada-cert exists, kept"), "{again}");
+    assert_eq!(secret_files(&host, "karmada-cert"), files, "a second run changed the certificates");
+    for workload in [
+        "statefulset/etcd",
+        "deployment/karmada-apiserver",
+        "deployment/karmada-controller-manager",
+        "deployment/karmada-scheduler",
+    ] {
+        host.kubectl("host", &["-n", NS, "rollout", "status", workload, "--timeout=120s"]).ok();
+    }
+}
