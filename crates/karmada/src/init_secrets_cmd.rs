@@ -29,15 +29,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         None => kube::Client::try_default().await?,
     };
     let make = || {
-        let request = install::pki::Request { ca: None, etcd_sans: &args.etcd_sans };
-        Ok(install::pki::Pki::generate(request)?)
+        deploy::pki::Pki::generate(deploy::pki::Request { ca: None, etcd_sans: &args.etcd_sans })
     };
     let (_, outcomes) =
-        install::cluster::ensure_secrets(&client, &args.namespace, &args.server, make).await?;
+        deploy::cluster::ensure_secrets(&client, &args.namespace, &args.server, make).await?;
     for (name, outcome) in outcomes {
         let what = match outcome {
-            install::cluster::SecretOutcome::Created => "created",
-            install::cluster::SecretOutcome::Kept => "exists, kept",
+            deploy::cluster::SecretOutcome::Created => "created",
+            deploy::cluster::SecretOutcome::Kept => "exists, kept",
         };
         eprintln!("secret/{name} {what}");
     }

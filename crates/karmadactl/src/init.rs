@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use install::{Options, ServiceType, Storage, Store};
+use deploy::{Options, ServiceType, Storage, Store};
 use serde_json::Value;
 
 #[derive(clap::Args, Debug)]
@@ -18,7 +18,7 @@ pub struct InitArgs {
     #[arg(long)]
     dry_run: bool,
     /// The karmada-rs image (the `karmada` binary with its subcommands, and `karmadactl`).
-    #[arg(long, default_value_t = install::default_image())]
+    #[arg(long, default_value_t = deploy::default_image())]
     image: String,
     #[arg(long, default_value = "IfNotPresent")]
     image_pull_policy: String,
@@ -32,7 +32,7 @@ pub struct InitArgs {
     store: String,
     #[arg(long, default_value_t = 1)]
     etcd_replicas: u32,
-    #[arg(long, default_value = install::DEFAULT_ETCD_IMAGE)]
+    #[arg(long, default_value = deploy::DEFAULT_ETCD_IMAGE)]
     etcd_image: String,
     /// Where the store keeps its data: PVC, hostPath or emptyDir.
     #[arg(long, default_value = "PVC")]
@@ -132,7 +132,7 @@ fn options(args: &InitArgs, namespace: &str) -> anyhow::Result<Options> {
     let options = Options {
         namespace: namespace.to_owned(),
         image: args.image.clone(),
-        pull_policy: install::PullPolicy::parse(&args.image_pull_policy)?,
+        pull_policy: deploy::PullPolicy::parse(&args.image_pull_policy)?,
         pull_secrets: args.image_pull_secrets.clone(),
         store,
         storage: Storage::parse(
@@ -163,7 +163,7 @@ fn external_etcd_secret(args: &InitArgs, namespace: &str) -> anyhow::Result<Opti
             path.as_ref().with_context(|| format!("--external-etcd-servers needs {flag}"))?;
         std::fs::read_to_string(path).with_context(|| format!("{flag} {}", path.display()))
     };
-    Ok(Some(install::pki::external_etcd_secret(
+    Ok(Some(deploy::pki::external_etcd_secret(
         namespace,
         read("--external-etcd-ca-cert-path", &args.external_etcd_ca_cert_path)?,
         read("--external-etcd-client-cert-path", &args.external_etcd_client_cert_path)?,
@@ -200,7 +200,7 @@ pub async fn init(kubeconfig: &Path, namespace: &str, args: InitArgs) -> anyhow:
         objects
     };
     if args.dry_run {
-        print!("{}", install::to_yaml(&with_external(install::manifests(&options)?)));
+        print!("{}", deploy::to_yaml(&with_external(deploy::manifests(&options)?)));
         return Ok(());
     }
     let client = host_client(kubeconfig, args.context.as_deref()).await?;
@@ -213,9 +213,9 @@ pub async fn init(kubeconfig: &Path, namespace: &str, args: InitArgs) -> anyhow:
         }
         (None, _) => None,
     };
-    let objects = with_external(install::manifests(&options)?);
+    let objects = with_external(deploy::manifests(&options)?);
     let (namespace_object, rest) = objects.split_first().context("no objects")?;
-    install::cluster::apply(&client, std::slice::from_ref(namespace_object)).await?;
+    deploy::cluster::apply(&client, std::slice::from_ref(namespace_object)).await?;
     let ca = match (&args.ca_cert_file, &args.ca_key_file) {
         (Some(cert), Some(key)) => {
             let read = |p: &PathBuf| {
@@ -227,37 +227,34 @@ pub async fn init(kubeconfig: &Path, namespace: &str, args: InitArgs) -> anyhow:
     };
     let etcd_sans =
         if matches!(options.store, Store::Etcd { .. }) { options.etcd_sans() } else { Vec::new() };
-    let make = || {
-        let request = install::pki::Request { ca, etcd_sans: &etcd_sans };
-        Ok(install::pki::Pki::generate(request)?)
-    };
+    let make = || deploy::pki::Pki::generate(deploy::pki::Request { ca, etcd_sans: &etcd_sans });
     let (pki, outcomes) =
-        install::cluster::ensure_secrets(&client, namespace, &options.in_cluster_server(), make)
+        deploy::cluster::ensure_secrets(&client, namespace, &options.in_cluster_server(), make)
             .await?;
     for (name, outcome) in outcomes {
-        if outcome == install::cluster::SecretOutcome::Kept {
+        if outcome == deploy::cluster::SecretOutcome::Kept {
             println!("secret/{name} exists: kept (its certificates are used)");
         }
     }
-    for what in install::cluster::apply(&client, rest).await? {
+    for what in deploy::cluster::apply(&client, rest).await? {
         println!("{what} applied");
     }
     let timeout = match args.wait_component_ready_timeout {
         0 => Duration::MAX / 2,
         seconds => Duration::from_secs(seconds),
     };
-    install::cluster::wait_ready(&client, &objects, timeout, |what| println!("{what} ready"))
+    deploy::cluster::wait_ready(&client, &objects, timeout, |what| println!("{what} ready"))
         .await?;
     let server = match (options.service, advertise) {
         (ServiceType::NodePort { port }, Some(address)) => {
             format!("https://{}:{port}", host_port(&address))
         }
         (_, Some(address)) => {
-            format!("https://{}:{}", host_port(&address), install::APISERVER_PORT)
+            format!("https://{}:{}", host_port(&address), deploy::APISERVER_PORT)
         }
         (ServiceType::LoadBalancer, None) => {
             let address = load_balancer_address(&client, namespace, timeout).await?;
-            format!("https://{}:{}", host_port(&address), install::APISERVER_PORT)
+            format!("https://{}:{}", host_port(&address), deploy::APISERVER_PORT)
         }
         _ => options.in_cluster_server(),
     };
@@ -281,7 +278,7 @@ async fn load_balancer_address(
         kube::Api::namespaced(client.clone(), namespace);
     let deadline = std::time::Instant::now() + timeout;
     loop {
-        let service = services.get(install::APISERVER).await?;
+        let service = services.get(deploy::APISERVER).await?;
         let ingress = service
             .status
             .and_then(|s| s.load_balancer)
@@ -293,7 +290,7 @@ async fn load_balancer_address(
         anyhow::ensure!(
             std::time::Instant::now() < deadline,
             "service/{} got no load balancer address: pass --karmada-apiserver-advertise-address",
-            install::APISERVER
+            deploy::APISERVER
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -301,7 +298,7 @@ async fn load_balancer_address(
 
 /// The kubeconfig (admin, at `server`) and the certificates, readable by their owner only.
 fn write_files(
-    pki: &install::pki::Pki,
+    pki: &deploy::pki::Pki,
     server: &str,
     config_path: &Path,
     pki_dir: &Path,
@@ -325,7 +322,8 @@ fn print_next_steps(config: &Path, server: &str) {
     let config = config.display();
     println!(
         r#"
-karmada-rs is installed: the control plane answers at {server}
+Karmada (karmada-rs) is installed successfully.
+Its API server: {server}
 Its kubeconfig: {config}
 
 Register a cluster in Push mode (the control plane reaches the member's API server):
@@ -348,7 +346,7 @@ pub async fn deinit(kubeconfig: &Path, namespace: &str, args: DeinitArgs) -> any
         return Ok(());
     }
     let removed =
-        install::cluster::remove(&client, namespace, args.purge_namespace, args.dry_run).await?;
+        deploy::cluster::remove(&client, namespace, args.purge_namespace, args.dry_run).await?;
     for what in &removed {
         println!("{what} {}", if args.dry_run { "would be deleted" } else { "deleted" });
     }

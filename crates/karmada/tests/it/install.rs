@@ -345,3 +345,53 @@ fn the_plain_manifests_make_their_certificates_with_their_job() {
         host.kubectl("host", &["-n", NS, "rollout", "status", workload, "--timeout=120s"]).ok();
     }
 }
+
+/// The image's files, laid out without Docker by the script the Dockerfile runs: exactly the
+/// two binaries, executable, answering `--version`, and linking only what the distroless/cc
+/// base has (a new system library would break the image: this says so here). The Dockerfile
+/// runs the script on that base as the user the manifests run as.
+#[test]
+fn the_image_holds_both_binaries_needing_only_what_its_base_has() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let rootfs = tempfile::tempdir().unwrap();
+    let bin_dir = Path::new(KARMADA).parent().unwrap();
+    let output = std::process::Command::new(repo.join("scripts/image-rootfs"))
+        .arg("--bin-dir")
+        .arg(bin_dir)
+        .arg(rootfs.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let listed = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(
+        listed.lines().collect::<Vec<_>>(),
+        ["usr/local/bin/karmada", "usr/local/bin/karmadactl"]
+    );
+    // What distroless/cc-debian12 provides (glibc, libgcc).
+    let base =
+        ["libc.so.6", "libm.so.6", "libgcc_s.so.1", "libdl.so.2", "libpthread.so.0", "librt.so.1"];
+    for file in listed.lines() {
+        let path = rootfs.path().join(file);
+        let version = std::process::Command::new(&path).arg("--version").output().unwrap();
+        assert!(version.status.success(), "{file} --version");
+        assert!(String::from_utf8_lossy(&version.stdout).contains(env!("CARGO_PKG_VERSION")));
+        let ldd = std::process::Command::new("ldd")
+            .arg(&path)
+            .output()
+            .expect("ldd (Debian's libc-bin) is needed to check what the image's binaries link");
+        for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+            let Some((name, _)) = line.trim().split_once(" => ") else { continue };
+            assert!(base.contains(&name), "{file} links {name}, which distroless/cc does not have");
+        }
+    }
+    let dockerfile = std::fs::read_to_string(repo.join("Dockerfile")).unwrap();
+    for expected in [
+        "RUN scripts/image-rootfs /rootfs".to_owned(),
+        "FROM gcr.io/distroless/cc-debian12:nonroot".to_owned(),
+        format!("USER {0}:{0}", deploy::RUN_AS),
+        "ENTRYPOINT [\"/usr/local/bin/karmada\"]".to_owned(),
+    ] {
+        assert!(dockerfile.contains(&expected), "the Dockerfile lacks {expected:?}");
+    }
+    assert!(deploy::default_image().ends_with(&format!(":v{}", env!("CARGO_PKG_VERSION"))));
+}

@@ -4,13 +4,45 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
+use apiserver::pki::PkiError;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
 
 use crate::pki::{self, Pki};
 use crate::{BOOTSTRAPPING_LABEL, CERT_SECRET, KUBECONFIG_SECRET};
+
+/// Why installing, waiting or removing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("{what}: {source}")]
+    Api {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("{api_version} {kind} is not a kind karmadactl init installs")]
+    UnknownKind { api_version: String, kind: String },
+    #[error(
+        "Secret {namespace}/{CERT_SECRET} exists but holds no ca.crt and admin.key: remove it, or complete it"
+    )]
+    IncompleteSecret { namespace: String },
+    #[error(
+        "{what} is not ready after {seconds}s ({why}): see `kubectl -n {namespace} describe {what}` on the host cluster"
+    )]
+    NotReady { what: String, seconds: u64, why: String, namespace: String },
+    #[error("certificates: {0}")]
+    Pki(#[from] PkiError),
+    #[error("encoding an object: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+type Result<T> = std::result::Result<T, InstallError>;
+
+fn api_error(what: impl Into<String>) -> impl FnOnce(kube::Error) -> InstallError {
+    let what = what.into();
+    move |source| InstallError::Api { what, source }
+}
 
 /// The field manager of what `karmadactl init` applies.
 pub const FIELD_MANAGER: &str = "karmadactl";
@@ -31,17 +63,17 @@ const KINDS: [(&str, &str, &str, bool); 11] = [
     ("v1", "Namespace", "namespaces", false),
 ];
 
-fn resource(api_version: &str, kind: &str) -> anyhow::Result<(ApiResource, bool)> {
-    let (_, _, plural, namespaced) = KINDS
-        .iter()
-        .find(|(v, k, _, _)| *v == api_version && *k == kind)
-        .with_context(|| format!("{api_version} {kind} is not a kind karmadactl init installs"))?;
+fn resource(api_version: &str, kind: &str) -> Result<(ApiResource, bool)> {
+    let (_, _, plural, namespaced) =
+        KINDS.iter().find(|(v, k, _, _)| *v == api_version && *k == kind).ok_or_else(|| {
+            InstallError::UnknownKind { api_version: api_version.into(), kind: kind.into() }
+        })?;
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
     let gvk = GroupVersionKind::gvk(group, version, kind);
     Ok((ApiResource::from_gvk_with_plural(&gvk, plural), *namespaced))
 }
 
-fn api_for(client: &kube::Client, object: &Value) -> anyhow::Result<(Api<DynamicObject>, String)> {
+fn api_for(client: &kube::Client, object: &Value) -> Result<(Api<DynamicObject>, String)> {
     let str_of = |path: &str| object.pointer(path).and_then(Value::as_str).unwrap_or_default();
     let (resource, namespaced) = resource(str_of("/apiVersion"), str_of("/kind"))?;
     let api = if namespaced {
@@ -53,7 +85,7 @@ fn api_for(client: &kube::Client, object: &Value) -> anyhow::Result<(Api<Dynamic
 }
 
 /// Applies `objects` server-side, in order; returns what was applied (`deployments/name`).
-pub async fn apply(client: &kube::Client, objects: &[Value]) -> anyhow::Result<Vec<String>> {
+pub async fn apply(client: &kube::Client, objects: &[Value]) -> Result<Vec<String>> {
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let mut applied = Vec::new();
     for object in objects {
@@ -61,7 +93,7 @@ pub async fn apply(client: &kube::Client, objects: &[Value]) -> anyhow::Result<V
         let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
         api.patch(name, &params, &Patch::Apply(object))
             .await
-            .with_context(|| format!("applying {what}"))?;
+            .map_err(api_error(format!("applying {what}")))?;
         applied.push(what);
     }
     Ok(applied)
@@ -82,21 +114,21 @@ pub async fn ensure_secrets(
     client: &kube::Client,
     namespace: &str,
     server: &str,
-    make: impl FnOnce() -> anyhow::Result<Pki>,
-) -> anyhow::Result<(Pki, Vec<(&'static str, SecretOutcome)>)> {
+    make: impl FnOnce() -> std::result::Result<Pki, PkiError>,
+) -> Result<(Pki, Vec<(&'static str, SecretOutcome)>)> {
     let secrets: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
         namespace,
         &ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("", "v1", "Secret"), "secrets"),
     );
-    let read = |object: DynamicObject| -> anyhow::Result<Pki> {
+    let read = |object: DynamicObject| -> Result<Pki> {
         let value = serde_json::to_value(object)?;
-        Pki::from_secret(&value).with_context(|| {
-            format!("Secret {namespace}/{CERT_SECRET} exists but holds no ca.crt and admin.key: remove it, or complete it")
-        })
+        Pki::from_secret(&value)
+            .ok_or_else(|| InstallError::IncompleteSecret { namespace: namespace.to_owned() })
     };
+    let reading = || api_error(format!("reading Secret {namespace}/{CERT_SECRET}"));
     let mut outcomes = Vec::new();
-    let pki = match secrets.get_opt(CERT_SECRET).await? {
+    let pki = match secrets.get_opt(CERT_SECRET).await.map_err(reading())? {
         Some(existing) => {
             outcomes.push((CERT_SECRET, SecretOutcome::Kept));
             read(existing)?
@@ -112,9 +144,9 @@ pub async fn ensure_secrets(
                 // Another installer got there first: use what it made.
                 Err(kube::Error::Api(status)) if status.code == 409 => {
                     outcomes.push((CERT_SECRET, SecretOutcome::Kept));
-                    read(secrets.get(CERT_SECRET).await?)?
+                    read(secrets.get(CERT_SECRET).await.map_err(reading())?)?
                 }
-                Err(e) => return Err(e).context(format!("creating Secret {CERT_SECRET}")),
+                Err(e) => return Err(api_error(format!("creating Secret {CERT_SECRET}"))(e)),
             }
         }
     };
@@ -125,14 +157,14 @@ pub async fn ensure_secrets(
         Err(kube::Error::Api(status)) if status.code == 409 => {
             outcomes.push((KUBECONFIG_SECRET, SecretOutcome::Kept));
         }
-        Err(e) => return Err(e).context(format!("creating Secret {KUBECONFIG_SECRET}")),
+        Err(e) => return Err(api_error(format!("creating Secret {KUBECONFIG_SECRET}"))(e)),
     }
     Ok((pki, outcomes))
 }
 
 /// Whether a workload of [`crate::manifests`] has done what it is for: a Deployment's or
 /// StatefulSet's replicas all ready and up to date, a Job succeeded. `None` for other kinds.
-pub fn ready(object: &Value) -> Option<Result<(), String>> {
+pub fn ready(object: &Value) -> Option<std::result::Result<(), String>> {
     let int = |path: &str| object.pointer(path).and_then(Value::as_i64).unwrap_or(0);
     let kind = object.get("kind")?.as_str()?;
     let outcome = match kind {
@@ -161,27 +193,27 @@ pub async fn wait_ready(
     objects: &[Value],
     timeout: Duration,
     mut progress: impl FnMut(&str),
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let deadline = Instant::now() + timeout;
     for object in objects.iter().filter(|o| ready(o).is_some()) {
         let (api, what) = api_for(client, object)?;
         let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
         loop {
-            let state = match api.get_opt(name).await? {
-                Some(live) => ready(&serde_json::to_value(live)?).unwrap_or(Ok(())),
-                None => Err("not found".into()),
-            };
+            let state =
+                match api.get_opt(name).await.map_err(api_error(format!("reading {what}")))? {
+                    Some(live) => ready(&serde_json::to_value(live)?).unwrap_or(Ok(())),
+                    None => Err("not found".to_owned()),
+                };
             match state {
                 Ok(()) => break,
                 Err(why) if Instant::now() >= deadline => {
-                    anyhow::bail!(
-                        "{what} is not ready after {}s ({why}): see `kubectl -n {} describe {what}` on the host cluster",
-                        timeout.as_secs(),
-                        object
-                            .pointer("/metadata/namespace")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                    );
+                    let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str);
+                    return Err(InstallError::NotReady {
+                        what,
+                        seconds: timeout.as_secs(),
+                        why,
+                        namespace: namespace.unwrap_or_default().to_owned(),
+                    });
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
             }
@@ -199,7 +231,7 @@ pub async fn remove(
     namespace: &str,
     purge_namespace: bool,
     dry_run: bool,
-) -> anyhow::Result<Vec<String>> {
+) -> Result<Vec<String>> {
     let mut removed = Vec::new();
     let params = DeleteParams::background();
     for (api_version, kind, _, namespaced) in KINDS {
@@ -211,7 +243,7 @@ pub async fn remove(
         let list = match api.list(&ListParams::default().labels(BOOTSTRAPPING_LABEL)).await {
             Ok(list) => list,
             Err(kube::Error::Api(status)) if status.code == 404 => continue,
-            Err(e) => return Err(e).context(format!("listing {}", resource.plural)),
+            Err(e) => return Err(api_error(format!("listing {}", resource.plural))(e)),
         };
         for object in list.items {
             let name = object.metadata.name.unwrap_or_default();
@@ -220,7 +252,7 @@ pub async fn remove(
                     Ok(_) => {}
                     Err(kube::Error::Api(status)) if status.code == 404 => {}
                     Err(e) => {
-                        return Err(e).context(format!("deleting {}/{name}", resource.plural));
+                        return Err(api_error(format!("deleting {}/{name}", resource.plural))(e));
                     }
                 }
             }
@@ -230,9 +262,10 @@ pub async fn remove(
     if purge_namespace {
         let (resource, _) = resource("v1", "Namespace")?;
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-        if api.get_opt(namespace).await?.is_some() {
+        let what = format!("namespaces/{namespace}");
+        if api.get_opt(namespace).await.map_err(api_error(what.clone()))?.is_some() {
             if !dry_run {
-                api.delete(namespace, &params).await?;
+                api.delete(namespace, &params).await.map_err(api_error(what.clone()))?;
             }
             removed.push(format!("namespaces/{namespace}"));
         }
