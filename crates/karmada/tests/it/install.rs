@@ -78,8 +78,9 @@ fn private_files(dir: &Path, files: &BTreeMap<String, String>) {
 
 /// Starts `karmada apiserver` as the Deployment's pod would run it: its arguments, the
 /// certificate Secret where it is mounted (here a private directory: the simulation mounts
-/// nothing), its own data directory and a loopback port in place of the pod's.
-fn run_apiserver_as_installed(host: &Members, pki: &Path) -> ApiServer {
+/// nothing), its own data directory, a loopback port in place of the pod's and, when given,
+/// `etcd` in place of the etcd Service's address.
+fn run_apiserver_as_installed(host: &Members, pki: &Path, etcd: Option<&str>) -> ApiServer {
     let args = container_args(host, "deployment", "karmada-apiserver");
     assert_eq!(args[0], "apiserver", "{args:?}");
     private_files(pki, &secret_files(host, "karmada-cert"));
@@ -87,14 +88,64 @@ fn run_apiserver_as_installed(host: &Members, pki: &Path) -> ApiServer {
     let mut extra = Vec::new();
     for arg in &args[1..] {
         if let Some(s) = arg.strip_prefix("--store=") {
-            store = s.to_owned();
-        } else if arg.starts_with("--pki-dir=") {
-            extra.push(format!("--pki-dir={}", pki.display()));
+            store = match (s.strip_prefix("etcd:"), etcd) {
+                (Some(_), Some(url)) => format!("etcd:{url}"),
+                _ => s.to_owned(),
+            };
         } else if !arg.starts_with("--bind=") && !arg.starts_with("--data-dir=") {
-            extra.push(arg.clone());
+            extra.push(arg.replace("/etc/karmada/pki", pki.to_str().unwrap()));
         }
     }
     ApiServer::start_in(tempfile::tempdir().unwrap(), &store, &extra)
+}
+
+/// Runs etcd as the StatefulSet's first member would, alone: its command line with the
+/// Secret's files where they are mounted, and loopback addresses in place of the members' DNS
+/// names (which exist only in a cluster). Returns the process and its client URL.
+fn run_etcd_as_installed(host: &Members, dir: &Path) -> (std::process::Child, String) {
+    crate::ha::etcd_binary_or_panic();
+    let set =
+        json_of(host.kubectl("host", &["-n", NS, "get", "statefulset", "etcd", "-o", "json"]).ok());
+    let command: Vec<String> = set["spec"]["template"]["spec"]["containers"][0]["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect();
+    let pki = dir.join("pki");
+    let files = secret_files(host, "karmada-cert");
+    let mounted: BTreeMap<String, String> = ["ca.crt", "etcd-server.crt", "etcd-server.key"]
+        .iter()
+        .map(|k| (k.to_string(), files[*k].clone()))
+        .collect();
+    private_files(&pki, &mounted);
+    let spec = store_etcd::server::MemberSpec::on_free_ports("etcd-0").unwrap();
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (client, peer) = (format!("https://{}", spec.client), format!("https://{}", spec.peer));
+    let mut args = Vec::new();
+    for arg in &command[1..] {
+        let (flag, _) = arg.split_once('=').unwrap_or((arg, ""));
+        args.push(match flag {
+            "--name" => "--name=etcd-0".to_owned(),
+            "--data-dir" => format!("--data-dir={}", dir.join("data").display()),
+            "--listen-client-urls" | "--advertise-client-urls" => format!("{flag}={client}"),
+            "--listen-peer-urls" | "--initial-advertise-peer-urls" => format!("{flag}={peer}"),
+            "--initial-cluster" => format!("--initial-cluster=etcd-0={peer}"),
+            "--listen-metrics-urls" => format!("--listen-metrics-urls=http://{metrics}"),
+            _ => arg.replace("/etc/etcd/pki", pki.to_str().unwrap()),
+        });
+    }
+    let log = std::fs::File::create(dir.join("etcd.log")).unwrap();
+    let child = std::process::Command::new(store_etcd::server::binary().unwrap())
+        .args(&args)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    crate::harness::eventually(std::time::Duration::from_secs(30), "etcd to listen", || {
+        std::net::TcpStream::connect(spec.client).ok()
+    });
+    (child, client)
 }
 
 /// kubectl with `kubeconfig`, at `url` (the server it names is not reachable from here),
@@ -237,7 +288,7 @@ fn init_installs_on_a_host_and_the_api_server_runs_as_installed() {
     );
 
     let mounted = local.path().join("mounted-pki");
-    let api = run_apiserver_as_installed(&host, &mounted);
+    let api = run_apiserver_as_installed(&host, &mounted, None);
     let before: Vec<_> = std::fs::read_dir(&mounted).unwrap().map(|e| e.unwrap().path()).collect();
     let namespaces = kubectl_at(&config, &api.url, &node_ip, &["get", "namespaces", "-o", "name"]);
     assert!(namespaces.contains("namespace/karmada-system"), "{namespaces}");
@@ -292,6 +343,8 @@ fn init_installs_on_a_host_and_the_api_server_runs_as_installed() {
 /// command (run here with the host's credentials in place of its pod's service account)
 /// creates the certificate and kubeconfig Secrets — etcd's included — once, keeping them when
 /// it runs again; the etcd StatefulSet and every Deployment then come up (in the simulation).
+/// Then etcd (Debian's, alone) and the API server run as installed, over TLS with those
+/// certificates, and serve the components' kubeconfig.
 #[test]
 fn the_plain_manifests_make_their_certificates_with_their_job() {
     let host = Members::start(&["host"], 1);
@@ -344,6 +397,32 @@ fn the_plain_manifests_make_their_certificates_with_their_job() {
     ] {
         host.kubectl("host", &["-n", NS, "rollout", "status", workload, "--timeout=120s"]).ok();
     }
+
+    // etcd and the API server as installed, with the Job's certificates: TLS both ways
+    // (etcd requires the API server's client certificate, the API server checks etcd's).
+    let local = tempfile::tempdir().unwrap();
+    let (mut etcd, client_url) = run_etcd_as_installed(&host, &local.path().join("etcd"));
+    let api = run_apiserver_as_installed(&host, &local.path().join("pki"), Some(&client_url));
+    let components = local.path().join("components.config");
+    std::fs::write(&components, &secret_files(&host, "karmada-kubeconfig")["karmada.config"])
+        .unwrap();
+    let service_name = "karmada-apiserver.karmada-system.svc.cluster.local";
+    kubectl_at(
+        &components,
+        &api.url,
+        service_name,
+        &["create", "configmap", "on-etcd", "--from-literal=a=b"],
+    );
+    let read = kubectl_at(
+        &components,
+        &api.url,
+        service_name,
+        &["get", "configmap", "on-etcd", "-o", "jsonpath={.data.a}"],
+    );
+    assert_eq!(read, "b");
+    drop(api);
+    let _ = etcd.kill();
+    let _ = etcd.wait();
 }
 
 /// The image's files, laid out without Docker by the script the Dockerfile runs: exactly the
