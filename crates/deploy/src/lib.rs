@@ -246,8 +246,12 @@ impl Options {
         sans
     }
 
-    /// The names of the local etcd members' certificate (members and the client Service).
+    /// The names of the local etcd members' certificate (members and the client Service);
+    /// none without a local etcd (then no etcd certificates are made).
     pub fn etcd_sans(&self) -> Vec<String> {
+        if self.local_etcd().is_none() {
+            return Vec::new();
+        }
         let (ns, domain) = (&self.namespace, &self.cluster_domain);
         vec![
             format!("*.{ETCD}.{ns}.svc.{domain}"),
@@ -394,8 +398,9 @@ fn init_secrets(o: &Options) -> Vec<Value> {
         format!("--namespace={}", o.namespace),
         format!("--server={}", o.in_cluster_server()),
     ];
-    if o.local_etcd().is_some() {
-        args.push(format!("--etcd-sans={}", o.etcd_sans().join(",")));
+    let etcd_sans = o.etcd_sans();
+    if !etcd_sans.is_empty() {
+        args.push(format!("--etcd-sans={}", etcd_sans.join(",")));
     }
     let mut job_container = container(o, "init-secrets", args);
     job_container["resources"] = resources("50m", "32Mi", "128Mi");

@@ -225,8 +225,7 @@ pub async fn init(kubeconfig: &Path, namespace: &str, args: InitArgs) -> anyhow:
         }
         _ => None,
     };
-    let etcd_sans =
-        if matches!(options.store, Store::Etcd { .. }) { options.etcd_sans() } else { Vec::new() };
+    let etcd_sans = options.etcd_sans();
     let make = || deploy::pki::Pki::generate(deploy::pki::Request { ca, etcd_sans: &etcd_sans });
     let (pki, outcomes) =
         deploy::cluster::ensure_secrets(&client, namespace, &options.in_cluster_server(), make)
@@ -243,20 +242,29 @@ pub async fn init(kubeconfig: &Path, namespace: &str, args: InitArgs) -> anyhow:
         0 => Duration::MAX / 2,
         seconds => Duration::from_secs(seconds),
     };
-    deploy::cluster::wait_ready(&client, &objects, timeout, |what| println!("{what} ready"))
-        .await?;
+    let ready = |what: &str| println!("{what} ready");
+    deploy::cluster::wait_ready(&client, &objects, timeout, ready).await?;
     let server = match (options.service, advertise) {
         (ServiceType::NodePort { port }, Some(address)) => {
             format!("https://{}:{port}", host_port(&address))
         }
-        (_, Some(address)) => {
-            format!("https://{}:{}", host_port(&address), deploy::APISERVER_PORT)
-        }
+        (_, Some(address)) => format!("https://{}:{}", host_port(&address), deploy::APISERVER_PORT),
         (ServiceType::LoadBalancer, None) => {
+            // Known only now: the API server's certificate must name it too, so its
+            // Deployment is applied again with it (a rollout) and awaited.
             let address = load_balancer_address(&client, namespace, timeout).await?;
+            options.tls_sans.push(address.clone());
+            let apiserver: Vec<Value> = deploy::manifests(&options)?
+                .into_iter()
+                .filter(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == deploy::APISERVER)
+                .collect();
+            deploy::cluster::apply(&client, &apiserver).await?;
+            deploy::cluster::wait_ready(&client, &apiserver, timeout, ready).await?;
             format!("https://{}:{}", host_port(&address), deploy::APISERVER_PORT)
         }
-        _ => options.in_cluster_server(),
+        (ServiceType::ClusterIp | ServiceType::NodePort { .. }, None) => {
+            options.in_cluster_server()
+        }
     };
     let config_path = args.karmada_data.join("karmada-apiserver.config");
     write_files(&pki, &server, &config_path, &args.karmada_pki)?;

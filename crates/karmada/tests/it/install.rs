@@ -474,3 +474,44 @@ fn the_image_holds_both_binaries_needing_only_what_its_base_has() {
     }
     assert!(deploy::default_image().ends_with(&format!(":v{}", env!("CARGO_PKG_VERSION"))));
 }
+
+/// With a LoadBalancer Service the address is known only once the load balancer has it: init
+/// then puts it in the API server's certificate (a second rollout) and in the kubeconfig.
+#[test]
+fn init_behind_a_load_balancer_certifies_and_writes_its_address() {
+    let host = Members::start(&["host"], 1);
+    let host_config = host.dir.path().join("members.config");
+    let local = tempfile::tempdir().unwrap();
+    let data = local.path().join("karmada");
+    let pki = data.join("pki");
+    let args = [
+        "init",
+        "--context",
+        "host",
+        "--karmada-apiserver-service-type",
+        "LoadBalancer",
+        "-d",
+        data.to_str().unwrap(),
+        "--karmada-pki",
+        pki.to_str().unwrap(),
+    ];
+    let printed = karmadactl(&host_config, &args).ok().to_owned();
+    let service = json_of(
+        host.kubectl("host", &["-n", NS, "get", "service", "karmada-apiserver", "-o", "json"]).ok(),
+    );
+    assert_eq!(service["spec"]["type"], "LoadBalancer");
+    let address =
+        service["status"]["loadBalancer"]["ingress"][0]["ip"].as_str().unwrap().to_owned();
+    let server = format!("https://{address}:5443");
+    assert!(printed.contains(&server), "{server} not in:\n{printed}");
+    let written: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(data.join("karmada-apiserver.config")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(written["clusters"][0]["cluster"]["server"], server);
+    let args = container_args(&host, "deployment", "karmada-apiserver");
+    let sans = args.iter().find_map(|a| a.strip_prefix("--tls-san=")).unwrap();
+    assert!(sans.split(',').any(|s| s == address), "{sans}");
+    let api = run_apiserver_as_installed(&host, &local.path().join("mounted-pki"), None);
+    kubectl_at(&data.join("karmada-apiserver.config"), &api.url, &address, &["get", "namespaces"]);
+}
