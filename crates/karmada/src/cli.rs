@@ -4,8 +4,8 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::{
-    agent_cmd, apiserver_cmd, bench, controller_manager_cmd, descheduler_cmd, init_secrets_cmd,
-    karmada_apis, member_cmd, scheduler_cmd, up_cmd,
+    agent_cmd, apiserver_cmd, bench, controller_manager_cmd, dashboard_cmd, descheduler_cmd,
+    init_secrets_cmd, karmada_apis, member_cmd, scheduler_cmd, up_cmd,
 };
 
 #[derive(Parser, Debug)]
@@ -40,6 +40,8 @@ enum Command {
     Agent(agent_cmd::Args),
     /// Inject or clear faults in a running simulated member.
     Fault(member_cmd::FaultArgs),
+    /// Serve the web dashboard of a control plane (users sign in with their own tokens).
+    Dashboard(dashboard_cmd::Args),
     /// Generate the control plane's certificates and kubeconfig into Secrets of the host
     /// cluster unless they exist (the Job of `karmadactl init`'s manifests).
     InitSecrets(init_secrets_cmd::Args),
@@ -76,6 +78,7 @@ pub fn main() -> anyhow::Result<()> {
             Command::Fault(args) => member_cmd::fault(args),
             Command::Agent(args) => agent_cmd::run(args).await,
             Command::InitSecrets(args) => init_secrets_cmd::run(args).await,
+            Command::Dashboard(args) => dashboard_cmd::run(args).await,
             Command::Crds(args) => karmada_apis::print_crds(&args),
         }
     })

@@ -5,6 +5,7 @@ mod apiserver_cmd;
 mod bench;
 mod cli;
 mod controller_manager_cmd;
+mod dashboard_cmd;
 mod descheduler_cmd;
 mod health;
 mod init_secrets_cmd;

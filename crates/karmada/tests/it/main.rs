@@ -7,6 +7,7 @@ mod autoscaling;
 mod bench;
 mod builtins;
 mod clusters;
+mod dashboard;
 mod estimator;
 mod ha;
 mod hardening;

@@ -1,0 +1,551 @@
+//! `karmada dashboard`: a web UI of the control plane. It has no identity of its own: a user
+//! signs in with a bearer token the API server accepts, and every page is read from the API
+//! with that token — the API server's authentication and RBAC decide what each user sees; the
+//! dashboard adds no way around them. Pages are rendered on the server (`pages`, from what
+//! `view` decides) and kept current by a server-sent event stream fed by watches made with the
+//! same token (`/live`), which the page's script answers by fetching its content again.
+//!
+//! Sessions live in memory (a random id in an HttpOnly, SameSite=Strict cookie); forms carry a
+//! per-session token and cross-origin posts are refused, so another site cannot act as a
+//! signed-in user.
+
+pub mod pages;
+pub mod view;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Bytes, Frame, Incoming};
+use karmada_api::cluster::Cluster;
+use karmada_api::policy::{
+    ClusterOverridePolicy, ClusterPropagationPolicy, OverridePolicy, PropagationPolicy,
+};
+use karmada_api::work::{ClusterResourceBinding, ResourceBinding};
+use kube::api::{Api, ListParams};
+use parking_lot::Mutex;
+use serde_json::Value;
+
+use crate::pages::{Page, Viewer};
+
+/// Where the API server is and how to trust it (never whose credentials to use).
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub bind: SocketAddr,
+    /// `https://host:port` of the control plane's API server.
+    pub api_server: String,
+    /// The CA that signed its serving certificate (PEM).
+    pub ca_pem: Vec<u8>,
+}
+
+const COOKIE: &str = "karmada_dashboard";
+/// A session ends this long after sign-in.
+const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
+const MAX_SESSIONS: usize = 1000;
+/// A sign-in form is a token and little else.
+const MAX_FORM_BYTES: usize = 16 * 1024;
+/// A live stream ends after this (the browser reconnects), so that none is held forever.
+const LIVE_FOR: Duration = Duration::from_secs(600);
+/// Changes closer than this make one refresh.
+const LIVE_QUIET: Duration = Duration::from_millis(300);
+
+type Body = BoxBody<Bytes, Infallible>;
+
+struct Session {
+    user: String,
+    csrf: String,
+    client: kube::Client,
+    created: Instant,
+}
+
+struct State {
+    config: Config,
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+}
+
+/// A running dashboard.
+pub struct Dashboard {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Dashboard {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
+
+/// Serves the dashboard on `config.bind` until stopped.
+pub async fn start(config: Config) -> std::io::Result<Dashboard> {
+    let listener = tokio::net::TcpListener::bind(config.bind).await?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new(State { config, sessions: Mutex::new(HashMap::new()) });
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let state = Arc::clone(&state);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request| {
+                    let state = Arc::clone(&state);
+                    async move { Ok::<_, Infallible>(secure(handle(state, request).await)) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .max_buf_size(64 * 1024)
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(Dashboard { addr, task })
+}
+
+fn full(body: impl Into<Bytes>) -> Body {
+    Full::new(body.into()).boxed()
+}
+
+fn html(status: StatusCode, body: String) -> Response<Body> {
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    response
+}
+
+fn redirect(to: &str) -> Response<Body> {
+    let mut response = Response::new(full(Bytes::new()));
+    *response.status_mut() = StatusCode::SEE_OTHER;
+    if let Ok(value) = HeaderValue::from_str(to) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut response = Response::new(full(text));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
+}
+
+/// Headers every answer carries: only this server's scripts and styles, no framing, no
+/// sniffing, no referrer, nothing cached.
+fn secure(mut response: Response<Body>) -> Response<Body> {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+fn random_hex() -> String {
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0u8; 32];
+    // The system's randomness failing leaves the id all zeros only if it never worked, in
+    // which case signing in is refused below.
+    let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn cookie(request: &Request<Incoming>) -> Option<String> {
+    request
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
+impl State {
+    fn session(&self, request: &Request<Incoming>) -> Option<Arc<Session>> {
+        let id = cookie(request)?;
+        let mut sessions = self.sessions.lock();
+        match sessions.get(&id) {
+            Some(s) if s.created.elapsed() < SESSION_TTL => Some(Arc::clone(s)),
+            Some(_) => {
+                sessions.remove(&id);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn insert(&self, session: Session) -> String {
+        let id = random_hex();
+        let mut sessions = self.sessions.lock();
+        sessions.retain(|_, s| s.created.elapsed() < SESSION_TTL);
+        if sessions.len() >= MAX_SESSIONS
+            && let Some(oldest) =
+                sessions.iter().min_by_key(|(_, s)| s.created).map(|(k, _)| k.clone())
+        {
+            sessions.remove(&oldest);
+        }
+        sessions.insert(id.clone(), Arc::new(session));
+        id
+    }
+}
+
+/// A post from another origin (a page elsewhere submitting to this one) is refused.
+fn same_origin(request: &Request<Incoming>) -> bool {
+    let Some(origin) = request.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        // Browsers send Origin with every POST; a client that does not is not a browser
+        // another site controls.
+        return true;
+    };
+    let host = request.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) == Some(host)
+}
+
+async fn form(request: Request<Incoming>) -> Option<HashMap<String, String>> {
+    let body = Limited::new(request.into_body(), MAX_FORM_BYTES).collect().await.ok()?;
+    Some(form_urlencoded::parse(&body.to_bytes()).into_owned().collect())
+}
+
+async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Body> {
+    let path = request.uri().path().to_owned();
+    let query: HashMap<String, String> = request
+        .uri()
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let fragment = query.get("fragment").is_some_and(|v| v == "1");
+    // Listing one namespace, for a token that may not list them all.
+    let namespace = query.get("namespace").filter(|n| is_namespace_name(n)).cloned();
+    match (request.method().clone(), path.as_str()) {
+        (Method::GET, "/static/app.css") => {
+            static_file(include_str!("../static/app.css"), "text/css")
+        }
+        (Method::GET, "/static/app.js") => {
+            static_file(include_str!("../static/app.js"), "text/javascript")
+        }
+        (Method::GET, "/healthz") => plain(StatusCode::OK, "ok"),
+        (Method::GET, "/login") => html(StatusCode::OK, pages::login(None)),
+        (Method::POST, "/login") => login(&state, request).await,
+        (Method::POST, "/logout") => {
+            let Some(session) = state.session(&request) else { return redirect("/login") };
+            let id = cookie(&request).unwrap_or_default();
+            if !same_origin(&request) {
+                return plain(StatusCode::FORBIDDEN, "cross-origin request refused");
+            }
+            let form = form(request).await.unwrap_or_default();
+            if form.get("csrf").map(String::as_str) != Some(session.csrf.as_str()) {
+                return plain(StatusCode::FORBIDDEN, "the form's token does not match the session");
+            }
+            state.sessions.lock().remove(&id);
+            let mut response = redirect("/login");
+            response.headers_mut().insert(
+                header::SET_COOKIE,
+                HeaderValue::from_static(
+                    "karmada_dashboard=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict",
+                ),
+            );
+            response
+        }
+        (Method::GET, "/live") => match state.session(&request) {
+            Some(session) => live(session, namespace.as_deref()),
+            None => plain(StatusCode::UNAUTHORIZED, "sign in first"),
+        },
+        (Method::GET, p) => {
+            let Some(page) = Page::ALL.into_iter().find(|page| page.path() == p) else {
+                return plain(StatusCode::NOT_FOUND, "not found");
+            };
+            let Some(session) = state.session(&request) else { return redirect("/login") };
+            let main = render(page, &session.client, namespace.as_deref()).await;
+            if fragment {
+                return html(StatusCode::OK, main);
+            }
+            let viewer = Viewer { user: &session.user, csrf: &session.csrf };
+            html(StatusCode::OK, pages::layout(page, &viewer, namespace.as_deref(), &main))
+        }
+        _ => plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+    }
+}
+
+fn static_file(text: &'static str, kind: &'static str) -> Response<Body> {
+    let mut response = Response::new(full(text));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=300"));
+    response
+}
+
+/// Why a token cannot sign in, for the sign-in page.
+fn sign_in_error(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) if status.code == 401 => {
+            "The API server refused this token (401 Unauthorized): it is wrong or has expired."
+                .into()
+        }
+        kube::Error::Api(status) => {
+            format!("The API server answered {}: {}", status.code, status.message)
+        }
+        other => format!("The API server could not be reached: {other}"),
+    }
+}
+
+async fn login(state: &State, request: Request<Incoming>) -> Response<Body> {
+    if !same_origin(&request) {
+        return plain(StatusCode::FORBIDDEN, "cross-origin request refused");
+    }
+    let Some(form) = form(request).await else {
+        return html(StatusCode::PAYLOAD_TOO_LARGE, pages::login(Some("The form is too large.")));
+    };
+    let token = form.get("token").map(|t| t.trim().to_owned()).unwrap_or_default();
+    if token.is_empty() {
+        return html(StatusCode::BAD_REQUEST, pages::login(Some("Enter a token.")));
+    }
+    let credentials = member_client::Credentials {
+        ca_pem: state.config.ca_pem.clone(),
+        token: Some(token),
+        cert_pem: None,
+        key_pem: None,
+    };
+    let client = match member_client::client_for(
+        "dashboard",
+        &state.config.api_server,
+        &credentials,
+        Duration::from_secs(15),
+    )
+    .await
+    {
+        Ok(client) => client,
+        Err(e) => {
+            let message = format!("Cannot use this API server: {e}");
+            return html(StatusCode::BAD_GATEWAY, pages::login(Some(&message)));
+        }
+    };
+    let user = match who_am_i(&client).await {
+        Ok(user) => user,
+        Err(e) => return html(StatusCode::UNAUTHORIZED, pages::login(Some(&sign_in_error(&e)))),
+    };
+    let csrf = random_hex();
+    let id = state.insert(Session { user, csrf, client, created: Instant::now() });
+    let mut response = redirect("/");
+    if let Ok(value) = HeaderValue::from_str(&format!(
+        "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+        SESSION_TTL.as_secs()
+    )) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// The token's user, from a SelfSubjectReview (what `kubectl auth whoami` asks).
+async fn who_am_i(client: &kube::Client) -> Result<String, kube::Error> {
+    let body = serde_json::json!({
+        "apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview",
+    });
+    let request = Request::post("/apis/authentication.k8s.io/v1/selfsubjectreviews")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(serde_json::to_vec(&body).unwrap_or_default())
+        .map_err(kube::Error::HttpError)?;
+    let review: Value = client.request(request).await?;
+    Ok(review
+        .pointer("/status/userInfo/username")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown")
+        .to_owned())
+}
+
+/// Why a list failed, as a page section (a 403 is the common case: RBAC).
+fn list_error(what: &str, error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) if status.code == 403 => {
+            pages::denied(what, &format!("This token may not list them: {}", status.message))
+        }
+        other => pages::denied(what, &format!("Could not read them: {other}")),
+    }
+}
+
+/// A DNS label, as namespace names are (anything else is ignored, not sent to the API).
+fn is_namespace_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+async fn render(page: Page, client: &kube::Client, namespace: Option<&str>) -> String {
+    let params = ListParams::default();
+    match page {
+        Page::Clusters => match Api::<Cluster>::all(client.clone()).list(&params).await {
+            Ok(list) => {
+                pages::clusters(&list.items.iter().map(view::cluster_row).collect::<Vec<_>>())
+            }
+            Err(e) => format!("<h1>Clusters</h1>\n{}", list_error("Clusters", &e)),
+        },
+        Page::Workloads => match workloads(client, namespace).await {
+            Ok(rows) => pages::workloads(&rows, namespace),
+            Err(e) => format!(
+                "<h1>Workloads</h1>\n{}{}",
+                list_error("Workloads", &e),
+                pages::namespace_form(namespace)
+            ),
+        },
+        Page::Overview => {
+            let (clusters_api, pp_api, cpp_api, op_api, cop_api) = (
+                Api::<Cluster>::all(client.clone()),
+                Api::<PropagationPolicy>::all(client.clone()),
+                Api::<ClusterPropagationPolicy>::all(client.clone()),
+                Api::<OverridePolicy>::all(client.clone()),
+                Api::<ClusterOverridePolicy>::all(client.clone()),
+            );
+            let (clusters, workloads, pp, cpp, op, cop) = tokio::join!(
+                clusters_api.list(&params),
+                workloads(client, None),
+                pp_api.list_metadata(&params),
+                cpp_api.list_metadata(&params),
+                op_api.list_metadata(&params),
+                cop_api.list_metadata(&params),
+            );
+            let mut denied = String::new();
+            let clusters: Option<Vec<_>> = match clusters {
+                Ok(list) => Some(list.items.iter().map(view::cluster_row).collect()),
+                Err(e) => {
+                    denied.push_str(&list_error("Clusters", &e));
+                    None
+                }
+            };
+            let workloads = match workloads {
+                Ok(rows) => rows,
+                Err(e) => {
+                    denied.push_str(&list_error("Workloads", &e));
+                    Vec::new()
+                }
+            };
+            let counts = view::counts(
+                clusters.as_deref().unwrap_or_default(),
+                &workloads,
+                count(&pp) + count(&cpp),
+                count(&op) + count(&cop),
+            );
+            let failing: Vec<_> = workloads.into_iter().filter(|w| w.failing()).collect();
+            format!("{}{denied}", pages::overview(&counts, clusters.as_deref(), &failing))
+        }
+    }
+}
+
+/// How many a list found (none when it failed: the page says why elsewhere).
+fn count<K>(list: &Result<kube::core::ObjectList<K>, kube::Error>) -> usize
+where
+    K: Clone,
+{
+    list.as_ref().map_or(0, |l| l.items.len())
+}
+
+/// The ResourceBindings of `namespace` or, without one, every ResourceBinding and
+/// ClusterResourceBinding the token may list, as rows.
+async fn workloads(
+    client: &kube::Client,
+    namespace: Option<&str>,
+) -> Result<Vec<view::WorkloadRow>, kube::Error> {
+    let params = ListParams::default();
+    let api = match namespace {
+        Some(ns) => Api::<ResourceBinding>::namespaced(client.clone(), ns),
+        None => Api::<ResourceBinding>::all(client.clone()),
+    };
+    let bindings = api.list(&params).await?;
+    let mut rows: Vec<_> = bindings.items.iter().map(view::workload_row).collect();
+    // Cluster-scoped templates, when the token may see them.
+    if namespace.is_none()
+        && let Ok(list) = Api::<ClusterResourceBinding>::all(client.clone()).list(&params).await
+    {
+        rows.extend(list.items.iter().map(view::cluster_workload_row));
+    }
+    rows.sort_by(|a, b| (&a.namespace, &a.name, &a.kind).cmp(&(&b.namespace, &b.name, &b.kind)));
+    Ok(rows)
+}
+
+/// Whether a watcher's event is a change (not the first list, which the page already shows,
+/// and not an error).
+fn changed<K>(
+    event: Result<kube::runtime::watcher::Event<K>, kube::runtime::watcher::Error>,
+) -> bool {
+    use kube::runtime::watcher::Event;
+    matches!(event, Ok(Event::Apply(_) | Event::Delete(_)))
+}
+
+/// `text/event-stream` of `change` events whenever a Cluster or a binding the token may watch
+/// changes (after the first state), quiet changes merged; ends after [`LIVE_FOR`].
+fn live(session: Arc<Session>, namespace: Option<&str>) -> Response<Body> {
+    use kube::runtime::{WatchStreamExt as _, watcher};
+    let client = session.client.clone();
+    let bindings = match namespace {
+        Some(ns) => Api::<ResourceBinding>::namespaced(client.clone(), ns),
+        None => Api::<ResourceBinding>::all(client.clone()),
+    };
+    // A watch the token may not make retries with backoff and never says "change".
+    let changes = futures::stream::select_all([
+        watcher(Api::<Cluster>::all(client.clone()), watcher::Config::default())
+            .default_backoff()
+            .map(changed)
+            .boxed(),
+        watcher(bindings, watcher::Config::default()).default_backoff().map(changed).boxed(),
+        watcher(Api::<ClusterResourceBinding>::all(client), watcher::Config::default())
+            .default_backoff()
+            .map(changed)
+            .boxed(),
+    ]);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    tokio::spawn(async move {
+        let deadline = tokio::time::sleep(LIVE_FOR);
+        tokio::pin!(deadline, changes);
+        if tx.send(Bytes::from_static(b": connected\n\n")).await.is_err() {
+            return;
+        }
+        loop {
+            tokio::select! {
+                () = &mut deadline => return,
+                event = changes.next() => {
+                    match event {
+                        None => return,
+                        Some(false) => continue,
+                        Some(true) => {}
+                    }
+                    // Let a burst finish, then say it once.
+                    let quiet = tokio::time::sleep(LIVE_QUIET);
+                    tokio::pin!(quiet);
+                    loop {
+                        tokio::select! {
+                            () = &mut quiet => break,
+                            more = changes.next() => if more.is_none() { break },
+                        }
+                    }
+                    if tx.send(Bytes::from_static(b"event: change\ndata: {}\n\n")).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|bytes| (Ok::<_, Infallible>(Frame::data(bytes)), rx))
+    });
+    let mut response = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    response
+}

@@ -1,0 +1,296 @@
+//! The pages, rendered on the server as HTML (pure functions of what `view` decided). No inline
+//! script or style — the Content-Security-Policy allows only this server's `/static/` files —
+//! and every control labelled, so that the pages work by keyboard and screen reader.
+
+use std::fmt::Write as _;
+
+use crate::view::{ClusterRow, ConditionView, Counts, Usage, WorkloadRow};
+
+/// HTML-escapes text for element content and quoted attributes.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The signed-in user and what a page's forms need.
+pub struct Viewer<'a> {
+    pub user: &'a str,
+    pub csrf: &'a str,
+}
+
+/// Which page, for the navigation's current item and the title.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Page {
+    Overview,
+    Clusters,
+    Workloads,
+}
+
+impl Page {
+    pub const ALL: [Page; 3] = [Page::Overview, Page::Clusters, Page::Workloads];
+
+    pub fn path(self) -> &'static str {
+        match self {
+            Page::Overview => "/",
+            Page::Clusters => "/clusters",
+            Page::Workloads => "/workloads",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Page::Overview => "Overview",
+            Page::Clusters => "Clusters",
+            Page::Workloads => "Workloads",
+        }
+    }
+}
+
+fn document(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{} · karmada-rs</title>\n<link rel=\"stylesheet\" href=\"/static/app.css\">\n\
+         <script src=\"/static/app.js\" defer></script>\n</head>\n<body>\n{body}</body>\n</html>\n",
+        escape(title)
+    )
+}
+
+/// A whole page: navigation, the signed-in user with a sign-out button, and `main`.
+pub fn layout(page: Page, viewer: &Viewer<'_>, namespace: Option<&str>, main: &str) -> String {
+    let mut nav = String::new();
+    for p in Page::ALL {
+        let current = if p == page { " aria-current=\"page\"" } else { "" };
+        let _ = write!(nav, "<li><a href=\"{}\"{current}>{}</a></li>", p.path(), p.title());
+    }
+    let body = format!(
+        "<a class=\"skip\" href=\"#main\">Skip to content</a>\n\
+         <header><span class=\"brand\">karmada-rs</span>\n<nav aria-label=\"Pages\"><ul>{nav}</ul></nav>\n\
+         <form method=\"post\" action=\"/logout\" class=\"who\"><span>Signed in as <strong>{user}</strong></span>\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button type=\"submit\">Sign out</button></form></header>\n\
+         <main id=\"main\" data-live=\"{path}\">\n{main}</main>\n",
+        user = escape(viewer.user),
+        csrf = escape(viewer.csrf),
+        path = match namespace {
+            Some(ns) => format!("{}?namespace={}", page.path(), escape(ns)),
+            None => page.path().to_owned(),
+        },
+    );
+    document(page.title(), &body)
+}
+
+/// The sign-in page, with why the last attempt failed.
+pub fn login(error: Option<&str>) -> String {
+    let error = error
+        .map(|e| {
+            format!("<p class=\"error\" role=\"alert\" id=\"login-error\">{}</p>\n", escape(e))
+        })
+        .unwrap_or_default();
+    let described = if error.is_empty() { "" } else { " aria-describedby=\"login-error\"" };
+    let body = format!(
+        "<main id=\"main\" class=\"login\">\n<h1>Sign in to karmada-rs</h1>\n{error}\
+         <form method=\"post\" action=\"/login\">\n\
+         <label for=\"token\">Bearer token</label>\n\
+         <textarea id=\"token\" name=\"token\" rows=\"4\" required autocomplete=\"off\" spellcheck=\"false\"{described}></textarea>\n\
+         <p class=\"hint\">A token the control plane accepts, e.g. <code>kubectl create token NAME</code>. \
+         Every page is read with it: you see what it may see.</p>\n\
+         <button type=\"submit\">Sign in</button>\n</form>\n</main>\n"
+    );
+    document("Sign in", &body)
+}
+
+fn meter(usage: &Option<Usage>, what: &str) -> String {
+    match usage {
+        Some(u) => format!(
+            "<meter min=\"0\" max=\"100\" low=\"70\" high=\"90\" optimum=\"0\" value=\"{}\" aria-label=\"{what} {}% used\"></meter> <span>{}</span>",
+            u.percent(),
+            u.percent(),
+            escape(&u.label)
+        ),
+        None => "<span class=\"muted\">not reported</span>".into(),
+    }
+}
+
+fn condition_badge(c: &ConditionView) -> String {
+    let (class, state) = if c.ok { ("ok", "True") } else { ("bad", "False") };
+    let title = if c.message.is_empty() {
+        c.reason.clone()
+    } else {
+        format!("{}: {}", c.reason, c.message)
+    };
+    format!(
+        "<span class=\"badge {class}\" title=\"{}\">{} {state}</span>",
+        escape(&title),
+        escape(&c.kind)
+    )
+}
+
+/// A section saying the token may not read something.
+pub fn denied(what: &str, message: &str) -> String {
+    format!(
+        "<section class=\"denied\" role=\"status\"><h2>{}</h2><p>{}</p></section>\n",
+        escape(what),
+        escape(message)
+    )
+}
+
+/// The overview; `clusters` is `None` when the token may not list them (the caller says why).
+pub fn overview(
+    counts: &Counts,
+    clusters: Option<&[ClusterRow]>,
+    failing: &[WorkloadRow],
+) -> String {
+    let mut out = String::from("<h1>Overview</h1>\n<ul class=\"cards\">\n");
+    let cards = [
+        ("Clusters ready", format!("{} / {}", counts.clusters_ready, counts.clusters)),
+        ("Workloads", counts.workloads.to_string()),
+        ("Failing workloads", counts.workloads_failing.to_string()),
+        ("Propagation policies", counts.propagation_policies.to_string()),
+        ("Override policies", counts.override_policies.to_string()),
+    ];
+    for (label, value) in cards {
+        let id = label.to_lowercase().replace(' ', "-");
+        let _ = writeln!(
+            out,
+            "<li class=\"card\" aria-labelledby=\"{id}\"><span class=\"value\" data-count=\"{id}\">{}</span><span id=\"{id}\">{label}</span></li>",
+            escape(&value)
+        );
+    }
+    out.push_str("</ul>\n");
+    if let Some(clusters) = clusters {
+        out.push_str("<h2>Clusters</h2>\n");
+        out.push_str(&clusters_table(clusters, false));
+    }
+    if !failing.is_empty() {
+        out.push_str("<h2>Failing workloads</h2>\n");
+        out.push_str(&workloads_table(failing));
+    }
+    out
+}
+
+fn clusters_table(clusters: &[ClusterRow], detail: bool) -> String {
+    if clusters.is_empty() {
+        return "<p>No clusters have joined yet: <code>karmadactl join</code> or <code>karmadactl register</code>.</p>\n".into();
+    }
+    let mut out = String::from(
+        "<table class=\"clusters\">\n<thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Ready</th><th scope=\"col\">Mode</th><th scope=\"col\">CPU allocated</th><th scope=\"col\">Memory allocated</th>",
+    );
+    if detail {
+        out.push_str("<th scope=\"col\">Version</th><th scope=\"col\">Nodes ready</th><th scope=\"col\">Taints</th>");
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+    for c in clusters {
+        let _ = write!(
+            out,
+            "<tr data-cluster=\"{name}\"><th scope=\"row\">{name}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+            condition_badge(&c.ready),
+            escape(&c.mode),
+            meter(&c.cpu, "CPU"),
+            meter(&c.memory, "memory"),
+            name = escape(&c.name),
+        );
+        if detail {
+            let taints = if c.taints.is_empty() {
+                "<span class=\"muted\">none</span>".to_owned()
+            } else {
+                c.taints
+                    .iter()
+                    .map(|t| format!("<code>{}</code>", escape(t)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            let _ = write!(
+                out,
+                "<td>{}</td><td>{} / {}</td><td>{taints}</td>",
+                escape(&c.version),
+                c.nodes.0,
+                c.nodes.1
+            );
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody>\n</table>\n");
+    out
+}
+
+pub fn clusters(clusters: &[ClusterRow]) -> String {
+    format!("<h1>Clusters</h1>\n{}", clusters_table(clusters, true))
+}
+
+fn workloads_table(workloads: &[WorkloadRow]) -> String {
+    let mut out = String::from(
+        "<table class=\"workloads\">\n<thead><tr><th scope=\"col\">Workload</th><th scope=\"col\">Ready / desired</th><th scope=\"col\">Replicas per cluster</th><th scope=\"col\">Policy</th><th scope=\"col\">Conditions</th></tr></thead>\n<tbody>\n",
+    );
+    for w in workloads {
+        let ready = w.ready().map_or("–".to_owned(), |r| r.to_string());
+        let total: i32 = w.placements.iter().map(|p| p.replicas).sum::<i32>().max(1);
+        let mut placements = String::from("<ul class=\"placements\">");
+        for p in &w.placements {
+            let ready = p.ready.map_or(String::new(), |r| format!(", {r} ready"));
+            let _ = write!(
+                placements,
+                "<li data-placement=\"{cluster}\"><span class=\"cluster\">{cluster}</span> <meter min=\"0\" max=\"{total}\" value=\"{replicas}\" aria-label=\"{cluster}: {replicas} replicas\"></meter> <span class=\"n\">{replicas}{ready}</span> <span class=\"health {health_class}\">{health}</span></li>",
+                cluster = escape(&p.cluster),
+                replicas = p.replicas,
+                health = escape(&p.health),
+                health_class = escape(&p.health.to_lowercase()),
+            );
+        }
+        if w.placements.is_empty() {
+            placements.push_str("<li class=\"muted\">not placed</li>");
+        }
+        placements.push_str("</ul>");
+        let conditions = w.conditions.iter().map(condition_badge).collect::<Vec<_>>().join(" ");
+        let failures: String = w
+            .conditions
+            .iter()
+            .filter(|c| !c.ok && !c.message.is_empty())
+            .map(|c| format!("<p class=\"why\">{}: {}</p>", escape(&c.reason), escape(&c.message)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "<tr data-workload=\"{ns}/{name}\"><th scope=\"row\"><span class=\"kind\">{kind}</span> {ns}/{name}</th><td>{ready} / {desired}</td><td>{placements}</td><td>{policy}</td><td>{conditions}{failures}</td></tr>",
+            kind = escape(&w.kind),
+            ns = escape(&w.namespace),
+            name = escape(&w.name),
+            desired = w.desired,
+            policy =
+                w.policy.as_deref().map_or("<span class=\"muted\">none</span>".to_owned(), escape),
+        );
+    }
+    out.push_str("</tbody>\n</table>\n");
+    out
+}
+
+/// Choosing one namespace to list (what a token limited to a namespace can read).
+pub fn namespace_form(namespace: Option<&str>) -> String {
+    format!(
+        "<form method=\"get\" action=\"/workloads\" class=\"namespace\"><label for=\"namespace\">Namespace</label> \
+         <input id=\"namespace\" name=\"namespace\" value=\"{}\" pattern=\"[a-z0-9]([-a-z0-9]*[a-z0-9])?\" required> \
+         <button type=\"submit\">Show</button></form>\n",
+        escape(namespace.unwrap_or_default())
+    )
+}
+
+pub fn workloads(workloads: &[WorkloadRow], namespace: Option<&str>) -> String {
+    let title = match namespace {
+        Some(ns) => format!("<h1>Workloads in {}</h1>\n", escape(ns)),
+        None => "<h1>Workloads</h1>\n".to_owned(),
+    };
+    if workloads.is_empty() {
+        return format!(
+            "{title}<p>No workload is propagated here yet: create one with a PropagationPolicy that selects it.</p>\n"
+        );
+    }
+    format!("{title}{}", workloads_table(workloads))
+}

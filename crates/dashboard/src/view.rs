@@ -1,0 +1,249 @@
+//! What the pages show, decided from the API's objects: pure functions from Clusters and
+//! ResourceBindings to rows (tested on their own), no IO.
+
+use apimachinery::quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use karmada_api::cluster::Cluster;
+use karmada_api::work::{
+    ClusterResourceBinding, ResourceBinding, ResourceBindingSpec, ResourceBindingStatus,
+};
+use serde_json::Value;
+
+/// A condition worth showing: its type, whether it holds, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConditionView {
+    pub kind: String,
+    pub ok: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+/// How much of a resource is used, of how much.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Usage {
+    pub used: f64,
+    pub total: f64,
+    /// E.g. `3.5 / 24 cores`.
+    pub label: String,
+}
+
+impl Usage {
+    /// Percent used, 0–100.
+    pub fn percent(&self) -> u32 {
+        if self.total <= 0.0 {
+            return 0;
+        }
+        ((self.used / self.total) * 100.0).clamp(0.0, 100.0).round() as u32
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterRow {
+    pub name: String,
+    /// `Push` or `Pull`.
+    pub mode: String,
+    pub ready: ConditionView,
+    pub version: String,
+    pub nodes: (i32, i32),
+    pub cpu: Option<Usage>,
+    pub memory: Option<Usage>,
+    /// `key=value:Effect`.
+    pub taints: Vec<String>,
+}
+
+/// One cluster's share of a workload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placement {
+    pub cluster: String,
+    pub replicas: i32,
+    /// Ready replicas reported from that cluster, when it reports them.
+    pub ready: Option<i64>,
+    /// `Healthy`, `Unhealthy` or `Unknown`.
+    pub health: String,
+    pub applied: bool,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkloadRow {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub binding: String,
+    pub desired: i32,
+    pub placements: Vec<Placement>,
+    /// The policy that placed it (`namespace/name` of a PropagationPolicy, or a
+    /// ClusterPropagationPolicy's name).
+    pub policy: Option<String>,
+    pub conditions: Vec<ConditionView>,
+}
+
+impl WorkloadRow {
+    /// Ready replicas over every cluster that reports them.
+    pub fn ready(&self) -> Option<i64> {
+        let reported: Vec<i64> = self.placements.iter().filter_map(|p| p.ready).collect();
+        (!reported.is_empty()).then(|| reported.iter().sum())
+    }
+
+    /// A condition that does not hold (scheduling or applying failed).
+    pub fn failing(&self) -> bool {
+        self.conditions.iter().any(|c| !c.ok)
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub clusters: usize,
+    pub clusters_ready: usize,
+    pub workloads: usize,
+    pub workloads_failing: usize,
+    pub propagation_policies: usize,
+    pub override_policies: usize,
+}
+
+fn condition(conditions: &[Condition], kind: &str) -> ConditionView {
+    match conditions.iter().find(|c| c.type_ == kind) {
+        Some(c) => ConditionView {
+            kind: kind.to_owned(),
+            ok: c.status == "True",
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+        },
+        None => ConditionView {
+            kind: kind.to_owned(),
+            ok: false,
+            reason: "Unknown".into(),
+            message: "not reported yet".into(),
+        },
+    }
+}
+
+fn usage(summary: &karmada_api::cluster::ResourceSummary, resource: &str) -> Option<Usage> {
+    // Milli-units: milli-cores, milli-bytes.
+    let parse = |q: &k8s_openapi::apimachinery::pkg::api::resource::Quantity| {
+        quantity::parse_milli(&q.0).map(|m| m as f64 / 1000.0)
+    };
+    let total = parse(summary.allocatable.get(resource)?)?;
+    let used = summary.allocated.get(resource).and_then(parse).unwrap_or(0.0);
+    let label = match resource {
+        "cpu" => format!("{} / {} cores", short(used), short(total)),
+        _ => format!("{} / {} GiB", short(used / 1024f64.powi(3)), short(total / 1024f64.powi(3))),
+    };
+    Some(Usage { used, total, label })
+}
+
+/// At most one decimal, none when whole.
+fn short(n: f64) -> String {
+    let rounded = (n * 10.0).round() / 10.0;
+    if rounded.fract() == 0.0 { format!("{rounded:.0}") } else { format!("{rounded:.1}") }
+}
+
+pub fn cluster_row(cluster: &Cluster) -> ClusterRow {
+    let status = cluster.status.clone().unwrap_or_default();
+    let summary = status.resource_summary.clone().unwrap_or_default();
+    ClusterRow {
+        name: cluster.metadata.name.clone().unwrap_or_default(),
+        mode: cluster.spec.sync_mode.clone(),
+        ready: condition(&status.conditions, "Ready"),
+        version: status.kubernetes_version.clone(),
+        nodes: status.node_summary.map_or((0, 0), |n| (n.ready_num, n.total_num)),
+        cpu: usage(&summary, "cpu"),
+        memory: usage(&summary, "memory"),
+        taints: cluster
+            .spec
+            .taints
+            .iter()
+            .map(|t| match t.value.as_str() {
+                "" => format!("{}:{}", t.key, t.effect.as_str()),
+                v => format!("{}={v}:{}", t.key, t.effect.as_str()),
+            })
+            .collect(),
+    }
+}
+
+/// The ready replicas a member reports in a binding's aggregated status.
+fn ready_of(status: &Value) -> Option<i64> {
+    status.get("readyReplicas").and_then(Value::as_i64).or_else(|| {
+        // A reported status without the field: none ready yet.
+        status.get("replicas").map(|_| 0)
+    })
+}
+
+pub fn workload_row(binding: &ResourceBinding) -> WorkloadRow {
+    row(&binding.metadata, &binding.spec, binding.status.as_ref())
+}
+
+/// A cluster-scoped template's (a ClusterResourceBinding's) row.
+pub fn cluster_workload_row(binding: &ClusterResourceBinding) -> WorkloadRow {
+    row(&binding.metadata, &binding.spec, binding.status.as_ref())
+}
+
+fn row(
+    meta: &ObjectMeta,
+    spec: &ResourceBindingSpec,
+    status: Option<&ResourceBindingStatus>,
+) -> WorkloadRow {
+    let labels = meta.labels.clone().unwrap_or_default();
+    let annotations = meta.annotations.clone().unwrap_or_default();
+    let status = status.cloned().unwrap_or_default();
+    let placements = spec
+        .clusters
+        .iter()
+        .map(|target| {
+            let item = status.aggregated_status.iter().find(|i| i.cluster_name == target.name);
+            Placement {
+                cluster: target.name.clone(),
+                replicas: target.replicas,
+                ready: item.and_then(|i| i.status.as_ref()).and_then(ready_of),
+                health: item.map_or("Unknown".into(), |i| {
+                    if i.health.is_empty() { "Unknown".into() } else { i.health.clone() }
+                }),
+                applied: item.is_some_and(|i| i.applied),
+                message: item.map(|i| i.applied_message.clone()).unwrap_or_default(),
+            }
+        })
+        .collect();
+    let policy = match (
+        annotations.get("propagationpolicy.karmada.io/name"),
+        annotations.get("propagationpolicy.karmada.io/namespace"),
+        annotations.get("clusterpropagationpolicy.karmada.io/name"),
+    ) {
+        (Some(name), Some(ns), _) => Some(format!("{ns}/{name}")),
+        (_, _, Some(name)) => Some(name.clone()),
+        _ => labels.get("propagationpolicy.karmada.io/name").cloned(),
+    };
+    WorkloadRow {
+        kind: spec.resource.kind.clone(),
+        namespace: spec.resource.namespace.clone(),
+        name: spec.resource.name.clone(),
+        binding: meta.name.clone().unwrap_or_default(),
+        desired: spec.replicas,
+        placements,
+        policy,
+        conditions: ["Scheduled", "FullyApplied"]
+            .iter()
+            .filter(|kind| status.conditions.iter().any(|c| c.type_ == **kind))
+            .map(|kind| condition(&status.conditions, kind))
+            .collect(),
+    }
+}
+
+pub fn counts(
+    clusters: &[ClusterRow],
+    workloads: &[WorkloadRow],
+    propagation_policies: usize,
+    override_policies: usize,
+) -> Counts {
+    Counts {
+        clusters: clusters.len(),
+        clusters_ready: clusters.iter().filter(|c| c.ready.ok).count(),
+        workloads: workloads.len(),
+        workloads_failing: workloads.iter().filter(|w| w.failing()).count(),
+        propagation_policies,
+        override_policies,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,339 @@
+//! `karmada dashboard` over HTTP, as a browser talks to it: signing in with tokens of users
+//! RBAC treats differently, the pages each sees, the live stream, and the forms' protections.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{ApiServer, KARMADA};
+
+struct Dashboard {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Dashboard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Dashboard {
+    fn start(api: &ApiServer) -> Dashboard {
+        let mut child = Command::new(KARMADA)
+            .args(["dashboard", "--bind", "127.0.0.1:0", "--kubeconfig"])
+            .arg(&api.kubeconfig)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stderr).read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("karmada dashboard listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Dashboard { child, addr }
+    }
+
+    /// One HTTP/1.1 request (connection closed after it): status, headers (lowercased
+    /// names), body.
+    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+        let mut stream = TcpStream::connect(&self.addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut text =
+            format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.addr);
+        for (name, value) in headers {
+            text.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if method == "POST" {
+            text.push_str(&format!(
+                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+                body.len()
+            ));
+        }
+        text.push_str("\r\n");
+        text.push_str(body);
+        stream.write_all(text.as_bytes()).unwrap();
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).unwrap();
+        Reply::parse(&raw)
+    }
+
+    fn get(&self, path: &str, session: Option<&str>) -> Reply {
+        let cookie = session.map(|s| format!("karmada_dashboard={s}"));
+        let headers: Vec<(&str, &str)> = cookie.iter().map(|c| ("Cookie", c.as_str())).collect();
+        self.request("GET", path, &headers, "")
+    }
+
+    /// Signs in; returns the session id.
+    fn sign_in(&self, token: &str) -> String {
+        let reply = self.request("POST", "/login", &[], &form(&[("token", token)]));
+        assert_eq!(reply.status, 303, "{}", reply.body);
+        let cookie = reply.header("set-cookie").unwrap();
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+        cookie.trim_start_matches("karmada_dashboard=").split(';').next().unwrap().to_owned()
+    }
+}
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn parse(raw: &str) -> Reply {
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw, ""));
+        let mut lines = head.lines();
+        let status = lines.next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_owned()))
+            .collect();
+        Reply { status, headers, body: body.to_owned() }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+fn form(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| {
+            let encode = |s: &str| -> String {
+                s.bytes()
+                    .map(|b| match b {
+                        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                            (b as char).to_string()
+                        }
+                        _ => format!("%{b:02X}"),
+                    })
+                    .collect()
+            };
+            format!("{}={}", encode(k), encode(v))
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn token(api: &ApiServer, namespace: &str, account: &str) -> String {
+    api.kubectl(&["create", "token", account, "-n", namespace]).ok().trim().to_owned()
+}
+
+const CLUSTER: &str = "apiVersion: cluster.karmada.io/v1alpha1
+kind: Cluster
+metadata:
+  name: member1
+spec:
+  syncMode: Push
+  apiEndpoint: https://127.0.0.1:1
+";
+
+fn binding(namespace: &str, name: &str) -> String {
+    format!(
+        "apiVersion: work.karmada.io/v1alpha2
+kind: ResourceBinding
+metadata:
+  name: {name}-deployment
+  namespace: {namespace}
+  annotations:
+    propagationpolicy.karmada.io/name: web-policy
+    propagationpolicy.karmada.io/namespace: {namespace}
+spec:
+  resource:
+    apiVersion: apps/v1
+    kind: Deployment
+    namespace: {namespace}
+    name: {name}
+  replicas: 3
+  clusters:
+  - name: member1
+    replicas: 2
+  - name: member2
+    replicas: 1
+"
+    )
+}
+
+/// An administrator sees the clusters (with their Ready condition and capacity) and every
+/// workload with its replicas per cluster; a user whose token may read one namespace sees
+/// why the rest is hidden and that namespace's workloads only; a wrong token gets the sign-in
+/// page with the reason; a change arrives on the live stream; signing out needs the form's
+/// token and a post from another origin is refused.
+#[test]
+fn each_user_sees_what_their_token_may_read_live() {
+    let api = ApiServer::start("memory");
+    api.kubectl_stdin(&["apply", "-f", "-"], CLUSTER).ok();
+    let status = r#"{"status":{"kubernetesVersion":"v1.32.0","conditions":[{"type":"Ready","status":"True","reason":"ClusterReady","message":"cluster is healthy and ready to accept workloads","lastTransitionTime":"2026-01-01T00:00:00Z"}],"resourceSummary":{"allocatable":{"cpu":"24","memory":"96Gi"},"allocated":{"cpu":"6","memory":"24Gi"}}}}"#;
+    api.kubectl(&[
+        "patch",
+        "cluster",
+        "member1",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        status,
+    ])
+    .ok();
+    for ns in ["team-a", "team-b"] {
+        api.kubectl(&["create", "namespace", ns]).ok();
+        api.kubectl_stdin(&["apply", "-f", "-"], &binding(ns, &format!("{ns}-web"))).ok();
+    }
+    api.kubectl(&["create", "serviceaccount", "admin", "-n", "default"]).ok();
+    api.kubectl(&[
+        "create",
+        "clusterrolebinding",
+        "dashboard-admin",
+        "--clusterrole=cluster-admin",
+        "--serviceaccount=default:admin",
+    ])
+    .ok();
+    api.kubectl(&["create", "serviceaccount", "viewer", "-n", "team-a"]).ok();
+    api.kubectl(&[
+        "create",
+        "role",
+        "read-bindings",
+        "-n",
+        "team-a",
+        "--verb=get,list,watch",
+        "--resource=resourcebindings.work.karmada.io",
+    ])
+    .ok();
+    api.kubectl(&[
+        "create",
+        "rolebinding",
+        "viewer",
+        "-n",
+        "team-a",
+        "--role=read-bindings",
+        "--serviceaccount=team-a:viewer",
+    ])
+    .ok();
+
+    let dashboard = Dashboard::start(&api);
+    let anonymous = dashboard.get("/", None);
+    assert_eq!((anonymous.status, anonymous.header("location")), (303, Some("/login")));
+    let refused = dashboard.request("POST", "/login", &[], &form(&[("token", "not-a-token")]));
+    assert_eq!(refused.status, 401);
+    assert!(refused.body.contains("refused this token (401 Unauthorized)"), "{}", refused.body);
+    assert!(refused.body.contains("<label for=\"token\">"));
+    let csp = refused.header("content-security-policy").unwrap();
+    assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+
+    // The administrator.
+    let admin = dashboard.sign_in(&token(&api, "default", "admin"));
+    let overview = dashboard.get("/", Some(&admin));
+    assert_eq!(overview.status, 200);
+    assert!(
+        overview.body.contains("Signed in as <strong>system:serviceaccount:default:admin</strong>")
+    );
+    assert!(overview.body.contains("data-count=\"clusters-ready\">1 / 1<"), "{}", overview.body);
+    assert!(overview.body.contains("data-count=\"workloads\">2<"), "{}", overview.body);
+    let clusters = dashboard.get("/clusters", Some(&admin)).body;
+    assert!(clusters.contains("<tr data-cluster=\"member1\">"), "{clusters}");
+    assert!(clusters.contains("Ready True"), "{clusters}");
+    assert!(clusters.contains("6 / 24 cores") && clusters.contains("v1.32.0"), "{clusters}");
+    let workloads = dashboard.get("/workloads", Some(&admin)).body;
+    for expected in [
+        "data-workload=\"team-a/team-a-web\"",
+        "data-workload=\"team-b/team-b-web\"",
+        "aria-label=\"member1: 2 replicas\"",
+        "aria-label=\"member2: 1 replicas\"",
+        "team-a/web-policy",
+    ] {
+        assert!(workloads.contains(expected), "{expected:?} not in {workloads}");
+    }
+
+    // A user who may read one namespace's bindings only.
+    let viewer = dashboard.sign_in(&token(&api, "team-a", "viewer"));
+    let everything = dashboard.get("/workloads", Some(&viewer)).body;
+    assert!(everything.contains("This token may not list them"), "{everything}");
+    assert!(!everything.contains("team-b-web") && !everything.contains("team-a-web"));
+    assert!(everything.contains("<label for=\"namespace\">Namespace</label>"));
+    let own = dashboard.get("/workloads?namespace=team-a", Some(&viewer)).body;
+    assert!(
+        own.contains("data-workload=\"team-a/team-a-web\"") && !own.contains("team-b"),
+        "{own}"
+    );
+    let other = dashboard.get("/workloads?namespace=team-b", Some(&viewer)).body;
+    assert!(other.contains("may not list them") && !other.contains("team-b-web\""), "{other}");
+    let their_clusters = dashboard.get("/clusters", Some(&viewer)).body;
+    assert!(their_clusters.contains("may not list them") && !their_clusters.contains("member1"));
+
+    // Live: a change the administrator may see arrives as an event.
+    let mut stream = TcpStream::connect(&dashboard.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        stream,
+        "GET /live HTTP/1.1\r\nHost: {}\r\nCookie: karmada_dashboard={admin}\r\n\r\n",
+        dashboard.addr
+    )
+    .unwrap();
+    let mut seen = String::new();
+    let mut buffer = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !seen.contains(": connected") && Instant::now() < deadline {
+        let n = stream.read(&mut buffer).unwrap();
+        seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
+    }
+    assert!(seen.contains("text/event-stream"), "{seen}");
+    // The watches start once the stream is open: a change made before they have listed is
+    // part of their first state, not an event. So change something every 2 s until one is
+    // told (bounded by the deadline).
+    stream.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let mut changes = 0;
+    let mut next_change = Instant::now();
+    while !seen.contains("event: change") && Instant::now() < deadline {
+        if Instant::now() >= next_change {
+            changes += 1;
+            api.kubectl_stdin(
+                &["apply", "-f", "-"],
+                &binding("team-b", &format!("later{changes}")),
+            )
+            .ok();
+            next_change = Instant::now() + Duration::from_secs(2);
+        }
+        match stream.read(&mut buffer) {
+            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buffer[..n])),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("reading the live stream: {e}"),
+        }
+    }
+    assert!(seen.contains("event: change"), "{seen}");
+    let fragment = dashboard.get("/workloads?fragment=1", Some(&admin)).body;
+    assert!(
+        fragment.starts_with("<h1>Workloads</h1>") && fragment.contains("team-b/later"),
+        "{fragment}"
+    );
+
+    // Signing out: the form's token is required, another origin is refused.
+    let page = dashboard.get("/", Some(&admin)).body;
+    let csrf =
+        page.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let cookie = format!("karmada_dashboard={admin}");
+    let forged =
+        dashboard.request("POST", "/logout", &[("Cookie", &cookie)], &form(&[("csrf", "guess")]));
+    assert_eq!(forged.status, 403);
+    let elsewhere = dashboard.request(
+        "POST",
+        "/logout",
+        &[("Cookie", &cookie), ("Origin", "http://evil.example")],
+        &form(&[("csrf", &csrf)]),
+    );
+    assert_eq!(elsewhere.status, 403);
+    assert_eq!(dashboard.get("/", Some(&admin)).status, 200, "still signed in");
+    let out =
+        dashboard.request("POST", "/logout", &[("Cookie", &cookie)], &form(&[("csrf", &csrf)]));
+    assert_eq!((out.status, out.header("location")), (303, Some("/login")));
+    assert_eq!(dashboard.get("/", Some(&admin)).status, 303, "signed out");
+}
