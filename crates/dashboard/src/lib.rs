@@ -9,6 +9,7 @@
 //! per-session token and cross-origin posts are refused, so another site cannot act as a
 //! signed-in user.
 
+pub mod edit;
 pub mod pages;
 pub mod view;
 
@@ -218,8 +219,8 @@ fn same_origin(request: &Request<Incoming>) -> bool {
     origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) == Some(host)
 }
 
-async fn form(request: Request<Incoming>) -> Option<HashMap<String, String>> {
-    let body = Limited::new(request.into_body(), MAX_FORM_BYTES).collect().await.ok()?;
+async fn form(request: Request<Incoming>, limit: usize) -> Option<HashMap<String, String>> {
+    let body = Limited::new(request.into_body(), limit).collect().await.ok()?;
     Some(form_urlencoded::parse(&body.to_bytes()).into_owned().collect())
 }
 
@@ -249,7 +250,7 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Body>
             if !same_origin(&request) {
                 return plain(StatusCode::FORBIDDEN, "cross-origin request refused");
             }
-            let form = form(request).await.unwrap_or_default();
+            let form = form(request, MAX_FORM_BYTES).await.unwrap_or_default();
             if form.get("csrf").map(String::as_str) != Some(session.csrf.as_str()) {
                 return plain(StatusCode::FORBIDDEN, "the form's token does not match the session");
             }
@@ -267,8 +268,61 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Body>
             Some(session) => live(session, namespace.as_deref()),
             None => plain(StatusCode::UNAUTHORIZED, "sign in first"),
         },
+        (Method::GET, "/edit") => {
+            let Some(session) = state.session(&request) else { return redirect("/login") };
+            let manifest = match (query.get("kind"), query.get("name")) {
+                (Some(kind), Some(name)) => {
+                    load_policy(
+                        &session.client,
+                        kind,
+                        query.get("namespace").map(String::as_str),
+                        name,
+                    )
+                    .await
+                }
+                _ => String::new(),
+            };
+            let main = pages::editor(&manifest, &session.csrf, None);
+            let viewer = Viewer { user: &session.user, csrf: &session.csrf };
+            html(StatusCode::OK, pages::layout(Page::Edit, &viewer, None, &main))
+        }
+        (Method::POST, "/edit") => {
+            let Some(session) = state.session(&request) else { return redirect("/login") };
+            if !same_origin(&request) {
+                return plain(StatusCode::FORBIDDEN, "cross-origin request refused");
+            }
+            let Some(form) = form(request, edit::MAX_BYTES + 4096).await else {
+                return plain(StatusCode::PAYLOAD_TOO_LARGE, "the form is too large");
+            };
+            if form.get("csrf").map(String::as_str) != Some(session.csrf.as_str()) {
+                return plain(StatusCode::FORBIDDEN, "the form's token does not match the session");
+            }
+            let manifest = form.get("manifest").cloned().unwrap_or_default();
+            let dry_run = form.get("action").map(String::as_str) != Some("apply");
+            let (applied, failure) = match edit::documents(&manifest) {
+                Err(failure) => (Vec::new(), Some(failure)),
+                Ok(documents) => {
+                    let mut applied = Vec::new();
+                    let mut failure = None;
+                    for outcome in edit::apply(&session.client, &documents, dry_run).await {
+                        match outcome {
+                            edit::Outcome::Applied(line) => applied.push(line),
+                            edit::Outcome::Failed(f) => failure = Some(f),
+                        }
+                    }
+                    (applied, failure)
+                }
+            };
+            let status =
+                if failure.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+            let result =
+                pages::EditResult { dry_run, applied: &applied, failure: failure.as_ref() };
+            let main = pages::editor(&manifest, &session.csrf, Some(&result));
+            let viewer = Viewer { user: &session.user, csrf: &session.csrf };
+            html(status, pages::layout(Page::Edit, &viewer, None, &main))
+        }
         (Method::GET, p) => {
-            let Some(page) = Page::ALL.into_iter().find(|page| page.path() == p) else {
+            let Some(page) = Page::NAV.into_iter().find(|page| page.path() == p) else {
                 return plain(StatusCode::NOT_FOUND, "not found");
             };
             let Some(session) = state.session(&request) else { return redirect("/login") };
@@ -308,7 +362,7 @@ async fn login(state: &State, request: Request<Incoming>) -> Response<Body> {
     if !same_origin(&request) {
         return plain(StatusCode::FORBIDDEN, "cross-origin request refused");
     }
-    let Some(form) = form(request).await else {
+    let Some(form) = form(request, MAX_FORM_BYTES).await else {
         return html(StatusCode::PAYLOAD_TOO_LARGE, pages::login(Some("The form is too large.")));
     };
     let token = form.get("token").map(|t| t.trim().to_owned()).unwrap_or_default();
@@ -404,6 +458,31 @@ async fn render(page: Page, client: &kube::Client, namespace: Option<&str>) -> S
                 pages::namespace_form(namespace)
             ),
         },
+        Page::Edit => String::new(),
+        Page::Policies => {
+            let (workloads, pp, cpp, op, cop) = tokio::join!(
+                workloads(client, None),
+                list_values::<PropagationPolicy>(client),
+                list_values::<ClusterPropagationPolicy>(client),
+                list_values::<OverridePolicy>(client),
+                list_values::<ClusterOverridePolicy>(client),
+            );
+            let workloads = workloads.unwrap_or_default();
+            let mut rows = Vec::new();
+            let mut denied = String::new();
+            for (kind, list) in [
+                ("PropagationPolicy", pp),
+                ("ClusterPropagationPolicy", cpp),
+                ("OverridePolicy", op),
+                ("ClusterOverridePolicy", cop),
+            ] {
+                match list {
+                    Ok(objects) => rows.extend(view::policy_rows(kind, &objects, &workloads)),
+                    Err(e) => denied.push_str(&list_error(kind, &e)),
+                }
+            }
+            pages::policies(&rows, &denied)
+        }
         Page::Overview => {
             let (clusters_api, pp_api, cpp_api, op_api, cop_api) = (
                 Api::<Cluster>::all(client.clone()),
@@ -444,6 +523,45 @@ async fn render(page: Page, client: &kube::Client, namespace: Option<&str>) -> S
             let failing: Vec<_> = workloads.into_iter().filter(|w| w.failing()).collect();
             format!("{}{denied}", pages::overview(&counts, clusters.as_deref(), &failing))
         }
+    }
+}
+
+/// Every object of a kind the token may list, as JSON.
+async fn list_values<K>(client: &kube::Client) -> Result<Vec<Value>, kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let list = Api::<K>::all(client.clone()).list(&ListParams::default()).await?;
+    Ok(list.items.iter().filter_map(|o| serde_json::to_value(o).ok()).collect())
+}
+
+/// A policy's YAML to edit (or a comment saying why it cannot be read).
+async fn load_policy(
+    client: &kube::Client,
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+) -> String {
+    use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+    let plural = match kind {
+        "PropagationPolicy" => "propagationpolicies",
+        "ClusterPropagationPolicy" => "clusterpropagationpolicies",
+        "OverridePolicy" => "overridepolicies",
+        "ClusterOverridePolicy" => "clusteroverridepolicies",
+        _ => return String::new(),
+    };
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("policy.karmada.io", "v1alpha1", kind),
+        plural,
+    );
+    let api: Api<DynamicObject> = match namespace.filter(|ns| is_namespace_name(ns)) {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    match api.get(name).await {
+        Ok(object) => serde_json::to_value(&object).map(|v| edit::editable(&v)).unwrap_or_default(),
+        Err(e) => format!("# cannot read {kind} {name}: {e}\n"),
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::view::{ClusterRow, ConditionView, Counts, Usage, WorkloadRow};
+use crate::view::{ClusterRow, ConditionView, Counts, PolicyRow, Usage, WorkloadRow};
 
 /// HTML-escapes text for element content and quoted attributes.
 pub fn escape(text: &str) -> String {
@@ -34,16 +34,24 @@ pub enum Page {
     Overview,
     Clusters,
     Workloads,
+    Policies,
+    /// The editor (under Policies in the navigation).
+    Edit,
 }
 
 impl Page {
-    pub const ALL: [Page; 3] = [Page::Overview, Page::Clusters, Page::Workloads];
+    pub const ALL: [Page; 5] =
+        [Page::Overview, Page::Clusters, Page::Workloads, Page::Policies, Page::Edit];
+    /// The pages the navigation lists.
+    pub const NAV: [Page; 4] = [Page::Overview, Page::Clusters, Page::Workloads, Page::Policies];
 
     pub fn path(self) -> &'static str {
         match self {
             Page::Overview => "/",
             Page::Clusters => "/clusters",
             Page::Workloads => "/workloads",
+            Page::Policies => "/policies",
+            Page::Edit => "/edit",
         }
     }
 
@@ -52,6 +60,8 @@ impl Page {
             Page::Overview => "Overview",
             Page::Clusters => "Clusters",
             Page::Workloads => "Workloads",
+            Page::Policies => "Policies",
+            Page::Edit => "Edit",
         }
     }
 }
@@ -69,8 +79,12 @@ fn document(title: &str, body: &str) -> String {
 /// A whole page: navigation, the signed-in user with a sign-out button, and `main`.
 pub fn layout(page: Page, viewer: &Viewer<'_>, namespace: Option<&str>, main: &str) -> String {
     let mut nav = String::new();
-    for p in Page::ALL {
-        let current = if p == page { " aria-current=\"page\"" } else { "" };
+    for p in Page::NAV {
+        let current = if p == page || (p == Page::Policies && page == Page::Edit) {
+            " aria-current=\"page\""
+        } else {
+            ""
+        };
         let _ = write!(nav, "<li><a href=\"{}\"{current}>{}</a></li>", p.path(), p.title());
     }
     let body = format!(
@@ -293,4 +307,94 @@ pub fn workloads(workloads: &[WorkloadRow], namespace: Option<&str>) -> String {
         );
     }
     format!("{title}{}", workloads_table(workloads))
+}
+
+pub fn policies(rows: &[PolicyRow], denied: &str) -> String {
+    let mut out =
+        String::from("<h1>Policies</h1>\n<p><a href=\"/edit\">New: write or paste YAML</a></p>\n");
+    out.push_str(denied);
+    if rows.is_empty() {
+        out.push_str("<p>No policies yet.</p>\n");
+        return out;
+    }
+    out.push_str("<table class=\"policies\">\n<thead><tr><th scope=\"col\">Policy</th><th scope=\"col\">Selects</th><th scope=\"col\">Placement or changes</th><th scope=\"col\">Workloads it placed</th><th scope=\"col\"><span class=\"visually-hidden\">Actions</span></th></tr></thead>\n<tbody>\n");
+    for r in rows {
+        let selects = r.selects.iter().map(|s| escape(s)).collect::<Vec<_>>().join("<br>");
+        let placed = if r.placed.is_empty() {
+            "<span class=\"muted\">none</span>".to_owned()
+        } else {
+            r.placed.iter().map(|p| escape(p)).collect::<Vec<_>>().join("<br>")
+        };
+        let mut edit = format!("/edit?kind={}&name={}", r.kind, escape(&r.name));
+        if let Some(ns) = &r.namespace {
+            edit.push_str(&format!("&namespace={}", escape(ns)));
+        }
+        let _ = writeln!(
+            out,
+            "<tr data-policy=\"{kind}/{id}\"><th scope=\"row\"><span class=\"kind\">{kind}</span> {id}</th><td>{selects}</td><td>{summary}</td><td>{placed}</td><td><a href=\"{edit}\">Edit<span class=\"visually-hidden\"> {kind} {id}</span></a></td></tr>",
+            kind = r.kind,
+            id = escape(&r.id),
+            summary = escape(&r.summary),
+        );
+    }
+    out.push_str("</tbody>\n</table>\n");
+    out
+}
+
+/// What the API answered to an edit.
+pub struct EditResult<'a> {
+    pub dry_run: bool,
+    pub applied: &'a [String],
+    pub failure: Option<&'a crate::edit::Failure>,
+}
+
+/// The editor: a labelled text area, "Dry run" and "Apply", and the API's answer — each
+/// field an error names listed with its message, tied to the text area for screen readers.
+pub fn editor(manifest: &str, csrf: &str, result: Option<&EditResult<'_>>) -> String {
+    let mut answer = String::new();
+    let mut described = String::new();
+    if let Some(result) = result {
+        if !result.applied.is_empty() {
+            answer.push_str("<ul class=\"applied\" role=\"status\" id=\"edit-applied\">");
+            for line in result.applied {
+                let _ = write!(answer, "<li>{}</li>", escape(line));
+            }
+            answer.push_str("</ul>\n");
+            if result.dry_run && result.failure.is_none() {
+                answer.push_str("<p class=\"hint\">Nothing was changed: this was a dry run. Apply to make it so.</p>\n");
+            }
+        }
+        if let Some(failure) = result.failure {
+            described = " aria-describedby=\"edit-error\" aria-invalid=\"true\"".to_owned();
+            let _ = write!(
+                answer,
+                "<div class=\"error\" role=\"alert\" id=\"edit-error\"><p>Document {}: {}</p>",
+                escape(&failure.document),
+                escape(&failure.message)
+            );
+            if !failure.fields.is_empty() {
+                answer.push_str("<ul class=\"fields\">");
+                for (field, message) in &failure.fields {
+                    let _ = write!(
+                        answer,
+                        "<li data-field=\"{f}\"><code>{f}</code>: {}</li>",
+                        escape(message),
+                        f = escape(field)
+                    );
+                }
+                answer.push_str("</ul>");
+            }
+            answer.push_str("</div>\n");
+        }
+    }
+    format!(
+        "<h1>Edit</h1>\n<p>Paste or write objects (YAML or JSON; several separated by <code>---</code>). They are applied server-side with your token: the API server validates them and decides what you may change.</p>\n\
+         <form method=\"post\" action=\"/edit\" class=\"editor\">\n<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\n\
+         <label for=\"manifest\">Manifest</label>\n\
+         <textarea id=\"manifest\" name=\"manifest\" rows=\"24\" spellcheck=\"false\" required{described}>{manifest}</textarea>\n\
+         <div class=\"actions\"><button type=\"submit\" name=\"action\" value=\"dry-run\">Dry run</button> \
+         <button type=\"submit\" name=\"action\" value=\"apply\">Apply</button></div>\n</form>\n{answer}",
+        csrf = escape(csrf),
+        manifest = escape(manifest),
+    )
 }

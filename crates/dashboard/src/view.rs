@@ -245,5 +245,126 @@ pub fn counts(
     }
 }
 
+/// A policy and what it placed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyRow {
+    pub kind: &'static str,
+    /// `namespace/name`, or the name of a cluster-scoped one.
+    pub id: String,
+    pub namespace: Option<String>,
+    pub name: String,
+    /// `apps/v1 Deployment nginx`, one per selector.
+    pub selects: Vec<String>,
+    /// Where (propagation) or what it changes (override).
+    pub summary: String,
+    /// Workloads whose binding names this policy.
+    pub placed: Vec<String>,
+}
+
+/// `apps/v1 Deployment team-a/nginx`, `apps/v1 Deployment (labels app=web) in team-a`,
+/// `v1 ConfigMap (all)`.
+fn selector_text(selector: &Value) -> String {
+    let str_at = |p: &str| selector.pointer(p).and_then(Value::as_str).unwrap_or_default();
+    let mut text = format!("{} {} ", str_at("/apiVersion"), str_at("/kind"));
+    let namespace = str_at("/namespace");
+    match (
+        str_at("/name"),
+        selector.pointer("/labelSelector/matchLabels").and_then(Value::as_object),
+    ) {
+        (name, _) if !name.is_empty() && !namespace.is_empty() => {
+            text.push_str(&format!("{namespace}/{name}"));
+        }
+        (name, _) if !name.is_empty() => text.push_str(name),
+        (_, labels) => {
+            match labels {
+                Some(labels) => {
+                    let labels: Vec<String> = labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                        .collect();
+                    text.push_str(&format!("(labels {})", labels.join(",")));
+                }
+                None => text.push_str("(all)"),
+            }
+            if !namespace.is_empty() {
+                text.push_str(&format!(" in {namespace}"));
+            }
+        }
+    }
+    text
+}
+
+/// Where a propagation policy places, or what an override policy changes, in a few words.
+fn policy_summary(kind: &str, spec: &Value) -> String {
+    if kind.ends_with("OverridePolicy") {
+        let rules = spec.get("overrideRules").and_then(Value::as_array).map_or(0, Vec::len);
+        return format!("{rules} override rule{}", if rules == 1 { "" } else { "s" });
+    }
+    let clusters: Vec<&str> = spec
+        .pointer("/placement/clusterAffinity/clusterNames")
+        .and_then(Value::as_array)
+        .map(|names| names.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let mut text = if clusters.is_empty() { "any cluster".to_owned() } else { clusters.join(", ") };
+    if let Some(kind) =
+        spec.pointer("/placement/replicaScheduling/replicaSchedulingType").and_then(Value::as_str)
+    {
+        text.push_str(&format!("; replicas {kind}"));
+        if let Some(preference) = spec
+            .pointer("/placement/replicaScheduling/replicaDivisionPreference")
+            .and_then(Value::as_str)
+        {
+            text.push_str(&format!(" ({preference})"));
+        }
+    }
+    text
+}
+
+/// Rows of policies of `kind` (objects as the API returns them), each with the workloads whose
+/// binding names it.
+pub fn policy_rows(
+    kind: &'static str,
+    objects: &[Value],
+    workloads: &[WorkloadRow],
+) -> Vec<PolicyRow> {
+    objects
+        .iter()
+        .map(|object| {
+            let str_at =
+                |p: &str| object.pointer(p).and_then(Value::as_str).unwrap_or_default().to_owned();
+            let (name, namespace) = (str_at("/metadata/name"), str_at("/metadata/namespace"));
+            let namespace = (!namespace.is_empty()).then_some(namespace);
+            let id = match &namespace {
+                Some(ns) => format!("{ns}/{name}"),
+                None => name.clone(),
+            };
+            let spec = object.get("spec").cloned().unwrap_or_default();
+            let selects = spec
+                .get("resourceSelectors")
+                .and_then(Value::as_array)
+                .map(|list| list.iter().map(selector_text).collect())
+                .unwrap_or_default();
+            let placed = if kind.ends_with("PropagationPolicy") {
+                workloads
+                    .iter()
+                    .filter(|w| w.policy.as_deref() == Some(id.as_str()))
+                    .map(|w| format!("{} {}/{}", w.kind, w.namespace, w.name))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            PolicyRow {
+                kind,
+                id,
+                namespace,
+                name,
+                selects,
+                summary: policy_summary(kind, &spec),
+                placed,
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests;

@@ -337,3 +337,130 @@ fn each_user_sees_what_their_token_may_read_live() {
     assert_eq!((out.status, out.header("location")), (303, Some("/login")));
     assert_eq!(dashboard.get("/", Some(&admin)).status, 303, "signed out");
 }
+
+const POLICY: &str = "apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata:
+  name: web-policy
+  namespace: team-a
+spec:
+  resourceSelectors:
+  - apiVersion: apps/v1
+    kind: Deployment
+    name: team-a-web
+  placement:
+    clusterAffinity:
+      clusterNames: [member1, member2]
+    replicaScheduling:
+      replicaSchedulingType: Divided
+";
+
+fn csrf_of(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned()
+}
+
+/// The editor applies with the user's token: a dry run changes nothing, apply creates, the
+/// API's 422 is shown with the field it names, a read-only user's apply is refused by RBAC;
+/// the Policies page lists the policy with the workload it placed and opens it for editing.
+#[test]
+fn the_editor_applies_with_the_users_token_and_shows_errors_at_their_fields() {
+    let api = ApiServer::start("memory");
+    api.kubectl(&["create", "namespace", "team-a"]).ok();
+    api.kubectl_stdin(&["apply", "-f", "-"], &binding("team-a", "team-a-web")).ok();
+    api.kubectl(&["create", "serviceaccount", "admin", "-n", "default"]).ok();
+    api.kubectl(&[
+        "create",
+        "clusterrolebinding",
+        "dashboard-admin",
+        "--clusterrole=cluster-admin",
+        "--serviceaccount=default:admin",
+    ])
+    .ok();
+    api.kubectl(&["create", "serviceaccount", "viewer", "-n", "team-a"]).ok();
+    api.kubectl(&[
+        "create",
+        "rolebinding",
+        "viewer",
+        "-n",
+        "team-a",
+        "--clusterrole=view",
+        "--serviceaccount=team-a:viewer",
+    ])
+    .ok();
+    let dashboard = Dashboard::start(&api);
+    let admin = dashboard.sign_in(&token(&api, "default", "admin"));
+    let cookie = format!("karmada_dashboard={admin}");
+    let csrf = csrf_of(&dashboard.get("/edit", Some(&admin)).body);
+    let submit = |cookie: &str, csrf: &str, manifest: &str, action: &str| {
+        dashboard.request(
+            "POST",
+            "/edit",
+            &[("Cookie", cookie)],
+            &form(&[("csrf", csrf), ("manifest", manifest), ("action", action)]),
+        )
+    };
+
+    let dry = submit(&cookie, &csrf, POLICY, "dry-run");
+    assert_eq!(dry.status, 200, "{}", dry.body);
+    assert!(
+        dry.body.contains("propagationpolicy.policy.karmada.io/web-policy applied (dry run)"),
+        "{}",
+        dry.body
+    );
+    api.kubectl(&["-n", "team-a", "get", "propagationpolicy", "web-policy"]).fails();
+    let applied = submit(&cookie, &csrf, POLICY, "apply");
+    assert!(applied.body.contains("web-policy applied<"), "{}", applied.body);
+    api.kubectl(&["-n", "team-a", "get", "propagationpolicy", "web-policy"]).ok();
+
+    let invalid = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: broken
+  namespace: team-a
+spec:
+  replicas: -1
+  selector:
+    matchLabels: {app: broken}
+  template:
+    metadata:
+      labels: {app: broken}
+    spec:
+      containers:
+      - name: c
+        image: nginx
+";
+    let refused = submit(&cookie, &csrf, invalid, "dry-run");
+    assert_eq!(refused.status, 422);
+    assert!(refused.body.contains("role=\"alert\""), "{}", refused.body);
+    assert!(
+        refused.body.contains("<li data-field=\"spec.replicas\"><code>spec.replicas</code>"),
+        "{}",
+        refused.body
+    );
+    assert!(refused.body.contains("aria-invalid=\"true\""));
+    assert!(refused.body.contains("replicas: -1"), "the text stays to be fixed");
+    let wrong_token = submit(&cookie, "not-the-token", POLICY, "apply");
+    assert_eq!(wrong_token.status, 403);
+
+    // A user who may only read is refused by the API server, not by the dashboard.
+    let viewer = dashboard.sign_in(&token(&api, "team-a", "viewer"));
+    let viewer_cookie = format!("karmada_dashboard={viewer}");
+    let viewer_csrf = csrf_of(&dashboard.get("/edit", Some(&viewer)).body);
+    let forbidden =
+        submit(&viewer_cookie, &viewer_csrf, &POLICY.replace("web-policy", "other"), "apply");
+    assert_eq!(forbidden.status, 422);
+    assert!(forbidden.body.contains("Forbidden (403)"), "{}", forbidden.body);
+
+    let policies = dashboard.get("/policies", Some(&admin)).body;
+    assert!(policies.contains("data-policy=\"PropagationPolicy/team-a/web-policy\""), "{policies}");
+    assert!(policies.contains("apps/v1 Deployment team-a/team-a-web"), "{policies}");
+    assert!(policies.contains("member1, member2; replicas Divided"), "{policies}");
+    assert!(
+        policies.contains("Deployment team-a/team-a-web"),
+        "the workload it placed: {policies}"
+    );
+    let edit = dashboard
+        .get("/edit?kind=PropagationPolicy&namespace=team-a&name=web-policy", Some(&admin))
+        .body;
+    assert!(edit.contains("name: web-policy") && !edit.contains("resourceVersion"), "{edit}");
+}
