@@ -464,3 +464,113 @@ spec:
         .body;
     assert!(edit.contains("name: web-policy") && !edit.contains("resourceVersion"), "{edit}");
 }
+
+const DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: nginx
+  namespace: default
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: nginx}
+  template:
+    metadata:
+      labels: {app: nginx}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.27
+";
+
+/// In headless Chromium: sign in (a wrong token first), see three clusters Ready, deploy a
+/// Deployment and its PropagationPolicy through the editor (dry run, then apply; a
+/// validation error shown at its field), watch its replicas appear per cluster, then — with
+/// the page left open — a member made unreachable and the replicas moving away. The pages
+/// update themselves (server-sent events); screenshots are saved under the test's scratch
+/// directory (`target/tmp/screenshots`).
+#[test]
+fn in_a_browser_an_admin_deploys_through_the_editor_and_watches_a_failover() {
+    let cp = crate::plane::ControlPlane::with_joined(3);
+    cp.api.kubectl_stdin(&["apply", "-f", "-"], crate::propagation::NOT_READY_POLICY).ok();
+    cp.api.kubectl(&["create", "serviceaccount", "admin", "-n", "default"]).ok();
+    cp.api
+        .kubectl(&[
+            "create",
+            "clusterrolebinding",
+            "dashboard-admin",
+            "--clusterrole=cluster-admin",
+            "--serviceaccount=default:admin",
+        ])
+        .ok();
+    let admin_token = token(&cp.api, "default", "admin");
+    let dashboard = Dashboard::start(&cp.api);
+    let base = format!("http://{}", dashboard.addr);
+    let browser = crate::browser::Browser::start();
+    let long = Duration::from_secs(60);
+
+    browser.goto(&format!("{base}/"));
+    browser.wait_until(long, "sent to sign in", |b| b.url().ends_with("/login"));
+    browser.type_into("#token", "not-a-token");
+    browser.click("form button[type=submit]");
+    browser.wait_until(long, "a wrong token refused", |b| b.text().contains("refused this token"));
+    browser.screenshot("login");
+    browser.type_into("#token", &admin_token);
+    browser.click("form button[type=submit]");
+    browser.wait_until(long, "signed in", |b| b.url() == format!("{base}/"));
+    assert!(browser.text().contains("Signed in as system:serviceaccount:default:admin"));
+
+    browser.goto(&format!("{base}/clusters"));
+    browser
+        .wait_until(long, "three clusters Ready", |b| b.text().matches("Ready True").count() == 3);
+    browser.screenshot("clusters");
+
+    browser.goto(&format!("{base}/edit"));
+    browser.fill("#manifest", &DEPLOYMENT.replace("replicas: 2", "replicas: -1"));
+    browser.click("button[value=dry-run]");
+    browser.wait_until(long, "the validation error at its field", |b| {
+        b.source().contains("data-field=\"spec.replicas\"")
+    });
+    assert!(
+        browser.text().contains("spec.replicas: Invalid value: -1: must be greater than or equal to 0"),
+        "{}",
+        browser.text()
+    );
+    browser.screenshot("validation");
+    let policy =
+        crate::propagation::FAILOVER_POLICY.replace("nginx-propagation", "web-propagation");
+    browser.fill("#manifest", &format!("{DEPLOYMENT}---\n{policy}"));
+    browser.click("button[value=dry-run]");
+    browser
+        .wait_until(long, "a dry run", |b| b.text().contains("web-propagation applied (dry run)"));
+    cp.api.kubectl(&["get", "deployment", "nginx"]).fails();
+    browser.click("button[value=apply]");
+    browser.wait_until(long, "applied", |b| {
+        b.text().contains("propagationpolicy.policy.karmada.io/web-propagation applied")
+    });
+
+    browser.goto(&format!("{base}/workloads"));
+    let placed = |b: &crate::browser::Browser, cluster: &str, replicas: u32| {
+        b.source().contains(&format!("aria-label=\"{cluster}: {replicas} replicas\""))
+    };
+    browser.wait_until(long, "a replica in each of member1 and member2", |b| {
+        placed(b, "member1", 1) && placed(b, "member2", 1) && b.text().contains("2 / 2")
+    });
+    browser.screenshot("workloads");
+    browser.goto(&format!("{base}/"));
+    browser.wait_until(long, "the overview", |b| b.text().contains("Clusters ready"));
+    browser.screenshot("overview");
+
+    // The page stays open: what follows reaches it through the live stream.
+    browser.goto(&format!("{base}/workloads"));
+    browser.wait_until(long, "the workloads page", |b| placed(b, "member1", 1));
+    cp.fault("member1", &["--unreachable", "true"]);
+    browser.wait_until(Duration::from_secs(90), "both replicas moved to member2", |b| {
+        placed(b, "member2", 2) && !b.source().contains("aria-label=\"member1:")
+    });
+    assert!(
+        browser.source().contains("data-refreshed="),
+        "the page refreshed itself, not reloaded"
+    );
+    browser.screenshot("failover");
+}

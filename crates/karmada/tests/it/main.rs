@@ -5,6 +5,7 @@
 mod apiserver_kubectl;
 mod autoscaling;
 mod bench;
+mod browser;
 mod builtins;
 mod clusters;
 mod dashboard;

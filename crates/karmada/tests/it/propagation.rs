@@ -538,7 +538,7 @@ fn dependencies_drift_preemption_and_policy_deletion() {
     assert!(has("member1", "deploy/web"), "unclaiming does not remove what was propagated");
 }
 
-const NOT_READY_POLICY: &str = r#"
+pub(crate) const NOT_READY_POLICY: &str = r#"
 apiVersion: policy.karmada.io/v1alpha1
 kind: ClusterTaintPolicy
 metadata:
@@ -552,7 +552,7 @@ spec:
   - {key: cluster.karmada.io/not-ready, effect: NoExecute}
 "#;
 
-const FAILOVER_POLICY: &str = r#"
+pub(crate) const FAILOVER_POLICY: &str = r#"
 apiVersion: policy.karmada.io/v1alpha1
 kind: PropagationPolicy
 metadata:
