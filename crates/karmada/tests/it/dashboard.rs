@@ -532,7 +532,9 @@ fn in_a_browser_an_admin_deploys_through_the_editor_and_watches_a_failover() {
         b.source().contains("data-field=\"spec.replicas\"")
     });
     assert!(
-        browser.text().contains("spec.replicas: Invalid value: -1: must be greater than or equal to 0"),
+        browser
+            .text()
+            .contains("spec.replicas: Invalid value: -1: must be greater than or equal to 0"),
         "{}",
         browser.text()
     );
