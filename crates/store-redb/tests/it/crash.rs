@@ -59,14 +59,23 @@ async fn every_acknowledged_write_survives_sigkill() {
             .spawn()
             .expect("start the writer");
         let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
         let reader = std::thread::spawn(move || {
-            BufReader::new(stdout).lines().map_while(Result::ok).collect::<Vec<String>>()
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
         });
         let lines_before = acked.creates.len();
+        // Kill at a random moment once it writes (a loaded machine may take a while to start
+        // it: a fixed delay from the spawn could kill it before its first write).
+        let first = rx.recv_timeout(Duration::from_secs(30));
         std::thread::sleep(Duration::from_millis(random_millis(150, 900)));
         child.kill().expect("SIGKILL the writer");
         child.wait().expect("reap the writer");
-        for line in reader.join().expect("reader") {
+        reader.join().expect("reader");
+        for line in first.into_iter().chain(rx.try_iter()) {
             parse(&line, &mut acked);
         }
         assert!(
