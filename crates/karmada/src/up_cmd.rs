@@ -51,6 +51,10 @@ pub struct Args {
         default_value = "*,hpaScaleTargetMarker,deploymentReplicasSyncer"
     )]
     controllers: Vec<String>,
+    /// The dashboard's port on 127.0.0.1 (0 picks a free one); sign in with the token written
+    /// to DATA_DIR/dashboard.token. A port in use leaves the rest running without it.
+    #[arg(long, default_value_t = 8090)]
+    dashboard_port: u16,
     /// Feature gates of every component, as upstream's: the default is what upstream's install
     /// manifests set (every alpha and beta feature on).
     #[arg(long, default_value = karmada_api::features::QUICK_START, value_parser = crate::cli::parse_feature_gates)]
@@ -271,6 +275,52 @@ async fn start_pull_agent(
 /// `cluster.karmada.io/not-ready:NoExecute`, one whose Ready is Unknown (unreachable) gets
 /// `cluster.karmada.io/unreachable:NoExecute`; both are lifted when it is Ready again. Workloads
 /// tolerate them for 300 s by default (the policies' `clusterTolerations` say otherwise).
+/// The file (in the data dir, the owner's only) holding the dashboard token of the local
+/// administrator.
+const DASHBOARD_TOKEN: &str = "dashboard.token";
+/// The ServiceAccount (in karmada-system, bound to cluster-admin) that token is for.
+const DASHBOARD_ADMIN: &str = "karmada-dashboard-admin";
+
+/// Starts the dashboard on 127.0.0.1:`port` and writes a day-long token of a cluster-admin
+/// ServiceAccount for the local administrator (whoever may read the data dir, as with the
+/// admin kubeconfig) to sign in with. The dashboard itself holds no credentials.
+async fn start_dashboard(
+    control: &kube::Client,
+    server: &apiserver::Server,
+    data_dir: &std::path::Path,
+    port: u16,
+) -> anyhow::Result<dashboard::Dashboard> {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use kube::api::PostParams;
+    let accounts: Api<ServiceAccount> = Api::namespaced(control.clone(), "karmada-system");
+    let apply = PatchParams::apply("karmada-up").force();
+    let account = json!({"apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": DASHBOARD_ADMIN, "namespace": "karmada-system"}});
+    accounts.patch(DASHBOARD_ADMIN, &apply, &Patch::Apply(&account)).await?;
+    let bindings: Api<k8s_openapi::api::rbac::v1::ClusterRoleBinding> = Api::all(control.clone());
+    let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": DASHBOARD_ADMIN},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "ServiceAccount", "name": DASHBOARD_ADMIN, "namespace": "karmada-system"}]});
+    bindings.patch(DASHBOARD_ADMIN, &apply, &Patch::Apply(&binding)).await?;
+    let request = TokenRequest {
+        spec: TokenRequestSpec { expiration_seconds: Some(86_400), ..Default::default() },
+        ..Default::default()
+    };
+    let token: TokenRequest = accounts
+        .create_subresource("token", DASHBOARD_ADMIN, &PostParams::default(), &request)
+        .await?;
+    let token = token.status.map(|s| s.token).unwrap_or_default();
+    apiserver::files::write_private(&data_dir.join(DASHBOARD_TOKEN), token.as_bytes())?;
+    let config = dashboard::Config {
+        bind: SocketAddr::from(([127, 0, 0, 1], port)),
+        api_server: server.url.clone(),
+        ca_pem: server.ca_pem.clone().into_bytes(),
+    };
+    Ok(dashboard::start(config).await?)
+}
+
 pub(crate) async fn install_default_taint_policies(control: &kube::Client) -> anyhow::Result<()> {
     let resource = controllers::failover::taint_policy_resource();
     let api: Api<kube::api::DynamicObject> = Api::all_with(control.clone(), &resource);
@@ -565,6 +615,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     progress("every cluster is Ready");
+    let dashboard = start_dashboard(&control, &server, &data_dir, args.dashboard_port).await;
     let mut out = std::io::stdout().lock();
     writeln!(out, "Local Karmada is running.")?;
     writeln!(out)?;
@@ -578,6 +629,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     for m in &members {
         writeln!(out, "{:<20} {}", m.name, m.url())?;
+    }
+    writeln!(out)?;
+    match &dashboard {
+        Ok(d) => writeln!(
+            out,
+            "Dashboard: {} (sign in with the token in {})",
+            d.url(),
+            data_dir.join(DASHBOARD_TOKEN).display()
+        )?,
+        Err(e) => writeln!(out, "Dashboard: not started ({e:#})")?,
     }
     writeln!(out)?;
     writeln!(out, "Press Ctrl-C to stop.")?;

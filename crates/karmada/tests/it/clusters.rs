@@ -386,6 +386,36 @@ fn karmada_up_runs_the_quick_start() {
             let name = crd["metadata"]["name"].as_str().unwrap();
             assert!(crds.contains(name), "{name} missing from kubectl get crd: {crds}");
         }
+        // The dashboard, and the local administrator's token to sign in with.
+        let line = rx
+            .iter()
+            .find(|l| l.starts_with("Dashboard: "))
+            .expect("karmada up names its dashboard");
+        let rest = line.strip_prefix("Dashboard: http://").expect(&line);
+        let (addr, rest) = rest.split_once(' ').unwrap();
+        let token_file =
+            rest.trim_start_matches("(sign in with the token in ").trim_end_matches(')');
+        let token = std::fs::read_to_string(token_file).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(token_file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the token is the owner's only");
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        let body = format!("token={}", token.trim());
+        std::io::Write::write_all(
+            &mut stream,
+            format!(
+                "POST /login HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let mut reply = String::new();
+        std::io::Read::read_to_string(&mut stream, &mut reply).unwrap();
+        assert!(
+            reply.starts_with("HTTP/1.1 303") && reply.contains("karmada_dashboard="),
+            "{reply}"
+        );
     }));
     kill(up);
     if let Err(e) = result {
@@ -400,7 +430,7 @@ fn karmada_up_detaches_and_karmada_down_stops_it() {
     let kubeconfig = dir.path().join("karmada.config");
     let up = |extra: &[&str]| {
         Command::new(KARMADA)
-            .args(["up", "--members", "1", "--port", "0", "--data-dir"])
+            .args(["up", "--members", "1", "--port", "0", "--dashboard-port", "0", "--data-dir"])
             .arg(&data)
             .arg("--kubeconfig")
             .arg(&kubeconfig)

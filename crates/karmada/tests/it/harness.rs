@@ -340,7 +340,7 @@ pub fn karmada_up(
     let mut up = Command::new(KARMADA)
         .arg("up")
         .args(extra)
-        .args(["--port", "0", "--data-dir"])
+        .args(["--port", "0", "--dashboard-port", "0", "--data-dir"])
         .arg(data)
         .arg("--kubeconfig")
         .arg(kubeconfig)
