@@ -220,6 +220,28 @@ fn same_origin(request: &Request<Incoming>) -> bool {
     origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) == Some(host)
 }
 
+/// A signed-in user's form post, checked: same origin, at most `limit` bytes, carrying the
+/// session's form token. The session, its id and the fields; or the answer refusing it.
+async fn checked_form(
+    state: &State,
+    request: Request<Incoming>,
+    limit: usize,
+) -> Result<(Arc<Session>, String, HashMap<String, String>), Response<Body>> {
+    let (Some(session), Some(id)) = (state.session(&request), cookie(&request)) else {
+        return Err(redirect("/login"));
+    };
+    if !same_origin(&request) {
+        return Err(plain(StatusCode::FORBIDDEN, "cross-origin request refused"));
+    }
+    let Some(fields) = form(request, limit).await else {
+        return Err(plain(StatusCode::PAYLOAD_TOO_LARGE, "the form is too large"));
+    };
+    if fields.get("csrf").map(String::as_str) != Some(session.csrf.as_str()) {
+        return Err(plain(StatusCode::FORBIDDEN, "the form's token does not match the session"));
+    }
+    Ok((session, id, fields))
+}
+
 async fn form(request: Request<Incoming>, limit: usize) -> Option<HashMap<String, String>> {
     let body = Limited::new(request.into_body(), limit).collect().await.ok()?;
     Some(form_urlencoded::parse(&body.to_bytes()).into_owned().collect())
@@ -246,15 +268,10 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Body>
         (Method::GET, "/login") => html(StatusCode::OK, pages::login(None)),
         (Method::POST, "/login") => login(&state, request).await,
         (Method::POST, "/logout") => {
-            let Some(session) = state.session(&request) else { return redirect("/login") };
-            let id = cookie(&request).unwrap_or_default();
-            if !same_origin(&request) {
-                return plain(StatusCode::FORBIDDEN, "cross-origin request refused");
-            }
-            let form = form(request, MAX_FORM_BYTES).await.unwrap_or_default();
-            if form.get("csrf").map(String::as_str) != Some(session.csrf.as_str()) {
-                return plain(StatusCode::FORBIDDEN, "the form's token does not match the session");
-            }
+            let (_, id, _) = match checked_form(&state, request, MAX_FORM_BYTES).await {
+                Ok(checked) => checked,
+                Err(refused) => return refused,
+            };
             state.sessions.lock().remove(&id);
             let mut response = redirect("/login");
             response.headers_mut().insert(
@@ -288,16 +305,11 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Body>
             html(StatusCode::OK, pages::layout(Page::Edit, &viewer, None, &main))
         }
         (Method::POST, "/edit") => {
-            let Some(session) = state.session(&request) else { return redirect("/login") };
-            if !same_origin(&request) {
-                return plain(StatusCode::FORBIDDEN, "cross-origin request refused");
-            }
-            let Some(form) = form(request, edit::MAX_BYTES + 4096).await else {
-                return plain(StatusCode::PAYLOAD_TOO_LARGE, "the form is too large");
-            };
-            if form.get("csrf").map(String::as_str) != Some(session.csrf.as_str()) {
-                return plain(StatusCode::FORBIDDEN, "the form's token does not match the session");
-            }
+            let (session, _, form) =
+                match checked_form(&state, request, edit::MAX_BYTES + 4096).await {
+                    Ok(checked) => checked,
+                    Err(refused) => return refused,
+                };
             let manifest = form.get("manifest").cloned().unwrap_or_default();
             let dry_run = form.get("action").map(String::as_str) != Some("apply");
             let (applied, failure) = match edit::documents(&manifest) {

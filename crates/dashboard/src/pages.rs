@@ -40,9 +40,7 @@ pub enum Page {
 }
 
 impl Page {
-    pub const ALL: [Page; 5] =
-        [Page::Overview, Page::Clusters, Page::Workloads, Page::Policies, Page::Edit];
-    /// The pages the navigation lists.
+    /// The pages the navigation lists (the editor is reached from Policies).
     pub const NAV: [Page; 4] = [Page::Overview, Page::Clusters, Page::Workloads, Page::Policies];
 
     pub fn path(self) -> &'static str {
