@@ -109,35 +109,6 @@ pub fn ca_hash(ca_pem: &str) -> anyhow::Result<String> {
     Ok(format!("sha256:{}", digest.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>()))
 }
 
-/// The server URL and CA of a kubeconfig's current (or named) context.
-fn server_and_ca(path: &Path, context: Option<&str>) -> anyhow::Result<(String, String)> {
-    let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
-    let context_name = context
-        .map(str::to_owned)
-        .or(kubeconfig.current_context.clone())
-        .context("the kubeconfig has no current context")?;
-    let cluster_name = kubeconfig
-        .contexts
-        .iter()
-        .find(|c| c.name == context_name)
-        .and_then(|c| c.context.as_ref())
-        .map(|c| c.cluster.clone())
-        .context("context not found in the kubeconfig")?;
-    let cluster = kubeconfig
-        .clusters
-        .iter()
-        .find(|c| c.name == cluster_name)
-        .and_then(|c| c.cluster.as_ref())
-        .context("cluster not found in the kubeconfig")?;
-    let ca = cluster
-        .certificate_authority_data
-        .as_ref()
-        .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())
-        .and_then(|b| String::from_utf8(b).ok())
-        .context("the kubeconfig's cluster has no certificate-authority-data")?;
-    Ok((cluster.server.clone().unwrap_or_default(), ca))
-}
-
 pub async fn token_create(
     control: kube::Client,
     kubeconfig: &Path,
@@ -170,7 +141,7 @@ pub async fn token_create(
         .context("creating the bootstrap token Secret")?;
     let token = format!("{id}.{secret}");
     if args.print_register_command {
-        let (server, ca) = server_and_ca(kubeconfig, context)?;
+        let (server, ca) = member_client::kubeconfig::server_and_ca(kubeconfig, context)?;
         println!(
             "karmadactl register {server} --token {token} --discovery-token-ca-cert-hash {}",
             ca_hash(&ca)?

@@ -2,6 +2,7 @@
 //! (`caBundle`, and `token` or `tls.crt`/`tls.key`).
 
 pub mod join;
+pub mod kubeconfig;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
