@@ -122,6 +122,15 @@ fn form(fields: &[(&str, &str)]) -> String {
         .join("&")
 }
 
+/// A token of a new cluster-admin ServiceAccount.
+fn admin_token(api: &ApiServer) -> String {
+    api.kubectl(&["create", "serviceaccount", "admin", "-n", "default"]).ok();
+    let binding =
+        ["create", "clusterrolebinding", "dashboard-admin", "--clusterrole=cluster-admin"];
+    api.kubectl(&[&binding[..], &["--serviceaccount=default:admin"]].concat()).ok();
+    token(api, "default", "admin")
+}
+
 fn token(api: &ApiServer, namespace: &str, account: &str) -> String {
     api.kubectl(&["create", "token", account, "-n", namespace]).ok().trim().to_owned()
 }
@@ -185,15 +194,6 @@ fn each_user_sees_what_their_token_may_read_live() {
         api.kubectl(&["create", "namespace", ns]).ok();
         api.kubectl_stdin(&["apply", "-f", "-"], &binding(ns, &format!("{ns}-web"))).ok();
     }
-    api.kubectl(&["create", "serviceaccount", "admin", "-n", "default"]).ok();
-    api.kubectl(&[
-        "create",
-        "clusterrolebinding",
-        "dashboard-admin",
-        "--clusterrole=cluster-admin",
-        "--serviceaccount=default:admin",
-    ])
-    .ok();
     api.kubectl(&["create", "serviceaccount", "viewer", "-n", "team-a"]).ok();
     api.kubectl(&[
         "create",
@@ -227,7 +227,7 @@ fn each_user_sees_what_their_token_may_read_live() {
     assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
 
     // The administrator.
-    let admin = dashboard.sign_in(&token(&api, "default", "admin"));
+    let admin = dashboard.sign_in(&admin_token(&api));
     let overview = dashboard.get("/", Some(&admin));
     assert_eq!(overview.status, 200);
     assert!(
@@ -367,15 +367,6 @@ fn the_editor_applies_with_the_users_token_and_shows_errors_at_their_fields() {
     let api = ApiServer::start("memory");
     api.kubectl(&["create", "namespace", "team-a"]).ok();
     api.kubectl_stdin(&["apply", "-f", "-"], &binding("team-a", "team-a-web")).ok();
-    api.kubectl(&["create", "serviceaccount", "admin", "-n", "default"]).ok();
-    api.kubectl(&[
-        "create",
-        "clusterrolebinding",
-        "dashboard-admin",
-        "--clusterrole=cluster-admin",
-        "--serviceaccount=default:admin",
-    ])
-    .ok();
     api.kubectl(&["create", "serviceaccount", "viewer", "-n", "team-a"]).ok();
     api.kubectl(&[
         "create",
@@ -388,7 +379,7 @@ fn the_editor_applies_with_the_users_token_and_shows_errors_at_their_fields() {
     ])
     .ok();
     let dashboard = Dashboard::start(&api);
-    let admin = dashboard.sign_in(&token(&api, "default", "admin"));
+    let admin = dashboard.sign_in(&admin_token(&api));
     let cookie = format!("karmada_dashboard={admin}");
     let csrf = csrf_of(&dashboard.get("/edit", Some(&admin)).body);
     let submit = |cookie: &str, csrf: &str, manifest: &str, action: &str| {
@@ -493,17 +484,7 @@ spec:
 fn in_a_browser_an_admin_deploys_through_the_editor_and_watches_a_failover() {
     let cp = crate::plane::ControlPlane::with_joined(3);
     cp.api.kubectl_stdin(&["apply", "-f", "-"], crate::propagation::NOT_READY_POLICY).ok();
-    cp.api.kubectl(&["create", "serviceaccount", "admin", "-n", "default"]).ok();
-    cp.api
-        .kubectl(&[
-            "create",
-            "clusterrolebinding",
-            "dashboard-admin",
-            "--clusterrole=cluster-admin",
-            "--serviceaccount=default:admin",
-        ])
-        .ok();
-    let admin_token = token(&cp.api, "default", "admin");
+    let admin_token = admin_token(&cp.api);
     let dashboard = Dashboard::start(&cp.api);
     let base = format!("http://{}", dashboard.addr);
     let browser = crate::browser::Browser::start();
