@@ -257,6 +257,8 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Body>
     let fragment = query.get("fragment").is_some_and(|v| v == "1");
     // Listing one namespace, for a token that may not list them all.
     let namespace = query.get("namespace").filter(|n| is_namespace_name(n)).cloned();
+    // What the page's script fetches again on a change: this very URL (it adds `fragment`).
+    let this_url = request.uri().path_and_query().map_or(path.clone(), |pq| pq.as_str().to_owned());
     match (request.method().clone(), path.as_str()) {
         (Method::GET, "/static/app.css") => {
             static_file(include_str!("../static/app.css"), "text/css")
@@ -335,16 +337,23 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Body>
             html(status, pages::layout(Page::Edit, &viewer, None, &main))
         }
         (Method::GET, p) => {
-            let Some(page) = Page::NAV.into_iter().find(|page| page.path() == p) else {
-                return plain(StatusCode::NOT_FOUND, "not found");
+            let detail = detail_of(p);
+            let page = match (&detail, Page::NAV.into_iter().find(|page| page.path() == p)) {
+                (Some(Detail::Cluster(_)), _) => Page::Clusters,
+                (Some(Detail::Workload { .. }), _) => Page::Workloads,
+                (None, Some(page)) => page,
+                (None, None) => return plain(StatusCode::NOT_FOUND, "not found"),
             };
             let Some(session) = state.session(&request) else { return redirect("/login") };
-            let main = render(page, &session.client, namespace.as_deref()).await;
+            let main = match &detail {
+                Some(detail) => render_detail(detail, &session.client).await,
+                None => render(page, &session.client, namespace.as_deref(), &query).await,
+            };
             if fragment {
                 return html(StatusCode::OK, main);
             }
             let viewer = Viewer { user: &session.user, csrf: &session.csrf };
-            html(StatusCode::OK, pages::layout(page, &viewer, namespace.as_deref(), &main))
+            html(StatusCode::OK, pages::layout(page, &viewer, Some(&this_url), &main))
         }
         _ => plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
     }
@@ -439,7 +448,7 @@ async fn who_am_i(client: &kube::Client) -> Result<String, kube::Error> {
 fn list_error(what: &str, error: &kube::Error) -> String {
     match error {
         kube::Error::Api(status) if status.code == 403 => {
-            pages::denied(what, &format!("This token may not list them: {}", status.message))
+            pages::denied(what, &format!("This token may not read them: {}", status.message))
         }
         other => pages::denied(what, &format!("Could not read them: {other}")),
     }
@@ -454,7 +463,158 @@ fn is_namespace_name(name: &str) -> bool {
         && !name.ends_with('-')
 }
 
-async fn render(page: Page, client: &kube::Client, namespace: Option<&str>) -> String {
+/// A page about one object.
+enum Detail {
+    Cluster(String),
+    /// A binding: a ResourceBinding in `namespace`, or a ClusterResourceBinding (`None`).
+    Workload {
+        namespace: Option<String>,
+        binding: String,
+    },
+}
+
+/// `/clusters/NAME`, `/workloads/NAMESPACE/BINDING` (`-` for a cluster-scoped one).
+fn detail_of(path: &str) -> Option<Detail> {
+    let name_ok = |n: &str| !n.is_empty() && n.len() <= 253 && !n.contains('/');
+    if let Some(name) = path.strip_prefix("/clusters/") {
+        return name_ok(name).then(|| Detail::Cluster(name.to_owned()));
+    }
+    let (ns, binding) = path.strip_prefix("/workloads/")?.split_once('/')?;
+    let namespace = match ns {
+        "-" => None,
+        ns if is_namespace_name(ns) => Some(ns.to_owned()),
+        _ => return None,
+    };
+    name_ok(binding).then(|| Detail::Workload { namespace, binding: binding.to_owned() })
+}
+
+async fn render_detail(detail: &Detail, client: &kube::Client) -> String {
+    match detail {
+        Detail::Cluster(name) => {
+            let cluster = match Api::<Cluster>::all(client.clone()).get(name).await {
+                Ok(cluster) => cluster,
+                Err(e) => {
+                    return format!(
+                        "<h1>Cluster {}</h1>\n{}",
+                        pages::escape(name),
+                        list_error("The cluster", &e)
+                    );
+                }
+            };
+            let workloads = workloads(client, None).await.unwrap_or_default();
+            pages::cluster_detail(&view::cluster_detail(&cluster, &workloads))
+        }
+        Detail::Workload { namespace, binding } => {
+            let found = match namespace {
+                Some(ns) => Api::<ResourceBinding>::namespaced(client.clone(), ns)
+                    .get(binding)
+                    .await
+                    .map(|b| (view::workload_row(&b), b.status.unwrap_or_default().conditions)),
+                None => {
+                    Api::<ClusterResourceBinding>::all(client.clone()).get(binding).await.map(|b| {
+                        (view::cluster_workload_row(&b), b.status.unwrap_or_default().conditions)
+                    })
+                }
+            };
+            let (row, conditions) = match found {
+                Ok(found) => found,
+                Err(e) => return format!("<h1>Workload</h1>\n{}", list_error("The workload", &e)),
+            };
+            let conditions: Vec<view::ConditionView> = conditions
+                .iter()
+                .map(|c| view::ConditionView {
+                    kind: c.type_.clone(),
+                    ok: c.status == "True",
+                    reason: c.reason.clone(),
+                    message: c.message.clone(),
+                })
+                .collect();
+            let template = template_of(client, &row).await;
+            let (op, cop) = tokio::join!(
+                async {
+                    match namespace {
+                        Some(ns) => Api::<OverridePolicy>::namespaced(client.clone(), ns)
+                            .list(&ListParams::default())
+                            .await
+                            .map(|l| l.items)
+                            .unwrap_or_default(),
+                        None => Vec::new(),
+                    }
+                },
+                async {
+                    Api::<ClusterOverridePolicy>::all(client.clone())
+                        .list(&ListParams::default())
+                        .await
+                        .map(|l| l.items)
+                        .unwrap_or_default()
+                },
+            );
+            let overrides = view::overrides_for(&template, &op, &cop);
+            let events = events(client, namespace.as_deref())
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|e| {
+                    e.object.ends_with(&format!("/{}", row.name))
+                        || e.object.ends_with(&format!(" {}", row.name))
+                        || e.object.ends_with(&format!("/{}", row.binding))
+                })
+                .collect::<Vec<_>>();
+            let events = view::filter_events(events, &view::EventFilter::default());
+            pages::workload_detail(&row, &conditions, &overrides, &events)
+        }
+    }
+}
+
+/// The template a workload row is about, with its labels (read with the user's token; without
+/// them when it cannot be read).
+async fn template_of(client: &kube::Client, row: &view::WorkloadRow) -> propagation::Template {
+    use kube::core::{DynamicObject, GroupVersionKind};
+    let api_version = row.api_version.clone();
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version.as_str()));
+    let mut template = propagation::Template {
+        api_version: api_version.clone(),
+        kind: row.kind.clone(),
+        namespace: row.namespace.clone(),
+        name: row.name.clone(),
+        labels: Default::default(),
+    };
+    if let Ok((resource, _)) =
+        kube::discovery::pinned_kind(client, &GroupVersionKind::gvk(group, version, &row.kind))
+            .await
+    {
+        let api: Api<DynamicObject> = if row.namespace.is_empty() {
+            Api::all_with(client.clone(), &resource)
+        } else {
+            Api::namespaced_with(client.clone(), &row.namespace, &resource)
+        };
+        if let Ok(object) = api.get(&row.name).await {
+            template.labels = object.metadata.labels.unwrap_or_default();
+        }
+    }
+    template
+}
+
+/// Events the token may list (of `namespace`, or all), as rows.
+async fn events(
+    client: &kube::Client,
+    namespace: Option<&str>,
+) -> Result<Vec<view::EventRow>, kube::Error> {
+    use k8s_openapi::api::events::v1::Event;
+    let api = match namespace {
+        Some(ns) => Api::<Event>::namespaced(client.clone(), ns),
+        None => Api::<Event>::all(client.clone()),
+    };
+    let list = api.list(&ListParams::default()).await?;
+    Ok(list.items.iter().map(view::event_row).collect())
+}
+
+async fn render(
+    page: Page,
+    client: &kube::Client,
+    namespace: Option<&str>,
+    query: &HashMap<String, String>,
+) -> String {
     let params = ListParams::default();
     match page {
         Page::Clusters => match Api::<Cluster>::all(client.clone()).list(&params).await {
@@ -472,6 +632,24 @@ async fn render(page: Page, client: &kube::Client, namespace: Option<&str>) -> S
             ),
         },
         Page::Edit => String::new(),
+        Page::Events => {
+            let filter = view::EventFilter {
+                kind: query
+                    .get("type")
+                    .filter(|t| ["Normal", "Warning"].contains(&t.as_str()))
+                    .cloned()
+                    .unwrap_or_default(),
+                text: query.get("q").map(|q| q.chars().take(200).collect()).unwrap_or_default(),
+            };
+            match events(client, namespace).await {
+                Ok(rows) => pages::events(&view::filter_events(rows, &filter), &filter, namespace),
+                Err(e) => format!(
+                    "{}{}",
+                    pages::events(&[], &filter, namespace),
+                    list_error("Events", &e)
+                ),
+            }
+        }
         Page::Policies => {
             let (workloads, pp, cpp, op, cop) = tokio::join!(
                 workloads(client, None),

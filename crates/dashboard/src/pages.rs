@@ -35,13 +35,15 @@ pub enum Page {
     Clusters,
     Workloads,
     Policies,
+    Events,
     /// The editor (under Policies in the navigation).
     Edit,
 }
 
 impl Page {
     /// The pages the navigation lists (the editor is reached from Policies).
-    pub const NAV: [Page; 4] = [Page::Overview, Page::Clusters, Page::Workloads, Page::Policies];
+    pub const NAV: [Page; 5] =
+        [Page::Overview, Page::Clusters, Page::Workloads, Page::Policies, Page::Events];
 
     pub fn path(self) -> &'static str {
         match self {
@@ -49,6 +51,7 @@ impl Page {
             Page::Clusters => "/clusters",
             Page::Workloads => "/workloads",
             Page::Policies => "/policies",
+            Page::Events => "/events",
             Page::Edit => "/edit",
         }
     }
@@ -59,6 +62,7 @@ impl Page {
             Page::Clusters => "Clusters",
             Page::Workloads => "Workloads",
             Page::Policies => "Policies",
+            Page::Events => "Events",
             Page::Edit => "Edit",
         }
     }
@@ -75,7 +79,9 @@ fn document(title: &str, body: &str) -> String {
 }
 
 /// A whole page: navigation, the signed-in user with a sign-out button, and `main`.
-pub fn layout(page: Page, viewer: &Viewer<'_>, namespace: Option<&str>, main: &str) -> String {
+/// A whole page; `live` is the URL its content is fetched from again when something changes
+/// (none for the editor, whose text must not be replaced while it is edited).
+pub fn layout(page: Page, viewer: &Viewer<'_>, live: Option<&str>, main: &str) -> String {
     let mut nav = String::new();
     for p in Page::NAV {
         let current = if p == page || (p == Page::Policies && page == Page::Edit) {
@@ -90,13 +96,10 @@ pub fn layout(page: Page, viewer: &Viewer<'_>, namespace: Option<&str>, main: &s
          <header><span class=\"brand\">karmada-rs</span>\n<nav aria-label=\"Pages\"><ul>{nav}</ul></nav>\n\
          <form method=\"post\" action=\"/logout\" class=\"who\"><span>Signed in as <strong>{user}</strong></span>\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button type=\"submit\">Sign out</button></form></header>\n\
-         <main id=\"main\" data-live=\"{path}\">\n{main}</main>\n",
+         <main id=\"main\"{live}>\n{main}</main>\n",
         user = escape(viewer.user),
         csrf = escape(viewer.csrf),
-        path = match namespace {
-            Some(ns) => format!("{}?namespace={}", page.path(), escape(ns)),
-            None => page.path().to_owned(),
-        },
+        live = live.map(|l| format!(" data-live=\"{}\"", escape(l))).unwrap_or_default(),
     );
     document(page.title(), &body)
 }
@@ -204,7 +207,7 @@ fn clusters_table(clusters: &[ClusterRow], detail: bool) -> String {
     for c in clusters {
         let _ = write!(
             out,
-            "<tr data-cluster=\"{name}\"><th scope=\"row\">{name}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+            "<tr data-cluster=\"{name}\"><th scope=\"row\"><a href=\"/clusters/{name}\">{name}</a></th><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
             condition_badge(&c.ready),
             escape(&c.mode),
             meter(&c.cpu, "CPU"),
@@ -271,8 +274,9 @@ fn workloads_table(workloads: &[WorkloadRow]) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "<tr data-workload=\"{ns}/{name}\"><th scope=\"row\"><span class=\"kind\">{kind}</span> {ns}/{name}</th><td>{ready} / {desired}</td><td>{placements}</td><td>{policy}</td><td>{conditions}{failures}</td></tr>",
+            "<tr data-workload=\"{ns}/{name}\"><th scope=\"row\"><span class=\"kind\">{kind}</span> <a href=\"{path}\">{ns}/{name}</a></th><td>{ready} / {desired}</td><td>{placements}</td><td>{policy}</td><td>{conditions}{failures}</td></tr>",
             kind = escape(&w.kind),
+            path = escape(&w.path()),
             ns = escape(&w.namespace),
             name = escape(&w.name),
             desired = w.desired,
@@ -395,4 +399,162 @@ pub fn editor(manifest: &str, csrf: &str, result: Option<&EditResult<'_>>) -> St
         csrf = escape(csrf),
         manifest = escape(manifest),
     )
+}
+
+fn conditions_table(conditions: &[ConditionView]) -> String {
+    if conditions.is_empty() {
+        return "<p class=\"muted\">No conditions reported yet.</p>\n".into();
+    }
+    let mut out = String::from(
+        "<table class=\"conditions\"><thead><tr><th scope=\"col\">Condition</th><th scope=\"col\">Status</th><th scope=\"col\">Reason</th><th scope=\"col\">Message</th></tr></thead><tbody>\n",
+    );
+    for c in conditions {
+        let _ = writeln!(
+            out,
+            "<tr><th scope=\"row\">{}</th><td class=\"{}\">{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&c.kind),
+            if c.ok { "ok" } else { "bad" },
+            if c.ok { "True" } else { "False" },
+            escape(&c.reason),
+            escape(&c.message)
+        );
+    }
+    out.push_str("</tbody></table>\n");
+    out
+}
+
+pub fn cluster_detail(d: &crate::view::ClusterDetail) -> String {
+    let mut out = format!(
+        "<h1>Cluster {}</h1>\n<p>{} mode · Kubernetes {} · {} of {} nodes ready</p>\n<h2>Conditions</h2>\n{}",
+        escape(&d.row.name),
+        escape(&d.row.mode),
+        escape(&d.row.version),
+        d.row.nodes.0,
+        d.row.nodes.1,
+        conditions_table(&d.conditions)
+    );
+    out.push_str("<h2>Resources</h2>\n");
+    if d.resources.is_empty() {
+        out.push_str("<p class=\"muted\">Not reported yet.</p>\n");
+    } else {
+        out.push_str("<table><thead><tr><th scope=\"col\">Resource</th><th scope=\"col\">Allocatable</th><th scope=\"col\">Allocated</th><th scope=\"col\">Allocating</th></tr></thead><tbody>\n");
+        for r in &d.resources {
+            let _ = writeln!(
+                out,
+                "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&r.name),
+                escape(&r.allocatable),
+                escape(&r.allocated),
+                escape(&r.allocating)
+            );
+        }
+        out.push_str("</tbody></table>\n");
+    }
+    out.push_str("<h2>Taints</h2>\n");
+    if d.row.taints.is_empty() {
+        out.push_str("<p class=\"muted\">None.</p>\n");
+    } else {
+        out.push_str("<ul>");
+        for t in &d.row.taints {
+            let _ = write!(out, "<li><code>{}</code></li>", escape(t));
+        }
+        out.push_str("</ul>\n");
+    }
+    out.push_str("<h2>What runs there</h2>\n");
+    if d.workloads.is_empty() {
+        out.push_str("<p class=\"muted\">No workload is placed here.</p>\n");
+    } else {
+        out.push_str("<ul class=\"placed-here\">");
+        for (w, replicas) in &d.workloads {
+            let _ = write!(
+                out,
+                "<li>{} <span class=\"n\">({replicas} replicas)</span></li>",
+                escape(w)
+            );
+        }
+        out.push_str("</ul>\n");
+    }
+    out
+}
+
+pub fn events_table(events: &[crate::view::EventRow]) -> String {
+    if events.is_empty() {
+        return "<p class=\"muted\">No events.</p>\n".into();
+    }
+    let mut out = String::from(
+        "<table class=\"events\"><thead><tr><th scope=\"col\">Last seen</th><th scope=\"col\">Type</th><th scope=\"col\">Reason</th><th scope=\"col\">Object</th><th scope=\"col\">Message</th><th scope=\"col\">Count</th></tr></thead><tbody>\n",
+    );
+    for e in events {
+        let _ = writeln!(
+            out,
+            "<tr data-reason=\"{reason}\"><td>{}</td><td class=\"{}\">{}</td><td>{reason}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&e.time),
+            if e.kind == "Warning" { "bad" } else { "" },
+            escape(&e.kind),
+            escape(&e.object),
+            escape(&e.note),
+            e.count,
+            reason = escape(&e.reason),
+        );
+    }
+    out.push_str("</tbody></table>\n");
+    out
+}
+
+/// The Events page: a labelled filter form (type, text, namespace) and the table.
+pub fn events(
+    events: &[crate::view::EventRow],
+    filter: &crate::view::EventFilter,
+    namespace: Option<&str>,
+) -> String {
+    let selected = |k: &str| if filter.kind == k { " selected" } else { "" };
+    format!(
+        "<h1>Events</h1>\n<form method=\"get\" action=\"/events\" class=\"filter\">\
+         <label for=\"type\">Type</label> <select id=\"type\" name=\"type\"><option value=\"\"{}>Any</option>\
+         <option value=\"Normal\"{}>Normal</option><option value=\"Warning\"{}>Warning</option></select> \
+         <label for=\"q\">Containing</label> <input id=\"q\" name=\"q\" value=\"{}\"> \
+         <label for=\"namespace\">Namespace</label> <input id=\"namespace\" name=\"namespace\" value=\"{}\" pattern=\"[a-z0-9]([-a-z0-9]*[a-z0-9])?\"> \
+         <button type=\"submit\">Filter</button></form>\n{}",
+        selected(""),
+        selected("Normal"),
+        selected("Warning"),
+        escape(&filter.text),
+        escape(namespace.unwrap_or_default()),
+        events_table(events)
+    )
+}
+
+/// A workload's page: where it runs, why (conditions, with the scheduler's reasons when it
+/// could not place it), the policy and overrides that apply, and its events.
+pub fn workload_detail(
+    w: &WorkloadRow,
+    all_conditions: &[ConditionView],
+    overrides: &[String],
+    events: &[crate::view::EventRow],
+) -> String {
+    let mut out = format!(
+        "<h1><span class=\"kind\">{}</span> {}</h1>\n<p>Binding <code>{}</code> · desired {} · ready {}</p>\n",
+        escape(&w.kind),
+        escape(&w.id()),
+        escape(&w.binding),
+        w.desired,
+        w.ready().map_or("–".to_owned(), |r| r.to_string())
+    );
+    out.push_str("<h2>Where it runs</h2>\n");
+    out.push_str(&workloads_table(std::slice::from_ref(w)));
+    out.push_str("<h2>Conditions</h2>\n");
+    out.push_str(&conditions_table(all_conditions));
+    let _ = write!(
+        out,
+        "<h2>Policies</h2>\n<p>Placed by: {}</p>\n<p>Overrides that apply: {}</p>\n",
+        w.policy.as_deref().map_or("<span class=\"muted\">none</span>".to_owned(), escape),
+        if overrides.is_empty() {
+            "<span class=\"muted\">none</span>".to_owned()
+        } else {
+            overrides.iter().map(|o| escape(o)).collect::<Vec<_>>().join(", ")
+        }
+    );
+    out.push_str("<h2>Events</h2>\n");
+    out.push_str(&events_table(events));
+    out
 }

@@ -67,6 +67,7 @@ pub struct Placement {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WorkloadRow {
+    pub api_version: String,
     pub kind: String,
     pub namespace: String,
     pub name: String,
@@ -214,6 +215,7 @@ fn row(
         _ => labels.get("propagationpolicy.karmada.io/name").cloned(),
     };
     WorkloadRow {
+        api_version: spec.resource.api_version.clone(),
         kind: spec.resource.kind.clone(),
         namespace: spec.resource.namespace.clone(),
         name: spec.resource.name.clone(),
@@ -364,6 +366,175 @@ pub fn policy_rows(
             }
         })
         .collect()
+}
+
+/// One resource of a cluster: allocatable, allocated, allocating (as the API writes them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceLine {
+    pub name: String,
+    pub allocatable: String,
+    pub allocated: String,
+    pub allocating: String,
+}
+
+/// A cluster's page: its row, every condition, every resource, and what runs there.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterDetail {
+    pub row: ClusterRow,
+    pub conditions: Vec<ConditionView>,
+    pub resources: Vec<ResourceLine>,
+    /// (workload, replicas placed there), by workload.
+    pub workloads: Vec<(String, i32)>,
+}
+
+pub fn cluster_detail(cluster: &Cluster, workloads: &[WorkloadRow]) -> ClusterDetail {
+    let row = cluster_row(cluster);
+    let status = cluster.status.clone().unwrap_or_default();
+    let summary = status.resource_summary.unwrap_or_default();
+    let text =
+        |map: &std::collections::BTreeMap<
+            String,
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+        >,
+         name: &str| { map.get(name).map(|q| q.0.clone()).unwrap_or_else(|| "0".into()) };
+    let resources = summary
+        .allocatable
+        .keys()
+        .map(|name| ResourceLine {
+            name: name.clone(),
+            allocatable: text(&summary.allocatable, name),
+            allocated: text(&summary.allocated, name),
+            allocating: text(&summary.allocating, name),
+        })
+        .collect();
+    let conditions = status
+        .conditions
+        .iter()
+        .map(|c| ConditionView {
+            kind: c.type_.clone(),
+            ok: c.status == "True",
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+        })
+        .collect();
+    let mut placed: Vec<(String, i32)> = workloads
+        .iter()
+        .filter_map(|w| {
+            let p = w.placements.iter().find(|p| p.cluster == row.name)?;
+            Some((format!("{} {}", w.kind, w.id()), p.replicas))
+        })
+        .collect();
+    placed.sort();
+    ClusterDetail { row, conditions, resources, workloads: placed }
+}
+
+impl WorkloadRow {
+    /// `namespace/name`, or the name of a cluster-scoped template.
+    pub fn id(&self) -> String {
+        if self.namespace.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{}/{}", self.namespace, self.name)
+        }
+    }
+
+    /// Its page: `/workloads/NAMESPACE/BINDING` (`-` for a cluster-scoped one).
+    pub fn path(&self) -> String {
+        let ns = if self.namespace.is_empty() { "-" } else { self.namespace.as_str() };
+        format!("/workloads/{ns}/{}", self.binding)
+    }
+}
+
+/// An Event as the Events page and a workload's page show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventRow {
+    pub time: String,
+    /// `Normal` or `Warning`.
+    pub kind: String,
+    pub reason: String,
+    /// `Kind namespace/name` of the object it is about.
+    pub object: String,
+    pub note: String,
+    pub count: i32,
+}
+
+/// At most this many events are shown (the newest).
+pub const MAX_EVENTS: usize = 500;
+
+pub fn event_row(event: &k8s_openapi::api::events::v1::Event) -> EventRow {
+    let regarding = event.regarding.clone().unwrap_or_default();
+    let object = match (regarding.namespace.as_deref(), regarding.name.as_deref()) {
+        (Some(ns), Some(name)) if !ns.is_empty() => {
+            format!("{} {ns}/{name}", regarding.kind.unwrap_or_default())
+        }
+        (_, name) => format!("{} {}", regarding.kind.unwrap_or_default(), name.unwrap_or_default()),
+    };
+    let time = event
+        .series
+        .as_ref()
+        .map(|s| s.last_observed_time.0.to_string())
+        .or_else(|| event.deprecated_last_timestamp.as_ref().map(|t| t.0.to_string()))
+        .or_else(|| event.event_time.as_ref().map(|t| t.0.to_string()))
+        .unwrap_or_default();
+    EventRow {
+        time,
+        kind: event.type_.clone().unwrap_or_default(),
+        reason: event.reason.clone().unwrap_or_default(),
+        object,
+        note: event.note.clone().unwrap_or_default(),
+        count: event.series.as_ref().map(|s| s.count).or(event.deprecated_count).unwrap_or(1),
+    }
+}
+
+/// What the Events page filters by.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    /// `Normal` or `Warning`; empty: both.
+    pub kind: String,
+    /// Found (ignoring case) in the reason, the object or the note; empty: anything.
+    pub text: String,
+}
+
+/// The events `filter` keeps, newest first, at most [`MAX_EVENTS`].
+pub fn filter_events(mut rows: Vec<EventRow>, filter: &EventFilter) -> Vec<EventRow> {
+    let text = filter.text.to_lowercase();
+    rows.retain(|e| {
+        (filter.kind.is_empty() || e.kind == filter.kind)
+            && (text.is_empty()
+                || [&e.reason, &e.object, &e.note].iter().any(|f| f.to_lowercase().contains(&text)))
+    });
+    rows.sort_by(|a, b| b.time.cmp(&a.time));
+    rows.truncate(MAX_EVENTS);
+    rows
+}
+
+/// The OverridePolicies (`namespace/name`) and ClusterOverridePolicies (`name`) that select
+/// the template, as the override controller matches them.
+pub fn overrides_for(
+    template: &propagation::Template,
+    namespaced: &[karmada_api::policy::OverridePolicy],
+    cluster: &[karmada_api::policy::ClusterOverridePolicy],
+) -> Vec<String> {
+    use propagation::overrides::policy_priority;
+    let mut out: Vec<String> = cluster
+        .iter()
+        .filter(|p| policy_priority(&p.spec, template).is_some())
+        .map(|p| format!("ClusterOverridePolicy {}", p.metadata.name.clone().unwrap_or_default()))
+        .collect();
+    out.extend(
+        namespaced
+            .iter()
+            .filter(|p| p.metadata.namespace.as_deref() == Some(template.namespace.as_str()))
+            .filter(|p| policy_priority(&p.spec, template).is_some())
+            .map(|p| {
+                format!(
+                    "OverridePolicy {}/{}",
+                    template.namespace,
+                    p.metadata.name.clone().unwrap_or_default()
+                )
+            }),
+    );
+    out
 }
 
 #[cfg(test)]

@@ -315,7 +315,9 @@ pub fn apply_overriders(kind: &str, object: &mut Value, o: &Overriders) -> Resul
     apply_plaintext(object, &o.plaintext)
 }
 
-fn policy_priority(spec: &OverrideSpec, template: &Template) -> Option<Implicit> {
+/// How specifically an override policy selects a template (no selectors select every one), if
+/// it does; the namespace is the caller's to check.
+pub fn policy_priority(spec: &OverrideSpec, template: &Template) -> Option<Implicit> {
     if spec.resource_selectors.is_empty() {
         return Some(Implicit::MatchAll);
     }

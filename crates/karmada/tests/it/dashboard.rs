@@ -144,6 +144,43 @@ spec:
   apiEndpoint: https://127.0.0.1:1
 ";
 
+const OVERRIDE: &str = "apiVersion: policy.karmada.io/v1alpha1
+kind: OverridePolicy
+metadata:
+  name: mirror
+  namespace: team-a
+spec:
+  resourceSelectors:
+  - apiVersion: apps/v1
+    kind: Deployment
+    name: team-a-web
+  overrideRules:
+  - overriders:
+      imageOverrider:
+      - component: Registry
+        operator: replace
+        value: mirror.example.com
+";
+
+const EVENT: &str = "apiVersion: events.k8s.io/v1
+kind: Event
+metadata:
+  name: team-a-web.1
+  namespace: team-a
+eventTime: 2026-12-08T01:00:00.000000Z
+reportingController: test
+reportingInstance: test
+action: Pulling
+type: Warning
+reason: ImagePullBackOff
+note: Back-off pulling image nginx in member2
+regarding:
+  apiVersion: apps/v1
+  kind: Deployment
+  namespace: team-a
+  name: team-a-web
+";
+
 fn binding(namespace: &str, name: &str) -> String {
     format!(
         "apiVersion: work.karmada.io/v1alpha2
@@ -250,10 +287,41 @@ fn each_user_sees_what_their_token_may_read_live() {
         assert!(workloads.contains(expected), "{expected:?} not in {workloads}");
     }
 
+    // A cluster's page: its conditions, resources and what runs there.
+    let member1 = dashboard.get("/clusters/member1", Some(&admin)).body;
+    for expected in [
+        "<h1>Cluster member1</h1>",
+        "ClusterReady",
+        "<th scope=\"row\">cpu</th>",
+        "Deployment team-a/team-a-web <span class=\"n\">(2 replicas)</span>",
+    ] {
+        assert!(member1.contains(expected), "{expected:?} not in {member1}");
+    }
+    // A workload's page: where it runs, its policy, the overrides that apply, its events.
+    api.kubectl_stdin(&["apply", "-f", "-"], OVERRIDE).ok();
+    api.kubectl_stdin(&["create", "-f", "-"], EVENT).ok();
+    let workload = dashboard.get("/workloads/team-a/team-a-web-deployment", Some(&admin)).body;
+    for expected in [
+        "<h2>Where it runs</h2>",
+        "Placed by: team-a/web-policy",
+        "Overrides that apply: OverridePolicy team-a/mirror",
+        "data-reason=\"ImagePullBackOff\"",
+    ] {
+        assert!(workload.contains(expected), "{expected:?} not in {workload}");
+    }
+    assert!(
+        workloads.contains("href=\"/workloads/team-a/team-a-web-deployment\""),
+        "linked from the list"
+    );
+    let warnings = dashboard.get("/events?type=Warning&q=imagepull", Some(&admin)).body;
+    assert!(warnings.contains("data-reason=\"ImagePullBackOff\""), "{warnings}");
+    let normal = dashboard.get("/events?type=Normal", Some(&admin)).body;
+    assert!(!normal.contains("data-reason=\"ImagePullBackOff\""), "{normal}");
+
     // A user who may read one namespace's bindings only.
     let viewer = dashboard.sign_in(&token(&api, "team-a", "viewer"));
     let everything = dashboard.get("/workloads", Some(&viewer)).body;
-    assert!(everything.contains("This token may not list them"), "{everything}");
+    assert!(everything.contains("This token may not read them"), "{everything}");
     assert!(!everything.contains("team-b-web") && !everything.contains("team-a-web"));
     assert!(everything.contains("<label for=\"namespace\">Namespace</label>"));
     let own = dashboard.get("/workloads?namespace=team-a", Some(&viewer)).body;
@@ -262,9 +330,11 @@ fn each_user_sees_what_their_token_may_read_live() {
         "{own}"
     );
     let other = dashboard.get("/workloads?namespace=team-b", Some(&viewer)).body;
-    assert!(other.contains("may not list them") && !other.contains("team-b-web\""), "{other}");
+    assert!(other.contains("may not read them") && !other.contains("team-b-web\""), "{other}");
+    let one_cluster = dashboard.get("/clusters/member1", Some(&viewer)).body;
+    assert!(one_cluster.contains("may not read them") && !one_cluster.contains("ClusterReady"));
     let their_clusters = dashboard.get("/clusters", Some(&viewer)).body;
-    assert!(their_clusters.contains("may not list them") && !their_clusters.contains("member1"));
+    assert!(their_clusters.contains("may not read them") && !their_clusters.contains("member1"));
 
     // Live: a change the administrator may see arrives as an event.
     let mut stream = TcpStream::connect(&dashboard.addr).unwrap();
