@@ -1,6 +1,7 @@
-//! A real browser for tests: headless Chromium driven through chromedriver's W3C WebDriver
-//! protocol (JSON over HTTP on loopback). Debian's `chromium` and `chromium-driver` packages;
-//! `scripts/test` installs them when missing, and a test says so loudly when they are absent.
+//! Real browsers for tests: headless Chromium and Firefox driven through their W3C WebDriver
+//! servers (chromedriver, geckodriver; JSON over HTTP on loopback). Debian's `chromium`,
+//! `chromium-driver` and `firefox-esr`, and geckodriver from crates.io: `scripts/test` installs
+//! them when missing, and a test says so loudly when they are absent.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -22,6 +23,13 @@ fn find_program(env: &str, names: &[&str]) -> Option<PathBuf> {
     std::env::split_paths(&paths)
         .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
         .find(|p| p.is_file())
+}
+
+/// Which browser.
+#[derive(Clone, Copy, Debug)]
+pub enum Engine {
+    Chromium,
+    Firefox,
 }
 
 pub struct Browser {
@@ -105,29 +113,56 @@ fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> std::io::R
 }
 
 impl Browser {
-    /// Starts chromedriver and a headless Chromium session.
-    pub fn start() -> Browser {
-        let missing = "chromium and chromedriver are not installed: `apt-get install chromium chromium-driver` (or set CHROMIUM and CHROMEDRIVER); scripts/test does this";
-        let chromium = find_program("CHROMIUM", &["chromium", "chromium-browser"]).expect(missing);
-        let chromedriver = find_program("CHROMEDRIVER", &["chromedriver"]).expect(missing);
+    /// Starts the engine's WebDriver server and a headless session.
+    pub fn start(engine: Engine) -> Browser {
+        let (driver, capabilities) = match engine {
+            Engine::Chromium => {
+                let missing = "chromium and chromedriver are not installed: `apt-get install chromium chromium-driver` (or set CHROMIUM and CHROMEDRIVER); scripts/test does this";
+                let browser =
+                    find_program("CHROMIUM", &["chromium", "chromium-browser"]).expect(missing);
+                let driver = find_program("CHROMEDRIVER", &["chromedriver"]).expect(missing);
+                let capabilities = json!({
+                    "browserName": "chrome",
+                    "goog:chromeOptions": {
+                        "binary": browser,
+                        "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                                 "--window-size=1280,900", "--no-first-run"],
+                    },
+                });
+                (driver, capabilities)
+            }
+            Engine::Firefox => {
+                let missing = "firefox and geckodriver are not installed: `apt-get install firefox-esr` and `cargo install --locked geckodriver` (or set FIREFOX and GECKODRIVER); scripts/test does this";
+                let browser = find_program("FIREFOX", &["firefox-esr", "firefox"]).expect(missing);
+                let driver = find_program("GECKODRIVER", &["geckodriver"])
+                    .or_else(|| {
+                        let home =
+                            std::env::var_os("CARGO_HOME").map(PathBuf::from).or_else(|| {
+                                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo"))
+                            })?;
+                        Some(home.join("bin/geckodriver")).filter(|p| p.is_file())
+                    })
+                    .expect(missing);
+                let capabilities = json!({
+                    "browserName": "firefox",
+                    "moz:firefoxOptions": {"binary": browser, "args": ["-headless", "-width=1280", "-height=900"]},
+                });
+                (driver, capabilities)
+            }
+        };
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let driver = Command::new(chromedriver)
+        let driver = Command::new(driver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        crate::harness::eventually(Duration::from_secs(30), "chromedriver to listen", || {
-            http(port, "GET", "/status", None).ok().filter(|s| s["value"]["ready"] == true)
-        });
-        let capabilities = json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": chromium,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--window-size=1280,900", "--no-first-run"],
-            },
-        }}});
+        crate::harness::eventually(
+            Duration::from_secs(30),
+            "the WebDriver server to listen",
+            || http(port, "GET", "/status", None).ok().filter(|s| s["value"]["ready"] == true),
+        );
+        let capabilities = json!({"capabilities": {"alwaysMatch": capabilities}});
         let created = http(port, "POST", "/session", Some(&capabilities)).unwrap();
         let session = created["value"]["sessionId"]
             .as_str()

@@ -551,13 +551,23 @@ spec:
 /// update themselves (server-sent events); screenshots are saved under the test's scratch
 /// directory (`target/tmp/screenshots`).
 #[test]
-fn in_a_browser_an_admin_deploys_through_the_editor_and_watches_a_failover() {
+fn in_chromium_an_admin_deploys_through_the_editor_and_watches_a_failover() {
+    deploy_and_fail_over_in(crate::browser::Engine::Chromium, "");
+}
+
+/// The same in Firefox (screenshots prefixed `firefox-`).
+#[test]
+fn in_firefox_an_admin_deploys_through_the_editor_and_watches_a_failover() {
+    deploy_and_fail_over_in(crate::browser::Engine::Firefox, "firefox-");
+}
+
+fn deploy_and_fail_over_in(engine: crate::browser::Engine, shots: &str) {
     let cp = crate::plane::ControlPlane::with_joined(3);
     cp.api.kubectl_stdin(&["apply", "-f", "-"], crate::propagation::NOT_READY_POLICY).ok();
     let admin_token = admin_token(&cp.api);
     let dashboard = Dashboard::start(&cp.api);
     let base = format!("http://{}", dashboard.addr);
-    let browser = crate::browser::Browser::start();
+    let browser = crate::browser::Browser::start(engine);
     let long = Duration::from_secs(60);
 
     browser.goto(&format!("{base}/"));
@@ -565,7 +575,7 @@ fn in_a_browser_an_admin_deploys_through_the_editor_and_watches_a_failover() {
     browser.type_into("#token", "not-a-token");
     browser.click("form button[type=submit]");
     browser.wait_until(long, "a wrong token refused", |b| b.text().contains("refused this token"));
-    browser.screenshot("login");
+    browser.screenshot(&format!("{shots}login"));
     browser.type_into("#token", &admin_token);
     browser.click("form button[type=submit]");
     browser.wait_until(long, "signed in", |b| b.url() == format!("{base}/"));
@@ -574,7 +584,7 @@ fn in_a_browser_an_admin_deploys_through_the_editor_and_watches_a_failover() {
     browser.goto(&format!("{base}/clusters"));
     browser
         .wait_until(long, "three clusters Ready", |b| b.text().matches("Ready True").count() == 3);
-    browser.screenshot("clusters");
+    browser.screenshot(&format!("{shots}clusters"));
 
     browser.goto(&format!("{base}/edit"));
     browser.fill("#manifest", &DEPLOYMENT.replace("replicas: 2", "replicas: -1"));
@@ -589,7 +599,7 @@ fn in_a_browser_an_admin_deploys_through_the_editor_and_watches_a_failover() {
         "{}",
         browser.text()
     );
-    browser.screenshot("validation");
+    browser.screenshot(&format!("{shots}validation"));
     let policy =
         crate::propagation::FAILOVER_POLICY.replace("nginx-propagation", "web-propagation");
     browser.fill("#manifest", &format!("{DEPLOYMENT}---\n{policy}"));
@@ -609,10 +619,10 @@ fn in_a_browser_an_admin_deploys_through_the_editor_and_watches_a_failover() {
     browser.wait_until(long, "a replica in each of member1 and member2", |b| {
         placed(b, "member1", 1) && placed(b, "member2", 1) && b.text().contains("2 / 2")
     });
-    browser.screenshot("workloads");
+    browser.screenshot(&format!("{shots}workloads"));
     browser.goto(&format!("{base}/"));
     browser.wait_until(long, "the overview", |b| b.text().contains("Clusters ready"));
-    browser.screenshot("overview");
+    browser.screenshot(&format!("{shots}overview"));
 
     // The page stays open: what follows reaches it through the live stream.
     browser.goto(&format!("{base}/workloads"));
@@ -625,5 +635,5 @@ fn in_a_browser_an_admin_deploys_through_the_editor_and_watches_a_failover() {
         browser.source().contains("data-refreshed="),
         "the page refreshed itself, not reloaded"
     );
-    browser.screenshot("failover");
+    browser.screenshot(&format!("{shots}failover"));
 }
