@@ -509,17 +509,22 @@ async fn render_detail(detail: &Detail, client: &kube::Client) -> String {
                 Some(ns) => Api::<ResourceBinding>::namespaced(client.clone(), ns)
                     .get(binding)
                     .await
-                    .map(|b| (view::workload_row(&b), b.status.unwrap_or_default().conditions)),
-                None => {
-                    Api::<ClusterResourceBinding>::all(client.clone()).get(binding).await.map(|b| {
-                        (view::cluster_workload_row(&b), b.status.unwrap_or_default().conditions)
-                    })
-                }
+                    .map(|b| (view::workload_row(&b), b.spec, b.status)),
+                None => Api::<ClusterResourceBinding>::all(client.clone())
+                    .get(binding)
+                    .await
+                    .map(|b| (view::cluster_workload_row(&b), b.spec, b.status)),
             };
-            let (row, conditions) = match found {
+            let (row, spec, status) = match found {
                 Ok(found) => found,
                 Err(e) => return format!("<h1>Workload</h1>\n{}", list_error("The workload", &e)),
             };
+            // Each cluster's verdict, when the token may list the clusters.
+            let why = match Api::<Cluster>::all(client.clone()).list(&ListParams::default()).await {
+                Ok(list) => view::why_not(&spec, status.as_ref(), &list.items),
+                Err(_) => Vec::new(),
+            };
+            let conditions = status.map(|s| s.conditions).unwrap_or_default();
             let conditions: Vec<view::ConditionView> = conditions
                 .iter()
                 .map(|c| view::ConditionView {
@@ -561,7 +566,7 @@ async fn render_detail(detail: &Detail, client: &kube::Client) -> String {
                 })
                 .collect::<Vec<_>>();
             let events = view::filter_events(events, &view::EventFilter::default());
-            pages::workload_detail(&row, &conditions, &overrides, &events)
+            pages::workload_detail(&row, &conditions, &why, &overrides, &events)
         }
     }
 }

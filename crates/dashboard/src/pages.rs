@@ -529,6 +529,7 @@ pub fn events(
 pub fn workload_detail(
     w: &WorkloadRow,
     all_conditions: &[ConditionView],
+    why: &[(String, crate::view::Verdict)],
     overrides: &[String],
     events: &[crate::view::EventRow],
 ) -> String {
@@ -542,6 +543,32 @@ pub fn workload_detail(
     );
     out.push_str("<h2>Where it runs</h2>\n");
     out.push_str(&workloads_table(std::slice::from_ref(w)));
+    if !why.is_empty() {
+        out.push_str("<h2>Every cluster</h2>\n<p class=\"hint\">The scheduler's filters run now on this placement (they may have said otherwise when it was scheduled).</p>\n<table class=\"why\"><thead><tr><th scope=\"col\">Cluster</th><th scope=\"col\">Verdict</th></tr></thead><tbody>\n");
+        for (cluster, verdict) in why {
+            let text = match verdict {
+                crate::view::Verdict::Chosen(n) => {
+                    format!("<span class=\"ok\">chosen: {n} replicas</span>")
+                }
+                crate::view::Verdict::NotPicked => {
+                    "fits, not picked by the placement (spread, weights or replicas)".to_owned()
+                }
+                crate::view::Verdict::FilteredOut { plugin, reason } => {
+                    format!(
+                        "<span class=\"bad\">filtered out: {} ({})</span>",
+                        escape(reason),
+                        escape(plugin)
+                    )
+                }
+            };
+            let _ = writeln!(
+                out,
+                "<tr data-why=\"{c}\"><th scope=\"row\">{c}</th><td>{text}</td></tr>",
+                c = escape(cluster)
+            );
+        }
+        out.push_str("</tbody></table>\n");
+    }
     out.push_str("<h2>Conditions</h2>\n");
     out.push_str(&conditions_table(all_conditions));
     let _ = write!(

@@ -537,5 +537,61 @@ pub fn overrides_for(
     out
 }
 
+/// Why a cluster holds a workload or does not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Chosen, with this many replicas.
+    Chosen(i32),
+    /// Passes every filter, but the placement (spread, replicas, weights) did not pick it.
+    NotPicked,
+    /// Filtered out: the scheduler plugin and its reason.
+    FilteredOut { plugin: &'static str, reason: String },
+}
+
+/// Every cluster's verdict for a binding, by running the scheduler's own filters (the
+/// `scheduler` crate the scheduler runs) on the binding's placement and the clusters as they
+/// are now — so it explains the present, which may differ from when it was scheduled.
+pub fn why_not(
+    spec: &ResourceBindingSpec,
+    status: Option<&ResourceBindingStatus>,
+    clusters: &[Cluster],
+) -> Vec<(String, Verdict)> {
+    let Some(binding) = controllers::scheduling::binding_info(spec, status) else {
+        return Vec::new();
+    };
+    let infos: Vec<scheduler::ClusterInfo> =
+        clusters.iter().map(controllers::scheduling::cluster_info).collect();
+    let placement = &binding.placement;
+    let affinity = placement.cluster_affinity.as_ref().or_else(|| {
+        let terms = &placement.cluster_affinities;
+        binding
+            .observed_affinity
+            .as_deref()
+            .and_then(|name| terms.iter().find(|t| t.affinity_name == name))
+            .or(terms.first())
+            .map(|t| &t.affinity)
+    });
+    let (_, rejections) =
+        scheduler::filter::run(&binding, &infos, &scheduler::Plugins::default(), affinity);
+    let mut verdicts: Vec<(String, Verdict)> = infos
+        .iter()
+        .map(|c| {
+            let verdict = match (
+                spec.clusters.iter().find(|t| t.name == c.name),
+                rejections.iter().find(|r| r.cluster == c.name),
+            ) {
+                (Some(target), _) => Verdict::Chosen(target.replicas),
+                (None, Some(r)) => {
+                    Verdict::FilteredOut { plugin: r.plugin, reason: r.reason.clone() }
+                }
+                (None, None) => Verdict::NotPicked,
+            };
+            (c.name.clone(), verdict)
+        })
+        .collect();
+    verdicts.sort_by(|a, b| a.0.cmp(&b.0));
+    verdicts
+}
+
 #[cfg(test)]
 mod tests;

@@ -96,3 +96,38 @@ fn pages_escape_what_users_named() {
     assert!(login.contains("&lt;b&gt;no&lt;/b&gt;") && login.contains("role=\"alert\""));
     assert!(login.contains("<label for=\"token\">"), "the token field is labelled");
 }
+
+#[test]
+fn every_cluster_gets_the_schedulers_verdict() {
+    let bound = binding(json!({
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"resource": {"apiVersion": "apps/v1", "kind": "Deployment", "namespace": "default", "name": "web"},
+                 "replicas": 2,
+                 "placement": {"clusterAffinity": {"clusterNames": ["member1", "member2", "member3"]}},
+                 "clusters": [{"name": "member1", "replicas": 2}]},
+    }));
+    let clusters: Vec<Cluster> = ["member1", "member2", "member3", "member4"]
+        .iter()
+        .map(|name| {
+            let taints = if *name == "member3" {
+                json!([{"key": "maintenance", "effect": "NoSchedule"}])
+            } else {
+                json!([])
+            };
+            cluster(
+                json!({"metadata": {"name": name}, "spec": {"syncMode": "Push", "taints": taints}}),
+            )
+        })
+        .collect();
+    let verdicts = why_not(&bound.spec, bound.status.as_ref(), &clusters);
+    assert_eq!(verdicts[0], ("member1".into(), Verdict::Chosen(2)));
+    assert_eq!(verdicts[1], ("member2".into(), Verdict::NotPicked));
+    assert!(
+        matches!(&verdicts[2].1, Verdict::FilteredOut { plugin: "TaintToleration", .. }),
+        "{verdicts:?}"
+    );
+    assert!(
+        matches!(&verdicts[3].1, Verdict::FilteredOut { plugin: "ClusterAffinity", .. }),
+        "{verdicts:?}"
+    );
+}

@@ -636,4 +636,13 @@ fn deploy_and_fail_over_in(engine: crate::browser::Engine, shots: &str) {
         "the page refreshed itself, not reloaded"
     );
     browser.screenshot(&format!("{shots}failover"));
+
+    // The workload's page, by its link: every cluster's verdict from the scheduler's filters.
+    browser.click("tr[data-workload='default/nginx'] th a");
+    browser.wait_until(long, "the workload's page", |b| b.text().contains("Every cluster"));
+    let text = browser.text();
+    assert!(text.contains("member2 chosen: 2 replicas"), "{text}");
+    assert!(text.contains("member3 filtered out:") && text.contains("(ClusterAffinity)"), "{text}");
+    assert!(text.contains("Placed by: default/web-propagation"), "{text}");
+    browser.screenshot(&format!("{shots}workload"));
 }
