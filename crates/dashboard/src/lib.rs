@@ -159,13 +159,13 @@ fn secure(mut response: Response<Body>) -> Response<Body> {
     response
 }
 
-fn random_hex() -> String {
+/// 32 random bytes as hex (a session id, a form token); `None` when the system has no
+/// randomness to give, and then nobody signs in.
+fn random_hex() -> Option<String> {
     use ring::rand::SecureRandom as _;
     let mut bytes = [0u8; 32];
-    // The system's randomness failing leaves the id all zeros only if it never worked, in
-    // which case signing in is refused below.
-    let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    ring::rand::SystemRandom::new().fill(&mut bytes).ok()?;
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn cookie(request: &Request<Incoming>) -> Option<String> {
@@ -194,8 +194,8 @@ impl State {
         }
     }
 
-    fn insert(&self, session: Session) -> String {
-        let id = random_hex();
+    fn insert(&self, session: Session) -> Option<String> {
+        let id = random_hex()?;
         let mut sessions = self.sessions.lock();
         sessions.retain(|_, s| s.created.elapsed() < SESSION_TTL);
         if sessions.len() >= MAX_SESSIONS
@@ -205,7 +205,7 @@ impl State {
             sessions.remove(&oldest);
         }
         sessions.insert(id.clone(), Arc::new(session));
-        id
+        Some(id)
     }
 }
 
@@ -415,8 +415,10 @@ async fn login(state: &State, request: Request<Incoming>) -> Response<Body> {
         Ok(user) => user,
         Err(e) => return html(StatusCode::UNAUTHORIZED, pages::login(Some(&sign_in_error(&e)))),
     };
-    let csrf = random_hex();
-    let id = state.insert(Session { user, csrf, client, created: Instant::now() });
+    let session = random_hex().map(|csrf| Session { user, csrf, client, created: Instant::now() });
+    let Some(id) = session.and_then(|session| state.insert(session)) else {
+        return plain(StatusCode::INTERNAL_SERVER_ERROR, "no randomness for a session");
+    };
     let mut response = redirect("/");
     if let Ok(value) = HeaderValue::from_str(&format!(
         "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
