@@ -544,7 +544,7 @@ pub fn workload_detail(
     out.push_str("<h2>Where it runs</h2>\n");
     out.push_str(&workloads_table(std::slice::from_ref(w)));
     if !why.is_empty() {
-        out.push_str("<h2>Every cluster</h2>\n<p class=\"hint\">The scheduler's filters run now on this placement (they may have said otherwise when it was scheduled).</p>\n<table class=\"why\"><thead><tr><th scope=\"col\">Cluster</th><th scope=\"col\">Verdict</th></tr></thead><tbody>\n");
+        out.push_str("<h2>Every cluster</h2>\n<p class=\"hint\">The scheduler's filters run now on this placement (they may have said otherwise when it was scheduled).</p>\n<table class=\"verdicts\"><thead><tr><th scope=\"col\">Cluster</th><th scope=\"col\">Verdict</th></tr></thead><tbody>\n");
         for (cluster, verdict) in why {
             let text = match verdict {
                 crate::view::Verdict::Chosen(n) => {
