@@ -526,15 +526,9 @@ async fn render_detail(detail: &Detail, client: &kube::Client) -> String {
                 Ok(list) => view::why_not(&spec, status.as_ref(), &list.items),
                 Err(_) => Vec::new(),
             };
-            let conditions = status.map(|s| s.conditions).unwrap_or_default();
-            let conditions: Vec<view::ConditionView> = conditions
+            let conditions: Vec<view::ConditionView> = status
                 .iter()
-                .map(|c| view::ConditionView {
-                    kind: c.type_.clone(),
-                    ok: c.status == "True",
-                    reason: c.reason.clone(),
-                    message: c.message.clone(),
-                })
+                .flat_map(|s| s.conditions.iter().map(view::ConditionView::from))
                 .collect();
             let template = template_of(client, &row).await;
             let (op, cop) = tokio::join!(

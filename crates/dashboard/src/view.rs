@@ -103,14 +103,20 @@ pub struct Counts {
     pub override_policies: usize,
 }
 
-fn condition(conditions: &[Condition], kind: &str) -> ConditionView {
-    match conditions.iter().find(|c| c.type_ == kind) {
-        Some(c) => ConditionView {
-            kind: kind.to_owned(),
+impl From<&Condition> for ConditionView {
+    fn from(c: &Condition) -> ConditionView {
+        ConditionView {
+            kind: c.type_.clone(),
             ok: c.status == "True",
             reason: c.reason.clone(),
             message: c.message.clone(),
-        },
+        }
+    }
+}
+
+fn condition(conditions: &[Condition], kind: &str) -> ConditionView {
+    match conditions.iter().find(|c| c.type_ == kind) {
+        Some(c) => ConditionView::from(c),
         None => ConditionView {
             kind: kind.to_owned(),
             ok: false,
@@ -407,16 +413,7 @@ pub fn cluster_detail(cluster: &Cluster, workloads: &[WorkloadRow]) -> ClusterDe
             allocating: text(&summary.allocating, name),
         })
         .collect();
-    let conditions = status
-        .conditions
-        .iter()
-        .map(|c| ConditionView {
-            kind: c.type_.clone(),
-            ok: c.status == "True",
-            reason: c.reason.clone(),
-            message: c.message.clone(),
-        })
-        .collect();
+    let conditions = status.conditions.iter().map(ConditionView::from).collect();
     let mut placed: Vec<(String, i32)> = workloads
         .iter()
         .filter_map(|w| {

@@ -102,6 +102,13 @@ impl Reply {
     }
 }
 
+/// Every one of `expected` is in `page`.
+fn assert_has(page: &str, expected: &[&str]) {
+    for e in expected {
+        assert!(page.contains(e), "{e:?} not in {page}");
+    }
+}
+
 fn form(fields: &[(&str, &str)]) -> String {
     fields
         .iter()
@@ -277,38 +284,41 @@ fn each_user_sees_what_their_token_may_read_live() {
     assert!(clusters.contains("Ready True"), "{clusters}");
     assert!(clusters.contains("6 / 24 cores") && clusters.contains("v1.32.0"), "{clusters}");
     let workloads = dashboard.get("/workloads", Some(&admin)).body;
-    for expected in [
-        "data-workload=\"team-a/team-a-web\"",
-        "data-workload=\"team-b/team-b-web\"",
-        "aria-label=\"member1: 2 replicas\"",
-        "aria-label=\"member2: 1 replicas\"",
-        "team-a/web-policy",
-    ] {
-        assert!(workloads.contains(expected), "{expected:?} not in {workloads}");
-    }
+    assert_has(
+        &workloads,
+        &[
+            "data-workload=\"team-a/team-a-web\"",
+            "data-workload=\"team-b/team-b-web\"",
+            "aria-label=\"member1: 2 replicas\"",
+            "aria-label=\"member2: 1 replicas\"",
+            "team-a/web-policy",
+        ],
+    );
 
     // A cluster's page: its conditions, resources and what runs there.
     let member1 = dashboard.get("/clusters/member1", Some(&admin)).body;
-    for expected in [
-        "<h1>Cluster member1</h1>",
-        "ClusterReady",
-        "<th scope=\"row\">cpu</th>",
-        "Deployment team-a/team-a-web <span class=\"n\">(2 replicas)</span>",
-    ] {
-        assert!(member1.contains(expected), "{expected:?} not in {member1}");
-    }
+    assert_has(
+        &member1,
+        &[
+            "<h1>Cluster member1</h1>",
+            "ClusterReady",
+            "<th scope=\"row\">cpu</th>",
+            "Deployment team-a/team-a-web <span class=\"n\">(2 replicas)</span>",
+        ],
+    );
     // A workload's page: where it runs, its policy, the overrides that apply, its events.
     api.kubectl_stdin(&["apply", "-f", "-"], OVERRIDE).ok();
     api.kubectl_stdin(&["create", "-f", "-"], EVENT).ok();
     let workload = dashboard.get("/workloads/team-a/team-a-web-deployment", Some(&admin)).body;
-    for expected in [
-        "<h2>Where it runs</h2>",
-        "Placed by: team-a/web-policy",
-        "Overrides that apply: OverridePolicy team-a/mirror",
-        "data-reason=\"ImagePullBackOff\"",
-    ] {
-        assert!(workload.contains(expected), "{expected:?} not in {workload}");
-    }
+    assert_has(
+        &workload,
+        &[
+            "<h2>Where it runs</h2>",
+            "Placed by: team-a/web-policy",
+            "Overrides that apply: OverridePolicy team-a/mirror",
+            "data-reason=\"ImagePullBackOff\"",
+        ],
+    );
     assert!(
         workloads.contains("href=\"/workloads/team-a/team-a-web-deployment\""),
         "linked from the list"
