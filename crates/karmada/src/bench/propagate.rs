@@ -593,6 +593,7 @@ async fn load_and_measure(args: &Args, setup: &mut Setup) -> anyhow::Result<Repo
     let bound = Seen::default();
     let scheduled = Seen::default();
     let applied = Seen::default();
+    let written = Seen::default();
     let ready = Seen::default();
     let mut watches = Vec::new();
     for (cluster, member_client) in &setup.members {
@@ -629,7 +630,7 @@ async fn load_and_measure(args: &Args, setup: &mut Setup) -> anyhow::Result<Repo
             async {}
         }),
     ));
-    let seen = applied.clone();
+    let (seen, written_seen) = (applied.clone(), written.clone());
     watches.push(tokio::spawn(
         watcher::watcher(Api::<Work>::all(client.clone()), watcher::Config::default()).for_each(
             move |e| {
@@ -639,15 +640,18 @@ async fn load_and_measure(args: &Args, setup: &mut Setup) -> anyhow::Result<Repo
                         a.get(karmada_api::names::RB_NAMESPACE_ANNOTATION).map(String::as_str)
                             == Some(NAMESPACE)
                     })
-                    && w.status.as_ref().is_some_and(|s| {
-                        s.conditions.iter().any(|c| c.type_ == "Applied" && c.status == "True")
-                    })
                 {
-                    seen.mark(format!(
+                    let key = format!(
                         "{}/{}",
-                        w.metadata.namespace.unwrap_or_default(),
-                        w.metadata.name.unwrap_or_default()
-                    ));
+                        w.metadata.namespace.as_deref().unwrap_or_default(),
+                        w.metadata.name.as_deref().unwrap_or_default()
+                    );
+                    if w.status.as_ref().is_some_and(|s| {
+                        s.conditions.iter().any(|c| c.type_ == "Applied" && c.status == "True")
+                    }) {
+                        seen.mark(key.clone());
+                    }
+                    written_seen.mark(key);
                 }
                 async {}
             },
@@ -831,7 +835,7 @@ async fn load_and_measure(args: &Args, setup: &mut Setup) -> anyhow::Result<Repo
             own,
             &client,
             &created,
-            &Observed { in_member, bound, scheduled, applied },
+            &Observed { in_member, bound, scheduled, written, applied },
             &mut report,
         )
         .await?;
@@ -855,6 +859,8 @@ struct Observed {
     in_member: Seen,
     bound: Seen,
     scheduled: Seen,
+    /// Works of the run, when first seen (written by the binding controller).
+    written: Seen,
     applied: Seen,
 }
 
@@ -908,19 +914,20 @@ async fn restart(
     };
     let idle = until_idle(&pids(own), timeout, baseline).await;
     // The Work's Applied status may follow the member object (its status write is paced).
-    let fresh_work = seen
-        .applied
-        .snapshot()
-        .into_iter()
-        .filter(|(k, _)| k.contains(&format!("/app-{fresh}-deployment")))
-        .map(|(_, t)| t)
-        .min();
+    let fresh_work = format!(
+        "/{}",
+        karmada_api::names::work_name("Deployment", &format!("app-{fresh}"), NAMESPACE)
+    );
+    let first = |seen: &Seen| {
+        seen.snapshot().into_iter().filter(|(k, _)| k.ends_with(&fresh_work)).map(|(_, t)| t).min()
+    };
     eprintln!(
-        "template created during the resync: binding +{:.0} ms, scheduled +{:.0} ms, in member +{:.0} ms, Work Applied +{:.0} ms",
+        "template created during the resync: binding +{:.0} ms, scheduled +{:.0} ms, Work written +{:.0} ms, in member +{:.0} ms, Work Applied +{:.0} ms",
         since(seen.bound.get(&format!("app-{fresh}-deployment"))),
         since(seen.scheduled.get(&format!("app-{fresh}-deployment"))),
+        since(first(&seen.written)),
         since(Some(first_in_member)),
-        since(fresh_work),
+        since(first(&seen.applied)),
     );
     let s = "controller restart";
     report.add(
