@@ -175,6 +175,8 @@ struct Context {
     cops: Store<ClusterOverridePolicy>,
     clusters: Store<Cluster>,
     works: Store<Work>,
+    /// Whether `works` holds its first list.
+    works_ready: tokio::sync::watch::Receiver<bool>,
     work_index: Arc<WorkIndex>,
     kinds: crate::KindCache,
     /// The detector's templates: a binding renders from here (a GET only when the cache is
@@ -467,13 +469,24 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
     // cluster's execution namespace: that cost grew with the clusters on every reconcile).
     let owner = owner_key(namespace.as_deref(), &name);
     let deleting = rb.meta().deletion_timestamp.is_some();
-    let (mut existing, renamed): (Vec<Arc<Work>>, Vec<Arc<Work>>) = ctx
-        .work_index
-        .works_of(&owner)
-        .into_iter()
-        .filter_map(|(es, work)| ctx.works.get(&ObjectRef::new(&work).within(&es)))
-        .filter(|w| owner_of(w).as_deref() == Some(owner.as_str()))
-        .partition(|w| w.metadata.name.as_deref() == Some(work_name.as_str()));
+    // Until the Work cache holds its first list (after a restart: tens of thousands of Works),
+    // a binding that changed is not held back behind it. Its Works are read one by one from
+    // the clusters it targets, and what needs all of them (removing Works, completing
+    // evictions, the status aggregation) waits for the cache.
+    let partial = !*ctx.works_ready.borrow();
+    if partial && deleting {
+        return Ok(Action::requeue(PARTIAL_RETRY));
+    }
+    let (mut existing, renamed): (Vec<Arc<Work>>, Vec<Arc<Work>>) = if partial {
+        (works_by_name(&ctx, spec, &work_name, &owner).await?, Vec::new())
+    } else {
+        ctx.work_index
+            .works_of(&owner)
+            .into_iter()
+            .filter_map(|(es, work)| ctx.works.get(&ObjectRef::new(&work).within(&es)))
+            .filter(|w| owner_of(w).as_deref() == Some(owner.as_str()))
+            .partition(|w| w.metadata.name.as_deref() == Some(work_name.as_str()))
+    };
     // Works named by an earlier version go, leaving their member objects to the new Works
     // (unless the binding goes: then they are deleted like the others).
     if deleting {
@@ -501,8 +514,8 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
             .map(|t| t.from_cluster.clone())
             .collect()
     };
-    // Works of clusters no longer targeted go.
-    for work in existing.iter().filter(|_| ctx.parts.render) {
+    // Works of clusters no longer targeted go (all of them are known only from the cache).
+    for work in existing.iter().filter(|_| ctx.parts.render && !partial) {
         let work_ns = work.metadata.namespace.as_deref().unwrap_or_default();
         let cluster = names::cluster_of_execution_namespace(work_ns).unwrap_or_default();
         if !targets.contains_key(cluster)
@@ -600,12 +613,15 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
             );
         }
         if let Ok(mut rendered) = ctx.rendered.lock() {
-            if override_failures.is_empty() {
+            if override_failures.is_empty() && !partial {
                 rendered.insert(owner.clone(), inputs);
             } else {
                 rendered.remove(&owner);
             }
         }
+    }
+    if partial {
+        return Ok(Action::requeue(PARTIAL_RETRY));
     }
     if ctx.parts.evictions
         && let Some(action) = complete_evictions::<B>(&ctx, &rb, &existing).await?
@@ -624,6 +640,33 @@ async fn reconcile<B: Binding>(rb: Arc<B>, ctx: Arc<Context>) -> Result<Action, 
         aggregate::<B>(&ctx, &rb, &existing, &ar, &templates, &template).await?;
     }
     Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+/// How soon a binding reconciled before the Work cache was filled comes back for what needs
+/// every one of its Works.
+const PARTIAL_RETRY: Duration = Duration::from_secs(1);
+
+/// This binding's Works in the clusters it targets (and those it is being evicted from),
+/// read one by one: its Works while the Work cache is not filled yet.
+async fn works_by_name(
+    ctx: &Context,
+    spec: &ResourceBindingSpec,
+    work_name: &str,
+    owner: &str,
+) -> Result<Vec<Arc<Work>>, kube::Error> {
+    let mut clusters: std::collections::BTreeSet<String> = work_targets(spec).into_keys().collect();
+    clusters.extend(spec.graceful_eviction_tasks.iter().map(|t| t.from_cluster.clone()));
+    let reads = clusters.into_iter().map(|cluster| {
+        let api: Api<Work> = Api::namespaced(ctx.client.clone(), &execution_namespace(&cluster));
+        async move { api.get_opt(work_name).await }
+    });
+    Ok(futures::future::try_join_all(reads)
+        .await?
+        .into_iter()
+        .flatten()
+        .filter(|w| owner_of(w).as_deref() == Some(owner))
+        .map(Arc::new)
+        .collect())
 }
 
 /// How long a binding's Works may take to report for the first time before the binding says
@@ -1034,12 +1077,14 @@ async fn run_for<B: Binding>(
     // Status writes (the aggregation's own, the scheduler's condition) trigger nothing here:
     // a binding is reconciled for its spec, deletion and finalizers, and for its Works.
     // After a restart every binding is listed and rendered again; a binding created or
-    // changed meanwhile goes first (the listed ones are fed as the controller keeps up).
+    // changed meanwhile goes first (the listed ones are fed as the controller keeps up, once
+    // the Work cache is filled).
     let pace = Arc::new(crate::shared::Pace::default());
     let objects = crate::shared::listed_last(
         bindings.subscribe(),
         Arc::clone(&pace),
         crate::CONCURRENCY as u64,
+        Some(ctx.works_ready.clone()),
     );
     let changes = crate::shared::changed_by(objects, crate::spec_relevant::<B>);
     Controller::for_shared_stream(changes, bindings.store())
@@ -1128,11 +1173,12 @@ pub async fn run(
         // A customization can change how replicas are revised or status aggregated.
         forward(caches.interpreter.changes().boxed()),
     ];
+    // Not the Works: a binding changed meanwhile is reconciled before their list is complete
+    // (see `reconcile`), the listed bindings only after it.
     let _ = tokio::join!(
         caches.override_policies.ready(),
         caches.cluster_override_policies.ready(),
         caches.clusters.ready(),
-        caches.works.ready(),
         caches.interpreter.ready()
     );
     let ctx = Arc::new(Context {
@@ -1141,6 +1187,7 @@ pub async fn run(
         cops,
         clusters,
         works,
+        works_ready: caches.works.ready_signal(),
         work_index,
         kinds: crate::KindCache::default(),
         templates: Arc::clone(&caches.templates),

@@ -951,12 +951,32 @@ pub async fn run_scoped(
         interpreter,
     });
     // A Work's own status writes (this controller's) trigger nothing: only what it is asked to
-    // apply (spec, deletion, finalizers) and what happens in the member do.
-    let changes = crate::shared::changed_by(works.applied(), crate::spec_relevant::<Work>);
+    // apply (spec, deletion, finalizers) and what happens in the member do. After a restart
+    // every Work is listed and looked at again; a Work written meanwhile goes first (the
+    // listed ones are fed as the controller keeps up).
+    let pace = Arc::new(crate::shared::Pace::default());
+    let objects = crate::shared::listed_last(
+        works.subscribe(),
+        Arc::clone(&pace),
+        crate::CONCURRENCY as u64,
+        None,
+    );
+    let changes = crate::shared::changed_by(objects, crate::spec_relevant::<Work>);
     Controller::for_shared_stream(changes, store)
         .with_config(crate::controller_config())
         .reconcile_on(triggered)
-        .run(reconcile, error_policy, ctx)
+        .run(
+            move |work, ctx| {
+                let pace = Arc::clone(&pace);
+                async move {
+                    let result = reconcile(work, ctx).await;
+                    pace.finished();
+                    result
+                }
+            },
+            error_policy,
+            ctx,
+        )
         .for_each(|_| async {})
         .await;
     cluster_watch.abort();

@@ -149,6 +149,11 @@ where
         let _ = self.ready.clone().wait_for(|ready| *ready).await;
     }
 
+    /// Shows `true` once the cache holds the first list.
+    pub fn ready_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.ready.clone()
+    }
+
     /// Wakes `notify` on every change (for a controller that recomputes its whole state).
     pub fn notify_on_change(&self, notify: &Arc<tokio::sync::Notify>) -> tokio::task::JoinHandle<()>
     where
@@ -238,10 +243,15 @@ impl Pace {
 /// finished: a change that arrives while a restarted controller goes through thousands of
 /// listed objects is reconciled next, not behind all of them. (kube's controller queue runs
 /// triggers in arrival order.) Changes pass at once; the task ends with `changes`.
+///
+/// With `hold`, listed objects are not released at all until it shows `true` (a controller
+/// that can reconcile a change before one of its caches is filled, but would only repeat
+/// the whole list the slow way before that).
 pub fn listed_last<K>(
     mut changes: mpsc::UnboundedReceiver<Change<K>>,
     pace: Arc<Pace>,
     ahead: u64,
+    hold: Option<tokio::sync::watch::Receiver<bool>>,
 ) -> impl futures::Stream<Item = Arc<K>> + Send + 'static
 where
     K: Send + Sync + 'static,
@@ -250,9 +260,13 @@ where
     let task = tokio::spawn(async move {
         let mut backlog: std::collections::VecDeque<Arc<K>> = std::collections::VecDeque::new();
         let mut released: u64 = 0;
+        let mut hold = hold;
         loop {
+            if hold.as_ref().is_some_and(|h| *h.borrow()) {
+                hold = None;
+            }
             // Release what the controller has room for.
-            while !backlog.is_empty() && released < pace.count() + ahead {
+            while hold.is_none() && !backlog.is_empty() && released < pace.count() + ahead {
                 if let Some(o) = backlog.pop_front()
                     && tx.unbounded_send(o).is_err()
                 {
@@ -264,8 +278,14 @@ where
                 // Nothing held: reconciles of other changes earn no credit for a later list.
                 released = released.max(pace.count());
             }
-            let waiting = !backlog.is_empty();
+            let waiting = !backlog.is_empty() && hold.is_none();
             tokio::select! {
+                // The hold ends (or its sender is gone: nothing holds the list any longer).
+                changed = async { hold.as_mut()?.changed().await.ok() }, if hold.is_some() => {
+                    if changed.is_none() {
+                        hold = None;
+                    }
+                }
                 change = changes.next() => {
                     let Some(change) = change else { break };
                     match change {
@@ -360,7 +380,7 @@ mod tests {
     async fn a_change_goes_before_the_held_back_list() {
         let (tx, rx) = mpsc::unbounded();
         let pace = Arc::new(Pace::default());
-        let out = listed_last(rx, Arc::clone(&pace), 4);
+        let out = listed_last(rx, Arc::clone(&pace), 4, None);
         futures::pin_mut!(out);
         tx.unbounded_send(Change::Relisting).unwrap();
         for i in 0..100 {
@@ -385,5 +405,38 @@ mod tests {
         drop(tx);
         let rest: Vec<i32> = out.map(|o| *o).collect().await;
         assert_eq!(rest, (6..100).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_held_list_waits_for_its_hold_to_end_and_changes_do_not() {
+        let (tx, rx) = mpsc::unbounded();
+        let (open, hold) = tokio::sync::watch::channel(false);
+        let pace = Arc::new(Pace::default());
+        let out = listed_last(rx, Arc::clone(&pace), 4, Some(hold));
+        futures::pin_mut!(out);
+        tx.unbounded_send(Change::Relisting).unwrap();
+        for i in 0..10 {
+            tx.unbounded_send(Change::Listed(Arc::new(i))).unwrap();
+        }
+        tx.unbounded_send(Change::Relisted).unwrap();
+        tx.unbounded_send(Change::Applied(Arc::new(1000))).unwrap();
+        assert_eq!(*out.next().await.unwrap(), 1000);
+        // Held, however long the controller has been idle.
+        let held = tokio::time::timeout(std::time::Duration::from_millis(300), out.next()).await;
+        assert!(held.is_err(), "a listed object passed while held: {held:?}");
+        open.send_replace(true);
+        let mut got = Vec::new();
+        for _ in 0..4 {
+            got.push(*out.next().await.unwrap());
+        }
+        assert_eq!(got, vec![0, 1, 2, 3]);
+        // A hold whose sender goes away holds nothing any longer.
+        let (tx, rx) = mpsc::unbounded();
+        let (gone, hold) = tokio::sync::watch::channel(false);
+        let out = listed_last(rx, Arc::new(Pace::default()), 4, Some(hold));
+        futures::pin_mut!(out);
+        tx.unbounded_send(Change::Listed(Arc::new(7))).unwrap();
+        drop(gone);
+        assert_eq!(*out.next().await.unwrap(), 7);
     }
 }
