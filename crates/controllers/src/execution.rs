@@ -42,7 +42,24 @@ pub const WORK_NAMESPACE_ANNOTATION: &str = "work.karmada.io/namespace";
 struct KindWatch {
     resource: ApiResource,
     cache: Store<LeanObject>,
+    /// True once the cache holds the watch's first list, or the watch failed (then the
+    /// cache may stay empty: waiting for it would not help).
+    settled: tokio::sync::watch::Receiver<bool>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// How long an apply waits for a new watch's first list before it asks the member instead
+/// (well within the bound of a Work's apply, twice the member timeout).
+const FIRST_LIST_WAIT: Duration = Duration::from_secs(3);
+
+impl KindWatch {
+    /// The cached object, once the first list is in (a fresh watch's empty cache would send
+    /// every Work of a restart to the member one GET each); `None` when it is not cached.
+    async fn cached(&self, object: &ObjectRef<LeanObject>) -> Option<Arc<LeanObject>> {
+        let mut settled = self.settled.clone();
+        let _ = tokio::time::timeout(FIRST_LIST_WAIT, settled.wait_for(|s| *s)).await;
+        self.cache.get(object)
+    }
 }
 
 impl Drop for KindWatch {
@@ -56,7 +73,8 @@ impl Drop for KindWatch {
 struct Member {
     version: String,
     client: kube::Client,
-    kinds: HashMap<GroupVersionKind, Arc<KindWatch>>,
+    /// Started once each, however many Works need it at once.
+    kinds: HashMap<GroupVersionKind, Arc<tokio::sync::OnceCell<Arc<KindWatch>>>>,
     namespaces: HashSet<String>,
 }
 
@@ -223,30 +241,54 @@ impl Context {
         Ok(client)
     }
 
-    /// The watch of a kind in a member, started on first use.
+    /// The watch of a kind in a member, started on first use (once: Works of that kind in
+    /// that member that arrive meanwhile wait for it).
     async fn kind(
         &self,
         cluster: &str,
         member: &kube::Client,
         gvk: &GroupVersionKind,
     ) -> Result<Arc<KindWatch>, kube::Error> {
-        if let Ok(members) = self.members.lock()
-            && let Some(w) = members.get(cluster).and_then(|m| m.kinds.get(gvk))
-        {
-            return Ok(Arc::clone(w));
-        }
+        let cell = match self.members.lock() {
+            Ok(mut members) => match members.get_mut(cluster) {
+                Some(m) => Arc::clone(m.kinds.entry(gvk.clone()).or_default()),
+                None => Arc::default(),
+            },
+            Err(_) => Arc::default(),
+        };
+        let watch = cell.get_or_try_init(|| self.start_watch(member, gvk)).await?;
+        Ok(Arc::clone(watch))
+    }
+
+    async fn start_watch(
+        &self,
+        member: &kube::Client,
+        gvk: &GroupVersionKind,
+    ) -> Result<Arc<KindWatch>, kube::Error> {
         let (resource, _) = kube::discovery::pinned_kind(member, gvk).await?;
         let writer = reflector::store::Writer::<LeanObject>::new(resource.clone());
         let cache = writer.as_reader();
+        let (settled_tx, settled) = tokio::sync::watch::channel(false);
         let api: Api<LeanObject> = Api::all_with(member.clone(), &resource);
         let trigger = self.trigger.clone();
         let task = tokio::spawn(
             watcher::watcher(api, watcher::Config::default().labels(MANAGED_LABEL))
                 .default_backoff()
                 .reflect(writer)
-                .touched_objects()
-                .for_each(move |object| {
-                    if let Ok(object) = object {
+                .for_each(move |event| {
+                    let object = match event {
+                        Ok(watcher::Event::InitDone) | Err(_) => {
+                            settled_tx.send_replace(true);
+                            None
+                        }
+                        Ok(
+                            watcher::Event::Apply(o)
+                            | watcher::Event::InitApply(o)
+                            | watcher::Event::Delete(o),
+                        ) => Some(o),
+                        Ok(watcher::Event::Init) => None,
+                    };
+                    if let Some(object) = object {
                         let annotations = object.metadata.annotations.unwrap_or_default();
                         if let (Some(name), Some(ns)) = (
                             annotations.get(WORK_NAME_ANNOTATION),
@@ -258,13 +300,7 @@ impl Context {
                     async {}
                 }),
         );
-        let watch = Arc::new(KindWatch { resource, cache, task });
-        if let Ok(mut members) = self.members.lock()
-            && let Some(m) = members.get_mut(cluster)
-        {
-            return Ok(Arc::clone(m.kinds.entry(gvk.clone()).or_insert(watch)));
-        }
-        Ok(watch)
+        Ok(Arc::new(KindWatch { resource, cache, settled, task }))
     }
 
     fn namespace_known(&self, cluster: &str, namespace: &str) -> bool {
@@ -397,7 +433,7 @@ async fn apply_manifest(
     if !namespace.is_empty() {
         object_ref = object_ref.within(namespace);
     }
-    let existing = match watch.cache.get(&object_ref) {
+    let existing = match watch.cached(&object_ref).await {
         Some(o) => Some((*o).clone()),
         None => api.get_opt(name).await?,
     };

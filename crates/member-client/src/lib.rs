@@ -5,6 +5,7 @@ pub mod join;
 pub mod kubeconfig;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -248,7 +249,12 @@ pub async fn for_cluster(
 /// serial, so a holder of long-lived state on a client (the execution controller's watches)
 /// knows when to move to the new one.
 #[derive(Default)]
-pub struct Clients(std::sync::Mutex<(HashMap<String, Built>, u64)>);
+pub struct Clients {
+    built: std::sync::Mutex<(HashMap<String, Built>, u64)>,
+    /// One build at a time per cluster: the requests that find no client at once (all of a
+    /// restart's) wait for that build instead of each making its own.
+    building: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
 
 /// A client, the version it was built for, when, and its serial.
 struct Built {
@@ -270,16 +276,27 @@ impl Clients {
     ) -> Result<(kube::Client, u64), String> {
         let name = cluster.metadata.name.clone().unwrap_or_default();
         let wanted = version(cluster);
-        if let Ok(cache) = self.0.lock()
-            && let Some(b) = cache.0.get(&name)
-            && b.version == wanted
-            && b.at.elapsed() < Self::MAX_AGE
-        {
-            return Ok((b.client.clone(), b.serial));
+        let current = || {
+            let cache = self.built.lock().ok()?;
+            let b = cache.0.get(&name)?;
+            (b.version == wanted && b.at.elapsed() < Self::MAX_AGE)
+                .then(|| (b.client.clone(), b.serial))
+        };
+        if let Some(found) = current() {
+            return Ok(found);
+        }
+        let lock = match self.building.lock() {
+            Ok(mut building) => Arc::clone(building.entry(name.clone()).or_default()),
+            Err(_) => Arc::default(),
+        };
+        let _building = lock.lock().await;
+        // Built by whoever held the lock before.
+        if let Some(found) = current() {
+            return Ok(found);
         }
         let client =
             for_cluster(control, cluster, timeout, true).await.map_err(|e| e.to_string())?;
-        let Ok(mut cache) = self.0.lock() else { return Ok((client, 0)) };
+        let Ok(mut cache) = self.built.lock() else { return Ok((client, 0)) };
         cache.1 += 1;
         let serial = cache.1;
         let built = Built { version: wanted, client: client.clone(), at: Instant::now(), serial };
@@ -288,7 +305,7 @@ impl Clients {
     }
 
     pub fn forget(&self, name: &str) {
-        if let Ok(mut cache) = self.0.lock() {
+        if let Ok(mut cache) = self.built.lock() {
             cache.0.remove(name);
         }
     }
