@@ -1087,10 +1087,15 @@ async fn run_for<B: Binding>(
         Some(ctx.works_ready.clone()),
     );
     let changes = crate::shared::changed_by(objects, crate::spec_relevant::<B>);
+    let works_ready = ctx.works_ready.clone();
     Controller::for_shared_stream(changes, bindings.store())
         .with_config(crate::controller_config())
         .reconcile_on(works)
-        .reconcile_all_on(policy_changes)
+        .reconcile_all_on(policy_changes.filter(move |()| {
+            // Before the Work cache is filled every binding would be rendered the slow way;
+            // the listed ones follow anyway once it is (with whatever changed meanwhile).
+            futures::future::ready(*works_ready.borrow())
+        }))
         .run(
             move |rb, ctx| {
                 let pace = Arc::clone(&pace);
