@@ -274,8 +274,9 @@ where
                 }
                 released += 1;
             }
-            if backlog.is_empty() {
-                // Nothing held: reconciles of other changes earn no credit for a later list.
+            if backlog.is_empty() || hold.is_some() {
+                // Nothing released: reconciles of other changes earn no credit for a later
+                // list (nor for a held one: it starts `ahead` at a time when the hold ends).
                 released = released.max(pace.count());
             }
             let waiting = !backlog.is_empty() && hold.is_none();
